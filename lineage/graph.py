@@ -1,0 +1,87 @@
+"""The lineage graph in memory (networkx), loaded from the persisted projection.
+
+A ``MultiDiGraph`` whose edges point downstream and carry ``kind``,
+``valid_from`` and ``valid_to`` (None: still valid). The first query loads the
+``lineage_*`` tables; later queries load only what changed since the tracked
+position, so a long-lived process stays current at little cost. ``as_of(T)``
+views the graph as it stood at time T: nodes created by then, edges valid then.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+from sqlalchemy import or_, select
+
+from registry.store.schema import T
+
+if TYPE_CHECKING:
+    from registry.store.base import Store
+
+
+class LineageGraph:
+    """A per-process cache of the lineage projection as a networkx graph."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._graph: nx.MultiDiGraph = nx.MultiDiGraph()
+        self._position = -1
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Forget everything; the next ``current()`` reloads from the tables."""
+        with self._lock:
+            self._graph = nx.MultiDiGraph()
+            self._position = -1
+
+    def current(self) -> nx.MultiDiGraph:
+        """The graph, brought up to the lineage projection's tracking position."""
+        with self._lock, self.store.read() as conn:
+            tracking = T["projection_tracking"]
+            head = conn.execute(select(tracking.c.position)
+                                .where(tracking.c.name == "lineage")).scalar()
+            head = -1 if head is None else int(head)
+            if head < self._position:  # projections were rebuilt under us
+                self._graph, self._position = nx.MultiDiGraph(), -1
+            if head == self._position:
+                return self._graph
+            since = self._position
+            nodes, edges = T["lineage_nodes"], T["lineage_edges"]
+            for row in conn.execute(select(nodes).where(nodes.c.position > since,
+                                                        nodes.c.position <= head)):
+                self._graph.add_node(row.id, kind=row.kind, project=row.project, label=row.label,
+                                     created_at=row.created_at)
+            changed = conn.execute(select(edges).where(
+                or_(edges.c.opened_pos > since, edges.c.closed_pos > since)))
+            for row in changed:
+                if row.opened_pos > head:
+                    continue
+                closed = row.closed_pos is not None and row.closed_pos <= head
+                self._graph.add_edge(row.src, row.dst, key=(row.kind, row.opened_pos),
+                                     kind=row.kind, valid_from=row.valid_from,
+                                     valid_to=row.valid_to if closed else None)
+            self._position = head
+            return self._graph
+
+
+def as_of(graph: nx.MultiDiGraph, when: str | None) -> nx.MultiDiGraph:
+    """A read-only view of ``graph`` at time ``when`` (None: now, every edge ever)."""
+    if when is None:
+        return graph
+
+    def node_ok(node: str) -> bool:
+        return bool(graph.nodes[node].get("created_at", "") <= when)
+
+    def edge_ok(src: str, dst: str, key: Any) -> bool:
+        data = graph.edges[src, dst, key]
+        end = data["valid_to"]
+        return bool(data["valid_from"] <= when and (end is None or when < end))
+
+    return nx.subgraph_view(graph, filter_node=node_ok, filter_edge=edge_ok)
+
+
+def currently_valid(graph: nx.MultiDiGraph, src: str, dst: str) -> bool:
+    """Whether some edge src -> dst is still valid (not closed)."""
+    return any(d["valid_to"] is None for d in graph.get_edge_data(src, dst, default={}).values())

@@ -1,0 +1,331 @@
+"""The six lineage questions, answered from the projections.
+
+Each function takes the ledger and returns plain, JSON-ready dictionaries.
+Record keys and subject ids come in as the user knows them and are turned into
+pseudonyms before any lookup; they never leave this module in an answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+import networkx as nx
+from sqlalchemy import Connection, func, select
+
+from lineage.graph import as_of
+from registry.errors import InvalidNodeId, NotFound
+from registry.ids import NodeId, kind_of
+from registry.store.schema import T
+from registry.timeutil import to_timestamp
+
+if TYPE_CHECKING:
+    from registry.ledger import Ledger
+
+Direction = Literal["upstream", "downstream", "both"]
+CHUNK = 500
+# Edges a training-data question follows upstream: data flowing into a model.
+TRAINING_EDGES = frozenset({"input", "output", "derived"})
+
+
+def resolve(text: str, kind: str, project: str) -> str:
+    """A node id from what a user typed: a full id, or ``name@version`` / ``name``."""
+    if ":" in text:
+        node = NodeId.parse(text)
+        if node.kind != kind:
+            raise InvalidNodeId(f"{text!r} is a {node.kind} id, expected a {kind} id")
+        return str(node)
+    if kind in ("dataset", "model"):
+        if "@" not in text:
+            raise InvalidNodeId(f"{text!r}: expected '<name>@<version>' or '{kind}:<project>/"
+                                "<name>@<version>'")
+        return str(NodeId.parse(f"{kind}:{project}/{text}"))
+    if kind == "run":
+        return str(NodeId.parse(f"run:{text}"))
+    return str(NodeId.parse(f"{kind}:{project}/{text}"))
+
+
+def resolve_model(ledger: Ledger, text: str, project: str) -> str:
+    """Like ``resolve`` for models, also accepting ``name@alias`` (e.g. ``clf@production``)."""
+    node = resolve(text, "model", project)
+    with ledger.store.read() as conn:
+        if _exists(conn, "cat_models", node):
+            return node
+        parsed = NodeId.parse(node)
+        hist = T["alias_history"]
+        target = conn.execute(select(hist.c.model).where(
+            hist.c.project == parsed.project, hist.c.name == parsed.name,
+            hist.c.alias == parsed.version, hist.c.valid_to.is_(None))).scalar()
+    if target is None:
+        raise NotFound(f"no model version or alias {text!r} in project {project!r}")
+    return str(target)
+
+
+def _exists(conn: Connection, table: str, node: str) -> bool:
+    t = T[table]
+    return conn.execute(select(t.c.id).where(t.c.id == node)).first() is not None
+
+
+def _require(conn: Connection, table: str, node: str, what: str) -> None:
+    if not _exists(conn, table, node):
+        raise NotFound(f"no {what} {node} in the ledger")
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+def _record_counts(conn: Connection, datasets: list[str]) -> dict[str, int]:
+    counts = T["dataset_record_counts"]
+    out: dict[str, int] = {}
+    for chunk in _chunks(datasets):
+        out.update(conn.execute(select(counts.c.dataset, counts.c.records)
+                                .where(counts.c.dataset.in_(chunk))).tuples().all())
+    return out
+
+
+# 1. scored ------------------------------------------------------------------------------
+
+
+def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any]:
+    """Every time record R was scored: model version, deployment, when, output."""
+    pseudonym = ledger.pseudonymizer(project).record(record_key)
+    idx = T["prediction_index"]
+    with ledger.store.read() as conn:
+        rows = conn.execute(
+            select(idx.c.deployment, idx.c.model, idx.c.at, idx.c.output, idx.c.trace_id,
+                   idx.c.position)
+            .where(idx.c.project == project, idx.c.record == pseudonym)
+            .order_by(idx.c.at, idx.c.position, idx.c.seq)).all()
+        if not rows:
+            members = T["record_index"]
+            known = conn.execute(select(members.c.dataset).where(
+                members.c.project == project, members.c.record == pseudonym).limit(1)).first()
+            if known is None:
+                raise NotFound(f"no record with that key in project {project!r}: it is in no "
+                               "dataset version and was never scored")
+    return {
+        "record": f"record:{project}/{pseudonym}",
+        "times_scored": len(rows),
+        "predictions": [
+            {"deployment": r.deployment, "model": r.model, "at": r.at,
+             "output": json.loads(r.output), "trace_id": r.trace_id, "position": r.position}
+            for r in rows
+        ],
+    }
+
+
+# 2. trained-on ------------------------------------------------------------------------------
+
+
+def trained_on(ledger: Ledger, model: str) -> dict[str, Any]:
+    """Dataset versions that trained ``model``, transitively, with record counts."""
+    graph = ledger.graph.current()
+    if model not in graph or graph.nodes[model].get("kind") != "model":
+        raise NotFound(f"no model version {model} in the ledger")
+    # Breadth-first upstream over data edges: the producing run, its inputs, the
+    # datasets those were derived from or produced by, base models and their data.
+    found: dict[str, dict[str, Any]] = {}
+    runs: list[str] = []
+    seen = {model}
+    queue: deque[tuple[str, int]] = deque([(model, 0)])
+    while queue:
+        node, depth = queue.popleft()
+        for src, _dst, data in graph.in_edges(node, data=True):
+            if data["kind"] not in TRAINING_EDGES or src in seen:
+                continue
+            seen.add(src)
+            kind = kind_of(src)
+            hops = depth + (1 if kind == "dataset" else 0)
+            if kind == "dataset":
+                found[src] = {"dataset": src, "label": graph.nodes[src].get("label"),
+                              "depth": hops, "relation": "direct" if hops == 1 else "upstream"}
+            elif kind == "run":
+                runs.append(src)
+            queue.append((src, hops))
+    with ledger.store.read() as conn:
+        counts = _record_counts(conn, list(found))
+        cat = T["cat_datasets"]
+        rows = {r.id: r for chunk in _chunks(list(found)) for r in conn.execute(
+            select(cat.c.id, cat.c.digest, cat.c.row_count).where(cat.c.id.in_(chunk)))}
+    datasets = []
+    for node, item in sorted(found.items(), key=lambda kv: (kv[1]["depth"], kv[0])):
+        row = rows.get(node)
+        item["records"] = counts.get(node, 0)
+        item["row_count"] = None if row is None else row.row_count
+        item["digest"] = None if row is None else row.digest
+        datasets.append(item)
+    return {"model": model, "runs": runs, "datasets": datasets}
+
+
+# 3. downstream ------------------------------------------------------------------------------
+
+
+def downstream(ledger: Ledger, dataset: str) -> dict[str, Any]:
+    """Everything downstream of a dataset version, with prediction counts."""
+    graph = ledger.graph.current()
+    if dataset not in graph or graph.nodes[dataset].get("kind") != "dataset":
+        raise NotFound(f"no dataset version {dataset} in the ledger")
+    nodes = _descendants(graph, [dataset])
+    return {"dataset": dataset, **_summarise(ledger, graph, nodes)}
+
+
+def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
+    found: set[str] = set()
+    for root in roots:
+        found |= nx.descendants(graph, root)
+    # A parent run is no consequence of its child's data.
+    return {n for n in found if n not in roots}
+
+
+def _summarise(ledger: Ledger, graph: nx.MultiDiGraph, nodes: set[str]) -> dict[str, Any]:
+    by_kind: dict[str, list[str]] = {"dataset": [], "run": [], "model": [], "deployment": []}
+    for node in sorted(nodes):
+        by_kind.setdefault(kind_of(node), []).append(node)
+    models = set(by_kind["model"])
+    counts = T["prediction_counts"]
+    predictions = []
+    with ledger.store.read() as conn:
+        for chunk in _chunks(sorted(models)):
+            for row in conn.execute(select(counts).where(counts.c.model.in_(chunk))
+                                    .order_by(counts.c.deployment, counts.c.model)):
+                predictions.append({"deployment": row.deployment, "model": row.model,
+                                    "count": row.n, "first_at": row.first_at,
+                                    "last_at": row.last_at})
+    deployments = []
+    for dep in by_kind["deployment"]:
+        served = sorted(src for src, _ in graph.in_edges(dep) if src in models)
+        deployments.append({"deployment": dep, "serves_from_here": served})
+    label = {n: graph.nodes[n].get("label") for n in nodes}
+    return {
+        "runs": [{"run": r, "job": label[r]} for r in by_kind["run"]],
+        "datasets": [{"dataset": d, "label": label[d]} for d in by_kind["dataset"]],
+        "models": [{"model": m, "label": label[m]} for m in by_kind["model"]],
+        "deployments": deployments,
+        "predictions": predictions,
+        "total_predictions": sum(p["count"] for p in predictions),
+    }
+
+
+# 4. lineage ---------------------------------------------------------------------------------
+
+
+def lineage(ledger: Ledger, node: str, *, direction: Direction = "both", depth: int = 3,
+            when: Any = None) -> dict[str, Any]:
+    """The subgraph around ``node`` to ``depth`` hops, optionally as of a past time."""
+    if depth < 0:
+        raise InvalidNodeId(f"depth {depth} is negative: expected 0 or more")
+    if direction not in ("upstream", "downstream", "both"):
+        raise InvalidNodeId(f"direction {direction!r}: expected upstream, downstream or both")
+    NodeId.parse(node)
+    at = None if when is None else to_timestamp(when, "as-of time")
+    full = ledger.graph.current()
+    if node not in full:
+        raise NotFound(f"no node {node} in the lineage graph")
+    view = as_of(full, at)
+    if node not in view:
+        raise NotFound(f"{node} did not exist yet at {at} (created {full.nodes[node]['created_at']})")
+    seen = {node: 0}
+    queue: deque[str] = deque([node])
+    while queue:
+        current = queue.popleft()
+        if seen[current] >= depth:
+            continue
+        neighbours: list[str] = []
+        if direction in ("upstream", "both"):
+            neighbours += [s for s, _ in view.in_edges(current)]
+        if direction in ("downstream", "both"):
+            neighbours += [d for _, d in view.out_edges(current)]
+        for nxt in neighbours:
+            if nxt not in seen:
+                seen[nxt] = seen[current] + 1
+                queue.append(nxt)
+    edges = [{"src": src, "dst": dst, "kind": data["kind"], "valid_from": data["valid_from"],
+              "valid_to": data["valid_to"]}
+             for src, dst, data in view.out_edges(list(seen), data=True) if dst in seen]
+    edges.sort(key=lambda e: (e["src"], e["dst"], e["kind"], e["valid_from"]))
+    return {
+        "root": node, "direction": direction, "depth": depth, "as_of": at,
+        "nodes": [{"id": n, "kind": view.nodes[n]["kind"], "label": view.nodes[n]["label"],
+                   "created_at": view.nodes[n]["created_at"], "distance": d}
+                  for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))],
+        "edges": edges,
+    }
+
+
+# 5. subject footprint ------------------------------------------------------------------------
+
+
+def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any]:
+    """Every record, dataset version, run, model version, deployment and prediction
+    linked to data subject S."""
+    pseudonym = ledger.pseudonymizer(project).subject(subject)
+    members, idx = T["record_index"], T["prediction_index"]
+    with ledger.store.read() as conn:
+        memberships = conn.execute(
+            select(members.c.record, members.c.dataset)
+            .where(members.c.project == project, members.c.subject == pseudonym)
+            .order_by(members.c.record, members.c.dataset)).all()
+        vault_entries = conn.execute(select(func.count()).select_from(T["vault_entries"]).where(
+            T["vault_entries"].c.project == project,
+            T["vault_entries"].c.subject == pseudonym)).scalar_one()
+        records: dict[str, list[str]] = {}
+        for record, dataset in memberships:
+            records.setdefault(record, []).append(dataset)
+        predictions = []
+        for chunk in _chunks(sorted(records)):
+            predictions += [
+                {"record": f"record:{project}/{r.record}", "deployment": r.deployment,
+                 "model": r.model, "at": r.at, "position": r.position}
+                for r in conn.execute(
+                    select(idx.c.record, idx.c.deployment, idx.c.model, idx.c.at, idx.c.position)
+                    .where(idx.c.project == project, idx.c.record.in_(chunk)))]
+    if not records and not vault_entries:
+        raise NotFound(f"no data subject with that id in project {project!r}")
+    predictions.sort(key=lambda p: (p["at"], p["record"], p["position"]))
+    datasets = sorted({d for ds in records.values() for d in ds})
+    graph = ledger.graph.current()
+    derived = _descendants(graph, [d for d in datasets if d in graph])
+    summary = _summarise(ledger, graph, derived)
+    return {
+        "subject": f"subject:{project}/{pseudonym}",
+        "records": [{"record": f"record:{project}/{r}", "datasets": ds}
+                    for r, ds in sorted(records.items())],
+        "datasets": datasets,
+        "derived_datasets": summary["datasets"],
+        "runs": summary["runs"],
+        "models": summary["models"],
+        "deployments": summary["deployments"],
+        "predictions": predictions,
+        "vault_entries": vault_entries,
+    }
+
+
+# 6. deployment history --------------------------------------------------------------------------
+
+
+def history(ledger: Ledger, deployment: str) -> dict[str, Any]:
+    """Which model versions a deployment served, with traffic, from when to when."""
+    deps, hist = T["cat_deployments"], T["deployment_history"]
+    with ledger.store.read() as conn:
+        current = conn.execute(select(deps).where(deps.c.id == deployment)).first()
+        if current is None:
+            raise NotFound(f"no deployment {deployment} in the ledger")
+        rows = conn.execute(select(hist).where(hist.c.deployment == deployment)
+                            .order_by(hist.c.opened_pos, hist.c.model)).all()
+    intervals = [{"model": r.model, "traffic": r.traffic, "endpoint": r.endpoint,
+                  "from": r.valid_from, "to": r.valid_to} for r in rows]
+    # Per model: merge back-to-back intervals (a traffic change is no gap in service).
+    spans: dict[str, list[dict[str, Any]]] = {}
+    for item in sorted(intervals, key=lambda i: (i["model"], i["from"])):
+        mine = spans.setdefault(item["model"], [])
+        if mine and mine[-1]["to"] == item["from"]:
+            mine[-1]["to"] = item["to"]
+        else:
+            mine.append({"from": item["from"], "to": item["to"]})
+    models = [{"model": m, "spans": s} for m, s in sorted(spans.items(), key=lambda kv: kv[1][0]["from"])]
+    return {"deployment": deployment, "status": current.status, "endpoint": current.endpoint,
+            "intervals": intervals, "models": models}

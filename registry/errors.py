@@ -1,0 +1,46 @@
+"""Errors a user can act on: each says what was wrong and what was expected."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base class for every error mlledger raises on purpose."""
+
+
+class InvalidNodeId(LedgerError, ValueError):
+    """A node id string that does not parse."""
+
+
+class EventRejected(LedgerError, ValueError):
+    """An event in a batch is invalid; the whole batch was written nowhere.
+
+    ``index`` is the event's place in the batch, ``field`` the dotted path of the
+    offending field.
+    """
+
+    def __init__(self, index: int, event_id: str, event_type: str, field: str, message: str):
+        self.index = index
+        self.event_id = event_id
+        self.event_type = event_type
+        self.field = field
+        self.message = message
+        super().__init__(
+            f"event #{index} ({event_type}, id {event_id}) field {field!r}: {message}; "
+            "nothing in the batch was written"
+        )
+
+
+class NotFound(LedgerError, LookupError):
+    """A node the question names is not in the ledger."""
+
+
+class Conflict(LedgerError):
+    """A write that contradicts what is already recorded."""
+
+
+class ImmutableLog(LedgerError):
+    """The log refused an UPDATE or DELETE."""
+
+
+class ConfigError(LedgerError):
+    """Settings that cannot work (bad database URL, missing key, ...)."""

@@ -1,0 +1,118 @@
+"""Typed node ids: the one place they are parsed and formatted.
+
+Formats::
+
+    dataset:<project>/<name>@<version>
+    model:<project>/<name>@<version>
+    run:<uuid>
+    deployment:<project>/<name>
+    record:<project>/<pseudonym>
+    subject:<project>/<pseudonym>
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from registry.errors import InvalidNodeId
+
+Kind = Literal["dataset", "model", "run", "deployment", "record", "subject"]
+KINDS: tuple[Kind, ...] = ("dataset", "model", "run", "deployment", "record", "subject")
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}"
+_NAME_RE = re.compile(rf"^{_NAME}$")
+_VERSIONED_RE = re.compile(rf"^(?P<project>{_NAME})/(?P<name>{_NAME})@(?P<version>{_NAME})$")
+_NAMED_RE = re.compile(rf"^(?P<project>{_NAME})/(?P<name>{_NAME})$")
+
+
+def check_name(value: str, what: str) -> str:
+    """Return ``value`` if it is a valid project/name/version, else raise InvalidNodeId."""
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise InvalidNodeId(
+            f"{what} {value!r} is not valid: expected 1-128 characters of letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class NodeId:
+    """A parsed node id. ``name`` holds the run uuid or the pseudonym for those kinds."""
+
+    kind: Kind
+    project: str | None
+    name: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "run":
+            return f"run:{self.name}"
+        if self.version is not None:
+            return f"{self.kind}:{self.project}/{self.name}@{self.version}"
+        return f"{self.kind}:{self.project}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> NodeId:
+        """Parse ``text``; raise InvalidNodeId naming the expected format when it does not fit."""
+        if not isinstance(text, str) or ":" not in text:
+            raise InvalidNodeId(f"node id {text!r} has no kind: expected '<kind>:...' with kind "
+                                f"one of {', '.join(KINDS)}")
+        kind, rest = text.split(":", 1)
+        if kind == "run":
+            try:
+                return cls("run", None, str(uuid.UUID(rest)))
+            except ValueError:
+                raise InvalidNodeId(f"run id {text!r}: expected 'run:<uuid>'") from None
+        if kind in ("dataset", "model"):
+            m = _VERSIONED_RE.match(rest)
+            if not m:
+                raise InvalidNodeId(f"{kind} id {text!r}: expected '{kind}:<project>/<name>@<version>'")
+            return cls(kind, m["project"], m["name"], m["version"])  # type: ignore[arg-type]
+        if kind in ("deployment", "record", "subject"):
+            m = _NAMED_RE.match(rest)
+            if not m:
+                raise InvalidNodeId(f"{kind} id {text!r}: expected '{kind}:<project>/<name>'")
+            return cls(kind, m["project"], m["name"])  # type: ignore[arg-type]
+        raise InvalidNodeId(f"node id {text!r}: unknown kind {kind!r}, expected one of {', '.join(KINDS)}")
+
+
+def dataset_id(project: str, name: str, version: str) -> str:
+    return str(NodeId("dataset", check_name(project, "project"), check_name(name, "dataset name"),
+                      check_name(version, "dataset version")))
+
+
+def model_id(project: str, name: str, version: str) -> str:
+    return str(NodeId("model", check_name(project, "project"), check_name(name, "model name"),
+                      check_name(version, "model version")))
+
+
+def run_id(value: str | uuid.UUID) -> str:
+    return str(NodeId("run", None, str(uuid.UUID(str(value)))))
+
+
+def deployment_id(project: str, name: str) -> str:
+    return str(NodeId("deployment", check_name(project, "project"), check_name(name, "deployment name")))
+
+
+def record_id(project: str, pseudonym: str) -> str:
+    return f"record:{project}/{pseudonym}"
+
+
+def subject_id(project: str, pseudonym: str) -> str:
+    return f"subject:{project}/{pseudonym}"
+
+
+def kind_of(node: str) -> str:
+    """The kind prefix of a node id string, without a full parse."""
+    return node.split(":", 1)[0]
+
+
+def expect_kind(node: str, kind: Kind) -> NodeId:
+    """Parse ``node`` and check it is of ``kind``."""
+    parsed = NodeId.parse(node)
+    if parsed.kind != kind:
+        raise InvalidNodeId(f"{node!r} is a {parsed.kind} id, expected a {kind} id")
+    return parsed

@@ -1,0 +1,304 @@
+"""The ledger: the one write path (``Ledger.append``) and reads of the log.
+
+An append is one transaction holding the append lock: it skips events whose
+``event_id`` is already in the log (idempotency), checks every new event
+against the projections and the events before it in the batch, assigns
+gap-free positions, stores each event with its RFC 6962 leaf hash, brings
+every projection up to date and records their tracking positions, then
+commits. Any failure rolls the whole batch back: nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, insert, select
+
+from registry.canonical import canonical_json, leaf_hash
+from registry.errors import EventRejected
+from registry.events import NewEvent, StoredEvent, canonical_event, validate_new
+from registry.ids import NodeId, dataset_id, model_id
+from registry.store import Store, open_store
+from registry.store.schema import T
+from registry.timeutil import now
+from registry.vault import KeyRing, Pseudonymizer, Vault
+
+CHUNK = 500
+
+
+class Ledger:
+    """The log, its projections and the vault, over one store."""
+
+    def __init__(self, store: Store, keyring: KeyRing | None = None):
+        from lineage.graph import LineageGraph
+        from lineage.projections import ProjectionRunner
+
+        self.store = store
+        self.vault = Vault(keyring or KeyRing.load(store.url))
+        self.runner = ProjectionRunner()
+        self.graph = LineageGraph(store)
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Ledger:
+        """Open the ledger at ``url`` (``MLLEDGER_DB`` or the default SQLite file)."""
+        return cls(open_store(url))
+
+    def close(self) -> None:
+        self.store.dispose()
+
+    # --- write --------------------------------------------------------------------------
+
+    def append(self, events: Sequence[NewEvent],
+               before_commit: Callable[[Connection], None] | None = None) -> list[int]:
+        """Append a batch atomically; return each event's position.
+
+        An event whose ``event_id`` is already in the log is not written again:
+        its original position is returned. ``before_commit`` runs inside the
+        transaction, for writes that must stand or fall with the events (vault).
+        """
+        for index, event in enumerate(events):
+            problem = validate_new(event)
+            if problem is not None:
+                raise EventRejected(index, event.event_id, event.type, *problem)
+        if not events:
+            return []
+        with self.store.append_transaction() as conn:
+            head = Store.max_position(conn)
+            self.runner.catch_up(conn, head)
+            known = _positions_of(conn, [e.event_id for e in events])
+            positions: list[int] = []
+            fresh: list[tuple[int, NewEvent]] = []
+            next_position = head + 1
+            for index, event in enumerate(events):
+                if event.event_id in known:
+                    positions.append(known[event.event_id])
+                    continue
+                known[event.event_id] = next_position
+                positions.append(next_position)
+                fresh.append((index, event))
+                next_position += 1
+            checker = Checker(conn)
+            for index, event in fresh:
+                checker.check(index, event)
+            stored = _store(conn, head + 1, [event for _, event in fresh])
+            self.runner.apply(conn, stored)
+            if before_commit is not None:
+                before_commit(conn)
+        return positions
+
+    # --- read ---------------------------------------------------------------------------
+
+    def read(self, start: int = 0, limit: int | None = None) -> list[StoredEvent]:
+        """Events from ``start`` on, in position order."""
+        with self.store.read() as conn:
+            return Store.select_events(conn, start, limit)
+
+    def tail(self, start: int = 0, batch: int = 1000) -> Iterator[StoredEvent]:
+        """Every event from ``start`` to the current head, fetched in batches."""
+        while True:
+            events = self.read(start, batch)
+            if not events:
+                return
+            yield from events
+            start = events[-1].position + 1
+
+    def head(self) -> int:
+        """Position of the newest event (-1 when empty)."""
+        with self.store.read() as conn:
+            return Store.max_position(conn)
+
+    def last_event(self) -> StoredEvent | None:
+        """The newest event, or None."""
+        head = self.head()
+        return None if head < 0 else self.read(head, 1)[0]
+
+    def pseudonymizer(self, project: str) -> Pseudonymizer:
+        """The keyed pseudonym function of ``project`` (its secret created on first use)."""
+        cached = self.vault._secrets.get(project)
+        if cached is None:
+            with self.store.engine.begin() as conn:
+                cached = self.vault.project_secret(conn, project)
+        return Pseudonymizer(cached)
+
+    # --- projections ---------------------------------------------------------------------
+
+    def rebuild(self) -> dict[str, object]:
+        """Drop every projection and replay the whole log; return counts and the digest."""
+        from lineage.projections import projection_digest
+
+        with self.store.append_transaction() as conn:
+            self.runner.reset(conn)
+            replayed = self.runner.catch_up(conn, Store.max_position(conn))
+            digest = projection_digest(conn)
+        self.graph.invalidate()
+        return {"events": replayed, "digest": digest}
+
+    def projection_digest(self) -> str:
+        """Digest of every projection table (equal digests, equal state)."""
+        from lineage.projections import projection_digest
+
+        with self.store.read() as conn:
+            return projection_digest(conn)
+
+
+def _positions_of(conn: Connection, event_ids: list[str]) -> dict[str, int]:
+    table = T["events"]
+    found: dict[str, int] = {}
+    unique = list(dict.fromkeys(event_ids))
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start:start + CHUNK]
+        found.update(conn.execute(select(table.c.event_id, table.c.position)
+                                  .where(table.c.event_id.in_(chunk))).tuples().all())
+    return found
+
+
+def _store(conn: Connection, first: int, events: list[NewEvent]) -> list[StoredEvent]:
+    """Insert ``events`` at positions ``first``, ``first+1``, ... with their leaf hashes."""
+    if not events:
+        return []
+    recorded = now()
+    rows, stored = [], []
+    for offset, e in enumerate(events):
+        position = first + offset
+        body_json = canonical_json(e.body).decode("utf-8")
+        leaf = leaf_hash(canonical_event(position, e.event_id, e.type, e.schema_version, e.project,
+                                         e.entity, e.actor, e.occurred_at, recorded, body_json,
+                                         e.personal_refs, e.trace_id))
+        rows.append({
+            "position": position, "event_id": e.event_id, "type": e.type,
+            "schema_version": e.schema_version, "project": e.project, "entity": e.entity,
+            "actor": e.actor, "occurred_at": e.occurred_at, "recorded_at": recorded,
+            "body": body_json, "personal_refs": json.dumps(list(e.personal_refs)),
+            "trace_id": e.trace_id, "leaf_hash": leaf,
+        })
+        # Projections see the body exactly as a replay will read it back.
+        stored.append(StoredEvent(position, e.event_id, e.type, e.schema_version, e.project,
+                                  e.entity, e.actor, e.occurred_at, recorded, json.loads(body_json),
+                                  tuple(e.personal_refs), e.trace_id, leaf))
+    conn.execute(insert(T["events"]), rows)
+    return stored
+
+
+@dataclass
+class Checker:
+    """Checks events against what the ledger (and the batch so far) already holds."""
+
+    conn: Connection
+    datasets: set[str] = field(default_factory=set)
+    runs: dict[str, str] = field(default_factory=dict)
+    models: set[str] = field(default_factory=set)
+    deployments: dict[str, str] = field(default_factory=dict)
+    served: dict[str, set[str]] = field(default_factory=dict)
+
+    def _exists(self, table: str, node: str) -> bool:
+        t = T[table]
+        return self.conn.execute(select(t.c.id).where(t.c.id == node)).first() is not None
+
+    def dataset(self, node: str) -> bool:
+        return node in self.datasets or self._exists("cat_datasets", node)
+
+    def model(self, node: str) -> bool:
+        return node in self.models or self._exists("cat_models", node)
+
+    def run_status(self, node: str) -> str | None:
+        if node in self.runs:
+            return self.runs[node]
+        t = T["cat_runs"]
+        return self.conn.execute(select(t.c.status).where(t.c.id == node)).scalar()
+
+    def deployment_status(self, node: str) -> str | None:
+        if node in self.deployments:
+            return self.deployments[node]
+        t = T["cat_deployments"]
+        return self.conn.execute(select(t.c.status).where(t.c.id == node)).scalar()
+
+    def served_by(self, deployment: str) -> set[str]:
+        if deployment not in self.served:
+            t = T["deployment_history"]
+            self.served[deployment] = set(self.conn.execute(
+                select(t.c.model).where(t.c.deployment == deployment).distinct()).scalars())
+        return self.served[deployment]
+
+    def check(self, index: int, e: NewEvent) -> None:
+        """Raise EventRejected for the first rule ``e`` breaks; else note what it adds."""
+
+        def reject(where: str, message: str) -> None:
+            raise EventRejected(index, e.event_id, e.type, where, message)
+
+        b = e.body
+        kind = e.type
+        if kind == "dataset-version-registered":
+            if self.dataset(e.entity):
+                reject("entity", f"dataset version {e.entity} is already registered; versions "
+                                 "are immutable, expected a new version label")
+            if dataset_id(e.project, b["name"], b["version"]) != e.entity:
+                reject("body.name", f"name/version {b['name']}@{b['version']} do not match "
+                                    f"entity {e.entity}")
+            for j, parent in enumerate(b.get("derived_from", [])):
+                if not self.dataset(parent):
+                    reject(f"body.derived_from.{j}", f"unknown dataset version {parent}; "
+                                                     "expected one registered earlier")
+            if b.get("produced_by") and self.run_status(b["produced_by"]) is None:
+                reject("body.produced_by", f"unknown run {b['produced_by']}")
+            self.datasets.add(e.entity)
+        elif kind == "dataset-records-added":
+            if not self.dataset(e.entity):
+                reject("entity", f"unknown dataset version {e.entity}; register it first")
+        elif kind == "run-started":
+            if self.run_status(e.entity) is not None:
+                reject("entity", f"run {e.entity} was already started")
+            parent = b.get("parent_run")
+            if parent and self.run_status(parent) is None:
+                reject("body.parent_run", f"unknown run {parent}")
+            self.runs[e.entity] = "running"
+        elif kind in ("run-inputs-used", "run-params-logged", "run-metrics-logged",
+                      "run-completed", "run-failed"):
+            status = self.run_status(e.entity)
+            if status is None:
+                reject("entity", f"unknown run {e.entity}; expected a started run")
+            if status != "running":
+                reject("entity", f"run {e.entity} has already ended ({status}); "
+                                 "expected a running run")
+            for j, node in enumerate(b.get("inputs", [])):
+                known = self.dataset(node) if node.startswith("dataset:") else self.model(node)
+                if not known:
+                    reject(f"body.inputs.{j}", f"unknown {node.split(':')[0]} version {node}")
+            if kind in ("run-completed", "run-failed"):
+                self.runs[e.entity] = "completed" if kind == "run-completed" else "failed"
+        elif kind == "model-version-registered":
+            if self.model(e.entity):
+                reject("entity", f"model version {e.entity} is already registered; expected a "
+                                 "new version label")
+            if model_id(e.project, b["name"], b["version"]) != e.entity:
+                reject("body.name", f"name/version {b['name']}@{b['version']} do not match "
+                                    f"entity {e.entity}")
+            if b.get("run") and self.run_status(b["run"]) is None:
+                reject("body.run", f"unknown run {b['run']}")
+            self.models.add(e.entity)
+        elif kind == "model-alias-moved":
+            if not self.model(e.entity):
+                reject("entity", f"unknown model version {e.entity}")
+        elif kind == "deployment-configured":
+            for j, served in enumerate(b["served"]):
+                if not self.model(served["model"]):
+                    reject(f"body.served.{j}.model", f"unknown model version {served['model']}")
+                if NodeId.parse(served["model"]).project != e.project:
+                    reject(f"body.served.{j}.model", "belongs to another project")
+            self.deployments[e.entity] = "active"
+            self.served_by(e.entity).update(s["model"] for s in b["served"])
+        elif kind == "deployment-retired":
+            status = self.deployment_status(e.entity)
+            if status != "active":
+                reject("entity", f"deployment {e.entity} is "
+                                 f"{'unknown' if status is None else status}; expected an active one")
+            self.deployments[e.entity] = "retired"
+        elif kind == "predictions-logged":
+            if self.deployment_status(e.entity) is None:
+                reject("entity", f"unknown deployment {e.entity}; configure it first")
+            served = self.served_by(e.entity)
+            for j, model in enumerate(b["models"]):
+                if model not in served:
+                    reject(f"body.models.{j}", f"{model} was never served by {e.entity}; "
+                                               "expected a model version from its configuration")

@@ -1,0 +1,583 @@
+"""The Python SDK: what training and serving code calls.
+
+    import registry
+    reg = registry.connect()                      # MLLEDGER_DB or ./.mlledger/ledger.db
+    raw = reg.register_dataset("patients", "1", uri="file://p.csv", path="p.csv",
+                               records=ids, subjects=patient_ids)
+    with reg.run("train", params={"C": 1.0}, inputs=[raw]) as run:
+        run.log_metrics({"auc": 0.97})
+        model = run.register_model("clf", artifact_path="model.pkl", framework="sklearn")
+    reg.deploy("clf-api", endpoint="https://...", served={model: 100})
+    reg.log_predictions("clf-api", model=model, records=ids, outputs=scores)
+
+Every write becomes events appended through ``Ledger.append``. Inside a run,
+params, metrics, inputs and outputs are buffered and appended together when
+the run ends (or earlier, when another write needs them, or on ``flush()``);
+``run-started`` is appended at once, so a crashed run is visible as running.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import platform
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from lineage import queries
+from registry.errors import Conflict, LedgerError
+from registry.events import NewEvent, make_event
+from registry.ids import check_name, dataset_id, deployment_id, model_id, run_id
+from registry.ledger import Ledger
+from registry.settings import Settings, default_actor
+from registry.timeutil import to_timestamp
+
+RECORD_CHUNK = 10_000
+PREDICTION_CHUNK = 20_000
+KEY_PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "torch", "tensorflow", "xgboost",
+                "lightgbm", "pyarrow", "mlledger")
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    id: str
+    name: str
+    version: str
+    digest: str
+    records: int
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    id: str
+    name: str
+    version: str
+    artifact_digest: str
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    name: str
+    endpoint: str
+    served: tuple[tuple[str, float], ...]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+NodeLike = str | DatasetVersion | ModelVersion | Deployment
+
+
+def file_digest(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file, or of a directory's files (names and contents, sorted)."""
+    target = Path(path)
+    if not target.exists():
+        raise LedgerError(f"cannot digest {target}: no such file or directory")
+    digest = hashlib.sha256()
+    files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+    for file in files:
+        if target.is_dir():
+            digest.update(str(file.relative_to(target)).encode() + b"\x00")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def capture_code(cwd: str) -> dict[str, Any]:
+    """Git commit, branch and dirty flag of ``cwd``; captured once per process, as the
+    code that runs is the code that was loaded."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                  timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"git_commit": None, "git_dirty": None, "git_branch": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": bool(status),
+            "git_branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+
+
+@functools.lru_cache(maxsize=1)
+def capture_environment() -> dict[str, Any]:
+    """Python version, platform, host and the versions of key packages installed."""
+    packages = {}
+    for name in KEY_PACKAGES:
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {"python": platform.python_version(), "implementation": sys.implementation.name,
+            "platform": platform.platform(), "host": socket.gethostname(), "packages": packages}
+
+
+def _node(value: NodeLike) -> str:
+    return value.id if not isinstance(value, str) else value
+
+
+def _plain(values: Any) -> list[Any]:
+    """A list of JSON values from a list, numpy array or Arrow column."""
+    if hasattr(values, "to_pylist"):
+        return list(values.to_pylist())
+    if hasattr(values, "tolist"):
+        return list(values.tolist())
+    return [v.item() if hasattr(v, "item") and not isinstance(v, str | bytes) else v for v in values]
+
+
+class Registry:
+    """A connection to the ledger for one project and actor."""
+
+    def __init__(self, ledger: Ledger, project: str, actor: str):
+        self.ledger = ledger
+        self.project = check_name(project, "project")
+        self.actor = actor
+        self._pending: list[NewEvent] = []
+
+    def close(self) -> None:
+        """Append anything buffered and release the database."""
+        self.flush()
+        self.ledger.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _event(self, type: str, entity: str, body: Mapping[str, Any], *,
+               occurred_at: Any = None, actor: str | None = None, **kw: Any) -> NewEvent:
+        return make_event(type, project=self.project, entity=entity, actor=actor or self.actor,
+                          body=dict(body), occurred_at=occurred_at, **kw)
+
+    def _append(self, events: Sequence[NewEvent], **kw: Any) -> list[int]:
+        """Append buffered run events first, then ``events``, as one batch."""
+        batch = [*self._pending, *events]
+        positions = self.ledger.append(batch, **kw)
+        self._pending.clear()
+        return positions[len(batch) - len(events):]
+
+    def flush(self) -> None:
+        """Append every buffered run event now."""
+        if self._pending:
+            self._append([])
+
+    # --- datasets -----------------------------------------------------------------------------
+
+    def register_dataset(
+        self, name: str, version: str | None = None, *, uri: str, digest: str | None = None,
+        path: str | Path | None = None, schema: Mapping[str, str] | None = None,
+        row_count: int | None = None, records: Iterable[str | int] | None = None,
+        subjects: Iterable[str | int | None] | None = None,
+        derived_from: Sequence[NodeLike] = (), produced_by: Run | str | None = None,
+        tags: Mapping[str, str] | None = None, occurred_at: Any = None,
+    ) -> DatasetVersion:
+        """Register a dataset version with its record membership.
+
+        ``digest`` (or ``path`` to digest) identifies the content; ``version``
+        defaults to the digest's first 12 hex digits. ``records`` are the record
+        keys it holds and ``subjects`` each record's data-subject id (or None).
+        Registering the same name, version and digest again returns the existing
+        version; another digest under the same version is a Conflict.
+        """
+        if digest is None:
+            if path is None:
+                raise LedgerError(f"dataset {name!r}: give digest= or path= to digest")
+            digest = file_digest(path)
+        version = version or digest.split(":")[-1][:12]
+        node = dataset_id(self.project, name, version)
+        existing = self._dataset_row(node)
+        if existing is not None:
+            if existing["digest"] != digest:
+                raise Conflict(f"dataset version {node} is already registered with digest "
+                               f"{existing['digest']}, not {digest}; register a new version")
+            return DatasetVersion(node, name, version, digest, existing["records"])
+        keys = list(records) if records is not None else []
+        if subjects is not None:
+            subject_list = list(subjects)
+            if len(subject_list) != len(keys):
+                raise LedgerError(f"dataset {name!r}: {len(keys)} records but "
+                                  f"{len(subject_list)} subjects; expected one subject per record")
+        else:
+            subject_list = [None] * len(keys)
+        producer = produced_by.id if isinstance(produced_by, Run) else produced_by
+        body: dict[str, Any] = {
+            "name": name, "version": version, "digest": digest, "uri": uri,
+            "schema": dict(schema) if schema is not None else None,
+            "row_count": row_count if row_count is not None else (len(keys) or None),
+            "derived_from": [_node(d) for d in derived_from], "produced_by": producer,
+            "tags": dict(tags or {}),
+        }
+        events = [self._event("dataset-version-registered", node, body, occurred_at=occurred_at)]
+        pseudo = self.ledger.pseudonymizer(self.project)
+        for start in range(0, len(keys), RECORD_CHUNK):
+            chunk = keys[start:start + RECORD_CHUNK]
+            events.append(self._event("dataset-records-added", node, {
+                "records": pseudo.records(chunk),
+                "subjects": pseudo.subjects(subject_list[start:start + RECORD_CHUNK]),
+            }, occurred_at=occurred_at))
+        self._append(events)
+        return DatasetVersion(node, name, version, digest, len(set(keys)))
+
+    def _dataset_row(self, node: str) -> dict[str, Any] | None:
+        from sqlalchemy import select
+
+        from registry.store.schema import T
+
+        cat, counts = T["cat_datasets"], T["dataset_record_counts"]
+        with self.ledger.store.read() as conn:
+            row = conn.execute(select(cat.c.digest).where(cat.c.id == node)).first()
+            if row is None:
+                return None
+            n = conn.execute(select(counts.c.records).where(counts.c.dataset == node)).scalar()
+        return {"digest": row.digest, "records": n or 0}
+
+    # --- runs -------------------------------------------------------------------------------------
+
+    def run(self, job: str, *, params: Mapping[str, Any] | None = None,
+            inputs: Sequence[NodeLike] = (), tags: Mapping[str, str] | None = None,
+            parent: Run | str | None = None, run_id: str | uuid.UUID | None = None,
+            code_dir: str | Path | None = None, occurred_at: Any = None) -> Run:
+        """A run as a context manager; an exception inside marks it failed and re-raises."""
+        return Run(self, job, params=dict(params or {}), inputs=[_node(i) for i in inputs],
+                   tags=dict(tags or {}), parent=parent.id if isinstance(parent, Run) else parent,
+                   uuid_=uuid.UUID(str(run_id)) if run_id else uuid.uuid4(),
+                   code_dir=str(code_dir or Path.cwd()), occurred_at=occurred_at)
+
+    # --- models -------------------------------------------------------------------------------------
+
+    def _next_model_version(self, name: str) -> str:
+        from sqlalchemy import select
+
+        from registry.store.schema import T
+
+        cat = T["cat_models"]
+        with self.ledger.store.read() as conn:
+            versions = list(conn.execute(select(cat.c.version).where(
+                cat.c.project == self.project, cat.c.name == name)).scalars())
+        versions += [e.body["version"] for e in self._pending
+                     if e.type == "model-version-registered" and e.body["name"] == name]
+        numbers = [int(v) for v in versions if v.isdigit()]
+        return str(max(numbers, default=0) + 1)
+
+    def _model_event(self, name: str, version: str | None, run: str | None, artifact_uri: str | None,
+                     artifact_path: str | Path | None, artifact_digest: str | None,
+                     framework: str | None, tags: Mapping[str, str] | None,
+                     occurred_at: Any) -> tuple[NewEvent, ModelVersion]:
+        if artifact_digest is None:
+            if artifact_path is None:
+                raise LedgerError(f"model {name!r}: give artifact_digest= or artifact_path= to digest")
+            artifact_digest = file_digest(artifact_path)
+        if artifact_uri is None:
+            if artifact_path is None:
+                raise LedgerError(f"model {name!r}: give artifact_uri= or artifact_path=")
+            artifact_uri = Path(artifact_path).resolve().as_uri()
+        version = version or self._next_model_version(name)
+        node = model_id(self.project, name, version)
+        event = self._event("model-version-registered", node, {
+            "name": name, "version": version, "run": run, "artifact_uri": artifact_uri,
+            "artifact_digest": artifact_digest, "framework": framework, "tags": dict(tags or {}),
+        }, occurred_at=occurred_at)
+        return event, ModelVersion(node, name, version, artifact_digest)
+
+    def register_model(self, name: str, version: str | None = None, *, run: Run | str | None = None,
+                       artifact_uri: str | None = None, artifact_path: str | Path | None = None,
+                       artifact_digest: str | None = None, framework: str | None = None,
+                       tags: Mapping[str, str] | None = None, occurred_at: Any = None) -> ModelVersion:
+        """Register a model version (outside a run; inside one use ``run.register_model``)."""
+        producer = run.id if isinstance(run, Run) else run
+        event, model = self._model_event(name, version, producer, artifact_uri, artifact_path,
+                                         artifact_digest, framework, tags, occurred_at)
+        self._append([event])
+        return model
+
+    def set_alias(self, model: ModelVersion | str, alias: str, *, moved_by: str | None = None,
+                  occurred_at: Any = None) -> int:
+        """Point ``alias`` (or stage) of the model at this version; ``moved_by`` defaults to
+        the actor."""
+        node = queries.resolve_model(self.ledger, _node(model), self.project) \
+            if not self._pending_model(_node(model)) else _node(model)
+        return self._append([self._event("model-alias-moved", node, {"alias": alias},
+                                          occurred_at=occurred_at, actor=moved_by)])[0]
+
+    def _pending_model(self, node: str) -> bool:
+        return any(e.entity == node and e.type == "model-version-registered" for e in self._pending)
+
+    # --- deployments -------------------------------------------------------------------------------
+
+    def deploy(self, name: str, *, endpoint: str,
+               served: Mapping[NodeLike, float] | Sequence[NodeLike], occurred_at: Any = None,
+               ) -> Deployment:
+        """Create or change a deployment: the whole set of model versions it serves now.
+
+        ``served`` maps model versions to traffic percentages (adding up to 100),
+        or lists them to split traffic evenly.
+        """
+        if isinstance(served, Mapping):
+            split = [(_node(m), float(t)) for m, t in served.items()]
+        else:
+            models = [_node(m) for m in served]
+            split = [(m, 100.0 / len(models)) for m in models] if models else []
+            if split:  # even shares must still add up to exactly 100
+                split[-1] = (split[-1][0], 100.0 - sum(t for _, t in split[:-1]))
+        node = deployment_id(self.project, name)
+        self._append([self._event("deployment-configured", node, {
+            "endpoint": endpoint, "served": [{"model": m, "traffic": t} for m, t in split],
+        }, occurred_at=occurred_at)])
+        return Deployment(node, name, endpoint, tuple(split))
+
+    def retire(self, deployment: Deployment | str, *, reason: str | None = None,
+               occurred_at: Any = None) -> int:
+        """Stop a deployment."""
+        node = self._deployment(deployment)
+        return self._append([self._event("deployment-retired", node, {"reason": reason},
+                                         occurred_at=occurred_at)])[0]
+
+    def _deployment(self, deployment: Deployment | str) -> str:
+        if isinstance(deployment, Deployment):
+            return deployment.id
+        return queries.resolve(deployment, "deployment", self.project)
+
+    # --- predictions ----------------------------------------------------------------------------------
+
+    def log_predictions(self, deployment: Deployment | str, *, records: Any = None,
+                        outputs: Any = None, model: NodeLike | None = None,
+                        models: Sequence[NodeLike] | None = None, at: Any = None,
+                        trace_ids: Sequence[str | None] | None = None, table: Any = None,
+                        ) -> list[int]:
+        """Log a batch of predictions; return the positions of the events written.
+
+        Give ``model`` for the whole batch or ``models`` row by row; ``at`` is one
+        time for all rows, or one per row (default: now). A pyarrow ``table``
+        with columns record, output and optionally model, at, trace_id may stand
+        in for the keyword columns.
+        """
+        if table is not None:
+            names = set(table.column_names)
+            records = table.column("record")
+            outputs = table.column("output")
+            models = _plain(table.column("model")) if "model" in names else models
+            at = _plain(table.column("at")) if "at" in names else at
+            trace_ids = _plain(table.column("trace_id")) if "trace_id" in names else trace_ids
+        if records is None or outputs is None:
+            raise LedgerError("log_predictions: records= and outputs= (or table=) are required")
+        keys = _plain(records)
+        outs = _plain(outputs)
+        n = len(keys)
+        if len(outs) != n:
+            raise LedgerError(f"log_predictions: {n} records but {len(outs)} outputs; "
+                              "expected one output per record")
+        if (model is None) == (models is None):
+            raise LedgerError("log_predictions: give either model= (whole batch) or models= (per row)")
+        per_row = [_node(model)] * n if model is not None else [_node(m) for m in models or []]
+        if len(per_row) != n:
+            raise LedgerError(f"log_predictions: {n} records but {len(per_row)} models")
+        if at is None or not isinstance(at, list | tuple) and not hasattr(at, "tolist"):
+            times = [to_timestamp(at, "at")] * n
+        else:
+            times = [to_timestamp(t, f"at[{i}]") for i, t in enumerate(_plain(at))]
+            if len(times) != n:
+                raise LedgerError(f"log_predictions: {n} records but {len(times)} times")
+        traces = None if trace_ids is None else list(trace_ids)
+        if traces is not None and len(traces) != n:
+            raise LedgerError(f"log_predictions: {n} records but {len(traces)} trace ids")
+        node = self._deployment(deployment)
+        pseudonyms = self.ledger.pseudonymizer(self.project).records(keys)
+        events = []
+        for start in range(0, n, PREDICTION_CHUNK):
+            stop = start + PREDICTION_CHUNK
+            chunk_models = per_row[start:stop]
+            distinct = list(dict.fromkeys(chunk_models))
+            index = {m: i for i, m in enumerate(distinct)}
+            events.append(self._event("predictions-logged", node, {
+                "models": distinct, "record": pseudonyms[start:stop],
+                "model": [index[m] for m in chunk_models], "output": outs[start:stop],
+                "at": times[start:stop],
+                "trace_id": None if traces is None else traces[start:stop],
+            }, occurred_at=times[start]))
+        return self._append(events) if events else []
+
+    # --- personal data --------------------------------------------------------------------------------
+
+    def store_subject_data(self, subject: str | int, attributes: Mapping[str, Any]) -> str:
+        """Put personal attributes of a data subject in the encrypted vault; return the entry id."""
+        if not attributes:
+            raise LedgerError("store_subject_data: attributes is empty; expected at least one")
+        pseudonym = self.ledger.pseudonymizer(self.project).subject(subject)
+        entry = str(uuid.uuid4())
+        event = self._event("subject-data-stored", f"subject:{self.project}/{pseudonym}",
+                            {"entry": entry, "fields": sorted(attributes)}, personal_refs=(entry,))
+
+        def write(conn: Any) -> None:
+            self.ledger.vault.put(conn, self.project, pseudonym, dict(attributes), entry)
+
+        self._append([event], before_commit=write)
+        return entry
+
+    def subject_data(self, subject: str | int) -> list[dict[str, Any]]:
+        """Decrypt what the vault holds for a data subject."""
+        pseudonym = self.ledger.pseudonymizer(self.project).subject(subject)
+        with self.ledger.store.read() as conn:
+            return self.ledger.vault.get(conn, self.project, pseudonym)
+
+    # --- questions ------------------------------------------------------------------------------------
+
+    def scored(self, record: str | int) -> dict[str, Any]:
+        """Which model version, in which deployment, scored record R, and when."""
+        self.flush()
+        return queries.scored(self.ledger, self.project, record)
+
+    def trained_on(self, model: ModelVersion | str) -> dict[str, Any]:
+        """Dataset versions that trained a model version, transitively, with record counts."""
+        self.flush()
+        return queries.trained_on(self.ledger, queries.resolve_model(self.ledger, _node(model),
+                                                                     self.project))
+
+    def downstream(self, dataset: DatasetVersion | str) -> dict[str, Any]:
+        """Runs, datasets, model versions, deployments and predictions downstream of a dataset."""
+        self.flush()
+        return queries.downstream(self.ledger, queries.resolve(_node(dataset), "dataset",
+                                                               self.project))
+
+    def lineage(self, node: NodeLike, *, direction: queries.Direction = "both", depth: int = 3,
+                as_of: Any = None) -> dict[str, Any]:
+        """The lineage subgraph around a node, optionally as of a past time."""
+        self.flush()
+        return queries.lineage(self.ledger, _node(node), direction=direction, depth=depth,
+                               when=as_of)
+
+    def footprint(self, subject: str | int) -> dict[str, Any]:
+        """Everything linked to data subject S."""
+        self.flush()
+        return queries.footprint(self.ledger, self.project, subject)
+
+    def history(self, deployment: Deployment | str) -> dict[str, Any]:
+        """Which model versions a deployment served, from when to when."""
+        self.flush()
+        return queries.history(self.ledger, self._deployment(deployment))
+
+
+class Run:
+    """A run; use it as a context manager (``with reg.run(...) as run:``)."""
+
+    def __init__(self, registry: Registry, job: str, *, params: dict[str, Any], inputs: list[str],
+                 tags: dict[str, str], parent: str | None, uuid_: uuid.UUID, code_dir: str,
+                 occurred_at: Any):
+        self.registry = registry
+        self.job = job
+        self.id = run_id(uuid_)
+        self.uuid = str(uuid_)
+        self._start = dict(params=params, inputs=inputs, tags=tags, parent=parent,
+                           code_dir=code_dir, occurred_at=occurred_at)
+        self.status = "new"
+        self.models: list[ModelVersion] = []
+        self.datasets: list[DatasetVersion] = []
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __enter__(self) -> Run:
+        s = self._start
+        reg = self.registry
+        reg._append([reg._event("run-started", self.id, {
+            "job": self.job, "params": s["params"], "code": capture_code(s["code_dir"]),
+            "environment": capture_environment(), "parent_run": s["parent"], "tags": s["tags"],
+        }, occurred_at=s["occurred_at"])])
+        self.status = "running"
+        if s["inputs"]:
+            self.use(*s["inputs"])
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        reg = self.registry
+        if exc_type is None:
+            reg._append([reg._event("run-completed", self.id, {})])
+            self.status = "completed"
+        else:
+            name = f"{exc_type.__module__}.{exc_type.__qualname__}"
+            reg._append([reg._event("run-failed", self.id, {"error_type": name})])
+            self.status = "failed"
+        return False
+
+    def _buffer(self, type: str, body: dict[str, Any], occurred_at: Any = None) -> None:
+        if self.status != "running":
+            raise LedgerError(f"run {self.id} is {self.status}: record inside its 'with' block")
+        self.registry._pending.append(self.registry._event(type, self.id, body,
+                                                           occurred_at=occurred_at))
+
+    def use(self, *inputs: NodeLike) -> None:
+        """Declare dataset or model versions this run reads."""
+        if inputs:
+            self._buffer("run-inputs-used", {"inputs": [_node(i) for i in inputs]})
+
+    def log_params(self, params: Mapping[str, Any] | None = None, **more: Any) -> None:
+        """Record parameters (a key logged again keeps the latest value)."""
+        merged = {**(params or {}), **more}
+        if merged:
+            self._buffer("run-params-logged", {"params": merged})
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None,
+                    occurred_at: Any = None) -> None:
+        """Record metric values."""
+        if metrics:
+            self._buffer("run-metrics-logged", {"metrics": [
+                {"key": k, "value": float(v), "step": step} for k, v in metrics.items()]},
+                occurred_at=occurred_at)
+
+    def register_model(self, name: str, version: str | None = None, *,
+                       artifact_uri: str | None = None, artifact_path: str | Path | None = None,
+                       artifact_digest: str | None = None, framework: str | None = None,
+                       tags: Mapping[str, str] | None = None, occurred_at: Any = None,
+                       ) -> ModelVersion:
+        """A model version this run produced (appended with the run's other records)."""
+        if self.status != "running":
+            raise LedgerError(f"run {self.id} is {self.status}: register its models inside the block")
+        event, model = self.registry._model_event(name, version, self.id, artifact_uri,
+                                                  artifact_path, artifact_digest, framework, tags,
+                                                  occurred_at)
+        self.registry._pending.append(event)
+        self.models.append(model)
+        return model
+
+    def register_dataset(self, name: str, version: str | None = None, **kw: Any) -> DatasetVersion:
+        """A dataset version this run wrote (``produced_by`` this run)."""
+        self.registry.flush()
+        dataset = self.registry.register_dataset(name, version, produced_by=self.id, **kw)
+        self.datasets.append(dataset)
+        return dataset
+
+    def flush(self) -> None:
+        """Append this run's buffered records now."""
+        self.registry.flush()
+
+
+def connect(db: str | None = None, *, project: str | None = None,
+            actor: str | None = None) -> Registry:
+    """Open the ledger (``db`` URL, ``MLLEDGER_DB``, or ``./.mlledger/ledger.db``)."""
+    settings = Settings()
+    return Registry(Ledger.open(db or settings.db), project or settings.project,
+                    actor or default_actor())

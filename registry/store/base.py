@@ -1,0 +1,110 @@
+"""The store: one database holding the log, the vault and the projections.
+
+A small ladder, one role per class:
+- ``Store`` opens the database, migrates it, and gives read transactions and
+  *append transactions*: transactions that hold the append lock, so positions
+  are assigned gap-free and commit in order (a reader tailing the log by
+  position never skips one);
+- ``SQLiteStore`` and ``PostgresStore`` say how each backend takes that lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, func, select, text
+
+from registry.events import StoredEvent
+from registry.store.schema import T
+
+SCHEMA_HEAD = "0001"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+class Store:
+    """Common behaviour of every backend."""
+
+    dialect: str = ""
+
+    def __init__(self, url: str, engine: Engine):
+        self.url = url
+        self.engine = engine
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (cheap when it is there)."""
+        with self.engine.connect() as conn:
+            try:
+                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except Exception:  # noqa: BLE001 - no table yet on a new database
+                conn.rollback()
+                current = None
+        if current == SCHEMA_HEAD:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config(str(MIGRATIONS / "alembic.ini"))
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            self._lock(conn)
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def append_transaction(self) -> Iterator[Connection]:
+        """A transaction holding the append lock; commits on success, rolls back on error."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                self._lock(conn)
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot)."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    def _lock(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    # --- the log --------------------------------------------------------------------
+
+    @staticmethod
+    def max_position(conn: Connection) -> int:
+        """Position of the newest event, -1 when the log is empty."""
+        value = conn.execute(select(func.max(T["events"].c.position))).scalar()
+        return -1 if value is None else int(value)
+
+    @staticmethod
+    def select_events(conn: Connection, start: int = 0, limit: int | None = None,
+                      stop: int | None = None) -> list[StoredEvent]:
+        """Events with ``start <= position`` (``< stop``), in order, at most ``limit``."""
+        ev = T["events"]
+        query = select(ev).where(ev.c.position >= start).order_by(ev.c.position)
+        if stop is not None:
+            query = query.where(ev.c.position < stop)
+        if limit is not None:
+            query = query.limit(limit)
+        return [row_to_event(row) for row in conn.execute(query)]
+
+
+def row_to_event(row) -> StoredEvent:  # type: ignore[no-untyped-def]
+    """A row of ``events`` as a StoredEvent."""
+    return StoredEvent(
+        position=row.position, event_id=row.event_id, type=row.type,
+        schema_version=row.schema_version, project=row.project, entity=row.entity,
+        actor=row.actor, occurred_at=row.occurred_at, recorded_at=row.recorded_at,
+        body=json.loads(row.body), personal_refs=tuple(json.loads(row.personal_refs)),
+        trace_id=row.trace_id, leaf_hash=bytes(row.leaf_hash),
+    )

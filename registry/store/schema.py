@@ -1,0 +1,277 @@
+"""Table definitions (SQLModel). Alembic migrations in ``migrations/`` own the
+real schema; a test checks these definitions and the migrations agree.
+
+Three groups:
+- the log (``events``): append-only, refused UPDATE and DELETE by triggers;
+- the vault (``project_secrets``, ``subject_keys``, ``vault_entries``): keys and
+  encrypted personal data, the only place rows may be deleted (erasure);
+- projections: everything else, a deterministic function of the log, dropped
+  and replayed by ``mlledger rebuild``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, String, Text
+from sqlmodel import Field, SQLModel
+
+
+def _text(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(Text, nullable=nullable)
+
+
+# --- log ---------------------------------------------------------------------------
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_entity", "entity"),
+        Index("ix_events_project_type", "project", "type"),
+    )
+    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    event_id: str = Field(sa_column=Column(String(36), nullable=False, unique=True))
+    type: str = Field(sa_column=Column(String(64), nullable=False))
+    schema_version: int
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    entity: str = Field(sa_column=Column(String(300), nullable=False))
+    actor: str = Field(sa_column=Column(String(300), nullable=False))
+    occurred_at: str = Field(sa_column=Column(String(27), nullable=False))
+    recorded_at: str = Field(sa_column=Column(String(27), nullable=False))
+    body: str = Field(sa_column=_text())
+    personal_refs: str = Field(sa_column=_text())
+    trace_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ProjectionTracking(SQLModel, table=True):
+    __tablename__ = "projection_tracking"
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+# --- vault --------------------------------------------------------------------------
+
+
+class ProjectSecret(SQLModel, table=True):
+    __tablename__ = "project_secrets"
+    project: str = Field(sa_column=Column(String(128), primary_key=True))
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+
+
+class SubjectKey(SQLModel, table=True):
+    __tablename__ = "subject_keys"
+    project: str = Field(sa_column=Column(String(128), primary_key=True))
+    subject: str = Field(sa_column=Column(String(32), primary_key=True))
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+
+
+class VaultEntry(SQLModel, table=True):
+    __tablename__ = "vault_entries"
+    __table_args__ = (Index("ix_vault_entries_subject", "project", "subject"),)
+    entry: str = Field(sa_column=Column(String(36), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    subject: str = Field(sa_column=Column(String(32), nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+
+
+# --- projections ----------------------------------------------------------------------
+
+
+class CatDataset(SQLModel, table=True):
+    __tablename__ = "cat_datasets"
+    __table_args__ = (Index("ix_cat_datasets_name", "project", "name"),)
+    id: str = Field(sa_column=Column(String(300), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    name: str = Field(sa_column=Column(String(128), nullable=False))
+    version: str = Field(sa_column=Column(String(128), nullable=False))
+    digest: str = Field(sa_column=Column(String(300), nullable=False))
+    uri: str = Field(sa_column=_text())
+    schema_: str | None = Field(default=None, sa_column=Column("schema", Text, nullable=True))
+    row_count: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    produced_by: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    derived_from: str = Field(sa_column=_text())
+    tags: str = Field(sa_column=_text())
+    registered_at: str = Field(sa_column=Column(String(27), nullable=False))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CatRun(SQLModel, table=True):
+    __tablename__ = "cat_runs"
+    __table_args__ = (Index("ix_cat_runs_job", "project", "job"),)
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    job: str = Field(sa_column=Column(String(300), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    params: str = Field(sa_column=_text())
+    metrics: str = Field(sa_column=_text())
+    code: str = Field(sa_column=_text())
+    environment: str = Field(sa_column=_text())
+    tags: str = Field(sa_column=_text())
+    parent_run: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    actor: str = Field(sa_column=Column(String(300), nullable=False))
+    started_at: str = Field(sa_column=Column(String(27), nullable=False))
+    ended_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
+    error_type: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CatModel(SQLModel, table=True):
+    __tablename__ = "cat_models"
+    __table_args__ = (Index("ix_cat_models_name", "project", "name"),)
+    id: str = Field(sa_column=Column(String(300), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    name: str = Field(sa_column=Column(String(128), nullable=False))
+    version: str = Field(sa_column=Column(String(128), nullable=False))
+    run: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    artifact_uri: str = Field(sa_column=_text())
+    artifact_digest: str = Field(sa_column=Column(String(300), nullable=False))
+    framework: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    tags: str = Field(sa_column=_text())
+    registered_at: str = Field(sa_column=Column(String(27), nullable=False))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AliasInterval(SQLModel, table=True):
+    """Which version an alias pointed at, from when to when (to null: still does)."""
+
+    __tablename__ = "alias_history"
+    __table_args__ = (Index("ix_alias_history_alias", "project", "name", "alias"),)
+    opened_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    name: str = Field(sa_column=Column(String(128), nullable=False))
+    alias: str = Field(sa_column=Column(String(128), nullable=False))
+    model: str = Field(sa_column=Column(String(300), nullable=False))
+    moved_by: str = Field(sa_column=Column(String(300), nullable=False))
+    valid_from: str = Field(sa_column=Column(String(27), nullable=False))
+    valid_to: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
+    closed_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class CatDeployment(SQLModel, table=True):
+    __tablename__ = "cat_deployments"
+    id: str = Field(sa_column=Column(String(300), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    name: str = Field(sa_column=Column(String(128), nullable=False))
+    endpoint: str = Field(sa_column=_text())
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    served: str = Field(sa_column=_text())
+    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+    updated_at: str = Field(sa_column=Column(String(27), nullable=False))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class DeploymentInterval(SQLModel, table=True):
+    """A model version served by a deployment with a traffic share, from when to when."""
+
+    __tablename__ = "deployment_history"
+    __table_args__ = (Index("ix_deployment_history_model", "model"),)
+    deployment: str = Field(sa_column=Column(String(300), primary_key=True))
+    opened_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    model: str = Field(sa_column=Column(String(300), primary_key=True))
+    traffic: float
+    endpoint: str = Field(sa_column=_text())
+    valid_from: str = Field(sa_column=Column(String(27), nullable=False))
+    valid_to: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
+    closed_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class RecordMembership(SQLModel, table=True):
+    """Record index: dataset version <-> record pseudonym <-> subject pseudonym."""
+
+    __tablename__ = "record_index"
+    __table_args__ = (
+        Index("ix_record_index_record", "project", "record"),
+        Index("ix_record_index_subject", "project", "subject"),
+    )
+    dataset: str = Field(sa_column=Column(String(300), primary_key=True))
+    record: str = Field(sa_column=Column(String(32), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    subject: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class DatasetRecordCount(SQLModel, table=True):
+    """Distinct records per dataset version (kept by the record index)."""
+
+    __tablename__ = "dataset_record_counts"
+    dataset: str = Field(sa_column=Column(String(300), primary_key=True))
+    records: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class PredictionRow(SQLModel, table=True):
+    """Prediction index: one row per prediction, looked up by record pseudonym."""
+
+    __tablename__ = "prediction_index"
+    __table_args__ = (Index("ix_prediction_index_record", "project", "record"),)
+    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    record: str = Field(sa_column=Column(String(32), nullable=False))
+    deployment: str = Field(sa_column=Column(String(300), nullable=False))
+    model: str = Field(sa_column=Column(String(300), nullable=False))
+    at: str = Field(sa_column=Column(String(27), nullable=False))
+    output: str = Field(sa_column=_text())
+    trace_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class PredictionCount(SQLModel, table=True):
+    __tablename__ = "prediction_counts"
+    deployment: str = Field(sa_column=Column(String(300), primary_key=True))
+    model: str = Field(sa_column=Column(String(300), primary_key=True))
+    n: int = Field(sa_column=Column(BigInteger, nullable=False))
+    first_at: str = Field(sa_column=Column(String(27), nullable=False))
+    last_at: str = Field(sa_column=Column(String(27), nullable=False))
+
+
+class LineageNode(SQLModel, table=True):
+    __tablename__ = "lineage_nodes"
+    id: str = Field(sa_column=Column(String(300), primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    project: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    label: str = Field(sa_column=Column(String(300), nullable=False))
+    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LineageEdge(SQLModel, table=True):
+    """A lineage edge (upstream src -> downstream dst) valid from .. to (null: still)."""
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (
+        Index("ix_lineage_edges_dst", "dst"),
+        Index("ix_lineage_edges_opened", "opened_pos"),
+        Index("ix_lineage_edges_closed", "closed_pos"),
+    )
+    src: str = Field(sa_column=Column(String(300), primary_key=True))
+    dst: str = Field(sa_column=Column(String(300), primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), primary_key=True))
+    opened_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    valid_from: str = Field(sa_column=Column(String(27), nullable=False))
+    valid_to: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
+    closed_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+LOG_TABLES = ("events",)
+VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries")
+# Projection tables with the columns that order their rows for a digest.
+PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
+    "cat_datasets": ("id",),
+    "cat_runs": ("id",),
+    "cat_models": ("id",),
+    "alias_history": ("opened_pos",),
+    "cat_deployments": ("id",),
+    "deployment_history": ("deployment", "opened_pos", "model"),
+    "record_index": ("dataset", "record"),
+    "dataset_record_counts": ("dataset",),
+    "prediction_index": ("position", "seq"),
+    "prediction_counts": ("deployment", "model"),
+    "lineage_nodes": ("id",),
+    "lineage_edges": ("src", "dst", "kind", "opened_pos"),
+}
+
+metadata = SQLModel.metadata
+T = metadata.tables

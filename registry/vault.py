@@ -1,0 +1,192 @@
+"""Keys, pseudonyms and the encrypted per-subject vault.
+
+- The **master key** (32 bytes, ``MLLEDGER_MASTER_KEY`` in base64, or a key file
+  created with mode 0600 beside the SQLite database) wraps every other key with
+  AES-256-GCM. It is never stored in the database.
+- Each project has a random **pseudonym secret**; record keys and subject ids
+  become ``HMAC-SHA256(secret, domain || key)`` truncated to 128 bits, in hex.
+  Without the secret a pseudonym cannot be linked back, even for guessable keys.
+- Each subject has a random **data key**; their personal attributes are stored
+  encrypted under it (AES-256-GCM). Deleting the key and the rows erases them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection, insert, select
+
+from registry.errors import ConfigError, LedgerError
+from registry.settings import Settings, default_key_file
+from registry.store.schema import T
+from registry.timeutil import now
+
+_RECORD = b"record\x00"
+_SUBJECT = b"subject\x00"
+
+
+class KeyRing:
+    """Wraps and unwraps keys under the master key."""
+
+    def __init__(self, master: bytes):
+        if len(master) != 32:
+            raise ConfigError(f"master key is {len(master)} bytes, expected 32 (base64 of 32 bytes)")
+        self._aead = AESGCM(master)
+
+    @classmethod
+    def load(cls, url: str) -> KeyRing:
+        """From ``MLLEDGER_MASTER_KEY``, else the key file (created on first use)."""
+        configured = Settings().master_key
+        if configured:
+            return cls(_decode_key(configured, "MLLEDGER_MASTER_KEY"))
+        path = default_key_file(url)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            key = base64.b64encode(secrets.token_bytes(32))
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first; read theirs below
+            else:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(key + b"\n")
+        return cls(_decode_key(Path(path).read_text().strip(), str(path)))
+
+    def wrap(self, key: bytes, context: bytes) -> bytes:
+        """Encrypt ``key``, bound to ``context`` (authenticated, not secret)."""
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, key, context)
+
+    def unwrap(self, blob: bytes, context: bytes) -> bytes:
+        """Decrypt a wrapped key; a wrong master key is a clear error."""
+        try:
+            return self._aead.decrypt(blob[:12], blob[12:], context)
+        except InvalidTag:
+            raise ConfigError(
+                "cannot unwrap a stored key: the master key is not the one this database was "
+                "created with (check MLLEDGER_MASTER_KEY / MLLEDGER_KEY_FILE)"
+            ) from None
+
+
+def _decode_key(text: str, source: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ConfigError(f"master key from {source} is not base64 of 32 bytes") from None
+
+
+class Pseudonymizer:
+    """Keyed pseudonyms of one project's record keys and subject ids."""
+
+    def __init__(self, secret: bytes):
+        self._secret = secret
+
+    def record(self, key: object) -> str:
+        """Pseudonym of a record key (str or int)."""
+        return hmac.digest(self._secret, _RECORD + _key_bytes(key, "record key"), "sha256")[:16].hex()
+
+    def subject(self, subject: object) -> str:
+        """Pseudonym of a data-subject id (str or int)."""
+        return hmac.digest(self._secret, _SUBJECT + _key_bytes(subject, "subject id"),
+                           "sha256")[:16].hex()
+
+    def records(self, keys: Iterable[object]) -> list[str]:
+        """Pseudonyms of many record keys (the hot path of prediction logging)."""
+        secret, digest = self._secret, hmac.digest
+        out = []
+        for key in keys:
+            if isinstance(key, str):
+                raw = key.encode("utf-8")
+            else:
+                raw = _key_bytes(key, "record key")
+            out.append(digest(secret, _RECORD + raw, "sha256")[:16].hex())
+        return out
+
+    def subjects(self, ids: Sequence[object | None]) -> list[str | None]:
+        """Pseudonyms of subject ids, None staying None."""
+        return [None if s is None else self.subject(s) for s in ids]
+
+
+def _key_bytes(key: object, what: str) -> bytes:
+    if isinstance(key, bool) or not isinstance(key, str | int):
+        raise LedgerError(f"{what} {type(key).__name__} is not supported: expected a str or int")
+    text = key if isinstance(key, str) else str(key)
+    if not text:
+        raise LedgerError(f"{what} is empty: expected a non-empty str or an int")
+    return text.encode("utf-8")
+
+
+class Vault:
+    """Project secrets, subject keys and encrypted personal attributes."""
+
+    def __init__(self, keyring: KeyRing):
+        self.keyring = keyring
+        self._secrets: dict[str, bytes] = {}
+
+    def project_secret(self, conn: Connection, project: str) -> bytes:
+        """The project's pseudonym secret, created on first use."""
+        cached = self._secrets.get(project)
+        if cached is not None:
+            return cached
+        table = T["project_secrets"]
+        context = b"project-secret:" + project.encode()
+        row = conn.execute(select(table.c.wrapped).where(table.c.project == project)).first()
+        if row is None:
+            secret = secrets.token_bytes(32)
+            conn.execute(insert(table).values(project=project, wrapped=self.keyring.wrap(secret, context),
+                                              created_at=now()))
+        else:
+            secret = self.keyring.unwrap(row[0], context)
+        self._secrets[project] = secret
+        return secret
+
+    def put(self, conn: Connection, project: str, subject: str, attributes: dict[str, Any],
+            entry: str | None = None) -> str:
+        """Encrypt ``attributes`` under the subject's key; return the entry id."""
+        keys = T["subject_keys"]
+        context = f"subject-key:{project}/{subject}".encode()
+        row = conn.execute(select(keys.c.wrapped).where(
+            keys.c.project == project, keys.c.subject == subject)).first()
+        if row is None:
+            data_key = AESGCM.generate_key(bit_length=256)
+            conn.execute(insert(keys).values(project=project, subject=subject, created_at=now(),
+                                             wrapped=self.keyring.wrap(data_key, context)))
+        else:
+            data_key = self.keyring.unwrap(row[0], context)
+        entry = entry or str(uuid.uuid4())
+        nonce = secrets.token_bytes(12)
+        plaintext = json.dumps(attributes, sort_keys=True).encode()
+        ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, entry.encode())
+        conn.execute(insert(T["vault_entries"]).values(
+            entry=entry, project=project, subject=subject, nonce=nonce, ciphertext=ciphertext,
+            created_at=now()))
+        return entry
+
+    def get(self, conn: Connection, project: str, subject: str) -> list[dict[str, Any]]:
+        """Decrypt every entry stored for a subject, oldest first."""
+        keys, entries = T["subject_keys"], T["vault_entries"]
+        row = conn.execute(select(keys.c.wrapped).where(
+            keys.c.project == project, keys.c.subject == subject)).first()
+        if row is None:
+            return []
+        data_key = AESGCM(self.keyring.unwrap(row[0], f"subject-key:{project}/{subject}".encode()))
+        rows = conn.execute(
+            select(entries.c.entry, entries.c.nonce, entries.c.ciphertext, entries.c.created_at)
+            .where(entries.c.project == project, entries.c.subject == subject)
+            .order_by(entries.c.created_at, entries.c.entry)
+        ).all()
+        return [
+            {"entry": entry, "stored_at": created,
+             "attributes": json.loads(data_key.decrypt(nonce, ct, entry.encode()))}
+            for entry, nonce, ct, created in rows
+        ]
