@@ -260,12 +260,18 @@ class Registry:
     def run(self, job: str, *, params: Mapping[str, Any] | None = None,
             inputs: Sequence[NodeLike] = (), tags: Mapping[str, str] | None = None,
             parent: Run | str | None = None, run_id: str | uuid.UUID | None = None,
-            code_dir: str | Path | None = None, occurred_at: Any = None) -> Run:
-        """A run as a context manager; an exception inside marks it failed and re-raises."""
+            code_dir: str | Path | None = None, occurred_at: Any = None,
+            ended_at: Any = None) -> Run:
+        """A run as a context manager; an exception inside marks it failed and re-raises.
+
+        ``occurred_at`` and ``ended_at`` backfill a run that happened earlier: its
+        records default to the start time and its end to ``ended_at``.
+        """
         return Run(self, job, params=dict(params or {}), inputs=[_node(i) for i in inputs],
                    tags=dict(tags or {}), parent=parent.id if isinstance(parent, Run) else parent,
                    uuid_=uuid.UUID(str(run_id)) if run_id else uuid.uuid4(),
-                   code_dir=str(code_dir or Path.cwd()), occurred_at=occurred_at)
+                   code_dir=str(code_dir or Path.cwd()), occurred_at=occurred_at,
+                   ended_at=ended_at)
 
     # --- models -------------------------------------------------------------------------------------
 
@@ -485,13 +491,16 @@ class Run:
 
     def __init__(self, registry: Registry, job: str, *, params: dict[str, Any], inputs: list[str],
                  tags: dict[str, str], parent: str | None, uuid_: uuid.UUID, code_dir: str,
-                 occurred_at: Any):
+                 occurred_at: Any, ended_at: Any = None):
         self.registry = registry
         self.job = job
         self.id = run_id(uuid_)
         self.uuid = str(uuid_)
         self._start = dict(params=params, inputs=inputs, tags=tags, parent=parent,
                            code_dir=code_dir, occurred_at=occurred_at)
+        # A backfilled run's records default to its start time, its end to ended_at.
+        self._default_time = occurred_at
+        self._ended_at = ended_at if ended_at is not None else occurred_at
         self.status = "new"
         self.models: list[ModelVersion] = []
         self.datasets: list[DatasetVersion] = []
@@ -515,19 +524,20 @@ class Run:
                  tb: TracebackType | None) -> bool:
         reg = self.registry
         if exc_type is None:
-            reg._append([reg._event("run-completed", self.id, {})])
+            reg._append([reg._event("run-completed", self.id, {}, occurred_at=self._ended_at)])
             self.status = "completed"
         else:
             name = f"{exc_type.__module__}.{exc_type.__qualname__}"
-            reg._append([reg._event("run-failed", self.id, {"error_type": name})])
+            reg._append([reg._event("run-failed", self.id, {"error_type": name},
+                                    occurred_at=self._ended_at)])
             self.status = "failed"
         return False
 
     def _buffer(self, type: str, body: dict[str, Any], occurred_at: Any = None) -> None:
         if self.status != "running":
             raise LedgerError(f"run {self.id} is {self.status}: record inside its 'with' block")
-        self.registry._pending.append(self.registry._event(type, self.id, body,
-                                                           occurred_at=occurred_at))
+        self.registry._pending.append(self.registry._event(
+            type, self.id, body, occurred_at=occurred_at or self._default_time))
 
     def use(self, *inputs: NodeLike) -> None:
         """Declare dataset or model versions this run reads."""
@@ -558,7 +568,7 @@ class Run:
             raise LedgerError(f"run {self.id} is {self.status}: register its models inside the block")
         event, model = self.registry._model_event(name, version, self.id, artifact_uri,
                                                   artifact_path, artifact_digest, framework, tags,
-                                                  occurred_at)
+                                                  occurred_at or self._default_time)
         self.registry._pending.append(event)
         self.models.append(model)
         return model
