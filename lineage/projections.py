@@ -15,18 +15,48 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from registry.events import StoredEvent, upcast
 from registry.ids import NodeId
+from registry.store.raw import Raw, placeholders
 from registry.store.schema import PROJECTION_TABLES, T
 
-Handler = Callable[[Connection, StoredEvent], None]
+CHUNK = 500
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+Handler = Callable[["Batch", StoredEvent], None]
 BATCH = 2_000
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Batch:
+    """What one projection does with one batch of events: rows to insert, rows
+    read once and changed in memory, written back together at the end."""
+
+    def __init__(self, conn: Connection):
+        self.raw = Raw(conn)
+        self.inserts: dict[str, list[tuple[Any, ...]]] = {}
+        self.runs: dict[str, list[Any]] = {}
+        self.new_runs: set[str] = set()
+        self.new_edges: set[tuple[str, str, str]] = set()
+
+    def insert(self, sql: str, row: tuple[Any, ...]) -> None:
+        self.inserts.setdefault(sql, []).append(row)
+
+    def flush(self) -> None:
+        for sql, rows in self.inserts.items():
+            self.raw.many(sql, rows)
+        self.inserts.clear()
+        self.raw.many(RUN_INSERT, (row for run, row in self.runs.items() if run in self.new_runs))
+        self.raw.many(RUN_UPDATE, ((*row[4:], row[0]) for run, row in self.runs.items()
+                                   if run not in self.new_runs))
+        self.runs.clear()
+        self.new_runs.clear()
+        self.new_edges.clear()
 
 
 class Projection:
@@ -40,13 +70,30 @@ class Projection:
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         handlers = self.handlers()
+        batch = Batch(conn)
         for event in events:
             handler = handlers.get(event.type)
             if handler is not None:
-                handler(conn, event)
+                handler(batch, event)
+        batch.flush()
 
 
 # --- catalogue ---------------------------------------------------------------------------
+
+RUN_COLUMNS = ("id", "project", "job", "actor", "status", "params", "metrics", "code",
+               "environment", "tags", "parent_run", "started_at", "ended_at", "error_type",
+               "position")
+RUN_INSERT = f"INSERT INTO cat_runs ({', '.join(RUN_COLUMNS)}) VALUES ({placeholders(15)})"
+RUN_UPDATE = ("UPDATE cat_runs SET " + ", ".join(f"{c} = ?" for c in RUN_COLUMNS[4:])
+              + " WHERE id = ?")
+RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM cat_runs WHERE id = ?"
+STATUS, PARAMS, METRICS, ENDED, ERROR = 4, 5, 6, 12, 13
+DATASET_INSERT = (
+    "INSERT INTO cat_datasets (id, project, name, version, digest, uri, schema, row_count, "
+    f"produced_by, derived_from, tags, registered_at, position) VALUES ({placeholders(13)})")
+MODEL_INSERT = (
+    "INSERT INTO cat_models (id, project, name, version, run, artifact_uri, artifact_digest, "
+    f"framework, tags, registered_at, position) VALUES ({placeholders(11)})")
 
 
 class Catalogue(Projection):
@@ -70,88 +117,92 @@ class Catalogue(Projection):
             "deployment-retired": self._retired,
         }
 
-    def _dataset(self, conn: Connection, e: StoredEvent) -> None:
+    def _dataset(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
-        conn.execute(insert(T["cat_datasets"]).values(
-            id=e.entity, project=e.project, name=b["name"], version=b["version"],
-            digest=b["digest"], uri=b["uri"],
-            schema=None if b.get("schema") is None else _dumps(b["schema"]),
-            row_count=b.get("row_count"), produced_by=b.get("produced_by"),
-            derived_from=_dumps(b.get("derived_from", [])), tags=_dumps(b.get("tags", {})),
-            registered_at=e.occurred_at, position=e.position))
+        batch.insert(DATASET_INSERT, (
+            e.entity, e.project, b["name"], b["version"], b["digest"], b["uri"],
+            None if b.get("schema") is None else _dumps(b["schema"]), b.get("row_count"),
+            b.get("produced_by"), _dumps(b.get("derived_from", [])), _dumps(b.get("tags", {})),
+            e.occurred_at, e.position))
 
-    def _run_started(self, conn: Connection, e: StoredEvent) -> None:
+    def _run_started(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
-        conn.execute(insert(T["cat_runs"]).values(
-            id=e.entity, project=e.project, job=b["job"], status="running",
-            params=_dumps(b.get("params", {})), metrics=_dumps({}), code=_dumps(b.get("code", {})),
-            environment=_dumps(b.get("environment", {})), tags=_dumps(b.get("tags", {})),
-            parent_run=b.get("parent_run"), actor=e.actor, started_at=e.occurred_at,
-            position=e.position))
+        batch.runs[e.entity] = [
+            e.entity, e.project, b["job"], e.actor, "running", _dumps(b.get("params", {})),
+            _dumps({}), _dumps(b.get("code", {})), _dumps(b.get("environment", {})),
+            _dumps(b.get("tags", {})), b.get("parent_run"), e.occurred_at, None, None, e.position]
+        batch.new_runs.add(e.entity)
 
-    def _merge(self, conn: Connection, run: str, column: str, change: dict[str, Any]) -> None:
-        runs = T["cat_runs"]
-        current = json.loads(conn.execute(select(runs.c[column]).where(runs.c.id == run)).scalar_one())
-        current.update(change)
-        conn.execute(update(runs).where(runs.c.id == run).values({column: _dumps(current)}))
+    def _run(self, batch: Batch, run: str) -> list[Any]:
+        row = batch.runs.get(run)
+        if row is None:
+            row = list(batch.raw.one(RUN_SELECT, (run,)))
+            batch.runs[run] = row
+        return row
 
-    def _params(self, conn: Connection, e: StoredEvent) -> None:
-        self._merge(conn, e.entity, "params", e.body["params"])
+    def _merge(self, batch: Batch, run: str, column: int, change: dict[str, Any]) -> None:
+        row = self._run(batch, run)
+        row[column] = _dumps({**json.loads(row[column]), **change})
 
-    def _metrics(self, conn: Connection, e: StoredEvent) -> None:
+    def _params(self, batch: Batch, e: StoredEvent) -> None:
+        self._merge(batch, e.entity, PARAMS, e.body["params"])
+
+    def _metrics(self, batch: Batch, e: StoredEvent) -> None:
         # The catalogue keeps the latest value of each metric; the log keeps every one.
-        self._merge(conn, e.entity, "metrics", {m["key"]: m["value"] for m in e.body["metrics"]})
+        self._merge(batch, e.entity, METRICS, {m["key"]: m["value"] for m in e.body["metrics"]})
 
-    def _run_ended(self, conn: Connection, e: StoredEvent) -> None:
-        runs = T["cat_runs"]
-        conn.execute(update(runs).where(runs.c.id == e.entity).values(
-            status="completed" if e.type == "run-completed" else "failed",
-            ended_at=e.occurred_at, error_type=e.body.get("error_type")))
+    def _run_ended(self, batch: Batch, e: StoredEvent) -> None:
+        row = self._run(batch, e.entity)
+        row[STATUS] = "completed" if e.type == "run-completed" else "failed"
+        row[ENDED] = e.occurred_at
+        row[ERROR] = e.body.get("error_type")
 
-    def _model(self, conn: Connection, e: StoredEvent) -> None:
+    def _model(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
-        conn.execute(insert(T["cat_models"]).values(
-            id=e.entity, project=e.project, name=b["name"], version=b["version"], run=b.get("run"),
-            artifact_uri=b["artifact_uri"], artifact_digest=b["artifact_digest"],
-            framework=b.get("framework"), tags=_dumps(b.get("tags", {})),
-            registered_at=e.occurred_at, position=e.position))
+        batch.insert(MODEL_INSERT, (
+            e.entity, e.project, b["name"], b["version"], b.get("run"), b["artifact_uri"],
+            b["artifact_digest"], b.get("framework"), _dumps(b.get("tags", {})), e.occurred_at,
+            e.position))
 
-    def _alias(self, conn: Connection, e: StoredEvent) -> None:
-        node = NodeId.parse(e.entity)
-        hist = T["alias_history"]
-        same = and_(hist.c.project == e.project, hist.c.name == node.name,
-                    hist.c.alias == e.body["alias"], hist.c.valid_to.is_(None))
-        conn.execute(update(hist).where(same).values(valid_to=e.occurred_at, closed_pos=e.position))
-        conn.execute(insert(hist).values(
-            opened_pos=e.position, project=e.project, name=node.name, alias=e.body["alias"],
-            model=e.entity, moved_by=e.actor, valid_from=e.occurred_at))
+    # Aliases and deployments change rarely: plain statements, in order.
 
-    def _close_serving(self, conn: Connection, e: StoredEvent) -> None:
-        hist = T["deployment_history"]
-        conn.execute(update(hist).where(hist.c.deployment == e.entity, hist.c.valid_to.is_(None))
-                     .values(valid_to=e.occurred_at, closed_pos=e.position))
+    def _alias(self, batch: Batch, e: StoredEvent) -> None:
+        name = NodeId.parse(e.entity).name
+        alias = e.body["alias"]
+        batch.raw.run("UPDATE alias_history SET valid_to = ?, closed_pos = ? WHERE project = ? "
+                      "AND name = ? AND alias = ? AND valid_to IS NULL",
+                      (e.occurred_at, e.position, e.project, name, alias))
+        batch.raw.run("INSERT INTO alias_history (opened_pos, project, name, alias, model, "
+                      f"moved_by, valid_from) VALUES ({placeholders(7)})",
+                      (e.position, e.project, name, alias, e.entity, e.actor, e.occurred_at))
 
-    def _deployment(self, conn: Connection, e: StoredEvent) -> None:
-        deps, hist = T["cat_deployments"], T["deployment_history"]
+    def _close_serving(self, batch: Batch, e: StoredEvent) -> None:
+        batch.raw.run("UPDATE deployment_history SET valid_to = ?, closed_pos = ? "
+                      "WHERE deployment = ? AND valid_to IS NULL",
+                      (e.occurred_at, e.position, e.entity))
+
+    def _deployment(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
-        self._close_serving(conn, e)
-        conn.execute(insert(hist), [
-            {"deployment": e.entity, "opened_pos": e.position, "model": s["model"],
-             "traffic": s["traffic"], "endpoint": b["endpoint"], "valid_from": e.occurred_at}
-            for s in b["served"]])
-        values = {"endpoint": b["endpoint"], "status": "active", "served": _dumps(b["served"]),
-                  "updated_at": e.occurred_at, "position": e.position}
-        changed = conn.execute(update(deps).where(deps.c.id == e.entity).values(values)).rowcount
+        self._close_serving(batch, e)
+        batch.raw.many("INSERT INTO deployment_history (deployment, opened_pos, model, traffic, "
+                       f"endpoint, valid_from) VALUES ({placeholders(6)})",
+                       [(e.entity, e.position, s["model"], s["traffic"], b["endpoint"],
+                         e.occurred_at) for s in b["served"]])
+        values = (b["endpoint"], "active", _dumps(b["served"]), e.occurred_at, e.position)
+        changed = batch.raw.run("UPDATE cat_deployments SET endpoint = ?, status = ?, served = ?, "
+                                "updated_at = ?, position = ? WHERE id = ?",
+                                (*values, e.entity)).rowcount
         if not changed:
-            conn.execute(insert(deps).values(id=e.entity, project=e.project,
-                                              name=NodeId.parse(e.entity).name,
-                                              created_at=e.occurred_at, **values))
+            batch.raw.run("INSERT INTO cat_deployments (endpoint, status, served, updated_at, "
+                          f"position, id, project, name, created_at) VALUES ({placeholders(9)})",
+                          (*values, e.entity, e.project, NodeId.parse(e.entity).name,
+                           e.occurred_at))
 
-    def _retired(self, conn: Connection, e: StoredEvent) -> None:
-        deps = T["cat_deployments"]
-        self._close_serving(conn, e)
-        conn.execute(update(deps).where(deps.c.id == e.entity).values(
-            status="retired", served=_dumps([]), updated_at=e.occurred_at, position=e.position))
+    def _retired(self, batch: Batch, e: StoredEvent) -> None:
+        self._close_serving(batch, e)
+        batch.raw.run("UPDATE cat_deployments SET status = ?, served = ?, updated_at = ?, "
+                      "position = ? WHERE id = ?",
+                      ("retired", _dumps([]), e.occurred_at, e.position, e.entity))
 
 
 # --- record index ---------------------------------------------------------------------------
@@ -166,31 +217,33 @@ class RecordIndex(Projection):
     def handlers(self) -> dict[str, Handler]:
         return {"dataset-records-added": self._records}
 
-    def _records(self, conn: Connection, e: StoredEvent) -> None:
-        table = T["record_index"]
+    def _records(self, batch: Batch, e: StoredEvent) -> None:
+        raw = batch.raw
         records, subjects = e.body["records"], e.body["subjects"]
         existing: set[str] = set()
         # A record listed twice for one version stays one membership row.
-        for start in range(0, len(records), BATCH):
-            chunk = records[start:start + BATCH]
-            existing.update(conn.execute(select(table.c.record).where(
-                table.c.dataset == e.entity, table.c.record.in_(chunk))).scalars())
+        for start in range(0, len(records), CHUNK):
+            chunk = records[start:start + CHUNK]
+            existing.update(r[0] for r in raw.all(
+                f"SELECT record FROM record_index WHERE dataset = ? AND record IN "
+                f"({placeholders(len(chunk))})", (e.entity, *chunk)))
         rows = []
         for record, subject in zip(records, subjects, strict=True):
             if record not in existing:
                 existing.add(record)
-                rows.append({"dataset": e.entity, "record": record, "project": e.project,
-                             "subject": subject, "position": e.position})
+                rows.append((e.entity, record, e.project, subject, e.position))
         if not rows:
             return
-        conn.execute(insert(table), rows)
-        counts = T["dataset_record_counts"]
-        current = conn.execute(select(counts.c.records).where(counts.c.dataset == e.entity)).scalar()
+        raw.many("INSERT INTO record_index (dataset, record, project, subject, position) "
+                 f"VALUES ({placeholders(5)})", rows)
+        current = raw.scalar("SELECT records FROM dataset_record_counts WHERE dataset = ?",
+                             (e.entity,))
         if current is None:
-            conn.execute(insert(counts).values(dataset=e.entity, records=len(rows)))
+            raw.run("INSERT INTO dataset_record_counts (dataset, records) VALUES (?, ?)",
+                    (e.entity, len(rows)))
         else:
-            conn.execute(update(counts).where(counts.c.dataset == e.entity)
-                         .values(records=current + len(rows)))
+            raw.run("UPDATE dataset_record_counts SET records = ? WHERE dataset = ?",
+                    (current + len(rows), e.entity))
 
 
 # --- prediction index -------------------------------------------------------------------------
@@ -205,41 +258,49 @@ class PredictionIndex(Projection):
     def handlers(self) -> dict[str, Handler]:
         return {"predictions-logged": self._predictions}
 
-    def _predictions(self, conn: Connection, e: StoredEvent) -> None:
+    def _predictions(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
+        raw = batch.raw
         models = b["models"]
         traces = b.get("trace_id") or [None] * len(b["record"])
-        dumps = json.dumps
-        rows = [
-            {"position": e.position, "seq": seq, "project": e.project, "record": record,
-             "deployment": e.entity, "model": models[m], "at": at,
-             "output": dumps(output, separators=(",", ":")), "trace_id": trace}
-            for seq, (record, m, output, at, trace) in enumerate(
-                zip(b["record"], b["model"], b["output"], b["at"], traces, strict=True))
-        ]
-        conn.execute(insert(T["prediction_index"]), rows)
-        counts: dict[str, list[Any]] = {}
+        dumps, position, project, deployment = _COMPACT, e.position, e.project, e.entity
+        raw.many(
+            "INSERT INTO prediction_index (position, seq, project, record, deployment, model, at, "
+            f"output, trace_id) VALUES ({placeholders(9)})",
+            [(position, seq, project, record, deployment, models[m], at,
+              dumps(output), trace)
+             for seq, (record, m, output, at, trace) in enumerate(
+                 zip(b["record"], b["model"], b["output"], b["at"], traces, strict=True))])
+        counts: dict[int, list[Any]] = {}
         for m, at in zip(b["model"], b["at"], strict=True):
-            entry = counts.get(models[m])
+            entry = counts.get(m)
             if entry is None:
-                counts[models[m]] = [1, at, at]
+                counts[m] = [1, at, at]
             else:
                 entry[0] += 1
-                entry[1] = min(entry[1], at)
-                entry[2] = max(entry[2], at)
-        table = T["prediction_counts"]
-        for model, (n, first, last) in sorted(counts.items()):
-            key = and_(table.c.deployment == e.entity, table.c.model == model)
-            row = conn.execute(select(table.c.n, table.c.first_at, table.c.last_at).where(key)).first()
+                if at < entry[1]:
+                    entry[1] = at
+                elif at > entry[2]:
+                    entry[2] = at
+        for m, (n, first, last) in sorted(counts.items(), key=lambda kv: models[kv[0]]):
+            key = (deployment, models[m])
+            row = raw.one("SELECT n, first_at, last_at FROM prediction_counts "
+                          "WHERE deployment = ? AND model = ?", key)
             if row is None:
-                conn.execute(insert(table).values(deployment=e.entity, model=model, n=n,
-                                                  first_at=first, last_at=last))
+                raw.run("INSERT INTO prediction_counts (deployment, model, n, first_at, last_at) "
+                        "VALUES (?, ?, ?, ?, ?)", (*key, n, first, last))
             else:
-                conn.execute(update(table).where(key).values(
-                    n=row.n + n, first_at=min(row.first_at, first), last_at=max(row.last_at, last)))
+                raw.run("UPDATE prediction_counts SET n = ?, first_at = ?, last_at = ? "
+                        "WHERE deployment = ? AND model = ?",
+                        (row[0] + n, min(row[1], first), max(row[2], last), *key))
 
 
 # --- lineage graph (persisted edges) --------------------------------------------------------
+
+NODE_INSERT = ("INSERT INTO lineage_nodes (id, kind, project, label, created_at, position) "
+               f"VALUES ({placeholders(6)})")
+EDGE_INSERT = ("INSERT INTO lineage_edges (src, dst, kind, opened_pos, valid_from) "
+               f"VALUES ({placeholders(5)})")
 
 
 class LineageEdges(Projection):
@@ -264,69 +325,71 @@ class LineageEdges(Projection):
             "deployment-retired": self._retired,
         }
 
-    def _node(self, conn: Connection, e: StoredEvent, label: str) -> None:
-        nodes = T["lineage_nodes"]
-        if conn.execute(select(nodes.c.id).where(nodes.c.id == e.entity)).first() is None:
-            kind = e.entity.split(":", 1)[0]
-            conn.execute(insert(nodes).values(id=e.entity, kind=kind,
-                                              project=e.project, label=label,
-                                              created_at=e.occurred_at, position=e.position))
+    @staticmethod
+    def _node(batch: Batch, e: StoredEvent, label: str) -> None:
+        # Datasets, runs and models are registered once (the ledger checks it).
+        batch.insert(NODE_INSERT, (e.entity, e.entity.split(":", 1)[0], e.project, label,
+                                   e.occurred_at, e.position))
 
-    def _open(self, conn: Connection, e: StoredEvent, edges: list[tuple[str, str, str]]) -> None:
-        table = T["lineage_edges"]
-        rows = []
+    @staticmethod
+    def _edges(batch: Batch, e: StoredEvent, edges: list[tuple[str, str, str]]) -> None:
         for src, dst, kind in edges:
-            already = conn.execute(select(table.c.src).where(
-                table.c.src == src, table.c.dst == dst, table.c.kind == kind,
-                table.c.valid_to.is_(None))).first()
-            if already is None:
-                rows.append({"src": src, "dst": dst, "kind": kind, "opened_pos": e.position,
-                             "valid_from": e.occurred_at})
-        if rows:
-            conn.execute(insert(table), rows)
+            batch.new_edges.add((src, dst, kind))
+            batch.insert(EDGE_INSERT, (src, dst, kind, e.position, e.occurred_at))
 
-    def _dataset(self, conn: Connection, e: StoredEvent) -> None:
+    def _dataset(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
-        self._node(conn, e, f"{b['name']}@{b['version']}")
+        self._node(batch, e, f"{b['name']}@{b['version']}")
         edges = [(parent, e.entity, "derived") for parent in b.get("derived_from", [])]
         if b.get("produced_by"):
             edges.append((b["produced_by"], e.entity, "output"))
-        self._open(conn, e, edges)
+        self._edges(batch, e, edges)
 
-    def _run(self, conn: Connection, e: StoredEvent) -> None:
-        self._node(conn, e, e.body["job"])
+    def _run(self, batch: Batch, e: StoredEvent) -> None:
+        self._node(batch, e, e.body["job"])
         if e.body.get("parent_run"):
-            self._open(conn, e, [(e.body["parent_run"], e.entity, "child")])
+            self._edges(batch, e, [(e.body["parent_run"], e.entity, "child")])
 
-    def _inputs(self, conn: Connection, e: StoredEvent) -> None:
-        self._open(conn, e, [(src, e.entity, "input") for src in e.body["inputs"]])
+    def _inputs(self, batch: Batch, e: StoredEvent) -> None:
+        # An input declared twice is one edge, whether the first is stored or pending.
+        fresh = []
+        for src in dict.fromkeys(e.body["inputs"]):
+            if (src, e.entity, "input") in batch.new_edges:
+                continue
+            if batch.raw.one("SELECT 1 FROM lineage_edges WHERE src = ? AND dst = ? AND "
+                             "kind = 'input'", (src, e.entity)) is None:
+                fresh.append((src, e.entity, "input"))
+        self._edges(batch, e, fresh)
 
-    def _model(self, conn: Connection, e: StoredEvent) -> None:
+    def _model(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
-        self._node(conn, e, f"{b['name']}@{b['version']}")
+        self._node(batch, e, f"{b['name']}@{b['version']}")
         if b.get("run"):
-            self._open(conn, e, [(b["run"], e.entity, "output")])
+            self._edges(batch, e, [(b["run"], e.entity, "output")])
 
-    def _close(self, conn: Connection, e: StoredEvent, keep: set[str]) -> None:
-        table = T["lineage_edges"]
-        open_edges = conn.execute(select(table.c.src).where(
-            table.c.dst == e.entity, table.c.kind == "serves", table.c.valid_to.is_(None))).scalars()
-        for src in [s for s in open_edges if s not in keep]:
-            conn.execute(update(table).where(
-                table.c.src == src, table.c.dst == e.entity, table.c.kind == "serves",
-                table.c.valid_to.is_(None)).values(valid_to=e.occurred_at, closed_pos=e.position))
+    def _serving(self, batch: Batch, e: StoredEvent, keep: set[str]) -> None:
+        batch.flush()
+        raw = batch.raw
+        open_now = {r[0] for r in raw.all("SELECT src FROM lineage_edges WHERE dst = ? AND "
+                                          "kind = 'serves' AND valid_to IS NULL", (e.entity,))}
+        for src in sorted(open_now - keep):
+            raw.run("UPDATE lineage_edges SET valid_to = ?, closed_pos = ? WHERE src = ? AND "
+                    "dst = ? AND kind = 'serves' AND valid_to IS NULL",
+                    (e.occurred_at, e.position, src, e.entity))
+        self._edges(batch, e, [(m, e.entity, "serves") for m in sorted(keep - open_now)])
 
-    def _deployment(self, conn: Connection, e: StoredEvent) -> None:
-        self._node(conn, e, NodeId.parse(e.entity).name)
-        served = {s["model"] for s in e.body["served"]}
-        self._close(conn, e, served)
-        self._open(conn, e, [(model, e.entity, "serves") for model in sorted(served)])
+    def _deployment(self, batch: Batch, e: StoredEvent) -> None:
+        batch.flush()
+        if batch.raw.one("SELECT 1 FROM lineage_nodes WHERE id = ?", (e.entity,)) is None:
+            self._node(batch, e, NodeId.parse(e.entity).name)
+        self._serving(batch, e, {s["model"] for s in e.body["served"]})
 
-    def _retired(self, conn: Connection, e: StoredEvent) -> None:
-        self._close(conn, e, set())
+    def _retired(self, batch: Batch, e: StoredEvent) -> None:
+        self._serving(batch, e, set())
 
 
-PROJECTIONS: tuple[Projection, ...] = (Catalogue(), RecordIndex(), PredictionIndex(), LineageEdges())
+PROJECTIONS: tuple[Projection, ...] = (
+    Catalogue(), RecordIndex(), PredictionIndex(), LineageEdges())
 
 
 class ProjectionRunner:

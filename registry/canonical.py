@@ -20,17 +20,40 @@ import rfc8785
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
-# Integral float ("1.0", "-0.0"), any exponent ("1e-05", "1e+16"), an integer too
-# long to be an exact IEEE double, or an astral-plane character: use the reference.
-_SUSPECT = re.compile(r"\.0(?=[,\]}]|$)|[eE][+-]|\d{16}|[\U00010000-\U0010FFFF]")
+_encode = _ENCODER.encode
+_INTEGRAL = re.compile(r"\.0[,\]}]")           # "1.0", "-0.0": JCS writes 1, 0
+_EXPONENT = re.compile(r"\d[eE][+-]\d")         # "1e-05", "1e+16": JCS writes 0.00001, 1e+21
+_LONG_INT = re.compile(r"[:,\[]-?\d{16}")       # integers beyond an IEEE double's exact range
+_ASTRAL = re.compile(r"[\U00010000-\U0010FFFF]")  # JCS sorts keys by UTF-16 code units
+
+
+def _suspect(text: str) -> bool:
+    """Whether the fast encoding may differ from JCS (false alarms are harmless)."""
+    if text.endswith(".0") or (".0" in text and _INTEGRAL.search(text)):
+        return True
+    if ("e-" in text or "e+" in text or "E" in text) and _EXPONENT.search(text):
+        return True
+    if _LONG_INT.search(text) or text[:16].lstrip("-").isdigit():
+        return True
+    return not text.isascii() and _ASTRAL.search(text) is not None
+
+
+def _canonical(value: Any) -> str:
+    text = _encode(value)
+    if not _suspect(text):
+        return text
+    # Fall back as locally as possible: only the suspect parts go to the reference.
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
+        return "{" + ",".join(_encode(k) + ":" + _canonical(v) for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    return rfc8785.dumps(value).decode("utf-8")
 
 
 def canonical_json(value: Any) -> bytes:
     """Serialise ``value`` as RFC 8785 canonical JSON (UTF-8 bytes)."""
-    text = _ENCODER.encode(value)
-    if _SUSPECT.search(text):
-        return rfc8785.dumps(value)
-    return text.encode("utf-8")
+    return _canonical(value).encode("utf-8")
 
 
 def leaf_hash(canonical: bytes) -> bytes:

@@ -14,14 +14,14 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 
 from registry.canonical import canonical_json, leaf_hash
 from registry.errors import EventRejected
 from registry.events import NewEvent, StoredEvent, canonical_event, validate_new
 from registry.ids import NodeId, dataset_id, model_id
 from registry.store import Store, open_store
-from registry.store.schema import T
+from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
 from registry.vault import KeyRing, Pseudonymizer, Vault
 
@@ -67,7 +67,8 @@ class Ledger:
         with self.store.append_transaction() as conn:
             head = Store.max_position(conn)
             self.runner.catch_up(conn, head)
-            known = _positions_of(conn, [e.event_id for e in events])
+            raw = Raw(conn)
+            known = _positions_of(raw, [e.event_id for e in events])
             positions: list[int] = []
             fresh: list[tuple[int, NewEvent]] = []
             next_position = head + 1
@@ -79,10 +80,10 @@ class Ledger:
                 positions.append(next_position)
                 fresh.append((index, event))
                 next_position += 1
-            checker = Checker(conn)
+            checker = Checker(raw)
             for index, event in fresh:
                 checker.check(index, event)
-            stored = _store(conn, head + 1, [event for _, event in fresh])
+            stored = _store(raw, head + 1, [event for _, event in fresh])
             self.runner.apply(conn, stored)
             if before_commit is not None:
                 before_commit(conn)
@@ -143,18 +144,22 @@ class Ledger:
             return projection_digest(conn)
 
 
-def _positions_of(conn: Connection, event_ids: list[str]) -> dict[str, int]:
-    table = T["events"]
+def _positions_of(raw: Raw, event_ids: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     unique = list(dict.fromkeys(event_ids))
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start:start + CHUNK]
-        found.update(conn.execute(select(table.c.event_id, table.c.position)
-                                  .where(table.c.event_id.in_(chunk))).tuples().all())
+        found.update(raw.all("SELECT event_id, position FROM events WHERE event_id IN "
+                             f"({placeholders(len(chunk))})", chunk))
     return found
 
 
-def _store(conn: Connection, first: int, events: list[NewEvent]) -> list[StoredEvent]:
+EVENT_INSERT = (
+    "INSERT INTO events (position, event_id, type, schema_version, project, entity, actor, "
+    f"occurred_at, recorded_at, body, personal_refs, trace_id, leaf_hash) VALUES ({placeholders(13)})")
+
+
+def _store(raw: Raw, first: int, events: list[NewEvent]) -> list[StoredEvent]:
     """Insert ``events`` at positions ``first``, ``first+1``, ... with their leaf hashes."""
     if not events:
         return []
@@ -166,18 +171,14 @@ def _store(conn: Connection, first: int, events: list[NewEvent]) -> list[StoredE
         leaf = leaf_hash(canonical_event(position, e.event_id, e.type, e.schema_version, e.project,
                                          e.entity, e.actor, e.occurred_at, recorded, body_json,
                                          e.personal_refs, e.trace_id))
-        rows.append({
-            "position": position, "event_id": e.event_id, "type": e.type,
-            "schema_version": e.schema_version, "project": e.project, "entity": e.entity,
-            "actor": e.actor, "occurred_at": e.occurred_at, "recorded_at": recorded,
-            "body": body_json, "personal_refs": json.dumps(list(e.personal_refs)),
-            "trace_id": e.trace_id, "leaf_hash": leaf,
-        })
+        rows.append((position, e.event_id, e.type, e.schema_version, e.project, e.entity, e.actor,
+                     e.occurred_at, recorded, body_json, json.dumps(list(e.personal_refs)),
+                     e.trace_id, leaf))
         # Projections see the body exactly as a replay will read it back.
         stored.append(StoredEvent(position, e.event_id, e.type, e.schema_version, e.project,
                                   e.entity, e.actor, e.occurred_at, recorded, json.loads(body_json),
                                   tuple(e.personal_refs), e.trace_id, leaf))
-    conn.execute(insert(T["events"]), rows)
+    raw.many(EVENT_INSERT, rows)
     return stored
 
 
@@ -185,40 +186,41 @@ def _store(conn: Connection, first: int, events: list[NewEvent]) -> list[StoredE
 class Checker:
     """Checks events against what the ledger (and the batch so far) already holds."""
 
-    conn: Connection
+    raw: Raw
     datasets: set[str] = field(default_factory=set)
     runs: dict[str, str] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
     deployments: dict[str, str] = field(default_factory=dict)
     served: dict[str, set[str]] = field(default_factory=dict)
 
-    def _exists(self, table: str, node: str) -> bool:
-        t = T[table]
-        return self.conn.execute(select(t.c.id).where(t.c.id == node)).first() is not None
-
     def dataset(self, node: str) -> bool:
-        return node in self.datasets or self._exists("cat_datasets", node)
+        return node in self.datasets or self.raw.one(
+            "SELECT 1 FROM cat_datasets WHERE id = ?", (node,)) is not None
 
     def model(self, node: str) -> bool:
-        return node in self.models or self._exists("cat_models", node)
+        return node in self.models or self.raw.one(
+            "SELECT 1 FROM cat_models WHERE id = ?", (node,)) is not None
 
     def run_status(self, node: str) -> str | None:
-        if node in self.runs:
-            return self.runs[node]
-        t = T["cat_runs"]
-        return self.conn.execute(select(t.c.status).where(t.c.id == node)).scalar()
+        if node not in self.runs:
+            status = self.raw.scalar("SELECT status FROM cat_runs WHERE id = ?", (node,))
+            if status is None:
+                return None
+            self.runs[node] = status
+        return self.runs[node]
 
     def deployment_status(self, node: str) -> str | None:
-        if node in self.deployments:
-            return self.deployments[node]
-        t = T["cat_deployments"]
-        return self.conn.execute(select(t.c.status).where(t.c.id == node)).scalar()
+        if node not in self.deployments:
+            status = self.raw.scalar("SELECT status FROM cat_deployments WHERE id = ?", (node,))
+            if status is None:
+                return None
+            self.deployments[node] = status
+        return self.deployments[node]
 
     def served_by(self, deployment: str) -> set[str]:
         if deployment not in self.served:
-            t = T["deployment_history"]
-            self.served[deployment] = set(self.conn.execute(
-                select(t.c.model).where(t.c.deployment == deployment).distinct()).scalars())
+            self.served[deployment] = {r[0] for r in self.raw.all(
+                "SELECT DISTINCT model FROM deployment_history WHERE deployment = ?", (deployment,))}
         return self.served[deployment]
 
     def check(self, index: int, e: NewEvent) -> None:

@@ -1,0 +1,309 @@
+"""Benchmarks (``make bench``): throughput and latency on the embedded SQLite default.
+
+Writes one JSON document (``--out``) and prints it. Figures:
+
+- ``append``: batched append of run events (1,000 per batch), hashes included;
+- ``predictions``: ``log_predictions`` through the SDK, 10,000 per call, to 1,000,000;
+- ``scored``: latency with those 1,000,000 predictions logged;
+- ``trained_on``: latency with 10,000 runs (and ``downstream`` on the same ledger);
+- ``rebuild``: dropping and replaying every projection;
+- ``run_recording``: the peer workload of ``tests/bench/mlflow_peer.py`` (dataset
+  input, 5 params, 3 metrics, a scikit-learn model pickled and digested, a
+  registered model version) and the two queries it times; with ``--peer PATH``
+  (the peer's JSON) the ratios are reported.
+
+Not a test: numbers depend on the machine. Sizes can be scaled down with
+``--scale`` for a quick look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import random
+import shutil
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry.events import make_event
+from registry.ledger import Ledger
+from registry.sdk import connect
+
+
+def _latency(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * len(ordered))) - 1)]
+    return {"median_ms": round(statistics.median(ordered) * 1e3, 4),
+            "p99_ms": round(p99 * 1e3, 4), "n": len(ordered)}
+
+
+def _fresh(work: Path, name: str) -> str:
+    path = work / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["MLLEDGER_KEY_FILE"] = str(path / "master.key")
+    return f"sqlite:///{path}/ledger.db"
+
+
+def run_events(project: str, n_runs: int) -> list[Any]:
+    """Four events per run: started, params, metrics, completed."""
+    events = []
+    for _ in range(n_runs):
+        run = f"run:{uuid.uuid4()}"
+        events += [
+            make_event("run-started", project=project, entity=run, actor="bench",
+                       body={"job": "train", "params": {"lr": 0.01, "epochs": 10},
+                             "code": {"git_commit": "0" * 40, "git_dirty": False},
+                             "environment": {"python": "3.11"}}),
+            make_event("run-params-logged", project=project, entity=run, actor="bench",
+                       body={"params": {"batch_size": 64, "optimizer": "adam"}}),
+            make_event("run-metrics-logged", project=project, entity=run, actor="bench",
+                       body={"metrics": [{"key": "loss", "value": 0.25, "step": 10},
+                                         {"key": "auc", "value": 0.91, "step": 10}]}),
+            make_event("run-completed", project=project, entity=run, actor="bench", body={}),
+        ]
+    return events
+
+
+def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[str, Any]:
+    url = _fresh(work, "main")
+    reg = connect(url, project="bench", actor="bench")
+    ledger = reg.ledger
+    out: dict[str, Any] = {}
+
+    batches = max(1, int(100 * scale))
+    prepared = [run_events("bench", 250) for _ in range(batches)]
+    started = time.perf_counter()
+    for batch in prepared:
+        ledger.append(batch)
+    seconds = time.perf_counter() - started
+    total = sum(len(b) for b in prepared)
+    out["append"] = {"events": total, "batch_size": len(prepared[0]), "seconds": round(seconds, 3),
+                     "events_per_s": round(total / seconds)}
+
+    with reg.run("train") as run:
+        model = run.register_model("scorer", artifact_digest="sha256:" + "ab" * 32,
+                                   artifact_uri="file:///models/scorer")
+    deployment = reg.deploy("scoring", endpoint="http://127.0.0.1/score", served={model: 100})
+    n_records = max(1000, int(200_000 * scale))
+    calls = max(1, int(100 * scale))
+    per_call = 10_000
+    rng = random.Random(1)
+    keys = [f"customer-{i:07d}" for i in range(n_records)]
+    started = time.perf_counter()
+    for call in range(calls):
+        batch = [keys[rng.randrange(n_records)] for _ in range(per_call)]
+        outputs = [round(rng.random(), 4) for _ in range(per_call)]
+        reg.log_predictions(deployment, model=model, records=batch, outputs=outputs,
+                            trace_ids=[f"{call:08x}{i:024x}" for i in range(per_call)])
+    seconds = time.perf_counter() - started
+    out["predictions"] = {"predictions": calls * per_call, "per_call": per_call,
+                          "seconds": round(seconds, 3),
+                          "predictions_per_s": round(calls * per_call / seconds)}
+
+    samples = []
+    for _ in range(1000):
+        key = keys[rng.randrange(n_records)]
+        t0 = time.perf_counter()
+        try:
+            reg.scored(key)
+        except LookupError:
+            pass  # a key the random draw never scored: still a full lookup
+        samples.append(time.perf_counter() - t0)
+    out["scored"] = {"predictions_logged": calls * per_call, **_latency(samples)}
+
+    events = ledger.head() + 1
+    started = time.perf_counter()
+    result = ledger.rebuild()
+    seconds = time.perf_counter() - started
+    out["rebuild"] = {"events": events, "predictions": calls * per_call,
+                      "seconds": round(seconds, 3), "events_per_s": round(events / seconds),
+                      "predictions_per_s": round(calls * per_call / seconds),
+                      "digest": result["digest"]}
+    out["database_bytes"] = sum(p.stat().st_size for p in (work / "main").glob("ledger.db*"))
+    reg.close()
+    return out
+
+
+def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
+    url = _fresh(work, "graph")
+    ledger = Ledger.open(url)
+    project = "bench"
+    n_datasets, n_runs = 100, max(100, int(10_000 * scale))
+    events, datasets = [], []
+    for i in range(n_datasets):
+        node = f"dataset:{project}/ds-{i}@1"
+        parents = [datasets[i - 1]] if i % 10 else []  # chains of ten derived versions
+        events.append(make_event("dataset-version-registered", project=project, entity=node,
+                                 actor="bench", body={"name": f"ds-{i}", "version": "1",
+                                                      "digest": f"sha256:{i:064x}", "uri": "s3://b",
+                                                      "derived_from": parents}))
+        datasets.append(node)
+    ledger.append(events)
+    rng = random.Random(2)
+    models = []
+    for start in range(0, n_runs, 500):
+        batch = []
+        for i in range(start, min(n_runs, start + 500)):
+            run = f"run:{uuid.UUID(int=rng.getrandbits(128))}"
+            model = f"model:{project}/m-{i % 1000}@{i // 1000 + 1}"
+            inputs = rng.sample(datasets, 2)
+            batch += [
+                make_event("run-started", project=project, entity=run, actor="bench",
+                           body={"job": f"train-{i % 50}"}),
+                make_event("run-inputs-used", project=project, entity=run, actor="bench",
+                           body={"inputs": inputs}),
+                make_event("model-version-registered", project=project, entity=model,
+                           actor="bench", body={"name": f"m-{i % 1000}",
+                                                "version": str(i // 1000 + 1), "run": run,
+                                                "artifact_uri": "s3://m",
+                                                "artifact_digest": f"sha256:{i:064x}"}),
+                make_event("run-completed", project=project, entity=run, actor="bench", body={}),
+            ]
+            models.append(model)
+        ledger.append(batch)
+    from lineage import queries
+
+    queries.trained_on(ledger, models[0])  # load the graph once, as a long-lived process does
+    samples = []
+    for _ in range(1000):
+        model = models[rng.randrange(len(models))]
+        t0 = time.perf_counter()
+        queries.trained_on(ledger, model)
+        samples.append(time.perf_counter() - t0)
+    down = []
+    for _ in range(200):
+        dataset = datasets[rng.randrange(n_datasets)]
+        t0 = time.perf_counter()
+        queries.downstream(ledger, dataset)
+        down.append(time.perf_counter() - t0)
+    ledger.close()
+    return {"trained_on": {"runs": n_runs, "datasets": n_datasets, **_latency(samples)},
+            "downstream": {"runs": n_runs, **_latency(down)}}
+
+
+def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
+    """The peer workload: per run a dataset input, 5 params, 3 metrics, a pickled
+    scikit-learn model digested and registered as a model version."""
+    from sklearn.linear_model import LogisticRegression
+
+    url = _fresh(work, "runs")
+    artifacts = work / "runs" / "artifacts"
+    artifacts.mkdir()
+    reg = connect(url, project="bench", actor="bench")
+    rng = np.random.default_rng(0)
+    data = []
+    for k in range(20):
+        x = rng.normal(size=(200, 10))
+        y = (x[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
+        data.append((x, y, LogisticRegression().fit(x, y)))
+
+    def record(i: int) -> None:
+        x, y, model = data[i % 20]
+        # As the peer does per run: digest the dataset's content, then log it as input.
+        digest = "sha256:" + __import__("hashlib").sha256(x.tobytes() + y.tobytes()).hexdigest()
+        dataset = reg.register_dataset(f"bench-ds-{i % 20:02d}", digest[7:19],
+                                       uri=f"file:///data/bench-ds-{i % 20:02d}.npy", digest=digest,
+                                       row_count=len(y))
+        with reg.run("bench-train", params={"C": 1.0, "penalty": "l2", "solver": "lbfgs",
+                                            "max_iter": 100, "seed": i},
+                     inputs=[dataset]) as run:
+            run.log_metrics({"accuracy": 0.9, "f1": 0.88, "roc_auc": 0.95})
+            path = artifacts / f"model-{i}.pkl"
+            path.write_bytes(pickle.dumps(model))
+            run.register_model("bench-model", artifact_path=path, framework="sklearn")
+
+    for i in range(3):
+        record(i)  # warm-up, as the peer does
+    started = time.perf_counter()
+    for i in range(3, n_runs + 3):
+        record(i)
+    seconds = time.perf_counter() - started
+    from lineage import queries
+
+    models = [f"model:bench/bench-model@{v}" for v in range(1, n_runs + 4)]
+    datasets = [f"dataset:bench/bench-ds-{k:02d}@" for k in range(20)]
+    with reg.ledger.store.read() as conn:
+        from sqlalchemy import select
+
+        from registry.store.schema import T
+
+        datasets = list(conn.execute(select(T["cat_datasets"].c.id)).scalars())
+    pick = random.Random(3)
+    queries.trained_on(reg.ledger, models[0])
+    to_data, to_models = [], []
+    for _ in range(200):
+        model = models[pick.randrange(len(models))]
+        t0 = time.perf_counter()
+        answer = queries.trained_on(reg.ledger, model)
+        to_data.append(time.perf_counter() - t0)
+        assert len(answer["datasets"]) == 1
+        dataset = datasets[pick.randrange(len(datasets))]
+        t0 = time.perf_counter()
+        answer = queries.downstream(reg.ledger, dataset)
+        to_models.append(time.perf_counter() - t0)
+        assert answer["models"]
+    reg.close()
+    return {"runs": n_runs, "seconds": round(seconds, 3),
+            "record_runs_per_s": round(n_runs / seconds, 1),
+            "query_model_to_datasets": _latency(to_data),
+            "query_dataset_to_models": _latency(to_models)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=".mlledger/bench.json")
+    parser.add_argument("--work", default=".mlledger/bench")
+    parser.add_argument("--scale", type=float, default=1.0, help="1.0: the sizes the targets name")
+    parser.add_argument("--runs", type=int, default=200, help="runs for the peer workload")
+    parser.add_argument("--peer", help="JSON written by tests/bench/mlflow_peer.py")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(), "store": "sqlite (WAL, synchronous=FULL)"},
+        "scale": args.scale,
+    }
+    results.update(bench_append_predictions_scored_rebuild(work, args.scale))
+    results.update(bench_trained_on(work, args.scale))
+    results["run_recording"] = bench_run_recording(work, args.runs)
+    if args.peer and Path(args.peer).exists():
+        peer = json.loads(Path(args.peer).read_text())
+        ours = results["run_recording"]
+        results["peer"] = peer
+        results["ratios_vs_peer"] = {
+            "record_runs": round(ours["record_runs_per_s"] / peer["record_runs_per_s"], 1),
+            "model_to_datasets_median": round(peer["query_model_to_datasets_ms"]["median"]
+                                              / ours["query_model_to_datasets"]["median_ms"], 1),
+            "dataset_to_models_median": round(peer["query_dataset_to_models_ms"]["median"]
+                                              / ours["query_dataset_to_models"]["median_ms"], 1),
+        }
+    targets = {
+        "append_events_per_s>=20000": results["append"]["events_per_s"] >= 20_000,
+        "predictions_per_s>=100000": results["predictions"]["predictions_per_s"] >= 100_000,
+        "scored_p99_ms<=2": results["scored"]["p99_ms"] <= 2,
+        "trained_on_p99_ms<=5": results["trained_on"]["p99_ms"] <= 5,
+        "rebuild_events_per_s>=20000": results["rebuild"]["events_per_s"] >= 20_000,
+    }
+    if "ratios_vs_peer" in results:
+        r = results["ratios_vs_peer"]
+        targets["record_runs_ratio>=50"] = r["record_runs"] >= 50
+        targets["model_to_datasets_ratio>=10"] = r["model_to_datasets_median"] >= 10
+        targets["dataset_to_models_ratio>=10"] = r["dataset_to_models_median"] >= 10
+    results["targets_met"] = targets
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
