@@ -19,12 +19,11 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from registry.events import StoredEvent, upcast
 from registry.ids import NodeId
+from registry.payloads import decode_predictions
 from registry.store.raw import Raw, placeholders
-from registry.store.schema import PROJECTION_TABLES, T
+from registry.store.schema import PREDICTIONS_PER_EVENT, PROJECTION_TABLES, T
 
 CHUNK = 500
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
 Handler = Callable[["Batch", StoredEvent], None]
 BATCH = 2_000
 
@@ -262,17 +261,20 @@ class PredictionIndex(Projection):
         b = e.body
         raw = batch.raw
         models = b["models"]
-        traces = b.get("trace_id") or [None] * len(b["record"])
-        dumps, position, project, deployment = _COMPACT, e.position, e.project, e.entity
+        assert e.payload is not None, "the ledger stores every prediction batch with its rows"
+        table = decode_predictions(e.payload)
+        columns = {name: table.column(name).to_pylist() for name in table.column_names}
+        position, project, deployment = e.position, e.project, e.entity
+        base = position * PREDICTIONS_PER_EVENT
         raw.many(
-            "INSERT INTO prediction_index (position, seq, project, record, deployment, model, at, "
-            f"output, trace_id) VALUES ({placeholders(9)})",
-            [(position, seq, project, record, deployment, models[m], at,
-              dumps(output), trace)
-             for seq, (record, m, output, at, trace) in enumerate(
-                 zip(b["record"], b["model"], b["output"], b["at"], traces, strict=True))])
+            "INSERT INTO prediction_index (id, position, seq, project, record, deployment, model, "
+            f"at, output, trace_id) VALUES ({placeholders(10)})",
+            [(base + seq, position, seq, project, record, deployment, models[m], at, output, trace)
+             for seq, (record, m, output, at, trace) in enumerate(zip(
+                 columns["record"], columns["model"], columns["output"], columns["at"],
+                 columns["trace_id"], strict=True))])
         counts: dict[int, list[Any]] = {}
-        for m, at in zip(b["model"], b["at"], strict=True):
+        for m, at in zip(columns["model"], columns["at"], strict=True):
             entry = counts.get(m)
             if entry is None:
                 counts[m] = [1, at, at]
@@ -452,6 +454,22 @@ class ProjectionRunner:
                 conn.execute(delete(T[table]))
         conn.execute(delete(T["projection_tracking"]))
 
+    def rebuild(self, conn: Connection, head: int) -> int:
+        """Empty every projection and replay the log up to ``head``; return events read.
+
+        Secondary indexes are dropped during the replay and built again after
+        it: one sort is much cheaper than a million random index inserts.
+        """
+        self.reset(conn)
+        indexes = [index for projection in self.projections for name in projection.tables
+                   for index in T[name].indexes]
+        for index in indexes:
+            index.drop(conn)
+        replayed = self.catch_up(conn, head)
+        for index in indexes:
+            index.create(conn)
+        return replayed
+
 
 def _current(event: StoredEvent) -> StoredEvent:
     """The event with its body upcast to the current schema version."""
@@ -473,7 +491,7 @@ def projection_digest(conn: Connection) -> str:
         columns = sorted(table.c.keys())
         query = select(*[table.c[c] for c in columns]).order_by(*[table.c[c] for c in order])
         for row in conn.execute(query):
-            digest.update(json.dumps([_plain(v) for v in row], separators=(",", ":")).encode())
+            digest.update("\x1f".join(map(_plain, row)).encode())
             digest.update(b"\n")
     tracking = T["projection_tracking"]
     for name, position in conn.execute(select(tracking.c.name, tracking.c.position)
@@ -482,7 +500,7 @@ def projection_digest(conn: Connection) -> str:
     return digest.hexdigest()
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any) -> str:
     if isinstance(value, bytes | memoryview):
         return bytes(value).hex()
-    return value
+    return "\x00" if value is None else str(value)

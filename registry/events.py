@@ -18,9 +18,17 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from registry.errors import LedgerError
 from registry.ids import Kind, NodeId
@@ -330,47 +338,35 @@ class DeploymentRetired(Body):
 
 @event_type("predictions-logged", entity="deployment")
 class PredictionsLogged(Body):
-    """A batch of predictions made by a deployment, stored column by column.
+    """A batch of predictions made by a deployment.
 
-    ``models`` lists the distinct model versions in the batch and ``model``
-    indexes into it, row by row, so the batch stays small and Arrow-friendly.
-    All columns have one entry per prediction.
+    The rows travel as a columnar payload (an Arrow IPC stream, see
+    ``registry.payloads``: record pseudonym, model index, JSON output, time,
+    trace id) stored under the event's position; the body names the batch's
+    model versions, its row count and the payload's SHA-256, so the leaf hash
+    covers every row.
     """
 
-    models: tuple[str, ...] = Field(min_length=1, description="Distinct model version ids.")
-    record: tuple[str, ...] = Field(min_length=1, description="Record-key pseudonyms.")
-    model: tuple[int, ...] = Field(description="Index into models, per prediction.")
-    output: tuple[Any, ...] = Field(description="Prediction output (JSON value), per prediction.")
-    at: tuple[str, ...] = Field(description="Time of each prediction.")
-    trace_id: tuple[str | None, ...] | None = Field(
-        default=None, description="Trace id per prediction, when traced."
-    )
+    models: tuple[str, ...] = Field(min_length=1, description="Distinct model version ids; "
+                                                              "the payload's model column indexes it.")
+    count: int = Field(ge=1, le=1_000_000, description="Number of predictions (rows), at most 1,000,000.")
+    payload_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$",
+                                description="'sha256:<hex>' of the payload bytes.")
+    payload_format: Literal["arrow-ipc-stream/1"] = Field(
+        default="arrow-ipc-stream/1", description="Encoding of the payload.")
 
     @field_validator("models")
     @classmethod
     def _models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
             _check_model(item)
+        if len(set(value)) != len(value):
+            raise ValueError("lists the same model version twice")
         return value
 
-    @field_validator("record")
-    @classmethod
-    def _records(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            _check_pseudonym(item)
-        return value
 
-    @model_validator(mode="after")
-    def _columns(self) -> PredictionsLogged:
-        n = len(self.record)
-        for name in ("model", "output", "at", "trace_id"):
-            column = getattr(self, name)
-            if column is not None and len(column) != n:
-                raise ValueError(f"column {name} has {len(column)} items, expected {n} (one per record)")
-        bad = next((i for i in self.model if not 0 <= i < len(self.models)), None)
-        if bad is not None:
-            raise ValueError(f"model index {bad} is outside models (0..{len(self.models) - 1})")
-        return self
+# Types whose events carry a payload, and the check that it fits the body.
+PAYLOAD_TYPES = frozenset({"predictions-logged"})
 
 
 # --- personal data -------------------------------------------------------------------
@@ -411,6 +407,11 @@ class NewEvent(BaseModel):
     body: dict[str, Any] = Field(description="Type-specific, non-personal body.")
     personal_refs: tuple[str, ...] = Field(default=(), description="Vault entry ids.")
     trace_id: str | None = Field(default=None, description="Trace id of the request, if any.")
+    payload: bytes | None = Field(default=None, repr=False,
+                                  description="Columnar rows (predictions), covered by the body's "
+                                              "payload_digest.")
+    # Set by make_event, whose body has just been validated: append need not do it again.
+    _checked: bool = PrivateAttr(default=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,6 +431,7 @@ class StoredEvent:
     personal_refs: tuple[str, ...]
     trace_id: str | None
     leaf_hash: bytes
+    payload: bytes | None = None
 
     def hashed_form(self) -> dict[str, Any]:
         """The fields covered by the leaf hash, as hashed."""
@@ -458,7 +460,7 @@ def hashed_form(position: int, event_id: str, type: str, schema_version: int, pr
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "body"
+    return ".".join(str(part) for part in loc)
 
 
 def make_event(
@@ -472,6 +474,7 @@ def make_event(
     event_id: str | uuid.UUID | None = None,
     personal_refs: tuple[str, ...] = (),
     trace_id: str | None = None,
+    payload: bytes | None = None,
 ) -> NewEvent:
     """Build a validated event; raise LedgerError naming the bad field."""
     try:
@@ -492,8 +495,10 @@ def make_event(
             model = spec.body.model_validate(body)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise LedgerError(f"{type}: body field {_field_path(err['loc'])!r}: {err['msg']}") from None
-    return NewEvent(
+            where = _field_path(err["loc"])
+            raise LedgerError(f"{type}: body field {where!r}: {err['msg']}" if where
+                              else f"{type}: body: {err['msg']}") from None
+    event = NewEvent(
         event_id=str(uuid.UUID(str(event_id))) if event_id is not None else str(uuid.uuid4()),
         type=type,
         schema_version=spec.schema_version,
@@ -504,7 +509,11 @@ def make_event(
         body=model.model_dump(mode="json", by_alias=True, exclude_none=False),
         personal_refs=tuple(personal_refs),
         trace_id=trace_id,
+        payload=payload,
     )
+    _check_payload(event)
+    event._checked = True
+    return event
 
 
 def validate_new(event: NewEvent) -> tuple[str, str] | None:
@@ -512,6 +521,8 @@ def validate_new(event: NewEvent) -> tuple[str, str] | None:
 
     Return ``(field, message)`` for the first problem, or None when it is valid.
     """
+    if event._checked:
+        return None
     spec = CATALOGUE.get(event.type)
     if spec is None:
         return "type", f"unknown event type {event.type!r}"
@@ -529,8 +540,27 @@ def validate_new(event: NewEvent) -> tuple[str, str] | None:
         spec.body.model_validate(event.body)
     except ValidationError as exc:
         err = exc.errors()[0]
-        return "body." + _field_path(err["loc"]), err["msg"]
+        where = _field_path(err["loc"])
+        return ("body." + where if where else "body"), err["msg"]
+    if event.type in PAYLOAD_TYPES:
+        from registry.payloads import check_predictions
+
+        return check_predictions(event.body, event.payload)
+    if event.payload is not None:
+        return "payload", f"{event.type} events carry no payload"
     return None
+
+
+def _check_payload(event: NewEvent) -> None:
+    """A payload must go with the types that have one, and match the body's digest."""
+    if (event.payload is not None) != (event.type in PAYLOAD_TYPES):
+        raise LedgerError(f"{event.type}: " + ("needs its rows as a payload"
+                                               if event.payload is None else "carries no payload"))
+    if event.payload is not None:
+        from registry.payloads import digest
+
+        if digest(event.payload) != event.body["payload_digest"]:
+            raise LedgerError(f"{event.type}: body field 'payload_digest' does not match the payload")
 
 
 def upcast(type: str, schema_version: int, body: dict[str, Any]) -> dict[str, Any]:

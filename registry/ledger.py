@@ -83,7 +83,7 @@ class Ledger:
             checker = Checker(raw)
             for index, event in fresh:
                 checker.check(index, event)
-            stored = _store(raw, head + 1, [event for _, event in fresh])
+            stored = _store(raw, head + 1, fresh)
             self.runner.apply(conn, stored)
             if before_commit is not None:
                 before_commit(conn)
@@ -125,16 +125,18 @@ class Ledger:
 
     # --- projections ---------------------------------------------------------------------
 
-    def rebuild(self) -> dict[str, object]:
-        """Drop every projection and replay the whole log; return counts and the digest."""
+    def rebuild(self, *, digest: bool = True) -> dict[str, object]:
+        """Drop every projection and replay the whole log; return the count of events
+        replayed and (unless ``digest=False``) the digest of the rebuilt projections."""
         from lineage.projections import projection_digest
 
         with self.store.append_transaction() as conn:
-            self.runner.reset(conn)
-            replayed = self.runner.catch_up(conn, Store.max_position(conn))
-            digest = projection_digest(conn)
+            replayed = self.runner.rebuild(conn, Store.max_position(conn))
+            result: dict[str, object] = {"events": replayed}
+            if digest:
+                result["digest"] = projection_digest(conn)
         self.graph.invalidate()
-        return {"events": replayed, "digest": digest}
+        return result
 
     def projection_digest(self) -> str:
         """Digest of every projection table (equal digests, equal state)."""
@@ -159,15 +161,21 @@ EVENT_INSERT = (
     f"occurred_at, recorded_at, body, personal_refs, trace_id, leaf_hash) VALUES ({placeholders(13)})")
 
 
-def _store(raw: Raw, first: int, events: list[NewEvent]) -> list[StoredEvent]:
-    """Insert ``events`` at positions ``first``, ``first+1``, ... with their leaf hashes."""
+def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[StoredEvent]:
+    """Insert events (with their batch index) at positions ``first``, ``first+1``, ...
+    with their leaf hashes."""
     if not events:
         return []
     recorded = now()
     rows, stored = [], []
-    for offset, e in enumerate(events):
+    for offset, (index, e) in enumerate(events):
         position = first + offset
-        body_json = canonical_json(e.body).decode("utf-8")
+        try:
+            body_json = canonical_json(e.body).decode("utf-8")
+        except (ValueError, TypeError) as exc:
+            raise EventRejected(index, e.event_id, e.type, "body",
+                                f"not representable as canonical JSON ({exc}); expected finite "
+                                "numbers, strings, booleans, null, lists and objects") from None
         leaf = leaf_hash(canonical_event(position, e.event_id, e.type, e.schema_version, e.project,
                                          e.entity, e.actor, e.occurred_at, recorded, body_json,
                                          e.personal_refs, e.trace_id))
@@ -177,8 +185,10 @@ def _store(raw: Raw, first: int, events: list[NewEvent]) -> list[StoredEvent]:
         # Projections see the body exactly as a replay will read it back.
         stored.append(StoredEvent(position, e.event_id, e.type, e.schema_version, e.project,
                                   e.entity, e.actor, e.occurred_at, recorded, json.loads(body_json),
-                                  tuple(e.personal_refs), e.trace_id, leaf))
+                                  tuple(e.personal_refs), e.trace_id, leaf, e.payload))
     raw.many(EVENT_INSERT, rows)
+    raw.many("INSERT INTO event_payloads (position, payload) VALUES (?, ?)",
+             [(s.position, s.payload) for s in stored if s.payload is not None])
     return stored
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
+import math
 import platform
 import socket
 import subprocess
@@ -37,6 +39,7 @@ from registry.errors import Conflict, LedgerError
 from registry.events import NewEvent, make_event
 from registry.ids import check_name, dataset_id, deployment_id, model_id, run_id
 from registry.ledger import Ledger
+from registry.payloads import digest, encode_predictions
 from registry.settings import Settings, default_actor
 from registry.timeutil import to_timestamp
 
@@ -131,6 +134,17 @@ def capture_environment() -> dict[str, Any]:
             continue
     return {"python": platform.python_version(), "implementation": sys.implementation.name,
             "platform": platform.platform(), "host": socket.gethostname(), "packages": packages}
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _output_json(value: Any) -> str:
+    """Compact JSON of one prediction output; plain numbers without the encoder."""
+    kind = type(value)
+    if (kind is float and math.isfinite(value)) or kind is int:
+        return repr(value)
+    return _JSON(value)
 
 
 def _node(value: NodeLike) -> str:
@@ -412,18 +426,23 @@ class Registry:
             raise LedgerError(f"log_predictions: {n} records but {len(traces)} trace ids")
         node = self._deployment(deployment)
         pseudonyms = self.ledger.pseudonymizer(self.project).records(keys)
+        try:
+            texts = [_output_json(o) for o in outs]
+        except (TypeError, ValueError) as exc:
+            raise LedgerError(f"log_predictions: an output is not JSON ({exc}); expected finite "
+                              "numbers, strings, booleans, null, lists or objects") from None
         events = []
         for start in range(0, n, PREDICTION_CHUNK):
             stop = start + PREDICTION_CHUNK
             chunk_models = per_row[start:stop]
             distinct = list(dict.fromkeys(chunk_models))
             index = {m: i for i, m in enumerate(distinct)}
+            payload = encode_predictions(
+                pseudonyms[start:stop], [index[m] for m in chunk_models], texts[start:stop],
+                times[start:stop], None if traces is None else traces[start:stop])
             events.append(self._event("predictions-logged", node, {
-                "models": distinct, "record": pseudonyms[start:stop],
-                "model": [index[m] for m in chunk_models], "output": outs[start:stop],
-                "at": times[start:stop],
-                "trace_id": None if traces is None else traces[start:stop],
-            }, occurred_at=times[start]))
+                "models": distinct, "count": len(chunk_models), "payload_digest": digest(payload),
+            }, occurred_at=times[start], payload=payload))
         return self._append(events) if events else []
 
     # --- personal data --------------------------------------------------------------------------------

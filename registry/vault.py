@@ -90,26 +90,33 @@ class Pseudonymizer:
 
     def __init__(self, secret: bytes):
         self._secret = secret
+        # HMAC state with the domain prefix already absorbed; copied per key.
+        self._record_base = hmac.new(secret, _RECORD, "sha256")
+        self._subject_base = hmac.new(secret, _SUBJECT, "sha256")
+
+    @staticmethod
+    def _pseudonym(base: hmac.HMAC, raw: bytes) -> str:
+        h = base.copy()
+        h.update(raw)
+        return h.digest()[:16].hex()
 
     def record(self, key: object) -> str:
         """Pseudonym of a record key (str or int)."""
-        return hmac.digest(self._secret, _RECORD + _key_bytes(key, "record key"), "sha256")[:16].hex()
+        return self._pseudonym(self._record_base, _key_bytes(key, "record key"))
 
     def subject(self, subject: object) -> str:
         """Pseudonym of a data-subject id (str or int)."""
-        return hmac.digest(self._secret, _SUBJECT + _key_bytes(subject, "subject id"),
-                           "sha256")[:16].hex()
+        return self._pseudonym(self._subject_base, _key_bytes(subject, "subject id"))
 
     def records(self, keys: Iterable[object]) -> list[str]:
         """Pseudonyms of many record keys (the hot path of prediction logging)."""
-        secret, digest = self._secret, hmac.digest
+        copy = self._record_base.copy
         out = []
         for key in keys:
-            if isinstance(key, str):
-                raw = key.encode("utf-8")
-            else:
-                raw = _key_bytes(key, "record key")
-            out.append(digest(secret, _RECORD + raw, "sha256")[:16].hex())
+            h = copy()
+            h.update(key.encode("utf-8") if type(key) is str and key else
+                     _key_bytes(key, "record key"))
+            out.append(h.digest()[:16].hex())
         return out
 
     def subjects(self, ids: Sequence[object | None]) -> list[str | None]:

@@ -80,7 +80,7 @@ def test_envelope_fields_are_all_described() -> None:
     names = [name for name, _type, _text in envelope_fields()]
     assert names == ["position", "event_id", "type", "schema_version", "project", "entity",
                      "actor", "occurred_at", "recorded_at", "body", "personal_refs", "trace_id",
-                     "leaf_hash"]
+                     "leaf_hash", "payload"]
 
 
 # --- every event type and field is documented ---------------------------------------------

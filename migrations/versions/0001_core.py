@@ -40,6 +40,11 @@ def upgrade() -> None:
     op.create_index("ix_events_entity", "events", ["entity"])
     op.create_index("ix_events_project_type", "events", ["project", "type"])
     op.create_table(
+        "event_payloads",
+        sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+    )
+    op.create_table(
         "projection_tracking",
         _id("name", 64, primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
@@ -174,8 +179,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "prediction_index",
-        sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        # position * 1_000_000 + seq; INTEGER on SQLite makes it the rowid (no extra index)
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                  autoincrement=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
         _id("project", 128, nullable=False),
         _id("record", 32, nullable=False),
         _id("deployment", nullable=False),
@@ -227,21 +235,23 @@ def upgrade() -> None:
             END $$
             """
         )
-        op.execute(
-            "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
-            "FOR EACH ROW EXECUTE FUNCTION mlledger_refuse_change()"
-        )
-        op.execute(
-            "CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events "
-            "FOR EACH STATEMENT EXECUTE FUNCTION mlledger_refuse_change()"
-        )
-    else:
-        for verb in ("UPDATE", "DELETE"):
+        for table in ("events", "event_payloads"):
             op.execute(
-                f"CREATE TRIGGER events_no_{verb.lower()} BEFORE {verb} ON events BEGIN "
-                f"SELECT RAISE(ABORT, 'mlledger: {verb} refused on events: "
-                "the event log is append-only'); END"
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION mlledger_refuse_change()"
             )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION mlledger_refuse_change()"
+            )
+    else:
+        for table in ("events", "event_payloads"):
+            for verb in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} BEGIN "
+                    f"SELECT RAISE(ABORT, 'mlledger: {verb} refused on {table}: "
+                    "the event log is append-only'); END"
+                )
 
 
 def downgrade() -> None:

@@ -89,9 +89,11 @@ class Store:
     @staticmethod
     def select_events(conn: Connection, start: int = 0, limit: int | None = None,
                       stop: int | None = None) -> list[StoredEvent]:
-        """Events with ``start <= position`` (``< stop``), in order, at most ``limit``."""
-        ev = T["events"]
-        query = select(ev).where(ev.c.position >= start).order_by(ev.c.position)
+        """Events with ``start <= position`` (``< stop``), in order, at most ``limit``,
+        with their payloads."""
+        ev, pl = T["events"], T["event_payloads"]
+        query = (select(ev, pl.c.payload).select_from(ev.outerjoin(pl, pl.c.position == ev.c.position))
+                 .where(ev.c.position >= start).order_by(ev.c.position))
         if stop is not None:
             query = query.where(ev.c.position < stop)
         if limit is not None:
@@ -107,4 +109,5 @@ def row_to_event(row) -> StoredEvent:  # type: ignore[no-untyped-def]
         actor=row.actor, occurred_at=row.occurred_at, recorded_at=row.recorded_at,
         body=json.loads(row.body), personal_refs=tuple(json.loads(row.personal_refs)),
         trace_id=row.trace_id, leaf_hash=bytes(row.leaf_hash),
+        payload=None if row.payload is None else bytes(row.payload),
     )

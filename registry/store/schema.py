@@ -11,7 +11,7 @@ Three groups:
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -41,6 +41,14 @@ class EventRow(SQLModel, table=True):
     personal_refs: str = Field(sa_column=_text())
     trace_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class EventPayload(SQLModel, table=True):
+    """Columnar rows of an event (prediction batches); append-only like ``events``."""
+
+    __tablename__ = "event_payloads"
+    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class ProjectionTracking(SQLModel, table=True):
@@ -207,8 +215,11 @@ class PredictionRow(SQLModel, table=True):
 
     __tablename__ = "prediction_index"
     __table_args__ = (Index("ix_prediction_index_record", "project", "record"),)
-    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    # position * PREDICTIONS_PER_EVENT + seq; on SQLite an INTEGER key is the rowid itself.
+    id: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                     autoincrement=False))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    seq: int = Field(sa_column=Column(Integer, nullable=False))
     project: str = Field(sa_column=Column(String(128), nullable=False))
     record: str = Field(sa_column=Column(String(32), nullable=False))
     deployment: str = Field(sa_column=Column(String(300), nullable=False))
@@ -255,7 +266,8 @@ class LineageEdge(SQLModel, table=True):
     closed_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
-LOG_TABLES = ("events",)
+PREDICTIONS_PER_EVENT = 1_000_000
+LOG_TABLES = ("events", "event_payloads")
 VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries")
 # Projection tables with the columns that order their rows for a digest.
 PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
@@ -267,7 +279,7 @@ PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "deployment_history": ("deployment", "opened_pos", "model"),
     "record_index": ("dataset", "record"),
     "dataset_record_counts": ("dataset",),
-    "prediction_index": ("position", "seq"),
+    "prediction_index": ("id",),
     "prediction_counts": ("deployment", "model"),
     "lineage_nodes": ("id",),
     "lineage_edges": ("src", "dst", "kind", "opened_pos"),
