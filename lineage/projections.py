@@ -403,7 +403,7 @@ class ProjectionRunner:
     def positions(self, conn: Connection) -> dict[str, int]:
         """Tracking position of each projection (-1: nothing applied)."""
         table = T["projection_tracking"]
-        stored = dict(conn.execute(select(table.c.name, table.c.position)).tuples().all())
+        stored = dict(conn.execute(select(table.c.name, table.c.position)).all())
         return {p.name: int(stored.get(p.name, -1)) for p in self.projections}
 
     def _track(self, conn: Connection, name: str, position: int, known: bool) -> None:

@@ -83,7 +83,7 @@ def _record_counts(conn: Connection, datasets: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for chunk in _chunks(datasets):
         out.update(conn.execute(select(counts.c.dataset, counts.c.records)
-                                .where(counts.c.dataset.in_(chunk))).tuples().all())
+                                .where(counts.c.dataset.in_(chunk))).all())
     return out
 
 
