@@ -68,6 +68,21 @@ def canonical_json(value: Any) -> bytes:
     return _canonical(value).encode("utf-8")
 
 
+_SAFE = 2**53 - 1
+
+
+def _number(text: str) -> int | float:
+    value = int(text)
+    # JCS numbers are IEEE doubles: 1e16 is written "10000000000000000" and must read
+    # back as the double it was, or it would not serialise the same way again.
+    return value if -_SAFE <= value <= _SAFE else float(value)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse canonical JSON back to the values it was made from."""
+    return json.loads(text, parse_int=_number)
+
+
 def leaf_hash(canonical: bytes) -> bytes:
     """RFC 6962 leaf hash: SHA-256(0x00 || entry)."""
     return hashlib.sha256(b"\x00" + canonical).digest()

@@ -410,8 +410,12 @@ class NewEvent(BaseModel):
     payload: bytes | None = Field(default=None, repr=False,
                                   description="Columnar rows (predictions), covered by the body's "
                                               "payload_digest.")
-    # Set by make_event, whose body has just been validated: append need not do it again.
-    _checked: bool = PrivateAttr(default=False)
+    # Set by make_event to the body and payload it has just validated, so append need
+    # not validate them again; a copy with another body or payload is checked anew.
+    _checked: tuple[int, int] | None = PrivateAttr(default=None)
+
+    def is_checked(self) -> bool:
+        return self._checked == (id(self.body), id(self.payload))
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,7 +516,7 @@ def make_event(
         payload=payload,
     )
     _check_payload(event)
-    event._checked = True
+    event._checked = (id(event.body), id(event.payload))
     return event
 
 
@@ -521,7 +525,7 @@ def validate_new(event: NewEvent) -> tuple[str, str] | None:
 
     Return ``(field, message)`` for the first problem, or None when it is valid.
     """
-    if event._checked:
+    if event.is_checked():
         return None
     spec = CATALOGUE.get(event.type)
     if spec is None:
@@ -549,6 +553,15 @@ def validate_new(event: NewEvent) -> tuple[str, str] | None:
     if event.payload is not None:
         return "payload", f"{event.type} events carry no payload"
     return None
+
+
+def normalised(event: NewEvent) -> NewEvent:
+    """The event with its body in schema form (defaults filled, aliases applied), as
+    ``make_event`` builds it; call after ``validate_new`` found no problem."""
+    if event.is_checked():
+        return event
+    body = CATALOGUE[event.type].body.model_validate(event.body)
+    return event.model_copy(update={"body": body.model_dump(mode="json", by_alias=True)})
 
 
 def _check_payload(event: NewEvent) -> None:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
-from registry.canonical import canonical_json, leaf_hash
-from registry.errors import EventRejected
-from registry.events import NewEvent, StoredEvent, canonical_event, validate_new
+from registry.canonical import canonical_json, leaf_hash, loads
+from registry.errors import EventRejected, LedgerError
+from registry.events import NewEvent, StoredEvent, canonical_event, normalised, validate_new
 from registry.ids import NodeId, dataset_id, model_id
 from registry.store import Store, open_store
 from registry.store.raw import Raw, placeholders
@@ -58,10 +58,13 @@ class Ledger:
         its original position is returned. ``before_commit`` runs inside the
         transaction, for writes that must stand or fall with the events (vault).
         """
+        checked = []
         for index, event in enumerate(events):
             problem = validate_new(event)
             if problem is not None:
                 raise EventRejected(index, event.event_id, event.type, *problem)
+            checked.append(normalised(event))
+        events = checked
         if not events:
             return []
         with self.store.append_transaction() as conn:
@@ -119,7 +122,8 @@ class Ledger:
         """The keyed pseudonym function of ``project`` (its secret created on first use)."""
         cached = self.vault._secrets.get(project)
         if cached is None:
-            with self.store.engine.begin() as conn:
+            # Under the append lock: two processes creating the secret at once agree on one.
+            with self.store.append_transaction() as conn:
                 cached = self.vault.project_secret(conn, project)
         return Pseudonymizer(cached)
 
@@ -184,12 +188,19 @@ def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[Sto
                      e.trace_id, leaf))
         # Projections see the body exactly as a replay will read it back.
         stored.append(StoredEvent(position, e.event_id, e.type, e.schema_version, e.project,
-                                  e.entity, e.actor, e.occurred_at, recorded, json.loads(body_json),
+                                  e.entity, e.actor, e.occurred_at, recorded, loads(body_json),
                                   tuple(e.personal_refs), e.trace_id, leaf, e.payload))
     raw.many(EVENT_INSERT, rows)
     raw.many("INSERT INTO event_payloads (position, payload) VALUES (?, ?)",
              [(s.position, s.payload) for s in stored if s.payload is not None])
     return stored
+
+
+def _node_or_none(make: Callable[[str, str, str], str], *parts: str) -> str | None:
+    try:
+        return make(*parts)
+    except LedgerError:
+        return None
 
 
 @dataclass
@@ -245,9 +256,9 @@ class Checker:
             if self.dataset(e.entity):
                 reject("entity", f"dataset version {e.entity} is already registered; versions "
                                  "are immutable, expected a new version label")
-            if dataset_id(e.project, b["name"], b["version"]) != e.entity:
-                reject("body.name", f"name/version {b['name']}@{b['version']} do not match "
-                                    f"entity {e.entity}")
+            if _node_or_none(dataset_id, e.project, b["name"], b["version"]) != e.entity:
+                reject("body.name", f"name/version {b['name']}@{b['version']} are not valid or "
+                                    f"do not match entity {e.entity}")
             for j, parent in enumerate(b.get("derived_from", [])):
                 if not self.dataset(parent):
                     reject(f"body.derived_from.{j}", f"unknown dataset version {parent}; "
@@ -283,9 +294,9 @@ class Checker:
             if self.model(e.entity):
                 reject("entity", f"model version {e.entity} is already registered; expected a "
                                  "new version label")
-            if model_id(e.project, b["name"], b["version"]) != e.entity:
-                reject("body.name", f"name/version {b['name']}@{b['version']} do not match "
-                                    f"entity {e.entity}")
+            if _node_or_none(model_id, e.project, b["name"], b["version"]) != e.entity:
+                reject("body.name", f"name/version {b['name']}@{b['version']} are not valid or "
+                                    f"do not match entity {e.entity}")
             if b.get("run") and self.run_status(b["run"]) is None:
                 reject("body.run", f"unknown run {b['run']}")
             self.models.add(e.entity)

@@ -52,14 +52,18 @@ class KeyRing:
         path = default_key_file(url)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            key = base64.b64encode(secrets.token_bytes(32))
+            # Written whole under a temporary name, then linked into place: a process
+            # racing this one sees either no key file or a complete one, never half.
+            temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.link(temp, path)
             except FileExistsError:
-                pass  # another process created it first; read theirs below
-            else:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(key + b"\n")
+                pass  # another process won; use its key
+            finally:
+                temp.unlink()
         return cls(_decode_key(Path(path).read_text().strip(), str(path)))
 
     def wrap(self, key: bytes, context: bytes) -> bytes:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, func, select, text
 
+from registry.canonical import loads
 from registry.events import StoredEvent
 from registry.store.schema import T
 
@@ -107,7 +108,7 @@ def row_to_event(row) -> StoredEvent:  # type: ignore[no-untyped-def]
         position=row.position, event_id=row.event_id, type=row.type,
         schema_version=row.schema_version, project=row.project, entity=row.entity,
         actor=row.actor, occurred_at=row.occurred_at, recorded_at=row.recorded_at,
-        body=json.loads(row.body), personal_refs=tuple(json.loads(row.personal_refs)),
+        body=loads(row.body), personal_refs=tuple(json.loads(row.personal_refs)),
         trace_id=row.trace_id, leaf_hash=bytes(row.leaf_hash),
         payload=None if row.payload is None else bytes(row.payload),
     )

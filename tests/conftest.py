@@ -1,0 +1,86 @@
+"""Shared fixtures: every store backend, a ledger and an SDK connection per test.
+
+``store_url`` runs a test once on SQLite and once on a real PostgreSQL server
+(started by ``tests/pgserver.py``). Without PostgreSQL the postgres half is
+skipped locally and fails in CI (``CI=true``): there, a missing service is an
+error, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import registry
+from registry.events import StoredEvent
+from registry.ledger import Ledger
+from registry.sdk import Registry
+from tests.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
+
+#: Settings that must not leak from the developer's shell into a test.
+CLEARED_ENV = ("MLLEDGER_DB", "MLLEDGER_MASTER_KEY", "MLLEDGER_PROJECT", "MLLEDGER_ACTOR")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session (skip, or fail in CI, without one)."""
+    server = ensure_server()
+    if server is None:
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(MISSING_MESSAGE, pytrace=False)
+        pytest.skip(MISSING_MESSAGE)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep the master key in the test's own directory, never in ``./.mlledger``."""
+    key_file = tmp_path / "keys" / "master.key"
+    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(key_file))
+    for name in CLEARED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return key_file
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty database of each backend (the PostgreSQL one dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.db"
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def ledger(store_url: str, isolated_env: Path) -> Iterator[Ledger]:
+    """The ledger at ``store_url``, closed after the test."""
+    opened = Ledger.open(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def reg(store_url: str, isolated_env: Path) -> Iterator[Registry]:
+    """An SDK connection (project ``test``, actor ``tester``), closed after the test."""
+    connection = registry.connect(store_url, project="test", actor="tester")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def last_event(ledger: Ledger) -> Callable[[], StoredEvent]:
+    """A function returning the newest event of the log (failing when the log is empty)."""
+
+    def newest() -> StoredEvent:
+        event = ledger.last_event()
+        assert event is not None, "the log is empty: expected the event just appended"
+        return event
+
+    return newest
