@@ -22,8 +22,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy registry lineage audit executors
 
-bench: $(STAMP)
-	$(PY) -m tests.bench.run --out .mlledger/bench.json
+# The peer (MLflow 3.17) runs in a virtualenv of its own; its figures feed the ratios.
+PEER := .venv-mlflow
+
+$(PEER)/.installed:
+	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install -q "mlflow==3.17.*" scikit-learn
+	touch $@
+
+bench: $(STAMP) $(PEER)/.installed
+	mkdir -p .mlledger
+	$(PEER)/bin/python tests/bench/mlflow_peer.py --runs 200 --out .mlledger/bench-mlflow.json --workdir .mlledger/bench-mlflow
+	$(PY) -m tests.bench.run --out .mlledger/bench.json --peer .mlledger/bench-mlflow.json
 
 clean:
 	rm -rf $(VENV) .mlledger .pytest_cache .ruff_cache .mypy_cache

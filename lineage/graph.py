@@ -40,8 +40,9 @@ class LineageGraph:
         """The graph, brought up to the lineage projection's tracking position."""
         with self._lock, self.store.read() as conn:
             tracking = T["projection_tracking"]
-            head = conn.execute(select(tracking.c.position)
-                                .where(tracking.c.name == "lineage")).scalar()
+            head = conn.execute(
+                select(tracking.c.position).where(tracking.c.name == "lineage")
+            ).scalar()
             head = -1 if head is None else int(head)
             if head < self._position:  # projections were rebuilt under us
                 self._graph, self._position = nx.MultiDiGraph(), -1
@@ -49,19 +50,31 @@ class LineageGraph:
                 return self._graph
             since = self._position
             nodes, edges = T["lineage_nodes"], T["lineage_edges"]
-            for row in conn.execute(select(nodes).where(nodes.c.position > since,
-                                                        nodes.c.position <= head)):
-                self._graph.add_node(row.id, kind=row.kind, project=row.project, label=row.label,
-                                     created_at=row.created_at)
-            changed = conn.execute(select(edges).where(
-                or_(edges.c.opened_pos > since, edges.c.closed_pos > since)))
+            for row in conn.execute(
+                select(nodes).where(nodes.c.position > since, nodes.c.position <= head)
+            ):
+                self._graph.add_node(
+                    row.id,
+                    kind=row.kind,
+                    project=row.project,
+                    label=row.label,
+                    created_at=row.created_at,
+                )
+            changed = conn.execute(
+                select(edges).where(or_(edges.c.opened_pos > since, edges.c.closed_pos > since))
+            )
             for row in changed:
                 if row.opened_pos > head:
                     continue
                 closed = row.closed_pos is not None and row.closed_pos <= head
-                self._graph.add_edge(row.src, row.dst, key=(row.kind, row.opened_pos),
-                                     kind=row.kind, valid_from=row.valid_from,
-                                     valid_to=row.valid_to if closed else None)
+                self._graph.add_edge(
+                    row.src,
+                    row.dst,
+                    key=(row.kind, row.opened_pos),
+                    kind=row.kind,
+                    valid_from=row.valid_from,
+                    valid_to=row.valid_to if closed else None,
+                )
             self._position = head
             return self._graph
 

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select
 
 from registry.events import StoredEvent, upcast
 from registry.ids import NodeId
@@ -51,8 +51,10 @@ class Batch:
             self.raw.many(sql, rows)
         self.inserts.clear()
         self.raw.many(RUN_INSERT, (row for run, row in self.runs.items() if run in self.new_runs))
-        self.raw.many(RUN_UPDATE, ((*row[4:], row[0]) for run, row in self.runs.items()
-                                   if run not in self.new_runs))
+        self.raw.many(
+            RUN_UPDATE,
+            ((*row[4:], row[0]) for run, row in self.runs.items() if run not in self.new_runs),
+        )
         self.runs.clear()
         self.new_runs.clear()
         self.new_edges.clear()
@@ -79,28 +81,51 @@ class Projection:
 
 # --- catalogue ---------------------------------------------------------------------------
 
-RUN_COLUMNS = ("id", "project", "job", "actor", "status", "params", "metrics", "code",
-               "environment", "tags", "parent_run", "started_at", "ended_at", "error_type",
-               "position")
+RUN_COLUMNS = (
+    "id",
+    "project",
+    "job",
+    "actor",
+    "status",
+    "params",
+    "metrics",
+    "code",
+    "environment",
+    "tags",
+    "parent_run",
+    "started_at",
+    "ended_at",
+    "error_type",
+    "position",
+)
 RUN_INSERT = f"INSERT INTO cat_runs ({', '.join(RUN_COLUMNS)}) VALUES ({placeholders(15)})"
-RUN_UPDATE = ("UPDATE cat_runs SET " + ", ".join(f"{c} = ?" for c in RUN_COLUMNS[4:])
-              + " WHERE id = ?")
+RUN_UPDATE = (
+    "UPDATE cat_runs SET " + ", ".join(f"{c} = ?" for c in RUN_COLUMNS[4:]) + " WHERE id = ?"
+)
 RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM cat_runs WHERE id = ?"
 STATUS, PARAMS, METRICS, ENDED, ERROR = 4, 5, 6, 12, 13
 DATASET_INSERT = (
     "INSERT INTO cat_datasets (id, project, name, version, digest, uri, schema, row_count, "
-    f"produced_by, derived_from, tags, registered_at, position) VALUES ({placeholders(13)})")
+    f"produced_by, derived_from, tags, registered_at, position) VALUES ({placeholders(13)})"
+)
 MODEL_INSERT = (
     "INSERT INTO cat_models (id, project, name, version, run, artifact_uri, artifact_digest, "
-    f"framework, tags, registered_at, position) VALUES ({placeholders(11)})")
+    f"framework, tags, registered_at, position) VALUES ({placeholders(11)})"
+)
 
 
 class Catalogue(Projection):
     """Datasets, runs, models (with alias history) and deployments (with serving history)."""
 
     name = "catalogue"
-    tables = ("cat_datasets", "cat_runs", "cat_models", "alias_history", "cat_deployments",
-              "deployment_history")
+    tables = (
+        "cat_datasets",
+        "cat_runs",
+        "cat_models",
+        "alias_history",
+        "cat_deployments",
+        "deployment_history",
+    )
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -118,18 +143,44 @@ class Catalogue(Projection):
 
     def _dataset(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
-        batch.insert(DATASET_INSERT, (
-            e.entity, e.project, b["name"], b["version"], b["digest"], b["uri"],
-            None if b.get("schema") is None else _dumps(b["schema"]), b.get("row_count"),
-            b.get("produced_by"), _dumps(b.get("derived_from", [])), _dumps(b.get("tags", {})),
-            e.occurred_at, e.position))
+        batch.insert(
+            DATASET_INSERT,
+            (
+                e.entity,
+                e.project,
+                b["name"],
+                b["version"],
+                b["digest"],
+                b["uri"],
+                None if b.get("schema") is None else _dumps(b["schema"]),
+                b.get("row_count"),
+                b.get("produced_by"),
+                _dumps(b.get("derived_from", [])),
+                _dumps(b.get("tags", {})),
+                e.occurred_at,
+                e.position,
+            ),
+        )
 
     def _run_started(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
         batch.runs[e.entity] = [
-            e.entity, e.project, b["job"], e.actor, "running", _dumps(b.get("params", {})),
-            _dumps({}), _dumps(b.get("code", {})), _dumps(b.get("environment", {})),
-            _dumps(b.get("tags", {})), b.get("parent_run"), e.occurred_at, None, None, e.position]
+            e.entity,
+            e.project,
+            b["job"],
+            e.actor,
+            "running",
+            _dumps(b.get("params", {})),
+            _dumps({}),
+            _dumps(b.get("code", {})),
+            _dumps(b.get("environment", {})),
+            _dumps(b.get("tags", {})),
+            b.get("parent_run"),
+            e.occurred_at,
+            None,
+            None,
+            e.position,
+        ]
         batch.new_runs.add(e.entity)
 
     def _run(self, batch: Batch, run: str) -> list[Any]:
@@ -158,50 +209,77 @@ class Catalogue(Projection):
 
     def _model(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
-        batch.insert(MODEL_INSERT, (
-            e.entity, e.project, b["name"], b["version"], b.get("run"), b["artifact_uri"],
-            b["artifact_digest"], b.get("framework"), _dumps(b.get("tags", {})), e.occurred_at,
-            e.position))
+        batch.insert(
+            MODEL_INSERT,
+            (
+                e.entity,
+                e.project,
+                b["name"],
+                b["version"],
+                b.get("run"),
+                b["artifact_uri"],
+                b["artifact_digest"],
+                b.get("framework"),
+                _dumps(b.get("tags", {})),
+                e.occurred_at,
+                e.position,
+            ),
+        )
 
     # Aliases and deployments change rarely: plain statements, in order.
 
     def _alias(self, batch: Batch, e: StoredEvent) -> None:
         name = NodeId.parse(e.entity).name
         alias = e.body["alias"]
-        batch.raw.run("UPDATE alias_history SET valid_to = ?, closed_pos = ? WHERE project = ? "
-                      "AND name = ? AND alias = ? AND valid_to IS NULL",
-                      (e.occurred_at, e.position, e.project, name, alias))
-        batch.raw.run("INSERT INTO alias_history (opened_pos, project, name, alias, model, "
-                      f"moved_by, valid_from) VALUES ({placeholders(7)})",
-                      (e.position, e.project, name, alias, e.entity, e.actor, e.occurred_at))
+        batch.raw.run(
+            "UPDATE alias_history SET valid_to = ?, closed_pos = ? WHERE project = ? "
+            "AND name = ? AND alias = ? AND valid_to IS NULL",
+            (e.occurred_at, e.position, e.project, name, alias),
+        )
+        batch.raw.run(
+            "INSERT INTO alias_history (opened_pos, project, name, alias, model, "
+            f"moved_by, valid_from) VALUES ({placeholders(7)})",
+            (e.position, e.project, name, alias, e.entity, e.actor, e.occurred_at),
+        )
 
     def _close_serving(self, batch: Batch, e: StoredEvent) -> None:
-        batch.raw.run("UPDATE deployment_history SET valid_to = ?, closed_pos = ? "
-                      "WHERE deployment = ? AND valid_to IS NULL",
-                      (e.occurred_at, e.position, e.entity))
+        batch.raw.run(
+            "UPDATE deployment_history SET valid_to = ?, closed_pos = ? "
+            "WHERE deployment = ? AND valid_to IS NULL",
+            (e.occurred_at, e.position, e.entity),
+        )
 
     def _deployment(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
         self._close_serving(batch, e)
-        batch.raw.many("INSERT INTO deployment_history (deployment, opened_pos, model, traffic, "
-                       f"endpoint, valid_from) VALUES ({placeholders(6)})",
-                       [(e.entity, e.position, s["model"], s["traffic"], b["endpoint"],
-                         e.occurred_at) for s in b["served"]])
+        batch.raw.many(
+            "INSERT INTO deployment_history (deployment, opened_pos, model, traffic, "
+            f"endpoint, valid_from) VALUES ({placeholders(6)})",
+            [
+                (e.entity, e.position, s["model"], s["traffic"], b["endpoint"], e.occurred_at)
+                for s in b["served"]
+            ],
+        )
         values = (b["endpoint"], "active", _dumps(b["served"]), e.occurred_at, e.position)
-        changed = batch.raw.run("UPDATE cat_deployments SET endpoint = ?, status = ?, served = ?, "
-                                "updated_at = ?, position = ? WHERE id = ?",
-                                (*values, e.entity)).rowcount
+        changed = batch.raw.run(
+            "UPDATE cat_deployments SET endpoint = ?, status = ?, served = ?, "
+            "updated_at = ?, position = ? WHERE id = ?",
+            (*values, e.entity),
+        ).rowcount
         if not changed:
-            batch.raw.run("INSERT INTO cat_deployments (endpoint, status, served, updated_at, "
-                          f"position, id, project, name, created_at) VALUES ({placeholders(9)})",
-                          (*values, e.entity, e.project, NodeId.parse(e.entity).name,
-                           e.occurred_at))
+            batch.raw.run(
+                "INSERT INTO cat_deployments (endpoint, status, served, updated_at, "
+                f"position, id, project, name, created_at) VALUES ({placeholders(9)})",
+                (*values, e.entity, e.project, NodeId.parse(e.entity).name, e.occurred_at),
+            )
 
     def _retired(self, batch: Batch, e: StoredEvent) -> None:
         self._close_serving(batch, e)
-        batch.raw.run("UPDATE cat_deployments SET status = ?, served = ?, updated_at = ?, "
-                      "position = ? WHERE id = ?",
-                      ("retired", _dumps([]), e.occurred_at, e.position, e.entity))
+        batch.raw.run(
+            "UPDATE cat_deployments SET status = ?, served = ?, updated_at = ?, "
+            "position = ? WHERE id = ?",
+            ("retired", _dumps([]), e.occurred_at, e.position, e.entity),
+        )
 
 
 # --- record index ---------------------------------------------------------------------------
@@ -222,10 +300,15 @@ class RecordIndex(Projection):
         existing: set[str] = set()
         # A record listed twice for one version stays one membership row.
         for start in range(0, len(records), CHUNK):
-            chunk = records[start:start + CHUNK]
-            existing.update(r[0] for r in raw.all(
-                f"SELECT record FROM record_index WHERE dataset = ? AND record IN "
-                f"({placeholders(len(chunk))})", (e.entity, *chunk)))
+            chunk = records[start : start + CHUNK]
+            existing.update(
+                r[0]
+                for r in raw.all(
+                    f"SELECT record FROM record_index WHERE dataset = ? AND record IN "
+                    f"({placeholders(len(chunk))})",
+                    (e.entity, *chunk),
+                )
+            )
         rows = []
         for record, subject in zip(records, subjects, strict=True):
             if record not in existing:
@@ -233,16 +316,24 @@ class RecordIndex(Projection):
                 rows.append((e.entity, record, e.project, subject, e.position))
         if not rows:
             return
-        raw.many("INSERT INTO record_index (dataset, record, project, subject, position) "
-                 f"VALUES ({placeholders(5)})", rows)
-        current = raw.scalar("SELECT records FROM dataset_record_counts WHERE dataset = ?",
-                             (e.entity,))
+        raw.many(
+            "INSERT INTO record_index (dataset, record, project, subject, position) "
+            f"VALUES ({placeholders(5)})",
+            rows,
+        )
+        current = raw.scalar(
+            "SELECT records FROM dataset_record_counts WHERE dataset = ?", (e.entity,)
+        )
         if current is None:
-            raw.run("INSERT INTO dataset_record_counts (dataset, records) VALUES (?, ?)",
-                    (e.entity, len(rows)))
+            raw.run(
+                "INSERT INTO dataset_record_counts (dataset, records) VALUES (?, ?)",
+                (e.entity, len(rows)),
+            )
         else:
-            raw.run("UPDATE dataset_record_counts SET records = ? WHERE dataset = ?",
-                    (current + len(rows), e.entity))
+            raw.run(
+                "UPDATE dataset_record_counts SET records = ? WHERE dataset = ?",
+                (current + len(rows), e.entity),
+            )
 
 
 # --- prediction index -------------------------------------------------------------------------
@@ -269,10 +360,31 @@ class PredictionIndex(Projection):
         raw.many(
             "INSERT INTO prediction_index (id, position, seq, project, record, deployment, model, "
             f"at, output, trace_id) VALUES ({placeholders(10)})",
-            [(base + seq, position, seq, project, record, deployment, models[m], at, output, trace)
-             for seq, (record, m, output, at, trace) in enumerate(zip(
-                 columns["record"], columns["model"], columns["output"], columns["at"],
-                 columns["trace_id"], strict=True))])
+            [
+                (
+                    base + seq,
+                    position,
+                    seq,
+                    project,
+                    record,
+                    deployment,
+                    models[m],
+                    at,
+                    output,
+                    trace,
+                )
+                for seq, (record, m, output, at, trace) in enumerate(
+                    zip(
+                        columns["record"],
+                        columns["model"],
+                        columns["output"],
+                        columns["at"],
+                        columns["trace_id"],
+                        strict=True,
+                    )
+                )
+            ],
+        )
         counts: dict[int, list[Any]] = {}
         for m, at in zip(columns["model"], columns["at"], strict=True):
             entry = counts.get(m)
@@ -286,23 +398,34 @@ class PredictionIndex(Projection):
                     entry[2] = at
         for m, (n, first, last) in sorted(counts.items(), key=lambda kv: models[kv[0]]):
             key = (deployment, models[m])
-            row = raw.one("SELECT n, first_at, last_at FROM prediction_counts "
-                          "WHERE deployment = ? AND model = ?", key)
+            row = raw.one(
+                "SELECT n, first_at, last_at FROM prediction_counts "
+                "WHERE deployment = ? AND model = ?",
+                key,
+            )
             if row is None:
-                raw.run("INSERT INTO prediction_counts (deployment, model, n, first_at, last_at) "
-                        "VALUES (?, ?, ?, ?, ?)", (*key, n, first, last))
+                raw.run(
+                    "INSERT INTO prediction_counts (deployment, model, n, first_at, last_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (*key, n, first, last),
+                )
             else:
-                raw.run("UPDATE prediction_counts SET n = ?, first_at = ?, last_at = ? "
-                        "WHERE deployment = ? AND model = ?",
-                        (row[0] + n, min(row[1], first), max(row[2], last), *key))
+                raw.run(
+                    "UPDATE prediction_counts SET n = ?, first_at = ?, last_at = ? "
+                    "WHERE deployment = ? AND model = ?",
+                    (row[0] + n, min(row[1], first), max(row[2], last), *key),
+                )
 
 
 # --- lineage graph (persisted edges) --------------------------------------------------------
 
-NODE_INSERT = ("INSERT INTO lineage_nodes (id, kind, project, label, created_at, position) "
-               f"VALUES ({placeholders(6)})")
-EDGE_INSERT = ("INSERT INTO lineage_edges (src, dst, kind, opened_pos, valid_from) "
-               f"VALUES ({placeholders(5)})")
+NODE_INSERT = (
+    "INSERT INTO lineage_nodes (id, kind, project, label, created_at, position) "
+    f"VALUES ({placeholders(6)})"
+)
+EDGE_INSERT = (
+    f"INSERT INTO lineage_edges (src, dst, kind, opened_pos, valid_from) VALUES ({placeholders(5)})"
+)
 
 
 class LineageEdges(Projection):
@@ -330,8 +453,10 @@ class LineageEdges(Projection):
     @staticmethod
     def _node(batch: Batch, e: StoredEvent, label: str) -> None:
         # Datasets, runs and models are registered once (the ledger checks it).
-        batch.insert(NODE_INSERT, (e.entity, e.entity.split(":", 1)[0], e.project, label,
-                                   e.occurred_at, e.position))
+        batch.insert(
+            NODE_INSERT,
+            (e.entity, e.entity.split(":", 1)[0], e.project, label, e.occurred_at, e.position),
+        )
 
     @staticmethod
     def _edges(batch: Batch, e: StoredEvent, edges: list[tuple[str, str, str]]) -> None:
@@ -358,8 +483,13 @@ class LineageEdges(Projection):
         for src in dict.fromkeys(e.body["inputs"]):
             if (src, e.entity, "input") in batch.new_edges:
                 continue
-            if batch.raw.one("SELECT 1 FROM lineage_edges WHERE src = ? AND dst = ? AND "
-                             "kind = 'input'", (src, e.entity)) is None:
+            if (
+                batch.raw.one(
+                    "SELECT 1 FROM lineage_edges WHERE src = ? AND dst = ? AND kind = 'input'",
+                    (src, e.entity),
+                )
+                is None
+            ):
                 fresh.append((src, e.entity, "input"))
         self._edges(batch, e, fresh)
 
@@ -372,12 +502,20 @@ class LineageEdges(Projection):
     def _serving(self, batch: Batch, e: StoredEvent, keep: set[str]) -> None:
         batch.flush()
         raw = batch.raw
-        open_now = {r[0] for r in raw.all("SELECT src FROM lineage_edges WHERE dst = ? AND "
-                                          "kind = 'serves' AND valid_to IS NULL", (e.entity,))}
+        open_now = {
+            r[0]
+            for r in raw.all(
+                "SELECT src FROM lineage_edges WHERE dst = ? AND "
+                "kind = 'serves' AND valid_to IS NULL",
+                (e.entity,),
+            )
+        }
         for src in sorted(open_now - keep):
-            raw.run("UPDATE lineage_edges SET valid_to = ?, closed_pos = ? WHERE src = ? AND "
-                    "dst = ? AND kind = 'serves' AND valid_to IS NULL",
-                    (e.occurred_at, e.position, src, e.entity))
+            raw.run(
+                "UPDATE lineage_edges SET valid_to = ?, closed_pos = ? WHERE src = ? AND "
+                "dst = ? AND kind = 'serves' AND valid_to IS NULL",
+                (e.occurred_at, e.position, src, e.entity),
+            )
         self._edges(batch, e, [(m, e.entity, "serves") for m in sorted(keep - open_now)])
 
     def _deployment(self, batch: Batch, e: StoredEvent) -> None:
@@ -391,7 +529,11 @@ class LineageEdges(Projection):
 
 
 PROJECTIONS: tuple[Projection, ...] = (
-    Catalogue(), RecordIndex(), PredictionIndex(), LineageEdges())
+    Catalogue(),
+    RecordIndex(),
+    PredictionIndex(),
+    LineageEdges(),
+)
 
 
 class ProjectionRunner:
@@ -402,47 +544,53 @@ class ProjectionRunner:
 
     def positions(self, conn: Connection) -> dict[str, int]:
         """Tracking position of each projection (-1: nothing applied)."""
-        table = T["projection_tracking"]
-        stored = dict(conn.execute(select(table.c.name, table.c.position)).all())
+        stored = dict(Raw(conn).all("SELECT name, position FROM projection_tracking"))
         return {p.name: int(stored.get(p.name, -1)) for p in self.projections}
 
-    def _track(self, conn: Connection, name: str, position: int, known: bool) -> None:
-        table = T["projection_tracking"]
-        if known:
-            conn.execute(update(table).where(table.c.name == name).values(position=position))
-        else:
-            conn.execute(insert(table).values(name=name, position=position))
-
-    def apply(self, conn: Connection, events: Sequence[StoredEvent],
-              positions: dict[str, int] | None = None) -> None:
-        """Apply events (contiguous, in order) to every projection not past them."""
-        if not events:
-            return
+    def apply(
+        self,
+        conn: Connection,
+        events: Sequence[StoredEvent],
+        positions: dict[str, int] | None = None,
+    ) -> dict[str, int]:
+        """Apply events (contiguous, in order) to every projection not past them, and
+        track how far each got, in the caller's transaction; return the new positions."""
         if positions is None:
             positions = self.positions(conn)
-        known = set(conn.execute(select(T["projection_tracking"].c.name)).scalars())
+        if not events:
+            return positions
+        raw = Raw(conn)
+        known = {r[0] for r in raw.all("SELECT name FROM projection_tracking")}
         events = [_current(e) for e in events]
+        moved = dict(positions)
         for projection in self.projections:
-            done = positions[projection.name]
-            todo = [e for e in events if e.position > done]
+            todo = [e for e in events if e.position > positions[projection.name]]
             if todo:
                 projection.apply(conn, todo)
-                self._track(conn, projection.name, todo[-1].position, projection.name in known)
+                moved[projection.name] = todo[-1].position
+        raw.many(
+            "UPDATE projection_tracking SET position = ? WHERE name = ?",
+            [(moved[n], n) for n in sorted(known) if n in moved and moved[n] != positions[n]],
+        )
+        raw.many(
+            "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
+            [(n, moved[n]) for n in sorted(moved) if n not in known and moved[n] >= 0],
+        )
+        return moved
 
-    def catch_up(self, conn: Connection, head: int) -> int:
+    def catch_up(self, conn: Connection, head: int, positions: dict[str, int] | None = None) -> int:
         """Apply every event up to ``head`` not yet applied; return how many were read."""
         from registry.store.base import Store
 
-        positions = self.positions(conn)
+        if positions is None:
+            positions = self.positions(conn)
         start = min(positions.values()) + 1
         read = 0
         while start <= head:
             events = Store.select_events(conn, start, limit=BATCH, stop=head + 1)
             if not events:
                 break
-            self.apply(conn, events, positions)
-            for projection in self.projections:
-                positions[projection.name] = max(positions[projection.name], events[-1].position)
+            positions = self.apply(conn, events, positions)
             read += len(events)
             start = events[-1].position + 1
         return read
@@ -461,8 +609,12 @@ class ProjectionRunner:
         it: one sort is much cheaper than a million random index inserts.
         """
         self.reset(conn)
-        indexes = [index for projection in self.projections for name in projection.tables
-                   for index in T[name].indexes]
+        indexes = [
+            index
+            for projection in self.projections
+            for name in projection.tables
+            for index in T[name].indexes
+        ]
         for index in indexes:
             index.drop(conn)
         replayed = self.catch_up(conn, head)
@@ -494,8 +646,9 @@ def projection_digest(conn: Connection) -> str:
             digest.update("\x1f".join(map(_plain, row)).encode())
             digest.update(b"\n")
     tracking = T["projection_tracking"]
-    for name, position in conn.execute(select(tracking.c.name, tracking.c.position)
-                                       .order_by(tracking.c.name)):
+    for name, position in conn.execute(
+        select(tracking.c.name, tracking.c.position).order_by(tracking.c.name)
+    ):
         digest.update(f"{name}={position}\n".encode())
     return digest.hexdigest()
 

@@ -39,8 +39,9 @@ def resolve(text: str, kind: str, project: str) -> str:
         return str(node)
     if kind in ("dataset", "model"):
         if "@" not in text:
-            raise InvalidNodeId(f"{text!r}: expected '<name>@<version>' or '{kind}:<project>/"
-                                "<name>@<version>'")
+            raise InvalidNodeId(
+                f"{text!r}: expected '<name>@<version>' or '{kind}:<project>/<name>@<version>'"
+            )
         return str(NodeId.parse(f"{kind}:{project}/{text}"))
     if kind == "run":
         return str(NodeId.parse(f"run:{text}"))
@@ -55,9 +56,14 @@ def resolve_model(ledger: Ledger, text: str, project: str) -> str:
             return node
         parsed = NodeId.parse(node)
         hist = T["alias_history"]
-        target = conn.execute(select(hist.c.model).where(
-            hist.c.project == parsed.project, hist.c.name == parsed.name,
-            hist.c.alias == parsed.version, hist.c.valid_to.is_(None))).scalar()
+        target = conn.execute(
+            select(hist.c.model).where(
+                hist.c.project == parsed.project,
+                hist.c.name == parsed.name,
+                hist.c.alias == parsed.version,
+                hist.c.valid_to.is_(None),
+            )
+        ).scalar()
     if target is None:
         raise NotFound(f"no model version or alias {text!r} in project {project!r}")
     return str(target)
@@ -75,15 +81,18 @@ def _require(conn: Connection, table: str, node: str, what: str) -> None:
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
     for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
+        yield items[start : start + CHUNK]
 
 
 def _record_counts(conn: Connection, datasets: list[str]) -> dict[str, int]:
     counts = T["dataset_record_counts"]
     out: dict[str, int] = {}
     for chunk in _chunks(datasets):
-        out.update(conn.execute(select(counts.c.dataset, counts.c.records)
-                                .where(counts.c.dataset.in_(chunk))).all())
+        out.update(
+            conn.execute(
+                select(counts.c.dataset, counts.c.records).where(counts.c.dataset.in_(chunk))
+            ).all()
+        )
     return out
 
 
@@ -96,23 +105,41 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
     idx = T["prediction_index"]
     with ledger.store.read() as conn:
         rows = conn.execute(
-            select(idx.c.deployment, idx.c.model, idx.c.at, idx.c.output, idx.c.trace_id,
-                   idx.c.position)
+            select(
+                idx.c.deployment,
+                idx.c.model,
+                idx.c.at,
+                idx.c.output,
+                idx.c.trace_id,
+                idx.c.position,
+            )
             .where(idx.c.project == project, idx.c.record == pseudonym)
-            .order_by(idx.c.at, idx.c.position, idx.c.seq)).all()
+            .order_by(idx.c.at, idx.c.position, idx.c.seq)
+        ).all()
         if not rows:
             members = T["record_index"]
-            known = conn.execute(select(members.c.dataset).where(
-                members.c.project == project, members.c.record == pseudonym).limit(1)).first()
+            known = conn.execute(
+                select(members.c.dataset)
+                .where(members.c.project == project, members.c.record == pseudonym)
+                .limit(1)
+            ).first()
             if known is None:
-                raise NotFound(f"no record with that key in project {project!r}: it is in no "
-                               "dataset version and was never scored")
+                raise NotFound(
+                    f"no record with that key in project {project!r}: it is in no "
+                    "dataset version and was never scored"
+                )
     return {
         "record": f"record:{project}/{pseudonym}",
         "times_scored": len(rows),
         "predictions": [
-            {"deployment": r.deployment, "model": r.model, "at": r.at,
-             "output": json.loads(r.output), "trace_id": r.trace_id, "position": r.position}
+            {
+                "deployment": r.deployment,
+                "model": r.model,
+                "at": r.at,
+                "output": json.loads(r.output),
+                "trace_id": r.trace_id,
+                "position": r.position,
+            }
             for r in rows
         ],
     }
@@ -141,16 +168,25 @@ def trained_on(ledger: Ledger, model: str) -> dict[str, Any]:
             kind = kind_of(src)
             hops = depth + (1 if kind == "dataset" else 0)
             if kind == "dataset":
-                found[src] = {"dataset": src, "label": graph.nodes[src].get("label"),
-                              "depth": hops, "relation": "direct" if hops == 1 else "upstream"}
+                found[src] = {
+                    "dataset": src,
+                    "label": graph.nodes[src].get("label"),
+                    "depth": hops,
+                    "relation": "direct" if hops == 1 else "upstream",
+                }
             elif kind == "run":
                 runs.append(src)
             queue.append((src, hops))
     with ledger.store.read() as conn:
         counts = _record_counts(conn, list(found))
         cat = T["cat_datasets"]
-        rows = {r.id: r for chunk in _chunks(list(found)) for r in conn.execute(
-            select(cat.c.id, cat.c.digest, cat.c.row_count).where(cat.c.id.in_(chunk)))}
+        rows = {
+            r.id: r
+            for chunk in _chunks(list(found))
+            for r in conn.execute(
+                select(cat.c.id, cat.c.digest, cat.c.row_count).where(cat.c.id.in_(chunk))
+            )
+        }
     datasets = []
     for node, item in sorted(found.items(), key=lambda kv: (kv[1]["depth"], kv[0])):
         row = rows.get(node)
@@ -190,11 +226,20 @@ def _summarise(ledger: Ledger, graph: nx.MultiDiGraph, nodes: set[str]) -> dict[
     predictions = []
     with ledger.store.read() as conn:
         for chunk in _chunks(sorted(models)):
-            for row in conn.execute(select(counts).where(counts.c.model.in_(chunk))
-                                    .order_by(counts.c.deployment, counts.c.model)):
-                predictions.append({"deployment": row.deployment, "model": row.model,
-                                    "count": row.n, "first_at": row.first_at,
-                                    "last_at": row.last_at})
+            for row in conn.execute(
+                select(counts)
+                .where(counts.c.model.in_(chunk))
+                .order_by(counts.c.deployment, counts.c.model)
+            ):
+                predictions.append(
+                    {
+                        "deployment": row.deployment,
+                        "model": row.model,
+                        "count": row.n,
+                        "first_at": row.first_at,
+                        "last_at": row.last_at,
+                    }
+                )
     deployments = []
     for dep in by_kind["deployment"]:
         served = sorted(src for src, _ in graph.in_edges(dep) if src in models)
@@ -213,8 +258,9 @@ def _summarise(ledger: Ledger, graph: nx.MultiDiGraph, nodes: set[str]) -> dict[
 # 4. lineage ---------------------------------------------------------------------------------
 
 
-def lineage(ledger: Ledger, node: str, *, direction: Direction = "both", depth: int = 3,
-            when: Any = None) -> dict[str, Any]:
+def lineage(
+    ledger: Ledger, node: str, *, direction: Direction = "both", depth: int = 3, when: Any = None
+) -> dict[str, Any]:
     """The subgraph around ``node`` to ``depth`` hops, optionally as of a past time."""
     if depth < 0:
         raise InvalidNodeId(f"depth {depth} is negative: expected 0 or more")
@@ -227,7 +273,9 @@ def lineage(ledger: Ledger, node: str, *, direction: Direction = "both", depth: 
         raise NotFound(f"no node {node} in the lineage graph")
     view = as_of(full, at)
     if node not in view:
-        raise NotFound(f"{node} did not exist yet at {at} (created {full.nodes[node]['created_at']})")
+        raise NotFound(
+            f"{node} did not exist yet at {at} (created {full.nodes[node]['created_at']})"
+        )
     seen = {node: 0}
     queue: deque[str] = deque([node])
     while queue:
@@ -243,15 +291,33 @@ def lineage(ledger: Ledger, node: str, *, direction: Direction = "both", depth: 
             if nxt not in seen:
                 seen[nxt] = seen[current] + 1
                 queue.append(nxt)
-    edges = [{"src": src, "dst": dst, "kind": data["kind"], "valid_from": data["valid_from"],
-              "valid_to": data["valid_to"]}
-             for src, dst, data in view.out_edges(list(seen), data=True) if dst in seen]
+    edges = [
+        {
+            "src": src,
+            "dst": dst,
+            "kind": data["kind"],
+            "valid_from": data["valid_from"],
+            "valid_to": data["valid_to"],
+        }
+        for src, dst, data in view.out_edges(list(seen), data=True)
+        if dst in seen
+    ]
     edges.sort(key=lambda e: (e["src"], e["dst"], e["kind"], e["valid_from"]))
     return {
-        "root": node, "direction": direction, "depth": depth, "as_of": at,
-        "nodes": [{"id": n, "kind": view.nodes[n]["kind"], "label": view.nodes[n]["label"],
-                   "created_at": view.nodes[n]["created_at"], "distance": d}
-                  for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))],
+        "root": node,
+        "direction": direction,
+        "depth": depth,
+        "as_of": at,
+        "nodes": [
+            {
+                "id": n,
+                "kind": view.nodes[n]["kind"],
+                "label": view.nodes[n]["label"],
+                "created_at": view.nodes[n]["created_at"],
+                "distance": d,
+            }
+            for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+        ],
         "edges": edges,
     }
 
@@ -268,21 +334,34 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
         memberships = conn.execute(
             select(members.c.record, members.c.dataset)
             .where(members.c.project == project, members.c.subject == pseudonym)
-            .order_by(members.c.record, members.c.dataset)).all()
-        vault_entries = conn.execute(select(func.count()).select_from(T["vault_entries"]).where(
-            T["vault_entries"].c.project == project,
-            T["vault_entries"].c.subject == pseudonym)).scalar_one()
+            .order_by(members.c.record, members.c.dataset)
+        ).all()
+        vault_entries = conn.execute(
+            select(func.count())
+            .select_from(T["vault_entries"])
+            .where(
+                T["vault_entries"].c.project == project, T["vault_entries"].c.subject == pseudonym
+            )
+        ).scalar_one()
         records: dict[str, list[str]] = {}
         for record, dataset in memberships:
             records.setdefault(record, []).append(dataset)
         predictions = []
         for chunk in _chunks(sorted(records)):
             predictions += [
-                {"record": f"record:{project}/{r.record}", "deployment": r.deployment,
-                 "model": r.model, "at": r.at, "position": r.position}
+                {
+                    "record": f"record:{project}/{r.record}",
+                    "deployment": r.deployment,
+                    "model": r.model,
+                    "at": r.at,
+                    "position": r.position,
+                }
                 for r in conn.execute(
-                    select(idx.c.record, idx.c.deployment, idx.c.model, idx.c.at, idx.c.position)
-                    .where(idx.c.project == project, idx.c.record.in_(chunk)))]
+                    select(
+                        idx.c.record, idx.c.deployment, idx.c.model, idx.c.at, idx.c.position
+                    ).where(idx.c.project == project, idx.c.record.in_(chunk))
+                )
+            ]
     if not records and not vault_entries:
         raise NotFound(f"no data subject with that id in project {project!r}")
     predictions.sort(key=lambda p: (p["at"], p["record"], p["position"]))
@@ -292,8 +371,9 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
     summary = _summarise(ledger, graph, derived)
     return {
         "subject": f"subject:{project}/{pseudonym}",
-        "records": [{"record": f"record:{project}/{r}", "datasets": ds}
-                    for r, ds in sorted(records.items())],
+        "records": [
+            {"record": f"record:{project}/{r}", "datasets": ds} for r, ds in sorted(records.items())
+        ],
         "datasets": datasets,
         "derived_datasets": summary["datasets"],
         "runs": summary["runs"],
@@ -314,10 +394,21 @@ def history(ledger: Ledger, deployment: str) -> dict[str, Any]:
         current = conn.execute(select(deps).where(deps.c.id == deployment)).first()
         if current is None:
             raise NotFound(f"no deployment {deployment} in the ledger")
-        rows = conn.execute(select(hist).where(hist.c.deployment == deployment)
-                            .order_by(hist.c.opened_pos, hist.c.model)).all()
-    intervals = [{"model": r.model, "traffic": r.traffic, "endpoint": r.endpoint,
-                  "from": r.valid_from, "to": r.valid_to} for r in rows]
+        rows = conn.execute(
+            select(hist)
+            .where(hist.c.deployment == deployment)
+            .order_by(hist.c.opened_pos, hist.c.model)
+        ).all()
+    intervals = [
+        {
+            "model": r.model,
+            "traffic": r.traffic,
+            "endpoint": r.endpoint,
+            "from": r.valid_from,
+            "to": r.valid_to,
+        }
+        for r in rows
+    ]
     # Per model: merge back-to-back intervals (a traffic change is no gap in service).
     spans: dict[str, list[dict[str, Any]]] = {}
     for item in sorted(intervals, key=lambda i: (i["model"], i["from"])):
@@ -326,6 +417,13 @@ def history(ledger: Ledger, deployment: str) -> dict[str, Any]:
             mine[-1]["to"] = item["to"]
         else:
             mine.append({"from": item["from"], "to": item["to"]})
-    models = [{"model": m, "spans": s} for m, s in sorted(spans.items(), key=lambda kv: kv[1][0]["from"])]
-    return {"deployment": deployment, "status": current.status, "endpoint": current.endpoint,
-            "intervals": intervals, "models": models}
+    models = [
+        {"model": m, "spans": s} for m, s in sorted(spans.items(), key=lambda kv: kv[1][0]["from"])
+    ]
+    return {
+        "deployment": deployment,
+        "status": current.status,
+        "endpoint": current.endpoint,
+        "intervals": intervals,
+        "models": models,
+    }

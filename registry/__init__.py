@@ -4,8 +4,8 @@ Start with ``registry.connect()``; see ``docs/sdk.md``.
 """
 
 from registry.errors import (
-    Conflict,
     ConfigError,
+    Conflict,
     EventRejected,
     ImmutableLog,
     InvalidNodeId,
@@ -16,7 +16,18 @@ from registry.ledger import Ledger
 from registry.sdk import DatasetVersion, Deployment, ModelVersion, Registry, Run, connect
 
 __all__ = [
-    "ConfigError", "Conflict", "DatasetVersion", "Deployment", "EventRejected", "ImmutableLog",
-    "InvalidNodeId", "Ledger", "LedgerError", "ModelVersion", "NotFound", "Registry", "Run",
+    "ConfigError",
+    "Conflict",
+    "DatasetVersion",
+    "Deployment",
+    "EventRejected",
+    "ImmutableLog",
+    "InvalidNodeId",
+    "Ledger",
+    "LedgerError",
+    "ModelVersion",
+    "NotFound",
+    "Registry",
+    "Run",
     "connect",
 ]

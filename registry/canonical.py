@@ -21,9 +21,9 @@ _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
 _encode = _ENCODER.encode
-_INTEGRAL = re.compile(r"\.0[,\]}]")           # "1.0", "-0.0": JCS writes 1, 0
-_EXPONENT = re.compile(r"\d[eE][+-]\d")         # "1e-05", "1e+16": JCS writes 0.00001, 1e+21
-_LONG_INT = re.compile(r"[:,\[]-?\d{16}")       # integers beyond an IEEE double's exact range
+_INTEGRAL = re.compile(r"\.0[,\]}]")  # "1.0", "-0.0": JCS writes 1, 0
+_EXPONENT = re.compile(r"\d[eE][+-]\d")  # "1e-05", "1e+16": JCS writes 0.00001, 1e+21
+_LONG_INT = re.compile(r"[:,\[]-?\d{16}")  # integers beyond an IEEE double's exact range
 _ASTRAL = re.compile(r"[\U00010000-\U0010FFFF]")  # JCS sorts keys by UTF-16 code units
 
 
@@ -57,7 +57,7 @@ def _items(values: list[Any] | tuple[Any, ...]) -> str:
     if len(values) <= 8:
         return ",".join(_canonical(v) for v in values)
     parts = []
-    for half in (values[:len(values) // 2], values[len(values) // 2:]):
+    for half in (values[: len(values) // 2], values[len(values) // 2 :]):
         text = _encode(half)
         parts.append(_items(half) if _suspect(text) else text[1:-1])
     return ",".join(parts)

@@ -44,8 +44,14 @@ _PLACEHOLDER: dict[str, NodeId] = {
 }
 
 
-_CONSTRAINTS = (("min_length", "min length"), ("max_length", "max length"), ("ge", "≥"),
-                ("gt", ">"), ("le", "≤"), ("lt", "<"))
+_CONSTRAINTS = (
+    ("min_length", "min length"),
+    ("max_length", "max length"),
+    ("ge", "≥"),
+    ("gt", ">"),
+    ("le", "≤"),
+    ("lt", "<"),
+)
 
 
 def id_format(kind: str) -> str:
@@ -133,15 +139,16 @@ def _prose(doc: str | None) -> str:
 def _field_table(model: type[BaseModel]) -> list[str]:
     if not model.model_fields:
         return ["The body is empty: `{}`."]
-    lines = ["| Field | Type | Required / default | Description |",
-             "|---|---|---|---|"]
+    lines = ["| Field | Type | Required / default | Description |", "|---|---|---|---|"]
     for name, info in model.model_fields.items():
         kind = f"`{type_name(info.annotation)}`"
         extra = _constraints(info)
         if extra:
             kind += ", " + ", ".join(extra)
-        lines.append(f"| `{field_name(name, info)}` | {_cell(kind)} | {_presence(info)} | "
-                     f"{_cell(info.description or '')} |")
+        lines.append(
+            f"| `{field_name(name, info)}` | {_cell(kind)} | {_presence(info)} | "
+            f"{_cell(info.description or '')} |"
+        )
     return lines
 
 
@@ -153,8 +160,12 @@ def _nested(model: type[BaseModel], seen: set[type[BaseModel]]) -> list[str]:
                 continue
             seen.add(inner)
             what = _prose(inner.__doc__).rstrip(".")
-            lines += ["", f"Each item of `{field_name(name, info)}` is a `{inner.__name__}` "
-                          f"({what[:1].lower()}{what[1:]}):", ""]
+            lines += [
+                "",
+                f"Each item of `{field_name(name, info)}` is a `{inner.__name__}` "
+                f"({what[:1].lower()}{what[1:]}):",
+                "",
+            ]
             lines += _field_table(inner)
             lines += _nested(inner, seen)
     return lines
@@ -223,16 +234,25 @@ def _intro() -> list[str]:
         "the new one; projections read every stored body upcast to the current version.",
     ]
     if UPCASTERS:
-        lines += ["", "Upcasters: " + ", ".join(
-            f"`{t}` v{v} → v{v + 1}" for t, v in sorted(UPCASTERS)) + "."]
+        lines += [
+            "",
+            "Upcasters: " + ", ".join(f"`{t}` v{v} → v{v + 1}" for t, v in sorted(UPCASTERS)) + ".",
+        ]
     else:
         lines += ["", "Every type is at its first version; no upcasters exist yet."]
-    lines += ["", "## Types", "", "| Type | Schema version | Entity | Summary |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Types",
+        "",
+        "| Type | Schema version | Entity | Summary |",
+        "|---|---|---|---|",
+    ]
     for spec in CATALOGUE.values():
         summary = _prose(spec.doc).split("\n", 1)[0]
-        lines.append(f"| [`{spec.name}`](#{spec.name}) | {spec.schema_version} | "
-                     f"{spec.entity_kind} | {_cell(summary)} |")
+        lines.append(
+            f"| [`{spec.name}`](#{spec.name}) | {spec.schema_version} | "
+            f"{spec.entity_kind} | {_cell(summary)} |"
+        )
     return lines
 
 

@@ -12,17 +12,21 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import LedgerError
+
+if TYPE_CHECKING:
+    from registry.sdk import Registry
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
 
 
 def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
-    parser.add_argument("--db", help="database URL or SQLite file (default: MLLEDGER_DB or "
-                                     "./.mlledger/ledger.db)")
+    parser.add_argument(
+        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
+    )
     parser.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -30,13 +34,15 @@ def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mlledger",
-        description="Metadata, lineage and audit registry for machine learning.")
+        prog="mlledger", description="Metadata, lineage and audit registry for machine learning."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="record a realistic scenario and answer the six questions")
     _common(p)
-    p.add_argument("--predictions", type=int, default=3000, help="predictions to log (default 3000)")
+    p.add_argument(
+        "--predictions", type=int, default=3000, help="predictions to log (default 3000)"
+    )
 
     p = sub.add_parser("scored", help="which model version, in which deployment, scored a record")
     _common(p)
@@ -50,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("dataset", help="NAME@VERSION or dataset:PROJECT/NAME@VERSION")
 
-    p = sub.add_parser("lineage", help="the lineage subgraph around a node, optionally as of a time")
+    p = sub.add_parser(
+        "lineage", help="the lineage subgraph around a node, optionally as of a time"
+    )
     _common(p)
     p.add_argument("node", help="a node id, e.g. model:PROJECT/NAME@VERSION or run:UUID")
     p.add_argument("--direction", choices=("upstream", "downstream", "both"), default="both")
@@ -94,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
 
 
-def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _registry(args: argparse.Namespace) -> Registry:
     from registry.sdk import connect
 
     return connect(args.db, project=args.project)
@@ -106,8 +114,13 @@ def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> in
 
 
 def _question(name: str, render: Callable[[Any], str]) -> Callable[[argparse.Namespace], int]:
-    argument = {"scored": "record", "trained_on": "model", "downstream": "dataset",
-                "footprint": "subject", "history": "deployment"}[name]
+    argument = {
+        "scored": "record",
+        "trained_on": "model",
+        "downstream": "dataset",
+        "footprint": "subject",
+        "history": "deployment",
+    }[name]
 
     def command(args: argparse.Namespace) -> int:
         with _registry(args) as reg:
@@ -129,23 +142,39 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         result = reg.ledger.rebuild()
         result["seconds"] = round(time.perf_counter() - started, 3)
-        return _emit(args, result, lambda r: f"replayed {r['events']} events in {r['seconds']} s; "
-                                             f"projection digest {r['digest']}")
+        return _emit(
+            args,
+            result,
+            lambda r: (
+                f"replayed {r['events']} events in {r['seconds']} s; "
+                f"projection digest {r['digest']}"
+            ),
+        )
 
 
 def cmd_log(args: argparse.Namespace) -> int:
     with _registry(args) as reg:
         events = [e.as_dict() for e in reg.ledger.read(args.start, args.limit)]
-        return _emit(args, events, lambda evs: "\n".join(
-            f"{e['position']:>6}  {e['occurred_at']}  {e['type']:<28} {e['entity']}  by {e['actor']}"
-            for e in evs) or "(no events)")
+        return _emit(
+            args,
+            events,
+            lambda evs: (
+                "\n".join(
+                    f"{e['position']:>6}  {e['occurred_at']}  {e['type']:<28} {e['entity']}"
+                    f"  by {e['actor']}"
+                    for e in evs
+                )
+                or "(no events)"
+            ),
+        )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from registry.demo import run_demo
 
-    return run_demo(args.db, project=args.project or "demo", predictions=args.predictions,
-                    as_json=args.json)
+    return run_demo(
+        args.db, project=args.project or "demo", predictions=args.predictions, as_json=args.json
+    )
 
 
 # --- text rendering --------------------------------------------------------------------------
@@ -164,16 +193,21 @@ def _when(ts: str | None) -> str:
 
 def render_scored(d: dict[str, Any]) -> str:
     lines = [f"{d['record']} was scored {d['times_scored']} time(s):"]
-    lines += [f"  {_when(p['at'])}  {_short(p['model']):<22} in {_short(p['deployment']):<18} "
-              f"output={json.dumps(p['output'])}" for p in d["predictions"]]
+    lines += [
+        f"  {_when(p['at'])}  {_short(p['model']):<22} in {_short(p['deployment']):<18} "
+        f"output={json.dumps(p['output'])}"
+        for p in d["predictions"]
+    ]
     return "\n".join(lines)
 
 
 def render_trained_on(d: dict[str, Any]) -> str:
     lines = [f"{_short(d['model'])} was trained on (through {len(d['runs'])} run(s)):"]
     for ds in d["datasets"]:
-        lines.append(f"  {_short(ds['dataset']):<28} {ds['relation']:<9} depth {ds['depth']}  "
-                     f"{ds['records']} records  {ds['digest']}")
+        lines.append(
+            f"  {_short(ds['dataset']):<28} {ds['relation']:<9} depth {ds['depth']}  "
+            f"{ds['records']} records  {ds['digest']}"
+        )
     return "\n".join(lines)
 
 
@@ -183,47 +217,68 @@ def render_summary(d: dict[str, Any]) -> list[str]:
         # A footprint lists the subject's own datasets apart from those derived from them.
         items = d.get(f"derived_{key}", d.get(key)) or []
         if items:
-            lines.append(f"  {key}: " + ", ".join(_short(i[field]) if field != "run"
-                                                  else f"{i['job']} ({i['run'][4:12]})" for i in items))
+            lines.append(
+                f"  {key}: "
+                + ", ".join(
+                    _short(i[field]) if field != "run" else f"{i['job']} ({i['run'][4:12]})"
+                    for i in items
+                )
+            )
     for dep in d["deployments"]:
-        lines.append(f"  deployment {_short(dep['deployment'])} served "
-                     + ", ".join(_short(m) for m in dep["serves_from_here"]))
+        lines.append(
+            f"  deployment {_short(dep['deployment'])} served "
+            + ", ".join(_short(m) for m in dep["serves_from_here"])
+        )
     return lines
 
 
 def render_downstream(d: dict[str, Any]) -> str:
     lines = [f"downstream of {_short(d['dataset'])}:", *render_summary(d)]
     for p in d["predictions"]:
-        lines.append(f"  {p['count']:>6} predictions by {_short(p['model'])} in "
-                     f"{_short(p['deployment'])} ({_when(p['first_at'])} .. {_when(p['last_at'])})")
+        lines.append(
+            f"  {p['count']:>6} predictions by {_short(p['model'])} in "
+            f"{_short(p['deployment'])} ({_when(p['first_at'])} .. {_when(p['last_at'])})"
+        )
     lines.append(f"  total predictions: {d['total_predictions']}")
     return "\n".join(lines)
 
 
 def render_lineage(d: dict[str, Any]) -> str:
     when = f" as of {d['as_of']}" if d["as_of"] else ""
-    lines = [f"lineage of {d['root']} ({d['direction']}, depth {d['depth']}){when}: "
-             f"{len(d['nodes'])} nodes, {len(d['edges'])} edges"]
-    lines += [f"  {e['src']}  -[{e['kind']}]->  {e['dst']}"
-              + (f"  (until {_when(e['valid_to'])})" if e["valid_to"] else "") for e in d["edges"]]
+    lines = [
+        f"lineage of {d['root']} ({d['direction']}, depth {d['depth']}){when}: "
+        f"{len(d['nodes'])} nodes, {len(d['edges'])} edges"
+    ]
+    lines += [
+        f"  {e['src']}  -[{e['kind']}]->  {e['dst']}"
+        + (f"  (until {_when(e['valid_to'])})" if e["valid_to"] else "")
+        for e in d["edges"]
+    ]
     return "\n".join(lines)
 
 
 def render_footprint(d: dict[str, Any]) -> str:
-    lines = [f"{d['subject']}: {len(d['records'])} record(s), {len(d['datasets'])} dataset "
-             f"version(s), {len(d['predictions'])} prediction(s), {d['vault_entries']} vault entr(ies)"]
+    lines = [
+        f"{d['subject']}: {len(d['records'])} record(s), {len(d['datasets'])} dataset "
+        f"version(s), {len(d['predictions'])} prediction(s), {d['vault_entries']} vault entr(ies)"
+    ]
     for r in d["records"]:
         lines.append(f"  {_short(r['record'])} in " + ", ".join(_short(x) for x in r["datasets"]))
     lines += render_summary(d)
     for p in d["predictions"]:
-        lines.append(f"  scored {_when(p['at'])} by {_short(p['model'])} in {_short(p['deployment'])}")
+        lines.append(
+            f"  scored {_when(p['at'])} by {_short(p['model'])} in {_short(p['deployment'])}"
+        )
     return "\n".join(lines)
 
 
 def render_history(d: dict[str, Any]) -> str:
     lines = [f"{_short(d['deployment'])} ({d['status']}, {d['endpoint']}):"]
-    lines += [f"  {_when(i['from'])} .. {_when(i['to']):<19}  {_short(i['model']):<22} "
-              f"{i['traffic']:g}% traffic" for i in d["intervals"]]
+    lines += [
+        f"  {_when(i['from'])} .. {_when(i['to']):<19}  {_short(i['model']):<22} "
+        f"{i['traffic']:g}% traffic"
+        for i in d["intervals"]
+    ]
     return "\n".join(lines)
 
 

@@ -55,7 +55,9 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
 
 def _workdir(db: str | None) -> Path:
     url = normalise_url(db or Settings().db)
-    base = Path(url[len("sqlite:///"):]).parent if url.startswith("sqlite:///") else Path(".mlledger")
+    base = (
+        Path(url[len("sqlite:///") :]).parent if url.startswith("sqlite:///") else Path(".mlledger")
+    )
     work = base / "demo"
     work.mkdir(parents=True, exist_ok=True)
     return work
@@ -73,8 +75,9 @@ def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
     except ImportError:
-        raise ConfigError("the demo needs scikit-learn: pip install 'mlledger[demo]' "
-                          "(make demo installs it)") from None
+        raise ConfigError(
+            "the demo needs scikit-learn: pip install 'mlledger[demo]' (make demo installs it)"
+        ) from None
 
     def day(n: float) -> datetime:
         return start + timedelta(days=n)
@@ -88,66 +91,131 @@ def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime
     schema = {**{c: "float64" for c in columns}, "target": "int64"}
 
     raw_path = work / "breast_cancer_raw.csv"
-    _write_csv(raw_path, ["record_key", *columns, "target"],
-               [[keys[i], *X[i].round(6).tolist(), int(y[i])] for i in range(n_rows)])
+    _write_csv(
+        raw_path,
+        ["record_key", *columns, "target"],
+        [[keys[i], *X[i].round(6).tolist(), int(y[i])] for i in range(n_rows)],
+    )
     raw = reg.register_dataset(
-        "breast-cancer-raw", "2026.1", uri=raw_path.resolve().as_uri(), path=raw_path,
-        schema=schema, row_count=n_rows, records=keys, subjects=patients,
-        tags={"source": "sklearn.datasets.load_breast_cancer"}, occurred_at=day(0))
+        "breast-cancer-raw",
+        "2026.1",
+        uri=raw_path.resolve().as_uri(),
+        path=raw_path,
+        schema=schema,
+        row_count=n_rows,
+        records=keys,
+        subjects=patients,
+        tags={"source": "sklearn.datasets.load_breast_cancer"},
+        occurred_at=day(0),
+    )
 
     # Cleaning: drop rows with any feature beyond 4 standard deviations.
     z = np.abs((X - X.mean(axis=0)) / X.std(axis=0))
     keep = np.where((z < 4).all(axis=1))[0]
     clean_path = work / "breast_cancer_clean.csv"
-    _write_csv(clean_path, ["record_key", *columns, "target"],
-               [[keys[i], *X[i].round(6).tolist(), int(y[i])] for i in keep])
+    _write_csv(
+        clean_path,
+        ["record_key", *columns, "target"],
+        [[keys[i], *X[i].round(6).tolist(), int(y[i])] for i in keep],
+    )
     clean = reg.register_dataset(
-        "breast-cancer-clean", "2026.1", uri=clean_path.resolve().as_uri(), path=clean_path,
-        schema=schema, row_count=len(keep), records=[keys[i] for i in keep],
-        subjects=[patients[i] for i in keep], derived_from=[raw],
-        tags={"cleaning": "drop |z| >= 4"}, occurred_at=day(1))
+        "breast-cancer-clean",
+        "2026.1",
+        uri=clean_path.resolve().as_uri(),
+        path=clean_path,
+        schema=schema,
+        row_count=len(keep),
+        records=[keys[i] for i in keep],
+        subjects=[patients[i] for i in keep],
+        derived_from=[raw],
+        tags={"cleaning": "drop |z| >= 4"},
+        occurred_at=day(1),
+    )
 
-    def train(job: str, dataset: Any, rows: Any, estimator: Any, params: dict[str, Any],
-              when: float, model_file: str) -> Any:
-        train_idx, test_idx = train_test_split(rows, test_size=0.25, random_state=7,
-                                               stratify=y[rows])
-        with reg.run(job, params=params, inputs=[dataset], occurred_at=day(when),
-                     ended_at=day(when + 0.1), tags={"team": "oncology-ml"}) as run:
+    def train(
+        job: str,
+        dataset: Any,
+        rows: Any,
+        estimator: Any,
+        params: dict[str, Any],
+        when: float,
+        model_file: str,
+    ) -> Any:
+        train_idx, test_idx = train_test_split(
+            rows, test_size=0.25, random_state=7, stratify=y[rows]
+        )
+        with reg.run(
+            job,
+            params=params,
+            inputs=[dataset],
+            occurred_at=day(when),
+            ended_at=day(when + 0.1),
+            tags={"team": "oncology-ml"},
+        ) as run:
             estimator.fit(X[train_idx], y[train_idx])
             proba = estimator.predict_proba(X[test_idx])[:, 1]
             pred = (proba >= 0.5).astype(int)
-            run.log_metrics({"accuracy": accuracy_score(y[test_idx], pred),
-                             "roc_auc": roc_auc_score(y[test_idx], proba),
-                             "f1": f1_score(y[test_idx], pred)})
+            run.log_metrics(
+                {
+                    "accuracy": accuracy_score(y[test_idx], pred),
+                    "roc_auc": roc_auc_score(y[test_idx], proba),
+                    "f1": f1_score(y[test_idx], pred),
+                }
+            )
             artifact = work / model_file
             artifact.write_bytes(pickle.dumps(estimator))
-            model = run.register_model("cancer-screening", artifact_path=artifact,
-                                       framework="sklearn")
+            model = run.register_model(
+                "cancer-screening", artifact_path=artifact, framework="sklearn"
+            )
         return model, estimator, test_idx
 
     m1, est1, test1 = train(
-        "train-logreg", raw, np.arange(n_rows),
+        "train-logreg",
+        raw,
+        np.arange(n_rows),
         make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=1.0)),
-        {"model": "logistic_regression", "C": 1.0, "scaler": "standard"}, 2, "model_v1.pkl")
-    deployment = reg.deploy("screening-api", endpoint="https://screening.internal/v1/score",
-                            served={m1: 100}, occurred_at=day(3))
+        {"model": "logistic_regression", "C": 1.0, "scaler": "standard"},
+        2,
+        "model_v1.pkl",
+    )
+    deployment = reg.deploy(
+        "screening-api",
+        endpoint="https://screening.internal/v1/score",
+        served={m1: 100},
+        occurred_at=day(3),
+    )
     reg.set_alias(m1, "production", moved_by="dr.lopez", occurred_at=day(3))
 
     m2, est2, _ = train(
-        "train-random-forest", clean, keep,
+        "train-random-forest",
+        clean,
+        keep,
         RandomForestClassifier(n_estimators=200, max_depth=6, random_state=7),
-        {"model": "random_forest", "n_estimators": 200, "max_depth": 6}, 9, "model_v2.pkl")
-    reg.deploy("screening-api", endpoint="https://screening.internal/v1/score",
-               served={m1: 90, m2: 10}, occurred_at=day(10))
-    reg.deploy("screening-api", endpoint="https://screening.internal/v1/score",
-               served={m2: 100}, occurred_at=day(11))
+        {"model": "random_forest", "n_estimators": 200, "max_depth": 6},
+        9,
+        "model_v2.pkl",
+    )
+    reg.deploy(
+        "screening-api",
+        endpoint="https://screening.internal/v1/score",
+        served={m1: 90, m2: 10},
+        occurred_at=day(10),
+    )
+    reg.deploy(
+        "screening-api",
+        endpoint="https://screening.internal/v1/score",
+        served={m2: 100},
+        occurred_at=day(11),
+    )
     reg.set_alias(m2, "production", moved_by="dr.okafor", occurred_at=day(11))
 
     # Serving: incoming records scored over days 3..14 by whatever was live then.
     rng = random.Random(42)
     pool = sorted(int(i) for i in test1)
-    scores = {id(est): dict(zip(pool, est.predict_proba(X[pool])[:, 1].tolist(), strict=True))
-              for est in (est1, est2)}
+    scores = {
+        id(est): dict(zip(pool, est.predict_proba(X[pool])[:, 1].tolist(), strict=True))
+        for est in (est1, est2)
+    }
     rows, outputs, models, times = [], [], [], []
     for k in range(predictions):
         when = day(3.05 + 10.9 * k / max(predictions - 1, 1))
@@ -160,39 +228,64 @@ def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime
             model, est = m2, est2
         score = scores[id(est)][i]
         rows.append(keys[i])
-        outputs.append({"malignant_probability": round(1 - score, 4),
-                        "label": "benign" if score >= 0.5 else "malignant"})
+        outputs.append(
+            {
+                "malignant_probability": round(1 - score, 4),
+                "label": "benign" if score >= 0.5 else "malignant",
+            }
+        )
         models.append(model)
         times.append(when)
     for start_row in range(0, predictions, 500):  # as a serving process would, in batches
         stop = start_row + 500
-        reg.log_predictions(deployment, records=rows[start_row:stop],
-                            outputs=outputs[start_row:stop], models=models[start_row:stop],
-                            at=times[start_row:stop])
+        reg.log_predictions(
+            deployment,
+            records=rows[start_row:stop],
+            outputs=outputs[start_row:stop],
+            models=models[start_row:stop],
+            at=times[start_row:stop],
+        )
     # A record scored by both model versions makes the best example.
     # The example record: scored by both versions, its patient seen twice, few scorings.
     by_record: dict[str, list[str]] = {}
     for key, model in zip(rows, models, strict=True):
         by_record.setdefault(key, []).append(model.id)
     visits = {p: patients.count(p) for p in set(patients)}
-    example = min(by_record, key=lambda k: (len(set(by_record[k])) != 2,
-                                            visits[patients[keys.index(k)]] != 2,
-                                            len(by_record[k]), k))
+    example = min(
+        by_record,
+        key=lambda k: (
+            len(set(by_record[k])) != 2,
+            visits[patients[keys.index(k)]] != 2,
+            len(by_record[k]),
+            k,
+        ),
+    )
     # Personal attributes go to the encrypted vault, never to the log.
-    reg.store_subject_data(patients[keys.index(example)],
-                           {"name": "Jane Example", "year_of_birth": 1961})
+    reg.store_subject_data(
+        patients[keys.index(example)], {"name": "Jane Example", "year_of_birth": 1961}
+    )
     return _names(raw.id, clean.id, m1.id, m2.id, deployment.id, example, day(5.0))
 
 
-def _names(raw: str, clean: str, m1: str, m2: str, deployment: str, record: str,
-           as_of: datetime) -> dict[str, Any]:
+def _names(
+    raw: str, clean: str, m1: str, m2: str, deployment: str, record: str, as_of: datetime
+) -> dict[str, Any]:
     index = int(record.split("-")[1])
-    return {"raw": raw, "clean": clean, "m1": m1, "m2": m2, "deployment": deployment,
-            "record": record, "subject": _patient(index), "as_of": as_of.isoformat()}
+    return {
+        "raw": raw,
+        "clean": clean,
+        "m1": m1,
+        "m2": m2,
+        "deployment": deployment,
+        "record": record,
+        "subject": _patient(index),
+        "as_of": as_of.isoformat(),
+    }
 
 
-def run_demo(db: str | None, *, project: str = "demo", predictions: int = 3000,
-             as_json: bool = False) -> int:
+def run_demo(
+    db: str | None, *, project: str = "demo", predictions: int = 3000, as_json: bool = False
+) -> int:
     """Record the scenario (unless this ledger has it already) and print the answers."""
     from registry import cli
 
@@ -203,8 +296,9 @@ def run_demo(db: str | None, *, project: str = "demo", predictions: int = 3000,
         if state.exists() and reg.ledger.head() >= 0:
             names = json.loads(state.read_text())
         else:
-            start = (datetime.now(UTC) - timedelta(days=15)).replace(hour=8, minute=0, second=0,
-                                                                      microsecond=0)
+            start = (datetime.now(UTC) - timedelta(days=15)).replace(
+                hour=8, minute=0, second=0, microsecond=0
+            )
             names = record_scenario(reg, work, predictions, start)
             state.write_text(json.dumps(names, indent=2))
             recorded = True
@@ -212,32 +306,52 @@ def run_demo(db: str | None, *, project: str = "demo", predictions: int = 3000,
             "scored": reg.scored(names["record"]),
             "trained_on": reg.trained_on(names["m2"]),
             "downstream": reg.downstream(names["raw"]),
-            "lineage_then": reg.lineage(names["deployment"], direction="upstream", depth=4,
-                                        as_of=names["as_of"]),
+            "lineage_then": reg.lineage(
+                names["deployment"], direction="upstream", depth=4, as_of=names["as_of"]
+            ),
             "lineage_now": reg.lineage(names["deployment"], direction="upstream", depth=4),
             "footprint": reg.footprint(names["subject"]),
             "history": reg.history(names["deployment"]),
         }
         head = reg.ledger.head()
     if as_json:
-        print(json.dumps({"recorded": recorded, "events": head + 1, "names": names,
-                          "answers": answers}, indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                {"recorded": recorded, "events": head + 1, "names": names, "answers": answers},
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return 0
     where = db or Settings().db
-    print(f"mlledger demo: {'recorded' if recorded else 'found'} the scenario in {where} "
-          f"({head + 1} events, project {project!r})\n")
+    print(
+        f"mlledger demo: {'recorded' if recorded else 'found'} the scenario in {where} "
+        f"({head + 1} events, project {project!r})\n"
+    )
     sections = [
         (f"1. scored: who scored record {names['record']}?", cli.render_scored(answers["scored"])),
-        ("2. trained-on: which data trained the current model?",
-         cli.render_trained_on(answers["trained_on"])),
-        ("3. downstream: what depends on the raw extract?",
-         cli.render_downstream(answers["downstream"])),
-        (f"4. lineage: what fed the deployment on {names['as_of'][:10]}, and now?",
-         cli.render_lineage(answers["lineage_then"]) + "\n"
-         + cli.render_lineage(answers["lineage_now"])),
-        (f"5. footprint: where is {names['subject']}'s data?",
-         cli.render_footprint(answers["footprint"])),
-        ("6. history: what did the deployment serve, when?", cli.render_history(answers["history"])),
+        (
+            "2. trained-on: which data trained the current model?",
+            cli.render_trained_on(answers["trained_on"]),
+        ),
+        (
+            "3. downstream: what depends on the raw extract?",
+            cli.render_downstream(answers["downstream"]),
+        ),
+        (
+            f"4. lineage: what fed the deployment on {names['as_of'][:10]}, and now?",
+            cli.render_lineage(answers["lineage_then"])
+            + "\n"
+            + cli.render_lineage(answers["lineage_now"]),
+        ),
+        (
+            f"5. footprint: where is {names['subject']}'s data?",
+            cli.render_footprint(answers["footprint"]),
+        ),
+        (
+            "6. history: what did the deployment serve, when?",
+            cli.render_history(answers["history"]),
+        ),
     ]
     for title, body in sections:
         print(title)
@@ -245,4 +359,3 @@ def run_demo(db: str | None, *, project: str = "demo", predictions: int = 3000,
         print()
     print(f"Try: mlledger scored {names['record']} --project {project} --json")
     return 0
-

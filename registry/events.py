@@ -347,13 +347,19 @@ class PredictionsLogged(Body):
     covers every row.
     """
 
-    models: tuple[str, ...] = Field(min_length=1, description="Distinct model version ids; "
-                                                              "the payload's model column indexes it.")
-    count: int = Field(ge=1, le=1_000_000, description="Number of predictions (rows), at most 1,000,000.")
-    payload_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$",
-                                description="'sha256:<hex>' of the payload bytes.")
+    models: tuple[str, ...] = Field(
+        min_length=1,
+        description="Distinct model version ids; the payload's model column indexes it.",
+    )
+    count: int = Field(
+        ge=1, le=1_000_000, description="Number of predictions (rows), at most 1,000,000."
+    )
+    payload_digest: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="'sha256:<hex>' of the payload bytes."
+    )
     payload_format: Literal["arrow-ipc-stream/1"] = Field(
-        default="arrow-ipc-stream/1", description="Encoding of the payload.")
+        default="arrow-ipc-stream/1", description="Encoding of the payload."
+    )
 
     @field_validator("models")
     @classmethod
@@ -407,9 +413,11 @@ class NewEvent(BaseModel):
     body: dict[str, Any] = Field(description="Type-specific, non-personal body.")
     personal_refs: tuple[str, ...] = Field(default=(), description="Vault entry ids.")
     trace_id: str | None = Field(default=None, description="Trace id of the request, if any.")
-    payload: bytes | None = Field(default=None, repr=False,
-                                  description="Columnar rows (predictions), covered by the body's "
-                                              "payload_digest.")
+    payload: bytes | None = Field(
+        default=None,
+        repr=False,
+        description="Columnar rows (predictions), covered by the body's payload_digest.",
+    )
     # Set by make_event to the body and payload it has just validated, so append need
     # not validate them again; a copy with another body or payload is checked anew.
     _checked: tuple[int, int] | None = PrivateAttr(default=None)
@@ -439,9 +447,20 @@ class StoredEvent:
 
     def hashed_form(self) -> dict[str, Any]:
         """The fields covered by the leaf hash, as hashed."""
-        return hashed_form(self.position, self.event_id, self.type, self.schema_version,
-                           self.project, self.entity, self.actor, self.occurred_at,
-                           self.recorded_at, self.body, self.personal_refs, self.trace_id)
+        return hashed_form(
+            self.position,
+            self.event_id,
+            self.type,
+            self.schema_version,
+            self.project,
+            self.entity,
+            self.actor,
+            self.occurred_at,
+            self.recorded_at,
+            self.body,
+            self.personal_refs,
+            self.trace_id,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, leaf hash in hex."""
@@ -450,16 +469,34 @@ class StoredEvent:
         return out
 
 
-def hashed_form(position: int, event_id: str, type: str, schema_version: int, project: str,
-                entity: str, actor: str, occurred_at: str, recorded_at: str,
-                body: dict[str, Any], personal_refs: tuple[str, ...] | list[str],
-                trace_id: str | None) -> dict[str, Any]:
+def hashed_form(
+    position: int,
+    event_id: str,
+    type: str,
+    schema_version: int,
+    project: str,
+    entity: str,
+    actor: str,
+    occurred_at: str,
+    recorded_at: str,
+    body: dict[str, Any],
+    personal_refs: tuple[str, ...] | list[str],
+    trace_id: str | None,
+) -> dict[str, Any]:
     """The dictionary whose canonical JSON is the Merkle leaf of an event."""
     return {
-        "position": position, "event_id": event_id, "type": type,
-        "schema_version": schema_version, "project": project, "entity": entity,
-        "actor": actor, "occurred_at": occurred_at, "recorded_at": recorded_at,
-        "body": body, "personal_refs": list(personal_refs), "trace_id": trace_id,
+        "position": position,
+        "event_id": event_id,
+        "type": type,
+        "schema_version": schema_version,
+        "project": project,
+        "entity": entity,
+        "actor": actor,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+        "body": body,
+        "personal_refs": list(personal_refs),
+        "trace_id": trace_id,
     }
 
 
@@ -484,14 +521,18 @@ def make_event(
     try:
         spec = CATALOGUE[type]
     except KeyError:
-        raise LedgerError(f"unknown event type {type!r}; expected one of {', '.join(CATALOGUE)}") from None
+        raise LedgerError(
+            f"unknown event type {type!r}; expected one of {', '.join(CATALOGUE)}"
+        ) from None
     parsed = NodeId.parse(entity)
     if parsed.kind != spec.entity_kind:
-        raise LedgerError(f"{type}: entity {entity!r} is a {parsed.kind} id, expected a "
-                          f"{spec.entity_kind} id")
+        raise LedgerError(
+            f"{type}: entity {entity!r} is a {parsed.kind} id, expected a {spec.entity_kind} id"
+        )
     if parsed.project is not None and parsed.project != project:
-        raise LedgerError(f"{type}: entity {entity!r} belongs to project {parsed.project!r}, "
-                          f"not {project!r}")
+        raise LedgerError(
+            f"{type}: entity {entity!r} belongs to project {parsed.project!r}, not {project!r}"
+        )
     if isinstance(body, Body):
         model = body
     else:
@@ -500,8 +541,11 @@ def make_event(
         except ValidationError as exc:
             err = exc.errors()[0]
             where = _field_path(err["loc"])
-            raise LedgerError(f"{type}: body field {where!r}: {err['msg']}" if where
-                              else f"{type}: body: {err['msg']}") from None
+            raise LedgerError(
+                f"{type}: body field {where!r}: {err['msg']}"
+                if where
+                else f"{type}: body: {err['msg']}"
+            ) from None
     event = NewEvent(
         event_id=str(uuid.UUID(str(event_id))) if event_id is not None else str(uuid.uuid4()),
         type=type,
@@ -567,13 +611,17 @@ def normalised(event: NewEvent) -> NewEvent:
 def _check_payload(event: NewEvent) -> None:
     """A payload must go with the types that have one, and match the body's digest."""
     if (event.payload is not None) != (event.type in PAYLOAD_TYPES):
-        raise LedgerError(f"{event.type}: " + ("needs its rows as a payload"
-                                               if event.payload is None else "carries no payload"))
+        raise LedgerError(
+            f"{event.type}: "
+            + ("needs its rows as a payload" if event.payload is None else "carries no payload")
+        )
     if event.payload is not None:
         from registry.payloads import digest
 
         if digest(event.payload) != event.body["payload_digest"]:
-            raise LedgerError(f"{event.type}: body field 'payload_digest' does not match the payload")
+            raise LedgerError(
+                f"{event.type}: body field 'payload_digest' does not match the payload"
+            )
 
 
 def upcast(type: str, schema_version: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -589,9 +637,20 @@ def _string(value: str) -> str:
     return _JSON_STRING(value)
 
 
-def canonical_event(position: int, event_id: str, type: str, schema_version: int, project: str,
-                    entity: str, actor: str, occurred_at: str, recorded_at: str, body_json: str,
-                    personal_refs: tuple[str, ...] | list[str], trace_id: str | None) -> bytes:
+def canonical_event(
+    position: int,
+    event_id: str,
+    type: str,
+    schema_version: int,
+    project: str,
+    entity: str,
+    actor: str,
+    occurred_at: str,
+    recorded_at: str,
+    body_json: str,
+    personal_refs: tuple[str, ...] | list[str],
+    trace_id: str | None,
+) -> bytes:
     """RFC 8785 form of ``hashed_form(...)``, given the body's canonical JSON.
 
     Equal to ``canonical_json(hashed_form(...))`` (a test checks it against the
@@ -605,7 +664,7 @@ def canonical_event(position: int, event_id: str, type: str, schema_version: int
         f'"personal_refs":{refs},"position":{position},"project":{_string(project)},'
         f'"recorded_at":{_string(recorded_at)},"schema_version":{schema_version},'
         f'"trace_id":{trace},"type":{_string(type)}}}'
-    ).encode("utf-8")
+    ).encode()
 
 
 def _json_string_encoder() -> Callable[[str], str]:

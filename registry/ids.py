@@ -58,8 +58,10 @@ class NodeId:
     def parse(cls, text: str) -> NodeId:
         """Parse ``text``; raise InvalidNodeId naming the expected format when it does not fit."""
         if not isinstance(text, str) or ":" not in text:
-            raise InvalidNodeId(f"node id {text!r} has no kind: expected '<kind>:...' with kind "
-                                f"one of {', '.join(KINDS)}")
+            raise InvalidNodeId(
+                f"node id {text!r} has no kind: expected '<kind>:...' with kind "
+                f"one of {', '.join(KINDS)}"
+            )
         kind, rest = text.split(":", 1)
         if kind == "run":
             try:
@@ -69,24 +71,40 @@ class NodeId:
         if kind in ("dataset", "model"):
             m = _VERSIONED_RE.match(rest)
             if not m:
-                raise InvalidNodeId(f"{kind} id {text!r}: expected '{kind}:<project>/<name>@<version>'")
+                raise InvalidNodeId(
+                    f"{kind} id {text!r}: expected '{kind}:<project>/<name>@<version>'"
+                )
             return cls(kind, m["project"], m["name"], m["version"])  # type: ignore[arg-type]
         if kind in ("deployment", "record", "subject"):
             m = _NAMED_RE.match(rest)
             if not m:
                 raise InvalidNodeId(f"{kind} id {text!r}: expected '{kind}:<project>/<name>'")
             return cls(kind, m["project"], m["name"])  # type: ignore[arg-type]
-        raise InvalidNodeId(f"node id {text!r}: unknown kind {kind!r}, expected one of {', '.join(KINDS)}")
+        raise InvalidNodeId(
+            f"node id {text!r}: unknown kind {kind!r}, expected one of {', '.join(KINDS)}"
+        )
 
 
 def dataset_id(project: str, name: str, version: str) -> str:
-    return str(NodeId("dataset", check_name(project, "project"), check_name(name, "dataset name"),
-                      check_name(version, "dataset version")))
+    return str(
+        NodeId(
+            "dataset",
+            check_name(project, "project"),
+            check_name(name, "dataset name"),
+            check_name(version, "dataset version"),
+        )
+    )
 
 
 def model_id(project: str, name: str, version: str) -> str:
-    return str(NodeId("model", check_name(project, "project"), check_name(name, "model name"),
-                      check_name(version, "model version")))
+    return str(
+        NodeId(
+            "model",
+            check_name(project, "project"),
+            check_name(name, "model name"),
+            check_name(version, "model version"),
+        )
+    )
 
 
 def run_id(value: str | uuid.UUID) -> str:
@@ -94,7 +112,9 @@ def run_id(value: str | uuid.UUID) -> str:
 
 
 def deployment_id(project: str, name: str) -> str:
-    return str(NodeId("deployment", check_name(project, "project"), check_name(name, "deployment name")))
+    return str(
+        NodeId("deployment", check_name(project, "project"), check_name(name, "deployment name"))
+    )
 
 
 def record_id(project: str, pseudonym: str) -> str:

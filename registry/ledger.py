@@ -50,8 +50,9 @@ class Ledger:
 
     # --- write --------------------------------------------------------------------------
 
-    def append(self, events: Sequence[NewEvent],
-               before_commit: Callable[[Connection], None] | None = None) -> list[int]:
+    def append(
+        self, events: Sequence[NewEvent], before_commit: Callable[[Connection], None] | None = None
+    ) -> list[int]:
         """Append a batch atomically; return each event's position.
 
         An event whose ``event_id`` is already in the log is not written again:
@@ -68,9 +69,13 @@ class Ledger:
         if not events:
             return []
         with self.store.append_transaction() as conn:
-            head = Store.max_position(conn)
-            self.runner.catch_up(conn, head)
             raw = Raw(conn)
+            head = raw.scalar("SELECT MAX(position) FROM events")
+            head = -1 if head is None else int(head)
+            tracked = self.runner.positions(conn)
+            if min(tracked.values()) < head:  # a projection lags (new, or emptied): catch up
+                self.runner.catch_up(conn, head, tracked)
+                tracked = self.runner.positions(conn)
             known = _positions_of(raw, [e.event_id for e in events])
             positions: list[int] = []
             fresh: list[tuple[int, NewEvent]] = []
@@ -87,7 +92,7 @@ class Ledger:
             for index, event in fresh:
                 checker.check(index, event)
             stored = _store(raw, head + 1, fresh)
-            self.runner.apply(conn, stored)
+            self.runner.apply(conn, stored, tracked)
             if before_commit is not None:
                 before_commit(conn)
         return positions
@@ -154,15 +159,22 @@ def _positions_of(raw: Raw, event_ids: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     unique = list(dict.fromkeys(event_ids))
     for start in range(0, len(unique), CHUNK):
-        chunk = unique[start:start + CHUNK]
-        found.update(raw.all("SELECT event_id, position FROM events WHERE event_id IN "
-                             f"({placeholders(len(chunk))})", chunk))
+        chunk = unique[start : start + CHUNK]
+        found.update(
+            raw.all(
+                "SELECT event_id, position FROM events WHERE event_id IN "
+                f"({placeholders(len(chunk))})",
+                chunk,
+            )
+        )
     return found
 
 
 EVENT_INSERT = (
     "INSERT INTO events (position, event_id, type, schema_version, project, entity, actor, "
-    f"occurred_at, recorded_at, body, personal_refs, trace_id, leaf_hash) VALUES ({placeholders(13)})")
+    "occurred_at, recorded_at, body, personal_refs, trace_id, leaf_hash) "
+    f"VALUES ({placeholders(13)})"
+)
 
 
 def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[StoredEvent]:
@@ -177,22 +189,71 @@ def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[Sto
         try:
             body_json = canonical_json(e.body).decode("utf-8")
         except (ValueError, TypeError) as exc:
-            raise EventRejected(index, e.event_id, e.type, "body",
-                                f"not representable as canonical JSON ({exc}); expected finite "
-                                "numbers, strings, booleans, null, lists and objects") from None
-        leaf = leaf_hash(canonical_event(position, e.event_id, e.type, e.schema_version, e.project,
-                                         e.entity, e.actor, e.occurred_at, recorded, body_json,
-                                         e.personal_refs, e.trace_id))
-        rows.append((position, e.event_id, e.type, e.schema_version, e.project, e.entity, e.actor,
-                     e.occurred_at, recorded, body_json, json.dumps(list(e.personal_refs)),
-                     e.trace_id, leaf))
+            raise EventRejected(
+                index,
+                e.event_id,
+                e.type,
+                "body",
+                f"not representable as canonical JSON ({exc}); expected finite "
+                "numbers, strings, booleans, null, lists and objects",
+            ) from None
+        leaf = leaf_hash(
+            canonical_event(
+                position,
+                e.event_id,
+                e.type,
+                e.schema_version,
+                e.project,
+                e.entity,
+                e.actor,
+                e.occurred_at,
+                recorded,
+                body_json,
+                e.personal_refs,
+                e.trace_id,
+            )
+        )
+        rows.append(
+            (
+                position,
+                e.event_id,
+                e.type,
+                e.schema_version,
+                e.project,
+                e.entity,
+                e.actor,
+                e.occurred_at,
+                recorded,
+                body_json,
+                json.dumps(list(e.personal_refs)),
+                e.trace_id,
+                leaf,
+            )
+        )
         # Projections see the body exactly as a replay will read it back.
-        stored.append(StoredEvent(position, e.event_id, e.type, e.schema_version, e.project,
-                                  e.entity, e.actor, e.occurred_at, recorded, loads(body_json),
-                                  tuple(e.personal_refs), e.trace_id, leaf, e.payload))
+        stored.append(
+            StoredEvent(
+                position,
+                e.event_id,
+                e.type,
+                e.schema_version,
+                e.project,
+                e.entity,
+                e.actor,
+                e.occurred_at,
+                recorded,
+                loads(body_json),
+                tuple(e.personal_refs),
+                e.trace_id,
+                leaf,
+                e.payload,
+            )
+        )
     raw.many(EVENT_INSERT, rows)
-    raw.many("INSERT INTO event_payloads (position, payload) VALUES (?, ?)",
-             [(s.position, s.payload) for s in stored if s.payload is not None])
+    raw.many(
+        "INSERT INTO event_payloads (position, payload) VALUES (?, ?)",
+        [(s.position, s.payload) for s in stored if s.payload is not None],
+    )
     return stored
 
 
@@ -215,12 +276,16 @@ class Checker:
     served: dict[str, set[str]] = field(default_factory=dict)
 
     def dataset(self, node: str) -> bool:
-        return node in self.datasets or self.raw.one(
-            "SELECT 1 FROM cat_datasets WHERE id = ?", (node,)) is not None
+        return (
+            node in self.datasets
+            or self.raw.one("SELECT 1 FROM cat_datasets WHERE id = ?", (node,)) is not None
+        )
 
     def model(self, node: str) -> bool:
-        return node in self.models or self.raw.one(
-            "SELECT 1 FROM cat_models WHERE id = ?", (node,)) is not None
+        return (
+            node in self.models
+            or self.raw.one("SELECT 1 FROM cat_models WHERE id = ?", (node,)) is not None
+        )
 
     def run_status(self, node: str) -> str | None:
         if node not in self.runs:
@@ -240,8 +305,13 @@ class Checker:
 
     def served_by(self, deployment: str) -> set[str]:
         if deployment not in self.served:
-            self.served[deployment] = {r[0] for r in self.raw.all(
-                "SELECT DISTINCT model FROM deployment_history WHERE deployment = ?", (deployment,))}
+            self.served[deployment] = {
+                r[0]
+                for r in self.raw.all(
+                    "SELECT DISTINCT model FROM deployment_history WHERE deployment = ?",
+                    (deployment,),
+                )
+            }
         return self.served[deployment]
 
     def check(self, index: int, e: NewEvent) -> None:
@@ -254,15 +324,23 @@ class Checker:
         kind = e.type
         if kind == "dataset-version-registered":
             if self.dataset(e.entity):
-                reject("entity", f"dataset version {e.entity} is already registered; versions "
-                                 "are immutable, expected a new version label")
+                reject(
+                    "entity",
+                    f"dataset version {e.entity} is already registered; versions "
+                    "are immutable, expected a new version label",
+                )
             if _node_or_none(dataset_id, e.project, b["name"], b["version"]) != e.entity:
-                reject("body.name", f"name/version {b['name']}@{b['version']} are not valid or "
-                                    f"do not match entity {e.entity}")
+                reject(
+                    "body.name",
+                    f"name/version {b['name']}@{b['version']} are not valid or "
+                    f"do not match entity {e.entity}",
+                )
             for j, parent in enumerate(b.get("derived_from", [])):
                 if not self.dataset(parent):
-                    reject(f"body.derived_from.{j}", f"unknown dataset version {parent}; "
-                                                     "expected one registered earlier")
+                    reject(
+                        f"body.derived_from.{j}",
+                        f"unknown dataset version {parent}; expected one registered earlier",
+                    )
             if b.get("produced_by") and self.run_status(b["produced_by"]) is None:
                 reject("body.produced_by", f"unknown run {b['produced_by']}")
             self.datasets.add(e.entity)
@@ -276,14 +354,20 @@ class Checker:
             if parent and self.run_status(parent) is None:
                 reject("body.parent_run", f"unknown run {parent}")
             self.runs[e.entity] = "running"
-        elif kind in ("run-inputs-used", "run-params-logged", "run-metrics-logged",
-                      "run-completed", "run-failed"):
+        elif kind in (
+            "run-inputs-used",
+            "run-params-logged",
+            "run-metrics-logged",
+            "run-completed",
+            "run-failed",
+        ):
             status = self.run_status(e.entity)
             if status is None:
                 reject("entity", f"unknown run {e.entity}; expected a started run")
             if status != "running":
-                reject("entity", f"run {e.entity} has already ended ({status}); "
-                                 "expected a running run")
+                reject(
+                    "entity", f"run {e.entity} has already ended ({status}); expected a running run"
+                )
             for j, node in enumerate(b.get("inputs", [])):
                 known = self.dataset(node) if node.startswith("dataset:") else self.model(node)
                 if not known:
@@ -292,11 +376,16 @@ class Checker:
                 self.runs[e.entity] = "completed" if kind == "run-completed" else "failed"
         elif kind == "model-version-registered":
             if self.model(e.entity):
-                reject("entity", f"model version {e.entity} is already registered; expected a "
-                                 "new version label")
+                reject(
+                    "entity",
+                    f"model version {e.entity} is already registered; expected a new version label",
+                )
             if _node_or_none(model_id, e.project, b["name"], b["version"]) != e.entity:
-                reject("body.name", f"name/version {b['name']}@{b['version']} are not valid or "
-                                    f"do not match entity {e.entity}")
+                reject(
+                    "body.name",
+                    f"name/version {b['name']}@{b['version']} are not valid or "
+                    f"do not match entity {e.entity}",
+                )
             if b.get("run") and self.run_status(b["run"]) is None:
                 reject("body.run", f"unknown run {b['run']}")
             self.models.add(e.entity)
@@ -314,8 +403,11 @@ class Checker:
         elif kind == "deployment-retired":
             status = self.deployment_status(e.entity)
             if status != "active":
-                reject("entity", f"deployment {e.entity} is "
-                                 f"{'unknown' if status is None else status}; expected an active one")
+                reject(
+                    "entity",
+                    f"deployment {e.entity} is "
+                    f"{'unknown' if status is None else status}; expected an active one",
+                )
             self.deployments[e.entity] = "retired"
         elif kind == "predictions-logged":
             if self.deployment_status(e.entity) is None:
@@ -323,5 +415,8 @@ class Checker:
             served = self.served_by(e.entity)
             for j, model in enumerate(b["models"]):
                 if model not in served:
-                    reject(f"body.models.{j}", f"{model} was never served by {e.entity}; "
-                                               "expected a model version from its configuration")
+                    reject(
+                        f"body.models.{j}",
+                        f"{model} was never served by {e.entity}; "
+                        "expected a model version from its configuration",
+                    )

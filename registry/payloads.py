@@ -21,13 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 FORMAT = "arrow-ipc-stream/1"
-SCHEMA = pa.schema([
-    pa.field("record", pa.string(), nullable=False),
-    pa.field("model", pa.int32(), nullable=False),
-    pa.field("output", pa.string(), nullable=False),
-    pa.field("at", pa.string(), nullable=False),
-    pa.field("trace_id", pa.string(), nullable=True),
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("record", pa.string(), nullable=False),
+        pa.field("model", pa.int32(), nullable=False),
+        pa.field("output", pa.string(), nullable=False),
+        pa.field("at", pa.string(), nullable=False),
+        pa.field("trace_id", pa.string(), nullable=True),
+    ]
+)
 COLUMNS = tuple(SCHEMA.names)
 TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
 
@@ -37,15 +39,25 @@ def digest(payload: bytes) -> str:
     return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
-def encode_predictions(record: list[str], model: list[int], output: list[str], at: list[str],
-                       trace_id: list[str | None] | None) -> bytes:
+def encode_predictions(
+    record: list[str],
+    model: list[int],
+    output: list[str],
+    at: list[str],
+    trace_id: list[str | None] | None,
+) -> bytes:
     """Columns (equal lengths, outputs already JSON text) to an Arrow IPC stream."""
     n = len(record)
-    table = pa.Table.from_arrays([
-        pa.array(record, pa.string()), pa.array(model, pa.int32()),
-        pa.array(output, pa.string()), pa.array(at, pa.string()),
-        pa.array(trace_id if trace_id is not None else [None] * n, pa.string()),
-    ], schema=SCHEMA)
+    table = pa.Table.from_arrays(
+        [
+            pa.array(record, pa.string()),
+            pa.array(model, pa.int32()),
+            pa.array(output, pa.string()),
+            pa.array(at, pa.string()),
+            pa.array(trace_id if trace_id is not None else [None] * n, pa.string()),
+        ],
+        schema=SCHEMA,
+    )
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, SCHEMA) as writer:
         writer.write_table(table)

@@ -10,10 +10,12 @@
     reg.deploy("clf-api", endpoint="https://...", served={model: 100})
     reg.log_predictions("clf-api", model=model, records=ids, outputs=scores)
 
-Every write becomes events appended through ``Ledger.append``. Inside a run,
-params, metrics, inputs and outputs are buffered and appended together when
-the run ends (or earlier, when another write needs them, or on ``flush()``);
-``run-started`` is appended at once, so a crashed run is visible as running.
+Every write becomes events appended through ``Ledger.append``. A run's records
+(``run-started``, inputs, params, metrics, model versions) are buffered and
+appended in one batch when the run ends; earlier when another write or a
+question needs them, on ``flush()``, or with the first record made
+``FLUSH_AFTER_SECONDS`` after the buffer began, so a long run shows up as
+running while it runs.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from lineage import queries
 from registry.errors import Conflict, LedgerError
@@ -41,12 +44,24 @@ from registry.ids import check_name, dataset_id, deployment_id, model_id, run_id
 from registry.ledger import Ledger
 from registry.payloads import digest, encode_predictions
 from registry.settings import Settings, default_actor
+from registry.store.raw import Raw
 from registry.timeutil import to_timestamp
 
 RECORD_CHUNK = 10_000
+FLUSH_AFTER_SECONDS = 5.0
 PREDICTION_CHUNK = 20_000
-KEY_PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "torch", "tensorflow", "xgboost",
-                "lightgbm", "pyarrow", "mlledger")
+KEY_PACKAGES = (
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "torch",
+    "tensorflow",
+    "xgboost",
+    "lightgbm",
+    "pyarrow",
+    "mlledger",
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +124,9 @@ def capture_code(cwd: str) -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                                  timeout=10, check=False)
+            done = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
@@ -119,8 +135,11 @@ def capture_code(cwd: str) -> dict[str, Any]:
     if commit is None:
         return {"git_commit": None, "git_dirty": None, "git_branch": None}
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": commit, "git_dirty": bool(status),
-            "git_branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+    return {
+        "git_commit": commit,
+        "git_dirty": bool(status),
+        "git_branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+    }
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,8 +151,13 @@ def capture_environment() -> dict[str, Any]:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    return {"python": platform.python_version(), "implementation": sys.implementation.name,
-            "platform": platform.platform(), "host": socket.gethostname(), "packages": packages}
+    return {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "packages": packages,
+    }
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
@@ -157,7 +181,9 @@ def _plain(values: Any) -> list[Any]:
         return list(values.to_pylist())
     if hasattr(values, "tolist"):
         return list(values.tolist())
-    return [v.item() if hasattr(v, "item") and not isinstance(v, str | bytes) else v for v in values]
+    return [
+        v.item() if hasattr(v, "item") and not isinstance(v, str | bytes) else v for v in values
+    ]
 
 
 class Registry:
@@ -168,6 +194,8 @@ class Registry:
         self.project = check_name(project, "project")
         self.actor = actor
         self._pending: list[NewEvent] = []
+        self._pending_since = 0.0
+        self._datasets: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
         """Append anything buffered and release the database."""
@@ -180,34 +208,66 @@ class Registry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- plumbing -----------------------------------------------------------------------
+    # --- plumbing -----------------------------------------------------------------------------
 
-    def _event(self, type: str, entity: str, body: Mapping[str, Any], *,
-               occurred_at: Any = None, actor: str | None = None, **kw: Any) -> NewEvent:
-        return make_event(type, project=self.project, entity=entity, actor=actor or self.actor,
-                          body=dict(body), occurred_at=occurred_at, **kw)
+    def _event(
+        self,
+        type: str,
+        entity: str,
+        body: Mapping[str, Any],
+        *,
+        occurred_at: Any = None,
+        actor: str | None = None,
+        **kw: Any,
+    ) -> NewEvent:
+        return make_event(
+            type,
+            project=self.project,
+            entity=entity,
+            actor=actor or self.actor,
+            body=dict(body),
+            occurred_at=occurred_at,
+            **kw,
+        )
 
     def _append(self, events: Sequence[NewEvent], **kw: Any) -> list[int]:
         """Append buffered run events first, then ``events``, as one batch."""
         batch = [*self._pending, *events]
         positions = self.ledger.append(batch, **kw)
         self._pending.clear()
-        return positions[len(batch) - len(events):]
+        return positions[len(batch) - len(events) :]
 
     def flush(self) -> None:
         """Append every buffered run event now."""
         if self._pending:
             self._append([])
 
+    def _hold(self, event: NewEvent) -> None:
+        """Buffer a run's record; flush when the buffer has waited long enough."""
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(event)
+        if time.monotonic() - self._pending_since >= FLUSH_AFTER_SECONDS:
+            self.flush()
+
     # --- datasets -----------------------------------------------------------------------------
 
     def register_dataset(
-        self, name: str, version: str | None = None, *, uri: str, digest: str | None = None,
-        path: str | Path | None = None, schema: Mapping[str, str] | None = None,
-        row_count: int | None = None, records: Iterable[str | int] | None = None,
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        uri: str,
+        digest: str | None = None,
+        path: str | Path | None = None,
+        schema: Mapping[str, str] | None = None,
+        row_count: int | None = None,
+        records: Iterable[str | int] | None = None,
         subjects: Iterable[str | int | None] | None = None,
-        derived_from: Sequence[NodeLike] = (), produced_by: Run | str | None = None,
-        tags: Mapping[str, str] | None = None, occurred_at: Any = None,
+        derived_from: Sequence[NodeLike] = (),
+        produced_by: Run | str | None = None,
+        tags: Mapping[str, str] | None = None,
+        occurred_at: Any = None,
     ) -> DatasetVersion:
         """Register a dataset version with its record membership.
 
@@ -226,90 +286,136 @@ class Registry:
         existing = self._dataset_row(node)
         if existing is not None:
             if existing["digest"] != digest:
-                raise Conflict(f"dataset version {node} is already registered with digest "
-                               f"{existing['digest']}, not {digest}; register a new version")
+                raise Conflict(
+                    f"dataset version {node} is already registered with digest "
+                    f"{existing['digest']}, not {digest}; register a new version"
+                )
             return DatasetVersion(node, name, version, digest, existing["records"])
         keys = list(records) if records is not None else []
         if subjects is not None:
             subject_list = list(subjects)
             if len(subject_list) != len(keys):
-                raise LedgerError(f"dataset {name!r}: {len(keys)} records but "
-                                  f"{len(subject_list)} subjects; expected one subject per record")
+                raise LedgerError(
+                    f"dataset {name!r}: {len(keys)} records but "
+                    f"{len(subject_list)} subjects; expected one subject per record"
+                )
         else:
             subject_list = [None] * len(keys)
         producer = produced_by.id if isinstance(produced_by, Run) else produced_by
         body: dict[str, Any] = {
-            "name": name, "version": version, "digest": digest, "uri": uri,
+            "name": name,
+            "version": version,
+            "digest": digest,
+            "uri": uri,
             "schema": dict(schema) if schema is not None else None,
             "row_count": row_count if row_count is not None else (len(keys) or None),
-            "derived_from": [_node(d) for d in derived_from], "produced_by": producer,
+            "derived_from": [_node(d) for d in derived_from],
+            "produced_by": producer,
             "tags": dict(tags or {}),
         }
         events = [self._event("dataset-version-registered", node, body, occurred_at=occurred_at)]
         pseudo = self.ledger.pseudonymizer(self.project)
         for start in range(0, len(keys), RECORD_CHUNK):
-            chunk = keys[start:start + RECORD_CHUNK]
-            events.append(self._event("dataset-records-added", node, {
-                "records": pseudo.records(chunk),
-                "subjects": pseudo.subjects(subject_list[start:start + RECORD_CHUNK]),
-            }, occurred_at=occurred_at))
+            chunk = keys[start : start + RECORD_CHUNK]
+            events.append(
+                self._event(
+                    "dataset-records-added",
+                    node,
+                    {
+                        "records": pseudo.records(chunk),
+                        "subjects": pseudo.subjects(subject_list[start : start + RECORD_CHUNK]),
+                    },
+                    occurred_at=occurred_at,
+                )
+            )
         self._append(events)
         return DatasetVersion(node, name, version, digest, len(set(keys)))
 
     def _dataset_row(self, node: str) -> dict[str, Any] | None:
-        from sqlalchemy import select
-
-        from registry.store.schema import T
-
-        cat, counts = T["cat_datasets"], T["dataset_record_counts"]
+        # Dataset versions are immutable: once seen, their digest never changes.
+        known = self._datasets.get(node)
+        if known is not None:
+            return known
         with self.ledger.store.read() as conn:
-            row = conn.execute(select(cat.c.digest).where(cat.c.id == node)).first()
-            if row is None:
-                return None
-            n = conn.execute(select(counts.c.records).where(counts.c.dataset == node)).scalar()
-        return {"digest": row.digest, "records": n or 0}
+            row = Raw(conn).one(
+                "SELECT d.digest, c.records FROM cat_datasets d LEFT JOIN "
+                "dataset_record_counts c ON c.dataset = d.id WHERE d.id = ?",
+                (node,),
+            )
+        if row is None:
+            return None
+        self._datasets[node] = {"digest": row[0], "records": row[1] or 0}
+        return self._datasets[node]
 
-    # --- runs -------------------------------------------------------------------------------------
+    # --- runs ---------------------------------------------------------------------------------
 
-    def run(self, job: str, *, params: Mapping[str, Any] | None = None,
-            inputs: Sequence[NodeLike] = (), tags: Mapping[str, str] | None = None,
-            parent: Run | str | None = None, run_id: str | uuid.UUID | None = None,
-            code_dir: str | Path | None = None, occurred_at: Any = None,
-            ended_at: Any = None) -> Run:
+    def run(
+        self,
+        job: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        inputs: Sequence[NodeLike] = (),
+        tags: Mapping[str, str] | None = None,
+        parent: Run | str | None = None,
+        run_id: str | uuid.UUID | None = None,
+        code_dir: str | Path | None = None,
+        occurred_at: Any = None,
+        ended_at: Any = None,
+    ) -> Run:
         """A run as a context manager; an exception inside marks it failed and re-raises.
 
         ``occurred_at`` and ``ended_at`` backfill a run that happened earlier: its
         records default to the start time and its end to ``ended_at``.
         """
-        return Run(self, job, params=dict(params or {}), inputs=[_node(i) for i in inputs],
-                   tags=dict(tags or {}), parent=parent.id if isinstance(parent, Run) else parent,
-                   uuid_=uuid.UUID(str(run_id)) if run_id else uuid.uuid4(),
-                   code_dir=str(code_dir or Path.cwd()), occurred_at=occurred_at,
-                   ended_at=ended_at)
+        return Run(
+            self,
+            job,
+            params=dict(params or {}),
+            inputs=[_node(i) for i in inputs],
+            tags=dict(tags or {}),
+            parent=parent.id if isinstance(parent, Run) else parent,
+            uuid_=uuid.UUID(str(run_id)) if run_id else uuid.uuid4(),
+            code_dir=str(code_dir or Path.cwd()),
+            occurred_at=occurred_at,
+            ended_at=ended_at,
+        )
 
-    # --- models -------------------------------------------------------------------------------------
+    # --- models -------------------------------------------------------------------------------
 
     def _next_model_version(self, name: str) -> str:
-        from sqlalchemy import select
-
-        from registry.store.schema import T
-
-        cat = T["cat_models"]
         with self.ledger.store.read() as conn:
-            versions = list(conn.execute(select(cat.c.version).where(
-                cat.c.project == self.project, cat.c.name == name)).scalars())
-        versions += [e.body["version"] for e in self._pending
-                     if e.type == "model-version-registered" and e.body["name"] == name]
+            versions = [
+                r[0]
+                for r in Raw(conn).all(
+                    "SELECT version FROM cat_models WHERE project = ? AND name = ?",
+                    (self.project, name),
+                )
+            ]
+        versions += [
+            e.body["version"]
+            for e in self._pending
+            if e.type == "model-version-registered" and e.body["name"] == name
+        ]
         numbers = [int(v) for v in versions if v.isdigit()]
         return str(max(numbers, default=0) + 1)
 
-    def _model_event(self, name: str, version: str | None, run: str | None, artifact_uri: str | None,
-                     artifact_path: str | Path | None, artifact_digest: str | None,
-                     framework: str | None, tags: Mapping[str, str] | None,
-                     occurred_at: Any) -> tuple[NewEvent, ModelVersion]:
+    def _model_event(
+        self,
+        name: str,
+        version: str | None,
+        run: str | None,
+        artifact_uri: str | None,
+        artifact_path: str | Path | None,
+        artifact_digest: str | None,
+        framework: str | None,
+        tags: Mapping[str, str] | None,
+        occurred_at: Any,
+    ) -> tuple[NewEvent, ModelVersion]:
         if artifact_digest is None:
             if artifact_path is None:
-                raise LedgerError(f"model {name!r}: give artifact_digest= or artifact_path= to digest")
+                raise LedgerError(
+                    f"model {name!r}: give artifact_digest= or artifact_path= to digest"
+                )
             artifact_digest = file_digest(artifact_path)
         if artifact_uri is None:
             if artifact_path is None:
@@ -317,40 +423,91 @@ class Registry:
             artifact_uri = Path(artifact_path).resolve().as_uri()
         version = version or self._next_model_version(name)
         node = model_id(self.project, name, version)
-        event = self._event("model-version-registered", node, {
-            "name": name, "version": version, "run": run, "artifact_uri": artifact_uri,
-            "artifact_digest": artifact_digest, "framework": framework, "tags": dict(tags or {}),
-        }, occurred_at=occurred_at)
+        event = self._event(
+            "model-version-registered",
+            node,
+            {
+                "name": name,
+                "version": version,
+                "run": run,
+                "artifact_uri": artifact_uri,
+                "artifact_digest": artifact_digest,
+                "framework": framework,
+                "tags": dict(tags or {}),
+            },
+            occurred_at=occurred_at,
+        )
         return event, ModelVersion(node, name, version, artifact_digest)
 
-    def register_model(self, name: str, version: str | None = None, *, run: Run | str | None = None,
-                       artifact_uri: str | None = None, artifact_path: str | Path | None = None,
-                       artifact_digest: str | None = None, framework: str | None = None,
-                       tags: Mapping[str, str] | None = None, occurred_at: Any = None) -> ModelVersion:
+    def register_model(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        run: Run | str | None = None,
+        artifact_uri: str | None = None,
+        artifact_path: str | Path | None = None,
+        artifact_digest: str | None = None,
+        framework: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        occurred_at: Any = None,
+    ) -> ModelVersion:
         """Register a model version (outside a run; inside one use ``run.register_model``)."""
         producer = run.id if isinstance(run, Run) else run
-        event, model = self._model_event(name, version, producer, artifact_uri, artifact_path,
-                                         artifact_digest, framework, tags, occurred_at)
+        event, model = self._model_event(
+            name,
+            version,
+            producer,
+            artifact_uri,
+            artifact_path,
+            artifact_digest,
+            framework,
+            tags,
+            occurred_at,
+        )
         self._append([event])
         return model
 
-    def set_alias(self, model: ModelVersion | str, alias: str, *, moved_by: str | None = None,
-                  occurred_at: Any = None) -> int:
+    def set_alias(
+        self,
+        model: ModelVersion | str,
+        alias: str,
+        *,
+        moved_by: str | None = None,
+        occurred_at: Any = None,
+    ) -> int:
         """Point ``alias`` (or stage) of the model at this version; ``moved_by`` defaults to
         the actor."""
-        node = queries.resolve_model(self.ledger, _node(model), self.project) \
-            if not self._pending_model(_node(model)) else _node(model)
-        return self._append([self._event("model-alias-moved", node, {"alias": alias},
-                                          occurred_at=occurred_at, actor=moved_by)])[0]
+        node = (
+            queries.resolve_model(self.ledger, _node(model), self.project)
+            if not self._pending_model(_node(model))
+            else _node(model)
+        )
+        return self._append(
+            [
+                self._event(
+                    "model-alias-moved",
+                    node,
+                    {"alias": alias},
+                    occurred_at=occurred_at,
+                    actor=moved_by,
+                )
+            ]
+        )[0]
 
     def _pending_model(self, node: str) -> bool:
         return any(e.entity == node and e.type == "model-version-registered" for e in self._pending)
 
-    # --- deployments -------------------------------------------------------------------------------
+    # --- deployments --------------------------------------------------------------------------
 
-    def deploy(self, name: str, *, endpoint: str,
-               served: Mapping[NodeLike, float] | Sequence[NodeLike], occurred_at: Any = None,
-               ) -> Deployment:
+    def deploy(
+        self,
+        name: str,
+        *,
+        endpoint: str,
+        served: Mapping[NodeLike, float] | Sequence[NodeLike],
+        occurred_at: Any = None,
+    ) -> Deployment:
         """Create or change a deployment: the whole set of model versions it serves now.
 
         ``served`` maps model versions to traffic percentages (adding up to 100),
@@ -364,30 +521,49 @@ class Registry:
             if split:  # even shares must still add up to exactly 100
                 split[-1] = (split[-1][0], 100.0 - sum(t for _, t in split[:-1]))
         node = deployment_id(self.project, name)
-        self._append([self._event("deployment-configured", node, {
-            "endpoint": endpoint, "served": [{"model": m, "traffic": t} for m, t in split],
-        }, occurred_at=occurred_at)])
+        self._append(
+            [
+                self._event(
+                    "deployment-configured",
+                    node,
+                    {
+                        "endpoint": endpoint,
+                        "served": [{"model": m, "traffic": t} for m, t in split],
+                    },
+                    occurred_at=occurred_at,
+                )
+            ]
+        )
         return Deployment(node, name, endpoint, tuple(split))
 
-    def retire(self, deployment: Deployment | str, *, reason: str | None = None,
-               occurred_at: Any = None) -> int:
+    def retire(
+        self, deployment: Deployment | str, *, reason: str | None = None, occurred_at: Any = None
+    ) -> int:
         """Stop a deployment."""
         node = self._deployment(deployment)
-        return self._append([self._event("deployment-retired", node, {"reason": reason},
-                                         occurred_at=occurred_at)])[0]
+        return self._append(
+            [self._event("deployment-retired", node, {"reason": reason}, occurred_at=occurred_at)]
+        )[0]
 
     def _deployment(self, deployment: Deployment | str) -> str:
         if isinstance(deployment, Deployment):
             return deployment.id
         return queries.resolve(deployment, "deployment", self.project)
 
-    # --- predictions ----------------------------------------------------------------------------------
+    # --- predictions --------------------------------------------------------------------------
 
-    def log_predictions(self, deployment: Deployment | str, *, records: Any = None,
-                        outputs: Any = None, model: NodeLike | None = None,
-                        models: Sequence[NodeLike] | None = None, at: Any = None,
-                        trace_ids: Sequence[str | None] | None = None, table: Any = None,
-                        ) -> list[int]:
+    def log_predictions(
+        self,
+        deployment: Deployment | str,
+        *,
+        records: Any = None,
+        outputs: Any = None,
+        model: NodeLike | None = None,
+        models: Sequence[NodeLike] | None = None,
+        at: Any = None,
+        trace_ids: Sequence[str | None] | None = None,
+        table: Any = None,
+    ) -> list[int]:
         """Log a batch of predictions; return the positions of the events written.
 
         Give ``model`` for the whole batch or ``models`` row by row; ``at`` is one
@@ -408,14 +584,18 @@ class Registry:
         outs = _plain(outputs)
         n = len(keys)
         if len(outs) != n:
-            raise LedgerError(f"log_predictions: {n} records but {len(outs)} outputs; "
-                              "expected one output per record")
+            raise LedgerError(
+                f"log_predictions: {n} records but {len(outs)} outputs; "
+                "expected one output per record"
+            )
         if (model is None) == (models is None):
-            raise LedgerError("log_predictions: give either model= (whole batch) or models= (per row)")
+            raise LedgerError(
+                "log_predictions: give either model= (whole batch) or models= (per row)"
+            )
         per_row = [_node(model)] * n if model is not None else [_node(m) for m in models or []]
         if len(per_row) != n:
             raise LedgerError(f"log_predictions: {n} records but {len(per_row)} models")
-        if at is None or not isinstance(at, list | tuple) and not hasattr(at, "tolist"):
+        if at is None or (not isinstance(at, list | tuple) and not hasattr(at, "tolist")):
             times = [to_timestamp(at, "at")] * n
         else:
             times = [to_timestamp(t, f"at[{i}]") for i, t in enumerate(_plain(at))]
@@ -429,8 +609,10 @@ class Registry:
         try:
             texts = [_output_json(o) for o in outs]
         except (TypeError, ValueError) as exc:
-            raise LedgerError(f"log_predictions: an output is not JSON ({exc}); expected finite "
-                              "numbers, strings, booleans, null, lists or objects") from None
+            raise LedgerError(
+                f"log_predictions: an output is not JSON ({exc}); expected finite "
+                "numbers, strings, booleans, null, lists or objects"
+            ) from None
         events = []
         for start in range(0, n, PREDICTION_CHUNK):
             stop = start + PREDICTION_CHUNK
@@ -438,14 +620,28 @@ class Registry:
             distinct = list(dict.fromkeys(chunk_models))
             index = {m: i for i, m in enumerate(distinct)}
             payload = encode_predictions(
-                pseudonyms[start:stop], [index[m] for m in chunk_models], texts[start:stop],
-                times[start:stop], None if traces is None else traces[start:stop])
-            events.append(self._event("predictions-logged", node, {
-                "models": distinct, "count": len(chunk_models), "payload_digest": digest(payload),
-            }, occurred_at=times[start], payload=payload))
+                pseudonyms[start:stop],
+                [index[m] for m in chunk_models],
+                texts[start:stop],
+                times[start:stop],
+                None if traces is None else traces[start:stop],
+            )
+            events.append(
+                self._event(
+                    "predictions-logged",
+                    node,
+                    {
+                        "models": distinct,
+                        "count": len(chunk_models),
+                        "payload_digest": digest(payload),
+                    },
+                    occurred_at=times[start],
+                    payload=payload,
+                )
+            )
         return self._append(events) if events else []
 
-    # --- personal data --------------------------------------------------------------------------------
+    # --- personal data ------------------------------------------------------------------------
 
     def store_subject_data(self, subject: str | int, attributes: Mapping[str, Any]) -> str:
         """Put personal attributes of a data subject in the encrypted vault; return the entry id."""
@@ -453,8 +649,12 @@ class Registry:
             raise LedgerError("store_subject_data: attributes is empty; expected at least one")
         pseudonym = self.ledger.pseudonymizer(self.project).subject(subject)
         entry = str(uuid.uuid4())
-        event = self._event("subject-data-stored", f"subject:{self.project}/{pseudonym}",
-                            {"entry": entry, "fields": sorted(attributes)}, personal_refs=(entry,))
+        event = self._event(
+            "subject-data-stored",
+            f"subject:{self.project}/{pseudonym}",
+            {"entry": entry, "fields": sorted(attributes)},
+            personal_refs=(entry,),
+        )
 
         def write(conn: Any) -> None:
             self.ledger.vault.put(conn, self.project, pseudonym, dict(attributes), entry)
@@ -468,7 +668,7 @@ class Registry:
         with self.ledger.store.read() as conn:
             return self.ledger.vault.get(conn, self.project, pseudonym)
 
-    # --- questions ------------------------------------------------------------------------------------
+    # --- questions ----------------------------------------------------------------------------
 
     def scored(self, record: str | int) -> dict[str, Any]:
         """Which model version, in which deployment, scored record R, and when."""
@@ -478,21 +678,30 @@ class Registry:
     def trained_on(self, model: ModelVersion | str) -> dict[str, Any]:
         """Dataset versions that trained a model version, transitively, with record counts."""
         self.flush()
-        return queries.trained_on(self.ledger, queries.resolve_model(self.ledger, _node(model),
-                                                                     self.project))
+        return queries.trained_on(
+            self.ledger, queries.resolve_model(self.ledger, _node(model), self.project)
+        )
 
     def downstream(self, dataset: DatasetVersion | str) -> dict[str, Any]:
         """Runs, datasets, model versions, deployments and predictions downstream of a dataset."""
         self.flush()
-        return queries.downstream(self.ledger, queries.resolve(_node(dataset), "dataset",
-                                                               self.project))
+        return queries.downstream(
+            self.ledger, queries.resolve(_node(dataset), "dataset", self.project)
+        )
 
-    def lineage(self, node: NodeLike, *, direction: queries.Direction = "both", depth: int = 3,
-                as_of: Any = None) -> dict[str, Any]:
+    def lineage(
+        self,
+        node: NodeLike,
+        *,
+        direction: queries.Direction = "both",
+        depth: int = 3,
+        as_of: Any = None,
+    ) -> dict[str, Any]:
         """The lineage subgraph around a node, optionally as of a past time."""
         self.flush()
-        return queries.lineage(self.ledger, _node(node), direction=direction, depth=depth,
-                               when=as_of)
+        return queries.lineage(
+            self.ledger, _node(node), direction=direction, depth=depth, when=as_of
+        )
 
     def footprint(self, subject: str | int) -> dict[str, Any]:
         """Everything linked to data subject S."""
@@ -508,15 +717,32 @@ class Registry:
 class Run:
     """A run; use it as a context manager (``with reg.run(...) as run:``)."""
 
-    def __init__(self, registry: Registry, job: str, *, params: dict[str, Any], inputs: list[str],
-                 tags: dict[str, str], parent: str | None, uuid_: uuid.UUID, code_dir: str,
-                 occurred_at: Any, ended_at: Any = None):
+    def __init__(
+        self,
+        registry: Registry,
+        job: str,
+        *,
+        params: dict[str, Any],
+        inputs: list[str],
+        tags: dict[str, str],
+        parent: str | None,
+        uuid_: uuid.UUID,
+        code_dir: str,
+        occurred_at: Any,
+        ended_at: Any = None,
+    ):
         self.registry = registry
         self.job = job
         self.id = run_id(uuid_)
         self.uuid = str(uuid_)
-        self._start = dict(params=params, inputs=inputs, tags=tags, parent=parent,
-                           code_dir=code_dir, occurred_at=occurred_at)
+        self._start = dict(
+            params=params,
+            inputs=inputs,
+            tags=tags,
+            parent=parent,
+            code_dir=code_dir,
+            occurred_at=occurred_at,
+        )
         # A backfilled run's records default to its start time, its end to ended_at.
         self._default_time = occurred_at
         self._ended_at = ended_at if ended_at is not None else occurred_at
@@ -530,33 +756,54 @@ class Run:
     def __enter__(self) -> Run:
         s = self._start
         reg = self.registry
-        reg._append([reg._event("run-started", self.id, {
-            "job": self.job, "params": s["params"], "code": capture_code(s["code_dir"]),
-            "environment": capture_environment(), "parent_run": s["parent"], "tags": s["tags"],
-        }, occurred_at=s["occurred_at"])])
+        reg._hold(
+            reg._event(
+                "run-started",
+                self.id,
+                {
+                    "job": self.job,
+                    "params": s["params"],
+                    "code": capture_code(s["code_dir"]),
+                    "environment": capture_environment(),
+                    "parent_run": s["parent"],
+                    "tags": s["tags"],
+                },
+                occurred_at=s["occurred_at"],
+            )
+        )
         self.status = "running"
         if s["inputs"]:
             self.use(*s["inputs"])
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
         reg = self.registry
         if exc_type is None:
             reg._append([reg._event("run-completed", self.id, {}, occurred_at=self._ended_at)])
             self.status = "completed"
         else:
             name = f"{exc_type.__module__}.{exc_type.__qualname__}"
-            reg._append([reg._event("run-failed", self.id, {"error_type": name},
-                                    occurred_at=self._ended_at)])
+            reg._append(
+                [
+                    reg._event(
+                        "run-failed", self.id, {"error_type": name}, occurred_at=self._ended_at
+                    )
+                ]
+            )
             self.status = "failed"
         return False
 
     def _buffer(self, type: str, body: dict[str, Any], occurred_at: Any = None) -> None:
         if self.status != "running":
             raise LedgerError(f"run {self.id} is {self.status}: record inside its 'with' block")
-        self.registry._pending.append(self.registry._event(
-            type, self.id, body, occurred_at=occurred_at or self._default_time))
+        self.registry._hold(
+            self.registry._event(type, self.id, body, occurred_at=occurred_at or self._default_time)
+        )
 
     def use(self, *inputs: NodeLike) -> None:
         """Declare dataset or model versions this run reads."""
@@ -569,26 +816,50 @@ class Run:
         if merged:
             self._buffer("run-params-logged", {"params": merged})
 
-    def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None,
-                    occurred_at: Any = None) -> None:
+    def log_metrics(
+        self, metrics: Mapping[str, float], *, step: int | None = None, occurred_at: Any = None
+    ) -> None:
         """Record metric values."""
         if metrics:
-            self._buffer("run-metrics-logged", {"metrics": [
-                {"key": k, "value": float(v), "step": step} for k, v in metrics.items()]},
-                occurred_at=occurred_at)
+            self._buffer(
+                "run-metrics-logged",
+                {
+                    "metrics": [
+                        {"key": k, "value": float(v), "step": step} for k, v in metrics.items()
+                    ]
+                },
+                occurred_at=occurred_at,
+            )
 
-    def register_model(self, name: str, version: str | None = None, *,
-                       artifact_uri: str | None = None, artifact_path: str | Path | None = None,
-                       artifact_digest: str | None = None, framework: str | None = None,
-                       tags: Mapping[str, str] | None = None, occurred_at: Any = None,
-                       ) -> ModelVersion:
+    def register_model(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        artifact_uri: str | None = None,
+        artifact_path: str | Path | None = None,
+        artifact_digest: str | None = None,
+        framework: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        occurred_at: Any = None,
+    ) -> ModelVersion:
         """A model version this run produced (appended with the run's other records)."""
         if self.status != "running":
-            raise LedgerError(f"run {self.id} is {self.status}: register its models inside the block")
-        event, model = self.registry._model_event(name, version, self.id, artifact_uri,
-                                                  artifact_path, artifact_digest, framework, tags,
-                                                  occurred_at or self._default_time)
-        self.registry._pending.append(event)
+            raise LedgerError(
+                f"run {self.id} is {self.status}: register its models inside the block"
+            )
+        event, model = self.registry._model_event(
+            name,
+            version,
+            self.id,
+            artifact_uri,
+            artifact_path,
+            artifact_digest,
+            framework,
+            tags,
+            occurred_at or self._default_time,
+        )
+        self.registry._hold(event)
         self.models.append(model)
         return model
 
@@ -604,9 +875,11 @@ class Run:
         self.registry.flush()
 
 
-def connect(db: str | None = None, *, project: str | None = None,
-            actor: str | None = None) -> Registry:
+def connect(
+    db: str | None = None, *, project: str | None = None, actor: str | None = None
+) -> Registry:
     """Open the ledger (``db`` URL, ``MLLEDGER_DB``, or ``./.mlledger/ledger.db``)."""
     settings = Settings()
-    return Registry(Ledger.open(db or settings.db), project or settings.project,
-                    actor or default_actor())
+    return Registry(
+        Ledger.open(db or settings.db), project or settings.project, actor or default_actor()
+    )

@@ -67,5 +67,5 @@ def default_key_file(url: str) -> Path:
     if configured:
         return Path(configured)
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):]).parent / "master.key"
+        return Path(url[len("sqlite:///") :]).parent / "master.key"
     return Path(".mlledger") / "master.key"

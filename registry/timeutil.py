@@ -23,7 +23,9 @@ def to_timestamp(value: datetime | str | float | int | None, what: str = "time")
     if value is None:
         return now()
     if isinstance(value, bool):
-        raise LedgerError(f"{what}: expected a datetime, ISO 8601 string or Unix seconds, got a bool")
+        raise LedgerError(
+            f"{what}: expected a datetime, ISO 8601 string or Unix seconds, got a bool"
+        )
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC).strftime(FORMAT)
     if isinstance(value, str):
@@ -37,8 +39,10 @@ def to_timestamp(value: datetime | str | float | int | None, what: str = "time")
                 f"{what} {value!r} is not a time: expected ISO 8601, e.g. 2026-01-31T12:00:00Z"
             ) from None
     if not isinstance(value, datetime):
-        raise LedgerError(f"{what}: expected a datetime, ISO 8601 string or Unix seconds, "
-                          f"got {type(value).__name__}")
+        raise LedgerError(
+            f"{what}: expected a datetime, ISO 8601 string or Unix seconds, "
+            f"got {type(value).__name__}"
+        )
     if value.tzinfo is None:
         value = value.astimezone()
     return value.astimezone(UTC).strftime(FORMAT)

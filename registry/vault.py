@@ -40,7 +40,9 @@ class KeyRing:
 
     def __init__(self, master: bytes):
         if len(master) != 32:
-            raise ConfigError(f"master key is {len(master)} bytes, expected 32 (base64 of 32 bytes)")
+            raise ConfigError(
+                f"master key is {len(master)} bytes, expected 32 (base64 of 32 bytes)"
+            )
         self._aead = AESGCM(master)
 
     @classmethod
@@ -118,8 +120,9 @@ class Pseudonymizer:
         out = []
         for key in keys:
             h = copy()
-            h.update(key.encode("utf-8") if type(key) is str and key else
-                     _key_bytes(key, "record key"))
+            h.update(
+                key.encode("utf-8") if type(key) is str and key else _key_bytes(key, "record key")
+            )
             out.append(h.digest()[:16].hex())
         return out
 
@@ -154,40 +157,64 @@ class Vault:
         row = conn.execute(select(table.c.wrapped).where(table.c.project == project)).first()
         if row is None:
             secret = secrets.token_bytes(32)
-            conn.execute(insert(table).values(project=project, wrapped=self.keyring.wrap(secret, context),
-                                              created_at=now()))
+            conn.execute(
+                insert(table).values(
+                    project=project, wrapped=self.keyring.wrap(secret, context), created_at=now()
+                )
+            )
         else:
             secret = self.keyring.unwrap(row[0], context)
         self._secrets[project] = secret
         return secret
 
-    def put(self, conn: Connection, project: str, subject: str, attributes: dict[str, Any],
-            entry: str | None = None) -> str:
+    def put(
+        self,
+        conn: Connection,
+        project: str,
+        subject: str,
+        attributes: dict[str, Any],
+        entry: str | None = None,
+    ) -> str:
         """Encrypt ``attributes`` under the subject's key; return the entry id."""
         keys = T["subject_keys"]
         context = f"subject-key:{project}/{subject}".encode()
-        row = conn.execute(select(keys.c.wrapped).where(
-            keys.c.project == project, keys.c.subject == subject)).first()
+        row = conn.execute(
+            select(keys.c.wrapped).where(keys.c.project == project, keys.c.subject == subject)
+        ).first()
         if row is None:
             data_key = AESGCM.generate_key(bit_length=256)
-            conn.execute(insert(keys).values(project=project, subject=subject, created_at=now(),
-                                             wrapped=self.keyring.wrap(data_key, context)))
+            conn.execute(
+                insert(keys).values(
+                    project=project,
+                    subject=subject,
+                    created_at=now(),
+                    wrapped=self.keyring.wrap(data_key, context),
+                )
+            )
         else:
             data_key = self.keyring.unwrap(row[0], context)
         entry = entry or str(uuid.uuid4())
         nonce = secrets.token_bytes(12)
         plaintext = json.dumps(attributes, sort_keys=True).encode()
         ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, entry.encode())
-        conn.execute(insert(T["vault_entries"]).values(
-            entry=entry, project=project, subject=subject, nonce=nonce, ciphertext=ciphertext,
-            created_at=now()))
+        conn.execute(
+            insert(T["vault_entries"]).values(
+                entry=entry,
+                project=project,
+                subject=subject,
+                nonce=nonce,
+                ciphertext=ciphertext,
+                created_at=now(),
+            )
+        )
         return entry
 
     def get(self, conn: Connection, project: str, subject: str) -> list[dict[str, Any]]:
         """Decrypt every entry stored for a subject, oldest first."""
         keys, entries = T["subject_keys"], T["vault_entries"]
-        row = conn.execute(select(keys.c.wrapped).where(
-            keys.c.project == project, keys.c.subject == subject)).first()
+        row = conn.execute(
+            select(keys.c.wrapped).where(keys.c.project == project, keys.c.subject == subject)
+        ).first()
         if row is None:
             return []
         data_key = AESGCM(self.keyring.unwrap(row[0], f"subject-key:{project}/{subject}".encode()))
@@ -197,7 +224,10 @@ class Vault:
             .order_by(entries.c.created_at, entries.c.entry)
         ).all()
         return [
-            {"entry": entry, "stored_at": created,
-             "attributes": json.loads(data_key.decrypt(nonce, ct, entry.encode()))}
+            {
+                "entry": entry,
+                "stored_at": created,
+                "attributes": json.loads(data_key.decrypt(nonce, ct, entry.encode())),
+            }
             for entry, nonce, ct, created in rows
         ]

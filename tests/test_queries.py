@@ -36,14 +36,34 @@ def world(reg: Registry) -> Scenario:
     run3 fine-tunes m3 from m2 on nothing new. api serves m1, then 50/50, then m2."""
     keys = [f"rec-{i}" for i in range(10)]
     subjects = ["ann", "ann", "bob", "bob", "cid", None, "dan", "dan", "eve", "eve"]
-    raw = reg.register_dataset("raw", "1", uri="s3://b/raw", digest="sha256:01",
-                               records=keys, subjects=subjects, occurred_at=day(0))
-    clean = reg.register_dataset("clean", "1", uri="s3://b/clean", digest="sha256:02",
-                                 records=keys[:6], subjects=subjects[:6], derived_from=[raw],
-                                 occurred_at=day(1))
-    extra = reg.register_dataset("extra", "1", uri="s3://b/extra", digest="sha256:03",
-                                 records=["x-1", "x-2"], subjects=["zed", "ann"],
-                                 occurred_at=day(1))
+    raw = reg.register_dataset(
+        "raw",
+        "1",
+        uri="s3://b/raw",
+        digest="sha256:01",
+        records=keys,
+        subjects=subjects,
+        occurred_at=day(0),
+    )
+    clean = reg.register_dataset(
+        "clean",
+        "1",
+        uri="s3://b/clean",
+        digest="sha256:02",
+        records=keys[:6],
+        subjects=subjects[:6],
+        derived_from=[raw],
+        occurred_at=day(1),
+    )
+    extra = reg.register_dataset(
+        "extra",
+        "1",
+        uri="s3://b/extra",
+        digest="sha256:03",
+        records=["x-1", "x-2"],
+        subjects=["zed", "ann"],
+        occurred_at=day(1),
+    )
     with reg.run("train-a", inputs=[raw], occurred_at=day(2)) as run1:
         m1 = run1.register_model("clf", artifact_uri="s3://m/1", artifact_digest="sha256:a1")
     with reg.run("train-b", inputs=[clean, extra], occurred_at=day(5)) as run2:
@@ -53,11 +73,15 @@ def world(reg: Registry) -> Scenario:
     api = reg.deploy("api", endpoint="https://api/score", served={m1: 100}, occurred_at=day(3))
     reg.deploy("api", endpoint="https://api/score", served={m1: 50, m2: 50}, occurred_at=day(7))
     reg.deploy("api", endpoint="https://api/score", served={m2: 100}, occurred_at=day(8))
-    reg.log_predictions(api, model=m1, records=["rec-0", "rec-2"], outputs=[0.1, 0.2],
-                        at=day(4))
-    reg.log_predictions(api, models=[m1, m2, m2], records=["rec-0", "rec-0", "x-1"],
-                        outputs=[0.3, {"label": "yes"}, 0.9], at=[day(7.1), day(7.2), day(8.5)],
-                        trace_ids=["t-1", "t-2", None])
+    reg.log_predictions(api, model=m1, records=["rec-0", "rec-2"], outputs=[0.1, 0.2], at=day(4))
+    reg.log_predictions(
+        api,
+        models=[m1, m2, m2],
+        records=["rec-0", "rec-0", "x-1"],
+        outputs=[0.3, {"label": "yes"}, 0.9],
+        at=[day(7.1), day(7.2), day(8.5)],
+        trace_ids=["t-1", "t-2", None],
+    )
     return Scenario(raw, clean, extra, m1, m2, m3, api, run1.id, run2.id)
 
 
@@ -65,14 +89,22 @@ def test_scored_lists_every_scoring_in_time_order(reg: Registry, world: Scenario
     answer = reg.scored("rec-0")
     assert answer["times_scored"] == 3
     got = [(p["model"], p["deployment"], p["output"], p["trace_id"]) for p in answer["predictions"]]
-    assert got == [(world.m1.id, world.api.id, 0.1, None), (world.m1.id, world.api.id, 0.3, "t-1"),
-                   (world.m2.id, world.api.id, {"label": "yes"}, "t-2")]
-    assert [p["at"][:10] for p in answer["predictions"]] == ["2026-03-05", "2026-03-08", "2026-03-08"]
+    assert got == [
+        (world.m1.id, world.api.id, 0.1, None),
+        (world.m1.id, world.api.id, 0.3, "t-1"),
+        (world.m2.id, world.api.id, {"label": "yes"}, "t-2"),
+    ]
+    assert [p["at"][:10] for p in answer["predictions"]] == [
+        "2026-03-05",
+        "2026-03-08",
+        "2026-03-08",
+    ]
     assert "rec-0" not in str(answer)  # answers name records by pseudonym only
 
 
 def test_scored_record_in_a_dataset_but_never_scored_is_an_empty_answer(
-        reg: Registry, world: Scenario) -> None:
+    reg: Registry, world: Scenario
+) -> None:
     assert reg.scored("rec-9") == {**reg.scored("rec-9"), "times_scored": 0, "predictions": []}
 
 
@@ -84,8 +116,11 @@ def test_scored_unknown_record_is_not_found(reg: Registry, world: Scenario) -> N
 def test_trained_on_is_transitive_with_record_counts(reg: Registry, world: Scenario) -> None:
     answer = reg.trained_on(world.m2)
     rows = {d["dataset"]: (d["relation"], d["depth"], d["records"]) for d in answer["datasets"]}
-    assert rows == {world.clean.id: ("direct", 1, 6), world.extra.id: ("direct", 1, 2),
-                    world.raw.id: ("upstream", 2, 10)}
+    assert rows == {
+        world.clean.id: ("direct", 1, 6),
+        world.extra.id: ("direct", 1, 2),
+        world.raw.id: ("upstream", 2, 10),
+    }
     assert answer["runs"] == [world.run2]
 
 
@@ -104,7 +139,8 @@ def test_trained_on_accepts_name_version_and_alias(reg: Registry, world: Scenari
 
 
 def test_downstream_of_raw_reaches_everything_with_prediction_counts(
-        reg: Registry, world: Scenario) -> None:
+    reg: Registry, world: Scenario
+) -> None:
     answer = reg.downstream(world.raw)
     assert [d["dataset"] for d in answer["datasets"]] == [world.clean.id]
     assert {r["run"] for r in answer["runs"]} >= {world.run1, world.run2}
@@ -176,18 +212,24 @@ def test_footprint_unknown_subject_is_not_found(reg: Registry, world: Scenario) 
 
 def test_history_lists_intervals_and_merged_spans(reg: Registry, world: Scenario) -> None:
     answer = reg.history("api")
-    intervals = [(i["model"], i["traffic"], i["from"][:10], i["to"] and i["to"][:10])
-                 for i in answer["intervals"]]
+    intervals = [
+        (i["model"], i["traffic"], i["from"][:10], i["to"] and i["to"][:10])
+        for i in answer["intervals"]
+    ]
     assert intervals == [
         (world.m1.id, 100.0, "2026-03-04", "2026-03-08"),
         (world.m1.id, 50.0, "2026-03-08", "2026-03-09"),
         (world.m2.id, 50.0, "2026-03-08", "2026-03-09"),
         (world.m2.id, 100.0, "2026-03-09", None),
     ]
-    spans = {m["model"]: [(s["from"][:10], s["to"] and s["to"][:10]) for s in m["spans"]]
-             for m in answer["models"]}
-    assert spans == {world.m1.id: [("2026-03-04", "2026-03-09")],
-                     world.m2.id: [("2026-03-08", None)]}
+    spans = {
+        m["model"]: [(s["from"][:10], s["to"] and s["to"][:10]) for s in m["spans"]]
+        for m in answer["models"]
+    }
+    assert spans == {
+        world.m1.id: [("2026-03-04", "2026-03-09")],
+        world.m2.id: [("2026-03-08", None)],
+    }
     reg.retire(world.api, reason="replaced", occurred_at=day(9))
     retired = reg.history(world.api)
     assert retired["status"] == "retired" and retired["intervals"][-1]["to"][:10] == "2026-03-10"
@@ -202,10 +244,20 @@ def test_history_unknown_deployment_is_not_found(reg: Registry, world: Scenario)
 
 
 def test_answers_survive_a_rebuild(reg: Registry, world: Scenario) -> None:
-    before = (reg.scored("rec-0"), reg.trained_on(world.m2), reg.footprint("ann"),
-              reg.history(world.api), reg.lineage(world.api, as_of=day(7.5)))
+    before = (
+        reg.scored("rec-0"),
+        reg.trained_on(world.m2),
+        reg.footprint("ann"),
+        reg.history(world.api),
+        reg.lineage(world.api, as_of=day(7.5)),
+    )
     digest = reg.ledger.projection_digest()
     assert reg.ledger.rebuild()["digest"] == digest
-    after = (reg.scored("rec-0"), reg.trained_on(world.m2), reg.footprint("ann"),
-             reg.history(world.api), reg.lineage(world.api, as_of=day(7.5)))
+    after = (
+        reg.scored("rec-0"),
+        reg.trained_on(world.m2),
+        reg.footprint("ann"),
+        reg.history(world.api),
+        reg.lineage(world.api, as_of=day(7.5)),
+    )
     assert after == before

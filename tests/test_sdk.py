@@ -29,8 +29,14 @@ def events_of(reg: Registry, entity: str) -> list[StoredEvent]:
 def test_register_dataset_appends_metadata_and_membership(reg: Registry, tmp_path: Path) -> None:
     data = tmp_path / "d.csv"
     data.write_text("id,x\n1,2\n")
-    ds = reg.register_dataset("d", uri=data.as_uri(), path=data, schema={"x": "int64"},
-                              records=["a", "b", "a"], subjects=["s1", None, "s1"])
+    ds = reg.register_dataset(
+        "d",
+        uri=data.as_uri(),
+        path=data,
+        schema={"x": "int64"},
+        records=["a", "b", "a"],
+        subjects=["s1", None, "s1"],
+    )
     expected = "sha256:" + hashlib.sha256(data.read_bytes()).hexdigest()
     assert ds.digest == expected and ds.version == expected[7:19] and ds.records == 2
     registered, members = events_of(reg, ds.id)
@@ -56,47 +62,68 @@ def test_register_dataset_errors(reg: Registry) -> None:
     with pytest.raises(LedgerError, match="give digest= or path="):
         reg.register_dataset("d", "1", uri="s3://d")
     with pytest.raises(LedgerError, match="2 records but 1 subjects"):
-        reg.register_dataset("d", "1", uri="s3://d", digest="sha256:aa", records=["a", "b"],
-                             subjects=["s"])
+        reg.register_dataset(
+            "d", "1", uri="s3://d", digest="sha256:aa", records=["a", "b"], subjects=["s"]
+        )
     with pytest.raises(LedgerError, match="dataset name"):
         reg.register_dataset("bad name!", "1", uri="s3://d", digest="sha256:aa")
     with pytest.raises(EventRejected) as info:
-        reg.register_dataset("d", "2", uri="s3://d", digest="sha256:aa",
-                             derived_from=["dataset:test/ghost@1"])
+        reg.register_dataset(
+            "d", "2", uri="s3://d", digest="sha256:aa", derived_from=["dataset:test/ghost@1"]
+        )
     assert info.value.field == "body.derived_from.0" and "ghost" in str(info.value)
     assert reg.ledger.head() == -1
 
 
 def test_run_records_code_environment_params_metrics_and_completion(reg: Registry) -> None:
     ds = reg.register_dataset("d", "1", uri="s3://d", digest="sha256:aa")
+    head = reg.ledger.head()
     with reg.run("train", params={"lr": 0.1}, inputs=[ds], tags={"team": "x"}) as run:
-        started = last(reg)
-        assert started.type == "run-started" and started.entity == run.id
-        assert started.body["job"] == "train" and started.body["params"] == {"lr": 0.1}
-        assert started.body["environment"]["python"] == platform.python_version()
-        assert "git_commit" in started.body["code"] and "git_dirty" in started.body["code"]
         run.log_params(epochs=3)
         run.log_metrics({"loss": 0.5}, step=1)
-        # Buffered: nothing but run-started is in the log yet.
-        assert last(reg).position == started.position
+        assert reg.ledger.head() == head  # buffered: one batch when the run ends
+    started = events_of(reg, run.id)[0]
+    assert started.type == "run-started" and started.entity == run.id
+    assert started.body["job"] == "train" and started.body["params"] == {"lr": 0.1}
+    assert started.body["environment"]["python"] == platform.python_version()
+    assert "git_commit" in started.body["code"] and "git_dirty" in started.body["code"]
     types = [e.type for e in events_of(reg, run.id)]
-    assert types == ["run-started", "run-inputs-used", "run-params-logged", "run-metrics-logged",
-                     "run-completed"]
+    assert types == [
+        "run-started",
+        "run-inputs-used",
+        "run-params-logged",
+        "run-metrics-logged",
+        "run-completed",
+    ]
     assert run.status == "completed"
     metrics = events_of(reg, run.id)[3]
     assert metrics.body["metrics"] == [{"key": "loss", "value": 0.5, "step": 1}]
 
 
+def test_a_long_run_is_flushed_while_it_runs(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import registry.sdk
+
+    monkeypatch.setattr(registry.sdk, "FLUSH_AFTER_SECONDS", 0.0)
+    with reg.run("train") as run:
+        assert last(reg).type == "run-started" and last(reg).entity == run.id
+        run.log_metrics({"loss": 0.5})
+        assert last(reg).type == "run-metrics-logged"
+
+
 def test_exception_in_run_marks_it_failed_and_reraises(reg: Registry) -> None:
-    with pytest.raises(ZeroDivisionError):
-        with reg.run("train") as run:
-            run.log_metrics({"loss": 1.0})
-            _ = 1 / 0
+    with pytest.raises(ZeroDivisionError), reg.run("train") as run:
+        run.log_metrics({"loss": 1.0})
+        _ = 1 / 0
     event = last(reg)
     assert event.type == "run-failed" and event.entity == run.id
     assert event.body == {"error_type": "builtins.ZeroDivisionError"}
-    assert [e.type for e in events_of(reg, run.id)] == ["run-started", "run-metrics-logged",
-                                                         "run-failed"]
+    assert [e.type for e in events_of(reg, run.id)] == [
+        "run-started",
+        "run-metrics-logged",
+        "run-failed",
+    ]
     with pytest.raises(LedgerError, match="is failed"):
         run.log_metrics({"loss": 2.0})
 
@@ -115,8 +142,9 @@ def test_run_flush_and_writes_that_need_buffered_records(reg: Registry) -> None:
     assert last(reg).type == "run-completed"
 
 
-def test_model_versions_number_themselves_and_digest_artifacts(reg: Registry,
-                                                                tmp_path: Path) -> None:
+def test_model_versions_number_themselves_and_digest_artifacts(
+    reg: Registry, tmp_path: Path
+) -> None:
     artifact = tmp_path / "model.bin"
     artifact.write_bytes(b"weights")
     with reg.run("train") as run:
@@ -146,7 +174,10 @@ def test_deploy_with_a_split_and_errors(reg: Registry) -> None:
     dep = reg.deploy("api", endpoint="http://api", served=[m1, m2])
     event = last(reg)
     assert event.type == "deployment-configured" and event.entity == dep.id
-    assert event.body["served"] == [{"model": m1.id, "traffic": 50}, {"model": m2.id, "traffic": 50}]
+    assert event.body["served"] == [
+        {"model": m1.id, "traffic": 50},
+        {"model": m2.id, "traffic": 50},
+    ]
     with pytest.raises(LedgerError, match="traffic adds up to 90, expected 100"):
         reg.deploy("api", endpoint="http://api", served={m1: 50, m2: 40})
     with pytest.raises(EventRejected) as info:
@@ -160,9 +191,14 @@ def test_log_predictions_writes_a_columnar_payload(reg: Registry) -> None:
     model = reg.register_model("m", artifact_uri="s3://1", artifact_digest="sha256:1")
     other = reg.register_model("m", artifact_uri="s3://2", artifact_digest="sha256:2")
     dep = reg.deploy("api", endpoint="http://api", served={model: 100})
-    positions = reg.log_predictions(dep, model=model, records=["r1", 2, "r3"],
-                                    outputs=[0.5, 1, {"label": "x", "p": [0.1, 0.9]}],
-                                    trace_ids=["t1", None, "t3"], at="2026-05-01T10:00:00Z")
+    positions = reg.log_predictions(
+        dep,
+        model=model,
+        records=["r1", 2, "r3"],
+        outputs=[0.5, 1, {"label": "x", "p": [0.1, 0.9]}],
+        trace_ids=["t1", None, "t3"],
+        at="2026-05-01T10:00:00Z",
+    )
     event = last(reg)
     assert positions == [event.position] and event.type == "predictions-logged"
     assert event.body["count"] == 3 and event.body["models"] == [model.id]
@@ -175,7 +211,7 @@ def test_log_predictions_writes_a_columnar_payload(reg: Registry) -> None:
         reg.log_predictions(dep, model=other, records=["r1"], outputs=[0.1])
     with pytest.raises(LedgerError, match="2 records but 1 outputs"):
         reg.log_predictions(dep, model=model, records=["a", "b"], outputs=[0.1])
-    with pytest.raises(LedgerError, match="either model= .* or models="):
+    with pytest.raises(LedgerError, match=r"either model= .* or models="):
         reg.log_predictions(dep, records=["a"], outputs=[0.1])
     with pytest.raises(LedgerError, match="not JSON"):
         reg.log_predictions(dep, model=model, records=["a"], outputs=[math.nan])
@@ -187,8 +223,14 @@ def test_log_predictions_writes_a_columnar_payload(reg: Registry) -> None:
 def test_log_predictions_from_an_arrow_table(reg: Registry) -> None:
     model = reg.register_model("m", artifact_uri="s3://1", artifact_digest="sha256:1")
     dep = reg.deploy("api", endpoint="http://api", served={model: 100})
-    table = pa.table({"record": ["a", "b"], "output": [0.25, 0.75], "model": [model.id] * 2,
-                      "at": ["2026-05-01T10:00:00Z", "2026-05-01T10:00:01Z"]})
+    table = pa.table(
+        {
+            "record": ["a", "b"],
+            "output": [0.25, 0.75],
+            "model": [model.id] * 2,
+            "at": ["2026-05-01T10:00:00Z", "2026-05-01T10:00:01Z"],
+        }
+    )
     reg.log_predictions(dep, table=table)
     rows = decode_predictions(last(reg).payload or b"").to_pydict()
     assert rows["output"] == ["0.25", "0.75"] and rows["at"][1] == "2026-05-01T10:00:01.000000Z"
@@ -197,8 +239,9 @@ def test_log_predictions_from_an_arrow_table(reg: Registry) -> None:
 def test_large_batches_are_split_into_several_events(reg: Registry) -> None:
     model = reg.register_model("m", artifact_uri="s3://1", artifact_digest="sha256:1")
     dep = reg.deploy("api", endpoint="http://api", served={model: 100})
-    positions = reg.log_predictions(dep, model=model, records=[f"r{i}" for i in range(45_000)],
-                                    outputs=[0.5] * 45_000)
+    positions = reg.log_predictions(
+        dep, model=model, records=[f"r{i}" for i in range(45_000)], outputs=[0.5] * 45_000
+    )
     events = reg.ledger.read(positions[0], 10)
     assert [e.body["count"] for e in events] == [20_000, 20_000, 5_000]
     with reg.ledger.store.read() as conn:

@@ -180,8 +180,12 @@ def upgrade() -> None:
     op.create_table(
         "prediction_index",
         # position * 1_000_000 + seq; INTEGER on SQLite makes it the rowid (no extra index)
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=False,
+        ),
         sa.Column("position", sa.BigInteger, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         _id("project", 128, nullable=False),

@@ -14,8 +14,9 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, Row, func, inspect, select, text
 
 from registry.canonical import loads
 from registry.events import StoredEvent
@@ -39,11 +40,9 @@ class Store:
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (cheap when it is there)."""
         with self.engine.connect() as conn:
-            try:
+            current = None
+            if inspect(conn).has_table("alembic_version"):
                 current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            except Exception:  # noqa: BLE001 - no table yet on a new database
-                conn.rollback()
-                current = None
         if current == SCHEMA_HEAD:
             return
         from alembic import command
@@ -64,17 +63,15 @@ class Store:
     @contextmanager
     def append_transaction(self) -> Iterator[Connection]:
         """A transaction holding the append lock; commits on success, rolls back on error."""
-        with self.engine.connect() as conn:
-            with conn.begin():
-                self._lock(conn)
-                yield conn
+        with self.engine.connect() as conn, conn.begin():
+            self._lock(conn)
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (a consistent snapshot)."""
-        with self.engine.connect() as conn:
-            with conn.begin():
-                yield conn
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
 
     def _lock(self, conn: Connection) -> None:
         raise NotImplementedError
@@ -88,13 +85,18 @@ class Store:
         return -1 if value is None else int(value)
 
     @staticmethod
-    def select_events(conn: Connection, start: int = 0, limit: int | None = None,
-                      stop: int | None = None) -> list[StoredEvent]:
+    def select_events(
+        conn: Connection, start: int = 0, limit: int | None = None, stop: int | None = None
+    ) -> list[StoredEvent]:
         """Events with ``start <= position`` (``< stop``), in order, at most ``limit``,
         with their payloads."""
         ev, pl = T["events"], T["event_payloads"]
-        query = (select(ev, pl.c.payload).select_from(ev.outerjoin(pl, pl.c.position == ev.c.position))
-                 .where(ev.c.position >= start).order_by(ev.c.position))
+        query = (
+            select(ev, pl.c.payload)
+            .select_from(ev.outerjoin(pl, pl.c.position == ev.c.position))
+            .where(ev.c.position >= start)
+            .order_by(ev.c.position)
+        )
         if stop is not None:
             query = query.where(ev.c.position < stop)
         if limit is not None:
@@ -102,13 +104,21 @@ class Store:
         return [row_to_event(row) for row in conn.execute(query)]
 
 
-def row_to_event(row) -> StoredEvent:  # type: ignore[no-untyped-def]
+def row_to_event(row: Row[Any]) -> StoredEvent:
     """A row of ``events`` as a StoredEvent."""
     return StoredEvent(
-        position=row.position, event_id=row.event_id, type=row.type,
-        schema_version=row.schema_version, project=row.project, entity=row.entity,
-        actor=row.actor, occurred_at=row.occurred_at, recorded_at=row.recorded_at,
-        body=loads(row.body), personal_refs=tuple(json.loads(row.personal_refs)),
-        trace_id=row.trace_id, leaf_hash=bytes(row.leaf_hash),
+        position=row.position,
+        event_id=row.event_id,
+        type=row.type,
+        schema_version=row.schema_version,
+        project=row.project,
+        entity=row.entity,
+        actor=row.actor,
+        occurred_at=row.occurred_at,
+        recorded_at=row.recorded_at,
+        body=loads(row.body),
+        personal_refs=tuple(json.loads(row.personal_refs)),
+        trace_id=row.trace_id,
+        leaf_hash=bytes(row.leaf_hash),
         payload=None if row.payload is None else bytes(row.payload),
     )

@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, 
 from sqlmodel import Field, SQLModel
 
 
-def _text(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+def _text(nullable: bool = False) -> Column[str]:
     return Column(Text, nullable=nullable)
 
 
@@ -216,8 +216,11 @@ class PredictionRow(SQLModel, table=True):
     __tablename__ = "prediction_index"
     __table_args__ = (Index("ix_prediction_index_record", "project", "record"),)
     # position * PREDICTIONS_PER_EVENT + seq; on SQLite an INTEGER key is the rowid itself.
-    id: int = Field(sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                     autoincrement=False))
+    id: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+        )
+    )
     position: int = Field(sa_column=Column(BigInteger, nullable=False))
     seq: int = Field(sa_column=Column(Integer, nullable=False))
     project: str = Field(sa_column=Column(String(128), nullable=False))

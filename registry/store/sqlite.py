@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
 
@@ -18,13 +19,13 @@ class SQLiteStore(Store):
     dialect = "sqlite"
 
     def __init__(self, url: str):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # The driver must not open transactions itself: we emit BEGIN below.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -36,7 +37,7 @@ class SQLiteStore(Store):
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _on_begin(conn):  # type: ignore[no-untyped-def]
+        def _on_begin(conn: Connection) -> None:
             mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -54,4 +55,3 @@ class SQLiteStore(Store):
     def _lock(self, conn: Connection) -> None:
         # BEGIN IMMEDIATE already holds SQLite's single write lock.
         return None
-

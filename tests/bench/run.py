@@ -19,6 +19,8 @@ Not a test: numbers depend on the machine. Sizes can be scaled down with
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import pickle
@@ -32,17 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from registry.events import make_event
 from registry.ledger import Ledger
 from registry.sdk import connect
+from registry.store.schema import T
 
 
 def _latency(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * len(ordered))) - 1)]
-    return {"median_ms": round(statistics.median(ordered) * 1e3, 4),
-            "p99_ms": round(p99 * 1e3, 4), "n": len(ordered)}
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * len(ordered)) - 1)]
+    return {
+        "median_ms": round(statistics.median(ordered) * 1e3, 4),
+        "p99_ms": round(p99 * 1e3, 4),
+        "n": len(ordered),
+    }
 
 
 def _fresh(work: Path, name: str) -> str:
@@ -59,15 +66,37 @@ def run_events(project: str, n_runs: int) -> list[Any]:
     for _ in range(n_runs):
         run = f"run:{uuid.uuid4()}"
         events += [
-            make_event("run-started", project=project, entity=run, actor="bench",
-                       body={"job": "train", "params": {"lr": 0.01, "epochs": 10},
-                             "code": {"git_commit": "0" * 40, "git_dirty": False},
-                             "environment": {"python": "3.11"}}),
-            make_event("run-params-logged", project=project, entity=run, actor="bench",
-                       body={"params": {"batch_size": 64, "optimizer": "adam"}}),
-            make_event("run-metrics-logged", project=project, entity=run, actor="bench",
-                       body={"metrics": [{"key": "loss", "value": 0.25, "step": 10},
-                                         {"key": "auc", "value": 0.91, "step": 10}]}),
+            make_event(
+                "run-started",
+                project=project,
+                entity=run,
+                actor="bench",
+                body={
+                    "job": "train",
+                    "params": {"lr": 0.01, "epochs": 10},
+                    "code": {"git_commit": "0" * 40, "git_dirty": False},
+                    "environment": {"python": "3.11"},
+                },
+            ),
+            make_event(
+                "run-params-logged",
+                project=project,
+                entity=run,
+                actor="bench",
+                body={"params": {"batch_size": 64, "optimizer": "adam"}},
+            ),
+            make_event(
+                "run-metrics-logged",
+                project=project,
+                entity=run,
+                actor="bench",
+                body={
+                    "metrics": [
+                        {"key": "loss", "value": 0.25, "step": 10},
+                        {"key": "auc", "value": 0.91, "step": 10},
+                    ]
+                },
+            ),
             make_event("run-completed", project=project, entity=run, actor="bench", body={}),
         ]
     return events
@@ -86,12 +115,17 @@ def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[st
         ledger.append(batch)
     seconds = time.perf_counter() - started
     total = sum(len(b) for b in prepared)
-    out["append"] = {"events": total, "batch_size": len(prepared[0]), "seconds": round(seconds, 3),
-                     "events_per_s": round(total / seconds)}
+    out["append"] = {
+        "events": total,
+        "batch_size": len(prepared[0]),
+        "seconds": round(seconds, 3),
+        "events_per_s": round(total / seconds),
+    }
 
     with reg.run("train") as run:
-        model = run.register_model("scorer", artifact_digest="sha256:" + "ab" * 32,
-                                   artifact_uri="file:///models/scorer")
+        model = run.register_model(
+            "scorer", artifact_digest="sha256:" + "ab" * 32, artifact_uri="file:///models/scorer"
+        )
     deployment = reg.deploy("scoring", endpoint="http://127.0.0.1/score", served={model: 100})
     n_records = max(1000, int(200_000 * scale))
     calls = max(1, int(100 * scale))
@@ -105,21 +139,23 @@ def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[st
         outputs = [round(rng.random(), 4) for _ in range(per_call)]
         traces = [f"{call:08x}{i:024x}" for i in range(per_call)]
         started = time.perf_counter()
-        reg.log_predictions(deployment, model=model, records=batch, outputs=outputs,
-                            trace_ids=traces)
+        reg.log_predictions(
+            deployment, model=model, records=batch, outputs=outputs, trace_ids=traces
+        )
         seconds += time.perf_counter() - started
-    out["predictions"] = {"predictions": calls * per_call, "per_call": per_call,
-                          "seconds": round(seconds, 3),
-                          "predictions_per_s": round(calls * per_call / seconds)}
+    out["predictions"] = {
+        "predictions": calls * per_call,
+        "per_call": per_call,
+        "seconds": round(seconds, 3),
+        "predictions_per_s": round(calls * per_call / seconds),
+    }
 
     samples = []
     for _ in range(1000):
         key = keys[rng.randrange(n_records)]
         t0 = time.perf_counter()
-        try:
+        with contextlib.suppress(LookupError):  # a key never drawn: still a full lookup
             reg.scored(key)
-        except LookupError:
-            pass  # a key the random draw never scored: still a full lookup
         samples.append(time.perf_counter() - t0)
     out["scored"] = {"predictions_logged": calls * per_call, **_latency(samples)}
 
@@ -127,9 +163,13 @@ def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[st
     started = time.perf_counter()
     ledger.rebuild(digest=False)
     seconds = time.perf_counter() - started
-    out["rebuild"] = {"events": events, "predictions": calls * per_call,
-                      "seconds": round(seconds, 3), "events_per_s": round(events / seconds),
-                      "predictions_per_s": round(calls * per_call / seconds)}
+    out["rebuild"] = {
+        "events": events,
+        "predictions": calls * per_call,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds),
+        "predictions_per_s": round(calls * per_call / seconds),
+    }
     out["database_bytes"] = sum(p.stat().st_size for p in (work / "main").glob("ledger.db*"))
     reg.close()
     return out
@@ -144,10 +184,21 @@ def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
     for i in range(n_datasets):
         node = f"dataset:{project}/ds-{i}@1"
         parents = [datasets[i - 1]] if i % 10 else []  # chains of ten derived versions
-        events.append(make_event("dataset-version-registered", project=project, entity=node,
-                                 actor="bench", body={"name": f"ds-{i}", "version": "1",
-                                                      "digest": f"sha256:{i:064x}", "uri": "s3://b",
-                                                      "derived_from": parents}))
+        events.append(
+            make_event(
+                "dataset-version-registered",
+                project=project,
+                entity=node,
+                actor="bench",
+                body={
+                    "name": f"ds-{i}",
+                    "version": "1",
+                    "digest": f"sha256:{i:064x}",
+                    "uri": "s3://b",
+                    "derived_from": parents,
+                },
+            )
+        )
         datasets.append(node)
     ledger.append(events)
     rng = random.Random(2)
@@ -159,15 +210,33 @@ def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
             model = f"model:{project}/m-{i % 1000}@{i // 1000 + 1}"
             inputs = rng.sample(datasets, 2)
             batch += [
-                make_event("run-started", project=project, entity=run, actor="bench",
-                           body={"job": f"train-{i % 50}"}),
-                make_event("run-inputs-used", project=project, entity=run, actor="bench",
-                           body={"inputs": inputs}),
-                make_event("model-version-registered", project=project, entity=model,
-                           actor="bench", body={"name": f"m-{i % 1000}",
-                                                "version": str(i // 1000 + 1), "run": run,
-                                                "artifact_uri": "s3://m",
-                                                "artifact_digest": f"sha256:{i:064x}"}),
+                make_event(
+                    "run-started",
+                    project=project,
+                    entity=run,
+                    actor="bench",
+                    body={"job": f"train-{i % 50}"},
+                ),
+                make_event(
+                    "run-inputs-used",
+                    project=project,
+                    entity=run,
+                    actor="bench",
+                    body={"inputs": inputs},
+                ),
+                make_event(
+                    "model-version-registered",
+                    project=project,
+                    entity=model,
+                    actor="bench",
+                    body={
+                        "name": f"m-{i % 1000}",
+                        "version": str(i // 1000 + 1),
+                        "run": run,
+                        "artifact_uri": "s3://m",
+                        "artifact_digest": f"sha256:{i:064x}",
+                    },
+                ),
                 make_event("run-completed", project=project, entity=run, actor="bench", body={}),
             ]
             models.append(model)
@@ -188,8 +257,10 @@ def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
         queries.downstream(ledger, dataset)
         down.append(time.perf_counter() - t0)
     ledger.close()
-    return {"trained_on": {"runs": n_runs, "datasets": n_datasets, **_latency(samples)},
-            "downstream": {"runs": n_runs, **_latency(down)}}
+    return {
+        "trained_on": {"runs": n_runs, "datasets": n_datasets, **_latency(samples)},
+        "downstream": {"runs": n_runs, **_latency(down)},
+    }
 
 
 def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
@@ -203,7 +274,7 @@ def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
     reg = connect(url, project="bench", actor="bench")
     rng = np.random.default_rng(0)
     data = []
-    for k in range(20):
+    for _ in range(20):
         x = rng.normal(size=(200, 10))
         y = (x[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
         data.append((x, y, LogisticRegression().fit(x, y)))
@@ -211,13 +282,19 @@ def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
     def record(i: int) -> None:
         x, y, model = data[i % 20]
         # As the peer does per run: digest the dataset's content, then log it as input.
-        digest = "sha256:" + __import__("hashlib").sha256(x.tobytes() + y.tobytes()).hexdigest()
-        dataset = reg.register_dataset(f"bench-ds-{i % 20:02d}", digest[7:19],
-                                       uri=f"file:///data/bench-ds-{i % 20:02d}.npy", digest=digest,
-                                       row_count=len(y))
-        with reg.run("bench-train", params={"C": 1.0, "penalty": "l2", "solver": "lbfgs",
-                                            "max_iter": 100, "seed": i},
-                     inputs=[dataset]) as run:
+        digest = "sha256:" + hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+        dataset = reg.register_dataset(
+            f"bench-ds-{i % 20:02d}",
+            digest[7:19],
+            uri=f"file:///data/bench-ds-{i % 20:02d}.npy",
+            digest=digest,
+            row_count=len(y),
+        )
+        with reg.run(
+            "bench-train",
+            params={"C": 1.0, "penalty": "l2", "solver": "lbfgs", "max_iter": 100, "seed": i},
+            inputs=[dataset],
+        ) as run:
             run.log_metrics({"accuracy": 0.9, "f1": 0.88, "roc_auc": 0.95})
             path = artifacts / f"model-{i}.pkl"
             path.write_bytes(pickle.dumps(model))
@@ -232,12 +309,7 @@ def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
     from lineage import queries
 
     models = [f"model:bench/bench-model@{v}" for v in range(1, n_runs + 4)]
-    datasets = [f"dataset:bench/bench-ds-{k:02d}@" for k in range(20)]
     with reg.ledger.store.read() as conn:
-        from sqlalchemy import select
-
-        from registry.store.schema import T
-
         datasets = list(conn.execute(select(T["cat_datasets"].c.id)).scalars())
     pick = random.Random(3)
     queries.trained_on(reg.ledger, models[0])
@@ -254,10 +326,13 @@ def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
         to_models.append(time.perf_counter() - t0)
         assert answer["models"]
     reg.close()
-    return {"runs": n_runs, "seconds": round(seconds, 3),
-            "record_runs_per_s": round(n_runs / seconds, 1),
-            "query_model_to_datasets": _latency(to_data),
-            "query_dataset_to_models": _latency(to_models)}
+    return {
+        "runs": n_runs,
+        "seconds": round(seconds, 3),
+        "record_runs_per_s": round(n_runs / seconds, 1),
+        "query_model_to_datasets": _latency(to_data),
+        "query_dataset_to_models": _latency(to_models),
+    }
 
 
 def main() -> None:
@@ -271,8 +346,12 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "store": "sqlite (WAL, synchronous=FULL)"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "store": "sqlite (WAL, synchronous=FULL)",
+        },
         "scale": args.scale,
     }
     results.update(bench_append_predictions_scored_rebuild(work, args.scale))
@@ -284,10 +363,16 @@ def main() -> None:
         results["peer"] = peer
         results["ratios_vs_peer"] = {
             "record_runs": round(ours["record_runs_per_s"] / peer["record_runs_per_s"], 1),
-            "model_to_datasets_median": round(peer["query_model_to_datasets_ms"]["median"]
-                                              / ours["query_model_to_datasets"]["median_ms"], 1),
-            "dataset_to_models_median": round(peer["query_dataset_to_models_ms"]["median"]
-                                              / ours["query_dataset_to_models"]["median_ms"], 1),
+            "model_to_datasets_median": round(
+                peer["query_model_to_datasets_ms"]["median"]
+                / ours["query_model_to_datasets"]["median_ms"],
+                1,
+            ),
+            "dataset_to_models_median": round(
+                peer["query_dataset_to_models_ms"]["median"]
+                / ours["query_dataset_to_models"]["median_ms"],
+                1,
+            ),
         }
     targets = {
         "append_events_per_s>=20000": results["append"]["events_per_s"] >= 20_000,
