@@ -297,7 +297,8 @@ def lineage(
             "dst": dst,
             "kind": data["kind"],
             "valid_from": data["valid_from"],
-            "valid_to": data["valid_to"],
+            # As of T every edge shown was still open: what closed it came later.
+            "valid_to": None if at is not None else data["valid_to"],
         }
         for src, dst, data in view.out_edges(list(seen), data=True)
         if dst in seen

@@ -32,6 +32,17 @@ def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: expected 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlledger", description="Metadata, lineage and audit registry for machine learning."
@@ -78,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("log", help="print events from the log")
     _common(p)
-    p.add_argument("--start", type=int, default=0, help="first position (default 0)")
-    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--start", type=_count, default=0, help="first position (default 0)")
+    p.add_argument("--limit", type=_count, default=20, help="how many (default 20)")
     return parser
 
 
@@ -99,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         print(f"mlledger {args.command}: cannot use the database: {reason}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:  # a database or key file that cannot be created or read
+        print(f"mlledger {args.command}: cannot use the database: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
 

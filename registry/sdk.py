@@ -880,6 +880,5 @@ def connect(
 ) -> Registry:
     """Open the ledger (``db`` URL, ``MLLEDGER_DB``, or ``./.mlledger/ledger.db``)."""
     settings = Settings()
-    return Registry(
-        Ledger.open(db or settings.db), project or settings.project, actor or default_actor()
-    )
+    project = check_name(project or settings.project, "project")  # before touching a file
+    return Registry(Ledger.open(db or settings.db), project, actor or default_actor())

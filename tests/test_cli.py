@@ -547,8 +547,6 @@ def test_unreachable_postgresql_is_status_1(cli: Any) -> None:
     assert lines[0].startswith("mlledger scored: cannot use the database: "), lines[0]
 
 
-@pytest.mark.xfail(strict=True, reason="registry/cli.py main() lets OSError through: a database "
-                                       "directory that cannot be created prints a traceback")
 def test_an_uncreatable_database_directory_is_one_error_line(cli: Any, tmp_path: Path) -> None:
     """A database path under a regular file is reported in one line, without a traceback."""
     blocker = tmp_path / "not-a-directory"
@@ -558,13 +556,12 @@ def test_an_uncreatable_database_directory_is_one_error_line(cli: Any, tmp_path:
     assert err.startswith("mlledger history: ") and "Traceback" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="registry/cli.py accepts a negative --limit: SQLite "
-                                       "prints the whole log, PostgreSQL fails with status 1")
-def test_a_negative_log_limit_is_bad_input(cli: Any) -> None:
-    """``log --limit -1`` is refused as bad input."""
-    status, out, err = cli("log", "--limit", "-1")
-    assert (status, out) == (2, "")
-    assert "limit" in err
+def test_a_negative_log_limit_is_bad_input(cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """``log --limit -1`` is refused as bad input, by argparse (exit status 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli("log", "--limit", "-1")
+    assert exit_info.value.code == 2
+    assert "--limit: -1 is negative" in capsys.readouterr().err
 
 
 # --- the installed console script -------------------------------------------------------------

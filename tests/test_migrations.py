@@ -205,9 +205,6 @@ def test_the_log_tables_have_append_only_triggers(
     assert last_event() == newest
 
 
-@pytest.mark.xfail(strict=True, reason="registry/store/base.py Store.migrate runs Alembic in a "
-                                       "deferred SQLite transaction: an open that overlaps "
-                                       "another process's migration fails 'database is locked'")
 def test_a_store_opened_during_another_migration_waits_for_it(tmp_path: Path) -> None:
     """Opening a new SQLite file while another process migrates it waits, then finds head."""
     path = tmp_path / "race.db"

@@ -50,8 +50,9 @@ class Store:
 
         config = Config(str(MIGRATIONS / "alembic.ini"))
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            self._lock(conn)
+        # Under the append lock: a process opening the store while another migrates it
+        # waits, then finds the schema at head (Alembic re-reads the version).
+        with self.append_transaction() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
