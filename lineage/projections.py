@@ -21,7 +21,7 @@ from registry.events import StoredEvent, upcast
 from registry.ids import NodeId
 from registry.payloads import decode_predictions
 from registry.store.raw import Raw, placeholders
-from registry.store.schema import PREDICTIONS_PER_EVENT, PROJECTION_TABLES, T
+from registry.store.schema import EPOCH_ROWS, PREDICTIONS_PER_EVENT, PROJECTION_TABLES, T
 
 CHUNK = 500
 Handler = Callable[["Batch", StoredEvent], None]
@@ -357,14 +357,16 @@ class PredictionIndex(Projection):
         columns = {name: table.column(name).to_pylist() for name in table.column_names}
         position, project, deployment = e.position, e.project, e.entity
         base = position * PREDICTIONS_PER_EVENT
+        before = int(raw.scalar("SELECT COALESCE(SUM(n), 0) FROM prediction_counts"))
         raw.many(
-            "INSERT INTO prediction_index (id, position, seq, project, record, deployment, model, "
-            f"at, output, trace_id) VALUES ({placeholders(10)})",
+            "INSERT INTO prediction_index (id, position, seq, epoch, project, record, deployment, "
+            f"model, at, output, trace_id) VALUES ({placeholders(11)})",
             [
                 (
                     base + seq,
                     position,
                     seq,
+                    (before + seq) // EPOCH_ROWS,
                     project,
                     record,
                     deployment,

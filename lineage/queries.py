@@ -84,6 +84,13 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
         yield items[start : start + CHUNK]
 
 
+def _epochs(conn: Connection) -> list[int]:
+    """Every partition of the prediction index, so a lookup by record seeks each one."""
+    idx = T["prediction_index"]
+    last = conn.execute(select(func.max(idx.c.epoch))).scalar()
+    return list(range((last or 0) + 1))
+
+
 def _record_counts(conn: Connection, datasets: list[str]) -> dict[str, int]:
     counts = T["dataset_record_counts"]
     out: dict[str, int] = {}
@@ -113,7 +120,9 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
                 idx.c.trace_id,
                 idx.c.position,
             )
-            .where(idx.c.project == project, idx.c.record == pseudonym)
+            .where(
+                idx.c.epoch.in_(_epochs(conn)), idx.c.project == project, idx.c.record == pseudonym
+            )
             .order_by(idx.c.at, idx.c.position, idx.c.seq)
         ).all()
         if not rows:
@@ -348,6 +357,7 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
         for record, dataset in memberships:
             records.setdefault(record, []).append(dataset)
         predictions = []
+        epochs = _epochs(conn)
         for chunk in _chunks(sorted(records)):
             predictions += [
                 {
@@ -360,7 +370,9 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
                 for r in conn.execute(
                     select(
                         idx.c.record, idx.c.deployment, idx.c.model, idx.c.at, idx.c.position
-                    ).where(idx.c.project == project, idx.c.record.in_(chunk))
+                    ).where(
+                        idx.c.epoch.in_(epochs), idx.c.project == project, idx.c.record.in_(chunk)
+                    )
                 )
             ]
     if not records and not vault_entries:

@@ -68,6 +68,15 @@ def canonical_json(value: Any) -> bytes:
     return _canonical(value).encode("utf-8")
 
 
+def canonical_text(value: Any) -> tuple[str, bool]:
+    """RFC 8785 text of ``value`` and whether parsing it back gives ``value`` itself
+    (true when the fast encoder's output was canonical as it stood)."""
+    text = _encode(value)
+    if not _suspect(text):
+        return text, True
+    return _canonical(value), False
+
+
 _SAFE = 2**53 - 1
 
 

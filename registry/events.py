@@ -13,6 +13,7 @@ pseudonyms, personal attributes only as references to vault entries.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -423,7 +424,9 @@ class NewEvent(BaseModel):
     _checked: tuple[int, int] | None = PrivateAttr(default=None)
 
     def is_checked(self) -> bool:
-        return self._checked == (id(self.body), id(self.payload))
+        """Whether make_event validated this very body and payload."""
+        checked = self.__pydantic_private__.get("_checked")  # type: ignore[union-attr]
+        return bool(checked == (id(self.body), id(self.payload)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,8 +636,9 @@ def upcast(type: str, schema_version: int, body: dict[str, Any]) -> dict[str, An
     return body
 
 
-def _string(value: str) -> str:
-    return _JSON_STRING(value)
+# JSON string literal, as RFC 8785 writes it (same escapes as the C encoder, no \u for
+# non-ASCII): the C function itself, without the encoder object around it.
+_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def canonical_event(
@@ -665,13 +669,3 @@ def canonical_event(
         f'"recorded_at":{_string(recorded_at)},"schema_version":{schema_version},'
         f'"trace_id":{trace},"type":{_string(type)}}}'
     ).encode()
-
-
-def _json_string_encoder() -> Callable[[str], str]:
-    import json
-
-    encoder = json.JSONEncoder(ensure_ascii=False)
-    return encoder.encode
-
-
-_JSON_STRING = _json_string_encoder()

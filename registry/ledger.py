@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
-from registry.canonical import canonical_json, leaf_hash, loads
+from registry.canonical import canonical_text, leaf_hash, loads
 from registry.errors import EventRejected, LedgerError
 from registry.events import NewEvent, StoredEvent, canonical_event, normalised, validate_new
 from registry.ids import NodeId, dataset_id, model_id
@@ -187,7 +187,7 @@ def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[Sto
     for offset, (index, e) in enumerate(events):
         position = first + offset
         try:
-            body_json = canonical_json(e.body).decode("utf-8")
+            body_json, as_is = canonical_text(e.body)
         except (ValueError, TypeError) as exc:
             raise EventRejected(
                 index,
@@ -242,7 +242,7 @@ def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[Sto
                 e.actor,
                 e.occurred_at,
                 recorded,
-                loads(body_json),
+                e.body if as_is else loads(body_json),
                 tuple(e.personal_refs),
                 e.trace_id,
                 leaf,

@@ -188,6 +188,7 @@ def upgrade() -> None:
         ),
         sa.Column("position", sa.BigInteger, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("epoch", sa.Integer, nullable=False),
         _id("project", 128, nullable=False),
         _id("record", 32, nullable=False),
         _id("deployment", nullable=False),
@@ -196,7 +197,9 @@ def upgrade() -> None:
         sa.Column("output", sa.Text, nullable=False),
         _id("trace_id", 64, nullable=True),
     )
-    op.create_index("ix_prediction_index_record", "prediction_index", ["project", "record"])
+    op.create_index(
+        "ix_prediction_index_record", "prediction_index", ["epoch", "project", "record"]
+    )
     op.create_table(
         "prediction_counts",
         _id("deployment", primary_key=True),

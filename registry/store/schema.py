@@ -214,7 +214,9 @@ class PredictionRow(SQLModel, table=True):
     """Prediction index: one row per prediction, looked up by record pseudonym."""
 
     __tablename__ = "prediction_index"
-    __table_args__ = (Index("ix_prediction_index_record", "project", "record"),)
+    # Partitioned by ``epoch`` (every EPOCH_ROWS predictions): a commit touches only the
+    # newest partition's index pages, however many predictions came before.
+    __table_args__ = (Index("ix_prediction_index_record", "epoch", "project", "record"),)
     # position * PREDICTIONS_PER_EVENT + seq; on SQLite an INTEGER key is the rowid itself.
     id: int = Field(
         sa_column=Column(
@@ -223,6 +225,7 @@ class PredictionRow(SQLModel, table=True):
     )
     position: int = Field(sa_column=Column(BigInteger, nullable=False))
     seq: int = Field(sa_column=Column(Integer, nullable=False))
+    epoch: int = Field(sa_column=Column(Integer, nullable=False))
     project: str = Field(sa_column=Column(String(128), nullable=False))
     record: str = Field(sa_column=Column(String(32), nullable=False))
     deployment: str = Field(sa_column=Column(String(300), nullable=False))
@@ -270,6 +273,8 @@ class LineageEdge(SQLModel, table=True):
 
 
 PREDICTIONS_PER_EVENT = 1_000_000
+# Predictions per partition of the prediction index (see PredictionRow).
+EPOCH_ROWS = 250_000
 LOG_TABLES = ("events", "event_payloads")
 VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries")
 # Projection tables with the columns that order their rows for a digest.
