@@ -87,9 +87,12 @@ def _number(text: str) -> int | float:
     return value if -_SAFE <= value <= _SAFE else float(value)
 
 
+_DECODER = json.JSONDecoder(parse_int=_number)
+
+
 def loads(text: str | bytes) -> Any:
     """Parse canonical JSON back to the values it was made from."""
-    return json.loads(text, parse_int=_number)
+    return _DECODER.decode(text if isinstance(text, str) else text.decode("utf-8"))
 
 
 def leaf_hash(canonical: bytes) -> bytes:

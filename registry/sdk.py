@@ -383,20 +383,23 @@ class Registry:
     # --- models -------------------------------------------------------------------------------
 
     def _next_model_version(self, name: str) -> str:
+        """One more than the highest all-digit version of ``name`` (stored or buffered)."""
         with self.ledger.store.read() as conn:
-            versions = [
-                r[0]
-                for r in Raw(conn).all(
-                    "SELECT version FROM cat_models WHERE project = ? AND name = ?",
-                    (self.project, name),
-                )
-            ]
-        versions += [
-            e.body["version"]
+            raw = Raw(conn)
+            digits = "version ~ '^[0-9]+$'" if raw.postgres else "version NOT GLOB '*[^0-9]*'"
+            top = raw.scalar(
+                f"SELECT version FROM cat_models WHERE project = ? AND name = ? AND {digits} "
+                "AND version <> '' ORDER BY LENGTH(version) DESC, version DESC LIMIT 1",
+                (self.project, name),
+            )
+        numbers = [int(top)] if top is not None else []
+        numbers += [
+            int(e.body["version"])
             for e in self._pending
-            if e.type == "model-version-registered" and e.body["name"] == name
+            if e.type == "model-version-registered"
+            and e.body["name"] == name
+            and e.body["version"].isdigit()
         ]
-        numbers = [int(v) for v in versions if v.isdigit()]
         return str(max(numbers, default=0) + 1)
 
     def _model_event(

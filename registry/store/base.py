@@ -11,15 +11,16 @@ A small ladder, one role per class:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, inspect, select, text
+from sqlalchemy import Connection, Engine, func, inspect, select, text
 
 from registry.canonical import loads
 from registry.events import StoredEvent
+from registry.store.raw import Raw
 from registry.store.schema import T
 
 SCHEMA_HEAD = "0001"
@@ -91,35 +92,72 @@ class Store:
     ) -> list[StoredEvent]:
         """Events with ``start <= position`` (``< stop``), in order, at most ``limit``,
         with their payloads."""
-        ev, pl = T["events"], T["event_payloads"]
-        query = (
-            select(ev, pl.c.payload)
-            .select_from(ev.outerjoin(pl, pl.c.position == ev.c.position))
-            .where(ev.c.position >= start)
-            .order_by(ev.c.position)
+        sql = (
+            f"SELECT {EVENT_COLUMNS}, p.payload FROM events e LEFT JOIN event_payloads p "
+            "ON p.position = e.position WHERE e.position >= ?"
         )
+        params: list[int] = [start]
         if stop is not None:
-            query = query.where(ev.c.position < stop)
+            sql += " AND e.position < ?"
+            params.append(stop)
+        sql += " ORDER BY e.position"
         if limit is not None:
-            query = query.limit(limit)
-        return [row_to_event(row) for row in conn.execute(query)]
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [row_to_event(row) for row in Raw(conn).all(sql, params)]
 
 
-def row_to_event(row: Row[Any]) -> StoredEvent:
-    """A row of ``events`` as a StoredEvent."""
+EVENT_COLUMNS = ", ".join(
+    f"e.{c}"
+    for c in (
+        "position",
+        "event_id",
+        "type",
+        "schema_version",
+        "project",
+        "entity",
+        "actor",
+        "occurred_at",
+        "recorded_at",
+        "body",
+        "personal_refs",
+        "trace_id",
+        "leaf_hash",
+    )
+)
+
+
+def row_to_event(row: Sequence[Any]) -> StoredEvent:
+    """A row of ``EVENT_COLUMNS`` plus the payload as a StoredEvent."""
+    (
+        position,
+        event_id,
+        type_,
+        version,
+        project,
+        entity,
+        actor,
+        occurred,
+        recorded,
+        body,
+        refs,
+        trace_id,
+        leaf,
+        payload,
+    ) = row
     return StoredEvent(
-        position=row.position,
-        event_id=row.event_id,
-        type=row.type,
-        schema_version=row.schema_version,
-        project=row.project,
-        entity=row.entity,
-        actor=row.actor,
-        occurred_at=row.occurred_at,
-        recorded_at=row.recorded_at,
-        body=loads(row.body),
-        personal_refs=tuple(json.loads(row.personal_refs)),
-        trace_id=row.trace_id,
-        leaf_hash=bytes(row.leaf_hash),
-        payload=None if row.payload is None else bytes(row.payload),
+        position=position,
+        event_id=event_id,
+        type=type_,
+        schema_version=version,
+        project=project,
+        entity=entity,
+        actor=actor,
+        occurred_at=occurred,
+        recorded_at=recorded,
+        body=loads(body),
+        personal_refs=tuple(json.loads(refs)) if refs != "[]" else (),
+        trace_id=trace_id,
+        leaf_hash=bytes(leaf),
+        payload=None if payload is None else bytes(payload),
     )

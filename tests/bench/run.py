@@ -243,6 +243,11 @@ def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
         ledger.append(batch)
     from lineage import queries
 
+    # A log of ordinary events (no prediction batches): the replay rate of events.
+    events = ledger.head() + 1
+    started = time.perf_counter()
+    ledger.rebuild(digest=False)
+    rebuild_seconds = time.perf_counter() - started
     queries.trained_on(ledger, models[0])  # load the graph once, as a long-lived process does
     samples = []
     for _ in range(1000):
@@ -258,6 +263,11 @@ def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
         down.append(time.perf_counter() - t0)
     ledger.close()
     return {
+        "rebuild_run_events": {
+            "events": events,
+            "seconds": round(rebuild_seconds, 3),
+            "events_per_s": round(events / rebuild_seconds),
+        },
         "trained_on": {"runs": n_runs, "datasets": n_datasets, **_latency(samples)},
         "downstream": {"runs": n_runs, **_latency(down)},
     }
@@ -380,6 +390,7 @@ def main() -> None:
         "scored_p99_ms<=2": results["scored"]["p99_ms"] <= 2,
         "trained_on_p99_ms<=5": results["trained_on"]["p99_ms"] <= 5,
         "rebuild_events_per_s>=20000": results["rebuild"]["events_per_s"] >= 20_000,
+        "rebuild_run_events_per_s>=20000": results["rebuild_run_events"]["events_per_s"] >= 20_000,
     }
     if "ratios_vs_peer" in results:
         r = results["ratios_vs_peer"]
