@@ -28,8 +28,7 @@ Handler = Callable[["Batch", StoredEvent], None]
 BATCH = 2_000
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 class Batch:
