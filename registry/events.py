@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from registry.errors import LedgerError
-from registry.ids import Kind, NodeId
+from registry.ids import Kind, NodeId, new_id
 from registry.timeutil import to_timestamp
 
 PSEUDONYM_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -550,7 +550,7 @@ def make_event(
                 else f"{type}: body: {err['msg']}"
             ) from None
     event = NewEvent(
-        event_id=str(uuid.UUID(str(event_id))) if event_id is not None else str(uuid.uuid4()),
+        event_id=str(uuid.UUID(str(event_id))) if event_id is not None else new_id(),
         type=type,
         schema_version=spec.schema_version,
         project=project,

@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+import uuid6
+
 from registry.errors import InvalidNodeId
 
 Kind = Literal["dataset", "model", "run", "deployment", "record", "subject"]
@@ -83,6 +85,12 @@ class NodeId:
         raise InvalidNodeId(
             f"node id {text!r}: unknown kind {kind!r}, expected one of {', '.join(KINDS)}"
         )
+
+
+def new_id() -> str:
+    """A fresh UUID for an event, run or vault entry: version 7 (RFC 9562), time-ordered,
+    so rows keyed by it are appended at the end of their indexes instead of scattered."""
+    return str(uuid6.uuid7())
 
 
 def dataset_id(project: str, name: str, version: str) -> str:

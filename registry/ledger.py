@@ -125,7 +125,7 @@ class Ledger:
 
     def pseudonymizer(self, project: str) -> Pseudonymizer:
         """The keyed pseudonym function of ``project`` (its secret created on first use)."""
-        cached = self.vault._secrets.get(project)
+        cached = self.vault.cached_secret(project)
         if cached is None:
             # Under the append lock: two processes creating the secret at once agree on one.
             with self.store.append_transaction() as conn:

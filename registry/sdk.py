@@ -40,7 +40,7 @@ from typing import Any, Literal
 from lineage import queries
 from registry.errors import Conflict, LedgerError
 from registry.events import NewEvent, make_event
-from registry.ids import check_name, dataset_id, deployment_id, model_id, run_id
+from registry.ids import check_name, dataset_id, deployment_id, model_id, new_id, run_id
 from registry.ledger import Ledger
 from registry.payloads import digest, encode_predictions
 from registry.settings import Settings, default_actor
@@ -374,7 +374,7 @@ class Registry:
             inputs=[_node(i) for i in inputs],
             tags=dict(tags or {}),
             parent=parent.id if isinstance(parent, Run) else parent,
-            uuid_=uuid.UUID(str(run_id)) if run_id else uuid.uuid4(),
+            uuid_=uuid.UUID(str(run_id) if run_id else new_id()),
             code_dir=str(code_dir or Path.cwd()),
             occurred_at=occurred_at,
             ended_at=ended_at,
@@ -604,7 +604,7 @@ class Registry:
             times = [to_timestamp(t, f"at[{i}]") for i, t in enumerate(_plain(at))]
             if len(times) != n:
                 raise LedgerError(f"log_predictions: {n} records but {len(times)} times")
-        traces = None if trace_ids is None else list(trace_ids)
+        traces = None if trace_ids is None else [None if t is None else str(t) for t in trace_ids]
         if traces is not None and len(traces) != n:
             raise LedgerError(f"log_predictions: {n} records but {len(traces)} trace ids")
         node = self._deployment(deployment)
@@ -651,7 +651,7 @@ class Registry:
         if not attributes:
             raise LedgerError("store_subject_data: attributes is empty; expected at least one")
         pseudonym = self.ledger.pseudonymizer(self.project).subject(subject)
-        entry = str(uuid.uuid4())
+        entry = new_id()
         event = self._event(
             "subject-data-stored",
             f"subject:{self.project}/{pseudonym}",

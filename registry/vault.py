@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import secrets
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, insert, select
 
 from registry.errors import ConfigError, LedgerError
+from registry.ids import new_id
 from registry.settings import Settings, default_key_file
 from registry.store.schema import T
 from registry.timeutil import now
@@ -157,6 +157,10 @@ class Vault:
         self.keyring = keyring
         self._secrets: dict[str, bytes] = {}
 
+    def cached_secret(self, project: str) -> bytes | None:
+        """The project's secret if this process has already read it."""
+        return self._secrets.get(project)
+
     def project_secret(self, conn: Connection, project: str) -> bytes:
         """The project's pseudonym secret, created on first use."""
         cached = self._secrets.get(project)
@@ -203,7 +207,7 @@ class Vault:
             )
         else:
             data_key = self.keyring.unwrap(row[0], context)
-        entry = entry or str(uuid.uuid4())
+        entry = entry or new_id()
         nonce = secrets.token_bytes(12)
         plaintext = json.dumps(attributes, sort_keys=True).encode()
         ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, entry.encode())

@@ -29,7 +29,6 @@ import random
 import shutil
 import statistics
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import numpy as np
 from sqlalchemy import select
 
 from registry.events import make_event
+from registry.ids import new_id
 from registry.ledger import Ledger
 from registry.sdk import connect
 from registry.store.schema import T
@@ -64,7 +64,7 @@ def run_events(project: str, n_runs: int) -> list[Any]:
     """Four events per run: started, params, metrics, completed."""
     events = []
     for _ in range(n_runs):
-        run = f"run:{uuid.uuid4()}"
+        run = f"run:{new_id()}"
         events += [
             make_event(
                 "run-started",
@@ -206,7 +206,7 @@ def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
     for start in range(0, n_runs, 500):
         batch = []
         for i in range(start, min(n_runs, start + 500)):
-            run = f"run:{uuid.UUID(int=rng.getrandbits(128))}"
+            run = f"run:{new_id()}"
             model = f"model:{project}/m-{i % 1000}@{i // 1000 + 1}"
             inputs = rng.sample(datasets, 2)
             batch += [
