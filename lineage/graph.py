@@ -13,8 +13,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, or_, select
 
+from registry.store.raw import Raw
 from registry.store.schema import T
 
 if TYPE_CHECKING:
@@ -36,13 +37,16 @@ class LineageGraph:
             self._graph = nx.MultiDiGraph()
             self._position = -1
 
-    def current(self) -> nx.MultiDiGraph:
-        """The graph, brought up to the lineage projection's tracking position."""
-        with self._lock, self.store.read() as conn:
-            tracking = T["projection_tracking"]
-            head = conn.execute(
-                select(tracking.c.position).where(tracking.c.name == "lineage")
-            ).scalar()
+    def current(self, conn: Connection | None = None) -> nx.MultiDiGraph:
+        """The graph, brought up to the lineage projection's tracking position (read on
+        ``conn`` when given, so a question reads one snapshot)."""
+        if conn is None:
+            with self.store.read() as own:
+                return self.current(own)
+        with self._lock:
+            head = Raw(conn).scalar(
+                "SELECT position FROM projection_tracking WHERE name = 'lineage'"
+            )
             head = -1 if head is None else int(head)
             if head < self._position:  # projections were rebuilt under us
                 self._graph, self._position = nx.MultiDiGraph(), -1

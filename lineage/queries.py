@@ -18,6 +18,7 @@ from sqlalchemy import Connection, func, select
 from lineage.graph import as_of
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import NodeId, kind_of
+from registry.store.raw import Raw, placeholders
 from registry.store.schema import T
 from registry.timeutil import to_timestamp
 
@@ -91,18 +92,6 @@ def _epochs(conn: Connection) -> list[int]:
     return list(range((last or 0) + 1))
 
 
-def _record_counts(conn: Connection, datasets: list[str]) -> dict[str, int]:
-    counts = T["dataset_record_counts"]
-    out: dict[str, int] = {}
-    for chunk in _chunks(datasets):
-        out.update(
-            conn.execute(
-                select(counts.c.dataset, counts.c.records).where(counts.c.dataset.in_(chunk))
-            ).all()
-        )
-    return out
-
-
 # 1. scored ------------------------------------------------------------------------------
 
 
@@ -159,11 +148,25 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
 
 def trained_on(ledger: Ledger, model: str) -> dict[str, Any]:
     """Dataset versions that trained ``model``, transitively, with record counts."""
-    graph = ledger.graph.current()
-    if model not in graph or graph.nodes[model].get("kind") != "model":
-        raise NotFound(f"no model version {model} in the ledger")
-    # Breadth-first upstream over data edges: the producing run, its inputs, the
-    # datasets those were derived from or produced by, base models and their data.
+    with ledger.store.read() as conn:
+        graph = ledger.graph.current(conn)
+        if model not in graph or graph.nodes[model].get("kind") != "model":
+            raise NotFound(f"no model version {model} in the ledger")
+        found, runs = _training_data(graph, model)
+        details = _dataset_details(conn, list(found))
+    datasets = []
+    for node, item in sorted(found.items(), key=lambda kv: (kv[1]["depth"], kv[0])):
+        digest, row_count, records = details.get(node, (None, None, 0))
+        datasets.append({**item, "records": records, "row_count": row_count, "digest": digest})
+    return {"model": model, "runs": runs, "datasets": datasets}
+
+
+def _training_data(
+    graph: nx.MultiDiGraph, model: str
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Breadth-first upstream over data edges from a model: the producing run, its
+    inputs, the datasets those were derived from or produced by, base models and
+    their data. Returns the dataset versions found (with depth) and the runs."""
     found: dict[str, dict[str, Any]] = {}
     runs: list[str] = []
     seen = {model}
@@ -186,24 +189,22 @@ def trained_on(ledger: Ledger, model: str) -> dict[str, Any]:
             elif kind == "run":
                 runs.append(src)
             queue.append((src, hops))
-    with ledger.store.read() as conn:
-        counts = _record_counts(conn, list(found))
-        cat = T["cat_datasets"]
-        rows = {
-            r.id: r
-            for chunk in _chunks(list(found))
-            for r in conn.execute(
-                select(cat.c.id, cat.c.digest, cat.c.row_count).where(cat.c.id.in_(chunk))
-            )
-        }
-    datasets = []
-    for node, item in sorted(found.items(), key=lambda kv: (kv[1]["depth"], kv[0])):
-        row = rows.get(node)
-        item["records"] = counts.get(node, 0)
-        item["row_count"] = None if row is None else row.row_count
-        item["digest"] = None if row is None else row.digest
-        datasets.append(item)
-    return {"model": model, "runs": runs, "datasets": datasets}
+    return found, runs
+
+
+def _dataset_details(conn: Connection, datasets: list[str]) -> dict[str, tuple[Any, Any, int]]:
+    """Digest, row count and distinct records of each dataset version."""
+    raw = Raw(conn)
+    out: dict[str, tuple[Any, Any, int]] = {}
+    for chunk in _chunks(datasets):
+        for node, digest, row_count, records in raw.all(
+            "SELECT d.id, d.digest, d.row_count, c.records FROM cat_datasets d LEFT JOIN "
+            "dataset_record_counts c ON c.dataset = d.id "
+            f"WHERE d.id IN ({placeholders(len(chunk))})",
+            chunk,
+        ):
+            out[node] = (digest, row_count, records or 0)
+    return out
 
 
 # 3. downstream ------------------------------------------------------------------------------
@@ -211,11 +212,12 @@ def trained_on(ledger: Ledger, model: str) -> dict[str, Any]:
 
 def downstream(ledger: Ledger, dataset: str) -> dict[str, Any]:
     """Everything downstream of a dataset version, with prediction counts."""
-    graph = ledger.graph.current()
-    if dataset not in graph or graph.nodes[dataset].get("kind") != "dataset":
-        raise NotFound(f"no dataset version {dataset} in the ledger")
-    nodes = _descendants(graph, [dataset])
-    return {"dataset": dataset, **_summarise(ledger, graph, nodes)}
+    with ledger.store.read() as conn:
+        graph = ledger.graph.current(conn)
+        if dataset not in graph or graph.nodes[dataset].get("kind") != "dataset":
+            raise NotFound(f"no dataset version {dataset} in the ledger")
+        nodes = _descendants(graph, [dataset])
+        return {"dataset": dataset, **_summarise(conn, graph, nodes)}
 
 
 def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
@@ -226,29 +228,22 @@ def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
     return {n for n in found if n not in roots}
 
 
-def _summarise(ledger: Ledger, graph: nx.MultiDiGraph, nodes: set[str]) -> dict[str, Any]:
+def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> dict[str, Any]:
     by_kind: dict[str, list[str]] = {"dataset": [], "run": [], "model": [], "deployment": []}
     for node in sorted(nodes):
         by_kind.setdefault(kind_of(node), []).append(node)
     models = set(by_kind["model"])
-    counts = T["prediction_counts"]
-    predictions = []
-    with ledger.store.read() as conn:
-        for chunk in _chunks(sorted(models)):
-            for row in conn.execute(
-                select(counts)
-                .where(counts.c.model.in_(chunk))
-                .order_by(counts.c.deployment, counts.c.model)
-            ):
-                predictions.append(
-                    {
-                        "deployment": row.deployment,
-                        "model": row.model,
-                        "count": row.n,
-                        "first_at": row.first_at,
-                        "last_at": row.last_at,
-                    }
-                )
+    raw = Raw(conn)
+    predictions = [
+        {"deployment": dep, "model": model, "count": n, "first_at": first, "last_at": last}
+        for chunk in _chunks(sorted(models))
+        for dep, model, n, first, last in raw.all(
+            "SELECT deployment, model, n, first_at, last_at FROM prediction_counts "
+            f"WHERE model IN ({placeholders(len(chunk))})",
+            chunk,
+        )
+    ]
+    predictions.sort(key=lambda p: (p["deployment"], p["model"]))
     deployments = []
     for dep in by_kind["deployment"]:
         served = sorted(src for src, _ in graph.in_edges(dep) if src in models)
@@ -375,13 +370,13 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
                     )
                 )
             ]
-    if not records and not vault_entries:
-        raise NotFound(f"no data subject with that id in project {project!r}")
+        if not records and not vault_entries:
+            raise NotFound(f"no data subject with that id in project {project!r}")
+        datasets = sorted({d for ds in records.values() for d in ds})
+        graph = ledger.graph.current(conn)
+        derived = _descendants(graph, [d for d in datasets if d in graph])
+        summary = _summarise(conn, graph, derived)
     predictions.sort(key=lambda p: (p["at"], p["record"], p["position"]))
-    datasets = sorted({d for ds in records.values() for d in ds})
-    graph = ledger.graph.current()
-    derived = _descendants(graph, [d for d in datasets if d in graph])
-    summary = _summarise(ledger, graph, derived)
     return {
         "subject": f"subject:{project}/{pseudonym}",
         "records": [
