@@ -561,7 +561,8 @@ class ProjectionRunner:
         if not events:
             return positions
         raw = Raw(conn)
-        known = {r[0] for r in raw.all("SELECT name FROM projection_tracking")}
+        # A projection has a tracking row once it has applied an event, and only then.
+        known = {name for name, position in positions.items() if position >= 0}
         events = [_current(e) for e in events]
         moved = dict(positions)
         for projection in self.projections:
