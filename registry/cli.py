@@ -198,7 +198,8 @@ def _short(node: str | None) -> str:
     if node is None:
         return "-"
     kind, rest = node.split(":", 1)
-    return rest.split("/", 1)[-1] if kind != "run" else node[:12]
+    # Run ids are UUIDv7: the leading digits are a timestamp, the trailing ones tell runs apart.
+    return rest.split("/", 1)[-1] if kind != "run" else f"run:…{node[-8:]}"
 
 
 def _when(ts: str | None) -> str:
@@ -234,7 +235,7 @@ def render_summary(d: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  {key}: "
                 + ", ".join(
-                    _short(i[field]) if field != "run" else f"{i['job']} ({i['run'][4:12]})"
+                    _short(i[field]) if field != "run" else f"{i['job']} (…{i['run'][-8:]})"
                     for i in items
                 )
             )
