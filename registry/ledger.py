@@ -197,57 +197,24 @@ def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[Sto
                 f"not representable as canonical JSON ({exc}); expected finite "
                 "numbers, strings, booleans, null, lists and objects",
             ) from None
-        leaf = leaf_hash(
-            canonical_event(
-                position,
-                e.event_id,
-                e.type,
-                e.schema_version,
-                e.project,
-                e.entity,
-                e.actor,
-                e.occurred_at,
-                recorded,
-                body_json,
-                e.personal_refs,
-                e.trace_id,
-            )
+        envelope = (
+            position,
+            e.event_id,
+            e.type,
+            e.schema_version,
+            e.project,
+            e.entity,
+            e.actor,
+            e.occurred_at,
+            recorded,
         )
-        rows.append(
-            (
-                position,
-                e.event_id,
-                e.type,
-                e.schema_version,
-                e.project,
-                e.entity,
-                e.actor,
-                e.occurred_at,
-                recorded,
-                body_json,
-                json.dumps(list(e.personal_refs)),
-                e.trace_id,
-                leaf,
-            )
-        )
+        leaf = leaf_hash(canonical_event(*envelope, body_json, e.personal_refs, e.trace_id))
+        refs = json.dumps(list(e.personal_refs))
+        rows.append((*envelope, body_json, refs, e.trace_id, leaf))
         # Projections see the body exactly as a replay will read it back.
+        body = e.body if as_is else loads(body_json)
         stored.append(
-            StoredEvent(
-                position,
-                e.event_id,
-                e.type,
-                e.schema_version,
-                e.project,
-                e.entity,
-                e.actor,
-                e.occurred_at,
-                recorded,
-                e.body if as_is else loads(body_json),
-                tuple(e.personal_refs),
-                e.trace_id,
-                leaf,
-                e.payload,
-            )
+            StoredEvent(*envelope, body, tuple(e.personal_refs), e.trace_id, leaf, e.payload)
         )
     raw.many(EVENT_INSERT, rows)
     raw.many(
