@@ -274,7 +274,7 @@ class LineageEdge(SQLModel, table=True):
 
 PREDICTIONS_PER_EVENT = 1_000_000
 # Predictions per partition of the prediction index (see PredictionRow).
-EPOCH_ROWS = 100_000
+EPOCH_ROWS = 50_000
 LOG_TABLES = ("events", "event_payloads")
 VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries")
 # Projection tables with the columns that order their rows for a digest.
