@@ -101,6 +101,13 @@ RUN_INSERT = f"INSERT INTO cat_runs ({', '.join(RUN_COLUMNS)}) VALUES ({placehol
 RUN_UPDATE = (
     "UPDATE cat_runs SET " + ", ".join(f"{c} = ?" for c in RUN_COLUMNS[4:]) + " WHERE id = ?"
 )
+MODEL_NAME_UPSERT = (
+    "INSERT INTO model_names (project, name, versions, top_version) VALUES (?, ?, 1, ?) "
+    "ON CONFLICT (project, name) DO UPDATE SET versions = model_names.versions + 1, "
+    "top_version = CASE WHEN excluded.top_version IS NOT NULL AND (model_names.top_version "
+    "IS NULL OR excluded.top_version > model_names.top_version) THEN excluded.top_version "
+    "ELSE model_names.top_version END"
+)
 RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM cat_runs WHERE id = ?"
 STATUS, PARAMS, METRICS, ENDED, ERROR = 4, 5, 6, 12, 13
 DATASET_INSERT = (
@@ -121,6 +128,7 @@ class Catalogue(Projection):
         "cat_datasets",
         "cat_runs",
         "cat_models",
+        "model_names",
         "alias_history",
         "cat_deployments",
         "deployment_history",
@@ -208,6 +216,8 @@ class Catalogue(Projection):
 
     def _model(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
+        top = int(b["version"]) if b["version"].isdigit() else None
+        batch.insert(MODEL_NAME_UPSERT, (e.project, b["name"], top))
         batch.insert(
             MODEL_INSERT,
             (

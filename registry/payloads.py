@@ -6,9 +6,9 @@ append-only ``event_payloads`` table under the same position. The digest is in
 the hashed leaf, so the payload is as tamper-evident as the body, while the
 rows stay columnar: cheap to write, to replay and to export (pyarrow).
 
-The stream's buffers are LZ4-compressed. Columns: ``record`` (pseudonym, string), ``model`` (int32 index into the body's
-``models``), ``output`` (JSON text), ``at`` (timestamp string) and
-``trace_id`` (string, nullable).
+The stream's buffers are LZ4-compressed. Columns: ``record`` (pseudonym,
+string), ``model`` (int32 index into the body's ``models``), ``output`` (JSON
+text), ``at`` (timestamp string) and ``trace_id`` (string, nullable).
 """
 
 from __future__ import annotations

@@ -385,11 +385,8 @@ class Registry:
     def _next_model_version(self, name: str) -> str:
         """One more than the highest all-digit version of ``name`` (stored or buffered)."""
         with self.ledger.store.read() as conn:
-            raw = Raw(conn)
-            digits = "version ~ '^[0-9]+$'" if raw.postgres else "version NOT GLOB '*[^0-9]*'"
-            top = raw.scalar(
-                f"SELECT version FROM cat_models WHERE project = ? AND name = ? AND {digits} "
-                "AND version <> '' ORDER BY LENGTH(version) DESC, version DESC LIMIT 1",
+            top = Raw(conn).scalar(
+                "SELECT top_version FROM model_names WHERE project = ? AND name = ?",
                 (self.project, name),
             )
         numbers = [int(top)] if top is not None else []

@@ -126,6 +126,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_cat_models_name", "cat_models", ["project", "name"])
     op.create_table(
+        "model_names",
+        _id("project", 128, primary_key=True),
+        _id("name", 128, primary_key=True),
+        sa.Column("versions", sa.BigInteger, nullable=False),
+        sa.Column("top_version", sa.BigInteger, nullable=True),
+    )
+    op.create_table(
         "alias_history",
         sa.Column("opened_pos", sa.BigInteger, primary_key=True, autoincrement=False),
         _id("project", 128, nullable=False),

@@ -143,6 +143,16 @@ class CatModel(SQLModel, table=True):
     position: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class ModelName(SQLModel, table=True):
+    """One row per model name: how many versions it has, and its highest numeric one."""
+
+    __tablename__ = "model_names"
+    project: str = Field(sa_column=Column(String(128), primary_key=True))
+    name: str = Field(sa_column=Column(String(128), primary_key=True))
+    versions: int = Field(sa_column=Column(BigInteger, nullable=False))
+    top_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
 class AliasInterval(SQLModel, table=True):
     """Which version an alias pointed at, from when to when (to null: still does)."""
 
@@ -282,6 +292,7 @@ PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "cat_datasets": ("id",),
     "cat_runs": ("id",),
     "cat_models": ("id",),
+    "model_names": ("project", "name"),
     "alias_history": ("opened_pos",),
     "cat_deployments": ("id",),
     "deployment_history": ("deployment", "opened_pos", "model"),
