@@ -39,6 +39,7 @@ class Ledger:
         self.vault = Vault(keyring or KeyRing.load(store.url))
         self.runner = ProjectionRunner()
         self.graph = LineageGraph(store)
+        self._pseudonymizers: dict[str, Pseudonymizer] = {}
 
     @classmethod
     def open(cls, url: str | None = None) -> Ledger:
@@ -125,12 +126,16 @@ class Ledger:
 
     def pseudonymizer(self, project: str) -> Pseudonymizer:
         """The keyed pseudonym function of ``project`` (its secret created on first use)."""
-        cached = self.vault.cached_secret(project)
-        if cached is None:
-            # Under the append lock: two processes creating the secret at once agree on one.
-            with self.store.append_transaction() as conn:
-                cached = self.vault.project_secret(conn, project)
-        return Pseudonymizer(cached)
+        pseudonymizer = self._pseudonymizers.get(project)
+        if pseudonymizer is None:
+            with self.store.read() as conn:
+                secret = self.vault.stored_secret(conn, project)
+            if secret is None:
+                # Under the append lock: two processes creating it at once agree on one.
+                with self.store.append_transaction() as conn:
+                    secret = self.vault.project_secret(conn, project)
+            pseudonymizer = self._pseudonymizers[project] = Pseudonymizer(secret)
+        return pseudonymizer
 
     # --- projections ---------------------------------------------------------------------
 

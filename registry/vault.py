@@ -155,30 +155,27 @@ class Vault:
 
     def __init__(self, keyring: KeyRing):
         self.keyring = keyring
-        self._secrets: dict[str, bytes] = {}
 
-    def cached_secret(self, project: str) -> bytes | None:
-        """The project's secret if this process has already read it."""
-        return self._secrets.get(project)
-
-    def project_secret(self, conn: Connection, project: str) -> bytes:
-        """The project's pseudonym secret, created on first use."""
-        cached = self._secrets.get(project)
-        if cached is not None:
-            return cached
+    def stored_secret(self, conn: Connection, project: str) -> bytes | None:
+        """The project's pseudonym secret, or None when it has none yet."""
         table = T["project_secrets"]
-        context = b"project-secret:" + project.encode()
         row = conn.execute(select(table.c.wrapped).where(table.c.project == project)).first()
         if row is None:
+            return None
+        return self.keyring.unwrap(row[0], b"project-secret:" + project.encode())
+
+    def project_secret(self, conn: Connection, project: str) -> bytes:
+        """The project's pseudonym secret, created on first use (call it under the append
+        lock, so that concurrent first uses agree on one)."""
+        secret = self.stored_secret(conn, project)
+        if secret is None:
             secret = secrets.token_bytes(32)
+            wrapped = self.keyring.wrap(secret, b"project-secret:" + project.encode())
             conn.execute(
-                insert(table).values(
-                    project=project, wrapped=self.keyring.wrap(secret, context), created_at=now()
+                insert(T["project_secrets"]).values(
+                    project=project, wrapped=wrapped, created_at=now()
                 )
             )
-        else:
-            secret = self.keyring.unwrap(row[0], context)
-        self._secrets[project] = secret
         return secret
 
     def put(
