@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from lineage import queries
-from registry.errors import Conflict, LedgerError
+from registry.errors import Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, make_event
 from registry.ids import check_name, dataset_id, deployment_id, model_id, new_id, run_id
 from registry.ledger import Ledger
@@ -233,7 +233,14 @@ class Registry:
     def _append(self, events: Sequence[NewEvent], **kw: Any) -> list[int]:
         """Append buffered run events first, then ``events``, as one batch."""
         batch = [*self._pending, *events]
-        positions = self.ledger.append(batch, **kw)
+        try:
+            positions = self.ledger.append(batch, **kw)
+        except EventRejected as exc:
+            if exc.index < len(self._pending):
+                # A buffered record the ledger refuses would block every later write:
+                # drop it (the error says which) and keep the rest for the next append.
+                del self._pending[exc.index]
+            raise
         self._pending.clear()
         return positions[len(batch) - len(events) :]
 

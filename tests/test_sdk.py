@@ -261,3 +261,15 @@ def test_subject_data_goes_to_the_vault_and_only_a_reference_to_the_log(reg: Reg
     assert reg.subject_data("someone-else") == []
     with pytest.raises(LedgerError, match="attributes is empty"):
         reg.store_subject_data("patient-7", {})
+
+
+def test_a_refused_buffered_record_does_not_block_later_writes(reg: Registry) -> None:
+    ds = reg.register_dataset("d", "1", uri="s3://d", digest="sha256:aa")
+    with pytest.raises(EventRejected) as info, reg.run("train", inputs=[ds]) as run:
+        run.use("dataset:test/ghost@1")
+        run.flush()
+    assert info.value.field == "body.inputs.0" and "ghost" in str(info.value)
+    # The run's other records were kept and went in with its end.
+    assert [e.type for e in events_of(reg, run.id)] == ["run-started", "run-inputs-used",
+                                                         "run-failed"]
+    assert last(reg).body == {"error_type": "registry.errors.EventRejected"}
