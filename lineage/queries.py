@@ -435,3 +435,33 @@ def history(ledger: Ledger, deployment: str) -> dict[str, Any]:
         "intervals": intervals,
         "models": models,
     }
+
+
+# Alias history ---------------------------------------------------------------------------------
+
+
+def aliases(ledger: Ledger, project: str, name: str) -> dict[str, Any]:
+    """Where each alias (stage) of model ``name`` pointed, from when to when, and who moved it."""
+    with ledger.store.read() as conn:
+        rows = Raw(conn).all(
+            "SELECT alias, model, moved_by, valid_from, valid_to FROM alias_history "
+            "WHERE project = ? AND name = ? ORDER BY alias, opened_pos",
+            (project, name),
+        )
+        if (
+            not rows
+            and Raw(conn).one(
+                "SELECT 1 FROM cat_models WHERE project = ? AND name = ?", (project, name)
+            )
+            is None
+        ):
+            raise NotFound(f"no model named {name!r} in project {project!r}")
+    history: dict[str, list[dict[str, Any]]] = {}
+    for alias, model, moved_by, start, end in rows:
+        history.setdefault(alias, []).append(
+            {"model": model, "moved_by": moved_by, "from": start, "to": end}
+        )
+    current = {
+        alias: spans[-1]["model"] for alias, spans in history.items() if spans[-1]["to"] is None
+    }
+    return {"model": name, "current": current, "history": history}

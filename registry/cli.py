@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("deployment", help="NAME or deployment:PROJECT/NAME")
 
+    p = sub.add_parser("aliases", help="where each alias of a model pointed, when, moved by whom")
+    _common(p)
+    p.add_argument("model", help="the model's name")
+
     p = sub.add_parser("rebuild", help="drop every projection and replay the log")
     _common(p)
 
@@ -134,6 +138,7 @@ def _question(name: str, render: Callable[[Any], str]) -> Callable[[argparse.Nam
         "downstream": "dataset",
         "footprint": "subject",
         "history": "deployment",
+        "aliases": "model",
     }[name]
 
     def command(args: argparse.Namespace) -> int:
@@ -297,6 +302,17 @@ def render_history(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_aliases(d: dict[str, Any]) -> str:
+    lines = [f"aliases of {d['model']}:"]
+    for alias, spans in sorted(d["history"].items()):
+        lines += [
+            f"  {alias:<12} {_short(s['model']):<22} {_when(s['from'])} .. {_when(s['to']):<19}"
+            f"  moved by {s['moved_by']}"
+            for s in spans
+        ]
+    return "\n".join(lines)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "scored": _question("scored", render_scored),
@@ -305,6 +321,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "lineage": cmd_lineage,
     "footprint": _question("footprint", render_footprint),
     "history": _question("history", render_history),
+    "aliases": _question("aliases", render_aliases),
     "rebuild": cmd_rebuild,
     "log": cmd_log,
 }

@@ -715,6 +715,11 @@ class Registry:
         self.flush()
         return queries.footprint(self.ledger, self.project, subject)
 
+    def aliases(self, name: str) -> dict[str, Any]:
+        """Where each alias (stage) of a model pointed over time, and who moved it."""
+        self.flush()
+        return queries.aliases(self.ledger, self.project, name)
+
     def history(self, deployment: Deployment | str) -> dict[str, Any]:
         """Which model versions a deployment served, from when to when."""
         self.flush()

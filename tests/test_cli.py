@@ -593,3 +593,11 @@ def test_console_script_errors_never_show_a_traceback(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(start), lines[0]
+
+
+def test_aliases_command(cli: Any, cli_json: Any) -> None:
+    """``aliases`` lists where each alias pointed and who moved it; unknown names fail."""
+    answer = cli_json("aliases", "clf")
+    assert answer["model"] == "clf" and answer["history"]
+    status, out, err = cli("aliases", "ghost")
+    assert (status, out) == (2, "") and err.startswith("mlledger aliases: error:")

@@ -261,3 +261,19 @@ def test_answers_survive_a_rebuild(reg: Registry, world: Scenario) -> None:
         reg.lineage(world.api, as_of=day(7.5)),
     )
     assert after == before
+
+
+def test_alias_history_names_who_moved_what_when(reg: Registry, world: Scenario) -> None:
+    reg.set_alias(world.m1, "production", moved_by="ana", occurred_at=day(3))
+    reg.set_alias(world.m2, "production", moved_by="ben", occurred_at=day(8))
+    moved = reg.ledger.last_event()
+    assert moved is not None and (moved.type, moved.entity, moved.actor) == (
+        "model-alias-moved", world.m2.id, "ben")
+    answer = reg.aliases("clf")
+    assert answer["current"] == {"production": world.m2.id}
+    spans = [(s["model"], s["moved_by"], s["from"][:10], s["to"] and s["to"][:10])
+             for s in answer["history"]["production"]]
+    assert spans == [(world.m1.id, "ana", "2026-03-04", "2026-03-09"),
+                     (world.m2.id, "ben", "2026-03-09", None)]
+    with pytest.raises(NotFound, match="no model named 'ghost'"):
+        reg.aliases("ghost")
