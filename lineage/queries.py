@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, select
 
 from lineage.graph import as_of
 from registry.errors import InvalidNodeId, NotFound
-from registry.ids import NodeId, kind_of
+from registry.ids import NodeId, kind_of, record_id, subject_id
 from registry.store.raw import Raw, placeholders
 from registry.store.schema import T
 from registry.timeutil import to_timestamp
@@ -127,7 +127,7 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
                     "dataset version and was never scored"
                 )
     return {
-        "record": f"record:{project}/{pseudonym}",
+        "record": record_id(project, pseudonym),
         "times_scored": len(rows),
         "predictions": [
             {
@@ -356,7 +356,7 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
         for chunk in _chunks(sorted(records)):
             predictions += [
                 {
-                    "record": f"record:{project}/{r.record}",
+                    "record": record_id(project, r.record),
                     "deployment": r.deployment,
                     "model": r.model,
                     "at": r.at,
@@ -378,9 +378,9 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
         summary = _summarise(conn, graph, derived)
     predictions.sort(key=lambda p: (p["at"], p["record"], p["position"]))
     return {
-        "subject": f"subject:{project}/{pseudonym}",
+        "subject": subject_id(project, pseudonym),
         "records": [
-            {"record": f"record:{project}/{r}", "datasets": ds} for r, ds in sorted(records.items())
+            {"record": record_id(project, r), "datasets": ds} for r, ds in sorted(records.items())
         ],
         "datasets": datasets,
         "derived_datasets": summary["datasets"],

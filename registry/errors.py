@@ -38,9 +38,5 @@ class Conflict(LedgerError):
     """A write that contradicts what is already recorded."""
 
 
-class ImmutableLog(LedgerError):
-    """The log refused an UPDATE or DELETE."""
-
-
 class ConfigError(LedgerError):
     """Settings that cannot work (bad database URL, missing key, ...)."""

@@ -126,21 +126,15 @@ def deployment_id(project: str, name: str) -> str:
 
 
 def record_id(project: str, pseudonym: str) -> str:
+    """Node id of a record, by its pseudonym."""
     return f"record:{project}/{pseudonym}"
 
 
 def subject_id(project: str, pseudonym: str) -> str:
+    """Node id of a data subject, by their pseudonym."""
     return f"subject:{project}/{pseudonym}"
 
 
 def kind_of(node: str) -> str:
     """The kind prefix of a node id string, without a full parse."""
     return node.split(":", 1)[0]
-
-
-def expect_kind(node: str, kind: Kind) -> NodeId:
-    """Parse ``node`` and check it is of ``kind``."""
-    parsed = NodeId.parse(node)
-    if parsed.kind != kind:
-        raise InvalidNodeId(f"{node!r} is a {parsed.kind} id, expected a {kind} id")
-    return parsed

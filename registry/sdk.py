@@ -40,7 +40,15 @@ from typing import Any, Literal
 from lineage import queries
 from registry.errors import Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, make_event
-from registry.ids import check_name, dataset_id, deployment_id, model_id, new_id, run_id
+from registry.ids import (
+    check_name,
+    dataset_id,
+    deployment_id,
+    model_id,
+    new_id,
+    run_id,
+    subject_id,
+)
 from registry.ledger import Ledger
 from registry.payloads import digest, encode_predictions
 from registry.settings import Settings, default_actor
@@ -658,7 +666,7 @@ class Registry:
         entry = new_id()
         event = self._event(
             "subject-data-stored",
-            f"subject:{self.project}/{pseudonym}",
+            subject_id(self.project, pseudonym),
             {"entry": entry, "fields": sorted(attributes)},
             personal_refs=(entry,),
         )

@@ -46,8 +46,3 @@ def to_timestamp(value: datetime | str | float | int | None, what: str = "time")
     if value.tzinfo is None:
         value = value.astimezone()
     return value.astimezone(UTC).strftime(FORMAT)
-
-
-def parse(value: str) -> datetime:
-    """A timestamp string back to an aware datetime."""
-    return datetime.strptime(value, FORMAT).replace(tzinfo=UTC)
