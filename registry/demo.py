@@ -90,46 +90,38 @@ def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime
     columns = [c.replace(" ", "_") for c in data.feature_names]
     schema = {**{c: "float64" for c in columns}, "target": "int64"}
 
-    raw_path = work / "breast_cancer_raw.csv"
-    _write_csv(
-        raw_path,
-        ["record_key", *columns, "target"],
-        [[keys[i], *X[i].round(6).tolist(), int(y[i])] for i in range(n_rows)],
-    )
-    raw = reg.register_dataset(
-        "breast-cancer-raw",
-        "2026.1",
-        uri=raw_path.resolve().as_uri(),
-        path=raw_path,
-        schema=schema,
-        row_count=n_rows,
-        records=keys,
-        subjects=patients,
-        tags={"source": "sklearn.datasets.load_breast_cancer"},
-        occurred_at=day(0),
-    )
+    def dataset(name: str, rows: Any, when: float, **kw: Any) -> Any:
+        """Write the rows as CSV beside the ledger and register that file's version."""
+        path = work / f"{name.replace('-', '_')}.csv"
+        _write_csv(
+            path,
+            ["record_key", *columns, "target"],
+            [[keys[i], *X[i].round(6).tolist(), int(y[i])] for i in rows],
+        )
+        return reg.register_dataset(
+            name,
+            "2026.1",
+            uri=path.resolve().as_uri(),
+            path=path,
+            schema=schema,
+            row_count=len(rows),
+            records=[keys[i] for i in rows],
+            subjects=[patients[i] for i in rows],
+            occurred_at=day(when),
+            **kw,
+        )
 
+    raw = dataset(
+        "breast-cancer-raw",
+        range(n_rows),
+        0,
+        tags={"source": "sklearn.datasets.load_breast_cancer"},
+    )
     # Cleaning: drop rows with any feature beyond 4 standard deviations.
     z = np.abs((X - X.mean(axis=0)) / X.std(axis=0))
     keep = np.where((z < 4).all(axis=1))[0]
-    clean_path = work / "breast_cancer_clean.csv"
-    _write_csv(
-        clean_path,
-        ["record_key", *columns, "target"],
-        [[keys[i], *X[i].round(6).tolist(), int(y[i])] for i in keep],
-    )
-    clean = reg.register_dataset(
-        "breast-cancer-clean",
-        "2026.1",
-        uri=clean_path.resolve().as_uri(),
-        path=clean_path,
-        schema=schema,
-        row_count=len(keep),
-        records=[keys[i] for i in keep],
-        subjects=[patients[i] for i in keep],
-        derived_from=[raw],
-        tags={"cleaning": "drop |z| >= 4"},
-        occurred_at=day(1),
+    clean = dataset(
+        "breast-cancer-clean", keep, 1, derived_from=[raw], tags={"cleaning": "drop |z| >= 4"}
     )
 
     def train(
