@@ -7,9 +7,11 @@ from registry.errors import (
     ConfigError,
     Conflict,
     EventRejected,
+    Forbidden,
     InvalidNodeId,
     LedgerError,
     NotFound,
+    Unauthenticated,
 )
 from registry.ledger import Ledger
 from registry.sdk import DatasetVersion, Deployment, ModelVersion, Registry, Run, connect
@@ -20,6 +22,7 @@ __all__ = [
     "DatasetVersion",
     "Deployment",
     "EventRejected",
+    "Forbidden",
     "InvalidNodeId",
     "Ledger",
     "LedgerError",
@@ -27,5 +30,6 @@ __all__ = [
     "NotFound",
     "Registry",
     "Run",
+    "Unauthenticated",
     "connect",
 ]

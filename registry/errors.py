@@ -40,3 +40,11 @@ class Conflict(LedgerError):
 
 class ConfigError(LedgerError):
     """Settings that cannot work (bad database URL, missing key, ...)."""
+
+
+class Unauthenticated(LedgerError, PermissionError):
+    """A server refused the request: no API key, or an unknown or revoked one (401)."""
+
+
+class Forbidden(LedgerError, PermissionError):
+    """A server refused the request: the key's project or role does not allow it (403)."""

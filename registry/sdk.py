@@ -23,8 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
-import json
-import math
 import platform
 import socket
 import subprocess
@@ -38,7 +36,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 from lineage import queries
-from registry.errors import Conflict, EventRejected, LedgerError
+from registry.backend import Backend, LocalBackend
+from registry.errors import ConfigError, Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, make_event
 from registry.ids import (
     check_name,
@@ -47,13 +46,12 @@ from registry.ids import (
     model_id,
     new_id,
     run_id,
-    subject_id,
 )
+from registry.intake import Item, Predictions, RecordsAdded, SubjectData
 from registry.ledger import Ledger
-from registry.payloads import digest, encode_predictions
 from registry.settings import Settings, default_actor
-from registry.store.raw import Raw
 from registry.timeutil import to_timestamp
+from registry.tracing import current_trace_id, span
 
 RECORD_CHUNK = 10_000
 FLUSH_AFTER_SECONDS = 5.0
@@ -168,17 +166,6 @@ def capture_environment() -> dict[str, Any]:
     }
 
 
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-def _output_json(value: Any) -> str:
-    """Compact JSON of one prediction output; plain numbers without the encoder."""
-    kind = type(value)
-    if (kind is float and math.isfinite(value)) or kind is int:
-        return repr(value)
-    return _JSON(value)
-
-
 def _node(value: NodeLike) -> str:
     return value.id if not isinstance(value, str) else value
 
@@ -197,18 +184,27 @@ def _plain(values: Any) -> list[Any]:
 class Registry:
     """A connection to the ledger for one project and actor."""
 
-    def __init__(self, ledger: Ledger, project: str, actor: str):
-        self.ledger = ledger
+    def __init__(self, backend: Backend | Ledger, project: str, actor: str):
+        self.backend: Backend = (
+            LocalBackend(backend) if isinstance(backend, Ledger) else backend
+        )
         self.project = check_name(project, "project")
         self.actor = actor
-        self._pending: list[NewEvent] = []
+        self._pending: list[Item] = []
         self._pending_since = 0.0
         self._datasets: dict[str, dict[str, Any]] = {}
 
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger of a local connection (a connection to a server has none)."""
+        if isinstance(self.backend, LocalBackend):
+            return self.backend.ledger
+        raise ConfigError("this connection talks to a server over HTTP: it has no local ledger")
+
     def close(self) -> None:
-        """Append anything buffered and release the database."""
+        """Append anything buffered and release the connection."""
         self.flush()
-        self.ledger.close()
+        self.backend.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -235,14 +231,26 @@ class Registry:
             actor=actor or self.actor,
             body=dict(body),
             occurred_at=occurred_at,
+            trace_id=current_trace_id(),
             **kw,
         )
 
-    def _append(self, events: Sequence[NewEvent], **kw: Any) -> list[int]:
+    def _envelope(self, entity: str, occurred_at: Any = None) -> dict[str, Any]:
+        """Envelope fields of a write carrying personal data."""
+        return {
+            "event_id": new_id(),
+            "project": self.project,
+            "entity": entity,
+            "actor": self.actor,
+            "occurred_at": to_timestamp(occurred_at, "occurred_at"),
+            "trace_id": current_trace_id(),
+        }
+
+    def _append(self, events: Sequence[Item]) -> list[int]:
         """Append buffered run events first, then ``events``, as one batch."""
         batch = [*self._pending, *events]
         try:
-            positions = self.ledger.append(batch, **kw)
+            positions = self.backend.append(self.project, batch)
         except EventRejected as exc:
             if exc.index < len(self._pending):
                 # A buffered record the ledger refuses would block every later write:
@@ -328,19 +336,15 @@ class Registry:
             "produced_by": producer,
             "tags": dict(tags or {}),
         }
-        events = [self._event("dataset-version-registered", node, body, occurred_at=occurred_at)]
-        pseudo = self.ledger.pseudonymizer(self.project)
+        events: list[Item] = [
+            self._event("dataset-version-registered", node, body, occurred_at=occurred_at)
+        ]
         for start in range(0, len(keys), RECORD_CHUNK):
-            chunk = keys[start : start + RECORD_CHUNK]
             events.append(
-                self._event(
-                    "dataset-records-added",
-                    node,
-                    {
-                        "records": pseudo.records(chunk),
-                        "subjects": pseudo.subjects(subject_list[start : start + RECORD_CHUNK]),
-                    },
-                    occurred_at=occurred_at,
+                RecordsAdded(
+                    **self._envelope(node, occurred_at),
+                    records=keys[start : start + RECORD_CHUNK],
+                    subjects=subject_list[start : start + RECORD_CHUNK],
                 )
             )
         self._append(events)
@@ -351,16 +355,10 @@ class Registry:
         known = self._datasets.get(node)
         if known is not None:
             return known
-        with self.ledger.store.read() as conn:
-            row = Raw(conn).one(
-                "SELECT d.digest, c.records FROM cat_datasets d LEFT JOIN "
-                "dataset_record_counts c ON c.dataset = d.id WHERE d.id = ?",
-                (node,),
-            )
-        if row is None:
-            return None
-        self._datasets[node] = {"digest": row[0], "records": row[1] or 0}
-        return self._datasets[node]
+        found = self.backend.dataset(node)
+        if found is not None:
+            self._datasets[node] = found
+        return found
 
     # --- runs ---------------------------------------------------------------------------------
 
@@ -399,16 +397,13 @@ class Registry:
 
     def _next_model_version(self, name: str) -> str:
         """One more than the highest all-digit version of ``name`` (stored or buffered)."""
-        with self.ledger.store.read() as conn:
-            top = Raw(conn).scalar(
-                "SELECT top_version FROM model_names WHERE project = ? AND name = ?",
-                (self.project, name),
-            )
-        numbers = [int(top)] if top is not None else []
+        top = self.backend.top_model_version(self.project, name)
+        numbers = [top] if top is not None else []
         numbers += [
             int(e.body["version"])
             for e in self._pending
-            if e.type == "model-version-registered"
+            if isinstance(e, NewEvent)
+            and e.type == "model-version-registered"
             and e.body["name"] == name
             and e.body["version"].isdigit()
         ]
@@ -494,7 +489,7 @@ class Registry:
         """Point ``alias`` (or stage) of the model at this version; ``moved_by`` defaults to
         the actor."""
         node = (
-            queries.resolve_model(self.ledger, _node(model), self.project)
+            self.backend.resolve_model(self.project, _node(model))
             if not self._pending_model(_node(model))
             else _node(model)
         )
@@ -511,7 +506,9 @@ class Registry:
         )[0]
 
     def _pending_model(self, node: str) -> bool:
-        return any(e.entity == node and e.type == "model-version-registered" for e in self._pending)
+        return any(
+            e.entity == node and e.type == "model-version-registered" for e in self._pending
+        )
 
     # --- deployments --------------------------------------------------------------------------
 
@@ -620,38 +617,23 @@ class Registry:
         if traces is not None and len(traces) != n:
             raise LedgerError(f"log_predictions: {n} records but {len(traces)} trace ids")
         node = self._deployment(deployment)
-        pseudonyms = self.ledger.pseudonymizer(self.project).records(keys)
-        try:
-            texts = [_output_json(o) for o in outs]
-        except (TypeError, ValueError) as exc:
-            raise LedgerError(
-                f"log_predictions: an output is not JSON ({exc}); expected finite "
-                "numbers, strings, booleans, null, lists or objects"
-            ) from None
-        events = []
+        events: list[Item] = []
         for start in range(0, n, PREDICTION_CHUNK):
             stop = start + PREDICTION_CHUNK
             chunk_models = per_row[start:stop]
             distinct = list(dict.fromkeys(chunk_models))
-            index = {m: i for i, m in enumerate(distinct)}
-            payload = encode_predictions(
-                pseudonyms[start:stop],
-                [index[m] for m in chunk_models],
-                texts[start:stop],
-                times[start:stop],
-                None if traces is None else traces[start:stop],
-            )
+            slot = {m: i for i, m in enumerate(distinct)}
+            chunk_times = times[start:stop]
+            same_time = chunk_times[0] == chunk_times[-1] and len(set(chunk_times)) == 1
             events.append(
-                self._event(
-                    "predictions-logged",
-                    node,
-                    {
-                        "models": distinct,
-                        "count": len(chunk_models),
-                        "payload_digest": digest(payload),
-                    },
-                    occurred_at=times[start],
-                    payload=payload,
+                Predictions(
+                    **self._envelope(node, chunk_times[0]),
+                    models=distinct,
+                    records=keys[start:stop],
+                    outputs=outs[start:stop],
+                    model_index=None if len(distinct) == 1 else [slot[m] for m in chunk_models],
+                    at=chunk_times[0] if same_time else chunk_times,
+                    trace_ids=None if traces is None else traces[start:stop],
                 )
             )
         return self._append(events) if events else []
@@ -662,47 +644,36 @@ class Registry:
         """Put personal attributes of a data subject in the encrypted vault; return the entry id."""
         if not attributes:
             raise LedgerError("store_subject_data: attributes is empty; expected at least one")
-        pseudonym = self.ledger.pseudonymizer(self.project).subject(subject)
-        entry = new_id()
-        event = self._event(
-            "subject-data-stored",
-            subject_id(self.project, pseudonym),
-            {"entry": entry, "fields": sorted(attributes)},
-            personal_refs=(entry,),
+        # The entity (the subject's pseudonymous id) is set where the project's secret is.
+        item = SubjectData(
+            **self._envelope("subject:pending"), subject=subject, attributes=dict(attributes)
         )
-
-        def write(conn: Any) -> None:
-            self.ledger.vault.put(conn, self.project, pseudonym, dict(attributes), entry)
-
-        self._append([event], before_commit=write)
-        return entry
+        self._append([item])
+        return item.event_id
 
     def subject_data(self, subject: str | int) -> list[dict[str, Any]]:
         """Decrypt what the vault holds for a data subject."""
-        pseudonym = self.ledger.pseudonymizer(self.project).subject(subject)
-        with self.ledger.store.read() as conn:
-            return self.ledger.vault.get(conn, self.project, pseudonym)
+        self.flush()
+        return self.backend.subject_data(self.project, subject)
 
     # --- questions ----------------------------------------------------------------------------
 
+    def _ask(self, question: str, **params: Any) -> dict[str, Any]:
+        self.flush()
+        with span(f"sdk.{question}", project=self.project):
+            return self.backend.ask(self.project, question, **params)
+
     def scored(self, record: str | int) -> dict[str, Any]:
         """Which model version, in which deployment, scored record R, and when."""
-        self.flush()
-        return queries.scored(self.ledger, self.project, record)
+        return self._ask("scored", record=record)
 
     def trained_on(self, model: ModelVersion | str) -> dict[str, Any]:
         """Dataset versions that trained a model version, transitively, with record counts."""
-        self.flush()
-        return queries.trained_on(
-            self.ledger, queries.resolve_model(self.ledger, _node(model), self.project)
-        )
+        return self._ask("trained_on", model=_node(model))
 
     def downstream(self, dataset: DatasetVersion | str) -> dict[str, Any]:
         """Runs, datasets, model versions, deployments and predictions downstream of a dataset."""
-        self.flush()
-        return queries.downstream(
-            self.ledger, queries.resolve(_node(dataset), "dataset", self.project)
-        )
+        return self._ask("downstream", dataset=_node(dataset))
 
     def lineage(
         self,
@@ -713,25 +684,25 @@ class Registry:
         as_of: Any = None,
     ) -> dict[str, Any]:
         """The lineage subgraph around a node, optionally as of a past time."""
-        self.flush()
-        return queries.lineage(
-            self.ledger, _node(node), direction=direction, depth=depth, when=as_of
+        return self._ask(
+            "lineage",
+            node=_node(node),
+            direction=direction,
+            depth=depth,
+            as_of=None if as_of is None else to_timestamp(as_of, "as_of"),
         )
 
     def footprint(self, subject: str | int) -> dict[str, Any]:
         """Everything linked to data subject S."""
-        self.flush()
-        return queries.footprint(self.ledger, self.project, subject)
+        return self._ask("footprint", subject=subject)
 
     def aliases(self, name: str) -> dict[str, Any]:
         """Where each alias (stage) of a model pointed over time, and who moved it."""
-        self.flush()
-        return queries.aliases(self.ledger, self.project, name)
+        return self._ask("aliases", name=name)
 
     def history(self, deployment: Deployment | str) -> dict[str, Any]:
         """Which model versions a deployment served, from when to when."""
-        self.flush()
-        return queries.history(self.ledger, self._deployment(deployment))
+        return self._ask("history", deployment=self._deployment(deployment))
 
 
 class Run:
@@ -896,9 +867,22 @@ class Run:
 
 
 def connect(
-    db: str | None = None, *, project: str | None = None, actor: str | None = None
+    db: str | None = None,
+    *,
+    project: str | None = None,
+    actor: str | None = None,
+    api_key: str | None = None,
 ) -> Registry:
-    """Open the ledger (``db`` URL, ``MLLEDGER_DB``, or ``./.mlledger/ledger.db``)."""
+    """Open the ledger: a database URL or file (``db``, ``MLLEDGER_DB``, or
+    ``./.mlledger/ledger.db``), or a server's ``http(s)://`` URL, with ``api_key``
+    (or ``MLLEDGER_API_KEY``) sent as a bearer token."""
     settings = Settings()
     project = check_name(project or settings.project, "project")  # before touching a file
-    return Registry(Ledger.open(db or settings.db), project, actor or default_actor())
+    target = db or settings.db
+    if target.startswith(("http://", "https://")):
+        from registry.client import HttpBackend
+
+        backend: Backend = HttpBackend(target, api_key or settings.api_key)
+    else:
+        backend = LocalBackend(Ledger.open(target))
+    return Registry(backend, project, actor or default_actor())

@@ -15,7 +15,7 @@ DEFAULT_DB = "sqlite:///.mlledger/ledger.db"
 
 class Settings(BaseSettings):
     """``MLLEDGER_DB``, ``MLLEDGER_PROJECT``, ``MLLEDGER_ACTOR``, ``MLLEDGER_MASTER_KEY``,
-    ``MLLEDGER_KEY_FILE``."""
+    ``MLLEDGER_KEY_FILE``, ``MLLEDGER_API_KEY``."""
 
     model_config = SettingsConfigDict(env_prefix="MLLEDGER_", extra="ignore")
 
@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     actor: str | None = None
     master_key: str | None = None
     key_file: str | None = None
+    api_key: str | None = None
 
 
 def normalise_url(url: str | None) -> str:

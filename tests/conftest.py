@@ -18,10 +18,17 @@ import registry
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from registry.sdk import Registry
+from tests.apiserver import ApiServer
 from tests.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
 
 #: Settings that must not leak from the developer's shell into a test.
-CLEARED_ENV = ("MLLEDGER_DB", "MLLEDGER_MASTER_KEY", "MLLEDGER_PROJECT", "MLLEDGER_ACTOR")
+CLEARED_ENV = (
+    "MLLEDGER_DB",
+    "MLLEDGER_MASTER_KEY",
+    "MLLEDGER_PROJECT",
+    "MLLEDGER_ACTOR",
+    "MLLEDGER_API_KEY",
+)
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +91,11 @@ def last_event(ledger: Ledger) -> Callable[[], StoredEvent]:
         return event
 
     return newest
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """A real server (uvicorn on 127.0.0.1) on a SQLite file, shared by a test module."""
+    server = ApiServer(tmp_path_factory.mktemp("api")).start()
+    yield server
+    server.stop()

@@ -32,6 +32,10 @@ class Scenario:
 
 @pytest.fixture
 def world(reg: Registry) -> Scenario:
+    return build_world(reg)
+
+
+def build_world(reg: Registry) -> Scenario:
     """raw -> clean (derived); run1 trains m1 on raw; run2 trains m2 on clean + extra;
     run3 fine-tunes m3 from m2 on nothing new. api serves m1, then 50/50, then m2."""
     keys = [f"rec-{i}" for i in range(10)]

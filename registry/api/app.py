@@ -1,0 +1,60 @@
+"""The HTTP API: an app factory over one ledger.
+
+Routers stay thin: they parse, call the SDK's backend or the ledger, and
+answer; errors become RFC 9457 problem details (``registry.api.problems``).
+Every route but ``/api/v1/health`` needs an API key (``registry.auth``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from registry import tracing
+from registry.api import problems
+from registry.api.routers import audit, events, keys, questions, writes
+from registry.ledger import Ledger
+
+API_VERSION = "1"
+
+
+def create_app(db: str | None = None, *, ledger: Ledger | None = None) -> FastAPI:
+    """The FastAPI app on the store at ``db`` (``MLLEDGER_DB`` or the default file), or
+    on ``ledger`` when given (the caller then owns it)."""
+    tracing.configure()
+    own = ledger is None
+    the_ledger = ledger if ledger is not None else Ledger.open(db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own:
+            the_ledger.close()
+
+    app = FastAPI(
+        title="mlledger",
+        version=f"{API_VERSION}.0",
+        summary="Metadata, lineage and audit registry for machine learning.",
+        description=(
+            "Writes append events to a tamper-evident log; questions read its projections. "
+            "Errors are RFC 9457 problem details. Authenticate with "
+            "`Authorization: Bearer <key>` (see docs/security.md)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.ledger = the_ledger
+    problems.install(app)
+    api = APIRouter(prefix="/api/v1")
+
+    @api.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """Liveness: answers without a key."""
+        return {"status": "ok"}
+
+    for module in (events, writes, questions, audit, keys):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.add_middleware(tracing.TraceMiddleware)
+    return app

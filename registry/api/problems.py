@@ -1,0 +1,164 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``).
+
+Every error the API returns has ``type`` (a ``urn:mlledger:problem:<slug>``
+URI naming the kind of problem), ``title``, ``status``, ``detail`` and
+``instance`` (the request path); errors about input add ``field`` (the dotted
+path of the offending field) and, for batches, ``index`` and ``event_id``.
+``registry.client`` turns them back into the exceptions the SDK raises locally.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from registry.errors import (
+    ConfigError,
+    Conflict,
+    EventRejected,
+    InvalidNodeId,
+    LedgerError,
+    NotFound,
+)
+
+MEDIA_TYPE = "application/problem+json"
+PREFIX = "urn:mlledger:problem:"
+log = logging.getLogger("mlledger.api")
+
+# slug -> (status, title)
+KINDS: dict[str, tuple[int, str]] = {
+    "invalid-request": (422, "The request does not match the API's schema"),
+    "invalid-input": (400, "The input was refused"),
+    "invalid-node-id": (400, "A node id does not parse"),
+    "event-rejected": (422, "An event of the batch was refused; nothing was written"),
+    "not-found": (404, "Not found"),
+    "conflict": (409, "The write contradicts what is recorded"),
+    "unauthenticated": (401, "No valid API key"),
+    "forbidden": (403, "The API key does not allow this"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "payload-too-large": (413, "Request body too large"),
+    "unsupported-media-type": (415, "Unsupported media type"),
+    "unavailable": (503, "The store cannot be used"),
+    "internal": (500, "Internal error"),
+}
+
+
+class Problem(Exception):
+    """An error to answer with a problem-details body."""
+
+    def __init__(self, slug: str, detail: str, **extensions: Any):
+        super().__init__(detail)
+        self.slug = slug
+        self.status = KINDS[slug][0]
+        self.detail = detail
+        self.extensions = {k: v for k, v in extensions.items() if v is not None}
+
+
+def problem_response(
+    request: Request, problem: Problem, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    status, title = KINDS[problem.slug]
+    body = {
+        "type": PREFIX + problem.slug,
+        "title": title,
+        "status": status,
+        "detail": problem.detail,
+        "instance": request.url.path,
+        **problem.extensions,
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def from_ledger_error(exc: LedgerError) -> Problem:
+    """The problem for an error the ledger raised on purpose."""
+    if isinstance(exc, EventRejected):
+        return Problem(
+            "event-rejected",
+            str(exc),
+            field=exc.field,
+            index=exc.index,
+            event_id=exc.event_id,
+            event_type=exc.event_type,
+            reason=exc.message,
+        )
+    if isinstance(exc, NotFound):
+        return Problem("not-found", str(exc))
+    if isinstance(exc, Conflict):
+        return Problem("conflict", str(exc))
+    if isinstance(exc, InvalidNodeId):
+        return Problem("invalid-node-id", str(exc))
+    if isinstance(exc, ConfigError):
+        return Problem("unavailable", str(exc))
+    return Problem("invalid-input", str(exc), field=getattr(exc, "field", None))
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "events", 0, "type")`` → ``events.0.type``; query and path keep their
+    parameter name."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def validation_problem(exc: RequestValidationError) -> Problem:
+    errors = []
+    for err in exc.errors():
+        message = str(err.get("msg", "invalid"))
+        expected = err.get("ctx", {}).get("expected") if isinstance(err.get("ctx"), dict) else None
+        errors.append(
+            {
+                "field": _field(err.get("loc", ())),
+                "message": message,
+                **({"expected": str(expected)} if expected else {}),
+            }
+        )
+    first = errors[0] if errors else {"field": "body", "message": "invalid"}
+    return Problem(
+        "invalid-request",
+        f"field {first['field']!r}: {first['message']}",
+        field=first["field"],
+        errors=errors,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem details."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return problem_response(request, exc, headers)
+
+    @app.exception_handler(LedgerError)
+    async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
+        return problem_response(request, from_ledger_error(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(request, validation_problem(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {
+            404: "not-found",
+            405: "method-not-allowed",
+            413: "payload-too-large",
+            415: "unsupported-media-type",
+        }.get(exc.status_code, "invalid-input")
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}; see /openapi.json"
+        return problem_response(request, Problem(slug, detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(
+            request, Problem("internal", f"unexpected {type(exc).__name__}; see the server log")
+        )

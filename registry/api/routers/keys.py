@@ -1,0 +1,74 @@
+"""API keys of a project, managed over HTTP by its admins."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request, status
+
+from registry import auth
+from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.schemas import KeyCreate, KeyCreated, KeyPublic
+from registry.errors import NotFound
+
+router = APIRouter(prefix="/projects/{project}/keys", tags=["keys"])
+
+
+def _public(key: auth.ApiKey) -> KeyPublic:
+    return KeyPublic(
+        key_id=key.key_id,
+        project=key.project,
+        role=key.role,
+        name=key.name,
+        created_at=key.created_at,
+        created_by=key.created_by,
+        revoked_at=key.revoked_at,
+        revoked_by=key.revoked_by,
+    )
+
+
+@router.get("", response_model=list[KeyPublic])
+def list_keys(
+    ledger: LedgerDep, who: Annotated[Principal, allow("admin", "keys.list")]
+) -> list[KeyPublic]:
+    """The project's keys, revoked ones included (never their secrets)."""
+    return [_public(k) for k in auth.list_keys(ledger.store, project=who.project)]
+
+
+@router.post("", response_model=KeyCreated, status_code=status.HTTP_201_CREATED)
+def create_key(
+    data: KeyCreate,
+    request: Request,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("admin", "keys.create")],
+) -> KeyCreated:
+    """Create a key for the project; its token is in this response only."""
+    key, token = auth.create_key(
+        ledger.store,
+        project=who.project,
+        role=data.role,
+        name=data.name,
+        created_by=who.actor,
+        source=request.client.host if request.client else "unknown",
+    )
+    return KeyCreated(**_public(key).model_dump(), token=token)
+
+
+@router.delete("/{key_id}", response_model=KeyPublic)
+def revoke_key(
+    key_id: str,
+    request: Request,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("admin", "keys.revoke")],
+) -> KeyPublic:
+    """Revoke a key of the project; it stops working at once."""
+    known = {k.key_id for k in auth.list_keys(ledger.store, project=who.project)}
+    if key_id not in known:
+        raise NotFound(f"no key {key_id!r} in project {who.project!r}")
+    key = auth.revoke_key(
+        ledger.store,
+        key_id=key_id,
+        revoked_by=who.actor,
+        source=request.client.host if request.client else "unknown",
+    )
+    return _public(key)

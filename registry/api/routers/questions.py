@@ -1,0 +1,159 @@
+"""The lineage questions, and the lookups the SDK makes before it writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from lineage import queries
+from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.problems import Problem
+from registry.api.schemas import Answer, DatasetPublic, RecordQuery, SubjectQuery
+from registry.backend import LocalBackend
+from registry.errors import NotFound
+from registry.ids import NodeId, dataset_id
+from registry.store.raw import Raw
+
+router = APIRouter(prefix="/projects/{project}", tags=["questions"])
+NodeParam = Annotated[str, Query(min_length=1, max_length=600, description="Typed node id.")]
+
+
+def _own(ledger: LedgerDep, project: str, node: str) -> None:
+    """Refuse a node of another project: a key sees its own project only."""
+    if ":" not in node:
+        return  # a short form (name@version) is resolved inside the project
+    parsed = NodeId.parse(node)
+    owner = parsed.project
+    if parsed.kind == "run":
+        with ledger.store.read() as conn:
+            owner = Raw(conn).scalar("SELECT project FROM cat_runs WHERE id = ?", (node,))
+    if owner is not None and owner != project:
+        raise Problem("forbidden", f"{node} belongs to another project than {project!r}")
+
+
+def _ask(ledger: LedgerDep, who: Principal, question: str, **params: Any) -> Answer:
+    return LocalBackend(ledger).ask(who.project, question, **params)
+
+
+@router.post("/questions/scored", response_model=Answer)
+def scored(
+    query: RecordQuery,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "questions.scored")],
+) -> Answer:
+    """Which model version, in which deployment, scored this record, and when."""
+    return _ask(ledger, who, "scored", record=query.record)
+
+
+@router.get("/questions/trained-on", response_model=Answer)
+def trained_on(
+    model: NodeParam,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "questions.trained_on")],
+) -> Answer:
+    """Dataset versions that trained a model version (``name@version``, ``name@alias`` or
+    a full id), transitively, with record counts."""
+    _own(ledger, who.project, model)
+    return _ask(ledger, who, "trained_on", model=model)
+
+
+@router.get("/questions/downstream", response_model=Answer)
+def downstream(
+    dataset: NodeParam,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "questions.downstream")],
+) -> Answer:
+    """Runs, datasets, model versions, deployments and predictions downstream of a dataset."""
+    _own(ledger, who.project, dataset)
+    return _ask(ledger, who, "downstream", dataset=dataset)
+
+
+@router.get("/questions/lineage", response_model=Answer)
+def lineage(
+    node: NodeParam,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "questions.lineage")],
+    direction: Literal["upstream", "downstream", "both"] = "both",
+    depth: Annotated[int, Query(description="Hops from the node (0 or more).")] = 3,
+    as_of: Annotated[str | None, Query(max_length=64, description="RFC 3339 time.")] = None,
+) -> Answer:
+    """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
+    _own(ledger, who.project, node)
+    return _ask(ledger, who, "lineage", node=node, direction=direction, depth=depth, as_of=as_of)
+
+
+@router.get("/questions/history", response_model=Answer)
+def history(
+    deployment: NodeParam,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "questions.history")],
+) -> Answer:
+    """Which model versions a deployment served, from when to when."""
+    _own(ledger, who.project, deployment)
+    return _ask(ledger, who, "history", deployment=deployment)
+
+
+@router.get("/questions/aliases", response_model=Answer)
+def aliases(
+    name: Annotated[str, Query(min_length=1, max_length=128, description="Model name.")],
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "questions.aliases")],
+) -> Answer:
+    """Where each alias (stage) of a model pointed over time, and who moved it."""
+    return _ask(ledger, who, "aliases", name=name)
+
+
+@router.post("/questions/footprint", response_model=Answer)
+def footprint(
+    query: SubjectQuery,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("personal", "questions.footprint")],
+) -> Answer:
+    """Everything linked to a data subject (data-protection officers)."""
+    return _ask(ledger, who, "footprint", subject=query.subject)
+
+
+@router.post("/subjects/data/search", response_model=list[dict[str, Any]])
+def subject_data(
+    query: SubjectQuery,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("personal", "subjects.read")],
+) -> list[dict[str, Any]]:
+    """Decrypt what the vault holds for a data subject (data-protection officers)."""
+    return LocalBackend(ledger).subject_data(who.project, query.subject)
+
+
+# --- lookups -----------------------------------------------------------------------
+
+
+@router.get("/datasets/{name}/versions/{version}", response_model=DatasetPublic)
+def dataset(
+    name: str,
+    version: str,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "datasets.read")],
+) -> DatasetPublic:
+    """A registered dataset version: digest and record count."""
+    node = dataset_id(who.project, name, version)
+    found = LocalBackend(ledger).dataset(node)
+    if found is None:
+        raise NotFound(f"no dataset version {node}")
+    return DatasetPublic(id=node, name=name, version=version, **found)
+
+
+@router.get("/models/{name}/top-version", response_model=dict[str, int | None])
+def top_version(
+    name: str, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
+) -> dict[str, int | None]:
+    """The highest all-digit version of a model name (null when none)."""
+    return {"top_version": LocalBackend(ledger).top_model_version(who.project, name)}
+
+
+@router.get("/models/resolve", response_model=dict[str, str])
+def resolve_model(
+    model: NodeParam, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
+) -> dict[str, str]:
+    """The model version id that ``name@version``, ``name@alias`` or an id names now."""
+    _own(ledger, who.project, model)
+    return {"id": queries.resolve_model(ledger, model, who.project)}

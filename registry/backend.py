@@ -1,0 +1,117 @@
+"""Where the SDK's writes and questions go: a local store, or a server over HTTP.
+
+``Backend`` is the small surface the SDK needs. ``LocalBackend`` runs it in
+process on a ``Ledger`` (a SQLite file or PostgreSQL); ``registry.client.
+HttpBackend`` sends the same requests to ``mlledger serve``, which answers
+them with a ``LocalBackend`` of its own, so both behave and fail alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from lineage import queries
+from registry import intake
+from registry.errors import NotFound
+from registry.intake import Item
+from registry.ledger import Ledger
+from registry.store.raw import Raw
+
+QUESTIONS = ("scored", "trained_on", "downstream", "lineage", "footprint", "history", "aliases")
+
+
+class Backend(Protocol):
+    """What the SDK asks of a ledger, local or remote."""
+
+    def append(self, project: str, items: Sequence[Item]) -> list[int]:
+        """Append a batch atomically (sealing personal data); return positions."""
+        ...
+
+    def dataset(self, node: str) -> dict[str, Any] | None:
+        """``{"digest", "records"}`` of a registered dataset version, or None."""
+        ...
+
+    def top_model_version(self, project: str, name: str) -> int | None:
+        """Highest all-digit version of a model name, or None."""
+        ...
+
+    def resolve_model(self, project: str, text: str) -> str:
+        """A model version id from ``name@version``, ``name@alias`` or a full id."""
+        ...
+
+    def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
+        """Answer one of ``QUESTIONS``."""
+        ...
+
+    def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
+        """Decrypted vault entries of a data subject."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """The backend on a ``Ledger`` in this process."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+
+    def append(self, project: str, items: Sequence[Item]) -> list[int]:
+        events, before_commit = intake.seal(self.ledger, items)
+        return self.ledger.append(events, before_commit=before_commit)
+
+    def dataset(self, node: str) -> dict[str, Any] | None:
+        with self.ledger.store.read() as conn:
+            row = Raw(conn).one(
+                "SELECT d.digest, c.records FROM cat_datasets d LEFT JOIN "
+                "dataset_record_counts c ON c.dataset = d.id WHERE d.id = ?",
+                (node,),
+            )
+        return None if row is None else {"digest": row[0], "records": row[1] or 0}
+
+    def top_model_version(self, project: str, name: str) -> int | None:
+        with self.ledger.store.read() as conn:
+            top = Raw(conn).scalar(
+                "SELECT top_version FROM model_names WHERE project = ? AND name = ?",
+                (project, name),
+            )
+        return None if top is None else int(top)
+
+    def resolve_model(self, project: str, text: str) -> str:
+        return queries.resolve_model(self.ledger, text, project)
+
+    def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
+        ledger = self.ledger
+        if question == "scored":
+            return queries.scored(ledger, project, params["record"])
+        if question == "trained_on":
+            return queries.trained_on(ledger, self.resolve_model(project, params["model"]))
+        if question == "downstream":
+            dataset = queries.resolve(params["dataset"], "dataset", project)
+            return queries.downstream(ledger, dataset)
+        if question == "lineage":
+            return queries.lineage(
+                ledger,
+                params["node"],
+                direction=params.get("direction", "both"),
+                depth=params.get("depth", 3),
+                when=params.get("as_of"),
+            )
+        if question == "footprint":
+            return queries.footprint(ledger, project, params["subject"])
+        if question == "history":
+            return queries.history(
+                ledger, queries.resolve(params["deployment"], "deployment", project)
+            )
+        if question == "aliases":
+            return queries.aliases(ledger, project, params["name"])
+        raise NotFound(f"unknown question {question!r}; expected one of {', '.join(QUESTIONS)}")
+
+    def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
+        pseudonym = self.ledger.pseudonymizer(project).subject(subject)
+        with self.ledger.store.read() as conn:
+            return self.ledger.vault.get(conn, project, pseudonym)
+
+    def close(self) -> None:
+        self.ledger.close()

@@ -1,0 +1,173 @@
+"""The SDK's backend over HTTP: ``registry.connect("http://host:8000", api_key=...)``.
+
+Every call is one request to ``mlledger serve``; problem-details errors come
+back as the exceptions the SDK raises on a local file (EventRejected with its
+index and field, NotFound, Conflict, ...). Requests carry ``traceparent`` so a
+job's spans and the events it appends share a trace. Appends are retried on a
+broken connection: events are keyed by their ids, so a batch sent twice is
+stored once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import httpx
+
+from registry import intake
+from registry.errors import (
+    ConfigError,
+    Conflict,
+    EventRejected,
+    Forbidden,
+    InvalidNodeId,
+    LedgerError,
+    NotFound,
+    Unauthenticated,
+)
+from registry.ids import NodeId
+from registry.intake import Item
+from registry.tracing import inject
+
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+RETRIES = 3
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+class HttpBackend:
+    """Talks to an mlledger server's ``/api/v1``."""
+
+    def __init__(self, url: str, api_key: str | None):
+        if not api_key:
+            raise ConfigError(
+                f"connecting to {url} needs an API key: pass api_key= or set MLLEDGER_API_KEY "
+                "(create one with 'mlledger keys create --project P --role writer')"
+            )
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url + "/api/v1",
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "mlledger-sdk"},
+            timeout=TIMEOUT,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        retries: int = 0,
+    ) -> Any:
+        headers = inject({})
+        content = None
+        if body is not None:
+            try:
+                content = _ENCODE(body).encode()
+            except (TypeError, ValueError) as exc:
+                raise LedgerError(
+                    f"request body is not JSON ({exc}); expected finite numbers, strings, "
+                    "booleans, null, lists and objects"
+                ) from None
+            headers["Content-Type"] = "application/json"
+        for attempt in range(retries + 1):
+            try:
+                response = self._http.request(
+                    method, path, content=content, params=params, headers=headers
+                )
+                break
+            except httpx.TransportError as exc:
+                if attempt == retries:
+                    raise ConfigError(f"cannot reach the server at {self.url}: {exc}") from None
+                time.sleep(0.2 * 2**attempt)
+        if response.is_success:
+            return response.json()
+        _raise(response)
+
+    # --- Backend ------------------------------------------------------------------------
+
+    def append(self, project: str, items: Sequence[Item]) -> list[int]:
+        intake.check(items)
+        body = {"events": [intake.to_wire(item) for item in items]}
+        answer = self._request("POST", f"/projects/{project}/events", body=body, retries=RETRIES)
+        return list(answer["positions"])
+
+    def dataset(self, node: str) -> dict[str, Any] | None:
+        parsed = NodeId.parse(node)
+        try:
+            found = self._request(
+                "GET",
+                f"/projects/{parsed.project}/datasets/{parsed.name}/versions/{parsed.version}",
+            )
+        except NotFound:
+            return None
+        return {"digest": found["digest"], "records": found["records"]}
+
+    def top_model_version(self, project: str, name: str) -> int | None:
+        top = self._request("GET", f"/projects/{project}/models/{name}/top-version")["top_version"]
+        return None if top is None else int(top)
+
+    def resolve_model(self, project: str, text: str) -> str:
+        return str(
+            self._request("GET", f"/projects/{project}/models/resolve", params={"model": text})[
+                "id"
+            ]
+        )
+
+    def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
+        base = f"/projects/{project}/questions"
+        if question == "scored":
+            return self._request("POST", f"{base}/scored", body={"record": params["record"]})  # type: ignore[no-any-return]
+        if question == "footprint":
+            return self._request("POST", f"{base}/footprint", body={"subject": params["subject"]})  # type: ignore[no-any-return]
+        query = {k: v for k, v in params.items() if v is not None}
+        path = {"trained_on": "trained-on"}.get(question, question)
+        return self._request("GET", f"{base}/{path}", params=query)  # type: ignore[no-any-return]
+
+    def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
+        return list(
+            self._request(
+                "POST", f"/projects/{project}/subjects/data/search", body={"subject": subject}
+            )
+        )
+
+
+def _raise(response: httpx.Response) -> NoReturn:
+    """Raise the exception a problem-details answer stands for."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    detail = str(problem.get("detail") or f"HTTP {response.status_code} from the server")
+    slug = str(problem.get("type", "")).rsplit(":", 1)[-1]
+    if slug == "event-rejected":
+        raise EventRejected(
+            int(problem.get("index", 0)),
+            str(problem.get("event_id", "?")),
+            str(problem.get("event_type", "?")),
+            str(problem.get("field", "?")),
+            str(problem.get("reason", detail)),
+        )
+    exc: type[LedgerError] = {
+        "not-found": NotFound,
+        "conflict": Conflict,
+        "invalid-node-id": InvalidNodeId,
+        "unauthenticated": Unauthenticated,
+        "forbidden": Forbidden,
+        "unavailable": ConfigError,
+    }.get(slug, LedgerError)
+    if response.status_code == 401:
+        exc = Unauthenticated
+    elif response.status_code == 403:
+        exc = Forbidden
+    raise exc(detail)

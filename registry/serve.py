@@ -1,0 +1,41 @@
+"""``mlledger serve``: the HTTP API under uvicorn."""
+
+from __future__ import annotations
+
+import os
+
+from registry.ledger import Ledger
+from registry.settings import normalise_url
+
+
+def serve(
+    db: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Serve the API on ``db`` until interrupted.
+
+    The database is opened (and migrated) once before the server starts, so a bad
+    URL or key fails here with a clear message. uvicorn's own access log is off
+    by default: every request is recorded in the access trail instead.
+    """
+    import uvicorn
+
+    url = normalise_url(db)
+    Ledger.open(url).close()
+    # Workers are separate processes: they find the database through the environment.
+    os.environ["MLLEDGER_DB"] = url
+    uvicorn.run(
+        "registry.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level=log_level,
+        server_header=False,
+    )

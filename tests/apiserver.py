@@ -1,0 +1,87 @@
+"""A real ``mlledger serve`` (uvicorn) on 127.0.0.1, in a child process, for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from registry import auth
+from registry.store import open_store
+
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ApiServer:
+    """``mlledger serve`` on a SQLite file (or ``db``) in ``directory``."""
+
+    def __init__(self, directory: Path, db: str | None = None, env: dict[str, str] | None = None):
+        self.directory = directory
+        self.db = db or f"sqlite:///{directory}/ledger.db"
+        self.key_file = directory / "master.key"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = directory / "server.log"
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MLLEDGER_", "OTEL_"))
+        }
+        self.env["MLLEDGER_KEY_FILE"] = str(self.key_file)
+        self.env.update(env or {})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ApiServer:
+        command = [
+            sys.executable, "-c",
+            f"from registry.serve import serve; serve({self.db!r}, port={self.port})",
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not answer in {STARTUP_SECONDS}s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def key(self, project: str, role: str, name: str | None = None) -> str:
+        """A fresh API key's token (created directly in the server's database)."""
+        store = open_store(self.db)
+        try:
+            _, token = auth.create_key(
+                store, project=project, role=role, name=name, created_by="tests"
+            )
+        finally:
+            store.dispose()
+        return token
+
+    def client(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=60)
