@@ -1,7 +1,8 @@
 """The ``mlledger`` command line.
 
 Every command takes ``--db`` (default ``MLLEDGER_DB`` or ``./.mlledger/ledger.db``)
-and ``--project``; commands that print data take ``--json``. Errors print one
+and ``--project`` (for ``keys`` and ``access-trail``, a filter or the key's project,
+never a default); commands that print data take ``--json``. Errors print one
 line naming what was wrong and exit with status 2 (bad input, unknown node) or
 1 (the database could not be used); never a traceback.
 """
@@ -11,13 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from registry import auth
 from registry.errors import LedgerError
 
 if TYPE_CHECKING:
     from registry.sdk import Registry
+    from registry.store import Store
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
@@ -95,7 +99,70 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--start", type=_count, default=0, help="first position (default 0)")
     p.add_argument("--limit", type=_count, default=20, help="how many (default 20)")
+
+    _keys_parser(sub)
+
+    p = sub.add_parser("access-trail", help="who asked what, and the answers")
+    _access_options(p, project_help="only this project's entries (default: every project)")
+    p.add_argument("--since", type=_count, default=0, help="first sequence number (default 0)")
+    p.add_argument("--limit", type=_count, default=100, help="how many (default 100)")
+
+    p = sub.add_parser("serve", help="serve the HTTP API (uvicorn)")
+    p.add_argument(
+        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--access-log", action="store_true", help="also print uvicorn's per-request log lines"
+    )
+
+    sub.add_parser("openapi", help="print the API's OpenAPI document (JSON)")
     return parser
+
+
+def _port(text: str) -> int:
+    value = _count(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a port: expected 1-65535")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0: expected 1 or more")
+    return value
+
+
+def _access_options(parser: argparse.ArgumentParser, *, project_help: str | None) -> None:
+    """``--db``, ``--json`` and (with help text) ``--project``, which here never defaults
+    to ``MLLEDGER_PROJECT``: a key or a filter names its project on purpose."""
+    parser.add_argument(
+        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
+    )
+    if project_help is not None:
+        parser.add_argument("--project", help=project_help)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _keys_parser(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+
+    p = actions.add_parser("create", help="create an API key; its token is shown once")
+    _access_options(p, project_help=None)
+    p.add_argument("--project", required=True, help="the project the key is for")
+    p.add_argument("--role", required=True, help=f"one of {', '.join(auth.ROLES)}")
+    p.add_argument("--name", help="a label for the key (e.g. the service using it)")
+
+    p = actions.add_parser("list", help="list API keys (never their secrets)")
+    _access_options(p, project_help="only this project's keys (default: every project)")
+
+    p = actions.add_parser("revoke", help="revoke an API key, from now on")
+    _access_options(p, project_help="refuse unless the key is for this project")
+    p.add_argument("key_id", help="the key's id, as 'keys list' shows it")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,20 +170,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     args = build_parser().parse_args(argv)
+    # "keys create", not just "keys", in error lines.
+    name = " ".join(filter(None, (args.command, getattr(args, "keys_command", None))))
     try:
         return COMMANDS[args.command](args)
     except LedgerError as exc:
-        print(f"mlledger {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mlledger {name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # output piped into head and the like
         sys.stderr.close()
         return 0
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        print(f"mlledger {args.command}: cannot use the database: {reason}", file=sys.stderr)
+        print(f"mlledger {name}: cannot use the database: {reason}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except OSError as exc:  # a database or key file that cannot be created or read
-        print(f"mlledger {args.command}: cannot use the database: {exc}", file=sys.stderr)
+        print(f"mlledger {name}: cannot use the database: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
 
@@ -186,6 +255,46 @@ def cmd_log(args: argparse.Namespace) -> int:
                 or "(no events)"
             ),
         )
+
+
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Store]:
+    """The store alone: keys and the trail need neither the vault nor the master key."""
+    from registry.store import open_store
+
+    store = open_store(args.db)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from registry.settings import default_actor
+
+    with _store(args) as store:
+        if args.keys_command == "create":
+            key, token = auth.create_key(
+                store,
+                project=args.project,
+                role=args.role,
+                name=args.name,
+                created_by=default_actor(),
+            )
+            return _emit(args, {**key.as_dict(), "token": token}, render_new_key)
+        if args.keys_command == "revoke":
+            key = auth.revoke_key(
+                store, key_id=args.key_id, revoked_by=default_actor(), project=args.project
+            )
+            return _emit(args, key.as_dict(), render_revoked_key)
+        keys = [k.as_dict() for k in auth.list_keys(store, project=args.project)]
+        return _emit(args, keys, render_keys)
+
+
+def cmd_access_trail(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        rows = auth.read_trail(store, project=args.project, since=args.since, limit=args.limit)
+        return _emit(args, rows, render_trail)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -313,6 +422,68 @@ def render_aliases(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _key_line(k: dict[str, Any]) -> str:
+    state = "active"
+    if k["revoked_at"]:
+        state = f"revoked {_when(k['revoked_at'])} by {k['revoked_by']}"
+    label = f"  {k['name']!r}" if k["name"] else ""
+    return (
+        f"{k['key_id']}  {k['project']:<16} {k['role']:<8} {state:<8}  "
+        f"created {_when(k['created_at'])} by {k['created_by']}{label}"
+    )
+
+
+def render_new_key(k: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            f"created {k['role']} key {k['key_id']} for project {k['project']}",
+            k["token"],
+            "this token cannot be shown again: store it now (mlledger keeps only its hash)",
+        ]
+    )
+
+
+def render_revoked_key(k: dict[str, Any]) -> str:
+    return f"key {k['key_id']} revoked at {k['revoked_at']} by {k['revoked_by']}"
+
+
+def render_keys(keys: list[dict[str, Any]]) -> str:
+    return "\n".join(_key_line(k) for k in keys) or "(no keys)"
+
+
+def render_trail(rows: list[dict[str, Any]]) -> str:
+    return (
+        "\n".join(
+            f"{r['seq']:>6}  {r['at']}  {r['outcome']:<5} {r['status']}  {r['action']:<20} "
+            f"{r['resource']}  by {r['actor']} from {r['source']}"
+            + (f"  [{r['project']}]" if r["project"] else "")
+            + f"  ({r['reason']})"
+            for r in rows
+        )
+        or "(no entries)"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from registry.serve import serve
+
+    serve(
+        args.db,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from registry.api.openapi import text
+
+    print(text(), end="")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "scored": _question("scored", render_scored),
@@ -324,6 +495,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "aliases": _question("aliases", render_aliases),
     "rebuild": cmd_rebuild,
     "log": cmd_log,
+    "keys": cmd_keys,
+    "access-trail": cmd_access_trail,
+    "serve": cmd_serve,
+    "openapi": cmd_openapi,
 }
 
 if __name__ == "__main__":

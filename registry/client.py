@@ -125,12 +125,12 @@ class HttpBackend:
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
         base = f"/projects/{project}/questions"
         if question == "scored":
-            return self._request("POST", f"{base}/scored", body={"record": params["record"]})  # type: ignore[no-any-return]
+            return self._request("POST", f"{base}/scored", body={"record": params["record"]})
         if question == "footprint":
-            return self._request("POST", f"{base}/footprint", body={"subject": params["subject"]})  # type: ignore[no-any-return]
+            return self._request("POST", f"{base}/footprint", body={"subject": params["subject"]})
         query = {k: v for k, v in params.items() if v is not None}
         path = {"trained_on": "trained-on"}.get(question, question)
-        return self._request("GET", f"{base}/{path}", params=query)  # type: ignore[no-any-return]
+        return self._request("GET", f"{base}/{path}", params=query)
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
         return list(

@@ -214,7 +214,7 @@ def from_wire(
     entity = data.get("entity")
     if not isinstance(entity, str):
         raise reject("entity", "expected a node id string")
-    common = dict(
+    common: dict[str, Any] = dict(
         event_id=event_id,
         project=project,
         entity=entity,
@@ -351,7 +351,9 @@ def _split(exc: LedgerError) -> tuple[str, str]:
 def _check_records(item: RecordsAdded) -> list[str | int | None]:
     if len(item.records) > MAX_ROWS:
         raise _Bad("body.records", f"{len(item.records)} records; expected at most {MAX_ROWS}")
-    subjects = item.subjects if item.subjects is not None else [None] * len(item.records)
+    subjects: list[str | int | None] = (
+        item.subjects if item.subjects is not None else [None] * len(item.records)
+    )
     if len(subjects) != len(item.records):
         raise _Bad(
             "body.subjects",
@@ -365,7 +367,7 @@ def _seal_one(
     ledger: Any, item: Personal, vault_writes: list[tuple[str, str, dict[str, Any], str]]
 ) -> NewEvent:
     pseudo = ledger.pseudonymizer(item.project)
-    common = dict(
+    common: dict[str, Any] = dict(
         project=item.project,
         actor=item.actor,
         occurred_at=item.occurred_at,

@@ -33,19 +33,15 @@ class ApiServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = directory / "server.log"
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("MLLEDGER_", "OTEL_"))
-        }
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLLEDGER_", "OTEL_"))}
         self.env["MLLEDGER_KEY_FILE"] = str(self.key_file)
         self.env.update(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ApiServer:
         command = [
-            sys.executable, "-c",
-            f"from registry.serve import serve; serve({self.db!r}, port={self.port})",
+            sys.executable, "-m", "registry.cli", "serve",
+            "--db", self.db, "--port", str(self.port),
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -97,20 +97,33 @@ def test_subject_data_round_trips_over_http(api_server: ApiServer, server_ledger
 
 def _errors(reg: Registry) -> Iterator[tuple[str, Callable[[], Any]]]:
     """Bad calls, each to be refused identically in both modes."""
-    yield "subjects misaligned", lambda: reg.register_dataset(
-        "d", "1", uri="s3://d", digest="sha256:1", records=["a", "b"], subjects=["s"]
+    yield (
+        "subjects misaligned",
+        lambda: reg.register_dataset(
+            "d", "1", uri="s3://d", digest="sha256:1", records=["a", "b"], subjects=["s"]
+        ),
     )
-    yield "conflicting digest", lambda: reg.register_dataset(
-        "raw", "1", uri="s3://b/raw", digest="sha256:ff"
+    yield (
+        "conflicting digest",
+        lambda: reg.register_dataset("raw", "1", uri="s3://b/raw", digest="sha256:ff"),
     )
-    yield "unknown model served", lambda: reg.deploy(
-        "api2", endpoint="https://x", served={f"model:{reg.project}/nope@1": 100}
+    yield (
+        "unknown model served",
+        lambda: reg.deploy(
+            "api2", endpoint="https://x", served={f"model:{reg.project}/nope@1": 100}
+        ),
     )
-    yield "output not JSON", lambda: reg.log_predictions(
-        "api", model=f"model:{reg.project}/clf@1", records=["r"], outputs=[math.nan]
+    yield (
+        "output not JSON",
+        lambda: reg.log_predictions(
+            "api", model=f"model:{reg.project}/clf@1", records=["r"], outputs=[math.nan]
+        ),
     )
-    yield "model never served", lambda: reg.log_predictions(
-        "api", model=f"model:{reg.project}/clf-tuned@1", records=["r"], outputs=[1]
+    yield (
+        "model never served",
+        lambda: reg.log_predictions(
+            "api", model=f"model:{reg.project}/clf-tuned@1", records=["r"], outputs=[1]
+        ),
     )
     yield "unknown record", lambda: reg.scored("never-seen")
     yield "unknown alias", lambda: reg.trained_on("clf@staging")

@@ -38,14 +38,25 @@ from registry.store.schema import LOG_TABLES, metadata
 
 REPO = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = REPO / "migrations" / "alembic.ini"
-#: The triggers 0001_core creates on each backend, by table.
+#: The triggers 0001_core (the log) and 0002_access (the access trail) create on each
+#: backend, by table.
 TRIGGERS = {
-    "sqlite": {("events", "events_no_update"), ("events", "events_no_delete"),
-               ("event_payloads", "event_payloads_no_update"),
-               ("event_payloads", "event_payloads_no_delete")},
-    "postgresql": {("events", "events_append_only"), ("events", "events_no_truncate"),
-                   ("event_payloads", "event_payloads_append_only"),
-                   ("event_payloads", "event_payloads_no_truncate")},
+    "sqlite": {
+        ("events", "events_no_update"),
+        ("events", "events_no_delete"),
+        ("event_payloads", "event_payloads_no_update"),
+        ("event_payloads", "event_payloads_no_delete"),
+        ("access_trail", "access_trail_no_update"),
+        ("access_trail", "access_trail_no_delete"),
+    },
+    "postgresql": {
+        ("events", "events_append_only"),
+        ("events", "events_no_truncate"),
+        ("event_payloads", "event_payloads_append_only"),
+        ("event_payloads", "event_payloads_no_truncate"),
+        ("access_trail", "access_trail_append_only"),
+        ("access_trail", "access_trail_no_truncate"),
+    },
 }
 
 LastEvent = Callable[[], StoredEvent]
@@ -54,7 +65,8 @@ LastEvent = Callable[[], StoredEvent]
 def differences(conn: Connection) -> list[Any]:
     """What autogenerate would change to bring the database to ``schema.metadata``."""
     context = MigrationContext.configure(
-        conn, opts={"compare_type": True, "compare_server_default": True})
+        conn, opts={"compare_type": True, "compare_server_default": True}
+    )
     return compare_metadata(context, metadata)
 
 
@@ -73,8 +85,10 @@ def triggers(conn: Connection) -> set[tuple[str, str]]:
     if conn.dialect.name == "sqlite":
         sql = "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'"
     else:
-        sql = ("SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-               "WHERE NOT t.tgisinternal")
+        sql = (
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal"
+        )
     return {(table, name) for table, name in conn.execute(text(sql))}
 
 
@@ -82,9 +96,15 @@ def alembic(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the ``alembic`` command line of this environment from the repository root."""
     script = Path(sys.executable).with_name("alembic")
     program = [str(script)] if script.exists() else [sys.executable, "-m", "alembic"]
-    return subprocess.run([*program, "-c", str(ALEMBIC_INI.relative_to(REPO)), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-                          env={k: v for k, v in os.environ.items() if k != "MLLEDGER_DB"})
+    return subprocess.run(
+        [*program, "-c", str(ALEMBIC_INI.relative_to(REPO)), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "MLLEDGER_DB"},
+    )
 
 
 def test_a_migrated_database_matches_the_table_definitions(store_url: str) -> None:
@@ -167,7 +187,10 @@ def test_migrations_run_from_the_alembic_command_line(store_url: str) -> None:
         newest = reg.ledger.last_event()
     assert newest is not None
     assert (newest.position, newest.type, newest.entity) == (
-        0, "dataset-version-registered", "dataset:test/cli@1")
+        0,
+        "dataset-version-registered",
+        "dataset:test/cli@1",
+    )
     assert newest.body["digest"] == "sha256:" + "c" * 64
 
 
@@ -182,10 +205,12 @@ def test_the_command_line_refuses_to_downgrade(tmp_path: Path) -> None:
 
 
 def test_the_log_tables_have_append_only_triggers(
-        store_url: str, reg: Registry, ledger: Ledger, last_event: LastEvent) -> None:
+    store_url: str, reg: Registry, ledger: Ledger, last_event: LastEvent
+) -> None:
     """Both log tables carry the refusing triggers, and an UPDATE of either raises."""
-    model = reg.register_model("clf", "1", artifact_uri="file:///clf.pkl",
-                               artifact_digest="sha256:" + "d" * 64)
+    model = reg.register_model(
+        "clf", "1", artifact_uri="file:///clf.pkl", artifact_digest="sha256:" + "d" * 64
+    )
     reg.deploy("api", endpoint="https://api.example", served={model: 100})
     reg.log_predictions("api", records=["r-1"], outputs=[0.5], model=model)
     newest = last_event()
@@ -198,8 +223,10 @@ def test_the_log_tables_have_append_only_triggers(
         rows = {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in LOG_TABLES}
     assert rows == {"events": newest.position + 1, "event_payloads": 1}
 
-    for statement in ("UPDATE events SET actor = 'mallory'",
-                      "UPDATE event_payloads SET position = position + 1"):
+    for statement in (
+        "UPDATE events SET actor = 'mallory'",
+        "UPDATE event_payloads SET position = position + 1",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), ledger.store.engine.begin() as conn:
             conn.execute(text(statement))
     assert last_event() == newest

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI
 
 from registry import tracing
 from registry.api import problems
-from registry.api.routers import audit, events, keys, questions, writes
+from registry.api.routers import audit, events, keys, openlineage, questions, writes
 from registry.ledger import Ledger
 
 API_VERSION = "1"
@@ -22,16 +22,18 @@ API_VERSION = "1"
 
 def create_app(db: str | None = None, *, ledger: Ledger | None = None) -> FastAPI:
     """The FastAPI app on the store at ``db`` (``MLLEDGER_DB`` or the default file), or
-    on ``ledger`` when given (the caller then owns it)."""
+    on ``ledger`` when given (the caller then owns it). The store is opened when the
+    app starts, not when it is built (building it for its OpenAPI spec opens nothing)."""
     tracing.configure()
-    own = ledger is None
-    the_ledger = ledger if ledger is not None else Ledger.open(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if own:
-            the_ledger.close()
+        app.state.ledger = ledger if ledger is not None else Ledger.open(db)
+        try:
+            yield
+        finally:
+            if ledger is None:
+                app.state.ledger.close()
 
     app = FastAPI(
         title="mlledger",
@@ -44,7 +46,6 @@ def create_app(db: str | None = None, *, ledger: Ledger | None = None) -> FastAP
         ),
         lifespan=lifespan,
     )
-    app.state.ledger = the_ledger
     problems.install(app)
     api = APIRouter(prefix="/api/v1")
 
@@ -53,7 +54,7 @@ def create_app(db: str | None = None, *, ledger: Ledger | None = None) -> FastAP
         """Liveness: answers without a key."""
         return {"status": "ok"}
 
-    for module in (events, writes, questions, audit, keys):
+    for module in (events, writes, questions, audit, keys, openlineage):
         api.include_router(module.router)
     app.include_router(api)
     app.add_middleware(tracing.TraceMiddleware)

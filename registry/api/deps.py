@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from registry import auth
@@ -61,40 +61,68 @@ def _resource(request: Request) -> str:
     return request.url.path + ("?" + query if query else "")
 
 
-def allow(permission: str, action: str) -> Any:
-    """A dependency admitting keys whose role has ``permission`` on the request's project
-    (the ``{project}`` path parameter, else the key's own project)."""
+ProjectPath = Annotated[str, Path(description="Project name.", min_length=1, max_length=128)]
+
+
+def _admit(
+    request: Request,
+    ledger: Ledger,
+    credentials: HTTPAuthorizationCredentials | None,
+    project: str | None,
+    permission: str,
+    action: str,
+) -> Principal:
+    token = credentials.credentials if credentials is not None else None
+    key = auth.verify_token(ledger.store, token) if token else None
+    project = project or (key.project if key else None)
+    decision = auth.decide(
+        key, project=project or "", permission=permission, had_token=token is not None
+    )
+    auth.record_access(
+        ledger.store,
+        [
+            auth.AccessEntry(
+                actor=key.key_id if key is not None else "anonymous",
+                project=project,
+                action=action,
+                resource=_resource(request),
+                source=_source(request),
+                outcome="allow" if decision.allowed else "deny",
+                status=decision.status,
+                reason=decision.reason,
+                trace_id=current_trace_id(),
+            )
+        ],
+    )
+    if not decision.allowed or key is None or project is None:
+        raise Problem("unauthenticated" if decision.status == 401 else "forbidden", decision.reason)
+    return Principal(key, project)
+
+
+def _check(permission: str) -> None:
     if permission not in auth.PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
-    def gate(request: Request, ledger: LedgerDep, credentials: Credentials) -> Principal:
-        token = credentials.credentials if credentials is not None else None
-        key = auth.verify_token(ledger.store, token) if token else None
-        project = request.path_params.get("project") or (key.project if key else None)
-        decision = auth.decide(
-            key, project=project or "", permission=permission, had_token=token is not None
-        )
-        auth.record_access(
-            ledger.store,
-            [
-                auth.AccessEntry(
-                    actor=key.key_id if key is not None else "anonymous",
-                    project=project,
-                    action=action,
-                    resource=_resource(request),
-                    source=_source(request),
-                    outcome="allow" if decision.allowed else "deny",
-                    status=decision.status,
-                    reason=decision.reason,
-                    trace_id=current_trace_id(),
-                )
-            ],
-        )
-        if not decision.allowed or key is None or project is None:
-            raise Problem(
-                "unauthenticated" if decision.status == 401 else "forbidden", decision.reason
-            )
-        return Principal(key, project)
 
-    gate.__name__ = f"allow_{permission}"
+def allow(permission: str, action: str) -> Any:
+    """A dependency admitting keys whose role has ``permission`` on the ``{project}`` of
+    the request's path."""
+    _check(permission)
+
+    def gate(
+        request: Request, ledger: LedgerDep, credentials: Credentials, project: ProjectPath
+    ) -> Principal:
+        return _admit(request, ledger, credentials, project, permission, action)
+
+    return Depends(gate)
+
+
+def allow_own(permission: str, action: str) -> Any:
+    """Like ``allow``, on the key's own project (routes without ``{project}``, such as the
+    OpenLineage endpoint, whose clients know only a URL and a key)."""
+    _check(permission)
+
+    def gate(request: Request, ledger: LedgerDep, credentials: Credentials) -> Principal:
+        return _admit(request, ledger, credentials, None, permission, action)
+
     return Depends(gate)

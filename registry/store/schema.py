@@ -1,10 +1,13 @@
 """Table definitions (SQLModel). Alembic migrations in ``migrations/`` own the
 real schema; a test checks these definitions and the migrations agree.
 
-Three groups:
+Four groups:
 - the log (``events``): append-only, refused UPDATE and DELETE by triggers;
 - the vault (``project_secrets``, ``subject_keys``, ``vault_entries``): keys and
   encrypted personal data, the only place rows may be deleted (erasure);
+- access (``api_keys``, ``access_trail``): who may ask what, and who asked what.
+  Not derived from the log, so never dropped by a rebuild; the trail is
+  append-only like the log;
 - projections: everything else, a deterministic function of the log, dropped
   and replayed by ``mlledger rebuild``.
 """
@@ -84,6 +87,44 @@ class VaultEntry(SQLModel, table=True):
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: str = Field(sa_column=Column(String(27), nullable=False))
+
+
+# --- access -------------------------------------------------------------------------
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: its project and role, and the SHA-256 of its secret (never the secret)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_project", "project"),)
+    key_id: str = Field(sa_column=Column(String(16), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    role: str = Field(sa_column=Column(String(16), nullable=False))
+    name: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+    created_by: str = Field(sa_column=Column(String(300), nullable=False))
+    revoked_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
+    revoked_by: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+
+
+class AccessTrailRow(SQLModel, table=True):
+    """One access decision; append-only, refused UPDATE and DELETE by triggers."""
+
+    __tablename__ = "access_trail"
+    __table_args__ = (Index("ix_access_trail_project", "project", "seq"),)
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    at: str = Field(sa_column=Column(String(27), nullable=False))
+    actor: str = Field(sa_column=Column(String(300), nullable=False))
+    project: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    action: str = Field(sa_column=Column(String(64), nullable=False))
+    resource: str = Field(sa_column=_text())
+    source: str = Field(sa_column=Column(String(300), nullable=False))
+    outcome: str = Field(sa_column=Column(String(8), nullable=False))
+    status: int = Field(sa_column=Column(Integer, nullable=False))
+    reason: str = Field(sa_column=_text())
+    trace_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 # --- projections ----------------------------------------------------------------------
@@ -287,6 +328,8 @@ PREDICTIONS_PER_EVENT = 1_000_000
 EPOCH_ROWS = 50_000
 LOG_TABLES = ("events", "event_payloads")
 VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries")
+# Not projections: a rebuild must leave them alone.
+ACCESS_TABLES = ("api_keys", "access_trail")
 # Projection tables with the columns that order their rows for a digest.
 PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "cat_datasets": ("id",),

@@ -4,6 +4,7 @@ models and deployments emitted as OpenLineage events."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import StreamingResponse
 
 from lineage import openlineage
-from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.deps import LedgerDep, Principal, allow, allow_own
 from registry.api.schemas import Positions
 
 router = APIRouter(tags=["openlineage"])
@@ -25,7 +26,7 @@ def ingest(
         Body(description="A RunEvent, DatasetEvent or JobEvent (OpenLineage 2-0-x)."),
     ],
     ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "openlineage.ingest")],
+    who: Annotated[Principal, allow_own("write", "openlineage.ingest")],
 ) -> Positions:
     """Record an OpenLineage event in the key's project. Sending it again is harmless."""
     openlineage.validate(event)
@@ -36,7 +37,7 @@ def ingest(
 @router.get("/lineage", response_model=dict[str, Any])
 def marquez_lineage(
     ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "openlineage.lineage")],
+    who: Annotated[Principal, allow_own("read", "openlineage.lineage")],
     node_id: Annotated[
         str,
         Query(
@@ -65,8 +66,15 @@ def emit(
     """The project's runs, models and deployments as OpenLineage RunEvents, one JSON
     document per line."""
 
+    documents = openlineage.emit(ledger, who.project, since=since)
+    # The first document is made before the answer starts, so an error there is still
+    # answered with problem details instead of a cut stream.
+    first = next(documents, None)
+
     def lines() -> Iterator[bytes]:
-        for document in openlineage.emit(ledger, who.project, since=since):
+        if first is None:
+            return
+        for document in itertools.chain([first], documents):
             yield json.dumps(document, separators=(",", ":")).encode() + b"\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

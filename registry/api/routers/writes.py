@@ -34,7 +34,7 @@ from registry.errors import LedgerError
 from registry.events import NewEvent, make_event
 from registry.ids import run_id
 from registry.ledger import Ledger
-from registry.sdk import Registry
+from registry.sdk import NodeLike, Registry
 from registry.store.raw import Raw
 
 router = APIRouter(prefix="/projects/{project}", tags=["writes"])
@@ -223,7 +223,9 @@ def deploy(
 ) -> DeploymentPublic:
     """Create or change a deployment: every model version it serves now, with traffic."""
     reg = _registry(ledger, who)
-    served = {reg.backend.resolve_model(who.project, m): t for m, t in data.served.items()}
+    served: dict[NodeLike, float] = {
+        reg.backend.resolve_model(who.project, m): t for m, t in data.served.items()
+    }
     made = reg.deploy(name, endpoint=data.endpoint, served=served, occurred_at=data.occurred_at)
     return DeploymentPublic(
         id=made.id, name=made.name, endpoint=made.endpoint, served=dict(made.served)
