@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -427,6 +428,61 @@ def record_access(store: Store, entries: Sequence[AccessEntry]) -> list[int]:
         return []
     with store.append_transaction() as conn:
         return insert_access(conn, entries)
+
+
+class TrailRecorder:
+    """Group commit for a server's trail entries: concurrent requests share one
+    transaction (one fsync) instead of queueing for the write lock one by one.
+
+    ``record`` returns only once its entry is committed, so an answered request
+    always has its trail entry: the first caller to find no write in progress
+    writes everything pending, the others wait for it.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._cond = threading.Condition()
+        self._pending: list[tuple[int, AccessEntry]] = []
+        self._next_ticket = 0
+        self._done = 0  # tickets below this are settled
+        self._writing = False
+        self._failed: dict[int, BaseException] = {}
+        self._seqs: dict[int, int] = {}
+
+    def record(self, entry: AccessEntry) -> int:
+        """Append one entry (with whatever else is pending); return its sequence number."""
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._pending.append((ticket, entry))
+            while self._done <= ticket and self._writing:
+                self._cond.wait()
+            if self._done > ticket:
+                return self._settled(ticket)
+            self._writing = True
+            batch, self._pending = self._pending, []
+        error: BaseException | None = None
+        seqs: list[int] = []
+        try:
+            seqs = record_access(self.store, [e for _, e in batch])
+        except BaseException as exc:  # every waiter of this batch must hear of it
+            error = exc
+        with self._cond:
+            for index, (t, _) in enumerate(batch):
+                if error is not None:
+                    self._failed[t] = error
+                else:
+                    self._seqs[t] = seqs[index]
+            self._done = batch[-1][0] + 1
+            self._writing = False
+            self._cond.notify_all()
+            return self._settled(ticket)
+
+    def _settled(self, ticket: int) -> int:
+        error = self._failed.pop(ticket, None)
+        if error is not None:
+            raise error
+        return self._seqs.pop(ticket)
 
 
 def read_trail(

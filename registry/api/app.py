@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from registry import tracing
+from registry import auth, tracing
 from registry.api import problems
 from registry.api.routers import audit, events, keys, openlineage, questions, writes
 from registry.ledger import Ledger
@@ -29,6 +29,7 @@ def create_app(db: str | None = None, *, ledger: Ledger | None = None) -> FastAP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ledger = ledger if ledger is not None else Ledger.open(db)
+        app.state.trail = auth.TrailRecorder(app.state.ledger.store)
         try:
             yield
         finally:

@@ -78,21 +78,19 @@ def _admit(
     decision = auth.decide(
         key, project=project or "", permission=permission, had_token=token is not None
     )
-    auth.record_access(
-        ledger.store,
-        [
-            auth.AccessEntry(
-                actor=key.key_id if key is not None else "anonymous",
-                project=project,
-                action=action,
-                resource=_resource(request),
-                source=_source(request),
-                outcome="allow" if decision.allowed else "deny",
-                status=decision.status,
-                reason=decision.reason,
-                trace_id=current_trace_id(),
-            )
-        ],
+    recorder: auth.TrailRecorder = request.app.state.trail
+    recorder.record(
+        auth.AccessEntry(
+            actor=key.key_id if key is not None else "anonymous",
+            project=project,
+            action=action,
+            resource=_resource(request),
+            source=_source(request),
+            outcome="allow" if decision.allowed else "deny",
+            status=decision.status,
+            reason=decision.reason,
+            trace_id=current_trace_id(),
+        )
     )
     if not decision.allowed or key is None or project is None:
         raise Problem("unauthenticated" if decision.status == 401 else "forbidden", decision.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from registry.store.base import Store
 
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KIB = 131_072
+POOL_SIZE = 16
 
 
 class SQLiteStore(Store):
@@ -22,7 +24,14 @@ class SQLiteStore(Store):
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        # A server's worker threads each hold a connection while they work: keep enough
+        # of them open that none is opened (and set up) per request.
+        engine = create_engine(
+            url,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
+        )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -43,11 +52,17 @@ class SQLiteStore(Store):
 
         super().__init__(url, engine)
         self.path = path
+        self._writer = threading.Lock()
 
     @contextmanager
     def append_transaction(self) -> Iterator[Connection]:
-        """``BEGIN IMMEDIATE``: SQLite's one write lock, taken before any read."""
-        with self.engine.connect() as conn:
+        """``BEGIN IMMEDIATE``: SQLite's one write lock, taken before any read.
+
+        Threads of one process queue on a lock of their own first: waiting on
+        SQLite's busy handler instead means sleeping in growing steps (up to 100 ms)
+        while the lock is long free.
+        """
+        with self._writer, self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn

@@ -1,0 +1,260 @@
+"""HTTP benchmarks (part of ``make bench``): ``mlledger serve`` (uvicorn, one worker)
+on SQLite, driven from this process over loopback.
+
+- ``http_queries``: lineage and ``scored`` requests, half each, open loop at a
+  fixed rate (default 200/s for 30 s); latency is measured from each request's
+  scheduled send time, so a stalled server cannot hide its backlog;
+- ``http_openlineage``: RunEvents (START and COMPLETE with inputs and outputs)
+  posted to ``/api/v1/lineage`` by several concurrent clients;
+- ``http_predictions``: ``log_predictions`` through the SDK in HTTP mode, in
+  batches of 20,000.
+
+The client shares the machine's cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from registry.sdk import connect
+from tests.apiserver import ApiServer
+
+PROJECT = "bench"
+
+
+def _latency(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    if not ordered:
+        return {"n": 0}
+    pick = lambda q: ordered[min(len(ordered) - 1, round(q * len(ordered)) - 1)]  # noqa: E731
+    return {
+        "median_ms": round(statistics.median(ordered) * 1e3, 3),
+        "p99_ms": round(pick(0.99) * 1e3, 3),
+        "max_ms": round(ordered[-1] * 1e3, 3),
+        "n": len(ordered),
+    }
+
+
+def populate(db: str, records: int, predictions: int) -> dict[str, Any]:
+    """A ledger to ask about: a chain of datasets, runs, models, a deployment and
+    ``predictions`` predictions over ``records`` records."""
+    keys = [f"rec-{i}" for i in range(records)]
+    nodes: list[str] = []
+    with connect(db, project=PROJECT, actor="bench") as reg:
+        parent = reg.register_dataset(
+            "raw", "1", uri="s3://raw", digest="sha256:00", records=keys,
+            subjects=[f"s-{i % (records // 2)}" for i in range(records)],
+        )  # fmt: skip
+        nodes.append(parent.id)
+        models = []
+        for i in range(50):
+            derived = reg.register_dataset(
+                f"clean-{i}", "1", uri=f"s3://c/{i}", digest=f"sha256:{i:04x}",
+                records=keys[: records // 2], derived_from=[parent],
+            )  # fmt: skip
+            with reg.run(f"train-{i}", inputs=[derived]) as run:
+                models.append(
+                    run.register_model(
+                        "clf", artifact_uri=f"s3://m/{i}", artifact_digest="sha256:m"
+                    )
+                )
+            nodes += [derived.id, run.id, models[-1].id]
+        api = reg.deploy("api", endpoint="https://api", served={models[-1]: 100})
+        rng = random.Random(1)
+        for start in range(0, predictions, 20_000):
+            n = min(20_000, predictions - start)
+            reg.log_predictions(
+                api, model=models[-1], records=[rng.choice(keys) for _ in range(n)],
+                outputs=[rng.random() for _ in range(n)],
+            )  # fmt: skip
+    return {"keys": keys, "nodes": nodes}
+
+
+async def _open_loop(
+    server: ApiServer, token: str, world: dict[str, Any], rate: float, seconds: float
+) -> dict[str, Any]:
+    rng = random.Random(2)
+    latencies: dict[str, list[float]] = {"lineage": [], "scored": []}
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    base = f"{server.url}/api/v1/projects/{PROJECT}/questions"
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30
+    ) as client:
+
+        async def one(kind: str, scheduled: float) -> None:
+            try:
+                if kind == "scored":
+                    r = await client.post(
+                        f"{base}/scored", json={"record": rng.choice(world["keys"])}
+                    )
+                else:
+                    r = await client.get(
+                        f"{base}/lineage", params={"node": rng.choice(world["nodes"]), "depth": 3}
+                    )
+                if r.status_code != 200:
+                    errors.append(f"{kind}: {r.status_code} {r.text[:200]}")
+                    return
+            except httpx.HTTPError as exc:
+                errors.append(f"{kind}: {type(exc).__name__} {exc}")
+                return
+            latencies[kind].append(time.perf_counter() - scheduled)
+
+        tasks = []
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one("scored" if i % 2 else "lineage", scheduled)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return {
+        "rate_per_s": rate,
+        "seconds": round(elapsed, 2),
+        "achieved_per_s": round(total / elapsed, 1),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "lineage": _latency(latencies["lineage"]),
+        "scored": _latency(latencies["scored"]),
+        "all": _latency(latencies["lineage"] + latencies["scored"]),
+    }
+
+
+def openlineage_events(runs: int) -> list[dict[str, Any]]:
+    """START and COMPLETE for ``runs`` runs, each reading one table and writing another."""
+    events = []
+    for i in range(runs):
+        run = {"runId": str(uuid.uuid4())}
+        job = {"namespace": "airflow", "name": f"dag.task_{i % 100}"}
+        common = {
+            "run": run,
+            "job": job,
+            "producer": "https://github.com/OpenLineage/OpenLineage/tree/1.0.0/client/python",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "inputs": [{"namespace": "postgres://db:5432", "name": f"public.src_{i % 50}"}],
+            "outputs": [{"namespace": "postgres://db:5432", "name": f"public.dst_{i}"}],
+        }
+        events.append({**common, "eventType": "START", "eventTime": "2026-11-01T10:00:00Z"})
+        events.append({**common, "eventType": "COMPLETE", "eventTime": "2026-11-01T10:05:00Z"})
+    return events
+
+
+async def _post_all(
+    server: ApiServer, token: str, documents: list[dict[str, Any]], concurrency: int
+) -> dict[str, Any]:
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=60
+    ) as client:
+
+        async def worker(ordered: list[dict[str, Any]]) -> None:
+            for document in ordered:
+                r = await client.post(f"{server.url}/api/v1/lineage", json=document)
+                if r.status_code != 201:
+                    errors.append(f"{r.status_code} {r.text[:200]}")
+
+        # A run's START goes before its COMPLETE: each worker takes whole runs.
+        pairs = [documents[i : i + 2] for i in range(0, len(documents), 2)]
+        shares: list[list[dict[str, Any]]] = [[] for _ in range(concurrency)]
+        for i, pair in enumerate(pairs):
+            shares[i % concurrency].extend(pair)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(share) for share in shares))
+        elapsed = time.perf_counter() - start
+    return {
+        "events": len(documents),
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(len(documents) / elapsed, 1),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+    }
+
+
+def bench_http(work: Path, scale: float, rate: float = 200, seconds: float = 30) -> dict[str, Any]:
+    path = work / "http"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["MLLEDGER_KEY_FILE"] = str(path / "master.key")
+    db = f"sqlite:///{path}/ledger.db"
+    world = populate(db, records=int(100_000 * scale), predictions=int(1_000_000 * scale))
+    server = ApiServer(path, db=db)
+    server.start()
+    results: dict[str, Any] = {}
+    try:
+        viewer = server.key(PROJECT, "viewer")
+        writer = server.key(PROJECT, "writer")
+        results["http_queries"] = asyncio.run(
+            _open_loop(server, viewer, world, rate, seconds * max(scale, 0.1))
+        )
+        documents = openlineage_events(int(2_500 * scale) or 10)
+        results["http_openlineage"] = asyncio.run(_post_all(server, writer, documents, 8))
+        rng = random.Random(3)
+        n = int(500_000 * scale) or 20_000
+        keys = [rng.choice(world["keys"]) for _ in range(n)]
+        outputs = [rng.random() for _ in range(n)]
+        with connect(server.url, project=PROJECT, actor="bench", api_key=writer) as reg:
+            started = time.perf_counter()
+            for begin in range(0, n, 20_000):
+                reg.log_predictions(
+                    "api",
+                    model=world["nodes"][-1],
+                    records=keys[begin : begin + 20_000],
+                    outputs=outputs[begin : begin + 20_000],
+                )
+            elapsed = time.perf_counter() - started
+        results["http_predictions"] = {
+            "predictions": n,
+            "batch": 20_000,
+            "seconds": round(elapsed, 2),
+            "predictions_per_s": round(n / elapsed),
+        }
+    finally:
+        server.stop()
+    return results
+
+
+def targets(results: dict[str, Any]) -> dict[str, bool]:
+    q = results["http_queries"]
+    return {
+        "http_lineage_p99_ms<=20": q["lineage"]["p99_ms"] <= 20,
+        "http_scored_p99_ms<=20": q["scored"]["p99_ms"] <= 20,
+        "http_queries_zero_errors": q["errors"] == 0,
+        "http_openlineage_events_per_s>=1000": results["http_openlineage"]["events_per_s"] >= 1000,
+        "http_predictions_per_s>=50000": results["http_predictions"]["predictions_per_s"] >= 50_000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=".mlledger/bench-http.json")
+    parser.add_argument("--work", default=".mlledger/bench")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    results = bench_http(Path(args.work), args.scale, args.rate, args.seconds)
+    results["targets_met"] = targets(results)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
