@@ -173,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # "keys create", not just "keys", in error lines.
     name = " ".join(filter(None, (args.command, getattr(args, "keys_command", None))))
     try:
+        from registry import tracing
+
+        tracing.configure()  # OTEL_* variables trace CLI commands too
         return COMMANDS[args.command](args)
     except LedgerError as exc:
         print(f"mlledger {name}: error: {exc}", file=sys.stderr)

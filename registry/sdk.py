@@ -185,9 +185,7 @@ class Registry:
     """A connection to the ledger for one project and actor."""
 
     def __init__(self, backend: Backend | Ledger, project: str, actor: str):
-        self.backend: Backend = (
-            LocalBackend(backend) if isinstance(backend, Ledger) else backend
-        )
+        self.backend: Backend = LocalBackend(backend) if isinstance(backend, Ledger) else backend
         self.project = check_name(project, "project")
         self.actor = actor
         self._pending: list[Item] = []
@@ -506,9 +504,7 @@ class Registry:
         )[0]
 
     def _pending_model(self, node: str) -> bool:
-        return any(
-            e.entity == node and e.type == "model-version-registered" for e in self._pending
-        )
+        return any(e.entity == node and e.type == "model-version-registered" for e in self._pending)
 
     # --- deployments --------------------------------------------------------------------------
 
@@ -660,7 +656,7 @@ class Registry:
 
     def _ask(self, question: str, **params: Any) -> dict[str, Any]:
         self.flush()
-        with span(f"sdk.{question}", project=self.project):
+        with span(f"sdk.{question}", **{"mlledger.project": self.project}):
             return self.backend.ask(self.project, question, **params)
 
     def scored(self, record: str | int) -> dict[str, Any]:

@@ -175,3 +175,28 @@ def test_http_mode_needs_a_valid_key_with_the_right_role(api_server: ApiServer) 
     other = registry.connect(api_server.url, project="q", api_key=api_server.key("p", "admin"))
     with pytest.raises(Forbidden, match="is for project 'p', not 'q'"):
         other.history("api")
+
+
+def test_a_jobs_span_and_the_events_it_sends_share_a_trace(
+    api_server: ApiServer, server_ledger: Ledger
+) -> None:
+    """The SDK sends traceparent: events appended over HTTP carry the job's trace id."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from registry import tracing
+
+    previous = tracing.use_provider(TracerProvider())
+    try:
+        with remote(api_server, "traced") as reg, tracing.span("training-job") as job:
+            trace_id = format(job.get_span_context().trace_id, "032x")
+            made = reg.register_dataset("d", "1", uri="s3://d", digest="sha256:1", records=["a"])
+    finally:
+        tracing.use_provider(previous)
+    stored = [e for e in server_ledger.tail() if e.entity == made.id]
+    assert [e.type for e in stored] == ["dataset-version-registered", "dataset-records-added"]
+    assert {e.trace_id for e in stored} == {trace_id}
+    # The request itself joined the trace (traceparent): its access-trail entry says so.
+    from registry import auth
+
+    trail = auth.read_trail(server_ledger.store, project="traced")
+    assert [e["trace_id"] for e in trail if e["action"] == "events.append"] == [trace_id]
