@@ -34,6 +34,7 @@ bench: $(STAMP) $(PEER)/.installed
 	mkdir -p .mlledger
 	$(PEER)/bin/python tests/bench/mlflow_peer.py --runs 200 --out .mlledger/bench-mlflow.json --workdir .mlledger/bench-mlflow
 	$(PY) -m tests.bench.run --out .mlledger/bench.json --peer .mlledger/bench-mlflow.json
+	$(PY) -m tests.bench.http --out .mlledger/bench-http.json
 
 clean:
 	rm -rf $(VENV) .mlledger .pytest_cache .ruff_cache .mypy_cache

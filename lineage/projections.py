@@ -22,6 +22,7 @@ from registry.ids import NodeId
 from registry.payloads import decode_predictions
 from registry.store.raw import Raw, placeholders
 from registry.store.schema import EPOCH_ROWS, PREDICTIONS_PER_EVENT, PROJECTION_TABLES, T
+from registry.tracing import span
 
 CHUNK = 500
 Handler = Callable[["Batch", StoredEvent], None]
@@ -578,7 +579,11 @@ class ProjectionRunner:
         for projection in self.projections:
             todo = [e for e in events if e.position > positions[projection.name]]
             if todo:
-                projection.apply(conn, todo)
+                with span(
+                    "projection.apply",
+                    **{"mlledger.projection": projection.name, "mlledger.events": len(todo)},
+                ):
+                    projection.apply(conn, todo)
                 moved[projection.name] = todo[-1].position
         raw.many(
             "UPDATE projection_tracking SET position = ? WHERE name = ?",
@@ -598,13 +603,15 @@ class ProjectionRunner:
             positions = self.positions(conn)
         start = min(positions.values()) + 1
         read = 0
-        while start <= head:
-            events = Store.select_events(conn, start, limit=BATCH, stop=head + 1)
-            if not events:
-                break
-            positions = self.apply(conn, events, positions)
-            read += len(events)
-            start = events[-1].position + 1
+        with span("projection.catch_up", **{"mlledger.from_position": start}) as current:
+            while start <= head:
+                events = Store.select_events(conn, start, limit=BATCH, stop=head + 1)
+                if not events:
+                    break
+                positions = self.apply(conn, events, positions)
+                read += len(events)
+                start = events[-1].position + 1
+            current.set_attribute("mlledger.events", read)
         return read
 
     def reset(self, conn: Connection) -> None:
@@ -620,18 +627,20 @@ class ProjectionRunner:
         Secondary indexes are dropped during the replay and built again after
         it: one sort is much cheaper than a million random index inserts.
         """
-        self.reset(conn)
-        indexes = [
-            index
-            for projection in self.projections
-            for name in projection.tables
-            for index in T[name].indexes
-        ]
-        for index in indexes:
-            index.drop(conn)
-        replayed = self.catch_up(conn, head)
-        for index in indexes:
-            index.create(conn)
+        with span("projection.rebuild", **{"mlledger.head": head}) as current:
+            self.reset(conn)
+            indexes = [
+                index
+                for projection in self.projections
+                for name in projection.tables
+                for index in T[name].indexes
+            ]
+            for index in indexes:
+                index.drop(conn)
+            replayed = self.catch_up(conn, head)
+            for index in indexes:
+                index.create(conn)
+            current.set_attribute("mlledger.events", replayed)
         return replayed
 
 

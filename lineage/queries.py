@@ -2,7 +2,9 @@
 
 Each function takes the ledger and returns plain, JSON-ready dictionaries.
 Record keys and subject ids come in as the user knows them and are turned into
-pseudonyms before any lookup; they never leave this module in an answer.
+pseudonyms before any lookup; they never leave this module in an answer. Each
+question runs in a span ``query.<name>`` whose attributes are node ids and
+pseudonyms, never a record key or subject id.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from registry.ids import NodeId, kind_of, record_id, subject_id
 from registry.store.raw import Raw, placeholders
 from registry.store.schema import T
 from registry.timeutil import to_timestamp
+from registry.tracing import annotate, traced
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
@@ -95,9 +98,11 @@ def _epochs(conn: Connection) -> list[int]:
 # 1. scored ------------------------------------------------------------------------------
 
 
+@traced("query.scored", "project")
 def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any]:
     """Every time record R was scored: model version, deployment, when, output."""
     pseudonym = ledger.pseudonymizer(project).record(record_key)
+    annotate(**{"mlledger.record": record_id(project, pseudonym)})
     idx = T["prediction_index"]
     with ledger.store.read() as conn:
         rows = conn.execute(
@@ -146,6 +151,7 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
 # 2. trained-on ------------------------------------------------------------------------------
 
 
+@traced("query.trained_on", "model")
 def trained_on(ledger: Ledger, model: str) -> dict[str, Any]:
     """Dataset versions that trained ``model``, transitively, with record counts."""
     with ledger.store.read() as conn:
@@ -210,6 +216,7 @@ def _dataset_details(conn: Connection, datasets: list[str]) -> dict[str, tuple[A
 # 3. downstream ------------------------------------------------------------------------------
 
 
+@traced("query.downstream", "dataset")
 def downstream(ledger: Ledger, dataset: str) -> dict[str, Any]:
     """Everything downstream of a dataset version, with prediction counts."""
     with ledger.store.read() as conn:
@@ -262,6 +269,7 @@ def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> dic
 # 4. lineage ---------------------------------------------------------------------------------
 
 
+@traced("query.lineage", "node", "direction", "depth")
 def lineage(
     ledger: Ledger, node: str, *, direction: Direction = "both", depth: int = 3, when: Any = None
 ) -> dict[str, Any]:
@@ -330,10 +338,12 @@ def lineage(
 # 5. subject footprint ------------------------------------------------------------------------
 
 
+@traced("query.footprint", "project")
 def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any]:
     """Every record, dataset version, run, model version, deployment and prediction
     linked to data subject S."""
     pseudonym = ledger.pseudonymizer(project).subject(subject)
+    annotate(**{"mlledger.subject": subject_id(project, pseudonym)})
     members, idx = T["record_index"], T["prediction_index"]
     with ledger.store.read() as conn:
         memberships = conn.execute(
@@ -395,6 +405,7 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
 # 6. deployment history --------------------------------------------------------------------------
 
 
+@traced("query.history", "deployment")
 def history(ledger: Ledger, deployment: str) -> dict[str, Any]:
     """Which model versions a deployment served, with traffic, from when to when."""
     deps, hist = T["cat_deployments"], T["deployment_history"]
@@ -440,6 +451,7 @@ def history(ledger: Ledger, deployment: str) -> dict[str, Any]:
 # Alias history ---------------------------------------------------------------------------------
 
 
+@traced("query.aliases", "project", "name")
 def aliases(ledger: Ledger, project: str, name: str) -> dict[str, Any]:
     """Where each alias (stage) of model ``name`` pointed, from when to when, and who moved it."""
     with ledger.store.read() as conn:

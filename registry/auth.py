@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 import re
 import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any

@@ -41,6 +41,7 @@ _PLACEHOLDER: dict[str, NodeId] = {
     "deployment": NodeId("deployment", "<project>", "<name>"),
     "record": NodeId("record", "<project>", "<pseudonym>"),
     "subject": NodeId("subject", "<project>", "<pseudonym>"),
+    "job": NodeId("job", "<project>", "<name>"),
 }
 
 

@@ -8,6 +8,7 @@ Formats::
     deployment:<project>/<name>
     record:<project>/<pseudonym>
     subject:<project>/<pseudonym>
+    job:<project>/<name>
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import uuid6
 
 from registry.errors import InvalidNodeId
 
-Kind = Literal["dataset", "model", "run", "deployment", "record", "subject"]
-KINDS: tuple[Kind, ...] = ("dataset", "model", "run", "deployment", "record", "subject")
+Kind = Literal["dataset", "model", "run", "deployment", "record", "subject", "job"]
+KINDS: tuple[Kind, ...] = ("dataset", "model", "run", "deployment", "record", "subject", "job")
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}"
 _NAME_RE = re.compile(rf"^{_NAME}$")
@@ -77,7 +78,7 @@ class NodeId:
                     f"{kind} id {text!r}: expected '{kind}:<project>/<name>@<version>'"
                 )
             return cls(kind, m["project"], m["name"], m["version"])  # type: ignore[arg-type]
-        if kind in ("deployment", "record", "subject"):
+        if kind in ("deployment", "record", "subject", "job"):
             m = _NAMED_RE.match(rest)
             if not m:
                 raise InvalidNodeId(f"{kind} id {text!r}: expected '{kind}:<project>/<name>'")
@@ -123,6 +124,11 @@ def deployment_id(project: str, name: str) -> str:
     return str(
         NodeId("deployment", check_name(project, "project"), check_name(name, "deployment name"))
     )
+
+
+def job_id(project: str, name: str) -> str:
+    """Node id of a job known only from static metadata (an OpenLineage JobEvent)."""
+    return str(NodeId("job", check_name(project, "project"), check_name(name, "job name")))
 
 
 def record_id(project: str, pseudonym: str) -> str:

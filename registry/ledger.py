@@ -3,9 +3,10 @@
 An append is one transaction holding the append lock: it skips events whose
 ``event_id`` is already in the log (idempotency), checks every new event
 against the projections and the events before it in the batch, assigns
-gap-free positions, stores each event with its RFC 6962 leaf hash, brings
-every projection up to date and records their tracking positions, then
-commits. Any failure rolls the whole batch back: nothing is half-written.
+gap-free positions, stores each event (stamped with the caller's trace id) with
+its RFC 6962 leaf hash, brings every projection up to date and records their
+tracking positions, then commits. Any failure rolls the whole batch back:
+nothing is half-written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Span
 from sqlalchemy import Connection
 
 from registry.canonical import canonical_text, leaf_hash, loads
@@ -23,6 +25,7 @@ from registry.ids import NodeId, dataset_id, model_id
 from registry.store import Store, open_store
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
+from registry.tracing import current_trace_id, span
 from registry.vault import KeyRing, Pseudonymizer, Vault
 
 CHUNK = 500
@@ -59,16 +62,36 @@ class Ledger:
         An event whose ``event_id`` is already in the log is not written again:
         its original position is returned. ``before_commit`` runs inside the
         transaction, for writes that must stand or fall with the events (vault).
+        An event without a ``trace_id`` gets the trace id of the caller's current
+        span, if any (``registry.tracing``), before it is hashed.
         """
+        # The trace of the caller (a request, a job's span), taken before our own span.
+        trace_id = current_trace_id()
+        with span("ledger.append", **{"mlledger.events": len(events)}) as current:
+            return self._append(events, trace_id, before_commit, current)
+
+    def _append(
+        self,
+        events: Sequence[NewEvent],
+        trace_id: str | None,
+        before_commit: Callable[[Connection], None] | None,
+        current: Span,
+    ) -> list[int]:
         checked = []
         for index, event in enumerate(events):
             problem = validate_new(event)
             if problem is not None:
                 raise EventRejected(index, event.event_id, event.type, *problem)
-            checked.append(normalised(event))
+            event = normalised(event)
+            if trace_id is not None and event.trace_id is None:
+                # Stamped before hashing: the leaf hash covers it.
+                event = event.model_copy(update={"trace_id": trace_id})
+            checked.append(event)
         events = checked
         if not events:
             return []
+        if current.is_recording():
+            current.set_attribute("mlledger.projects", sorted({e.project for e in events}))
         with self.store.append_transaction() as conn:
             raw = Raw(conn)
             head = raw.scalar("SELECT MAX(position) FROM events")
@@ -89,6 +112,9 @@ class Ledger:
                 positions.append(next_position)
                 fresh.append((index, event))
                 next_position += 1
+            if current.is_recording():
+                current.set_attribute("mlledger.first_position", head + 1)
+                current.set_attribute("mlledger.appended", len(fresh))
             checker = Checker(raw)
             for index, event in fresh:
                 checker.check(index, event)

@@ -2,7 +2,8 @@
 
 Routers stay thin: they parse, call the SDK's backend or the ledger, and
 answer; errors become RFC 9457 problem details (``registry.api.problems``).
-Every route but ``/api/v1/health`` needs an API key (``registry.auth``).
+Every route but ``/api/v1/health`` and the OpenAPI document (``/openapi.json``,
+``/docs``, ``/redoc``) needs an API key (``registry.auth``).
 """
 
 from __future__ import annotations

@@ -252,12 +252,21 @@ def log_predictions(
     who: Annotated[Principal, allow("write", "predictions.log")],
 ) -> Positions:
     """Log a batch of predictions (raw record keys, pseudonymised here)."""
-    positions = _registry(ledger, who).log_predictions(
+    reg = _registry(ledger, who)
+    resolved: dict[str, str] = {}
+
+    def model_id(text: str) -> str:
+        # name@version and name@alias work here as they do for deployments.
+        if text not in resolved:
+            resolved[text] = reg.backend.resolve_model(who.project, text)
+        return resolved[text]
+
+    positions = reg.log_predictions(
         name,
         records=data.records,
         outputs=data.outputs,
-        model=data.model,
-        models=data.models,
+        model=None if data.model is None else model_id(data.model),
+        models=None if data.models is None else [model_id(m) for m in data.models],
         at=data.at,
         trace_ids=data.trace_ids,
     )
