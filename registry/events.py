@@ -410,40 +410,35 @@ class OpenLineageJob(BaseModel):
     facets: dict[str, Any] = Field(default_factory=dict, description="Job facets, as sent.")
 
 
-class OpenLineageInput(BaseModel):
-    """An input dataset of an OpenLineage event, as sent, and the dataset version it maps to."""
+class _OpenLineageDataset(BaseModel):
+    """Fields common to the inputs and outputs of an OpenLineage event."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     namespace: str = Field(description="OpenLineage dataset namespace (the data source).")
     name: str = Field(description="OpenLineage dataset name, unique within its namespace.")
     facets: dict[str, Any] = Field(default_factory=dict, description="Dataset facets, as sent.")
+    dataset: str = Field(description="Dataset version id it maps to in this ledger.")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        return _check_dataset(value)
+
+
+class OpenLineageInput(_OpenLineageDataset):
+    """An input dataset of an OpenLineage event, as sent, and the dataset version it maps to."""
+
     input_facets: dict[str, Any] = Field(
         default_factory=dict, description="The dataset's inputFacets, as sent."
     )
-    dataset: str = Field(description="Dataset version id it maps to in this ledger.")
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, value: str) -> str:
-        return _check_dataset(value)
 
 
-class OpenLineageOutput(BaseModel):
+class OpenLineageOutput(_OpenLineageDataset):
     """An output dataset of an OpenLineage event, as sent, and the dataset version it maps to."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    namespace: str = Field(description="OpenLineage dataset namespace (the data source).")
-    name: str = Field(description="OpenLineage dataset name, unique within its namespace.")
-    facets: dict[str, Any] = Field(default_factory=dict, description="Dataset facets, as sent.")
     output_facets: dict[str, Any] = Field(
         default_factory=dict, description="The dataset's outputFacets, as sent."
     )
-    dataset: str = Field(description="Dataset version id it maps to in this ledger.")
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, value: str) -> str:
-        return _check_dataset(value)
 
 
 _REDACTED = "JSON paths (dotted, from the event's root) of fields removed before storage."
