@@ -540,11 +540,27 @@ class LineageEdges(Projection):
         self._serving(batch, e, set())
 
 
+class MerkleTree(Projection):
+    """The events' Merkle tree: every perfect subtree's hash (``audit.tree``)."""
+
+    name = "merkle"
+    tables = ("merkle_nodes",)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {}
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        from audit.tree import EVENTS, StoredTree
+
+        StoredTree(conn, EVENTS).append(events[0].position, [e.leaf_hash for e in events])
+
+
 PROJECTIONS: tuple[Projection, ...] = (
     Catalogue(),
     RecordIndex(),
     PredictionIndex(),
     LineageEdges(),
+    MerkleTree(),
 )
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from audit.tree import TRAIL, StoredTree
 from registry.canonical import canonical_text, leaf_hash
 from registry.errors import LedgerError, NotFound
 from registry.ids import check_name
@@ -418,6 +419,8 @@ def insert_access(conn: Connection, entries: Sequence[AccessEntry]) -> list[int]
         fields = _trail_fields(first + offset, entry)
         rows.append([*(fields[name] for name in TRAIL_FIELDS), trail_leaf_hash(fields)])
     raw.many(_INSERT_TRAIL, rows)
+    # The trail's own Merkle tree grows in the same transaction.
+    StoredTree(conn, TRAIL).append(first, [row[-1] for row in rows])
     return [first + offset for offset in range(len(rows))]
 
 

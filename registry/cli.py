@@ -3,8 +3,9 @@
 Every command takes ``--db`` (default ``MLLEDGER_DB`` or ``./.mlledger/ledger.db``)
 and ``--project`` (for ``keys`` and ``access-trail``, a filter or the key's project,
 never a default); commands that print data take ``--json``. Errors print one
-line naming what was wrong and exit with status 2 (bad input, unknown node) or
-1 (the database could not be used); never a traceback.
+line naming what was wrong and exit with status 2 (bad input, unknown node),
+1 (the database could not be used) or 3 (``audit``: the log, a checkpoint or a
+proof is not as signed); never a traceback.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from audit import cli as audit_cli
 from registry import auth
-from registry.errors import LedgerError
+from registry.errors import IntegrityViolation, LedgerError
 
 if TYPE_CHECKING:
     from registry.sdk import Registry
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("openapi", help="print the API's OpenAPI document (JSON)")
+    audit_cli.add_parser(sub)
     return parser
 
 
@@ -171,12 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     # "keys create", not just "keys", in error lines.
-    name = " ".join(filter(None, (args.command, getattr(args, "keys_command", None))))
+    subcommand = getattr(args, "keys_command", None) or getattr(args, "audit_command", None)
+    name = " ".join(filter(None, (args.command, subcommand)))
     try:
         from registry import tracing
 
         tracing.configure()  # OTEL_* variables trace CLI commands too
         return COMMANDS[args.command](args)
+    except IntegrityViolation as exc:
+        print(f"mlledger {name}: integrity: {exc}", file=sys.stderr)
+        return audit_cli.EXIT_INVALID
     except LedgerError as exc:
         print(f"mlledger {name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -502,6 +509,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "access-trail": cmd_access_trail,
     "serve": cmd_serve,
     "openapi": cmd_openapi,
+    "audit": audit_cli.run,
 }
 
 if __name__ == "__main__":

@@ -48,3 +48,8 @@ class Unauthenticated(LedgerError, PermissionError):
 
 class Forbidden(LedgerError, PermissionError):
     """A server refused the request: the key's project or role does not allow it (403)."""
+
+
+class IntegrityViolation(LedgerError):
+    """Stored data disagrees with its hashes, tree or signed checkpoints: something was
+    changed outside the ledger. Nothing is signed over it."""

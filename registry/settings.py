@@ -15,7 +15,9 @@ DEFAULT_DB = "sqlite:///.mlledger/ledger.db"
 
 class Settings(BaseSettings):
     """``MLLEDGER_DB``, ``MLLEDGER_PROJECT``, ``MLLEDGER_ACTOR``, ``MLLEDGER_MASTER_KEY``,
-    ``MLLEDGER_KEY_FILE``, ``MLLEDGER_API_KEY``."""
+    ``MLLEDGER_KEY_FILE``, ``MLLEDGER_API_KEY``, ``MLLEDGER_SIGNING_KEY`` (the checkpoint
+    signing key's file), ``MLLEDGER_CHECKPOINT_EVERY`` (events) and
+    ``MLLEDGER_CHECKPOINT_SECONDS`` (a server's automatic checkpoints)."""
 
     model_config = SettingsConfigDict(env_prefix="MLLEDGER_", extra="ignore")
 
@@ -25,6 +27,9 @@ class Settings(BaseSettings):
     master_key: str | None = None
     key_file: str | None = None
     api_key: str | None = None
+    signing_key: str | None = None
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 60.0
 
 
 def normalise_url(url: str | None) -> str:
@@ -70,3 +75,14 @@ def default_key_file(url: str) -> Path:
     if url.startswith("sqlite:///"):
         return Path(url[len("sqlite:///") :]).parent / "master.key"
     return Path(".mlledger") / "master.key"
+
+
+def default_signing_key_file(url: str) -> Path:
+    """Where the checkpoint signing key lives when ``MLLEDGER_SIGNING_KEY`` is not set:
+    beside the database file for SQLite, ``./.mlledger/signing.key`` otherwise."""
+    configured = Settings().signing_key
+    if configured:
+        return Path(configured)
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :]).parent / "signing.key"
+    return Path(".mlledger") / "signing.key"

@@ -28,7 +28,21 @@ CLEARED_ENV = (
     "MLLEDGER_PROJECT",
     "MLLEDGER_ACTOR",
     "MLLEDGER_API_KEY",
+    "MLLEDGER_CHECKPOINT_EVERY",
+    "MLLEDGER_CHECKPOINT_SECONDS",
 )
+#: Kills in the crash test by default; `--crash-kills N` (CI runs 200) for the long run.
+DEFAULT_CRASH_KILLS = 24
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--crash-kills",
+        type=int,
+        default=DEFAULT_CRASH_KILLS,
+        help="writer processes the crash test kills with SIGKILL, per backend "
+        f"(default {DEFAULT_CRASH_KILLS}; CI's long run: 200)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +59,11 @@ def pg_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep the master key in the test's own directory, never in ``./.mlledger``."""
+    """Keep the master key and the signing key in the test's own directory, never in
+    ``./.mlledger``."""
     key_file = tmp_path / "keys" / "master.key"
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(key_file))
+    monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(tmp_path / "keys" / "signing.key"))
     for name in CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
     return key_file

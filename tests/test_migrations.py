@@ -38,8 +38,8 @@ from registry.store.schema import LOG_TABLES, metadata
 
 REPO = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = REPO / "migrations" / "alembic.ini"
-#: The triggers 0001_core (the log) and 0002_access (the access trail) create on each
-#: backend, by table.
+#: The triggers 0001_core (the log), 0002_access (the access trail) and 0003_integrity
+#: (checkpoints) create on each backend, by table.
 TRIGGERS = {
     "sqlite": {
         ("events", "events_no_update"),
@@ -48,6 +48,8 @@ TRIGGERS = {
         ("event_payloads", "event_payloads_no_delete"),
         ("access_trail", "access_trail_no_update"),
         ("access_trail", "access_trail_no_delete"),
+        ("checkpoints", "checkpoints_no_update"),
+        ("checkpoints", "checkpoints_no_delete"),
     },
     "postgresql": {
         ("events", "events_append_only"),
@@ -56,6 +58,8 @@ TRIGGERS = {
         ("event_payloads", "event_payloads_no_truncate"),
         ("access_trail", "access_trail_append_only"),
         ("access_trail", "access_trail_no_truncate"),
+        ("checkpoints", "checkpoints_append_only"),
+        ("checkpoints", "checkpoints_no_truncate"),
     },
 }
 

@@ -8,32 +8,50 @@ Every route but ``/api/v1/health`` and the OpenAPI document (``/openapi.json``,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from audit.checkpoints import Checkpointer, load_signing_key
 from registry import auth, tracing
 from registry.api import problems
 from registry.api.routers import audit, events, keys, openlineage, questions, writes
 from registry.ledger import Ledger
+from registry.settings import Settings
 
 API_VERSION = "1"
 
 
-def create_app(db: str | None = None, *, ledger: Ledger | None = None) -> FastAPI:
+def create_app(
+    db: str | None = None, *, ledger: Ledger | None = None, checkpoints: bool | None = None
+) -> FastAPI:
     """The FastAPI app on the store at ``db`` (``MLLEDGER_DB`` or the default file), or
     on ``ledger`` when given (the caller then owns it). The store is opened when the
-    app starts, not when it is built (building it for its OpenAPI spec opens nothing)."""
+    app starts, not when it is built (building it for its OpenAPI spec opens nothing).
+
+    With ``checkpoints`` (the default when the app opens its own store), a background
+    thread signs checkpoints every ``MLLEDGER_CHECKPOINT_EVERY`` events or
+    ``MLLEDGER_CHECKPOINT_SECONDS`` seconds (``MLLEDGER_CHECKPOINT_EVERY=0``: never),
+    with the signing key created on first use."""
     tracing.configure()
+    if checkpoints is None:
+        checkpoints = ledger is None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ledger = ledger if ledger is not None else Ledger.open(db)
         app.state.trail = auth.TrailRecorder(app.state.ledger.store)
+        checkpointer = _checkpointer(app.state.ledger) if checkpoints else None
+        app.state.checkpointer = checkpointer
+        if checkpointer is not None:
+            checkpointer.start()
         try:
             yield
         finally:
+            if checkpointer is not None:
+                checkpointer.stop()
             if ledger is None:
                 app.state.ledger.close()
 
@@ -61,3 +79,21 @@ def create_app(db: str | None = None, *, ledger: Ledger | None = None) -> FastAP
     app.include_router(api)
     app.add_middleware(tracing.TraceMiddleware)
     return app
+
+
+def _checkpointer(ledger: Ledger) -> Checkpointer | None:
+    """The automatic checkpoints of the settings, or None when they are off."""
+    settings = Settings()
+    if settings.checkpoint_every == 0:
+        return None
+    key, path, created = load_signing_key(ledger.store.url, settings.signing_key, create=True)
+    if created:
+        logging.getLogger("mlledger.checkpoints").warning(
+            "created signing key %s at %s; public key: %s",
+            key.name,
+            path,
+            key.verifier().to_string(),
+        )
+    return Checkpointer(
+        ledger.store, key, every=settings.checkpoint_every, seconds=settings.checkpoint_seconds
+    )

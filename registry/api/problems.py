@@ -21,6 +21,7 @@ from registry.errors import (
     ConfigError,
     Conflict,
     EventRejected,
+    IntegrityViolation,
     InvalidNodeId,
     LedgerError,
     NotFound,
@@ -44,6 +45,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "payload-too-large": (413, "Request body too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "unavailable": (503, "The store cannot be used"),
+    "integrity": (500, "The stored log does not match its hashes or signed checkpoints"),
     "internal": (500, "Internal error"),
 }
 
@@ -88,6 +90,8 @@ def from_ledger_error(exc: LedgerError) -> Problem:
         )
     if isinstance(exc, NotFound):
         return Problem("not-found", str(exc))
+    if isinstance(exc, IntegrityViolation):
+        return Problem("integrity", str(exc))
     if isinstance(exc, Conflict):
         return Problem("conflict", str(exc))
     if isinstance(exc, InvalidNodeId):

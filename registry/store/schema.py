@@ -1,20 +1,31 @@
 """Table definitions (SQLModel). Alembic migrations in ``migrations/`` own the
 real schema; a test checks these definitions and the migrations agree.
 
-Four groups:
+Five groups:
 - the log (``events``): append-only, refused UPDATE and DELETE by triggers;
 - the vault (``project_secrets``, ``subject_keys``, ``vault_entries``): keys and
   encrypted personal data, the only place rows may be deleted (erasure);
 - access (``api_keys``, ``access_trail``): who may ask what, and who asked what.
   Not derived from the log, so never dropped by a rebuild; the trail is
-  append-only like the log;
-- projections: everything else, a deterministic function of the log, dropped
-  and replayed by ``mlledger rebuild``.
+  append-only like the log, and has a Merkle tree of its own;
+- integrity (``checkpoints``): signed checkpoints of the two trees, append-only;
+- projections: everything else (the events' Merkle tree ``merkle_nodes``
+  included), a deterministic function of the log, dropped and replayed by
+  ``mlledger rebuild``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -125,6 +136,44 @@ class AccessTrailRow(SQLModel, table=True):
     reason: str = Field(sa_column=_text())
     trace_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# --- integrity ------------------------------------------------------------------------
+
+
+class MerkleNode(SQLModel, table=True):
+    """A perfect subtree of the events' Merkle tree: ``(level, idx)`` covers positions
+    ``[idx << level, (idx + 1) << level)``; level 0 holds a copy of each leaf hash.
+    A projection of the log (``audit.tree``), so proofs read O(log n) rows."""
+
+    __tablename__ = "merkle_nodes"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class TrailMerkleNode(SQLModel, table=True):
+    """The same for the access trail's own tree, written with each trail entry."""
+
+    __tablename__ = "trail_merkle_nodes"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    """A signed checkpoint (C2SP signed note) of one tree: ``events`` or ``access``.
+    Append-only; ``seq`` is gap-free per tree."""
+
+    __tablename__ = "checkpoints"
+    tree: str = Field(sa_column=Column(String(16), primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=_text())
+    signed_at: str = Field(sa_column=Column(String(27), nullable=False))
 
 
 # --- projections ----------------------------------------------------------------------
@@ -329,7 +378,9 @@ EPOCH_ROWS = 50_000
 LOG_TABLES = ("events", "event_payloads")
 VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries")
 # Not projections: a rebuild must leave them alone.
-ACCESS_TABLES = ("api_keys", "access_trail")
+ACCESS_TABLES = ("api_keys", "access_trail", "trail_merkle_nodes")
+# Signed statements about the log, not a function of it: never dropped either.
+CHECKPOINT_TABLES = ("checkpoints",)
 # Projection tables with the columns that order their rows for a digest.
 PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "cat_datasets": ("id",),
@@ -345,6 +396,7 @@ PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "prediction_counts": ("deployment", "model"),
     "lineage_nodes": ("id",),
     "lineage_edges": ("src", "dst", "kind", "opened_pos"),
+    "merkle_nodes": ("level", "idx"),
 }
 
 metadata = SQLModel.metadata

@@ -1,15 +1,33 @@
-"""The access trail, for auditors."""
+"""Audit: the access trail, signed checkpoints, Merkle proofs and the public key.
+
+Checkpoints cover the whole log (every project), so any auditor key may read
+them; a proof bundle holds one event, so it is served only for events (and
+trail entries) of the key's project. The public key is for everyone with a key.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse
 
+from audit import checkpoints as cps
+from audit.proofs import make_bundle
+from audit.tree import StoredTree, tree_spec
 from registry import auth
 from registry.api.deps import LedgerDep, Principal, allow
+from registry.errors import LedgerError, NotFound
+from registry.settings import Settings
 
 router = APIRouter(prefix="/projects/{project}", tags=["audit"])
+
+Tree = Annotated[
+    Literal["events", "access"],
+    Query(description="`events` (the log) or `access` (the access trail)."),
+]
+Size = Annotated[int, Query(ge=0, le=2**62)]
 
 
 @router.get("/access-trail", response_model=list[dict[str, Any]])
@@ -21,3 +39,93 @@ def access_trail(
 ) -> list[dict[str, Any]]:
     """Every allow and deny decision about the project, from sequence ``since`` on."""
     return auth.read_trail(ledger.store, project=who.project, since=since, limit=limit)
+
+
+@router.get("/audit/checkpoints", response_model=list[dict[str, Any]])
+def checkpoints(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("audit", "checkpoints.read")],
+    tree: Tree = "events",
+    since: Annotated[int, Query(ge=0, le=2**62, description="first checkpoint seq")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:
+    """Signed checkpoints of a tree, oldest first: seq, size, root and the signed note."""
+    with ledger.store.read() as conn:
+        rows = cps.stored_checkpoints(conn, tree)
+    return [c.as_dict() for c in rows if c.seq >= since][:limit]
+
+
+@router.get("/audit/checkpoint", response_model=dict[str, Any])
+def latest_checkpoint(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("audit", "checkpoints.read")],
+    tree: Tree = "events",
+) -> dict[str, Any]:
+    """The newest signed checkpoint of a tree."""
+    with ledger.store.read() as conn:
+        found = cps.latest_checkpoint(conn, tree)
+    if found is None:
+        raise NotFound(f"no {tree} checkpoint has been signed yet")
+    return found.as_dict()
+
+
+@router.get("/audit/proofs/{index}", response_model=dict[str, Any])
+def proof(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("audit", "proofs.read")],
+    index: Annotated[int, Path(ge=0, le=2**62, description="position (or trail seq)")],
+    tree: Tree = "events",
+    since: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**62,
+            description="size of a checkpoint you hold: adds the "
+            "consistency proof between it and the bundle's checkpoint",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """A proof bundle (as `mlledger audit prove`): the entry, its inclusion proof and the
+    latest checkpoint; check it offline with `mlledger audit verify-proof`."""
+    bundle = make_bundle(ledger.store, index, tree, since=since)
+    if json.loads(bundle["entry"]).get("project") != who.project:
+        what = "position" if tree == "events" else "access-trail entry"
+        raise NotFound(f"no {what} {index} in project {who.project}")
+    return bundle
+
+
+@router.get("/audit/consistency", response_model=dict[str, Any])
+def consistency(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("audit", "proofs.read")],
+    size1: Size,
+    size2: Size,
+    tree: Tree = "events",
+) -> dict[str, Any]:
+    """The RFC 9162 consistency proof between two sizes of a tree (base64 hashes), for
+    a verifier moving from a checkpoint it holds to a newer one."""
+    import base64
+
+    if size1 > size2:
+        raise LedgerError(f"size1 {size1} is larger than size2 {size2}: expected size1 <= size2")
+    with ledger.store.read() as conn:
+        stored = StoredTree(conn, tree_spec(tree))
+        held = stored.size()
+        if size2 > held:
+            raise NotFound(f"the {tree} log holds {held} leaves, fewer than size2 {size2}")
+        proof = stored.consistency_proof(size1, size2)
+    return {
+        "tree": tree,
+        "size1": size1,
+        "size2": size2,
+        "proof": [base64.b64encode(h).decode() for h in proof],
+    }
+
+
+@router.get("/audit/public-key", response_class=PlainTextResponse)
+def public_key(
+    ledger: LedgerDep, who: Annotated[Principal, allow("read", "public_key.read")]
+) -> str:
+    """The verifier key that checks the log's checkpoints (C2SP note verifier format)."""
+    key, _, _ = cps.load_signing_key(ledger.store.url, Settings().signing_key)
+    return key.verifier().to_string() + "\n"

@@ -1,0 +1,388 @@
+"""Signed checkpoints: the size and root of a tree, signed with the log's Ed25519 key
+as a C2SP signed note (``audit.note``), kept in the append-only ``checkpoints`` table.
+
+Two trees have checkpoints: ``events`` (origin: the key's name) and ``access``
+(origin: the key's name + ``/access-trail``). A checkpoint is written only over
+what was checked first:
+
+- the leaves added since the previous checkpoint are recomputed from their
+  stored content and must equal the stored leaf hashes and the tree's copies;
+- the root is computed twice, from the stored tree and by streaming the new
+  leaves onto the previous checkpoint's frontier, and both must agree;
+- the previous checkpoint's signature must verify with the key, and a
+  consistency proof from it to the new size must verify (RFC 9162 2.1.4).
+
+Any failure raises ``IntegrityViolation`` and nothing is signed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from audit import merkle
+from audit.leaves import CompactRange, leaves
+from audit.note import Checkpoint, NoteError, SigningKey, VerifierKey, sign_checkpoint
+from audit.tree import EVENTS, TRAIL, StoredTree, TreeSpec, leaf_count, tree_spec
+from registry.errors import ConfigError, IntegrityViolation
+from registry.settings import default_signing_key_file
+from registry.store.base import Store
+from registry.store.raw import Raw
+from registry.timeutil import now
+
+_ORIGIN_SUFFIX = {EVENTS.name: "", TRAIL.name: "/access-trail"}
+_COLUMNS = "tree, seq, tree_size, root_hash, note, signed_at"
+
+
+def origin(key_name: str, tree: str) -> str:
+    """The checkpoint origin of ``tree`` for a log whose key is called ``key_name``."""
+    return key_name + _ORIGIN_SUFFIX[tree_spec(tree).name]
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    tree: str
+    seq: int
+    size: int
+    root: bytes
+    note: str
+    signed_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        import base64
+
+        return {
+            "tree": self.tree,
+            "seq": self.seq,
+            "tree_size": self.size,
+            "root_hash": base64.b64encode(self.root).decode(),
+            "signed_at": self.signed_at,
+            "note": self.note,
+        }
+
+
+def _row(row: Any) -> StoredCheckpoint:
+    tree, seq, size, root, note, signed_at = row
+    return StoredCheckpoint(tree, int(seq), int(size), bytes(root), note, signed_at)
+
+
+def stored_checkpoints(conn: Connection, tree: str) -> list[StoredCheckpoint]:
+    """Every checkpoint of ``tree``, oldest first (in ``seq`` order, as stored)."""
+    rows = Raw(conn).all(
+        f"SELECT {_COLUMNS} FROM checkpoints WHERE tree = ? ORDER BY seq", (tree_spec(tree).name,)
+    )
+    return [_row(r) for r in rows]
+
+
+def latest_checkpoint(conn: Connection, tree: str) -> StoredCheckpoint | None:
+    """The newest checkpoint of ``tree``, or None."""
+    row = Raw(conn).one(
+        f"SELECT {_COLUMNS} FROM checkpoints WHERE tree = ? ORDER BY seq DESC LIMIT 1",
+        (tree_spec(tree).name,),
+    )
+    return None if row is None else _row(row)
+
+
+def covering_checkpoint(conn: Connection, tree: str, index: int) -> StoredCheckpoint | None:
+    """The newest checkpoint of ``tree`` whose tree holds leaf ``index``, or None."""
+    found = latest_checkpoint(conn, tree)
+    return found if found is not None and found.size > index else None
+
+
+# --- the signing key -------------------------------------------------------------------------
+
+
+def default_key_name() -> str:
+    """A name for a new key: ``<host>/mlledger/<random>`` (key names may not hold spaces
+    or '+')."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in "-.") or "localhost"
+    return f"{host}/mlledger/{secrets.token_hex(4)}"
+
+
+def key_path(url: str, path: str | Path | None = None) -> Path:
+    return Path(path) if path is not None else default_signing_key_file(url)
+
+
+def create_signing_key(
+    url: str, path: str | Path | None = None, name: str | None = None
+) -> tuple[SigningKey, Path]:
+    """Generate a key and save it (mode 0600); refuse to replace an existing one."""
+    where = key_path(url, path)
+    key = SigningKey.generate(name or default_key_name())
+    try:
+        key.save(where)
+    except FileExistsError:
+        raise ConfigError(
+            f"a signing key already exists at {where}; it signs this log's checkpoints and "
+            "must not be replaced (use --key PATH for another file)"
+        ) from None
+    return key, where
+
+
+_CREATE_LOCK = threading.Lock()
+
+
+def load_signing_key(
+    url: str, path: str | Path | None = None, *, create: bool = False
+) -> tuple[SigningKey, Path, bool]:
+    """The signing key at ``path`` (default: ``MLLEDGER_SIGNING_KEY`` or beside the
+    database); with ``create``, made on first use. Returns (key, path, created)."""
+    where = key_path(url, path)
+    with _CREATE_LOCK:
+        if not where.exists():
+            if not create:
+                raise ConfigError(
+                    f"no signing key at {where}: create one with `mlledger audit keygen` "
+                    "or set MLLEDGER_SIGNING_KEY to its file"
+                )
+            try:
+                key, _ = create_signing_key(url, where)
+                return key, where, True
+            except ConfigError:
+                pass  # another process created it just now: load that one
+    try:
+        return SigningKey.load(where), where, False
+    except NoteError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _check_new_leaves(
+    conn: Connection, spec: TreeSpec, start: int, stop: int, frontier: CompactRange
+) -> bytes:
+    """Recompute leaves ``[start, stop)`` from their content onto ``frontier``; compare
+    each with the stored leaf hash and the tree's copy; return the root at ``stop``."""
+    tree = StoredTree(conn, spec)
+    expected = start
+    for chunk_start in range(start, stop, 4096):
+        chunk_stop = min(stop, chunk_start + 4096)
+        copies = tree.leaf_copies(chunk_start, chunk_stop)
+        for leaf in leaves(conn, spec, chunk_start, chunk_stop):
+            if leaf.number != expected:
+                raise IntegrityViolation(
+                    f"{spec.leaves} has no row at {spec.index} {expected}: refusing to sign "
+                    "a checkpoint over a gap (run `mlledger audit verify`)"
+                )
+            if leaf.computed != leaf.stored or copies.get(leaf.number) != leaf.stored:
+                raise IntegrityViolation(
+                    f"the {spec.name} leaf at {spec.index} {leaf.number} does not match its "
+                    "stored hash: refusing to sign (run `mlledger audit verify`)"
+                )
+            frontier.push(leaf.stored)
+            expected += 1
+    if expected != stop:
+        raise IntegrityViolation(
+            f"{spec.leaves} has no row at {spec.index} {expected}: refusing to sign"
+        )
+    return frontier.root()
+
+
+def _tree_runner() -> Any:
+    from lineage.projections import MerkleTree, ProjectionRunner
+
+    return ProjectionRunner([MerkleTree()])
+
+
+def sync_tree(store: Store) -> int:
+    """Bring the events' stored tree to the head of the log, as the next append would
+    (it lags only in a database migrated from before it); return the events applied.
+    The other projections are left to the next append."""
+    runner = _tree_runner()
+    with store.read() as conn:
+        head = Store.max_position(conn)
+        if min(runner.positions(conn).values()) >= head:
+            return 0
+    with store.append_transaction() as conn:
+        return runner.catch_up(conn, Store.max_position(conn))
+
+
+def write_checkpoint(
+    store: Store, key: SigningKey, tree: str = "events", *, min_growth: int = 1
+) -> tuple[StoredCheckpoint, bool]:
+    """Sign and store a checkpoint of ``tree`` at its current size, unless it grew by
+    fewer than ``min_growth`` leaves since the previous one. Returns the newest
+    checkpoint and whether it was written now.
+
+    Runs under the append lock, so the size is the head of the log and two writers
+    (server workers, a cron job) never sign the same sequence number twice.
+    """
+    spec = tree_spec(tree)
+    with store.append_transaction() as conn:
+        if spec == EVENTS:
+            runner = _tree_runner()
+            head = Store.max_position(conn)
+            tracked = runner.positions(conn)
+            if min(tracked.values()) < head:
+                runner.catch_up(conn, head, tracked)
+        size = leaf_count(conn, spec)
+        stored = StoredTree(conn, spec)
+        if stored.size() != size:
+            raise IntegrityViolation(
+                f"the stored {spec.name} tree holds {stored.size()} leaves but the log "
+                f"{size}: refusing to sign (run `mlledger audit verify`)"
+            )
+        previous = latest_checkpoint(conn, spec.name)
+        if previous is not None and size - previous.size < max(min_growth, 1):
+            return previous, False
+        root = stored.root(size)
+        if previous is None:
+            recomputed = _check_new_leaves(conn, spec, 0, size, CompactRange())
+        else:
+            _check_previous(previous, key, spec, stored, size, root)
+            base = merkle.frontier(previous.size)
+            hashes = stored.nodes(base)
+            recomputed = _check_new_leaves(
+                conn,
+                spec,
+                previous.size,
+                size,
+                CompactRange(previous.size, [hashes[k] for k in base]),
+            )
+        if recomputed != root:
+            raise IntegrityViolation(
+                f"the stored {spec.name} tree's root at size {size} differs from the root "
+                "recomputed from the leaves: refusing to sign (run `mlledger audit verify`)"
+            )
+        note = sign_checkpoint(key, Checkpoint(origin(key.name, spec.name), size, root))
+        checkpoint = StoredCheckpoint(
+            spec.name, 0 if previous is None else previous.seq + 1, size, root, note, now()
+        )
+        Raw(conn).run(
+            f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                checkpoint.tree,
+                checkpoint.seq,
+                checkpoint.size,
+                checkpoint.root,
+                checkpoint.note,
+                checkpoint.signed_at,
+            ),
+        )
+    return checkpoint, True
+
+
+def _check_previous(
+    previous: StoredCheckpoint,
+    key: SigningKey,
+    spec: TreeSpec,
+    stored: StoredTree,
+    size: int,
+    root: bytes,
+) -> None:
+    """The previous checkpoint is ours and the new tree extends it."""
+    from audit.note import verify_checkpoint
+
+    verifier: VerifierKey = key.verifier()
+    try:
+        signed = verify_checkpoint(verifier, previous.note, origin(key.name, spec.name))
+    except NoteError as exc:
+        raise IntegrityViolation(
+            f"the previous {spec.name} checkpoint (#{previous.seq}) does not verify with the "
+            f"signing key {key.name}: {exc}; refusing to sign"
+        ) from None
+    if (signed.size, signed.root) != (previous.size, previous.root):
+        raise IntegrityViolation(
+            f"the previous {spec.name} checkpoint (#{previous.seq}) note says size "
+            f"{signed.size}, but its row says {previous.size} or another root; refusing to sign"
+        )
+    if size < previous.size:
+        raise IntegrityViolation(
+            f"the {spec.name} log holds {size} leaves, fewer than the {previous.size} of "
+            f"checkpoint #{previous.seq}: it was truncated; refusing to sign"
+        )
+    proof = stored.consistency_proof(previous.size, size)
+    if not merkle.verify_consistency(previous.size, size, previous.root, root, proof):
+        raise IntegrityViolation(
+            f"the {spec.name} tree at size {size} is not consistent with checkpoint "
+            f"#{previous.seq} (size {previous.size}): the log was rewritten; refusing to sign"
+        )
+
+
+# --- automatic checkpoints -------------------------------------------------------------------
+
+
+class Checkpointer:
+    """A server's background thread: checkpoints each tree once it has grown by
+    ``every`` leaves, or by any leaf when ``seconds`` have passed since the last one.
+
+    Several server processes may each run one: ``write_checkpoint`` re-checks the
+    growth under the append lock, so they never sign twice for the same growth.
+    """
+
+    def __init__(
+        self, store: Store, key: SigningKey, *, every: int, seconds: float, poll: float = 1.0
+    ):
+        if every < 1:
+            raise ConfigError(f"checkpoint interval {every} events: expected 1 or more")
+        if seconds <= 0:
+            raise ConfigError(f"checkpoint interval {seconds} s: expected more than 0")
+        self.store = store
+        self.key = key
+        self.every = every
+        self.seconds = seconds
+        self.poll = min(poll, seconds)
+        self.errors: deque[str] = deque(maxlen=100)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlledger-checkpointer", daemon=True)
+        self._last: dict[str, float] = {}
+
+    def start(self) -> None:
+        import time
+
+        self._last = {t: time.monotonic() for t in (EVENTS.name, TRAIL.name)}
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def tick(self) -> list[StoredCheckpoint]:
+        """Write the checkpoints that are due now; return those written."""
+        import time
+
+        with self.store.read() as conn:
+            growth = {}
+            for spec in (EVENTS, TRAIL):
+                previous = latest_checkpoint(conn, spec.name)
+                growth[spec.name] = leaf_count(conn, spec) - (
+                    0 if previous is None else previous.size
+                )
+        written = []
+        for tree, grown in growth.items():
+            due = time.monotonic() - self._last.get(tree, 0.0) >= self.seconds
+            if grown >= self.every or (due and grown > 0):
+                checkpoint, new = write_checkpoint(
+                    self.store, self.key, tree, min_growth=1 if due else self.every
+                )
+                if new:
+                    written.append(checkpoint)
+                    self._last[tree] = time.monotonic()
+        return written
+
+    def _run(self) -> None:
+        import logging
+
+        log = logging.getLogger("mlledger.checkpoints")
+        while not self._stop.wait(self.poll):
+            try:
+                for checkpoint in self.tick():
+                    log.info(
+                        "signed %s checkpoint #%d at size %d",
+                        checkpoint.tree,
+                        checkpoint.seq,
+                        checkpoint.size,
+                    )
+            except Exception as exc:  # logged and kept; the next tick tries again
+                message = f"{type(exc).__name__}: {exc}"
+                self.errors.append(message)
+                log.error("checkpoint failed: %s", message)

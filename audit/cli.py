@@ -1,0 +1,295 @@
+"""``mlledger audit ...``: signing key, checkpoints, verification and proofs.
+
+Exit status: 0 when everything checks out, 3 when verification finds the log,
+a proof or a checkpoint not as signed (``EXIT_INVALID``), 2 for bad input and
+1 when the database cannot be used (as every other command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from registry.errors import ConfigError
+from registry.store import Store
+
+EXIT_INVALID = 3
+TREES = ("events", "access")
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
+    )
+
+
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _key(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key",
+        help="the signing key's file (default: MLLEDGER_SIGNING_KEY, or signing.key beside "
+        "the SQLite database, or ./.mlledger/signing.key)",
+    )
+
+
+def _size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: expected 0 or more")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    """The ``audit`` command and its actions."""
+    audit = sub.add_parser(
+        "audit", help="signed checkpoints, verification and Merkle proofs of the log"
+    )
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+
+    p = actions.add_parser("keygen", help="create the Ed25519 key that signs checkpoints")
+    _db(p)
+    _key(p)
+    _json(p)
+    p.add_argument(
+        "--name", help="the key's name, also the log's origin (default: <host>/mlledger/<random>)"
+    )
+
+    p = actions.add_parser("public-key", help="print the public (verifier) key")
+    _db(p)
+    _key(p)
+    p.add_argument("--out", help="also write it to this file")
+
+    p = actions.add_parser(
+        "checkpoint", help="sign a checkpoint of the log and the access trail now"
+    )
+    _db(p)
+    _key(p)
+    _json(p)
+    p.add_argument("--tree", choices=(*TREES, "both"), default="both", help="default: both")
+
+    p = actions.add_parser("checkpoints", help="list the stored checkpoints")
+    _db(p)
+    _json(p)
+    p.add_argument("--tree", choices=TREES, default="events", help="default: events")
+
+    p = actions.add_parser(
+        "verify", help="recompute both trees from storage and check every checkpoint"
+    )
+    _db(p)
+    _json(p)
+    p.add_argument(
+        "--public-key",
+        help="verifier key (file or string) for the signatures (default: the local signing "
+        "key's, when there is one)",
+    )
+
+    p = actions.add_parser("prove", help="an event, its inclusion proof and the checkpoint")
+    _db(p)
+    p.add_argument("position", type=_size, help="the event's position (or --trail: entry seq)")
+    p.add_argument("--trail", action="store_true", help="prove an access-trail entry instead")
+    p.add_argument(
+        "--since",
+        type=_size,
+        help="add the consistency proof from a checkpoint of this size you already hold",
+    )
+    p.add_argument("--out", help="write the bundle here (default: print it)")
+
+    p = actions.add_parser(
+        "verify-proof", help="check a proof bundle offline with the public key alone"
+    )
+    p.add_argument("bundle", help="the proof bundle (JSON) from `mlledger audit prove`")
+    p.add_argument("--public-key", required=True, help="verifier key (file or string)")
+    p.add_argument(
+        "--trusted",
+        help="a signed checkpoint you kept earlier: the bundle's must be consistent with it",
+    )
+    _json(p)
+
+
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Store]:
+    from registry.store import open_store
+
+    store = open_store(args.db)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True) if getattr(args, "json", False) else text)
+
+
+def run(args: argparse.Namespace) -> int:
+    return COMMANDS[args.audit_command](args)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from audit.checkpoints import create_signing_key
+    from registry.settings import normalise_url
+
+    key, path = create_signing_key(normalise_url(args.db), args.key, args.name)
+    verifier = key.verifier().to_string()
+    data = {"path": str(path), "name": key.name, "public_key": verifier}
+    _emit(
+        args,
+        data,
+        f"created signing key {key.name} at {path} (mode 0600; keep it off the database "
+        f"host's backups)\npublic key, for verifiers:\n{verifier}",
+    )
+    return 0
+
+
+def cmd_public_key(args: argparse.Namespace) -> int:
+    from audit.checkpoints import load_signing_key
+    from registry.settings import normalise_url
+
+    key, _, _ = load_signing_key(normalise_url(args.db), args.key)
+    verifier = key.verifier().to_string()
+    if args.out:
+        Path(args.out).write_text(verifier + "\n")
+    print(verifier)
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from audit.checkpoints import load_signing_key, write_checkpoint
+
+    with _store(args) as store:
+        key, path, created = load_signing_key(store.url, args.key, create=True)
+        if created:
+            print(
+                f"created signing key {key.name} at {path}; public key: "
+                f"{key.verifier().to_string()}",
+                file=sys.stderr,
+            )
+        trees = TREES if args.tree == "both" else (args.tree,)
+        out = []
+        for tree in trees:
+            checkpoint, new = write_checkpoint(store, key, tree)
+            out.append({**checkpoint.as_dict(), "written": new})
+    text = []
+    for c in out:
+        state = "signed" if c["written"] else "unchanged since"
+        text.append(f"{c['tree']}: {state} checkpoint #{c['seq']} at size {c['tree_size']}")
+        text.append(c["note"].rstrip("\n"))
+    _emit(args, out, "\n".join(text))
+    return 0
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    from audit.checkpoints import stored_checkpoints
+
+    with _store(args) as store, store.read() as conn:
+        rows = [c.as_dict() for c in stored_checkpoints(conn, args.tree)]
+    text = "\n".join(
+        f"#{c['seq']:<5} size {c['tree_size']:<10} root {c['root_hash']}  signed {c['signed_at']}"
+        for c in rows
+    )
+    _emit(args, rows, text or f"(no {args.tree} checkpoints)")
+    return 0
+
+
+def _verifier(text: str) -> Any:
+    from audit.note import NoteError, VerifierKey
+
+    try:
+        return VerifierKey.load(text)
+    except NoteError as exc:
+        raise ConfigError(f"public key: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the public key {text}: {exc}") from None
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from audit.checkpoints import key_path, sync_tree
+    from audit.note import SigningKey
+    from audit.verify import verify
+
+    with _store(args) as store:
+        if args.public_key:
+            key = _verifier(args.public_key)
+        else:
+            path = key_path(store.url)
+            key = SigningKey.load(path).verifier() if path.exists() else None
+        sync_tree(store)
+        report = verify(store, key)
+    _emit(args, report.as_dict(), report.summary())
+    return 0 if report.ok else EXIT_INVALID
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    from audit.proofs import make_bundle
+
+    with _store(args) as store:
+        bundle = make_bundle(
+            store, args.position, "access" if args.trail else "events", since=args.since
+        )
+    text = json.dumps(bundle, indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        print(
+            f"wrote the proof of {bundle['tree']} entry {bundle['index']} against the "
+            f"checkpoint at size {bundle['tree_size']} to {args.out}"
+        )
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    from audit.proofs import ProofError, verify_bundle
+
+    key = _verifier(args.public_key)
+    try:
+        bundle = json.loads(Path(args.bundle).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the proof bundle {args.bundle}: {exc}") from None
+    trusted = None
+    if args.trusted:
+        try:
+            trusted = Path(args.trusted).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the trusted checkpoint: {exc}") from None
+    try:
+        verified = verify_bundle(bundle, key, trusted)
+    except ProofError as exc:
+        _emit(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
+        return EXIT_INVALID
+    data = verified.as_dict()
+    what = "position" if verified.tree == "events" else "access-trail entry"
+    lines = [
+        f"OK: {what} {verified.index} is in the log {verified.checkpoint.origin} "
+        f"at size {verified.tree_size} (root {data['root_hash']}), signed by "
+        f"{key.name}+{key.key_id:08x}"
+    ]
+    if verified.trusted_size is not None:
+        lines.append(
+            f"and that log is consistent with your checkpoint at size {verified.trusted_size}"
+        )
+    lines.append(json.dumps(verified.entry, indent=2, sort_keys=True))
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+COMMANDS = {
+    "keygen": cmd_keygen,
+    "public-key": cmd_public_key,
+    "checkpoint": cmd_checkpoint,
+    "checkpoints": cmd_checkpoints,
+    "verify": cmd_verify,
+    "prove": cmd_prove,
+    "verify-proof": cmd_verify_proof,
+}

@@ -1,0 +1,161 @@
+"""Leaf hashes recomputed from what is stored, for verification and checkpoints.
+
+An event's leaf is SHA-256(0x00 || RFC 8785 JSON of its hashed form), a trail
+entry's the same over its fields. Recomputing them from the stored columns, and
+comparing with the stored ``leaf_hash`` and the tree's copy, shows any column
+edited, any row renumbered and any leaf hash rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection
+
+from audit.merkle import node_hash
+from audit.tree import EVENTS, TRAIL, TreeSpec
+from registry.canonical import canonical_text
+from registry.events import canonical_event
+from registry.store.raw import Raw
+
+CHUNK = 10_000
+_EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+_EVENT_COLUMNS = (
+    "position, event_id, type, schema_version, project, entity, actor, occurred_at, "
+    "recorded_at, body, personal_refs, trace_id, leaf_hash"
+)
+
+
+class Leaf(NamedTuple):
+    """One stored leaf: its number (position or seq), the hash stored beside it, the
+    hash of its content (None when the content cannot be read back), and the event's
+    type and body text (events only)."""
+
+    number: int
+    stored: bytes
+    computed: bytes | None
+    type: str | None = None
+    body: str | None = None
+
+
+class CompactRange:
+    """The perfect subtrees of a growing tree, largest first: O(log n) memory to
+    stream leaves and take the root at any size on the way."""
+
+    def __init__(self, size: int = 0, hashes: list[bytes] | None = None):
+        from audit import merkle
+
+        nodes = merkle.frontier(size)
+        hashes = hashes or []
+        if len(hashes) != len(nodes):
+            raise ValueError(f"a tree of {size} leaves has {len(nodes)} frontier hashes")
+        self.size = size
+        self._stack = [(level, h) for (level, _), h in zip(nodes, hashes, strict=True)]
+
+    def push(self, leaf: bytes) -> None:
+        stack = self._stack
+        level, value = 0, leaf
+        while stack and stack[-1][0] == level:
+            value = node_hash(stack.pop()[1], value)
+            level += 1
+        stack.append((level, value))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return _EMPTY_ROOT
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            value = node_hash(left, value)
+        return value
+
+
+def _event_entry(row: Sequence[Any]) -> bytes:
+    """The leaf data of an event row (``_EVENT_COLUMNS`` without ``leaf_hash``)."""
+    (
+        position,
+        event_id,
+        type_,
+        version,
+        project,
+        entity,
+        actor,
+        occurred,
+        recorded,
+        body,
+        refs,
+        trace_id,
+    ) = row[:12]
+    parsed = () if refs == "[]" else tuple(json.loads(refs))
+    return canonical_event(
+        position,
+        event_id,
+        type_,
+        version,
+        project,
+        entity,
+        actor,
+        occurred,
+        recorded,
+        body,
+        parsed,
+        trace_id,
+    )
+
+
+def _trail_entry(row: Sequence[Any]) -> bytes:
+    """The leaf data of a trail row (``TRAIL_FIELDS`` then ``leaf_hash``)."""
+    from registry.auth import TRAIL_FIELDS
+
+    text, _ = canonical_text(dict(zip(TRAIL_FIELDS, row[: len(TRAIL_FIELDS)], strict=True)))
+    return text.encode("utf-8")
+
+
+def _select(spec: TreeSpec) -> tuple[str, Callable[[Sequence[Any]], bytes]]:
+    if spec == EVENTS:
+        return f"SELECT {_EVENT_COLUMNS} FROM events", _event_entry
+    if spec == TRAIL:
+        from registry.auth import TRAIL_FIELDS
+
+        return f"SELECT {', '.join(TRAIL_FIELDS)}, leaf_hash FROM access_trail", _trail_entry
+    raise ValueError(f"no leaves for tree {spec.name!r}")
+
+
+def leaves(
+    conn: Connection, spec: TreeSpec, start: int = 0, stop: int | None = None
+) -> Iterator[Leaf]:
+    """The stored leaves of tree ``spec`` with ``start <= index < stop``, in order,
+    fetched in chunks, each with its hash recomputed from its content."""
+    select, entry = _select(spec)
+    events = spec == EVENTS
+    sql = f"{select} WHERE {spec.index} >= ?"
+    if stop is not None:
+        sql += f" AND {spec.index} < ?"
+    sql += f" ORDER BY {spec.index} LIMIT {CHUNK}"
+    raw = Raw(conn)
+    sha256 = hashlib.sha256
+    while True:
+        rows = raw.all(sql, (start,) if stop is None else (start, stop))
+        for row in rows:
+            try:
+                computed: bytes | None = sha256(b"\x00" + entry(row)).digest()
+            except (TypeError, ValueError, AttributeError):
+                computed = None
+            if events:
+                yield Leaf(int(row[0]), bytes(row[-1]), computed, row[2], row[9])
+            else:
+                yield Leaf(int(row[0]), bytes(row[-1]), computed)
+        if len(rows) < CHUNK:
+            return
+        start = int(rows[-1][0]) + 1
+
+
+def entry(conn: Connection, spec: TreeSpec, index: int) -> tuple[bytes, bytes] | None:
+    """The leaf data of leaf ``index`` as stored, and its stored leaf hash; None if absent."""
+    select, make = _select(spec)
+    row = Raw(conn).one(f"{select} WHERE {spec.index} = ?", (index,))
+    return None if row is None else (make(row), bytes(row[-1]))

@@ -1,0 +1,233 @@
+"""Proof bundles: one event (or access-trail entry), its RFC 9162 inclusion proof
+and the signed checkpoint it is proved against, checked offline with nothing but
+the log's public key.
+
+A bundle is JSON (``FORMAT``)::
+
+    {"format": "mlledger-proof/1", "tree": "events", "index": 42,
+     "entry": "<the leaf data: RFC 8785 JSON of the event's hashed form>",
+     "leaf_hash": "<base64>", "tree_size": 1000,
+     "inclusion_proof": ["<base64>", ...],
+     "checkpoint": "<the C2SP signed note>",
+     "consistency": {"size1": 500, "size2": 1000, "proof": ["<base64>", ...]}}
+
+``consistency`` is there when the bundle was made for a verifier holding an
+earlier (or later) checkpoint: it proves the two checkpoints' trees are one
+log, the smaller a prefix of the larger. A verifier that kept a checkpoint
+rejects a bundle whose checkpoint is not consistent with it: a fork, a rewrite
+or a rollback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from audit import merkle
+from audit.checkpoints import latest_checkpoint, origin
+from audit.leaves import entry
+from audit.note import Checkpoint, NoteError, VerifierKey, verify_checkpoint
+from audit.tree import StoredTree, tree_spec
+from registry.errors import Conflict, IntegrityViolation, LedgerError, NotFound
+from registry.store import Store
+
+FORMAT = "mlledger-proof/1"
+
+
+class ProofError(IntegrityViolation):
+    """A proof bundle that does not verify; the message says which check failed."""
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+def make_bundle(
+    store: Store, index: int, tree: str = "events", *, since: int | None = None
+) -> dict[str, Any]:
+    """The proof bundle for leaf ``index`` of ``tree`` against the latest checkpoint;
+    with ``since`` (the size of a checkpoint the verifier holds), also the consistency
+    proof between that size and the latest checkpoint's."""
+    spec = tree_spec(tree)
+    what = "position" if spec.name == "events" else "access-trail entry"
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise LedgerError(f"{what} {index!r} is not a whole number of 0 or more")
+    with store.read() as conn:
+        found = entry(conn, spec, index)
+        if found is None:
+            raise NotFound(f"no {what} {index} in the {spec.name} log")
+        data, stored_leaf = found
+        checkpoint = latest_checkpoint(conn, spec.name)
+        if checkpoint is None or checkpoint.size <= index:
+            covers = (
+                "no checkpoint yet"
+                if checkpoint is None
+                else (f"the latest checkpoint covers {checkpoint.size}")
+            )
+            raise Conflict(
+                f"{what} {index} is not covered by a signed checkpoint ({covers}): "
+                "write one with `mlledger audit checkpoint`"
+            )
+        leaf = merkle.leaf_hash(data)
+        if leaf != stored_leaf:
+            raise ProofError(
+                f"{what} {index} does not hash to its stored leaf hash: the log was changed "
+                "(run `mlledger audit verify`)"
+            )
+        stored = StoredTree(conn, spec)
+        bundle: dict[str, Any] = {
+            "format": FORMAT,
+            "tree": spec.name,
+            "index": index,
+            "entry": data.decode("utf-8"),
+            "leaf_hash": _b64(leaf),
+            "tree_size": checkpoint.size,
+            "inclusion_proof": [_b64(h) for h in stored.inclusion_proof(index, checkpoint.size)],
+            "checkpoint": checkpoint.note,
+        }
+        if since is not None:
+            if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+                raise LedgerError(f"since {since!r} is not a tree size (0 or more)")
+            size1, size2 = sorted((since, checkpoint.size))
+            if size2 > stored.size():
+                raise LedgerError(
+                    f"size {since} is beyond the {spec.name} log ({stored.size()} leaves)"
+                )
+            bundle["consistency"] = {
+                "size1": size1,
+                "size2": size2,
+                "proof": [_b64(h) for h in stored.consistency_proof(size1, size2)],
+            }
+    return bundle
+
+
+@dataclass
+class Verified:
+    """What a bundle proved."""
+
+    tree: str
+    index: int
+    tree_size: int
+    root: bytes
+    entry: dict[str, Any]
+    checkpoint: Checkpoint
+    trusted_size: int | None  # the size of the trusted checkpoint it was checked against
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "tree": self.tree,
+            "index": self.index,
+            "tree_size": self.tree_size,
+            "root_hash": _b64(self.root),
+            "origin": self.checkpoint.origin,
+            "entry": self.entry,
+            "consistent_with_trusted_size": self.trusted_size,
+        }
+
+
+def _hashes(value: Any, what: str) -> list[bytes]:
+    if not isinstance(value, list):
+        raise ProofError(f"{what} is not a list of base64 hashes")
+    out = []
+    for i, item in enumerate(value):
+        try:
+            decoded = base64.b64decode(item, validate=True) if isinstance(item, str) else None
+        except (binascii.Error, ValueError):
+            decoded = None
+        if decoded is None or len(decoded) != merkle.HASH_SIZE:
+            raise ProofError(f"{what}[{i}] is not base64 of a 32-byte hash")
+        out.append(decoded)
+    return out
+
+
+def _size(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProofError(f"{what} {value!r} is not a whole number of 0 or more")
+    return value
+
+
+def verify_bundle(bundle: Any, key: VerifierKey, trusted: str | None = None) -> Verified:
+    """Check a bundle offline against the log's public key; with ``trusted`` (a signed
+    checkpoint the verifier kept), also that the bundle's checkpoint is consistent with
+    it. Raises ProofError naming the first check that fails."""
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise ProofError(f"not a proof bundle: expected a JSON object with format {FORMAT!r}")
+    tree = bundle.get("tree")
+    if tree not in ("events", "access"):
+        raise ProofError(f"tree {tree!r} is not one of events, access")
+    index = _size(bundle.get("index"), "index")
+    size = _size(bundle.get("tree_size"), "tree_size")
+    note = bundle.get("checkpoint")
+    if not isinstance(note, str):
+        raise ProofError("the bundle holds no checkpoint note")
+    try:
+        checkpoint = verify_checkpoint(key, note, origin(key.name, tree))
+    except NoteError as exc:
+        raise ProofError(f"the checkpoint does not verify with the public key: {exc}") from None
+    if checkpoint.size != size:
+        raise ProofError(f"tree_size {size} is not the checkpoint's size {checkpoint.size}")
+    text = bundle.get("entry")
+    if not isinstance(text, str):
+        raise ProofError("the bundle holds no entry")
+    leaf = hashlib.sha256(b"\x00" + text.encode("utf-8")).digest()
+    if _hashes([bundle.get("leaf_hash")], "leaf_hash")[0] != leaf:
+        raise ProofError("the entry does not hash to leaf_hash: the entry was changed")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise ProofError("the entry is not JSON") from None
+    field = "position" if tree == "events" else "seq"
+    if not isinstance(parsed, dict) or parsed.get(field) != index:
+        raise ProofError(f"the entry's {field} is not the bundle's index {index}")
+    proof = _hashes(bundle.get("inclusion_proof"), "inclusion_proof")
+    if not merkle.verify_inclusion(index, size, leaf, proof, checkpoint.root):
+        raise ProofError(
+            f"the inclusion proof does not lead from {field} {index} to the checkpoint's root "
+            f"at size {size}"
+        )
+    trusted_size = None
+    if trusted is not None:
+        trusted_size = _check_trusted(bundle, key, tree, checkpoint, trusted)
+    return Verified(tree, index, size, checkpoint.root, parsed, checkpoint, trusted_size)
+
+
+def _check_trusted(
+    bundle: dict[str, Any], key: VerifierKey, tree: str, checkpoint: Checkpoint, trusted: str
+) -> int:
+    try:
+        kept = verify_checkpoint(key, trusted, origin(key.name, tree))
+    except NoteError as exc:
+        raise ProofError(f"the trusted checkpoint does not verify: {exc}") from None
+    if kept.size == checkpoint.size:
+        if kept.root != checkpoint.root:
+            raise ProofError(
+                f"the log signed two different roots for size {kept.size}: a fork "
+                "(keep both notes: they prove it)"
+            )
+        return kept.size
+    consistency = bundle.get("consistency")
+    size1, size2 = sorted((kept.size, checkpoint.size))
+    if not isinstance(consistency, dict) or (
+        consistency.get("size1"),
+        consistency.get("size2"),
+    ) != (size1, size2):
+        raise ProofError(
+            f"the bundle's checkpoint (size {checkpoint.size}) differs from the trusted one "
+            f"(size {kept.size}) and the bundle holds no consistency proof between them: "
+            f"make it with `mlledger audit prove ... --since {kept.size}`"
+        )
+    proof = _hashes(consistency.get("proof"), "consistency.proof")
+    older, newer = (kept, checkpoint) if kept.size < checkpoint.size else (checkpoint, kept)
+    if size1 == 0 and not proof:
+        return kept.size  # the empty tree is a prefix of every tree
+    if not merkle.verify_consistency(size1, size2, older.root, newer.root, proof):
+        raise ProofError(
+            f"the checkpoint at size {checkpoint.size} is not consistent with the trusted one at "
+            f"size {kept.size}: the log was forked, rewritten or rolled back"
+        )
+    return kept.size
