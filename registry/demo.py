@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ConfigError
+from registry.ledger import Ledger
 from registry.sdk import Registry, connect
 from registry.settings import Settings, normalise_url
 
@@ -306,10 +307,17 @@ def run_demo(
             "history": reg.history(names["deployment"]),
         }
         head = reg.ledger.head()
+        integrity = _integrity(reg.ledger)
     if as_json:
         print(
             json.dumps(
-                {"recorded": recorded, "events": head + 1, "names": names, "answers": answers},
+                {
+                    "recorded": recorded,
+                    "events": head + 1,
+                    "names": names,
+                    "answers": answers,
+                    "integrity": integrity,
+                },
                 indent=2,
                 sort_keys=True,
             )
@@ -344,10 +352,50 @@ def run_demo(
             "6. history: what did the deployment serve, when?",
             cli.render_history(answers["history"]),
         ),
+        ("7. integrity: is the log as it was written?", _render_integrity(integrity)),
     ]
     for title, body in sections:
         print(title)
         print(body)
         print()
     print(f"Try: mlledger scored {names['record']} --project {project} --json")
+    print(f"     mlledger audit prove {integrity['proved_position']} --out proof.json")
     return 0
+
+
+def _integrity(ledger: Ledger) -> dict[str, Any]:
+    """Sign a checkpoint (the key made on first use), verify the whole log against it,
+    and prove the newest prediction batch, as an auditor would offline."""
+    from audit.checkpoints import load_signing_key, write_checkpoint
+    from audit.proofs import make_bundle, verify_bundle
+    from audit.verify import verify
+
+    key, path, _ = load_signing_key(ledger.store.url, create=True)
+    checkpoint, _ = write_checkpoint(ledger.store, key)
+    report = verify(ledger.store, key.verifier())
+    position = max(e.position for e in ledger.read() if e.type == "predictions-logged")
+    bundle = make_bundle(ledger.store, position)
+    proved = verify_bundle(bundle, key.verifier())
+    return {
+        "public_key": key.verifier().to_string(),
+        "signing_key_file": str(path),
+        "checkpoint": checkpoint.as_dict(),
+        "verified": report.ok,
+        "verify_seconds": report.seconds,
+        "proved_position": proved.index,
+        "proof_hashes": len(bundle["inclusion_proof"]),
+    }
+
+
+def _render_integrity(d: dict[str, Any]) -> str:
+    c = d["checkpoint"]
+    return "\n".join(
+        [
+            f"  checkpoint #{c['seq']} signs {c['tree_size']} events, root {c['root_hash']}",
+            f"  by {d['public_key']}",
+            f"  audit verify: {'OK' if d['verified'] else 'FAILED'} (every leaf recomputed, "
+            f"{d['verify_seconds']:.2f} s)",
+            f"  position {d['proved_position']} (the newest predictions) is in the log: "
+            f"{d['proof_hashes']} hashes lead from it to the signed root",
+        ]
+    )

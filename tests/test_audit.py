@@ -537,3 +537,81 @@ def latest_checkpoint_note(store: Store) -> str:
         found = latest_checkpoint(conn, "events")
     assert found is not None
     return found.note
+
+
+def test_a_0002_store_gets_both_trees_on_upgrade(store_url: str, key: SigningKey) -> None:
+    """A store at revision 0002 holding events and trail entries: the upgrade builds the
+    trail's tree, the events' tree catches up as a projection, and both verify."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from registry.settings import normalise_url
+    from registry.store.base import MIGRATIONS, SCHEMA_HEAD
+
+    config = Config(str(MIGRATIONS / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(normalise_url(store_url))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        # Rows as revision 0002 wrote them (its code had no trees to extend).
+        from registry.events import make_event
+        from registry.ids import dataset_id
+
+        conn.execute(
+            text(
+                "INSERT INTO access_trail (seq, at, actor, project, action, resource, source, "
+                "outcome, status, reason, trace_id, leaf_hash) VALUES (:seq, "
+                "'2026-01-01T00:00:00.000000Z', 'k', 'p', 'a', '/r', 's', 'allow', 200, 'ok', "
+                "NULL, :leaf)"
+            ),
+            [
+                {
+                    "seq": seq,
+                    "leaf": auth.trail_leaf_hash(
+                        {
+                            "seq": seq,
+                            "at": "2026-01-01T00:00:00.000000Z",
+                            "actor": "k",
+                            "project": "p",
+                            "action": "a",
+                            "resource": "/r",
+                            "source": "s",
+                            "outcome": "allow",
+                            "status": 200,
+                            "reason": "ok",
+                            "trace_id": None,
+                        }
+                    ),
+                }
+                for seq in range(5)
+            ],
+        )
+    engine.dispose()
+    ledger = Ledger.open(store_url)  # migrates to head
+    try:
+        with ledger.store.read() as conn:
+            assert (
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                == SCHEMA_HEAD
+            )
+            assert StoredTree(conn, TRAIL).size() == 5
+        event = make_event(
+            "dataset-version-registered",
+            project="p",
+            entity=dataset_id("p", "d", "1"),
+            actor="t",
+            body={"name": "d", "version": "1", "digest": "sha256:00", "uri": "s3://d"},
+        )
+        assert ledger.append([event]) == [0]
+        assert ledger.read()[0].event_id == event.event_id
+        with ledger.store.read() as conn:
+            assert StoredTree(conn, EVENTS).size() == 1
+        write_checkpoint(ledger.store, key)
+        write_checkpoint(ledger.store, key, "access")
+        report = verified(ledger.store, key)
+        assert report.ok, report.summary()
+        assert (report.events.size, report.access.size) == (1, 5)
+    finally:
+        ledger.close()

@@ -31,8 +31,14 @@ pytest.importorskip("sklearn", reason="the demo needs scikit-learn (pip install 
 PROJECT = "demo"
 PREDICTIONS = 600
 RAW_ROWS = 569
-SECTIONS = ("1. scored:", "2. trained-on:", "3. downstream:", "4. lineage:", "5. footprint:",
-            "6. history:")
+SECTIONS = (
+    "1. scored:",
+    "2. trained-on:",
+    "3. downstream:",
+    "4. lineage:",
+    "5. footprint:",
+    "6. history:",
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     url = f"sqlite:///{db}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLLEDGER_KEY_FILE", str(key_file))
-        for name in ("MLLEDGER_DB", "MLLEDGER_MASTER_KEY", "MLLEDGER_PROJECT", "MLLEDGER_ACTOR"):
+        for name in (
+            "MLLEDGER_DB",
+            "MLLEDGER_MASTER_KEY",
+            "MLLEDGER_PROJECT",
+            "MLLEDGER_ACTOR",
+            "MLLEDGER_SIGNING_KEY",
+        ):
             mp.delenv(name, raising=False)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
@@ -95,8 +107,33 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture(autouse=True)
 def demo_key(demo: Demo, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use the demo's master key in every test (its pseudonyms depend on it)."""
+    """Use the demo's master key (its pseudonyms depend on it) and signing key in every
+    test."""
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(demo.key_file))
+    monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(demo.db.parent / "signing.key"))
+
+
+def test_the_demo_signs_verifies_and_proves_its_log(demo: Demo) -> None:
+    """The integrity section: a checkpoint over every event, signed by the key made beside
+    the database on first use, a passing verification and a proof that checks offline."""
+    from audit.note import VerifierKey, verify_checkpoint
+    from audit.proofs import make_bundle, verify_bundle
+    from registry.store import open_store
+
+    integrity = demo.first["integrity"]
+    assert integrity["verified"] is True
+    assert integrity["signing_key_file"] == str(demo.db.parent / "signing.key")
+    key = VerifierKey.from_string(integrity["public_key"])
+    checkpoint = verify_checkpoint(key, integrity["checkpoint"]["note"])
+    assert checkpoint.size == len(demo.events) == integrity["checkpoint"]["tree_size"]
+    proved = integrity["proved_position"]
+    assert demo.events[proved].type == "predictions-logged"
+    assert proved == max(e.position for e in demo.events if e.type == "predictions-logged")
+    store = open_store(demo.url)
+    try:
+        assert verify_bundle(make_bundle(store, proved), key).index == proved
+    finally:
+        store.dispose()
 
 
 def test_first_run_records_the_scenario(demo: Demo) -> None:
@@ -105,10 +142,17 @@ def test_first_run_records_the_scenario(demo: Demo) -> None:
     assert demo.first["events"] == len(demo.events) > 0
     assert [e.position for e in demo.events] == list(range(len(demo.events)))
     assert Counter(e.type for e in demo.events) == {
-        "dataset-version-registered": 2, "dataset-records-added": 2, "run-started": 2,
-        "run-inputs-used": 2, "run-metrics-logged": 2, "model-version-registered": 2,
-        "run-completed": 2, "deployment-configured": 3, "model-alias-moved": 2,
-        "predictions-logged": 2, "subject-data-stored": 1,
+        "dataset-version-registered": 2,
+        "dataset-records-added": 2,
+        "run-started": 2,
+        "run-inputs-used": 2,
+        "run-metrics-logged": 2,
+        "model-version-registered": 2,
+        "run-completed": 2,
+        "deployment-configured": 3,
+        "model-alias-moved": 2,
+        "predictions-logged": 2,
+        "subject-data-stored": 1,
     }
     assert {e.project for e in demo.events} == {PROJECT}
     assert {e.actor for e in demo.events if e.type != "model-alias-moved"} == {"demo@mlledger"}
@@ -119,15 +163,21 @@ def test_appended_events_carry_the_scenario(demo: Demo) -> None:
     n = demo.names
     configured = [e for e in demo.events if e.type == "deployment-configured"]
     assert [(e.entity, e.occurred_at) for e in configured] == [
-        (n["deployment"], demo.day(3)), (n["deployment"], demo.day(10)),
-        (n["deployment"], demo.day(11))]
+        (n["deployment"], demo.day(3)),
+        (n["deployment"], demo.day(10)),
+        (n["deployment"], demo.day(11)),
+    ]
     assert [[(s["model"], s["traffic"]) for s in e.body["served"]] for e in configured] == [
-        [(n["m1"], 100.0)], [(n["m1"], 90.0), (n["m2"], 10.0)], [(n["m2"], 100.0)]]
+        [(n["m1"], 100.0)],
+        [(n["m1"], 90.0), (n["m2"], 10.0)],
+        [(n["m2"], 100.0)],
+    ]
 
     moved = [e for e in demo.events if e.type == "model-alias-moved"]
     assert [(e.entity, e.body["alias"], e.actor, e.occurred_at) for e in moved] == [
         (n["m1"], "production", "dr.lopez", demo.day(3)),
-        (n["m2"], "production", "dr.okafor", demo.day(11))]
+        (n["m2"], "production", "dr.okafor", demo.day(11)),
+    ]
 
     scored = [e for e in demo.events if e.type == "predictions-logged"]
     assert [e.entity for e in scored] == [n["deployment"]] * 2
@@ -149,8 +199,9 @@ def test_scored_by_two_model_versions_in_one_deployment(demo: Demo) -> None:
     assert {p["model"] for p in answer["predictions"]} == {demo.names["m1"], demo.names["m2"]}
     times = [p["at"] for p in answer["predictions"]]
     assert times == sorted(times)
-    assert all(set(p["output"]) == {"malignant_probability", "label"}
-               for p in answer["predictions"])
+    assert all(
+        set(p["output"]) == {"malignant_probability", "label"} for p in answer["predictions"]
+    )
 
 
 def test_trained_on_has_the_clean_and_the_raw_dataset(demo: Demo) -> None:
@@ -162,7 +213,11 @@ def test_trained_on_has_the_clean_and_the_raw_dataset(demo: Demo) -> None:
     clean, raw = by_id[demo.names["clean"]], by_id[demo.names["raw"]]
     assert (clean["relation"], clean["depth"]) == ("direct", 1)
     assert (raw["relation"], raw["depth"], raw["records"], raw["row_count"]) == (
-        "upstream", 2, RAW_ROWS, RAW_ROWS)
+        "upstream",
+        2,
+        RAW_ROWS,
+        RAW_ROWS,
+    )
     assert 0 < clean["records"] == clean["row_count"] < RAW_ROWS
 
 
@@ -216,8 +271,10 @@ def test_files_beside_the_database_match_the_ledger_digests(demo: Demo) -> None:
     """The CSVs and model pickles are written beside the database with the digests recorded."""
     work = demo.db.parent / "demo"
     datasets = {e.entity: e.body for e in demo.events if e.type == "dataset-version-registered"}
-    files = {demo.names["raw"]: work / "breast_cancer_raw.csv",
-             demo.names["clean"]: work / "breast_cancer_clean.csv"}
+    files = {
+        demo.names["raw"]: work / "breast_cancer_raw.csv",
+        demo.names["clean"]: work / "breast_cancer_clean.csv",
+    }
     for node, path in files.items():
         assert datasets[node]["digest"] == sha256(path), path
         assert datasets[node]["uri"] == path.resolve().as_uri()
@@ -235,25 +292,34 @@ def test_files_beside_the_database_match_the_ledger_digests(demo: Demo) -> None:
 
 
 def test_a_second_run_finds_the_scenario_and_appends_nothing(
-        demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Demo, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Run again (through the CLI), the demo prints all six answers and writes no event."""
     assert main(["demo", "--db", demo.url, "--predictions", str(PREDICTIONS)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == (f"mlledger demo: found the scenario in {demo.url} "
-                        f"({len(demo.events)} events, project '{PROJECT}')")
+    assert lines[0] == (
+        f"mlledger demo: found the scenario in {demo.url} "
+        f"({len(demo.events)} events, project '{PROJECT}')"
+    )
     headings = [line for line in lines if line[:2] in {f"{i}." for i in range(1, 7)}]
     assert [" ".join(h.split()[:2]) for h in headings] == list(SECTIONS)
     assert f"who scored record {demo.names['record']}?" in out
     assert "total predictions: 600" in out
     assert "90% traffic" in out and "10% traffic" in out
-    assert out.rstrip().endswith(f"mlledger scored {demo.names['record']} --project {PROJECT} "
-                                 "--json")
+    proved = demo.first["integrity"]["proved_position"]
+    assert out.rstrip().endswith(
+        f"mlledger scored {demo.names['record']} --project {PROJECT} --json\n"
+        f"     mlledger audit prove {proved} --out proof.json"
+    )
+    assert "7. integrity: is the log as it was written?" in out
+    assert "audit verify: OK" in out
     assert read_log(demo.url) == demo.events
 
 
 def test_a_second_json_run_gives_the_same_answers(
-        demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
+    demo: Demo, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A later JSON run reports nothing recorded, the same event count and the same answers."""
     assert run_demo(demo.url, project=PROJECT, predictions=PREDICTIONS, as_json=True) == 0
     again = json.loads(capsys.readouterr().out)
