@@ -24,8 +24,9 @@ them storable (a database projection keeps every node of level >= 1, see
 :func:`extend`).
 
 Every node of an RFC 6962 tree covers a range ``[start, end)`` where ``start``
-is a multiple of ``2**ceil(log2(end - start))``; such a range is either a
-perfect subtree or lies on the right edge of the tree of size ``end``. Its MTH
+is a multiple of ``2**ceil(log2(end - start))``, and every such range is a
+node of the tree of size ``end``: either a perfect subtree or a range on that
+tree's right edge. Its MTH
 is rebuilt from perfect subtrees alone: the range splits into the binary digits
 of its length, largest first (:func:`subtree_nodes`), and the hashes of those
 pieces are folded from the right (:func:`fold`)::
@@ -42,16 +43,21 @@ An inclusion proof (RFC 9162 section 2.1.3.1, ``PATH``) and a consistency
 proof (section 2.1.4.1, ``PROOF`` / ``SUBPROOF``) are lists of MTHs of tree
 nodes. :func:`inclusion_ranges` and :func:`consistency_ranges` run the RFC's
 recursions iteratively and return those nodes as ``[start, end)`` ranges, in
-proof order (deepest first). At most one of the ranges is not a perfect
-subtree, so a proof needs ``O(log n)`` perfect nodes, which
-:func:`inclusion_proof` and :func:`consistency_proof` read from a
-:class:`NodeSource` in a single call.
+proof order (deepest first). A proof has at most ``ceil(log2 n)`` hashes
+(one more for consistency) and at most one of its ranges is not a perfect
+subtree (the first range met on the right edge), which splits into fewer than
+``ceil(log2 n)`` pieces; so a proof needs at most ``2 * ceil(log2 n) - 1``
+perfect nodes, which :func:`inclusion_proof` and :func:`consistency_proof` read
+from a :class:`NodeSource` in a single call.
 
 Verification (:func:`verify_inclusion`, :func:`verify_consistency`) follows
 the algorithms of RFC 9162 sections 2.1.3.2 and 2.1.4.2 step by step. The
 published transparency-dev test vectors settle the cases the RFC leaves open:
 a consistency check from size 0 is always rejected, and for two equal sizes
-the proof must be empty and the two roots identical.
+the proof must be empty and the two roots identical. As in the RFC, a proof
+binds the tree size only through its shape (an inclusion proof for leaf 0 is
+the same in trees of 5 and 6 leaves when the last sibling hash is given), so a
+verifier must take the size and the root from one signed tree head.
 """
 
 from __future__ import annotations
@@ -93,6 +99,9 @@ Node = tuple[int, int]
 
 #: MTH of the empty list: SHA-256 of the empty string.
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+#: Sizes and indices are 64-bit, as in RFC 9162.
+_MAX_COUNT = (1 << 64) - 1
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
@@ -399,8 +408,10 @@ def inclusion_proof(index: int, size: int, source: NodeSource | Sequence[bytes])
 
     Precondition: ``0 <= index < size`` (``ValueError`` otherwise) and the
     source holds at least ``size`` leaves. All perfect nodes are read with a
-    single ``source.nodes`` call of ``O(log size)`` keys (no call when the proof
-    is empty, i.e. ``size == 1``).
+    single ``source.nodes`` call of at most ``2 * ceil(log2 size) - 1`` keys (no
+    call when the proof is empty, i.e. ``size == 1``). A plain sequence of leaf
+    hashes is wrapped in a fresh :class:`MemoryTree`, which costs ``O(size)``
+    hashing per call; keep a :class:`MemoryTree` to make many proofs.
     """
     return _range_hashes(inclusion_ranges(index, size), source)
 
@@ -410,8 +421,9 @@ def consistency_proof(size1: int, size2: int, source: NodeSource | Sequence[byte
 
     Precondition: ``0 <= size1 <= size2`` (``ValueError`` otherwise) and the
     source holds at least ``size2`` leaves. The proof is empty for
-    ``size1 == size2`` and for ``size1 == 0``. One ``source.nodes`` call of
-    ``O(log size2)`` keys (none for an empty proof).
+    ``size1 == size2`` and for ``size1 == 0``. One ``source.nodes`` call of at
+    most ``2 * ceil(log2 size2) - 1`` keys (none for an empty proof); sources as
+    for :func:`inclusion_proof`.
     """
     return _range_hashes(consistency_ranges(size1, size2), source)
 
@@ -423,7 +435,7 @@ def root_from_inclusion_proof(
 
     RFC 9162 section 2.1.3.2, steps 1 to 4 plus the size check of step 5.
     Raises ``ValueError`` on any malformed input: sizes that are not ints
-    (bools included) or are negative, ``leaf_index >= tree_size``, hashes that
+    (bools included) or are outside ``[0, 2**64)``, ``leaf_index >= tree_size``, hashes that
     are not 32-byte ``bytes``, or a proof of the wrong length.
     """
     fn = _count("leaf_index", leaf_index)
@@ -484,9 +496,9 @@ def verify_consistency(
       ``bytes``; nothing is hashed, so their length is not checked);
     * ``size1 == 0``: always ``False`` (the empty tree is a prefix of every
       tree, so the check proves nothing and is refused);
-    * ``size1 > size2``, negative, bool or non-int sizes, proof hashes or (for
-      ``size1 < size2``) roots that are not 32-byte ``bytes``, proofs too short
-      or too long: ``False``.
+    * ``size1 > size2``, sizes that are bools, not ints or outside ``[0, 2**64)``,
+      proof hashes or (for ``size1 < size2``) roots that are not 32-byte
+      ``bytes``, proofs too short or too long: ``False``.
 
     Never raises.
     """
@@ -585,11 +597,17 @@ def extend(
 
 
 def _count(name: str, value: object) -> int:
-    """Return ``value`` if it is a non-negative int (not a bool), else raise ``ValueError``."""
+    """Return ``value`` if it is an int (not a bool) in ``[0, 2**64)``, else raise ``ValueError``.
+
+    RFC 9162 sizes and indices are 64-bit; the bound also keeps the bit loops
+    of the verifiers short whatever they are given.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an int, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {value}")
+    if value > _MAX_COUNT:
+        raise ValueError(f"{name} must be below 2**64, got {value}")
     return value
 
 
