@@ -47,11 +47,17 @@ def _b64(value: bytes) -> str:
 
 
 def make_bundle(
-    store: Store, index: int, tree: str = "events", *, since: int | None = None
+    store: Store,
+    index: int,
+    tree: str = "events",
+    *,
+    since: int | None = None,
+    project: str | None = None,
 ) -> dict[str, Any]:
     """The proof bundle for leaf ``index`` of ``tree`` against the latest checkpoint;
     with ``since`` (the size of a checkpoint the verifier holds), also the consistency
-    proof between that size and the latest checkpoint's."""
+    proof between that size and the latest checkpoint's. With ``project``, a leaf of
+    another project is not found (as an absent one)."""
     spec = tree_spec(tree)
     what = "position" if spec.name == "events" else "access-trail entry"
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
@@ -61,6 +67,8 @@ def make_bundle(
         if found is None:
             raise NotFound(f"no {what} {index} in the {spec.name} log")
         data, stored_leaf = found
+        if project is not None and json.loads(data).get("project") != project:
+            raise NotFound(f"no {what} {index} in project {project}")
         checkpoint = latest_checkpoint(conn, spec.name)
         if checkpoint is None or checkpoint.size <= index:
             covers = (
