@@ -615,3 +615,34 @@ def test_a_0002_store_gets_both_trees_on_upgrade(store_url: str, key: SigningKey
         assert (report.events.size, report.access.size) == (1, 5)
     finally:
         ledger.close()
+
+
+def test_a_verifier_holding_a_checkpoint_rejects_a_rollback(
+    ledger: Ledger, reg: Registry, key: SigningKey
+) -> None:
+    """Someone with the database and the key cuts the log back, deletes the checkpoints,
+    and signs anew: a verifier that kept the old checkpoint rejects both the shorter log
+    and the shorter log grown again with other events."""
+    for i in range(6):
+        reg.register_dataset(f"d{i}", "1", uri=f"s3://d{i}", digest="sha256:00")
+    kept = write_checkpoint(ledger.store, key)[0]
+    assert kept.size == 6
+    with bypass(ledger.store) as conn:
+        conn.execute(text("DELETE FROM events WHERE position >= 4"))
+        conn.execute(text("DELETE FROM checkpoints"))
+    ledger.rebuild()
+    rolled_back = write_checkpoint(ledger.store, key)[0]
+    assert (rolled_back.seq, rolled_back.size) == (0, 4)
+    with pytest.raises(ProofError, match="no consistency proof"):
+        verify_bundle(make_bundle(ledger.store, 1), key.verifier(), kept.note)
+    with pytest.raises(Exception, match="beyond the events log"):
+        make_bundle(ledger.store, 1, since=6)
+
+    for i in range(3):
+        reg.register_dataset(f"other{i}", "1", uri=f"s3://o{i}", digest="sha256:11")
+    regrown = write_checkpoint(ledger.store, key)[0]
+    assert regrown.size == 7
+    bundle = make_bundle(ledger.store, 1, since=6)
+    assert verify_bundle(bundle, key.verifier()).tree_size == 7  # fine on its own...
+    with pytest.raises(ProofError, match="forked, rewritten or rolled back"):
+        verify_bundle(bundle, key.verifier(), kept.note)  # ...but not after what we saw
