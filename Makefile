@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-long lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The long version of the crash test: 200 SIGKILLs of writers per backend (CI runs it).
+test-long: $(STAMP)
+	$(PY) -m pytest tests/test_crash.py --crash-kills 200
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -35,6 +39,7 @@ bench: $(STAMP) $(PEER)/.installed
 	$(PEER)/bin/python tests/bench/mlflow_peer.py --runs 200 --out .mlledger/bench-mlflow.json --workdir .mlledger/bench-mlflow
 	$(PY) -m tests.bench.run --out .mlledger/bench.json --peer .mlledger/bench-mlflow.json
 	$(PY) -m tests.bench.http --out .mlledger/bench-http.json
+	$(PY) -m tests.bench.audit --out .mlledger/bench-audit.json
 
 clean:
 	rm -rf $(VENV) .mlledger .pytest_cache .ruff_cache .mypy_cache

@@ -299,6 +299,14 @@ def _check_previous(
             f"the {spec.name} log holds {size} leaves, fewer than the {previous.size} of "
             f"checkpoint #{previous.seq}: it was truncated; refusing to sign"
         )
+    if previous.size == 0:
+        # The empty tree is a prefix of every tree (RFC 9162 has no proof for it).
+        if previous.root != merkle.EMPTY_ROOT:
+            raise IntegrityViolation(
+                f"the previous {spec.name} checkpoint (#{previous.seq}) signs size 0 with a "
+                "root that is not the empty tree's; refusing to sign"
+            )
+        return
     proof = stored.consistency_proof(previous.size, size)
     if not merkle.verify_consistency(previous.size, size, previous.root, root, proof):
         raise IntegrityViolation(

@@ -30,7 +30,7 @@ from audit.tree import EVENTS, TRAIL, StoredTree, rebuild_nodes
 from audit.verify import verify
 from registry import auth
 from registry.errors import Conflict, IntegrityViolation, NotFound
-from registry.events import canonical_event
+from registry.events import canonical_event, make_event
 from registry.ledger import Ledger
 from registry.sdk import Registry
 from registry.store import Store
@@ -646,3 +646,29 @@ def test_a_verifier_holding_a_checkpoint_rejects_a_rollback(
     assert verify_bundle(bundle, key.verifier()).tree_size == 7  # fine on its own...
     with pytest.raises(ProofError, match="forked, rewritten or rolled back"):
         verify_bundle(bundle, key.verifier(), kept.note)  # ...but not after what we saw
+
+
+def test_a_checkpoint_of_the_empty_tree_is_extended(ledger: Ledger, key: SigningKey) -> None:
+    """A new database's first checkpoints sign empty trees; later ones extend them."""
+    for tree in ("events", "access"):
+        empty, written = write_checkpoint(ledger.store, key, tree)
+        assert written and (empty.size, empty.root) == (0, merkle.EMPTY_ROOT)
+    trail(ledger.store, 2)
+    reg_event = ledger.append(
+        [
+            make_event(
+                "dataset-version-registered",
+                project="p",
+                entity="dataset:p/d@1",
+                actor="t",
+                body={"name": "d", "version": "1", "digest": "sha256:00", "uri": "s3://d"},
+            )
+        ]
+    )
+    assert reg_event == [0] and ledger.read()[0].entity == "dataset:p/d@1"
+    for tree, size in (("events", 1), ("access", 2)):
+        grown, written = write_checkpoint(ledger.store, key, tree)
+        assert written and (grown.seq, grown.size) == (1, size)
+    report = verified(ledger.store, key)
+    assert report.ok, report.summary()
+    assert (report.events.checkpoints, report.access.checkpoints) == (2, 2)
