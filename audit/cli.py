@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -117,15 +116,10 @@ def add_parser(sub: Any) -> None:
     _json(p)
 
 
-@contextmanager
-def _store(args: argparse.Namespace) -> Iterator[Store]:
-    from registry.store import open_store
+def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
+    from registry.store import opened
 
-    store = open_store(args.db)
-    try:
-        yield store
-    finally:
-        store.dispose()
+    return opened(args.db)
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:

@@ -75,36 +75,15 @@ class CompactRange:
 
 
 def _event_entry(row: Sequence[Any]) -> bytes:
-    """The leaf data of an event row (``_EVENT_COLUMNS`` without ``leaf_hash``)."""
-    (
-        position,
-        event_id,
-        type_,
-        version,
-        project,
-        entity,
-        actor,
-        occurred,
-        recorded,
-        body,
-        refs,
-        trace_id,
-    ) = row[:12]
+    """The leaf data of an event row (``_EVENT_COLUMNS``: the envelope and body, then
+    ``personal_refs``, ``trace_id`` and ``leaf_hash``)."""
+    refs = row[10]
     parsed = () if refs == "[]" else tuple(json.loads(refs))
+    position, event_id, type_, version, project, entity, actor, occurred, recorded, body = row[:10]
     return canonical_event(
-        position,
-        event_id,
-        type_,
-        version,
-        project,
-        entity,
-        actor,
-        occurred,
-        recorded,
-        body,
-        parsed,
-        trace_id,
-    )
+        position, event_id, type_, version, project, entity, actor, occurred, recorded, body,
+        parsed, row[11],
+    )  # fmt: skip
 
 
 def _trail_entry(row: Sequence[Any]) -> bytes:

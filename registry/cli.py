@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from audit import cli as audit_cli
@@ -267,16 +267,11 @@ def cmd_log(args: argparse.Namespace) -> int:
         )
 
 
-@contextmanager
-def _store(args: argparse.Namespace) -> Iterator[Store]:
+def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
     """The store alone: keys and the trail need neither the vault nor the master key."""
-    from registry.store import open_store
+    from registry.store import opened
 
-    store = open_store(args.db)
-    try:
-        yield store
-    finally:
-        store.dispose()
+    return opened(args.db)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from registry.settings import normalise_url
 from registry.store.base import Store
 
@@ -22,4 +25,14 @@ def open_store(url: str | None = None) -> Store:
     return store
 
 
-__all__ = ["Store", "open_store"]
+@contextmanager
+def opened(url: str | None = None) -> Iterator[Store]:
+    """``open_store(url)``, disposed of on leaving the block."""
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+__all__ = ["Store", "open_store", "opened"]
