@@ -231,6 +231,11 @@ def write_checkpoint(
                 f"{size}: refusing to sign (run `mlledger audit verify`)"
             )
         previous = latest_checkpoint(conn, spec.name)
+        if previous is not None and size < previous.size:
+            raise IntegrityViolation(
+                f"the {spec.name} log holds {size} leaves, fewer than the {previous.size} of "
+                f"checkpoint #{previous.seq}: it was truncated; refusing to sign"
+            )
         if previous is not None and size - previous.size < max(min_growth, 1):
             return previous, False
         root = stored.root(size)
@@ -293,11 +298,6 @@ def _check_previous(
         raise IntegrityViolation(
             f"the previous {spec.name} checkpoint (#{previous.seq}) note says size "
             f"{signed.size}, but its row says {previous.size} or another root; refusing to sign"
-        )
-    if size < previous.size:
-        raise IntegrityViolation(
-            f"the {spec.name} log holds {size} leaves, fewer than the {previous.size} of "
-            f"checkpoint #{previous.seq}: it was truncated; refusing to sign"
         )
     if previous.size == 0:
         # The empty tree is a prefix of every tree (RFC 9162 has no proof for it).

@@ -672,3 +672,15 @@ def test_a_checkpoint_of_the_empty_tree_is_extended(ledger: Ledger, key: Signing
     report = verified(ledger.store, key)
     assert report.ok, report.summary()
     assert (report.events.checkpoints, report.access.checkpoints) == (2, 2)
+
+
+def test_no_checkpoint_is_signed_over_a_truncated_log(
+    ledger: Ledger, reg: Registry, key: SigningKey, world: Any
+) -> None:
+    kept = write_checkpoint(ledger.store, key)[0]
+    with bypass(ledger.store) as conn:
+        conn.execute(text(f"DELETE FROM event_payloads WHERE position >= {kept.size - 2}"))
+        conn.execute(text(f"DELETE FROM events WHERE position >= {kept.size - 2}"))
+        conn.execute(text(f"DELETE FROM merkle_nodes WHERE level = 0 AND idx >= {kept.size - 2}"))
+    with pytest.raises(IntegrityViolation, match=f"fewer than the {kept.size} of checkpoint #0"):
+        write_checkpoint(ledger.store, key)
