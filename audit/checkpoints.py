@@ -20,7 +20,6 @@ from __future__ import annotations
 import secrets
 import socket
 import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,12 +87,6 @@ def latest_checkpoint(conn: Connection, tree: str) -> StoredCheckpoint | None:
         (tree_spec(tree).name,),
     )
     return None if row is None else _row(row)
-
-
-def covering_checkpoint(conn: Connection, tree: str, index: int) -> StoredCheckpoint | None:
-    """The newest checkpoint of ``tree`` whose tree holds leaf ``index``, or None."""
-    found = latest_checkpoint(conn, tree)
-    return found if found is not None and found.size > index else None
 
 
 # --- the signing key -------------------------------------------------------------------------
@@ -338,7 +331,6 @@ class Checkpointer:
         self.every = every
         self.seconds = seconds
         self.poll = min(poll, seconds)
-        self.errors: deque[str] = deque(maxlen=100)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlledger-checkpointer", daemon=True)
         self._last: dict[str, float] = {}
@@ -391,6 +383,4 @@ class Checkpointer:
                         checkpoint.size,
                     )
             except Exception as exc:  # logged and kept; the next tick tries again
-                message = f"{type(exc).__name__}: {exc}"
-                self.errors.append(message)
-                log.error("checkpoint failed: %s", message)
+                log.error("checkpoint failed: %s: %s", type(exc).__name__, exc)

@@ -20,7 +20,7 @@ stored; the hash of any other subtree (a right edge) is folded from them by
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -180,8 +180,3 @@ def rebuild_nodes(conn: Connection, spec: TreeSpec) -> int:
             batch = []
     tree.append(size, batch)
     return size + len(batch)
-
-
-def node_map(nodes: Mapping[Node, bytes]) -> dict[str, str]:
-    """Nodes as ``{"level/idx": hex}`` (for reports)."""
-    return {f"{level}/{idx}": value.hex() for (level, idx), value in sorted(nodes.items())}
