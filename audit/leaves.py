@@ -33,13 +33,41 @@ _EVENT_COLUMNS = (
 class Leaf(NamedTuple):
     """One stored leaf: its number (position or seq), the hash stored beside it, the
     hash of its content (None when the content cannot be read back), and the event's
-    type and body text (events only)."""
+    type and body text (events only).
+
+    For an event an erasure redacted, ``redacted`` holds the erasure's position and
+    ``computed`` is the stored hash when the content hashes to what that erasure
+    declared (the original content is gone; the tree and checkpoints vouch for the
+    stored hash), else the content's own hash, which then differs from it."""
 
     number: int
     stored: bytes
     computed: bytes | None
     type: str | None = None
     body: str | None = None
+    redacted: int | None = None
+
+
+class Redaction(NamedTuple):
+    """The latest redaction of one event: the erasure's position, the hash the redacted
+    content has, and the rewritten payload's digest (None: payload not rewritten)."""
+
+    erased_pos: int
+    leaf: bytes
+    payload_digest: str | None
+
+
+def redactions(conn: Connection, start: int = 0, stop: int | None = None) -> dict[int, Redaction]:
+    """The latest redaction of each redacted event with ``start <= position < stop``."""
+    sql = "SELECT position, erased_pos, leaf, payload_digest FROM redactions WHERE position >= ?"
+    params: tuple[int, ...] = (start,)
+    if stop is not None:
+        sql += " AND position < ?"
+        params = (start, stop)
+    found: dict[int, Redaction] = {}
+    for position, erased_pos, leaf, digest in Raw(conn).all(sql + " ORDER BY erased_pos", params):
+        found[int(position)] = Redaction(int(erased_pos), bytes(leaf), digest)
+    return found
 
 
 class CompactRange:
@@ -119,22 +147,31 @@ def leaves(
     sha256 = hashlib.sha256
     while True:
         rows = raw.all(sql, (start,) if stop is None else (start, stop))
+        redacted = redactions(conn, start, int(rows[-1][0]) + 1) if events and rows else {}
         for row in rows:
             try:
                 computed: bytes | None = sha256(b"\x00" + entry(row)).digest()
             except (TypeError, ValueError, AttributeError):
                 computed = None
-            if events:
-                yield Leaf(int(row[0]), bytes(row[-1]), computed, row[2], row[9])
-            else:
+            if not events:
                 yield Leaf(int(row[0]), bytes(row[-1]), computed)
+                continue
+            stored = bytes(row[-1])
+            redaction = redacted.get(int(row[0]))
+            if redaction is None:
+                yield Leaf(int(row[0]), stored, computed, row[2], row[9])
+                continue
+            if computed == redaction.leaf:
+                computed = stored
+            yield Leaf(int(row[0]), stored, computed, row[2], row[9], redaction.erased_pos)
         if len(rows) < CHUNK:
             return
         start = int(rows[-1][0]) + 1
 
 
 def entry(conn: Connection, spec: TreeSpec, index: int) -> tuple[bytes, bytes] | None:
-    """The leaf data of leaf ``index`` as stored, and its stored leaf hash; None if absent."""
+    """The leaf data of leaf ``index`` as stored (for a redacted event, its redacted
+    content), and its stored leaf hash; None if absent."""
     select, make = _select(spec)
     row = Raw(conn).one(f"{select} WHERE {spec.index} = ?", (index,))
     return None if row is None else (make(row), bytes(row[-1]))

@@ -29,9 +29,9 @@ from typing import Any
 
 from audit import merkle
 from audit.checkpoints import latest_checkpoint, origin
-from audit.leaves import entry
+from audit.leaves import entry, redactions
 from audit.note import Checkpoint, NoteError, VerifierKey, verify_checkpoint
-from audit.tree import StoredTree, tree_spec
+from audit.tree import EVENTS, StoredTree, tree_spec
 from registry.errors import Conflict, IntegrityViolation, LedgerError, NotFound
 from registry.store import Store
 
@@ -80,8 +80,9 @@ def make_bundle(
                 f"{what} {index} is not covered by a signed checkpoint ({covers}): "
                 "write one with `mlledger audit checkpoint`"
             )
+        redaction = redactions(conn, index, index + 1).get(index) if spec == EVENTS else None
         leaf = merkle.leaf_hash(data)
-        if leaf != stored_leaf:
+        if leaf != (stored_leaf if redaction is None else redaction.leaf):
             raise ProofError(
                 f"{what} {index} does not hash to its stored leaf hash: the log was changed "
                 "(run `mlledger audit verify`)"
@@ -91,12 +92,19 @@ def make_bundle(
             "format": FORMAT,
             "tree": spec.name,
             "index": index,
-            "entry": data.decode("utf-8"),
-            "leaf_hash": _b64(leaf),
+            "entry": data.decode("utf-8") if redaction is None else None,
+            "leaf_hash": _b64(stored_leaf),
             "tree_size": checkpoint.size,
             "inclusion_proof": [_b64(h) for h in stored.inclusion_proof(index, checkpoint.size)],
             "checkpoint": checkpoint.note,
         }
+        if redaction is not None:
+            # The original text is gone; the leaf hash is proved, the redacted content is
+            # vouched for by the erasure's own (provable) event.
+            bundle["redacted"] = {
+                "erased_position": redaction.erased_pos,
+                "entry": data.decode("utf-8"),
+            }
         if since is not None:
             if isinstance(since, bool) or not isinstance(since, int) or since < 0:
                 raise LedgerError(f"since {since!r} is not a tree size (0 or more)")
@@ -124,6 +132,7 @@ class Verified:
     entry: dict[str, Any]
     checkpoint: Checkpoint
     trusted_size: int | None  # the size of the trusted checkpoint it was checked against
+    redacted_by: int | None = None  # the erasure's position, for a redacted event
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +144,7 @@ class Verified:
             "origin": self.checkpoint.origin,
             "entry": self.entry,
             "consistent_with_trusted_size": self.trusted_size,
+            "redacted_by": self.redacted_by,
         }
 
 
@@ -180,11 +190,21 @@ def verify_bundle(bundle: Any, key: VerifierKey, trusted: str | None = None) -> 
     if checkpoint.size != size:
         raise ProofError(f"tree_size {size} is not the checkpoint's size {checkpoint.size}")
     text = bundle.get("entry")
-    if not isinstance(text, str):
+    redacted = bundle.get("redacted")
+    redacted_by = None
+    if text is None and isinstance(redacted, dict):
+        # A redacted event: the leaf hash is what is proved; its original text is gone.
+        leaf = _hashes([bundle.get("leaf_hash")], "leaf_hash")[0]
+        text = redacted.get("entry")
+        redacted_by = _size(redacted.get("erased_position"), "redacted.erased_position")
+        if not isinstance(text, str):
+            raise ProofError("the bundle's redacted entry is not text")
+    elif not isinstance(text, str):
         raise ProofError("the bundle holds no entry")
-    leaf = hashlib.sha256(b"\x00" + text.encode("utf-8")).digest()
-    if _hashes([bundle.get("leaf_hash")], "leaf_hash")[0] != leaf:
-        raise ProofError("the entry does not hash to leaf_hash: the entry was changed")
+    else:
+        leaf = hashlib.sha256(b"\x00" + text.encode("utf-8")).digest()
+        if _hashes([bundle.get("leaf_hash")], "leaf_hash")[0] != leaf:
+            raise ProofError("the entry does not hash to leaf_hash: the entry was changed")
     try:
         parsed = json.loads(text)
     except ValueError:
@@ -201,7 +221,9 @@ def verify_bundle(bundle: Any, key: VerifierKey, trusted: str | None = None) -> 
     trusted_size = None
     if trusted is not None:
         trusted_size = _check_trusted(bundle, key, tree, checkpoint, trusted)
-    return Verified(tree, index, size, checkpoint.root, parsed, checkpoint, trusted_size)
+    return Verified(
+        tree, index, size, checkpoint.root, parsed, checkpoint, trusted_size, redacted_by
+    )
 
 
 def _check_trusted(

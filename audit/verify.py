@@ -8,6 +8,10 @@ For each tree (``events``, ``access``), in one pass over the stored rows:
   stored ``leaf_hash`` and with the tree's copy (an edited row, a reordered row,
   a rewritten leaf hash);
 - each prediction payload's SHA-256 is compared with its event's digest;
+- an event an erasure redacted keeps its original leaf hash (the tree and the
+  checkpoints vouch for it); its redacted content must hash to what the
+  erasure's ``subject-erased`` event declared, and every row of ``redactions``
+  must be declared by that event, no more and no less;
 - the root of the recomputed tree at each checkpoint's size is compared with the
   checkpoint's signed root (the signature checked with the public key), so a
   change that rewrote the leaf hashes and the tree as well is still found;
@@ -236,6 +240,21 @@ def _verify_tree(conn: Connection, spec: TreeSpec, key: VerifierKey | None) -> T
                 )
 
     check_roots()  # a checkpoint of the empty tree
+    # Every redaction, by the erasure that made it; each subject-erased event must
+    # declare exactly its own (what is left over at the end was declared by none).
+    declared: dict[int, dict[int, tuple[str, str | None]]] = {}
+    payloads_redacted: dict[int, str] = {}
+    if spec == EVENTS:
+        for position, erased_pos, leaf_hash, payload in Raw(conn).all(
+            "SELECT position, erased_pos, leaf, payload_digest FROM redactions "
+            "ORDER BY erased_pos, position"
+        ):
+            declared.setdefault(int(erased_pos), {})[int(position)] = (
+                bytes(leaf_hash).hex(),
+                payload,
+            )
+            if payload is not None:
+                payloads_redacted[int(position)] = payload
     block, copies = -1, {}
     for leaf in leaves(conn, spec):
         if leaf.number // CHUNK != block:
@@ -251,7 +270,18 @@ def _verify_tree(conn: Connection, spec: TreeSpec, key: VerifierKey | None) -> T
                 "rows were deleted or renumbered",
             )
         computed = leaf.computed
-        if computed is None:
+        if leaf.type == "subject-erased":
+            _check_declared(leaf.body, index, declared.pop(index, {}), report)
+        if leaf.redacted is not None and computed is not None and computed != leaf.stored:
+            report.add(
+                "redacted-content",
+                index,
+                f"the event at position {index}, redacted by the erasure at position "
+                f"{leaf.redacted}, does not hash to what that erasure declared: it was "
+                "changed after the erasure",
+            )
+            computed = leaf.stored
+        elif computed is None:
             report.add(
                 "unreadable",
                 index,
@@ -283,6 +313,9 @@ def _verify_tree(conn: Connection, spec: TreeSpec, key: VerifierKey | None) -> T
         if leaf.type in PAYLOAD_TYPES and leaf.body is not None:
             try:
                 digests[index] = json.loads(leaf.body)["payload_digest"]
+                rewritten = payloads_redacted.get(index)
+                if leaf.redacted is not None and rewritten is not None:
+                    digests[index] = rewritten
             except (ValueError, KeyError, TypeError):
                 report.add(
                     "unreadable", index, f"the body at {spec.index} {index} names no payload digest"
@@ -290,6 +323,14 @@ def _verify_tree(conn: Connection, spec: TreeSpec, key: VerifierKey | None) -> T
         compact.push(computed)
         expected = index + 1
         check_roots()
+    for erased_pos in sorted(declared):
+        report.add(
+            "redaction",
+            min(declared[erased_pos]),
+            f"redactions are recorded for an erasure at position {erased_pos}, but no "
+            "subject-erased event there declares them: events were rewritten outside an "
+            "erasure",
+        )
     report.size = compact.size
     report.root = _b64(compact.root())
     stored_size = tree.size()
@@ -312,6 +353,39 @@ def _verify_tree(conn: Connection, spec: TreeSpec, key: VerifierKey | None) -> T
         _check_payloads(conn, digests, report)
     _check_stored_tree(tree, spec, checkpoints, compact, report)
     return report
+
+
+def _check_declared(
+    body: str | None,
+    index: int,
+    recorded: dict[int, tuple[str, str | None]],
+    report: TreeReport,
+) -> None:
+    """The redactions a subject-erased event declares are those recorded for it."""
+    try:
+        items = json.loads(body or "")["redactions"]
+        claimed = {int(r["position"]): (r["leaf"], r.get("payload")) for r in items}
+    except (ValueError, KeyError, TypeError):
+        report.add("unreadable", index, f"the erasure at position {index} declares no redactions")
+        return
+    if claimed != recorded:
+        differ = sorted(set(claimed) ^ set(recorded)) or sorted(
+            p for p in claimed if claimed[p] != recorded.get(p)
+        )
+        report.add(
+            "redaction",
+            differ[0] if differ and differ[0] < index else index,
+            f"the erasure at position {index} declares other redactions than those "
+            f"recorded (first difference: position {differ[0] if differ else '?'})",
+        )
+    for position in claimed:
+        if position >= index:
+            report.add(
+                "redaction",
+                index,
+                f"the erasure at position {index} declares a redaction of position "
+                f"{position}, which is not before it",
+            )
 
 
 def _check_payloads(conn: Connection, digests: dict[int, str], report: TreeReport) -> None:

@@ -395,6 +395,8 @@ class PredictionIndex(Projection):
                         strict=True,
                     )
                 )
+                # A row an erasure redacted has no record: counted, never indexed.
+                if record is not None
             ],
         )
         counts: dict[int, list[Any]] = {}
@@ -540,6 +542,90 @@ class LineageEdges(Projection):
         self._serving(batch, e, set())
 
 
+# --- erasures ---------------------------------------------------------------------------------
+
+
+class Erasures(Projection):
+    """Erasures of data subjects, the references they leave behind (so a question about
+    an erased subject or record answers "erased"), and the remediation flags they put
+    on model versions, resolved by the versions that replace them."""
+
+    name = "erasures"
+    tables = ("erasures", "erased_refs", "remediations")
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "subject-erasure-requested": self._requested,
+            "subject-erased": self._erased,
+            "erasure-remediated": self._remediated,
+        }
+
+    def _requested(self, batch: Batch, e: StoredEvent) -> None:
+        batch.raw.run(
+            "INSERT INTO erasures (erasure, project, reference, status, requested_by, "
+            f"requested_at, requested_pos) VALUES ({placeholders(7)})",
+            (
+                e.body["erasure"],
+                e.project,
+                NodeId.parse(e.entity).name,
+                "requested",
+                e.actor,
+                e.occurred_at,
+                e.position,
+            ),
+        )
+
+    def _erased(self, batch: Batch, e: StoredEvent) -> None:
+        b = e.body
+        summary = {
+            "records": b["records"],
+            "datasets": b["datasets"],
+            "derived_datasets": b["derived_datasets"],
+            "runs": b["runs"],
+            "models": [flag["model"] for flag in b["models"]],
+            "deployments": b["deployments"],
+            "predictions": b["predictions"],
+            "vault_entries": b["vault_entries"],
+            "redactions": len(b["redactions"]),
+        }
+        raw = batch.raw
+        raw.run(
+            "UPDATE erasures SET status = ?, erased_at = ?, erased_pos = ?, summary = ? "
+            "WHERE erasure = ?",
+            ("erased", e.occurred_at, e.position, _dumps(summary), b["erasure"]),
+        )
+        reference = NodeId.parse(e.entity).name
+        raw.many(
+            "INSERT INTO erased_refs (project, kind, reference, erased_pos, erasure) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(e.project, "subject", reference, e.position, b["erasure"])]
+            + [(e.project, "record", ref, e.position, b["erasure"]) for ref in b["record_refs"]],
+        )
+        raw.many(
+            "INSERT INTO remediations (model, erasure, project, status, justification, "
+            f"approver, flagged_pos) VALUES ({placeholders(7)})",
+            [
+                (
+                    flag["model"],
+                    b["erasure"],
+                    e.project,
+                    flag["status"],
+                    flag.get("justification"),
+                    flag.get("approver"),
+                    e.position,
+                )
+                for flag in b["models"]
+            ],
+        )
+
+    def _remediated(self, batch: Batch, e: StoredEvent) -> None:
+        batch.raw.run(
+            "UPDATE remediations SET status = ?, resolved_by = ?, resolved_pos = ? "
+            "WHERE model = ? AND erasure = ? AND status = 'retrain-required'",
+            ("remediated", e.entity, e.position, e.body["model"], e.body["erasure"]),
+        )
+
+
 class MerkleTree(Projection):
     """The events' Merkle tree: every perfect subtree's hash (``audit.tree``)."""
 
@@ -560,6 +646,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     RecordIndex(),
     PredictionIndex(),
     LineageEdges(),
+    Erasures(),
     MerkleTree(),
 )
 

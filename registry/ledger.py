@@ -77,51 +77,61 @@ class Ledger:
         before_commit: Callable[[Connection], None] | None,
         current: Span,
     ) -> list[int]:
-        checked = []
-        for index, event in enumerate(events):
-            problem = validate_new(event)
-            if problem is not None:
-                raise EventRejected(index, event.event_id, event.type, *problem)
-            event = normalised(event)
-            if trace_id is not None and event.trace_id is None:
-                # Stamped before hashing: the leaf hash covers it.
-                event = event.model_copy(update={"trace_id": trace_id})
-            checked.append(event)
-        events = checked
+        events = _prepared(events, trace_id)
         if not events:
             return []
         if current.is_recording():
             current.set_attribute("mlledger.projects", sorted({e.project for e in events}))
         with self.store.append_transaction() as conn:
-            raw = Raw(conn)
-            head = raw.scalar("SELECT MAX(position) FROM events")
-            head = -1 if head is None else int(head)
-            tracked = self.runner.positions(conn)
-            if min(tracked.values()) < head:  # a projection lags (new, or emptied): catch up
-                self.runner.catch_up(conn, head, tracked)
-                tracked = self.runner.positions(conn)
-            known = _positions_of(raw, [e.event_id for e in events])
-            positions: list[int] = []
-            fresh: list[tuple[int, NewEvent]] = []
-            next_position = head + 1
-            for index, event in enumerate(events):
-                if event.event_id in known:
-                    positions.append(known[event.event_id])
-                    continue
-                known[event.event_id] = next_position
-                positions.append(next_position)
-                fresh.append((index, event))
-                next_position += 1
-            if current.is_recording():
-                current.set_attribute("mlledger.first_position", head + 1)
-                current.set_attribute("mlledger.appended", len(fresh))
-            checker = Checker(raw)
-            for index, event in fresh:
-                checker.check(index, event)
-            stored = _store(raw, head + 1, fresh)
-            self.runner.apply(conn, stored, tracked)
+            positions = self._locked(conn, events, current)
             if before_commit is not None:
                 before_commit(conn)
+        return positions
+
+    def append_locked(self, conn: Connection, events: Sequence[NewEvent]) -> list[int]:
+        """Append a batch inside a transaction the caller opened with
+        ``store.append_transaction()`` (an erasure: its deletions and its event commit
+        together); same checks and idempotency as ``append``."""
+        trace_id = current_trace_id()
+        with span("ledger.append", **{"mlledger.events": len(events)}) as current:
+            prepared = _prepared(events, trace_id)
+            return self._locked(conn, prepared, current) if prepared else []
+
+    def _locked(self, conn: Connection, events: list[NewEvent], current: Span) -> list[int]:
+        """The part of an append that runs under the append lock."""
+        raw = Raw(conn)
+        head = raw.scalar("SELECT MAX(position) FROM events")
+        head = -1 if head is None else int(head)
+        tracked = self.runner.positions(conn)
+        if min(tracked.values()) < head:  # a projection lags (new, or emptied): catch up
+            self.runner.catch_up(conn, head, tracked)
+            tracked = self.runner.positions(conn)
+        known = _positions_of(raw, [e.event_id for e in events])
+        positions: list[int] = []
+        fresh: list[tuple[int, NewEvent]] = []
+        next_position = head + 1
+        for index, event in enumerate(events):
+            if event.event_id in known:
+                positions.append(known[event.event_id])
+                continue
+            known[event.event_id] = next_position
+            positions.append(next_position)
+            fresh.append((index, event))
+            next_position += 1
+        if current.is_recording():
+            current.set_attribute("mlledger.first_position", head + 1)
+            current.set_attribute("mlledger.appended", len(fresh))
+        checker = Checker(raw)
+        for index, event in fresh:
+            checker.check(index, event)
+        stored = _store(raw, head + 1, fresh)
+        self.runner.apply(conn, stored, tracked)
+        # Rules that need the whole batch in the projections (a rollback undoes it all).
+        for index, event in fresh:
+            if event.type == "erasure-remediated":
+                from audit.erasure import check_remediation
+
+                check_remediation(self, conn, index, event)
         return positions
 
     # --- read ---------------------------------------------------------------------------
@@ -184,6 +194,21 @@ class Ledger:
 
         with self.store.read() as conn:
             return projection_digest(conn)
+
+
+def _prepared(events: Sequence[NewEvent], trace_id: str | None) -> list[NewEvent]:
+    """Each event validated (EventRejected for the first bad one), normalised and
+    stamped with ``trace_id`` when it has none (before hashing: the leaf covers it)."""
+    checked = []
+    for index, event in enumerate(events):
+        problem = validate_new(event)
+        if problem is not None:
+            raise EventRejected(index, event.event_id, event.type, *problem)
+        event = normalised(event)
+        if trace_id is not None and event.trace_id is None:
+            event = event.model_copy(update={"trace_id": trace_id})
+        checked.append(event)
+    return checked
 
 
 def _positions_of(raw: Raw, event_ids: list[str]) -> dict[str, int]:

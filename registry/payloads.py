@@ -31,6 +31,17 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
+# A batch after an erasure: the erased rows keep their model and time (prediction
+# counts stand) but lose their record, output and trace id.
+REDACTED_SCHEMA = pa.schema(
+    [
+        pa.field("record", pa.string(), nullable=True),
+        pa.field("model", pa.int32(), nullable=False),
+        pa.field("output", pa.string(), nullable=True),
+        pa.field("at", pa.string(), nullable=False),
+        pa.field("trace_id", pa.string(), nullable=True),
+    ]
+)
 # LZ4-frame buffers halve a batch (pseudonyms are hex, times repeat) for ~1 µs a row;
 # any Arrow reader decompresses them transparently.
 _WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -65,6 +76,33 @@ def encode_predictions(
     with pa.ipc.new_stream(sink, SCHEMA, options=_WRITE_OPTIONS) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue())
+
+
+def redact_predictions(payload: bytes, records: set[str]) -> tuple[bytes, int]:
+    """The payload with every row about one of ``records`` redacted (record, output and
+    trace id set to null), and how many rows that was (0: the payload is unchanged)."""
+    table = decode_predictions(payload)
+    erased = pc.is_in(table.column("record"), value_set=pa.array(sorted(records), pa.string()))
+    hits = int(pc.sum(erased).as_py() or 0)
+    if not hits:
+        return payload, 0
+    keep = pc.invert(pc.fill_null(erased, False)).to_pylist()
+
+    def blank(name: str) -> pa.Array:
+        # Built anew from Python values: Arrow's own kernels would only mark the rows
+        # null and keep their bytes in the data buffer.
+        values = table.column(name).to_pylist()
+        return pa.array([v if k else None for v, k in zip(values, keep, strict=True)], pa.string())
+
+    redacted = pa.Table.from_arrays(
+        [blank("record"), table.column("model"), blank("output"), table.column("at"),
+         blank("trace_id")],
+        schema=REDACTED_SCHEMA,
+    )  # fmt: skip
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, REDACTED_SCHEMA, options=_WRITE_OPTIONS) as writer:
+        writer.write_table(redacted)
+    return bytes(sink.getvalue()), hits
 
 
 def decode_predictions(payload: bytes) -> pa.Table:

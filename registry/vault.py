@@ -8,6 +8,11 @@
   Without the secret a pseudonym cannot be linked back, even for guessable keys.
 - Each subject has a random **data key**; their personal attributes are stored
   encrypted under it (AES-256-GCM). Deleting the key and the rows erases them.
+- An erasure names the subject and their records by **erasure references**:
+  HMAC-SHA256 of the pseudonym under the same secret, in another domain. The
+  erased pseudonyms are removed everywhere; the references that remain let a
+  question about the subject (asked with their id) answer "erased", and match
+  no pseudonym anywhere.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from registry.timeutil import now
 
 _RECORD = b"record\x00"
 _SUBJECT = b"subject\x00"
+_ERASED_SUBJECT = b"erased-subject\x00"
+_ERASED_RECORD = b"erased-record\x00"
 
 
 class KeyRing:
@@ -106,6 +113,10 @@ class Pseudonymizer:
         self._record_inner.update(_RECORD)
         self._subject_inner = inner.copy()
         self._subject_inner.update(_SUBJECT)
+        self._erased_subject_inner = inner.copy()
+        self._erased_subject_inner.update(_ERASED_SUBJECT)
+        self._erased_record_inner = inner.copy()
+        self._erased_record_inner.update(_ERASED_RECORD)
 
     def _pseudonym(self, inner: Any, raw: bytes) -> str:
         h = inner.copy()
@@ -135,6 +146,14 @@ class Pseudonymizer:
             o.update(h.digest())
             out.append(o.digest()[:16].hex())
         return out
+
+    def erasure_reference(self, subject_pseudonym: str) -> str:
+        """Erasure reference of a subject, from their pseudonym."""
+        return self._pseudonym(self._erased_subject_inner, subject_pseudonym.encode())
+
+    def erased_record(self, record_pseudonym: str) -> str:
+        """Erasure reference of a record, from its pseudonym."""
+        return self._pseudonym(self._erased_record_inner, record_pseudonym.encode())
 
     def subjects(self, ids: Sequence[object | None]) -> list[str | None]:
         """Pseudonyms of subject ids, None staying None."""

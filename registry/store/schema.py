@@ -2,9 +2,12 @@
 real schema; a test checks these definitions and the migrations agree.
 
 Five groups:
-- the log (``events``): append-only, refused UPDATE and DELETE by triggers;
-- the vault (``project_secrets``, ``subject_keys``, ``vault_entries``): keys and
-  encrypted personal data, the only place rows may be deleted (erasure);
+- the log (``events``, ``event_payloads``, ``redactions``): append-only, refused
+  UPDATE and DELETE by triggers, save the redaction of an event by an erasure
+  (recorded first in ``redactions``, which is itself append-only);
+- the vault (``project_secrets``, ``subject_keys``, ``vault_entries``,
+  ``erasure_requests``): keys, encrypted personal data and erasures under way,
+  the only place rows may be deleted (erasure);
 - access (``api_keys``, ``access_trail``): who may ask what, and who asked what.
   Not derived from the log, so never dropped by a rebuild; the trail is
   append-only like the log, and has a Merkle tree of its own;
@@ -65,6 +68,19 @@ class EventPayload(SQLModel, table=True):
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class Redaction(SQLModel, table=True):
+    """An event an erasure rewrote (``audit.erasure``): the hash its redacted content
+    now has (``leaf``, computed as a leaf hash) and its payload's new digest. The event
+    keeps its original leaf hash, so the Merkle tree and every checkpoint stand; the
+    ``subject-erased`` event at ``erased_pos`` declares the same values."""
+
+    __tablename__ = "redactions"
+    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    erased_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    payload_digest: str | None = Field(default=None, sa_column=Column(String(71), nullable=True))
+
+
 class ProjectionTracking(SQLModel, table=True):
     __tablename__ = "projection_tracking"
     name: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -97,6 +113,19 @@ class VaultEntry(SQLModel, table=True):
     subject: str = Field(sa_column=Column(String(32), nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+
+
+class ErasureRequest(SQLModel, table=True):
+    """An erasure under way: the subject's pseudonym, kept only until it completes,
+    so that an interrupted erasure can be resumed without the subject's id."""
+
+    __tablename__ = "erasure_requests"
+    erasure: str = Field(sa_column=Column(String(36), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    subject: str = Field(sa_column=Column(String(32), nullable=False))
+    reference: str = Field(sa_column=Column(String(32), nullable=False))
+    requested_pos: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: str = Field(sa_column=Column(String(27), nullable=False))
 
 
@@ -372,11 +401,57 @@ class LineageEdge(SQLModel, table=True):
     closed_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
+class ErasureRow(SQLModel, table=True):
+    """One erasure of a data subject: requested, then erased (``summary``: what it touched)."""
+
+    __tablename__ = "erasures"
+    __table_args__ = (Index("ix_erasures_reference", "project", "reference"),)
+    erasure: str = Field(sa_column=Column(String(36), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    reference: str = Field(sa_column=Column(String(32), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    requested_by: str = Field(sa_column=Column(String(300), nullable=False))
+    requested_at: str = Field(sa_column=Column(String(27), nullable=False))
+    requested_pos: int = Field(sa_column=Column(BigInteger, nullable=False))
+    erased_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
+    erased_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    summary: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ErasedRef(SQLModel, table=True):
+    """An erased subject or record, by its erasure reference (never its pseudonym)."""
+
+    __tablename__ = "erased_refs"
+    project: str = Field(sa_column=Column(String(128), primary_key=True))
+    kind: str = Field(sa_column=Column(String(8), primary_key=True))
+    reference: str = Field(sa_column=Column(String(32), primary_key=True))
+    erased_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    erasure: str = Field(sa_column=Column(String(36), nullable=False))
+
+
+class Remediation(SQLModel, table=True):
+    """What an erasure asks of a model version trained on the subject's data."""
+
+    __tablename__ = "remediations"
+    __table_args__ = (Index("ix_remediations_project", "project", "status"),)
+    model: str = Field(sa_column=Column(String(300), primary_key=True))
+    erasure: str = Field(sa_column=Column(String(36), primary_key=True))
+    project: str = Field(sa_column=Column(String(128), nullable=False))
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    justification: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    approver: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    flagged_pos: int = Field(sa_column=Column(BigInteger, nullable=False))
+    resolved_by: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    resolved_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
 PREDICTIONS_PER_EVENT = 1_000_000
 # Predictions per partition of the prediction index (see PredictionRow).
 EPOCH_ROWS = 50_000
 LOG_TABLES = ("events", "event_payloads")
-VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries")
+# Append-only too: which events an erasure rewrote (never dropped by a rebuild).
+REDACTION_TABLES = ("redactions",)
+VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries", "erasure_requests")
 # Not projections: a rebuild must leave them alone.
 ACCESS_TABLES = ("api_keys", "access_trail", "trail_merkle_nodes")
 # Signed statements about the log, not a function of it: never dropped either.
@@ -397,6 +472,9 @@ PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "lineage_nodes": ("id",),
     "lineage_edges": ("src", "dst", "kind", "opened_pos"),
     "merkle_nodes": ("level", "idx"),
+    "erasures": ("erasure",),
+    "erased_refs": ("project", "kind", "reference", "erased_pos"),
+    "remediations": ("model", "erasure"),
 }
 
 metadata = SQLModel.metadata

@@ -41,6 +41,9 @@ class SQLiteStore(Store):
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # Deleted content is overwritten with zeros, not left in free space: an
+            # erasure's deletions must leave no bytes behind (``audit.purge``).
+            cur.execute("PRAGMA secure_delete=ON")
             # Indexes keyed by pseudonym take random inserts: keep their pages in memory.
             cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             cur.close()

@@ -1,0 +1,153 @@
+"""Erasure: redactions of the log, pending erasure requests, and the erasure views.
+
+- ``redactions`` (append-only, like the log) records each event an erasure
+  rewrote: the hash of what it now holds, under the leaf hash it keeps.
+- The log's triggers are replaced: an UPDATE of ``events`` or ``event_payloads``
+  is refused unless a ``redactions`` row for that position exists and the
+  event's envelope (position, id, type, times, actor, trace id, leaf hash) is
+  unchanged; DELETE and TRUNCATE stay refused.
+- ``erasure_requests`` holds the subject's pseudonym while an erasure is under
+  way (deleted when it completes), so a crashed erasure can be resumed.
+- ``erasures``, ``erased_refs`` and ``remediations`` are projections.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-13
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+S27 = sa.String(27)
+# Columns of an event that a redaction never changes (entity, body and personal_refs may).
+ENVELOPE = (
+    "position",
+    "event_id",
+    "type",
+    "schema_version",
+    "project",
+    "actor",
+    "occurred_at",
+    "recorded_at",
+    "trace_id",
+    "leaf_hash",
+)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "redactions",
+        sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("erased_pos", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("leaf", sa.LargeBinary, nullable=False),
+        sa.Column("payload_digest", sa.String(71), nullable=True),
+    )
+    op.create_table(
+        "erasure_requests",
+        sa.Column("erasure", sa.String(36), primary_key=True),
+        sa.Column("project", sa.String(128), nullable=False),
+        sa.Column("subject", sa.String(32), nullable=False),
+        sa.Column("reference", sa.String(32), nullable=False),
+        sa.Column("requested_pos", sa.BigInteger, nullable=False),
+        sa.Column("created_at", S27, nullable=False),
+    )
+    op.create_table(
+        "erasures",
+        sa.Column("erasure", sa.String(36), primary_key=True),
+        sa.Column("project", sa.String(128), nullable=False),
+        sa.Column("reference", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("requested_by", sa.String(300), nullable=False),
+        sa.Column("requested_at", S27, nullable=False),
+        sa.Column("requested_pos", sa.BigInteger, nullable=False),
+        sa.Column("erased_at", S27, nullable=True),
+        sa.Column("erased_pos", sa.BigInteger, nullable=True),
+        sa.Column("summary", sa.Text, nullable=True),
+    )
+    op.create_index("ix_erasures_reference", "erasures", ["project", "reference"])
+    op.create_table(
+        "erased_refs",
+        sa.Column("project", sa.String(128), primary_key=True),
+        sa.Column("kind", sa.String(8), primary_key=True),
+        sa.Column("reference", sa.String(32), primary_key=True),
+        sa.Column("erased_pos", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("erasure", sa.String(36), nullable=False),
+    )
+    op.create_table(
+        "remediations",
+        sa.Column("model", sa.String(300), primary_key=True),
+        sa.Column("erasure", sa.String(36), primary_key=True),
+        sa.Column("project", sa.String(128), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("justification", sa.Text, nullable=True),
+        sa.Column("approver", sa.String(300), nullable=True),
+        sa.Column("flagged_pos", sa.BigInteger, nullable=False),
+        sa.Column("resolved_by", sa.String(300), nullable=True),
+        sa.Column("resolved_pos", sa.BigInteger, nullable=True),
+    )
+    op.create_index("ix_remediations_project", "remediations", ["project", "status"])
+
+    bind = op.get_bind()
+    # No erasure event predates this revision: the new projection is at the head already
+    # (without this row the next append would replay the whole log to find none).
+    op.execute(
+        "INSERT INTO projection_tracking (name, position) "
+        "SELECT 'erasures', MAX(position) FROM events HAVING COUNT(*) > 0"
+    )
+    unchanged = " AND ".join(f"NEW.{c} IS NOT DISTINCT FROM OLD.{c}" for c in ENVELOPE)
+    if bind.dialect.name == "postgresql":
+        op.execute(
+            f"""
+            CREATE FUNCTION mlledger_redaction_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'UPDATE' AND EXISTS (
+                    SELECT 1 FROM redactions WHERE redactions.position = OLD.position
+                ) AND (TG_TABLE_NAME <> 'events' OR ({unchanged})) THEN
+                    RETURN NEW;
+                END IF;
+                RAISE EXCEPTION 'mlledger: % refused on %: the event log is append-only '
+                    '(only an erasure may redact an event, keeping its envelope)',
+                    TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
+            END $$
+            """
+        )
+        for table in ("events", "event_payloads"):
+            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION mlledger_redaction_only()"
+            )
+        op.execute(
+            "CREATE TRIGGER redactions_append_only BEFORE UPDATE OR DELETE ON redactions "
+            "FOR EACH ROW EXECUTE FUNCTION mlledger_refuse_change()"
+        )
+        op.execute(
+            "CREATE TRIGGER redactions_no_truncate BEFORE TRUNCATE ON redactions "
+            "FOR EACH STATEMENT EXECUTE FUNCTION mlledger_refuse_change()"
+        )
+    else:
+        same = " AND ".join(f"NEW.{c} IS OLD.{c}" for c in ENVELOPE)
+        redacted = "EXISTS (SELECT 1 FROM redactions r WHERE r.position = OLD.position)"
+        for table, allowed in (("events", f"{redacted} AND {same}"), ("event_payloads", redacted)):
+            op.execute(f"DROP TRIGGER {table}_no_update")
+            op.execute(
+                f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+                f"WHEN NOT ({allowed}) BEGIN SELECT RAISE(ABORT, 'mlledger: UPDATE refused on "
+                f"{table}: the event log is append-only (only an erasure may redact an event, "
+                "keeping its envelope)'); END"
+            )
+        for verb in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER redactions_no_{verb.lower()} BEFORE {verb} ON redactions "
+                f"BEGIN SELECT RAISE(ABORT, 'mlledger: {verb} refused on redactions: "
+                "redactions are append-only'); END"
+            )
+
+
+def downgrade() -> None:
+    raise RuntimeError("redactions cannot be downgraded: they are append-only")
