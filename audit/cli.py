@@ -115,6 +115,14 @@ def add_parser(sub: Any) -> None:
     )
     _json(p)
 
+    p = actions.add_parser(
+        "verify-certificate",
+        help="check an erasure certificate offline with the public key alone",
+    )
+    p.add_argument("certificate", help="the certificate (a DSSE envelope, JSON)")
+    p.add_argument("--public-key", required=True, help="verifier key (file or string)")
+    _json(p)
+
 
 def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
     from registry.store import opened
@@ -278,6 +286,36 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_certificate(args: argparse.Namespace) -> int:
+    from audit.certificate import CertificateError, verify_certificate
+
+    key = _verifier(args.public_key)
+    try:
+        envelope = json.loads(Path(args.certificate).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the certificate {args.certificate}: {exc}") from None
+    try:
+        verified = verify_certificate(envelope, key)
+    except CertificateError as exc:
+        _emit(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
+        return EXIT_INVALID
+    data = verified.as_dict()
+    remediation = "; ".join(f"{m['model']}: {m['status']}" for m in verified.remediation)
+    lines = [
+        f"OK: erasure {verified.erasure} of {verified.subject} is in the log "
+        f"{verified.origin} (requested at position {verified.requested_position}, "
+        f"{verified.requested_at}; completed at {verified.completed_position}, "
+        f"{verified.completed_at}), signed by {key.name}+{key.key_id:08x}",
+        f"  {verified.records} record(s), {len(verified.datasets)} dataset version(s), "
+        f"{verified.predictions} prediction(s), {verified.vault_entries} vault entr(ies); "
+        f"{len(verified.redactions)} event(s) redacted",
+        f"  models: {remediation or 'none'}",
+        "  an attestation of the erasure process, not a proof that no copy exists elsewhere",
+    ]
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
 COMMANDS = {
     "keygen": cmd_keygen,
     "public-key": cmd_public_key,
@@ -286,4 +324,5 @@ COMMANDS = {
     "verify": cmd_verify,
     "prove": cmd_prove,
     "verify-proof": cmd_verify_proof,
+    "verify-certificate": cmd_verify_certificate,
 }

@@ -227,7 +227,9 @@ def flags(models: Sequence[str], retain: Sequence[Retain]) -> list[dict[str, Any
     for model in models:
         rule = kept.get(model, everything)
         if rule is None:
-            out.append({"model": model, "status": DEFAULT_STATUS})
+            out.append(
+                {"model": model, "status": DEFAULT_STATUS, "justification": None, "approver": None}
+            )
         else:
             out.append(
                 {
@@ -311,9 +313,13 @@ def erase(
     if not plan.holds_data():
         if last is not None:
             return Outcome(
-                "already-erased", last[0], who, None, requested_position=last[1],
+                "already-erased",
+                last[0],
+                who,
+                None,
+                requested_position=last[1],
                 erased_position=last[2],
-            )  # fmt: skip
+            )
         raise NotFound(f"no data subject with that id in project {project!r}")
     _check_retain(plan, retain)
     erasure = request(ledger, project, pseudonym, reference, actor=actor, retain=retain)
@@ -391,9 +397,12 @@ def complete(ledger: Ledger, erasure: str) -> Outcome:
             if done is None:
                 raise NotFound(f"no erasure {erasure} requested")
             return Outcome(
-                "already-erased", erasure, subject_id(done[0], done[1]),
-                requested_position=int(done[2]), erased_position=int(done[3]),
-            )  # fmt: skip
+                "already-erased",
+                erasure,
+                subject_id(done[0], done[1]),
+                requested_position=int(done[2]),
+                erased_position=int(done[3]),
+            )
         project, pseudonym, reference, requested_pos = row[0], row[1], row[2], int(row[3])
         retain = _retained(raw, requested_pos)
         plan = make_plan(ledger, conn, project, pseudonym)
@@ -473,8 +482,22 @@ def _redact(conn: Connection, plan: Plan, erased_pos: int) -> list[dict[str, Any
                 f"refusing to erase: the event at position {position} does not match its "
                 "leaf hash (run `mlledger audit verify`)"
             )
-        (_, event_id, type_, version, project, entity, actor, occurred, recorded, body_json,
-         refs_json, trace_id, _leaf, payload) = raw.one(_EVENT, (position,))  # fmt: skip
+        (
+            _,
+            event_id,
+            type_,
+            version,
+            project,
+            entity,
+            actor,
+            occurred,
+            recorded,
+            body_json,
+            refs_json,
+            trace_id,
+            _leaf,
+            payload,
+        ) = raw.one(_EVENT, (position,))
         wanted_payload = None
         if payload is not None:
             before = earlier.get(position)
@@ -491,8 +514,11 @@ def _redact(conn: Connection, plan: Plan, erased_pos: int) -> list[dict[str, Any
         body = json.loads(body_json)
         new_entity, new_payload = entity, None
         if type_ == "dataset-records-added":
-            kept = [(r, s) for r, s in zip(body["records"], body["subjects"], strict=True)
-                    if r not in erased]  # fmt: skip
+            kept = [
+                (r, s)
+                for r, s in zip(body["records"], body["subjects"], strict=True)
+                if r not in erased
+            ]
             body = {"records": [r for r, _ in kept], "subjects": [s for _, s in kept]}
         elif type_ == "subject-data-stored":
             new_entity = subject_id(project, plan.reference)
@@ -501,9 +527,21 @@ def _redact(conn: Connection, plan: Plan, erased_pos: int) -> list[dict[str, Any
         new_body, _ = canonical_text(body)
         refs = json.loads(refs_json)
         new_leaf = leaf_hash(
-            canonical_event(position, event_id, type_, version, project, new_entity, actor,
-                            occurred, recorded, new_body, refs, trace_id)
-        )  # fmt: skip
+            canonical_event(
+                position,
+                event_id,
+                type_,
+                version,
+                project,
+                new_entity,
+                actor,
+                occurred,
+                recorded,
+                new_body,
+                refs,
+                trace_id,
+            )
+        )
         new_digest = digest(new_payload) if new_payload is not None else None
         raw.run(
             "INSERT INTO redactions (position, erased_pos, leaf, payload_digest) "
@@ -660,3 +698,143 @@ def erase_many(
         if progress is not None:
             progress(outcome)
     return outcomes
+
+
+# --- after the commit: purge, checkpoint, certificate ---------------------------------------
+
+
+def signing_key(ledger: Ledger) -> Any:
+    """The log's signing key (``MLLEDGER_SIGNING_KEY`` or beside the database), made on
+    first use: it signs the checkpoint and the certificate of each erasure."""
+    from audit.checkpoints import load_signing_key
+    from registry.settings import Settings
+
+    key, _, _ = load_signing_key(ledger.store.url, Settings().signing_key, create=True)
+    return key
+
+
+def finish(ledger: Ledger, outcome: Outcome, *, purge: bool = True, sign: bool = True) -> Outcome:
+    """After an erasure commits: purge the deleted bytes physically and sign a
+    checkpoint covering its ``subject-erased`` event (a batch does both once, after
+    its last subject: ``purge`` and ``sign`` False before). A no-op outcome is
+    returned as it is."""
+    if outcome.status not in ("erased", "resumed"):
+        return outcome
+    if purge:
+        from audit.purge import purge as purge_store
+
+        outcome.purge = purge_store(ledger.store).as_dict()
+    if sign:
+        outcome.checkpoint = checkpoint(ledger)
+    return outcome
+
+
+def checkpoint(ledger: Ledger) -> dict[str, Any]:
+    """Sign a checkpoint of the events log if it grew since the last one; return it."""
+    from audit.checkpoints import write_checkpoint
+
+    signed, _ = write_checkpoint(ledger.store, signing_key(ledger), "events", min_growth=1)
+    return {"seq": signed.seq, "size": signed.size, "note": signed.note}
+
+
+def certificate(
+    ledger: Ledger, project: str, erasure: str, *, purge: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The signed certificate (a DSSE envelope) of a completed erasure, with the
+    inclusion proofs of its two events against the latest checkpoint (one is signed
+    first when none covers them)."""
+    from audit.certificate import make_certificate
+    from audit.proofs import make_bundle
+
+    with ledger.store.read() as conn:
+        row = Raw(conn).one(
+            "SELECT requested_pos, erased_pos FROM erasures WHERE erasure = ? AND project = ? "
+            "AND status = 'erased'",
+            (erasure, project),
+        )
+        latest = Raw(conn).scalar("SELECT MAX(tree_size) FROM checkpoints WHERE tree = 'events'")
+    if row is None:
+        raise NotFound(f"no completed erasure {erasure} in project {project!r}")
+    requested_pos, erased_pos = int(row[0]), int(row[1])
+    if latest is None or int(latest) <= erased_pos:
+        checkpoint(ledger)
+    key = signing_key(ledger)
+    for _ in range(3):  # a checkpoint signed between the two bundles: make them again
+        request = make_bundle(ledger.store, requested_pos)
+        erased = make_bundle(ledger.store, erased_pos)
+        if request["checkpoint"] == erased["checkpoint"]:
+            return make_certificate(key, request=request, erased=erased, purge=purge)
+    raise LedgerError("checkpoints are being signed too fast to prove both events; try again")
+
+
+def erasures(ledger: Ledger, project: str) -> list[dict[str, Any]]:
+    """Every erasure of the project, oldest first (references and counts, no pseudonyms)."""
+    with ledger.store.read() as conn:
+        rows = Raw(conn).all(
+            "SELECT erasure, reference, status, requested_by, requested_at, requested_pos, "
+            "erased_at, erased_pos, summary FROM erasures WHERE project = ? "
+            "ORDER BY requested_pos",
+            (project,),
+        )
+    return [
+        {
+            "erasure": r[0],
+            "subject": subject_id(project, r[1]),
+            "status": r[2],
+            "requested_by": r[3],
+            "requested_at": r[4],
+            "requested_position": int(r[5]),
+            "erased_at": r[6],
+            "erased_position": None if r[7] is None else int(r[7]),
+            "summary": None if r[8] is None else json.loads(r[8]),
+        }
+        for r in rows
+    ]
+
+
+def remediations(ledger: Ledger, project: str, status: str | None = None) -> list[dict[str, Any]]:
+    """Remediation flags of the project's model versions (``status`` filters: open
+    flags are ``retrain-required``), in the order they were flagged."""
+    sql = (
+        "SELECT model, erasure, status, justification, approver, flagged_pos, resolved_by, "
+        "resolved_pos FROM remediations WHERE project = ?"
+    )
+    params: tuple[Any, ...] = (project,)
+    if status is not None:
+        sql += " AND status = ?"
+        params = (project, status)
+    with ledger.store.read() as conn:
+        rows = Raw(conn).all(sql + " ORDER BY flagged_pos, model", params)
+    return [
+        {
+            "model": r[0],
+            "erasure": r[1],
+            "status": r[2],
+            "justification": r[3],
+            "approver": r[4],
+            "flagged_position": int(r[5]),
+            "resolved_by": r[6],
+            "resolved_position": None if r[7] is None else int(r[7]),
+        }
+        for r in rows
+    ]
+
+
+def erased_keys(ledger: Ledger, project: str, keys: Sequence[str | int]) -> list[bool]:
+    """For each record key, whether an erasure erased that record (training code drops
+    those before it retrains a flagged model)."""
+    pseudo = ledger.pseudonymizer(project)
+    refs = [pseudo.erased_record(p) for p in pseudo.records(keys)]
+    found: set[str] = set()
+    with ledger.store.read() as conn:
+        raw = Raw(conn)
+        for chunk in _chunks(sorted(set(refs))):
+            found.update(
+                r[0]
+                for r in raw.all(
+                    "SELECT reference FROM erased_refs WHERE project = ? AND kind = 'record' "
+                    f"AND reference IN ({placeholders(len(chunk))})",
+                    (project, *chunk),
+                )
+            )
+    return [ref in found for ref in refs]

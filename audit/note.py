@@ -327,6 +327,22 @@ class VerifierKey:
             raise NoteError(f"note has no signature by {self._label()}; it is signed by {found}")
         return text
 
+    def verify_bytes(self, signature: bytes, message: bytes) -> bool:
+        """Whether ``signature`` is this key's raw Ed25519 signature of ``message`` (a DSSE PAE).
+
+        False for anything else, malformed input included; never raises. A message
+        ending in a newline is refused: see :meth:`SigningKey.sign_bytes`.
+        """
+        if not isinstance(message, bytes) or message.endswith(b"\n"):
+            return False
+        if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_SIZE:
+            return False
+        try:
+            self._public.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
     def _label(self) -> str:
         return f"{self.name}+{self.key_id:08x}"
 
@@ -407,6 +423,22 @@ class SigningKey:
         signature = self._private.sign(text.encode("utf-8"))
         encoded = _b64encode(self.key_id.to_bytes(4, "big") + signature)
         return f"{text}\n{_EM_DASH_PREFIX}{self.name} {encoded}\n"
+
+    def sign_bytes(self, message: bytes) -> bytes:
+        """The raw 64-byte Ed25519 signature of ``message`` (a DSSE PAE); it must not end
+        in a newline."""
+        # One key signs both notes and DSSE envelopes. A note's signed text always ends
+        # in a newline and a DSSE PAE of the log's payloads never does, so refusing (and
+        # rejecting, in verify_bytes) raw messages that end in one keeps a signature of
+        # either kind from ever passing for the other.
+        if not isinstance(message, bytes):
+            raise NoteError(f"message must be bytes, not {type(message).__name__}")
+        if message.endswith(b"\n"):
+            raise NoteError(
+                "refusing to sign raw bytes that end in a newline: those are reserved for "
+                "note texts; expected a DSSE PAE, which ends with its payload"
+            )
+        return self._private.sign(message)
 
     def save(self, path: Path) -> None:
         """Write the key to a new file of mode 0600, creating missing parent directories.

@@ -95,16 +95,36 @@ def _epochs(conn: Connection) -> list[int]:
     return list(range((last or 0) + 1))
 
 
+def erased(conn: Connection, project: str, kind: str, reference: str) -> dict[str, Any] | None:
+    """The latest erasure of a subject or record (by erasure reference), or None."""
+    row = Raw(conn).one(
+        "SELECT r.erasure, r.erased_pos, e.requested_pos, e.erased_at FROM erased_refs r "
+        "JOIN erasures e ON e.erasure = r.erasure WHERE r.project = ? AND r.kind = ? AND "
+        "r.reference = ? ORDER BY r.erased_pos DESC LIMIT 1",
+        (project, kind, reference),
+    )
+    if row is None:
+        return None
+    return {
+        "erasure": row[0],
+        "position": int(row[1]),
+        "requested_position": int(row[2]),
+        "erased_at": row[3],
+    }
+
+
 # 1. scored ------------------------------------------------------------------------------
 
 
 @traced("query.scored", "project")
 def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any]:
     """Every time record R was scored: model version, deployment, when, output."""
-    pseudonym = ledger.pseudonymizer(project).record(record_key)
+    pseudo = ledger.pseudonymizer(project)
+    pseudonym = pseudo.record(record_key)
     annotate(**{"mlledger.record": record_id(project, pseudonym)})
     idx = T["prediction_index"]
     with ledger.store.read() as conn:
+        gone = erased(conn, project, "record", pseudo.erased_record(pseudonym))
         rows = conn.execute(
             select(
                 idx.c.deployment,
@@ -126,12 +146,15 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
                 .where(members.c.project == project, members.c.record == pseudonym)
                 .limit(1)
             ).first()
+            if known is None and gone is not None:
+                # Erased, and nothing about the record since: say so, never a stale answer.
+                return {"record": None, "times_scored": 0, "predictions": [], "erased": gone}
             if known is None:
                 raise NotFound(
                     f"no record with that key in project {project!r}: it is in no "
                     "dataset version and was never scored"
                 )
-    return {
+    answer: dict[str, Any] = {
         "record": record_id(project, pseudonym),
         "times_scored": len(rows),
         "predictions": [
@@ -146,6 +169,9 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
             for r in rows
         ],
     }
+    if gone is not None:
+        answer["erased"] = gone  # an earlier erasure; what is shown came after it
+    return answer
 
 
 # 2. trained-on ------------------------------------------------------------------------------
@@ -278,9 +304,21 @@ def lineage(
         raise InvalidNodeId(f"depth {depth} is negative: expected 0 or more")
     if direction not in ("upstream", "downstream", "both"):
         raise InvalidNodeId(f"direction {direction!r}: expected upstream, downstream or both")
-    NodeId.parse(node)
+    parsed = NodeId.parse(node)
     at = None if when is None else to_timestamp(when, "as-of time")
     full = ledger.graph.current()
+    if node not in full and parsed.kind in ("record", "subject") and parsed.project:
+        gone = _erased_node(ledger, parsed)
+        if gone is not None:
+            return {
+                "root": node,
+                "direction": direction,
+                "depth": depth,
+                "as_of": at,
+                "nodes": [],
+                "edges": [],
+                "erased": gone,
+            }
     if node not in full:
         raise NotFound(f"no node {node} in the lineage graph")
     view = as_of(full, at)
@@ -335,6 +373,19 @@ def lineage(
     }
 
 
+def _erased_node(ledger: Ledger, node: NodeId) -> dict[str, Any] | None:
+    """The erasure of a record or subject named by its pseudonym or its erasure reference."""
+    assert node.project is not None
+    pseudo = ledger.pseudonymizer(node.project)
+    derive = pseudo.erased_record if node.kind == "record" else pseudo.erasure_reference
+    with ledger.store.read() as conn:
+        for reference in (derive(node.name), node.name):
+            gone = erased(conn, node.project, node.kind, reference)
+            if gone is not None:
+                return gone
+    return None
+
+
 # 5. subject footprint ------------------------------------------------------------------------
 
 
@@ -342,10 +393,13 @@ def lineage(
 def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any]:
     """Every record, dataset version, run, model version, deployment and prediction
     linked to data subject S."""
-    pseudonym = ledger.pseudonymizer(project).subject(subject)
+    pseudo = ledger.pseudonymizer(project)
+    pseudonym = pseudo.subject(subject)
     annotate(**{"mlledger.subject": subject_id(project, pseudonym)})
     members, idx = T["record_index"], T["prediction_index"]
+    reference = pseudo.erasure_reference(pseudonym)
     with ledger.store.read() as conn:
+        gone = erased(conn, project, "subject", reference)
         memberships = conn.execute(
             select(members.c.record, members.c.dataset)
             .where(members.c.project == project, members.c.subject == pseudonym)
@@ -380,6 +434,19 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
                     )
                 )
             ]
+        if not records and not vault_entries and gone is not None:
+            return {
+                "subject": subject_id(project, reference),
+                "records": [],
+                "datasets": [],
+                "derived_datasets": [],
+                "runs": [],
+                "models": [],
+                "deployments": [],
+                "predictions": [],
+                "vault_entries": 0,
+                "erased": gone,
+            }
         if not records and not vault_entries:
             raise NotFound(f"no data subject with that id in project {project!r}")
         datasets = sorted({d for ds in records.values() for d in ds})
@@ -399,6 +466,7 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
         "deployments": summary["deployments"],
         "predictions": predictions,
         "vault_entries": vault_entries,
+        **({"erased": gone} if gone is not None else {}),
     }
 
 

@@ -48,6 +48,45 @@ class Backend(Protocol):
         """Decrypted vault entries of a data subject."""
         ...
 
+    def erase(
+        self,
+        project: str,
+        subject: str | int,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        retain: Sequence[dict[str, str]] = (),
+        purge: bool = True,
+        sign: bool = True,
+    ) -> dict[str, Any]:
+        """Erase a data subject (``audit.erasure``), or plan it with ``dry_run``; purge
+        and sign a checkpoint after it unless told not to (a batch does both once)."""
+        ...
+
+    def resume_erasures(self, project: str, *, purge: bool = True) -> list[dict[str, Any]]:
+        """Complete every interrupted erasure of the project."""
+        ...
+
+    def purge(self, project: str) -> dict[str, Any]:
+        """Physically purge what erasures deleted, and sign a checkpoint."""
+        ...
+
+    def erasures(self, project: str) -> list[dict[str, Any]]:
+        """The project's erasures (references and counts, never pseudonyms)."""
+        ...
+
+    def erasure_certificate(self, project: str, erasure: str) -> dict[str, Any]:
+        """The signed certificate (DSSE envelope) of a completed erasure."""
+        ...
+
+    def remediations(self, project: str, status: str | None = None) -> list[dict[str, Any]]:
+        """Remediation flags erasures put on model versions."""
+        ...
+
+    def erased_records(self, project: str, records: Sequence[str | int]) -> list[bool]:
+        """Whether each record key was erased."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -112,6 +151,69 @@ class LocalBackend:
         pseudonym = self.ledger.pseudonymizer(project).subject(subject)
         with self.ledger.store.read() as conn:
             return self.ledger.vault.get(conn, project, pseudonym)
+
+    def erase(
+        self,
+        project: str,
+        subject: str | int,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        retain: Sequence[dict[str, str]] = (),
+        purge: bool = True,
+        sign: bool = True,
+    ) -> dict[str, Any]:
+        from audit import erasure
+
+        outcome = erasure.erase(
+            self.ledger,
+            project,
+            subject,
+            actor=actor,
+            retain=[erasure.Retain(**rule) for rule in retain],
+            dry_run=dry_run,
+        )
+        return erasure.finish(self.ledger, outcome, purge=purge, sign=sign).as_dict()
+
+    def resume_erasures(self, project: str, *, purge: bool = True) -> list[dict[str, Any]]:
+        from audit import erasure
+
+        pending = erasure.pending_erasures(self.ledger, project)
+        done = []
+        for number, erasure_id in enumerate(pending, start=1):
+            outcome = erasure.complete(self.ledger, erasure_id)
+            outcome.status = "resumed"
+            last = number == len(pending)
+            done.append(erasure.finish(self.ledger, outcome, purge=purge and last, sign=last))
+        return [outcome.as_dict() for outcome in done]
+
+    def purge(self, project: str) -> dict[str, Any]:
+        from audit.purge import purge
+
+        from audit import erasure
+
+        report = purge(self.ledger.store).as_dict()
+        return {"purge": report, "checkpoint": erasure.checkpoint(self.ledger)}
+
+    def erasures(self, project: str) -> list[dict[str, Any]]:
+        from audit import erasure
+
+        return erasure.erasures(self.ledger, project)
+
+    def erasure_certificate(self, project: str, erasure: str) -> dict[str, Any]:
+        from audit import erasure as erasures
+
+        return erasures.certificate(self.ledger, project, erasure)
+
+    def remediations(self, project: str, status: str | None = None) -> list[dict[str, Any]]:
+        from audit import erasure
+
+        return erasure.remediations(self.ledger, project, status)
+
+    def erased_records(self, project: str, records: Sequence[str | int]) -> list[bool]:
+        from audit import erasure
+
+        return erasure.erased_keys(self.ledger, project, records)
 
     def close(self) -> None:
         self.ledger.close()

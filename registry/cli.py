@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit import cli as audit_cli
 from registry import auth
-from registry.errors import IntegrityViolation, LedgerError
+from registry.errors import IntegrityViolation, LedgerError, NotFound
 
 if TYPE_CHECKING:
     from registry.sdk import Registry
@@ -85,6 +85,48 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("footprint", help="everything linked to a data subject")
     _common(p)
     p.add_argument("subject", help="the data subject's id, as your data knows it")
+
+    p = sub.add_parser(
+        "erase",
+        help="erase a data subject everywhere (GDPR Art. 17), with a signed certificate",
+        description="Erase a data subject: plan the cascade through lineage, delete their "
+        "vault entries and key, redact their records and predictions, flag affected model "
+        "versions, purge physically and certify (docs/gdpr.md).",
+    )
+    _common(p)
+    p.add_argument("subject", nargs="?", help="the data subject's id, as your data knows it")
+    p.add_argument(
+        "--from-file",
+        dest="from_file",
+        help="erase every subject id in FILE (one per line; '#' comments); re-run it to resume",
+    )
+    p.add_argument("--resume", action="store_true", help="complete interrupted erasures")
+    p.add_argument(
+        "--dry-run", dest="dry_run", action="store_true", help="show the plan; change nothing"
+    )
+    p.add_argument(
+        "--retain",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="keep this affected model version in service (NAME@VERSION, a model "
+        "id, or 'all'); needs --justification and --approver",
+    )
+    p.add_argument("--justification", help="why the retained model versions are kept")
+    p.add_argument("--approver", help="who approved keeping them")
+    p.add_argument(
+        "--certificate",
+        metavar="PATH",
+        help="write the signed certificate to "
+        "PATH (with --from-file: a directory, one file per erasure)",
+    )
+    p.add_argument(
+        "--no-purge",
+        dest="no_purge",
+        action="store_true",
+        help="skip the physical purge (run `mlledger erase --resume` or another "
+        "erase later to purge)",
+    )
 
     p = sub.add_parser("history", help="which model versions a deployment served, when")
     _common(p)
@@ -274,6 +316,88 @@ def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
     return opened(args.db)
 
 
+def _retain(args: argparse.Namespace, project: str) -> list[dict[str, str]]:
+    if not args.retain:
+        if args.justification or args.approver:
+            raise LedgerError("--justification and --approver go with --retain MODEL")
+        return []
+    if not args.justification or not args.approver:
+        raise LedgerError(
+            "--retain needs --justification (why) and --approver (who approved keeping it)"
+        )
+    from lineage.queries import resolve
+
+    models = ["*" if m in ("all", "*") else resolve(m, "model", project) for m in args.retain]
+    return [
+        {"model": m, "justification": args.justification, "approver": args.approver} for m in models
+    ]
+
+
+def _write_certificate(reg: Registry, erasure: str, path: str) -> str:
+    from pathlib import Path
+
+    envelope = reg.erasure_certificate(erasure)
+    target = Path(path)
+    if target.is_dir():
+        target = target / f"{erasure}.json"
+    target.write_text(json.dumps(envelope, indent=2, sort_keys=True) + "\n")
+    return str(target)
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    chosen = [x for x in (args.subject, args.from_file, args.resume or None) if x]
+    if len(chosen) != 1:
+        raise LedgerError("give one of: SUBJECT, --from-file FILE or --resume")
+    with _registry(args) as reg:
+        retain = _retain(args, reg.project)
+        if args.resume:
+            done = reg.resume_erasures(purge=not args.no_purge)
+            return _emit(args, done, lambda d: f"resumed {len(d)} interrupted erasure(s)")
+        if args.from_file:
+            return _erase_file(args, reg, retain)
+        outcome = reg.erase(
+            args.subject, dry_run=args.dry_run, retain=retain, purge=not args.no_purge
+        )
+        if args.certificate and outcome["status"] in ("erased", "resumed", "already-erased"):
+            outcome["certificate"] = _write_certificate(reg, outcome["erasure"], args.certificate)
+        return _emit(args, outcome, render_erasure)
+
+
+def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, str]]) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    if args.dry_run:
+        raise LedgerError("--dry-run plans one subject: give SUBJECT, not --from-file")
+    if args.certificate and not Path(args.certificate).is_dir():
+        raise LedgerError(
+            f"--certificate {args.certificate}: expected a directory with --from-file"
+        )
+    lines = Path(args.from_file).read_text(encoding="utf-8").splitlines()
+    subjects = [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
+    outcomes = []
+    with tqdm(total=len(subjects), unit="subject", desc="erasing", file=sys.stderr) as bar:
+        for subject in subjects:
+            try:
+                outcome = reg.erase(subject, retain=retain, purge=False, sign=False)
+            except NotFound:
+                outcome = {"status": "not-found", "erasure": None, "subject": None}
+            outcomes.append(outcome)
+            bar.update(1)
+    erased = [o for o in outcomes if o["status"] in ("erased", "resumed")]
+    summary: dict[str, Any] = {"subjects": len(subjects), "outcomes": outcomes}
+    if erased:
+        summary["finish"] = reg.purge() if not args.no_purge else None
+    if args.certificate:
+        for outcome in outcomes:
+            if outcome["erasure"] and outcome["status"] != "not-found":
+                outcome["certificate"] = _write_certificate(
+                    reg, outcome["erasure"], args.certificate
+                )
+    return _emit(args, summary, render_batch)
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from registry.settings import default_actor
 
@@ -406,6 +530,57 @@ def render_footprint(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_erasure(d: dict[str, Any]) -> str:
+    if d["status"] == "planned":
+        p = d["plan"]
+        lines = [
+            f"plan for {d['subject']} (nothing changed):",
+            f"  {p['records']['count']} record(s) in {len(p['datasets'])} dataset version(s); "
+            f"{p['vault_entries']} vault entr(ies); {p['predictions']['count']} prediction(s)",
+        ]
+        for key, label in (
+            ("datasets", "holding"),
+            ("derived_datasets", "derived"),
+            ("runs", "runs"),
+            ("models", "models"),
+            ("deployments", "deployments"),
+        ):
+            if p[key]:
+                lines.append(f"  {label}: " + ", ".join(_short(n) for n in p[key]))
+        lines.append(f"  events to redact: {len(p['events_to_redact'])}")
+        return "\n".join(lines)
+    if d["status"] == "already-erased":
+        return (
+            f"{d['subject']} was already erased (erasure {d['erasure']}, position "
+            f"{d['erased_position']}): nothing to do"
+        )
+    lines = [
+        f"{d['status']}: {d['subject']}, erasure {d['erasure']} "
+        f"(requested at position {d['requested_position']}, erased at {d['erased_position']})",
+        f"  {d['redactions']} event(s) redacted; {d['plan']['records']['count']} record(s), "
+        f"{d['plan']['predictions']['count']} prediction(s), "
+        f"{d['plan']['vault_entries']} vault entr(ies) erased",
+    ]
+    lines += [
+        f"  {_short(m['model'])}: {m['status']}"
+        + (f" ({m['justification']}; approved by {m['approver']})" if m.get("approver") else "")
+        for m in d["models"]
+    ]
+    if d.get("purge"):
+        lines.append(f"  purged ({d['purge']['method']}) in {d['purge']['seconds']} s")
+    if d.get("certificate"):
+        lines.append(f"  certificate: {d['certificate']}")
+    return "\n".join(lines)
+
+
+def render_batch(d: dict[str, Any]) -> str:
+    counts: dict[str, int] = {}
+    for outcome in d["outcomes"]:
+        counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+    done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{d['subjects']} subject(s): {done or 'none'}"
+
+
 def render_history(d: dict[str, Any]) -> str:
     lines = [f"{_short(d['deployment'])} ({d['status']}, {d['endpoint']}):"]
     lines += [
@@ -497,6 +672,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "lineage": cmd_lineage,
     "footprint": _question("footprint", render_footprint),
     "history": _question("history", render_history),
+    "erase": cmd_erase,
     "aliases": _question("aliases", render_aliases),
     "rebuild": cmd_rebuild,
     "log": cmd_log,

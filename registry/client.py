@@ -139,6 +139,49 @@ class HttpBackend:
             )
         )
 
+    def erase(
+        self,
+        project: str,
+        subject: str | int,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        retain: Sequence[dict[str, str]] = (),
+        purge: bool = True,
+        sign: bool = True,
+    ) -> dict[str, Any]:
+        # The server records the erasure as done by the key that asks (``actor`` is local).
+        body = {
+            "subject": subject,
+            "dry_run": dry_run,
+            "retain": list(retain),
+            "purge": purge,
+            "sign": sign,
+        }
+        return dict(self._request("POST", f"/projects/{project}/erasures", body=body))
+
+    def resume_erasures(self, project: str, *, purge: bool = True) -> list[dict[str, Any]]:
+        body = {"purge": purge}
+        return list(self._request("POST", f"/projects/{project}/erasures/resume", body=body))
+
+    def purge(self, project: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/projects/{project}/erasures/purge", body={}))
+
+    def erasures(self, project: str) -> list[dict[str, Any]]:
+        return list(self._request("GET", f"/projects/{project}/erasures"))
+
+    def erasure_certificate(self, project: str, erasure: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/projects/{project}/erasures/{erasure}/certificate"))
+
+    def remediations(self, project: str, status: str | None = None) -> list[dict[str, Any]]:
+        params = {"status": status} if status is not None else None
+        return list(self._request("GET", f"/projects/{project}/remediations", params=params))
+
+    def erased_records(self, project: str, records: Sequence[str | int]) -> list[bool]:
+        body = {"records": list(records)}
+        answer = self._request("POST", f"/projects/{project}/erasures/check", body=body)
+        return [bool(x) for x in answer["erased"]]
+
 
 def _raise(response: httpx.Response) -> NoReturn:
     """Raise the exception a problem-details answer stands for."""

@@ -306,8 +306,9 @@ def run_demo(
             "footprint": reg.footprint(names["subject"]),
             "history": reg.history(names["deployment"]),
         }
-        head = reg.ledger.head()
         integrity = _integrity(reg.ledger)
+        erasure = _erasure(reg, _patient(7))
+        head = reg.ledger.head()
     if as_json:
         print(
             json.dumps(
@@ -317,6 +318,7 @@ def run_demo(
                     "names": names,
                     "answers": answers,
                     "integrity": integrity,
+                    "erasure": erasure,
                 },
                 indent=2,
                 sort_keys=True,
@@ -353,6 +355,7 @@ def run_demo(
             cli.render_history(answers["history"]),
         ),
         ("7. integrity: is the log as it was written?", _render_integrity(integrity)),
+        (f"8. erasure: forget {erasure['patient']} (GDPR Art. 17)", _render_erasure(erasure)),
     ]
     for title, body in sections:
         print(title)
@@ -385,6 +388,43 @@ def _integrity(ledger: Ledger) -> dict[str, Any]:
         "proved_position": proved.index,
         "proof_hashes": len(bundle["inclusion_proof"]),
     }
+
+
+def _erasure(reg: Any, patient: str) -> dict[str, Any]:
+    """Erase one patient (a no-op once done), then check the certificate offline and ask
+    where their data is, as a data-protection officer would."""
+    from audit.certificate import verify_certificate
+    from audit.erasure import signing_key
+
+    plan = reg.erase(patient, dry_run=True)["plan"]
+    outcome = reg.erase(patient)
+    envelope = reg.erasure_certificate(outcome["erasure"])
+    verified = verify_certificate(envelope, signing_key(reg.ledger).verifier())
+    return {
+        "patient": patient,
+        "plan": plan,
+        "status": outcome["status"],
+        "erasure": outcome["erasure"],
+        "erased_position": outcome["erased_position"],
+        "certificate": verified.as_dict(),
+        "footprint": reg.footprint(patient),
+    }
+
+
+def _render_erasure(d: dict[str, Any]) -> str:
+    c = d["certificate"]
+    flags = ", ".join(f"{m['model'].split('/')[-1]} {m['status']}" for m in c["remediation"])
+    return "\n".join(
+        [
+            f"  {d['status']}: erasure {d['erasure']} at position {d['erased_position']}",
+            f"  {c['records']} record(s) in {len(c['datasets'])} dataset version(s), "
+            f"{c['predictions']} prediction(s), {c['vault_entries']} vault entr(ies), "
+            f"{len(c['redactions'])} event(s) redacted",
+            f"  models: {flags or 'none'}",
+            "  certificate: signature, checkpoint and inclusion proofs verify offline",
+            f"  footprint now answers: erased at position {d['footprint']['erased']['position']}",
+        ]
+    )
 
 
 def _render_integrity(d: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from registry.errors import ConfigError, EventRejected, LedgerError
-from registry.events import NewEvent, make_event
+from registry.events import INTERNAL_TYPES, NewEvent, make_event
 from registry.ids import subject_id
 from registry.payloads import digest, encode_predictions
 from registry.store.raw import Raw
@@ -275,6 +275,12 @@ def from_wire(
         raise reject(where.replace("body.subject.0", "body.subject"), message) from None
     if not isinstance(type_, str):
         raise reject("type", "expected an event type name")
+    if type_ in INTERNAL_TYPES:
+        raise reject(
+            "type",
+            f"{type_} events are appended only by the erasure process; "
+            "expected an erasure request (POST /projects/{project}/erasures)",
+        )
     try:
         return make_event(
             type_,

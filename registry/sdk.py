@@ -652,6 +652,64 @@ class Registry:
         self.flush()
         return self.backend.subject_data(self.project, subject)
 
+    # --- erasure (GDPR) -----------------------------------------------------------------------
+
+    def erase(
+        self,
+        subject: str | int,
+        *,
+        dry_run: bool = False,
+        retain: Sequence[Mapping[str, str]] = (),
+        purge: bool = True,
+        sign: bool = True,
+    ) -> dict[str, Any]:
+        """Erase data subject S everywhere (``docs/gdpr.md``); ``dry_run`` returns the
+        plan and changes nothing. ``retain`` lists affected model versions kept in
+        service (``{"model", "justification", "approver"}``, model ``"*"`` for all);
+        every other one is flagged ``retrain-required``. ``purge`` and ``sign``
+        (physical purge, a checkpoint) may wait for the end of a batch (``purge()``)."""
+        self.flush()
+        return self.backend.erase(
+            self.project,
+            subject,
+            actor=self.actor,
+            dry_run=dry_run,
+            retain=[dict(rule) for rule in retain],
+            purge=purge,
+            sign=sign,
+        )
+
+    def resume_erasures(self, *, purge: bool = True) -> list[dict[str, Any]]:
+        """Complete every erasure of the project that was interrupted."""
+        return self.backend.resume_erasures(self.project, purge=purge)
+
+    def purge(self) -> dict[str, Any]:
+        """Physically purge what erasures deleted, and sign a checkpoint (after a batch)."""
+        return self.backend.purge(self.project)
+
+    def erasures(self) -> list[dict[str, Any]]:
+        """The project's erasures, oldest first."""
+        return self.backend.erasures(self.project)
+
+    def erasure_certificate(self, erasure: str) -> dict[str, Any]:
+        """The signed certificate (a DSSE envelope) of a completed erasure."""
+        return self.backend.erasure_certificate(self.project, erasure)
+
+    def remediations(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Remediation flags on model versions; ``status="retrain-required"``: the open ones."""
+        self.flush()
+        return self.backend.remediations(self.project, status)
+
+    def erased_records(self, records: Iterable[str | int]) -> set[str | int]:
+        """The record keys among ``records`` that an erasure erased: drop them before
+        retraining a flagged model."""
+        keys = _plain(list(records))
+        return {
+            k
+            for k, gone in zip(keys, self.backend.erased_records(self.project, keys), strict=True)
+            if gone
+        }
+
     # --- questions ----------------------------------------------------------------------------
 
     def _ask(self, question: str, **params: Any) -> dict[str, Any]:
@@ -829,8 +887,14 @@ class Run:
         framework: str | None = None,
         tags: Mapping[str, str] | None = None,
         occurred_at: Any = None,
+        remediates: Mapping[str, Any] | Sequence[Mapping[str, Any]] = (),
     ) -> ModelVersion:
-        """A model version this run produced (appended with the run's other records)."""
+        """A model version this run produced (appended with the run's other records).
+
+        ``remediates`` takes remediation flags (``Registry.remediations()`` items:
+        ``{"erasure", "model"}``) this version resolves: it replaces the flagged
+        version, and the ledger refuses the run's batch unless the run read none of
+        the erased records nor any dataset version the erasure touched."""
         if self.status != "running":
             raise LedgerError(
                 f"run {self.id} is {self.status}: register its models inside the block"
@@ -847,6 +911,16 @@ class Run:
             occurred_at or self._default_time,
         )
         self.registry._hold(event)
+        flags = [remediates] if isinstance(remediates, Mapping) else list(remediates)
+        for flag in flags:
+            self.registry._hold(
+                self.registry._event(
+                    "erasure-remediated",
+                    model.id,
+                    {"erasure": flag["erasure"], "model": flag["model"]},
+                    occurred_at=occurred_at or self._default_time,
+                )
+            )
         self.models.append(model)
         return model
 

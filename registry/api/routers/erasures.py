@@ -1,0 +1,135 @@
+"""Erasure of data subjects (GDPR Art. 17), their certificates and remediation flags.
+
+Erasing, resuming and purging need the ``personal`` permission (data-protection
+officers). Listing erasures, their certificates and the remediation flags holds
+no personal data (subjects appear by erasure reference only), so any key of the
+project may read them; training code checks which record keys were erased with
+a ``write`` key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import Field
+
+from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.schemas import Key, Strict
+from registry.backend import LocalBackend
+
+router = APIRouter(prefix="/projects/{project}", tags=["erasure"])
+
+
+class RetainRule(Strict):
+    model: str = Field(description="Model version id, or '*' for every affected one.")
+    justification: str = Field(min_length=1, max_length=2000, description="Why it is kept.")
+    approver: str = Field(min_length=1, max_length=300, description="Who approved keeping it.")
+
+
+class ErasureCreate(Strict):
+    subject: Key = Field(description="Data-subject id (raw), sent in the body.")
+    dry_run: bool = Field(default=False, description="Return the plan; change nothing.")
+    retain: list[RetainRule] = Field(
+        default_factory=list,
+        description="Affected model versions kept in service; the others: retrain-required.",
+    )
+    purge: bool = Field(default=True, description="Purge deleted bytes physically now.")
+    sign: bool = Field(default=True, description="Sign a checkpoint covering the erasure.")
+
+
+class ResumeRequest(Strict):
+    purge: bool = Field(default=True, description="Purge once the erasures are complete.")
+
+
+class ErasedQuery(Strict):
+    records: list[Key] = Field(max_length=100_000, description="Record keys (raw).")
+
+
+class ErasedAnswer(Strict):
+    erased: list[bool] = Field(description="For each record key, whether it was erased.")
+
+
+ErasureId = Annotated[str, Path(min_length=36, max_length=36, description="Erasure id.")]
+
+
+@router.post("/erasures", response_model=dict[str, Any])
+def erase(
+    request: ErasureCreate,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("personal", "erasures.create")],
+) -> dict[str, Any]:
+    """Erase a data subject everywhere (or plan it, with ``dry_run``): vault, key,
+    records, predictions and the events that held their pseudonyms; flags every
+    affected model version. Erasing an erased subject is a no-op that says so."""
+    return LocalBackend(ledger).erase(
+        who.project,
+        request.subject,
+        actor=who.actor,
+        dry_run=request.dry_run,
+        retain=[rule.model_dump() for rule in request.retain],
+        purge=request.purge,
+        sign=request.sign,
+    )
+
+
+@router.post("/erasures/resume", response_model=list[dict[str, Any]])
+def resume(
+    request: ResumeRequest,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("personal", "erasures.resume")],
+) -> list[dict[str, Any]]:
+    """Complete every erasure of the project that was interrupted."""
+    return LocalBackend(ledger).resume_erasures(who.project, purge=request.purge)
+
+
+@router.post("/erasures/purge", response_model=dict[str, Any])
+def purge(
+    ledger: LedgerDep, who: Annotated[Principal, allow("personal", "erasures.purge")]
+) -> dict[str, Any]:
+    """Physically purge what erasures deleted (after a batch), and sign a checkpoint."""
+    return LocalBackend(ledger).purge(who.project)
+
+
+@router.get("/erasures", response_model=list[dict[str, Any]])
+def erasures(
+    ledger: LedgerDep, who: Annotated[Principal, allow("read", "erasures.read")]
+) -> list[dict[str, Any]]:
+    """The project's erasures, oldest first: reference, status, positions and counts."""
+    return LocalBackend(ledger).erasures(who.project)
+
+
+@router.get("/erasures/{erasure}/certificate", response_model=dict[str, Any])
+def certificate(
+    erasure: ErasureId,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "erasures.certificate")],
+) -> dict[str, Any]:
+    """The erasure's certificate: an in-toto Statement in a DSSE envelope signed with the
+    log's key, with the inclusion proofs of its two events (``mlledger audit
+    verify-certificate`` checks it offline)."""
+    return LocalBackend(ledger).erasure_certificate(who.project, erasure)
+
+
+@router.post("/erasures/check", response_model=ErasedAnswer)
+def check(
+    query: ErasedQuery,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("write", "erasures.check")],
+) -> ErasedAnswer:
+    """Which of these record keys were erased (training code drops them before it
+    retrains a flagged model version)."""
+    return ErasedAnswer(erased=LocalBackend(ledger).erased_records(who.project, query.records))
+
+
+@router.get("/remediations", response_model=list[dict[str, Any]])
+def remediations(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("read", "remediations.read")],
+    status: Annotated[
+        Literal["retrain-required", "retained-with-justification", "remediated"] | None,
+        Query(description="Only flags with this status (retrain-required: the open ones)."),
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Remediation flags erasures put on model versions, and what resolved them."""
+    return LocalBackend(ledger).remediations(who.project, status)

@@ -1,0 +1,142 @@
+"""The canary: erase one subject among thousands, then search every byte the project
+wrote for anything that was theirs.
+
+Unique strings are planted as the canary subject's id, record keys, vault
+attributes and prediction outputs; their pseudonyms (which the log holds instead
+of the keys) are searched for too, in hex as stored. Before the erasure the
+search finds the pseudonyms (so it can find things); after it, with the purge
+done, nothing of the canary is anywhere: not in the database files (SQLite's db,
+WAL and shared-memory files; PostgreSQL's table, TOAST and index files), not in
+the certificate, not in what the command printed. The other subjects are
+untouched and ``audit verify`` passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from audit.purge import find_bytes
+
+import registry
+from audit.verify import verify
+from registry.ledger import Ledger
+
+SUBJECTS = 2_000
+CLI = [sys.executable, "-m", "registry.cli"]
+
+
+def _world(url: str, tag: str) -> tuple[list[str], list[str]]:
+    """Thousands of subjects with records, vault entries and predictions; the canary
+    among them. Returns the canary's record keys and planted attribute values."""
+    reg = registry.connect(url, project="clinic", actor="loader")
+    keys, subjects = [], []
+    for i in range(SUBJECTS):
+        for j in range(2):
+            keys.append(f"patient-{i}-visit-{j}")
+            subjects.append(f"patient-{i}")
+    canary_records = [f"canary-record-{tag}-{j}" for j in range(3)]
+    keys += canary_records
+    subjects += [f"canary-subject-{tag}"] * 3
+    raw = reg.register_dataset(
+        "visits", "1", uri="s3://clinic/visits", digest="sha256:aa", records=keys, subjects=subjects
+    )
+    sample = reg.register_dataset(
+        "sample",
+        "1",
+        uri="s3://clinic/sample",
+        digest="sha256:bb",
+        records=keys[::3] + canary_records[:1],
+        derived_from=[raw],
+    )
+    with reg.run("train", inputs=[sample]) as run:
+        model = run.register_model("risk", artifact_uri="s3://m/risk", artifact_digest="sha256:cc")
+    reg.deploy("risk-api", endpoint="https://risk", served={model: 100})
+    for start in range(0, len(keys), 1_500):
+        chunk = keys[start : start + 1_500]
+        outputs = [
+            {"risk": 0.5, "note": f"canary-output-{tag}"} if k.startswith("canary") else 0.25
+            for k in chunk
+        ]
+        reg.log_predictions("risk-api", model=model, records=chunk, outputs=outputs)
+    planted = [f"canary-email-{tag}@example.com", f"canary-name-{tag}"]
+    reg.store_subject_data(f"canary-subject-{tag}", {"email": planted[0], "name": planted[1]})
+    for i in range(0, SUBJECTS, 50):
+        reg.store_subject_data(f"patient-{i}", {"email": f"patient-{i}@example.com"})
+    reg.close()
+    return canary_records, planted
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_an_erased_subject_leaves_no_byte_behind(
+    store_url: str, tmp_path: Path, isolated_env: Path
+) -> None:
+    tag = uuid.uuid4().hex
+    records, planted = _world(store_url, tag)
+    subject = f"canary-subject-{tag}"
+    ledger = Ledger.open(store_url)
+    pseudo = ledger.pseudonymizer("clinic")
+    hidden = [pseudo.subject(subject), *pseudo.records(records)]
+    raw = [subject, *records, *planted, f"canary-output-{tag}"]
+    others = [pseudo.subject("patient-7"), *pseudo.records(["patient-7-visit-0"])]
+    before = find_bytes(ledger.store, [n.encode() for n in hidden + others])
+    assert all(before[n.encode()] for n in hidden + others), "the search must find the pseudonyms"
+    with registry.connect(store_url, project="clinic") as reg:
+        footprint = reg.footprint("patient-7")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "MLLEDGER_DB": store_url}
+    done = subprocess.run(
+        [
+            *CLI,
+            "erase",
+            subject,
+            "--project",
+            "clinic",
+            "--json",
+            "--certificate",
+            str(out / "certificate.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    (out / "stdout.txt").write_text(done.stdout)
+    (out / "stderr.txt").write_text(done.stderr)
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["status"] == "erased" and outcome["purge"] is not None
+    last = ledger.last_event()
+    assert last is not None and last.type == "subject-erased"
+    assert last.body["records"] == 3 and last.body["vault_entries"] == 1
+
+    needles = [n.encode() for n in hidden + raw]
+    found = {n: where for n, where in find_bytes(ledger.store, needles).items() if where}
+    assert found == {}, "erased data still stored"
+    for name, content in _files(out).items():
+        for needle in needles:
+            assert needle not in content, (name, needle)
+    if store_url.startswith("sqlite"):
+        # Every file the store wrote, searched raw as well (WAL and journal included).
+        directory = Path(store_url.split("///", 1)[1]).parent
+        for name, content in _files(directory).items():
+            for needle in needles:
+                assert needle not in content, (name, needle)
+
+    after = find_bytes(ledger.store, [n.encode() for n in others])
+    assert all(after[n.encode()] for n in others), "other subjects must be untouched"
+    with registry.connect(store_url, project="clinic") as reg:
+        assert reg.footprint("patient-7") == footprint
+    report = verify(ledger.store)
+    assert report.ok, report.summary()
+    ledger.close()

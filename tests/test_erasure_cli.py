@@ -1,0 +1,200 @@
+"""``mlledger erase`` from the command line, on SQLite and PostgreSQL: one subject with
+its certificate (checked by ``mlledger audit verify-certificate``), a batch from a
+file, and erasures killed by SIGKILL in the middle of their transaction, resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import registry
+from audit import erasure
+from audit.verify import verify
+from registry.ledger import Ledger
+
+CLI = [sys.executable, "-m", "registry.cli"]
+CRASHER = [sys.executable, "-m", "tests.erasecrasher"]
+SUBJECTS = [f"person-{i}" for i in range(6)]
+
+
+def populate(url: str) -> None:
+    with registry.connect(url, project="shop", actor="etl") as reg:
+        keys = [f"order-{i}" for i in range(60)]
+        raw = reg.register_dataset(
+            "orders",
+            "1",
+            uri="s3://orders",
+            digest="sha256:01",
+            records=keys,
+            subjects=[SUBJECTS[i % 6] for i in range(60)],
+        )
+        with reg.run("train", inputs=[raw]) as run:
+            model = run.register_model("churn", artifact_uri="s3://m", artifact_digest="sha256:02")
+        reg.deploy("api", endpoint="https://api", served={model: 100})
+        reg.log_predictions("api", model=model, records=keys, outputs=[0.1] * 60)
+        for subject in SUBJECTS:
+            reg.store_subject_data(subject, {"email": f"{subject}@example.com"})
+
+
+def mlledger(url: str, *args: str, crash_at: int | None = None) -> subprocess.CompletedProcess[str]:
+    program = CLI if crash_at is None else [*CRASHER, str(crash_at)]
+    return subprocess.run(
+        [*program, *args, "--project", "shop"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "MLLEDGER_DB": url},
+    )
+
+
+def state(url: str) -> dict[str, Any]:
+    ledger = Ledger.open(url)
+    try:
+        with ledger.store.read() as conn:
+            counts = {
+                t: conn.exec_driver_sql(f"SELECT COUNT(*) FROM {t}").scalar()
+                for t in ("vault_entries", "redactions", "erasure_requests", "record_index")
+            }
+        types = [e.type for e in ledger.read(0, 10_000)]
+        return {
+            "counts": counts,
+            "types": types,
+            "ok": verify(ledger.store).ok,
+            "pending": erasure.pending_erasures(ledger, "shop"),
+        }
+    finally:
+        ledger.close()
+
+
+def test_erase_one_subject_with_a_certificate_checked_offline(
+    store_url: str, tmp_path: Path
+) -> None:
+    populate(store_url)
+    planned = mlledger(store_url, "erase", "person-1", "--dry-run", "--json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["plan"]["records"]["count"] == 10
+    text = mlledger(store_url, "erase", "person-1", "--dry-run")
+    assert "plan for subject:shop/" in text.stdout and "10 record(s)" in text.stdout
+
+    certificate = tmp_path / "certificate.json"
+    done = mlledger(
+        store_url,
+        "erase",
+        "person-1",
+        "--certificate",
+        str(certificate),
+        "--retain",
+        "churn@1",
+        "--justification",
+        "contract",
+        "--approver",
+        "cfo",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "erased: subject:shop/" in done.stdout
+    assert "churn@1: retained-with-justification (contract; approved by cfo)" in done.stdout
+    last = state(store_url)
+    assert last["types"][-2:] == ["subject-erasure-requested", "subject-erased"]
+
+    key = tmp_path / "public.key"
+    exported = mlledger(store_url, "audit", "public-key", "--out", str(key))
+    assert exported.returncode == 0, exported.stderr
+    checked = subprocess.run(
+        [*CLI, "audit", "verify-certificate", str(certificate), "--public-key", str(key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("OK: erasure ")
+    assert "not a proof that no copy exists elsewhere" in checked.stdout
+
+    envelope = json.loads(certificate.read_text())
+    envelope["signatures"][0]["sig"] = envelope["signatures"][0]["sig"][::-1]
+    certificate.write_text(json.dumps(envelope))
+    tampered = subprocess.run(
+        [*CLI, "audit", "verify-certificate", str(certificate), "--public-key", str(key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tampered.returncode == 3 and tampered.stdout.startswith("FAILED:")
+
+    again = mlledger(store_url, "erase", "person-1")
+    assert again.returncode == 0 and "already erased" in again.stdout
+    assert state(store_url)["types"] == last["types"]
+
+
+def test_usage_errors_are_clear(store_url: str) -> None:
+    populate(store_url)
+    for args, message in (
+        (("erase",), "give one of: SUBJECT, --from-file FILE or --resume"),
+        (("erase", "person-1", "--retain", "churn@1"), "--retain needs --justification"),
+        (("erase", "nobody"), "no data subject with that id"),
+    ):
+        done = mlledger(store_url, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr, done.stderr
+
+
+def test_a_killed_erasure_leaves_a_request_that_resume_completes(store_url: str) -> None:
+    populate(store_url)
+    before = state(store_url)
+    killed = mlledger(store_url, "erase", "person-2", crash_at=1)
+    assert killed.returncode == -9, killed.stderr
+    after = state(store_url)
+    # The request is durable; nothing of the erasure itself was written.
+    assert after["types"] == [*before["types"], "subject-erasure-requested"]
+    assert after["counts"] == {**before["counts"], "erasure_requests": 1}
+    assert len(after["pending"]) == 1 and after["ok"]
+
+    resumed = mlledger(store_url, "erase", "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    [outcome] = json.loads(resumed.stdout)
+    assert (outcome["status"], outcome["erasure"]) == ("resumed", after["pending"][0])
+    final = state(store_url)
+    assert final["types"][-1] == "subject-erased" and final["pending"] == [] and final["ok"]
+    assert final["counts"]["vault_entries"] == before["counts"]["vault_entries"] - 1
+
+
+def test_a_batch_from_a_file_resumes_where_it_was_killed(store_url: str, tmp_path: Path) -> None:
+    populate(store_url)
+    subjects = tmp_path / "subjects.txt"
+    subjects.write_text(
+        "# erasure requests of the week\n" + "\n".join(SUBJECTS[:4]) + "\nunknown-person\n\n"
+    )
+    killed = mlledger(store_url, "erase", "--from-file", str(subjects), crash_at=3)
+    assert killed.returncode == -9
+    half = state(store_url)
+    assert half["types"].count("subject-erased") == 2 and len(half["pending"]) == 1
+
+    certificates = tmp_path / "certificates"
+    certificates.mkdir()
+    done = mlledger(
+        store_url,
+        "erase",
+        "--from-file",
+        str(subjects),
+        "--json",
+        "--certificate",
+        str(certificates),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "erasing" in done.stderr  # the progress bar
+    summary = json.loads(done.stdout)
+    statuses = [o["status"] for o in summary["outcomes"]]
+    assert statuses == ["already-erased", "already-erased", "resumed", "erased", "not-found"]
+    assert summary["finish"]["purge"]["method"]
+    assert len(list(certificates.glob("*.json"))) == 4
+    final = state(store_url)
+    assert final["types"].count("subject-erased") == 4 and final["pending"] == []
+    assert final["ok"]
+    again = mlledger(store_url, "erase", "--from-file", str(subjects))
+    assert again.returncode == 0 and "4 already-erased, 1 not-found" in again.stdout
