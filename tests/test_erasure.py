@@ -286,7 +286,7 @@ def test_an_interrupted_erasure_leaves_a_request_that_is_resumed(
         raise RuntimeError("power cut")
 
     # The second transaction fails after its redactions and deletions: all rolled back.
-    monkeypatch.setattr(ledger, "append_locked", crash)
+    monkeypatch.setattr(Ledger, "append_locked", crash)
     with pytest.raises(RuntimeError, match="power cut"):
         reg.erase("ann")
     monkeypatch.undo()

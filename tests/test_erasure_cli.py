@@ -102,7 +102,14 @@ def test_erase_one_subject_with_a_certificate_checked_offline(
     assert last["types"][-2:] == ["subject-erasure-requested", "subject-erased"]
 
     key = tmp_path / "public.key"
-    exported = mlledger(store_url, "audit", "public-key", "--out", str(key))
+    exported = subprocess.run(
+        [*CLI, "audit", "public-key", "--out", str(key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "MLLEDGER_DB": store_url},
+    )
     assert exported.returncode == 0, exported.stderr
     checked = subprocess.run(
         [*CLI, "audit", "verify-certificate", str(certificate), "--public-key", str(key)],

@@ -101,26 +101,28 @@ def upgrade() -> None:
     )
     unchanged = " AND ".join(f"NEW.{c} IS NOT DISTINCT FROM OLD.{c}" for c in ENVELOPE)
     if bind.dialect.name == "postgresql":
-        op.execute(
-            f"""
-            CREATE FUNCTION mlledger_redaction_only() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF TG_OP = 'UPDATE' AND EXISTS (
-                    SELECT 1 FROM redactions WHERE redactions.position = OLD.position
-                ) AND (TG_TABLE_NAME <> 'events' OR ({unchanged})) THEN
-                    RETURN NEW;
-                END IF;
-                RAISE EXCEPTION 'mlledger: % refused on %: the event log is append-only '
-                    '(only an erasure may redact an event, keeping its envelope)',
-                    TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
-            END $$
-            """
-        )
-        for table in ("events", "event_payloads"):
+        # One function per table: PL/pgSQL does not promise to short-circuit, and NEW of
+        # event_payloads has none of the events' envelope columns.
+        for table, allowed in (("events", f" AND ({unchanged})"), ("event_payloads", "")):
+            op.execute(
+                f"""
+                CREATE FUNCTION mlledger_redact_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF TG_OP = 'UPDATE' AND EXISTS (
+                        SELECT 1 FROM redactions WHERE redactions.position = OLD.position
+                    ){allowed} THEN
+                        RETURN NEW;
+                    END IF;
+                    RAISE EXCEPTION 'mlledger: % refused on %: the event log is append-only '
+                        '(only an erasure may redact an event, keeping its envelope)',
+                        TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
+                END $$
+                """
+            )
             op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
             op.execute(
                 f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION mlledger_redaction_only()"
+                f"FOR EACH ROW EXECUTE FUNCTION mlledger_redact_{table}()"
             )
         op.execute(
             "CREATE TRIGGER redactions_append_only BEFORE UPDATE OR DELETE ON redactions "
