@@ -40,6 +40,7 @@ bench: $(STAMP) $(PEER)/.installed
 	$(PY) -m tests.bench.run --out .mlledger/bench.json --peer .mlledger/bench-mlflow.json
 	$(PY) -m tests.bench.http --out .mlledger/bench-http.json
 	$(PY) -m tests.bench.audit --out .mlledger/bench-audit.json
+	$(PY) -m tests.bench.erasure --out .mlledger/bench-erasure.json
 
 clean:
 	rm -rf $(VENV) .mlledger .pytest_cache .ruff_cache .mypy_cache

@@ -144,12 +144,15 @@ def make_plan(ledger: Ledger, conn: Connection, project: str, subject: str) -> P
 
     raw = Raw(conn)
     pseudo = ledger.pseudonymizer(project)
+    # No DISTINCT: with it, SQLite prefers the (project, record) index and scans the project.
     records = sorted(
-        r[0]
-        for r in raw.all(
-            "SELECT DISTINCT record FROM record_index WHERE project = ? AND subject = ?",
-            (project, subject),
-        )
+        {
+            r[0]
+            for r in raw.all(
+                "SELECT record FROM record_index WHERE project = ? AND subject = ?",
+                (project, subject),
+            )
+        }
     )
     datasets: set[str] = set()
     predictions: dict[int, int] = {}

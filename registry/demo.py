@@ -295,6 +295,8 @@ def run_demo(
             names = record_scenario(reg, work, predictions, start)
             state.write_text(json.dumps(names, indent=2))
             recorded = True
+        # Erased before the questions, so a second run (a no-op erasure) answers the same.
+        erasure = _erasure(reg, _patient(7))
         answers = {
             "scored": reg.scored(names["record"]),
             "trained_on": reg.trained_on(names["m2"]),
@@ -307,7 +309,6 @@ def run_demo(
             "history": reg.history(names["deployment"]),
         }
         integrity = _integrity(reg.ledger)
-        erasure = _erasure(reg, _patient(7))
         head = reg.ledger.head()
     if as_json:
         print(
@@ -412,7 +413,7 @@ def _erasure(reg: Any, patient: str) -> dict[str, Any]:
 
 
 def _render_erasure(d: dict[str, Any]) -> str:
-    c = d["certificate"]
+    c = {**d["certificate"], **d["certificate"]["affected"]}
     flags = ", ".join(f"{m['model'].split('/')[-1]} {m['status']}" for m in c["remediation"])
     return "\n".join(
         [

@@ -86,13 +86,15 @@ def redact_predictions(payload: bytes, records: set[str]) -> tuple[bytes, int]:
     hits = int(pc.sum(erased).as_py() or 0)
     if not hits:
         return payload, 0
-    keep = pc.invert(pc.fill_null(erased, False)).to_pylist()
+    keep = pc.invert(pc.fill_null(erased, False))
+    empty = pa.scalar("", pa.string())
+    null = pa.scalar(None, pa.string())
 
-    def blank(name: str) -> pa.Array:
-        # Built anew from Python values: Arrow's own kernels would only mark the rows
-        # null and keep their bytes in the data buffer.
-        values = table.column(name).to_pylist()
-        return pa.array([v if k else None for v, k in zip(values, keep, strict=True)], pa.string())
+    def blank(name: str) -> pa.ChunkedArray:
+        # Selecting "" first builds a new data buffer holding only the kept strings;
+        # masking with null alone would keep the erased bytes in the old one.
+        column = table.column(name)
+        return pc.if_else(keep, pc.if_else(keep, column, empty), null)
 
     redacted = pa.Table.from_arrays(
         [blank("record"), table.column("model"), blank("output"), table.column("at"),

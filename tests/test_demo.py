@@ -153,6 +153,8 @@ def test_first_run_records_the_scenario(demo: Demo) -> None:
         "model-alias-moved": 2,
         "predictions-logged": 2,
         "subject-data-stored": 1,
+        "subject-erasure-requested": 1,
+        "subject-erased": 1,
     }
     assert {e.project for e in demo.events} == {PROJECT}
     assert {e.actor for e in demo.events if e.type != "model-alias-moved"} == {"demo@mlledger"}
@@ -184,7 +186,7 @@ def test_appended_events_carry_the_scenario(demo: Demo) -> None:
     assert sum(e.body["count"] for e in scored) == PREDICTIONS
     assert all(e.payload is not None for e in scored)
 
-    last = demo.events[-1]
+    last = [e for e in demo.events if e.type == "subject-data-stored"][-1]
     assert (last.type, last.entity.split("/")[0]) == ("subject-data-stored", "subject:demo")
     assert last.body["fields"] == ["name", "year_of_birth"]
     assert len(last.personal_refs) == 1
@@ -212,13 +214,14 @@ def test_trained_on_has_the_clean_and_the_raw_dataset(demo: Demo) -> None:
     assert list(by_id) == [demo.names["clean"], demo.names["raw"]]
     clean, raw = by_id[demo.names["clean"]], by_id[demo.names["raw"]]
     assert (clean["relation"], clean["depth"]) == ("direct", 1)
+    erased = demo.first["erasure"]["plan"]["records"]["count"]  # one patient was erased
     assert (raw["relation"], raw["depth"], raw["records"], raw["row_count"]) == (
         "upstream",
         2,
-        RAW_ROWS,
+        RAW_ROWS - erased,
         RAW_ROWS,
     )
-    assert 0 < clean["records"] == clean["row_count"] < RAW_ROWS
+    assert 0 < clean["row_count"] - erased <= clean["records"] <= clean["row_count"] < RAW_ROWS
 
 
 def test_downstream_of_the_raw_extract_counts_every_prediction(demo: Demo) -> None:
@@ -327,4 +330,23 @@ def test_a_second_json_run_gives_the_same_answers(
     assert again["events"] == demo.first["events"]
     assert again["names"] == demo.names
     assert again["answers"] == demo.answers
+    assert again["erasure"]["status"] == "already-erased"
+    assert again["erasure"]["erasure"] == demo.first["erasure"]["erasure"]
     assert read_log(demo.url) == demo.events
+
+
+def test_the_demo_erases_a_patient_and_certifies_it(demo: Demo) -> None:
+    """The erasure section: a patient erased, the certificate checked with the public key,
+    their footprint answering "erased", and the log still verifying."""
+    erasure = demo.first["erasure"]
+    assert erasure["status"] == "erased"
+    erased = demo.events[erasure["erased_position"]]
+    assert erased.type == "subject-erased" and erased.body["erasure"] == erasure["erasure"]
+    assert erasure["certificate"]["erasure"] == erasure["erasure"]
+    affected = erasure["certificate"]["affected"]
+    assert affected["records"] == erasure["plan"]["records"]["count"] > 0
+    assert erasure["footprint"]["erased"]["position"] == erasure["erased_position"]
+    assert {m["status"] for m in erasure["certificate"]["remediation"]} == {"retrain-required"}
+    assert demo.first["integrity"]["verified"] is True
+    shown = {k: v for k, v in erasure.items() if k != "patient"}
+    assert erasure["patient"] not in json.dumps(shown)

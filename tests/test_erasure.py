@@ -385,3 +385,32 @@ def test_clients_cannot_append_erasure_events(
     }
     with pytest.raises(EventRejected, match="only by the erasure process"):
         from_wire(item, 0, project="test")
+
+
+def test_a_redacted_payload_keeps_no_byte_of_the_erased_rows() -> None:
+    from registry.payloads import decode_predictions, encode_predictions, redact_predictions
+
+    erased, kept = "a" * 32, "b" * 32
+    payload = encode_predictions(
+        [erased, kept, erased],
+        [0, 0, 0],
+        ['"secret-1"', '"public"', '"secret-2"'],
+        ["2026-01-01T00:00:00.000000Z"] * 3,
+        ["trace-secret", None, "trace-secret-2"],
+    )
+    redacted, rows = redact_predictions(payload, {erased})
+    assert rows == 2
+    table = decode_predictions(redacted)
+    assert table.column("record").to_pylist() == [None, kept, None]
+    assert table.column("output").to_pylist() == [None, '"public"', None]
+    assert table.column("model").to_pylist() == [0, 0, 0]
+    buffers = b"".join(
+        bytes(buffer)
+        for column in table.columns
+        for chunk in column.chunks
+        for buffer in chunk.buffers()
+        if buffer is not None
+    )
+    for gone in (erased.encode(), b"secret", b"trace-secret"):
+        assert gone not in buffers
+    assert redact_predictions(redacted, {erased}) == (redacted, 0)

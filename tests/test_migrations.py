@@ -38,8 +38,8 @@ from registry.store.schema import LOG_TABLES, metadata
 
 REPO = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = REPO / "migrations" / "alembic.ini"
-#: The triggers 0001_core (the log), 0002_access (the access trail) and 0003_integrity
-#: (checkpoints) create on each backend, by table.
+#: The triggers 0001_core (the log), 0002_access (the access trail), 0003_integrity
+#: (checkpoints) and 0004_erasure (redactions) create on each backend, by table.
 TRIGGERS = {
     "sqlite": {
         ("events", "events_no_update"),
@@ -50,6 +50,8 @@ TRIGGERS = {
         ("access_trail", "access_trail_no_delete"),
         ("checkpoints", "checkpoints_no_update"),
         ("checkpoints", "checkpoints_no_delete"),
+        ("redactions", "redactions_no_update"),
+        ("redactions", "redactions_no_delete"),
     },
     "postgresql": {
         ("events", "events_append_only"),
@@ -60,6 +62,8 @@ TRIGGERS = {
         ("access_trail", "access_trail_no_truncate"),
         ("checkpoints", "checkpoints_append_only"),
         ("checkpoints", "checkpoints_no_truncate"),
+        ("redactions", "redactions_append_only"),
+        ("redactions", "redactions_no_truncate"),
     },
 }
 

@@ -209,7 +209,14 @@ def test_append_projection_and_query_spans_nest_under_the_callers_span(
     applied = spans.named("projection.apply")
     assert applied and all(s.parent is not None and s.parent.span_id in append_ids for s in applied)
     names = {(s.attributes or {})["mlledger.projection"] for s in applied}
-    assert names == {"catalogue", "record_index", "prediction_index", "lineage", "merkle"}
+    assert names == {
+        "catalogue",
+        "record_index",
+        "prediction_index",
+        "lineage",
+        "erasures",
+        "merkle",
+    }
 
     (trained,) = spans.named("query.trained_on")
     assert (trained.attributes or {})["mlledger.model"] == model.id
