@@ -39,6 +39,7 @@ from audit.checkpoints import origin
 from audit.note import MAX_SIGNATURES, NoteError, SigningKey, VerifierKey, verify_checkpoint
 from audit.proofs import ProofError, _hashes, verify_bundle
 from registry.errors import IntegrityViolation, LedgerError
+from registry.events import REMEDIATION_STATUSES
 
 __all__ = [
     "PAYLOAD_TYPE",
@@ -65,7 +66,6 @@ STATEMENT = (
 )
 REQUEST_TYPE = "subject-erasure-requested"
 ERASED_TYPE = "subject-erased"
-REMEDIATION_STATUSES = ("retrain-required", "retained-with-justification")
 
 _REFERENCE = re.compile(r"[0-9a-f]{32}")
 _LEAF = re.compile(r"[0-9a-f]{64}")

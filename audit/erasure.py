@@ -35,8 +35,8 @@ from audit.leaves import leaves, redactions
 from audit.tree import EVENTS
 from registry.canonical import canonical_text, leaf_hash
 from registry.errors import EventRejected, IntegrityViolation, LedgerError, NotFound
-from registry.events import NewEvent, canonical_event, make_event
-from registry.ids import kind_of, subject_id
+from registry.events import REMEDIATION_STATUSES, NewEvent, canonical_event, make_event
+from registry.ids import kind_of, new_id, subject_id
 from registry.payloads import digest, redact_predictions
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
@@ -45,8 +45,7 @@ if TYPE_CHECKING:
     from registry.ledger import Ledger
 
 CHUNK = 500
-DEFAULT_STATUS = "retrain-required"
-RETAINED = "retained-with-justification"
+DEFAULT_STATUS, RETAINED = REMEDIATION_STATUSES
 
 
 @dataclass(frozen=True)
@@ -347,7 +346,7 @@ def request(
         project=project,
         entity=subject_id(project, reference),
         actor=actor,
-        body={"erasure": _new_erasure_id(), "retain": [asdict(r) for r in retain]},
+        body={"erasure": new_id(), "retain": [asdict(r) for r in retain]},
     )
     erasure = event.body["erasure"]
 
@@ -362,12 +361,6 @@ def request(
 
     ledger.append([event], before_commit=remember)
     return str(erasure)
-
-
-def _new_erasure_id() -> str:
-    from registry.ids import new_id
-
-    return new_id()
 
 
 def pending_erasures(ledger: Ledger, project: str | None = None) -> list[str]:

@@ -399,7 +399,6 @@ class SubjectDataStored(Body):
 # --- erasure ---------------------------------------------------------------------------------
 
 REMEDIATION_STATUSES = ("retrain-required", "retained-with-justification")
-_REF = "The subject's erasure reference: a keyed hash of their pseudonym, never the pseudonym."
 
 
 def _check_uuid(value: str) -> str:
