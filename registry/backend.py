@@ -87,6 +87,10 @@ class Backend(Protocol):
         """Whether each record key was erased."""
         ...
 
+    def subject_report(self, project: str, subject: str | int) -> dict[str, Any]:
+        """The subject-access report (GDPR Art. 15) of a data subject, as JSON."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -188,9 +192,8 @@ class LocalBackend:
         return [outcome.as_dict() for outcome in done]
 
     def purge(self, project: str) -> dict[str, Any]:
-        from audit.purge import purge
-
         from audit import erasure
+        from audit.purge import purge
 
         report = purge(self.ledger.store).as_dict()
         return {"purge": report, "checkpoint": erasure.checkpoint(self.ledger)}
@@ -214,6 +217,11 @@ class LocalBackend:
         from audit import erasure
 
         return erasure.erased_keys(self.ledger, project, records)
+
+    def subject_report(self, project: str, subject: str | int) -> dict[str, Any]:
+        from audit.reports.subject import subject_report
+
+        return subject_report(self.ledger, project, subject)
 
     def close(self) -> None:
         self.ledger.close()

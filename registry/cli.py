@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from audit import cli as audit_cli
+from audit import compliance_cli
 from registry import auth
 from registry.errors import IntegrityViolation, LedgerError, NotFound
 
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("openapi", help="print the API's OpenAPI document (JSON)")
     audit_cli.add_parser(sub)
+    compliance_cli.add_parsers(sub)
     return parser
 
 
@@ -216,7 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     # "keys create", not just "keys", in error lines.
-    subcommand = getattr(args, "keys_command", None) or getattr(args, "audit_command", None)
+    subcommand = (
+        getattr(args, "keys_command", None)
+        or getattr(args, "audit_command", None)
+        or getattr(args, "report_command", None)
+    )
     name = " ".join(filter(None, (args.command, subcommand)))
     try:
         from registry import tracing
@@ -681,6 +687,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "openapi": cmd_openapi,
     "audit": audit_cli.run,
+    **compliance_cli.COMMANDS,
 }
 
 if __name__ == "__main__":

@@ -182,6 +182,10 @@ class HttpBackend:
         answer = self._request("POST", f"/projects/{project}/erasures/check", body=body)
         return [bool(x) for x in answer["erased"]]
 
+    def subject_report(self, project: str, subject: str | int) -> dict[str, Any]:
+        body = {"subject": subject}
+        return dict(self._request("POST", f"/projects/{project}/reports/subjects", body=body))
+
 
 def _raise(response: httpx.Response) -> NoReturn:
     """Raise the exception a problem-details answer stands for."""

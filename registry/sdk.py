@@ -687,6 +687,12 @@ class Registry:
         """Physically purge what erasures deleted, and sign a checkpoint (after a batch)."""
         return self.backend.purge(self.project)
 
+    def subject_report(self, subject: str | int) -> dict[str, Any]:
+        """Everything held on a data subject, where it went and which models and
+        predictions used it (GDPR Art. 15); ``audit.reports.subject``."""
+        self.flush()
+        return self.backend.subject_report(self.project, subject)
+
     def erasures(self) -> list[dict[str, Any]]:
         """The project's erasures, oldest first."""
         return self.backend.erasures(self.project)

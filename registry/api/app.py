@@ -17,7 +17,16 @@ from fastapi import APIRouter, FastAPI
 from audit.checkpoints import Checkpointer, load_signing_key
 from registry import auth, tracing
 from registry.api import problems
-from registry.api.routers import audit, erasures, events, keys, openlineage, questions, writes
+from registry.api.routers import (
+    audit,
+    erasures,
+    events,
+    keys,
+    openlineage,
+    questions,
+    reports,
+    writes,
+)
 from registry.ledger import Ledger
 from registry.settings import Settings
 
@@ -74,7 +83,7 @@ def create_app(
         """Liveness: answers without a key."""
         return {"status": "ok"}
 
-    for module in (events, writes, questions, erasures, audit, keys, openlineage):
+    for module in (events, writes, questions, erasures, reports, audit, keys, openlineage):
         api.include_router(module.router)
     app.include_router(api)
     app.add_middleware(tracing.TraceMiddleware)

@@ -1,0 +1,230 @@
+"""``mlledger report ...`` and ``mlledger export ...``: what a compliance officer hands over.
+
+- ``report model MODEL --out DIR``: the model dossier (``audit.reports``), a
+  self-contained HTML page, a Markdown model card and proof bundles.
+- ``report subject SUBJECT --out DIR``: the subject-access report (GDPR Art. 15).
+  Over HTTP (``--db http://...``) it needs a data-protection officer's key.
+- ``export --format F --out DIR [--project P] [--since T] [--until T]``: Parquet,
+  OpenLineage or PROV-JSON files with a signed manifest (``audit.exports``).
+- ``export verify DIR --public-key KEY``: check an export offline; exit 3 and name
+  the changed, missing and extra files when it differs from its manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from audit.cli import EXIT_INVALID, _verifier
+from registry.errors import LedgerError
+
+FORMATS = ("parquet", "openlineage", "prov")
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
+    )
+
+
+def _key(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key",
+        help="the log's signing key file (default: MLLEDGER_SIGNING_KEY, or signing.key beside "
+        "the SQLite database, or ./.mlledger/signing.key)",
+    )
+
+
+def add_parsers(sub: Any) -> None:
+    """The ``report`` and ``export`` commands."""
+    report = sub.add_parser("report", help="a model dossier or a subject-access report")
+    kinds = report.add_subparsers(dest="report_command", required=True, metavar="KIND")
+
+    p = kinds.add_parser(
+        "model", help="a model version's dossier: HTML page, model card and proof bundles"
+    )
+    p.add_argument("model", help="model version: name@version, name@alias or its id")
+    p.add_argument("--out", required=True, help="a new or empty directory to write it to")
+    _db(p)
+    p.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
+    _key(p)
+    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+
+    p = kinds.add_parser(
+        "subject", help="a data subject's access report (GDPR Art. 15): HTML and JSON"
+    )
+    p.add_argument("subject", help="the data subject's id")
+    p.add_argument("--out", required=True, help="a new or empty directory to write it to")
+    _db(p)
+    p.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
+    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+
+    p = sub.add_parser(
+        "export",
+        help="export the log as Parquet, OpenLineage or PROV-JSON with a signed manifest; "
+        "`export verify DIR` checks one",
+        description="Export: mlledger export --format F --out DIR [--project P] [--since T] "
+        "[--until T]. Verify: mlledger export verify DIR --public-key KEY.",
+    )
+    p.add_argument(
+        "verify",
+        nargs="*",
+        metavar="verify DIR",
+        help="check the export in DIR against its signed manifest instead",
+    )
+    p.add_argument("--format", choices=FORMATS, help="the export's format")
+    p.add_argument("--out", help="a new or empty directory to write the export to")
+    _db(p)
+    p.add_argument("--project", help="one project only (default: every project)")
+    p.add_argument("--since", help="events recorded at or after this time (ISO 8601)")
+    p.add_argument("--until", help="events recorded before this time (ISO 8601)")
+    _key(p)
+    p.add_argument("--public-key", help="verify: the log's verifier key (file or string)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True) if args.json else text)
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    from registry.sdk import connect
+
+    return connect(args.db, project=args.project)
+
+
+def _signing_key(args: argparse.Namespace, ledger: Any) -> Any:
+    from audit.checkpoints import load_signing_key
+    from registry.settings import Settings
+
+    key, path, created = load_signing_key(
+        ledger.store.url, args.key or Settings().signing_key, create=True
+    )
+    if created:
+        print(
+            f"created signing key {key.name} at {path}; public key: {key.verifier().to_string()}",
+            file=sys.stderr,
+        )
+    return key
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    with _registry(args) as reg:
+        if args.report_command == "subject":
+            from audit.reports.subject import write_subject_report
+
+            report = reg.subject_report(args.subject)
+            written = [str(p) for p in write_subject_report(report, args.out)]
+            counts = report["counts"]
+            text = (
+                f"wrote the subject-access report of {report['subject']} to {args.out}: "
+                f"{counts['records']} record(s), {counts['vault_entries']} personal-data "
+                f"entr(ies), {counts['models']} model(s), {counts['predictions']} "
+                "prediction(s)" + (" (erased)" if report["erased"] else "")
+            )
+            _print(args, {"files": written, "subject": report["subject"]}, text)
+            return 0
+        from audit.reports import build_model_dossier
+
+        ledger = getattr(reg.backend, "ledger", None)
+        if ledger is None:
+            raise LedgerError(
+                "report model reads the database and signs with the log's key: give --db a "
+                "database, not a server (the server answers GET /api/v1/projects/{p}/reports/"
+                "models/{model})"
+            )
+        dossier = build_model_dossier(ledger, reg.project, args.model, _signing_key(args, ledger))
+        written = [str(p) for p in dossier.write(Path(args.out))]
+        model = dossier.data["model"]["id"]
+        text = (
+            f"wrote the dossier of {model} to {args.out}: index.html, model-card.md and "
+            f"{len(dossier.evidence)} proof bundle(s) under evidence/ (check each with "
+            "`mlledger audit verify-proof FILE --public-key KEY`)"
+        )
+        _print(args, {"files": written, "model": model}, text)
+        return 0
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    if args.no_progress:
+        return None
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def start(total: int | None) -> Any:
+        bar = tqdm(total=total, unit="row", unit_scale=True, desc="exporting", file=sys.stderr)
+        bars.append(bar)
+        return bar.update
+
+    start.bars = bars  # type: ignore[attr-defined]
+    return start
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.verify:
+        return _verify(args)
+    if args.format is None or args.out is None:
+        raise LedgerError(
+            "give --format (parquet, openlineage or prov) and --out DIR, "
+            "or `export verify DIR --public-key KEY`"
+        )
+    if args.public_key:
+        raise LedgerError("--public-key is for `export verify`; an export signs with --key")
+    from audit.exports import export
+
+    progress = _progress(args)
+    with _registry(args) as reg:
+        ledger = getattr(reg.backend, "ledger", None)
+        if ledger is None:
+            raise LedgerError(
+                "export reads the database itself: give --db a database, not a server"
+            )
+        try:
+            done = export(
+                ledger,
+                args.format,
+                args.out,
+                _signing_key(args, ledger),
+                project=args.project,
+                since=args.since,
+                until=args.until,
+                progress=progress,
+            )
+        finally:
+            for bar in getattr(progress, "bars", []):
+                bar.close()
+    data = done.as_dict()
+    text = (
+        f"exported {data['rows']} row(s) in {len(done.files)} file(s) ({args.format}) to "
+        f"{done.directory}, reflecting the checkpoint at size {done.checkpoint['tree_size']} "
+        f"of {done.checkpoint['origin']}; manifest.json is signed with the log's key"
+    )
+    _print(args, data, text)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from audit.exports import ExportError, verify_export
+
+    if len(args.verify) != 2 or args.verify[0] != "verify":
+        raise LedgerError(
+            f"unexpected argument(s) {' '.join(args.verify)!r}: expected `export verify DIR`"
+        )
+    if not args.public_key:
+        raise LedgerError("export verify needs --public-key KEY (file or string)")
+    key = _verifier(args.public_key)
+    try:
+        check = verify_export(args.verify[1], key)
+    except ExportError as exc:
+        _print(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
+        return EXIT_INVALID
+    _print(args, check.as_dict(), check.summary())
+    return 0 if check.ok else EXIT_INVALID
+
+
+COMMANDS = {"report": cmd_report, "export": cmd_export}
