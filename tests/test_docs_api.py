@@ -28,7 +28,16 @@ import pytest
 from registry import intake
 from registry.api.app import create_app
 from registry.api.problems import KINDS
-from registry.api.routers import audit, erasures, events, keys, openlineage, questions, writes
+from registry.api.routers import (
+    audit,
+    erasures,
+    events,
+    keys,
+    openlineage,
+    questions,
+    reports,
+    writes,
+)
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from tests.apiserver import ApiServer
@@ -343,7 +352,7 @@ def test_the_route_table_lists_every_route_with_its_permission_and_action() -> N
     }
     gated = {
         (method, route.path.replace("{project}", "{p}")): _gate(route)
-        for module in (audit, erasures, events, keys, openlineage, questions, writes)
+        for module in (audit, erasures, events, keys, openlineage, questions, reports, writes)
         for route in module.router.routes
         for method in route.methods
     }
