@@ -44,6 +44,8 @@ bench: $(STAMP) $(PEER)/.installed
 	$(PY) -m tests.bench.http --out .mlledger/bench-http.json
 	$(PY) -m tests.bench.audit --out .mlledger/bench-audit.json
 	$(PY) -m tests.bench.erasure --out .mlledger/bench-erasure.json
+	$(PY) -m tests.bench.export --out .mlledger/bench-export.json
+	$(PY) -m tests.bench.report --out .mlledger/bench-report.json
 
 clean:
 	rm -rf $(VENV) .mlledger .pytest_cache .ruff_cache .mypy_cache
