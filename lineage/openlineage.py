@@ -1511,7 +1511,13 @@ class _Emitter:
 
 
 def emit(
-    ledger: Ledger, project: str, *, since: int = 0, producer: str = PRODUCER
+    ledger: Ledger,
+    project: str,
+    *,
+    since: int = 0,
+    producer: str = PRODUCER,
+    stop: int | None = None,
+    recorded: tuple[str | None, str | None] = (None, None),
 ) -> Iterator[dict[str, Any]]:
     """The project's runs, models and deployments as OpenLineage events, in log order,
     from log position ``since`` on.
@@ -1530,20 +1536,31 @@ def emit(
 
     Runs and datasets that came in through OpenLineage keep their original
     namespaces and names. Each chunk is read in its own short transaction.
+    ``stop`` ends before that log position; ``recorded`` keeps the events the log
+    recorded in ``[from, to)`` (timestamps in the log's form; either end open).
     """
     check_name(project, "project")
     if not isinstance(since, int) or since < 0:
         raise LedgerError(f"since {since!r} is not valid: expected a log position, 0 or more")
     cursor = since
     types = placeholders(len(EMITTED_TYPES))
+    bounds, extra = "", []
+    for sql, value in (
+        ("position < ?", stop),
+        ("recorded_at >= ?", recorded[0]),
+        ("recorded_at < ?", recorded[1]),
+    ):
+        if value is not None:
+            bounds += f" AND {sql}"
+            extra.append(value)
     while True:
         with ledger.store.read() as conn:
             raw = Raw(conn)
             rows = raw.all(
                 "SELECT position, type, schema_version, entity, occurred_at, body FROM events "
-                f"WHERE project = ? AND position >= ? AND type IN ({types}) "
+                f"WHERE project = ? AND position >= ? AND type IN ({types}){bounds} "
                 "ORDER BY position LIMIT ?",
-                (project, cursor, *EMITTED_TYPES, CHUNK),
+                (project, cursor, *EMITTED_TYPES, *extra, CHUNK),
             )
             emitter = _Emitter(raw, project, producer)
             documents = [

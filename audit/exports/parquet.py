@@ -1,0 +1,422 @@
+"""The Parquet export: one file per table, with stable, documented schemas.
+
+``TABLES`` pins each file's schema (column names, Arrow types, nullability and a
+description per column; the schema's metadata names the table and its schema
+version). ``write`` streams: rows are read through a server-side cursor (a plain
+cursor on SQLite, which reads lazily) in chunks and written a row group at a
+time, so memory stays bounded whatever the log's size. Predictions are decoded
+from their Arrow payloads a batch at a time, never through the prediction index.
+
+Timestamps are UTC microseconds; JSON columns hold canonical JSON text; hashes are
+lowercase hex.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from audit.exports.scope import Progress, Scope
+from registry.errors import LedgerError
+from registry.store import Store
+from registry.store.raw import Raw
+
+SCHEMA_VERSION = "1"
+ROWS_PER_CHUNK = 50_000
+# Prediction batches hold up to 1,000,000 rows each; a few at a time bound memory.
+PAYLOADS_PER_CHUNK = 4
+TIME = pa.timestamp("us", tz="UTC")
+_cursors = itertools.count()
+
+
+def _field(name: str, kind: pa.DataType, description: str, nullable: bool = False) -> pa.Field:
+    return pa.field(name, kind, nullable=nullable, metadata={"description": description})
+
+
+def _schema(table: str, description: str, *fields: pa.Field) -> pa.Schema:
+    return pa.schema(
+        fields,
+        metadata={
+            "mlledger.table": table,
+            "mlledger.schema_version": SCHEMA_VERSION,
+            "description": description,
+        },
+    )
+
+
+_POSITION = "Log position of the event that registered it."
+TABLES: dict[str, pa.Schema] = {
+    "events": _schema(
+        "events",
+        "Every event of the log in scope, in log order, as the log holds it now.",
+        _field("position", pa.int64(), "Log position: 0, 1, 2, ... with no gaps."),
+        _field("event_id", pa.string(), "The event's UUID (idempotency key)."),
+        _field("type", pa.string(), "Event type, e.g. model-version-registered."),
+        _field("schema_version", pa.int32(), "Version of the type's body schema."),
+        _field("project", pa.string(), "Project."),
+        _field("entity", pa.string(), "Node id of the entity the event is about."),
+        _field("actor", pa.string(), "Who appended it."),
+        _field("occurred_at", TIME, "When it happened, as the client said."),
+        _field("recorded_at", TIME, "When the log recorded it."),
+        _field("body", pa.string(), "The body, canonical JSON."),
+        _field("personal_refs", pa.string(), "Pseudonyms the event refers to, JSON."),
+        _field("trace_id", pa.string(), "OpenTelemetry trace id.", nullable=True),
+        _field("leaf_hash", pa.string(), "RFC 9162 leaf hash in the Merkle tree, hex."),
+        _field(
+            "redacted_by",
+            pa.int64(),
+            "Position of the subject-erased event that rewrote it, if one did.",
+            nullable=True,
+        ),
+    ),
+    "runs": _schema(
+        "runs",
+        "Training and other runs.",
+        _field("id", pa.string(), "Run id (run:<uuid>)."),
+        _field("project", pa.string(), "Project."),
+        _field("job", pa.string(), "Job name."),
+        _field("status", pa.string(), "running, completed or failed."),
+        _field("params", pa.string(), "Parameters, JSON object."),
+        _field("metrics", pa.string(), "Final metric values, JSON object."),
+        _field("code", pa.string(), "Code version (repository, commit, ...), JSON object."),
+        _field("environment", pa.string(), "Environment (packages, image, ...), JSON object."),
+        _field("tags", pa.string(), "Tags, JSON object."),
+        _field("parent_run", pa.string(), "Parent run id.", nullable=True),
+        _field("actor", pa.string(), "Who started it."),
+        _field("started_at", TIME, "Start time."),
+        _field("ended_at", TIME, "End time.", nullable=True),
+        _field("error_type", pa.string(), "Error type of a failed run.", nullable=True),
+        _field("position", pa.int64(), _POSITION),
+    ),
+    "dataset_versions": _schema(
+        "dataset_versions",
+        "Dataset versions, with their digests and record counts.",
+        _field("id", pa.string(), "Dataset version id (dataset:<project>/<name>@<version>)."),
+        _field("project", pa.string(), "Project."),
+        _field("name", pa.string(), "Dataset name."),
+        _field("version", pa.string(), "Version."),
+        _field("digest", pa.string(), "Content digest, e.g. sha256:<hex>."),
+        _field("uri", pa.string(), "Where the data lives."),
+        _field("schema", pa.string(), "Column names and types, JSON object.", nullable=True),
+        _field("row_count", pa.int64(), "Rows, as declared.", nullable=True),
+        _field("records", pa.int64(), "Distinct records listed in the registry."),
+        _field("produced_by", pa.string(), "Run that wrote it.", nullable=True),
+        _field("derived_from", pa.string(), "Dataset versions it derives from, JSON list."),
+        _field("tags", pa.string(), "Tags, JSON object."),
+        _field("registered_at", TIME, "Registration time."),
+        _field("position", pa.int64(), _POSITION),
+    ),
+    "model_versions": _schema(
+        "model_versions",
+        "Model versions.",
+        _field("id", pa.string(), "Model version id (model:<project>/<name>@<version>)."),
+        _field("project", pa.string(), "Project."),
+        _field("name", pa.string(), "Model name."),
+        _field("version", pa.string(), "Version."),
+        _field("run", pa.string(), "Run that trained it.", nullable=True),
+        _field("artifact_uri", pa.string(), "Where the artifact lives."),
+        _field("artifact_digest", pa.string(), "Artifact digest, e.g. sha256:<hex>."),
+        _field("framework", pa.string(), "Framework.", nullable=True),
+        _field("tags", pa.string(), "Tags, JSON object."),
+        _field("registered_at", TIME, "Registration time."),
+        _field("position", pa.int64(), _POSITION),
+    ),
+    "deployments": _schema(
+        "deployments",
+        "Deployments, as configured last.",
+        _field("id", pa.string(), "Deployment id (deployment:<project>/<name>)."),
+        _field("project", pa.string(), "Project."),
+        _field("name", pa.string(), "Deployment name."),
+        _field("endpoint", pa.string(), "Endpoint."),
+        _field("status", pa.string(), "active or retired."),
+        _field("served", pa.string(), "Model versions served and traffic shares, JSON."),
+        _field("created_at", TIME, "Creation time."),
+        _field("updated_at", TIME, "Last change."),
+        _field("position", pa.int64(), _POSITION),
+    ),
+    "alias_history": _schema(
+        "alias_history",
+        "Where each alias (stage) of a model pointed, from when to when, moved by whom.",
+        _field("project", pa.string(), "Project."),
+        _field("name", pa.string(), "Model name."),
+        _field("alias", pa.string(), "Alias, e.g. production."),
+        _field("model", pa.string(), "Model version id it pointed at."),
+        _field("moved_by", pa.string(), "Who moved it there (the approver)."),
+        _field("valid_from", TIME, "From."),
+        _field("valid_to", TIME, "To; null while it still points there.", nullable=True),
+        _field("opened_pos", pa.int64(), "Position of the move."),
+        _field("closed_pos", pa.int64(), "Position of the next move.", nullable=True),
+    ),
+    "deployment_history": _schema(
+        "deployment_history",
+        "Which model version a deployment served, with what traffic, from when to when.",
+        _field("deployment", pa.string(), "Deployment id."),
+        _field("model", pa.string(), "Model version id."),
+        _field("traffic", pa.float64(), "Share of traffic, percent."),
+        _field("endpoint", pa.string(), "Endpoint."),
+        _field("valid_from", TIME, "From."),
+        _field("valid_to", TIME, "To; null while still served.", nullable=True),
+        _field("opened_pos", pa.int64(), "Position of the configuration."),
+        _field("closed_pos", pa.int64(), "Position that ended it.", nullable=True),
+    ),
+    "predictions": _schema(
+        "predictions",
+        "Every prediction: which model version, in which deployment, scored which record.",
+        _field("position", pa.int64(), "Position of its predictions-logged event."),
+        _field("seq", pa.int32(), "Row within the batch."),
+        _field("project", pa.string(), "Project."),
+        _field("deployment", pa.string(), "Deployment id."),
+        _field("model", pa.string(), "Model version id."),
+        _field("record", pa.string(), "Record pseudonym; null once erased.", nullable=True),
+        _field("output", pa.string(), "The output, JSON; null once erased.", nullable=True),
+        _field("at", TIME, "When it was made."),
+        _field("trace_id", pa.string(), "OpenTelemetry trace id.", nullable=True),
+    ),
+    "access_trail": _schema(
+        "access_trail",
+        "Every access decision of the API: who asked what, allowed or denied.",
+        _field("seq", pa.int64(), "Sequence number: 0, 1, 2, ... with no gaps."),
+        _field("at", TIME, "When."),
+        _field("actor", pa.string(), "Who asked (the key's name and id)."),
+        _field("project", pa.string(), "Project asked about.", nullable=True),
+        _field("action", pa.string(), "Action, e.g. questions.scored."),
+        _field("resource", pa.string(), "The request's path and query."),
+        _field("source", pa.string(), "Client address."),
+        _field("outcome", pa.string(), "allow or deny."),
+        _field("status", pa.int32(), "HTTP status answered."),
+        _field("reason", pa.string(), "Why."),
+        _field("trace_id", pa.string(), "OpenTelemetry trace id.", nullable=True),
+        _field("leaf_hash", pa.string(), "Leaf hash in the trail's Merkle tree, hex."),
+    ),
+}
+
+
+def _in_scope(scope: Scope, column: str) -> tuple[str, list[Any]]:
+    """Rows whose registering event (at ``column``) is in scope."""
+    where, params = scope.events_where("e")
+    return f"EXISTS (SELECT 1 FROM events e WHERE e.position = {column} AND {where})", params
+
+
+def _queries(scope: Scope) -> dict[str, tuple[str, list[Any]]]:
+    """SELECT statement and parameters of each table but predictions."""
+    events, event_params = scope.events_where("e")
+    trail, trail_params = scope.trail_where("t")
+    runs, runs_params = _in_scope(scope, "r.position")
+    sets, sets_params = _in_scope(scope, "d.position")
+    models, models_params = _in_scope(scope, "m.position")
+    deps, deps_params = _in_scope(scope, "d.position")
+    aliases, aliases_params = _in_scope(scope, "a.opened_pos")
+    served, served_params = _in_scope(scope, "h.opened_pos")
+    return {
+        "events": (
+            "SELECT e.position, e.event_id, e.type, e.schema_version, e.project, e.entity, "
+            "e.actor, e.occurred_at, e.recorded_at, e.body, e.personal_refs, e.trace_id, "
+            "e.leaf_hash, (SELECT MIN(x.erased_pos) FROM redactions x "
+            f"WHERE x.position = e.position) FROM events e WHERE {events} ORDER BY e.position",
+            event_params,
+        ),
+        "runs": (
+            "SELECT r.id, r.project, r.job, r.status, r.params, r.metrics, r.code, "
+            "r.environment, r.tags, r.parent_run, r.actor, r.started_at, r.ended_at, "
+            f"r.error_type, r.position FROM cat_runs r WHERE {runs} ORDER BY r.position",
+            runs_params,
+        ),
+        "dataset_versions": (
+            "SELECT d.id, d.project, d.name, d.version, d.digest, d.uri, d.schema, "
+            "d.row_count, COALESCE(c.records, 0), d.produced_by, d.derived_from, d.tags, "
+            "d.registered_at, d.position FROM cat_datasets d LEFT JOIN dataset_record_counts c "
+            f"ON c.dataset = d.id WHERE {sets} ORDER BY d.position",
+            sets_params,
+        ),
+        "model_versions": (
+            "SELECT m.id, m.project, m.name, m.version, m.run, m.artifact_uri, "
+            "m.artifact_digest, m.framework, m.tags, m.registered_at, m.position "
+            f"FROM cat_models m WHERE {models} ORDER BY m.position",
+            models_params,
+        ),
+        "deployments": (
+            "SELECT d.id, d.project, d.name, d.endpoint, d.status, d.served, d.created_at, "
+            f"d.updated_at, d.position FROM cat_deployments d WHERE {deps} ORDER BY d.position",
+            deps_params,
+        ),
+        "alias_history": (
+            "SELECT a.project, a.name, a.alias, a.model, a.moved_by, a.valid_from, a.valid_to, "
+            "a.opened_pos, CASE WHEN a.closed_pos < ? THEN a.closed_pos END "
+            f"FROM alias_history a WHERE {aliases} ORDER BY a.opened_pos",
+            [scope.upto, *aliases_params],
+        ),
+        "deployment_history": (
+            "SELECT h.deployment, h.model, h.traffic, h.endpoint, h.valid_from, h.valid_to, "
+            "h.opened_pos, CASE WHEN h.closed_pos < ? THEN h.closed_pos END "
+            f"FROM deployment_history h WHERE {served} "
+            "ORDER BY h.opened_pos, h.deployment, h.model",
+            [scope.upto, *served_params],
+        ),
+        "access_trail": (
+            "SELECT t.seq, t.at, t.actor, t.project, t.action, t.resource, t.source, "
+            f"t.outcome, t.status, t.reason, t.trace_id, t.leaf_hash FROM access_trail t "
+            f"WHERE {trail} ORDER BY t.seq",
+            trail_params,
+        ),
+    }
+
+
+def _stream(conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    """Chunks of rows of a query, read lazily: a named (server-side) cursor on
+    PostgreSQL, a plain one on SQLite (which steps through the result as fetched)."""
+    raw = Raw(conn)
+    dbapi = conn.connection.dbapi_connection
+    if raw.postgres:
+        cursor = dbapi.cursor(name=f"mlledger_export_{next(_cursors)}")
+        cursor.itersize = size
+    else:
+        cursor = dbapi.cursor()
+    try:
+        cursor.execute(raw._prepare(sql), list(params))
+        while rows := cursor.fetchmany(size):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def _times(values: Sequence[str | None]) -> pa.Array:
+    return pa.array(values, pa.string()).cast(TIME)
+
+
+def _hex(values: Sequence[bytes | memoryview]) -> list[str]:
+    return [bytes(v).hex() for v in values]
+
+
+# How to turn a column of fetched values into the field's values.
+_CONVERT: dict[str, Callable[[Sequence[Any]], Any]] = {
+    "leaf_hash": _hex,
+}
+
+
+def _batch(schema: pa.Schema, rows: list[Any]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    arrays = []
+    for field, values in zip(schema, columns, strict=True):
+        if field.type == TIME:
+            arrays.append(_times(values))
+        elif field.name in _CONVERT:
+            arrays.append(pa.array(_CONVERT[field.name](values), field.type))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _predictions(
+    conn: Any, scope: Scope, writer: pq.ParquetWriter, progress: Progress | None
+) -> int:
+    schema = TABLES["predictions"]
+    where, params = scope.events_where("e")
+    sql = (
+        "SELECT e.position, e.project, e.entity, e.body, p.payload FROM events e "
+        f"JOIN event_payloads p ON p.position = e.position WHERE {where} "
+        "AND e.type = 'predictions-logged' ORDER BY e.position"
+    )
+    written = 0
+    for chunk in _stream(conn, sql, params, PAYLOADS_PER_CHUNK):
+        for position, project, deployment, body, payload in chunk:
+            table = pa.ipc.open_stream(bytes(payload)).read_all()
+            n = table.num_rows
+            models = pa.array(json.loads(body)["models"], pa.string())
+            batch = pa.Table.from_arrays(
+                [
+                    pa.array([position] * n, pa.int64()),
+                    pa.array(range(n), pa.int32()),
+                    pa.array([project] * n, pa.string()),
+                    pa.array([deployment] * n, pa.string()),
+                    models.take(table.column("model")),
+                    table.column("record").cast(pa.string()),
+                    table.column("output").cast(pa.string()),
+                    table.column("at").cast(pa.string()).cast(TIME),
+                    table.column("trace_id").cast(pa.string()),
+                ],
+                schema=schema,
+            )
+            writer.write_table(batch, row_group_size=ROWS_PER_CHUNK * 4)
+            written += n
+            if progress is not None:
+                progress(n)
+    return written
+
+
+def _check_out(out: Path) -> Path:
+    target = Path(out)
+    if not target.is_dir():
+        raise LedgerError(f"{target} is not a directory: expected the export's directory")
+    return target
+
+
+def write(
+    store: Store, out: Path, scope: Scope, progress: Progress | None = None
+) -> list[tuple[Path, int]]:
+    """Write ``<table>.parquet`` for every table of ``TABLES`` into ``out``; returns each
+    file with its row count."""
+    target = _check_out(out)
+    queries = _queries(scope)
+    written: list[tuple[Path, int]] = []
+    with store.read() as conn:
+        for table, schema in TABLES.items():
+            path = target / f"{table}.parquet"
+            rows = 0
+            with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+                if table == "predictions":
+                    rows = _predictions(conn, scope, writer, progress)
+                else:
+                    sql, params = queries[table]
+                    for chunk in _stream(conn, sql, params, ROWS_PER_CHUNK):
+                        writer.write_batch(_batch(schema, chunk))
+                        rows += len(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+            written.append((path, rows))
+    return written
+
+
+def count(store: Store, scope: Scope) -> int:
+    """How many rows ``write`` will write (the total of a progress bar)."""
+    total = 0
+    with store.read() as conn:
+        raw = Raw(conn)
+        for sql, params in _queries(scope).values():
+            inner = sql.rsplit(" ORDER BY ", 1)[0]
+            total += int(raw.scalar(f"SELECT COUNT(*) FROM ({inner}) q", params) or 0)
+        where, params = scope.events_where("e")
+        total += _prediction_rows(raw, where, params)
+    return total
+
+
+def _prediction_rows(raw: Raw, where: str, params: list[Any]) -> int:
+    rows = 0
+    for (body,) in raw.all(
+        f"SELECT e.body FROM events e WHERE {where} AND e.type = 'predictions-logged'", params
+    ):
+        rows += int(json.loads(body)["count"])
+    return rows
+
+
+def schema_markdown() -> str:
+    """The schemas as Markdown tables, one per file (docs/exports.md shows them)."""
+    parts = []
+    for table, schema in TABLES.items():
+        meta = schema.metadata or {}
+        parts.append(f"### `{table}.parquet`\n")
+        parts.append(meta.get(b"description", b"").decode() + "\n")
+        parts.append("| column | type | null | description |")
+        parts.append("|---|---|---|---|")
+        for field in schema:
+            description = (field.metadata or {}).get(b"description", b"").decode()
+            kind = "timestamp[us, UTC]" if field.type == TIME else str(field.type)
+            null = "yes" if field.nullable else "no"
+            parts.append(f"| `{field.name}` | {kind} | {null} | {description} |")
+        parts.append("")
+    return "\n".join(parts)
