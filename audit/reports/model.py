@@ -1,0 +1,398 @@
+"""The model dossier: one model version accounted for, for a reader who is not an engineer.
+
+``build_model_dossier(ledger, project, model, key)`` gathers, in one read of the
+catalogue, the model's identity and artifact digest; its training data, followed
+upstream through runs, derivations and parent models down to dataset versions
+(drawn as a lineage picture and listed with digests and record counts); the
+training run's params, metrics, code and environment; every alias (stage) move
+with who made it; the deployment timeline; prediction volume per deployment per
+day; every erasure that flagged it and the remediation; and a proof bundle for
+each of its key events, against a checkpoint signed by ``key`` (signed first when
+the newest one does not cover them).
+
+``ModelDossier.write(out)`` writes ``index.html`` (self-contained: inline CSS and
+SVG, no script, nothing fetched), ``model-card.md``, ``lineage.svg``,
+``predictions.svg``, ``dossier.json`` and ``evidence/<position>.json`` (each
+accepted by ``mlledger audit verify-proof``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from audit.checkpoints import latest_checkpoint, write_checkpoint
+from audit.proofs import make_bundle
+from audit.reports.render import lineage_svg, volume_svg
+from lineage.queries import TRAINING_EDGES, resolve_model
+from registry.errors import LedgerError, NotFound
+from registry.ids import kind_of
+from registry.store.raw import Raw, placeholders
+from registry.timeutil import now
+
+if TYPE_CHECKING:
+    from audit.note import SigningKey
+    from registry.ledger import Ledger
+
+FILES = ("index.html", "model-card.md", "lineage.svg", "predictions.svg", "dossier.json")
+_CHUNK = 500
+
+
+@dataclass
+class ModelDossier:
+    """A model version's dossier: its data, the rendered page and card, and the proofs."""
+
+    data: dict[str, Any]
+    html: str
+    markdown: str
+    lineage_svg: str
+    volume_svg: str
+    evidence: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def write(self, out: str | Path) -> list[Path]:
+        """Write the dossier into ``out``, a new or empty directory."""
+        target = Path(out)
+        if target.exists() and not target.is_dir():
+            raise LedgerError(f"--out {target} is a file: expected a new or empty directory")
+        if target.is_dir() and any(target.iterdir()):
+            raise LedgerError(f"--out {target} is not empty: expected a new or empty directory")
+        (target / "evidence").mkdir(parents=True, exist_ok=True)
+        contents = (
+            self.html,
+            self.markdown,
+            self.lineage_svg,
+            self.volume_svg,
+            json.dumps(self.data, indent=2, sort_keys=True) + "\n",
+        )
+        written = []
+        for name, text in zip(FILES, contents, strict=True):
+            (target / name).write_text(text, encoding="utf-8")
+            written.append(target / name)
+        for position, bundle in sorted(self.evidence.items()):
+            path = target / "evidence" / f"{position}.json"
+            path.write_text(json.dumps(bundle, indent=2, sort_keys=True) + "\n")
+            written.append(path)
+        return written
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _upstream(graph: Any, model: str) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+    """Nodes upstream of ``model`` over training edges, with their distance in hops,
+    and the edges between them."""
+    depth = {model: 0}
+    edges: list[tuple[str, str, str]] = []
+    queue: deque[str] = deque([model])
+    while queue:
+        node = queue.popleft()
+        for src, dst, data in graph.in_edges(node, data=True):
+            if data["kind"] not in TRAINING_EDGES:
+                continue
+            edges.append((src, dst, data["kind"]))
+            if src not in depth:
+                depth[src] = depth[node] + 1
+                queue.append(src)
+    return depth, sorted(set(edges))
+
+
+def _datasets(raw: Raw, nodes: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(nodes), _CHUNK):
+        chunk = nodes[start : start + _CHUNK]
+        for node, name, version, digest, uri, rows, records, at in raw.all(
+            "SELECT d.id, d.name, d.version, d.digest, d.uri, d.row_count, c.records, "
+            "d.registered_at FROM cat_datasets d LEFT JOIN dataset_record_counts c "
+            f"ON c.dataset = d.id WHERE d.id IN ({placeholders(len(chunk))})",
+            chunk,
+        ):
+            found[node] = {
+                "id": node,
+                "name": name,
+                "version": version,
+                "digest": digest,
+                "uri": uri,
+                "row_count": rows,
+                "records": records or 0,
+                "registered_at": at,
+            }
+    return found
+
+
+def _events(raw: Raw, entity: str, types: tuple[str, ...]) -> list[tuple[int, str, str, str]]:
+    return [
+        (int(p), t, a, at)
+        for p, t, a, at in raw.all(
+            "SELECT position, type, actor, recorded_at FROM events WHERE entity = ? "
+            f"AND type IN ({placeholders(len(types))}) ORDER BY position",
+            (entity, *types),
+        )
+    ]
+
+
+def _gather(ledger: Ledger, project: str, model: str) -> dict[str, Any]:
+    with ledger.store.read() as conn:
+        raw = Raw(conn)
+        row = raw.one(
+            "SELECT id, project, name, version, run, artifact_uri, artifact_digest, framework, "
+            "tags, registered_at, position FROM cat_models WHERE id = ?",
+            (model,),
+        )
+        if row is None or row[1] != project:
+            raise NotFound(f"no model version {model} in project {project!r}")
+        registered = _events(raw, model, ("model-version-registered",))
+        identity = {
+            "id": row[0],
+            "project": row[1],
+            "name": row[2],
+            "version": row[3],
+            "run": row[4],
+            "artifact_uri": row[5],
+            "artifact_digest": row[6],
+            "framework": row[7],
+            "tags": _json(row[8]) or {},
+            "registered_at": row[9],
+            "registered_by": registered[0][2] if registered else None,
+            "position": int(row[10]),
+        }
+        run = None
+        run_events: list[tuple[int, str, str, str]] = []
+        if row[4] is not None:
+            r = raw.one(
+                "SELECT id, job, status, params, metrics, code, environment, tags, actor, "
+                "started_at, ended_at, error_type FROM cat_runs WHERE id = ?",
+                (row[4],),
+            )
+            if r is not None:
+                run = {
+                    "id": r[0],
+                    "job": r[1],
+                    "status": r[2],
+                    "params": _json(r[3]) or {},
+                    "metrics": _json(r[4]) or {},
+                    "code": _json(r[5]) or {},
+                    "environment": _json(r[6]) or {},
+                    "tags": _json(r[7]) or {},
+                    "started_by": r[8],
+                    "started_at": r[9],
+                    "ended_at": r[10],
+                    "error_type": r[11],
+                }
+                run_events = _events(raw, r[0], ("run-started", "run-completed", "run-failed"))
+        graph = ledger.graph.current(conn)
+        depth, edges = _upstream(graph, model) if model in graph else ({model: 0}, [])
+        labels = {n: graph.nodes[n].get("label", n) if n in graph else n for n in depth}
+        dataset_nodes = sorted(n for n in depth if kind_of(n) == "dataset")
+        details = _datasets(raw, dataset_nodes)
+        training = sorted(
+            (
+                {
+                    **details.get(n, {"id": n, "name": labels[n], "records": 0}),
+                    "hops": depth[n],
+                    "relation": "direct"
+                    if any(s == n and kind_of(d) == "run" and depth[d] == 1 for s, d, _ in edges)
+                    else "upstream",
+                }
+                for n in dataset_nodes
+            ),
+            key=lambda d: (d["hops"], d["id"]),
+        )
+        upstream_models = sorted(n for n in depth if kind_of(n) == "model" and n != model)
+        upstream_runs = sorted(n for n in depth if kind_of(n) == "run")
+        aliases = [
+            {
+                "alias": a,
+                "moved_by": by,
+                "from": start,
+                "to": end,
+                "position": int(opened),
+                "closed_position": None if closed is None else int(closed),
+            }
+            for a, by, start, end, opened, closed in raw.all(
+                "SELECT alias, moved_by, valid_from, valid_to, opened_pos, closed_pos "
+                "FROM alias_history WHERE model = ? ORDER BY opened_pos, alias",
+                (model,),
+            )
+        ]
+        deployments = [
+            {
+                "deployment": d,
+                "traffic": float(traffic),
+                "endpoint": endpoint,
+                "from": start,
+                "to": end,
+                "position": int(opened),
+                "closed_position": None if closed is None else int(closed),
+            }
+            for d, traffic, endpoint, start, end, opened, closed in raw.all(
+                "SELECT deployment, traffic, endpoint, valid_from, valid_to, opened_pos, "
+                "closed_pos FROM deployment_history WHERE model = ? ORDER BY opened_pos, "
+                "deployment",
+                (model,),
+            )
+        ]
+        totals = {
+            d: {"count": int(n), "first_at": first, "last_at": last}
+            for d, n, first, last in raw.all(
+                "SELECT deployment, n, first_at, last_at FROM prediction_counts WHERE model = ? "
+                "ORDER BY deployment",
+                (model,),
+            )
+        }
+        daily: list[dict[str, Any]] = []
+        if totals:
+            epochs = [e[0] for e in raw.all("SELECT DISTINCT epoch FROM prediction_index")]
+            daily = [
+                {"deployment": d, "day": day, "count": int(n)}
+                for d, day, n in raw.all(
+                    "SELECT deployment, SUBSTR(at, 1, 10) AS day, COUNT(*) FROM prediction_index "
+                    f"WHERE epoch IN ({placeholders(len(epochs))}) AND project = ? "
+                    "AND model = ? GROUP BY deployment, day ORDER BY day, deployment",
+                    (*epochs, project, model),
+                )
+            ]
+        erasures = [
+            {
+                "erasure": erasure,
+                "status": status,
+                "justification": justification,
+                "approver": approver,
+                "flagged_position": int(flagged),
+                "resolved_by": resolved_by,
+                "resolved_position": None if resolved is None else int(resolved),
+                "erased_at": erased_at,
+            }
+            for (
+                erasure,
+                status,
+                justification,
+                approver,
+                flagged,
+                resolved_by,
+                resolved,
+                erased_at,
+            ) in raw.all(
+                "SELECT r.erasure, r.status, r.justification, r.approver, r.flagged_pos, "
+                "r.resolved_by, r.resolved_pos, e.erased_at FROM remediations r "
+                "LEFT JOIN erasures e ON e.erasure = r.erasure WHERE r.model = ? "
+                "ORDER BY r.flagged_pos",
+                (model,),
+            )
+        ]
+        remediates = [
+            {
+                "erasure": json.loads(body)["erasure"],
+                "model": json.loads(body)["model"],
+                "position": int(p),
+            }
+            for p, body in raw.all(
+                "SELECT position, body FROM events WHERE entity = ? "
+                "AND type = 'erasure-remediated' ORDER BY position",
+                (model,),
+            )
+        ]
+        head = int(raw.scalar("SELECT MAX(position) FROM events") or 0)
+    key_events = sorted(
+        {
+            identity["position"]: "model-version-registered",
+            **{p: t for p, t, _, _ in run_events},
+            **{a["position"]: "model-alias-moved" for a in aliases},
+            **{
+                a["closed_position"]: "model-alias-moved"
+                for a in aliases
+                if a["closed_position"] is not None
+            },
+            **{d["position"]: "deployment-configured" for d in deployments},
+            **{e["flagged_position"]: "subject-erased" for e in erasures},
+            **{r["position"]: "erasure-remediated" for r in remediates},
+        }.items()
+    )
+    return {
+        "report": "model-dossier",
+        "generated_at": now(),
+        "log_head": head,
+        "model": identity,
+        "run": run,
+        "training": {
+            "datasets": training,
+            "runs": upstream_runs,
+            "models": upstream_models,
+            "nodes": len(depth),
+            "edges": [{"src": s, "dst": d, "kind": k} for s, d, k in edges],
+            "labels": labels,
+            "depth": depth,
+        },
+        "aliases": aliases,
+        "deployments": deployments,
+        "predictions": {
+            "total": sum(t["count"] for t in totals.values()),
+            "by_deployment": totals,
+            "daily": daily,
+        },
+        "erasures": erasures,
+        "remediates": remediates,
+        "key_events": [{"position": p, "type": t} for p, t in key_events],
+    }
+
+
+def _evidence(
+    ledger: Ledger, project: str, key: SigningKey, positions: list[int]
+) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """Proof bundles of ``positions`` against a signed checkpoint covering them all."""
+    store = ledger.store
+    with store.read() as conn:
+        checkpoint = latest_checkpoint(conn, "events")
+    if checkpoint is None or (positions and checkpoint.size <= max(positions)):
+        checkpoint, _ = write_checkpoint(store, key, "events")
+    bundles = {p: make_bundle(store, p, project=project) for p in positions}
+    newest = next(iter(bundles.values()), None)
+    signed = {
+        "tree_size": newest["tree_size"] if newest else checkpoint.size,
+        "note": newest["checkpoint"] if newest else checkpoint.note,
+        "root_hash": checkpoint.root.hex(),
+        "public_key": key.verifier().to_string(),
+    }
+    return bundles, signed
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("audit.reports", "templates"),
+        autoescape=select_autoescape(["html", "html.j2"], default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["json"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False)
+    env.filters["when"] = lambda ts: "—" if ts is None else str(ts)[:19].replace("T", " ")
+    return env
+
+
+def build_model_dossier(ledger: Ledger, project: str, model: str, key: SigningKey) -> ModelDossier:
+    """The dossier of ``model`` (``name@version``, ``name@alias`` or an id) in ``project``."""
+    node = resolve_model(ledger, model, project)
+    data = _gather(ledger, project, node)
+    positions = [e["position"] for e in data["key_events"]]
+    bundles, signed = _evidence(ledger, project, key, positions)
+    data["evidence"] = {
+        "checkpoint": signed,
+        "events": [
+            {
+                **e,
+                "leaf_hash": bundles[e["position"]]["leaf_hash"],
+                "file": f"evidence/{e['position']}.json",
+            }
+            for e in data["key_events"]
+        ],
+    }
+    picture = lineage_svg(data["training"], node)
+    chart = volume_svg(data["predictions"]["daily"])
+    env = _environment()
+    html = env.get_template("model.html.j2").render(d=data, lineage=picture, chart=chart)
+    markdown = env.get_template("model.md.j2").render(d=data)
+    return ModelDossier(data, html, markdown, picture, chart, bundles)

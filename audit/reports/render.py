@@ -1,0 +1,212 @@
+"""The dossier's pictures, as SVG text: the training-data lineage and prediction volume.
+
+The lineage picture puts the model on the right and each step upstream one column
+further left (runs, the dataset and model versions they read, what those were
+derived from). A column with more boxes than fit is summarised: dataset versions
+of one name become one box "name (N versions)", and past ``MAX_BOXES`` the rest
+is one "+K more" box, so a lineage of thousands of nodes stays readable (the page
+lists every node in full). Every text is escaped.
+
+The volume chart is drawn by matplotlib (Agg, text kept as text) as bars per day,
+one colour per deployment.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import defaultdict
+from typing import Any
+from xml.sax.saxutils import escape
+
+from registry.ids import kind_of
+
+MAX_BOXES = 14
+BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 190, 38, 70, 14, 20
+COLOURS = {
+    "model": ("#e3f8ff", "#2680c2"),
+    "run": ("#fff8e1", "#cb6e17"),
+    "dataset": ("#e3fcec", "#2f8132"),
+    "group": ("#f0f4f8", "#627d98"),
+}
+KIND_NAMES = {"model": "model", "run": "run", "dataset": "dataset", "group": "group"}
+
+
+def _short(node: str, label: str | None) -> str:
+    if kind_of(node) == "run":
+        return f"{label or 'run'} (…{node[-6:]})"
+    text = node.split(":", 1)[-1].split("/", 1)[-1]
+    return text.replace("@", " ")
+
+
+def _fit(text: str, limit: int = 26) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _columns(
+    training: dict[str, Any], model: str
+) -> tuple[list[list[dict[str, Any]]], dict[str, str]]:
+    """The boxes of each column (0: the model) and, for every node, its box's key."""
+    depth: dict[str, int] = training["depth"]
+    labels: dict[str, str] = training["labels"]
+    by_column: dict[int, list[str]] = defaultdict(list)
+    for node, d in depth.items():
+        by_column[d].append(node)
+    columns: list[list[dict[str, Any]]] = []
+    owner: dict[str, str] = {}
+    for d in range(max(by_column) + 1 if by_column else 1):
+        nodes = sorted(by_column.get(d, []))
+        boxes: list[dict[str, Any]] = []
+        if len(nodes) <= MAX_BOXES:
+            for node in nodes:
+                boxes.append(
+                    {
+                        "key": node,
+                        "kind": kind_of(node),
+                        "title": _short(node, labels.get(node)),
+                        "note": KIND_NAMES.get(kind_of(node), ""),
+                    }
+                )
+                owner[node] = node
+        else:
+            groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for node in nodes:
+                kind = kind_of(node)
+                name = (
+                    node.split(":", 1)[-1].split("/", 1)[-1].split("@", 1)[0]
+                    if kind in ("dataset", "model")
+                    else (labels.get(node) or kind)
+                )
+                groups[(kind, name)].append(node)
+            ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+            shown, rest = ordered[: MAX_BOXES - 1], ordered[MAX_BOXES - 1 :]
+            for (kind, name), members in shown:
+                key = f"group:{d}:{kind}:{name}"
+                boxes.append(
+                    {
+                        "key": key,
+                        "kind": kind if len(members) == 1 else "group",
+                        "title": name,
+                        "note": f"{len(members)} {kind} version(s)"
+                        if kind != "run"
+                        else f"{len(members)} run(s)",
+                    }
+                )
+                for m in members:
+                    owner[m] = key
+            if rest:
+                key = f"group:{d}:more"
+                hidden = sum(len(m) for _, m in rest)
+                boxes.append(
+                    {
+                        "key": key,
+                        "kind": "group",
+                        "title": f"+{hidden} more",
+                        "note": f"in {len(rest)} other name(s)",
+                    }
+                )
+                for _, members in rest:
+                    for m in members:
+                        owner[m] = key
+        columns.append(boxes)
+    if not columns[0]:
+        columns[0] = [{"key": model, "kind": "model", "title": _short(model, None), "note": ""}]
+        owner[model] = model
+    return columns, owner
+
+
+def lineage_svg(training: dict[str, Any], model: str) -> str:
+    """The lineage picture of a dossier's ``training`` section."""
+    columns, owner = _columns(training, model)
+    tallest = max(len(c) for c in columns)
+    width = PAD * 2 + len(columns) * BOX_W + (len(columns) - 1) * GAP_X
+    height = PAD * 2 + 24 + tallest * (BOX_H + GAP_Y)
+    places: dict[str, tuple[float, float]] = {}
+    parts: list[str] = []
+    for index, boxes in enumerate(columns):
+        x = width - PAD - BOX_W - index * (BOX_W + GAP_X)
+        top = PAD + 24 + (tallest - len(boxes)) * (BOX_H + GAP_Y) / 2
+        for row, box in enumerate(boxes):
+            y = top + row * (BOX_H + GAP_Y)
+            places[box["key"]] = (x, y)
+            fill, stroke = COLOURS.get(box["kind"], COLOURS["group"])
+            parts.append(
+                f'<g class="node {box["kind"]}"><title>{escape(box["key"])}</title>'
+                f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="6" '
+                f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
+                f'<text x="{x + 10:.0f}" y="{y + 16:.0f}" font-size="12" font-weight="600" '
+                f'fill="#1f2933">{escape(_fit(box["title"]))}</text>'
+                f'<text x="{x + 10:.0f}" y="{y + 30:.0f}" font-size="10" '
+                f'fill="#52606d">{escape(_fit(box["note"], 32))}</text></g>'
+            )
+    lines: set[tuple[str, str]] = set()
+    for edge in training["edges"]:
+        src, dst = owner.get(edge["src"]), owner.get(edge["dst"])
+        if src and dst and src != dst:
+            lines.add((src, dst))
+    arrows = []
+    for src, dst in sorted(lines):
+        (x1, y1), (x2, y2) = places[src], places[dst]
+        arrows.append(
+            f'<line x1="{x1 + BOX_W:.0f}" y1="{y1 + BOX_H / 2:.0f}" x2="{x2 - 4:.0f}" '
+            f'y2="{y2 + BOX_H / 2:.0f}" stroke="#9aa5b1" stroke-width="1.2" '
+            'marker-end="url(#arrow)"/>'
+        )
+    headings = []
+    for index in range(len(columns)):
+        x = width - PAD - BOX_W - index * (BOX_W + GAP_X)
+        label = "this model" if index == 0 else f"{index} step(s) upstream"
+        headings.append(
+            f'<text x="{x:.0f}" y="{PAD + 8}" font-size="11" fill="#7b8794">{label}</text>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage" role="img" '
+        f'aria-label="Training-data lineage of {escape(model)}" width="{width}" '
+        f'height="{height:.0f}" viewBox="0 0 {width} {height:.0f}" '
+        'font-family="system-ui, sans-serif">'
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+        'fill="#9aa5b1"/></marker></defs>'
+        + "".join(headings)
+        + "".join(arrows)
+        + "".join(parts)
+        + "</svg>\n"
+    )
+
+
+def volume_svg(daily: list[dict[str, Any]]) -> str:
+    """Predictions per day per deployment, as stacked bars (an empty chart says so)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    plt.rcParams["svg.fonttype"] = "none"
+    figure, axes = plt.subplots(figsize=(8, 2.8), dpi=100)
+    try:
+        days = sorted({d["day"] for d in daily})
+        deployments = sorted({d["deployment"] for d in daily})
+        if not days:
+            axes.text(0.5, 0.5, "no predictions", ha="center", va="center", color="#7b8794")
+            axes.set_axis_off()
+        else:
+            counts = {(d["deployment"], d["day"]): d["count"] for d in daily}
+            bottom = [0] * len(days)
+            for name in deployments:
+                values = [counts.get((name, day), 0) for day in days]
+                axes.bar(days, values, bottom=bottom, label=name.split("/", 1)[-1])
+                bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+            axes.set_ylabel("predictions per day")
+            axes.legend(frameon=False, fontsize=8)
+            axes.tick_params(axis="x", labelrotation=45, labelsize=8)
+            for side in ("top", "right"):
+                axes.spines[side].set_visible(False)
+        figure.tight_layout()
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    finally:
+        plt.close(figure)
+    text = buffer.getvalue()
+    # Keep the drawing; drop the XML prologue and the RDF metadata block.
+    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.DOTALL)
+    return text.replace("<svg ", '<svg class="volume" role="img" ', 1)

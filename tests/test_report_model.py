@@ -1,0 +1,273 @@
+"""The model dossier (``mlledger report model``): every section checked against the
+ledger, its proof bundles accepted by ``mlledger audit verify-proof`` (and a
+tampered one refused), the page self-contained and inert for hostile text, the
+erasure section after a real erasure, the CLI and the HTTP route."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import registry
+from audit.checkpoints import load_signing_key
+from audit.note import SigningKey
+from audit.proofs import ProofError, verify_bundle
+from audit.reports import build_model_dossier
+from registry.errors import LedgerError, NotFound
+from registry.sdk import Registry
+from tests.apiserver import ApiServer
+from tests.test_queries import Scenario, build_world
+
+CLI = [sys.executable, "-m", "registry.cli"]
+
+
+def _key(reg: Registry) -> SigningKey:
+    key, _, _ = load_signing_key(reg.ledger.store.url, None, create=True)
+    return key
+
+
+@pytest.fixture
+def world(reg: Registry) -> Scenario:
+    scenario = build_world(reg)
+    reg.set_alias(scenario.m1, "production", moved_by="dr.lopez")
+    reg.set_alias(scenario.m2, "production", moved_by="dr.okafor")
+    reg.set_alias(scenario.m2, "staging", moved_by="ci-bot")
+    reg.flush()
+    return scenario
+
+
+def test_each_section_says_what_the_ledger_holds(reg: Registry, world: Scenario) -> None:
+    dossier = build_model_dossier(reg.ledger, "test", "clf@2", _key(reg))
+    d = dossier.data
+    assert d["model"]["id"] == world.m2.id
+    assert d["model"]["artifact_digest"] == "sha256:a2" and d["model"]["artifact_uri"] == "s3://m/2"
+    assert d["model"]["registered_by"] == "tester"
+    # Training data: the same datasets trained_on finds, with digests and record counts.
+    expected = {ds["dataset"]: ds for ds in reg.trained_on(world.m2)["datasets"]}
+    shown = {ds["id"]: ds for ds in d["training"]["datasets"]}
+    assert set(shown) == set(expected) == {str(world.clean), str(world.extra), str(world.raw)}
+    for node, ds in shown.items():
+        assert ds["digest"] == expected[node]["digest"]
+        assert ds["records"] == expected[node]["records"]
+    assert (
+        shown[str(world.raw)]["records"] == 10 and shown[str(world.raw)]["relation"] == "upstream"
+    )
+    assert shown[str(world.clean)]["relation"] == "direct"
+    assert d["run"]["id"] == world.run2 and d["run"]["job"] == "train-b"
+    assert d["run"]["status"] == "completed"
+    # Stages with their approvers, as the alias history has them.
+    moves = [(a["alias"], a["moved_by"], a["to"] is None) for a in d["aliases"]]
+    assert moves == [("production", "dr.okafor", True), ("staging", "ci-bot", True)]
+    # Deployment intervals of this version.
+    history = reg.history(world.api)["intervals"]
+    mine = [(i["from"], i["traffic"]) for i in history if i["model"] == world.m2.id]
+    assert [(x["from"], x["traffic"]) for x in d["deployments"]] == mine
+    # Prediction volume: per day, summing to the ledger's counts.
+    downstream = reg.downstream(world.clean)["predictions"]
+    count = sum(p["count"] for p in downstream if p["model"] == world.m2.id)
+    assert d["predictions"]["total"] == count == 2
+    assert sum(x["count"] for x in d["predictions"]["daily"]) == count
+    assert d["erasures"] == []
+    # The pictures: the lineage drawn with its datasets, the chart with its bars.
+    for name in ("clean 1", "extra 1", "raw 1", "train-b"):
+        assert name in dossier.lineage_svg
+    assert dossier.lineage_svg.count('class="node') == d["training"]["nodes"]
+    assert "<svg" in dossier.volume_svg and "predictions per day" in dossier.volume_svg
+    card = dossier.markdown
+    for heading in (
+        "## Identity",
+        "## Training data",
+        "## Training run",
+        "## Stages and",
+        "## Deployments",
+        "## Predictions",
+        "## Erasures",
+        "## Integrity evidence",
+    ):
+        assert heading in card
+    assert "dr.okafor" in card and "sha256:a2" in card
+
+
+def test_every_proof_verifies_offline_and_a_tampered_one_does_not(
+    reg: Registry, world: Scenario, tmp_path: Path
+) -> None:
+    key = _key(reg)
+    dossier = build_model_dossier(reg.ledger, "test", "clf@production", key)
+    assert dossier.data["model"]["id"] == world.m2.id
+    types = {e["type"] for e in dossier.data["evidence"]["events"]}
+    assert types == {
+        "model-version-registered",
+        "model-alias-moved",
+        "deployment-configured",
+        "run-started",
+        "run-completed",
+    }
+    written = dossier.write(tmp_path / "dossier")
+    bundles = sorted((tmp_path / "dossier" / "evidence").glob("*.json"))
+    assert len(bundles) == len(dossier.evidence) == len(dossier.data["evidence"]["events"])
+    assert {p.name for p in written} >= {"index.html", "model-card.md", "dossier.json"}
+    for path in bundles:
+        bundle = json.loads(path.read_text())
+        verified = verify_bundle(bundle, key.verifier())
+        assert verified.index == int(path.stem)
+        event = json.loads(bundle["entry"])
+        assert event["project"] == "test"
+    public = tmp_path / "log.pub"
+    public.write_text(key.verifier().to_string() + "\n")
+    done = subprocess.run(
+        [*CLI, "audit", "verify-proof", str(bundles[0]), "--public-key", str(public)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    forged = json.loads(bundles[0].read_text())
+    forged["entry"] = forged["entry"].replace("tester", "mallory")
+    bundles[0].write_text(json.dumps(forged))
+    with pytest.raises(ProofError):
+        verify_bundle(forged, key.verifier())
+    refused = subprocess.run(
+        [*CLI, "audit", "verify-proof", str(bundles[0]), "--public-key", str(public)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 3
+
+
+def test_the_page_is_self_contained_and_inert(reg: Registry, tmp_path: Path) -> None:
+    hostile = "<script>alert('x')</script>"
+    data = reg.register_dataset("d", "1", uri="s3://d", digest="sha256:01", records=["a"])
+    with reg.run("train", inputs=[data], params={"note": hostile}) as run:
+        model = run.register_model(
+            "m", artifact_uri="s3://m", artifact_digest="sha256:02", tags={"owner": hostile}
+        )
+    reg.flush()
+    dossier = build_model_dossier(reg.ledger, "test", model.id, _key(reg))
+    page = dossier.html
+    assert "<script" not in page
+    assert "&lt;script&gt;" in page
+    for attribute in ("src=", "href=", "<link", "@import", "url(http"):
+        assert attribute not in page
+    # The only URLs are XML namespace names, which are never fetched.
+    urls = re.findall(r'(\S*)"(https?://[^"]*)"', page)
+    assert urls and all(attribute.startswith("xmlns") for attribute, _ in urls), urls
+    with pytest.raises(LedgerError, match="not empty"):
+        dossier.write(tmp_path)
+
+
+def test_an_erasure_shows_with_its_remediation_and_no_subject(
+    reg: Registry, world: Scenario, tmp_path: Path
+) -> None:
+    before = reg.footprint("ann")
+    outcome = reg.erase(
+        "ann",
+        retain=[{"model": world.m1.id, "justification": "legal hold", "approver": "dpo@clinic"}],
+    )
+    assert outcome["status"] == "erased"
+    last = reg.ledger.last_event()
+    assert last is not None and last.type == "subject-erased"
+    dossier = build_model_dossier(reg.ledger, "test", "clf@1", _key(reg))
+    [erasure] = dossier.data["erasures"]
+    assert erasure["erasure"] == outcome["erasure"]
+    assert erasure["status"] == "retained-with-justification"
+    assert erasure["justification"] == "legal hold" and erasure["approver"] == "dpo@clinic"
+    assert "subject-erased" in {e["type"] for e in dossier.data["evidence"]["events"]}
+    dossier.write(tmp_path / "d")
+    text = "".join(p.read_text() for p in (tmp_path / "d").rglob("*") if p.is_file())
+    assert before["subject"] not in text
+    for record in before["records"]:
+        assert record["record"] not in text
+    other = build_model_dossier(reg.ledger, "test", "clf@2", _key(reg))
+    assert [e["status"] for e in other.data["erasures"]] == ["retrain-required"]
+
+
+def test_unknown_models_are_refused(reg: Registry, world: Scenario) -> None:
+    with pytest.raises(NotFound):
+        build_model_dossier(reg.ledger, "test", "nope@1", _key(reg))
+    with pytest.raises(LedgerError):
+        build_model_dossier(reg.ledger, "test", "clf@no-such-alias", _key(reg))
+
+
+def test_cli_writes_the_dossier(
+    reg: Registry, world: Scenario, tmp_path: Path, store_url: str
+) -> None:
+    reg.close()
+    env = {**os.environ, "MLLEDGER_DB": store_url}
+    out = tmp_path / "dossier"
+    done = subprocess.run(
+        [*CLI, "report", "model", "clf@2", "--project", "test", "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["model"] == world.m2.id
+    assert (out / "index.html").is_file() and (out / "evidence").is_dir()
+    again = subprocess.run(
+        [*CLI, "report", "model", "clf@2", "--project", "test", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    directory = tmp_path_factory.mktemp("dossier-api")
+    running = ApiServer(
+        directory,
+        env={
+            "MLLEDGER_CHECKPOINT_EVERY": "0",
+            "MLLEDGER_SIGNING_KEY": str(directory / "signing.key"),
+        },
+    ).start()
+    yield running
+    running.stop()
+
+
+def test_the_dossier_over_http(server: ApiServer) -> None:
+    writer = server.key("dossier", "writer")
+    with registry.connect(server.url, project="dossier", actor="etl", api_key=writer) as reg:
+        data = reg.register_dataset("d", "1", uri="s3://d", digest="sha256:01", records=["a"])
+        with reg.run("train", inputs=[data]) as run:
+            model = run.register_model("m", artifact_uri="s3://m", artifact_digest="sha256:02")
+    viewer = server.key("dossier", "viewer")
+    with server.client(viewer) as client:
+        page = client.get("/projects/dossier/reports/models/m@1")
+        card = client.get("/projects/dossier/reports/models/m@1", params={"format": "markdown"})
+        data_answer = client.get("/projects/dossier/reports/models/m@1", params={"format": "json"})
+        missing = client.get("/projects/dossier/reports/models/m@9")
+        other = client.get("/projects/elsewhere/reports/models/m@1")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert model.id in page.text and 'id="lineage-picture"' in page.text
+    assert card.status_code == 200 and card.text.startswith("# Model card: m 1")
+    body = data_answer.json()
+    assert body["data"]["model"]["id"] == model.id
+    public = httpx.get(
+        f"{server.url}/api/v1/projects/dossier/audit/public-key",
+        headers={"Authorization": f"Bearer {viewer}"},
+    ).text
+    from audit.note import VerifierKey
+
+    verifier = VerifierKey.load(public.strip())
+    for bundle in body["evidence"].values():
+        verify_bundle(bundle, verifier)
+    assert missing.status_code == 404
+    assert other.status_code == 403
