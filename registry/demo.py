@@ -309,6 +309,7 @@ def run_demo(
             "history": reg.history(names["deployment"]),
         }
         integrity = _integrity(reg.ledger)
+        reports = _reports(reg, work, names)
         head = reg.ledger.head()
     if as_json:
         print(
@@ -320,6 +321,7 @@ def run_demo(
                     "answers": answers,
                     "integrity": integrity,
                     "erasure": erasure,
+                    "reports": reports,
                 },
                 indent=2,
                 sort_keys=True,
@@ -357,6 +359,7 @@ def run_demo(
         ),
         ("7. integrity: is the log as it was written?", _render_integrity(integrity)),
         (f"8. erasure: forget {erasure['patient']} (GDPR Art. 17)", _render_erasure(erasure)),
+        ("9. reports and exports: what a regulator is handed", _render_reports(reports)),
     ]
     for title, body in sections:
         print(title)
@@ -364,6 +367,7 @@ def run_demo(
         print()
     print(f"Try: mlledger scored {names['record']} --project {project} --json")
     print(f"     mlledger audit prove {integrity['proved_position']} --out proof.json")
+    print(f"     open {reports['dossier']}/index.html in a browser")
     return 0
 
 
@@ -410,6 +414,57 @@ def _erasure(reg: Any, patient: str) -> dict[str, Any]:
         "certificate": verified.as_dict(),
         "footprint": reg.footprint(patient),
     }
+
+
+def _reports(reg: Any, work: Path, names: dict[str, Any]) -> dict[str, Any]:
+    """The current model's dossier, the subject-access report of the patient the
+    questions follow, and a Parquet export whose signed manifest is then verified, in
+    ``<work>/reports`` (rewritten on every run)."""
+    import shutil
+
+    from audit.erasure import signing_key
+    from audit.exports import export, verify_export
+    from audit.proofs import verify_bundle
+    from audit.reports import build_model_dossier
+    from audit.reports.subject import write_subject_report
+
+    out = work / "reports"
+    shutil.rmtree(out, ignore_errors=True)
+    key = signing_key(reg.ledger)
+    dossier = build_model_dossier(reg.ledger, reg.project, names["m2"], key)
+    dossier.write(out / "dossier")
+    proved = [verify_bundle(b, key.verifier()).index for b in dossier.evidence.values()]
+    subject = reg.subject_report(names["subject"])
+    write_subject_report(subject, out / "subject-access")
+    exported = export(reg.ledger, "parquet", out / "export", key, project=reg.project)
+    check = verify_export(out / "export", key.verifier())
+    return {
+        "dossier": str(out / "dossier"),
+        "evidence_verified": len(proved),
+        "subject_access": str(out / "subject-access"),
+        "subject_counts": subject["counts"],
+        "export": str(out / "export"),
+        "export_rows": sum(f.get("rows") or 0 for f in exported.files),
+        "export_files": len(exported.files),
+        "export_verified": check.ok,
+        "export_checkpoint": exported.checkpoint["tree_size"],
+    }
+
+
+def _render_reports(d: dict[str, Any]) -> str:
+    c = d["subject_counts"]
+    return "\n".join(
+        [
+            f"  model dossier: {d['dossier']}/index.html (and model-card.md); "
+            f"{d['evidence_verified']} proof bundle(s) verify offline",
+            f"  subject-access report: {d['subject_access']}/index.html ({c['records']} "
+            f"record(s), {c['models']} model(s), {c['predictions']} prediction(s))",
+            f"  Parquet export: {d['export_rows']} rows in {d['export_files']} files at "
+            f"{d['export']}, checkpoint at size {d['export_checkpoint']}; signed manifest "
+            f"{'verifies' if d['export_verified'] else 'FAILED'} "
+            f"(mlledger export verify {d['export']} --public-key KEY)",
+        ]
+    )
 
 
 def _render_erasure(d: dict[str, Any]) -> str:

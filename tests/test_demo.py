@@ -313,8 +313,11 @@ def test_a_second_run_finds_the_scenario_and_appends_nothing(
     proved = demo.first["integrity"]["proved_position"]
     assert out.rstrip().endswith(
         f"mlledger scored {demo.names['record']} --project {PROJECT} --json\n"
-        f"     mlledger audit prove {proved} --out proof.json"
+        f"     mlledger audit prove {proved} --out proof.json\n"
+        f"     open {demo.first['reports']['dossier']}/index.html in a browser"
     )
+    assert "9. reports and exports: what a regulator is handed" in out
+    assert "signed manifest verifies" in out
     assert "7. integrity: is the log as it was written?" in out
     assert "audit verify: OK" in out
     assert read_log(demo.url) == demo.events
@@ -350,3 +353,23 @@ def test_the_demo_erases_a_patient_and_certifies_it(demo: Demo) -> None:
     assert demo.first["integrity"]["verified"] is True
     shown = {k: v for k, v in erasure.items() if k != "patient"}
     assert erasure["patient"] not in json.dumps(shown)
+
+
+def test_the_demo_writes_both_reports_and_a_verified_export(demo: Demo) -> None:
+    """The reports section: the current model's dossier with proof bundles that verify,
+    the subject-access report of the patient the questions follow, and a Parquet
+    export whose signed manifest verifies against the checkpoint it reflects."""
+    reports = demo.first["reports"]
+    dossier = Path(reports["dossier"])
+    assert (dossier / "index.html").is_file() and (dossier / "model-card.md").is_file()
+    bundles = sorted((dossier / "evidence").glob("*.json"))
+    assert len(bundles) == reports["evidence_verified"] > 0
+    assert demo.names["m2"] in (dossier / "index.html").read_text()
+    sar = json.loads((Path(reports["subject_access"]) / "report.json").read_text())
+    assert sar["subject"] == demo.answers["footprint"]["subject"]
+    assert sar["counts"] == reports["subject_counts"]
+    assert sar["counts"]["predictions"] == len(demo.answers["footprint"]["predictions"])
+    assert reports["export_verified"] is True
+    assert reports["export_checkpoint"] == len(demo.events)
+    manifest = json.loads((Path(reports["export"]) / "manifest.json").read_text())
+    assert manifest["payloadType"] == "application/vnd.in-toto+json"
