@@ -264,7 +264,7 @@ def write(
         raise LedgerError(f"{target} is not a directory: expected the export's directory")
     doc = document(ledger, scope)
     path = target / FILE
-    text = doc.serialize(format="json")
+    text = str(doc.serialize(format="json"))  # without a destination, the text itself
     path.write_text(json.dumps(json.loads(text), indent=1, sort_keys=True) + "\n")
     records = len(doc.records)
     if progress is not None:
