@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,10 @@ from registry.store import Store
 from registry.store.raw import Raw
 
 SCHEMA_VERSION = "1"
-ROWS_PER_CHUNK = 50_000
+ROWS_PER_CHUNK = 20_000
+# Page cache of the export's SQLite connection (KiB); restored afterwards.
+EXPORT_CACHE_KIB = 8_192
+COMPRESSION = "zstd"
 # Prediction batches hold up to 1,000,000 rows each; a few at a time bound memory.
 PAYLOADS_PER_CHUNK = 4
 TIME = pa.timestamp("us", tz="UTC")
@@ -203,8 +208,13 @@ def _in_scope(scope: Scope, column: str) -> tuple[str, list[Any]]:
     return f"EXISTS (SELECT 1 FROM events e WHERE e.position = {column} AND {where})", params
 
 
-def _queries(scope: Scope) -> dict[str, tuple[str, list[Any]]]:
-    """SELECT statement and parameters of each table but predictions."""
+def _queries(scope: Scope, postgres: bool = False) -> dict[str, tuple[str, list[Any]]]:
+    """SELECT statement and parameters of each table but predictions. Hashes are
+    turned to hex by the database; an event's ``redacted_by`` is added afterwards."""
+
+    def hexed(column: str) -> str:
+        return f"encode({column}, 'hex')" if postgres else f"lower(hex({column}))"
+
     events, event_params = scope.events_where("e")
     trail, trail_params = scope.trail_where("t")
     runs, runs_params = _in_scope(scope, "r.position")
@@ -217,8 +227,7 @@ def _queries(scope: Scope) -> dict[str, tuple[str, list[Any]]]:
         "events": (
             "SELECT e.position, e.event_id, e.type, e.schema_version, e.project, e.entity, "
             "e.actor, e.occurred_at, e.recorded_at, e.body, e.personal_refs, e.trace_id, "
-            "e.leaf_hash, (SELECT MIN(x.erased_pos) FROM redactions x "
-            f"WHERE x.position = e.position) FROM events e WHERE {events} ORDER BY e.position",
+            f"{hexed('e.leaf_hash')} FROM events e WHERE {events} ORDER BY e.position",
             event_params,
         ),
         "runs": (
@@ -260,7 +269,8 @@ def _queries(scope: Scope) -> dict[str, tuple[str, list[Any]]]:
         ),
         "access_trail": (
             "SELECT t.seq, t.at, t.actor, t.project, t.action, t.resource, t.source, "
-            f"t.outcome, t.status, t.reason, t.trace_id, t.leaf_hash FROM access_trail t "
+            f"t.outcome, t.status, t.reason, t.trace_id, {hexed('t.leaf_hash')} "
+            "FROM access_trail t "
             f"WHERE {trail} ORDER BY t.seq",
             trail_params,
         ),
@@ -289,24 +299,16 @@ def _times(values: Sequence[str | None]) -> pa.Array:
     return pa.array(values, pa.string()).cast(TIME)
 
 
-def _hex(values: Sequence[bytes | memoryview]) -> list[str]:
-    return [bytes(v).hex() for v in values]
-
-
-# How to turn a column of fetched values into the field's values.
-_CONVERT: dict[str, Callable[[Sequence[Any]], Any]] = {
-    "leaf_hash": _hex,
-}
-
-
-def _batch(schema: pa.Schema, rows: list[Any]) -> pa.RecordBatch:
-    columns = list(zip(*rows, strict=True))
+def _batch(
+    schema: pa.Schema, rows: list[Any], redacted: dict[int, int] | None = None
+) -> pa.RecordBatch:
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    if redacted is not None:  # the events' last column, from their positions
+        columns.append([redacted.get(p) for p in columns[0]] if redacted else [None] * len(rows))
     arrays = []
     for field, values in zip(schema, columns, strict=True):
         if field.type == TIME:
             arrays.append(_times(values))
-        elif field.name in _CONVERT:
-            arrays.append(pa.array(_CONVERT[field.name](values), field.type))
         else:
             arrays.append(pa.array(values, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
@@ -356,29 +358,93 @@ def _check_out(out: Path) -> Path:
     return target
 
 
+def _redactions(raw: Raw, scope: Scope) -> dict[int, int]:
+    """Redacted event -> position of the (first) erasure that rewrote it."""
+    return {
+        int(position): int(erased)
+        for position, erased in raw.all(
+            "SELECT position, MIN(erased_pos) FROM redactions WHERE position < ? GROUP BY position",
+            (scope.upto,),
+        )
+    }
+
+
+def _prefetched(chunks: Iterator[list[Any]], depth: int = 2) -> Iterator[list[Any]]:
+    """``chunks``, read ahead by a thread (the database steps through rows while the
+    caller converts and compresses the previous chunk); at most ``depth`` chunks wait."""
+    pending: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        pending.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item: Any = done
+        except BaseException as exc:  # handed to the consumer, raised there
+            item = exc
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=produce, name="export-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = pending.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def write(
     store: Store, out: Path, scope: Scope, progress: Progress | None = None
 ) -> list[tuple[Path, int]]:
     """Write ``<table>.parquet`` for every table of ``TABLES`` into ``out``; returns each
     file with its row count."""
     target = _check_out(out)
-    queries = _queries(scope)
     written: list[tuple[Path, int]] = []
     with store.read() as conn:
-        for table, schema in TABLES.items():
-            path = target / f"{table}.parquet"
-            rows = 0
-            with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-                if table == "predictions":
-                    rows = _predictions(conn, scope, writer, progress)
-                else:
-                    sql, params = queries[table]
-                    for chunk in _stream(conn, sql, params, ROWS_PER_CHUNK):
-                        writer.write_batch(_batch(schema, chunk))
-                        rows += len(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-            written.append((path, rows))
+        raw = Raw(conn)
+        queries = _queries(scope, raw.postgres)
+        redacted = _redactions(raw, scope)
+        if not raw.postgres:  # a small page cache: the export reads each page once
+            cache = raw.scalar("PRAGMA cache_size")
+            raw.run(f"PRAGMA cache_size=-{EXPORT_CACHE_KIB}")
+        try:
+            for table, schema in TABLES.items():
+                path = target / f"{table}.parquet"
+                rows = 0
+                with pq.ParquetWriter(path, schema, compression=COMPRESSION) as writer:
+                    if table == "predictions":
+                        rows = _predictions(conn, scope, writer, progress)
+                    else:
+                        sql, params = queries[table]
+                        extra = redacted if table == "events" else None
+                        for chunk in _prefetched(_stream(conn, sql, params, ROWS_PER_CHUNK)):
+                            writer.write_batch(_batch(schema, chunk, extra))
+                            rows += len(chunk)
+                            if progress is not None:
+                                progress(len(chunk))
+                written.append((path, rows))
+        finally:
+            if not raw.postgres:
+                raw.run(f"PRAGMA cache_size={int(cache)}")
     return written
 
 

@@ -189,15 +189,15 @@ def _gather(ledger: Ledger, project: str, model: str) -> dict[str, Any]:
         depth, edges = _upstream(graph, model) if model in graph else ({model: 0}, [])
         labels = {n: graph.nodes[n].get("label", n) if n in graph else n for n in depth}
         dataset_nodes = sorted(n for n in depth if kind_of(n) == "dataset")
+        # Read by the run that trained the model itself (one step upstream).
+        direct = {s for s, d, _ in edges if kind_of(d) == "run" and depth[d] == 1}
         details = _datasets(raw, dataset_nodes)
         training = sorted(
             (
                 {
                     **details.get(n, {"id": n, "name": labels[n], "records": 0}),
                     "hops": depth[n],
-                    "relation": "direct"
-                    if any(s == n and kind_of(d) == "run" and depth[d] == 1 for s, d, _ in edges)
-                    else "upstream",
+                    "relation": "direct" if n in direct else "upstream",
                 }
                 for n in dataset_nodes
             ),
