@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class Exported:
     scope: Scope
     checkpoint: dict[str, Any]
     files: list[dict[str, Any]]
+    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class Exported:
             "checkpoint": self.checkpoint,
             "files": self.files,
             "rows": sum(f.get("rows") or 0 for f in self.files),
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -151,6 +154,7 @@ def export(
     manifest with ``key``. ``progress``, when given, is called with the expected number
     of rows (None when the format cannot tell) and returns the callback told of each
     chunk written."""
+    started = time.perf_counter()
     write, count, takes_store = _writer(fmt)
     target = _target(out)
     source = ledger.store if takes_store else ledger
@@ -197,7 +201,7 @@ def export(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Exported(target, fmt, scope, evidence, files)
+    return Exported(target, fmt, scope, evidence, files, time.perf_counter() - started)
 
 
 def _rows(written: list[Any]) -> Iterator[tuple[Path, int | None]]:
