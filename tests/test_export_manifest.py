@@ -178,6 +178,12 @@ def test_bad_requests_and_failed_exports_leave_nothing(
     busy = base / "busy"
     busy.mkdir(parents=True)
     (busy / "x").write_text("x")
+
+    def checkpoints() -> int:
+        with reg.ledger.store.read() as conn:
+            return int(conn.exec_driver_sql("SELECT COUNT(*) FROM checkpoints").scalar() or 0)
+
+    signed = checkpoints()
     with pytest.raises(LedgerError, match="not empty"):
         export(reg.ledger, "parquet", busy, key)
     with pytest.raises(LedgerError, match="is a file"):
@@ -190,6 +196,7 @@ def test_bad_requests_and_failed_exports_leave_nothing(
         export(reg.ledger, "parquet", base / "t", key, since="2026-02-01", until="2026-01-01")
     with pytest.raises(LedgerError, match="project"):
         export(reg.ledger, "parquet", base / "t", key, project="no/such")
+    assert checkpoints() == signed  # refused before anything was signed
 
     from audit.exports import parquet
 

@@ -157,6 +157,7 @@ def export(
     started = time.perf_counter()
     write, count, takes_store = _writer(fmt)
     target = _target(out)
+    Scope.make(0, project, since, until)  # bad input is refused before anything is signed
     source = ledger.store if takes_store else ledger
     checkpoint, _ = write_checkpoint(ledger.store, key, "events")
     scope = Scope.make(checkpoint.size, project, since, until)
