@@ -208,7 +208,7 @@ def _in_scope(scope: Scope, column: str) -> tuple[str, list[Any]]:
     return f"EXISTS (SELECT 1 FROM events e WHERE e.position = {column} AND {where})", params
 
 
-def _queries(scope: Scope, postgres: bool = False) -> dict[str, tuple[str, list[Any]]]:
+def _queries(scope: Scope, postgres: bool) -> dict[str, tuple[str, list[Any]]]:
     """SELECT statement and parameters of each table but predictions. Hashes are
     turned to hex by the database; an event's ``redacted_by`` is added afterwards."""
 
@@ -453,7 +453,7 @@ def count(store: Store, scope: Scope) -> int:
     total = 0
     with store.read() as conn:
         raw = Raw(conn)
-        for sql, params in _queries(scope).values():
+        for sql, params in _queries(scope, raw.postgres).values():
             inner = sql.rsplit(" ORDER BY ", 1)[0]
             total += int(raw.scalar(f"SELECT COUNT(*) FROM ({inner}) q", params) or 0)
         where, params = scope.events_where("e")
