@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from audit.checkpoints import latest_checkpoint, write_checkpoint
+from audit.note import verify_checkpoint
 from audit.proofs import make_bundle
 from audit.reports.render import lineage_svg, volume_svg
 from lineage.queries import TRAINING_EDGES, resolve_model
@@ -351,11 +352,13 @@ def _evidence(
     if checkpoint is None or (positions and checkpoint.size <= max(positions)):
         checkpoint, _ = write_checkpoint(store, key, "events")
     bundles = {p: make_bundle(store, p, project=project) for p in positions}
-    newest = next(iter(bundles.values()), None)
+    # Every bundle leads to the newest checkpoint when it was made; show that one.
+    note = next(iter(bundles.values()))["checkpoint"] if bundles else checkpoint.note
+    shown = verify_checkpoint(key.verifier(), note)
     signed = {
-        "tree_size": newest["tree_size"] if newest else checkpoint.size,
-        "note": newest["checkpoint"] if newest else checkpoint.note,
-        "root_hash": checkpoint.root.hex(),
+        "tree_size": shown.size,
+        "note": note,
+        "root_hash": shown.root.hex(),
         "public_key": key.verifier().to_string(),
     }
     return bundles, signed
