@@ -1,12 +1,13 @@
 """The canary, for what leaves the ledger: once a subject is erased, no report and no
 export holds anything of theirs.
 
-A canary subject is planted among a few hundred others (unique strings as their
-id, record keys, vault attributes and prediction outputs; their pseudonyms are
-searched for too). Before the erasure, the same exports do hold the canary's
-pseudonyms (so the search can find them). After it, every export format, the
-model dossier of the model trained on their data and the subject-access reports
-are searched, Parquet files decoded as well as raw.
+The erasure canary's world (``tests/test_erasure_canary._world``) plants a canary
+subject among a few hundred others: unique strings as their id, record keys,
+vault attributes and prediction outputs; their pseudonyms are searched for too.
+Before the erasure, the same exports do hold the canary's pseudonyms (so the
+search can find them). After it, every export format, the model dossier of the
+model trained on their data and the subject-access reports are searched, Parquet
+files decoded as well as raw.
 """
 
 from __future__ import annotations
@@ -24,42 +25,9 @@ from audit.note import SigningKey
 from audit.reports import build_model_dossier
 from audit.reports.subject import write_subject_report
 from registry.ledger import Ledger
+from tests.test_erasure_canary import _world
 
 SUBJECTS = 300
-
-
-def _world(url: str, tag: str) -> None:
-    reg = registry.connect(url, project="clinic", actor="loader")
-    keys, subjects = [], []
-    for i in range(SUBJECTS):
-        for j in range(2):
-            keys.append(f"patient-{i}-visit-{j}")
-            subjects.append(f"patient-{i}")
-    canary = [f"canary-record-{tag}-{j}" for j in range(3)]
-    keys += canary
-    subjects += [f"canary-subject-{tag}"] * 3
-    raw = reg.register_dataset(
-        "visits", "1", uri="s3://clinic/visits", digest="sha256:aa", records=keys, subjects=subjects
-    )
-    sample = reg.register_dataset(
-        "sample",
-        "1",
-        uri="s3://clinic/sample",
-        digest="sha256:bb",
-        records=keys[::3] + canary[:1],
-        derived_from=[raw],
-    )
-    with reg.run("train", inputs=[sample]) as run:
-        model = run.register_model("risk", artifact_uri="s3://m/risk", artifact_digest="sha256:cc")
-    reg.deploy("risk-api", endpoint="https://risk", served={model: 100})
-    outputs = [
-        {"risk": 0.5, "note": f"canary-output-{tag}"} if k.startswith("canary") else 0.25
-        for k in keys
-    ]
-    reg.log_predictions("risk-api", model=model, records=keys, outputs=outputs)
-    reg.store_subject_data(f"canary-subject-{tag}", {"email": f"canary-email-{tag}@example.com"})
-    reg.store_subject_data("patient-7", {"email": "patient-7@example.com"})
-    reg.close()
 
 
 def _contents(directory: Path) -> dict[str, bytes]:
@@ -93,16 +61,15 @@ def test_no_report_or_export_holds_an_erased_subject(
     store_url: str, tmp_path: Path, isolated_env: Path
 ) -> None:
     tag = uuid.uuid4().hex
-    _world(store_url, tag)
+    records, planted = _world(store_url, tag, SUBJECTS)
     subject = f"canary-subject-{tag}"
-    records = [f"canary-record-{tag}-{j}" for j in range(3)]
     ledger = Ledger.open(store_url)
     key, _, _ = load_signing_key(store_url, None, create=True)
     pseudo = ledger.pseudonymizer("clinic")
     hidden = [pseudo.subject(subject), *pseudo.records(records)]
-    raw = [subject, *records, f"canary-email-{tag}", f"canary-output-{tag}"]
+    raw = [subject, *records, *planted, f"canary-output-{tag}"]
 
-    before = _everything(ledger, tmp_path / "before", key, [subject, "patient-7"])
+    before = _everything(ledger, tmp_path / "before", key, [subject, "patient-50"])
     seen = {n for n in hidden + raw for content in before.values() if n.encode() in content}
     # The exports and reports carry pseudonyms and outputs: the search finds them.
     assert set(hidden) <= seen and f"canary-output-{tag}" in seen
@@ -113,7 +80,7 @@ def test_no_report_or_export_holds_an_erased_subject(
     last = ledger.last_event()
     assert last is not None and last.type == "subject-erased" and last.body["records"] == 3
 
-    after = _everything(ledger, tmp_path / "after", key, [subject, "patient-7"])
+    after = _everything(ledger, tmp_path / "after", key, [subject, "patient-50"])
     leaks = [
         (name, needle)
         for name, content in after.items()
@@ -122,7 +89,7 @@ def test_no_report_or_export_holds_an_erased_subject(
     ]
     assert leaks == []
     # The others are all still there.
-    other = pseudo.subject("patient-7")
+    other = pseudo.subject("patient-50")
     assert any(other.encode() in content for content in after.values())
     sar = json.loads((tmp_path / "after" / f"sar-{subject}" / "report.json").read_text())
     assert sar["erased"]["erasure"] == outcome["erasure"]

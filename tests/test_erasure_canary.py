@@ -20,9 +20,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from audit.purge import find_bytes
-
 import registry
+from audit.purge import find_bytes
 from audit.verify import verify
 from registry.ledger import Ledger
 
@@ -30,12 +29,12 @@ SUBJECTS = 2_000
 CLI = [sys.executable, "-m", "registry.cli"]
 
 
-def _world(url: str, tag: str) -> tuple[list[str], list[str]]:
-    """Thousands of subjects with records, vault entries and predictions; the canary
-    among them. Returns the canary's record keys and planted attribute values."""
+def _world(url: str, tag: str, size: int = SUBJECTS) -> tuple[list[str], list[str]]:
+    """Thousands of subjects (``size``) with records, vault entries and predictions; the
+    canary among them. Returns the canary's record keys and planted attribute values."""
     reg = registry.connect(url, project="clinic", actor="loader")
     keys, subjects = [], []
-    for i in range(SUBJECTS):
+    for i in range(size):
         for j in range(2):
             keys.append(f"patient-{i}-visit-{j}")
             subjects.append(f"patient-{i}")
@@ -65,7 +64,7 @@ def _world(url: str, tag: str) -> tuple[list[str], list[str]]:
         reg.log_predictions("risk-api", model=model, records=chunk, outputs=outputs)
     planted = [f"canary-email-{tag}@example.com", f"canary-name-{tag}"]
     reg.store_subject_data(f"canary-subject-{tag}", {"email": planted[0], "name": planted[1]})
-    for i in range(0, SUBJECTS, 50):
+    for i in range(0, size, 50):
         reg.store_subject_data(f"patient-{i}", {"email": f"patient-{i}@example.com"})
     reg.close()
     return canary_records, planted

@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -228,28 +227,14 @@ def test_cli_writes_the_dossier(
     assert again.returncode == 2 and "not empty" in again.stderr
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    directory = tmp_path_factory.mktemp("dossier-api")
-    running = ApiServer(
-        directory,
-        env={
-            "MLLEDGER_CHECKPOINT_EVERY": "0",
-            "MLLEDGER_SIGNING_KEY": str(directory / "signing.key"),
-        },
-    ).start()
-    yield running
-    running.stop()
-
-
-def test_the_dossier_over_http(server: ApiServer) -> None:
-    writer = server.key("dossier", "writer")
-    with registry.connect(server.url, project="dossier", actor="etl", api_key=writer) as reg:
+def test_the_dossier_over_http(api_server: ApiServer) -> None:
+    writer = api_server.key("dossier", "writer")
+    with registry.connect(api_server.url, project="dossier", actor="etl", api_key=writer) as reg:
         data = reg.register_dataset("d", "1", uri="s3://d", digest="sha256:01", records=["a"])
         with reg.run("train", inputs=[data]) as run:
             model = run.register_model("m", artifact_uri="s3://m", artifact_digest="sha256:02")
-    viewer = server.key("dossier", "viewer")
-    with server.client(viewer) as client:
+    viewer = api_server.key("dossier", "viewer")
+    with api_server.client(viewer) as client:
         page = client.get("/projects/dossier/reports/models/m@1")
         card = client.get("/projects/dossier/reports/models/m@1", params={"format": "markdown"})
         data_answer = client.get("/projects/dossier/reports/models/m@1", params={"format": "json"})
@@ -261,7 +246,7 @@ def test_the_dossier_over_http(server: ApiServer) -> None:
     body = data_answer.json()
     assert body["data"]["model"]["id"] == model.id
     public = httpx.get(
-        f"{server.url}/api/v1/projects/dossier/audit/public-key",
+        f"{api_server.url}/api/v1/projects/dossier/audit/public-key",
         headers={"Authorization": f"Bearer {viewer}"},
     ).text
     from audit.note import VerifierKey

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -146,23 +145,9 @@ def test_cli_writes_the_report(reg: Registry, tmp_path: Path, store_url: str) ->
     assert not (tmp_path / "x").exists()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    directory = tmp_path_factory.mktemp("report-api")
-    running = ApiServer(
-        directory,
-        env={
-            "MLLEDGER_CHECKPOINT_EVERY": "0",
-            "MLLEDGER_SIGNING_KEY": str(directory / "signing.key"),
-        },
-    ).start()
-    yield running
-    running.stop()
-
-
-def test_over_http_only_a_data_protection_officer_may_ask(server: ApiServer) -> None:
-    writer = server.key("sar", "writer")
-    with registry.connect(server.url, project="sar", actor="etl", api_key=writer) as reg:
+def test_over_http_only_a_data_protection_officer_may_ask(api_server: ApiServer) -> None:
+    writer = api_server.key("sar", "writer")
+    with registry.connect(api_server.url, project="sar", actor="etl", api_key=writer) as reg:
         raw = reg.register_dataset(
             "raw",
             "1",
@@ -174,19 +159,19 @@ def test_over_http_only_a_data_protection_officer_may_ask(server: ApiServer) -> 
         reg.store_subject_data("s1", {"email": "s1@example.com"})
         with pytest.raises(Forbidden):
             reg.subject_report("s1")
-    auditor = server.key("sar", "auditor")
+    auditor = api_server.key("sar", "auditor")
     with (
-        registry.connect(server.url, project="sar", api_key=auditor) as reg,
+        registry.connect(api_server.url, project="sar", api_key=auditor) as reg,
         pytest.raises(Forbidden),
     ):
         reg.subject_report("s1")
-    dpo = server.key("sar", "dpo")
-    with registry.connect(server.url, project="sar", api_key=dpo) as reg:
+    dpo = api_server.key("sar", "dpo")
+    with registry.connect(api_server.url, project="sar", api_key=dpo) as reg:
         report = reg.subject_report("s1")
     assert report["counts"]["records"] == 1 and report["datasets"][0]["id"] == str(raw)
     assert report["personal_data"][0]["attributes"] == {"email": "s1@example.com"}
     # The subject's id went in the body: the access trail does not hold it.
-    with server.client(auditor) as client:
+    with api_server.client(auditor) as client:
         trail = client.get("/projects/sar/access-trail").json()
     asked = [t for t in trail if t["action"] == "reports.subject"]
     assert [t["outcome"] for t in asked] == ["deny", "deny", "allow"]
