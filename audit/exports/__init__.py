@@ -38,6 +38,7 @@ from audit.certificate import CertificateError, open_envelope, sign_envelope
 from audit.checkpoints import origin, write_checkpoint
 from audit.exports.scope import Progress, Scope
 from audit.note import NoteError, SigningKey, VerifierKey, verify_checkpoint
+from audit.outdir import new_or_empty
 from registry.errors import IntegrityViolation, LedgerError
 from registry.timeutil import now
 
@@ -117,15 +118,7 @@ def _version() -> str:
 
 
 def _target(out: str | Path) -> Path:
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise LedgerError(f"--out {target} is a file: expected a new or empty directory")
-    if target.is_dir() and any(target.iterdir()):
-        raise LedgerError(
-            f"--out {target} is not empty: expected a new or empty directory (an export "
-            "directory holds exactly what its manifest lists)"
-        )
-    return target
+    return new_or_empty(out, " (an export directory holds exactly what its manifest lists)")
 
 
 def _writer(fmt: str) -> tuple[Callable[..., list[Any]], Callable[..., int] | None, bool]:

@@ -28,10 +28,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from audit.checkpoints import latest_checkpoint, write_checkpoint
 from audit.note import verify_checkpoint
+from audit.outdir import new_or_empty
 from audit.proofs import make_bundle
 from audit.reports.render import lineage_svg, volume_svg
 from lineage.queries import TRAINING_EDGES, resolve_model
-from registry.errors import LedgerError, NotFound
+from registry.errors import NotFound
 from registry.ids import kind_of
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
@@ -57,11 +58,7 @@ class ModelDossier:
 
     def write(self, out: str | Path) -> list[Path]:
         """Write the dossier into ``out``, a new or empty directory."""
-        target = Path(out)
-        if target.exists() and not target.is_dir():
-            raise LedgerError(f"--out {target} is a file: expected a new or empty directory")
-        if target.is_dir() and any(target.iterdir()):
-            raise LedgerError(f"--out {target} is not empty: expected a new or empty directory")
+        target = new_or_empty(out)
         (target / "evidence").mkdir(parents=True, exist_ok=True)
         contents = (
             self.html,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from audit.outdir import new_or_empty
 from lineage import queries
 from registry.errors import LedgerError
 from registry.ids import NodeId
@@ -194,11 +195,7 @@ def render_subject_html(report: dict[str, Any]) -> str:
 
 def write_subject_report(report: dict[str, Any], out: str | Path) -> list[Path]:
     """Write ``index.html`` and ``report.json`` into ``out`` (a new or empty directory)."""
-    target = Path(out)
-    if target.exists() and not target.is_dir():
-        raise LedgerError(f"--out {target} is a file: expected a new or empty directory")
-    if target.is_dir() and any(target.iterdir()):
-        raise LedgerError(f"--out {target} is not empty: expected a new or empty directory")
+    target = new_or_empty(out)
     target.mkdir(parents=True, exist_ok=True)
     page, data = target / FILES[0], target / FILES[1]
     page.write_text(render_subject_html(report), encoding="utf-8")

@@ -1,0 +1,18 @@
+"""The ``--out`` directory of a report or an export: new, or empty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from registry.errors import LedgerError
+
+
+def new_or_empty(out: str | Path, why: str = "") -> Path:
+    """``out`` as a Path, once it is known to be absent or an empty directory; ``why``
+    is added to the refusal of a non-empty one."""
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise LedgerError(f"--out {target} is a file: expected a new or empty directory")
+    if target.is_dir() and any(target.iterdir()):
+        raise LedgerError(f"--out {target} is not empty: expected a new or empty directory{why}")
+    return target
