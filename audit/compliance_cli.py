@@ -113,6 +113,9 @@ def _signing_key(args: argparse.Namespace, ledger: Any) -> Any:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from audit.outdir import new_or_empty
+
+    new_or_empty(args.out)  # refused before anything is read, decrypted or signed
     with _registry(args) as reg:
         if args.report_command == "subject":
             from audit.reports.subject import write_subject_report
