@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from registry.errors import ConfigError
 
 DEFAULT_DB = "sqlite:///.mlledger/ledger.db"
+MASTER_KEY_NAME = "master.key"
+SIGNING_KEY_NAME = "signing.key"
 
 
 class Settings(BaseSettings):
     """``MLLEDGER_DB``, ``MLLEDGER_PROJECT``, ``MLLEDGER_ACTOR``, ``MLLEDGER_MASTER_KEY``,
     ``MLLEDGER_KEY_FILE``, ``MLLEDGER_API_KEY``, ``MLLEDGER_SIGNING_KEY`` (the checkpoint
     signing key's file), ``MLLEDGER_CHECKPOINT_EVERY`` (events) and
-    ``MLLEDGER_CHECKPOINT_SECONDS`` (a server's automatic checkpoints)."""
+    ``MLLEDGER_CHECKPOINT_SECONDS`` (a server's automatic checkpoints).
+
+    A relative ``MLLEDGER_KEY_FILE`` or ``MLLEDGER_SIGNING_KEY`` is taken inside the
+    ledger's key directory (``key_directory``), never the working directory."""
 
     model_config = SettingsConfigDict(env_prefix="MLLEDGER_", extra="ignore")
 
@@ -65,24 +72,89 @@ def default_actor() -> str:
 
 
 def default_key_file(url: str) -> Path:
-    """Where the master key lives when ``MLLEDGER_MASTER_KEY`` is not set.
-
-    Beside the database file for SQLite; ``./.mlledger/master.key`` otherwise.
-    """
-    configured = Settings().key_file
-    if configured:
-        return Path(configured)
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :]).parent / "master.key"
-    return Path(".mlledger") / "master.key"
+    """The master key's file when ``MLLEDGER_MASTER_KEY`` is not set: ``MLLEDGER_KEY_FILE``
+    or ``master.key`` in the ledger's key directory (``key_directory``)."""
+    return key_file_path(url, Settings().key_file, MASTER_KEY_NAME)
 
 
 def default_signing_key_file(url: str) -> Path:
-    """Where the checkpoint signing key lives when ``MLLEDGER_SIGNING_KEY`` is not set:
-    beside the database file for SQLite, ``./.mlledger/signing.key`` otherwise."""
-    configured = Settings().signing_key
-    if configured:
-        return Path(configured)
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :]).parent / "signing.key"
-    return Path(".mlledger") / "signing.key"
+    """The checkpoint signing key's file: ``MLLEDGER_SIGNING_KEY`` or ``signing.key`` in
+    the ledger's key directory (``key_directory``)."""
+    return key_file_path(url, Settings().signing_key, SIGNING_KEY_NAME)
+
+
+def key_file_path(url: str, configured: str | Path | None, default_name: str) -> Path:
+    """The absolute path of a key file of the ledger at ``url``: ``configured`` when
+    given (a relative one is taken inside the key directory, never the working
+    directory), else ``default_name`` inside the key directory."""
+    if configured is not None and str(configured) != "":
+        chosen = Path(configured).expanduser()
+        if chosen.is_absolute():
+            return chosen
+        return key_directory(url) / chosen
+    return key_directory(url) / default_name
+
+
+def key_directory(url: str) -> Path:
+    """Where a ledger's key files live unless settings name them (absolute).
+
+    SQLite: the directory of the database file. PostgreSQL: a directory of its own
+    per database, ``$XDG_CONFIG_HOME/mlledger/postgresql/<host>-<port>-<database>``
+    (``~/.config`` when ``XDG_CONFIG_HOME`` is unset), so that every process of one
+    user finds the same keys whatever its working directory.
+    """
+    full = normalise_url(url)
+    if full.startswith("sqlite:///"):
+        path = full[len("sqlite:///") :].split("?", 1)[0]
+        if path and path != ":memory:":
+            return Path(os.path.abspath(path)).parent
+        return config_home() / "sqlite-memory"
+    return config_home() / "postgresql" / _database_label(full)
+
+
+def config_home() -> Path:
+    """``$XDG_CONFIG_HOME/mlledger``, or ``~/.config/mlledger`` (absolute)."""
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    # The XDG base-directory specification says to ignore a relative value.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "mlledger"
+    try:
+        home = Path.home()
+    except RuntimeError:
+        raise ConfigError(
+            "cannot find the home directory for the default key directory: set "
+            "MLLEDGER_KEY_FILE (or MLLEDGER_MASTER_KEY) and MLLEDGER_SIGNING_KEY to "
+            "absolute paths, or XDG_CONFIG_HOME"
+        ) from None
+    if not home.is_absolute():
+        raise ConfigError(
+            f"the home directory {str(home)!r} is not an absolute path: set "
+            "MLLEDGER_KEY_FILE and MLLEDGER_SIGNING_KEY to absolute paths, or XDG_CONFIG_HOME"
+        )
+    return home / ".config" / "mlledger"
+
+
+def _database_label(url: str) -> str:
+    """``<host>-<port>-<database>`` of a PostgreSQL URL, safe as a directory name."""
+    parsed = make_url(url)
+    host = parsed.host or str(parsed.query.get("host") or "") or "localhost"
+    label = f"{host}-{parsed.port or 5432}-{parsed.database or parsed.username or 'postgres'}"
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in label)
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parent with mode 0700.
+
+    Directories that exist already are left as they are: their mode is their
+    owner's choice, never changed behind their back.
+    """
+    directory = Path(os.path.abspath(directory))
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue  # made by another process meanwhile: left as it made it

@@ -1,8 +1,8 @@
 """Keys, pseudonyms and the encrypted per-subject vault.
 
 - The **master key** (32 bytes, ``MLLEDGER_MASTER_KEY`` in base64, or a key file
-  created with mode 0600 beside the SQLite database) wraps every other key with
-  AES-256-GCM. It is never stored in the database.
+  created with mode 0600 in the ledger's key directory, ``registry.settings``)
+  wraps every other key with AES-256-GCM. It is never stored in the database.
 - Each project has a random **pseudonym secret**; record keys and subject ids
   become ``HMAC-SHA256(secret, domain || key)`` truncated to 128 bits, in hex.
   Without the secret a pseudonym cannot be linked back, even for guessable keys.
@@ -22,17 +22,18 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from registry.errors import ConfigError, LedgerError
 from registry.ids import new_id
-from registry.settings import Settings, default_key_file
+from registry.settings import Settings, default_key_file, make_private_dirs
 from registry.store.schema import T
 from registry.timeutil import now
 
@@ -54,26 +55,20 @@ class KeyRing:
 
     @classmethod
     def load(cls, url: str) -> KeyRing:
-        """From ``MLLEDGER_MASTER_KEY``, else the key file (created on first use)."""
+        """From ``MLLEDGER_MASTER_KEY``, else the key file (``MLLEDGER_KEY_FILE`` or
+        ``master.key`` in the ledger's key directory), created on first use.
+
+        A key file that group or others may read is refused; so is creating a new
+        key for a database that already holds keys wrapped by another one.
+        """
         configured = Settings().master_key
         if configured:
             return cls(_decode_key(configured, "MLLEDGER_MASTER_KEY"))
         path = default_key_file(url)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Written whole under a temporary name, then linked into place: a process
-            # racing this one sees either no key file or a complete one, never half.
-            temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
-            try:
-                os.link(temp, path)
-            except FileExistsError:
-                pass  # another process won; use its key
-            finally:
-                temp.unlink()
-        return cls(_decode_key(Path(path).read_text().strip(), str(path)))
+        if not os.path.lexists(path):
+            _refuse_new_master_key(url, path)
+            write_key_file(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+        return cls(_decode_key(read_key_file(path, "master key"), str(path)))
 
     def wrap(self, key: bytes, context: bytes) -> bytes:
         """Encrypt ``key``, bound to ``context`` (authenticated, not secret)."""
@@ -96,6 +91,94 @@ def _decode_key(text: str, source: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except ValueError:
         raise ConfigError(f"master key from {source} is not base64 of 32 bytes") from None
+
+
+def _refuse_new_master_key(url: str, path: Path) -> None:
+    """Raise when the database at ``url`` holds keys wrapped by a master key: a new
+    one could unwrap none of them."""
+    from registry.store import peek
+
+    wrapped = 0
+    with peek(url, "project_secrets") as conn:
+        if conn is not None:
+            count = select(func.count()).select_from(T["project_secrets"])
+            wrapped = conn.execute(count).scalar_one()
+    if wrapped:
+        raise ConfigError(
+            f"no master key at {path}, but the database already holds {wrapped} project "
+            "secret(s) wrapped by one: refusing to create a new master key, which could "
+            f"unwrap none of them. Restore the master key's file to {path}, or point "
+            "MLLEDGER_KEY_FILE (or MLLEDGER_MASTER_KEY) at it"
+        )
+
+
+#: A key file is one line of text; anything longer is not one.
+MAX_KEY_FILE = 4096
+
+
+def write_key_file(path: Path, data: bytes) -> bool:
+    """Create the key file ``path`` holding ``data`` (mode 0600; missing directories
+    0700), durably, unless it exists; return whether this call created it.
+
+    The key is written whole and fsynced under a temporary name, then linked into
+    place and the directory fsynced: a process racing this one, or one reading
+    after a crash, sees no key file or the complete one, never part of it. An
+    existing file is never replaced (the racing process's key wins).
+    """
+    make_private_dirs(path.parent)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temp, path)
+            created = True
+        except FileExistsError:
+            created = False
+    finally:
+        temp.unlink()
+    _fsync_directory(path.parent)
+    return created
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_key_file(path: Path, what: str) -> str:
+    """The one line of the key file ``path``; refuses a file that group or others
+    may access (a key is a secret) and an empty one."""
+    try:
+        with open(path, "rb") as fh:
+            if os.name == "posix":
+                mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+                if mode & 0o077:
+                    raise ConfigError(
+                        f"{what} file {path} is accessible by group or others (mode "
+                        f"{mode:04o}); it must be private to its owner: run `chmod 600 {path}`"
+                    )
+            data = fh.read(MAX_KEY_FILE + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror}") from None
+    if len(data) > MAX_KEY_FILE:
+        raise ConfigError(f"{what} file {path} is over {MAX_KEY_FILE} bytes: not a key file")
+    text = data.decode("utf-8", errors="replace").strip()
+    if not text:
+        raise ConfigError(
+            f"{what} file {path} is empty: expected the key it was created with "
+            "(restore the file from your copy of the key)"
+        )
+    return text
 
 
 class Pseudonymizer:

@@ -1,7 +1,13 @@
-"""SQLite backend: one file, WAL, ``synchronous=FULL``; appends take ``BEGIN IMMEDIATE``."""
+"""SQLite backend: one file, WAL, ``synchronous=FULL``; appends take ``BEGIN IMMEDIATE``.
+
+A database file mlledger creates is private to its owner (mode 0600, in a directory
+of mode 0700 when it makes that too); SQLite gives the ``-wal`` and ``-shm`` files
+the database file's mode.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
 
+from registry.settings import make_private_dirs
 from registry.store.base import Store
 
 BUSY_TIMEOUT_MS = 60_000
@@ -23,7 +30,7 @@ class SQLiteStore(Store):
     def __init__(self, url: str):
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(path))
         # A server's worker threads each hold a connection while they work: keep enough
         # of them open that none is opened (and set up) per request.
         engine = create_engine(
@@ -73,3 +80,20 @@ class SQLiteStore(Store):
     def _lock(self, conn: Connection) -> None:
         # BEGIN IMMEDIATE already holds SQLite's single write lock.
         return None
+
+
+def create_private_file(path: Path) -> bool:
+    """Create ``path`` empty with mode 0600 (its missing directories 0700) unless it
+    exists; return whether it was created. An existing file keeps its mode.
+
+    SQLite takes an empty file for a new database, and creates the WAL and shared
+    memory files with the database file's mode: creating the file first makes all
+    three private without touching the process umask, which other threads share.
+    """
+    make_private_dirs(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
