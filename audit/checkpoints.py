@@ -28,15 +28,29 @@ from sqlalchemy import Connection
 
 from audit import merkle
 from audit.leaves import CompactRange, leaves
-from audit.note import Checkpoint, NoteError, SigningKey, VerifierKey, sign_checkpoint
+from audit.note import (
+    Checkpoint,
+    NoteError,
+    SigningKey,
+    VerifierKey,
+    open_note,
+    sign_checkpoint,
+)
 from audit.tree import EVENTS, TRAIL, StoredTree, TreeSpec, leaf_count, tree_spec
 from registry.errors import ConfigError, IntegrityViolation
-from registry.settings import default_signing_key_file
+from registry.settings import (
+    SIGNING_KEY_NAME,
+    default_signing_key_file,
+    key_file_path,
+    make_private_dirs,
+)
 from registry.store.base import Store
 from registry.store.raw import Raw
 from registry.timeutil import now
 
 _ORIGIN_SUFFIX = {EVENTS.name: "", TRAIL.name: "/access-trail"}
+#: How often a server repeats a checkpoint failure that lasts (seconds).
+FAILURE_REPEAT_S = 600.0
 _COLUMNS = "tree, seq, tree_size, root_hash, note, signed_at"
 
 
@@ -100,50 +114,156 @@ def default_key_name() -> str:
 
 
 def key_path(url: str, path: str | Path | None = None) -> Path:
-    return Path(path) if path is not None else default_signing_key_file(url)
+    """The absolute path of the signing key's file: ``path`` when given, else
+    ``MLLEDGER_SIGNING_KEY``, else ``signing.key`` in the ledger's key directory. A
+    relative path is taken inside the key directory, never the working directory
+    (``registry.settings.key_file_path``)."""
+    if path is None or str(path) == "":
+        return default_signing_key_file(url)
+    return key_file_path(url, path, SIGNING_KEY_NAME)
 
 
 def create_signing_key(
-    url: str, path: str | Path | None = None, name: str | None = None
+    url: str, path: str | Path | None = None, name: str | None = None, *, store: Store | None = None
 ) -> tuple[SigningKey, Path]:
-    """Generate a key and save it (mode 0600); refuse to replace an existing one."""
+    """Generate a key and save it (mode 0600; missing directories 0700); refuse to
+    replace an existing one, and refuse to make one for a log whose checkpoints
+    another key signed (it could not extend them). ``store``: the open store at
+    ``url``, when the caller has one."""
     where = key_path(url, path)
+    if where.exists() or where.is_symlink():
+        raise _key_exists(where)
+    signed = _latest_signers(url, store)
+    if signed:
+        raise ConfigError(
+            f"no signing key at {where}, but {_signed_by(signed)}: refusing to create a new "
+            "key, whose checkpoints could not extend theirs. Restore that key's file to "
+            f"{where} or set MLLEDGER_SIGNING_KEY to it"
+        )
     key = SigningKey.generate(name or default_key_name())
+    make_private_dirs(where.parent)
     try:
         key.save(where)
     except FileExistsError:
-        raise ConfigError(
-            f"a signing key already exists at {where}; it signs this log's checkpoints and "
-            "must not be replaced (use --key PATH for another file)"
-        ) from None
+        raise _key_exists(where) from None
     return key, where
+
+
+def _key_exists(where: Path) -> ConfigError:
+    return ConfigError(
+        f"a signing key already exists at {where}; it signs this log's checkpoints and "
+        "must not be replaced (use --key PATH for another file)"
+    )
 
 
 _CREATE_LOCK = threading.Lock()
 
 
 def load_signing_key(
-    url: str, path: str | Path | None = None, *, create: bool = False
+    url: str, path: str | Path | None = None, *, create: bool = False, store: Store | None = None
 ) -> tuple[SigningKey, Path, bool]:
-    """The signing key at ``path`` (default: ``MLLEDGER_SIGNING_KEY`` or beside the
-    database); with ``create``, made on first use. Returns (key, path, created)."""
+    """The signing key at ``path`` (default: ``MLLEDGER_SIGNING_KEY`` or ``signing.key``
+    in the ledger's key directory). Returns (key, path, created).
+
+    With ``create`` (the caller is about to sign) the key is made on first use, and
+    it must be the key that signed the log's newest checkpoints: a missing key is
+    not replaced by a new one while checkpoints exist, and a key other than
+    theirs is refused, each with a ``ConfigError`` naming the expected key and the
+    path looked at. ``store``: the open store at ``url``, when the caller has one
+    (otherwise the database is looked at through a connection of its own).
+    """
     where = key_path(url, path)
-    with _CREATE_LOCK:
-        if not where.exists():
-            if not create:
-                raise ConfigError(
-                    f"no signing key at {where}: create one with `mlledger audit keygen` "
-                    "or set MLLEDGER_SIGNING_KEY to its file"
-                )
-            try:
-                key, _ = create_signing_key(url, where)
-                return key, where, True
-            except ConfigError:
-                pass  # another process created it just now: load that one
+    if create:
+        with _CREATE_LOCK:
+            if not (where.exists() or where.is_symlink()):
+                try:
+                    key, _ = create_signing_key(url, where, store=store)
+                    return key, where, True
+                except ConfigError:
+                    # Another process may have created it just now: load that one.
+                    if not where.exists():
+                        raise
+    elif not where.exists():
+        raise ConfigError(
+            f"no signing key at {where}: create one with `mlledger audit keygen` "
+            "or set MLLEDGER_SIGNING_KEY to its file"
+        )
     try:
-        return SigningKey.load(where), where, False
+        key = SigningKey.load(where)
     except NoteError as exc:
         raise ConfigError(str(exc)) from None
+    if create:
+        check_signing_key(url, key, where, store=store)
+    return key, where, False
+
+
+def check_signing_key(
+    url: str, key: SigningKey, where: Path, *, store: Store | None = None
+) -> None:
+    """Raise unless ``key`` (read from ``where``) signed the newest checkpoint of each
+    tree of the log at ``url``: a ``ConfigError`` naming the key expected when
+    another key signed it, an ``IntegrityViolation`` when the checkpoint names this
+    key but its signature does not verify with it."""
+    from audit.note import verify_checkpoint
+
+    for checkpoint, signers in _latest_signers(url, store):
+        if (key.name, key.key_id) not in signers:
+            raise ConfigError(
+                f"the signing key at {where} is {key.name} (key ID {key.key_id:08x}), but "
+                f"{_signed_by([(checkpoint, signers)])}: refusing to sign with a key that "
+                "cannot extend them. Set MLLEDGER_SIGNING_KEY (or --key) to that key's file"
+            )
+        try:
+            verify_checkpoint(key.verifier(), checkpoint.note, origin(key.name, checkpoint.tree))
+        except NoteError as exc:
+            raise IntegrityViolation(
+                f"the {checkpoint.tree} checkpoint #{checkpoint.seq} names the signing key "
+                f"{key.name} at {where} but does not verify with it: {exc}; refusing to sign "
+                "(run `mlledger audit verify`)"
+            ) from None
+
+
+_Signers = list[tuple[StoredCheckpoint, set[tuple[str, int]]]]
+
+
+def _latest_signers(url: str, store: Store | None) -> _Signers:
+    """The newest checkpoint of each tree, with the (name, key ID) of each signature
+    line of its note; empty when the log has none."""
+    newest: list[StoredCheckpoint] = []
+    if store is not None:
+        with store.read() as conn:
+            newest = _newest(conn)
+    else:
+        from registry.store import peek
+
+        with peek(url, "checkpoints") as conn:
+            newest = [] if conn is None else _newest(conn)
+    out: _Signers = []
+    for checkpoint in newest:
+        try:
+            _, signatures = open_note(checkpoint.note)
+        except NoteError as exc:
+            raise IntegrityViolation(
+                f"the {checkpoint.tree} checkpoint #{checkpoint.seq} is not a signed note: "
+                f"{exc} (run `mlledger audit verify`)"
+            ) from None
+        out.append((checkpoint, {(name, key_id) for name, key_id, _ in signatures}))
+    return out
+
+
+def _newest(conn: Connection) -> list[StoredCheckpoint]:
+    found = (latest_checkpoint(conn, spec.name) for spec in (EVENTS, TRAIL))
+    return [c for c in found if c is not None]
+
+
+def _signed_by(signed: _Signers) -> str:
+    """'the log's events checkpoint #3 was signed by NAME (key ID ...)' for the first."""
+    checkpoint, signers = signed[0]
+    names = " and ".join(f"{name} (key ID {key_id:08x})" for name, key_id in sorted(signers))
+    return (
+        f"the log's {checkpoint.tree} checkpoint #{checkpoint.seq} was signed by "
+        f"{names or 'no key'}"
+    )
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -371,8 +491,11 @@ class Checkpointer:
 
     def _run(self) -> None:
         import logging
+        import time
 
         log = logging.getLogger("mlledger.checkpoints")
+        failing: str | None = None
+        logged_at = 0.0
         while not self._stop.wait(self.poll):
             try:
                 for checkpoint in self.tick():
@@ -382,5 +505,13 @@ class Checkpointer:
                         checkpoint.seq,
                         checkpoint.size,
                     )
+                if failing is not None:
+                    log.warning("checkpoints are signed again after: %s", failing)
+                    failing = None
             except Exception as exc:  # logged and kept; the next tick tries again
-                log.error("checkpoint failed: %s: %s", type(exc).__name__, exc)
+                # The same failure every poll would flood the log: say it when it
+                # changes, and again every FAILURE_REPEAT_S while it lasts.
+                message = f"{type(exc).__name__}: {exc}"
+                if message != failing or time.monotonic() - logged_at >= FAILURE_REPEAT_S:
+                    log.error("checkpoint failed: %s", message)
+                    failing, logged_at = message, time.monotonic()

@@ -356,6 +356,12 @@ def cmd_erase(args: argparse.Namespace) -> int:
         raise LedgerError("give one of: SUBJECT, --from-file FILE or --resume")
     with _registry(args) as reg:
         retain = _retain(args, reg.project)
+        if not args.dry_run:
+            from registry.settings import Settings
+
+            # Refused here, before anything is erased, rather than after the erasure
+            # commits, when its checkpoint and certificate cannot be signed.
+            _signing_key(reg.ledger.store, Settings().signing_key)
         if args.resume:
             done = reg.resume_erasures(purge=not args.no_purge)
             return _emit(args, done, lambda d: f"resumed {len(d)} interrupted erasure(s)")
@@ -653,6 +659,7 @@ def render_trail(rows: list[dict[str, Any]]) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from registry.serve import serve
 
+    _check_serving_key(args.db)
     serve(
         args.db,
         host=args.host,
@@ -661,6 +668,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
     )
     return 0
+
+
+def _check_serving_key(db: str | None) -> None:
+    """Before serving: the signing key of the automatic checkpoints, made on first use,
+    and refused (``ConfigError``, exit 2) when it is missing or another key signed
+    the log's checkpoints, rather than a server that fails to sign every second."""
+    from registry.settings import Settings, normalise_url
+    from registry.store import opened
+
+    settings = Settings()
+    if settings.checkpoint_every == 0:
+        return
+    url = normalise_url(db)
+    with opened(url) as store:
+        key, path, created = _signing_key(store, settings.signing_key)
+    if created:
+        public = key.verifier().to_string()
+        print(f"created signing key {key.name} at {path}; public key: {public}", file=sys.stderr)
+
+
+def _signing_key(store: Store, path: str | None) -> tuple[Any, Any, bool]:
+    """``audit.checkpoints.load_signing_key`` for a command about to sign."""
+    from audit.checkpoints import load_signing_key
+
+    return load_signing_key(store.url, path, create=True, store=store)
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
