@@ -1,7 +1,8 @@
 """The model dossier (``mlledger report model``): every section checked against the
 ledger, its proof bundles accepted by ``mlledger audit verify-proof`` (and a
-tampered one refused), the page self-contained and inert for hostile text, the
-erasure section after a real erasure, the CLI and the HTTP route."""
+tampered one refused), the page and the Markdown card inert for hostile text (the
+card parsed by a CommonMark renderer), the erasure section after a real erasure,
+the CLI and the HTTP route."""
 
 from __future__ import annotations
 
@@ -14,18 +15,88 @@ from pathlib import Path
 
 import httpx
 import pytest
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 import registry
 from audit.checkpoints import load_signing_key
 from audit.note import SigningKey
 from audit.proofs import ProofError, verify_bundle
 from audit.reports import build_model_dossier
+from audit.reports.render import md_code, md_text
 from registry.errors import LedgerError, NotFound
 from registry.sdk import Registry
 from tests.apiserver import ApiServer
 from tests.test_queries import Scenario, build_world
 
 CLI = [sys.executable, "-m", "registry.cli"]
+
+#: Text a writer may put in the log, each aimed at one way out of a Markdown card.
+HOSTILE = (
+    "<script>alert(1)</script>",
+    "a|b",
+    "two\nlines\r\nthree",
+    "tick`s and ``runs``",
+    "`edge`",
+    "[x](javascript:alert(1))",
+    "![i](http://evil/x.png)",
+    "<img src=x onerror=alert(1)>",
+    "# heading",
+    "- item",
+    "> quote",
+    "1. first",
+    "*em* _em_ ~~del~~ $x$ &amp; \\| \\",
+)
+#: What a CommonMark renderer may make of the card: text, code spans, headings,
+#: paragraphs, tables and the one list of the predictions section. Never a link,
+#: image, raw HTML, emphasis, quote, code block or line break.
+CARD_TOKENS = {
+    "inline",
+    "text",
+    "code_inline",
+    *(
+        f"{kind}_{edge}"
+        for kind in ("heading", "paragraph", "table", "thead", "tbody", "tr", "th", "td")
+        for edge in ("open", "close")
+    ),
+    "bullet_list_open",
+    "bullet_list_close",
+    "list_item_open",
+    "list_item_close",
+}
+
+
+def _render(card: str) -> tuple[str, list[Token]]:
+    """The card as a CommonMark renderer with GFM tables and raw HTML allowed shows it."""
+    parser = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    return parser.render(card), parser.parse(card)
+
+
+def _flat(tokens: list[Token]) -> list[Token]:
+    return [t for token in tokens for t in (token, *(token.children or []))]
+
+
+def _text(inline: Token) -> str:
+    """The text an inline token shows: its text and code spans."""
+    return "".join(c.content for c in inline.children or [] if c.type in ("text", "code_inline"))
+
+
+def _tables(tokens: list[Token]) -> list[list[list[str]]]:
+    """Every table, as rows of cell texts (the header row first)."""
+    tables: list[list[list[str]]] = []
+    for index, token in enumerate(tokens):
+        if token.type == "table_open":
+            tables.append([])
+        elif token.type == "tr_open":
+            tables[-1].append([])
+        elif token.type in ("th_open", "td_open"):
+            tables[-1][-1].append(_text(tokens[index + 1]))
+    return tables
+
+
+def _shown(value: str) -> str:
+    """``value`` as the card shows it: on one line."""
+    return re.sub(r"[\r\n]", " ", value)
 
 
 def _key(reg: Registry) -> SigningKey:
@@ -163,6 +234,118 @@ def test_the_page_is_self_contained_and_inert(reg: Registry, tmp_path: Path) -> 
     assert urls and all(attribute.startswith("xmlns") for attribute, _ in urls), urls
     with pytest.raises(LedgerError, match="not empty"):
         dossier.write(tmp_path)
+
+
+@pytest.mark.parametrize("value", (*HOSTILE, "", " ", "  a  ", "`", "``", "a`", " `a` ", "a\\"))
+def test_a_value_renders_as_exactly_its_text(value: str) -> None:
+    # As text and as a code span, in a paragraph, at the start of a line and in a
+    # table cell, a CommonMark renderer shows the value itself, on one line.
+    shown = _shown(value)
+    cell = "| k | v |\n|---|---|\n| k | {} |\n"
+    html, tokens = _render(f"Value: {md_text(value)}.\n")
+    assert [t.type for t in tokens] == ["paragraph_open", "inline", "paragraph_close"], html
+    assert {c.type for c in tokens[1].children or []} <= {"text"}, html
+    assert _text(tokens[1]) == f"Value: {shown}."
+    if shown.strip() and not shown.startswith(" "):
+        _, alone = _render(md_text(value) + "\n")
+        assert [t.type for t in alone] == ["paragraph_open", "inline", "paragraph_close"]
+        assert _text(alone[1]) == shown.rstrip()
+    _, tokens = _render(cell.format(md_text(value)))
+    assert _tables(tokens) == [[["k", "v"], ["k", shown.strip()]]]
+    if value:
+        html, tokens = _render(f"Value: {md_code(value, table=False)}.\n")
+        spans = [c.content for c in tokens[1].children or [] if c.type == "code_inline"]
+        assert spans == [shown], html
+        _, tokens = _render(cell.format(md_code(value)))
+        assert _tables(tokens) == [[["k", "v"], ["k", shown]]]
+        inline = [t for t in tokens if t.type == "inline"][-1]
+        assert [c.type for c in inline.children or []] == ["code_inline"]
+    else:
+        assert md_code(value) == ""
+
+
+def test_the_card_is_inert_for_hostile_text(store_url: str, tmp_path: Path) -> None:
+    # All the ways out at once, within the 128 characters PostgreSQL keeps of a
+    # framework or an alias.
+    one = (
+        "<script>alert(1)</script> a|b\nc\r\n``t` [x](javascript:alert(1)) ![i](http://evil/x.png)"
+    )
+    with registry.connect(store_url, project="test", actor=one) as reg:
+        data = reg.register_dataset("d", "1", uri=one, digest=one, records=["r1"], subjects=["ann"])
+        with reg.run(one, inputs=[data], params={h: h for h in HOSTILE}) as run:
+            run.log_metrics({h: i + 0.5 for i, h in enumerate(HOSTILE)})
+            model = run.register_model(
+                "m",
+                artifact_uri=one,
+                artifact_digest=one,
+                framework=one,
+                tags={h: h for h in HOSTILE},
+            )
+        reg.flush()
+        last = reg.ledger.last_event()
+        assert last is not None and last.type == "run-completed" and last.actor == one
+        for h in HOSTILE:
+            reg.set_alias(model, h, moved_by=h)
+        reg.deploy("api_v-1.0", endpoint="http://serve", served=[model])
+        reg.flush()
+        last = reg.ledger.last_event()
+        assert last is not None and last.type == "deployment-configured"
+        outcome = reg.erase(
+            "ann", retain=[{"model": model.id, "justification": one, "approver": one}]
+        )
+        last = reg.ledger.last_event()
+        assert last is not None and last.type == "subject-erased"
+        dossier = build_model_dossier(reg.ledger, "test", model.id, _key(reg))
+        run_id = dossier.data["run"]["id"]
+        dossier.write(tmp_path / "dossier")
+    card = (tmp_path / "dossier" / "model-card.md").read_text(encoding="utf-8")
+    html, tokens = _render(card)
+    for forbidden in ("<script", "<img", "<a ", "href=", "<em>", "<del>"):
+        assert forbidden not in html
+    assert {t.type for t in _flat(tokens)} <= CARD_TOKENS
+    # Each row of each table in the source has as many cells as its header (a renderer
+    # would pad or cut it silently): no value added a cell with "|" or ended a row.
+    sources = [
+        [len(re.split(r"(?<!\\)\|", row.strip()[1:-1])) for row in block.splitlines()]
+        for block in re.findall(r"(?m)(?:^\|.*\n)+", card)
+    ]
+    assert len(sources) == 8 and all(len(set(widths)) == 1 for widths in sources), sources
+    tables = _tables(tokens)
+    assert len(tables) == 8
+    assert [len(t) for t in tables] == [
+        1 + 6 + len(HOSTILE),
+        2,
+        1 + len(HOSTILE),
+        1 + len(HOSTILE),
+        1 + len(HOSTILE),
+        2,
+        2,
+        1 + len(dossier.data["evidence"]["events"]),
+    ]
+    assert [len(t[0]) for t in tables] == [widths[0] for widths in sources]
+    # The renderer shows each value as it is in the log, in its own cell.
+    shown = _shown(one)
+    identity, datasets, params, metrics, aliases, deployments, erasures, _ = tables
+    assert identity[1:7] == [
+        ["Model version", model.id],
+        ["Artifact", shown],
+        ["Artifact digest", shown],
+        ["Framework", shown],
+        [
+            "Registered",
+            f"{dossier.data['model']['registered_at'][:19].replace('T', ' ')} by {shown}",
+        ],
+        ["Trained by run", f"{run_id} ({shown})"],
+    ]
+    assert identity[7:] == [[f"Tag {_shown(h)}", _shown(h)] for h in sorted(HOSTILE)]
+    assert datasets[1][0] == str(data) and datasets[1][4] == shown
+    assert params[1:] == [[_shown(h), json.dumps(h, ensure_ascii=False)] for h in sorted(HOSTILE)]
+    assert metrics[1:] == [[_shown(h), str(HOSTILE.index(h) + 0.5)] for h in sorted(HOSTILE)]
+    assert [(a[0], a[3]) for a in aliases[1:]] == [(_shown(h), _shown(h)) for h in HOSTILE]
+    assert deployments[1][0] == "deployment:test/api_v-1.0"
+    assert erasures[1][0] == outcome["erasure"] and erasures[1][3:5] == [shown, shown]
+    paragraphs = [_text(t) for t in tokens if t.type == "inline"]
+    assert f"Job {shown}, completed" in "\n".join(paragraphs)
 
 
 def test_an_erasure_shows_with_its_remediation_and_no_subject(

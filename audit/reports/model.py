@@ -30,7 +30,7 @@ from audit.checkpoints import latest_checkpoint, write_checkpoint
 from audit.note import verify_checkpoint
 from audit.outdir import new_or_empty
 from audit.proofs import make_bundle
-from audit.reports.render import lineage_svg, volume_svg
+from audit.reports.render import MarkdownText, lineage_svg, md_code, md_text, volume_svg
 from lineage.queries import TRAINING_EDGES, resolve_model
 from registry.errors import NotFound
 from registry.ids import kind_of
@@ -361,15 +361,29 @@ def _evidence(
     return bundles, signed
 
 
-def _environment() -> Environment:
+def _inert(value: Any) -> MarkdownText:
+    """A value the card prints: made inert as text unless a filter already did."""
+    return value if isinstance(value, MarkdownText) else md_text(value)
+
+
+def _environment(*, markdown: bool = False) -> Environment:
+    """The templates' environment: the page's, autoescaped as HTML, or (``markdown``)
+    the card's, where ``md`` and ``code`` escape each value and anything printed
+    without them is escaped as text."""
     env = Environment(
         loader=PackageLoader("audit.reports", "templates"),
-        autoescape=select_autoescape(["html", "html.j2"], default_for_string=False),
+        autoescape=False
+        if markdown
+        else select_autoescape(["html", "html.j2"], default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_inert if markdown else None,
     )
     env.filters["json"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False)
     env.filters["when"] = lambda ts: "—" if ts is None else str(ts)[:19].replace("T", " ")
+    if markdown:
+        env.filters["md"] = md_text
+        env.filters["code"] = md_code
     return env
 
 
@@ -392,7 +406,6 @@ def build_model_dossier(ledger: Ledger, project: str, model: str, key: SigningKe
     }
     picture = lineage_svg(data["training"], node)
     chart = volume_svg(data["predictions"]["daily"])
-    env = _environment()
-    html = env.get_template("model.html.j2").render(d=data, lineage=picture, chart=chart)
-    markdown = env.get_template("model.md.j2").render(d=data)
+    html = _environment().get_template("model.html.j2").render(d=data, lineage=picture, chart=chart)
+    markdown = _environment(markdown=True).get_template("model.md.j2").render(d=data)
     return ModelDossier(data, html, markdown, picture, chart, bundles)

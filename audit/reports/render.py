@@ -9,6 +9,11 @@ lists every node in full). Every text is escaped.
 
 The volume chart is drawn by matplotlib (Agg, text kept as text) as bars per day,
 one colour per deployment.
+
+The model card is Markdown, which HTML autoescaping does not make safe: ``[x](…)``,
+``![i](…)``, ``|`` or a line break in a value would still make a link, an image or
+a broken table. ``md_text`` and ``md_code`` make a value inert as text or as a code
+span, and return ``MarkdownText`` so the card's environment knows it is done.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import io
 import re
 from collections import defaultdict
-from typing import Any
+from typing import Any, Final
 from xml.sax.saxutils import escape
 
 from registry.ids import kind_of
@@ -30,6 +35,60 @@ COLOURS = {
     "group": ("#f0f4f8", "#627d98"),
 }
 KIND_NAMES = {"model": "model", "run": "run", "dataset": "dataset", "group": "group"}
+
+#: Line breaks and other control characters (tab aside): each becomes a space, so a
+#: value stays on its line and in its table cell.
+_BREAKS: Final = {
+    c: " " for c in [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F, 0x85, 0x2028, 0x2029]
+}
+#: HTML's special characters, as entities (CommonMark decodes them back to text).
+_ENTITIES: Final = {
+    ord(c): e
+    for c, e in {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}.items()
+}
+#: Punctuation that starts or ends a Markdown construct: emphasis, code, links and
+#: images, headings, lists, tables, strikethrough, math. Backslash-escaped.
+_MARKDOWN: Final = {ord(c): "\\" + c for c in "\\`*_{}[]()#+-!|~$"}
+_TEXT: Final = str.maketrans({**_BREAKS, **_ENTITIES, **_MARKDOWN})
+_CODE: Final = str.maketrans(_BREAKS)
+#: "1. " or "1." alone would start an ordered list at the beginning of a line.
+_ORDERED: Final = re.compile(r"^(\d{1,9})\.(?=\s|$)")
+_TICKS: Final = re.compile(r"`+")
+
+
+class MarkdownText(str):
+    """Text that is already inert Markdown (what ``md_text`` and ``md_code`` return)."""
+
+
+def md_text(value: Any) -> MarkdownText:
+    """``value`` as Markdown that renders as exactly its text, on one line: HTML's
+    special characters as entities, Markdown's punctuation backslash-escaped, line
+    breaks as spaces (``None`` is empty)."""
+    text = "" if value is None else str(value)
+    return MarkdownText(_ORDERED.sub(r"\1\\.", text.translate(_TEXT)))
+
+
+def md_code(value: Any, *, table: bool = True) -> MarkdownText:
+    """``value`` as a code span nothing in it can close: fenced by one backtick more
+    than its longest run of backticks, padded where it starts or ends with one, line
+    breaks as spaces. In a table cell (``table``, the default) ``|`` is escaped, as
+    GFM tables require even inside code; outside a table it must not be, since a
+    code span keeps backslashes. Empty (or ``None``) gives empty text."""
+    text = ("" if value is None else str(value)).translate(_CODE)
+    if not text:
+        return MarkdownText("")
+    fence = "`" * (max((len(t) for t in _TICKS.findall(text)), default=0) + 1)
+    # CommonMark strips one space from each end when both ends have one; padding
+    # both ends keeps a backtick off the fence and the value's own spaces intact.
+    if (
+        text.startswith("`")
+        or text.endswith("`")
+        or (text.startswith(" ") and text.endswith(" ") and text.strip(" "))
+    ):
+        text = f" {text} "
+    if table:
+        text = text.replace("|", "\\|")
+    return MarkdownText(f"{fence}{text}{fence}")
 
 
 def _short(node: str, label: str | None) -> str:
