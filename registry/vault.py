@@ -51,34 +51,52 @@ class KeyRing:
             raise ConfigError(
                 f"master key is {len(master)} bytes, expected 32 (base64 of 32 bytes)"
             )
-        self._aead = AESGCM(master)
+        self._aead: AESGCM | None = AESGCM(master)
+        self._missing = ""
+
+    @classmethod
+    def missing(cls, reason: str) -> KeyRing:
+        """A key ring without its key: every wrap or unwrap raises ``ConfigError(reason)``.
+        A ledger opened with it still reads the log, which needs no key."""
+        ring = cls.__new__(cls)
+        ring._aead = None
+        ring._missing = reason
+        return ring
 
     @classmethod
     def load(cls, url: str) -> KeyRing:
         """From ``MLLEDGER_MASTER_KEY``, else the key file (``MLLEDGER_KEY_FILE`` or
         ``master.key`` in the ledger's key directory), created on first use.
 
-        A key file that group or others may read is refused; so is creating a new
-        key for a database that already holds keys wrapped by another one.
+        A key file that group or others may read is refused. No key is created for
+        a database that already holds keys wrapped by one: the key ring returned
+        then refuses every use, saying where the key was looked for.
         """
         configured = Settings().master_key
         if configured:
             return cls(_decode_key(configured, "MLLEDGER_MASTER_KEY"))
         path = default_key_file(url)
         if not os.path.lexists(path):
-            _refuse_new_master_key(url, path)
+            refusal = _new_master_key_refusal(url, path)
+            if refusal is not None:
+                return cls.missing(refusal)
             write_key_file(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
         return cls(_decode_key(read_key_file(path, "master key"), str(path)))
+
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            raise ConfigError(self._missing)
+        return self._aead
 
     def wrap(self, key: bytes, context: bytes) -> bytes:
         """Encrypt ``key``, bound to ``context`` (authenticated, not secret)."""
         nonce = secrets.token_bytes(12)
-        return nonce + self._aead.encrypt(nonce, key, context)
+        return nonce + self._cipher().encrypt(nonce, key, context)
 
     def unwrap(self, blob: bytes, context: bytes) -> bytes:
         """Decrypt a wrapped key; a wrong master key is a clear error."""
         try:
-            return self._aead.decrypt(blob[:12], blob[12:], context)
+            return self._cipher().decrypt(blob[:12], blob[12:], context)
         except InvalidTag:
             raise ConfigError(
                 "cannot unwrap a stored key: the master key is not the one this database was "
@@ -93,9 +111,9 @@ def _decode_key(text: str, source: str) -> bytes:
         raise ConfigError(f"master key from {source} is not base64 of 32 bytes") from None
 
 
-def _refuse_new_master_key(url: str, path: Path) -> None:
-    """Raise when the database at ``url`` holds keys wrapped by a master key: a new
-    one could unwrap none of them."""
+def _new_master_key_refusal(url: str, path: Path) -> str | None:
+    """Why no new master key may be made at ``path`` for the database at ``url`` (it
+    holds keys wrapped by another one, which a new key could not unwrap), or None."""
     from registry.store import peek
 
     wrapped = 0
@@ -103,13 +121,14 @@ def _refuse_new_master_key(url: str, path: Path) -> None:
         if conn is not None:
             count = select(func.count()).select_from(T["project_secrets"])
             wrapped = conn.execute(count).scalar_one()
-    if wrapped:
-        raise ConfigError(
-            f"no master key at {path}, but the database already holds {wrapped} project "
-            "secret(s) wrapped by one: refusing to create a new master key, which could "
-            f"unwrap none of them. Restore the master key's file to {path}, or point "
-            "MLLEDGER_KEY_FILE (or MLLEDGER_MASTER_KEY) at it"
-        )
+    if not wrapped:
+        return None
+    return (
+        f"no master key at {path}, but the database already holds {wrapped} project "
+        "secret(s) wrapped by one: refusing to create a new master key, which could "
+        f"unwrap none of them. Restore the master key's file to {path}, or point "
+        "MLLEDGER_KEY_FILE (or MLLEDGER_MASTER_KEY) at it"
+    )
 
 
 #: A key file is one line of text; anything longer is not one.

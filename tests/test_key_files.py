@@ -390,12 +390,20 @@ def test_a_missing_master_key_is_not_replaced_while_secrets_are_wrapped(
         plant(reg)
     missing = tmp_path / "moved" / "master.key"
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(missing))
-    with pytest.raises(ConfigError) as caught:
-        Ledger.open(store_url)
-    message = str(caught.value)
-    assert f"no master key at {missing}" in message and "1 project secret(s)" in message
-    assert "refusing to create a new master key" in message
+    before = head(store_url)  # the log reads without the master key
+    with registry.connect(store_url, project="test", actor="tester") as reg:
+        for use in (
+            lambda: reg.footprint("ann"),
+            lambda: reg.register_dataset("more", "1", uri="s3://m", digest="sha256:02",
+                                         records=["r-9"], subjects=["cid"]),
+        ):  # fmt: skip
+            with pytest.raises(ConfigError) as caught:
+                use()
+            message = str(caught.value)
+            assert f"no master key at {missing}" in message and "1 project secret(s)" in message
+            assert "refusing to create a new master key" in message
     assert not missing.exists()
+    assert head(store_url) == before  # the refused write appended nothing
     # The key back where it is looked for: everything works again.
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(isolated_env))
     with registry.connect(store_url, project="test", actor="tester") as reg:
