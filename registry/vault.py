@@ -167,6 +167,9 @@ def write_key_file(path: Path, data: bytes) -> bool:
 
 
 def _fsync_directory(directory: Path) -> None:
+    """Make a new directory entry durable (POSIX; elsewhere a directory cannot be opened)."""
+    if os.name != "posix":
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
