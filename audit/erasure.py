@@ -352,7 +352,10 @@ def request(
 
     def remember(conn: Connection) -> None:
         raw = Raw(conn)
-        position = raw.scalar("SELECT position FROM events WHERE event_id = ?", (event.event_id,))
+        position = raw.scalar(
+            "SELECT position FROM events WHERE project = ? AND event_id = ?",
+            (project, event.event_id),
+        )
         raw.run(
             "INSERT INTO erasure_requests (erasure, project, subject, reference, "
             f"requested_pos, created_at) VALUES ({placeholders(6)})",
@@ -607,17 +610,23 @@ def check_remediation(ledger: Ledger, conn: Connection, index: int, event: NewEv
         raise EventRejected(index, event.event_id, event.type, where, message)
 
     row = raw.one("SELECT project, status, summary FROM erasures WHERE erasure = ?", (erasure,))
-    if row is None or row[1] != "erased" or row[0] != event.project:
-        reject("body.erasure", f"no completed erasure {erasure} in project {event.project}")
-    assert row is not None
     flag = raw.one(
-        "SELECT resolved_pos FROM remediations WHERE model = ? AND erasure = ?",
+        "SELECT resolved_pos, project FROM remediations WHERE model = ? AND erasure = ?",
         (old, erasure),
     )
-    if flag is None:
-        reject("body.model", f"erasure {erasure} did not flag {old}")
-    assert flag is not None
-    position = raw.scalar("SELECT position FROM events WHERE event_id = ?", (event.event_id,))
+    # The flag belongs to the flagged model's project (an erasure of another project
+    # that granted it the data may have set it); only that project remediates it.
+    if row is None or row[1] != "erased" or flag is None or flag[1] != event.project:
+        reject(
+            "body.erasure",
+            f"no completed erasure {erasure} flagged a model version of project "
+            f"{event.project!r} as {old}",
+        )
+    assert row is not None and flag is not None
+    position = raw.scalar(
+        "SELECT position FROM events WHERE project = ? AND event_id = ?",
+        (event.project, event.event_id),
+    )
     if flag[0] is None or int(flag[0]) != int(position):
         reject(
             "body.model",

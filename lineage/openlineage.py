@@ -7,7 +7,9 @@ Four library functions; the HTTP routes call them and add nothing:
   module relies on; return its kind or raise ``LedgerError`` naming the first
   bad field.
 - ``to_events(ledger, project, actor, doc)``: the batch of events one
-  OpenLineage event means in this ledger (built, not appended).
+  OpenLineage event means in this ledger (built, not appended; append it with
+  ``first_wins=True``: its ids are derived, and the first claim of a run start
+  or end stands).
 - ``marquez_graph(ledger, project, node_id, depth)``: the lineage around a
   dataset or job, in the shape Marquez's ``GET /api/v1/lineage`` answers.
 - ``emit(ledger, project, since=...)``: the project's runs, models and

@@ -133,10 +133,13 @@ class Catalogue(Projection):
         "alias_history",
         "cat_deployments",
         "deployment_history",
+        "project_grants",
     )
 
     def handlers(self) -> dict[str, Handler]:
         return {
+            "project-access-granted": self._granted,
+            "project-access-revoked": self._revoked,
             "dataset-version-registered": self._dataset,
             "run-started": self._run_started,
             "run-params-logged": self._params,
@@ -148,6 +151,28 @@ class Catalogue(Projection):
             "deployment-configured": self._deployment,
             "deployment-retired": self._retired,
         }
+
+    def _granted(self, batch: Batch, e: StoredEvent) -> None:
+        # Written at once: a later event of the batch may revoke it.
+        batch.raw.run(
+            "INSERT INTO project_grants (project, grantee, granted_pos, granted_by, "
+            f"granted_at, reason) VALUES ({placeholders(6)})",
+            (
+                e.project,
+                e.body["grantee"],
+                e.position,
+                e.actor,
+                e.occurred_at,
+                e.body.get("reason"),
+            ),
+        )
+
+    def _revoked(self, batch: Batch, e: StoredEvent) -> None:
+        batch.raw.run(
+            "UPDATE project_grants SET revoked_pos = ?, revoked_by = ?, revoked_at = ? "
+            "WHERE project = ? AND grantee = ? AND revoked_pos IS NULL",
+            (e.position, e.actor, e.occurred_at, e.project, e.body["grantee"]),
+        )
 
     def _dataset(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
@@ -608,7 +633,9 @@ class Erasures(Projection):
                 (
                     flag["model"],
                     b["erasure"],
-                    e.project,
+                    # The model's own project: its readers must see the flag (a model of
+                    # a project granted the erased data is flagged in that project).
+                    NodeId.parse(flag["model"]).project,
                     flag["status"],
                     flag.get("justification"),
                     flag.get("approver"),

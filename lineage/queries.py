@@ -88,6 +88,23 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
         yield items[start : start + CHUNK]
 
 
+Visible = frozenset[str] | None
+
+
+def _shown(graph: nx.MultiDiGraph, node: str, visible: Visible) -> bool:
+    """Whether the asker may see ``node``: every node when ``visible`` is None, else the
+    nodes of the projects in it (its own, and those that grant it access)."""
+    return visible is None or graph.nodes[node].get("project") in visible
+
+
+def _withheld(answer: dict[str, Any], count: int) -> dict[str, Any]:
+    """``answer`` with ``withheld`` (nodes of projects the asker cannot read, left out)
+    when there were any."""
+    if count:
+        answer["withheld"] = count
+    return answer
+
+
 def _epochs(conn: Connection) -> list[int]:
     """Every partition of the prediction index, so a lookup by record seeks each one."""
     idx = T["prediction_index"]
@@ -178,19 +195,27 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
 
 
 @traced("query.trained_on", "model")
-def trained_on(ledger: Ledger, model: str) -> dict[str, Any]:
-    """Dataset versions that trained ``model``, transitively, with record counts."""
+def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> dict[str, Any]:
+    """Dataset versions that trained ``model``, transitively, with record counts; with
+    ``visible``, only nodes of those projects (the rest counted as ``withheld``)."""
     with ledger.store.read() as conn:
         graph = ledger.graph.current(conn)
-        if model not in graph or graph.nodes[model].get("kind") != "model":
+        if (
+            model not in graph
+            or graph.nodes[model].get("kind") != "model"
+            or not _shown(graph, model, visible)
+        ):
             raise NotFound(f"no model version {model} in the ledger")
         found, runs = _training_data(graph, model)
+        hidden = [n for n in [*found, *runs] if not _shown(graph, n, visible)]
+        found = {n: item for n, item in found.items() if n not in hidden}
+        runs = [r for r in runs if r not in hidden]
         details = _dataset_details(conn, list(found))
     datasets = []
     for node, item in sorted(found.items(), key=lambda kv: (kv[1]["depth"], kv[0])):
         digest, row_count, records = details.get(node, (None, None, 0))
         datasets.append({**item, "records": records, "row_count": row_count, "digest": digest})
-    return {"model": model, "runs": runs, "datasets": datasets}
+    return _withheld({"model": model, "runs": runs, "datasets": datasets}, len(hidden))
 
 
 def _training_data(
@@ -243,14 +268,22 @@ def _dataset_details(conn: Connection, datasets: list[str]) -> dict[str, tuple[A
 
 
 @traced("query.downstream", "dataset")
-def downstream(ledger: Ledger, dataset: str) -> dict[str, Any]:
-    """Everything downstream of a dataset version, with prediction counts."""
+def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> dict[str, Any]:
+    """Everything downstream of a dataset version, with prediction counts; with
+    ``visible``, only nodes of those projects (the rest counted as ``withheld``)."""
     with ledger.store.read() as conn:
         graph = ledger.graph.current(conn)
-        if dataset not in graph or graph.nodes[dataset].get("kind") != "dataset":
+        if (
+            dataset not in graph
+            or graph.nodes[dataset].get("kind") != "dataset"
+            or not _shown(graph, dataset, visible)
+        ):
             raise NotFound(f"no dataset version {dataset} in the ledger")
         nodes = _descendants(graph, [dataset])
-        return {"dataset": dataset, **_summarise(conn, graph, nodes)}
+        shown = {n for n in nodes if _shown(graph, n, visible)}
+        return _withheld(
+            {"dataset": dataset, **_summarise(conn, graph, shown)}, len(nodes) - len(shown)
+        )
 
 
 def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
@@ -297,9 +330,17 @@ def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> dic
 
 @traced("query.lineage", "node", "direction", "depth")
 def lineage(
-    ledger: Ledger, node: str, *, direction: Direction = "both", depth: int = 3, when: Any = None
+    ledger: Ledger,
+    node: str,
+    *,
+    direction: Direction = "both",
+    depth: int = 3,
+    when: Any = None,
+    visible: Visible = None,
 ) -> dict[str, Any]:
-    """The subgraph around ``node`` to ``depth`` hops, optionally as of a past time."""
+    """The subgraph around ``node`` to ``depth`` hops, optionally as of a past time; with
+    ``visible``, only nodes of those projects (the rest counted as ``withheld``; the
+    walk does not go through them)."""
     if depth < 0:
         raise InvalidNodeId(f"depth {depth} is negative: expected 0 or more")
     if direction not in ("upstream", "downstream", "both"):
@@ -319,7 +360,7 @@ def lineage(
                 "edges": [],
                 "erased": gone,
             }
-    if node not in full:
+    if node not in full or not _shown(full, node, visible):
         raise NotFound(f"no node {node} in the lineage graph")
     view = as_of(full, at)
     if node not in view:
@@ -327,6 +368,7 @@ def lineage(
             f"{node} did not exist yet at {at} (created {full.nodes[node]['created_at']})"
         )
     seen = {node: 0}
+    hidden: set[str] = set()
     queue: deque[str] = deque([node])
     while queue:
         current = queue.popleft()
@@ -338,9 +380,13 @@ def lineage(
         if direction in ("downstream", "both"):
             neighbours += [d for _, d in view.out_edges(current)]
         for nxt in neighbours:
-            if nxt not in seen:
-                seen[nxt] = seen[current] + 1
-                queue.append(nxt)
+            if nxt in seen or nxt in hidden:
+                continue
+            if not _shown(view, nxt, visible):
+                hidden.add(nxt)
+                continue
+            seen[nxt] = seen[current] + 1
+            queue.append(nxt)
     edges = [
         {
             "src": src,
@@ -354,7 +400,7 @@ def lineage(
         if dst in seen
     ]
     edges.sort(key=lambda e: (e["src"], e["dst"], e["kind"], e["valid_from"]))
-    return {
+    answer = {
         "root": node,
         "direction": direction,
         "depth": depth,
@@ -371,6 +417,7 @@ def lineage(
         ],
         "edges": edges,
     }
+    return _withheld(answer, len(hidden))
 
 
 def _erased_node(ledger: Ledger, node: NodeId) -> dict[str, Any] | None:
@@ -390,9 +437,12 @@ def _erased_node(ledger: Ledger, node: NodeId) -> dict[str, Any] | None:
 
 
 @traced("query.footprint", "project")
-def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any]:
+def footprint(
+    ledger: Ledger, project: str, subject: str | int, *, visible: Visible = None
+) -> dict[str, Any]:
     """Every record, dataset version, run, model version, deployment and prediction
-    linked to data subject S."""
+    linked to data subject S; with ``visible``, derived nodes of other projects only
+    when those projects are in it (the rest counted as ``withheld``)."""
     pseudo = ledger.pseudonymizer(project)
     pseudonym = pseudo.subject(subject)
     annotate(**{"mlledger.subject": subject_id(project, pseudonym)})
@@ -452,7 +502,8 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
         datasets = sorted({d for ds in records.values() for d in ds})
         graph = ledger.graph.current(conn)
         derived = _descendants(graph, [d for d in datasets if d in graph])
-        summary = _summarise(conn, graph, derived)
+        shown = {n for n in derived if _shown(graph, n, visible)}
+        summary = _summarise(conn, graph, shown)
     predictions.sort(key=lambda p: (p["at"], p["record"], p["position"]))
     return {
         "subject": subject_id(project, pseudonym),
@@ -467,6 +518,7 @@ def footprint(ledger: Ledger, project: str, subject: str | int) -> dict[str, Any
         "predictions": predictions,
         "vault_entries": vault_entries,
         **({"erased": gone} if gone is not None else {}),
+        **({"withheld": len(derived) - len(shown)} if len(derived) > len(shown) else {}),
     }
 
 

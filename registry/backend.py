@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from lineage import queries
 from registry import intake
 from registry.errors import NotFound
+from registry.grants import readable_projects
+from registry.ids import NodeId
 from registry.intake import Item
 from registry.ledger import Ledger
 from registry.store.raw import Raw
@@ -41,7 +43,8 @@ class Backend(Protocol):
         ...
 
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
-        """Answer one of ``QUESTIONS``."""
+        """Answer one of ``QUESTIONS``, showing only nodes of projects ``project`` may
+        read (the rest counted as ``withheld``)."""
         ...
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
@@ -126,13 +129,18 @@ class LocalBackend:
 
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
         ledger = self.ledger
+        # An answer shows only the nodes of projects ``project`` may read: its own and
+        # those that grant it access; the rest are counted as ``withheld``.
+        with ledger.store.read() as conn:
+            visible = readable_projects(Raw(conn), project)
         if question == "scored":
             return queries.scored(ledger, project, params["record"])
         if question == "trained_on":
-            return queries.trained_on(ledger, self.resolve_model(project, params["model"]))
+            model = self.resolve_model(project, params["model"])
+            return queries.trained_on(ledger, model, visible=visible)
         if question == "downstream":
             dataset = queries.resolve(params["dataset"], "dataset", project)
-            return queries.downstream(ledger, dataset)
+            return queries.downstream(ledger, dataset, visible=visible)
         if question == "lineage":
             return queries.lineage(
                 ledger,
@@ -140,13 +148,15 @@ class LocalBackend:
                 direction=params.get("direction", "both"),
                 depth=params.get("depth", 3),
                 when=params.get("as_of"),
+                visible=visible,
             )
         if question == "footprint":
-            return queries.footprint(ledger, project, params["subject"])
+            return queries.footprint(ledger, project, params["subject"], visible=visible)
         if question == "history":
-            return queries.history(
-                ledger, queries.resolve(params["deployment"], "deployment", project)
-            )
+            deployment = queries.resolve(params["deployment"], "deployment", project)
+            if NodeId.parse(deployment).project not in visible:
+                raise NotFound(f"no deployment {deployment} in the ledger")
+            return queries.history(ledger, deployment)
         if question == "aliases":
             return queries.aliases(ledger, project, params["name"])
         raise NotFound(f"unknown question {question!r}; expected one of {', '.join(QUESTIONS)}")

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from registry import grants as _grants  # noqa: F401  (registers the grant events)
 from registry.events import CATALOGUE, UPCASTERS, NewEvent, StoredEvent
 from registry.ids import KINDS, NodeId
 
@@ -42,6 +43,7 @@ _PLACEHOLDER: dict[str, NodeId] = {
     "record": NodeId("record", "<project>", "<pseudonym>"),
     "subject": NodeId("subject", "<project>", "<pseudonym>"),
     "job": NodeId("job", "<project>", "<name>"),
+    "project": NodeId("project", "<project>", "<project>"),
 }
 
 
@@ -199,8 +201,12 @@ def _intro() -> list[str]:
     lines += [
         "",
         "Times are UTC text of one fixed, sortable form: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.",
-        "Re-appending an event whose `event_id` is already in the log writes nothing and",
-        "returns the original position. A body is validated against its type before",
+        "`event_id` is the idempotency key of one project: re-appending an event whose",
+        "`event_id` is already in its project's log, with the same content (everything",
+        "hashed but `position`, the two times and `trace_id`), writes nothing and returns",
+        "the original position; the same id with other content is refused (HTTP 409), and",
+        "the whole batch with it. Other projects' ids neither collide nor show. A body is",
+        "validated against its type before",
         "anything is written: unknown fields are refused, and an invalid event rejects its",
         "whole batch.",
         "",

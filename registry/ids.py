@@ -9,6 +9,7 @@ Formats::
     record:<project>/<pseudonym>
     subject:<project>/<pseudonym>
     job:<project>/<name>
+    project:<project>
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ import uuid6
 
 from registry.errors import InvalidNodeId
 
-Kind = Literal["dataset", "model", "run", "deployment", "record", "subject", "job"]
-KINDS: tuple[Kind, ...] = ("dataset", "model", "run", "deployment", "record", "subject", "job")
+Kind = Literal["dataset", "model", "run", "deployment", "record", "subject", "job", "project"]
+KINDS: tuple[Kind, ...] = (
+    "dataset",
+    "model",
+    "run",
+    "deployment",
+    "record",
+    "subject",
+    "job",
+    "project",
+)
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}"
 _NAME_RE = re.compile(rf"^{_NAME}$")
@@ -53,6 +63,8 @@ class NodeId:
     def __str__(self) -> str:
         if self.kind == "run":
             return f"run:{self.name}"
+        if self.kind == "project":
+            return f"project:{self.name}"
         if self.version is not None:
             return f"{self.kind}:{self.project}/{self.name}@{self.version}"
         return f"{self.kind}:{self.project}/{self.name}"
@@ -78,6 +90,10 @@ class NodeId:
                     f"{kind} id {text!r}: expected '{kind}:<project>/<name>@<version>'"
                 )
             return cls(kind, m["project"], m["name"], m["version"])  # type: ignore[arg-type]
+        if kind == "project":
+            if not _NAME_RE.match(rest):
+                raise InvalidNodeId(f"project id {text!r}: expected 'project:<project>'")
+            return cls("project", rest, rest)
         if kind in ("deployment", "record", "subject", "job"):
             m = _NAMED_RE.match(rest)
             if not m:
@@ -129,6 +145,11 @@ def deployment_id(project: str, name: str) -> str:
 def job_id(project: str, name: str) -> str:
     """Node id of a job known only from static metadata (an OpenLineage JobEvent)."""
     return str(NodeId("job", check_name(project, "project"), check_name(name, "job name")))
+
+
+def project_id(project: str) -> str:
+    """Node id of a project itself (what a grant of access is about)."""
+    return str(NodeId("project", check_name(project, "project"), project))
 
 
 def record_id(project: str, pseudonym: str) -> str:

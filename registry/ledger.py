@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from opentelemetry.trace import Span
 from sqlalchemy import Connection
 
+from registry import grants as _grants  # noqa: F401  (registers the grant events)
 from registry.canonical import canonical_text, leaf_hash, loads
-from registry.errors import EventRejected, LedgerError
+from registry.errors import Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, StoredEvent, canonical_event, normalised, validate_new
 from registry.ids import NodeId, dataset_id, model_id
 from registry.store import Store, open_store
@@ -55,12 +56,19 @@ class Ledger:
     # --- write --------------------------------------------------------------------------
 
     def append(
-        self, events: Sequence[NewEvent], before_commit: Callable[[Connection], None] | None = None
+        self,
+        events: Sequence[NewEvent],
+        before_commit: Callable[[Connection], None] | None = None,
+        *,
+        first_wins: bool = False,
     ) -> list[int]:
         """Append a batch atomically; return each event's position.
 
-        An event whose ``event_id`` is already in the log is not written again:
-        its original position is returned. ``before_commit`` runs inside the
+        An event whose ``event_id`` is already in its project's log is not written
+        again: its original position is returned when its content is the same (a
+        retry), and Conflict is raised when it differs, unless ``first_wins`` (ids
+        derived from what they claim, such as an OpenLineage run's start: the first
+        event to claim it stands, later ones are skipped). ``before_commit`` runs inside the
         transaction, for writes that must stand or fall with the events (vault).
         An event without a ``trace_id`` gets the trace id of the caller's current
         span, if any (``registry.tracing``), before it is hashed.
@@ -68,7 +76,7 @@ class Ledger:
         # The trace of the caller (a request, a job's span), taken before our own span.
         trace_id = current_trace_id()
         with span("ledger.append", **{"mlledger.events": len(events)}) as current:
-            return self._append(events, trace_id, before_commit, current)
+            return self._append(events, trace_id, before_commit, current, first_wins)
 
     def _append(
         self,
@@ -76,6 +84,7 @@ class Ledger:
         trace_id: str | None,
         before_commit: Callable[[Connection], None] | None,
         current: Span,
+        first_wins: bool,
     ) -> list[int]:
         events = _prepared(events, trace_id)
         if not events:
@@ -83,7 +92,7 @@ class Ledger:
         if current.is_recording():
             current.set_attribute("mlledger.projects", sorted({e.project for e in events}))
         with self.store.append_transaction() as conn:
-            positions = self._locked(conn, events, current)
+            positions = self._locked(conn, events, current, first_wins)
             if before_commit is not None:
                 before_commit(conn)
         return positions
@@ -97,7 +106,9 @@ class Ledger:
             prepared = _prepared(events, trace_id)
             return self._locked(conn, prepared, current) if prepared else []
 
-    def _locked(self, conn: Connection, events: list[NewEvent], current: Span) -> list[int]:
+    def _locked(
+        self, conn: Connection, events: list[NewEvent], current: Span, first_wins: bool = False
+    ) -> list[int]:
         """The part of an append that runs under the append lock."""
         raw = Raw(conn)
         head = raw.scalar("SELECT MAX(position) FROM events")
@@ -106,15 +117,24 @@ class Ledger:
         if min(tracked.values()) < head:  # a projection lags (new, or emptied): catch up
             self.runner.catch_up(conn, head, tracked)
             tracked = self.runner.positions(conn)
-        known = _positions_of(raw, [e.event_id for e in events])
+        known = _stored_by_id(raw, events)
         positions: list[int] = []
         fresh: list[tuple[int, NewEvent]] = []
         next_position = head + 1
         for index, event in enumerate(events):
-            if event.event_id in known:
-                positions.append(known[event.event_id])
+            key = (event.project, event.event_id)
+            if key in known:
+                position, content = known[key]
+                if content != _content(event) and not first_wins:
+                    raise Conflict(
+                        f"event #{index} ({event.type}): event id {event.event_id} is already "
+                        f"in the log of project {event.project!r} (position {position}) with "
+                        "other content; expected the same content (a retry) or a new event id. "
+                        "Nothing in the batch was written"
+                    )
+                positions.append(position)
                 continue
-            known[event.event_id] = next_position
+            known[key] = (next_position, _content(event))
             positions.append(next_position)
             fresh.append((index, event))
             next_position += 1
@@ -211,18 +231,45 @@ def _prepared(events: Sequence[NewEvent], trace_id: str | None) -> list[NewEvent
     return checked
 
 
-def _positions_of(raw: Raw, event_ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    unique = list(dict.fromkeys(event_ids))
-    for start in range(0, len(unique), CHUNK):
-        chunk = unique[start : start + CHUNK]
-        found.update(
-            raw.all(
-                "SELECT event_id, position FROM events WHERE event_id IN "
+def _content(event: NewEvent) -> tuple[object, ...]:
+    """What an event says, for the idempotency check: everything hashed but its position,
+    its times and its trace id. A retry comes in another request, with another trace,
+    and a writer that leaves ``occurred_at`` out gets the time of each request."""
+    try:
+        body, _ = canonical_text(event.body)
+    except (ValueError, TypeError):
+        body = repr(event.body)  # refused later with the field named; never equal
+    return (
+        event.type,
+        event.schema_version,
+        event.entity,
+        event.actor,
+        body,
+        json.dumps(list(event.personal_refs)),
+    )
+
+
+def _stored_by_id(
+    raw: Raw, events: Sequence[NewEvent]
+) -> dict[tuple[str, str], tuple[int, tuple[object, ...]]]:
+    """Position and content of the events already in the log under the batch's
+    (project, event id) pairs: event ids are scoped by project."""
+    found: dict[tuple[str, str], tuple[int, tuple[object, ...]]] = {}
+    by_project: dict[str, list[str]] = {}
+    for event in events:
+        by_project.setdefault(event.project, []).append(event.event_id)
+    for project, ids in by_project.items():
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), CHUNK):
+            chunk = unique[start : start + CHUNK]
+            for row in raw.all(
+                "SELECT event_id, position, type, schema_version, entity, actor, body, "
+                "personal_refs FROM events WHERE project = ? AND event_id IN "
                 f"({placeholders(len(chunk))})",
-                chunk,
-            )
-        )
+                [project, *chunk],
+            ):
+                event_id, position, *content = row
+                found[(project, event_id)] = (int(position), tuple(content))
     return found
 
 
@@ -289,14 +336,22 @@ def _node_or_none(make: Callable[[str, str, str], str], *parts: str) -> str | No
 
 @dataclass
 class Checker:
-    """Checks events against what the ledger (and the batch so far) already holds."""
+    """Checks events against what the ledger (and the batch so far) already holds.
+
+    Every reference an event makes is checked against the event's project: a run is
+    known only to the project that started it (a run of another project is "unknown",
+    so a writer learns nothing of it), and a dataset or model version of another
+    project may be read (a run input, a derivation) only where that project granted
+    access to the writing one (``project-access-granted``).
+    """
 
     raw: Raw
     datasets: set[str] = field(default_factory=set)
-    runs: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, tuple[str, str]] = field(default_factory=dict)
     models: set[str] = field(default_factory=set)
     deployments: dict[str, str] = field(default_factory=dict)
     served: dict[str, set[str]] = field(default_factory=dict)
+    grants: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     def dataset(self, node: str) -> bool:
         return (
@@ -310,13 +365,41 @@ class Checker:
             or self.raw.one("SELECT 1 FROM cat_models WHERE id = ?", (node,)) is not None
         )
 
-    def run_status(self, node: str) -> str | None:
+    def run_status(self, node: str, project: str) -> str | None:
+        """The status of run ``node`` if ``project`` started it, else None (unknown)."""
         if node not in self.runs:
-            status = self.raw.scalar("SELECT status FROM cat_runs WHERE id = ?", (node,))
-            if status is None:
+            row = self.raw.one("SELECT project, status FROM cat_runs WHERE id = ?", (node,))
+            if row is None:
                 return None
-            self.runs[node] = status
-        return self.runs[node]
+            self.runs[node] = (row[0], row[1])
+        owner, status = self.runs[node]
+        return status if owner == project else None
+
+    def run_taken(self, node: str) -> bool:
+        """Whether any project already started a run with this id."""
+        return (
+            node in self.runs
+            or self.raw.one("SELECT 1 FROM cat_runs WHERE id = ?", (node,)) is not None
+        )
+
+    def granted(self, owner: str, grantee: str) -> bool:
+        """Whether project ``owner`` grants ``grantee`` access to its versions now."""
+        key = (owner, grantee)
+        if key not in self.grants:
+            self.grants[key] = (
+                self.raw.one(
+                    "SELECT 1 FROM project_grants WHERE project = ? AND grantee = ? "
+                    "AND revoked_pos IS NULL",
+                    key,
+                )
+                is not None
+            )
+        return self.grants[key]
+
+    def readable(self, node: str, project: str) -> bool:
+        """Whether a dataset or model version may be referenced from ``project``."""
+        owner = NodeId.parse(node).project
+        return owner == project or (owner is not None and self.granted(owner, project))
 
     def deployment_status(self, node: str) -> str | None:
         if node not in self.deployments:
@@ -343,6 +426,24 @@ class Checker:
         def reject(where: str, message: str) -> None:
             raise EventRejected(index, e.event_id, e.type, where, message)
 
+        def versions(where: str, nodes: Sequence[str]) -> None:
+            for j, node in enumerate(nodes):
+                kind = node.split(":")[0]
+                known = self.dataset(node) if kind == "dataset" else self.model(node)
+                if not known:
+                    reject(f"{where}.{j}", f"unknown {kind} version {node}")
+                if not self.readable(node, e.project):
+                    reject(
+                        f"{where}.{j}",
+                        f"{node} belongs to project {NodeId.parse(node).project!r}, which "
+                        f"grants project {e.project!r} no access; expected a version of "
+                        f"{e.project!r} (or ask that project's admin for a grant)",
+                    )
+
+        def own_run(where: str, run: str) -> None:
+            if self.run_status(run, e.project) is None:
+                reject(where, f"unknown run {run} in project {e.project!r}")
+
         b = e.body
         kind = e.type
         if kind == "dataset-version-registered":
@@ -358,25 +459,20 @@ class Checker:
                     f"name/version {b['name']}@{b['version']} are not valid or "
                     f"do not match entity {e.entity}",
                 )
-            for j, parent in enumerate(b.get("derived_from", [])):
-                if not self.dataset(parent):
-                    reject(
-                        f"body.derived_from.{j}",
-                        f"unknown dataset version {parent}; expected one registered earlier",
-                    )
-            if b.get("produced_by") and self.run_status(b["produced_by"]) is None:
-                reject("body.produced_by", f"unknown run {b['produced_by']}")
+            versions("body.derived_from", b.get("derived_from", []))
+            if b.get("produced_by"):
+                own_run("body.produced_by", b["produced_by"])
             self.datasets.add(e.entity)
         elif kind == "dataset-records-added":
             if not self.dataset(e.entity):
                 reject("entity", f"unknown dataset version {e.entity}; register it first")
         elif kind == "run-started":
-            if self.run_status(e.entity) is not None:
-                reject("entity", f"run {e.entity} was already started")
+            if self.run_taken(e.entity):
+                reject("entity", f"run {e.entity} was already started; expected a new run id")
             parent = b.get("parent_run")
-            if parent and self.run_status(parent) is None:
-                reject("body.parent_run", f"unknown run {parent}")
-            self.runs[e.entity] = "running"
+            if parent:
+                own_run("body.parent_run", parent)
+            self.runs[e.entity] = (e.project, "running")
         elif kind in (
             "run-inputs-used",
             "run-params-logged",
@@ -384,19 +480,27 @@ class Checker:
             "run-completed",
             "run-failed",
         ):
-            status = self.run_status(e.entity)
+            status = self.run_status(e.entity, e.project)
             if status is None:
-                reject("entity", f"unknown run {e.entity}; expected a started run")
+                reject(
+                    "entity",
+                    f"unknown run {e.entity} in project {e.project!r}; expected a started run",
+                )
             if status != "running":
                 reject(
                     "entity", f"run {e.entity} has already ended ({status}); expected a running run"
                 )
-            for j, node in enumerate(b.get("inputs", [])):
-                known = self.dataset(node) if node.startswith("dataset:") else self.model(node)
-                if not known:
-                    reject(f"body.inputs.{j}", f"unknown {node.split(':')[0]} version {node}")
+            versions("body.inputs", b.get("inputs", []))
             if kind in ("run-completed", "run-failed"):
-                self.runs[e.entity] = "completed" if kind == "run-completed" else "failed"
+                ended = "completed" if kind == "run-completed" else "failed"
+                self.runs[e.entity] = (e.project, ended)
+        elif kind == "openlineage-run-event":
+            # The run itself is started (or known) in the same batch, in this project.
+            if self.run_taken(e.entity) and self.run_status(e.entity, e.project) is None:
+                reject(
+                    "entity",
+                    f"run {e.entity} belongs to another project; expected a run id of this project",
+                )
         elif kind == "model-version-registered":
             if self.model(e.entity):
                 reject(
@@ -409,18 +513,21 @@ class Checker:
                     f"name/version {b['name']}@{b['version']} are not valid or "
                     f"do not match entity {e.entity}",
                 )
-            if b.get("run") and self.run_status(b["run"]) is None:
-                reject("body.run", f"unknown run {b['run']}")
+            if b.get("run"):
+                own_run("body.run", b["run"])
             self.models.add(e.entity)
         elif kind == "model-alias-moved":
             if not self.model(e.entity):
                 reject("entity", f"unknown model version {e.entity}")
         elif kind == "deployment-configured":
             for j, served in enumerate(b["served"]):
+                if NodeId.parse(served["model"]).project != e.project:
+                    reject(
+                        f"body.served.{j}.model",
+                        f"belongs to another project; expected a model version of {e.project!r}",
+                    )
                 if not self.model(served["model"]):
                     reject(f"body.served.{j}.model", f"unknown model version {served['model']}")
-                if NodeId.parse(served["model"]).project != e.project:
-                    reject(f"body.served.{j}.model", "belongs to another project")
             self.deployments[e.entity] = "active"
             self.served_by(e.entity).update(s["model"] for s in b["served"])
         elif kind == "deployment-retired":
@@ -443,3 +550,13 @@ class Checker:
                         f"{model} was never served by {e.entity}; "
                         "expected a model version from its configuration",
                     )
+        elif kind in ("project-access-granted", "project-access-revoked"):
+            grantee = b["grantee"]
+            if grantee == e.project:
+                reject("body.grantee", "a project always reads itself; expected another project")
+            active = self.granted(e.project, grantee)
+            if kind == "project-access-granted" and active:
+                reject("body.grantee", f"project {grantee!r} already has access")
+            if kind == "project-access-revoked" and not active:
+                reject("body.grantee", f"project {grantee!r} has no access to revoke")
+            self.grants[(e.project, grantee)] = kind == "project-access-granted"

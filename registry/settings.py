@@ -7,6 +7,7 @@ import os
 import socket
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
     signing_key: str | None = None
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 60.0
+    #: ``MLLEDGER_MAX_BODY_BYTES``: the largest request body a server reads (413 above).
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    #: ``MLLEDGER_AUTH_FAILURES_PER_MINUTE``: failed authentications of one client address
+    #: recorded one by one each minute (ten times as many from all addresses together);
+    #: beyond, a server answers 429 and records one summary per minute.
+    auth_failures_per_minute: int = Field(default=30, ge=1)
 
 
 def normalise_url(url: str | None) -> str:

@@ -112,6 +112,10 @@ def last_event(ledger: Ledger) -> Callable[[], StoredEvent]:
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """A real server (uvicorn on 127.0.0.1) on a SQLite file, shared by a test module."""
-    server = ApiServer(tmp_path_factory.mktemp("api")).start()
+    # Modules sharing it send hundreds of requests without a valid key on purpose: the
+    # rate limit of failed authentication (tested in test_gate.py) would answer 429.
+    server = ApiServer(
+        tmp_path_factory.mktemp("api"), env={"MLLEDGER_AUTH_FAILURES_PER_MINUTE": "100000"}
+    ).start()
     yield server
     server.stop()

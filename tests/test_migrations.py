@@ -24,7 +24,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 import registry
@@ -265,3 +265,69 @@ def test_a_store_opened_during_another_migration_waits_for_it(tmp_path: Path) ->
     thread.join(timeout=90)
     assert not thread.is_alive()
     assert outcome["error"] is None, outcome["error"]
+
+
+def test_0005_keeps_the_log_and_scopes_event_ids_by_project(store_url: str) -> None:
+    """A ledger written at 0004 upgrades to 0005 with every event, payload, vault entry,
+    index and trigger intact; afterwards an event id is unique per project only."""
+    assert alembic("-x", f"db={store_url}", "upgrade", "0004").returncode == 0
+    engine = create_engine(normalise_url(store_url))
+    row = {
+        "event_id": "0190a1c2-0000-7000-8000-000000000001",
+        "type": "run-started",
+        "schema_version": 1,
+        "project": "alpha",
+        "entity": "run:0190a1c2-0000-7000-8000-0000000000aa",
+        "actor": "tester",
+        "occurred_at": "2026-12-01T00:00:00.000000Z",
+        "recorded_at": "2026-12-01T00:00:00.000000Z",
+        "body": '{"job":"train"}',
+        "personal_refs": "[]",
+        "leaf_hash": b"\x01" * 32,
+    }
+    columns = ", ".join(["position", *row])
+    values = ", ".join([":position", *(f":{c}" for c in row)])
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"INSERT INTO events ({columns}) VALUES ({values})"), {**row, "position": 0}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO vault_entries (entry, project, subject, nonce, ciphertext, "
+                "created_at) VALUES ('e-1', 'alpha', :s, :n, :c, '2026-12-01T00:00:00.000000Z')"
+            ),
+            {"s": "a" * 32, "n": b"n" * 12, "c": b"c" * 16},
+        )
+    engine.dispose()
+
+    assert alembic("-x", f"db={store_url}", "upgrade", "head").returncode == 0
+    assert schema_version(store_url) == [SCHEMA_HEAD]
+    engine = create_engine(normalise_url(store_url))
+    try:
+        with engine.begin() as conn:
+            kept = conn.execute(text("SELECT event_id, project, body FROM events")).all()
+            assert [tuple(r) for r in kept] == [(row["event_id"], "alpha", row["body"])]
+            assert triggers(conn) >= {t for t in TRIGGERS[conn.dialect.name] if t[0] == "events"}
+            assert not differences(conn)
+            # The same id in another project is a new event; in the same project it is not.
+            conn.execute(
+                text(f"INSERT INTO events ({columns}) VALUES ({values})"),
+                {**row, "position": 1, "project": "beta"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO vault_entries (entry, project, subject, nonce, ciphertext, "
+                    "created_at) VALUES ('e-1', 'beta', :s, :n, :c, "
+                    "'2026-12-01T00:00:00.000000Z')"
+                ),
+                {"s": "b" * 32, "n": b"n" * 12, "c": b"c" * 16},
+            )
+        with pytest.raises(DBAPIError), engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO events ({columns}) VALUES ({values})"),
+                {**row, "position": 2},
+            )
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text("UPDATE events SET actor = 'mallory'"))
+    finally:
+        engine.dispose()

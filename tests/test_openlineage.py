@@ -283,7 +283,7 @@ def h8(*parts: str) -> str:
 def ingest(ledger: Ledger, doc: dict[str, Any], project: str = "p") -> list[StoredEvent]:
     """Map and append one OpenLineage event; return the events it appended."""
     head = ledger.head()
-    ledger.append(ol.to_events(ledger, project, "ol-writer", doc))
+    ledger.append(ol.to_events(ledger, project, "ol-writer", doc), first_wins=True)
     return ledger.read(head + 1)
 
 
@@ -620,7 +620,7 @@ def test_sending_an_event_again_appends_nothing(ledger: Ledger, name: str) -> No
     assert [e.type for e in batch] == [
         first[-1].type if not first[-1].type.startswith("run-") else "openlineage-run-event"
     ]
-    positions = ledger.append(batch)
+    positions = ledger.append(batch, first_wins=True)
     assert ledger.head() == head
     assert positions == [next(e.position for e in first if e.type.startswith("openlineage-"))]
 
@@ -650,9 +650,9 @@ def test_events_of_one_run_mapped_at_once_never_conflict(ledger: Ledger) -> None
     assert [e.type for e in failed] == ["run-started", "openlineage-run-event", "run-failed"]
     assert complete[0].event_id == failed[0].event_id
     assert complete[2].event_id == failed[2].event_id
-    ledger.append(complete)
+    ledger.append(complete, first_wins=True)
     head = ledger.head()
-    ledger.append(failed)
+    ledger.append(failed, first_wins=True)
     appended = ledger.read(head + 1)
     assert kinds(appended) == [("openlineage-run-event", f"run:{run}")]
     assert appended[0].body["event_type"] == "FAIL"
@@ -1279,7 +1279,7 @@ def test_emit_keeps_openlineage_names_and_round_trips(ledger: Ledger, tmp_path: 
     copy_ledger = Ledger.open(f"sqlite:///{tmp_path}/copy.db")
     try:
         for doc in documents:
-            copy_ledger.append(ol.to_events(copy_ledger, "copy", "importer", doc))
+            copy_ledger.append(ol.to_events(copy_ledger, "copy", "importer", doc), first_wins=True)
         node = "job:airflow-prod:orders_etl.load_orders"
         ours = ol.marquez_graph(ledger, "p", node)["graph"]
         theirs = ol.marquez_graph(copy_ledger, "copy", node)["graph"]

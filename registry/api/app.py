@@ -3,7 +3,8 @@
 Routers stay thin: they parse, call the SDK's backend or the ledger, and
 answer; errors become RFC 9457 problem details (``registry.api.problems``).
 Every route but ``/api/v1/health`` and the OpenAPI document (``/openapi.json``,
-``/docs``, ``/redoc``) needs an API key (``registry.auth``).
+``/docs``, ``/redoc``) needs an API key (``registry.auth``), checked by the gate
+(``registry.api.gate``) before the request's body is read.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from fastapi import APIRouter, FastAPI
 from audit.checkpoints import Checkpointer, load_signing_key
 from registry import auth, tracing
 from registry.api import problems
+from registry.api.gate import FailureLimiter, Gate, redact_access_log
 from registry.api.routers import (
     audit,
     erasures,
     events,
+    grants,
     keys,
     openlineage,
     questions,
@@ -64,7 +67,17 @@ def create_app(
             if ledger is None:
                 app.state.ledger.close()
 
+    settings = Settings()
     app = FastAPI(
+        # One span per request, ours (``tracing.TraceMiddleware``): the framework's own
+        # would be a second root span, holding the query string and validation errors.
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
         title="mlledger",
         version=f"{API_VERSION}.0",
         summary="Metadata, lineage and audit registry for machine learning.",
@@ -83,10 +96,20 @@ def create_app(
         """Liveness: answers without a key."""
         return {"status": "ok"}
 
-    for module in (events, writes, questions, erasures, reports, audit, keys, openlineage):
+    modules = (events, writes, questions, erasures, reports, audit, keys, grants, openlineage)
+    for module in modules:
         api.include_router(module.router)
     app.include_router(api)
+    # The last added runs first: the span covers the gate's refusals too.
+    failures = settings.auth_failures_per_minute
+    app.add_middleware(
+        Gate,
+        routers=[(api.prefix, module.router) for module in modules],
+        body_limit=settings.max_body_bytes,
+        limiter=FailureLimiter(per_address=failures, total=10 * failures),
+    )
     app.add_middleware(tracing.TraceMiddleware)
+    redact_access_log()
     return app
 
 

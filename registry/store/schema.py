@@ -44,9 +44,12 @@ class EventRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_events_entity", "entity"),
         Index("ix_events_project_type", "project", "type"),
+        # Event ids are the idempotency keys of one project: another project's ids
+        # neither collide with nor reveal them.
+        Index("uq_events_project_event_id", "project", "event_id", unique=True),
     )
     position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    event_id: str = Field(sa_column=Column(String(36), nullable=False, unique=True))
+    event_id: str = Field(sa_column=Column(String(36), nullable=False))
     type: str = Field(sa_column=Column(String(64), nullable=False))
     schema_version: int
     project: str = Field(sa_column=Column(String(128), nullable=False))
@@ -108,8 +111,8 @@ class SubjectKey(SQLModel, table=True):
 class VaultEntry(SQLModel, table=True):
     __tablename__ = "vault_entries"
     __table_args__ = (Index("ix_vault_entries_subject", "project", "subject"),)
+    project: str = Field(sa_column=Column(String(128), primary_key=True))
     entry: str = Field(sa_column=Column(String(36), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
     subject: str = Field(sa_column=Column(String(32), nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -429,6 +432,23 @@ class ErasedRef(SQLModel, table=True):
     erasure: str = Field(sa_column=Column(String(36), nullable=False))
 
 
+class ProjectGrant(SQLModel, table=True):
+    """A project's grant of access to another (``project-access-granted``): the
+    grantee may use its dataset and model versions and read them in answers, from
+    the grant until its revocation (null: still granted)."""
+
+    __tablename__ = "project_grants"
+    project: str = Field(sa_column=Column(String(128), primary_key=True))
+    grantee: str = Field(sa_column=Column(String(128), primary_key=True))
+    granted_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    granted_by: str = Field(sa_column=Column(String(300), nullable=False))
+    granted_at: str = Field(sa_column=Column(String(27), nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    revoked_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_by: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    revoked_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
+
+
 class Remediation(SQLModel, table=True):
     """What an erasure asks of a model version trained on the subject's data."""
 
@@ -475,6 +495,7 @@ PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "erasures": ("erasure",),
     "erased_refs": ("project", "kind", "reference", "erased_pos"),
     "remediations": ("model", "erasure"),
+    "project_grants": ("project", "grantee", "granted_pos"),
 }
 
 metadata = SQLModel.metadata

@@ -1,0 +1,97 @@
+"""Grants of access between projects, managed by the granting project's admins.
+
+A grant lets another project's runs use this project's dataset and model versions and
+its readers see them in answers (``registry.grants``). Grants and revocations are
+events of the granting project's log; every request is in the access trail.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, status
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from registry import grants
+from registry.api.deps import LedgerDep, Principal, allow
+from registry.store.raw import Raw
+
+router = APIRouter(prefix="/projects/{project}/grants", tags=["grants"])
+GranteePath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$",
+        description="The project granted access.",
+    ),
+]
+
+
+class GrantCreate(BaseModel):
+    """Let another project use and read this project's dataset and model versions."""
+
+    model_config = ConfigDict(extra="forbid")
+    grantee: StrictStr = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$",
+        description="The project granted access.",
+    )
+    reason: StrictStr | None = Field(
+        default=None, max_length=1000, description="Why, in a few words."
+    )
+
+
+class GrantPublic(BaseModel):
+    """A grant made by the project or to it, revoked or not."""
+
+    project: str = Field(description="The project that granted access.")
+    grantee: str = Field(description="The project granted access.")
+    granted_position: int = Field(description="Position of the project-access-granted event.")
+    granted_by: str = Field(description="Who granted it (the actor of that event).")
+    granted_at: str
+    reason: str | None
+    revoked_position: int | None = Field(description="Position of the revocation, if any.")
+    revoked_by: str | None
+    revoked_at: str | None
+
+
+class GrantChanged(BaseModel):
+    """The event a grant or revocation appended."""
+
+    position: int = Field(description="Its position in the log.")
+    project: str
+    grantee: str
+
+
+@router.get("", response_model=list[GrantPublic])
+def list_grants(
+    ledger: LedgerDep, who: Annotated[Principal, allow("read", "grants.list")]
+) -> list[dict[str, Any]]:
+    """Grants the project made and received, oldest first, revoked ones included."""
+    with ledger.store.read() as conn:
+        return grants.grants(Raw(conn), who.project)
+
+
+@router.post("", response_model=GrantChanged, status_code=status.HTTP_201_CREATED)
+def grant(
+    data: GrantCreate,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("admin", "grants.create")],
+) -> GrantChanged:
+    """Grant another project access to this project's dataset and model versions
+    (422 when it already has access, or names this project)."""
+    position = grants.grant(ledger, who.project, data.grantee, actor=who.actor, reason=data.reason)
+    return GrantChanged(position=position, project=who.project, grantee=data.grantee)
+
+
+@router.delete("/{grantee}", response_model=GrantChanged)
+def revoke(
+    grantee: GranteePath,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("admin", "grants.revoke")],
+) -> GrantChanged:
+    """End the access granted to ``grantee`` (422 when it has none)."""
+    position = grants.revoke(ledger, who.project, grantee, actor=who.actor)
+    return GrantChanged(position=position, project=who.project, grantee=grantee)

@@ -1,0 +1,142 @@
+"""Grants of access between projects: the one way a link may cross a project.
+
+A project's writes may reference only that project's runs, dataset versions and
+model versions, and its readers see only its own nodes. A project's admin may
+grant another project access: from then on the grantee's runs may read the
+granting project's dataset and model versions (run inputs, derivations, a base
+model to fine-tune), and the grantee's readers see the granting project's nodes
+in lineage answers. Runs, deployments, records and predictions stay the owner's:
+no grant lets another project write to them.
+
+Grants and revocations are events of the granting project (``entity``
+``project:<project>``), appended by its admin and so in the log and the access
+trail; the catalogue projects them into ``project_grants``. A revocation stops
+new links; links made under the grant stay in the log, and the grantee's
+readers no longer see the other project's nodes (they are counted as withheld).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, field_validator
+
+from registry.errors import InvalidNodeId
+from registry.events import Body, event_type, make_event
+from registry.ids import check_name, project_id
+from registry.store.raw import Raw
+
+if TYPE_CHECKING:
+    from registry.ledger import Ledger
+
+_REASON_MAX = 1000
+
+
+def _grantee(value: str) -> str:
+    try:
+        return check_name(value, "grantee project")
+    except InvalidNodeId as exc:  # a plain ValueError, for pydantic to report
+        raise ValueError(str(exc)) from None
+
+
+@event_type("project-access-granted", entity="project")
+class ProjectAccessGranted(Body):
+    """A project lets another project use and read its dataset and model versions.
+
+    The grantee's runs may then take this project's dataset and model versions as
+    inputs and derive datasets from them, and the grantee's readers see this
+    project's nodes in lineage answers. Appended by the granting project's admin.
+    """
+
+    grantee: str = Field(description="The project granted access.")
+    reason: str | None = Field(
+        default=None, max_length=_REASON_MAX, description="Why, in a few words."
+    )
+
+    @field_validator("grantee")
+    @classmethod
+    def _check(cls, value: str) -> str:
+        return _grantee(value)
+
+
+@event_type("project-access-revoked", entity="project")
+class ProjectAccessRevoked(Body):
+    """A project withdraws the access it granted another project.
+
+    New links to this project's versions are refused from now on; links made under
+    the grant stay in the log. Appended by the granting project's admin.
+    """
+
+    grantee: str = Field(description="The project whose access ends.")
+    reason: str | None = Field(
+        default=None, max_length=_REASON_MAX, description="Why, in a few words."
+    )
+
+    @field_validator("grantee")
+    @classmethod
+    def _check(cls, value: str) -> str:
+        return _grantee(value)
+
+
+def readable_projects(raw: Raw, project: str) -> frozenset[str]:
+    """The projects whose nodes ``project``'s readers may see: itself and every project
+    that grants it access now."""
+    granted = raw.all(
+        "SELECT project FROM project_grants WHERE grantee = ? AND revoked_pos IS NULL",
+        (project,),
+    )
+    return frozenset([project, *(row[0] for row in granted)])
+
+
+def grants(raw: Raw, project: str) -> list[dict[str, Any]]:
+    """Grants made by ``project`` and to it, oldest first, revoked ones included."""
+    rows: Iterable[Any] = raw.all(
+        "SELECT project, grantee, granted_pos, granted_by, granted_at, reason, revoked_pos, "
+        "revoked_by, revoked_at FROM project_grants WHERE project = ? OR grantee = ? "
+        "ORDER BY granted_pos",
+        (project, project),
+    )
+    return [
+        {
+            "project": r[0],
+            "grantee": r[1],
+            "granted_position": int(r[2]),
+            "granted_by": r[3],
+            "granted_at": r[4],
+            "reason": r[5],
+            "revoked_position": None if r[6] is None else int(r[6]),
+            "revoked_by": r[7],
+            "revoked_at": r[8],
+        }
+        for r in rows
+    ]
+
+
+def _change(
+    ledger: Ledger, kind: str, project: str, grantee: str, actor: str, reason: str | None
+) -> int:
+    event = make_event(
+        kind,
+        project=project,
+        entity=project_id(project),
+        actor=actor,
+        body={"grantee": grantee, "reason": reason},
+    )
+    return ledger.append([event])[0]
+
+
+def grant(
+    ledger: Ledger, project: str, grantee: str, *, actor: str, reason: str | None = None
+) -> int:
+    """Let ``grantee`` use and read ``project``'s dataset and model versions; return the
+    position of the ``project-access-granted`` event."""
+    return _change(ledger, "project-access-granted", project, grantee, actor, reason)
+
+
+def revoke(
+    ledger: Ledger, project: str, grantee: str, *, actor: str, reason: str | None = None
+) -> int:
+    """End the access ``project`` granted ``grantee``; return the position of the
+    ``project-access-revoked`` event."""
+    return _change(ledger, "project-access-revoked", project, grantee, actor, reason)
