@@ -119,3 +119,25 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def store_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """A real server on each store (a PostgreSQL database of its own, dropped after),
+    shared by a test module; the module's ``SERVER_ENV`` dict adds settings."""
+    directory = tmp_path_factory.mktemp("server")
+    db = None
+    pg: PostgresServer | None = None
+    if request.param == "postgresql":
+        pg = request.getfixturevalue("pg_server")
+        db = pg.create_database()
+    env = {"MLLEDGER_CHECKPOINT_EVERY": "0", **getattr(request.module, "SERVER_ENV", {})}
+    running = ApiServer(directory, db=db, env=env).start()
+    yield running
+    running.stop()
+    if pg is not None and db is not None:
+        pg.drop_database(db.rsplit("/", 1)[1])

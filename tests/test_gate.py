@@ -23,35 +23,21 @@ from registry.api.gate import RESOURCE_MAX, FailureLimiter, trail_resource
 from registry.ledger import Ledger
 from registry.store import open_store
 from tests.apiserver import ApiServer
-from tests.pgserver import PostgresServer
 
 P = "gated"
 LIMIT = 200_000
 PER_ADDRESS = 5
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    directory = tmp_path_factory.mktemp("gate")
-    db = None
-    pg: PostgresServer | None = None
-    if request.param == "postgresql":
-        pg = request.getfixturevalue("pg_server")
-        db = pg.create_database()
-    env = {
-        "MLLEDGER_MAX_BODY_BYTES": str(LIMIT),
-        "MLLEDGER_AUTH_FAILURES_PER_MINUTE": str(PER_ADDRESS),
-        "MLLEDGER_CHECKPOINT_EVERY": "0",
-    }
-    running = ApiServer(directory, db=db, env=env).start()
-    yield running
-    running.stop()
-    if pg is not None and db is not None:
-        pg.drop_database(db.rsplit("/", 1)[1])
+SERVER_ENV = {
+    "MLLEDGER_MAX_BODY_BYTES": str(LIMIT),
+    "MLLEDGER_AUTH_FAILURES_PER_MINUTE": str(PER_ADDRESS),
+}
+
+
+@pytest.fixture(scope="module")
+def server(store_server: ApiServer) -> ApiServer:
+    return store_server
 
 
 def _trail(server: ApiServer, since: int = 0) -> list[dict[str, Any]]:
@@ -227,8 +213,7 @@ def test_trail_resource_normalises_what_clients_send() -> None:
     assert trail_resource("/a/b", "") == "/a/b"
     assert trail_resource("/x", "api_key=mll_0123456789abcdef_s3cr3t&depth=2") == "/x?depth=2"
     assert (
-        trail_resource("/x", "node=subject:p/abc&depth=1")
-        == "/x?node=subject:p/[redacted]&depth=1"
+        trail_resource("/x", "node=subject:p/abc&depth=1") == "/x?node=subject:p/[redacted]&depth=1"
     )
     assert "%00" in trail_resource("/a\x00b", "")
     assert trail_resource("/caf\u00e9", "") == "/caf%C3%A9"

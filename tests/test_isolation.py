@@ -313,3 +313,24 @@ def test_a_subject_data_retry_stores_one_vault_entry_per_project(
     assert [e["attributes"] for e in alpha.subject_data("s-1")] == [{"email": "a@example.org"}]
     assert entry == stored.event_id
     assert beta.subject_data("s-1") == []
+
+
+def test_an_erasure_flags_a_granted_projects_model_in_that_project(
+    ledger: Ledger, alpha: Registry, beta: Registry
+) -> None:
+    """beta's data (granted) trained alpha's model: erasing beta's subject flags alpha's
+    model under alpha, where alpha's readers and remediation find it."""
+    theirs = beta.register_dataset(
+        "people", "1", uri="s3://b/p", digest="sha256:p", records=["r-1"], subjects=["s-1"]
+    )
+    grants.grant(ledger, "beta", "alpha", actor="bob-admin")
+    with alpha.run("train", inputs=[theirs]) as run:
+        model = run.register_model("clf", artifact_uri="s3://m", artifact_digest="sha256:a")
+    beta.erase("s-1")
+    erased = [e for e in ledger.read(0) if e.type == "subject-erased"]
+    assert len(erased) == 1 and erased[0].project == "beta"
+    assert [flag["model"] for flag in erased[0].body["models"]] == [model.id]
+    assert [(r["model"], r["status"]) for r in alpha.remediations()] == [
+        (model.id, "retrain-required")
+    ]
+    assert beta.remediations() == []

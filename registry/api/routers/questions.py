@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 
 from lineage import queries
 from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.problems import Problem
 from registry.api.schemas import Answer, DatasetPublic, RecordQuery, SubjectQuery
 from registry.backend import LocalBackend
 from registry.errors import NotFound
+from registry.grants import readable_projects
 from registry.ids import NodeId, dataset_id
 from registry.store.raw import Raw
 
@@ -20,16 +20,18 @@ NodeParam = Annotated[str, Query(min_length=1, max_length=600, description="Type
 
 
 def _own(ledger: LedgerDep, project: str, node: str) -> None:
-    """Refuse a node of another project: a key sees its own project only."""
+    """Refuse a node of a project the key's project cannot read (its own, and those that
+    grant it access) as not found: a key learns nothing of other projects' nodes."""
     if ":" not in node:
         return  # a short form (name@version) is resolved inside the project
     parsed = NodeId.parse(node)
-    owner = parsed.project
-    if parsed.kind == "run":
-        with ledger.store.read() as conn:
-            owner = Raw(conn).scalar("SELECT project FROM cat_runs WHERE id = ?", (node,))
-    if owner is not None and owner != project:
-        raise Problem("forbidden", f"{node} belongs to another project than {project!r}")
+    with ledger.store.read() as conn:
+        raw = Raw(conn)
+        owner = parsed.project
+        if parsed.kind == "run":
+            owner = raw.scalar("SELECT project FROM cat_runs WHERE id = ?", (node,))
+        if owner is not None and owner not in readable_projects(raw, project):
+            raise NotFound(f"no node {node} in project {project!r}")
 
 
 def _ask(ledger: LedgerDep, who: Principal, question: str, **params: Any) -> Answer:
