@@ -47,6 +47,7 @@ from registry.settings import (
 from registry.store.base import Store
 from registry.store.raw import Raw
 from registry.timeutil import now
+from registry.trail import fold_trail
 
 _ORIGIN_SUFFIX = {EVENTS.name: "", TRAIL.name: "/access-trail"}
 #: How often a server repeats a checkpoint failure that lasts (seconds).
@@ -329,6 +330,8 @@ def write_checkpoint(
     (server workers, a cron job) never sign the same sequence number twice.
     """
     spec = tree_spec(tree)
+    if spec == TRAIL:
+        fold_trail(store)  # what the trail journal holds belongs under the checkpoint
     with store.append_transaction() as conn:
         if spec == EVENTS:
             runner = _tree_runner()

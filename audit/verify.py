@@ -45,6 +45,7 @@ from audit.tree import EVENTS, TRAIL, StoredTree, TreeIncomplete, TreeSpec
 from registry.events import PAYLOAD_TYPES
 from registry.store import Store
 from registry.store.raw import Raw
+from registry.trail import fold_trail
 
 CHUNK = 10_000
 PAYLOAD_CHUNK = 64
@@ -130,6 +131,7 @@ class VerifyReport:
 def verify(store: Store, public_key: VerifierKey | None = None) -> VerifyReport:
     """Verify both trees of ``store``; signatures are checked when ``public_key`` is given."""
     began = time.perf_counter()
+    fold_trail(store)  # the trail journal's entries are verified with the rest
     with store.read() as conn:
         events = _verify_tree(conn, EVENTS, public_key)
         access = _verify_tree(conn, TRAIL, public_key)

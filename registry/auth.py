@@ -3,12 +3,9 @@
 A key belongs to one project and has one role; a role is a set of permissions.
 The token handed to a client, ``mll_<key_id>_<secret>``, is shown once: the
 store keeps only the SHA-256 of the secret. Every decision the API makes (and
-every key created or revoked) can be written to the access trail, a table the
-database refuses to UPDATE or DELETE, whose rows carry RFC 6962 leaf hashes so
-that a Merkle tree can cover the trail later.
-
-The trail never holds personal data: a resource is a node id or a pseudonym,
-never a record key or subject id as the client typed it.
+every key created or revoked) is written to the access trail (``registry.trail``,
+whose names this module also offers), a table the database refuses to UPDATE or
+DELETE, whose rows carry RFC 6962 leaf hashes under a Merkle tree of its own.
 """
 
 from __future__ import annotations
@@ -17,19 +14,47 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
-
-from audit.tree import TRAIL, StoredTree
-from registry.canonical import canonical_text, leaf_hash
 from registry.errors import LedgerError, NotFound
 from registry.ids import check_name
 from registry.store.raw import Raw
-from registry.timeutil import now, to_timestamp
+from registry.timeutil import now
+from registry.trail import (
+    ACTOR_MAX,
+    OUTCOMES,
+    TRAIL_FIELDS,
+    AccessEntry,
+    TrailRecorder,
+    insert_access,
+    read_trail,
+    record_access,
+    trail_leaf_hash,
+)
+from registry.trail import check_text as _check_text
+
+__all__ = [
+    "OUTCOMES",
+    "PERMISSIONS",
+    "ROLES",
+    "TRAIL_FIELDS",
+    "AccessEntry",
+    "ApiKey",
+    "Decision",
+    "TrailRecorder",
+    "claimed_key_id",
+    "create_key",
+    "decide",
+    "insert_access",
+    "list_keys",
+    "read_trail",
+    "record_access",
+    "revoke_key",
+    "trail_leaf_hash",
+    "verify_token",
+]
 
 if TYPE_CHECKING:
     from registry.store import Store
@@ -42,40 +67,15 @@ ROLES: dict[str, frozenset[str]] = {
     "dpo": frozenset({"read", "personal"}),
     "admin": frozenset(PERMISSIONS),
 }
-OUTCOMES = ("allow", "deny")
 TOKEN_PREFIX = "mll_"
 # token_urlsafe(32) gives 43 characters; the bound keeps a hostile header from being
 # hashed at any length.
 _TOKEN_RE = re.compile(r"^mll_([0-9a-f]{16})_([A-Za-z0-9_-]{1,128})$")
 _KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
-#: The fields of a trail row covered by its leaf hash, in the order they are read back.
-TRAIL_FIELDS = (
-    "seq",
-    "at",
-    "actor",
-    "project",
-    "action",
-    "resource",
-    "source",
-    "outcome",
-    "status",
-    "reason",
-    "trace_id",
-)
 _KEY_COLUMNS = "key_id, project, role, name, created_at, created_by, revoked_at, revoked_by"
-_TRAIL_COLUMNS = ", ".join(TRAIL_FIELDS)
-_INSERT_TRAIL = (
-    f"INSERT INTO access_trail ({_TRAIL_COLUMNS}, leaf_hash) "
-    f"VALUES ({', '.join('?' * (len(TRAIL_FIELDS) + 1))})"
-)
 # Column widths of the schema, checked here so that SQLite (which does not enforce
 # them) and PostgreSQL (which does) refuse the same entries, with a message that helps.
-_ACTOR_MAX = 300
-_PROJECT_MAX = 128
-_ACTION_MAX = 64
-_SOURCE_MAX = 300
-_TRACE_MAX = 64
 _NAME_MAX = 300
 
 
@@ -120,18 +120,6 @@ def _check_role(role: str) -> str:
     return role
 
 
-def _check_text(value: Any, what: str, longest: int | None = None, *, empty: bool = False) -> str:
-    """``value`` if it is a string of at most ``longest`` characters (non-empty unless
-    ``empty``), else a LedgerError saying so."""
-    if not isinstance(value, str):
-        raise LedgerError(f"{what}: expected a string, got {type(value).__name__}")
-    if not value and not empty:
-        raise LedgerError(f"{what} is empty: expected some text")
-    if longest is not None and len(value) > longest:
-        raise LedgerError(f"{what} is {len(value)} characters long: expected at most {longest}")
-    return value
-
-
 def _key(row: Sequence[Any]) -> ApiKey:
     """An ApiKey from a row of ``_KEY_COLUMNS``."""
     return ApiKey(*row)
@@ -155,7 +143,7 @@ def create_key(
     _check_role(role)
     if name is not None:
         _check_text(name, "key name", _NAME_MAX)
-    _check_text(created_by, "created_by", _ACTOR_MAX)
+    _check_text(created_by, "created_by", ACTOR_MAX)
     # 64 random bits: a collision is negligible, and the primary key would refuse one.
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
@@ -211,7 +199,7 @@ def revoke_key(
     a key of another project is reported as not found (an admin of one project
     learns nothing about another's keys).
     """
-    _check_text(revoked_by, "revoked_by", _ACTOR_MAX)
+    _check_text(revoked_by, "revoked_by", ACTOR_MAX)
     if not isinstance(key_id, str) or not _KEY_ID_RE.match(key_id):
         raise NotFound(
             f"API key id {key_id!r} is malformed: expected the 16 lowercase hex digits "
@@ -342,170 +330,3 @@ def decide(key: ApiKey | None, *, project: str, permission: str, had_token: bool
             f"role '{key.role}' does not allow '{permission}'; roles that do: {able}",
         )
     return Decision(True, 200, f"role {key.role} allows {permission}")
-
-
-# --- the access trail -------------------------------------------------------------------------
-
-
-@dataclass
-class AccessEntry:
-    """One access decision, for the trail.
-
-    ``actor`` is a key id, ``"anonymous"`` or a local user name; ``resource`` names
-    what was asked about and must never carry personal data: callers pass node ids
-    or pseudonyms, never a record key or subject id as the client sent it (the trail
-    cannot be erased). ``at`` defaults to the time of recording.
-    """
-
-    actor: str
-    project: str | None
-    action: str
-    resource: str
-    source: str
-    outcome: str  # "allow" or "deny" (OUTCOMES), checked when recorded
-    status: int
-    reason: str
-    trace_id: str | None = None
-    at: str | None = None
-
-
-def _trail_fields(seq: int, entry: AccessEntry) -> dict[str, Any]:
-    """The hashed fields of ``entry`` at ``seq``, checked and normalised."""
-    if entry.project is not None:
-        _check_text(entry.project, "project", _PROJECT_MAX)
-    if entry.outcome not in OUTCOMES:
-        raise LedgerError(
-            f"outcome {entry.outcome!r} is not an outcome: expected one of {', '.join(OUTCOMES)}"
-        )
-    status = entry.status
-    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise LedgerError(f"status {status!r} is not an HTTP status: expected 100 to 599")
-    if entry.trace_id is not None:
-        _check_text(entry.trace_id, "trace_id", _TRACE_MAX)
-    return {
-        "seq": seq,
-        "at": now() if entry.at is None else to_timestamp(entry.at, "at"),
-        "actor": _check_text(entry.actor, "actor", _ACTOR_MAX),
-        "project": entry.project,
-        "action": _check_text(entry.action, "action", _ACTION_MAX),
-        "resource": _check_text(entry.resource, "resource", empty=True),
-        "source": _check_text(entry.source, "source", _SOURCE_MAX, empty=True),
-        "outcome": entry.outcome,
-        "status": status,
-        "reason": _check_text(entry.reason, "reason", empty=True),
-        "trace_id": entry.trace_id,
-    }
-
-
-def trail_leaf_hash(fields: Mapping[str, Any]) -> bytes:
-    """RFC 6962 leaf hash of a trail row: SHA-256(0x00 || RFC 8785 JSON of its fields)."""
-    text, _ = canonical_text({name: fields[name] for name in TRAIL_FIELDS})
-    return leaf_hash(text.encode("utf-8"))
-
-
-def insert_access(conn: Connection, entries: Sequence[AccessEntry]) -> list[int]:
-    """Append ``entries`` to the trail on ``conn``; return their sequence numbers.
-
-    ``conn`` must be an append transaction (``Store.append_transaction``): the lock is
-    what keeps the numbers gap-free and committed in order.
-    """
-    if not entries:
-        return []
-    raw = Raw(conn)
-    last = raw.scalar("SELECT MAX(seq) FROM access_trail")
-    first = 0 if last is None else int(last) + 1
-    rows = []
-    for offset, entry in enumerate(entries):
-        fields = _trail_fields(first + offset, entry)
-        rows.append([*(fields[name] for name in TRAIL_FIELDS), trail_leaf_hash(fields)])
-    raw.many(_INSERT_TRAIL, rows)
-    # The trail's own Merkle tree grows in the same transaction.
-    StoredTree(conn, TRAIL).append(first, [row[-1] for row in rows])
-    return [first + offset for offset in range(len(rows))]
-
-
-def record_access(store: Store, entries: Sequence[AccessEntry]) -> list[int]:
-    """Append ``entries`` to the trail in one transaction; return their sequence numbers
-    (0-based, gap-free, in the order given)."""
-    if not entries:
-        return []
-    with store.append_transaction() as conn:
-        return insert_access(conn, entries)
-
-
-class TrailRecorder:
-    """Group commit for a server's trail entries: concurrent requests share one
-    transaction (one fsync) instead of queueing for the write lock one by one.
-
-    ``record`` returns only once its entry is committed, so an answered request
-    always has its trail entry: the first caller to find no write in progress
-    writes everything pending, the others wait for it.
-    """
-
-    def __init__(self, store: Store):
-        self.store = store
-        self._cond = threading.Condition()
-        self._pending: list[tuple[int, AccessEntry]] = []
-        self._next_ticket = 0
-        self._done = 0  # tickets below this are settled
-        self._writing = False
-        self._failed: dict[int, BaseException] = {}
-        self._seqs: dict[int, int] = {}
-
-    def record(self, entry: AccessEntry) -> int:
-        """Append one entry (with whatever else is pending); return its sequence number."""
-        with self._cond:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            self._pending.append((ticket, entry))
-            while self._done <= ticket and self._writing:
-                self._cond.wait()
-            if self._done > ticket:
-                return self._settled(ticket)
-            self._writing = True
-            batch, self._pending = self._pending, []
-        error: BaseException | None = None
-        seqs: list[int] = []
-        try:
-            seqs = record_access(self.store, [e for _, e in batch])
-        except BaseException as exc:  # every waiter of this batch must hear of it
-            error = exc
-        with self._cond:
-            for index, (t, _) in enumerate(batch):
-                if error is not None:
-                    self._failed[t] = error
-                else:
-                    self._seqs[t] = seqs[index]
-            self._done = batch[-1][0] + 1
-            self._writing = False
-            self._cond.notify_all()
-            return self._settled(ticket)
-
-    def _settled(self, ticket: int) -> int:
-        error = self._failed.pop(ticket, None)
-        if error is not None:
-            raise error
-        return self._seqs.pop(ticket)
-
-
-def read_trail(
-    store: Store, *, project: str | None = None, since: int = 0, limit: int = 1000
-) -> list[dict[str, Any]]:
-    """Trail rows with ``seq >= since`` (of ``project``, or all), in order, at most
-    ``limit``; each a dict of ``TRAIL_FIELDS`` and ``leaf_hash`` in hex."""
-    for value, what in ((since, "since"), (limit, "limit")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise LedgerError(f"{what} {value!r} is not a whole number of 0 or more")
-    sql = f"SELECT {_TRAIL_COLUMNS}, leaf_hash FROM access_trail WHERE seq >= ?"
-    params: list[Any] = [since]
-    if project is not None:
-        sql += " AND project = ?"
-        params.append(project)
-    sql += " ORDER BY seq LIMIT ?"
-    params.append(limit)
-    with store.read() as conn:
-        rows = Raw(conn).all(sql, params)
-    return [
-        {**dict(zip(TRAIL_FIELDS, row[:-1], strict=True)), "leaf_hash": bytes(row[-1]).hex()}
-        for row in rows
-    ]

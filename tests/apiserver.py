@@ -35,6 +35,8 @@ class ApiServer:
         self.log = directory / "server.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLLEDGER_", "OTEL_"))}
         self.env["MLLEDGER_KEY_FILE"] = str(self.key_file)
+        # Never the user's own key directory (a PostgreSQL ledger's default one).
+        self.env["MLLEDGER_SIGNING_KEY"] = str(directory / "signing.key")
         self.env.update(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -64,6 +64,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     key_file = tmp_path / "keys" / "master.key"
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(key_file))
     monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(tmp_path / "keys" / "signing.key"))
+    # A PostgreSQL ledger's default key directory is under XDG_CONFIG_HOME: the test's own.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     for name in CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
     return key_file

@@ -41,6 +41,7 @@ from audit.note import NoteError, SigningKey, VerifierKey, verify_checkpoint
 from audit.outdir import new_or_empty
 from registry.errors import IntegrityViolation, LedgerError
 from registry.timeutil import now
+from registry.trail import fold_trail
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
@@ -152,6 +153,7 @@ def export(
     target = _target(out)
     Scope.make(0, project, since, until)  # bad input is refused before anything is signed
     source = ledger.store if takes_store else ledger
+    fold_trail(ledger.store)  # the access trail is exported whole
     checkpoint, _ = write_checkpoint(ledger.store, key, "events")
     scope = Scope.make(checkpoint.size, project, since, until)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,11 @@
   ``project-access-revoked``) records which project lets which other project use
   and read its dataset and model versions. No grant event predates this revision,
   so the catalogue's tracking position stands.
+- The access trail gets its own commit path (``registry.trail``): entries are made
+  durable in a journal without the log's append lock and folded into
+  ``access_trail`` later. ``trail_pending`` is that journal on PostgreSQL (SQLite
+  keeps it in a file of its own: one SQLite file has one writer), and
+  ``trail_folded`` records how far each SQLite journal was folded.
 
 SQLite cannot drop a column's UNIQUE constraint or change a primary key in place:
 those two tables are rebuilt (copied, dropped, renamed) and their indexes and
@@ -97,6 +102,17 @@ def upgrade() -> None:
         sa.Column("revoked_pos", sa.BigInteger, nullable=True),
         sa.Column("revoked_by", sa.String(300), nullable=True),
         sa.Column("revoked_at", S27, nullable=True),
+    )
+    op.create_table(
+        "trail_pending",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                  autoincrement=True),
+        sa.Column("entry", sa.Text, nullable=False),
+    )  # fmt: skip
+    op.create_table(
+        "trail_folded",
+        sa.Column("journal", sa.String(36), primary_key=True),
+        sa.Column("upto", sa.BigInteger, nullable=False),
     )
 
 

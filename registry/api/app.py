@@ -64,6 +64,7 @@ def create_app(
         finally:
             if checkpointer is not None:
                 checkpointer.stop()
+            app.state.trail.close()  # folds what the trail journal still holds
             if ledger is None:
                 app.state.ledger.close()
 

@@ -449,6 +449,28 @@ class ProjectGrant(SQLModel, table=True):
     revoked_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
 
 
+class TrailPending(SQLModel, table=True):
+    """A trail entry made durable but not yet folded into ``access_trail``
+    (``registry.trail``; PostgreSQL: SQLite keeps this journal in a file of its own)."""
+
+    __tablename__ = "trail_pending"
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    entry: str = Field(sa_column=_text())
+
+
+class TrailFolded(SQLModel, table=True):
+    """How far a SQLite trail journal was folded into ``access_trail``."""
+
+    __tablename__ = "trail_folded"
+    journal: str = Field(sa_column=Column(String(36), primary_key=True))
+    upto: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class Remediation(SQLModel, table=True):
     """What an erasure asks of a model version trained on the subject's data."""
 
@@ -473,7 +495,7 @@ LOG_TABLES = ("events", "event_payloads")
 REDACTION_TABLES = ("redactions",)
 VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries", "erasure_requests")
 # Not projections: a rebuild must leave them alone.
-ACCESS_TABLES = ("api_keys", "access_trail", "trail_merkle_nodes")
+ACCESS_TABLES = ("api_keys", "access_trail", "trail_merkle_nodes", "trail_pending", "trail_folded")
 # Signed statements about the log, not a function of it: never dropped either.
 CHECKPOINT_TABLES = ("checkpoints",)
 # Projection tables with the columns that order their rows for a digest.

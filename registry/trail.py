@@ -1,0 +1,441 @@
+"""The access trail: every access decision, append-only, hashed, in an order of its own.
+
+A trail row carries an RFC 6962 leaf hash of its fields and the trail has a Merkle
+tree of its own (``audit.tree.TRAIL``); the database refuses UPDATE and DELETE.
+
+**Its own commit path.** A server must not answer before a decision's entry is
+durable, and a read must not wait behind a long write of the log. So a server's
+entries go first into the *trail journal* (``TrailJournal``), a small table written
+with no lock of the log: on PostgreSQL ``trail_pending`` in the same database, on
+SQLite (one writer per database file) a database file of its own beside the ledger
+(``<ledger>.db-trail``). A committed journal row is durable. The journal is then
+*folded* into ``access_trail`` (sequence numbers, leaf hashes, tree) by the
+recorder's background thread within moments, and by everything that reads the
+trail (``read_trail``, checkpoints, verification, exports) before it reads, so a
+reader always sees every decision made so far. Folding is exactly once: on
+PostgreSQL the folded rows are deleted in the same transaction; on SQLite the main
+database keeps how far each journal was folded (``trail_folded``), in the
+transaction that inserts the rows.
+
+The trail never holds personal data: a resource is a node id or a pseudonym-free
+URL (``registry.api.gate.trail_resource``), never a record key or subject id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.pool import NullPool
+
+from audit.tree import TRAIL, StoredTree
+from registry.canonical import canonical_text, leaf_hash
+from registry.errors import LedgerError
+from registry.store.raw import Raw
+from registry.store.sqlite import BUSY_TIMEOUT_MS, create_private_file
+from registry.timeutil import now, to_timestamp
+
+if TYPE_CHECKING:
+    from registry.store import Store
+
+log = logging.getLogger("mlledger.trail")
+
+OUTCOMES = ("allow", "deny")
+#: The fields of a trail row covered by its leaf hash, in the order they are read back.
+TRAIL_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "project",
+    "action",
+    "resource",
+    "source",
+    "outcome",
+    "status",
+    "reason",
+    "trace_id",
+)
+_TRAIL_COLUMNS = ", ".join(TRAIL_FIELDS)
+_INSERT_TRAIL = (
+    f"INSERT INTO access_trail ({_TRAIL_COLUMNS}, leaf_hash) "
+    f"VALUES ({', '.join('?' * (len(TRAIL_FIELDS) + 1))})"
+)
+# Column widths of the schema, checked here so that SQLite (which does not enforce
+# them) and PostgreSQL (which does) refuse the same entries, with a message that helps.
+ACTOR_MAX = 300
+PROJECT_MAX = 128
+ACTION_MAX = 64
+SOURCE_MAX = 300
+TRACE_MAX = 64
+# Journal rows folded per transaction.
+FOLD_BATCH = 5_000
+# How long the recorder's folder waits for more entries before folding.
+FOLD_DELAY_S = 0.05
+
+
+def check_text(value: Any, what: str, longest: int | None = None, *, empty: bool = False) -> str:
+    """``value`` if it is a string of at most ``longest`` characters (non-empty unless
+    ``empty``), else a LedgerError saying so."""
+    if not isinstance(value, str):
+        raise LedgerError(f"{what}: expected a string, got {type(value).__name__}")
+    if not value and not empty:
+        raise LedgerError(f"{what} is empty: expected some text")
+    if longest is not None and len(value) > longest:
+        raise LedgerError(f"{what} is {len(value)} characters long: expected at most {longest}")
+    if "\x00" in value:
+        raise LedgerError(f"{what} holds a NUL character: expected printable text")
+    return value
+
+
+@dataclass
+class AccessEntry:
+    """One access decision, for the trail.
+
+    ``actor`` is a key id, ``"anonymous"`` or a local user name; ``resource`` names
+    what was asked about and must never carry personal data: callers pass node ids
+    or pseudonyms, never a record key or subject id as the client sent it (the trail
+    cannot be erased). ``at`` defaults to the time of recording.
+    """
+
+    actor: str
+    project: str | None
+    action: str
+    resource: str
+    source: str
+    outcome: str  # "allow" or "deny" (OUTCOMES), checked when recorded
+    status: int
+    reason: str
+    trace_id: str | None = None
+    at: str | None = None
+
+
+def entry_fields(entry: AccessEntry) -> dict[str, Any]:
+    """The hashed fields of ``entry`` but its sequence number, checked and normalised
+    (``at`` is the time of this call when the entry has none)."""
+    if entry.project is not None:
+        check_text(entry.project, "project", PROJECT_MAX)
+    if entry.outcome not in OUTCOMES:
+        raise LedgerError(
+            f"outcome {entry.outcome!r} is not an outcome: expected one of {', '.join(OUTCOMES)}"
+        )
+    status = entry.status
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise LedgerError(f"status {status!r} is not an HTTP status: expected 100 to 599")
+    if entry.trace_id is not None:
+        check_text(entry.trace_id, "trace_id", TRACE_MAX)
+    return {
+        "at": now() if entry.at is None else to_timestamp(entry.at, "at"),
+        "actor": check_text(entry.actor, "actor", ACTOR_MAX),
+        "project": entry.project,
+        "action": check_text(entry.action, "action", ACTION_MAX),
+        "resource": check_text(entry.resource, "resource", empty=True),
+        "source": check_text(entry.source, "source", SOURCE_MAX, empty=True),
+        "outcome": entry.outcome,
+        "status": status,
+        "reason": check_text(entry.reason, "reason", empty=True),
+        "trace_id": entry.trace_id,
+    }
+
+
+def trail_leaf_hash(fields: Mapping[str, Any]) -> bytes:
+    """RFC 6962 leaf hash of a trail row: SHA-256(0x00 || RFC 8785 JSON of its fields)."""
+    text_, _ = canonical_text({name: fields[name] for name in TRAIL_FIELDS})
+    return leaf_hash(text_.encode("utf-8"))
+
+
+def _insert_fields(conn: Connection, checked: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Append checked entry fields (``entry_fields``) to the trail; return their numbers."""
+    if not checked:
+        return []
+    raw = Raw(conn)
+    last = raw.scalar("SELECT MAX(seq) FROM access_trail")
+    first = 0 if last is None else int(last) + 1
+    rows = []
+    for offset, fields in enumerate(checked):
+        full = {**fields, "seq": first + offset}
+        rows.append([*(full[name] for name in TRAIL_FIELDS), trail_leaf_hash(full)])
+    raw.many(_INSERT_TRAIL, rows)
+    # The trail's own Merkle tree grows in the same transaction.
+    StoredTree(conn, TRAIL).append(first, [row[-1] for row in rows])
+    return [first + offset for offset in range(len(rows))]
+
+
+def insert_access(conn: Connection, entries: Sequence[AccessEntry]) -> list[int]:
+    """Append ``entries`` to the trail on ``conn``; return their sequence numbers.
+
+    ``conn`` must be an append transaction (``Store.append_transaction``): the lock is
+    what keeps the numbers gap-free and committed in order.
+    """
+    return _insert_fields(conn, [entry_fields(e) for e in entries])
+
+
+def record_access(store: Store, entries: Sequence[AccessEntry]) -> list[int]:
+    """Append ``entries`` to the trail in one transaction (after what the journal holds);
+    return their sequence numbers (0-based, gap-free, in the order given)."""
+    if not entries:
+        return []
+    fold_trail(store)
+    with store.append_transaction() as conn:
+        return insert_access(conn, entries)
+
+
+# --- the journal ------------------------------------------------------------------------------
+
+
+class TrailJournal:
+    """Durable staging of trail entries, written without the log's append lock."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._fold_lock = threading.Lock()
+        self._engine: Engine | None = None
+        self.journal_id = "pending"
+        path = getattr(store, "path", "")
+        if store.dialect == "sqlite" and path and path != ":memory:":
+            self._engine = _journal_engine(Path(f"{path}-trail"))
+            with self._engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "CREATE TABLE IF NOT EXISTS trail_pending "
+                    "(id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL)"
+                )
+                conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS trail_journal (id TEXT NOT NULL)")
+                found = conn.exec_driver_sql("SELECT id FROM trail_journal").scalar()
+                if found is None:
+                    found = str(uuid.uuid4())
+                    conn.exec_driver_sql("INSERT INTO trail_journal (id) VALUES (?)", (found,))
+            # A journal file made anew has a new id: rows it numbers from 1 again are
+            # never mistaken for rows of an earlier file already folded.
+            self.journal_id = str(found)
+
+    @contextmanager
+    def _journal(self) -> Iterator[Connection]:
+        engine = self._engine if self._engine is not None else self.store.engine
+        with engine.begin() as conn:
+            yield conn
+
+    def write(self, entries: Sequence[AccessEntry]) -> None:
+        """Make ``entries`` durable (checked first: a bad entry raises here, never when
+        folded). Waits for no lock of the log."""
+        if not entries:
+            return
+        rows = [(json.dumps(entry_fields(e), sort_keys=True),) for e in entries]
+        with self._journal() as conn:
+            Raw(conn).many("INSERT INTO trail_pending (entry) VALUES (?)", rows)
+
+    def fold(self) -> int:
+        """Move what the journal holds into the trail; return how many entries moved."""
+        moved = 0
+        with self._fold_lock:
+            while True:
+                count = self._fold_batch()
+                moved += count
+                if count < FOLD_BATCH:
+                    return moved
+
+    def _fold_batch(self) -> int:
+        if self._engine is None:
+            with self.store.append_transaction() as conn:
+                raw = Raw(conn)
+                rows = raw.all(
+                    f"SELECT id, entry FROM trail_pending ORDER BY id LIMIT {FOLD_BATCH}"
+                )
+                if rows:
+                    _insert_fields(conn, [json.loads(r[1]) for r in rows])
+                    raw.many("DELETE FROM trail_pending WHERE id = ?", [(r[0],) for r in rows])
+                return len(rows)
+        with self.store.append_transaction() as conn:
+            raw = Raw(conn)
+            upto = raw.scalar("SELECT upto FROM trail_folded WHERE journal = ?", (self.journal_id,))
+            with self._journal() as journal:
+                rows = Raw(journal).all(
+                    "SELECT id, entry FROM trail_pending WHERE id > ? ORDER BY id "
+                    f"LIMIT {FOLD_BATCH}",
+                    (int(upto or 0),),
+                )
+            if rows:
+                _insert_fields(conn, [json.loads(r[1]) for r in rows])
+                last = int(rows[-1][0])
+                if upto is None:
+                    raw.run(
+                        "INSERT INTO trail_folded (journal, upto) VALUES (?, ?)",
+                        (self.journal_id, last),
+                    )
+                else:
+                    raw.run(
+                        "UPDATE trail_folded SET upto = ? WHERE journal = ?",
+                        (last, self.journal_id),
+                    )
+        if rows:
+            # Folded and committed: the journal's copies can go (a crash before this
+            # leaves them, and ``upto`` keeps them from being folded twice).
+            with self._journal() as journal:
+                journal.execute(text("DELETE FROM trail_pending WHERE id <= :n"), {"n": last})
+        return len(rows)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _journal_engine(path: Path) -> Engine:
+    create_private_file(path)
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        poolclass=NullPool,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+_JOURNALS: weakref.WeakKeyDictionary[Any, TrailJournal] = weakref.WeakKeyDictionary()
+_JOURNALS_LOCK = threading.Lock()
+
+
+def journal_of(store: Store) -> TrailJournal:
+    """The trail journal of ``store`` (one per store object)."""
+    with _JOURNALS_LOCK:
+        journal = _JOURNALS.get(store)
+        if journal is None:
+            journal = _JOURNALS[store] = TrailJournal(store)
+        return journal
+
+
+def fold_trail(store: Store) -> int:
+    """Fold what the trail journal holds into the trail (before reading the trail)."""
+    return journal_of(store).fold()
+
+
+# --- a server's recorder -----------------------------------------------------------------------
+
+
+class TrailRecorder:
+    """A server's trail entries: group-committed into the journal, folded in the
+    background.
+
+    ``record`` returns once its entry is durable in the journal, so an answered
+    request always has its entry; concurrent requests share one journal commit (the
+    first to find no write in progress writes everything pending). A background
+    thread folds the journal into the trail; ``close`` folds what is left.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.journal = journal_of(store)
+        self._cond = threading.Condition()
+        self._pending: list[tuple[int, AccessEntry]] = []
+        self._next_ticket = 0
+        self._done = 0  # tickets below this are settled
+        self._writing = False
+        self._failed: dict[int, BaseException] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._folder = threading.Thread(target=self._fold_loop, name="trail-fold", daemon=True)
+        self._folder.start()
+
+    def record(self, entry: AccessEntry) -> None:
+        """Make one entry durable (with whatever else is pending)."""
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._pending.append((ticket, entry))
+            while self._done <= ticket and self._writing:
+                self._cond.wait()
+            if self._done > ticket:
+                self._settled(ticket)
+                return
+            self._writing = True
+            batch, self._pending = self._pending, []
+        error: BaseException | None = None
+        try:
+            self.journal.write([e for _, e in batch])
+        except BaseException as exc:  # every waiter of this batch must hear of it
+            error = exc
+        with self._cond:
+            if error is not None:
+                for t, _ in batch:
+                    self._failed[t] = error
+            self._done = batch[-1][0] + 1
+            self._writing = False
+            self._cond.notify_all()
+            self._settled(ticket)
+        self._wake.set()
+
+    def _settled(self, ticket: int) -> None:
+        error = self._failed.pop(ticket, None)
+        if error is not None:
+            raise error
+
+    def _fold_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            self._stop.wait(FOLD_DELAY_S)  # let a burst of entries gather
+            try:
+                self.journal.fold()
+                failures = 0
+            except Exception:
+                # The entries stay in the journal (durable) and are folded on a later
+                # try or by the next reader; say so once per run of failures.
+                failures += 1
+                if failures == 1:
+                    log.exception("could not fold the trail journal; retrying")
+                self._stop.wait(min(30.0, 0.5 * failures))
+                self._wake.set()
+
+    def close(self) -> None:
+        """Stop the background folder and fold what the journal holds."""
+        self._stop.set()
+        self._wake.set()
+        self._folder.join(timeout=30)
+        self.journal.fold()
+
+
+def read_trail(
+    store: Store, *, project: str | None = None, since: int = 0, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Trail rows with ``seq >= since`` (of ``project``, or all), in order, at most
+    ``limit``; each a dict of ``TRAIL_FIELDS`` and ``leaf_hash`` in hex. What the
+    journal holds is folded first."""
+    for value, what in ((since, "since"), (limit, "limit")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise LedgerError(f"{what} {value!r} is not a whole number of 0 or more")
+    fold_trail(store)
+    sql = f"SELECT {_TRAIL_COLUMNS}, leaf_hash FROM access_trail WHERE seq >= ?"
+    params: list[Any] = [since]
+    if project is not None:
+        sql += " AND project = ?"
+        params.append(project)
+    sql += " ORDER BY seq LIMIT ?"
+    params.append(limit)
+    with store.read() as conn:
+        rows = Raw(conn).all(sql, params)
+    return [
+        {**dict(zip(TRAIL_FIELDS, row[:-1], strict=True)), "leaf_hash": bytes(row[-1]).hex()}
+        for row in rows
+    ]

@@ -1,0 +1,136 @@
+"""The access trail's own commit path, on SQLite and PostgreSQL: a decision is durable in
+the trail journal without the log's append lock, so a read is answered while a write
+holds that lock; the journal is folded into the trail exactly once, crash or not, and
+before anyone reads the trail."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from registry import trail
+from registry.store import Store, open_store
+from registry.trail import AccessEntry, TrailJournal, read_trail
+from tests.apiserver import ApiServer
+
+
+@pytest.fixture
+def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.dispose()
+
+
+def _entry(n: int) -> AccessEntry:
+    return AccessEntry(
+        actor="tester",
+        project="p",
+        action="test.read",
+        resource=f"/r/{n}",
+        source="127.0.0.1",
+        outcome="allow",
+        status=200,
+        reason="test",
+    )
+
+
+def test_the_journal_needs_no_append_lock(store: Store) -> None:
+    """An entry is made durable while another transaction holds the append lock; it
+    joins the trail once the lock is free."""
+    journal = TrailJournal(store)
+    written = threading.Event()
+    with store.append_transaction():
+        writer = threading.Thread(target=lambda: (journal.write([_entry(1)]), written.set()))
+        writer.start()
+        assert written.wait(30), "the journal write waited for the append lock"
+        writer.join()
+    rows = read_trail(store)
+    assert [(r["seq"], r["resource"]) for r in rows] == [(0, "/r/1")]
+
+
+def test_a_fold_is_exactly_once_across_a_crash(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fold that dies after its commit (before the journal forgets the rows) leaves
+    nothing to fold twice."""
+    journal = TrailJournal(store)
+    journal.write([_entry(1), _entry(2)])
+    if store.dialect == "sqlite":
+        calls = {"n": 0}
+        real = journal._journal
+
+        def dying():  # the second use of the journal in a fold is the deletion
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError("killed")
+            return real()
+
+        monkeypatch.setattr(journal, "_journal", dying)
+        with pytest.raises(OSError):
+            journal.fold()
+        monkeypatch.undo()
+    again = TrailJournal(store)  # a new process finds the journal as it was left
+    again.fold()
+    again.write([_entry(3)])
+    assert [r["resource"] for r in read_trail(store)] == ["/r/1", "/r/2", "/r/3"]
+    assert [r["seq"] for r in read_trail(store)] == [0, 1, 2]
+
+
+def test_a_bad_entry_is_refused_when_written_never_when_folded(store: Store) -> None:
+    journal = TrailJournal(store)
+    bad = _entry(1)
+    bad.trace_id = "x" * 65
+    with pytest.raises(Exception, match="trace_id"):
+        journal.write([bad])
+    journal.write([_entry(2)])
+    assert [r["resource"] for r in read_trail(store)] == ["/r/2"]
+
+
+def test_a_new_journal_file_is_never_mistaken_for_a_folded_one(tmp_path: Path) -> None:
+    """SQLite's journal is a file of its own (PostgreSQL keeps it in the database)."""
+    store = open_store(f"sqlite:///{tmp_path}/ledger.db")
+    try:
+        first = TrailJournal(store)
+        first.write([_entry(1)])
+        first.fold()
+        first.close()
+        Path(f"{store.path}-trail").unlink()  # its rows were folded: the file may go
+        for suffix in ("-wal", "-shm"):
+            Path(f"{store.path}-trail{suffix}").unlink(missing_ok=True)
+        second = TrailJournal(store)
+        assert second.journal_id != first.journal_id
+        second.write([_entry(2)])
+        second.fold()
+        assert [r["resource"] for r in read_trail(store)] == ["/r/1", "/r/2"]
+        mode = Path(f"{store.path}-trail").stat().st_mode & 0o777
+        assert mode == 0o600
+    finally:
+        store.dispose()
+
+
+def test_a_read_is_answered_while_a_write_holds_the_append_lock(
+    store_server: ApiServer,
+) -> None:
+    """The server records a viewer's decision and answers while the log's append lock is
+    held by another process's transaction (a long write); the entry is in the trail
+    once the lock is free."""
+    token = store_server.key("held", "viewer")
+    store = open_store(store_server.db)
+    answered: list[int] = []
+    try:
+        with store.append_transaction(), store_server.client(token) as http:
+            reader = threading.Thread(
+                target=lambda: answered.append(
+                    http.get("/projects/held/models/clf/top-version").status_code
+                )
+            )
+            reader.start()
+            reader.join(timeout=30)
+            assert answered == [200], "the read waited for the append lock"
+        rows = trail.read_trail(store, project="held")
+        assert [r["action"] for r in rows][-1:] == ["models.read"]
+    finally:
+        store.dispose()
