@@ -147,8 +147,10 @@ def _sqlite_path(store: Store) -> Path | None:
 
 
 def _sqlite_files(path: Path) -> list[Path]:
-    """Every file SQLite writes for ``path``: the database, WAL, shared memory, journal."""
-    return [path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    """Every file SQLite writes for ``path``: the database, WAL, shared memory, journal,
+    and the access trail's journal database (``registry.trail``) with its own."""
+    suffixes = ("", "-wal", "-shm", "-journal", "-trail", "-trail-wal", "-trail-shm")
+    return [path.with_name(path.name + suffix) for suffix in suffixes]
 
 
 def _sizes(path: Path | None) -> dict[str, int]:
@@ -481,8 +483,9 @@ def find_bytes(
     """Where each needle occurs in the files the database wrote: ``{needle: [file, ...]}``
     (an empty list: found nowhere). For tests and for operators checking a purge.
 
-    SQLite: the database file and its ``-wal``, ``-shm`` and ``-journal`` files,
-    read as they are (no checkpoint first: what the WAL holds is searched there).
+    SQLite: the database file and its ``-wal``, ``-shm`` and ``-journal`` files, and
+    the access trail's journal (``-trail`` and its ``-wal``, ``-shm``), read as they
+    are (no checkpoint first: what the WAL holds is searched there).
 
     PostgreSQL: a ``CHECKPOINT`` first (pages still in shared buffers reach the
     files; needs a superuser or ``pg_checkpoint``), then every file of the

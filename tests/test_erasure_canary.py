@@ -7,7 +7,8 @@ of the keys) are searched for too, in hex as stored. Before the erasure the
 search finds the pseudonyms (so it can find things); after it, with the purge
 done, nothing of the canary is anywhere: not in the database files (SQLite's db,
 WAL and shared-memory files; PostgreSQL's table, TOAST and index files), not in
-the certificate, not in what the command printed. The other subjects are
+the certificate, not in what the command printed, not in the access trail of the
+questions a viewer and a DPO asked about them over HTTP. The other subjects are
 untouched and ``audit verify`` passes.
 """
 
@@ -24,6 +25,9 @@ import registry
 from audit.purge import find_bytes
 from audit.verify import verify
 from registry.ledger import Ledger
+from registry.store import open_store
+from registry.trail import read_trail
+from tests.apiserver import ApiServer
 
 SUBJECTS = 2_000
 CLI = [sys.executable, "-m", "registry.cli"]
@@ -74,6 +78,46 @@ def _files(directory: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
 
 
+def _ask_over_http(
+    url: str, directory: Path, subject: str, records: list[str], pseudonyms: list[str]
+) -> None:
+    """Questions about the canary through a real server, as a viewer and a DPO would ask
+    them (ids in bodies, a record's pseudonym in a lineage URL): each leaves an entry in
+    the access trail, which must hold none of them."""
+    (directory / "server").mkdir()
+    keys = {name: os.environ[name] for name in ("MLLEDGER_KEY_FILE", "MLLEDGER_SIGNING_KEY")}
+    server = ApiServer(directory / "server", db=url, env=keys).start()
+    try:
+        with server.client(server.key("clinic", "dpo")) as http:
+            assert (
+                http.post(
+                    "/projects/clinic/questions/scored", json={"record": records[0]}
+                ).status_code
+                == 200
+            )
+            assert (
+                http.post(
+                    "/projects/clinic/questions/footprint", json={"subject": subject}
+                ).status_code
+                == 200
+            )
+            lineage = http.get(
+                "/projects/clinic/questions/lineage",
+                params={"node": f"record:clinic/{pseudonyms[1]}", "depth": 1},
+            )
+            assert lineage.status_code in (200, 404), lineage.text
+    finally:
+        server.stop()
+    store = open_store(url)
+    try:
+        entries = read_trail(store, project="clinic", limit=100_000)
+    finally:
+        store.dispose()
+    assert len(entries) >= 3
+    for needle in [subject, *records, *pseudonyms]:
+        assert all(needle not in str(entry) for entry in entries), needle
+
+
 def test_an_erased_subject_leaves_no_byte_behind(
     store_url: str, tmp_path: Path, isolated_env: Path
 ) -> None:
@@ -85,6 +129,7 @@ def test_an_erased_subject_leaves_no_byte_behind(
     hidden = [pseudo.subject(subject), *pseudo.records(records)]
     raw = [subject, *records, *planted, f"canary-output-{tag}"]
     others = [pseudo.subject("patient-7"), *pseudo.records(["patient-7-visit-0"])]
+    _ask_over_http(store_url, tmp_path, subject, records, hidden)
     before = find_bytes(ledger.store, [n.encode() for n in hidden + others])
     assert all(before[n.encode()] for n in hidden + others), "the search must find the pseudonyms"
     with registry.connect(store_url, project="clinic") as reg:
