@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count, default=20, help="how many (default 20)")
 
     _keys_parser(sub)
+    _grants_parser(sub)
 
     p = sub.add_parser("access-trail", help="who asked what, and the answers")
     _access_options(p, project_help="only this project's entries (default: every project)")
@@ -212,6 +213,33 @@ def _keys_parser(sub: Any) -> None:
     p.add_argument("key_id", help="the key's id, as 'keys list' shows it")
 
 
+def _grants_parser(sub: Any) -> None:
+    grants = sub.add_parser(
+        "grants",
+        help="let another project use and read this project's dataset and model versions",
+        description=(
+            "A grant from project P to project Q lets Q's runs take P's dataset and model "
+            "versions as inputs (and derive from them), and Q's readers see P's nodes in "
+            "answers. Grants and revocations are events of P's log, made by P's admin "
+            "(over HTTP: POST/DELETE /api/v1/projects/P/grants)."
+        ),
+    )
+    actions = grants.add_subparsers(dest="grants_command", required=True, metavar="ACTION")
+    p = actions.add_parser("add", help="grant GRANTEE access to --project's versions")
+    _access_options(p, project_help=None)
+    p.add_argument("--project", required=True, help="the project granting access")
+    p.add_argument("grantee", help="the project granted access")
+    p.add_argument("--reason", help="why, in a few words (kept in the log)")
+    p = actions.add_parser("revoke", help="end the access --project granted GRANTEE")
+    _access_options(p, project_help=None)
+    p.add_argument("--project", required=True, help="the project that granted access")
+    p.add_argument("grantee", help="the project whose access ends")
+    p.add_argument("--reason", help="why, in a few words (kept in the log)")
+    p = actions.add_parser("list", help="grants --project made and received")
+    _access_options(p, project_help=None)
+    p.add_argument("--project", required=True, help="the project")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlledger`` console script."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -220,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # "keys create", not just "keys", in error lines.
     subcommand = (
         getattr(args, "keys_command", None)
+        or getattr(args, "grants_command", None)
         or getattr(args, "audit_command", None)
         or getattr(args, "report_command", None)
     )
@@ -430,6 +459,28 @@ def cmd_keys(args: argparse.Namespace) -> int:
             return _emit(args, key.as_dict(), render_revoked_key)
         keys = [k.as_dict() for k in auth.list_keys(store, project=args.project)]
         return _emit(args, keys, render_keys)
+
+
+def cmd_grants(args: argparse.Namespace) -> int:
+    from registry import grants
+    from registry.ledger import Ledger
+    from registry.settings import default_actor
+    from registry.store.raw import Raw
+
+    ledger = Ledger.open(args.db)
+    try:
+        if args.grants_command in ("add", "revoke"):
+            change = grants.grant if args.grants_command == "add" else grants.revoke
+            position = change(
+                ledger, args.project, args.grantee, actor=default_actor(), reason=args.reason
+            )
+            done = {"position": position, "project": args.project, "grantee": args.grantee}
+            return _emit(args, done, render_grant_change(args.grants_command))
+        with ledger.store.read() as conn:
+            listed = grants.grants(Raw(conn), args.project)
+        return _emit(args, listed, render_grants)
+    finally:
+        ledger.close()
 
 
 def cmd_access_trail(args: argparse.Namespace) -> int:
@@ -643,6 +694,34 @@ def render_keys(keys: list[dict[str, Any]]) -> str:
     return "\n".join(_key_line(k) for k in keys) or "(no keys)"
 
 
+def render_grant_change(action: str) -> Any:
+    def render(done: dict[str, Any]) -> str:
+        verb = "granted" if action == "add" else "revoked"
+        return (
+            f"{done['project']} {verb} {done['grantee']} access to its dataset and model "
+            f"versions (log position {done['position']})"
+        )
+
+    return render
+
+
+def render_grants(rows: list[dict[str, Any]]) -> str:
+    return (
+        "\n".join(
+            f"{g['project']} -> {g['grantee']}: granted at {g['granted_at']} by "
+            f"{g['granted_by']} (position {g['granted_position']})"
+            + (
+                f", revoked at {g['revoked_at']} by {g['revoked_by']} "
+                f"(position {g['revoked_position']})"
+                if g["revoked_position"] is not None
+                else ", in force"
+            )
+            for g in rows
+        )
+        or "(no grants)"
+    )
+
+
 def render_trail(rows: list[dict[str, Any]]) -> str:
     return (
         "\n".join(
@@ -715,6 +794,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "rebuild": cmd_rebuild,
     "log": cmd_log,
     "keys": cmd_keys,
+    "grants": cmd_grants,
     "access-trail": cmd_access_trail,
     "serve": cmd_serve,
     "openapi": cmd_openapi,

@@ -8,6 +8,7 @@ head where it was, accepted ones append the event the test expects.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,7 +100,8 @@ def test_references_to_another_projects_run_are_refused(
         (
             "dataset-version-registered",
             "dataset:alpha/out@1",
-            {"name": "out", "version": "1", "uri": "s3://x", "digest": "sha256:0", "produced_by": theirs},
+            {"name": "out", "version": "1", "uri": "s3://x", "digest": "sha256:0",
+             "produced_by": theirs},
             "body.produced_by",
         ),
         (
@@ -334,3 +336,39 @@ def test_an_erasure_flags_a_granted_projects_model_in_that_project(
         (model.id, "retrain-required")
     ]
     assert beta.remediations() == []
+
+
+def test_grants_from_the_command_line(
+    store_url: str,
+    ledger: Ledger,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from registry.cli import main
+
+    monkeypatch.setenv("MLLEDGER_ACTOR", "bob-admin")
+    assert (
+        main(
+            ["grants", "add", "alpha", "--project", "beta", "--reason", "pilot", "--db", store_url]
+        )
+        == 0
+    )
+    assert "beta granted alpha access" in capsys.readouterr().out
+    granted = ledger.last_event()
+    assert granted is not None
+    assert (granted.type, granted.actor, granted.body) == (
+        "project-access-granted",
+        "bob-admin",
+        {"grantee": "alpha", "reason": "pilot"},
+    )
+    assert main(["grants", "add", "alpha", "--project", "beta", "--db", store_url]) == 2
+    assert "already has access" in capsys.readouterr().err
+    assert ledger.last_event() == granted
+    assert main(["grants", "list", "--project", "alpha", "--json", "--db", store_url]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(g["project"], g["grantee"], g["revoked_position"]) for g in listed] == [
+        ("beta", "alpha", None)
+    ]
+    assert main(["grants", "revoke", "alpha", "--project", "beta", "--db", store_url]) == 0
+    revoked = ledger.last_event()
+    assert revoked is not None and revoked.type == "project-access-revoked"
