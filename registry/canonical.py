@@ -6,6 +6,12 @@ the value holds no float that prints differently (integral floats, exponents)
 and no key outside the Basic Multilingual Plane (JCS sorts keys by UTF-16 code
 units, Python by code points). A cheap scan of the fast output detects every
 such case (with some false alarms) and falls back to the reference encoder.
+
+What the ledger stores must also read back the same from SQLite and PostgreSQL:
+``text_problem`` refuses text holding NUL (a PostgreSQL text column cannot) or a
+lone UTF-16 surrogate (not Unicode, so not UTF-8); ``json_problem`` refuses lone
+surrogates and nesting deeper than ``MAX_DEPTH`` in a JSON value (NUL is fine
+there: JSON text writes it ``\\u0000``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import re
 from typing import Any
 
 import rfc8785
+
+from registry.errors import LedgerError
 
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -103,3 +111,83 @@ def leaf_hash(canonical: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 6962 interior node hash: SHA-256(0x01 || left || right)."""
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+# --- what the stores can hold ---------------------------------------------------------
+
+#: Levels of objects and arrays a stored JSON value may nest (an event body counts as
+#: the first level of its own fields).
+MAX_DEPTH = 64
+NUL_MESSAGE = "contains the NUL character (U+0000); expected text without it"
+
+
+class FieldError(LedgerError):
+    """A value the ledger refuses; ``field`` is its dotted path (``body.params.lr``)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def text_problem(text: str, *, nul: bool = True) -> str | None:
+    """Why ``text`` cannot be stored in a text column (NUL, or a lone surrogate), or None
+    when it can; ``nul=False`` lets NUL pass (text stored as JSON, or hashed)."""
+    if nul and "\x00" in text:
+        return NUL_MESSAGE
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"contains a lone surrogate (U+{ord(text[exc.start]):04X}); expected valid "
+            "Unicode, with every \\ud800-\\udfff escape part of a pair"
+        )
+    return None
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show in a message: non-printable characters (NUL, lone
+    surrogates, ...) as backslash escapes."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def json_problem(value: Any, depth: int = MAX_DEPTH) -> tuple[str, str] | None:
+    """The first place of a JSON value that cannot be stored: ``(path, why)``, the path
+    dotted from ``value`` ("" for the value itself), or None when all of it can.
+
+    Requires ``depth >= 0``: the levels of objects and arrays ``value`` may still nest.
+    Every string and key must be valid Unicode (``text_problem(nul=False)``).
+    """
+    if isinstance(value, str):
+        why = text_problem(value, nul=False)
+        return None if why is None else ("", why)
+    if not isinstance(value, dict | list | tuple):
+        return None
+    if depth == 0:
+        return "", (
+            f"nests objects and arrays more than {MAX_DEPTH} levels deep; "
+            f"expected at most {MAX_DEPTH}"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                why = text_problem(key, nul=False)
+                if why is not None:
+                    return printable(key), f"the key {why[:1].lower()}{why[1:]}"
+            found = json_problem(item, depth - 1)
+            if found is not None:
+                return _join(printable(str(key)), found)
+        return None
+    for index, item in enumerate(value):
+        if isinstance(item, int | float | bool) or item is None:
+            continue
+        found = json_problem(item, depth - 1)
+        if found is not None:
+            return _join(str(index), found)
+    return None
+
+
+def _join(step: str, found: tuple[str, str]) -> tuple[str, str]:
+    path, why = found
+    return (f"{step}.{path}" if path else step), why

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import httpx
 
 from registry import intake
+from registry.canonical import FieldError
 from registry.errors import (
     ConfigError,
     Conflict,
@@ -205,6 +206,9 @@ def _raise(response: httpx.Response) -> NoReturn:
             str(problem.get("field", "?")),
             str(problem.get("reason", detail)),
         )
+    field = problem.get("field")
+    if slug in ("invalid-request", "invalid-input") and isinstance(field, str):
+        raise FieldError(field, detail)
     exc: type[LedgerError] = {
         "not-found": NotFound,
         "conflict": Conflict,

@@ -30,18 +30,44 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from registry.canonical import NUL_MESSAGE, FieldError, json_problem, printable, text_problem
 from registry.errors import LedgerError
 from registry.ids import Kind, NodeId, new_id
-from registry.timeutil import to_timestamp
+from registry.timeutil import is_stored, to_timestamp
 
 PSEUDONYM_RE = re.compile(r"^[0-9a-f]{32}$")
+#: The largest integer JSON numbers (IEEE doubles) hold exactly: 2**53 - 1.
+MAX_SAFE_INTEGER = 2**53 - 1
+# Widths of the envelope's text columns (registry/store/schema.py), checked before
+# anything is written so that SQLite and PostgreSQL accept the same events.
+MAX_PROJECT = 128
+MAX_ENTITY = 300
+MAX_ACTOR = 300
+MAX_TRACE_ID = 64
+MAX_ERROR_TYPE = 300
 
 
-class Body(BaseModel):
-    """Base of every event body: frozen, no unknown fields."""
+class Part(BaseModel):
+    """Base of every event body and of the models nested in one: frozen, no unknown
+    fields, and no NUL in a text field (projections copy text fields into columns,
+    and PostgreSQL text cannot hold NUL; free-form JSON values may, being stored as
+    JSON text where NUL is written \\u0000)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        texts = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise PydanticCustomError("text", NUL_MESSAGE)
+        return value
+
+
+class Body(Part):
+    """Base of every event body: frozen, no unknown fields, no NUL in text fields."""
 
 
 @dataclass(frozen=True)
@@ -106,14 +132,22 @@ class DatasetVersionRegistered(Body):
     wrote it, if any; both become lineage edges.
     """
 
-    name: str = Field(description="Dataset name, unique within the project.")
-    version: str = Field(description="Version label, unique within the dataset.")
-    digest: str = Field(min_length=1, description="Content digest, e.g. 'sha256:<hex>'.")
+    name: str = Field(max_length=128, description="Dataset name, unique within the project.")
+    version: str = Field(max_length=128, description="Version label, unique within the dataset.")
+    digest: str = Field(
+        min_length=1, max_length=300, description="Content digest, e.g. 'sha256:<hex>'."
+    )
     uri: str = Field(description="Where the data lives (file://, s3://, ...).")
     schema_: dict[str, str] | None = Field(
         default=None, alias="schema", description="Column name to type, when known."
     )
-    row_count: int | None = Field(default=None, ge=0, description="Number of rows, when known.")
+    row_count: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SAFE_INTEGER,
+        strict=True,
+        description="Number of rows, when known.",
+    )
     derived_from: tuple[str, ...] = Field(
         default=(), description="Dataset version ids this version was derived from."
     )
@@ -183,7 +217,9 @@ class DatasetRecordsAdded(Body):
 class RunStarted(Body):
     """A run of a job began, with the code version and environment it ran in."""
 
-    job: str = Field(min_length=1, description="Job name (what kind of work this run does).")
+    job: str = Field(
+        min_length=1, max_length=300, description="Job name (what kind of work this run does)."
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters at start.")
     code: dict[str, Any] = Field(
         default_factory=dict, description="Code version: git_commit, git_dirty, git_branch."
@@ -222,13 +258,13 @@ class RunParamsLogged(Body):
     params: dict[str, Any] = Field(min_length=1, description="Parameter name to JSON value.")
 
 
-class Metric(BaseModel):
+class Metric(Part):
     """One metric observation."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     key: str = Field(min_length=1, description="Metric name.")
-    value: float = Field(description="Finite value.")
-    step: int | None = Field(default=None, description="Training step, when known.")
+    value: float = Field(strict=True, description="Finite value.")
+    step: int | None = Field(default=None, strict=True, description="Training step, when known.")
 
     @field_validator("value")
     @classmethod
@@ -254,7 +290,9 @@ class RunCompleted(Body):
 class RunFailed(Body):
     """A run ended with an error. Only the error's type is kept: messages may hold personal data."""
 
-    error_type: str = Field(description="Qualified name of the exception class.")
+    error_type: str = Field(
+        max_length=MAX_ERROR_TYPE, description="Qualified name of the exception class."
+    )
 
 
 # --- models ---------------------------------------------------------------------
@@ -264,12 +302,16 @@ class RunFailed(Body):
 class ModelVersionRegistered(Body):
     """A model version was produced (normally by a run) and its artifact digested."""
 
-    name: str = Field(description="Model name, unique within the project.")
-    version: str = Field(description="Version label, unique within the model.")
+    name: str = Field(max_length=128, description="Model name, unique within the project.")
+    version: str = Field(max_length=128, description="Version label, unique within the model.")
     run: str | None = Field(default=None, description="Run id that produced it.")
     artifact_uri: str = Field(description="Where the artifact lives.")
-    artifact_digest: str = Field(min_length=1, description="Artifact digest, 'sha256:<hex>'.")
-    framework: str | None = Field(default=None, description="sklearn, pytorch, xgboost, ...")
+    artifact_digest: str = Field(
+        min_length=1, max_length=300, description="Artifact digest, 'sha256:<hex>'."
+    )
+    framework: str | None = Field(
+        default=None, max_length=128, description="sklearn, pytorch, xgboost, ..."
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
 
     @field_validator("run")
@@ -292,12 +334,12 @@ class ModelAliasMoved(Body):
 # --- deployments -------------------------------------------------------------------
 
 
-class Served(BaseModel):
+class Served(Part):
     """One model version behind a deployment and its share of traffic."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     model: str = Field(description="Model version id.")
-    traffic: float = Field(ge=0, le=100, description="Percent of requests, 0-100.")
+    traffic: float = Field(ge=0, le=100, strict=True, description="Percent of requests, 0-100.")
 
     @field_validator("model")
     @classmethod
@@ -353,7 +395,10 @@ class PredictionsLogged(Body):
         description="Distinct model version ids; the payload's model column indexes it.",
     )
     count: int = Field(
-        ge=1, le=1_000_000, description="Number of predictions (rows), at most 1,000,000."
+        ge=1,
+        strict=True,
+        le=1_000_000,
+        description="Number of predictions (rows), at most 1,000,000.",
     )
     payload_digest: str = Field(
         pattern=r"^sha256:[0-9a-f]{64}$", description="'sha256:<hex>' of the payload bytes."
@@ -405,7 +450,7 @@ def _check_uuid(value: str) -> str:
     return str(uuid.UUID(value))
 
 
-class Retention(BaseModel):
+class Retention(Part):
     """A model version kept in service despite the erasure, and who approved why."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -442,7 +487,7 @@ class SubjectErasureRequested(Body):
         return _check_uuid(value)
 
 
-class Flag(BaseModel):
+class Flag(Part):
     """The remediation status an erasure gave one affected model version."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -459,7 +504,7 @@ class Flag(BaseModel):
         return _check_model(value)
 
 
-class Redacted(BaseModel):
+class Redacted(Part):
     """One event the erasure rewrote, and the hashes of what it now holds."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -560,7 +605,7 @@ INTERNAL_TYPES = frozenset({"subject-erasure-requested", "subject-erased"})
 OpenLineageEventType = Literal["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]
 
 
-class OpenLineageJob(BaseModel):
+class OpenLineageJob(Part):
     """The job of an OpenLineage event, as sent."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -569,7 +614,7 @@ class OpenLineageJob(BaseModel):
     facets: dict[str, Any] = Field(default_factory=dict, description="Job facets, as sent.")
 
 
-class _OpenLineageDataset(BaseModel):
+class _OpenLineageDataset(Part):
     """Fields common to the inputs and outputs of an OpenLineage event."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -696,12 +741,26 @@ class NewEvent(BaseModel):
     type: str = Field(description="Event type name from the catalogue.")
     schema_version: int = Field(description="Version of the body schema.")
     project: str = Field(description="Project the event belongs to.")
-    entity: str = Field(description="Typed node id the event is about.")
-    actor: str = Field(description="Who caused it (user, service, key).")
-    occurred_at: str = Field(description="When it happened, as reported by the writer.")
-    body: dict[str, Any] = Field(description="Type-specific, non-personal body.")
+    entity: str = Field(
+        description=f"Typed node id the event is about; at most {MAX_ENTITY} characters."
+    )
+    actor: str = Field(
+        description=f"Who caused it (user, service, key); 1 to {MAX_ACTOR} characters."
+    )
+    occurred_at: str = Field(
+        description="When it happened, as reported by the writer (years 1 to 9999, UTC)."
+    )
+    body: dict[str, Any] = Field(
+        description=(
+            "Type-specific, non-personal body; objects and arrays nest at most "
+            "64 levels, the body being the first."
+        )
+    )
     personal_refs: tuple[str, ...] = Field(default=(), description="Vault entry ids.")
-    trace_id: str | None = Field(default=None, description="Trace id of the request, if any.")
+    trace_id: str | None = Field(
+        default=None,
+        description=f"Trace id of the request, if any; at most {MAX_TRACE_ID} characters.",
+    )
     payload: bytes | None = Field(
         default=None,
         repr=False,
@@ -792,7 +851,47 @@ def hashed_form(
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    return ".".join(printable(str(part)) for part in loc)
+
+
+def _text_field(field: str, value: str, most: int, *, empty: bool = False) -> str | None:
+    """Why a text field of the envelope cannot be stored, or None."""
+    if not value and not empty:
+        return "is empty; expected a non-empty string"
+    if len(value) > most:
+        return f"is {len(value)} characters long; expected at most {most}"
+    return text_problem(value)
+
+
+def envelope_problem(
+    project: str, entity: str, actor: str, trace_id: str | None
+) -> tuple[str, str] | None:
+    """``(field, why)`` for the first envelope field the stores cannot hold, or None."""
+    for field, value, most in (
+        ("project", project, MAX_PROJECT),
+        ("entity", entity, MAX_ENTITY),
+        ("actor", actor, MAX_ACTOR),
+        ("trace_id", trace_id, MAX_TRACE_ID),
+    ):
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return field, f"expected a string, got {type(value).__name__}"
+        why = _text_field(field, value, most)
+        if why is not None:
+            return field, why
+    return None
+
+
+def body_problem(body: Any) -> tuple[str, str] | None:
+    """``(field, why)`` for the first part of a body no store can hold (a lone surrogate,
+    nesting deeper than ``MAX_DEPTH``), or None. NUL in text fields is the body
+    model's to refuse (``Part``)."""
+    found = json_problem(body)
+    if found is None:
+        return None
+    path, why = found
+    return ("body." + path if path else "body"), why
 
 
 def make_event(
@@ -815,30 +914,51 @@ def make_event(
         raise LedgerError(
             f"unknown event type {type!r}; expected one of {', '.join(CATALOGUE)}"
         ) from None
+    problem = envelope_problem(project, entity, actor, trace_id)
+    if problem is not None:
+        raise FieldError(problem[0], f"{type}: {problem[0]} {problem[1]}")
     parsed = NodeId.parse(entity)
     if parsed.kind != spec.entity_kind:
-        raise LedgerError(
-            f"{type}: entity {entity!r} is a {parsed.kind} id, expected a {spec.entity_kind} id"
+        raise FieldError(
+            "entity",
+            f"{type}: entity {entity!r} is a {parsed.kind} id, expected a {spec.entity_kind} id",
         )
     if parsed.project is not None and parsed.project != project:
-        raise LedgerError(
-            f"{type}: entity {entity!r} belongs to project {parsed.project!r}, not {project!r}"
+        raise FieldError(
+            "entity",
+            f"{type}: entity {entity!r} belongs to project {parsed.project!r}, not {project!r}",
         )
     if isinstance(body, Body):
         model = body
     else:
+        problem = body_problem(body)
+        if problem is not None:
+            where = problem[0].removeprefix("body").removeprefix(".")
+            raise FieldError(
+                problem[0],
+                f"{type}: body field {where!r} {problem[1]}"
+                if where
+                else f"{type}: body {problem[1]}",
+            )
         try:
             model = spec.body.model_validate(body)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = _field_path(err["loc"])
-            raise LedgerError(
+            raise FieldError(
+                "body." + where if where else "body",
                 f"{type}: body field {where!r}: {err['msg']}"
                 if where
-                else f"{type}: body: {err['msg']}"
+                else f"{type}: body: {err['msg']}",
             ) from None
+    try:
+        event_uuid = str(uuid.UUID(str(event_id))) if event_id is not None else new_id()
+    except ValueError:
+        raise FieldError(
+            "event_id", f"{type}: event_id {printable(str(event_id))!r} is not a UUID"
+        ) from None
     event = NewEvent(
-        event_id=str(uuid.UUID(str(event_id))) if event_id is not None else new_id(),
+        event_id=event_uuid,
         type=type,
         schema_version=spec.schema_version,
         project=project,
@@ -864,9 +984,17 @@ def validate_new(event: NewEvent) -> tuple[str, str] | None:
         return None
     spec = CATALOGUE.get(event.type)
     if spec is None:
-        return "type", f"unknown event type {event.type!r}"
+        return "type", f"unknown event type {printable(event.type)!r}"
     if event.schema_version != spec.schema_version:
         return "schema_version", f"{event.schema_version} is not current ({spec.schema_version})"
+    problem = envelope_problem(event.project, event.entity, event.actor, event.trace_id)
+    if problem is not None:
+        return problem
+    if not is_stored(event.occurred_at):
+        return "occurred_at", (
+            f"{printable(event.occurred_at)!r} is not a stored timestamp: expected "
+            "YYYY-MM-DDTHH:MM:SS.ffffffZ (registry.timeutil.to_timestamp makes one)"
+        )
     try:
         parsed = NodeId.parse(event.entity)
     except LedgerError as exc:
@@ -875,6 +1003,9 @@ def validate_new(event: NewEvent) -> tuple[str, str] | None:
         return "entity", f"expected a {spec.entity_kind} id, got {event.entity!r}"
     if parsed.project is not None and parsed.project != event.project:
         return "entity", f"belongs to project {parsed.project!r}, not {event.project!r}"
+    problem = body_problem(event.body)
+    if problem is not None:
+        return problem
     try:
         spec.body.model_validate(event.body)
     except ValidationError as exc:

@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from registry.canonical import FieldError, json_problem, text_problem
 from registry.errors import ConfigError, EventRejected, LedgerError
-from registry.events import INTERNAL_TYPES, NewEvent, make_event
+from registry.events import INTERNAL_TYPES, MAX_TRACE_ID, NewEvent, make_event
 from registry.ids import subject_id
 from registry.payloads import digest, encode_predictions
 from registry.store.raw import Raw
@@ -154,20 +155,48 @@ def to_wire(item: Item) -> dict[str, Any]:
     }
 
 
+KEY_EXPECTED = "expected a non-empty string or an integer (not a boolean, not a decimal)"
+
+
+def key_problem(key: Any, what: str = "key") -> str | None:
+    """Why ``key`` is not a record key or subject id (a message starting with ``what``),
+    or None when it is one. Only a key's keyed hash is stored, so NUL is fine; a lone
+    surrogate is not (no UTF-8 to hash)."""
+    if type(key) is int:
+        return None
+    if isinstance(key, str):
+        if not key:
+            return f"{what} is empty: {KEY_EXPECTED}"
+        why = text_problem(key, nul=False)
+        return None if why is None else f"{what} {why}"
+    if isinstance(key, int) and not isinstance(key, bool):
+        return None  # an int subclass (numpy's are turned into ints before)
+    return f"{what} is a {type(key).__name__}: {KEY_EXPECTED}"
+
+
+def check_keys(
+    keys: Sequence[Any], field: str, *, nullable: bool = False, what: str = "record key"
+) -> None:
+    """Raise FieldError (``<field>.<index>``) for the first key that is not a record key
+    or subject id (or None, when ``nullable``)."""
+    strings = [k for k in keys if type(k) is str]
+    if len(strings) == len(keys):  # the common case, checked without a loop in Python
+        text = "".join(strings)
+        if (text.isascii() or text_problem(text, nul=False) is None) and "" not in strings:
+            return
+    for index, key in enumerate(keys):
+        if key is None and nullable:
+            continue
+        why = key_problem(key, what)
+        if why is not None:
+            raise FieldError(f"{field}.{index}", why)
+
+
 def _key_list(value: Any, where: str, *, nullable: bool = False) -> list[Any]:
     if not isinstance(value, list):
-        raise ValueError(f"{where}: expected a list")
-    for i, key in enumerate(value):
-        ok = (
-            (isinstance(key, str) and key != "")
-            or (isinstance(key, int) and not isinstance(key, bool))
-            or (nullable and key is None)
-        )
-        if not ok:
-            raise ValueError(
-                f"{where}.{i}: expected a non-empty string or an integer"
-                + (" or null" if nullable else "")
-            )
+        raise FieldError(where, "expected a list")
+    what = "subject id" if "subject" in where else "record key"
+    check_keys(value, where, nullable=nullable, what=what)
     return value
 
 
@@ -175,8 +204,12 @@ def _body_field(body: Mapping[str, Any], name: str, default: Any = ...) -> Any:
     if name in body:
         return body[name]
     if default is ...:
-        raise ValueError(f"body.{name}: field required")
+        raise FieldError(f"body.{name}", "field required")
     return default
+
+
+def _bad(field: str, message: str) -> FieldError:
+    return FieldError(field, message)
 
 
 def from_wire(
@@ -207,8 +240,11 @@ def from_wire(
     trace = data.get("trace_id")
     if trace is not None and not isinstance(trace, str):
         raise reject("trace_id", "expected a string or null")
+    occurred_at = data.get("occurred_at")
+    if occurred_at is not None and not isinstance(occurred_at, str):
+        raise reject("occurred_at", "expected an RFC 3339 time string or null")
     try:
-        occurred = to_timestamp(data.get("occurred_at"), "occurred_at")
+        occurred = to_timestamp(occurred_at, "occurred_at")
     except LedgerError as exc:
         raise reject("occurred_at", str(exc)) from None
     entity = data.get("entity")
@@ -235,25 +271,28 @@ def from_wire(
         if type_ == Predictions.type:
             models = _body_field(body, "models")
             if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-                raise ValueError("body.models: expected a list of model version ids")
+                raise _bad("body.models", "expected a list of model version ids")
             outputs = _body_field(body, "outputs")
             if not isinstance(outputs, list):
-                raise ValueError("body.outputs: expected a list")
+                raise _bad("body.outputs", "expected a list")
             index_ = _body_field(body, "model_index", None)
             if index_ is not None and (
                 not isinstance(index_, list)
                 or not all(isinstance(i, int) and not isinstance(i, bool) for i in index_)
             ):
-                raise ValueError("body.model_index: expected a list of integers or null")
+                raise _bad("body.model_index", "expected a list of integers or null")
             at = _body_field(body, "at", None)
-            if at is not None and not isinstance(at, str | list):
-                raise ValueError("body.at: expected a timestamp, a list of them, or null")
+            if at is not None and not (
+                isinstance(at, str)
+                or (isinstance(at, list) and all(isinstance(t, str) for t in at))
+            ):
+                raise _bad("body.at", "expected an RFC 3339 time, a list of them, or null")
             traces = _body_field(body, "trace_ids", None)
             if traces is not None and (
                 not isinstance(traces, list)
                 or not all(t is None or isinstance(t, str) for t in traces)
             ):
-                raise ValueError("body.trace_ids: expected a list of strings or nulls")
+                raise _bad("body.trace_ids", "expected a list of strings or nulls")
             return Predictions(
                 **common,
                 models=models,
@@ -265,14 +304,15 @@ def from_wire(
             )
         if type_ == SubjectData.type:
             subject = _body_field(body, "subject")
-            _key_list([subject], "body.subject")
+            why = key_problem(subject, "subject id")
+            if why is not None:
+                raise _bad("body.subject", why)
             attributes = _body_field(body, "attributes")
             if not isinstance(attributes, dict) or not attributes:
-                raise ValueError("body.attributes: expected a non-empty object")
+                raise _bad("body.attributes", "expected a non-empty object")
             return SubjectData(**common, subject=subject, attributes=attributes)
-    except ValueError as exc:
-        where, _, message = str(exc).partition(": ")
-        raise reject(where.replace("body.subject.0", "body.subject"), message) from None
+    except FieldError as exc:
+        raise reject(exc.field, str(exc)) from None
     if not isinstance(type_, str):
         raise reject("type", "expected an event type name")
     if type_ in INTERNAL_TYPES:
@@ -293,7 +333,7 @@ def from_wire(
             trace_id=trace,
         )
     except LedgerError as exc:
-        raise reject(_field_of(str(exc)), str(exc)) from None
+        raise reject(_split(exc)[0], str(exc)) from None
 
 
 def _field_of(message: str) -> str:
@@ -342,31 +382,41 @@ def seal(
     return events, write
 
 
-class _Bad(LedgerError):
-    def __init__(self, field_: str, message: str):
-        super().__init__(message)
-        self.field = field_
-
-
 def _split(exc: LedgerError) -> tuple[str, str]:
-    if isinstance(exc, _Bad):
+    if isinstance(exc, FieldError):
         return exc.field, str(exc)
     return _field_of(str(exc)), str(exc)
 
 
 def _check_records(item: RecordsAdded) -> list[str | int | None]:
     if len(item.records) > MAX_ROWS:
-        raise _Bad("body.records", f"{len(item.records)} records; expected at most {MAX_ROWS}")
+        raise FieldError(
+            "body.records", f"{len(item.records)} records; expected at most {MAX_ROWS}"
+        )
     subjects: list[str | int | None] = (
         item.subjects if item.subjects is not None else [None] * len(item.records)
     )
     if len(subjects) != len(item.records):
-        raise _Bad(
+        raise FieldError(
             "body.subjects",
             f"{len(item.records)} records but {len(subjects)} subjects; "
             "expected one subject (or null) per record",
         )
+    check_keys(item.records, "body.records")
+    if item.subjects is not None:
+        check_keys(item.subjects, "body.subjects", nullable=True, what="subject id")
     return subjects
+
+
+def _check_subject_data(item: SubjectData) -> None:
+    why = key_problem(item.subject, "subject id")
+    if why is not None:
+        raise FieldError("body.subject", why)
+    if not isinstance(item.attributes, dict) or not item.attributes:
+        raise FieldError("body.attributes", "expected a non-empty object")
+    found = json_problem(item.attributes)
+    if found is not None:
+        raise FieldError(_under("body.attributes", found[0]), found[1])
 
 
 def _seal_one(
@@ -391,6 +441,7 @@ def _seal_one(
     if isinstance(item, Predictions):
         return _seal_predictions(item, pseudo, common)
     if isinstance(item, SubjectData):
+        _check_subject_data(item)
         pseudonym = pseudo.subject(item.subject)
         vault_writes.append((item.project, pseudonym, dict(item.attributes), item.event_id))
         return make_event(
@@ -400,55 +451,84 @@ def _seal_one(
             personal_refs=(item.event_id,),
             **common,
         )
-    raise _Bad("type", f"no sealing for {item.type}")
+    raise FieldError("type", f"no sealing for {item.type}")
 
 
 def _prepare_predictions(item: Predictions) -> tuple[list[int], list[str], list[str]]:
-    """Each row's model index, time and output as JSON text; raise _Bad naming the field."""
+    """Each row's model index, time and output as JSON text; raise FieldError naming the field."""
     n = len(item.records)
     if n == 0:
-        raise _Bad("body.records", "no rows; expected at least one prediction")
+        raise FieldError("body.records", "no rows; expected at least one prediction")
     if n > MAX_ROWS:
-        raise _Bad("body.records", f"{n} rows; expected at most {MAX_ROWS} per batch")
+        raise FieldError("body.records", f"{n} rows; expected at most {MAX_ROWS} per batch")
     if len(item.outputs) != n:
-        raise _Bad(
+        raise FieldError(
             "body.outputs", f"{n} records but {len(item.outputs)} outputs; expected one per record"
         )
     if not item.models:
-        raise _Bad("body.models", "empty; expected the model version(s) that scored the rows")
+        raise FieldError("body.models", "empty; expected the model version(s) that scored the rows")
     if item.model_index is None:
         if len(item.models) != 1:
-            raise _Bad("body.model_index", "several models but no model_index; expected one")
+            raise FieldError("body.model_index", "several models but no model_index; expected one")
         index = [0] * n
     else:
         index = item.model_index
         if len(index) != n:
-            raise _Bad("body.model_index", f"{n} records but {len(index)} model indexes")
+            raise FieldError("body.model_index", f"{n} records but {len(index)} model indexes")
         top = len(item.models)
         for i, m in enumerate(index):
             if not 0 <= m < top:
-                raise _Bad(f"body.model_index.{i}", f"{m} is outside 0..{top - 1}")
+                raise FieldError(f"body.model_index.{i}", f"{m} is outside 0..{top - 1}")
     if len(set(index)) != len(item.models):
-        raise _Bad("body.models", "lists a model no row uses; expected only the models used")
+        raise FieldError("body.models", "lists a model no row uses; expected only the models used")
     if item.at is None or isinstance(item.at, str):
         times = [to_timestamp(item.at, "body.at")] * n
     else:
         if len(item.at) != n:
-            raise _Bad("body.at", f"{n} records but {len(item.at)} times")
+            raise FieldError("body.at", f"{n} records but {len(item.at)} times")
         times = [to_timestamp(t, f"body.at.{i}") for i, t in enumerate(item.at)]
-    if item.trace_ids is not None and len(item.trace_ids) != n:
-        raise _Bad("body.trace_ids", f"{n} records but {len(item.trace_ids)} trace ids")
+    if item.trace_ids is not None:
+        if len(item.trace_ids) != n:
+            raise FieldError("body.trace_ids", f"{n} records but {len(item.trace_ids)} trace ids")
+        _check_trace_ids(item.trace_ids)
+    check_keys(item.records, "body.records")
     texts = []
     for i, value in enumerate(item.outputs):
+        kind = type(value)
+        if kind is not float and kind is not int:
+            found = json_problem(value)
+            if found is not None:
+                raise FieldError(_under(f"body.outputs.{i}", found[0]), found[1])
         try:
             texts.append(output_json(value))
         except (TypeError, ValueError) as exc:
-            raise _Bad(
+            raise FieldError(
                 f"body.outputs.{i}",
                 f"not JSON ({exc}); expected finite numbers, strings, booleans, null, "
                 "lists or objects",
             ) from None
     return index, times, texts
+
+
+def _check_trace_ids(traces: Sequence[str | None]) -> None:
+    for i, trace in enumerate(traces):
+        if trace is None:
+            continue
+        if not isinstance(trace, str):
+            raise FieldError(f"body.trace_ids.{i}", "expected a string or null")
+        if len(trace) > MAX_TRACE_ID:
+            raise FieldError(
+                f"body.trace_ids.{i}",
+                f"is {len(trace)} characters long; expected at most {MAX_TRACE_ID}",
+            )
+        why = text_problem(trace)
+        if why is not None:
+            raise FieldError(f"body.trace_ids.{i}", why)
+
+
+def _under(field: str, path: str) -> str:
+    """``field`` and a path below it (from ``json_problem``) as one dotted path."""
+    return f"{field}.{path}" if path else field
 
 
 def _seal_predictions(item: Predictions, pseudo: Any, common: dict[str, Any]) -> NewEvent:
@@ -472,5 +552,7 @@ def check(items: Sequence[Item]) -> None:
                 _prepare_predictions(item)
             elif isinstance(item, RecordsAdded):
                 _check_records(item)
-        except _Bad as exc:
+            elif isinstance(item, SubjectData):
+                _check_subject_data(item)
+        except FieldError as exc:
             raise EventRejected(index, item.event_id, item.type, exc.field, str(exc)) from None

@@ -20,6 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from registry.events import MAX_TRACE_ID
+
 FORMAT = "arrow-ipc-stream/1"
 SCHEMA = pa.schema(
     [
@@ -139,6 +141,15 @@ def check_predictions(body: dict[str, Any], payload: bytes | None) -> tuple[str,
     times = pc.match_substring_regex(table.column("at"), TIMESTAMP)
     if not pc.all(times).as_py():
         return "payload.at", "expected timestamps like 2026-01-31T12:00:00.000000Z"
+    traces = table.column("trace_id")
+    if traces.null_count < table.num_rows:
+        longest = pc.max(pc.utf8_length(traces)).as_py()
+        if longest > MAX_TRACE_ID:
+            return "payload.trace_id", (
+                f"holds a {longest}-character id; expected at most {MAX_TRACE_ID}"
+            )
+        if pc.any(pc.match_substring(traces, "\x00")).as_py():
+            return "payload.trace_id", "holds the NUL character (U+0000); expected text without it"
     for row, text in enumerate(table.column("output").to_pylist()):
         try:
             json.loads(text)

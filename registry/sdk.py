@@ -37,8 +37,9 @@ from typing import Any, Literal
 
 from lineage import queries
 from registry.backend import Backend, LocalBackend
+from registry.canonical import FieldError
 from registry.errors import ConfigError, Conflict, EventRejected, LedgerError
-from registry.events import NewEvent, make_event
+from registry.events import MAX_ERROR_TYPE, NewEvent, make_event
 from registry.ids import (
     check_name,
     dataset_id,
@@ -47,7 +48,7 @@ from registry.ids import (
     new_id,
     run_id,
 )
-from registry.intake import Item, Predictions, RecordsAdded, SubjectData
+from registry.intake import Item, Predictions, RecordsAdded, SubjectData, check_keys, key_problem
 from registry.ledger import Ledger
 from registry.settings import Settings, default_actor
 from registry.timeutil import to_timestamp
@@ -168,6 +169,23 @@ def capture_environment() -> dict[str, Any]:
 
 def _node(value: NodeLike) -> str:
     return value.id if not isinstance(value, str) else value
+
+
+def _key(key: Any, field: str) -> Any:
+    """``key`` if it is a record key or subject id; else FieldError naming ``field``."""
+    why = key_problem(key, "record key" if field == "record" else "subject id")
+    if why is not None:
+        raise FieldError(field, f"{field}: {why}")
+    return key
+
+
+def _keys(keys: list[Any], field: str) -> list[Any]:
+    """``keys`` if each is a record key; else FieldError naming the first bad one."""
+    try:
+        check_keys(keys, field)
+    except FieldError as exc:
+        raise FieldError(exc.field, f"{exc.field}: {exc}") from None
+    return keys
 
 
 def _plain(values: Any) -> list[Any]:
@@ -650,7 +668,7 @@ class Registry:
     def subject_data(self, subject: str | int) -> list[dict[str, Any]]:
         """Decrypt what the vault holds for a data subject."""
         self.flush()
-        return self.backend.subject_data(self.project, subject)
+        return self.backend.subject_data(self.project, _key(subject, "subject"))
 
     # --- erasure (GDPR) -----------------------------------------------------------------------
 
@@ -671,7 +689,7 @@ class Registry:
         self.flush()
         return self.backend.erase(
             self.project,
-            subject,
+            _key(subject, "subject"),
             actor=self.actor,
             dry_run=dry_run,
             retain=[dict(rule) for rule in retain],
@@ -691,7 +709,7 @@ class Registry:
         """Everything held on a data subject, where it went and which models and
         predictions used it (GDPR Art. 15); ``audit.reports.subject``."""
         self.flush()
-        return self.backend.subject_report(self.project, subject)
+        return self.backend.subject_report(self.project, _key(subject, "subject"))
 
     def erasures(self) -> list[dict[str, Any]]:
         """The project's erasures, oldest first."""
@@ -709,7 +727,7 @@ class Registry:
     def erased_records(self, records: Iterable[str | int]) -> set[str | int]:
         """The record keys among ``records`` that an erasure erased: drop them before
         retraining a flagged model."""
-        keys = _plain(list(records))
+        keys = _keys(_plain(list(records)), "records")
         return {
             k
             for k, gone in zip(keys, self.backend.erased_records(self.project, keys), strict=True)
@@ -725,7 +743,7 @@ class Registry:
 
     def scored(self, record: str | int) -> dict[str, Any]:
         """Which model version, in which deployment, scored record R, and when."""
-        return self._ask("scored", record=record)
+        return self._ask("scored", record=_key(record, "record"))
 
     def trained_on(self, model: ModelVersion | str) -> dict[str, Any]:
         """Dataset versions that trained a model version, transitively, with record counts."""
@@ -754,7 +772,7 @@ class Registry:
 
     def footprint(self, subject: str | int) -> dict[str, Any]:
         """Everything linked to data subject S."""
-        return self._ask("footprint", subject=subject)
+        return self._ask("footprint", subject=_key(subject, "subject"))
 
     def aliases(self, name: str) -> dict[str, Any]:
         """Where each alias (stage) of a model pointed over time, and who moved it."""
@@ -839,6 +857,8 @@ class Run:
             self.status = "completed"
         else:
             name = f"{exc_type.__module__}.{exc_type.__qualname__}"
+            if len(name) > MAX_ERROR_TYPE:  # still record the failure, the name cut short
+                name = name[: MAX_ERROR_TYPE - 3] + "..."
             reg._append(
                 [
                     reg._event(

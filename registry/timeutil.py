@@ -1,48 +1,112 @@
-"""Timestamps: one fixed, sortable text form everywhere (UTC, microseconds, 'Z')."""
+"""Timestamps: one fixed, sortable text form everywhere (UTC, microseconds, 'Z').
+
+Every timestamp is stored as exactly 27 characters, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``,
+the year always four digits, so that text order is time order. Times from
+``EARLIEST`` to ``LATEST`` (years 1 to 9999, once in UTC) can be stored; others are
+refused, naming the field and the range.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
-from registry.errors import LedgerError
+from registry.canonical import FieldError, printable
 
+#: The form, for ``strptime``; writing goes through ``format_time``, as ``strftime``'s
+#: ``%Y`` writes the years before 1000 with fewer than four digits on some platforms.
 FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+EARLIEST = "0001-01-01T00:00:00.000000Z"
+LATEST = "9999-12-31T23:59:59.999999Z"
+RANGE = f"from {EARLIEST} to {LATEST}"
+EXAMPLE = "2026-01-31T12:00:00Z"
+# Versions before the fixed-width form wrote years before 1000 with 1 to 3 digits.
+_STORED = re.compile(r"(\d{1,4})(-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)")
+
+
+def format_time(moment: datetime) -> str:
+    """An aware datetime in the stored form (converted to UTC).
+
+    Raises OverflowError when the time falls outside years 1-9999 once in UTC.
+    """
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def now() -> str:
     """The current time as a timestamp string."""
-    return datetime.now(UTC).strftime(FORMAT)
+    return format_time(datetime.now(UTC))
+
+
+def stored_form(text: str) -> str | None:
+    """A timestamp as stored by this or an earlier version, in today's fixed-width
+    form; None when ``text`` is neither."""
+    match = _STORED.fullmatch(text)
+    if match is None:
+        return None
+    return match[1].zfill(4) + match[2]
+
+
+def is_stored(text: str) -> bool:
+    """Whether ``text`` is a timestamp in the stored form (27 characters, a real time)."""
+    if len(text) != 27 or not _STORED.fullmatch(text):
+        return False
+    try:
+        datetime.strptime(text, FORMAT)
+    except ValueError:
+        return False
+    return True
+
+
+def _shown(value: object) -> str:
+    """``value`` quoted for a message: at most 64 characters, escapes for NUL and such."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text if len(text) <= 64 else text[:64] + "..."
+    return repr(text) if text.isprintable() else f"'{printable(text)}'"
+
+
+def _out_of_range(value: object, what: str) -> FieldError:
+    return FieldError(what, f"{what} {_shown(value)} is out of range: expected a time {RANGE}")
 
 
 def to_timestamp(value: datetime | str | float | int | None, what: str = "time") -> str:
     """Normalise a datetime, ISO 8601 string or Unix seconds to the canonical form.
 
     Naive datetimes (and ISO strings without an offset) are taken as local time,
-    as ``datetime.now()`` gives them.
+    as ``datetime.now()`` gives them. Raises FieldError (``field`` is ``what``) for
+    anything else, and for a time outside ``RANGE`` once in UTC.
     """
     if value is None:
         return now()
     if isinstance(value, bool):
-        raise LedgerError(
-            f"{what}: expected a datetime, ISO 8601 string or Unix seconds, got a bool"
+        raise FieldError(
+            what, f"{what}: expected a datetime, ISO 8601 string or Unix seconds, got a bool"
         )
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC).strftime(FORMAT)
+        try:
+            return format_time(datetime.fromtimestamp(value, UTC))
+        except (OverflowError, OSError, ValueError):
+            raise _out_of_range(value, what) from None
+    original = value
     if isinstance(value, str):
         text = value.strip()
-        if text.endswith("Z"):
+        if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             value = datetime.fromisoformat(text)
         except ValueError:
-            raise LedgerError(
-                f"{what} {value!r} is not a time: expected ISO 8601, e.g. 2026-01-31T12:00:00Z"
+            raise FieldError(
+                what, f"{what} {_shown(value)} is not a time: expected ISO 8601, e.g. {EXAMPLE}"
             ) from None
     if not isinstance(value, datetime):
-        raise LedgerError(
+        raise FieldError(
+            what,
             f"{what}: expected a datetime, ISO 8601 string or Unix seconds, "
-            f"got {type(value).__name__}"
+            f"got {type(value).__name__}",
         )
-    if value.tzinfo is None:
-        value = value.astimezone()
-    return value.astimezone(UTC).strftime(FORMAT)
+    try:
+        if value.tzinfo is None:
+            value = value.astimezone()
+        return format_time(value)
+    except (OverflowError, OSError, ValueError):
+        raise _out_of_range(original, what) from None

@@ -8,7 +8,10 @@ time, so memory stays bounded whatever the log's size. Predictions are decoded
 from their Arrow payloads a batch at a time, never through the prediction index.
 
 Timestamps are UTC microseconds; JSON columns hold canonical JSON text; hashes are
-lowercase hex.
+lowercase hex. The stored text of a timestamp is read in today's fixed-width form or
+the one earlier versions wrote (years before 1000 with fewer than four digits); a
+value that is neither stops the export with an error naming the table, the column
+and the row (nothing is left behind).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import itertools
 import json
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from audit.exports.scope import Progress, Scope
 from registry.errors import LedgerError
 from registry.store import Store
 from registry.store.raw import Raw
+from registry.timeutil import stored_form
 
 SCHEMA_VERSION = "1"
 ROWS_PER_CHUNK = 20_000
@@ -295,8 +299,35 @@ def _stream(conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[l
         cursor.close()
 
 
-def _times(values: Sequence[str | None]) -> pa.Array:
-    return pa.array(values, pa.string()).cast(TIME)
+# Columns that name a row in an error, besides each table's first.
+_ROW_NAMES = ("position", "opened_pos")
+
+
+class UnreadableTime(LedgerError):
+    """A stored timestamp that is not one: the export stops rather than guess."""
+
+
+def _times(
+    values: Sequence[str | None] | pa.Array | pa.ChunkedArray, where: Callable[[int], str]
+) -> pa.Array | pa.ChunkedArray:
+    """Stored timestamps as Arrow timestamps; ``where(i)`` names row ``i`` in an error."""
+    strings = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
+    try:
+        return strings.cast(pa.string()).cast(TIME)
+    except pa.ArrowInvalid:
+        pass  # an older version's form, or worse: value by value
+    fixed: list[str | None] = []
+    for i, text in enumerate(strings.to_pylist()):
+        form = None if text is None else stored_form(text)
+        if text is not None and form is None:
+            raise UnreadableTime(
+                f"{where(i)} holds {text!r}, which is not a timestamp (expected "
+                "YYYY-MM-DDTHH:MM:SS.ffffffZ); nothing was exported. The ledger never writes "
+                "such a value: 'mlledger audit verify' checks the log, and 'mlledger rebuild' "
+                "rewrites the catalogue tables from it"
+            )
+        fixed.append(form)
+    return pa.array(fixed, pa.string()).cast(TIME)
 
 
 def _batch(
@@ -305,10 +336,21 @@ def _batch(
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
     if redacted is not None:  # the events' last column, from their positions
         columns.append([redacted.get(p) for p in columns[0]] if redacted else [None] * len(rows))
+    table = (schema.metadata or {}).get(b"mlledger.table", b"?").decode()
+    names = list(dict.fromkeys(n for n in (schema.names[0], *_ROW_NAMES) if n in schema.names))
+    keys = [columns[schema.names.index(n)] for n in names]
+
+    def where(column: str) -> Callable[[int], str]:
+        def name(i: int) -> str:
+            row = ", ".join(f"{n}={k[i]!r}" for n, k in zip(names, keys, strict=True))
+            return f"{table}.{column} of the row with {row}"
+
+        return name
+
     arrays = []
     for field, values in zip(schema, columns, strict=True):
         if field.type == TIME:
-            arrays.append(_times(values))
+            arrays.append(_times(values, where(field.name)))
         else:
             arrays.append(pa.array(values, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
@@ -339,7 +381,7 @@ def _predictions(
                     models.take(table.column("model")),
                     table.column("record").cast(pa.string()),
                     table.column("output").cast(pa.string()),
-                    table.column("at").cast(pa.string()).cast(TIME),
+                    _times(table.column("at"), _batch_row(position)),
                     table.column("trace_id").cast(pa.string()),
                 ],
                 schema=schema,
@@ -349,6 +391,10 @@ def _predictions(
             if progress is not None:
                 progress(n)
     return written
+
+
+def _batch_row(position: int) -> Callable[[int], str]:
+    return lambda i: f"predictions.at of row {i} of the batch at position {position}"
 
 
 def _check_out(out: Path) -> Path:

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from registry.canonical import printable
 from registry.errors import (
     ConfigError,
     Conflict,
@@ -44,6 +45,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "payload-too-large": (413, "Request body too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
+    "too-many-requests": (429, "Too many failed authentications from this address"),
     "unavailable": (503, "The store cannot be used"),
     "integrity": (500, "The stored log does not match its hashes or signed checkpoints"),
     "internal": (500, "Internal error"),
@@ -73,7 +75,21 @@ def problem_response(
         "instance": request.url.path,
         **problem.extensions,
     }
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return JSONResponse(
+        _encodable(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every string made UTF-8 encodable: a message may quote what was
+    refused, lone surrogates included, and the answer must still be sent."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def from_ledger_error(exc: LedgerError) -> Problem:
@@ -104,7 +120,7 @@ def from_ledger_error(exc: LedgerError) -> Problem:
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     """``("body", "events", 0, "type")`` → ``events.0.type``; query and path keep their
     parameter name."""
-    parts = [str(p) for p in loc]
+    parts = [printable(str(p)) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
     return ".".join(parts) or "body"
@@ -114,10 +130,14 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     errors = []
     for err in exc.errors():
         message = str(err.get("msg", "invalid"))
-        expected = err.get("ctx", {}).get("expected") if isinstance(err.get("ctx"), dict) else None
+        ctx = err.get("ctx") if isinstance(err.get("ctx"), dict) else {}
+        expected = ctx.get("expected")
+        field = _field(err.get("loc", ()))
+        if ctx.get("path"):  # a place inside a JSON value (registry.api.schemas)
+            field = f"{field}.{ctx['path']}" if field != "body" else str(ctx["path"])
         errors.append(
             {
-                "field": _field(err.get("loc", ())),
+                "field": field,
                 "message": message,
                 **({"expected": str(expected)} if expected else {}),
             }
@@ -125,7 +145,7 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
     return Problem(
         "invalid-request",
-        f"field {first['field']!r}: {first['message']}",
+        f"field '{first['field']}': {first['message']}",
         field=first["field"],
         errors=errors,
     )
