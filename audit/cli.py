@@ -34,8 +34,11 @@ def _json(parser: argparse.ArgumentParser) -> None:
 def _key(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key",
-        help="the signing key's file (default: MLLEDGER_SIGNING_KEY, or signing.key beside "
-        "the SQLite database, or ./.mlledger/signing.key)",
+        help="the signing key's file (default: MLLEDGER_SIGNING_KEY, else signing.key in the "
+        "ledger's key directory: beside the SQLite database, or "
+        "$XDG_CONFIG_HOME/mlledger/postgresql/<host>-<port>-<database>/ for PostgreSQL, "
+        "~/.config when XDG_CONFIG_HOME is unset); a relative path is taken inside that "
+        "directory, not the working directory",
     )
 
 
@@ -215,17 +218,27 @@ def _verifier(text: str) -> Any:
         raise ConfigError(f"cannot read the public key {text}: {exc}") from None
 
 
+def _local_verifier(url: str) -> Any:
+    """The verifier key of the local signing key of the log at ``url``, or None when
+    there is no key file; an unreadable or unsafe one is a ``ConfigError``."""
+    from audit.checkpoints import key_path
+    from audit.note import NoteError, SigningKey
+
+    path = key_path(url)
+    if not path.exists():
+        return None
+    try:
+        return SigningKey.load(path).verifier()
+    except NoteError as exc:
+        raise ConfigError(f"{exc} (or give the verifier key with --public-key)") from None
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    from audit.checkpoints import key_path, sync_tree
-    from audit.note import SigningKey
+    from audit.checkpoints import sync_tree
     from audit.verify import verify
 
     with _store(args) as store:
-        if args.public_key:
-            key = _verifier(args.public_key)
-        else:
-            path = key_path(store.url)
-            key = SigningKey.load(path).verifier() if path.exists() else None
+        key = _verifier(args.public_key) if args.public_key else _local_verifier(store.url)
         sync_tree(store)
         report = verify(store, key)
     _emit(args, report.as_dict(), report.summary())

@@ -33,8 +33,11 @@ def _db(parser: argparse.ArgumentParser) -> None:
 def _key(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--key",
-        help="the log's signing key file (default: MLLEDGER_SIGNING_KEY, or signing.key beside "
-        "the SQLite database, or ./.mlledger/signing.key)",
+        help="the log's signing key file (default: MLLEDGER_SIGNING_KEY, else signing.key in "
+        "the ledger's key directory: beside the SQLite database, or "
+        "$XDG_CONFIG_HOME/mlledger/postgresql/<host>-<port>-<database>/ for PostgreSQL, "
+        "~/.config when XDG_CONFIG_HOME is unset); a relative path is taken inside that "
+        "directory, not the working directory",
     )
 
 

@@ -293,9 +293,15 @@ def erase(
     A dry run returns the plan and changes nothing. Erasing a subject already
     erased (holding no data since) is a no-op that says so; a subject whose
     erasure was interrupted has it completed. Raises NotFound for a subject the
-    project never held.
+    project never held. Raises ConfigError, before anything is written, when the
+    signing key that must sign the erasure's checkpoint and certificate is missing
+    or is not the key that signed the log's checkpoints.
     """
     began = time.perf_counter()
+    if not dry_run:
+        # Refused here, rather than after the erasure commits, when its checkpoint
+        # and certificate could not be signed.
+        signing_key(ledger)
     pseudo = ledger.pseudonymizer(project)
     pseudonym = pseudo.subject(subject)
     reference = pseudo.erasure_reference(pseudonym)
