@@ -46,6 +46,7 @@ bench: $(STAMP) $(PEER)/.installed
 	$(PY) -m tests.bench.erasure --out .mlledger/bench-erasure.json
 	$(PY) -m tests.bench.export --out .mlledger/bench-export.json
 	$(PY) -m tests.bench.report --out .mlledger/bench-report.json
+	$(PY) -m tests.bench.security --out .mlledger/bench-security.json
 
 clean:
 	rm -rf $(VENV) .mlledger .pytest_cache .ruff_cache .mypy_cache

@@ -45,6 +45,7 @@ class ApiServer:
             sys.executable, "-m", "registry.cli", "serve",
             "--db", self.db, "--port", str(self.port),
         ]  # fmt: skip
+        self.directory.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=self.env
