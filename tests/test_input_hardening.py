@@ -122,6 +122,21 @@ def dataset_body(**changes: Any) -> dict[str, Any]:
     return {"name": "fresh", "version": "1", "digest": "sha256:03", "uri": "s3://f", **changes}
 
 
+def lineage_event(job: str = "nightly", facets: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenLineage RunEvent, as the official clients send it."""
+    return {
+        "eventType": "START",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "producer": "https://example.org/scheduler",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": str(uuid.uuid4()), "facets": facets or {}},
+        "job": {"namespace": "scheduler", "name": job},
+        "inputs": [],
+        "outputs": [],
+    }
+
+
+FACET = {"_producer": "https://example.org/scheduler", "_schemaURL": "https://example.org/f#/F"}
 FRESH = f"dataset:{P}/fresh@1"
 DATASET = "/projects/{p}/datasets"
 RUNS = "/projects/{p}/runs"
@@ -181,6 +196,10 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], str]] = [
      {"model": "m@1", "records": ["r1"], "outputs": [DEEP]}, "outputs.0..."),
     ("deep-attributes", "writer", "POST", SUBJECTS,
      {"subject": "s1", "attributes": {"a": DEEP}}, "attributes.a..."),
+    ("deep-openlineage-facet", "writer", "POST", "/lineage",
+     lineage_event(facets={"custom": {**FACET, "v": DEEP}}), "body..."),
+    ("deep-openlineage-facet-65", "writer", "POST", "/lineage",
+     lineage_event(facets={"custom": {**FACET, "v": nested(70)}}), "body..."),
     # NUL in text stored in a column of its own, which PostgreSQL text cannot hold
     ("nul-dataset-name", "writer", "POST", DATASET,
      {"name": "n" + NUL, "uri": "s3://n", "digest": "sha256:0"}, "name"),
@@ -206,6 +225,10 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], str]] = [
     ("nul-event-uri", "writer", "POST", EVENTS,
      {"events": [event("dataset-version-registered", FRESH, dataset_body(uri="s3://" + NUL))]},
      "events.0.body.uri"),
+    ("nul-openlineage-job", "writer", "POST", "/lineage", lineage_event(job="nightly" + NUL),
+     "body..."),
+    ("surrogate-openlineage-job", "writer", "POST", "/lineage",
+     lineage_event(job="nightly" + SURROGATE), "body..."),
     ("nul-event-job", "writer", "POST", EVENTS,
      {"events": [event("run-started", f"run:{uuid.uuid4()}", {"job": "j" + NUL})]},
      "events.0.body.job"),

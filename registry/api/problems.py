@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry.canonical import printable
+from registry.canonical import MAX_DEPTH, printable
 from registry.errors import (
     ConfigError,
     Conflict,
@@ -166,6 +166,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(request, validation_problem(exc))
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # JSON nested too deep for a check that walks it (the schemas refuse more than
+        # MAX_DEPTH levels, but not every body goes through one first).
+        return problem_response(
+            request,
+            Problem(
+                "invalid-request",
+                f"the request nests objects and arrays too deeply to be read; expected at "
+                f"most {MAX_DEPTH} levels",
+                field="body",
+            ),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
