@@ -854,9 +854,9 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(printable(str(part)) for part in loc)
 
 
-def _text_field(field: str, value: str, most: int, *, empty: bool = False) -> str | None:
+def _text_field(value: str, most: int) -> str | None:
     """Why a text field of the envelope cannot be stored, or None."""
-    if not value and not empty:
+    if not value:
         return "is empty; expected a non-empty string"
     if len(value) > most:
         return f"is {len(value)} characters long; expected at most {most}"
@@ -877,7 +877,7 @@ def envelope_problem(
             continue
         if not isinstance(value, str):
             return field, f"expected a string, got {type(value).__name__}"
-        why = _text_field(field, value, most)
+        why = _text_field(value, most)
         if why is not None:
             return field, why
     return None
@@ -954,9 +954,7 @@ def make_event(
     try:
         event_uuid = str(uuid.UUID(str(event_id))) if event_id is not None else new_id()
     except ValueError:
-        raise FieldError(
-            "event_id", f"{type}: event_id {printable(str(event_id))!r} is not a UUID"
-        ) from None
+        raise FieldError("event_id", f"{type}: event_id {str(event_id)!r} is not a UUID") from None
     event = NewEvent(
         event_id=event_uuid,
         type=type,
@@ -984,7 +982,7 @@ def validate_new(event: NewEvent) -> tuple[str, str] | None:
         return None
     spec = CATALOGUE.get(event.type)
     if spec is None:
-        return "type", f"unknown event type {printable(event.type)!r}"
+        return "type", f"unknown event type {event.type!r}"
     if event.schema_version != spec.schema_version:
         return "schema_version", f"{event.schema_version} is not current ({spec.schema_version})"
     problem = envelope_problem(event.project, event.entity, event.actor, event.trace_id)
@@ -992,7 +990,7 @@ def validate_new(event: NewEvent) -> tuple[str, str] | None:
         return problem
     if not is_stored(event.occurred_at):
         return "occurred_at", (
-            f"{printable(event.occurred_at)!r} is not a stored timestamp: expected "
+            f"{event.occurred_at!r} is not a stored timestamp: expected "
             "YYYY-MM-DDTHH:MM:SS.ffffffZ (registry.timeutil.to_timestamp makes one)"
         )
     try:

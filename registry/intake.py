@@ -192,10 +192,11 @@ def check_keys(
             raise FieldError(f"{field}.{index}", why)
 
 
-def _key_list(value: Any, where: str, *, nullable: bool = False) -> list[Any]:
+def _key_list(
+    value: Any, where: str, *, nullable: bool = False, what: str = "record key"
+) -> list[Any]:
     if not isinstance(value, list):
         raise FieldError(where, "expected a list")
-    what = "subject id" if "subject" in where else "record key"
     check_keys(value, where, nullable=nullable, what=what)
     return value
 
@@ -206,10 +207,6 @@ def _body_field(body: Mapping[str, Any], name: str, default: Any = ...) -> Any:
     if default is ...:
         raise FieldError(f"body.{name}", "field required")
     return default
-
-
-def _bad(field: str, message: str) -> FieldError:
-    return FieldError(field, message)
 
 
 def from_wire(
@@ -266,33 +263,33 @@ def from_wire(
                 records=_key_list(_body_field(body, "records"), "body.records"),
                 subjects=None
                 if subjects is None
-                else _key_list(subjects, "body.subjects", nullable=True),
+                else _key_list(subjects, "body.subjects", nullable=True, what="subject id"),
             )
         if type_ == Predictions.type:
             models = _body_field(body, "models")
             if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-                raise _bad("body.models", "expected a list of model version ids")
+                raise FieldError("body.models", "expected a list of model version ids")
             outputs = _body_field(body, "outputs")
             if not isinstance(outputs, list):
-                raise _bad("body.outputs", "expected a list")
+                raise FieldError("body.outputs", "expected a list")
             index_ = _body_field(body, "model_index", None)
             if index_ is not None and (
                 not isinstance(index_, list)
                 or not all(isinstance(i, int) and not isinstance(i, bool) for i in index_)
             ):
-                raise _bad("body.model_index", "expected a list of integers or null")
+                raise FieldError("body.model_index", "expected a list of integers or null")
             at = _body_field(body, "at", None)
             if at is not None and not (
                 isinstance(at, str)
                 or (isinstance(at, list) and all(isinstance(t, str) for t in at))
             ):
-                raise _bad("body.at", "expected an RFC 3339 time, a list of them, or null")
+                raise FieldError("body.at", "expected an RFC 3339 time, a list of them, or null")
             traces = _body_field(body, "trace_ids", None)
             if traces is not None and (
                 not isinstance(traces, list)
                 or not all(t is None or isinstance(t, str) for t in traces)
             ):
-                raise _bad("body.trace_ids", "expected a list of strings or nulls")
+                raise FieldError("body.trace_ids", "expected a list of strings or nulls")
             return Predictions(
                 **common,
                 models=models,
@@ -306,10 +303,10 @@ def from_wire(
             subject = _body_field(body, "subject")
             why = key_problem(subject, "subject id")
             if why is not None:
-                raise _bad("body.subject", why)
+                raise FieldError("body.subject", why)
             attributes = _body_field(body, "attributes")
             if not isinstance(attributes, dict) or not attributes:
-                raise _bad("body.attributes", "expected a non-empty object")
+                raise FieldError("body.attributes", "expected a non-empty object")
             return SubjectData(**common, subject=subject, attributes=attributes)
     except FieldError as exc:
         raise reject(exc.field, str(exc)) from None

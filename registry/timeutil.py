@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from registry.canonical import FieldError, printable
+from registry.canonical import FieldError
 
 #: The form, for ``strptime``; writing goes through ``format_time``, as ``strftime``'s
 #: ``%Y`` writes the years before 1000 with fewer than four digits on some platforms.
@@ -59,10 +59,10 @@ def is_stored(text: str) -> bool:
 
 
 def _shown(value: object) -> str:
-    """``value`` quoted for a message: at most 64 characters, escapes for NUL and such."""
+    """``value`` quoted for a message (``repr`` escapes NUL and lone surrogates), cut
+    to 64 characters."""
     text = value if isinstance(value, str) else repr(value)
-    text = text if len(text) <= 64 else text[:64] + "..."
-    return repr(text) if text.isprintable() else f"'{printable(text)}'"
+    return repr(text if len(text) <= 64 else text[:64] + "...")
 
 
 def _out_of_range(value: object, what: str) -> FieldError:
