@@ -162,6 +162,19 @@ def subject_id(project: str, pseudonym: str) -> str:
     return f"subject:{project}/{pseudonym}"
 
 
+# A record or subject node id anywhere in a text: what follows the project is a
+# pseudonym (or a raw id a client put where it should not).
+_PERSONAL_RE = re.compile(r"\b(record|subject):([A-Za-z0-9][A-Za-z0-9._\-]{0,127})/[^\s&/?#'\"]*")
+
+
+def redact_people(text: str) -> str:
+    """``text`` with the pseudonym (or whatever stands there) of every record and subject
+    node id replaced: ``record:p/3f…`` -> ``record:p/[redacted]``. For what cannot be
+    erased (the access trail, spans, logs): a pseudonym identifies a person as long as
+    the project's secret exists."""
+    return _PERSONAL_RE.sub(lambda m: f"{m.group(1)}:{m.group(2)}/[redacted]", text)
+
+
 def kind_of(node: str) -> str:
     """The kind prefix of a node id string, without a full parse."""
     return node.split(":", 1)[0]

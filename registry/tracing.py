@@ -11,8 +11,10 @@ Each appended event stores the trace id of the span current when it was
 appended (``current_trace_id()``), also when that span is only a remote parent
 taken from an incoming ``traceparent`` header with tracing off here.
 ``inject()`` adds ``traceparent`` to outgoing requests and ``TraceMiddleware``
-takes it from incoming ones. Span attributes hold node ids, pseudonyms, counts
-and names, never a record key, a subject id or a personal attribute.
+takes it from incoming ones. Span attributes hold node ids, counts and names,
+never a record key, a subject id, a personal attribute, nor the pseudonym of a
+record or subject (``record:<project>/[redacted]``: spans leave the ledger, where
+an erasure cannot follow them).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from registry.errors import ConfigError
+from registry.ids import redact_people
 
 __all__ = [
     "EXPORTERS",
@@ -216,11 +219,12 @@ _OFF = _Off()
 def span(name: str, **attributes: Any) -> Any:
     """A context manager around an internal span ``name`` made current, entering to the
     span; with tracing off, a shared one that does nothing. Attributes whose value is
-    None are left out. Never pass personal data: node ids and pseudonyms only."""
+    None are left out. Never pass personal data: node ids only (a record's or
+    subject's pseudonym is replaced by ``[redacted]``)."""
     if not enabled():
         return _OFF
     return tracer.start_as_current_span(
-        name, attributes={k: v for k, v in attributes.items() if v is not None}
+        name, attributes={k: _attribute(v) for k, v in attributes.items() if v is not None}
     )
 
 
@@ -263,7 +267,11 @@ def annotate(**attributes: Any) -> None:
 
 
 def _attribute(value: Any) -> Any:
-    return value if isinstance(value, str | bool | int | float) else str(value)
+    """A span attribute value: record and subject ids lose their pseudonym (spans are
+    exported where an erasure cannot reach them)."""
+    if isinstance(value, bool | int | float):
+        return value
+    return redact_people(value if isinstance(value, str) else str(value))
 
 
 def current_trace_id() -> str | None:
@@ -370,7 +378,11 @@ class TraceMiddleware:
 
 
 def _route_template(scope: Scope) -> str | None:
-    """The path template of the route that handled the request (Starlette, FastAPI)."""
+    """The path template of the route that handled the request: the whole template the
+    API's gate matched (``mlledger.route``), else the routing's own (Starlette)."""
+    matched = scope.get("mlledger.route")
+    if isinstance(matched, str) and matched:
+        return str(scope.get("root_path", "")).rstrip("/") + matched
     route = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(template, str) or not template:

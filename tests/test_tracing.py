@@ -238,7 +238,7 @@ def test_rebuild_and_catch_up_have_spans(spans: Spans, sdk: Registry) -> None:
     assert (rebuilt.attributes or {})["mlledger.events"] == 2
 
 
-def test_no_span_holds_a_record_key_or_subject_id(spans: Spans, sdk: Registry) -> None:
+def test_no_span_holds_a_record_key_subject_id_or_their_pseudonyms(spans: Spans, sdk: Registry) -> None:
     data = sdk.register_dataset(
         "d",
         "1",
@@ -257,9 +257,9 @@ def test_no_span_holds_a_record_key_or_subject_id(spans: Spans, sdk: Registry) -
         sdk.scored(SECRET_RECORD + "-unknown")
 
     (asked,) = [s for s in spans.named("query.scored") if s.status.status_code != StatusCode.ERROR]
-    assert (asked.attributes or {})["mlledger.record"] == scored["record"]
+    assert (asked.attributes or {})["mlledger.record"] == "record:test/[redacted]"
     (found,) = spans.named("query.footprint")
-    assert (found.attributes or {})["mlledger.subject"] == footprint["subject"]
+    assert (found.attributes or {})["mlledger.subject"] == "subject:test/[redacted]"
     everything = [
         (s.name, dict(s.attributes or {}), [(e.name, dict(e.attributes or {})) for e in s.events])
         for s in spans.finished()
@@ -267,6 +267,9 @@ def test_no_span_holds_a_record_key_or_subject_id(spans: Spans, sdk: Registry) -
     text = repr(everything)
     assert "query.scored" in text and "ledger.append" in text
     assert SECRET_RECORD not in text and SECRET_SUBJECT not in text
+    # Nor their pseudonyms: spans leave the ledger, where an erasure cannot reach.
+    for node in (scored["record"], footprint["subject"]):
+        assert node.split("/", 1)[1] not in text
 
 
 # --- configure() -----------------------------------------------------------------------------
@@ -461,3 +464,43 @@ def test_middleware_marks_an_exception(spans: Spans) -> None:
     assert server.status.status_code == StatusCode.ERROR
     assert (server.attributes or {})["error.type"] == "RuntimeError"
     assert [e.name for e in server.events] == ["exception"]
+
+
+def test_the_api_makes_one_span_per_request_without_query_or_credentials(
+    spans: Spans, tmp_path: Path
+) -> None:
+    """The real app: one SERVER span per request (the framework's own is off), with no
+    query string, token or pseudonym in any span's attributes."""
+    from registry import auth
+    from registry.api.app import create_app
+    from registry.store import opened
+
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    with opened(db) as store:
+        _, token = auth.create_key(store, project="p", role="viewer", created_by="t")
+    pseudonym = "ab" * 16
+
+    async def send() -> list[int]:
+        app = create_app(db, checkpoints=False)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as client:
+                asked = await client.get(
+                    "/api/v1/projects/p/questions/lineage",
+                    params={"node": f"record:p/{pseudonym}", "depth": 1},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                leaked = await client.get(
+                    "/api/v1/projects/p/models/clf/top-version", params={"api_key": token}
+                )
+                return [asked.status_code, leaked.status_code]
+
+    assert asyncio.run(send()) == [404, 400]
+    servers = [s for s in spans.finished() if s.kind == SpanKind.SERVER]
+    assert [s.name for s in servers] == [
+        "GET /api/v1/projects/{project}/questions/lineage",
+        "GET /api/v1/projects/{project}/models/{name}/top-version",
+    ]
+    text = repr([(s.name, dict(s.attributes or {})) for s in spans.finished()])
+    assert "url.query" not in text
+    assert token not in text and pseudonym not in text

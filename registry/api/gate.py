@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import auth
 from registry.api.problems import KINDS, MEDIA_TYPE, PREFIX
-from registry.ids import check_name
+from registry.ids import check_name, redact_people
 from registry.timeutil import now
 from registry.tracing import current_trace_id
 
@@ -71,12 +71,11 @@ SECRET_PARAMS = frozenset(
 #: Longest resource kept in a trail entry; a longer one is cut and ends with a hash.
 RESOURCE_MAX = 512
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A record or subject node id: the part after the project is a pseudonym (or a raw id
-# a client put where it should not): never kept.
-_PERSONAL = re.compile(r"\b(record|subject):([A-Za-z0-9][A-Za-z0-9._\-]{0,127})/[^\s&/?#]*")
 _TOKEN = re.compile(r"mll_[0-9A-Za-z_\-]+")
 _SAFE = "/:@?&=,+;-._~!$'()*[]"
 PRINCIPAL = "mlledger.principal"
+#: Scope key of the matched route's path template (``registry.tracing`` names spans by it).
+ROUTE = "mlledger.route"
 
 
 # --- who is asking, and what a route requires -----------------------------------------------
@@ -111,17 +110,19 @@ class Requirement:
     own: bool = False
 
 
-def route_table(
-    routers: Sequence[tuple[str, APIRouter]],
-) -> list[tuple[re.Pattern[str], frozenset[str], Requirement | None]]:
-    """(path pattern, methods, requirement) of every route of ``routers``."""
+Route = tuple[re.Pattern[str], frozenset[str], Requirement | None, str]
+
+
+def route_table(routers: Sequence[tuple[str, APIRouter]]) -> list[Route]:
+    """(path pattern, methods, requirement, path template) of every route of
+    ``routers``."""
     table = []
     for prefix, router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute):
-                pattern, _, _ = compile_path(prefix + route.path)
+                pattern, template, _ = compile_path(prefix + route.path)
                 methods = frozenset(route.methods or ())
-                table.append((pattern, methods, requirement_of(route)))
+                table.append((pattern, methods, requirement_of(route), template))
     return table
 
 
@@ -143,8 +144,7 @@ def requirement_of(route: Any) -> Requirement | None:
 
 def redact(text: str) -> str:
     """``text`` with record and subject ids and API tokens replaced (for logs and trail)."""
-    text = _PERSONAL.sub(lambda m: f"{m.group(1)}:{m.group(2)}/[redacted]", text)
-    return _TOKEN.sub("mll_[redacted]", text)
+    return _TOKEN.sub("mll_[redacted]", redact_people(text))
 
 
 def trail_resource(path: str, query: str) -> str:
@@ -330,11 +330,11 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        requirement, path_params = self._match(scope)
         refusal = _url_refusal(scope)
         if refusal is not None:
             await _problem(send, scope, *refusal)
             return
-        requirement, path_params = self._match(scope)
         if requirement is not None:
             answer = await run_in_threadpool(self._admit, scope, requirement, path_params)
             if isinstance(answer, tuple):
@@ -354,12 +354,14 @@ class Gate:
 
     def _match(self, scope: Scope) -> tuple[Requirement | None, dict[str, Any]]:
         """The requirement of the route a request is for, with its path parameters (None
-        for an open route, or a path or method no route takes: the app answers those)."""
+        for an open route, or a path or method no route takes: the app answers those).
+        The route's template goes into the scope (``ROUTE``) for the request's span."""
         path = str(scope.get("path", ""))
         method = str(scope.get("method", "GET"))
-        for pattern, methods, need in self._table:
+        for pattern, methods, need, template in self._table:
             found = pattern.match(path)
             if found is not None and (method in methods or (method == "HEAD" and "GET" in methods)):
+                scope[ROUTE] = template
                 return need, found.groupdict()
         return None, {}
 
