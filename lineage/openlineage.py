@@ -45,7 +45,7 @@ from registry.errors import Conflict, InvalidNodeId, LedgerError, NotFound
 from registry.events import NewEvent, make_event, upcast
 from registry.ids import NodeId, check_name, dataset_id, job_id, run_id
 from registry.store.raw import Raw, placeholders
-from registry.timeutil import FORMAT, to_timestamp
+from registry.timeutil import FORMAT, stored_form, to_timestamp
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
@@ -1044,7 +1044,9 @@ def _dataset_data(node: _Node) -> dict[str, Any]:
 def _duration_ms(start: str | None, end: str | None) -> int | None:
     if start is None or end is None:
         return None
-    delta = datetime.strptime(end, FORMAT) - datetime.strptime(start, FORMAT)
+    # Earlier versions wrote years below 1000 without zero padding.
+    finish = datetime.strptime(stored_form(end) or end, FORMAT)
+    delta = finish - datetime.strptime(stored_form(start) or start, FORMAT)
     return int(delta.total_seconds() * 1000)
 
 

@@ -23,8 +23,6 @@ from typing import Any
 
 import rfc8785
 
-from registry.errors import LedgerError
-
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
@@ -119,14 +117,6 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 #: the first level of its own fields).
 MAX_DEPTH = 64
 NUL_MESSAGE = "contains the NUL character (U+0000); expected text without it"
-
-
-class FieldError(LedgerError):
-    """A value the ledger refuses; ``field`` is its dotted path (``body.params.lr``)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
 
 
 def text_problem(text: str, *, nul: bool = True) -> str | None:

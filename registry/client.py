@@ -18,11 +18,11 @@ from typing import Any, NoReturn
 import httpx
 
 from registry import intake
-from registry.canonical import FieldError
 from registry.errors import (
     ConfigError,
     Conflict,
     EventRejected,
+    FieldError,
     Forbidden,
     InvalidNodeId,
     LedgerError,

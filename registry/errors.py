@@ -30,6 +30,14 @@ class EventRejected(LedgerError, ValueError):
         )
 
 
+class FieldError(LedgerError):
+    """A value the ledger refuses; ``field`` is its dotted path (``body.params.lr``)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 class NotFound(LedgerError, LookupError):
     """A node the question names is not in the ledger."""
 

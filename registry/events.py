@@ -32,8 +32,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from registry.canonical import NUL_MESSAGE, FieldError, json_problem, printable, text_problem
-from registry.errors import LedgerError
+from registry.canonical import NUL_MESSAGE, json_problem, printable, text_problem
+from registry.errors import FieldError, LedgerError
 from registry.ids import Kind, NodeId, new_id
 from registry.timeutil import is_stored, to_timestamp
 

@@ -36,9 +36,9 @@ KINDS: tuple[Kind, ...] = (
 )
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}"
-_NAME_RE = re.compile(rf"^{_NAME}$")
-_VERSIONED_RE = re.compile(rf"^(?P<project>{_NAME})/(?P<name>{_NAME})@(?P<version>{_NAME})$")
-_NAMED_RE = re.compile(rf"^(?P<project>{_NAME})/(?P<name>{_NAME})$")
+_NAME_RE = re.compile(rf"^{_NAME}\Z")
+_VERSIONED_RE = re.compile(rf"^(?P<project>{_NAME})/(?P<name>{_NAME})@(?P<version>{_NAME})\Z")
+_NAMED_RE = re.compile(rf"^(?P<project>{_NAME})/(?P<name>{_NAME})\Z")
 
 
 def check_name(value: str, what: str) -> str:

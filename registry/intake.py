@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from registry.canonical import FieldError, json_problem, text_problem
-from registry.errors import ConfigError, EventRejected, LedgerError
+from registry.canonical import json_problem, text_problem
+from registry.errors import ConfigError, EventRejected, FieldError, LedgerError
 from registry.events import INTERNAL_TYPES, MAX_TRACE_ID, NewEvent, make_event
 from registry.ids import subject_id
 from registry.payloads import digest, encode_predictions

@@ -37,8 +37,7 @@ from typing import Any, Literal
 
 from lineage import queries
 from registry.backend import Backend, LocalBackend
-from registry.canonical import FieldError
-from registry.errors import ConfigError, Conflict, EventRejected, LedgerError
+from registry.errors import ConfigError, Conflict, EventRejected, FieldError, LedgerError
 from registry.events import MAX_ERROR_TYPE, NewEvent, make_event
 from registry.ids import (
     check_name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from registry.canonical import FieldError
+from registry.errors import FieldError
 
 #: The form, for ``strptime``; writing goes through ``format_time``, as ``strftime``'s
 #: ``%Y`` writes the years before 1000 with fewer than four digits on some platforms.

@@ -12,7 +12,6 @@ or a refusal that writes, fails here.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from registry.api.routers import (
     audit,
     erasures,
     events,
+    grants,
     keys,
     openlineage,
     questions,
@@ -336,9 +336,9 @@ def test_the_page_runs_against_a_real_server(server: ApiServer, server_ledger: L
 def _gate(route: Any) -> tuple[str, str]:
     """The permission a route's gate checks and the action it records."""
     for dependency in route.dependant.dependencies:
-        if getattr(dependency.call, "__name__", "") == "gate":
-            found = inspect.getclosurevars(dependency.call).nonlocals
-            return str(found["permission"]), f"`{found['action']}`"
+        need = getattr(dependency.call, "requirement", None)
+        if need is not None:
+            return need.permission, f"`{need.action}`"
     raise AssertionError(f"{route.path}: no gate")
 
 
@@ -352,7 +352,9 @@ def test_the_route_table_lists_every_route_with_its_permission_and_action() -> N
     }
     gated = {
         (method, route.path.replace("{project}", "{p}")): _gate(route)
-        for module in (audit, erasures, events, keys, openlineage, questions, reports, writes)
+        for module in (
+            audit, erasures, events, grants, keys, openlineage, questions, reports, writes
+        )
         for route in module.router.routes
         for method in route.methods
     }

@@ -27,8 +27,8 @@ import pytest
 
 import registry
 from audit.exports import Scope, parquet
-from registry.canonical import MAX_DEPTH, FieldError
-from registry.errors import EventRejected, LedgerError
+from registry.canonical import MAX_DEPTH
+from registry.errors import EventRejected, FieldError, LedgerError
 from registry.sdk import Registry
 from registry.store import Store, open_store
 from tests.apiserver import ApiServer

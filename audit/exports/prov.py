@@ -33,6 +33,7 @@ from prov.model import PROV_TYPE, Namespace, ProvDocument
 from audit.exports.scope import Progress, Scope
 from registry.errors import LedgerError
 from registry.store.raw import Raw
+from registry.timeutil import stored_form
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
@@ -53,7 +54,10 @@ def _actor(name: str) -> Any:
 
 
 def _time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if text is None:
+        return None
+    # Earlier versions wrote years below 1000 without zero padding.
+    return datetime.fromisoformat((stored_form(text) or text).replace("Z", "+00:00"))
 
 
 def _attrs(values: dict[str, Any]) -> dict[Any, Any]:

@@ -15,16 +15,16 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
 from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.schemas import Key, Strict
+from registry.api.schemas import Key, Long, Strict, Text
 from registry.backend import LocalBackend
 
 router = APIRouter(prefix="/projects/{project}", tags=["erasure"])
 
 
 class RetainRule(Strict):
-    model: str = Field(description="Model version id, or '*' for every affected one.")
-    justification: str = Field(min_length=1, max_length=2000, description="Why it is kept.")
-    approver: str = Field(min_length=1, max_length=300, description="Who approved keeping it.")
+    model: Long = Field(description="Model version id, or '*' for every affected one.")
+    justification: Text = Field(min_length=1, max_length=2000, description="Why it is kept.")
+    approver: Long = Field(min_length=1, description="Who approved keeping it.")
 
 
 class ErasureCreate(Strict):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from lineage import queries
 from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.schemas import Answer, DatasetPublic, RecordQuery, SubjectQuery
+from registry.api.schemas import Answer, DatasetPublic, RecordQuery, SubjectQuery, Time
 from registry.backend import LocalBackend
 from registry.errors import NotFound
 from registry.grants import readable_projects
@@ -78,7 +78,7 @@ def lineage(
     who: Annotated[Principal, allow("read", "questions.lineage")],
     direction: Literal["upstream", "downstream", "both"] = "both",
     depth: Annotated[int, Query(description="Hops from the node (0 or more).")] = 3,
-    as_of: Annotated[str | None, Query(max_length=64, description="RFC 3339 time.")] = None,
+    as_of: Annotated[Time | None, Query(description="RFC 3339 time.")] = None,
 ) -> Answer:
     """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
     _own(ledger, who.project, node)
