@@ -265,3 +265,23 @@ def test_a_bounded_number_of_addresses_is_remembered() -> None:
     summary = limiter.flush()
     assert summary is not None
     assert "from 4 address(es)" in summary.reason  # 3 remembered and "the others"
+
+
+def test_the_access_log_shows_the_normalised_resource() -> None:
+    """uvicorn's access log lines (``mlledger serve --access-log``) keep no credential
+    and no record id."""
+    import logging
+
+    from registry.api.gate import redact_access_log
+
+    redact_access_log()
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/api/v1/x?node=record:p/" + "ab" * 16 + "&token=mll_x", "1.1", 400),
+        None,
+    )  # fmt: skip
+    for log_filter in logging.getLogger("uvicorn.access").filters:
+        assert not isinstance(log_filter, logging.Filter) or log_filter.filter(record)
+    line = record.getMessage()
+    assert "ab" * 16 not in line and "mll_x" not in line
+    assert "/api/v1/x?node=record:p/[redacted]" in line
