@@ -238,7 +238,9 @@ def test_rebuild_and_catch_up_have_spans(spans: Spans, sdk: Registry) -> None:
     assert (rebuilt.attributes or {})["mlledger.events"] == 2
 
 
-def test_no_span_holds_a_record_key_subject_id_or_their_pseudonyms(spans: Spans, sdk: Registry) -> None:
+def test_no_span_holds_a_record_key_subject_id_or_their_pseudonyms(
+    spans: Spans, sdk: Registry
+) -> None:
     data = sdk.register_dataset(
         "d",
         "1",
