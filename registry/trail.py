@@ -222,12 +222,16 @@ class TrailJournal:
         with engine.begin() as conn:
             yield conn
 
-    def write(self, entries: Sequence[AccessEntry]) -> None:
-        """Make ``entries`` durable (checked first: a bad entry raises here, never when
-        folded). Waits for no lock of the log."""
+    def write(self, entries: Sequence[AccessEntry | Mapping[str, Any]]) -> None:
+        """Make ``entries`` durable: AccessEntry values, or their ``entry_fields``
+        (checked first: a bad entry raises here, never when folded). Waits for no lock
+        of the log."""
         if not entries:
             return
-        rows = [(json.dumps(entry_fields(e), sort_keys=True),) for e in entries]
+        rows = [
+            (json.dumps(e if isinstance(e, Mapping) else entry_fields(e), sort_keys=True),)
+            for e in entries
+        ]
         with self._journal() as conn:
             Raw(conn).many("INSERT INTO trail_pending (entry) VALUES (?)", rows)
 
@@ -345,7 +349,7 @@ class TrailRecorder:
         self.store = store
         self.journal = journal_of(store)
         self._cond = threading.Condition()
-        self._pending: list[tuple[int, AccessEntry]] = []
+        self._pending: list[tuple[int, dict[str, Any]]] = []
         self._next_ticket = 0
         self._done = 0  # tickets below this are settled
         self._writing = False
@@ -356,11 +360,14 @@ class TrailRecorder:
         self._folder.start()
 
     def record(self, entry: AccessEntry) -> None:
-        """Make one entry durable (with whatever else is pending)."""
+        """Make one entry durable (with whatever else is pending). A bad entry is
+        refused here, to its caller alone: it never fails the entries it would have
+        been committed with."""
+        fields = entry_fields(entry)
         with self._cond:
             ticket = self._next_ticket
             self._next_ticket += 1
-            self._pending.append((ticket, entry))
+            self._pending.append((ticket, fields))
             while self._done <= ticket and self._writing:
                 self._cond.wait()
             if self._done > ticket:

@@ -134,3 +134,28 @@ def test_a_read_is_answered_while_a_write_holds_the_append_lock(
         assert [r["action"] for r in rows][-1:] == ["models.read"]
     finally:
         store.dispose()
+
+
+def test_a_bad_entry_fails_its_caller_alone(store: Store) -> None:
+    """Entries recorded together share one commit; one that cannot be stored is refused
+    to its own caller and never fails the others."""
+    recorder = trail.TrailRecorder(store)
+    bad = _entry(0)
+    bad.reason = "\x00"
+    errors: list[BaseException] = []
+
+    def record(entry: AccessEntry) -> None:
+        try:
+            recorder.record(entry)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(_entry(n),)) for n in range(1, 9)]
+    threads.append(threading.Thread(target=record, args=(bad,)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.close()
+    assert len(errors) == 1 and "NUL" in str(errors[0])
+    assert sorted(r["resource"] for r in read_trail(store)) == [f"/r/{n}" for n in range(1, 9)]
