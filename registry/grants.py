@@ -40,15 +40,7 @@ def _grantee(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-@event_type("project-access-granted", entity="project")
-class ProjectAccessGranted(Body):
-    """A project lets another project use and read its dataset and model versions.
-
-    The grantee's runs may then take this project's dataset and model versions as
-    inputs and derive datasets from them, and the grantee's readers see this
-    project's nodes in lineage answers. Appended by the granting project's admin.
-    """
-
+class _Grant(Body):
     grantee: str = Field(description="The project granted access.")
     reason: str | None = Field(
         default=None, max_length=_REASON_MAX, description="Why, in a few words."
@@ -60,8 +52,18 @@ class ProjectAccessGranted(Body):
         return _grantee(value)
 
 
+@event_type("project-access-granted", entity="project")
+class ProjectAccessGranted(_Grant):
+    """A project lets another project use and read its dataset and model versions.
+
+    The grantee's runs may then take this project's dataset and model versions as
+    inputs and derive datasets from them, and the grantee's readers see this
+    project's nodes in lineage answers. Appended by the granting project's admin.
+    """
+
+
 @event_type("project-access-revoked", entity="project")
-class ProjectAccessRevoked(Body):
+class ProjectAccessRevoked(_Grant):
     """A project withdraws the access it granted another project.
 
     New links to this project's versions are refused from now on; links made under
@@ -69,14 +71,6 @@ class ProjectAccessRevoked(Body):
     """
 
     grantee: str = Field(description="The project whose access ends.")
-    reason: str | None = Field(
-        default=None, max_length=_REASON_MAX, description="Why, in a few words."
-    )
-
-    @field_validator("grantee")
-    @classmethod
-    def _check(cls, value: str) -> str:
-        return _grantee(value)
 
 
 def readable_projects(raw: Raw, project: str) -> frozenset[str]:

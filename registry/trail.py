@@ -41,7 +41,7 @@ from audit.tree import TRAIL, StoredTree
 from registry.canonical import canonical_text, leaf_hash
 from registry.errors import LedgerError
 from registry.store.raw import Raw
-from registry.store.sqlite import BUSY_TIMEOUT_MS, create_private_file
+from registry.store.sqlite import BUSY_TIMEOUT_MS, create_private_file, durable
 from registry.timeutil import now, to_timestamp
 
 if TYPE_CHECKING:
@@ -300,12 +300,7 @@ def _journal_engine(path: Path) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.close()
+        durable(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -42,12 +42,8 @@ class SQLiteStore(Store):
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # The driver must not open transactions itself: we emit BEGIN below.
-            dbapi_conn.isolation_level = None
+            durable(dbapi_conn)
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Deleted content is overwritten with zeros, not left in free space: an
             # erasure's deletions must leave no bytes behind (``audit.purge``).
             cur.execute("PRAGMA secure_delete=ON")
@@ -80,6 +76,17 @@ class SQLiteStore(Store):
     def _lock(self, conn: Connection) -> None:
         # BEGIN IMMEDIATE already holds SQLite's single write lock.
         return None
+
+
+def durable(dbapi_conn: Any) -> None:
+    """Set up a new sqlite3 connection: WAL, ``synchronous=FULL``, the busy timeout, and
+    no transaction opened by the driver itself (BEGIN is emitted by us)."""
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.close()
 
 
 def create_private_file(path: Path) -> bool:
