@@ -22,7 +22,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from registry import grants as _grants  # noqa: F401  (registers the grant events)
 from registry.events import CATALOGUE, UPCASTERS, NewEvent, StoredEvent
 from registry.ids import KINDS, NodeId
 

@@ -33,20 +33,19 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from registry.canonical import NUL_MESSAGE, json_problem, printable, text_problem
-from registry.errors import FieldError, LedgerError
-from registry.ids import Kind, NodeId, new_id
+from registry.errors import FieldError, InvalidNodeId, LedgerError
+from registry.ids import Kind, NodeId, check_name, new_id
+from registry.limits import (
+    MAX_ACTOR,
+    MAX_ENTITY,
+    MAX_ERROR_TYPE,
+    MAX_PROJECT,
+    MAX_SAFE_INTEGER,
+    MAX_TRACE_ID,
+)
 from registry.timeutil import is_stored, to_timestamp
 
 PSEUDONYM_RE = re.compile(r"^[0-9a-f]{32}$")
-#: The largest integer JSON numbers (IEEE doubles) hold exactly: 2**53 - 1.
-MAX_SAFE_INTEGER = 2**53 - 1
-# Widths of the envelope's text columns (registry/store/schema.py), checked before
-# anything is written so that SQLite and PostgreSQL accept the same events.
-MAX_PROJECT = 128
-MAX_ENTITY = 300
-MAX_ACTOR = 300
-MAX_TRACE_ID = 64
-MAX_ERROR_TYPE = 300
 
 
 class Part(BaseModel):
@@ -598,6 +597,52 @@ class ErasureRemediated(Body):
 
 # Types only the ledger's own erasure process appends; a client sending one is refused.
 INTERNAL_TYPES = frozenset({"subject-erasure-requested", "subject-erased"})
+
+
+# --- projects ----------------------------------------------------------------------------
+
+_REASON_MAX = 1000
+
+
+def _grantee(value: str) -> str:
+    try:
+        return check_name(value, "grantee project")
+    except InvalidNodeId as exc:  # a plain ValueError, for pydantic to report
+        raise ValueError(str(exc)) from None
+
+
+class _Grant(Body):
+    grantee: str = Field(description="The project granted access.")
+    reason: str | None = Field(
+        default=None, max_length=_REASON_MAX, description="Why, in a few words."
+    )
+
+    @field_validator("grantee")
+    @classmethod
+    def _check_grantee(cls, value: str) -> str:
+        return _grantee(value)
+
+
+@event_type("project-access-granted", entity="project")
+class ProjectAccessGranted(_Grant):
+    """A project lets another project use and read its dataset and model versions.
+
+    The grantee's runs may then take this project's dataset and model versions as
+    inputs and derive datasets from them, and the grantee's readers see this
+    project's nodes in lineage answers. Appended by the granting project's admin
+    (``registry.grants``).
+    """
+
+
+@event_type("project-access-revoked", entity="project")
+class ProjectAccessRevoked(_Grant):
+    """A project withdraws the access it granted another project.
+
+    New links to this project's versions are refused from now on; links made under
+    the grant stay in the log. Appended by the granting project's admin.
+    """
+
+    grantee: str = Field(description="The project whose access ends.")
 
 
 # --- OpenLineage -----------------------------------------------------------------------

@@ -9,7 +9,8 @@ in lineage answers. Runs, deployments, records and predictions stay the owner's:
 no grant lets another project write to them.
 
 Grants and revocations are events of the granting project (``entity``
-``project:<project>``), appended by its admin and so in the log and the access
+``project:<project>``; their types are in the catalogue, ``registry.events``),
+appended by its admin and so in the log and the access
 trail; the catalogue projects them into ``project_grants``. A revocation stops
 new links; links made under the grant stay in the log, and the grantee's
 readers no longer see the other project's nodes (they are counted as withheld).
@@ -20,58 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
-
-from registry.errors import InvalidNodeId
-from registry.events import Body, event_type, make_event
-from registry.ids import check_name, project_id
+from registry.events import make_event
+from registry.ids import project_id
 from registry.store.raw import Raw
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
-
-_REASON_MAX = 1000
-
-
-def _grantee(value: str) -> str:
-    try:
-        return check_name(value, "grantee project")
-    except InvalidNodeId as exc:  # a plain ValueError, for pydantic to report
-        raise ValueError(str(exc)) from None
-
-
-class _Grant(Body):
-    grantee: str = Field(description="The project granted access.")
-    reason: str | None = Field(
-        default=None, max_length=_REASON_MAX, description="Why, in a few words."
-    )
-
-    @field_validator("grantee")
-    @classmethod
-    def _check(cls, value: str) -> str:
-        return _grantee(value)
-
-
-@event_type("project-access-granted", entity="project")
-class ProjectAccessGranted(_Grant):
-    """A project lets another project use and read its dataset and model versions.
-
-    The grantee's runs may then take this project's dataset and model versions as
-    inputs and derive datasets from them, and the grantee's readers see this
-    project's nodes in lineage answers. Appended by the granting project's admin.
-    """
-
-
-@event_type("project-access-revoked", entity="project")
-class ProjectAccessRevoked(_Grant):
-    """A project withdraws the access it granted another project.
-
-    New links to this project's versions are refused from now on; links made under
-    the grant stay in the log. Appended by the granting project's admin.
-    """
-
-    grantee: str = Field(description="The project whose access ends.")
-
 
 def readable_projects(raw: Raw, project: str) -> frozenset[str]:
     """The projects whose nodes ``project``'s readers may see: itself and every project

@@ -23,8 +23,9 @@ from sqlalchemy import Connection
 
 from registry.canonical import json_problem, text_problem
 from registry.errors import ConfigError, EventRejected, FieldError, LedgerError
-from registry.events import INTERNAL_TYPES, MAX_TRACE_ID, NewEvent, make_event
+from registry.events import INTERNAL_TYPES, NewEvent, make_event
 from registry.ids import subject_id
+from registry.limits import MAX_TRACE_ID
 from registry.payloads import digest, encode_predictions
 from registry.store.raw import Raw
 from registry.timeutil import to_timestamp

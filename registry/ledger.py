@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from opentelemetry.trace import Span
 from sqlalchemy import Connection
 
-from registry import grants as _grants  # noqa: F401  (registers the grant events)
 from registry.canonical import canonical_text, leaf_hash, loads
 from registry.errors import Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, StoredEvent, canonical_event, normalised, validate_new

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from registry.events import MAX_TRACE_ID
+from registry.limits import MAX_TRACE_ID
 
 FORMAT = "arrow-ipc-stream/1"
 SCHEMA = pa.schema(

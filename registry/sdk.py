@@ -38,7 +38,7 @@ from typing import Any, Literal
 from lineage import queries
 from registry.backend import Backend, LocalBackend
 from registry.errors import ConfigError, Conflict, EventRejected, FieldError, LedgerError
-from registry.events import MAX_ERROR_TYPE, NewEvent, make_event
+from registry.events import NewEvent, make_event
 from registry.ids import (
     check_name,
     dataset_id,
@@ -49,6 +49,7 @@ from registry.ids import (
 )
 from registry.intake import Item, Predictions, RecordsAdded, SubjectData, check_keys, key_problem
 from registry.ledger import Ledger
+from registry.limits import MAX_ERROR_TYPE
 from registry.settings import Settings, default_actor
 from registry.timeutil import to_timestamp
 from registry.tracing import current_trace_id, span
