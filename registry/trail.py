@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.pool import NullPool
 
 from audit.tree import TRAIL, StoredTree
 from registry.canonical import canonical_text, leaf_hash
@@ -78,8 +78,12 @@ SOURCE_MAX = 300
 TRACE_MAX = 64
 # Journal rows folded per transaction.
 FOLD_BATCH = 5_000
-# How long the recorder's folder waits for more entries before folding.
-FOLD_DELAY_S = 0.05
+# How long the recorder's folder waits for more entries before folding: readers of the
+# trail fold first, so this only sets how many entries share a fold's commit.
+FOLD_DELAY_S = 0.25
+# Folded journal rows are deleted in bulk: after this many, or this many seconds.
+PRUNE_EVERY = 2_000
+PRUNE_SECONDS = 10.0
 
 
 def check_text(value: Any, what: str, longest: int | None = None, *, empty: bool = False) -> str:
@@ -199,6 +203,8 @@ class TrailJournal:
         self._fold_lock = threading.Lock()
         self._engine: Engine | None = None
         self.journal_id = "pending"
+        self._unpruned = 0
+        self._pruned_at = 0.0
         path = getattr(store, "path", "")
         if store.dialect == "sqlite" and path and path != ":memory:":
             self._engine = _journal_engine(Path(f"{path}-trail"))
@@ -279,11 +285,21 @@ class TrailJournal:
                         (last, self.journal_id),
                     )
         if rows:
-            # Folded and committed: the journal's copies can go (a crash before this
-            # leaves them, and ``upto`` keeps them from being folded twice).
-            with self._journal() as journal:
-                journal.execute(text("DELETE FROM trail_pending WHERE id <= :n"), {"n": last})
+            self._unpruned += len(rows)
+            if self._unpruned >= PRUNE_EVERY or len(rows) < FOLD_BATCH:
+                self._prune(last)
         return len(rows)
+
+    def _prune(self, upto: int) -> None:
+        """Forget the journal's folded rows. Their copies may stay a while (``upto``
+        keeps them from being folded twice): pruning in bulk spares a commit per fold."""
+        now_ = time.monotonic()
+        if self._unpruned < PRUNE_EVERY and now_ - self._pruned_at < PRUNE_SECONDS:
+            return
+        with self._journal() as journal:
+            journal.execute(text("DELETE FROM trail_pending WHERE id <= :n"), {"n": upto})
+        self._unpruned = 0
+        self._pruned_at = now_
 
     def close(self) -> None:
         if self._engine is not None:
@@ -292,10 +308,12 @@ class TrailJournal:
 
 def _journal_engine(path: Path) -> Engine:
     create_private_file(path)
+    # Connections are kept (set up once each): a server writes here on every request.
     engine = create_engine(
         f"sqlite:///{path}",
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        poolclass=NullPool,
+        pool_size=4,
+        max_overflow=12,
     )
 
     @event.listens_for(engine, "connect")

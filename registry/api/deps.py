@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from registry import auth
 from registry.api.gate import PRINCIPAL, Principal, Requirement, safe_project, trail_resource
@@ -22,7 +23,8 @@ from registry.tracing import current_trace_id
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlledger keys create`.")
 
 
-def get_ledger(request: Request) -> Ledger:
+async def get_ledger(request: Request) -> Ledger:
+    # Async: nothing blocks here, and a sync dependency costs a hop to a worker thread.
     ledger: Ledger = request.app.state.ledger
     return ledger
 
@@ -85,10 +87,12 @@ def allow(permission: str, action: str) -> Any:
     _check(permission)
     need = Requirement(permission, action)
 
-    def gate(
+    async def gate(
         request: Request, ledger: LedgerDep, credentials: Credentials, project: ProjectPath
     ) -> Principal:
-        return _gated(request) or _admit(request, ledger, credentials, project, need)
+        return _gated(request) or await run_in_threadpool(
+            _admit, request, ledger, credentials, project, need
+        )
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
@@ -100,8 +104,10 @@ def allow_own(permission: str, action: str) -> Any:
     _check(permission)
     need = Requirement(permission, action, own=True)
 
-    def gate(request: Request, ledger: LedgerDep, credentials: Credentials) -> Principal:
-        return _gated(request) or _admit(request, ledger, credentials, None, need)
+    async def gate(request: Request, ledger: LedgerDep, credentials: Credentials) -> Principal:
+        return _gated(request) or await run_in_threadpool(
+            _admit, request, ledger, credentials, None, need
+        )
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
