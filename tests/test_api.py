@@ -128,7 +128,11 @@ def test_semantic_errors_are_problem_details(http: httpx.Client) -> None:
     assert body["type"] == "urn:mlledger:problem:not-found"
     body = problem(http.get("/no/such/route"), 404)
     assert "no route" in str(body["detail"])
-    body = problem(http.delete(f"/projects/{P}/events"), 405)
+    not_allowed = http.delete(f"/projects/{P}/events")
+    assert problem(not_allowed, 405)["type"] == "urn:mlledger:problem:method-not-allowed"
+    # Allow names every method of the path, not only those of the route that answered.
+    assert not_allowed.headers["allow"] == "GET, POST"
+    assert http.options(f"/projects/{P}/keys").headers["allow"] == "GET, POST"
     not_json = http.post(
         f"/projects/{P}/events", content=b"{", headers={"Content-Type": "application/json"}
     )

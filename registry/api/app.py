@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -90,6 +91,18 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI builds the document once and keeps it; it is completed then (imported
+        # here: ``python -m registry.api.openapi`` runs that module as a script).
+        from registry.api.openapi import complete
+
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(generated(), schemas=openlineage.SCHEMAS)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     api = APIRouter(prefix="/api/v1")
 
     @api.get("/health", tags=["service"])

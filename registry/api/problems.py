@@ -5,6 +5,9 @@ URI naming the kind of problem), ``title``, ``status``, ``detail`` and
 ``instance`` (the request path); errors about input add ``field`` (the dotted
 path of the offending field) and, for batches, ``index`` and ``event_id``.
 ``registry.client`` turns them back into the exceptions the SDK raises locally.
+
+``document`` writes them into the OpenAPI document: every operation lists each
+problem status it can answer, with the ``type`` values that status carries.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from registry.canonical import MAX_DEPTH, printable
 from registry.errors import (
@@ -52,6 +56,64 @@ KINDS: dict[str, tuple[int, str]] = {
 }
 
 
+#: Problems every operation can answer: a URL the gate refuses (a control character, a
+#: credential in the query string) and a body over the limit, declared or sent.
+EVERY_OPERATION = ("invalid-input", "payload-too-large")
+#: Problems of every operation that needs a key.
+EVERY_GATED_OPERATION = ("unauthenticated", "forbidden", "too-many-requests")
+#: Headers a problem's status always carries.
+HEADERS: dict[int, dict[str, dict[str, Any]]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "`Bearer`: send `Authorization: Bearer <key>`.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
+#: ``components/schemas/Problem`` of the OpenAPI document.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; members beyond these are extensions.",
+    "type": "object",
+    "properties": {
+        "type": {"type": "string", "description": "`urn:mlledger:problem:<slug>`: the kind."},
+        "title": {"type": "string", "description": "The kind's title."},
+        "status": {"type": "integer", "description": "The HTTP status."},
+        "detail": {"type": "string", "description": "What was wrong, and what was expected."},
+        "instance": {"type": "string", "description": "The request's path."},
+        "field": {"type": "string", "description": "Dotted path of the offending field."},
+        "errors": {
+            "type": "array",
+            "description": "Every schema error (`invalid-request`).",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "expected": {"type": "string"},
+                },
+                "required": ["field", "message"],
+            },
+        },
+        "index": {"type": "integer", "description": "The refused event's place in the batch."},
+        "event_id": {"type": "string", "description": "The refused event's id."},
+        "event_type": {"type": "string", "description": "The refused event's type."},
+        "reason": {"type": "string", "description": "What was wrong with the refused event."},
+    },
+    "required": ["type", "title", "status", "detail", "instance"],
+}
+_PROBLEM_REF = "#/components/schemas/Problem"
+_RESPONSES = "#/components/responses/"
+
+
 class Problem(Exception):
     """An error to answer with a problem-details body."""
 
@@ -77,6 +139,102 @@ def problem_response(
     }
     return JSONResponse(
         _encodable(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def responses(*slugs: str) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route that can answer these problems, besides those
+    ``document`` gives every operation."""
+    by_status: dict[int, list[str]] = {}
+    for slug in slugs:
+        by_status.setdefault(KINDS[slug][0], []).append(slug)
+    return {status: _response(status, found) for status, found in by_status.items()}
+
+
+def _response(status: int, slugs: list[str]) -> dict[str, Any]:
+    """An OpenAPI response: problem details whose ``type`` is one of ``slugs``."""
+    slugs = sorted(set(slugs))
+    response: dict[str, Any] = {
+        "description": "; ".join(f"`{slug}`: {KINDS[slug][1]}" for slug in slugs) + ".",
+        "content": {
+            MEDIA_TYPE: {
+                "schema": {
+                    "allOf": [
+                        {"$ref": _PROBLEM_REF},
+                        {
+                            "properties": {
+                                "type": {"enum": [PREFIX + slug for slug in slugs]},
+                                "status": {"const": status},
+                            }
+                        },
+                    ]
+                }
+            }
+        },
+    }
+    if status in HEADERS:
+        response["headers"] = HEADERS[status]
+    return response
+
+
+def _slugs(response: dict[str, Any], shared: dict[str, Any]) -> list[str]:
+    """The problem slugs a response built by ``_response`` declares, itself or as a
+    reference into ``shared`` (none for another response)."""
+    ref = str(response.get("$ref", ""))
+    if ref.startswith(_RESPONSES):
+        response = shared.get(ref.removeprefix(_RESPONSES), {})
+    try:
+        schema = response["content"][MEDIA_TYPE]["schema"]["allOf"][1]
+        return [str(t).removeprefix(PREFIX) for t in schema["properties"]["type"]["enum"]]
+    except (KeyError, IndexError, TypeError):
+        return []
+
+
+def document(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` (an OpenAPI document) with every problem an operation can answer declared,
+    as ``application/problem+json`` with the ``Problem`` schema; FastAPI's own validation
+    error schemas, which this API never sends, are dropped."""
+    components = spec.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    shared: dict[str, Any] = components.setdefault("responses", {})
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            slugs = list(EVERY_OPERATION)
+            if operation.get("security"):
+                slugs.extend(EVERY_GATED_OPERATION)
+            if operation.get("parameters") or operation.get("requestBody"):
+                slugs.append("invalid-request")
+            for key in [k for k in answers if k.isdigit() and int(k) >= 400]:
+                slugs.extend(_slugs(answers.pop(key), shared))
+            by_status: dict[int, set[str]] = {}
+            for slug in slugs:
+                by_status.setdefault(KINDS[slug][0], set()).add(slug)
+            for status, found in sorted(by_status.items()):
+                # One shared response per set of problems: named by its slugs.
+                name = ".".join(sorted(found))
+                shared[name] = _response(status, sorted(found))
+                answers[str(status)] = {"$ref": _RESPONSES + name}
+    components["responses"] = dict(sorted(shared.items()))
+    return spec
+
+
+#: Methods a route may take, in the order an ``Allow`` header lists them.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed(request: Request) -> str:
+    """The ``Allow`` header of a 405 answer: every method some route takes at the path."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
     )
 
 
@@ -190,9 +348,17 @@ def install(app: FastAPI) -> None:
             415: "unsupported-media-type",
         }.get(exc.status_code, "invalid-input")
         detail = str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /openapi.json"
-        return problem_response(request, Problem(slug, detail))
+        if exc.status_code == 405:
+            # A route answers for its own methods; the path may have others.
+            headers["Allow"] = allowed(request)
+            detail = (
+                f"{request.method} is not a method of {request.url.path}: expected one of "
+                f"{headers['Allow']}"
+            )
+        return problem_response(request, Problem(slug, detail), headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -26,8 +27,9 @@ from pydantic_core import PydanticCustomError
 
 from registry.canonical import MAX_DEPTH, json_problem, text_problem
 from registry.errors import LedgerError
-from registry.events import MAX_ACTOR, MAX_ENTITY, MAX_SAFE_INTEGER, MAX_TRACE_ID
+from registry.events import CATALOGUE
 from registry.intake import key_problem
+from registry.limits import MAX_ACTOR, MAX_ENTITY, MAX_SAFE_INTEGER, MAX_TRACE_ID
 from registry.timeutil import to_timestamp
 
 # Column widths the text is held to (registry/store/schema.py).
@@ -103,14 +105,87 @@ def _key(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     return handler(value)
 
 
-Text = Annotated[str, AfterValidator(_text)]
-Name = Annotated[str, Field(max_length=NAME), AfterValidator(_text)]
-Long = Annotated[str, Field(max_length=LONG), AfterValidator(_text)]
-RunRef = Annotated[str, Field(max_length=RUN), AfterValidator(_text)]
+def _shown(**schema: Any) -> Any:
+    """Adds ``schema`` to a type's JSON schema, and nothing to its validation: the check
+    stays where it is made (a validator above, or the ledger), whose messages say more
+    than "does not match"."""
+    return Field(json_schema_extra=schema)
+
+
+# Patterns of the OpenAPI document (ECMA 262, as JSON Schema reads them).
+#: A name of the ledger: project, dataset, model, version, deployment (registry/ids.py).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"
+_NAME = NAME_PATTERN[1:-1]
+_VERSIONED = f"{_NAME}/{_NAME}@{_NAME}"
+_UUID = "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+UUID_PATTERN = f"^{_UUID}$"
+#: A run: ``run:<uuid>`` or the bare uuid.
+RUN_PATTERN = f"^(run:)?{_UUID}$"
+DATASET_ID_PATTERN = f"^dataset:{_VERSIONED}$"
+MODEL_ID_PATTERN = f"^model:{_VERSIONED}$"
+#: A dataset or model version id.
+VERSION_ID_PATTERN = f"^(dataset|model):{_VERSIONED}$"
+#: A dataset version of the project (``name@version``) or any dataset version id.
+DATASET_REF_PATTERN = f"^({_NAME}@{_NAME}|dataset:{_VERSIONED})$"
+#: A model version of the project (``name@version``, ``name@alias``) or any model version id.
+MODEL_REF_PATTERN = f"^({_NAME}@{_NAME}|model:{_VERSIONED})$"
+#: A deployment of the project (its name) or any deployment id.
+DEPLOYMENT_REF_PATTERN = f"^({_NAME}|deployment:{_NAME}/{_NAME})$"
+#: Any typed node id (registry/ids.py).
+NODE_ID_PATTERN = (
+    f"^((dataset|model):{_VERSIONED}|run:{_UUID}|(deployment|record|subject|job):{_NAME}/{_NAME}"
+    f"|project:{_NAME})$"
+)
+#: Text stored in a column of its own: no NUL.
+TEXT_PATTERN = "^[^\\u0000]*$"
+#: Text in a URL: no control characters (the gate refuses them, registry.api.gate).
+URL_TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
+#: A time in years 1 to 9999 once in UTC: an offset may move a time of the first day
+#: before the range, or one of the last day past it.
+TIME_PATTERN = "^(?!0001-01-01[Tt][^+]*\\+(?!00:00)|9999-12-31[Tt][^-]*-(?!00:00))"
+
+Text = Annotated[str, _shown(pattern=TEXT_PATTERN), AfterValidator(_text)]
+Name = Annotated[str, Field(max_length=NAME), _shown(pattern=TEXT_PATTERN), AfterValidator(_text)]
+#: A name or version of a dataset or model (the ledger refuses others: 400 invalid-node-id).
+NodeName = Annotated[
+    str, Field(max_length=NAME), _shown(pattern=NAME_PATTERN), AfterValidator(_text)
+]
+Long = Annotated[str, Field(max_length=LONG), _shown(pattern=TEXT_PATTERN), AfterValidator(_text)]
+#: A run: ``run:<uuid>`` or ``<uuid>``.
+RunRef = Annotated[str, Field(max_length=RUN), _shown(pattern=RUN_PATTERN), AfterValidator(_text)]
+#: A run id: ``run:<uuid>``.
+RunId = Annotated[
+    str, Field(max_length=RUN), _shown(pattern=f"^run:{_UUID}$"), AfterValidator(_text)
+]
+#: A dataset version id.
+DatasetId = Annotated[
+    str, Field(max_length=LONG), _shown(pattern=DATASET_ID_PATTERN), AfterValidator(_text)
+]
+#: A dataset or model version id.
+VersionId = Annotated[
+    str, Field(max_length=LONG), _shown(pattern=VERSION_ID_PATTERN), AfterValidator(_text)
+]
+#: A model version: ``name@version``, ``name@alias`` or its id.
+ModelRef = Annotated[
+    str, Field(max_length=LONG), _shown(pattern=MODEL_REF_PATTERN), AfterValidator(_text)
+]
+_TIME_SCHEMA = {
+    "format": "date-time",
+    "maxLength": TIME,
+    "pattern": TIME_PATTERN,
+    "type": "string",
+}
 #: An RFC 3339 time, years 1 to 9999 once in UTC.
-Time = Annotated[str, Field(max_length=TIME), AfterValidator(_time)]
-TraceId = Annotated[str, Field(max_length=MAX_TRACE_ID), AfterValidator(_text)]
-_TIME_SCHEMA = {"maxLength": TIME, "type": "string"}
+Time = Annotated[
+    str, Field(max_length=TIME), _shown(format="date-time", pattern=TIME_PATTERN),
+    AfterValidator(_time),
+]  # fmt: skip
+Actor = Annotated[
+    str, Field(max_length=MAX_ACTOR), _shown(pattern=TEXT_PATTERN), AfterValidator(_text)
+]
+TraceId = Annotated[
+    str, Field(max_length=MAX_TRACE_ID), _shown(pattern=TEXT_PATTERN), AfterValidator(_text)
+]
 #: One time for every row, or one per row.
 Times = Annotated[
     str | list[str],
@@ -118,7 +193,11 @@ Times = Annotated[
     WithJsonSchema({"anyOf": [_TIME_SCHEMA, {"items": _TIME_SCHEMA, "type": "array"}]}),
 ]
 #: A record key or data-subject id: a non-empty string or an integer, nothing else.
-Key = Annotated[str | int, WrapValidator(_key)]
+Key = Annotated[
+    str | int,
+    WrapValidator(_key),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]}),
+]
 #: A JSON value stored as an event body's field (the body is the first level).
 BodyJSON = Annotated[dict[str, Any], AfterValidator(_json(MAX_DEPTH - 1))]
 #: A JSON document stored on its own (an event's body, vault attributes).
@@ -136,23 +215,29 @@ class Strict(BaseModel):
 # --- batches of events ------------------------------------------------------------------
 
 
+_EVENT_TYPES: list[Any] = sorted(CATALOGUE)
+
+
 class EventSubmission(Strict):
     """One event of a batch. For ``dataset-records-added``, ``predictions-logged`` and
     ``subject-data-stored`` the body carries raw keys (sealed into pseudonyms by the
     server); every other type carries its catalogue body (docs/events.md)."""
 
     event_id: Annotated[str, Field(max_length=64), AfterValidator(_text)] = Field(
-        description="UUID chosen by the client: the idempotency key."
+        description="UUID chosen by the client: the idempotency key.",
+        json_schema_extra={"pattern": UUID_PATTERN},
     )
     type: Annotated[str, Field(max_length=64), AfterValidator(_text)] = Field(
-        description="Event type from the catalogue."
+        description="Event type from the catalogue.",
+        json_schema_extra={"enum": _EVENT_TYPES},
     )
     entity: Annotated[str, Field(max_length=MAX_ENTITY), AfterValidator(_text)] = Field(
-        description="Typed node id the event is about."
+        description="Typed node id the event is about.",
+        json_schema_extra={"pattern": NODE_ID_PATTERN},
     )
     body: Document = Field(description="Type-specific body.")
     occurred_at: Time | None = Field(default=None, description="When it happened (RFC 3339).")
-    actor: Annotated[str, Field(max_length=MAX_ACTOR), AfterValidator(_text)] | None = Field(
+    actor: Actor | None = Field(
         default=None, description="Who caused it; stored with the key that sent it."
     )
     trace_id: TraceId | None = Field(default=None, description="Trace id, if not the request's.")
@@ -190,9 +275,25 @@ class EventsPublic(BaseModel):
 # --- native writes ------------------------------------------------------------------
 
 
+#: A digest whose first 12 characters after its last ':' make a version name.
+_VERSION_DIGEST = "^([\\s\\S]*:)?[A-Za-z0-9]([A-Za-z0-9._\\-]{0,10}|[A-Za-z0-9._\\-]{11}[^:]*)$"
+
+
 class DatasetCreate(Strict):
-    name: Name
-    version: Name | None = None
+    """A dataset version. Without ``version``, the first 12 characters of the digest's
+    hex (after its last ':') are the version. ``subjects``, when given, has one item per
+    record (400 otherwise)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["version"], "properties": {"version": {"type": "string"}}},
+                {"properties": {"digest": {"pattern": _VERSION_DIGEST}}},
+            ]
+        }
+    )
+    name: NodeName
+    version: Annotated[NodeName, Field(min_length=1)] | None = None
     uri: Text
     digest: Long = Field(min_length=1, description="Content digest, e.g. 'sha256:<hex>'.")
     schema_: Labels | None = Field(default=None, alias="schema")
@@ -201,8 +302,12 @@ class DatasetCreate(Strict):
     subjects: list[Key | None] | None = Field(
         default=None, description="Each record's data-subject id (raw), or null."
     )
-    derived_from: list[Long] = Field(default_factory=list)
-    produced_by: RunRef | None = None
+    derived_from: list[DatasetId] = Field(
+        default_factory=list,
+        description="Dataset version ids it was derived from.",
+        json_schema_extra={"uniqueItems": True},
+    )
+    produced_by: RunId | None = Field(default=None, description="The run that wrote it.")
     tags: Labels = Field(default_factory=dict)
     occurred_at: Time | None = None
 
@@ -219,7 +324,9 @@ class RunCreate(Strict):
     job: Long = Field(min_length=1)
     run_id: RunRef | None = Field(default=None, description="UUID; a new one when absent.")
     params: BodyJSON = Field(default_factory=dict)
-    inputs: list[Long] = Field(default_factory=list)
+    inputs: list[VersionId] = Field(
+        default_factory=list, description="Dataset or model version ids it reads."
+    )
     tags: Labels = Field(default_factory=dict)
     parent: RunRef | None = None
     code: BodyJSON = Field(default_factory=dict, description="git_commit, git_dirty, ...")
@@ -234,7 +341,9 @@ class RunPublic(BaseModel):
 
 
 class RunInputs(Strict):
-    inputs: list[Long] = Field(min_length=1)
+    inputs: list[VersionId] = Field(
+        min_length=1, description="Dataset or model version ids it reads."
+    )
     occurred_at: Time | None = None
 
 
@@ -244,20 +353,42 @@ class RunParams(Strict):
 
 
 class RunMetrics(Strict):
-    metrics: dict[Text, float] = Field(min_length=1)
+    metrics: dict[Annotated[str, AfterValidator(_text)], float] = Field(
+        min_length=1,
+        description="Metric name (not empty) to value.",
+        json_schema_extra={"propertyNames": {"minLength": 1, "pattern": TEXT_PATTERN}},
+    )
     step: int | None = Field(default=None, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)
     occurred_at: Time | None = None
 
 
 class RunEnd(Strict):
+    """Completed, or failed with the exception's class name (400 without it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"status": {"const": "completed"}}},
+                {
+                    "required": ["status", "error_type"],
+                    "properties": {
+                        "status": {"const": "failed"},
+                        "error_type": {"type": "string", "minLength": 1},
+                    },
+                },
+            ]
+        }
+    )
     status: Literal["completed", "failed"] = "completed"
     error_type: Long | None = Field(default=None, description="Exception class, when failed.")
     occurred_at: Time | None = None
 
 
 class ModelCreate(Strict):
-    name: Name
-    version: Name | None = Field(default=None, description="Next number when absent.")
+    name: NodeName
+    version: Annotated[NodeName, Field(min_length=1)] | None = Field(
+        default=None, description="Next number when absent."
+    )
     run: RunRef | None = None
     artifact_uri: Text
     artifact_digest: Long = Field(min_length=1)
@@ -274,15 +405,21 @@ class ModelPublic(BaseModel):
 
 
 class AliasMove(Strict):
-    version: Name = Field(description="Model version (or another alias) to point at.")
+    version: NodeName = Field(description="Model version (or another alias) to point at.")
     moved_by: Long | None = None
     occurred_at: Time | None = None
 
 
 class DeploymentConfigure(Strict):
     endpoint: Text
-    served: dict[Long, float] = Field(
-        description="Model version id (or name@version) to traffic percentage; adds to 100."
+    served: dict[Annotated[str, Field(max_length=LONG), AfterValidator(_text)], float] = Field(
+        description="Model version id (or name@version) to traffic percentage; adds to 100 "
+        "(400 otherwise).",
+        json_schema_extra={
+            "propertyNames": {"maxLength": LONG, "pattern": MODEL_REF_PATTERN},
+            "additionalProperties": {"type": "number", "minimum": 0, "maximum": 100},
+            "minProperties": 1,
+        },
     )
     occurred_at: Time | None = None
 
@@ -311,12 +448,25 @@ def _outputs(value: list[Any]) -> list[Any]:
 
 
 class PredictionsCreate(Strict):
+    """A batch of predictions: ``model`` or ``models``, not both. ``outputs``, ``models``
+    and lists of ``at`` and ``trace_ids`` have one item per record (400 otherwise)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["model"], "properties": {"model": {"type": "string"},
+                                                       "models": {"type": "null"}}},
+                {"required": ["models"], "properties": {"models": {"type": "array"},
+                                                        "model": {"type": "null"}}},
+            ]
+        }
+    )  # fmt: skip
     records: list[Key] = Field(min_length=1, description="Record keys (raw).")
     outputs: Annotated[list[Any], AfterValidator(_outputs)] = Field(
         description="One JSON output per record."
     )
-    model: Long | None = Field(default=None, description="Model version of every row.")
-    models: list[Long] | None = Field(default=None, description="Model version per row.")
+    model: ModelRef | None = Field(default=None, description="Model version of every row.")
+    models: list[ModelRef] | None = Field(default=None, description="Model version per row.")
     at: Times | None = Field(default=None, description="One time, or one per row.")
     trace_ids: list[TraceId | None] | None = None
 
@@ -353,7 +503,9 @@ Answer = dict[str, Any]
 
 class KeyCreate(Strict):
     role: Literal["viewer", "writer", "auditor", "dpo", "admin"]
-    name: Text | None = Field(default=None, max_length=200)
+    name: Text | None = Field(
+        default=None, max_length=200, description="Not empty.", json_schema_extra={"minLength": 1}
+    )
 
 
 class KeyPublic(BaseModel):
@@ -369,3 +521,15 @@ class KeyPublic(BaseModel):
 
 class KeyCreated(KeyPublic):
     token: str = Field(description="Shown once: store it now.")
+
+
+# --- path and query parameters ------------------------------------------------------
+
+#: A dataset, model or deployment name, or a version (the ledger refuses others: 400).
+NamePath = Annotated[str, Path(json_schema_extra={"pattern": NAME_PATTERN})]
+#: A run: ``run:<uuid>`` or ``<uuid>`` (others: 400).
+RunPath = Annotated[
+    str, Path(description="run:<uuid> or <uuid>.", json_schema_extra={"pattern": RUN_PATTERN})
+]
+#: Text of a path segment: the gate refuses control characters (400).
+TextPath = Annotated[str, Path(json_schema_extra={"pattern": URL_TEXT_PATTERN})]

@@ -17,6 +17,7 @@ from audit.proofs import make_bundle
 from audit.tree import StoredTree, tree_spec
 from registry import auth
 from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.problems import responses
 from registry.errors import LedgerError, NotFound
 from registry.settings import Settings
 
@@ -54,7 +55,7 @@ def checkpoints(
     return [c.as_dict() for c in rows if c.seq >= since][:limit]
 
 
-@router.get("/audit/checkpoint", response_model=dict[str, Any])
+@router.get("/audit/checkpoint", response_model=dict[str, Any], responses=responses("not-found"))
 def latest_checkpoint(
     ledger: LedgerDep,
     who: Annotated[Principal, allow("audit", "checkpoints.read")],
@@ -68,7 +69,11 @@ def latest_checkpoint(
     return found.as_dict()
 
 
-@router.get("/audit/proofs/{index}", response_model=dict[str, Any])
+@router.get(
+    "/audit/proofs/{index}",
+    response_model=dict[str, Any],
+    responses=responses("not-found", "conflict"),
+)
 def proof(
     ledger: LedgerDep,
     who: Annotated[Principal, allow("audit", "proofs.read")],
@@ -86,10 +91,19 @@ def proof(
 ) -> dict[str, Any]:
     """A proof bundle (as `mlledger audit prove`): the entry, its inclusion proof and the
     latest checkpoint; check it offline with `mlledger audit verify-proof`."""
+    if since is not None:
+        with ledger.store.read() as conn:
+            held = StoredTree(conn, tree_spec(tree)).size()
+        if since > held:  # the tree only grows: no checkpoint of that size exists yet
+            raise NotFound(f"the {tree} log holds {held} leaves, fewer than since {since}")
     return make_bundle(ledger.store, index, tree, since=since, project=who.project)
 
 
-@router.get("/audit/consistency", response_model=dict[str, Any])
+@router.get(
+    "/audit/consistency",
+    response_model=dict[str, Any],
+    responses=responses("invalid-input", "not-found"),
+)
 def consistency(
     ledger: LedgerDep,
     who: Annotated[Principal, allow("audit", "proofs.read")],
@@ -117,10 +131,17 @@ def consistency(
     }
 
 
-@router.get("/audit/public-key", response_class=PlainTextResponse)
+@router.get("/audit/public-key", response_class=PlainTextResponse, responses=responses("not-found"))
 def public_key(
     ledger: LedgerDep, who: Annotated[Principal, allow("read", "public_key.read")]
 ) -> str:
-    """The verifier key that checks the log's checkpoints (C2SP note verifier format)."""
+    """The verifier key that checks the log's checkpoints (C2SP note verifier format);
+    404 until the first checkpoint is signed."""
+    where = cps.key_path(ledger.store.url, Settings().signing_key)
+    if not where.exists():
+        raise NotFound(
+            "no signing key yet: the server creates it when it signs its first checkpoint "
+            "(or create one with `mlledger audit keygen`)"
+        )
     key, _, _ = cps.load_signing_key(ledger.store.url, Settings().signing_key)
     return key.verifier().to_string() + "\n"

@@ -15,14 +15,18 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field
 
 from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.schemas import Key, Long, Strict, Text
+from registry.api.problems import responses
+from registry.api.schemas import MODEL_ID_PATTERN, UUID_PATTERN, Key, Long, Strict, Text
 from registry.backend import LocalBackend
 
 router = APIRouter(prefix="/projects/{project}", tags=["erasure"])
 
 
 class RetainRule(Strict):
-    model: Long = Field(description="Model version id, or '*' for every affected one.")
+    model: Long = Field(
+        description="Model version id, or '*' for every affected one.",
+        json_schema_extra={"pattern": rf"^(\*|{MODEL_ID_PATTERN[1:-1]})$"},
+    )
     justification: Text = Field(min_length=1, max_length=2000, description="Why it is kept.")
     approver: Long = Field(min_length=1, description="Who approved keeping it.")
 
@@ -50,10 +54,20 @@ class ErasedAnswer(Strict):
     erased: list[bool] = Field(description="For each record key, whether it was erased.")
 
 
-ErasureId = Annotated[str, Path(min_length=36, max_length=36, description="Erasure id.")]
+ErasureId = Annotated[
+    str,
+    Path(
+        min_length=36,
+        max_length=36,
+        description="Erasure id.",
+        json_schema_extra={"pattern": UUID_PATTERN},
+    ),
+]
 
 
-@router.post("/erasures", response_model=dict[str, Any])
+@router.post(
+    "/erasures", response_model=dict[str, Any], responses=responses("not-found", "event-rejected")
+)
 def erase(
     request: ErasureCreate,
     ledger: LedgerDep,
@@ -99,7 +113,11 @@ def erasures(
     return LocalBackend(ledger).erasures(who.project)
 
 
-@router.get("/erasures/{erasure}/certificate", response_model=dict[str, Any])
+@router.get(
+    "/erasures/{erasure}/certificate",
+    response_model=dict[str, Any],
+    responses=responses("not-found"),
+)
 def certificate(
     erasure: ErasureId,
     ledger: LedgerDep,

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Query
 
 from registry import intake
 from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.problems import responses
 from registry.api.schemas import EventBatch, EventsPublic, Positions, StoredEventPublic
 from registry.backend import LocalBackend
 
 router = APIRouter(prefix="/projects/{project}", tags=["events"])
 
 
-@router.post("/events", response_model=Positions)
+@router.post("/events", response_model=Positions, responses=responses("event-rejected", "conflict"))
 def append_events(
     batch: EventBatch, ledger: LedgerDep, who: Annotated[Principal, allow("write", "events.append")]
 ) -> Positions:

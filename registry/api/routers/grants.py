@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from registry import grants
 from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.problems import responses
 from registry.store.raw import Raw
 
 router = APIRouter(prefix="/projects/{project}/grants", tags=["grants"])
@@ -74,7 +75,12 @@ def list_grants(
         return grants.grants(Raw(conn), who.project)
 
 
-@router.post("", response_model=GrantChanged, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=GrantChanged,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses("event-rejected"),
+)
 def grant(
     data: GrantCreate,
     ledger: LedgerDep,
@@ -86,7 +92,7 @@ def grant(
     return GrantChanged(position=position, project=who.project, grantee=data.grantee)
 
 
-@router.delete("/{grantee}", response_model=GrantChanged)
+@router.delete("/{grantee}", response_model=GrantChanged, responses=responses("event-rejected"))
 def revoke(
     grantee: GranteePath,
     ledger: LedgerDep,

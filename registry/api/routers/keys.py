@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request, status
 
 from registry import auth
 from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.schemas import KeyCreate, KeyCreated, KeyPublic
+from registry.api.problems import responses
+from registry.api.schemas import KeyCreate, KeyCreated, KeyPublic, TextPath
 
 router = APIRouter(prefix="/projects/{project}/keys", tags=["keys"])
 
@@ -53,9 +54,9 @@ def create_key(
     return KeyCreated(**_public(key).model_dump(), token=token)
 
 
-@router.delete("/{key_id}", response_model=KeyPublic)
+@router.delete("/{key_id}", response_model=KeyPublic, responses=responses("not-found"))
 def revoke_key(
-    key_id: str,
+    key_id: TextPath,
     request: Request,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("admin", "keys.revoke")],

@@ -8,7 +8,21 @@ from fastapi import APIRouter, Query
 
 from lineage import queries
 from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.schemas import Answer, DatasetPublic, RecordQuery, SubjectQuery, Time
+from registry.api.problems import responses
+from registry.api.schemas import (
+    DATASET_REF_PATTERN,
+    DEPLOYMENT_REF_PATTERN,
+    MODEL_REF_PATTERN,
+    NODE_ID_PATTERN,
+    URL_TEXT_PATTERN,
+    Answer,
+    DatasetPublic,
+    NamePath,
+    RecordQuery,
+    SubjectQuery,
+    TextPath,
+    Time,
+)
 from registry.backend import LocalBackend
 from registry.errors import NotFound
 from registry.grants import readable_projects
@@ -16,7 +30,28 @@ from registry.ids import NodeId, dataset_id
 from registry.store.raw import Raw
 
 router = APIRouter(prefix="/projects/{project}", tags=["questions"])
-NodeParam = Annotated[str, Query(min_length=1, max_length=600, description="Typed node id.")]
+
+
+def _node(pattern: str, description: str) -> Any:
+    """A query parameter naming a node: ``pattern`` is the forms it takes (others: 400)."""
+    return Query(
+        min_length=1,
+        max_length=600,
+        description=description,
+        json_schema_extra={"pattern": pattern},
+    )
+
+
+NodeParam = Annotated[str, _node(NODE_ID_PATTERN, "Typed node id.")]
+ModelParam = Annotated[
+    str, _node(MODEL_REF_PATTERN, "Model version: name@version, name@alias or its id.")
+]
+DatasetParam = Annotated[
+    str, _node(DATASET_REF_PATTERN, "Dataset version: name@version or its id.")
+]
+DeploymentParam = Annotated[str, _node(DEPLOYMENT_REF_PATTERN, "Deployment: its name or its id.")]
+#: What a question about nodes can answer besides its result.
+NODE_PROBLEMS = responses("invalid-node-id", "not-found")
 
 
 def _own(ledger: LedgerDep, project: str, node: str) -> None:
@@ -38,7 +73,7 @@ def _ask(ledger: LedgerDep, who: Principal, question: str, **params: Any) -> Ans
     return LocalBackend(ledger).ask(who.project, question, **params)
 
 
-@router.post("/questions/scored", response_model=Answer)
+@router.post("/questions/scored", response_model=Answer, responses=responses("not-found"))
 def scored(
     query: RecordQuery,
     ledger: LedgerDep,
@@ -48,9 +83,9 @@ def scored(
     return _ask(ledger, who, "scored", record=query.record)
 
 
-@router.get("/questions/trained-on", response_model=Answer)
+@router.get("/questions/trained-on", response_model=Answer, responses=NODE_PROBLEMS)
 def trained_on(
-    model: NodeParam,
+    model: ModelParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.trained_on")],
 ) -> Answer:
@@ -60,9 +95,9 @@ def trained_on(
     return _ask(ledger, who, "trained_on", model=model)
 
 
-@router.get("/questions/downstream", response_model=Answer)
+@router.get("/questions/downstream", response_model=Answer, responses=NODE_PROBLEMS)
 def downstream(
-    dataset: NodeParam,
+    dataset: DatasetParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.downstream")],
 ) -> Answer:
@@ -71,13 +106,16 @@ def downstream(
     return _ask(ledger, who, "downstream", dataset=dataset)
 
 
-@router.get("/questions/lineage", response_model=Answer)
+@router.get("/questions/lineage", response_model=Answer, responses=NODE_PROBLEMS)
 def lineage(
     node: NodeParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.lineage")],
     direction: Literal["upstream", "downstream", "both"] = "both",
-    depth: Annotated[int, Query(description="Hops from the node (0 or more).")] = 3,
+    depth: Annotated[
+        int,
+        Query(description="Hops from the node (0 or more).", json_schema_extra={"minimum": 0}),
+    ] = 3,
     as_of: Annotated[Time | None, Query(description="RFC 3339 time.")] = None,
 ) -> Answer:
     """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
@@ -85,9 +123,9 @@ def lineage(
     return _ask(ledger, who, "lineage", node=node, direction=direction, depth=depth, as_of=as_of)
 
 
-@router.get("/questions/history", response_model=Answer)
+@router.get("/questions/history", response_model=Answer, responses=NODE_PROBLEMS)
 def history(
-    deployment: NodeParam,
+    deployment: DeploymentParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.history")],
 ) -> Answer:
@@ -96,9 +134,17 @@ def history(
     return _ask(ledger, who, "history", deployment=deployment)
 
 
-@router.get("/questions/aliases", response_model=Answer)
+@router.get("/questions/aliases", response_model=Answer, responses=responses("not-found"))
 def aliases(
-    name: Annotated[str, Query(min_length=1, max_length=128, description="Model name.")],
+    name: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="Model name.",
+            json_schema_extra={"pattern": URL_TEXT_PATTERN},
+        ),
+    ],
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.aliases")],
 ) -> Answer:
@@ -106,7 +152,7 @@ def aliases(
     return _ask(ledger, who, "aliases", name=name)
 
 
-@router.post("/questions/footprint", response_model=Answer)
+@router.post("/questions/footprint", response_model=Answer, responses=responses("not-found"))
 def footprint(
     query: SubjectQuery,
     ledger: LedgerDep,
@@ -116,7 +162,9 @@ def footprint(
     return _ask(ledger, who, "footprint", subject=query.subject)
 
 
-@router.post("/subjects/data/search", response_model=list[dict[str, Any]])
+@router.post(
+    "/subjects/data/search", response_model=list[dict[str, Any]], responses=responses("not-found")
+)
 def subject_data(
     query: SubjectQuery,
     ledger: LedgerDep,
@@ -129,10 +177,12 @@ def subject_data(
 # --- lookups -----------------------------------------------------------------------
 
 
-@router.get("/datasets/{name}/versions/{version}", response_model=DatasetPublic)
+@router.get(
+    "/datasets/{name}/versions/{version}", response_model=DatasetPublic, responses=NODE_PROBLEMS
+)
 def dataset(
-    name: str,
-    version: str,
+    name: NamePath,
+    version: NamePath,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "datasets.read")],
 ) -> DatasetPublic:
@@ -146,15 +196,15 @@ def dataset(
 
 @router.get("/models/{name}/top-version", response_model=dict[str, int | None])
 def top_version(
-    name: str, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
+    name: TextPath, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
 ) -> dict[str, int | None]:
     """The highest all-digit version of a model name (null when none)."""
     return {"top_version": LocalBackend(ledger).top_model_version(who.project, name)}
 
 
-@router.get("/models/resolve", response_model=dict[str, str])
+@router.get("/models/resolve", response_model=dict[str, str], responses=NODE_PROBLEMS)
 def resolve_model(
-    model: NodeParam, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
+    model: ModelParam, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
 ) -> dict[str, str]:
     """The model version id that ``name@version``, ``name@alias`` or an id names now."""
     _own(ledger, who.project, model)

@@ -17,7 +17,8 @@ from pydantic import Field
 
 from audit import checkpoints as cps
 from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.schemas import Key, Strict
+from registry.api.problems import responses
+from registry.api.schemas import NAME_PATTERN, Key, Strict
 from registry.backend import LocalBackend
 from registry.settings import Settings
 
@@ -29,6 +30,7 @@ ModelRef = Annotated[
         min_length=3,
         max_length=300,
         description="The model version: name@version or name@alias.",
+        json_schema_extra={"pattern": f"^{NAME_PATTERN[1:-1]}@{NAME_PATTERN[1:-1]}$"},
     ),
 ]
 Format = Literal["html", "markdown", "json"]
@@ -50,7 +52,8 @@ class SubjectReportRequest(Strict):
                 "text/markdown": {},
                 "application/json": {},
             },
-        }
+        },
+        **responses("invalid-node-id", "not-found"),
     },
 )
 def model_dossier(
@@ -79,7 +82,7 @@ def model_dossier(
     return HTMLResponse(dossier.html)
 
 
-@router.post("/subjects", response_model=dict[str, Any])
+@router.post("/subjects", response_model=dict[str, Any], responses=responses("not-found"))
 def subject_report(
     request: SubjectReportRequest,
     ledger: LedgerDep,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 
 from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.problems import responses
 from registry.api.schemas import (
     AliasMove,
     DatasetCreate,
@@ -18,6 +19,7 @@ from registry.api.schemas import (
     Entry,
     ModelCreate,
     ModelPublic,
+    NamePath,
     Position,
     Positions,
     PredictionsCreate,
@@ -26,8 +28,10 @@ from registry.api.schemas import (
     RunInputs,
     RunMetrics,
     RunParams,
+    RunPath,
     RunPublic,
     SubjectDataCreate,
+    TextPath,
 )
 from registry.backend import LocalBackend
 from registry.errors import LedgerError
@@ -62,7 +66,12 @@ def _run_event(who: Principal, run: str, type: str, body: dict[str, Any], at: An
     )
 
 
-@router.post("/datasets", response_model=DatasetPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/datasets",
+    response_model=DatasetPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses("invalid-node-id", "conflict", "event-rejected"),
+)
 def register_dataset(
     data: DatasetCreate,
     ledger: LedgerDep,
@@ -88,12 +97,17 @@ def register_dataset(
     )
 
 
-@router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/runs",
+    response_model=RunPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses("event-rejected"),
+)
 def start_run(
     data: RunCreate, ledger: LedgerDep, who: Annotated[Principal, allow("write", "runs.start")]
 ) -> RunPublic:
     """Start a run (with the code version and environment the client reports)."""
-    node = _run_node(data.run_id) if data.run_id else run_id(uuid.uuid4())
+    node = _run_node(data.run_id) if data.run_id is not None else run_id(uuid.uuid4())
     events = [
         _run_event(
             who,
@@ -104,7 +118,7 @@ def start_run(
                 "params": data.params,
                 "code": data.code,
                 "environment": data.environment,
-                "parent_run": _run_node(data.parent) if data.parent else None,
+                "parent_run": _run_node(data.parent) if data.parent is not None else None,
                 "tags": data.tags,
             },
             data.occurred_at,
@@ -118,9 +132,9 @@ def start_run(
     return RunPublic(id=node, job=data.job, status="running")
 
 
-@router.post("/runs/{run}/inputs", response_model=Position)
+@router.post("/runs/{run}/inputs", response_model=Position, responses=responses("event-rejected"))
 def run_inputs(
-    run: str,
+    run: RunPath,
     data: RunInputs,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("write", "runs.record")],
@@ -130,9 +144,9 @@ def run_inputs(
     return Position(position=ledger.append([event])[0])
 
 
-@router.post("/runs/{run}/params", response_model=Position)
+@router.post("/runs/{run}/params", response_model=Position, responses=responses("event-rejected"))
 def run_params(
-    run: str,
+    run: RunPath,
     data: RunParams,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("write", "runs.record")],
@@ -142,9 +156,9 @@ def run_params(
     return Position(position=ledger.append([event])[0])
 
 
-@router.post("/runs/{run}/metrics", response_model=Position)
+@router.post("/runs/{run}/metrics", response_model=Position, responses=responses("event-rejected"))
 def run_metrics(
-    run: str,
+    run: RunPath,
     data: RunMetrics,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("write", "runs.record")],
@@ -155,9 +169,12 @@ def run_metrics(
     return Position(position=ledger.append([event])[0])
 
 
-@router.post("/runs/{run}/end", response_model=RunPublic)
+@router.post("/runs/{run}/end", response_model=RunPublic, responses=responses("event-rejected"))
 def end_run(
-    run: str, data: RunEnd, ledger: LedgerDep, who: Annotated[Principal, allow("write", "runs.end")]
+    run: RunPath,
+    data: RunEnd,
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow("write", "runs.end")],
 ) -> RunPublic:
     """End a running run: completed, or failed with the exception's class name."""
     if data.status == "failed":
@@ -174,7 +191,12 @@ def end_run(
     return RunPublic(id=event.entity, job=str(job), status=data.status)
 
 
-@router.post("/models", response_model=ModelPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/models",
+    response_model=ModelPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses("invalid-node-id", "conflict", "event-rejected"),
+)
 def register_model(
     data: ModelCreate,
     ledger: LedgerDep,
@@ -184,7 +206,7 @@ def register_model(
     made = _registry(ledger, who).register_model(
         data.name,
         data.version,
-        run=_run_node(data.run) if data.run else None,
+        run=_run_node(data.run) if data.run is not None else None,
         artifact_uri=data.artifact_uri,
         artifact_digest=data.artifact_digest,
         framework=data.framework,
@@ -196,10 +218,14 @@ def register_model(
     )
 
 
-@router.put("/models/{name}/aliases/{alias}", response_model=Position)
+@router.put(
+    "/models/{name}/aliases/{alias}",
+    response_model=Position,
+    responses=responses("invalid-node-id", "not-found", "event-rejected"),
+)
 def set_alias(
-    name: str,
-    alias: str,
+    name: NamePath,
+    alias: Annotated[TextPath, Path(min_length=1, max_length=128)],
     data: AliasMove,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("write", "models.alias")],
@@ -214,9 +240,13 @@ def set_alias(
     return Position(position=position)
 
 
-@router.put("/deployments/{name}", response_model=DeploymentPublic)
+@router.put(
+    "/deployments/{name}",
+    response_model=DeploymentPublic,
+    responses=responses("invalid-node-id", "not-found", "event-rejected"),
+)
 def deploy(
-    name: str,
+    name: NamePath,
     data: DeploymentConfigure,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("write", "deployments.configure")],
@@ -232,9 +262,13 @@ def deploy(
     )
 
 
-@router.post("/deployments/{name}/retire", response_model=Position)
+@router.post(
+    "/deployments/{name}/retire",
+    response_model=Position,
+    responses=responses("invalid-node-id", "event-rejected"),
+)
 def retire(
-    name: str,
+    name: NamePath,
     data: DeploymentRetire,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("write", "deployments.retire")],
@@ -244,9 +278,13 @@ def retire(
     return Position(position=position)
 
 
-@router.post("/deployments/{name}/predictions", response_model=Positions)
+@router.post(
+    "/deployments/{name}/predictions",
+    response_model=Positions,
+    responses=responses("invalid-node-id", "not-found", "event-rejected"),
+)
 def log_predictions(
-    name: str,
+    name: NamePath,
     data: PredictionsCreate,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("write", "predictions.log")],
@@ -273,7 +311,12 @@ def log_predictions(
     return Positions(positions=positions)
 
 
-@router.post("/subjects/data", response_model=Entry, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/subjects/data",
+    response_model=Entry,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses("event-rejected"),
+)
 def store_subject_data(
     data: SubjectDataCreate,
     ledger: LedgerDep,
