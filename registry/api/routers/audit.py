@@ -112,7 +112,8 @@ def consistency(
     tree: Tree = "events",
 ) -> dict[str, Any]:
     """The RFC 9162 consistency proof between two sizes of a tree (base64 hashes), for
-    a verifier moving from a checkpoint it holds to a newer one."""
+    a verifier moving from a checkpoint it holds to a newer one: ``size1`` at most
+    ``size2`` (400 otherwise), ``size2`` at most the tree's size (404 otherwise)."""
     import base64
 
     if size1 > size2:

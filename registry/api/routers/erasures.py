@@ -12,18 +12,36 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from registry.api.deps import LedgerDep, Principal, allow
 from registry.api.problems import responses
 from registry.api.schemas import MODEL_ID_PATTERN, UUID_PATTERN, Key, Long, Strict, Text
 from registry.backend import LocalBackend
+from registry.errors import InvalidNodeId
+from registry.ids import NodeId
 
 router = APIRouter(prefix="/projects/{project}", tags=["erasure"])
 
 
+def _retained(value: str) -> str:
+    """A model version id or ``*``, checked here: a dry run plans with it unchecked."""
+    if value == "*":
+        return value
+    try:
+        kind = NodeId.parse(value).kind
+    except InvalidNodeId as exc:
+        raise PydanticCustomError("node_id", f"{exc}; or '*' for every affected one") from None
+    if kind != "model":
+        raise PydanticCustomError(
+            "node_id", f"{value!r} is a {kind} id: expected a model version id or '*'"
+        )
+    return value
+
+
 class RetainRule(Strict):
-    model: Long = Field(
+    model: Annotated[Long, AfterValidator(_retained)] = Field(
         description="Model version id, or '*' for every affected one.",
         json_schema_extra={"pattern": rf"^(\*|{MODEL_ID_PATTERN[1:-1]})$"},
     )
@@ -66,7 +84,9 @@ ErasureId = Annotated[
 
 
 @router.post(
-    "/erasures", response_model=dict[str, Any], responses=responses("not-found", "event-rejected")
+    "/erasures",
+    response_model=dict[str, Any],
+    responses=responses("invalid-input", "not-found", "event-rejected"),
 )
 def erase(
     request: ErasureCreate,
@@ -75,7 +95,9 @@ def erase(
 ) -> dict[str, Any]:
     """Erase a data subject everywhere (or plan it, with ``dry_run``): vault, key,
     records, predictions and the events that held their pseudonyms; flags every
-    affected model version. Erasing an erased subject is a no-op that says so."""
+    affected model version. Erasing an erased subject is a no-op that says so. A rule of
+    ``retain`` must name a model version the erasure affects (400 otherwise; a dry run
+    plans without checking)."""
     return LocalBackend(ledger).erase(
         who.project,
         request.subject,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from registry import grants
 from registry.api.deps import LedgerDep, Principal, allow
 from registry.api.problems import responses
+from registry.api.schemas import TEXT_PATTERN
 from registry.store.raw import Raw
 
 router = APIRouter(prefix="/projects/{project}/grants", tags=["grants"])
@@ -40,7 +41,10 @@ class GrantCreate(BaseModel):
         description="The project granted access.",
     )
     reason: StrictStr | None = Field(
-        default=None, max_length=1000, description="Why, in a few words."
+        default=None,
+        max_length=1000,
+        description="Why, in a few words (no NUL).",
+        json_schema_extra={"pattern": TEXT_PATTERN},
     )
 
 
