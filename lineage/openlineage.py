@@ -40,8 +40,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
-from registry.canonical import loads
-from registry.errors import Conflict, InvalidNodeId, LedgerError, NotFound
+from registry.canonical import json_problem, loads, printable
+from registry.errors import Conflict, FieldError, InvalidNodeId, LedgerError, NotFound
 from registry.events import NewEvent, make_event, upcast
 from registry.ids import NodeId, check_name, dataset_id, job_id, run_id
 from registry.store.raw import Raw, placeholders
@@ -272,6 +272,10 @@ def validate(doc: Any) -> str:
     own) against its facet schema. Other facets need only be facets (an object
     with ``_producer`` and ``_schemaURL``).
     """
+    problem = json_problem(doc)
+    if problem is not None:  # a lone surrogate, or nesting the log cannot hold
+        where, why = problem
+        raise FieldError("body" + (f".{where}" if where else ""), f"{where or 'the event'}: {why}")
     kind = _kind(doc)
     schemas = _schemas()
     error = best_match(schemas.events[kind].iter_errors(doc))
@@ -373,7 +377,8 @@ def _storable(value: Any, path: str, stringified: list[str]) -> Any:
             return str(value)
         return value
     if isinstance(value, dict):
-        return {k: _storable(v, f"{path}.{k}", stringified) for k, v in value.items()}
+        # The path names where a number was stringified: printable, whatever the key holds.
+        return {k: _storable(v, f"{path}.{printable(k)}", stringified) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_storable(v, f"{path}.{i}", stringified) for i, v in enumerate(value)]
     return value

@@ -597,3 +597,23 @@ def test_parquet_reads_the_old_short_years_and_names_a_value_it_cannot(
     message = str(caught.value)
     assert "dataset_versions.registered_at" in message and made.id in message
     assert "'last tuesday'" in message and "nothing was exported" in message
+
+
+def test_openlineage_keys_that_cannot_be_stored_are_refused_with_the_field(
+    store_server: ApiServer,
+) -> None:
+    """A lone surrogate in a facet's key, and a NUL key above a stringified number, are
+    refused (or stored) without a 5xx, on both stores."""
+    token = store_server.key(P, "writer")
+    bad_key = {"custom": {**FACET, "a\udc00b": 1}}
+    nul_key = {"custom": {**FACET, "a\u0000b": {"x": 12345678901234567890}}}
+    with store_server.client(token) as http:
+        refused = http.post(
+            "/lineage",
+            content=json.dumps(lineage_event(facets=bad_key)).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert refused.status_code in (400, 422), refused.text
+        assert str(refused.json()["field"]).startswith("body"), refused.text
+        kept = http.post("/lineage", json=lineage_event(facets=nul_key))
+        assert kept.status_code == 201, kept.text

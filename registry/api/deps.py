@@ -90,9 +90,13 @@ def allow(permission: str, action: str) -> Any:
     async def gate(
         request: Request, ledger: LedgerDep, credentials: Credentials, project: ProjectPath
     ) -> Principal:
-        return _gated(request) or await run_in_threadpool(
+        gated = _gated(request)
+        if gated is not None:
+            return gated
+        admitted: Principal = await run_in_threadpool(
             _admit, request, ledger, credentials, project, need
         )
+        return admitted
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
@@ -105,9 +109,13 @@ def allow_own(permission: str, action: str) -> Any:
     need = Requirement(permission, action, own=True)
 
     async def gate(request: Request, ledger: LedgerDep, credentials: Credentials) -> Principal:
-        return _gated(request) or await run_in_threadpool(
+        gated = _gated(request)
+        if gated is not None:
+            return gated
+        admitted: Principal = await run_in_threadpool(
             _admit, request, ledger, credentials, None, need
         )
+        return admitted
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
