@@ -33,7 +33,15 @@ LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-ProjectPath = Annotated[str, Path(description="Project name.", min_length=1, max_length=128)]
+ProjectPath = Annotated[
+    str,
+    Path(
+        description="Project name.",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$",
+    ),
+]
 
 
 def _admit(
