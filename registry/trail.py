@@ -241,8 +241,27 @@ class TrailJournal:
         with self._journal() as conn:
             Raw(conn).many("INSERT INTO trail_pending (entry) VALUES (?)", rows)
 
+    def pending(self) -> bool:
+        """Whether the journal holds entries not yet folded (read without any lock)."""
+        if self._engine is None:
+            with self.store.read() as conn:
+                return Raw(conn).one("SELECT 1 FROM trail_pending LIMIT 1") is not None
+        with self.store.read() as conn:
+            upto = Raw(conn).scalar(
+                "SELECT upto FROM trail_folded WHERE journal = ?", (self.journal_id,)
+            )
+        with self._engine.connect() as journal:
+            found = Raw(journal).one(
+                "SELECT 1 FROM trail_pending WHERE id > ? LIMIT 1", (int(upto or 0),)
+            )
+            journal.rollback()
+        return found is not None
+
     def fold(self) -> int:
-        """Move what the journal holds into the trail; return how many entries moved."""
+        """Move what the journal holds into the trail; return how many entries moved.
+        Takes the log's append lock only when there is something to fold."""
+        if not self.pending():
+            return 0
         moved = 0
         with self._fold_lock:
             while True:
@@ -411,7 +430,8 @@ class TrailRecorder:
     def _fold_loop(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            self._wake.wait(timeout=1.0)
+            if not self._wake.wait(timeout=1.0):
+                continue  # nothing recorded here since the last fold
             if self._stop.is_set():
                 return
             self._wake.clear()

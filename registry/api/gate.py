@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
@@ -49,6 +50,8 @@ from registry.api.problems import KINDS, MEDIA_TYPE, PREFIX
 from registry.ids import check_name, redact_people
 from registry.timeutil import now
 from registry.tracing import current_trace_id
+
+log = logging.getLogger("mlledger.api")
 
 DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
 #: Query parameters that carry credentials: refused, and dropped before any record.
@@ -336,7 +339,12 @@ class Gate:
             await _problem(send, scope, *refusal)
             return
         if requirement is not None:
-            answer = await run_in_threadpool(self._admit, scope, requirement, path_params)
+            try:
+                answer = await run_in_threadpool(self._admit, scope, requirement, path_params)
+            except SQLAlchemyError:
+                # Outside the app's own error handlers: answer as they would.
+                log.exception("the gate could not use the store")
+                answer = ("unavailable", "the store cannot be used; see the server log", {})
             if isinstance(answer, tuple):
                 await _problem(send, scope, *answer)
                 return
