@@ -116,14 +116,18 @@ class Ledger:
         if min(tracked.values()) < head:  # a projection lags (new, or emptied): catch up
             self.runner.catch_up(conn, head, tracked)
             tracked = self.runner.positions(conn)
-        known = _stored_by_id(raw, events)
+        known: dict[tuple[str, str], tuple[int, tuple[object, ...] | NewEvent]] = dict(
+            _stored_by_id(raw, events)
+        )
         positions: list[int] = []
         fresh: list[tuple[int, NewEvent]] = []
         next_position = head + 1
         for index, event in enumerate(events):
             key = (event.project, event.event_id)
             if key in known:
-                position, content = known[key]
+                position, seen = known[key]
+                # Contents are compared only when an id repeats (a retry, or a clash).
+                content = _content(seen) if isinstance(seen, NewEvent) else seen
                 if content != _content(event) and not first_wins:
                     raise Conflict(
                         f"event #{index} ({event.type}): event id {event.event_id} is already "
@@ -133,7 +137,7 @@ class Ledger:
                     )
                 positions.append(position)
                 continue
-            known[key] = (next_position, _content(event))
+            known[key] = (next_position, event)
             positions.append(next_position)
             fresh.append((index, event))
             next_position += 1
