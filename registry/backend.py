@@ -129,12 +129,15 @@ class LocalBackend:
 
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
         ledger = self.ledger
-        # An answer shows only the nodes of projects ``project`` may read: its own and
-        # those that grant it access; the rest are counted as ``withheld``.
-        with ledger.store.read() as conn:
-            visible = readable_projects(Raw(conn), project)
+        # scored and aliases read the project's own rows only.
         if question == "scored":
             return queries.scored(ledger, project, params["record"])
+        if question == "aliases":
+            return queries.aliases(ledger, project, params["name"])
+        # Other answers show only the nodes of projects ``project`` may read: its own
+        # and those that grant it access; the rest are counted as ``withheld``.
+        with ledger.store.read() as conn:
+            visible = readable_projects(Raw(conn), project)
         if question == "trained_on":
             model = self.resolve_model(project, params["model"])
             return queries.trained_on(ledger, model, visible=visible)
@@ -157,8 +160,6 @@ class LocalBackend:
             if NodeId.parse(deployment).project not in visible:
                 raise NotFound(f"no deployment {deployment} in the ledger")
             return queries.history(ledger, deployment)
-        if question == "aliases":
-            return queries.aliases(ledger, project, params["name"])
         raise NotFound(f"unknown question {question!r}; expected one of {', '.join(QUESTIONS)}")
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
