@@ -207,7 +207,7 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> dict[s
         ):
             raise NotFound(f"no model version {model} in the ledger")
         found, runs = _training_data(graph, model)
-        hidden = [n for n in [*found, *runs] if not _shown(graph, n, visible)]
+        hidden = {n for n in [*found, *runs] if not _shown(graph, n, visible)}
         found = {n: item for n, item in found.items() if n not in hidden}
         runs = [r for r in runs if r not in hidden]
         details = _dataset_details(conn, list(found))

@@ -10,8 +10,8 @@ no grant lets another project write to them.
 
 Grants and revocations are events of the granting project (``entity``
 ``project:<project>``; their types are in the catalogue, ``registry.events``),
-appended by its admin and so in the log and the access
-trail; the catalogue projects them into ``project_grants``. A revocation stops
+appended by its admin and so in the log and the access trail; the catalogue
+projects them into ``project_grants``. A revocation stops
 new links; links made under the grant stay in the log, and the grantee's
 readers no longer see the other project's nodes (they are counted as withheld).
 """
@@ -27,6 +27,7 @@ from registry.store.raw import Raw
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
+
 
 def readable_projects(raw: Raw, project: str) -> frozenset[str]:
     """The projects whose nodes ``project``'s readers may see: itself and every project
