@@ -206,8 +206,17 @@ class TrailJournal:
         self._unpruned = 0
         self._pruned_at = 0.0
         path = getattr(store, "path", "")
+        self._file: Path | None = None
         if store.dialect == "sqlite" and path and path != ":memory:":
-            self._engine = _journal_engine(Path(f"{path}-trail"))
+            self._file = Path(f"{path}-trail")
+            if self._file.exists():
+                self._open()
+
+    def _open(self) -> Engine:
+        """The SQLite journal's engine, the file made (0600) on first use."""
+        if self._engine is None:
+            assert self._file is not None
+            self._engine = _journal_engine(self._file)
             with self._engine.begin() as conn:
                 conn.exec_driver_sql(
                     "CREATE TABLE IF NOT EXISTS trail_pending "
@@ -221,10 +230,11 @@ class TrailJournal:
             # A journal file made anew has a new id: rows it numbers from 1 again are
             # never mistaken for rows of an earlier file already folded.
             self.journal_id = str(found)
+        return self._engine
 
     @contextmanager
     def _journal(self) -> Iterator[Connection]:
-        engine = self._engine if self._engine is not None else self.store.engine
+        engine = self.store.engine if self._file is None else self._open()
         with engine.begin() as conn:
             yield conn
 
@@ -243,14 +253,17 @@ class TrailJournal:
 
     def pending(self) -> bool:
         """Whether the journal holds entries not yet folded (read without any lock)."""
-        if self._engine is None:
+        if self._file is None:
             with self.store.read() as conn:
                 return Raw(conn).one("SELECT 1 FROM trail_pending LIMIT 1") is not None
+        if self._engine is None and not self._file.exists():
+            return False  # no server wrote here yet: nothing to fold, no file to make
+        engine = self._open()  # first: it reads the journal's id
         with self.store.read() as conn:
             upto = Raw(conn).scalar(
                 "SELECT upto FROM trail_folded WHERE journal = ?", (self.journal_id,)
             )
-        with self._engine.connect() as journal:
+        with engine.connect() as journal:
             found = Raw(journal).one(
                 "SELECT 1 FROM trail_pending WHERE id > ? LIMIT 1", (int(upto or 0),)
             )
@@ -271,7 +284,7 @@ class TrailJournal:
                     return moved
 
     def _fold_batch(self) -> int:
-        if self._engine is None:
+        if self._file is None:
             with self.store.append_transaction() as conn:
                 raw = Raw(conn)
                 rows = raw.all(

@@ -159,3 +159,19 @@ def test_a_bad_entry_fails_its_caller_alone(store: Store) -> None:
     recorder.close()
     assert len(errors) == 1 and "NUL" in str(errors[0])
     assert sorted(r["resource"] for r in read_trail(store)) == [f"/r/{n}" for n in range(1, 9)]
+
+
+def test_reading_the_trail_makes_no_journal_file(tmp_path: Path) -> None:
+    """Only a writer creates SQLite's journal file; a reader that finds none has nothing
+    to fold (and a journal made later by another process is folded all the same)."""
+    store = open_store(f"sqlite:///{tmp_path}/ledger.db")
+    try:
+        reader = TrailJournal(store)
+        assert read_trail(store) == []
+        assert not Path(f"{store.path}-trail").exists()
+        writer = TrailJournal(open_store(f"sqlite:///{tmp_path}/ledger.db"))
+        writer.write([_entry(1)])
+        assert reader.fold() == 1
+        assert [r["resource"] for r in read_trail(store)] == ["/r/1"]
+    finally:
+        store.dispose()
