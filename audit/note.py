@@ -47,7 +47,6 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +56,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from registry.settings import write_private_file
 
 __all__ = [
     "ED25519",
@@ -443,34 +444,17 @@ class SigningKey:
     def save(self, path: Path) -> None:
         """Write the key to a new file of mode 0600, creating missing parent directories.
 
-        The key is written whole under a temporary name in the same directory and
-        hard-linked into place, so another process sees no file or the complete
-        one, never part of it. An existing file is never overwritten
-        (FileExistsError).
+        The key is written whole and fsynced under a temporary name in the same
+        directory, hard-linked into place and the directory fsynced
+        (``registry.settings.write_private_file``), so another process, or one reading
+        after a crash, sees no file or the complete one, never part of it. An existing
+        file is never overwritten (FileExistsError).
         """
         path = Path(path)
         refusal = f"refusing to overwrite existing key file {path}"
-        if path.exists() or path.is_symlink():
-            raise FileExistsError(errno.EEXIST, refusal, str(path))
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = (self.to_string() + "\n").encode("utf-8")
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            try:
-                os.fchmod(fd, 0o600)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(temp, path)
-            except FileExistsError:
-                raise FileExistsError(errno.EEXIST, refusal, str(path)) from None
-        finally:
-            os.unlink(temp)
-        _fsync_dir(path.parent)
+        if path.is_symlink() or not write_private_file(path, data):
+            raise FileExistsError(errno.EEXIST, refusal, str(path))
 
     @classmethod
     def load(cls, path: Path) -> SigningKey:
@@ -522,19 +506,6 @@ def _read_key_file(path: Path, private: bool = False) -> str:
     if "\n" in text:
         raise NoteError(f"key file {path} holds more than one line; expected a single key")
     return text
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- notes --------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -165,3 +166,45 @@ def make_private_dirs(directory: Path) -> None:
             os.mkdir(path, 0o700)
         except FileExistsError:
             continue  # made by another process meanwhile: left as it made it
+
+
+def write_private_file(path: Path, data: bytes) -> bool:
+    """Create the secret file ``path`` (a key) holding ``data`` (mode 0600; missing
+    directories 0700), durably, unless it exists; return whether this call created it.
+
+    It is written whole and fsynced under a temporary name, then linked into
+    place and the directory fsynced: a process racing this one, or one reading
+    after a crash, sees no key file or the complete one, never part of it. An
+    existing file is never replaced (the racing process's key wins).
+    """
+    make_private_dirs(path.parent)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temp, path)
+            created = True
+        except FileExistsError:
+            created = False
+    finally:
+        temp.unlink()
+    _fsync_directory(path.parent)
+    return created
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new directory entry durable (POSIX; elsewhere a directory cannot be opened)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

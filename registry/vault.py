@@ -33,7 +33,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from registry.errors import ConfigError, LedgerError
 from registry.ids import new_id
-from registry.settings import Settings, default_key_file, make_private_dirs
+from registry.settings import Settings, default_key_file, write_private_file
 from registry.store.schema import T
 from registry.timeutil import now
 
@@ -80,7 +80,7 @@ class KeyRing:
             refusal = _new_master_key_refusal(url, path)
             if refusal is not None:
                 return cls.missing(refusal)
-            write_key_file(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+            write_private_file(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
         return cls(_decode_key(read_key_file(path, "master key"), str(path)))
 
     def _cipher(self) -> AESGCM:
@@ -133,48 +133,6 @@ def _new_master_key_refusal(url: str, path: Path) -> str | None:
 
 #: A key file is one line of text; anything longer is not one.
 MAX_KEY_FILE = 4096
-
-
-def write_key_file(path: Path, data: bytes) -> bool:
-    """Create the key file ``path`` holding ``data`` (mode 0600; missing directories
-    0700), durably, unless it exists; return whether this call created it.
-
-    The key is written whole and fsynced under a temporary name, then linked into
-    place and the directory fsynced: a process racing this one, or one reading
-    after a crash, sees no key file or the complete one, never part of it. An
-    existing file is never replaced (the racing process's key wins).
-    """
-    make_private_dirs(path.parent)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(temp, path)
-            created = True
-        except FileExistsError:
-            created = False
-    finally:
-        temp.unlink()
-    _fsync_directory(path.parent)
-    return created
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a new directory entry durable (POSIX; elsewhere a directory cannot be opened)."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_key_file(path: Path, what: str) -> str:

@@ -84,9 +84,22 @@ def _check(permission: str) -> None:
         raise ValueError(f"unknown permission {permission!r}")
 
 
-def _gated(request: Request) -> Principal | None:
+async def _principal(
+    request: Request,
+    ledger: Ledger,
+    credentials: HTTPAuthorizationCredentials | None,
+    project: str | None,
+    need: Requirement,
+) -> Principal:
+    """The Principal the gate admitted (it decided before the body was read), or the
+    decision made here for an app without the gate."""
     found = request.scope.get(PRINCIPAL)
-    return found if isinstance(found, Principal) else None
+    if isinstance(found, Principal):
+        return found
+    admitted: Principal = await run_in_threadpool(
+        _admit, request, ledger, credentials, project, need
+    )
+    return admitted
 
 
 def allow(permission: str, action: str) -> Any:
@@ -98,13 +111,7 @@ def allow(permission: str, action: str) -> Any:
     async def gate(
         request: Request, ledger: LedgerDep, credentials: Credentials, project: ProjectPath
     ) -> Principal:
-        gated = _gated(request)
-        if gated is not None:
-            return gated
-        admitted: Principal = await run_in_threadpool(
-            _admit, request, ledger, credentials, project, need
-        )
-        return admitted
+        return await _principal(request, ledger, credentials, project, need)
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
@@ -117,13 +124,7 @@ def allow_own(permission: str, action: str) -> Any:
     need = Requirement(permission, action, own=True)
 
     async def gate(request: Request, ledger: LedgerDep, credentials: Credentials) -> Principal:
-        gated = _gated(request)
-        if gated is not None:
-            return gated
-        admitted: Principal = await run_in_threadpool(
-            _admit, request, ledger, credentials, None, need
-        )
-        return admitted
+        return await _principal(request, ledger, credentials, None, need)
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
