@@ -10,7 +10,7 @@ such case (with some false alarms) and falls back to the reference encoder.
 What the ledger stores must also read back the same from SQLite and PostgreSQL:
 ``text_problem`` refuses text holding NUL (a PostgreSQL text column cannot) or a
 lone UTF-16 surrogate (not Unicode, so not UTF-8); ``json_problem`` refuses lone
-surrogates and nesting deeper than ``MAX_DEPTH`` in a JSON value (NUL is fine
+surrogates, NaN and ±Infinity, and nesting deeper than ``MAX_DEPTH`` in a JSON value (NUL is fine
 there: JSON text writes it ``\\u0000``).
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
@@ -147,11 +148,14 @@ def json_problem(value: Any, depth: int = MAX_DEPTH) -> tuple[str, str] | None:
     dotted from ``value`` ("" for the value itself), or None when all of it can.
 
     Requires ``depth >= 0``: the levels of objects and arrays ``value`` may still nest.
-    Every string and key must be valid Unicode (``text_problem(nul=False)``).
+    Every string and key must be valid Unicode (``text_problem(nul=False)``) and every
+    number finite (JSON has no NaN or Infinity).
     """
     if isinstance(value, str):
         why = text_problem(value, nul=False)
         return None if why is None else ("", why)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ("", not_finite(value))
     if not isinstance(value, dict | list | tuple):
         return None
     if depth == 0:
@@ -170,12 +174,23 @@ def json_problem(value: Any, depth: int = MAX_DEPTH) -> tuple[str, str] | None:
                 return _join(printable(str(key)), found)
         return None
     for index, item in enumerate(value):
-        if isinstance(item, int | float | bool) or item is None:
+        if isinstance(item, int | bool) or item is None:
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return str(index), not_finite(item)
             continue
         found = json_problem(item, depth - 1)
         if found is not None:
             return _join(str(index), found)
     return None
+
+
+def not_finite(value: float) -> str:
+    return (
+        f"is {value!r}, which JSON cannot hold; expected a finite number "
+        "(or null, a string, ... to record a missing or special value)"
+    )
 
 
 def _join(step: str, found: tuple[str, str]) -> tuple[str, str]:

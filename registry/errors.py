@@ -11,31 +11,32 @@ class InvalidNodeId(LedgerError, ValueError):
     """A node id string that does not parse."""
 
 
-class EventRejected(LedgerError, ValueError):
-    """An event in a batch is invalid; the whole batch was written nowhere.
-
-    ``index`` is the event's place in the batch, ``field`` the dotted path of the
-    offending field.
-    """
-
-    def __init__(self, index: int, event_id: str, event_type: str, field: str, message: str):
-        self.index = index
-        self.event_id = event_id
-        self.event_type = event_type
-        self.field = field
-        self.message = message
-        super().__init__(
-            f"event #{index} ({event_type}, id {event_id}) field {field!r}: {message}; "
-            "nothing in the batch was written"
-        )
-
-
 class FieldError(LedgerError):
     """A value the ledger refuses; ``field`` is its dotted path (``body.params.lr``)."""
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+
+
+class EventRejected(FieldError, ValueError):
+    """An event in a batch is invalid; the whole batch was written nowhere.
+
+    ``index`` is the event's place in the batch, ``field`` the dotted path of the
+    offending field. The SDK raises it at the call that made the event (``index``
+    0), before anything is buffered or sent.
+    """
+
+    def __init__(self, index: int, event_id: str, event_type: str, field: str, message: str):
+        super().__init__(
+            field,
+            f"event #{index} ({event_type}, id {event_id}) field {field!r}: {message}; "
+            "nothing in the batch was written",
+        )
+        self.index = index
+        self.event_id = event_id
+        self.event_type = event_type
+        self.message = message
 
 
 class NotFound(LedgerError, LookupError):

@@ -12,7 +12,6 @@ and the server seals them: the SDK behaves the same either way.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -21,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from registry.canonical import json_problem, text_problem
+from registry.canonical import canonical_text, json_problem, not_finite, text_problem
 from registry.errors import ConfigError, EventRejected, FieldError, LedgerError
 from registry.events import INTERNAL_TYPES, NewEvent, make_event
 from registry.ids import subject_id
-from registry.limits import MAX_TRACE_ID
+from registry.limits import MAX_SAFE_INTEGER, MAX_TRACE_ID
 from registry.payloads import digest, encode_predictions
 from registry.store.raw import Raw
 from registry.timeutil import to_timestamp
@@ -33,15 +32,24 @@ from registry.timeutil import to_timestamp
 # The largest batch one description may carry; the SDK splits larger ones.
 MAX_ROWS = 100_000
 
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
 
 def output_json(value: Any) -> str:
-    """Compact JSON of one prediction output; plain numbers without the encoder."""
+    """RFC 8785 (canonical) JSON text of one prediction output.
+
+    Plain numbers skip the encoder: an integer within ±(2^53-1) and a finite float
+    whose ``repr`` is already its JCS form (neither integral, ``1.0``, nor in
+    exponent notation, ``1e-07``, which JCS writes ``1`` and ``1e-7``). Anything
+    else goes through ``canonical_text``: keys sorted, numbers in JCS form; an
+    integer beyond ±(2^53-1), which RFC 8785 numbers cannot hold, raises ValueError.
+    """
     kind = type(value)
-    if (kind is float and math.isfinite(value)) or kind is int:
+    if kind is float:
+        text = repr(value)
+        if "e" not in text and not text.endswith(".0") and math.isfinite(value):
+            return text
+    elif kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return repr(value)
-    return _JSON(value)
+    return canonical_text(value)[0]
 
 
 @dataclass(frozen=True)
@@ -493,6 +501,8 @@ def _prepare_predictions(item: Predictions) -> tuple[list[int], list[str], list[
     texts = []
     for i, value in enumerate(item.outputs):
         kind = type(value)
+        if kind is float and not math.isfinite(value):
+            raise FieldError(f"body.outputs.{i}", not_finite(value))
         if kind is not float and kind is not int:
             found = json_problem(value)
             if found is not None:

@@ -240,16 +240,23 @@ class Registry:
         actor: str | None = None,
         **kw: Any,
     ) -> NewEvent:
-        return make_event(
-            type,
-            project=self.project,
-            entity=entity,
-            actor=actor or self.actor,
-            body=dict(body),
-            occurred_at=occurred_at,
-            trace_id=current_trace_id(),
-            **kw,
-        )
+        """One event of this connection; a value the ledger would refuse raises
+        ``EventRejected`` here, at the call that made it, so nothing bad is buffered."""
+        event_id = kw.pop("event_id", None) or new_id()
+        try:
+            return make_event(
+                type,
+                project=self.project,
+                entity=entity,
+                actor=actor or self.actor,
+                body=dict(body),
+                occurred_at=occurred_at,
+                trace_id=current_trace_id(),
+                event_id=event_id,
+                **kw,
+            )
+        except FieldError as exc:
+            raise EventRejected(0, str(event_id), type, exc.field, str(exc)) from None
 
     def _envelope(self, entity: str, occurred_at: Any = None) -> dict[str, Any]:
         """Envelope fields of a write carrying personal data."""

@@ -38,6 +38,8 @@ P = "hard"
 CLI = [sys.executable, "-m", "registry.cli"]
 SURROGATE = "\ud800"
 NUL = "\x00"
+NAN = float("nan")
+INF = float("inf")
 LATE = "9999-12-31T23:59:59-14:00"  # past 9999 once in UTC
 EARLY = "0001-01-01T00:00:00+14:00"  # before year 1 once in UTC
 
@@ -200,6 +202,19 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], str]] = [
      lineage_event(facets={"custom": {**FACET, "v": DEEP}}), "body..."),
     ("deep-openlineage-facet-65", "writer", "POST", "/lineage",
      lineage_event(facets={"custom": {**FACET, "v": nested(70)}}), "body..."),
+    # NaN and Infinity (Python's json writes and reads them; JSON has no such numbers)
+    ("nan-run-params", "writer", "POST", RUNS, {"job": "j", "params": {"a": NAN}}, "params.a"),
+    ("infinity-params", "writer", "POST", RUN + "/params", {"params": {"a": [1, INF]}},
+     "params.a.1"),
+    ("nan-event-params", "writer", "POST", EVENTS,
+     {"events": [event("run-params-logged", "{run}", {"params": {"lr": NAN}})]},
+     "events.0.body.params.lr"),
+    ("infinity-event-code", "writer", "POST", EVENTS,
+     {"events": [event("run-started", f"run:{uuid.uuid4()}", {"job": "j", "code": {"x": -INF}})]},
+     "events.0.body.code.x"),
+    ("nan-output", "writer", "POST", PREDICT,
+     {"model": "m@1", "records": ["r1"], "outputs": [NAN]}, "outputs.0"),
+    ("nan-metric", "writer", "POST", RUN + "/metrics", {"metrics": {"auc": NAN}}, "metrics.auc"),
     # NUL in text stored in a column of its own, which PostgreSQL text cannot hold
     ("nul-dataset-name", "writer", "POST", DATASET,
      {"name": "n" + NUL, "uri": "s3://n", "digest": "sha256:0"}, "name"),
@@ -544,6 +559,52 @@ def test_the_sdk_refuses_what_the_server_refuses(reg: Registry) -> None:
     assert len(last.body["error_type"]) == 300 and last.body["error_type"].endswith("...")
 
 
+def test_a_refused_record_fails_its_own_call_and_the_session_goes_on(reg: Registry) -> None:
+    """A run's records are buffered; one the ledger would refuse (a lone surrogate, NaN,
+    ±Infinity) raises EventRejected at the call that made it, is never buffered, and the
+    run's other records, later calls and close() still work."""
+    data = reg.register_dataset("raw", "1", uri="s3://raw", digest="sha256:01", records=["r1"])
+    before = reg.ledger.head()
+    with reg.run("train") as run:
+        run.use(data)
+        for params, field in (
+            ({"name": SURROGATE}, "body.params.name"),
+            ({"k" + SURROGATE: 1}, "body.params..."),
+            ({"lr": NAN}, "body.params.lr"),
+            ({"grid": [0.1, INF]}, "body.params.grid.1"),
+            ({"deep": {"low": -INF}}, "body.params.deep.low"),
+        ):
+            with pytest.raises(EventRejected) as caught:
+                run.log_params(params)
+            assert caught.value.event_type == "run-params-logged"
+            assert caught.value.index == 0
+            if field.endswith("..."):
+                assert caught.value.field.startswith(field[:-3]), caught.value
+            else:
+                assert caught.value.field == field, caught.value
+            assert isinstance(caught.value, FieldError)  # what earlier versions raised
+        with pytest.raises(EventRejected) as metric:
+            run.log_metrics({"auc": NAN})
+        assert metric.value.field == "body.metrics.0.value"
+        run.log_params(lr=0.1)
+        run.log_metrics({"auc": 0.9})
+    reg.flush()
+    written = reg.ledger.read(before + 1, 100)
+    assert [e.type for e in written] == [
+        "run-started", "run-inputs-used", "run-params-logged", "run-metrics-logged",
+        "run-completed",
+    ]  # fmt: skip
+    assert written[2].body == {"params": {"lr": 0.1}}
+    # JSON's own words for the values are refused in a run's start too.
+    with pytest.raises(EventRejected) as start:
+        with reg.run("train", params={"lr": NAN}):
+            pass
+    assert (start.value.event_type, start.value.field) == ("run-started", "body.params.lr")
+    head = reg.ledger.head()
+    reg.close()
+    assert reg.ledger.head() == head
+
+
 def test_the_sdk_over_http_refuses_alike(world: World) -> None:
     token = world.server.key(P, "writer")
     with registry.connect(world.server.url, project=P, actor="sdk", api_key=token) as reg:
@@ -560,7 +621,22 @@ def test_the_sdk_over_http_refuses_alike(world: World) -> None:
         with pytest.raises(FieldError) as nul:
             reg.register_dataset("t", uri="s3://" + NUL, digest="sha256:0")
         assert nul.value.field == "body.uri"
-        assert world.head() == before
+        with reg.run("train") as run:
+            for params, field in (({"a": SURROGATE}, "body.params.a"),
+                                  ({"a": NAN}, "body.params.a")):  # fmt: skip
+                with pytest.raises(EventRejected) as bad:
+                    run.log_params(params)
+                assert bad.value.field == field
+            run.log_params(a=1)
+        assert world.head() == before + 3  # started, params, completed
+    with world.store.read() as conn:
+        types = [
+            row[0]
+            for row in conn.exec_driver_sql(
+                "SELECT type FROM events WHERE position > %d ORDER BY position" % before
+            )
+        ]
+    assert types == ["run-started", "run-params-logged", "run-completed"]
 
 
 # --- exports of values older versions stored ------------------------------------------------

@@ -213,7 +213,7 @@ def test_log_predictions_writes_a_columnar_payload(reg: Registry) -> None:
         reg.log_predictions(dep, model=model, records=["a", "b"], outputs=[0.1])
     with pytest.raises(LedgerError, match=r"either model= .* or models="):
         reg.log_predictions(dep, records=["a"], outputs=[0.1])
-    with pytest.raises(LedgerError, match="not JSON"):
+    with pytest.raises(LedgerError, match="nan, which JSON cannot hold"):
         reg.log_predictions(dep, model=model, records=["a"], outputs=[math.nan])
     with pytest.raises(LedgerError, match="record key is empty"):
         reg.log_predictions(dep, model=model, records=[""], outputs=[0.1])

@@ -9,6 +9,7 @@ so that SQLite and PostgreSQL accept exactly the same requests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -353,7 +354,9 @@ class RunParams(Strict):
 
 
 class RunMetrics(Strict):
-    metrics: dict[Annotated[str, AfterValidator(_text)], float] = Field(
+    metrics: dict[
+        Annotated[str, AfterValidator(_text)], Annotated[float, Field(allow_inf_nan=False)]
+    ] = Field(
         min_length=1,
         description="Metric name (not empty) to value.",
         json_schema_extra={"propertyNames": {"minLength": 1, "pattern": TEXT_PATTERN}},
@@ -438,7 +441,7 @@ class DeploymentRetire(Strict):
 
 def _outputs(value: list[Any]) -> list[Any]:
     for index, output in enumerate(value):
-        if type(output) is float or type(output) is int:
+        if type(output) is int or (type(output) is float and math.isfinite(output)):
             continue
         found = json_problem(output)
         if found is not None:
