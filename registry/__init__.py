@@ -11,6 +11,7 @@ from registry.errors import (
     Forbidden,
     InvalidNodeId,
     LedgerError,
+    NoLedger,
     NotFound,
     Unauthenticated,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "ModelVersion",
+    "NoLedger",
     "NotFound",
     "Registry",
     "Run",

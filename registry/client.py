@@ -44,8 +44,9 @@ class HttpBackend:
     def __init__(self, url: str, api_key: str | None):
         if not api_key:
             raise ConfigError(
-                f"connecting to {url} needs an API key: pass api_key= or set MLLEDGER_API_KEY "
-                "(create one with 'mlledger keys create --project P --role writer')"
+                f"connecting to {url} needs an API key: set MLLEDGER_API_KEY (or, in "
+                "Python, pass registry.connect(..., api_key=...)); create one on the "
+                "server's host with 'mlledger keys create --project P --role writer'"
             )
         self.url = url.rstrip("/")
         self._http = httpx.Client(

@@ -51,6 +51,10 @@ class ConfigError(LedgerError):
     """Settings that cannot work (bad database URL, missing key, ...)."""
 
 
+class NoLedger(ConfigError):
+    """The database named holds no ledger, and the call is not one that creates it."""
+
+
 class Unauthenticated(LedgerError, PermissionError):
     """A server refused the request: no API key, or an unknown or revoked one (401)."""
 

@@ -45,9 +45,10 @@ class Ledger:
         self._pseudonymizers: dict[str, Pseudonymizer] = {}
 
     @classmethod
-    def open(cls, url: str | None = None) -> Ledger:
-        """Open the ledger at ``url`` (``MLLEDGER_DB`` or the default SQLite file)."""
-        return cls(open_store(url))
+    def open(cls, url: str | None = None, *, create: bool = True) -> Ledger:
+        """Open the ledger at ``url`` (``MLLEDGER_DB`` or the default SQLite file);
+        with ``create=False``, raise ``NoLedger`` rather than create one there."""
+        return cls(open_store(url, create=create))
 
     def close(self) -> None:
         self.store.dispose()

@@ -975,10 +975,12 @@ def connect(
     project: str | None = None,
     actor: str | None = None,
     api_key: str | None = None,
+    create: bool = True,
 ) -> Registry:
     """Open the ledger: a database URL or file (``db``, ``MLLEDGER_DB``, or
     ``./.mlledger/ledger.db``), or a server's ``http(s)://`` URL, with ``api_key``
-    (or ``MLLEDGER_API_KEY``) sent as a bearer token."""
+    (or ``MLLEDGER_API_KEY``) sent as a bearer token. A database holding no ledger
+    yet is created, unless ``create=False`` (then ``NoLedger``, a ``ConfigError``)."""
     settings = Settings()
     project = check_name(project or settings.project, "project")  # before touching a file
     target = db or settings.db
@@ -987,5 +989,5 @@ def connect(
 
         backend: Backend = HttpBackend(target, api_key or settings.api_key)
     else:
-        backend = LocalBackend(Ledger.open(target))
+        backend = LocalBackend(Ledger.open(target, create=create))
     return Registry(backend, project, actor or default_actor())

@@ -6,7 +6,8 @@ import os
 import sys
 
 from registry.ledger import Ledger
-from registry.settings import normalise_url
+from registry.settings import normalise_url, shown_url
+from registry.store import NoLedger
 
 SWITCH_INTERVAL_S = 0.0005
 
@@ -23,7 +24,8 @@ def serve(
     """Serve the API on ``db`` until interrupted.
 
     The database is opened (and migrated) once before the server starts, so a bad
-    URL or key fails here with a clear message. uvicorn's own access log is off
+    URL or key fails here with a clear message; where it holds no ledger yet, one is
+    created and that is said on stderr. uvicorn's own access log is off
     by default: every request is recorded in the access trail instead.
     """
     import uvicorn
@@ -33,7 +35,14 @@ def serve(
     # queue behind each other and tail latency grows tenfold under load.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     url = normalise_url(db)
-    Ledger.open(url).close()
+    try:
+        Ledger.open(url, create=False).close()
+    except NoLedger:
+        # The server takes first writes, so it creates the ledger; said aloud, since a
+        # mistyped --db would otherwise serve an empty one without a word.
+        Ledger.open(url).close()
+        print(f"mlledger serve: no ledger was at {shown_url(url)}: created a new, empty one",
+              file=sys.stderr)  # fmt: skip
     # Workers are separate processes: they find the database through the environment.
     os.environ["MLLEDGER_DB"] = url
     uvicorn.run(

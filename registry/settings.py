@@ -67,6 +67,15 @@ def normalise_url(url: str | None) -> str:
     return f"sqlite:///{url}"
 
 
+def shown_url(url: str) -> str:
+    """A database URL as shown to a person: a SQLite file's path; no password."""
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///") :].split("?", 1)[0]
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def default_actor() -> str:
     """``MLLEDGER_ACTOR`` or ``<os user>@<host>``."""
     configured = Settings().actor

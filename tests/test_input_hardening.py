@@ -595,10 +595,9 @@ def test_a_refused_record_fails_its_own_call_and_the_session_goes_on(reg: Regist
         "run-completed",
     ]  # fmt: skip
     assert written[2].body == {"params": {"lr": 0.1}}
-    # JSON's own words for the values are refused in a run's start too.
-    with pytest.raises(EventRejected) as start:
-        with reg.run("train", params={"lr": NAN}):
-            pass
+    # A run's start refuses them too.
+    with pytest.raises(EventRejected) as start, reg.run("train", params={"lr": NAN}):
+        pass
     assert (start.value.event_type, start.value.field) == ("run-started", "body.params.lr")
     head = reg.ledger.head()
     reg.close()
@@ -633,7 +632,7 @@ def test_the_sdk_over_http_refuses_alike(world: World) -> None:
         types = [
             row[0]
             for row in conn.exec_driver_sql(
-                "SELECT type FROM events WHERE position > %d ORDER BY position" % before
+                f"SELECT type FROM events WHERE position > {int(before)} ORDER BY position"
             )
         ]
     assert types == ["run-started", "run-params-logged", "run-completed"]

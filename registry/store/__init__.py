@@ -9,13 +9,23 @@ from pathlib import Path
 from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.pool import NullPool
 
-from registry.settings import normalise_url
+from registry.errors import NoLedger
+from registry.settings import normalise_url, shown_url
 from registry.store.base import Store
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open (and migrate) the store at ``url``; ``MLLEDGER_DB`` or the default file if None."""
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open (and migrate) the store at ``url``; ``MLLEDGER_DB`` or the default file if None.
+
+    With ``create=False`` a database that holds no ledger yet (a SQLite file that does
+    not exist, a PostgreSQL database without the log's tables) is not created: the
+    error says so, since a mistyped path would otherwise answer from a new, empty
+    ledger."""
     full = normalise_url(url)
+    if not create:
+        with peek(full, "events") as found:
+            if found is None:
+                raise NoLedger(_where(full))
     store: Store
     if full.startswith("sqlite"):
         from registry.store.sqlite import SQLiteStore
@@ -29,10 +39,26 @@ def open_store(url: str | None = None) -> Store:
     return store
 
 
+def _where(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        what = (
+            f"the database file {path} holds no ledger"
+            if Path(path).exists()
+            else f"the database file {path} does not exist"
+        )
+    else:
+        what = f"the PostgreSQL database {shown_url(url)} holds no ledger"
+    return (
+        f"{what}; check --db (or MLLEDGER_DB). Nothing was created: 'mlledger init' "
+        "creates a ledger there, as do 'mlledger demo' and a first write"
+    )
+
+
 @contextmanager
-def opened(url: str | None = None) -> Iterator[Store]:
-    """``open_store(url)``, disposed of on leaving the block."""
-    store = open_store(url)
+def opened(url: str | None = None, *, create: bool = True) -> Iterator[Store]:
+    """``open_store(url, create=create)``, disposed of on leaving the block."""
+    store = open_store(url, create=create)
     try:
         yield store
     finally:
@@ -62,4 +88,4 @@ def peek(url: str, table: str) -> Iterator[Connection | None]:
         engine.dispose()
 
 
-__all__ = ["Store", "open_store", "opened", "peek"]
+__all__ = ["NoLedger", "Store", "open_store", "opened", "peek"]
