@@ -484,3 +484,27 @@ def test_peek_creates_no_database(tmp_path: Path) -> None:
     with peek(f"sqlite:///{tmp_path}/none.db", "checkpoints") as conn:
         assert conn is None
     assert not (tmp_path / "none.db").exists()
+
+
+def test_the_master_key_is_durable_before_it_is_used(
+    tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The master key is fsynced, then its directory entry, before the first secret is
+    wrapped with it: a crash cannot leave an empty key beside wrapped secrets."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with registry.connect(str(tmp_path / "ledger.db"), project="p", actor="t") as reg:
+        reg.register_dataset("d", "1", uri="s3://d", digest="sha256:01", records=["r1"])
+        event = reg.ledger.last_event()
+    assert event is not None and event.type == "dataset-records-added"
+    key = str(isolated_env)
+    file_synced = [i for i, p in enumerate(synced) if p.startswith(f"{isolated_env.parent}/.")]
+    assert file_synced, synced  # the temporary file, before it was linked as the key
+    assert str(isolated_env.parent) in synced[file_synced[0] + 1 :], synced  # then the directory
+    assert Path(key).read_bytes().strip(), "the key file is complete"
