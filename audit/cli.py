@@ -21,6 +21,19 @@ EXIT_INVALID = 3
 TREES = ("events", "access")
 
 
+def noun(n: int, singular: str, plural: str | None = None) -> str:
+    """The form of a noun that goes with the count ``n``: ``singular`` for 1, else
+    ``plural`` (by default ``singular`` + "s")."""
+    return singular if n == 1 else plural or singular + "s"
+
+
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` and its noun: ``counted(1, "vault entry", "vault entries")`` is "1 vault
+    entry", ``counted(2, "run")`` "2 runs". Every command's text and the reports count
+    with it."""
+    return f"{n} {noun(n, singular, plural)}"
+
+
 def _db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
@@ -55,11 +68,20 @@ def _size(text: str) -> int:
 def add_parser(sub: Any) -> None:
     """The ``audit`` command and its actions."""
     audit = sub.add_parser(
-        "audit", help="signed checkpoints, verification and Merkle proofs of the log"
+        "audit",
+        help="signed checkpoints, verification and Merkle proofs of the log",
+        description="The tamper-evident log: the Ed25519 key that signs checkpoints, the "
+        "checkpoints themselves, verification of every leaf and checkpoint, and inclusion "
+        "proofs an auditor checks offline (docs/audit.md).",
     )
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
 
-    p = actions.add_parser("keygen", help="create the Ed25519 key that signs checkpoints")
+    p = actions.add_parser(
+        "keygen",
+        help="create the Ed25519 key that signs checkpoints",
+        description="Create the Ed25519 key that signs the log's checkpoints (mode 0600) and "
+        "print its public key, for verifiers.",
+    )
     _db(p)
     _key(p)
     _json(p)
@@ -67,26 +89,53 @@ def add_parser(sub: Any) -> None:
         "--name", help="the key's name, also the log's origin (default: <host>/mlledger/<random>)"
     )
 
-    p = actions.add_parser("public-key", help="print the public (verifier) key")
+    p = actions.add_parser(
+        "public-key",
+        help="print the public (verifier) key",
+        description="Print the verifier key of the log's signing key: what an auditor needs "
+        "to check checkpoints, proofs, certificates and exports offline.",
+    )
     _db(p)
     _key(p)
     p.add_argument("--out", help="also write it to this file")
 
     p = actions.add_parser(
-        "checkpoint", help="sign a checkpoint of the log and the access trail now"
+        "checkpoint",
+        help="sign a checkpoint of the log and the access trail now",
+        description="Sign a checkpoint (tree size and root hash, as a signed note) of the "
+        "events log, the access trail or both; a tree that did not grow keeps its last one.",
     )
     _db(p)
     _key(p)
     _json(p)
-    p.add_argument("--tree", choices=(*TREES, "both"), default="both", help="default: both")
-
-    p = actions.add_parser("checkpoints", help="list the stored checkpoints")
-    _db(p)
-    _json(p)
-    p.add_argument("--tree", choices=TREES, default="events", help="default: events")
+    p.add_argument(
+        "--tree",
+        choices=(*TREES, "both"),
+        default="both",
+        help="the events log, the access trail, or both (default)",
+    )
 
     p = actions.add_parser(
-        "verify", help="recompute both trees from storage and check every checkpoint"
+        "checkpoints",
+        help="list the stored checkpoints",
+        description="The signed checkpoints of one tree, oldest first: sequence number, "
+        "tree size, root hash (base64) and when it was signed.",
+    )
+    _db(p)
+    _json(p)
+    p.add_argument(
+        "--tree",
+        choices=TREES,
+        default="events",
+        help="the events log (default) or the access trail",
+    )
+
+    p = actions.add_parser(
+        "verify",
+        help="recompute both trees from storage and check every checkpoint",
+        description="Recompute every leaf hash and both Merkle trees from what is stored, "
+        "and check every checkpoint's signature and consistency; exit 3 naming the first "
+        "position that is not as signed.",
     )
     _db(p)
     _json(p)
@@ -96,7 +145,13 @@ def add_parser(sub: Any) -> None:
         "key's, when there is one)",
     )
 
-    p = actions.add_parser("prove", help="an event, its inclusion proof and the checkpoint")
+    p = actions.add_parser(
+        "prove",
+        help="an event, its inclusion proof and the checkpoint",
+        description="A proof bundle: an event (or access-trail entry) as stored, its "
+        "inclusion proof and the signed checkpoint it leads to; `audit verify-proof` checks "
+        "it offline.",
+    )
     _db(p)
     p.add_argument("position", type=_size, help="the event's position (or --trail: entry seq)")
     p.add_argument("--trail", action="store_true", help="prove an access-trail entry instead")
@@ -108,7 +163,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", help="write the bundle here (default: print it)")
 
     p = actions.add_parser(
-        "verify-proof", help="check a proof bundle offline with the public key alone"
+        "verify-proof",
+        help="check a proof bundle offline with the public key alone",
+        description="Check a proof bundle offline: the checkpoint's signature, the inclusion "
+        "proof and, with --trusted, consistency with a checkpoint kept earlier; exit 3 when "
+        "it does not verify.",
     )
     p.add_argument("bundle", help="the proof bundle (JSON) from `mlledger audit prove`")
     p.add_argument("--public-key", required=True, help="verifier key (file or string)")
@@ -121,6 +180,9 @@ def add_parser(sub: Any) -> None:
     p = actions.add_parser(
         "verify-certificate",
         help="check an erasure certificate offline with the public key alone",
+        description="Check an erasure certificate offline: its signature, the checkpoint's, "
+        "both inclusion proofs and that every claim matches the proved events; exit 3 when "
+        "it does not verify.",
     )
     p.add_argument("certificate", help="the certificate (a DSSE envelope, JSON)")
     p.add_argument("--public-key", required=True, help="verifier key (file or string)")
@@ -319,9 +381,11 @@ def cmd_verify_certificate(args: argparse.Namespace) -> int:
         f"{verified.origin} (requested at position {verified.requested_position}, "
         f"{verified.requested_at}; completed at {verified.completed_position}, "
         f"{verified.completed_at}), signed by {key.name}+{key.key_id:08x}",
-        f"  {verified.records} record(s), {len(verified.datasets)} dataset version(s), "
-        f"{verified.predictions} prediction(s), {verified.vault_entries} vault entr(ies); "
-        f"{len(verified.redactions)} event(s) redacted",
+        f"  {counted(verified.records, 'record')}, "
+        f"{counted(len(verified.datasets), 'dataset version')}, "
+        f"{counted(verified.predictions, 'prediction')}, "
+        f"{counted(verified.vault_entries, 'vault entry', 'vault entries')}; "
+        f"{counted(len(verified.redactions), 'event')} redacted",
         f"  models: {remediation or 'none'}",
         "  an attestation of the erasure process, not a proof that no copy exists elsewhere",
     ]

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit.cli import EXIT_INVALID, _verifier
+from audit.cli import EXIT_INVALID, _verifier, counted
 from registry.errors import LedgerError
 
 FORMATS = ("parquet", "openlineage", "prov")
@@ -43,11 +43,20 @@ def _key(parser: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     """The ``report`` and ``export`` commands."""
-    report = sub.add_parser("report", help="a model dossier or a subject-access report")
+    report = sub.add_parser(
+        "report",
+        help="a model dossier or a subject-access report",
+        description="Reports a person reads, written as self-contained files: a model "
+        "version's dossier, or a data subject's access report (docs/reports.md).",
+    )
     kinds = report.add_subparsers(dest="report_command", required=True, metavar="KIND")
 
     p = kinds.add_parser(
-        "model", help="a model version's dossier: HTML page, model card and proof bundles"
+        "model",
+        help="a model version's dossier: HTML page, model card and proof bundles",
+        description="Write a model version's dossier into --out: index.html, model-card.md, "
+        "the lineage and volume pictures, dossier.json and one proof bundle per key event "
+        "under evidence/, against a checkpoint signed with the log's key.",
     )
     p.add_argument("model", help="model version: name@version, name@alias or its id")
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
@@ -57,9 +66,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
 
     p = kinds.add_parser(
-        "subject", help="a data subject's access report (GDPR Art. 15): HTML and JSON"
+        "subject",
+        help="a data subject's access report (GDPR Art. 15): HTML and JSON",
+        description="Write what the registry holds about a data subject into --out: "
+        "index.html and report.json (GDPR Art. 15). Over HTTP it needs a dpo key.",
     )
-    p.add_argument("subject", help="the data subject's id")
+    p.add_argument("subject", help="the data subject's id, as your data knows it")
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
     _db(p)
     p.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
@@ -125,14 +137,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
             report = reg.subject_report(args.subject)
             written = [str(p) for p in write_subject_report(report, args.out)]
-            counts = report["counts"]
+            counts, gone = report["counts"], report["erased"]
+            entries = counted(
+                counts["vault_entries"], "personal-data entry", "personal-data entries"
+            )
             text = (
                 f"wrote the subject-access report of {report['subject']} to {args.out}: "
-                f"{counts['records']} record(s), {counts['vault_entries']} personal-data "
-                f"entr(ies), {counts['models']} model(s), {counts['predictions']} "
-                "prediction(s)" + (" (erased)" if report["erased"] else "")
+                f"{counted(counts['records'], 'record')}, {entries}, "
+                f"{counted(counts['models'], 'model')}, "
+                f"{counted(counts['predictions'], 'prediction')}"
+                + (f"; the subject was erased at position {gone['position']}" if gone else "")
             )
-            _print(args, {"files": written, "subject": report["subject"]}, text)
+            written_out = {"files": written, "subject": report["subject"], "counts": counts}
+            _print(args, {**written_out, "erased": gone}, text)
             return 0
         from audit.reports import build_model_dossier
 
@@ -148,7 +165,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         model = dossier.data["model"]["id"]
         text = (
             f"wrote the dossier of {model} to {args.out}: index.html, model-card.md and "
-            f"{len(dossier.evidence)} proof bundle(s) under evidence/ (check each with "
+            f"{counted(len(dossier.evidence), 'proof bundle')} under evidence/ (check each with "
             "`mlledger audit verify-proof FILE --public-key KEY`)"
         )
         _print(args, {"files": written, "model": model}, text)
@@ -163,7 +180,8 @@ def _progress(args: argparse.Namespace) -> Any:
     bars: list[Any] = []
 
     def start(total: int | None) -> Any:
-        bar = tqdm(total=total, unit="row", unit_scale=True, desc="exporting", file=sys.stderr)
+        # Rows are whole: counted as integers, never scaled to "3.04k" or "0.00".
+        bar = tqdm(total=total, unit="row", desc="exporting", file=sys.stderr)
         bars.append(bar)
         return bar.update
 
@@ -206,7 +224,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                 bar.close()
     data = done.as_dict()
     text = (
-        f"exported {data['rows']} row(s) in {len(done.files)} file(s) ({args.format}) to "
+        f"exported {counted(data['rows'], 'row')} in {counted(len(done.files), 'file')} "
+        f"({args.format}) to "
         f"{done.directory}, reflecting the checkpoint at size {done.checkpoint['tree_size']} "
         f"of {done.checkpoint['origin']}; manifest.json is signed with the log's key"
     )

@@ -32,6 +32,11 @@ Direction = Literal["upstream", "downstream", "both"]
 CHUNK = 500
 # Edges a training-data question follows upstream: data flowing into a model.
 TRAINING_EDGES = frozenset({"input", "output", "derived"})
+# Of those, the edges that are a step of data flow, counted by a depth (docs/concepts.md,
+# "Depth"): a run reading data or a model, and a derivation. A run's output is none.
+STEP_EDGES = frozenset({"input", "derived"})
+# The kinds of node the lineage graph holds.
+GRAPH_KINDS = ("dataset", "run", "model", "deployment")
 
 
 def resolve(text: str, kind: str, project: str) -> str:
@@ -196,8 +201,9 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
 
 @traced("query.trained_on", "model")
 def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> dict[str, Any]:
-    """Dataset versions that trained ``model``, transitively, with record counts; with
-    ``visible``, only nodes of those projects (the rest counted as ``withheld``)."""
+    """Dataset versions that trained ``model``, transitively, with their depth and record
+    counts; with ``visible``, only nodes of those projects (the rest counted as
+    ``withheld``)."""
     with ledger.store.read() as conn:
         graph = ledger.graph.current(conn)
         if (
@@ -206,47 +212,62 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> dict[s
             or not _shown(graph, model, visible)
         ):
             raise NotFound(f"no model version {model} in the ledger")
-        found, runs = _training_data(graph, model)
-        hidden = {n for n in [*found, *runs] if not _shown(graph, n, visible)}
-        found = {n: item for n, item in found.items() if n not in hidden}
-        runs = [r for r in runs if r not in hidden]
-        details = _dataset_details(conn, list(found))
+        depths = training_depths(graph, model)
+        upstream = sorted((d, n) for n, d in depths.items() if n != model)
+        hidden = {n for _, n in upstream if not _shown(graph, n, visible)}
+        found = [(d, n) for d, n in upstream if kind_of(n) == "dataset" and n not in hidden]
+        runs = [n for _, n in upstream if kind_of(n) == "run" and n not in hidden]
+        details = _dataset_details(conn, [n for _, n in found])
     datasets = []
-    for node, item in sorted(found.items(), key=lambda kv: (kv[1]["depth"], kv[0])):
+    for depth, node in found:
         digest, row_count, records = details.get(node, (None, None, 0))
-        datasets.append({**item, "records": records, "row_count": row_count, "digest": digest})
+        datasets.append(
+            {
+                "dataset": node,
+                "label": graph.nodes[node].get("label"),
+                "depth": depth,
+                "relation": relation(depth),
+                "records": records,
+                "row_count": row_count,
+                "digest": digest,
+            }
+        )
     return _withheld({"model": model, "runs": runs, "datasets": datasets}, len(hidden))
 
 
-def _training_data(
-    graph: nx.MultiDiGraph, model: str
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Breadth-first upstream over data edges from a model: the producing run, its
-    inputs, the datasets those were derived from or produced by, base models and
-    their data. Returns the dataset versions found (with depth) and the runs."""
-    found: dict[str, dict[str, Any]] = {}
-    runs: list[str] = []
-    seen = {model}
-    queue: deque[tuple[str, int]] = deque([(model, 0)])
-    while queue:
-        node, depth = queue.popleft()
+def training_depths(graph: nx.MultiDiGraph, model: str) -> dict[str, int]:
+    """Every node upstream of ``model`` over training edges (the runs, the dataset and
+    model versions they read, what those were derived from or produced by), with its
+    depth: the fewest steps of data flow between it and the model, a step being a run
+    that read data (an ``input`` edge) or a derivation (``derived``). The model is at
+    depth 0, the versions its training run read at 1 (``direct``), what those came
+    from at 2, and so on; docs/concepts.md defines it ("Depth")."""
+    depth = {model: 0}
+    done: set[str] = set()
+    queue: deque[str] = deque([model])
+    while queue:  # breadth-first with steps of 0 or 1: a node is final when taken out
+        node = queue.popleft()
+        if node in done:
+            continue
+        done.add(node)
         for src, _dst, data in graph.in_edges(node, data=True):
-            if data["kind"] not in TRAINING_EDGES or src in seen:
+            if data["kind"] not in TRAINING_EDGES or src in done:
                 continue
-            seen.add(src)
-            kind = kind_of(src)
-            hops = depth + (1 if kind == "dataset" else 0)
-            if kind == "dataset":
-                found[src] = {
-                    "dataset": src,
-                    "label": graph.nodes[src].get("label"),
-                    "depth": hops,
-                    "relation": "direct" if hops == 1 else "upstream",
-                }
-            elif kind == "run":
-                runs.append(src)
-            queue.append((src, hops))
-    return found, runs
+            step = 1 if data["kind"] in STEP_EDGES else 0
+            known = depth.get(src)
+            if known is None or depth[node] + step < known:
+                depth[src] = depth[node] + step
+                if step:
+                    queue.append(src)
+                else:
+                    queue.appendleft(src)
+    return depth
+
+
+def relation(depth: int) -> str:
+    """``direct`` for training data at depth 1 (read by the model's own training run),
+    ``upstream`` deeper."""
+    return "direct" if depth == 1 else "upstream"
 
 
 def _dataset_details(conn: Connection, datasets: list[str]) -> dict[str, tuple[Any, Any, int]]:
@@ -292,6 +313,12 @@ def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
         found |= nx.descendants(graph, root)
     # A parent run is no consequence of its child's data.
     return {n for n in found if n not in roots}
+
+
+def _label(node: str) -> str:
+    """``name@version`` of a dataset or model id, ``name`` of a deployment: the label the
+    lineage graph gives a node, for one it does not hold."""
+    return node.split(":", 1)[-1].split("/", 1)[-1]
 
 
 def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> dict[str, Any]:
@@ -347,19 +374,20 @@ def lineage(
         raise InvalidNodeId(f"direction {direction!r}: expected upstream, downstream or both")
     parsed = NodeId.parse(node)
     at = None if when is None else to_timestamp(when, "as-of time")
+    if parsed.kind not in GRAPH_KINDS:
+        gone = _erased_node(ledger, parsed) if parsed.kind in ("record", "subject") else None
+        if gone is None:
+            raise NotFound(_not_a_graph_node(parsed))
+        return {
+            "root": node,
+            "direction": direction,
+            "depth": depth,
+            "as_of": at,
+            "nodes": [],
+            "edges": [],
+            "erased": gone,
+        }
     full = ledger.graph.current()
-    if node not in full and parsed.kind in ("record", "subject") and parsed.project:
-        gone = _erased_node(ledger, parsed)
-        if gone is not None:
-            return {
-                "root": node,
-                "direction": direction,
-                "depth": depth,
-                "as_of": at,
-                "nodes": [],
-                "edges": [],
-                "erased": gone,
-            }
     if node not in full or not _shown(full, node, visible):
         raise NotFound(f"no node {node} in the lineage graph")
     view = as_of(full, at)
@@ -420,9 +448,32 @@ def lineage(
     return _withheld(answer, len(hidden))
 
 
+def _not_a_graph_node(node: NodeId) -> str:
+    """Why ``node`` (of a kind the lineage graph does not hold) has no lineage, and what
+    to ask instead. A record or subject id is not echoed: it stands for a person."""
+    shown = f"{node.kind}:{node.project}/…" if node.project else str(node)
+    holds = "dataset versions, runs, model versions and deployments"
+    if node.kind == "subject":
+        return (
+            f"{shown} is a data subject, not a node of the lineage graph ({holds}); ask for "
+            "their footprint instead: `mlledger footprint SUBJECT_ID` (over HTTP, POST "
+            f"/api/v1/projects/{node.project}/questions/footprint with a dpo key). A subject "
+            "id here answers only once the subject is erased"
+        )
+    if node.kind == "record":
+        return (
+            f"{shown} is a record, not a node of the lineage graph ({holds}); ask which model "
+            "versions scored it instead: `mlledger scored RECORD_KEY` (over HTTP, POST "
+            f"/api/v1/projects/{node.project}/questions/scored). A record id here answers "
+            "only once the record is erased"
+        )
+    return f"{shown} is a {node.kind}, not a node of the lineage graph: expected an id of {holds}"
+
+
 def _erased_node(ledger: Ledger, node: NodeId) -> dict[str, Any] | None:
     """The erasure of a record or subject named by its pseudonym or its erasure reference."""
-    assert node.project is not None
+    if node.project is None:
+        return None
     pseudo = ledger.pseudonymizer(node.project)
     derive = pseudo.erased_record if node.kind == "record" else pseudo.erasure_reference
     with ledger.store.read() as conn:
@@ -442,12 +493,17 @@ def footprint(
 ) -> dict[str, Any]:
     """Every record, dataset version, run, model version, deployment and prediction
     linked to data subject S; with ``visible``, derived nodes of other projects only
-    when those projects are in it (the rest counted as ``withheld``)."""
+    when those projects are in it (the rest counted as ``withheld``).
+
+    The subject is named by their erasure reference, ``subject:<project>/<reference>``,
+    as erasure plans, outcomes and certificates name them: one id before and after an
+    erasure (docs/concepts.md, "Data subject")."""
     pseudo = ledger.pseudonymizer(project)
     pseudonym = pseudo.subject(subject)
-    annotate(**{"mlledger.subject": subject_id(project, pseudonym)})
-    members, idx = T["record_index"], T["prediction_index"]
     reference = pseudo.erasure_reference(pseudonym)
+    who = subject_id(project, reference)
+    annotate(**{"mlledger.subject": who})
+    members, idx = T["record_index"], T["prediction_index"]
     with ledger.store.read() as conn:
         gone = erased(conn, project, "subject", reference)
         memberships = conn.execute(
@@ -486,7 +542,7 @@ def footprint(
             ]
         if not records and not vault_entries and gone is not None:
             return {
-                "subject": subject_id(project, reference),
+                "subject": who,
                 "records": [],
                 "datasets": [],
                 "derived_datasets": [],
@@ -506,11 +562,14 @@ def footprint(
         summary = _summarise(conn, graph, shown)
     predictions.sort(key=lambda p: (p["at"], p["record"], p["position"]))
     return {
-        "subject": subject_id(project, pseudonym),
+        "subject": who,
         "records": [
             {"record": record_id(project, r), "datasets": ds} for r, ds in sorted(records.items())
         ],
-        "datasets": datasets,
+        "datasets": [
+            {"dataset": d, "label": graph.nodes[d].get("label") if d in graph else _label(d)}
+            for d in datasets
+        ],
         "derived_datasets": summary["datasets"],
         "runs": summary["runs"],
         "models": summary["models"],

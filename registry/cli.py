@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit import cli as audit_cli
 from audit import compliance_cli
+from audit.cli import counted, noun
 from registry import auth
 from registry.errors import IntegrityViolation, LedgerError, NotFound
 
@@ -56,34 +57,82 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="record a realistic scenario and answer the six questions")
+    p = sub.add_parser(
+        "demo",
+        help="record a realistic scenario and answer the six questions",
+        description="Record a breast-cancer screening scenario (datasets, two training runs, "
+        "a canary deployment, predictions, a vault entry) in project 'demo' unless --project "
+        "says otherwise, then answer the six questions, prove the log, erase a patient and "
+        "write a dossier, a subject-access report and an export. A second run finds the "
+        "scenario and records nothing.",
+    )
     _common(p)
     p.add_argument(
         "--predictions", type=int, default=3000, help="predictions to log (default 3000)"
     )
 
-    p = sub.add_parser("scored", help="which model version, in which deployment, scored a record")
+    p = sub.add_parser(
+        "scored",
+        help="which model version, in which deployment, scored a record",
+        description="Every time a record was scored: when, by which model version, in which "
+        "deployment, and the output. The record is named by its pseudonym; an erased "
+        "record answers with its erasure.",
+    )
     _common(p)
     p.add_argument("record", help="the record key, as your data knows it")
 
-    p = sub.add_parser("trained-on", help="dataset versions that trained a model version")
+    p = sub.add_parser(
+        "trained-on",
+        help="dataset versions that trained a model version",
+        description="The dataset versions a model version was trained on, transitively "
+        "(through derivations, the runs that produced them and base models), each with its "
+        "depth (1: read by the model's own training run; docs/concepts.md), record count "
+        "and digest.",
+    )
     _common(p)
     p.add_argument("model", help="NAME@VERSION, NAME@ALIAS or model:PROJECT/NAME@VERSION")
 
-    p = sub.add_parser("downstream", help="everything downstream of a dataset version")
+    p = sub.add_parser(
+        "downstream",
+        help="everything downstream of a dataset version",
+        description="The runs, derived dataset versions, model versions and deployments "
+        "downstream of a dataset version, and the predictions those model versions made.",
+    )
     _common(p)
     p.add_argument("dataset", help="NAME@VERSION or dataset:PROJECT/NAME@VERSION")
 
     p = sub.add_parser(
-        "lineage", help="the lineage subgraph around a node, optionally as of a time"
+        "lineage",
+        help="the lineage subgraph around a node, optionally as of a time",
+        description="The nodes and edges of the lineage graph around a dataset version, "
+        "run, model version or deployment, to --depth hops, optionally as the graph stood "
+        "at a past time. Records and data subjects are not nodes of the graph: their id "
+        "answers only whether they were erased (ask `scored` or `footprint` instead).",
     )
     _common(p)
-    p.add_argument("node", help="a node id, e.g. model:PROJECT/NAME@VERSION or run:UUID")
-    p.add_argument("--direction", choices=("upstream", "downstream", "both"), default="both")
+    p.add_argument(
+        "node",
+        help="a dataset, run, model or deployment id: dataset:PROJECT/NAME@VERSION, "
+        "run:UUID, model:PROJECT/NAME@VERSION or deployment:PROJECT/NAME",
+    )
+    p.add_argument(
+        "--direction",
+        choices=("upstream", "downstream", "both"),
+        default="both",
+        help="follow edges towards the data (upstream), towards what was made from it "
+        "(downstream), or both (default)",
+    )
     p.add_argument("--depth", type=int, default=3, help="hops from the node (default 3)")
     p.add_argument("--as-of", dest="as_of", help="ISO 8601 time: the graph as it stood then")
 
-    p = sub.add_parser("footprint", help="everything linked to a data subject")
+    p = sub.add_parser(
+        "footprint",
+        help="everything linked to a data subject",
+        description="A data subject's records, the dataset versions holding them, what was "
+        "derived from those (dataset versions, runs, model versions, deployments), every "
+        "prediction about their records and their vault entries. The subject is named by "
+        "their erasure reference, as erasures and certificates name them.",
+    )
     _common(p)
     p.add_argument("subject", help="the data subject's id, as your data knows it")
 
@@ -129,31 +178,62 @@ def build_parser() -> argparse.ArgumentParser:
         "erase later to purge)",
     )
 
-    p = sub.add_parser("history", help="which model versions a deployment served, when")
+    p = sub.add_parser(
+        "history",
+        help="which model versions a deployment served, when",
+        description="Every configuration of a deployment: which model version it served, "
+        "with what share of the traffic, from when to when.",
+    )
     _common(p)
     p.add_argument("deployment", help="NAME or deployment:PROJECT/NAME")
 
-    p = sub.add_parser("aliases", help="where each alias of a model pointed, when, moved by whom")
+    p = sub.add_parser(
+        "aliases",
+        help="where each alias of a model pointed, when, moved by whom",
+        description="Each alias (stage) of a model, such as production or staging: the "
+        "versions it pointed at, from when to when, and who moved it.",
+    )
     _common(p)
     p.add_argument("model", help="the model's name")
 
-    p = sub.add_parser("rebuild", help="drop every projection and replay the log")
+    p = sub.add_parser(
+        "rebuild",
+        help="drop every projection and replay the log",
+        description="Empty every projection (catalogue, indexes, lineage graph) and replay "
+        "the whole log into them; print the number of events replayed and the digest of "
+        "the projections, equal to the digest before when nothing was amiss.",
+    )
     _common(p)
 
-    p = sub.add_parser("log", help="print events from the log")
-    _common(p)
+    p = sub.add_parser(
+        "log",
+        help="print events from the log",
+        description="Events of the log in position order, from --start, at most --limit of "
+        "them; with --project, that project's events only.",
+    )
+    _access_options(p, project_help="only this project's events (default: every project)")
     p.add_argument("--start", type=_count, default=0, help="first position (default 0)")
     p.add_argument("--limit", type=_count, default=20, help="how many (default 20)")
 
     _keys_parser(sub)
     _grants_parser(sub)
 
-    p = sub.add_parser("access-trail", help="who asked what, and the answers")
+    p = sub.add_parser(
+        "access-trail",
+        help="who asked what, and the answers",
+        description="Entries of the append-only access trail: every request allowed or "
+        "denied, with the key, the action, the resource and the outcome.",
+    )
     _access_options(p, project_help="only this project's entries (default: every project)")
     p.add_argument("--since", type=_count, default=0, help="first sequence number (default 0)")
     p.add_argument("--limit", type=_count, default=100, help="how many (default 100)")
 
-    p = sub.add_parser("serve", help="serve the HTTP API (uvicorn)")
+    p = sub.add_parser(
+        "serve",
+        help="serve the HTTP API (uvicorn)",
+        description="Serve the HTTP API (docs/api.md) under uvicorn, signing checkpoints as "
+        "the log grows; requests need an API key (mlledger keys create).",
+    )
     p.add_argument(
         "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
     )
@@ -164,7 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--access-log", action="store_true", help="also print uvicorn's per-request log lines"
     )
 
-    sub.add_parser("openapi", help="print the API's OpenAPI document (JSON)")
+    sub.add_parser(
+        "openapi",
+        help="print the API's OpenAPI document (JSON)",
+        description="Print the HTTP API's OpenAPI 3.1 document, as pinned in docs/openapi.json.",
+    )
     audit_cli.add_parser(sub)
     compliance_cli.add_parsers(sub)
     return parser
@@ -196,19 +280,38 @@ def _access_options(parser: argparse.ArgumentParser, *, project_help: str | None
 
 
 def _keys_parser(sub: Any) -> None:
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys = sub.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        description="API keys of the HTTP API: each for one project and one role; only a "
+        "key's hash is stored.",
+    )
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
 
-    p = actions.add_parser("create", help="create an API key; its token is shown once")
+    p = actions.add_parser(
+        "create",
+        help="create an API key; its token is shown once",
+        description="Create an API key for a project and a role; its token is printed once "
+        "and only its hash is kept.",
+    )
     _access_options(p, project_help=None)
     p.add_argument("--project", required=True, help="the project the key is for")
     p.add_argument("--role", required=True, help=f"one of {', '.join(auth.ROLES)}")
     p.add_argument("--name", help="a label for the key (e.g. the service using it)")
 
-    p = actions.add_parser("list", help="list API keys (never their secrets)")
+    p = actions.add_parser(
+        "list",
+        help="list API keys (never their secrets)",
+        description="The API keys, with project, role, state and who created them; never "
+        "their secrets.",
+    )
     _access_options(p, project_help="only this project's keys (default: every project)")
 
-    p = actions.add_parser("revoke", help="revoke an API key, from now on")
+    p = actions.add_parser(
+        "revoke",
+        help="revoke an API key, from now on",
+        description="Revoke an API key: requests with it are refused from now on.",
+    )
     _access_options(p, project_help="refuse unless the key is for this project")
     p.add_argument("key_id", help="the key's id, as 'keys list' shows it")
 
@@ -225,17 +328,31 @@ def _grants_parser(sub: Any) -> None:
         ),
     )
     actions = grants.add_subparsers(dest="grants_command", required=True, metavar="ACTION")
-    p = actions.add_parser("add", help="grant GRANTEE access to --project's versions")
+    p = actions.add_parser(
+        "add",
+        help="grant GRANTEE access to --project's versions",
+        description="Let project GRANTEE use and read --project's dataset and model "
+        "versions (an event of --project's log).",
+    )
     _access_options(p, project_help=None)
     p.add_argument("--project", required=True, help="the project granting access")
     p.add_argument("grantee", help="the project granted access")
     p.add_argument("--reason", help="why, in a few words (kept in the log)")
-    p = actions.add_parser("revoke", help="end the access --project granted GRANTEE")
+    p = actions.add_parser(
+        "revoke",
+        help="end the access --project granted GRANTEE",
+        description="End the access --project granted GRANTEE (an event of --project's "
+        "log); what GRANTEE recorded before stays.",
+    )
     _access_options(p, project_help=None)
     p.add_argument("--project", required=True, help="the project that granted access")
     p.add_argument("grantee", help="the project whose access ends")
     p.add_argument("--reason", help="why, in a few words (kept in the log)")
-    p = actions.add_parser("list", help="grants --project made and received")
+    p = actions.add_parser(
+        "list",
+        help="grants --project made and received",
+        description="The grants --project made and received, in force or revoked.",
+    )
     _access_options(p, project_help=None)
     p.add_argument("--project", required=True, help="the project")
 
@@ -321,7 +438,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             args,
             result,
             lambda r: (
-                f"replayed {r['events']} events in {r['seconds']} s; "
+                f"replayed {counted(r['events'], 'event')} in {r['seconds']} s; "
                 f"projection digest {r['digest']}"
             ),
         )
@@ -329,19 +446,23 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     with _registry(args) as reg:
-        events = [e.as_dict() for e in reg.ledger.read(args.start, args.limit)]
-        return _emit(
-            args,
-            events,
-            lambda evs: (
-                "\n".join(
-                    f"{e['position']:>6}  {e['occurred_at']}  {e['type']:<28} {e['entity']}"
-                    f"  by {e['actor']}"
-                    for e in evs
-                )
-                or "(no events)"
-            ),
-        )
+        events = [e.as_dict() for e in _log_page(reg.ledger, args.start, args.limit, args.project)]
+        return _emit(args, events, render_log)
+
+
+def _log_page(ledger: Any, start: int, limit: int, project: str | None) -> list[Any]:
+    """At most ``limit`` events from position ``start`` on, of ``project`` only when given."""
+    if project is None:
+        return list(ledger.read(start, limit))
+    found: list[Any] = []
+    head = ledger.head()
+    while len(found) < limit and start <= head:
+        chunk = ledger.read(start, 2000)
+        if not chunk:
+            break
+        start = chunk[-1].position + 1
+        found += [e for e in chunk if e.project == project]
+    return found[:limit]
 
 
 def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
@@ -393,7 +514,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
             _signing_key(reg.ledger.store, Settings().signing_key)
         if args.resume:
             done = reg.resume_erasures(purge=not args.no_purge)
-            return _emit(args, done, lambda d: f"resumed {len(d)} interrupted erasure(s)")
+            return _emit(args, done, render_resumed)
         if args.from_file:
             return _erase_file(args, reg, retain)
         outcome = reg.erase(
@@ -512,39 +633,66 @@ def _when(ts: str | None) -> str:
     return "now" if ts is None else ts[:19].replace("T", " ")
 
 
+def _erasure(e: dict[str, Any]) -> str:
+    """An answer's ``erased`` member in words: the erasure, its positions and time."""
+    return (
+        f"erased at position {e['position']} (erasure {e['erasure']}, requested at position "
+        f"{e['requested_position']}, erased {_when(e['erased_at'])})"
+    )
+
+
+def _withheld(d: dict[str, Any]) -> list[str]:
+    """The line saying how many nodes an answer left out (``withheld``), if any."""
+    n = d.get("withheld")
+    return [f"  withheld: {counted(n, 'node')} of projects this one may not read"] if n else []
+
+
 def render_scored(d: dict[str, Any]) -> str:
-    lines = [f"{d['record']} was scored {d['times_scored']} time(s):"]
+    gone = d.get("erased")
+    if d["record"] is None and gone is not None:
+        return (
+            f"this record was {_erasure(gone)}: its predictions are kept without the record, "
+            "their output or trace id, so none is shown"
+        )
+    n = d["times_scored"]
+    head = f"was scored {counted(n, 'time')}:" if n else "was never scored"
+    lines = [f"{d['record']} {head}"]
     lines += [
         f"  {_when(p['at'])}  {_short(p['model']):<22} in {_short(p['deployment']):<18} "
         f"output={json.dumps(p['output'])}"
         for p in d["predictions"]
     ]
+    if gone is not None:
+        lines.append(f"  earlier, the record was {_erasure(gone)}; what is shown came after it")
     return "\n".join(lines)
 
 
 def render_trained_on(d: dict[str, Any]) -> str:
-    lines = [f"{_short(d['model'])} was trained on (through {len(d['runs'])} run(s)):"]
-    for ds in d["datasets"]:
+    datasets, runs = d["datasets"], d["runs"]
+    lines = [
+        f"{_short(d['model'])} was trained on {counted(len(datasets), 'dataset version')} "
+        f"through {counted(len(runs), 'run')}" + (":" if datasets else "")
+    ]
+    for ds in datasets:
         lines.append(
             f"  {_short(ds['dataset']):<28} {ds['relation']:<9} depth {ds['depth']}  "
-            f"{ds['records']} records  {ds['digest']}"
+            f"{counted(ds['records'], 'record')}  {ds['digest'] or 'no digest'}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _withheld(d))
 
 
-def render_summary(d: dict[str, Any]) -> list[str]:
+def render_summary(d: dict[str, Any], *, derived: bool = False) -> list[str]:
+    """The runs, dataset versions, model versions and deployments of a ``downstream`` or
+    (``derived``) ``footprint`` answer: one line each, by label."""
     lines = []
-    for key, field in (("runs", "run"), ("datasets", "dataset"), ("models", "model")):
-        # A footprint lists the subject's own datasets apart from those derived from them.
-        items = d.get(f"derived_{key}", d.get(key)) or []
+    datasets = d["derived_datasets"] if derived else d["datasets"]
+    for name, items in (
+        ("runs", [f"{r['job']} (…{r['run'][-8:]})" for r in d["runs"]]),
+        ("derived datasets" if derived else "datasets", [x["label"] for x in datasets]),
+        ("models", [m["label"] for m in d["models"]]),
+    ):
         if items:
-            lines.append(
-                f"  {key}: "
-                + ", ".join(
-                    _short(i[field]) if field != "run" else f"{i['job']} (…{i['run'][-8:]})"
-                    for i in items
-                )
-            )
+            lines.append(f"  {name}: " + ", ".join(items))
     for dep in d["deployments"]:
         lines.append(
             f"  deployment {_short(dep['deployment'])} served "
@@ -557,39 +705,53 @@ def render_downstream(d: dict[str, Any]) -> str:
     lines = [f"downstream of {_short(d['dataset'])}:", *render_summary(d)]
     for p in d["predictions"]:
         lines.append(
-            f"  {p['count']:>6} predictions by {_short(p['model'])} in "
+            f"  {p['count']:>6} {noun(p['count'], 'prediction')} by {_short(p['model'])} in "
             f"{_short(p['deployment'])} ({_when(p['first_at'])} .. {_when(p['last_at'])})"
         )
     lines.append(f"  total predictions: {d['total_predictions']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _withheld(d))
 
 
 def render_lineage(d: dict[str, Any]) -> str:
+    gone = d.get("erased")
+    if gone is not None:
+        return f"{d['root']} was {_erasure(gone)}: it has no lineage (0 nodes, 0 edges)"
     when = f" as of {d['as_of']}" if d["as_of"] else ""
     lines = [
-        f"lineage of {d['root']} ({d['direction']}, depth {d['depth']}){when}: "
-        f"{len(d['nodes'])} nodes, {len(d['edges'])} edges"
+        f"lineage of {d['root']} ({d['direction']}, up to {counted(d['depth'], 'hop')}){when}: "
+        f"{counted(len(d['nodes']), 'node')}, {counted(len(d['edges']), 'edge')}"
     ]
     lines += [
         f"  {e['src']}  -[{e['kind']}]->  {e['dst']}"
         + (f"  (until {_when(e['valid_to'])})" if e["valid_to"] else "")
         for e in d["edges"]
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _withheld(d))
 
 
 def render_footprint(d: dict[str, Any]) -> str:
+    gone = d.get("erased")
+    if gone is not None and not d["records"] and not d["vault_entries"]:
+        return (
+            f"{d['subject']} was {_erasure(gone)}: no record, dataset version, prediction or "
+            "vault entry of this subject is held"
+        )
     lines = [
-        f"{d['subject']}: {len(d['records'])} record(s), {len(d['datasets'])} dataset "
-        f"version(s), {len(d['predictions'])} prediction(s), {d['vault_entries']} vault entr(ies)"
+        f"{d['subject']}: {counted(len(d['records']), 'record')}, "
+        f"{counted(len(d['datasets']), 'dataset version')}, "
+        f"{counted(len(d['predictions']), 'prediction')}, "
+        f"{counted(d['vault_entries'], 'vault entry', 'vault entries')}"
     ]
     for r in d["records"]:
         lines.append(f"  {_short(r['record'])} in " + ", ".join(_short(x) for x in r["datasets"]))
-    lines += render_summary(d)
+    lines += render_summary(d, derived=True)
     for p in d["predictions"]:
         lines.append(
             f"  scored {_when(p['at'])} by {_short(p['model'])} in {_short(p['deployment'])}"
         )
+    lines += _withheld(d)
+    if gone is not None:
+        lines.append(f"  earlier, this subject was {_erasure(gone)}; what is shown came after it")
     return "\n".join(lines)
 
 
@@ -598,8 +760,10 @@ def render_erasure(d: dict[str, Any]) -> str:
         p = d["plan"]
         lines = [
             f"plan for {d['subject']} (nothing changed):",
-            f"  {p['records']['count']} record(s) in {len(p['datasets'])} dataset version(s); "
-            f"{p['vault_entries']} vault entr(ies); {p['predictions']['count']} prediction(s)",
+            f"  {counted(p['records']['count'], 'record')} in "
+            f"{counted(len(p['datasets']), 'dataset version')}; "
+            f"{counted(p['vault_entries'], 'vault entry', 'vault entries')}; "
+            f"{counted(p['predictions']['count'], 'prediction')}",
         ]
         for key, label in (
             ("datasets", "holding"),
@@ -620,9 +784,10 @@ def render_erasure(d: dict[str, Any]) -> str:
     lines = [
         f"{d['status']}: {d['subject']}, erasure {d['erasure']} "
         f"(requested at position {d['requested_position']}, erased at {d['erased_position']})",
-        f"  {d['redactions']} event(s) redacted; {d['plan']['records']['count']} record(s), "
-        f"{d['plan']['predictions']['count']} prediction(s), "
-        f"{d['plan']['vault_entries']} vault entr(ies) erased",
+        f"  {counted(d['redactions'], 'event')} redacted; "
+        f"{counted(d['plan']['records']['count'], 'record')}, "
+        f"{counted(d['plan']['predictions']['count'], 'prediction')}, "
+        f"{counted(d['plan']['vault_entries'], 'vault entry', 'vault entries')} erased",
     ]
     lines += [
         f"  {_short(m['model'])}: {m['status']}"
@@ -641,7 +806,26 @@ def render_batch(d: dict[str, Any]) -> str:
     for outcome in d["outcomes"]:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
     done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return f"{d['subjects']} subject(s): {done or 'none'}"
+    return f"{counted(d['subjects'], 'subject')}: {done or 'none'}"
+
+
+def render_resumed(outcomes: list[dict[str, Any]]) -> str:
+    if not outcomes:
+        return "no interrupted erasure to resume"
+    return f"resumed {counted(len(outcomes), 'interrupted erasure')}: " + ", ".join(
+        str(o["erasure"]) for o in outcomes
+    )
+
+
+def render_log(events: list[dict[str, Any]]) -> str:
+    return (
+        "\n".join(
+            f"{e['position']:>6}  {e['occurred_at']}  {e['type']:<28} {e['entity']}"
+            f"  by {e['actor']}"
+            for e in events
+        )
+        or "(no events)"
+    )
 
 
 def render_history(d: dict[str, Any]) -> str:
@@ -655,6 +839,8 @@ def render_history(d: dict[str, Any]) -> str:
 
 
 def render_aliases(d: dict[str, Any]) -> str:
+    if not d["history"]:
+        return f"model {d['model']} has no aliases: none was ever pointed at one of its versions"
     lines = [f"aliases of {d['model']}:"]
     for alias, spans in sorted(d["history"].items()):
         lines += [

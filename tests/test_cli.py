@@ -191,7 +191,7 @@ def test_scored_text_names_each_model_version_and_deployment(cli: Any) -> None:
     status, out, err = cli("scored", "r-1")
     assert (status, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].endswith("was scored 2 time(s):")
+    assert lines[0].endswith("was scored 2 times:")
     assert "r-1" not in out  # the key the user typed is shown only as its pseudonym
     assert ["clf@1" in lines[1], "clf@2" in lines[2]] == [True, True]
     assert all(" in api " in line for line in lines[1:])
@@ -223,7 +223,7 @@ def test_trained_on_text_lists_both_dataset_versions(cli: Any) -> None:
     status, out, err = cli("trained-on", "clf@2")
     assert (status, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0] == "clf@2 was trained on (through 1 run(s)):"
+    assert lines[0] == "clf@2 was trained on 2 dataset versions through 1 run:"
     assert "clean@1" in lines[1] and "direct" in lines[1] and "4 records" in lines[1]
     assert "raw@1" in lines[2] and "upstream" in lines[2] and "6 records" in lines[2]
     assert "sha256:" + "b" * 64 in lines[1]
@@ -267,7 +267,7 @@ def test_downstream_text_summarises_runs_models_and_predictions(cli: Any) -> Non
     assert out.splitlines()[0] == "downstream of raw@1:"
     for expected in ("train-a", "train-b", "datasets: clean@1", "models: clf@1, clf@2",
                      "deployment api served clf@1, clf@2", "2 predictions by clf@1 in api",
-                     "1 predictions by clf@2 in api", "total predictions: 3"):
+                     "1 prediction by clf@2 in api", "total predictions: 3"):
         assert expected in out, expected
 
 
@@ -327,7 +327,7 @@ def test_lineage_text_marks_closed_edges(cli: Any, scenario: Scenario) -> None:
     """Without ``--as-of`` every edge is shown, a closed one with its end time."""
     status, out, err = cli("lineage", scenario.deployment)
     assert (status, err) == (0, "")
-    assert out.splitlines()[0] == (f"lineage of {scenario.deployment} (both, depth 3): "
+    assert out.splitlines()[0] == (f"lineage of {scenario.deployment} (both, up to 3 hops): "
                                    "7 nodes, 7 edges")
     assert (f"{scenario.m1}  -[serves]->  {scenario.deployment}  (until 2024-01-07 00:00:00)"
             in out)
@@ -360,7 +360,8 @@ def test_footprint_of_a_subject(cli: Any, cli_json: Any, scenario: Scenario) -> 
     assert data["subject"].startswith(f"subject:{PROJECT}/")
     assert len(data["records"]) == 2
     assert all(r["datasets"] == [scenario.clean, scenario.raw] for r in data["records"])
-    assert data["datasets"] == [scenario.clean, scenario.raw]
+    assert data["datasets"] == [{"dataset": scenario.clean, "label": "clean@1"},
+                                {"dataset": scenario.raw, "label": "raw@1"}]
     assert [m["model"] for m in data["models"]] == [scenario.m1, scenario.m2]
     assert [(p["model"], p["deployment"], p["at"]) for p in data["predictions"]] == [
         (scenario.m1, scenario.deployment, stamp(4))]
@@ -369,7 +370,7 @@ def test_footprint_of_a_subject(cli: Any, cli_json: Any, scenario: Scenario) -> 
     status, out, err = cli("footprint", "s-1")
     assert (status, err) == (0, "")
     assert out.splitlines()[0].endswith(
-        ": 2 record(s), 2 dataset version(s), 1 prediction(s), 1 vault entr(ies)")
+        ": 2 records, 2 dataset versions, 1 prediction, 1 vault entry")
     assert "s-1" not in out
     assert "scored 2024-01-05 00:00:00 by clf@1 in api" in out
 

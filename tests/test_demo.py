@@ -252,7 +252,9 @@ def test_footprint_of_the_example_patient(demo: Demo) -> None:
     """The example patient has two records, both in both dataset versions, and a vault entry."""
     answer = demo.answers["footprint"]
     assert len(answer["records"]) == 2
-    assert answer["datasets"] == sorted([demo.names["clean"], demo.names["raw"]])
+    assert [d["dataset"] for d in answer["datasets"]] == sorted(
+        [demo.names["clean"], demo.names["raw"]]
+    )
     assert answer["vault_entries"] == 1
     assert len(answer["predictions"]) >= 2
     assert demo.names["subject"] not in json.dumps(answer)

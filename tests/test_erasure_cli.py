@@ -79,7 +79,7 @@ def test_erase_one_subject_with_a_certificate_checked_offline(
     assert planned.returncode == 0, planned.stderr
     assert json.loads(planned.stdout)["plan"]["records"]["count"] == 10
     text = mlledger(store_url, "erase", "person-1", "--dry-run")
-    assert "plan for subject:shop/" in text.stdout and "10 record(s)" in text.stdout
+    assert "plan for subject:shop/" in text.stdout and "10 records" in text.stdout
 
     certificate = tmp_path / "certificate.json"
     done = mlledger(

@@ -215,11 +215,12 @@ def test_canaries_never_reach_the_database(
         assert again.scored(planted.records[1])["times_scored"] == 0  # in a dataset, unscored
 
         footprint = again.footprint(planted.subjects[0])
-        assert footprint["subject"] == f"subject:{PROJECT}/{pseudo.subject(planted.subjects[0])}"
+        reference = pseudo.erasure_reference(pseudo.subject(planted.subjects[0]))
+        assert footprint["subject"] == f"subject:{PROJECT}/{reference}"
         assert footprint["records"] == [{
             "record": f"record:{PROJECT}/{pseudo.record(planted.records[0])}",
             "datasets": [planted.dataset.id]}]
-        assert footprint["datasets"] == [planted.dataset.id]
+        assert [d["dataset"] for d in footprint["datasets"]] == [planted.dataset.id]
         assert [p["model"] for p in footprint["predictions"]] == [planted.model.id]
         assert footprint["vault_entries"] == 1
         assert len(again.footprint(planted.subjects[1])["records"]) == 1
@@ -303,8 +304,8 @@ def test_pseudonyms_are_keyed_per_project(
                                      if isinstance(h, str)}
 
         # Each project answers only about its own records.
-        assert reg.footprint(subject)["datasets"] == [ours.id]
-        assert other.footprint(subject)["datasets"] == [theirs.id]
+        assert [d["dataset"] for d in reg.footprint(subject)["datasets"]] == [ours.id]
+        assert [d["dataset"] for d in other.footprint(subject)["datasets"]] == [theirs.id]
     finally:
         other.close()
     content = stored_content(store_url, ledger)

@@ -129,9 +129,16 @@ def test_trained_on_is_transitive_with_record_counts(reg: Registry, world: Scena
 
 
 def test_trained_on_follows_base_models(reg: Registry, world: Scenario) -> None:
-    # m3 was fine-tuned from m2: m2's training data trained m3 too.
-    datasets = {d["dataset"] for d in reg.trained_on(world.m3)["datasets"]}
-    assert datasets == {world.clean.id, world.extra.id, world.raw.id}
+    # m3 was fine-tuned from m2: m2's training data trained m3 too, one step further
+    # upstream (through m2's training run) than it is from m2, so none of it is direct.
+    rows = {
+        d["dataset"]: (d["relation"], d["depth"]) for d in reg.trained_on(world.m3)["datasets"]
+    }
+    assert rows == {
+        world.clean.id: ("upstream", 2),
+        world.extra.id: ("upstream", 2),
+        world.raw.id: ("upstream", 3),
+    }
 
 
 def test_trained_on_accepts_name_version_and_alias(reg: Registry, world: Scenario) -> None:
@@ -204,7 +211,7 @@ def test_footprint_finds_every_trace_of_a_subject(reg: Registry, world: Scenario
 
 def test_footprint_of_a_subject_only_in_extra(reg: Registry, world: Scenario) -> None:
     answer = reg.footprint("zed")
-    assert answer["datasets"] == [world.extra.id]
+    assert answer["datasets"] == [{"dataset": world.extra.id, "label": "extra@1"}]
     assert {m["model"] for m in answer["models"]} == {world.m2.id, world.m3.id}
     assert [p["model"] for p in answer["predictions"]] == [world.m2.id]
 

@@ -18,6 +18,7 @@ accepted by ``mlledger audit verify-proof``).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from audit.checkpoints import latest_checkpoint, write_checkpoint
+from audit.cli import counted, noun
 from audit.note import verify_checkpoint
 from audit.outdir import new_or_empty
 from audit.proofs import make_bundle
 from audit.reports.render import MarkdownText, lineage_svg, md_code, md_text, volume_svg
-from lineage.queries import TRAINING_EDGES, resolve_model
+from lineage.queries import TRAINING_EDGES, relation, resolve_model, training_depths
 from registry.errors import NotFound
 from registry.ids import kind_of
 from registry.store.raw import Raw, placeholders
@@ -83,8 +85,8 @@ def _json(text: str | None) -> Any:
 
 
 def _upstream(graph: Any, model: str) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
-    """Nodes upstream of ``model`` over training edges, with their distance in hops,
-    and the edges between them."""
+    """Nodes upstream of ``model`` over training edges, with their distance in hops
+    (the picture's columns), and the edges between them."""
     depth = {model: 0}
     edges: list[tuple[str, str, str]] = []
     queue: deque[str] = deque([model])
@@ -184,25 +186,26 @@ def _gather(ledger: Ledger, project: str, model: str) -> dict[str, Any]:
                 }
                 run_events = _events(raw, r[0], ("run-started", "run-completed", "run-failed"))
         graph = ledger.graph.current(conn)
-        depth, edges = _upstream(graph, model) if model in graph else ({model: 0}, [])
-        labels = {n: graph.nodes[n].get("label", n) if n in graph else n for n in depth}
-        dataset_nodes = sorted(n for n in depth if kind_of(n) == "dataset")
-        # Read by the run that trained the model itself (one step upstream).
-        direct = {s for s, d, _ in edges if kind_of(d) == "run" and depth[d] == 1}
+        distance, edges = _upstream(graph, model) if model in graph else ({model: 0}, [])
+        # Depth as trained-on counts it: steps of data flow, 1 for what the training
+        # run read (docs/concepts.md, "Depth").
+        depth = training_depths(graph, model) if model in graph else {model: 0}
+        labels = {n: graph.nodes[n].get("label", n) if n in graph else n for n in distance}
+        dataset_nodes = sorted(n for n in distance if kind_of(n) == "dataset")
         details = _datasets(raw, dataset_nodes)
         training = sorted(
             (
                 {
                     **details.get(n, {"id": n, "name": labels[n], "records": 0}),
-                    "hops": depth[n],
-                    "relation": "direct" if n in direct else "upstream",
+                    "depth": depth[n],
+                    "relation": relation(depth[n]),
                 }
                 for n in dataset_nodes
             ),
-            key=lambda d: (d["hops"], d["id"]),
+            key=lambda d: (d["depth"], d["id"]),
         )
-        upstream_models = sorted(n for n in depth if kind_of(n) == "model" and n != model)
-        upstream_runs = sorted(n for n in depth if kind_of(n) == "run")
+        upstream_models = sorted(n for n in distance if kind_of(n) == "model" and n != model)
+        upstream_runs = sorted(n for n in distance if kind_of(n) == "run")
         aliases = [
             {
                 "alias": a,
@@ -321,10 +324,10 @@ def _gather(ledger: Ledger, project: str, model: str) -> dict[str, Any]:
             "datasets": training,
             "runs": upstream_runs,
             "models": upstream_models,
-            "nodes": len(depth),
+            "nodes": len(distance),
             "edges": [{"src": s, "dst": d, "kind": k} for s, d, k in edges],
             "labels": labels,
-            "depth": depth,
+            "distance": distance,
         },
         "aliases": aliases,
         "deployments": deployments,
@@ -355,7 +358,8 @@ def _evidence(
     signed = {
         "tree_size": shown.size,
         "note": note,
-        "root_hash": shown.root.hex(),
+        # base64, as in the signed note and the bundles' leaf hashes
+        "root_hash": base64.b64encode(shown.root).decode(),
         "public_key": key.verifier().to_string(),
     }
     return bundles, signed
@@ -381,6 +385,10 @@ def _environment(*, markdown: bool = False) -> Environment:
     )
     env.filters["json"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False)
     env.filters["when"] = lambda ts: "—" if ts is None else str(ts)[:19].replace("T", " ")
+    # What was recorded: a field the run reported as unknown (null) is left out.
+    env.filters["known"] = lambda fields: {k: v for k, v in fields.items() if v is not None}
+    env.filters["counted"] = counted
+    env.globals["noun"] = noun
     if markdown:
         env.filters["md"] = md_text
         env.filters["code"] = md_code

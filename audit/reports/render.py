@@ -1,11 +1,11 @@
 """The dossier's pictures, as SVG text: the training-data lineage and prediction volume.
 
-The lineage picture puts the model on the right and each step upstream one column
+The lineage picture puts the model on the right and each edge upstream one column
 further left (runs, the dataset and model versions they read, what those were
-derived from). A column with more boxes than fit is summarised: dataset versions
-of one name become one box "name (N versions)", and past ``MAX_BOXES`` the rest
-is one "+K more" box, so a lineage of thousands of nodes stays readable (the page
-lists every node in full). Every text is escaped.
+derived from), each column headed by the kinds it holds. A column with more boxes
+than fit is summarised: dataset versions of one name become one box "name (N
+versions)", and past ``MAX_BOXES`` the rest is one "+K more" box, so a lineage
+of thousands of nodes stays readable (the page lists every node in full). Every text is escaped.
 
 The volume chart is drawn by matplotlib (Agg, text kept as text) as bars per day,
 one colour per deployment.
@@ -24,6 +24,7 @@ from collections import defaultdict
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
+from audit.cli import counted
 from registry.ids import kind_of
 
 MAX_BOXES = 14
@@ -35,6 +36,7 @@ COLOURS = {
     "group": ("#f0f4f8", "#627d98"),
 }
 KIND_NAMES = {"model": "model", "run": "run", "dataset": "dataset", "group": "group"}
+HEADINGS = {"run": "runs", "dataset": "dataset versions", "model": "model versions"}
 
 #: Line breaks and other control characters (tab aside): each becomes a space, so a
 #: value stays on its line and in its table cell.
@@ -106,10 +108,10 @@ def _columns(
     training: dict[str, Any], model: str
 ) -> tuple[list[list[dict[str, Any]]], dict[str, str]]:
     """The boxes of each column (0: the model) and, for every node, its box's key."""
-    depth: dict[str, int] = training["depth"]
+    distance: dict[str, int] = training["distance"]
     labels: dict[str, str] = training["labels"]
     by_column: dict[int, list[str]] = defaultdict(list)
-    for node, d in depth.items():
+    for node, d in distance.items():
         by_column[d].append(node)
     columns: list[list[dict[str, Any]]] = []
     owner: dict[str, str] = {}
@@ -146,9 +148,9 @@ def _columns(
                         "key": key,
                         "kind": kind if len(members) == 1 else "group",
                         "title": name,
-                        "note": f"{len(members)} {kind} version(s)"
+                        "note": counted(len(members), f"{kind} version")
                         if kind != "run"
-                        else f"{len(members)} run(s)",
+                        else counted(len(members), "run"),
                     }
                 )
                 for m in members:
@@ -161,7 +163,7 @@ def _columns(
                         "key": key,
                         "kind": "group",
                         "title": f"+{hidden} more",
-                        "note": f"in {len(rest)} other name(s)",
+                        "note": f"in {counted(len(rest), 'other name')}",
                     }
                 )
                 for _, members in rest:
@@ -172,6 +174,11 @@ def _columns(
         columns[0] = [{"key": model, "kind": "model", "title": _short(model, None), "note": ""}]
         owner[model] = model
     return columns, owner
+
+
+def _heading(kinds: set[str]) -> str:
+    """A column's heading: the kinds of node it holds (``runs``, ``dataset versions``, ...)."""
+    return " and ".join(HEADINGS[k] for k in HEADINGS if k in kinds) or "upstream"
 
 
 def lineage_svg(training: dict[str, Any], model: str) -> str:
@@ -211,10 +218,13 @@ def lineage_svg(training: dict[str, Any], model: str) -> str:
             f'y2="{y2 + BOX_H / 2:.0f}" stroke="#9aa5b1" stroke-width="1.2" '
             'marker-end="url(#arrow)"/>'
         )
+    kinds: dict[int, set[str]] = defaultdict(set)
+    for node, column in training["distance"].items():
+        kinds[column].add(kind_of(node))
     headings = []
     for index in range(len(columns)):
         x = width - PAD - BOX_W - index * (BOX_W + GAP_X)
-        label = "this model" if index == 0 else f"{index} step(s) upstream"
+        label = "this model" if index == 0 else _heading(kinds[index])
         headings.append(
             f'<text x="{x:.0f}" y="{PAD + 8}" font-size="11" fill="#7b8794">{label}</text>'
         )

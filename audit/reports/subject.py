@@ -136,7 +136,7 @@ def subject_report(ledger: Ledger, project: str, subject: str | int) -> dict[str
         records = _records(conn, project, pseudonym)
         vault = ledger.vault.get(conn, project, pseudonym)
         predictions = _predictions(conn, project, records)
-        datasets = _datasets(conn, footprint["datasets"])
+        datasets = _datasets(conn, [d["dataset"] for d in footprint["datasets"]])
         derived = _datasets(conn, [d["dataset"] for d in footprint["derived_datasets"]])
     memberships = {r["record"]: r["datasets"] for r in footprint["records"]}
     return {
@@ -185,7 +185,13 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["json"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False)
+    env.filters["when"] = when
     return env
+
+
+def when(ts: str | None) -> str:
+    """A log time as a reader reads it: ``2026-11-24 09:16:30 UTC`` (to the second)."""
+    return "—" if ts is None else str(ts)[:19].replace("T", " ") + " UTC"
 
 
 def render_subject_html(report: dict[str, Any]) -> str:
