@@ -15,7 +15,9 @@ predicate (``PREDICATE_TYPE``) says what the erasure touched. The predicate also
 carries both events' texts, their inclusion proofs and the signed checkpoint they
 lead to, so the certificate is checked offline with nothing but the log's public
 key: every other predicate field must be what the two events say, and an event is
-believed only once its proof leads to a root the key signed.
+believed only once its proof leads to a root the key signed. ``purge`` (the physical
+purge that ran after the erasure, or null) is the signer's claim alone: the ledger
+keeps no record of purges for a verifier to check it against.
 
 It attests the erasure *process* and what that process recorded; it is not a
 proof that no copy of the data remains anywhere (``STATEMENT``).
@@ -72,7 +74,8 @@ _LEAF = re.compile(r"[0-9a-f]{64}")
 _PAYLOAD_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}|[A-Za-z0-9_-]*={0,2}")
 _URL_SAFE = str.maketrans("-_", "+/")
-# Predicate fields that are not derived from the two entries.
+# Predicate fields that are not derived from the two entries: the statement's text, the
+# purge the signer ran (its own claim, covered by the signature) and the log's proofs.
 _OWN_FIELDS = ("statement", "purge", "log")
 _LOG_FIELDS = {"origin", "tree_size", "checkpoint", "events"}
 _EVENT_FIELDS = {"index", "entry", "inclusion_proof"}
@@ -464,7 +467,9 @@ def make_certificate(
 ) -> dict[str, Any]:
     """The erasure certificate (a signed DSSE envelope) from the proof bundles of an
     erasure's ``subject-erasure-requested`` and ``subject-erased`` events, both made
-    against the same checkpoint; ``purge`` describes backups purged, if any."""
+    against the same checkpoint. ``purge`` describes the purge that ran after the
+    erasure (``audit.purge.attested``: method, finished_at, seconds, tables), or None
+    when the caller ran none; it is the signer's own claim, signed with the rest."""
     if purge is not None and not isinstance(purge, dict):
         raise LedgerError(f"purge must be a JSON object or None, not {type(purge).__name__}")
     verifier = key.verifier()

@@ -753,9 +753,19 @@ def certificate(
 ) -> dict[str, Any]:
     """The signed certificate (a DSSE envelope) of a completed erasure, with the
     inclusion proofs of its two events against the latest checkpoint (one is signed
-    first when none covers them)."""
+    first when none covers them).
+
+    ``purge`` is the report (``PurgeReport.as_dict()``) of a purge that ran after the
+    erasure committed, as ``finish`` or a batch's purge returns it: the certificate
+    records its method, when it finished, its seconds and tables (``audit.purge.
+    attested``). Without it the certificate's ``purge`` is null: the ledger keeps no
+    record of purges, so a certificate made later attests none.
+    """
     from audit.certificate import make_certificate
     from audit.proofs import make_bundle
+    from audit.purge import attested
+
+    claimed = None if purge is None else attested(purge)
 
     with ledger.store.read() as conn:
         row = Raw(conn).one(
@@ -774,7 +784,7 @@ def certificate(
         request = make_bundle(ledger.store, requested_pos)
         erased = make_bundle(ledger.store, erased_pos)
         if request["checkpoint"] == erased["checkpoint"]:
-            return make_certificate(key, request=request, erased=erased, purge=purge)
+            return make_certificate(key, request=request, erased=erased, purge=claimed)
     raise LedgerError("checkpoints are being signed too fast to prove both events; try again")
 
 

@@ -51,8 +51,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from registry.errors import ConfigError
+from registry.errors import ConfigError, LedgerError
 from registry.store import Store
+from registry.timeutil import now
 
 #: Tables an erasure deletes from or rewrites; PostgreSQL rewrites those that exist.
 ERASURE_TABLES = (
@@ -77,17 +78,36 @@ _LOCK_NOT_AVAILABLE = "55P03"
 _RECENTLY_DEAD = re.compile(r"(\d+) dead row versions cannot be removed yet")
 
 
+#: The fields of a purge's report an erasure certificate records (``attested``).
+ATTESTED = ("method", "finished_at", "seconds", "tables")
+
+
 @dataclass
 class PurgeReport:
-    """What a purge did and how long it took (``details``: per backend, see ``purge``)."""
+    """What a purge did, when it finished (UTC, the ledger's timestamp form) and how long
+    it took (``details``: per backend, see ``purge``)."""
 
     method: str
     seconds: float
+    finished_at: str
     tables: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def attested(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of a purge's report (``PurgeReport.as_dict()``) an erasure certificate
+    records: the method, when it finished, its seconds and the tables it rewrote (the
+    backend's ``details`` are diagnostics, left out)."""
+    missing = [name for name in ATTESTED if name not in report]
+    if missing:
+        raise LedgerError(
+            f"the purge report has no {', '.join(missing)}: expected a report of "
+            f"audit.purge.purge() with {', '.join(ATTESTED)}"
+        )
+    return {name: report[name] for name in ATTESTED}
 
 
 class PurgeBusy(ConfigError):
@@ -130,7 +150,7 @@ def purge(
         method = "postgresql: VACUUM (FULL, ANALYZE), VACUUM FULL pg_statistic"
     else:
         raise ConfigError(f"cannot purge a {store.dialect!r} store: sqlite or postgresql only")
-    return PurgeReport(method, round(time.monotonic() - began, 3), done, details)
+    return PurgeReport(method, round(time.monotonic() - began, 3), now(), done, details)
 
 
 # --- SQLite -------------------------------------------------------------------------------

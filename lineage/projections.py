@@ -11,12 +11,12 @@ the ledger runs it inside each append transaction (read-your-writes), and
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
+from registry.canonical import canonical_text, loads
 from registry.events import StoredEvent, upcast
 from registry.ids import NodeId
 from registry.payloads import decode_predictions
@@ -29,7 +29,9 @@ Handler = Callable[["Batch", StoredEvent], None]
 BATCH = 2_000
 
 
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+def _dumps(value: Any) -> str:
+    """A catalogue JSON column's text: RFC 8785 (canonical), as the exports promise."""
+    return canonical_text(value)[0]
 
 
 class Batch:
@@ -225,7 +227,7 @@ class Catalogue(Projection):
 
     def _merge(self, batch: Batch, run: str, column: int, change: dict[str, Any]) -> None:
         row = self._run(batch, run)
-        row[column] = _dumps({**json.loads(row[column]), **change})
+        row[column] = _dumps({**loads(row[column]), **change})
 
     def _params(self, batch: Batch, e: StoredEvent) -> None:
         self._merge(batch, e.entity, PARAMS, e.body["params"])

@@ -489,10 +489,14 @@ def _retain(args: argparse.Namespace, project: str) -> list[dict[str, str]]:
     ]
 
 
-def _write_certificate(reg: Registry, erasure: str, path: str) -> str:
+def _write_certificate(reg: Registry, erasure: str, path: str, purge: dict[str, Any] | None) -> str:
+    """Write the erasure's certificate, recording ``purge``: the report of the purge this
+    command ran after it (None when it ran none)."""
     from pathlib import Path
 
-    envelope = reg.erasure_certificate(erasure)
+    from audit.erasure import certificate
+
+    envelope = certificate(reg.ledger, reg.project, erasure, purge=purge)
     target = Path(path)
     if target.is_dir():
         target = target / f"{erasure}.json"
@@ -521,7 +525,9 @@ def cmd_erase(args: argparse.Namespace) -> int:
             args.subject, dry_run=args.dry_run, retain=retain, purge=not args.no_purge
         )
         if args.certificate and outcome["status"] in ("erased", "resumed", "already-erased"):
-            outcome["certificate"] = _write_certificate(reg, outcome["erasure"], args.certificate)
+            outcome["certificate"] = _write_certificate(
+                reg, outcome["erasure"], args.certificate, outcome["purge"]
+            )
         return _emit(args, outcome, render_erasure)
 
 
@@ -551,11 +557,12 @@ def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, 
     summary: dict[str, Any] = {"subjects": len(subjects), "outcomes": outcomes}
     if erased:
         summary["finish"] = reg.purge() if not args.no_purge else None
+    purged = (summary.get("finish") or {}).get("purge")
     if args.certificate:
         for outcome in outcomes:
             if outcome["erasure"] and outcome["status"] != "not-found":
                 outcome["certificate"] = _write_certificate(
-                    reg, outcome["erasure"], args.certificate
+                    reg, outcome["erasure"], args.certificate, purged
                 )
     return _emit(args, summary, render_batch)
 

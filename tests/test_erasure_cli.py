@@ -4,8 +4,10 @@ file, and erasures killed by SIGKILL in the middle of their transaction, resumed
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +141,89 @@ def test_erase_one_subject_with_a_certificate_checked_offline(
     assert state(store_url)["types"] == last["types"]
 
 
+def _predicate(certificate: Path) -> dict[str, Any]:
+    envelope = json.loads(certificate.read_text())
+    return dict(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
+
+
+def _verify_certificate(url: str, certificate: Path, tmp_path: Path) -> tuple[int, Any]:
+    """``mlledger audit verify-certificate --json`` with the log's public key: exit code
+    and the JSON it printed."""
+    key = tmp_path / "public.key"
+    if not key.exists():
+        exported = subprocess.run(
+            [*CLI, "audit", "public-key", "--out", str(key)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "MLLEDGER_DB": url},
+        )
+        assert exported.returncode == 0, exported.stderr
+    command = ["audit", "verify-certificate", str(certificate), "--public-key", str(key)]
+    checked = subprocess.run(
+        [*CLI, *command, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return checked.returncode, json.loads(checked.stdout)
+
+
+def test_the_certificate_records_the_purge_the_command_ran(store_url: str, tmp_path: Path) -> None:
+    populate(store_url)
+    certificate = tmp_path / "certificate.json"
+    done = mlledger(store_url, "erase", "person-3", "--certificate", str(certificate), "--json")
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["status"] == "erased" and outcome["certificate"] == str(certificate)
+    ledger = Ledger.open(store_url)
+    try:
+        erased = ledger.last_event()
+    finally:
+        ledger.close()
+    assert erased is not None and erased.type == "subject-erased"
+    assert erased.body["erasure"] == outcome["erasure"]
+
+    printed = outcome["purge"]
+    purge = _predicate(certificate)["purge"]
+    assert purge == {name: printed[name] for name in ("method", "finished_at", "seconds", "tables")}
+    assert purge["method"].startswith(("sqlite: ", "postgresql: ")) and purge["tables"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", purge["finished_at"])
+    assert purge["finished_at"] >= erased.recorded_at  # the purge ran after the erasure
+    code, verified = _verify_certificate(store_url, certificate, tmp_path)
+    assert code == 0 and verified["ok"] and verified["purge"] == purge
+
+    # The purge is signed with the rest: changing it breaks the signature.
+    envelope = json.loads(certificate.read_text())
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"]["purge"]["finished_at"] = "2000-01-01T00:00:00.000000Z"
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    envelope["payload"] = base64.b64encode(payload).decode()
+    certificate.write_text(json.dumps(envelope))
+    code, failed = _verify_certificate(store_url, certificate, tmp_path)
+    assert code == 3 and failed["ok"] is False
+    assert "the payload or the signature was altered" in failed["error"]
+
+
+def test_a_certificate_of_an_erasure_not_purged_records_no_purge(
+    store_url: str, tmp_path: Path
+) -> None:
+    populate(store_url)
+    certificate = tmp_path / "certificate.json"
+    done = mlledger(
+        store_url, "erase", "person-4", "--no-purge", "--certificate", str(certificate), "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["status"] == "erased" and outcome["purge"] is None
+    assert state(store_url)["types"][-2:] == ["subject-erasure-requested", "subject-erased"]
+    assert _predicate(certificate)["purge"] is None
+    code, verified = _verify_certificate(store_url, certificate, tmp_path)
+    assert code == 0 and verified["purge"] is None
+
+
 def test_usage_errors_are_clear(store_url: str) -> None:
     populate(store_url)
     for args, message in (
@@ -200,6 +285,10 @@ def test_a_batch_from_a_file_resumes_where_it_was_killed(store_url: str, tmp_pat
     assert statuses == ["already-erased", "already-erased", "resumed", "erased", "not-found"]
     assert summary["finish"]["purge"]["method"]
     assert len(list(certificates.glob("*.json"))) == 4
+    # Every certificate records the batch's one purge, which ran after all its erasures.
+    purge = summary["finish"]["purge"]
+    attested = {name: purge[name] for name in ("method", "finished_at", "seconds", "tables")}
+    assert [_predicate(c)["purge"] for c in certificates.glob("*.json")] == [attested] * 4
     final = state(store_url)
     assert final["types"].count("subject-erased") == 4 and final["pending"] == []
     assert final["ok"]

@@ -7,8 +7,16 @@ cursor on SQLite, which reads lazily) in chunks and written a row group at a
 time, so memory stays bounded whatever the log's size. Predictions are decoded
 from their Arrow payloads a batch at a time, never through the prediction index.
 
-Timestamps are UTC microseconds; JSON columns hold canonical JSON text; hashes are
-lowercase hex. The stored text of a timestamp is read in today's fixed-width form or
+Timestamps are UTC microseconds; hashes are lowercase hex. Every JSON column
+(``JSON_COLUMNS``) holds RFC 8785 (JCS, canonical) text, whichever version of
+mlledger stored the value: catalogue JSON and prediction outputs stored before they
+were canonical are encoded again on the way out. Only values that may differ from
+their canonical form are decoded: vectorised regular expressions pick them (an
+object's key order is checked without decoding it when it is flat), and each distinct
+value is decoded once. ``events.body`` is exported as stored: the ledger stores it
+canonical, and the event's leaf hash covers that very text.
+
+The stored text of a timestamp is read in today's fixed-width form or
 the one earlier versions wrote (years before 1000 with fewer than four digits); a
 value that is neither stops the export with an error naming the table, the column
 and the row (nothing is left behind).
@@ -25,9 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from audit.exports.scope import Progress, Scope
+from registry.canonical import canonical_text, loads, printable
 from registry.errors import LedgerError
 from registry.store import Store
 from registry.store.raw import Raw
@@ -206,6 +216,134 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 
+#: The columns of each table that hold JSON text, all of it RFC 8785 (canonical) text.
+JSON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": ("body", "personal_refs"),
+    "runs": ("params", "metrics", "code", "environment", "tags"),
+    "dataset_versions": ("schema", "derived_from", "tags"),
+    "model_versions": ("tags",),
+    "deployments": ("served",),
+    "predictions": ("output",),
+}
+# Exported as stored: the ledger writes it canonical, and the leaf hash covers this text.
+_AS_STORED = {("events", "body")}
+
+# Where JSON text written by this or an earlier version may differ from RFC 8785, as
+# RE2 patterns (false alarms only cost a re-encoding). A number starts the text or
+# follows ':', ',' or '['. Earlier versions wrote the catalogue with Python's encoder
+# (keys sorted by code point, non-ASCII escaped), an event's personal_refs with ', '
+# between items, and prediction outputs with repr() and unsorted keys.
+_START = r"(?:^|[:,\[])-?"
+_STORED = "|".join(
+    (
+        _START + r"[0-9]+\.0(?:[,\]}]|$)",  # an integral float: 1.0 (JCS: 1)
+        _START + r"[0-9]+(?:\.[0-9]+)?[eE]",  # an exponent: 1e-07, 1e+20 (JCS: 1e-7, 1000...)
+        _START + r"[0-9]{16}",  # an integer past a double's exact range
+        r"\\u(?:[^0]|0[^0]|00[^01])",  # an escaped printable character (JCS writes it)
+        r"[,:] ",  # a separator with a space
+    )
+)
+# Prediction outputs: an earlier version did not sort keys, so an object of two or
+# more keys may be out of order. A flat one (values scalars or arrays of numbers; keys
+# and strings without '"', '\\', ',' or control characters, keys without characters
+# beyond U+FFFF) is split at ',"' into its members, which are put in order without
+# decoding them; any other object is decoded.
+_OBJECT = r"\{.*,"
+_NUMBER = r"-?[0-9][0-9.eE+-]*|true|false|null"
+_SCALAR = rf'"[^"\\,\x00-\x1f]*"|{_NUMBER}'
+_VALUE = rf"(?:{_SCALAR}|\[(?:(?:{_NUMBER})(?:,(?:{_NUMBER}))*)?\])"
+_KEY = r'"[^"\\,\x00-\x1f\x{10000}-\x{10FFFF}]*"'
+_FLAT = rf"^\{{{_KEY}:{_VALUE}(?:,{_KEY}:{_VALUE})*\}}$"
+
+
+class UnreadableJson(LedgerError):
+    """A stored JSON value that cannot be read or written canonical: the export stops."""
+
+
+def _misplaced(members: pa.ListArray, keys: pa.Array, row: pa.Array) -> pa.Array:
+    """Per object (``members``: its members; ``keys`` and ``row``: each member's key and
+    object): whether a key is not strictly below the next, in UTF-16 code units, which
+    for keys without characters beyond U+FFFF is the order of their UTF-8 bytes,
+    Arrow's order of strings."""
+    pairs = len(keys) - 1
+    if pairs < 1:
+        return pc.less(pc.list_value_length(members), 0)  # False for each
+    before_next = pc.and_(
+        pc.equal(row.slice(0, pairs), row.slice(1)),
+        pc.invert(pc.less(keys.slice(0, pairs), keys.slice(1))),
+    )
+    member = pc.is_in(row, value_set=row.slice(0, pairs).filter(before_next))
+    return member.take(members.offsets.slice(0, len(members)))  # each object's first
+
+
+def _in_order(texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Flat objects (``_FLAT``) with their members in RFC 8785 order, and whether each
+    is (False: a key repeats, which only decoding settles)."""
+    members = pc.split_pattern(pc.utf8_slice_codeunits(texts, 2, -1), ',"')  # no '{"', '}'
+    row = pc.list_parent_indices(members)
+    keys = pc.list_element(pc.split_pattern(pc.list_flatten(members), '":', max_splits=1), 0)
+    misplaced = _misplaced(members, keys, row)
+    if not pc.any(misplaced).as_py():
+        return texts, pc.invert(misplaced)
+    # Sorted by object, then key: each object's members stay within its offsets.
+    order = pc.sort_indices(
+        pa.table({"row": row, "key": keys}), sort_keys=[("row", "ascending"), ("key", "ascending")]
+    )
+    ordered = pa.ListArray.from_arrays(members.offsets, pc.list_flatten(members).take(order))
+    rebuilt = pc.binary_join_element_wise('{"', pc.binary_join(ordered, ',"'), "}", "")
+    return rebuilt, pc.invert(_misplaced(ordered, keys.take(order), row))
+
+
+def _canonical(
+    values: pa.Array | pa.ChunkedArray, unsorted: bool, where: Callable[[int], str], hint: str
+) -> pa.Array | pa.ChunkedArray:
+    """``values`` (JSON text; nulls stay null) as RFC 8785 text. The values that may not
+    be canonical (``_STORED``; with ``unsorted``, objects whose keys may be out of
+    order) are decoded and encoded again, each distinct one once, but for flat objects
+    put in order as they stand; the others are canonical already. ``where(i)`` names
+    row ``i`` in an error."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    mask = pc.fill_null(pc.match_substring_regex(values, _STORED), False)
+    if unsorted:
+        objects = pc.and_not(pc.fill_null(pc.match_substring_regex(values, _OBJECT), False), mask)
+        if pc.any(objects).as_py():
+            candidates = values.filter(objects)
+            flat = pc.match_substring_regex(candidates, _FLAT)
+            if pc.any(flat).as_py():
+                ordered, settled = _in_order(candidates.filter(flat))
+                candidates = pc.replace_with_mask(candidates, flat, ordered)
+                flat = pc.replace_with_mask(flat, flat, settled)
+                values = pc.replace_with_mask(values, objects, candidates)
+            mask = pc.or_(mask, pc.replace_with_mask(objects, objects, pc.invert(flat)))
+    if not pc.any(mask).as_py():
+        return values
+    distinct = values.filter(mask).dictionary_encode()
+    fixed = []
+    for text in distinct.dictionary.to_pylist():
+        try:
+            fixed.append(canonical_text(loads(text))[0])
+        except (ValueError, RecursionError) as exc:
+            row = values.to_pylist().index(text)
+            shown = printable(text if len(text) <= 80 else text[:77] + "...")
+            raise UnreadableJson(
+                f"{where(row)} holds {shown!r}, which is not JSON that RFC 8785 can write "
+                f"({exc}); expected a JSON value of finite numbers, strings, booleans, null, "
+                f"lists and objects. Nothing was exported. {hint}"
+            ) from None
+    return pc.replace_with_mask(values, mask, pa.array(fixed, pa.string()).take(distinct.indices))
+
+
+_CATALOGUE_HINT = (
+    "The ledger never writes such a value: 'mlledger audit verify' checks the log, and "
+    "'mlledger rebuild' rewrites the catalogue tables from it"
+)
+_PAYLOAD_HINT = (
+    "The ledger never writes such a value: 'mlledger audit verify' checks every "
+    "prediction payload against the digest its event holds"
+)
+
+
 def _in_scope(scope: Scope, column: str) -> tuple[str, list[Any]]:
     """Rows whose registering event (at ``column``) is in scope."""
     where, params = scope.events_where("e")
@@ -348,9 +486,13 @@ def _batch(
         return name
 
     arrays = []
+    json_columns = JSON_COLUMNS.get(table, ())
     for field, values in zip(schema, columns, strict=True):
         if field.type == TIME:
             arrays.append(_times(values, where(field.name)))
+        elif field.name in json_columns and (table, field.name) not in _AS_STORED:
+            array = pa.array(values, field.type)
+            arrays.append(_canonical(array, False, where(field.name), _CATALOGUE_HINT))
         else:
             arrays.append(pa.array(values, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
@@ -380,8 +522,13 @@ def _predictions(
                     pa.array([deployment] * n, pa.string()),
                     models.take(table.column("model")),
                     table.column("record").cast(pa.string()),
-                    table.column("output").cast(pa.string()),
-                    _times(table.column("at"), _batch_row(position)),
+                    _canonical(
+                        table.column("output").cast(pa.string()),
+                        True,
+                        _batch_row(position, "output"),
+                        _PAYLOAD_HINT,
+                    ),
+                    _times(table.column("at"), _batch_row(position, "at")),
                     table.column("trace_id").cast(pa.string()),
                 ],
                 schema=schema,
@@ -393,8 +540,8 @@ def _predictions(
     return written
 
 
-def _batch_row(position: int) -> Callable[[int], str]:
-    return lambda i: f"predictions.at of row {i} of the batch at position {position}"
+def _batch_row(position: int, column: str) -> Callable[[int], str]:
+    return lambda i: f"predictions.{column} of row {i} of the batch at position {position}"
 
 
 def _check_out(out: Path) -> Path:
