@@ -16,22 +16,10 @@ from typing import Any
 
 from registry.errors import ConfigError
 from registry.store import Store
+from registry.wording import counted
 
 EXIT_INVALID = 3
 TREES = ("events", "access")
-
-
-def noun(n: int, singular: str, plural: str | None = None) -> str:
-    """The form of a noun that goes with the count ``n``: ``singular`` for 1, else
-    ``plural`` (by default ``singular`` + "s")."""
-    return singular if n == 1 else plural or singular + "s"
-
-
-def counted(n: int, singular: str, plural: str | None = None) -> str:
-    """``n`` and its noun: ``counted(1, "vault entry", "vault entries")`` is "1 vault
-    entry", ``counted(2, "run")`` "2 runs". Every command's text and the reports count
-    with it."""
-    return f"{n} {noun(n, singular, plural)}"
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
@@ -192,7 +180,7 @@ def add_parser(sub: Any) -> None:
 def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
     from registry.store import opened
 
-    return opened(args.db)
+    return opened(args.db, create=False)  # audit commands never create a ledger
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:

@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit.cli import EXIT_INVALID, _verifier, counted
+from audit.cli import EXIT_INVALID, _verifier
 from registry.errors import LedgerError
+from registry.wording import counted
 
 FORMATS = ("parquet", "openlineage", "prov")
 
@@ -109,7 +110,7 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 def _registry(args: argparse.Namespace) -> Any:
     from registry.sdk import connect
 
-    return connect(args.db, project=args.project)
+    return connect(args.db, project=args.project, create=False)  # never creates a ledger
 
 
 def _signing_key(args: argparse.Namespace, ledger: Any) -> Any:

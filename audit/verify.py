@@ -46,6 +46,7 @@ from registry.events import PAYLOAD_TYPES
 from registry.store import Store
 from registry.store.raw import Raw
 from registry.trail import fold_trail
+from registry.wording import counted
 
 CHUNK = 10_000
 PAYLOAD_CHUNK = 64
@@ -107,7 +108,7 @@ class VerifyReport:
             latest = report.latest_checkpoint
             lines.append(
                 f"{report.tree}: {report.size} leaves, root {report.root}, "
-                f"{report.checkpoints} checkpoint(s)"
+                f"{counted(report.checkpoints, 'checkpoint')}"
                 + (f", latest #{latest['seq']} at size {latest['tree_size']}" if latest else "")
             )
             for finding in report.findings:

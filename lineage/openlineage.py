@@ -272,7 +272,8 @@ def validate(doc: Any) -> str:
     own) against its facet schema. Other facets need only be facets (an object
     with ``_producer`` and ``_schemaURL``).
     """
-    problem = json_problem(doc)
+    # Numbers beyond what canonical JSON holds are kept as strings (``stringified``).
+    problem = json_problem(doc, numbers=False)
     if problem is not None:  # a lone surrogate, or nesting the log cannot hold
         where, why = problem
         raise FieldError("body" + (f".{where}" if where else ""), f"{where or 'the event'}: {why}")

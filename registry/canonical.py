@@ -143,19 +143,24 @@ def printable(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def json_problem(value: Any, depth: int = MAX_DEPTH) -> tuple[str, str] | None:
+def json_problem(
+    value: Any, depth: int = MAX_DEPTH, *, numbers: bool = True
+) -> tuple[str, str] | None:
     """The first place of a JSON value that cannot be stored: ``(path, why)``, the path
     dotted from ``value`` ("" for the value itself), or None when all of it can.
 
     Requires ``depth >= 0``: the levels of objects and arrays ``value`` may still nest.
-    Every string and key must be valid Unicode (``text_problem(nul=False)``) and every
-    number finite (JSON has no NaN or Infinity).
+    Every string and key must be valid Unicode (``text_problem(nul=False)``); with
+    ``numbers`` (the default), every number finite (JSON has no NaN or Infinity) and
+    every integer within ±(2^53-1). ``numbers=False`` is for values whose numbers are
+    made storable afterwards (OpenLineage keeps such numbers as strings).
     """
     if isinstance(value, str):
         why = text_problem(value, nul=False)
         return None if why is None else ("", why)
-    if isinstance(value, float):
-        return None if math.isfinite(value) else ("", not_finite(value))
+    if isinstance(value, int | float):
+        why = _number_problem(value) if numbers else None
+        return None if why is None else ("", why)
     if not isinstance(value, dict | list | tuple):
         return None
     if depth == 0:
@@ -169,21 +174,35 @@ def json_problem(value: Any, depth: int = MAX_DEPTH) -> tuple[str, str] | None:
                 why = text_problem(key, nul=False)
                 if why is not None:
                     return printable(key), f"the key {why[:1].lower()}{why[1:]}"
-            found = json_problem(item, depth - 1)
+            found = json_problem(item, depth - 1, numbers=numbers)
             if found is not None:
                 return _join(printable(str(key)), found)
         return None
     for index, item in enumerate(value):
-        if isinstance(item, int | bool) or item is None:
+        if item is None or item is True or item is False:
             continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return str(index), not_finite(item)
+        if isinstance(item, int | float):
+            why = _number_problem(item) if numbers else None
+            if why is not None:
+                return str(index), why
             continue
-        found = json_problem(item, depth - 1)
+        found = json_problem(item, depth - 1, numbers=numbers)
         if found is not None:
             return _join(str(index), found)
     return None
+
+
+def _number_problem(value: float) -> str | None:
+    if isinstance(value, float):
+        return None if math.isfinite(value) else not_finite(value)
+    return None if -_SAFE <= value <= _SAFE else too_large(value)
+
+
+def too_large(value: int) -> str:
+    return (
+        f"is {value}, beyond ±(2^53-1), which canonical JSON numbers (IEEE doubles) "
+        "cannot hold exactly; expected a smaller integer, or the number as a string"
+    )
 
 
 def not_finite(value: float) -> str:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from audit import cli as audit_cli
 from audit import compliance_cli
-from audit.cli import counted, noun
 from registry import auth
 from registry.errors import IntegrityViolation, LedgerError, NotFound
+from registry.wording import counted, noun
 
 if TYPE_CHECKING:
     from registry.sdk import Registry
@@ -70,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--predictions", type=int, default=3000, help="predictions to log (default 3000)"
     )
+
+    p = sub.add_parser(
+        "init",
+        help="create a new ledger at --db (other commands never create one)",
+        description=(
+            "Create a ledger: the SQLite file (or the tables of a PostgreSQL database), "
+            "migrated to the current schema, and its key directory. Commands that only "
+            "read refuse a database holding no ledger instead of creating one, so a "
+            "mistyped --db fails rather than answering from an empty ledger. "
+            "'mlledger demo' and a first write (keys create, grants add) also create one."
+        ),
+    )
+    p.add_argument(
+        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser(
         "scored",
@@ -296,7 +312,9 @@ def _keys_parser(sub: Any) -> None:
     )
     _access_options(p, project_help=None)
     p.add_argument("--project", required=True, help="the project the key is for")
-    p.add_argument("--role", required=True, help=f"one of {', '.join(auth.ROLES)}")
+    p.add_argument(
+        "--role", required=True, choices=list(auth.ROLES), help=f"one of {', '.join(auth.ROLES)}"
+    )
     p.add_argument("--name", help="a label for the key (e.g. the service using it)")
 
     p = actions.add_parser(
@@ -394,9 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
+    """The SDK on ``--db``; a database holding no ledger is refused, never created."""
     from registry.sdk import connect
 
-    return connect(args.db, project=args.project)
+    return connect(args.db, project=args.project, create=False)
 
 
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> int:
@@ -465,11 +484,11 @@ def _log_page(ledger: Any, start: int, limit: int, project: str | None) -> list[
     return found[:limit]
 
 
-def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
+def _store(args: argparse.Namespace, *, create: bool = False) -> AbstractContextManager[Store]:
     """The store alone: keys and the trail need neither the vault nor the master key."""
     from registry.store import opened
 
-    return opened(args.db)
+    return opened(args.db, create=create)
 
 
 def _retain(args: argparse.Namespace, project: str) -> list[dict[str, str]]:
@@ -570,7 +589,7 @@ def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, 
 def cmd_keys(args: argparse.Namespace) -> int:
     from registry.settings import default_actor
 
-    with _store(args) as store:
+    with _store(args, create=args.keys_command == "create") as store:
         if args.keys_command == "create":
             key, token = auth.create_key(
                 store,
@@ -595,7 +614,7 @@ def cmd_grants(args: argparse.Namespace) -> int:
     from registry.settings import default_actor
     from registry.store.raw import Raw
 
-    ledger = Ledger.open(args.db)
+    ledger = Ledger.open(args.db, create=args.grants_command == "add")
     try:
         if args.grants_command in ("add", "revoke"):
             change = grants.grant if args.grants_command == "add" else grants.revoke
@@ -615,6 +634,32 @@ def cmd_access_trail(args: argparse.Namespace) -> int:
     with _store(args) as store:
         rows = auth.read_trail(store, project=args.project, since=args.since, limit=args.limit)
         return _emit(args, rows, render_trail)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from registry.settings import key_directory, normalise_url, shown_url
+    from registry.store import NoLedger, Store, opened
+
+    url = normalise_url(args.db)
+    try:
+        with opened(url, create=False) as store, store.read() as conn:
+            done: dict[str, Any] = {"created": False, "events": Store.max_position(conn) + 1}
+    except NoLedger:
+        with opened(url) as store, store.read() as conn:
+            done = {"created": True, "events": Store.max_position(conn) + 1}
+    done["database"] = shown_url(url)
+    done["key_directory"] = str(key_directory(url))
+    return _emit(
+        args,
+        done,
+        lambda d: (
+            f"created a new, empty ledger at {d['database']} "
+            f"(its keys are kept in {d['key_directory']})"
+            if d["created"]
+            else f"a ledger is already at {d['database']}, with "
+            f"{counted(d['events'], 'event')}: nothing changed"
+        ),
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -976,6 +1021,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
+    "init": cmd_init,
     "scored": _question("scored", render_scored),
     "trained-on": _question("trained_on", render_trained_on),
     "downstream": _question("downstream", render_downstream),

@@ -32,6 +32,7 @@ from registry.errors import ConfigError
 from registry.ledger import Ledger
 from registry.sdk import Registry, connect
 from registry.settings import Settings, normalise_url
+from registry.wording import counted, noun
 
 PATIENTS_WITH_TWO_RECORDS = 89
 
@@ -456,10 +457,13 @@ def _render_reports(d: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"  model dossier: {d['dossier']}/index.html (and model-card.md); "
-            f"{d['evidence_verified']} proof bundle(s) verify offline",
-            f"  subject-access report: {d['subject_access']}/index.html ({c['records']} "
-            f"record(s), {c['models']} model(s), {c['predictions']} prediction(s))",
-            f"  Parquet export: {d['export_rows']} rows in {d['export_files']} files at "
+            f"{counted(d['evidence_verified'], 'proof bundle')} "
+            f"{noun(d['evidence_verified'], 'verifies', 'verify')} offline",
+            f"  subject-access report: {d['subject_access']}/index.html "
+            f"({counted(c['records'], 'record')}, {counted(c['models'], 'model')}, "
+            f"{counted(c['predictions'], 'prediction')})",
+            f"  Parquet export: {counted(d['export_rows'], 'row')} in "
+            f"{counted(d['export_files'], 'file')} at "
             f"{d['export']}, checkpoint at size {d['export_checkpoint']}; signed manifest "
             f"{'verifies' if d['export_verified'] else 'FAILED'} "
             f"(mlledger export verify {d['export']} --public-key KEY)",
@@ -473,9 +477,11 @@ def _render_erasure(d: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"  {d['status']}: erasure {d['erasure']} at position {d['erased_position']}",
-            f"  {c['records']} record(s) in {len(c['datasets'])} dataset version(s), "
-            f"{c['predictions']} prediction(s), {c['vault_entries']} vault entr(ies), "
-            f"{len(c['redactions'])} event(s) redacted",
+            f"  {counted(c['records'], 'record')} in "
+            f"{counted(len(c['datasets']), 'dataset version')}, "
+            f"{counted(c['predictions'], 'prediction')}, "
+            f"{counted(c['vault_entries'], 'vault entry', 'vault entries')}, "
+            f"{counted(len(c['redactions']), 'event')} redacted",
             f"  models: {flags or 'none'}",
             "  certificate: signature, checkpoint and inclusion proofs verify offline",
             f"  footprint now answers: erased at position {d['footprint']['erased']['position']}",

@@ -251,7 +251,7 @@ def test_the_limiter_summarises_each_window_it_suppressed() -> None:
     assert recorded is True
     assert summary is not None
     assert (summary.action, summary.status, summary.outcome) == ("auth.suppressed", 429, "deny")
-    assert summary.reason.startswith("3 failed authentication(s) from 3 address(es)")
+    assert summary.reason.startswith("3 failed authentications from 3 addresses")
     assert limiter.flush() is None  # nothing suppressed in the new window
 
 
@@ -262,7 +262,7 @@ def test_a_bounded_number_of_addresses_is_remembered() -> None:
         limiter.admit(f"10.0.0.{i}")
     summary = limiter.flush()
     assert summary is not None
-    assert "from 4 address(es)" in summary.reason  # 3 remembered and "the others"
+    assert "from 4 addresses" in summary.reason  # 3 remembered and "the others"
 
 
 def test_the_access_log_shows_the_normalised_resource() -> None:

@@ -215,6 +215,10 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], str]] = [
     ("nan-output", "writer", "POST", PREDICT,
      {"model": "m@1", "records": ["r1"], "outputs": [NAN]}, "outputs.0"),
     ("nan-metric", "writer", "POST", RUN + "/metrics", {"metrics": {"auc": NAN}}, "metrics.auc"),
+    ("huge-output", "writer", "POST", PREDICT,
+     {"model": "m@1", "records": ["r1"], "outputs": [2**60]}, "outputs.0"),
+    ("huge-params", "writer", "POST", RUN + "/params", {"params": {"a": {"b": [2**60]}}},
+     "params.a.b.0"),
     # NUL in text stored in a column of its own, which PostgreSQL text cannot hold
     ("nul-dataset-name", "writer", "POST", DATASET,
      {"name": "n" + NUL, "uri": "s3://n", "digest": "sha256:0"}, "name"),
@@ -573,6 +577,7 @@ def test_a_refused_record_fails_its_own_call_and_the_session_goes_on(reg: Regist
             ({"lr": NAN}, "body.params.lr"),
             ({"grid": [0.1, INF]}, "body.params.grid.1"),
             ({"deep": {"low": -INF}}, "body.params.deep.low"),
+            ({"seed": 2**60}, "body.params.seed"),
         ):
             with pytest.raises(EventRejected) as caught:
                 run.log_params(params)

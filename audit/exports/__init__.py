@@ -42,6 +42,7 @@ from audit.outdir import new_or_empty
 from registry.errors import IntegrityViolation, LedgerError
 from registry.timeutil import now
 from registry.trail import fold_trail
+from registry.wording import counted
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
@@ -246,7 +247,7 @@ class ExportCheck:
 
     def summary(self) -> str:
         head = (
-            f"{self.format} export of {self.files} file(s), checkpoint at size "
+            f"{self.format} export of {counted(self.files, 'file')}, checkpoint at size "
             f"{self.checkpoint['tree_size']} ({self.checkpoint['origin']}), exported "
             f"{self.exported_at}"
         )

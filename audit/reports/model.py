@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from audit.checkpoints import latest_checkpoint, write_checkpoint
-from audit.cli import counted, noun
 from audit.note import verify_checkpoint
 from audit.outdir import new_or_empty
 from audit.proofs import make_bundle
@@ -38,6 +37,7 @@ from registry.errors import NotFound
 from registry.ids import kind_of
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
+from registry.wording import counted, noun
 
 if TYPE_CHECKING:
     from audit.note import SigningKey

@@ -24,8 +24,8 @@ from collections import defaultdict
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
-from audit.cli import counted
 from registry.ids import kind_of
+from registry.wording import counted
 
 MAX_BOXES = 14
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 190, 38, 70, 14, 20

@@ -50,6 +50,7 @@ from registry.api.problems import KINDS, MEDIA_TYPE, PREFIX
 from registry.ids import check_name, redact_people
 from registry.timeutil import now
 from registry.tracing import current_trace_id
+from registry.wording import counted
 
 log = logging.getLogger("mlledger.api")
 
@@ -287,7 +288,8 @@ def _summary(window: _Window) -> auth.AccessEntry | None:
         outcome="deny",
         status=429,
         reason=(
-            f"{count} failed authentication(s) from {addresses} address(es) answered 429 "
+            f"{counted(count, 'failed authentication')} from "
+            f"{counted(addresses, 'address', 'addresses')} answered 429 "
             f"without an entry each, from {window.started_at} to {now()}; busiest: {listed}"
         ),
     )

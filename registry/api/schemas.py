@@ -441,8 +441,11 @@ class DeploymentRetire(Strict):
 
 def _outputs(value: list[Any]) -> list[Any]:
     for index, output in enumerate(value):
-        if type(output) is int or (type(output) is float and math.isfinite(output)):
-            continue
+        kind = type(output)
+        if (kind is int and -MAX_SAFE_INTEGER <= output <= MAX_SAFE_INTEGER) or (
+            kind is float and math.isfinite(output)
+        ):
+            continue  # the common case, without a walk
         found = json_problem(output)
         if found is not None:
             path = f"{index}.{found[0]}" if found[0] else str(index)
