@@ -349,6 +349,16 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
     return 0
 
 
+def purged(purge: dict[str, Any] | None) -> str:
+    """One line on the physical purge a certificate or an erasure records."""
+    if not purge:
+        return "purge: none recorded (--no-purge, or the certificate was made later)"
+    return (
+        f"purged ({purge['method']}), finished {purge['finished_at']} after "
+        f"{purge['seconds']} s"
+    )
+
+
 def cmd_verify_certificate(args: argparse.Namespace) -> int:
     from audit.certificate import CertificateError, verify_certificate
 
@@ -375,6 +385,7 @@ def cmd_verify_certificate(args: argparse.Namespace) -> int:
         f"{counted(verified.vault_entries, 'vault entry', 'vault entries')}; "
         f"{counted(len(verified.redactions), 'event')} redacted",
         f"  models: {remediation or 'none'}",
+        f"  {purged(verified.purge)}",
         "  an attestation of the erasure process, not a proof that no copy exists elsewhere",
     ]
     _emit(args, data, "\n".join(lines))

@@ -114,7 +114,8 @@ def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
-def _check_role(role: str) -> str:
+def check_role(role: str) -> str:
+    """``role`` if it is one of ``ROLES``; else LedgerError naming the roles."""
     if role not in ROLES:
         raise LedgerError(f"role {role!r} is not a role: expected one of {', '.join(ROLES)}")
     return role
@@ -140,7 +141,7 @@ def create_key(
     The key and its ``keys.create`` trail entry are written in one transaction.
     """
     check_name(project, "project")
-    _check_role(role)
+    check_role(role)
     if name is not None:
         _check_text(name, "key name", _NAME_MAX)
     _check_text(created_by, "created_by", ACTOR_MAX)

@@ -199,8 +199,14 @@ def _number_problem(value: float) -> str | None:
 
 
 def too_large(value: int) -> str:
+    digits = str(abs(value))
+    shown = (
+        str(value)
+        if len(digits) <= 24
+        else f"{'-' if value < 0 else ''}{digits[:6]}... ({len(digits)} digits)"
+    )
     return (
-        f"is {value}, beyond ±(2^53-1), which canonical JSON numbers (IEEE doubles) "
+        f"is {shown}, beyond ±(2^53-1), which canonical JSON numbers (IEEE doubles) "
         "cannot hold exactly; expected a smaller integer, or the number as a string"
     )
 

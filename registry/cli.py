@@ -168,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", action="store_true", help="complete interrupted erasures")
     p.add_argument(
+        "--purge",
+        dest="purge_only",
+        action="store_true",
+        help="purge now, physically, what earlier erasures run with --no-purge deleted, "
+        "and sign a checkpoint",
+    )
+    p.add_argument(
         "--dry-run", dest="dry_run", action="store_true", help="show the plan; change nothing"
     )
     p.add_argument(
@@ -190,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-purge",
         dest="no_purge",
         action="store_true",
-        help="skip the physical purge (run `mlledger erase --resume` or another "
-        "erase later to purge)",
+        help="skip the physical purge (run `mlledger erase --purge` later); the "
+        "certificate then records no purge",
     )
 
     p = sub.add_parser(
@@ -312,9 +319,7 @@ def _keys_parser(sub: Any) -> None:
     )
     _access_options(p, project_help=None)
     p.add_argument("--project", required=True, help="the project the key is for")
-    p.add_argument(
-        "--role", required=True, choices=list(auth.ROLES), help=f"one of {', '.join(auth.ROLES)}"
-    )
+    p.add_argument("--role", required=True, help=f"one of {', '.join(auth.ROLES)}")
     p.add_argument("--name", help="a label for the key (e.g. the service using it)")
 
     p = actions.add_parser(
@@ -524,9 +529,11 @@ def _write_certificate(reg: Registry, erasure: str, path: str, purge: dict[str, 
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    chosen = [x for x in (args.subject, args.from_file, args.resume or None) if x]
+    chosen = [x for x in (args.subject, args.from_file, args.resume, args.purge_only) if x]
     if len(chosen) != 1:
-        raise LedgerError("give one of: SUBJECT, --from-file FILE or --resume")
+        raise LedgerError("give one of: SUBJECT, --from-file FILE, --resume or --purge")
+    if args.purge_only and (args.no_purge or args.dry_run or args.certificate):
+        raise LedgerError("--purge goes alone: not with --no-purge, --dry-run or --certificate")
     with _registry(args) as reg:
         retain = _retain(args, reg.project)
         if not args.dry_run:
@@ -535,6 +542,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
             # Refused here, before anything is erased, rather than after the erasure
             # commits, when its checkpoint and certificate cannot be signed.
             _signing_key(reg.ledger.store, Settings().signing_key)
+        if args.purge_only:
+            return _emit(args, reg.purge(), render_purge)
         if args.resume:
             done = reg.resume_erasures(purge=not args.no_purge)
             return _emit(args, done, render_resumed)
@@ -589,6 +598,8 @@ def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, 
 def cmd_keys(args: argparse.Namespace) -> int:
     from registry.settings import default_actor
 
+    if args.keys_command == "create":
+        auth.check_role(args.role)  # before a ledger is created for it
     with _store(args, create=args.keys_command == "create") as store:
         if args.keys_command == "create":
             key, token = auth.create_key(
@@ -846,8 +857,8 @@ def render_erasure(d: dict[str, Any]) -> str:
         + (f" ({m['justification']}; approved by {m['approver']})" if m.get("approver") else "")
         for m in d["models"]
     ]
-    if d.get("purge"):
-        lines.append(f"  purged ({d['purge']['method']}) in {d['purge']['seconds']} s")
+    if d["status"] in ("erased", "resumed"):
+        lines.append(f"  {audit_cli.purged(d.get('purge'))}")
     if d.get("certificate"):
         lines.append(f"  certificate: {d['certificate']}")
     return "\n".join(lines)
@@ -858,7 +869,20 @@ def render_batch(d: dict[str, Any]) -> str:
     for outcome in d["outcomes"]:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
     done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return f"{counted(d['subjects'], 'subject')}: {done or 'none'}"
+    lines = [f"{counted(d['subjects'], 'subject')}: {done or 'none'}"]
+    if "finish" in d:
+        lines.append(audit_cli.purged((d["finish"] or {}).get("purge")))
+    return "\n".join(lines)
+
+
+def render_purge(d: dict[str, Any]) -> str:
+    checkpoint = d.get("checkpoint")
+    signed = (
+        f"; checkpoint #{checkpoint['seq']} signs {counted(checkpoint['size'], 'event')}"
+        if checkpoint
+        else ""
+    )
+    return audit_cli.purged(d["purge"]) + signed
 
 
 def render_resumed(outcomes: list[dict[str, Any]]) -> str:
@@ -974,8 +998,10 @@ def render_trail(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from registry.serve import serve
+    from registry.serve import ensure_ledger, serve
+    from registry.settings import normalise_url
 
+    ensure_ledger(normalise_url(args.db))  # before the signing key is made beside it
     _check_serving_key(args.db)
     serve(
         args.db,

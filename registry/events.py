@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from registry.canonical import NUL_MESSAGE, json_problem, printable, text_problem
+from registry.canonical import NUL_MESSAGE, json_problem, printable, text_problem, too_large
 from registry.errors import FieldError, InvalidNodeId, LedgerError
 from registry.ids import Kind, NodeId, check_name, new_id
 from registry.limits import (
@@ -264,6 +264,13 @@ class Metric(Part):
     key: str = Field(min_length=1, description="Metric name.")
     value: float = Field(strict=True, description="Finite value.")
     step: int | None = Field(default=None, strict=True, description="Training step, when known.")
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _exact(cls, value: Any) -> Any:
+        if type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise ValueError(too_large(value))  # a double would round it
+        return value
 
     @field_validator("value")
     @classmethod

@@ -903,7 +903,8 @@ class Run:
                 "run-metrics-logged",
                 {
                     "metrics": [
-                        {"key": k, "value": float(v), "step": step} for k, v in metrics.items()
+                        {"key": k, "value": v if type(v) is int else float(v), "step": step}
+                        for k, v in metrics.items()
                     ]
                 },
                 occurred_at=occurred_at,

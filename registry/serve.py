@@ -12,6 +12,18 @@ from registry.store import NoLedger
 SWITCH_INTERVAL_S = 0.0005
 
 
+def ensure_ledger(url: str) -> None:
+    """Open (and migrate) the ledger at ``url``, creating it when there is none: the
+    server takes first writes. Its creation is said on stderr, since a mistyped
+    ``--db`` would otherwise serve an empty ledger without a word."""
+    try:
+        Ledger.open(url, create=False).close()
+    except NoLedger:
+        Ledger.open(url).close()
+        print(f"mlledger serve: no ledger was at {shown_url(url)}: created a new, empty one",
+              file=sys.stderr)  # fmt: skip
+
+
 def serve(
     db: str | None = None,
     *,
@@ -35,14 +47,7 @@ def serve(
     # queue behind each other and tail latency grows tenfold under load.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     url = normalise_url(db)
-    try:
-        Ledger.open(url, create=False).close()
-    except NoLedger:
-        # The server takes first writes, so it creates the ledger; said aloud, since a
-        # mistyped --db would otherwise serve an empty one without a word.
-        Ledger.open(url).close()
-        print(f"mlledger serve: no ledger was at {shown_url(url)}: created a new, empty one",
-              file=sys.stderr)  # fmt: skip
+    ensure_ledger(url)
     # Workers are separate processes: they find the database through the environment.
     os.environ["MLLEDGER_DB"] = url
     uvicorn.run(

@@ -224,10 +224,40 @@ def test_a_certificate_of_an_erasure_not_purged_records_no_purge(
     assert code == 0 and verified["purge"] is None
 
 
+def test_a_purge_skipped_is_said_and_run_later_with_erase_purge(
+    store_url: str, tmp_path: Path
+) -> None:
+    """Text says what --json says about the purge: none after --no-purge (in the erase's
+    text and the certificate's verification), then ``erase --purge`` runs it and signs."""
+    populate(store_url)
+    certificate = tmp_path / "certificate.json"
+    done = mlledger(store_url, "erase", "person-5", "--no-purge", "--certificate", str(certificate))
+    assert done.returncode == 0, done.stderr
+    assert "purge: none recorded" in done.stdout
+    key = tmp_path / "public.key"
+    subprocess.run([*CLI, "audit", "public-key", "--out", str(key)], check=True, timeout=60,
+                   capture_output=True, env={**os.environ, "MLLEDGER_DB": store_url})  # fmt: skip
+    checked = subprocess.run(
+        [*CLI, "audit", "verify-certificate", str(certificate), "--public-key", str(key)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0 and "purge: none recorded" in checked.stdout, checked.stdout
+    head = len(state(store_url)["types"])
+    purged = mlledger(store_url, "erase", "--purge", "--json")
+    assert purged.returncode == 0, purged.stderr
+    report = json.loads(purged.stdout)
+    assert report["purge"]["method"].startswith(("sqlite: ", "postgresql: "))
+    assert report["checkpoint"]["size"] == head  # a checkpoint signs the whole log
+    assert len(state(store_url)["types"]) == head  # a purge appends no event
+    text = mlledger(store_url, "erase", "--purge")
+    assert text.returncode == 0 and text.stdout.startswith("purged ("), text.stdout
+
+
 def test_usage_errors_are_clear(store_url: str) -> None:
     populate(store_url)
     for args, message in (
-        (("erase",), "give one of: SUBJECT, --from-file FILE or --resume"),
+        (("erase",), "give one of: SUBJECT, --from-file FILE, --resume or --purge"),
+        (("erase", "--purge", "--dry-run"), "--purge goes alone"),
         (("erase", "person-1", "--retain", "churn@1"), "--retain needs --justification"),
         (("erase", "nobody"), "no data subject with that id"),
     ):

@@ -215,6 +215,8 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], str]] = [
     ("nan-output", "writer", "POST", PREDICT,
      {"model": "m@1", "records": ["r1"], "outputs": [NAN]}, "outputs.0"),
     ("nan-metric", "writer", "POST", RUN + "/metrics", {"metrics": {"auc": NAN}}, "metrics.auc"),
+    ("huge-metric", "writer", "POST", RUN + "/metrics", {"metrics": {"auc": 2**53 + 1}},
+     "metrics.auc"),
     ("huge-output", "writer", "POST", PREDICT,
      {"model": "m@1", "records": ["r1"], "outputs": [2**60]}, "outputs.0"),
     ("huge-params", "writer", "POST", RUN + "/params", {"params": {"a": {"b": [2**60]}}},
@@ -588,9 +590,10 @@ def test_a_refused_record_fails_its_own_call_and_the_session_goes_on(reg: Regist
             else:
                 assert caught.value.field == field, caught.value
             assert isinstance(caught.value, FieldError)  # what earlier versions raised
-        with pytest.raises(EventRejected) as metric:
-            run.log_metrics({"auc": NAN})
-        assert metric.value.field == "body.metrics.0.value"
+        for value in (NAN, 2**53 + 1, 10**400):  # a double would round the last two
+            with pytest.raises(EventRejected) as metric:
+                run.log_metrics({"auc": value})
+            assert metric.value.field == "body.metrics.0.value"
         run.log_params(lr=0.1)
         run.log_metrics({"auc": 0.9})
     reg.flush()

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, inspect
 
 import registry
 from registry.store import NoLedger
+from tests.apiserver import ApiServer
 from tests.pgserver import PostgresServer
 
 CLI = [sys.executable, "-m", "registry.cli"]
@@ -103,7 +104,7 @@ def test_first_writes_create_the_ledger(tmp_path: Path) -> None:
     keys = tmp_path / "keys.db"
     wrong = mlledger(tmp_path, "keys", "create", "--project", "p", "--role", "reader", "--db",
                      str(keys))  # fmt: skip
-    assert wrong.returncode == 2 and "invalid choice: 'reader'" in wrong.stderr
+    assert wrong.returncode == 2 and "role 'reader' is not a role" in wrong.stderr
     assert not keys.exists()  # refused before anything was created
     made = mlledger(tmp_path, "keys", "create", "--project", "p", "--role", "viewer", "--db",
                     str(keys))  # fmt: skip
@@ -154,3 +155,19 @@ def test_a_postgresql_database_without_the_log_is_not_migrated_by_a_reader(
         assert mlledger(tmp_path, "history", "credit-api", "--db", url).returncode == 2
     finally:
         pg_server.drop_database(url.rsplit("/", 1)[1])
+
+
+def test_serve_creates_a_ledger_saying_so_and_only_once(tmp_path: Path) -> None:
+    server = ApiServer(tmp_path / "served").start()
+    try:
+        said = server.log.read_text()
+        assert "mlledger serve: no ledger was at " in said and "created a new, empty one" in said
+        # said before the signing key was made beside it
+        assert said.index("created a new, empty one") < said.index("created signing key")
+    finally:
+        server.stop()
+    again = ApiServer(tmp_path / "served", db=server.db).start()
+    try:
+        assert again.log.read_text().count("created a new, empty one") == 1
+    finally:
+        again.stop()

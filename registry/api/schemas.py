@@ -17,6 +17,7 @@ from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -26,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from registry.canonical import MAX_DEPTH, json_problem, text_problem
+from registry.canonical import MAX_DEPTH, json_problem, text_problem, too_large
 from registry.errors import LedgerError
 from registry.events import CATALOGUE
 from registry.intake import key_problem
@@ -355,7 +356,8 @@ class RunParams(Strict):
 
 class RunMetrics(Strict):
     metrics: dict[
-        Annotated[str, AfterValidator(_text)], Annotated[float, Field(allow_inf_nan=False)]
+        Annotated[str, AfterValidator(_text)],
+        Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_exact)],
     ] = Field(
         min_length=1,
         description="Metric name (not empty) to value.",
@@ -437,6 +439,13 @@ class DeploymentPublic(BaseModel):
 class DeploymentRetire(Strict):
     reason: Text | None = None
     occurred_at: Time | None = None
+
+
+def _exact(value: Any) -> Any:
+    """An integer a double holds exactly (a metric is one); others are refused."""
+    if type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise PydanticCustomError("number", too_large(value))
+    return value
 
 
 def _outputs(value: list[Any]) -> list[Any]:
