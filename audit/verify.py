@@ -107,7 +107,7 @@ class VerifyReport:
         for report in (self.events, self.access):
             latest = report.latest_checkpoint
             lines.append(
-                f"{report.tree}: {report.size} leaves, root {report.root}, "
+                f"{report.tree}: {counted(report.size, 'leaf', 'leaves')}, root {report.root}, "
                 f"{counted(report.checkpoints, 'checkpoint')}"
                 + (f", latest #{latest['seq']} at size {latest['tree_size']}" if latest else "")
             )

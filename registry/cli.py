@@ -31,11 +31,16 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
 
 
-def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+def _common(
+    parser: argparse.ArgumentParser,
+    *,
+    json_flag: bool = True,
+    project_help: str = "project (default: MLLEDGER_PROJECT or 'default')",
+) -> None:
     parser.add_argument(
         "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
     )
-    parser.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
+    parser.add_argument("--project", help=project_help)
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -66,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "write a dossier, a subject-access report and an export. A second run finds the "
         "scenario and records nothing.",
     )
-    _common(p)
+    _common(p, project_help="the project to record the scenario in (default: demo)")
     p.add_argument(
         "--predictions", type=int, default=3000, help="predictions to log (default 3000)"
     )
@@ -139,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(downstream), or both (default)",
     )
     p.add_argument("--depth", type=int, default=3, help="hops from the node (default 3)")
-    p.add_argument("--as-of", dest="as_of", help="ISO 8601 time: the graph as it stood then")
+    p.add_argument(
+        "--as-of",
+        dest="as_of",
+        help="an RFC 3339 time, e.g. 2026-01-31T12:00:00Z: the graph as it stood then",
+    )
 
     p = sub.add_parser(
         "footprint",

@@ -466,7 +466,8 @@ def _render_reports(d: dict[str, Any]) -> str:
             f"{counted(d['export_files'], 'file')} at "
             f"{d['export']}, checkpoint at size {d['export_checkpoint']}; signed manifest "
             f"{'verifies' if d['export_verified'] else 'FAILED'} "
-            f"(mlledger export verify {d['export']} --public-key KEY)",
+            f"(mlledger export verify {d['export']} --public-key KEY, where KEY is what "
+            "'mlledger audit public-key' prints)",
         ]
     )
 
@@ -498,6 +499,7 @@ def _render_integrity(d: dict[str, Any]) -> str:
             f"  audit verify: {'OK' if d['verified'] else 'FAILED'} (every leaf recomputed, "
             f"{d['verify_seconds']:.2f} s)",
             f"  position {d['proved_position']} (the newest predictions) is in the log: "
-            f"{d['proof_hashes']} hashes lead from it to the signed root",
+            f"{counted(d['proof_hashes'], 'hash', 'hashes')} "
+            f"{noun(d['proof_hashes'], 'leads', 'lead')} from it to the signed root",
         ]
     )

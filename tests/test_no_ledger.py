@@ -91,6 +91,13 @@ def test_init_creates_once_and_readers_then_work(tmp_path: Path) -> None:
         assert reg.ledger.head() == -1
 
 
+def test_a_directory_is_not_taken_for_a_database(tmp_path: Path) -> None:
+    for command in (["log"], ["init"]):
+        done = mlledger(tmp_path, *command, "--db", str(tmp_path))
+        assert done.returncode == 2, done.stderr
+        assert f"the database {tmp_path} is a directory; expected a SQLite file" in done.stderr
+
+
 def test_an_empty_file_is_not_taken_for_a_ledger(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.touch()

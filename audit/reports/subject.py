@@ -33,6 +33,7 @@ from registry.errors import LedgerError
 from registry.ids import NodeId
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
+from registry.wording import noun
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
@@ -186,6 +187,7 @@ def _environment() -> Environment:
     )
     env.filters["json"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False)
     env.filters["when"] = when
+    env.globals["noun"] = noun
     return env
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.pool import NullPool
 
-from registry.errors import NoLedger
+from registry.errors import ConfigError, NoLedger
 from registry.settings import normalise_url, shown_url
 from registry.store.base import Store
 
@@ -22,6 +22,13 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     error says so, since a mistyped path would otherwise answer from a new, empty
     ledger."""
     full = normalise_url(url)
+    if full.startswith("sqlite:///"):
+        path = Path(full[len("sqlite:///") :].split("?", 1)[0])
+        if path.is_dir():
+            raise ConfigError(
+                f"the database {path} is a directory; expected a SQLite file (or a "
+                "postgresql:// URL): check --db (or MLLEDGER_DB)"
+            )
     if not create:
         with peek(full, "events") as found:
             if found is None:
