@@ -20,7 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from registry.canonical import leaf_hash
-from registry.errors import EventRejected, LedgerError
+from registry.errors import EventRejected, FieldError, LedgerError
 from registry.events import NewEvent, StoredEvent, make_event
 from registry.ids import dataset_id, deployment_id, model_id, run_id
 from registry.ledger import Ledger
@@ -379,15 +379,21 @@ class TestLogContract:
     def test_an_integer_outside_the_json_safe_range_is_an_event_rejected(
             self, ledger: Ledger, last_event: LastEvent) -> None:
         """JSON (I-JSON, RFC 8785) numbers are doubles: an integer beyond 2**53 - 1 cannot
-        be canonicalised. Append must refuse it as an EventRejected naming the field,
-        not fail with an encoder's internal exception."""
+        be canonicalised. ``make_event`` refuses it naming the field; an event whose body
+        was given one afterwards is refused by append as an EventRejected naming the
+        field, not with an encoder's internal exception."""
         ledger.append([dataset_event("ok")])
         head, digest = ledger.head(), ledger.projection_digest()
         run = new_run()
+        with pytest.raises(FieldError) as built:
+            run_started(run, seed=2**60)
+        assert built.value.field == "body.params.seed" and str(2**60) in str(built.value)
+        fine = run_started(run, seed=1)
+        copied = fine.model_copy(update={"body": {**fine.body, "params": {"seed": 2**60}}})
         with pytest.raises(LedgerError) as caught:
-            ledger.append([dataset_event("fine"), run_started(run, seed=2**60)])
+            ledger.append([dataset_event("fine"), copied])
         assert isinstance(caught.value, EventRejected), type(caught.value)
-        assert caught.value.index == 1 and caught.value.field.startswith("body")
+        assert caught.value.index == 1 and caught.value.field == "body.params.seed"
         assert str(2**60) in str(caught.value)
         assert ledger.head() == head and ledger.projection_digest() == digest
         assert last_event().entity == dataset_id(PROJECT, "ok", "1")
