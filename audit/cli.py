@@ -12,11 +12,13 @@ import json
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import ConfigError
-from registry.store import Store
 from registry.wording import counted
+
+if TYPE_CHECKING:
+    from registry.store import Store
 
 EXIT_INVALID = 3
 TREES = ("events", "access")
@@ -353,10 +355,7 @@ def purged(purge: dict[str, Any] | None) -> str:
     """One line on the physical purge a certificate or an erasure records."""
     if not purge:
         return "purge: none recorded (--no-purge, or the certificate was made later)"
-    return (
-        f"purged ({purge['method']}), finished {purge['finished_at']} after "
-        f"{purge['seconds']} s"
-    )
+    return f"purged ({purge['method']}), finished {purge['finished_at']} after {purge['seconds']} s"
 
 
 def cmd_verify_certificate(args: argparse.Namespace) -> int:

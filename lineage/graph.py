@@ -12,14 +12,18 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from sqlalchemy import Connection, or_, select
 
+from registry.lazy import lazy_import
 from registry.store.raw import Raw
 from registry.store.schema import T
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from registry.store.base import Store
+else:
+    nx = lazy_import("networkx")  # loaded when first used: not for every command
 
 
 class LineageGraph:

@@ -35,7 +35,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
-import networkx as nx
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
@@ -44,8 +43,14 @@ from registry.canonical import json_problem, loads, printable
 from registry.errors import Conflict, FieldError, InvalidNodeId, LedgerError, NotFound
 from registry.events import NewEvent, make_event, upcast
 from registry.ids import NodeId, check_name, dataset_id, job_id, run_id
+from registry.lazy import lazy_import
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import FORMAT, stored_form, to_timestamp
+
+if TYPE_CHECKING:
+    import networkx as nx
+else:
+    nx = lazy_import("networkx")  # loaded when first used: not for every command
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger

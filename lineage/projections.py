@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, select
 
 from registry.canonical import canonical_text, loads
 from registry.events import StoredEvent, upcast
 from registry.ids import NodeId
-from registry.payloads import decode_predictions
+from registry.lazy import lazy_import
 from registry.store.raw import Raw, placeholders
 from registry.store.schema import EPOCH_ROWS, PREDICTIONS_PER_EVENT, PROJECTION_TABLES, T
 from registry.tracing import span
+
+if TYPE_CHECKING:
+    from registry import payloads
+else:
+    payloads = lazy_import("registry.payloads")  # pyarrow, only for predictions
 
 CHUNK = 500
 Handler = Callable[["Batch", StoredEvent], None]
@@ -390,7 +395,7 @@ class PredictionIndex(Projection):
         raw = batch.raw
         models = b["models"]
         assert e.payload is not None, "the ledger stores every prediction batch with its rows"
-        table = decode_predictions(e.payload)
+        table = payloads.decode_predictions(e.payload)
         columns = {name: table.column(name).to_pylist() for name in table.column_names}
         position, project, deployment = e.position, e.project, e.entity
         base = position * PREDICTIONS_PER_EVENT

@@ -14,16 +14,21 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-import networkx as nx
 from sqlalchemy import Connection, func, select
 
 from lineage.graph import as_of
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import NodeId, kind_of, record_id, subject_id
+from registry.lazy import lazy_import
 from registry.store.raw import Raw, placeholders
 from registry.store.schema import T
 from registry.timeutil import to_timestamp
 from registry.tracing import annotate, traced
+
+if TYPE_CHECKING:
+    import networkx as nx
+else:
+    nx = lazy_import("networkx")  # loaded when first used: not for every command
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from registry.errors import LedgerError, NotFound
 from registry.ids import check_name
+from registry.roles import PERMISSIONS, ROLES
 from registry.store.raw import Raw
 from registry.timeutil import now
 from registry.trail import (
@@ -59,14 +60,6 @@ __all__ = [
 if TYPE_CHECKING:
     from registry.store import Store
 
-PERMISSIONS = ("read", "write", "audit", "personal", "admin")
-ROLES: dict[str, frozenset[str]] = {
-    "viewer": frozenset({"read"}),
-    "writer": frozenset({"read", "write"}),
-    "auditor": frozenset({"read", "audit"}),
-    "dpo": frozenset({"read", "personal"}),
-    "admin": frozenset(PERMISSIONS),
-}
 TOKEN_PREFIX = "mll_"
 # token_urlsafe(32) gives 43 characters; the bound keeps a hostile header from being
 # hashed at any length.

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from audit import cli as audit_cli
 from audit import compliance_cli
-from registry import auth
 from registry.errors import IntegrityViolation, LedgerError, NotFound
+from registry.roles import ROLES
 from registry.wording import counted, noun
 
 if TYPE_CHECKING:
@@ -328,7 +328,7 @@ def _keys_parser(sub: Any) -> None:
     )
     _access_options(p, project_help=None)
     p.add_argument("--project", required=True, help="the project the key is for")
-    p.add_argument("--role", required=True, help=f"one of {', '.join(auth.ROLES)}")
+    p.add_argument("--role", required=True, help=f"one of {', '.join(ROLES)}")
     p.add_argument("--name", help="a label for the key (e.g. the service using it)")
 
     p = actions.add_parser(
@@ -391,9 +391,9 @@ def _grants_parser(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mlledger`` console script."""
+    args = build_parser().parse_args(argv)  # --help ends here, before SQLAlchemy loads
     from sqlalchemy.exc import SQLAlchemyError
 
-    args = build_parser().parse_args(argv)
     # "keys create", not just "keys", in error lines.
     subcommand = (
         getattr(args, "keys_command", None)
@@ -605,6 +605,7 @@ def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, 
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    from registry import auth
     from registry.settings import default_actor
 
     if args.keys_command == "create":
@@ -651,6 +652,8 @@ def cmd_grants(args: argparse.Namespace) -> int:
 
 
 def cmd_access_trail(args: argparse.Namespace) -> int:
+    from registry import auth
+
     with _store(args) as store:
         rows = auth.read_trail(store, project=args.project, since=args.since, limit=args.limit)
         return _emit(args, rows, render_trail)

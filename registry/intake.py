@@ -16,7 +16,7 @@ import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -24,10 +24,15 @@ from registry.canonical import canonical_text, json_problem, not_finite, text_pr
 from registry.errors import ConfigError, EventRejected, FieldError, LedgerError
 from registry.events import INTERNAL_TYPES, NewEvent, make_event
 from registry.ids import subject_id
+from registry.lazy import lazy_import
 from registry.limits import MAX_SAFE_INTEGER, MAX_TRACE_ID
-from registry.payloads import digest, encode_predictions
 from registry.store.raw import Raw
 from registry.timeutil import to_timestamp
+
+if TYPE_CHECKING:
+    from registry import payloads
+else:
+    payloads = lazy_import("registry.payloads")  # pyarrow, only for predictions
 
 # The largest batch one description may carry; the SDK splits larger ones.
 MAX_ROWS = 100_000
@@ -543,11 +548,17 @@ def _under(field: str, path: str) -> str:
 
 def _seal_predictions(item: Predictions, pseudo: Any, common: dict[str, Any]) -> NewEvent:
     index, times, texts = _prepare_predictions(item)
-    payload = encode_predictions(pseudo.records(item.records), index, texts, times, item.trace_ids)
+    payload = payloads.encode_predictions(
+        pseudo.records(item.records), index, texts, times, item.trace_ids
+    )
     return make_event(
         item.type,
         entity=item.entity,
-        body={"models": list(item.models), "count": len(index), "payload_digest": digest(payload)},
+        body={
+            "models": list(item.models),
+            "count": len(index),
+            "payload_digest": payloads.digest(payload),
+        },
         payload=payload,
         **common,
     )

@@ -1,0 +1,60 @@
+"""How long a command line takes to start (part of ``make bench``): wall seconds of
+``mlledger --help`` and of ``mlledger scored KEY --json`` on the demo's ledger, the
+median of several runs each, in fresh processes. The targets are 0.3 s and 0.6 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RUNS = 7
+
+
+def _seconds(command: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, timeout=120)
+    return time.perf_counter() - started
+
+
+def measure(runs: int = RUNS) -> dict[str, Any]:
+    script = Path(sys.executable).with_name("mlledger")
+    mlledger = [str(script)] if script.exists() else [sys.executable, "-m", "registry.cli"]
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        subprocess.run([*mlledger, "demo", "--predictions", "300"], cwd=work, check=True,
+                       capture_output=True, timeout=600)  # fmt: skip
+        help_ = [_seconds([*mlledger, "--help"], work) for _ in range(runs)]
+        scored = [
+            _seconds([*mlledger, "scored", "bc-0532", "--project", "demo", "--json"], work)
+            for _ in range(runs)
+        ]
+    return {
+        "runs": runs,
+        "help_seconds": round(statistics.median(help_), 3),
+        "scored_json_seconds": round(statistics.median(scored), 3),
+        "targets": {"help_seconds": 0.3, "scored_json_seconds": 0.6},
+        "load_average": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="where to write the JSON")
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"runs of each (default {RUNS})")
+    args = parser.parse_args()
+    figures = measure(args.runs)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
