@@ -30,6 +30,7 @@ test-long: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy registry lineage audit executors
+	$(VENV)/bin/lint-imports
 
 # The peer (MLflow 3.17) runs in a virtualenv of its own; its figures feed the ratios.
 PEER := .venv-mlflow

@@ -36,8 +36,10 @@ from audit.note import (
     open_note,
     sign_checkpoint,
 )
-from audit.tree import EVENTS, TRAIL, StoredTree, TreeSpec, leaf_count, tree_spec
+from audit.trail import fold_trail
+from audit.tree import EVENTS, TRAIL, MerkleTree, StoredTree, TreeSpec, leaf_count, tree_spec
 from registry.errors import ConfigError, IntegrityViolation
+from registry.projection import ProjectionRunner
 from registry.settings import (
     SIGNING_KEY_NAME,
     default_signing_key_file,
@@ -47,7 +49,6 @@ from registry.settings import (
 from registry.store.base import Store
 from registry.store.raw import Raw
 from registry.timeutil import now
-from registry.trail import fold_trail
 
 _ORIGIN_SUFFIX = {EVENTS.name: "", TRAIL.name: "/access-trail"}
 #: How often a server repeats a checkpoint failure that lasts (seconds).
@@ -300,9 +301,7 @@ def _check_new_leaves(
     return frontier.root()
 
 
-def _tree_runner() -> Any:
-    from lineage.projections import MerkleTree, ProjectionRunner
-
+def _tree_runner() -> ProjectionRunner:
     return ProjectionRunner([MerkleTree()])
 
 

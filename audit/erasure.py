@@ -33,6 +33,7 @@ from sqlalchemy import Connection
 
 from audit.leaves import leaves, redactions
 from audit.tree import EVENTS
+from lineage.graph import graph_of
 from registry.canonical import canonical_text, leaf_hash
 from registry.errors import EventRejected, IntegrityViolation, LedgerError, NotFound
 from registry.events import REMEDIATION_STATUSES, NewEvent, canonical_event, make_event
@@ -173,7 +174,7 @@ def make_plan(ledger: Ledger, conn: Connection, project: str, subject: str) -> P
             (*epochs, project, *chunk),
         ):
             predictions[int(position)] = predictions.get(int(position), 0) + int(count)
-    graph = ledger.graph.current(conn)
+    graph = graph_of(ledger).current(conn)
     downstream = _descendants(graph, [d for d in sorted(datasets) if d in graph])
     by_kind: dict[str, list[str]] = {"dataset": [], "run": [], "model": [], "deployment": []}
     for node in sorted(downstream - datasets):

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection
 
 from audit.merkle import node_hash
+from audit.trail import TRAIL_FIELDS
 from audit.tree import EVENTS, TRAIL, TreeSpec
 from registry.canonical import canonical_text
 from registry.events import canonical_event
@@ -116,8 +117,6 @@ def _event_entry(row: Sequence[Any]) -> bytes:
 
 def _trail_entry(row: Sequence[Any]) -> bytes:
     """The leaf data of a trail row (``TRAIL_FIELDS`` then ``leaf_hash``)."""
-    from registry.auth import TRAIL_FIELDS
-
     text, _ = canonical_text(dict(zip(TRAIL_FIELDS, row[: len(TRAIL_FIELDS)], strict=True)))
     return text.encode("utf-8")
 
@@ -126,8 +125,6 @@ def _select(spec: TreeSpec) -> tuple[str, Callable[[Sequence[Any]], bytes]]:
     if spec == EVENTS:
         return f"SELECT {_EVENT_COLUMNS} FROM events", _event_entry
     if spec == TRAIL:
-        from registry.auth import TRAIL_FIELDS
-
         return f"SELECT {', '.join(TRAIL_FIELDS)}, leaf_hash FROM access_trail", _trail_entry
     raise ValueError(f"no leaves for tree {spec.name!r}")
 

@@ -168,7 +168,7 @@ def _sqlite_path(store: Store) -> Path | None:
 
 def _sqlite_files(path: Path) -> list[Path]:
     """Every file SQLite writes for ``path``: the database, WAL, shared memory, journal,
-    and the access trail's journal database (``registry.trail``) with its own."""
+    and the access trail's journal database (``audit.trail``) with its own."""
     suffixes = ("", "-wal", "-shm", "-journal", "-trail", "-trail-wal", "-trail-shm")
     return [path.with_name(path.name + suffix) for suffix in suffixes]
 

@@ -5,10 +5,10 @@ Two trees, each over the RFC 6962 leaf hashes of one append-only table:
 
 - ``EVENTS``: the event log (``events.leaf_hash`` by ``position``), stored in
   ``merkle_nodes``. A projection of the log, kept up to date inside each append
-  transaction (``lineage.projections.MerkleTree``) and replayed by a rebuild.
+  transaction (``MerkleTree``, below) and replayed by a rebuild.
 - ``TRAIL``: the access trail (``access_trail.leaf_hash`` by ``seq``), stored in
   ``trail_merkle_nodes`` by the transaction that writes each entry
-  (``registry.auth.insert_access``).
+  (``audit.trail``).
 
 A node ``(level, idx)`` is the hash of leaves ``[idx << level, (idx + 1) << level)``;
 level 0 holds a copy of each leaf hash, so a leaf hash rewritten in the log table
@@ -28,6 +28,8 @@ from sqlalchemy import Connection
 from audit import merkle
 from audit.merkle import Node
 from registry.errors import LedgerError
+from registry.events import StoredEvent
+from registry.projection import Projection
 from registry.store.raw import Raw, placeholders
 
 CHUNK = 10_000
@@ -180,3 +182,18 @@ def rebuild_nodes(conn: Connection, spec: TreeSpec) -> int:
             batch = []
     tree.append(size, batch)
     return size + len(batch)
+
+
+class MerkleTree(Projection):
+    """The events' Merkle tree as a projection of the log: each append adds its leaves
+    in the same transaction, and a rebuild replays them."""
+
+    name = "merkle"
+    tables = ("merkle_nodes",)
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        StoredTree(conn, EVENTS).append(events[0].position, [e.leaf_hash for e in events])
+
+
+#: The projections this layer owns (``registry.assembly`` hands them to the ledger).
+PROJECTIONS: tuple[Projection, ...] = (MerkleTree(),)

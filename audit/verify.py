@@ -41,11 +41,11 @@ from audit import merkle
 from audit.checkpoints import StoredCheckpoint, origin, stored_checkpoints
 from audit.leaves import CompactRange, leaves
 from audit.note import Checkpoint, NoteError, VerifierKey, open_note, verify_checkpoint
+from audit.trail import fold_trail
 from audit.tree import EVENTS, TRAIL, StoredTree, TreeIncomplete, TreeSpec
 from registry.events import PAYLOAD_TYPES
 from registry.store import Store
 from registry.store.raw import Raw
-from registry.trail import fold_trail
 from registry.wording import counted
 
 CHUNK = 10_000

@@ -10,6 +10,7 @@ views the graph as it stood at time T: nodes created by then, edges valid then.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, or_, select
@@ -21,9 +22,27 @@ from registry.store.schema import T
 if TYPE_CHECKING:
     import networkx as nx
 
+    from registry.ledger import Ledger
     from registry.store.base import Store
 else:
     nx = lazy_import("networkx")  # loaded when first used: not for every command
+
+
+_GRAPHS: weakref.WeakKeyDictionary[Ledger, LineageGraph] = weakref.WeakKeyDictionary()
+_GRAPHS_LOCK = threading.Lock()
+
+
+def graph_of(ledger: Ledger) -> LineageGraph:
+    """The lineage graph cache of ``ledger`` (one per ledger, made on first use and
+    dropped by the ledger's rebuild)."""
+    graph = _GRAPHS.get(ledger)
+    if graph is None:
+        with _GRAPHS_LOCK:
+            graph = _GRAPHS.get(ledger)
+            if graph is None:
+                graph = _GRAPHS[ledger] = LineageGraph(ledger.store)
+                ledger.rebuilt.append(graph.invalidate)
+    return graph
 
 
 class LineageGraph:

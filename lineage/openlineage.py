@@ -39,6 +39,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
+from lineage.graph import graph_of
 from registry.canonical import json_problem, loads, printable
 from registry.errors import Conflict, FieldError, InvalidNodeId, LedgerError, NotFound
 from registry.events import NewEvent, make_event, upcast
@@ -974,7 +975,7 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
         raise InvalidNodeId(f"depth {depth!r} is not valid: expected 0 or more")
     node_type, rest = _parse_marquez(node_id)
     with ledger.store.read() as conn:
-        world = _Project.load(conn, project, ledger.graph.current(conn))
+        world = _Project.load(conn, project, graph_of(ledger).current(conn))
     start = world.find(node_type, rest)
     if start is None:
         raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")

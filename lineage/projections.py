@@ -1,28 +1,27 @@
-"""Projections: deterministic functions of the log, each with a tracking position.
+"""The projections the lineage layer owns: the catalogue (runs, dataset and model
+versions, deployments, aliases), the record and prediction indexes, the lineage
+edges, and the erasures with the references and remediation flags they leave.
 
-Every projection applies events in position order and records the last
-position it applied in ``projection_tracking`` *in the same transaction* as
-its update, so each event is applied exactly once, however the runner stops.
-``ProjectionRunner.catch_up`` brings every projection to the head of the log;
-the ledger runs it inside each append transaction (read-your-writes), and
-``rebuild`` empties the tables and replays the whole log.
+Each is a ``HandlerProjection``: a handler per event type over one ``Batch`` of
+writes. The interface they implement, the runner that keeps them exactly once at the
+head of the log, and the digest of their tables are the core's
+(``registry.projection``); ``registry.assembly`` hands them to the ledger.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection
 
 from registry.canonical import canonical_text, loads
-from registry.events import StoredEvent, upcast
+from registry.events import StoredEvent
 from registry.ids import NodeId
 from registry.lazy import lazy_import
+from registry.projection import Projection
 from registry.store.raw import Raw, placeholders
-from registry.store.schema import EPOCH_ROWS, PREDICTIONS_PER_EVENT, PROJECTION_TABLES, T
-from registry.tracing import span
+from registry.store.schema import EPOCH_ROWS, PREDICTIONS_PER_EVENT
 
 if TYPE_CHECKING:
     from registry import payloads
@@ -67,11 +66,9 @@ class Batch:
         self.new_edges.clear()
 
 
-class Projection:
-    """A named view of the log: the tables it owns and a handler per event type."""
-
-    name: str = ""
-    tables: tuple[str, ...] = ()
+class HandlerProjection(Projection):
+    """A projection applying each event type with a handler of its own, over one
+    ``Batch`` of writes per call."""
 
     def handlers(self) -> dict[str, Handler]:
         raise NotImplementedError
@@ -128,7 +125,7 @@ MODEL_INSERT = (
 )
 
 
-class Catalogue(Projection):
+class Catalogue(HandlerProjection):
     """Datasets, runs, models (with alias history) and deployments (with serving history)."""
 
     name = "catalogue"
@@ -327,7 +324,7 @@ class Catalogue(Projection):
 # --- record index ---------------------------------------------------------------------------
 
 
-class RecordIndex(Projection):
+class RecordIndex(HandlerProjection):
     """Dataset version <-> record pseudonym <-> subject pseudonym."""
 
     name = "record_index"
@@ -381,7 +378,7 @@ class RecordIndex(Projection):
 # --- prediction index -------------------------------------------------------------------------
 
 
-class PredictionIndex(Projection):
+class PredictionIndex(HandlerProjection):
     """Every prediction by record pseudonym, and counts per deployment and model version."""
 
     name = "prediction_index"
@@ -474,7 +471,7 @@ EDGE_INSERT = (
 )
 
 
-class LineageEdges(Projection):
+class LineageEdges(HandlerProjection):
     """Nodes and edges of the lineage graph, each edge with a validity interval.
 
     Edges point downstream: dataset -> derived dataset ("derived"), dataset or
@@ -577,7 +574,7 @@ class LineageEdges(Projection):
 # --- erasures ---------------------------------------------------------------------------------
 
 
-class Erasures(Projection):
+class Erasures(HandlerProjection):
     """Erasures of data subjects, the references they leave behind (so a question about
     an erased subject or record answers "erased"), and the remediation flags they put
     on model versions, resolved by the versions that replace them."""
@@ -660,158 +657,14 @@ class Erasures(Projection):
         )
 
 
-class MerkleTree(Projection):
-    """The events' Merkle tree: every perfect subtree's hash (``audit.tree``)."""
-
-    name = "merkle"
-    tables = ("merkle_nodes",)
-
-    def handlers(self) -> dict[str, Handler]:
-        return {}
-
-    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
-        from audit.tree import EVENTS, StoredTree
-
-        StoredTree(conn, EVENTS).append(events[0].position, [e.leaf_hash for e in events])
-
-
+#: The projections this layer owns, in the order they apply (the audit layer adds
+#: the Merkle tree's: ``registry.assembly``).
 PROJECTIONS: tuple[Projection, ...] = (
     Catalogue(),
     RecordIndex(),
     PredictionIndex(),
     LineageEdges(),
     Erasures(),
-    MerkleTree(),
 )
 
 
-class ProjectionRunner:
-    """Keeps every projection at the head of the log, exactly once."""
-
-    def __init__(self, projections: Sequence[Projection] = PROJECTIONS):
-        self.projections = tuple(projections)
-
-    def positions(self, conn: Connection) -> dict[str, int]:
-        """Tracking position of each projection (-1: nothing applied)."""
-        stored = dict(Raw(conn).all("SELECT name, position FROM projection_tracking"))
-        return {p.name: int(stored.get(p.name, -1)) for p in self.projections}
-
-    def apply(
-        self,
-        conn: Connection,
-        events: Sequence[StoredEvent],
-        positions: dict[str, int] | None = None,
-    ) -> dict[str, int]:
-        """Apply events (contiguous, in order) to every projection not past them, and
-        track how far each got, in the caller's transaction; return the new positions."""
-        if positions is None:
-            positions = self.positions(conn)
-        if not events:
-            return positions
-        raw = Raw(conn)
-        # A projection has a tracking row once it has applied an event, and only then.
-        known = {name for name, position in positions.items() if position >= 0}
-        events = [_current(e) for e in events]
-        moved = dict(positions)
-        for projection in self.projections:
-            todo = [e for e in events if e.position > positions[projection.name]]
-            if todo:
-                with span(
-                    "projection.apply",
-                    **{"mlledger.projection": projection.name, "mlledger.events": len(todo)},
-                ):
-                    projection.apply(conn, todo)
-                moved[projection.name] = todo[-1].position
-        raw.many(
-            "UPDATE projection_tracking SET position = ? WHERE name = ?",
-            [(moved[n], n) for n in sorted(known) if n in moved and moved[n] != positions[n]],
-        )
-        raw.many(
-            "INSERT INTO projection_tracking (name, position) VALUES (?, ?)",
-            [(n, moved[n]) for n in sorted(moved) if n not in known and moved[n] >= 0],
-        )
-        return moved
-
-    def catch_up(self, conn: Connection, head: int, positions: dict[str, int] | None = None) -> int:
-        """Apply every event up to ``head`` not yet applied; return how many were read."""
-        from registry.store.base import Store
-
-        if positions is None:
-            positions = self.positions(conn)
-        start = min(positions.values()) + 1
-        read = 0
-        with span("projection.catch_up", **{"mlledger.from_position": start}) as current:
-            while start <= head:
-                events = Store.select_events(conn, start, limit=BATCH, stop=head + 1)
-                if not events:
-                    break
-                positions = self.apply(conn, events, positions)
-                read += len(events)
-                start = events[-1].position + 1
-            current.set_attribute("mlledger.events", read)
-        return read
-
-    def reset(self, conn: Connection) -> None:
-        """Empty every projection table and forget the tracking positions."""
-        for projection in self.projections:
-            for table in projection.tables:
-                conn.execute(delete(T[table]))
-        conn.execute(delete(T["projection_tracking"]))
-
-    def rebuild(self, conn: Connection, head: int) -> int:
-        """Empty every projection and replay the log up to ``head``; return events read.
-
-        Secondary indexes are dropped during the replay and built again after
-        it: one sort is much cheaper than a million random index inserts.
-        """
-        with span("projection.rebuild", **{"mlledger.head": head}) as current:
-            self.reset(conn)
-            indexes = [
-                index
-                for projection in self.projections
-                for name in projection.tables
-                for index in T[name].indexes
-            ]
-            for index in indexes:
-                index.drop(conn)
-            replayed = self.catch_up(conn, head)
-            for index in indexes:
-                index.create(conn)
-            current.set_attribute("mlledger.events", replayed)
-        return replayed
-
-
-def _current(event: StoredEvent) -> StoredEvent:
-    """The event with its body upcast to the current schema version."""
-    from registry.events import CATALOGUE
-
-    if event.schema_version == CATALOGUE[event.type].schema_version:
-        return event
-    from dataclasses import replace
-
-    return replace(event, body=upcast(event.type, event.schema_version, event.body))
-
-
-def projection_digest(conn: Connection) -> str:
-    """SHA-256 over every projection row in a fixed order: equal digests, equal state."""
-    digest = hashlib.sha256()
-    for name, order in PROJECTION_TABLES.items():
-        table = T[name]
-        digest.update(name.encode() + b"\x00")
-        columns = sorted(table.c.keys())
-        query = select(*[table.c[c] for c in columns]).order_by(*[table.c[c] for c in order])
-        for row in conn.execute(query):
-            digest.update("\x1f".join(map(_plain, row)).encode())
-            digest.update(b"\n")
-    tracking = T["projection_tracking"]
-    for name, position in conn.execute(
-        select(tracking.c.name, tracking.c.position).order_by(tracking.c.name)
-    ):
-        digest.update(f"{name}={position}\n".encode())
-    return digest.hexdigest()
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    return "\x00" if value is None else str(value)

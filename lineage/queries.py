@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, func, select
 
-from lineage.graph import as_of
+from lineage.graph import as_of, graph_of
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import NodeId, kind_of, record_id, subject_id
 from registry.lazy import lazy_import
@@ -210,7 +210,7 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> dict[s
     counts; with ``visible``, only nodes of those projects (the rest counted as
     ``withheld``)."""
     with ledger.store.read() as conn:
-        graph = ledger.graph.current(conn)
+        graph = graph_of(ledger).current(conn)
         if (
             model not in graph
             or graph.nodes[model].get("kind") != "model"
@@ -298,7 +298,7 @@ def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> dict
     """Everything downstream of a dataset version, with prediction counts; with
     ``visible``, only nodes of those projects (the rest counted as ``withheld``)."""
     with ledger.store.read() as conn:
-        graph = ledger.graph.current(conn)
+        graph = graph_of(ledger).current(conn)
         if (
             dataset not in graph
             or graph.nodes[dataset].get("kind") != "dataset"
@@ -392,7 +392,7 @@ def lineage(
             "edges": [],
             "erased": gone,
         }
-    full = ledger.graph.current()
+    full = graph_of(ledger).current()
     if node not in full or not _shown(full, node, visible):
         raise NotFound(f"no node {node} in the lineage graph")
     view = as_of(full, at)
@@ -561,7 +561,7 @@ def footprint(
         if not records and not vault_entries:
             raise NotFound(f"no data subject with that id in project {project!r}")
         datasets = sorted({d for ds in records.values() for d in ds})
-        graph = ledger.graph.current(conn)
+        graph = graph_of(ledger).current(conn)
         derived = _descendants(graph, [d for d in datasets if d in graph])
         shown = {n for n in derived if _shown(graph, n, visible)}
         summary = _summarise(conn, graph, shown)

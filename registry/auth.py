@@ -3,7 +3,7 @@
 A key belongs to one project and has one role; a role is a set of permissions.
 The token handed to a client, ``mll_<key_id>_<secret>``, is shown once: the
 store keeps only the SHA-256 of the secret. Every decision the API makes (and
-every key created or revoked) is written to the access trail (``registry.trail``,
+every key created or revoked) is written to the access trail (``audit.trail``,
 whose names this module also offers), a table the database refuses to UPDATE or
 DELETE, whose rows carry RFC 6962 leaf hashes under a Merkle tree of its own.
 """
@@ -18,12 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from registry.errors import LedgerError, NotFound
-from registry.ids import check_name
-from registry.roles import PERMISSIONS, ROLES
-from registry.store.raw import Raw
-from registry.timeutil import now
-from registry.trail import (
+from audit.trail import (
     ACTOR_MAX,
     OUTCOMES,
     TRAIL_FIELDS,
@@ -34,7 +29,12 @@ from registry.trail import (
     record_access,
     trail_leaf_hash,
 )
-from registry.trail import check_text as _check_text
+from audit.trail import check_text as _check_text
+from registry.errors import LedgerError, NotFound
+from registry.ids import check_name
+from registry.roles import PERMISSIONS, ROLES
+from registry.store.raw import Raw
+from registry.timeutil import now
 
 __all__ = [
     "OUTCOMES",

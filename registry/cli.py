@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from audit import cli as audit_cli
-from audit import compliance_cli
+from registry.commands import audit as audit_cli
+from registry.commands import compliance as compliance_cli
 from registry.errors import IntegrityViolation, LedgerError, NotFound
 from registry.roles import ROLES
 from registry.wording import counted, noun
@@ -631,11 +631,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def cmd_grants(args: argparse.Namespace) -> int:
     from registry import grants
-    from registry.ledger import Ledger
+    from registry.assembly import open_ledger
     from registry.settings import default_actor
     from registry.store.raw import Raw
 
-    ledger = Ledger.open(args.db, create=args.grants_command == "add")
+    ledger = open_ledger(args.db, create=args.grants_command == "add")
     try:
         if args.grants_command in ("add", "revoke"):
             change = grants.grant if args.grants_command == "add" else grants.revoke

@@ -12,7 +12,7 @@ nothing is half-written.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from opentelemetry.trace import Span
@@ -22,7 +22,8 @@ from registry.canonical import canonical_text, leaf_hash, loads
 from registry.errors import Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, StoredEvent, canonical_event, normalised, validate_new
 from registry.ids import NodeId, dataset_id, model_id
-from registry.store import Store, open_store
+from registry.projection import Projection, ProjectionRunner, projection_digest
+from registry.store import Store
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
 from registry.tracing import current_trace_id, span
@@ -31,24 +32,34 @@ from registry.vault import KeyRing, Pseudonymizer, Vault
 CHUNK = 500
 
 
+#: A rule checked after a batch is in the projections, inside the append transaction:
+#: ``rule(ledger, conn, index, event)`` raises EventRejected to undo the whole batch.
+Rule = Callable[["Ledger", Connection, int, NewEvent], None]
+
+
 class Ledger:
-    """The log, its projections and the vault, over one store."""
+    """The log, its projections and the vault, over one store.
 
-    def __init__(self, store: Store, keyring: KeyRing | None = None):
-        from lineage.graph import LineageGraph
-        from lineage.projections import ProjectionRunner
+    The ledger knows projections and rules only by their interfaces: the layers that
+    own them hand them in (``registry.assembly`` builds the ledger every command
+    uses). ``rules`` maps an event type to the rules its events must pass once the
+    batch is projected."""
 
+    def __init__(
+        self,
+        store: Store,
+        keyring: KeyRing | None = None,
+        *,
+        projections: Sequence[Projection] = (),
+        rules: Mapping[str, Sequence[Rule]] | None = None,
+    ):
         self.store = store
         self.vault = Vault(keyring or KeyRing.load(store.url))
-        self.runner = ProjectionRunner()
-        self.graph = LineageGraph(store)
+        self.runner = ProjectionRunner(projections)
+        self.rules: dict[str, tuple[Rule, ...]] = {k: tuple(v) for k, v in (rules or {}).items()}
+        #: Called after a rebuild: caches of the projections (the lineage graph) drop.
+        self.rebuilt: list[Callable[[], None]] = []
         self._pseudonymizers: dict[str, Pseudonymizer] = {}
-
-    @classmethod
-    def open(cls, url: str | None = None, *, create: bool = True) -> Ledger:
-        """Open the ledger at ``url`` (``MLLEDGER_DB`` or the default SQLite file);
-        with ``create=False``, raise ``NoLedger`` rather than create one there."""
-        return cls(open_store(url, create=create))
 
     def close(self) -> None:
         self.store.dispose()
@@ -152,10 +163,8 @@ class Ledger:
         self.runner.apply(conn, stored, tracked)
         # Rules that need the whole batch in the projections (a rollback undoes it all).
         for index, event in fresh:
-            if event.type == "erasure-remediated":
-                from audit.erasure import check_remediation
-
-                check_remediation(self, conn, index, event)
+            for rule in self.rules.get(event.type, ()):
+                rule(self, conn, index, event)
         return positions
 
     # --- read ---------------------------------------------------------------------------
@@ -202,20 +211,17 @@ class Ledger:
     def rebuild(self, *, digest: bool = True) -> dict[str, object]:
         """Drop every projection and replay the whole log; return the count of events
         replayed and (unless ``digest=False``) the digest of the rebuilt projections."""
-        from lineage.projections import projection_digest
-
         with self.store.append_transaction() as conn:
             replayed = self.runner.rebuild(conn, Store.max_position(conn))
             result: dict[str, object] = {"events": replayed}
             if digest:
                 result["digest"] = projection_digest(conn)
-        self.graph.invalidate()
+        for listener in self.rebuilt:
+            listener()
         return result
 
     def projection_digest(self) -> str:
         """Digest of every projection table (equal digests, equal state)."""
-        from lineage.projections import projection_digest
-
         with self.store.read() as conn:
             return projection_digest(conn)
 

@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from lineage import queries
+from registry.assembly import open_ledger
 from registry.backend import Backend, LocalBackend
 from registry.errors import ConfigError, Conflict, EventRejected, FieldError, LedgerError
 from registry.events import NewEvent, make_event
@@ -990,5 +991,5 @@ def connect(
 
         backend: Backend = HttpBackend(target, api_key or settings.api_key)
     else:
-        backend = LocalBackend(Ledger.open(target, create=create))
+        backend = LocalBackend(open_ledger(target, create=create))
     return Registry(backend, project, actor or default_actor())

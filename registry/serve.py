@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from registry.ledger import Ledger
+from registry.assembly import open_ledger
 from registry.settings import normalise_url, shown_url
 from registry.store import NoLedger
 
@@ -17,9 +17,9 @@ def ensure_ledger(url: str) -> None:
     server takes first writes. Its creation is said on stderr, since a mistyped
     ``--db`` would otherwise serve an empty ledger without a word."""
     try:
-        Ledger.open(url, create=False).close()
+        open_ledger(url, create=False).close()
     except NoLedger:
-        Ledger.open(url).close()
+        open_ledger(url).close()
         print(f"mlledger serve: no ledger was at {shown_url(url)}: created a new, empty one",
               file=sys.stderr)  # fmt: skip
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import registry
+from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from registry.sdk import Registry
@@ -86,7 +87,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def ledger(store_url: str, isolated_env: Path) -> Iterator[Ledger]:
     """The ledger at ``store_url``, closed after the test."""
-    opened = Ledger.open(store_url)
+    opened = open_ledger(store_url)
     yield opened
     opened.close()
 

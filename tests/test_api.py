@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from tests.apiserver import ApiServer
@@ -24,7 +25,7 @@ def http(api_server: ApiServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
-    opened = Ledger.open(api_server.db)
+    opened = open_ledger(api_server.db)
     yield opened
     opened.close()
 

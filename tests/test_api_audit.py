@@ -15,7 +15,7 @@ import registry
 from audit import merkle
 from audit.note import VerifierKey
 from audit.proofs import verify_bundle
-from registry.ledger import Ledger
+from registry.assembly import open_ledger
 from tests.apiserver import ApiServer
 
 EVERY = 5
@@ -62,7 +62,7 @@ def test_the_server_signs_checkpoints_as_the_log_grows(server: ApiServer) -> Non
     assert listed[-1]["tree_size"] == EVERY + 2
     assert all(c["note"].count("\n— ") == 1 for c in listed)
 
-    ledger = Ledger.open(server.db)
+    ledger = open_ledger(server.db)
     try:
         leaves = [e.leaf_hash for e in ledger.read()]
     finally:
@@ -88,7 +88,7 @@ def test_bundles_from_the_api_verify_offline(server: ApiServer, tmp_path: Path) 
         reg.register_dataset("b", "1", uri="s3://b", digest="sha256:11")
         for i in range(EVERY):
             reg.register_dataset(f"pad{i}", "1", uri=f"s3://p{i}", digest="sha256:00")
-    ledger = Ledger.open(server.db)
+    ledger = open_ledger(server.db)
     try:
         position = next(e.position for e in ledger.read() if e.entity == "dataset:beta/b@1")
     finally:
@@ -131,7 +131,7 @@ def test_bundles_from_the_api_verify_offline(server: ApiServer, tmp_path: Path) 
 
 
 def bundle_leaf_zero(server: ApiServer) -> bytes:
-    ledger = Ledger.open(server.db)
+    ledger = open_ledger(server.db)
     try:
         return ledger.read(0, 1)[0].leaf_hash
     finally:

@@ -11,8 +11,8 @@ import pytest
 import registry
 from audit.certificate import verify_certificate
 from audit.note import VerifierKey
+from registry.assembly import open_ledger
 from registry.errors import Forbidden
-from registry.ledger import Ledger
 from tests.apiserver import ApiServer
 
 
@@ -77,7 +77,7 @@ def test_a_dpo_erases_over_http_and_the_certificate_verifies_offline(server: Api
         assert [e["erasure"] for e in listed] == [outcome["erasure"]]
         envelope = reg.erasure_certificate(outcome["erasure"])
 
-    ledger = Ledger.open(server.db)
+    ledger = open_ledger(server.db)
     try:
         erased = ledger.read(outcome["erased_position"], 1)[0]
     finally:

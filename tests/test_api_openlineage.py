@@ -17,6 +17,7 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
+from registry.assembly import open_ledger
 from registry.ledger import Ledger
 from tests.apiserver import ApiServer
 
@@ -28,7 +29,7 @@ SOURCE = "postgres://warehouse:5432"
 @pytest.fixture
 def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
-    opened = Ledger.open(api_server.db)
+    opened = open_ledger(api_server.db)
     yield opened
     opened.close()
 

@@ -21,6 +21,7 @@ from registry import (
     Registry,
     Unauthenticated,
 )
+from registry.assembly import open_ledger
 from registry.backend import LocalBackend
 from registry.ledger import Ledger
 from tests.apiserver import ApiServer
@@ -31,7 +32,7 @@ from tests.test_queries import Scenario, build_world, day
 def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     """The server's own database, opened in this process (with the server's master key)."""
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
-    opened = Ledger.open(api_server.db)
+    opened = open_ledger(api_server.db)
     yield opened
     opened.close()
 

@@ -29,6 +29,7 @@ from audit.proofs import ProofError, make_bundle, verify_bundle
 from audit.tree import EVENTS, TRAIL, StoredTree, rebuild_nodes
 from audit.verify import verify
 from registry import auth
+from registry.assembly import open_ledger
 from registry.errors import Conflict, IntegrityViolation, NotFound
 from registry.events import canonical_event, make_event
 from registry.ledger import Ledger
@@ -589,7 +590,7 @@ def test_a_0002_store_gets_both_trees_on_upgrade(store_url: str, key: SigningKey
             ],
         )
     engine.dispose()
-    ledger = Ledger.open(store_url)  # migrates to head
+    ledger = open_ledger(store_url)  # migrates to head
     try:
         with ledger.store.read() as conn:
             assert (

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 import registry
+from registry.assembly import open_ledger
 from registry.cli import main
-from registry.ledger import Ledger
 from registry.timeutil import to_timestamp
 
 PROJECT = "p"
@@ -104,7 +104,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         for name in ("MLLEDGER_DB", "MLLEDGER_MASTER_KEY", "MLLEDGER_PROJECT", "MLLEDGER_ACTOR"):
             mp.delenv(name, raising=False)
         ids = record(url)
-        ledger = Ledger.open(url)
+        ledger = open_ledger(url)
         try:
             events = ledger.read()
             last = ledger.last_event()
@@ -423,7 +423,7 @@ def test_rebuild_reproduces_the_projection_digest(
     assert out.startswith(f"replayed {scenario.head + 1} events in ")
     assert out.strip().endswith(f"projection digest {before}")
 
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     try:
         assert ledger.last_event() == newest  # a rebuild appends nothing
         assert ledger.projection_digest() == before

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 import registry
+from registry.assembly import open_ledger
 from registry.cli import build_parser, main
 from registry.events import StoredEvent
-from registry.ledger import Ledger
 
 PROJECT = "p"
 OTHER = "q"
@@ -113,7 +113,7 @@ def both(cli: Any) -> Any:
 
 def events_after(url: str, head: int) -> list[StoredEvent]:
     """The events appended after position ``head``."""
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     try:
         return ledger.read(head + 1)
     finally:
@@ -121,7 +121,7 @@ def events_after(url: str, head: int) -> list[StoredEvent]:
 
 
 def head_of(url: str) -> int:
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     try:
         return ledger.head()
     finally:

@@ -24,6 +24,7 @@ from audit.exports import FORMATS, export
 from audit.note import SigningKey
 from audit.reports import build_model_dossier
 from audit.reports.subject import write_subject_report
+from registry.assembly import open_ledger
 from registry.ledger import Ledger
 from tests.test_erasure_canary import _world
 
@@ -63,7 +64,7 @@ def test_no_report_or_export_holds_an_erased_subject(
     tag = uuid.uuid4().hex
     records, planted = _world(store_url, tag, SUBJECTS)
     subject = f"canary-subject-{tag}"
-    ledger = Ledger.open(store_url)
+    ledger = open_ledger(store_url)
     key, _, _ = load_signing_key(store_url, None, create=True)
     pseudo = ledger.pseudonymizer("clinic")
     hidden = [pseudo.subject(subject), *pseudo.records(records)]

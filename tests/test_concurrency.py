@@ -29,6 +29,7 @@ from audit.checkpoints import write_checkpoint
 from audit.note import SigningKey
 from audit.tree import EVENTS, TRAIL, StoredTree
 from audit.verify import verify
+from registry.assembly import open_ledger
 from registry.auth import AccessEntry, read_trail, record_access
 from registry.events import StoredEvent, make_event
 from registry.ids import dataset_id
@@ -70,7 +71,7 @@ def _write(url: str, worker: int, mode: str, start: Any, results: Any) -> None:
     report = Report(worker, mode)
     try:
         if mode == "trail":
-            ledger = Ledger.open(url)
+            ledger = open_ledger(url)
             start.wait(START_TIMEOUT_S)
             try:
                 for batch in range(BATCHES):
@@ -80,7 +81,7 @@ def _write(url: str, worker: int, mode: str, start: Any, results: Any) -> None:
             finally:
                 ledger.close()
         elif mode == "raw":
-            ledger = Ledger.open(url)
+            ledger = open_ledger(url)
             start.wait(START_TIMEOUT_S)
             try:
                 for batch in range(BATCHES):
@@ -144,7 +145,7 @@ def _access(worker: int, resource: str) -> AccessEntry:
 def _pseudonymize(url: str, projects: list[str], start: Any, results: Any) -> None:
     """Process: first use of each project's pseudonym secret, all processes at once."""
     out: list[tuple[str, str]] = []
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     try:
         for project in projects:
             start.wait(START_TIMEOUT_S)
@@ -338,7 +339,7 @@ def test_a_tailing_reader_never_sees_a_gap(
     ledger: Ledger, store_url: str, last_event: LastEvent
 ) -> None:
     ledger.pseudonymizer(PROJECT)
-    reader = Ledger.open(store_url)
+    reader = open_ledger(store_url)
     writers = Writers(store_url)
     seen: list[StoredEvent] = []
     seen_trail: list[dict[str, Any]] = []

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
+from registry.assembly import open_ledger
 from registry.cli import main
 from registry.demo import run_demo
 from registry.events import StoredEvent
-from registry.ledger import Ledger
 from registry.timeutil import to_timestamp
 
 pytest.importorskip("sklearn", reason="the demo needs scikit-learn (pip install 'mlledger[demo]')")
@@ -69,7 +69,7 @@ class Demo:
 
 def read_log(url: str) -> list[StoredEvent]:
     """Every event in the ledger at ``url``."""
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     try:
         return ledger.read()
     finally:

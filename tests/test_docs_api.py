@@ -38,6 +38,7 @@ from registry.api.routers import (
     reports,
     writes,
 )
+from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from tests.apiserver import ApiServer
@@ -257,7 +258,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 @pytest.fixture
 def server_ledger(server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(server.key_file))
-    opened = Ledger.open(server.db)
+    opened = open_ledger(server.db)
     yield opened
     opened.close()
 

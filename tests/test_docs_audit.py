@@ -8,9 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from audit import cli as audit_cli
 from audit.note import Checkpoint, open_note
 from audit.proofs import FORMAT
+from registry.commands import audit as audit_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "audit.md"

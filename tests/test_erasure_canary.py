@@ -23,10 +23,10 @@ from pathlib import Path
 
 import registry
 from audit.purge import find_bytes
+from audit.trail import read_trail
 from audit.verify import verify
-from registry.ledger import Ledger
+from registry.assembly import open_ledger
 from registry.store import open_store
-from registry.trail import read_trail
 from tests.apiserver import ApiServer
 
 SUBJECTS = 2_000
@@ -124,7 +124,7 @@ def test_an_erased_subject_leaves_no_byte_behind(
     tag = uuid.uuid4().hex
     records, planted = _world(store_url, tag)
     subject = f"canary-subject-{tag}"
-    ledger = Ledger.open(store_url)
+    ledger = open_ledger(store_url)
     pseudo = ledger.pseudonymizer("clinic")
     hidden = [pseudo.subject(subject), *pseudo.records(records)]
     raw = [subject, *records, *planted, f"canary-output-{tag}"]

@@ -16,7 +16,7 @@ from typing import Any
 import registry
 from audit import erasure
 from audit.verify import verify
-from registry.ledger import Ledger
+from registry.assembly import open_ledger
 
 CLI = [sys.executable, "-m", "registry.cli"]
 CRASHER = [sys.executable, "-m", "tests.erasecrasher"]
@@ -55,7 +55,7 @@ def mlledger(url: str, *args: str, crash_at: int | None = None) -> subprocess.Co
 
 
 def state(url: str) -> dict[str, Any]:
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     try:
         with ledger.store.read() as conn:
             counts = {
@@ -178,7 +178,7 @@ def test_the_certificate_records_the_purge_the_command_ran(store_url: str, tmp_p
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
     assert outcome["status"] == "erased" and outcome["certificate"] == str(certificate)
-    ledger = Ledger.open(store_url)
+    ledger = open_ledger(store_url)
     try:
         erased = ledger.last_event()
     finally:

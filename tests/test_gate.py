@@ -19,7 +19,7 @@ import pytest
 
 from registry import auth
 from registry.api.gate import RESOURCE_MAX, FailureLimiter, trail_resource
-from registry.ledger import Ledger
+from registry.assembly import open_ledger
 from registry.store import open_store
 from tests.apiserver import ApiServer
 
@@ -53,7 +53,7 @@ def _trail_head(server: ApiServer) -> int:
 
 
 def _log_head(server: ApiServer) -> int:
-    ledger = Ledger.open(server.db)
+    ledger = open_ledger(server.db)
     try:
         return ledger.head()
     finally:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from registry import auth
-from registry.ledger import Ledger
+from registry.assembly import open_ledger
 from registry.store import open_store
 from tests.apiserver import ApiServer
 
@@ -29,7 +29,7 @@ def keys(store_server: ApiServer) -> dict[str, str]:
 
 
 def _head(server: ApiServer) -> int:
-    ledger = Ledger.open(server.db)
+    ledger = open_ledger(server.db)
     try:
         return ledger.head()
     finally:
@@ -37,7 +37,7 @@ def _head(server: ApiServer) -> int:
 
 
 def _newest(server: ApiServer) -> Any:
-    ledger = Ledger.open(server.db)
+    ledger = open_ledger(server.db)
     try:
         return ledger.last_event()
     finally:

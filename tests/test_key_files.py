@@ -34,9 +34,9 @@ from audit.checkpoints import (
     write_checkpoint,
 )
 from audit.note import SigningKey
+from registry.assembly import open_ledger
 from registry.cli import main
 from registry.errors import ConfigError
-from registry.ledger import Ledger
 from registry.sdk import Registry
 from registry.settings import default_key_file, default_signing_key_file, key_directory
 from registry.vault import KeyRing
@@ -101,7 +101,7 @@ def signed_log(store_url: str) -> SigningKey:
 
 
 def head(store_url: str) -> int:
-    ledger = Ledger.open(store_url)
+    ledger = open_ledger(store_url)
     try:
         return ledger.head()
     finally:
@@ -202,7 +202,7 @@ def test_erase_and_verify_from_another_directory_use_the_same_key(
     assert key.name in outcome["checkpoint"]["note"]
     envelope = json.loads(certificate.read_text())
     assert envelope["signatures"][0]["keyid"]
-    ledger = Ledger.open(store_url)
+    ledger = open_ledger(store_url)
     try:
         last = ledger.last_event()
         assert last is not None and last.type == "subject-erased"
@@ -357,7 +357,7 @@ def test_a_master_key_readable_by_others_is_refused(tmp_path: Path, isolated_env
     for loose in (0o644, 0o640, 0o604):
         isolated_env.chmod(loose)
         with pytest.raises(ConfigError) as caught:
-            Ledger.open(url)
+            open_ledger(url)
         assert f"mode {loose:04o}" in str(caught.value)
         assert f"run `chmod 600 {isolated_env}`" in str(caught.value)
     isolated_env.chmod(0o600)

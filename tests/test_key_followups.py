@@ -17,8 +17,8 @@ import registry
 from audit.checkpoints import create_signing_key, load_signing_key, write_checkpoint
 from audit.erasure import pending_erasures
 from audit.note import SigningKey
+from registry.assembly import open_ledger
 from registry.errors import ConfigError
-from registry.ledger import Ledger
 from registry.sdk import Registry
 from registry.settings import default_signing_key_file
 from tests.apiserver import ApiServer
@@ -48,7 +48,7 @@ def signed_log(store_url: str) -> SigningKey:
 
 def last_type(url: str) -> tuple[int, str | None]:
     """The log's head and the type of its last event."""
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     try:
         last = ledger.last_event()
         return ledger.head(), None if last is None else last.type

@@ -47,6 +47,7 @@ from openlineage.client.serde import Serde
 
 from lineage import openlineage as ol
 from lineage import queries
+from registry.assembly import open_ledger
 from registry.errors import Conflict, InvalidNodeId, LedgerError, NotFound
 from registry.events import StoredEvent
 from registry.ids import NodeId, job_id
@@ -1276,7 +1277,7 @@ def test_emit_keeps_openlineage_names_and_round_trips(ledger: Ledger, tmp_path: 
     job_events = [d for d in documents if d["schemaURL"].endswith("JobEvent")]
     assert len(job_events) == 1 and job_events[0]["job"] == load("job_event.json")["job"]
     # Another ledger reading the emitted events rebuilds the same lineage.
-    copy_ledger = Ledger.open(f"sqlite:///{tmp_path}/copy.db")
+    copy_ledger = open_ledger(f"sqlite:///{tmp_path}/copy.db")
     try:
         for doc in documents:
             copy_ledger.append(ol.to_events(copy_ledger, "copy", "importer", doc), first_wins=True)

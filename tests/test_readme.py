@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from registry.assembly import open_ledger
 from registry.errors import Forbidden
-from registry.ledger import Ledger
 from tests.apiserver import ApiServer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -30,7 +30,7 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     (code,) = blocks("python")
     monkeypatch.chdir(tmp_path)  # the default database is ./.mlledger/ledger.db
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})
-    ledger = Ledger.open(f"sqlite:///{tmp_path}/.mlledger/ledger.db")
+    ledger = open_ledger(f"sqlite:///{tmp_path}/.mlledger/ledger.db")
     try:
         event = ledger.last_event()
         assert event is not None and event.type == "predictions-logged"
@@ -76,7 +76,7 @@ def test_every_shell_line_runs_on_the_quickstart_ledger(
         assert "Traceback" not in done.stderr, line
         if line.startswith("mlledger"):
             assert done.stdout.strip(), line
-    ledger = Ledger.open(f"sqlite:///{tmp_path}/.mlledger/ledger.db", create=False)
+    ledger = open_ledger(f"sqlite:///{tmp_path}/.mlledger/ledger.db", create=False)
     try:
         types = [e.type for e in ledger.tail()]
     finally:

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import registry
 from registry import tracing
+from registry.assembly import open_ledger
 from registry.canonical import canonical_text, leaf_hash
 from registry.events import canonical_event, make_event
 from registry.ledger import Ledger
@@ -131,7 +132,7 @@ def test_events_appended_inside_a_span_carry_its_trace_id(spans: Spans, sdk: Reg
 
 
 def test_the_ledger_stamps_events_built_without_a_trace_id(spans: Spans, tmp_path: Path) -> None:
-    ledger = Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
+    ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
     try:
         with spans.tracer.start_as_current_span("job") as job:
             ledger.append([dataset_event("a"), dataset_event("b", trace_id="f" * 32)])
@@ -154,7 +155,7 @@ def test_without_a_span_events_have_no_trace_id(sdk: Registry) -> None:
 
 def test_a_remote_parent_is_stamped_with_tracing_off(tmp_path: Path) -> None:
     assert not tracing.enabled()
-    ledger = Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
+    ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
     token = otel_context.attach(tracing.extract({"traceparent": TRACEPARENT}))
     try:
         assert tracing.current_trace_id() == TRACE

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from registry import trail
+from audit import trail
+from audit.trail import AccessEntry, TrailJournal, read_trail
 from registry.store import Store, open_store
-from registry.trail import AccessEntry, TrailJournal, read_trail
 from tests.apiserver import ApiServer
 
 

@@ -39,9 +39,9 @@ from audit.checkpoints import origin, write_checkpoint
 from audit.exports.scope import Progress, Scope
 from audit.note import NoteError, SigningKey, VerifierKey, verify_checkpoint
 from audit.outdir import new_or_empty
+from audit.trail import fold_trail
 from registry.errors import IntegrityViolation, LedgerError
 from registry.timeutil import now
-from registry.trail import fold_trail
 from registry.wording import counted
 
 if TYPE_CHECKING:

@@ -32,6 +32,7 @@ from audit.note import verify_checkpoint
 from audit.outdir import new_or_empty
 from audit.proofs import make_bundle
 from audit.reports.render import MarkdownText, lineage_svg, md_code, md_text, volume_svg
+from lineage.graph import graph_of
 from lineage.queries import TRAINING_EDGES, relation, resolve_model, training_depths
 from registry.errors import NotFound
 from registry.ids import kind_of
@@ -185,7 +186,7 @@ def _gather(ledger: Ledger, project: str, model: str) -> dict[str, Any]:
                     "error_type": r[11],
                 }
                 run_events = _events(raw, r[0], ("run-started", "run-completed", "run-failed"))
-        graph = ledger.graph.current(conn)
+        graph = graph_of(ledger).current(conn)
         distance, edges = _upstream(graph, model) if model in graph else ({model: 0}, [])
         # Depth as trained-on counts it: steps of data flow, 1 for what the training
         # run read (docs/concepts.md, "Depth").

@@ -10,7 +10,7 @@
   ``project-access-revoked``) records which project lets which other project use
   and read its dataset and model versions. No grant event predates this revision,
   so the catalogue's tracking position stands.
-- The access trail gets its own commit path (``registry.trail``): entries are made
+- The access trail gets its own commit path (``audit.trail``): entries are made
   durable in a journal without the log's append lock and folded into
   ``access_trail`` later. ``trail_pending`` is that journal on PostgreSQL (SQLite
   keeps it in a file of its own: one SQLite file has one writer), and

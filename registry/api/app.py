@@ -31,6 +31,7 @@ from registry.api.routers import (
     reports,
     writes,
 )
+from registry.assembly import open_ledger
 from registry.ledger import Ledger
 from registry.settings import Settings
 
@@ -54,7 +55,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ledger = ledger if ledger is not None else Ledger.open(db)
+        app.state.ledger = ledger if ledger is not None else open_ledger(db)
         app.state.trail = auth.TrailRecorder(app.state.ledger.store)
         checkpointer = _checkpointer(app.state.ledger) if checkpoints else None
         app.state.checkpointer = checkpointer

@@ -451,7 +451,7 @@ class ProjectGrant(SQLModel, table=True):
 
 class TrailPending(SQLModel, table=True):
     """A trail entry made durable but not yet folded into ``access_trail``
-    (``registry.trail``; PostgreSQL: SQLite keeps this journal in a file of its own)."""
+    (``audit.trail``; PostgreSQL: SQLite keeps this journal in a file of its own)."""
 
     __tablename__ = "trail_pending"
     id: int | None = Field(

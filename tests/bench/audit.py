@@ -50,11 +50,12 @@ from audit.note import SigningKey
 from audit.proofs import make_bundle, verify_bundle
 from audit.tree import EVENTS, StoredTree
 from audit.verify import verify
-from lineage.projections import PROJECTIONS, ProjectionRunner
 from registry import auth
+from registry.assembly import PROJECTIONS, open_ledger
 from registry.events import make_event
 from registry.ids import new_id
 from registry.ledger import Ledger
+from registry.projection import ProjectionRunner
 from registry.sdk import connect
 from tests.bench.run import _fresh, _latency, run_events
 
@@ -66,7 +67,7 @@ KEY_NAME = "bench.mlledger.local/audit"
 
 def _open(url: str, tree: bool) -> Ledger:
     """A ledger over ``url``; without ``tree`` its runner leaves the events' tree out."""
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     if not tree:
         ledger.runner = ProjectionRunner([p for p in PROJECTIONS if p.name != "merkle"])
     ledger.head()  # open the connection before anything is timed

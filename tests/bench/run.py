@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from registry.assembly import open_ledger
 from registry.events import make_event
 from registry.ids import new_id
-from registry.ledger import Ledger
 from registry.sdk import connect
 from registry.store.schema import T
 
@@ -177,7 +177,7 @@ def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[st
 
 def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
     url = _fresh(work, "graph")
-    ledger = Ledger.open(url)
+    ledger = open_ledger(url)
     project = "bench"
     n_datasets, n_runs = 100, max(100, int(10_000 * scale))
     events, datasets = [], []

@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
+from audit.trail import fold_trail
 from registry.store import open_store
 from registry.store.raw import Raw
-from registry.trail import fold_trail
 from tests.apiserver import ApiServer
 
 PROJECT = "bench"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit.cli import EXIT_INVALID, _verifier
+from registry.commands.audit import EXIT_INVALID, _verifier
 from registry.errors import LedgerError
 from registry.wording import counted
 

@@ -1,0 +1,3 @@
+"""Subcommands of the ``mlledger`` command line that ``registry.cli`` gathers: the
+audit commands (``audit``) and the compliance commands (``report``, ``export``).
+Interfaces, like the API: they may use every layer below them."""
