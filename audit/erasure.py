@@ -31,19 +31,29 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from audit.certificate import make_certificate
+from audit.checkpoints import load_signing_key, write_checkpoint
 from audit.leaves import leaves, redactions
+from audit.proofs import make_bundle
+from audit.purge import attested
+from audit.purge import purge as purge_store
 from audit.tree import EVENTS
 from lineage.graph import graph_of
+from lineage.queries import _descendants
 from registry.canonical import canonical_text, leaf_hash
 from registry.errors import EventRejected, IntegrityViolation, LedgerError, NotFound
 from registry.events import REMEDIATION_STATUSES, NewEvent, canonical_event, make_event
 from registry.ids import kind_of, new_id, subject_id
-from registry.payloads import digest, redact_predictions
+from registry.lazy import lazy_import
+from registry.settings import Settings
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
 
 if TYPE_CHECKING:
+    from registry import payloads
     from registry.ledger import Ledger
+else:
+    payloads = lazy_import("registry.payloads")  # pyarrow, only for erasures with predictions
 
 CHUNK = 500
 DEFAULT_STATUS, RETAINED = REMEDIATION_STATUSES
@@ -140,8 +150,6 @@ def _epochs(raw: Raw) -> list[int]:
 
 def make_plan(ledger: Ledger, conn: Connection, project: str, subject: str) -> Plan:
     """The cascade of erasing the subject with pseudonym ``subject``, read in ``conn``."""
-    from lineage.queries import _descendants
-
     raw = Raw(conn)
     pseudo = ledger.pseudonymizer(project)
     # No DISTINCT: with it, SQLite prefers the (project, record) index and scans the project.
@@ -512,7 +520,7 @@ def _redact(conn: Connection, plan: Plan, erased_pos: int) -> list[dict[str, Any
                 if before is not None and before.payload_digest
                 else json.loads(body_json)["payload_digest"]
             )
-            if digest(bytes(payload)) != wanted_payload:
+            if payloads.digest(bytes(payload)) != wanted_payload:
                 raise IntegrityViolation(
                     f"refusing to erase: the payload at position {position} does not match "
                     "its digest (run `mlledger audit verify`)"
@@ -529,7 +537,7 @@ def _redact(conn: Connection, plan: Plan, erased_pos: int) -> list[dict[str, Any
         elif type_ == "subject-data-stored":
             new_entity = subject_id(project, plan.reference)
         elif type_ == "predictions-logged":
-            new_payload, _rows = redact_predictions(bytes(payload), erased)
+            new_payload, _rows = payloads.redact_predictions(bytes(payload), erased)
         new_body, _ = canonical_text(body)
         refs = json.loads(refs_json)
         new_leaf = leaf_hash(
@@ -548,7 +556,7 @@ def _redact(conn: Connection, plan: Plan, erased_pos: int) -> list[dict[str, Any
                 trace_id,
             )
         )
-        new_digest = digest(new_payload) if new_payload is not None else None
+        new_digest = payloads.digest(new_payload) if new_payload is not None else None
         raw.run(
             "INSERT INTO redactions (position, erased_pos, leaf, payload_digest) "
             "VALUES (?, ?, ?, ?)",
@@ -718,9 +726,6 @@ def erase_many(
 def signing_key(ledger: Ledger) -> Any:
     """The log's signing key (``MLLEDGER_SIGNING_KEY`` or beside the database), made on
     first use: it signs the checkpoint and the certificate of each erasure."""
-    from audit.checkpoints import load_signing_key
-    from registry.settings import Settings
-
     key, _, _ = load_signing_key(ledger.store.url, Settings().signing_key, create=True)
     return key
 
@@ -733,8 +738,6 @@ def finish(ledger: Ledger, outcome: Outcome, *, purge: bool = True, sign: bool =
     if outcome.status not in ("erased", "resumed"):
         return outcome
     if purge:
-        from audit.purge import purge as purge_store
-
         outcome.purge = purge_store(ledger.store).as_dict()
     if sign:
         outcome.checkpoint = checkpoint(ledger)
@@ -743,8 +746,6 @@ def finish(ledger: Ledger, outcome: Outcome, *, purge: bool = True, sign: bool =
 
 def checkpoint(ledger: Ledger) -> dict[str, Any]:
     """Sign a checkpoint of the events log if it grew since the last one; return it."""
-    from audit.checkpoints import write_checkpoint
-
     signed, _ = write_checkpoint(ledger.store, signing_key(ledger), "events", min_growth=1)
     return {"seq": signed.seq, "size": signed.size, "note": signed.note}
 
@@ -762,10 +763,6 @@ def certificate(
     attested``). Without it the certificate's ``purge`` is null: the ledger keeps no
     record of purges, so a certificate made later attests none.
     """
-    from audit.certificate import make_certificate
-    from audit.proofs import make_bundle
-    from audit.purge import attested
-
     claimed = None if purge is None else attested(purge)
 
     with ledger.store.read() as conn:
