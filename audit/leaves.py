@@ -8,7 +8,6 @@ edited, any row renumbered and any leaf hash rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -18,12 +17,11 @@ from sqlalchemy import Connection
 from audit.merkle import node_hash
 from audit.trail import TRAIL_FIELDS
 from audit.tree import EVENTS, TRAIL, TreeSpec
-from registry.canonical import canonical_text
+from registry.canonical import EMPTY_ROOT, canonical_text, leaf_hash
 from registry.events import canonical_event
 from registry.store.raw import Raw
 
 CHUNK = 10_000
-_EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _EVENT_COLUMNS = (
     "position, event_id, type, schema_version, project, entity, actor, occurred_at, "
@@ -96,7 +94,7 @@ class CompactRange:
 
     def root(self) -> bytes:
         if not self._stack:
-            return _EMPTY_ROOT
+            return EMPTY_ROOT
         value = self._stack[-1][1]
         for _, left in reversed(self._stack[:-1]):
             value = node_hash(left, value)
@@ -141,13 +139,12 @@ def leaves(
         sql += f" AND {spec.index} < ?"
     sql += f" ORDER BY {spec.index} LIMIT {CHUNK}"
     raw = Raw(conn)
-    sha256 = hashlib.sha256
     while True:
         rows = raw.all(sql, (start,) if stop is None else (start, stop))
         redacted = redactions(conn, start, int(rows[-1][0]) + 1) if events and rows else {}
         for row in rows:
             try:
-                computed: bytes | None = sha256(b"\x00" + entry(row)).digest()
+                computed: bytes | None = leaf_hash(entry(row))
             except (TypeError, ValueError, AttributeError):
                 computed = None
             if not events:

@@ -66,6 +66,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from registry.canonical import EMPTY_ROOT, NODE_PREFIX, leaf_hash, node_hash
+
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
@@ -97,27 +99,14 @@ HASH_SIZE = 32
 #: ``(level, index)``: the perfect subtree over leaves ``[index << level, (index + 1) << level)``.
 Node = tuple[int, int]
 
-#: MTH of the empty list: SHA-256 of the empty string.
-EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 #: Sizes and indices are 64-bit, as in RFC 9162.
 _MAX_COUNT = (1 << 64) - 1
 
-_LEAF_PREFIX = b"\x00"
-_NODE_PREFIX = b"\x01"
-
 
 # --------------------------------------------------------------------------- hashing
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """Return ``SHA-256(0x00 || data)``, the hash of one log entry."""
-    return hashlib.sha256(_LEAF_PREFIX + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """Return ``SHA-256(0x01 || left || right)``, the hash of an inner node."""
-    return hashlib.sha256(_NODE_PREFIX + left + right).digest()
+# ``leaf_hash``, ``node_hash`` and ``EMPTY_ROOT`` are the ledger's own
+# (``registry.canonical``), re-exported here with the rest of the tree's arithmetic.
 
 
 def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
@@ -144,7 +133,8 @@ def _pair_up(level: list[bytes]) -> list[bytes]:
     """Return the parents of ``level[0:2]``, ``level[2:4]``, ... (a lone last node is dropped)."""
     sha = hashlib.sha256
     pairs = iter(level)
-    return [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
+    prefix = NODE_PREFIX
+    return [sha(prefix + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
 
 
 def fold(hashes: Sequence[bytes]) -> bytes:
@@ -159,7 +149,7 @@ def fold(hashes: Sequence[bytes]) -> bytes:
     sha = hashlib.sha256
     h = hashes[-1]
     for i in range(len(hashes) - 2, -1, -1):
-        h = sha(_NODE_PREFIX + hashes[i] + h).digest()
+        h = sha(NODE_PREFIX + hashes[i] + h).digest()
     return h
 
 
@@ -450,13 +440,13 @@ def root_from_inclusion_proof(
         if sn == 0:
             raise ValueError("inclusion proof is too long")
         if fn & 1 or fn == sn:
-            r = sha(_NODE_PREFIX + p + r).digest()
+            r = sha(NODE_PREFIX + p + r).digest()
             # If LSB(fn) is not set, shift until it is or fn is 0.
             while not fn & 1 and fn != 0:
                 fn >>= 1
                 sn >>= 1
         else:
-            r = sha(_NODE_PREFIX + r + p).digest()
+            r = sha(NODE_PREFIX + r + p).digest()
         fn >>= 1
         sn >>= 1
     if sn != 0:
@@ -537,13 +527,13 @@ def verify_consistency(
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
-            fr = sha(_NODE_PREFIX + c + fr).digest()
-            sr = sha(_NODE_PREFIX + c + sr).digest()
+            fr = sha(NODE_PREFIX + c + fr).digest()
+            sr = sha(NODE_PREFIX + c + sr).digest()
             while not fn & 1 and fn != 0:
                 fn >>= 1
                 sn >>= 1
         else:
-            sr = sha(_NODE_PREFIX + sr + c).digest()
+            sr = sha(NODE_PREFIX + sr + c).digest()
         fn >>= 1
         sn >>= 1
     # 7. Both roots must match and the path must have been used up exactly.
@@ -584,7 +574,7 @@ def extend(
         pos += 1
         while levels and levels[-1] == level:
             levels.pop()
-            h = sha(_NODE_PREFIX + hashes.pop() + h).digest()
+            h = sha(NODE_PREFIX + hashes.pop() + h).digest()
             level += 1
             index >>= 1
             created[(level, index)] = h

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -202,7 +201,7 @@ def verify_bundle(bundle: Any, key: VerifierKey, trusted: str | None = None) -> 
     elif not isinstance(text, str):
         raise ProofError("the bundle holds no entry")
     else:
-        leaf = hashlib.sha256(b"\x00" + text.encode("utf-8")).digest()
+        leaf = merkle.leaf_hash(text.encode("utf-8"))
         if _hashes([bundle.get("leaf_hash")], "leaf_hash")[0] != leaf:
             raise ProofError("the entry does not hash to leaf_hash: the entry was changed")
     try:

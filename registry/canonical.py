@@ -102,14 +102,20 @@ def loads(text: str | bytes) -> Any:
     return _DECODER.decode(text if isinstance(text, str) else text.decode("utf-8"))
 
 
+#: RFC 9162 hash of the empty tree: SHA-256 of the empty string.
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+
+
 def leaf_hash(canonical: bytes) -> bytes:
     """RFC 6962 leaf hash: SHA-256(0x00 || entry)."""
-    return hashlib.sha256(b"\x00" + canonical).digest()
+    return hashlib.sha256(LEAF_PREFIX + canonical).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 6962 interior node hash: SHA-256(0x01 || left || right)."""
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
 
 
 # --- what the stores can hold ---------------------------------------------------------
