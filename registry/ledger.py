@@ -125,7 +125,7 @@ class Ledger:
         head = raw.scalar("SELECT MAX(position) FROM events")
         head = -1 if head is None else int(head)
         tracked = self.runner.positions(conn)
-        if min(tracked.values()) < head:  # a projection lags (new, or emptied): catch up
+        if min(tracked.values(), default=head) < head:  # a projection lags: catch up
             self.runner.catch_up(conn, head, tracked)
             tracked = self.runner.positions(conn)
         known: dict[tuple[str, str], tuple[int, tuple[object, ...] | NewEvent]] = dict(
