@@ -6,8 +6,8 @@ import os
 import sys
 
 from registry.assembly import open_ledger
+from registry.errors import NoLedger
 from registry.settings import normalise_url, shown_url
-from registry.store import NoLedger
 
 SWITCH_INTERVAL_S = 0.0005
 

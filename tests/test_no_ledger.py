@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 import registry
-from registry.store import NoLedger
+from registry.errors import NoLedger
 from tests.apiserver import ApiServer
 from tests.pgserver import PostgresServer
 
