@@ -660,8 +660,9 @@ def cmd_access_trail(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from registry.errors import NoLedger
     from registry.settings import key_directory, normalise_url, shown_url
-    from registry.store import NoLedger, Store, opened
+    from registry.store import Store, opened
 
     url = normalise_url(args.db)
     try:
