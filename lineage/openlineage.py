@@ -50,11 +50,10 @@ from registry.timeutil import FORMAT, stored_form, to_timestamp
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from registry.ledger import Ledger
 else:
     nx = lazy_import("networkx")  # loaded when first used: not for every command
-
-if TYPE_CHECKING:
-    from registry.ledger import Ledger
 
 Kind = Literal["RunEvent", "DatasetEvent", "JobEvent"]
 

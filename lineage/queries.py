@@ -27,11 +27,10 @@ from registry.tracing import annotate, traced
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from registry.ledger import Ledger
 else:
     nx = lazy_import("networkx")  # loaded when first used: not for every command
-
-if TYPE_CHECKING:
-    from registry.ledger import Ledger
 
 Direction = Literal["upstream", "downstream", "both"]
 CHUNK = 500
