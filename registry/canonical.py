@@ -165,7 +165,7 @@ def json_problem(
         why = text_problem(value, nul=False)
         return None if why is None else ("", why)
     if isinstance(value, int | float):
-        why = _number_problem(value) if numbers else None
+        why = number_problem(value) if numbers else None
         return None if why is None else ("", why)
     if not isinstance(value, dict | list | tuple):
         return None
@@ -188,7 +188,7 @@ def json_problem(
         if item is None or item is True or item is False:
             continue
         if isinstance(item, int | float):
-            why = _number_problem(item) if numbers else None
+            why = number_problem(item) if numbers else None
             if why is not None:
                 return str(index), why
             continue
@@ -198,7 +198,9 @@ def json_problem(
     return None
 
 
-def _number_problem(value: float) -> str | None:
+def number_problem(value: float) -> str | None:
+    """Why a number cannot be stored (NaN, ±Infinity, an integer beyond ±(2^53-1), which
+    a double would round), or None when it can."""
     if isinstance(value, float):
         return None if math.isfinite(value) else not_finite(value)
     return None if -_SAFE <= value <= _SAFE else too_large(value)

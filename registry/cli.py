@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from registry.commands import DB_HELP
 from registry.commands import audit as audit_cli
 from registry.commands import compliance as compliance_cli
 from registry.errors import IntegrityViolation, LedgerError, NotFound
@@ -37,9 +38,7 @@ def _common(
     json_flag: bool = True,
     project_help: str = "project (default: MLLEDGER_PROJECT or 'default')",
 ) -> None:
-    parser.add_argument(
-        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
-    )
+    parser.add_argument("--db", help=DB_HELP)
     parser.add_argument("--project", help=project_help)
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -87,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
             "'mlledger demo' and a first write (keys create, grants add) also create one."
         ),
     )
-    p.add_argument(
-        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
-    )
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser(
@@ -266,9 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the HTTP API (docs/api.md) under uvicorn, signing checkpoints as "
         "the log grows; requests need an API key (mlledger keys create).",
     )
-    p.add_argument(
-        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
-    )
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
@@ -303,9 +298,7 @@ def _positive(text: str) -> int:
 def _access_options(parser: argparse.ArgumentParser, *, project_help: str | None) -> None:
     """``--db``, ``--json`` and (with help text) ``--project``, which here never defaults
     to ``MLLEDGER_PROJECT``: a key or a filter names its project on purpose."""
-    parser.add_argument(
-        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
-    )
+    parser.add_argument("--db", help=DB_HELP)
     if project_help is not None:
         parser.add_argument("--project", help=project_help)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from registry.canonical import NUL_MESSAGE, json_problem, printable, text_problem, too_large
+from registry.canonical import NUL_MESSAGE, json_problem, number_problem, printable, text_problem
 from registry.errors import FieldError, InvalidNodeId, LedgerError
 from registry.ids import Kind, NodeId, check_name, new_id
 from registry.limits import (
@@ -268,8 +268,9 @@ class Metric(Part):
     @field_validator("value", mode="before")
     @classmethod
     def _exact(cls, value: Any) -> Any:
-        if type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise ValueError(too_large(value))  # a double would round it
+        why = number_problem(value) if type(value) is int else None
+        if why is not None:  # a double would round it
+            raise ValueError(why)
         return value
 
     @field_validator("value")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from registry.canonical import canonical_text, json_problem, not_finite, text_problem, too_large
+from registry.canonical import canonical_text, json_problem, number_problem, text_problem
 from registry.errors import ConfigError, EventRejected, FieldError, LedgerError
 from registry.events import INTERNAL_TYPES, NewEvent, make_event
 from registry.ids import subject_id
@@ -506,11 +506,11 @@ def _prepare_predictions(item: Predictions) -> tuple[list[int], list[str], list[
     texts = []
     for i, value in enumerate(item.outputs):
         kind = type(value)
-        if kind is float and not math.isfinite(value):
-            raise FieldError(f"body.outputs.{i}", not_finite(value))
-        if kind is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise FieldError(f"body.outputs.{i}", too_large(value))
-        if kind is not float and kind is not int:
+        if kind is float or kind is int:  # the common case, without a walk
+            why = number_problem(value)
+            if why is not None:
+                raise FieldError(f"body.outputs.{i}", why)
+        else:
             found = json_problem(value)
             if found is not None:
                 raise FieldError(_under(f"body.outputs.{i}", found[0]), found[1])

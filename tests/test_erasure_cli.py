@@ -103,16 +103,7 @@ def test_erase_one_subject_with_a_certificate_checked_offline(
     last = state(store_url)
     assert last["types"][-2:] == ["subject-erasure-requested", "subject-erased"]
 
-    key = tmp_path / "public.key"
-    exported = subprocess.run(
-        [*CLI, "audit", "public-key", "--out", str(key)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "MLLEDGER_DB": store_url},
-    )
-    assert exported.returncode == 0, exported.stderr
+    key = _public_key(store_url, tmp_path)
     checked = subprocess.run(
         [*CLI, "audit", "verify-certificate", str(certificate), "--public-key", str(key)],
         capture_output=True,
@@ -146,9 +137,9 @@ def _predicate(certificate: Path) -> dict[str, Any]:
     return dict(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
 
 
-def _verify_certificate(url: str, certificate: Path, tmp_path: Path) -> tuple[int, Any]:
-    """``mlledger audit verify-certificate --json`` with the log's public key: exit code
-    and the JSON it printed."""
+def _public_key(url: str, tmp_path: Path) -> Path:
+    """The log's public key, exported once into ``tmp_path`` with ``mlledger audit
+    public-key``."""
     key = tmp_path / "public.key"
     if not key.exists():
         exported = subprocess.run(
@@ -160,6 +151,13 @@ def _verify_certificate(url: str, certificate: Path, tmp_path: Path) -> tuple[in
             env={**os.environ, "MLLEDGER_DB": url},
         )
         assert exported.returncode == 0, exported.stderr
+    return key
+
+
+def _verify_certificate(url: str, certificate: Path, tmp_path: Path) -> tuple[int, Any]:
+    """``mlledger audit verify-certificate --json`` with the log's public key: exit code
+    and the JSON it printed."""
+    key = _public_key(url, tmp_path)
     command = ["audit", "verify-certificate", str(certificate), "--public-key", str(key)]
     checked = subprocess.run(
         [*CLI, *command, "--json"],
@@ -234,9 +232,7 @@ def test_a_purge_skipped_is_said_and_run_later_with_erase_purge(
     done = mlledger(store_url, "erase", "person-5", "--no-purge", "--certificate", str(certificate))
     assert done.returncode == 0, done.stderr
     assert "purge: none recorded" in done.stdout
-    key = tmp_path / "public.key"
-    subprocess.run([*CLI, "audit", "public-key", "--out", str(key)], check=True, timeout=60,
-                   capture_output=True, env={**os.environ, "MLLEDGER_DB": store_url})  # fmt: skip
+    key = _public_key(store_url, tmp_path)
     checked = subprocess.run(
         [*CLI, "audit", "verify-certificate", str(certificate), "--public-key", str(key)],
         capture_output=True, text=True, timeout=60, check=False,

@@ -9,7 +9,6 @@ so that SQLite and PostgreSQL accept exactly the same requests.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -27,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from registry.canonical import MAX_DEPTH, json_problem, text_problem, too_large
+from registry.canonical import MAX_DEPTH, json_problem, number_problem, text_problem
 from registry.errors import LedgerError
 from registry.events import CATALOGUE
 from registry.intake import key_problem
@@ -443,17 +442,16 @@ class DeploymentRetire(Strict):
 
 def _exact(value: Any) -> Any:
     """An integer a double holds exactly (a metric is one); others are refused."""
-    if type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        raise PydanticCustomError("number", too_large(value))
+    why = number_problem(value) if type(value) is int else None
+    if why is not None:
+        raise PydanticCustomError("number", why)
     return value
 
 
 def _outputs(value: list[Any]) -> list[Any]:
     for index, output in enumerate(value):
         kind = type(output)
-        if (kind is int and -MAX_SAFE_INTEGER <= output <= MAX_SAFE_INTEGER) or (
-            kind is float and math.isfinite(output)
-        ):
+        if (kind is int or kind is float) and number_problem(output) is None:
             continue  # the common case, without a walk
         found = json_problem(output)
         if found is not None:

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from registry.commands import DB_HELP
 from registry.errors import ConfigError
 from registry.wording import counted
 
@@ -25,9 +26,7 @@ TREES = ("events", "access")
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
-    )
+    parser.add_argument("--db", help=DB_HELP)
 
 
 def _json(parser: argparse.ArgumentParser) -> None:

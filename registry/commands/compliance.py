@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from registry.commands import DB_HELP
 from registry.commands.audit import EXIT_INVALID, _verifier
 from registry.errors import LedgerError
 from registry.wording import counted
@@ -26,9 +27,7 @@ FORMATS = ("parquet", "openlineage", "prov")
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", help="database URL or SQLite file (default: MLLEDGER_DB or ./.mlledger/ledger.db)"
-    )
+    parser.add_argument("--db", help=DB_HELP)
 
 
 def _key(parser: argparse.ArgumentParser) -> None:
