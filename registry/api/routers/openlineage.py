@@ -67,7 +67,7 @@ def _schemas() -> dict[str, dict[str, Any]]:
     }
     where = {"run": "OpenLineage.Run", "dataset": "OpenLineage.Dataset"}
     member = {"run": "facets", "dataset": "facets", "output": "outputFacets"}
-    for container, files in openlineage._CHECKED_FACETS.items():
+    for container, files in openlineage.CHECKED_FACETS.items():
         owner = where.get(container, "OpenLineage.OutputDataset")
         facets = _facet_map(schemas[owner], member[container])
         for key, file in files.items():

@@ -1,0 +1,416 @@
+"""The Marquez-shaped lineage read model: a project's catalogue grouped into
+Marquez's nodes (datasets and jobs) and the edges between them, and the answer
+``marquez_graph`` gives in the shape of Marquez's ``GET /api/v1/lineage``."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from lineage.graph import graph_of
+from lineage.openlineage.naming import (
+    dataset_key,
+    deployment_key,
+    deployment_run,
+    model_key,
+    run_key,
+    tags_of,
+    uuid_of,
+)
+from registry.errors import InvalidNodeId, NotFound
+from registry.ids import check_name
+from registry.store.raw import Raw
+from registry.timeutil import FORMAT, stored_form
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from registry.ledger import Ledger
+
+NodeType = Literal["DATASET", "JOB"]
+_STATES = {"running": "RUNNING", "completed": "COMPLETED", "failed": "FAILED"}
+# The lineage edges kinds that join Marquez nodes: dataset -> job (read, served), job ->
+# dataset (written).
+_EDGE_KINDS = ("input", "output", "serves")
+
+
+def _marquez_id(node_type: NodeType, key: tuple[str, str]) -> str:
+    return f"{'dataset' if node_type == 'DATASET' else 'job'}:{key[0]}:{key[1]}"
+
+
+@dataclass
+class _Node:
+    type: NodeType
+    key: tuple[str, str]
+    kind: str  # dataset, model, job, deployment
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return _marquez_id(self.type, self.key)
+
+
+@dataclass
+class _Project:
+    """A project's catalogue grouped into Marquez's nodes, and the edges between them."""
+
+    project: str
+    nodes: dict[str, _Node] = field(default_factory=dict)
+    of: dict[str, str] = field(default_factory=dict)  # mlledger node id -> Marquez node id
+    edges: set[tuple[str, str]] = field(default_factory=set)
+    versions: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # id -> ns,name,v
+    run_io: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # run -> in/out
+
+    def _add(
+        self, node_type: NodeType, key: tuple[str, str], kind: str, row: dict[str, Any], member: str
+    ) -> None:
+        node_id = _marquez_id(node_type, key)
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self.nodes[node_id] = _Node(node_type, key, kind)
+        node.rows.append(row)
+        self.of[member] = node_id
+
+    def _version(self, kind: str, key: tuple[str, str], row: dict[str, Any]) -> None:
+        """Add a dataset or model version (``row["id"]``) to its DATASET node."""
+        self._add("DATASET", key, kind, row, row["id"])
+        self.versions[row["id"]] = (*key, row["version"])
+
+    @classmethod
+    def load(cls, conn: Any, project: str, graph: nx.MultiDiGraph) -> _Project:
+        """The project's catalogue, read through ``conn``, with the edges of ``graph``."""
+        raw = Raw(conn)
+        world = cls(project)
+        world._load_datasets(raw)
+        world._load_models(raw)
+        world._load_runs(raw)
+        world._load_deployments(raw)
+        world._link(graph)
+        return world
+
+    def _load_datasets(self, raw: Raw) -> None:
+        project = self.project
+        for node, name, version, schema, tags, at, produced_by in raw.all(
+            "SELECT id, name, version, schema, tags, registered_at, produced_by "
+            "FROM cat_datasets WHERE project = ? ORDER BY position",
+            (project,),
+        ):
+            row = {
+                "id": node,
+                "version": version,
+                "at": at,
+                "produced_by": produced_by,
+                "schema": None if schema is None else json.loads(schema),
+            }
+            self._version("dataset", dataset_key(project, name, tags_of(tags)), row)
+
+    def _load_models(self, raw: Raw) -> None:
+        for node, name, version, at, run in raw.all(
+            "SELECT id, name, version, registered_at, run FROM cat_models "
+            "WHERE project = ? ORDER BY position",
+            (self.project,),
+        ):
+            row = {"id": node, "version": version, "at": at, "produced_by": run, "schema": None}
+            self._version("model", model_key(self.project, name), row)
+
+    def _load_runs(self, raw: Raw) -> None:
+        for node, job, tags, status, params, parent, started, ended, error in raw.all(
+            "SELECT id, job, tags, status, params, parent_run, started_at, ended_at, error_type "
+            "FROM cat_runs WHERE project = ? ORDER BY position",
+            (self.project,),
+        ):
+            row = {
+                "id": node,
+                "status": status,
+                "params": json.loads(params),
+                "parent": parent,
+                "started": started,
+                "ended": ended,
+                "error": error,
+            }
+            self._add("JOB", run_key(self.project, job, tags_of(tags)), "job", row, node)
+
+    def _load_deployments(self, raw: Raw) -> None:
+        for node, name, served, created, updated, position in raw.all(
+            "SELECT id, name, served, created_at, updated_at, position FROM cat_deployments "
+            "WHERE project = ? ORDER BY created_at, id",
+            (self.project,),
+        ):
+            row = {
+                "id": node,
+                "served": json.loads(served),
+                "created": created,
+                "updated": updated,
+                "position": position,
+            }
+            self._add("JOB", deployment_key(self.project, name), "deployment", row, node)
+
+    def _link(self, graph: nx.MultiDiGraph) -> None:
+        """The edges between the nodes, and each run's inputs and outputs."""
+        for member, node_id in self.of.items():
+            if member not in graph:
+                continue
+            for _src, dst, data in graph.out_edges(member, data=True):
+                if data["kind"] not in _EDGE_KINDS or dst not in self.of:
+                    continue
+                self.edges.add((node_id, self.of[dst]))
+                if data["kind"] == "input":
+                    self.run_io.setdefault(dst, {}).setdefault("in", []).append(member)
+                elif data["kind"] == "output":
+                    self.run_io.setdefault(member, {}).setdefault("out", []).append(dst)
+
+    def find(self, node_type: NodeType, rest: str) -> _Node | None:
+        """The node ``<namespace>:<name>`` names, trying each ':' as the separator."""
+        for i, char in enumerate(rest):
+            if char == ":":
+                node = self.nodes.get(_marquez_id(node_type, (rest[:i], rest[i + 1 :])))
+                if node is not None:
+                    return node
+        return None
+
+
+def _parse_marquez(node_id: str) -> tuple[NodeType, str]:
+    expected = (
+        "expected 'dataset:<namespace>:<name>' or 'job:<namespace>:<name>' "
+        "(the namespace may itself contain ':')"
+    )
+    if not isinstance(node_id, str) or ":" not in node_id:
+        raise InvalidNodeId(f"node id {node_id!r} is not a Marquez node id: {expected}")
+    prefix, rest = node_id.split(":", 1)
+    if prefix not in ("dataset", "job") or ":" not in rest:
+        raise InvalidNodeId(f"node id {node_id!r} is not a Marquez node id: {expected}")
+    return ("DATASET" if prefix == "dataset" else "JOB"), rest
+
+
+def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -> dict[str, Any]:
+    """The lineage around a dataset or job of ``project``, shaped as Marquez's
+    ``GET /api/v1/lineage?nodeId=...&depth=...`` answers it.
+
+    Nodes are datasets (dataset versions grouped by OpenLineage namespace and
+    name; native ones in the project's namespace; model versions as
+    ``model/<name>``) and jobs (runs grouped by job; deployments as
+    ``deployment/<name>``). Edges go dataset -> job (read, or served) and job ->
+    dataset (written). The walk follows edges both ways up to ``depth`` hops; a
+    job found brings all its datasets. Nodes are sorted by id, edges by origin
+    then destination.
+    """
+    check_name(project, "project")
+    if not isinstance(depth, int) or depth < 0:
+        raise InvalidNodeId(f"depth {depth!r} is not valid: expected 0 or more")
+    node_type, rest = _parse_marquez(node_id)
+    with ledger.store.read() as conn:
+        world = _Project.load(conn, project, graph_of(ledger).current(conn))
+    start = world.find(node_type, rest)
+    if start is None:
+        raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")
+    return {"graph": _graph(world, _around(world, start.id, depth))}
+
+
+def _around(world: _Project, start: str, depth: int) -> set[str]:
+    """The nodes within ``depth`` hops of ``start`` (either way), plus every dataset
+    of a job among them."""
+    neighbours: dict[str, set[str]] = {}
+    for origin, destination in world.edges:
+        neighbours.setdefault(origin, set()).add(destination)
+        neighbours.setdefault(destination, set()).add(origin)
+    seen = {start: 0}
+    queue: deque[str] = deque([start])
+    while queue:
+        current = queue.popleft()
+        if seen[current] >= depth:
+            continue
+        for nxt in sorted(neighbours.get(current, ())):
+            if nxt not in seen:
+                seen[nxt] = seen[current] + 1
+                queue.append(nxt)
+    included = set(seen)
+    for node in list(seen):
+        if world.nodes[node].type == "JOB":
+            included |= neighbours.get(node, set())
+    return included
+
+
+def _graph(world: _Project, included: set[str]) -> list[dict[str, Any]]:
+    """Marquez's ``graph``: the ``included`` nodes sorted by id, with their edges."""
+    incoming: dict[str, list[str]] = {}
+    outgoing: dict[str, list[str]] = {}
+    for origin, destination in sorted(world.edges):
+        incoming.setdefault(destination, []).append(origin)
+        outgoing.setdefault(origin, []).append(destination)
+    graph = []
+    for node in sorted(included):
+        item = world.nodes[node]
+        ins, outs = incoming.get(node, []), outgoing.get(node, [])
+        graph.append(
+            {
+                "id": node,
+                "type": item.type,
+                "data": (
+                    _dataset_data(item)
+                    if item.type == "DATASET"
+                    else _job_data(world, item, ins, outs)
+                ),
+                "inEdges": [{"origin": o, "destination": node} for o in ins if o in included],
+                "outEdges": [{"origin": node, "destination": d} for d in outs if d in included],
+            }
+        )
+    return graph
+
+
+def _ref(key: tuple[str, str]) -> dict[str, str]:
+    return {"namespace": key[0], "name": key[1]}
+
+
+def _dataset_data(node: _Node) -> dict[str, Any]:
+    """A node's data shaped as Marquez's DatasetData (plus currentVersion and mlledger)."""
+    first, latest = node.rows[0], node.rows[-1]
+    written = [r["at"] for r in node.rows if r["produced_by"]]
+    return {
+        "id": _ref(node.key),
+        "type": "DB_TABLE",
+        "name": node.key[1],
+        "physicalName": node.key[1],
+        "createdAt": first["at"],
+        "updatedAt": latest["at"],
+        "namespace": node.key[0],
+        "sourceName": node.key[0],
+        "fields": [
+            {"name": name, "type": kind, "tags": [], "description": None}
+            for name, kind in (latest["schema"] or {}).items()
+        ],
+        "tags": [],
+        "lastModifiedAt": max(written) if written else None,
+        "description": None,
+        "lastLifecycleState": None,
+        "currentVersion": latest["id"],
+        "mlledger": {"kind": node.kind, "versions": len(node.rows)},
+    }
+
+
+def _duration_ms(start: str | None, end: str | None) -> int | None:
+    if start is None or end is None:
+        return None
+    # Earlier versions wrote years below 1000 without zero padding.
+    finish = datetime.strptime(stored_form(end) or end, FORMAT)
+    delta = finish - datetime.strptime(stored_form(start) or start, FORMAT)
+    return int(delta.total_seconds() * 1000)
+
+
+def _versions(world: _Project, nodes: Iterable[str]) -> list[dict[str, Any]]:
+    out = []
+    for node in sorted(set(nodes)):
+        if node in world.versions:
+            namespace, name, version = world.versions[node]
+            out.append(
+                {
+                    "datasetVersionId": {"namespace": namespace, "name": name, "version": version},
+                    "facets": {},
+                }
+            )
+    return out
+
+
+def _run(
+    run_uuid: str,
+    started: str,
+    ended: str | None,
+    state: str,
+    job: dict[str, Any],
+    *,
+    duration: int | None,
+    args: dict[str, str],
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A Marquez Run of job version ``job``, read ``inputs`` and wrote ``outputs``."""
+    return {
+        "id": run_uuid,
+        "createdAt": started,
+        "updatedAt": ended or started,
+        "nominalStartTime": None,
+        "nominalEndTime": None,
+        "state": state,
+        "startedAt": started,
+        "endedAt": ended,
+        "durationMs": duration,
+        "args": args,
+        "jobVersion": job,
+        "inputDatasetVersions": inputs,
+        "outputDatasetVersions": outputs,
+        "facets": {},
+    }
+
+
+def _latest_run(world: _Project, node: _Node) -> dict[str, Any]:
+    """The latest run of a job node, shaped as Marquez's Run."""
+    job = {"namespace": node.key[0], "name": node.key[1], "version": None}
+    row = node.rows[-1]
+    if node.kind == "deployment":
+        at = row["updated"]
+        return _run(
+            deployment_run(row["id"], row["position"]),
+            at,
+            at,
+            "COMPLETED",
+            job,
+            duration=0,
+            args={},
+            inputs=_versions(world, [s["model"] for s in row["served"]]),
+            outputs=[],
+        )
+    state = _STATES.get(row["status"], "OTHER")
+    if state == "FAILED" and (row["error"] or "").startswith("openlineage.ABORT"):
+        state = "ABORTED"
+    io = world.run_io.get(row["id"], {})
+    return _run(
+        uuid_of(row["id"]),
+        row["started"],
+        row["ended"],
+        state,
+        job,
+        duration=_duration_ms(row["started"], row["ended"]),
+        args={
+            k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+            for k, v in row["params"].items()
+        },
+        inputs=_versions(world, io.get("in", [])),
+        outputs=_versions(world, io.get("out", [])),
+    )
+
+
+def _job_data(world: _Project, node: _Node, ins: list[str], outs: list[str]) -> dict[str, Any]:
+    """A node's data shaped as Marquez's JobData (plus mlledger): ``ins`` and ``outs``
+    are every dataset it ever read (or served) and wrote."""
+    row = node.rows[-1]
+    parent_name = None
+    if node.kind == "deployment":
+        created, updated = node.rows[0]["created"], row["updated"]
+        current = deployment_run(row["id"], row["position"])
+    else:
+        created = node.rows[0]["started"]
+        updated = max(r["ended"] or r["started"] for r in node.rows)
+        current = uuid_of(row["id"])
+        if row["parent"] and row["parent"] in world.of:
+            parent_name = world.nodes[world.of[row["parent"]]].key[1]
+    return {
+        "id": _ref(node.key),
+        "type": "SERVICE" if node.kind == "deployment" else "BATCH",
+        "name": node.key[1],
+        "simpleName": node.key[1],
+        "parentJobName": parent_name,
+        "parentJobUuid": None,
+        "currentRunUuid": current,
+        "createdAt": created,
+        "updatedAt": updated,
+        "namespace": node.key[0],
+        "inputs": [_ref(world.nodes[n].key) for n in ins],
+        "outputs": [_ref(world.nodes[n].key) for n in outs],
+        "location": None,
+        "description": None,
+        "latestRun": _latest_run(world, node),
+        "mlledger": {"kind": node.kind, "runs": len(node.rows)},
+    }
