@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from openlineage.client.event_v2 import (
@@ -48,7 +48,14 @@ from openlineage.client.serde import Serde
 from lineage import openlineage as ol
 from lineage import queries
 from registry.assembly import open_ledger
-from registry.errors import Conflict, InvalidNodeId, LedgerError, NotFound
+from registry.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    InvalidNodeId,
+    LedgerError,
+    NotFound,
+)
 from registry.events import StoredEvent
 from registry.ids import NodeId, job_id
 from registry.ledger import Ledger
@@ -74,107 +81,127 @@ def event_full() -> RunEvent:
         eventType=RunState.COMPLETE,
         eventTime="2024-05-01T10:05:00.250000+00:00",
         producer=PRODUCER,
-        run=Run(
-            runId=RUN,
-            facets={
-                "parent": parent_run.ParentRunFacet(
-                    run=parent_run.Run(runId=PARENT),
-                    job=parent_run.Job(namespace="airflow-prod", name="orders_etl"),
-                    producer=PRODUCER,
-                ),
-                "nominalTime": nominal_time_run.NominalTimeRunFacet(
-                    nominalStartTime="2024-05-01T10:00:00Z", producer=PRODUCER
-                ),
-                "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
-                    version="2.9.1",
-                    name="Airflow",
-                    openlineageAdapterVersion="1.54.0",
-                    producer=PRODUCER,
-                ),
-            },
-        ),
-        job=Job(
-            namespace="airflow-prod",
-            name="orders_etl.load_orders",
-            facets={
-                "jobType": job_type_job.JobTypeJobFacet(
-                    processingType="BATCH", integration="AIRFLOW", jobType="TASK", producer=PRODUCER
-                ),
-                "sql": sql_job.SQLJobFacet(
-                    query="INSERT INTO daily SELECT * FROM orders",
-                    dialect="postgres",
-                    producer=PRODUCER,
-                ),
-                "sourceCodeLocation": source_code_location_job.SourceCodeLocationJobFacet(
-                    type="git",
-                    url="https://git.example.com/etl/blob/abc123/dags/orders.py",
-                    repoUrl="https://git.example.com/etl.git",
-                    path="dags/orders.py",
-                    version="abc123",
-                    branch="main",
-                    producer=PRODUCER,
-                ),
-                "documentation": documentation_job.DocumentationJobFacet(
-                    description="Loads the day's orders.", producer=PRODUCER
-                ),
-            },
-        ),
-        inputs=[
-            InputDataset(
-                namespace=PG,
-                name="shop.public.orders",
-                facets={
-                    "schema": schema_dataset.SchemaDatasetFacet(
-                        fields=[
-                            *_fields(("id", "INTEGER"), ("amount", "NUMERIC")),
-                            schema_dataset.SchemaDatasetFacetFields(
-                                name="customer", type="STRUCT", fields=_fields(("country", "TEXT"))
-                            ),
-                        ],
-                        producer=PRODUCER,
-                    ),
-                    "version": dataset_version_dataset.DatasetVersionDatasetFacet(
-                        datasetVersion="42", producer=PRODUCER
-                    ),
-                    "dataSource": datasource_dataset.DatasourceDatasetFacet(
-                        name="shop", uri=f"{PG}/shop", producer=PRODUCER
-                    ),
-                },
-                inputFacets={
-                    "dataQualityMetrics": (
-                        data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
-                            rowCount=1000,
-                            columnMetrics={
-                                "amount": data_quality_metrics_input_dataset.ColumnMetrics(
-                                    nullCount=0, sum=1234.5
-                                )
-                            },
-                            producer=PRODUCER,
-                        )
-                    )
-                },
-            ),
-            InputDataset(namespace="s3://lake", name="ref/countries.csv"),
-        ],
-        outputs=[
-            OutputDataset(
-                namespace="s3://warehouse",
-                name="orders/daily",
-                facets={
-                    "schema": schema_dataset.SchemaDatasetFacet(
-                        fields=_fields(("day", "DATE"), ("total", "NUMERIC")), producer=PRODUCER
-                    )
-                },
-                outputFacets={
-                    "outputStatistics": (
-                        output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                            rowCount=990, size=40960, producer=PRODUCER
-                        )
-                    )
-                },
-            )
-        ],
+        run=_full_run(),
+        job=_full_job(),
+        inputs=_full_inputs(),
+        outputs=_full_outputs(),
     )
+
+
+def _full_run() -> Run:
+    """The run of ``event_full``: a parent, a nominal time and the processing engine."""
+    return Run(
+        runId=RUN,
+        facets={
+            "parent": parent_run.ParentRunFacet(
+                run=parent_run.Run(runId=PARENT),
+                job=parent_run.Job(namespace="airflow-prod", name="orders_etl"),
+                producer=PRODUCER,
+            ),
+            "nominalTime": nominal_time_run.NominalTimeRunFacet(
+                nominalStartTime="2024-05-01T10:00:00Z", producer=PRODUCER
+            ),
+            "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
+                version="2.9.1",
+                name="Airflow",
+                openlineageAdapterVersion="1.54.0",
+                producer=PRODUCER,
+            ),
+        },
+    )
+
+
+def _full_job() -> Job:
+    """The job of ``event_full``: its type, SQL, source code location and documentation."""
+    return Job(
+        namespace="airflow-prod",
+        name="orders_etl.load_orders",
+        facets={
+            "jobType": job_type_job.JobTypeJobFacet(
+                processingType="BATCH", integration="AIRFLOW", jobType="TASK", producer=PRODUCER
+            ),
+            "sql": sql_job.SQLJobFacet(
+                query="INSERT INTO daily SELECT * FROM orders",
+                dialect="postgres",
+                producer=PRODUCER,
+            ),
+            "sourceCodeLocation": source_code_location_job.SourceCodeLocationJobFacet(
+                type="git",
+                url="https://git.example.com/etl/blob/abc123/dags/orders.py",
+                repoUrl="https://git.example.com/etl.git",
+                path="dags/orders.py",
+                version="abc123",
+                branch="main",
+                producer=PRODUCER,
+            ),
+            "documentation": documentation_job.DocumentationJobFacet(
+                description="Loads the day's orders.", producer=PRODUCER
+            ),
+        },
+    )
+
+
+def _full_inputs() -> list[InputDataset]:
+    """The inputs of ``event_full``: a versioned table with a nested schema, and a file."""
+    return [
+        InputDataset(
+            namespace=PG,
+            name="shop.public.orders",
+            facets={
+                "schema": schema_dataset.SchemaDatasetFacet(
+                    fields=[
+                        *_fields(("id", "INTEGER"), ("amount", "NUMERIC")),
+                        schema_dataset.SchemaDatasetFacetFields(
+                            name="customer", type="STRUCT", fields=_fields(("country", "TEXT"))
+                        ),
+                    ],
+                    producer=PRODUCER,
+                ),
+                "version": dataset_version_dataset.DatasetVersionDatasetFacet(
+                    datasetVersion="42", producer=PRODUCER
+                ),
+                "dataSource": datasource_dataset.DatasourceDatasetFacet(
+                    name="shop", uri=f"{PG}/shop", producer=PRODUCER
+                ),
+            },
+            inputFacets={
+                "dataQualityMetrics": (
+                    data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
+                        rowCount=1000,
+                        columnMetrics={
+                            "amount": data_quality_metrics_input_dataset.ColumnMetrics(
+                                nullCount=0, sum=1234.5
+                            )
+                        },
+                        producer=PRODUCER,
+                    )
+                )
+            },
+        ),
+        InputDataset(namespace="s3://lake", name="ref/countries.csv"),
+    ]
+
+
+def _full_outputs() -> list[OutputDataset]:
+    """The output of ``event_full``, with its schema and output statistics."""
+    return [
+        OutputDataset(
+            namespace="s3://warehouse",
+            name="orders/daily",
+            facets={
+                "schema": schema_dataset.SchemaDatasetFacet(
+                    fields=_fields(("day", "DATE"), ("total", "NUMERIC")), producer=PRODUCER
+                )
+            },
+            outputFacets={
+                "outputStatistics": (
+                    output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                        rowCount=990, size=40960, producer=PRODUCER
+                    )
+                )
+            },
+        )
+    ]
 
 
 def event_required_only() -> RunEvent:
@@ -433,15 +460,17 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 def test_validate_rejects_a_bad_field_naming_it(
     change: Callable[[dict[str, Any]], None], message: str
 ) -> None:
-    with pytest.raises(LedgerError) as info:
+    with pytest.raises(FieldError) as info:
         ol.validate(_broken(change))
     assert str(info.value).startswith("invalid OpenLineage RunEvent: ")
     assert message in str(info.value)
+    assert info.value.field == message.split(": ", 1)[0]
 
 
 def test_validate_rejects_documents_of_no_kind() -> None:
-    with pytest.raises(LedgerError, match="is a JSON object, got list"):
+    with pytest.raises(InvalidInput, match="is a JSON object, got list") as info:
         ol.validate([])
+    assert info.value.field == "body"
     with pytest.raises(LedgerError, match=r"expected 'run' and 'job' \(a RunEvent\), 'dataset'"):
         ol.validate({"eventTime": "2024-05-01T10:00:00Z"})
     both = {**load("job_event.json"), "dataset": {"namespace": "n", "name": "d"}}
@@ -514,21 +543,14 @@ def test_job_node_ids_parse_and_format() -> None:
 # --- ingestion ---------------------------------------------------------------------------------
 
 
-def test_start_then_complete_maps_to_run_datasets_and_end(ledger: Ledger) -> None:
-    run, parent = f"run:{RUN}", f"run:{PARENT}"
-    appended = ingest(ledger, as_start(load("event_full.json")))
-    assert kinds(appended) == [
-        ("run-started", parent),
-        ("run-started", run),
-        ("dataset-version-registered", ORDERS),
-        ("dataset-version-registered", COUNTRIES),
-        ("run-inputs-used", run),
-        ("dataset-version-registered", DAILY),
-        ("openlineage-run-event", run),
-    ]
-    started_parent, started, orders, countries, used, daily, kept = (e.body for e in appended)
-    assert {e.actor for e in appended} == {"ol-writer"}
-    assert {e.occurred_at for e in appended} == {"2024-05-01T10:00:00.000000Z"}
+def _start_full(ledger: Ledger) -> list[StoredEvent]:
+    """Ingest ``event_full`` sent as a START; the events it appended."""
+    return ingest(ledger, as_start(load("event_full.json")))
+
+
+def _assert_started(started_parent: dict[str, Any], started: dict[str, Any]) -> None:
+    """The run-started bodies of ``event_full``'s parent run and of its run."""
+    parent = f"run:{PARENT}"
     assert started_parent["job"] == "orders_etl" and started_parent["parent_run"] is None
     assert started_parent["tags"] == {
         "openlineage.namespace": "airflow-prod",
@@ -556,6 +578,13 @@ def test_start_then_complete_maps_to_run_datasets_and_end(ledger: Ledger) -> Non
             "openlineage_adapter_version": "1.54.0",
         }
     }
+
+
+def _assert_start_datasets(
+    orders: dict[str, Any], countries: dict[str, Any], used: dict[str, Any], daily: dict[str, Any]
+) -> None:
+    """The datasets ``event_full`` registers and the inputs its run declares."""
+    run = f"run:{RUN}"
     assert orders == {
         "name": f"shop.public.orders-{h8(PG, 'shop.public.orders')}",
         "version": "42",
@@ -581,6 +610,10 @@ def test_start_then_complete_maps_to_run_datasets_and_end(ledger: Ledger) -> Non
     assert used == {"inputs": [ORDERS, COUNTRIES]}
     assert daily["produced_by"] == run and daily["uri"] == "s3://warehouse/orders/daily"
     assert daily["schema"] == {"day": "DATE", "total": "NUMERIC"} and daily["row_count"] is None
+
+
+def _assert_kept_start(kept: dict[str, Any]) -> None:
+    """The stored copy of ``event_full`` sent as a START."""
     assert (
         kept["event_type"] == "START" and kept["event_time"] == "2024-05-01T10:00:00.000000+00:00"
     )
@@ -598,6 +631,30 @@ def test_start_then_complete_maps_to_run_datasets_and_end(ledger: Ledger) -> Non
     assert kept["outputs"][0]["dataset"] == DAILY
     assert kept["redacted"] == [] and kept["stringified"] == []
 
+
+def test_start_maps_to_run_datasets_and_inputs(ledger: Ledger) -> None:
+    run, parent = f"run:{RUN}", f"run:{PARENT}"
+    appended = _start_full(ledger)
+    assert kinds(appended) == [
+        ("run-started", parent),
+        ("run-started", run),
+        ("dataset-version-registered", ORDERS),
+        ("dataset-version-registered", COUNTRIES),
+        ("run-inputs-used", run),
+        ("dataset-version-registered", DAILY),
+        ("openlineage-run-event", run),
+    ]
+    started_parent, started, orders, countries, used, daily, kept = (e.body for e in appended)
+    assert {e.actor for e in appended} == {"ol-writer"}
+    assert {e.occurred_at for e in appended} == {"2024-05-01T10:00:00.000000Z"}
+    _assert_started(started_parent, started)
+    _assert_start_datasets(orders, countries, used, daily)
+    _assert_kept_start(kept)
+
+
+def test_complete_after_start_ends_the_run_with_its_lineage(ledger: Ledger) -> None:
+    run, parent = f"run:{RUN}", f"run:{PARENT}"
+    _start_full(ledger)
     appended = ingest(ledger, load("event_full.json"))
     assert kinds(appended) == [("openlineage-run-event", run), ("run-completed", run)]
     assert appended[0].body["event_type"] == "COMPLETE"
@@ -945,17 +1002,24 @@ def test_job_event_registers_its_datasets(ledger: Ledger) -> None:
 # --- Marquez-shaped lineage ---------------------------------------------------------------
 
 
-def test_marquez_graph_shows_the_job_between_its_datasets(ledger: Ledger) -> None:
-    run = "0190b4a4-9000-7000-8000-000000000001"
-    ns = "postgres://db:5432"
+COPY_RUN = "0190b4a4-9000-7000-8000-000000000001"
+COPY_NS = "postgres://db:5432"
+COPY_SOURCE, COPY_TARGET = f"dataset:{COPY_NS}:shop.orders", "dataset:s3://b:orders"
+COPY_JOB = "job:etl:copy"
+COPY_AT, COPY_END = "2024-05-01T10:00:00.000000Z", "2024-05-01T10:00:02.000000Z"
+COPY_OUT_VERSION = f"run-{COPY_RUN.replace('-', '')}"
+
+
+def _ingest_copy(ledger: Ledger) -> None:
+    """Job ``etl``/``copy`` starts, then completes reading a table and writing a file."""
     doc = run_event(
         "COMPLETE",
-        run,
+        COPY_RUN,
         job=("etl", "copy"),
         time="2024-05-01T10:00:02Z",
         inputs=[
             InputDataset(
-                namespace=ns,
+                namespace=COPY_NS,
                 name="shop.orders",
                 facets={
                     "schema": schema_dataset.SchemaDatasetFacet(
@@ -966,126 +1030,123 @@ def test_marquez_graph_shows_the_job_between_its_datasets(ledger: Ledger) -> Non
         ],
         outputs=[OutputDataset(namespace="s3://b", name="orders")],
     )
-    ingest(ledger, run_event("START", run, job=("etl", "copy")))
+    ingest(ledger, run_event("START", COPY_RUN, job=("etl", "copy")))
     ingest(ledger, doc)
-    source, target = f"dataset:{ns}:shop.orders", "dataset:s3://b:orders"
-    job = "job:etl:copy"
-    orders = f"dataset:p/shop.orders-{h8(ns, 'shop.orders')}@unversioned"
-    out = f"dataset:p/orders-{h8('s3://b', 'orders')}@run-{run.replace('-', '')}"
-    at, end = "2024-05-01T10:00:00.000000Z", "2024-05-01T10:00:02.000000Z"
-    expected = {
+
+
+def _marquez_dataset(
+    namespace: str, name: str, fields: list[dict[str, Any]], modified: str | None, current: str
+) -> dict[str, Any]:
+    """The DatasetData Marquez answers for a dataset of the copy job, registered at its end."""
+    return {
+        "id": {"namespace": namespace, "name": name},
+        "type": "DB_TABLE",
+        "name": name,
+        "physicalName": name,
+        "createdAt": COPY_END,
+        "updatedAt": COPY_END,
+        "namespace": namespace,
+        "sourceName": namespace,
+        "fields": fields,
+        "tags": [],
+        "lastModifiedAt": modified,
+        "description": None,
+        "lastLifecycleState": None,
+        "currentVersion": current,
+        "mlledger": {"kind": "dataset", "versions": 1},
+    }
+
+
+def _marquez_version(namespace: str, name: str, version: str) -> dict[str, Any]:
+    return {
+        "datasetVersionId": {"namespace": namespace, "name": name, "version": version},
+        "facets": {},
+    }
+
+
+def _copy_job_data() -> dict[str, Any]:
+    """The JobData Marquez answers for the copy job, with its latest run."""
+    return {
+        "id": {"namespace": "etl", "name": "copy"},
+        "type": "BATCH",
+        "name": "copy",
+        "simpleName": "copy",
+        "parentJobName": None,
+        "parentJobUuid": None,
+        "currentRunUuid": COPY_RUN,
+        "createdAt": COPY_AT,
+        "updatedAt": COPY_END,
+        "namespace": "etl",
+        "inputs": [{"namespace": COPY_NS, "name": "shop.orders"}],
+        "outputs": [{"namespace": "s3://b", "name": "orders"}],
+        "location": None,
+        "description": None,
+        "latestRun": {
+            "id": COPY_RUN,
+            "createdAt": COPY_AT,
+            "updatedAt": COPY_END,
+            "nominalStartTime": None,
+            "nominalEndTime": None,
+            "state": "COMPLETED",
+            "startedAt": COPY_AT,
+            "endedAt": COPY_END,
+            "durationMs": 2000,
+            "args": {},
+            "jobVersion": {"namespace": "etl", "name": "copy", "version": None},
+            "inputDatasetVersions": [_marquez_version(COPY_NS, "shop.orders", "unversioned")],
+            "outputDatasetVersions": [_marquez_version("s3://b", "orders", COPY_OUT_VERSION)],
+            "facets": {},
+        },
+        "mlledger": {"kind": "job", "runs": 1},
+    }
+
+
+def _expected_copy_graph() -> dict[str, Any]:
+    """The whole graph around the copy job: its two datasets and itself, sorted by id."""
+    source, target, job = COPY_SOURCE, COPY_TARGET, COPY_JOB
+    orders = f"dataset:p/shop.orders-{h8(COPY_NS, 'shop.orders')}@unversioned"
+    out = f"dataset:p/orders-{h8('s3://b', 'orders')}@{COPY_OUT_VERSION}"
+    id_field = [{"name": "id", "type": "INT", "tags": [], "description": None}]
+    return {
         "graph": [
             {
                 "id": source,
                 "type": "DATASET",
-                "data": {
-                    "id": {"namespace": ns, "name": "shop.orders"},
-                    "type": "DB_TABLE",
-                    "name": "shop.orders",
-                    "physicalName": "shop.orders",
-                    "createdAt": end,
-                    "updatedAt": end,
-                    "namespace": ns,
-                    "sourceName": ns,
-                    "fields": [{"name": "id", "type": "INT", "tags": [], "description": None}],
-                    "tags": [],
-                    "lastModifiedAt": None,
-                    "description": None,
-                    "lastLifecycleState": None,
-                    "currentVersion": orders,
-                    "mlledger": {"kind": "dataset", "versions": 1},
-                },
+                "data": _marquez_dataset(COPY_NS, "shop.orders", id_field, None, orders),
                 "inEdges": [],
                 "outEdges": [{"origin": source, "destination": job}],
             },
             {
                 "id": target,
                 "type": "DATASET",
-                "data": {
-                    "id": {"namespace": "s3://b", "name": "orders"},
-                    "type": "DB_TABLE",
-                    "name": "orders",
-                    "physicalName": "orders",
-                    "createdAt": end,
-                    "updatedAt": end,
-                    "namespace": "s3://b",
-                    "sourceName": "s3://b",
-                    "fields": [],
-                    "tags": [],
-                    "lastModifiedAt": end,
-                    "description": None,
-                    "lastLifecycleState": None,
-                    "currentVersion": out,
-                    "mlledger": {"kind": "dataset", "versions": 1},
-                },
+                "data": _marquez_dataset("s3://b", "orders", [], COPY_END, out),
                 "inEdges": [{"origin": job, "destination": target}],
                 "outEdges": [],
             },
             {
                 "id": job,
                 "type": "JOB",
-                "data": {
-                    "id": {"namespace": "etl", "name": "copy"},
-                    "type": "BATCH",
-                    "name": "copy",
-                    "simpleName": "copy",
-                    "parentJobName": None,
-                    "parentJobUuid": None,
-                    "currentRunUuid": run,
-                    "createdAt": at,
-                    "updatedAt": end,
-                    "namespace": "etl",
-                    "inputs": [{"namespace": ns, "name": "shop.orders"}],
-                    "outputs": [{"namespace": "s3://b", "name": "orders"}],
-                    "location": None,
-                    "description": None,
-                    "latestRun": {
-                        "id": run,
-                        "createdAt": at,
-                        "updatedAt": end,
-                        "nominalStartTime": None,
-                        "nominalEndTime": None,
-                        "state": "COMPLETED",
-                        "startedAt": at,
-                        "endedAt": end,
-                        "durationMs": 2000,
-                        "args": {},
-                        "jobVersion": {"namespace": "etl", "name": "copy", "version": None},
-                        "inputDatasetVersions": [
-                            {
-                                "datasetVersionId": {
-                                    "namespace": ns,
-                                    "name": "shop.orders",
-                                    "version": "unversioned",
-                                },
-                                "facets": {},
-                            }
-                        ],
-                        "outputDatasetVersions": [
-                            {
-                                "datasetVersionId": {
-                                    "namespace": "s3://b",
-                                    "name": "orders",
-                                    "version": f"run-{run.replace('-', '')}",
-                                },
-                                "facets": {},
-                            }
-                        ],
-                        "facets": {},
-                    },
-                    "mlledger": {"kind": "job", "runs": 1},
-                },
+                "data": _copy_job_data(),
                 "inEdges": [{"origin": source, "destination": job}],
                 "outEdges": [{"origin": job, "destination": target}],
             },
         ]
     }
-    assert ol.marquez_graph(ledger, "p", job) == expected
+
+
+def test_marquez_graph_shows_the_job_between_its_datasets(ledger: Ledger) -> None:
+    _ingest_copy(ledger)
+    expected = _expected_copy_graph()
+    assert ol.marquez_graph(ledger, "p", COPY_JOB) == expected
     # Asked from either dataset (the namespace holds ':'), the graph is the same.
-    assert ol.marquez_graph(ledger, "p", source) == expected
-    assert ol.marquez_graph(ledger, "p", target, depth=1) == expected
-    only = ol.marquez_graph(ledger, "p", source, depth=0)
-    assert [n["id"] for n in only["graph"]] == [source]
+    assert ol.marquez_graph(ledger, "p", COPY_SOURCE) == expected
+    assert ol.marquez_graph(ledger, "p", COPY_TARGET, depth=1) == expected
+
+
+def test_marquez_graph_of_depth_0_is_the_node_alone(ledger: Ledger) -> None:
+    _ingest_copy(ledger)
+    only = ol.marquez_graph(ledger, "p", COPY_SOURCE, depth=0)
+    assert [n["id"] for n in only["graph"]] == [COPY_SOURCE]
     assert only["graph"][0]["outEdges"] == []
 
 
@@ -1156,7 +1217,18 @@ def test_marquez_graph_errors(ledger: Ledger) -> None:
 # --- emission -----------------------------------------------------------------------------------
 
 
-def test_emit_sends_our_runs_models_and_deployments(ledger: Ledger) -> None:
+class _Ours(NamedTuple):
+    """Ids of what ``_record_ours`` recorded: a dataset version, a run, its model."""
+
+    raw: str
+    run: str
+    run_uuid: str
+    model: str
+
+
+def _record_ours(ledger: Ledger) -> _Ours:
+    """A dataset, a run reading it and writing model clf 1, clf 2 written after the run
+    ended, and a deployment of both, configured then retired."""
     reg = Registry(ledger, "p", "tester")
     raw = reg.register_dataset(
         "raw", "1", uri="s3://b/raw.csv", digest="sha256:aa", schema={"x": "int64"}, row_count=3
@@ -1171,6 +1243,17 @@ def test_emit_sends_our_runs_models_and_deployments(ledger: Ledger) -> None:
     )
     reg.deploy("api", endpoint="https://api.example.com", served={model: 60, late: 40})
     reg.retire("api", reason="replaced")
+    return _Ours(raw.id, run.id, run.uuid, model.id)
+
+
+def _emitted(ledger: Ledger) -> tuple[_Ours, list[dict[str, Any]]]:
+    """What ``_record_ours`` recorded, and the documents emitted for it."""
+    ours = _record_ours(ledger)
+    return ours, list(ol.emit(ledger, "p", producer="urn:test"))
+
+
+def test_emit_sends_our_runs_models_and_deployments(ledger: Ledger) -> None:
+    _record_ours(ledger)
     head = ledger.head()
     documents = list(ol.emit(ledger, "p", producer="urn:test"))
     assert ledger.head() == head
@@ -1193,12 +1276,16 @@ def test_emit_sends_our_runs_models_and_deployments(ledger: Ledger) -> None:
         ("COMPLETE", "deployment/api", ["model/clf", "model/clf"], []),
         ("COMPLETE", "deployment/api", [], []),
     ]
-    static, start, complete, other, deployed, retired = documents
+
+
+def test_emit_carries_dataset_run_and_model_facets(ledger: Ledger) -> None:
+    ours, documents = _emitted(ledger)
+    static, start, complete, other, _deployed, _retired = documents
     assert static["dataset"]["namespace"] == "p" and static["dataset"]["name"] == "raw"
     assert static["dataset"]["facets"]["version"]["datasetVersion"] == "1"
     assert static["dataset"]["facets"]["schema"]["fields"] == [{"name": "x", "type": "int64"}]
     assert static["dataset"]["facets"]["mlledger_dataset"]["digest"] == "sha256:aa"
-    assert start["run"]["runId"] == run.uuid and start["job"]["namespace"] == "p"
+    assert start["run"]["runId"] == ours.run_uuid and start["job"]["namespace"] == "p"
     ml_run = start["run"]["facets"]["mlledger_run"]
     assert ml_run["_producer"] == "urn:test"
     assert (
@@ -1209,22 +1296,27 @@ def test_emit_sends_our_runs_models_and_deployments(ledger: Ledger) -> None:
     assert set(ml_run["environment"]) >= {"python", "platform"}
     ml_run = complete["run"]["facets"]["mlledger_run"]
     assert (ml_run["status"], ml_run["metrics"]) == ("completed", {"auc": 0.9})
-    assert complete["inputs"][0]["facets"]["mlledger_dataset"]["id"] == raw.id
+    assert complete["inputs"][0]["facets"]["mlledger_dataset"]["id"] == ours.raw
     ml_model = complete["outputs"][0]["facets"]["mlledger_model"]
     assert ml_model == {
         "_producer": "urn:test",
         "_schemaURL": "urn:mlledger:spec:facets:MlledgerModelFacet:1-0-0#/$defs/MlledgerModelFacet",
-        "id": model.id,
+        "id": ours.model,
         "name": "clf",
         "version": "1",
         "artifact_uri": "s3://m/1",
         "artifact_digest": "sha256:bb",
         "framework": "sklearn",
-        "run": run.id,
+        "run": ours.run,
         "tags": {},
     }
     assert complete["outputs"][0]["facets"]["version"]["datasetVersion"] == "1"
     assert other["outputs"][0]["facets"]["mlledger_model"]["version"] == "2"
+
+
+def test_emit_carries_deployment_facets(ledger: Ledger) -> None:
+    _ours, documents = _emitted(ledger)
+    deployed, retired = documents[4:]
     facet = deployed["run"]["facets"]["mlledger_deployment"]
     assert (facet["endpoint"], facet["status"]) == ("https://api.example.com", "active")
     assert [(s["version"], s["traffic"]) for s in facet["served"]] == [("1", 60.0), ("2", 40.0)]
@@ -1232,6 +1324,11 @@ def test_emit_sends_our_runs_models_and_deployments(ledger: Ledger) -> None:
     assert (facet["status"], facet["served"], facet["reason"]) == ("retired", [], "replaced")
     assert facet["endpoint"] == "https://api.example.com"
     assert deployed["run"]["runId"] != retired["run"]["runId"]
+
+
+def test_emitted_ml_facets_are_checked_by_validate(ledger: Ledger) -> None:
+    _ours, documents = _emitted(ledger)
+    complete, deployed = documents[2], documents[4]
     broken = copy.deepcopy(complete)
     del broken["run"]["facets"]["mlledger_run"]["params"]
     with pytest.raises(LedgerError, match=r"run\.facets\.mlledger_run\.params: is missing"):
@@ -1240,6 +1337,10 @@ def test_emit_sends_our_runs_models_and_deployments(ledger: Ledger) -> None:
     broken["run"]["facets"]["mlledger_deployment"]["served"][0]["traffic"] = 120
     with pytest.raises(LedgerError, match=r"mlledger_deployment\.served\.0\.traffic: 120"):
         ol.validate(broken)
+
+
+def test_emit_again_gives_the_same_documents_and_since_skips(ledger: Ledger) -> None:
+    _ours, documents = _emitted(ledger)
     # Emitting again gives the same documents; ``since`` skips what came before.
     assert list(ol.emit(ledger, "p", producer="urn:test")) == documents
     end = next(e.position for e in ledger.tail() if e.type == "run-completed")
@@ -1292,8 +1393,9 @@ def test_emit_keeps_openlineage_names_and_round_trips(ledger: Ledger, tmp_path: 
 
 
 def test_emit_rejects_a_bad_since(ledger: Ledger) -> None:
-    with pytest.raises(LedgerError, match="since -1"):
+    with pytest.raises(FieldError, match="since -1") as info:
         list(ol.emit(ledger, "p", since=-1))
+    assert info.value.field == "since"
 
 
 if __name__ == "__main__":

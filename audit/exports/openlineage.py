@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from audit.exports.scope import Progress, Scope
 from lineage.openlineage import EMITTED_TYPES, emit
-from registry.errors import LedgerError
+from registry.errors import FieldError
 from registry.store.raw import Raw, placeholders
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def write(
     """Write ``openlineage.jsonl`` into ``out``; returns it with its line count."""
     target = Path(out)
     if not target.is_dir():
-        raise LedgerError(f"{target} is not a directory: expected the export's directory")
+        raise FieldError("out", f"{target} is not a directory: expected the export's directory")
     path = target / FILE
     lines = pending = 0
     with path.open("w", encoding="utf-8") as handle:
