@@ -8,16 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lineage.openlineage import naming
 from lineage.openlineage.constants import CHUNK, PRODUCER, event_url
-from lineage.openlineage.naming import (
-    dataset_key,
-    deployment_key,
-    deployment_run,
-    model_key,
-    run_key,
-    tags_of,
-    uuid_of,
-)
 from lineage.openlineage.validation import schema_url
 from registry.canonical import loads
 from registry.errors import FieldError
@@ -39,19 +31,8 @@ EMITTED_TYPES = (
     "deployment-retired",
     "openlineage-job-event",
 )
-_RUN_COLUMNS = (
-    "project",
-    "job",
-    "status",
-    "params",
-    "metrics",
-    "code",
-    "environment",
-    "tags",
-    "parent_run",
-    "error_type",
-)
 _JSON_COLUMNS = ("params", "metrics", "code", "environment")
+_RUN_COLUMNS = ("project", "job", "status", *_JSON_COLUMNS, "tags", "parent_run", "error_type")
 
 
 @dataclass
@@ -77,7 +58,7 @@ class _Emitter:
             if record is not None:
                 for column in _JSON_COLUMNS:
                     record[column] = json.loads(record[column])
-                record["tags"] = tags_of(record["tags"])
+                record["tags"] = naming.tags_of(record["tags"])
             self.runs[run] = record
         return self.runs[run]
 
@@ -92,7 +73,7 @@ class _Emitter:
         return self.ends[run]
 
     def job(self, row: dict[str, Any]) -> dict[str, Any]:
-        namespace, name = run_key(row["project"], row["job"], row["tags"])
+        namespace, name = naming.run_key(row["project"], row["job"], row["tags"])
         return {"namespace": namespace, "name": name, "facets": {}}
 
     def run_facets(
@@ -123,7 +104,7 @@ class _Emitter:
             job = self.job(parent_row)
             facets["parent"] = self.facet(
                 "parent",
-                run={"runId": uuid_of(parent)},
+                run={"runId": naming.uuid_of(parent)},
                 job={"namespace": job["namespace"], "name": job["name"]},
             )
         return facets
@@ -159,7 +140,7 @@ class _Emitter:
         if row is None:
             return None
         name, version, run, uri, digest, framework, tags = row
-        namespace, ol_name = model_key(self.project, name)
+        namespace, ol_name = naming.model_key(self.project, name)
         facets = {
             "version": self.facet("version", datasetVersion=version),
             "mlledger_model": self.facet(
@@ -171,7 +152,7 @@ class _Emitter:
                 artifact_digest=digest,
                 framework=framework,
                 run=run,
-                tags=tags_of(tags),
+                tags=naming.tags_of(tags),
             ),
         }
         out: dict[str, Any] = {"namespace": namespace, "name": ol_name, "facets": facets}
@@ -190,8 +171,8 @@ class _Emitter:
         if row is None:
             return None
         name, version, digest, uri, schema, row_count, derived, tags = row
-        labels = tags_of(tags)
-        namespace, ol_name = dataset_key(self.project, name, labels)
+        labels = naming.tags_of(tags)
+        namespace, ol_name = naming.dataset_key(self.project, name, labels)
         facets = {}
         if "openlineage.namespace" not in labels:
             facets["version"] = self.facet("version", datasetVersion=version)
@@ -265,7 +246,7 @@ class _Emitter:
             self.run_event(
                 "OTHER",
                 when,
-                uuid_of(run),
+                naming.uuid_of(run),
                 self.job(row),
                 self.run_facets(run, row, None),
                 [],
@@ -297,7 +278,7 @@ class _Emitter:
         if row is None:
             return []
         facets = self.run_facets(run, row, body)
-        return [self.run_event("START", when, uuid_of(run), self.job(row), facets, [], [])]
+        return [self.run_event("START", when, naming.uuid_of(run), self.job(row), facets, [], [])]
 
     def ended(self, position: int, type: str, run: str, when: str) -> list[dict[str, Any]]:
         """The COMPLETE or FAIL RunEvent of a run's end at ``position``, with every
@@ -327,7 +308,7 @@ class _Emitter:
             self.run_event(
                 "COMPLETE" if type == "run-completed" else "FAIL",
                 when,
-                uuid_of(run),
+                naming.uuid_of(run),
                 self.job(row),
                 self.run_facets(run, row, None),
                 self.datasets(inputs, output=False),
@@ -340,7 +321,7 @@ class _Emitter:
     ) -> dict[str, Any]:
         """The COMPLETE RunEvent of job ``deployment/<name>`` for a configuration change."""
         name = NodeId.parse(entity).name
-        namespace, job_name_ = deployment_key(self.project, name)
+        namespace, job_name_ = naming.deployment_key(self.project, name)
         if type == "deployment-configured":
             endpoint, status, reason = body["endpoint"], "active", None
             served = [
@@ -371,7 +352,7 @@ class _Emitter:
         return self.run_event(
             "COMPLETE",
             when,
-            deployment_run(entity, position),
+            naming.deployment_run(entity, position),
             {"namespace": namespace, "name": job_name_, "facets": {}},
             {"mlledger_deployment": facet},
             self.datasets([s["model"] for s in served], output=False),

@@ -88,11 +88,17 @@ def tags_of(text: str | None) -> dict[str, str]:
     return {} if not text else dict(json.loads(text))
 
 
+def _origin(tags: Mapping[str, str], name_tag: str) -> tuple[str, str] | None:
+    """(namespace, name) an ingested node came with: the tags ``openlineage.namespace``
+    and ``name_tag``; None for a native node."""
+    if "openlineage.namespace" in tags and name_tag in tags:
+        return tags["openlineage.namespace"], tags[name_tag]
+    return None
+
+
 def dataset_key(project: str, name: str, tags: Mapping[str, str]) -> tuple[str, str]:
     """(namespace, name) of a dataset version: its OpenLineage origin, else the project."""
-    if "openlineage.namespace" in tags and "openlineage.name" in tags:
-        return tags["openlineage.namespace"], tags["openlineage.name"]
-    return project, name
+    return _origin(tags, "openlineage.name") or (project, name)
 
 
 def model_key(project: str, name: str) -> tuple[str, str]:
@@ -102,9 +108,7 @@ def model_key(project: str, name: str) -> tuple[str, str]:
 
 def run_key(project: str, job: str, tags: Mapping[str, str]) -> tuple[str, str]:
     """(namespace, name) of a run's job: its OpenLineage origin, else the project."""
-    if "openlineage.namespace" in tags and "openlineage.job" in tags:
-        return tags["openlineage.namespace"], tags["openlineage.job"]
-    return project, job
+    return _origin(tags, "openlineage.job") or (project, job)
 
 
 def deployment_key(project: str, name: str) -> tuple[str, str]:

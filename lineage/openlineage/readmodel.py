@@ -12,15 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import graph_of
-from lineage.openlineage.naming import (
-    dataset_key,
-    deployment_key,
-    deployment_run,
-    model_key,
-    run_key,
-    tags_of,
-    uuid_of,
-)
+from lineage.openlineage import naming
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import check_name
 from registry.store.raw import Raw
@@ -106,7 +98,7 @@ class _Project:
                 "produced_by": produced_by,
                 "schema": None if schema is None else json.loads(schema),
             }
-            self._version("dataset", dataset_key(project, name, tags_of(tags)), row)
+            self._version("dataset", naming.dataset_key(project, name, naming.tags_of(tags)), row)
 
     def _load_models(self, raw: Raw) -> None:
         for node, name, version, at, run in raw.all(
@@ -115,7 +107,7 @@ class _Project:
             (self.project,),
         ):
             row = {"id": node, "version": version, "at": at, "produced_by": run, "schema": None}
-            self._version("model", model_key(self.project, name), row)
+            self._version("model", naming.model_key(self.project, name), row)
 
     def _load_runs(self, raw: Raw) -> None:
         for node, job, tags, status, params, parent, started, ended, error in raw.all(
@@ -132,7 +124,9 @@ class _Project:
                 "ended": ended,
                 "error": error,
             }
-            self._add("JOB", run_key(self.project, job, tags_of(tags)), "job", row, node)
+            self._add(
+                "JOB", naming.run_key(self.project, job, naming.tags_of(tags)), "job", row, node
+            )
 
     def _load_deployments(self, raw: Raw) -> None:
         for node, name, served, created, updated, position in raw.all(
@@ -147,7 +141,7 @@ class _Project:
                 "updated": updated,
                 "position": position,
             }
-            self._add("JOB", deployment_key(self.project, name), "deployment", row, node)
+            self._add("JOB", naming.deployment_key(self.project, name), "deployment", row, node)
 
     def _link(self, graph: nx.MultiDiGraph) -> None:
         """The edges between the nodes, and each run's inputs and outputs."""
@@ -352,7 +346,7 @@ def _latest_run(world: _Project, node: _Node) -> dict[str, Any]:
     if node.kind == "deployment":
         at = row["updated"]
         return _run(
-            deployment_run(row["id"], row["position"]),
+            naming.deployment_run(row["id"], row["position"]),
             at,
             at,
             "COMPLETED",
@@ -367,7 +361,7 @@ def _latest_run(world: _Project, node: _Node) -> dict[str, Any]:
         state = "ABORTED"
     io = world.run_io.get(row["id"], {})
     return _run(
-        uuid_of(row["id"]),
+        naming.uuid_of(row["id"]),
         row["started"],
         row["ended"],
         state,
@@ -389,11 +383,11 @@ def _job_data(world: _Project, node: _Node, ins: list[str], outs: list[str]) -> 
     parent_name = None
     if node.kind == "deployment":
         created, updated = node.rows[0]["created"], row["updated"]
-        current = deployment_run(row["id"], row["position"])
+        current = naming.deployment_run(row["id"], row["position"])
     else:
         created = node.rows[0]["started"]
         updated = max(r["ended"] or r["started"] for r in node.rows)
-        current = uuid_of(row["id"])
+        current = naming.uuid_of(row["id"])
         if row["parent"] and row["parent"] in world.of:
             parent_name = world.nodes[world.of[row["parent"]]].key[1]
     return {
