@@ -366,6 +366,16 @@ COUNTRIES = f"dataset:p/ref_countries.csv-{h8('s3://lake', 'ref/countries.csv')}
 DAILY = f"dataset:p/orders_daily-{h8('s3://warehouse', 'orders/daily')}@run-{RUN.replace('-', '')}"
 
 
+# The events ``event_full`` becomes when it is the run's first event (a COMPLETE adds the end).
+FULL_EVENT_KINDS = [
+    ("run-started", f"run:{PARENT}"),
+    ("run-started", f"run:{RUN}"),
+    ("dataset-version-registered", ORDERS),
+    ("dataset-version-registered", COUNTRIES),
+    ("run-inputs-used", f"run:{RUN}"),
+    ("dataset-version-registered", DAILY),
+    ("openlineage-run-event", f"run:{RUN}"),
+]
 # --- the fixtures are the client's ---------------------------------------------------------
 
 
@@ -633,17 +643,8 @@ def _assert_kept_start(kept: dict[str, Any]) -> None:
 
 
 def test_start_maps_to_run_datasets_and_inputs(ledger: Ledger) -> None:
-    run, parent = f"run:{RUN}", f"run:{PARENT}"
     appended = _start_full(ledger)
-    assert kinds(appended) == [
-        ("run-started", parent),
-        ("run-started", run),
-        ("dataset-version-registered", ORDERS),
-        ("dataset-version-registered", COUNTRIES),
-        ("run-inputs-used", run),
-        ("dataset-version-registered", DAILY),
-        ("openlineage-run-event", run),
-    ]
+    assert kinds(appended) == FULL_EVENT_KINDS
     started_parent, started, orders, countries, used, daily, kept = (e.body for e in appended)
     assert {e.actor for e in appended} == {"ol-writer"}
     assert {e.occurred_at for e in appended} == {"2024-05-01T10:00:00.000000Z"}
@@ -721,16 +722,7 @@ def test_events_of_one_run_mapped_at_once_never_conflict(ledger: Ledger) -> None
 def test_complete_before_start_is_recorded_in_order(ledger: Ledger) -> None:
     run = f"run:{RUN}"
     appended = ingest(ledger, load("event_full.json"))
-    assert kinds(appended) == [
-        ("run-started", f"run:{PARENT}"),
-        ("run-started", run),
-        ("dataset-version-registered", ORDERS),
-        ("dataset-version-registered", COUNTRIES),
-        ("run-inputs-used", run),
-        ("dataset-version-registered", DAILY),
-        ("openlineage-run-event", run),
-        ("run-completed", run),
-    ]
+    assert kinds(appended) == [*FULL_EVENT_KINDS, ("run-completed", run)]
     assert appended[1].body["tags"]["openlineage.first_event"] == "COMPLETE"
     assert appended[1].occurred_at == "2024-05-01T10:05:00.250000Z"
     assert appended[5].body["row_count"] == 990
