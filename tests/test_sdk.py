@@ -103,9 +103,9 @@ def test_run_records_code_environment_params_metrics_and_completion(reg: Registr
 def test_a_long_run_is_flushed_while_it_runs(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import registry.sdk
+    import registry.sdk.session
 
-    monkeypatch.setattr(registry.sdk, "FLUSH_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(registry.sdk.session, "FLUSH_AFTER_SECONDS", 0.0)
     with reg.run("train") as run:
         assert last(reg).type == "run-started" and last(reg).entity == run.id
         run.log_metrics({"loss": 0.5})
