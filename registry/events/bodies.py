@@ -21,7 +21,10 @@ from registry.events.catalogue import (
     check_pseudonym,
     check_run,
     check_uuid,
+    each,
     event_type,
+    optional,
+    validates,
 )
 from registry.ids import NodeId
 from registry.limits import MAX_ERROR_TYPE, MAX_SAFE_INTEGER
@@ -72,10 +75,7 @@ class DatasetVersionRegistered(Body):
             raise ValueError("lists the same parent twice")
         return value
 
-    @field_validator("produced_by")
-    @classmethod
-    def _producer(cls, value: str | None) -> str | None:
-        return None if value is None else check_run(value)
+    _producer = validates("produced_by", optional(check_run))
 
 
 @event_type("dataset-records-added", entity="dataset")
@@ -92,20 +92,9 @@ class DatasetRecordsAdded(Body):
         description="Data-subject pseudonym of each record, or null, aligned with records."
     )
 
-    @field_validator("records")
-    @classmethod
-    def _records(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            check_pseudonym(item)
-        return value
+    _records = validates("records", each(check_pseudonym))
 
-    @field_validator("subjects")
-    @classmethod
-    def _subjects(cls, value: tuple[str | None, ...]) -> tuple[str | None, ...]:
-        for item in value:
-            if item is not None:
-                check_pseudonym(item)
-        return value
+    _subjects = validates("subjects", each(check_pseudonym))
 
     @model_validator(mode="after")
     def _aligned(self) -> DatasetRecordsAdded:
@@ -137,10 +126,7 @@ class RunStarted(Body):
     parent_run: str | None = Field(default=None, description="Run id of the parent run, if any.")
     tags: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
 
-    @field_validator("parent_run")
-    @classmethod
-    def _parent(cls, value: str | None) -> str | None:
-        return None if value is None else check_run(value)
+    _parent = validates("parent_run", optional(check_run))
 
 
 @event_type("run-inputs-used", entity="run")
@@ -229,10 +215,7 @@ class ModelVersionRegistered(Body):
     )
     tags: dict[str, str] = Field(default_factory=dict, description="Free-form labels.")
 
-    @field_validator("run")
-    @classmethod
-    def _run(cls, value: str | None) -> str | None:
-        return None if value is None else check_run(value)
+    _run = validates("run", optional(check_run))
 
 
 @event_type("model-alias-moved", entity="model")
@@ -256,10 +239,7 @@ class Served(Part):
     model: str = Field(description="Model version id.")
     traffic: float = Field(ge=0, le=100, strict=True, description="Percent of requests, 0-100.")
 
-    @field_validator("model")
-    @classmethod
-    def _model(cls, value: str) -> str:
-        return check_model(value)
+    _model = validates("model", check_model)
 
 
 @event_type("deployment-configured", entity="deployment")
@@ -350,7 +330,4 @@ class SubjectDataStored(Body):
     entry: str = Field(description="Vault entry id (uuid).")
     fields: tuple[str, ...] = Field(description="Attribute names stored (never values).")
 
-    @field_validator("entry")
-    @classmethod
-    def _entry(cls, value: str) -> str:
-        return check_uuid(value)
+    _entry = validates("entry", check_uuid)

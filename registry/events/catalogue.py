@@ -111,3 +111,30 @@ def check_pseudonym(value: str) -> str:
 def check_uuid(value: str) -> str:
     """A field check: the value is a UUID; returns its canonical spelling."""
     return str(uuid.UUID(value))
+
+
+def optional(check: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """``check`` for a field that may be None."""
+
+    def run(value: str | None) -> str | None:
+        return None if value is None else check(value)
+
+    return run
+
+
+def each(check: Callable[[str], Any]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """``check`` applied to every item of a tuple field (None items skipped)."""
+
+    def run(value: tuple[Any, ...]) -> tuple[Any, ...]:
+        for item in value:
+            if item is not None:
+                check(item)
+        return value
+
+    return run
+
+
+def validates(field: str, check: Callable[[Any], Any]) -> Any:
+    """A validator of ``field`` for a body's class body (``_run = validates("run",
+    check_run)``): ``check`` runs after the field's type, and returns its value."""
+    return field_validator(field)(staticmethod(check))

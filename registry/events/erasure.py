@@ -14,7 +14,9 @@ from registry.events.catalogue import (
     check_model,
     check_pseudonym,
     check_uuid,
+    each,
     event_type,
+    validates,
 )
 
 # --- erasure ---------------------------------------------------------------------------------
@@ -53,10 +55,7 @@ class SubjectErasureRequested(Body):
         default=(), description="Model versions retained with a justification ('*': all)."
     )
 
-    @field_validator("erasure")
-    @classmethod
-    def _erasure(cls, value: str) -> str:
-        return check_uuid(value)
+    _erasure = validates("erasure", check_uuid)
 
 
 class Flag(Part):
@@ -70,10 +69,7 @@ class Flag(Part):
     justification: str | None = Field(default=None, description="Why it is retained, if it is.")
     approver: str | None = Field(default=None, description="Who approved retaining it.")
 
-    @field_validator("model")
-    @classmethod
-    def _model(cls, value: str) -> str:
-        return check_model(value)
+    _model = validates("model", check_model)
 
 
 class Redacted(Part):
@@ -131,17 +127,9 @@ class SubjectErased(Body):
         default=(), description="Events rewritten, by position."
     )
 
-    @field_validator("erasure")
-    @classmethod
-    def _erasure(cls, value: str) -> str:
-        return check_uuid(value)
+    _erasure = validates("erasure", check_uuid)
 
-    @field_validator("record_refs")
-    @classmethod
-    def _refs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            check_pseudonym(item)
-        return value
+    _refs = validates("record_refs", each(check_pseudonym))
 
 
 @event_type("erasure-remediated", entity="model")
@@ -157,15 +145,9 @@ class ErasureRemediated(Body):
     erasure: str = Field(description="Erasure id (uuid).")
     model: str = Field(description="The flagged model version this one replaces.")
 
-    @field_validator("erasure")
-    @classmethod
-    def _erasure(cls, value: str) -> str:
-        return check_uuid(value)
+    _erasure = validates("erasure", check_uuid)
 
-    @field_validator("model")
-    @classmethod
-    def _model(cls, value: str) -> str:
-        return check_model(value)
+    _model = validates("model", check_model)
 
 
 # Types only the ledger's own erasure process appends; a client sending one is refused.

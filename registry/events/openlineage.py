@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
-from registry.events.catalogue import Body, Part, check_dataset, event_type
+from registry.events.catalogue import Body, Part, check_dataset, event_type, validates
 
 # --- OpenLineage -----------------------------------------------------------------------
 
@@ -31,10 +31,7 @@ class _OpenLineageDataset(Part):
     facets: dict[str, Any] = Field(default_factory=dict, description="Dataset facets, as sent.")
     dataset: str = Field(description="Dataset version id it maps to in this ledger.")
 
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, value: str) -> str:
-        return check_dataset(value)
+    _dataset = validates("dataset", check_dataset)
 
 
 class OpenLineageInput(_OpenLineageDataset):
@@ -53,11 +50,32 @@ class OpenLineageOutput(_OpenLineageDataset):
     )
 
 
-_REDACTED = "JSON paths (dotted, from the event's root) of fields removed before storage."
-_STRINGIFIED = (
-    "JSON paths of numbers stored as strings: integers beyond ±(2^53-1) and non-finite "
-    "numbers, which canonical JSON cannot hold."
-)
+# Fields the OpenLineage types share, each with its description.
+_EventTime = Annotated[str, Field(description="eventTime exactly as sent.")]
+_Producer = Annotated[str, Field(description="URI of the software that produced the event.")]
+_SchemaUrl = Annotated[
+    str, Field(description="schemaURL: the OpenLineage schema the event follows.")
+]
+_Job = Annotated[OpenLineageJob, Field(description="The job, with its facets.")]
+_Inputs = Annotated[
+    tuple[OpenLineageInput, ...], Field(description="Input datasets, in the order sent.")
+]
+_Outputs = Annotated[
+    tuple[OpenLineageOutput, ...], Field(description="Output datasets, in the order sent.")
+]
+_Redacted = Annotated[
+    tuple[str, ...],
+    Field(
+        description="JSON paths (dotted, from the event's root) of fields removed before storage."
+    ),
+]
+_Stringified = Annotated[
+    tuple[str, ...],
+    Field(
+        description="JSON paths of numbers stored as strings: integers beyond ±(2^53-1) and "
+        "non-finite numbers, which canonical JSON cannot hold."
+    ),
+]
 
 
 @event_type("openlineage-run-event", entity="run")
@@ -78,19 +96,15 @@ class OpenLineageRunEvent(Body):
     event_type: OpenLineageEventType | None = Field(
         default=None, description="eventType as sent (START, RUNNING, COMPLETE, ...), if any."
     )
-    event_time: str = Field(description="eventTime exactly as sent.")
-    producer: str = Field(description="URI of the software that produced the event.")
-    schema_url: str = Field(description="schemaURL: the OpenLineage schema the event follows.")
-    job: OpenLineageJob = Field(description="The job, with its facets.")
+    event_time: _EventTime
+    producer: _Producer
+    schema_url: _SchemaUrl
+    job: _Job
     run_facets: dict[str, Any] = Field(default_factory=dict, description="Run facets, as sent.")
-    inputs: tuple[OpenLineageInput, ...] = Field(
-        default=(), description="Input datasets, in the order sent."
-    )
-    outputs: tuple[OpenLineageOutput, ...] = Field(
-        default=(), description="Output datasets, in the order sent."
-    )
-    redacted: tuple[str, ...] = Field(default=(), description=_REDACTED)
-    stringified: tuple[str, ...] = Field(default=(), description=_STRINGIFIED)
+    inputs: _Inputs = ()
+    outputs: _Outputs = ()
+    redacted: _Redacted = ()
+    stringified: _Stringified = ()
 
 
 @event_type("openlineage-dataset-event", entity="dataset")
@@ -103,14 +117,14 @@ class OpenLineageDatasetEvent(Body):
     sent; the version's schema, once registered, does not change.
     """
 
-    event_time: str = Field(description="eventTime exactly as sent.")
-    producer: str = Field(description="URI of the software that produced the event.")
-    schema_url: str = Field(description="schemaURL: the OpenLineage schema the event follows.")
+    event_time: _EventTime
+    producer: _Producer
+    schema_url: _SchemaUrl
     namespace: str = Field(description="OpenLineage dataset namespace (the data source).")
     name: str = Field(description="OpenLineage dataset name, unique within its namespace.")
     facets: dict[str, Any] = Field(default_factory=dict, description="Dataset facets, as sent.")
-    redacted: tuple[str, ...] = Field(default=(), description=_REDACTED)
-    stringified: tuple[str, ...] = Field(default=(), description=_STRINGIFIED)
+    redacted: _Redacted = ()
+    stringified: _Stringified = ()
 
 
 @event_type("openlineage-job-event", entity="job")
@@ -123,15 +137,11 @@ class OpenLineageJobEvent(Body):
     lineage edges, only this record of what the job declares.
     """
 
-    event_time: str = Field(description="eventTime exactly as sent.")
-    producer: str = Field(description="URI of the software that produced the event.")
-    schema_url: str = Field(description="schemaURL: the OpenLineage schema the event follows.")
-    job: OpenLineageJob = Field(description="The job, with its facets.")
-    inputs: tuple[OpenLineageInput, ...] = Field(
-        default=(), description="Input datasets, in the order sent."
-    )
-    outputs: tuple[OpenLineageOutput, ...] = Field(
-        default=(), description="Output datasets, in the order sent."
-    )
-    redacted: tuple[str, ...] = Field(default=(), description=_REDACTED)
-    stringified: tuple[str, ...] = Field(default=(), description=_STRINGIFIED)
+    event_time: _EventTime
+    producer: _Producer
+    schema_url: _SchemaUrl
+    job: _Job
+    inputs: _Inputs = ()
+    outputs: _Outputs = ()
+    redacted: _Redacted = ()
+    stringified: _Stringified = ()

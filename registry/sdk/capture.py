@@ -1,5 +1,6 @@
-"""What the SDK captures on its own: file digests, the code version (git) and the
-environment (Python, platform, host, key package versions) a run ran in."""
+"""What the SDK captures on its own: file digests (and a model artifact's URI), the code
+version (git) and the environment (Python, platform, host, key package versions) a run
+ran in."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from registry.errors import InvalidInput
+from registry.errors import FieldError, InvalidInput
 
 KEY_PACKAGES = (
     "numpy",
@@ -44,6 +45,26 @@ def file_digest(path: str | Path, field: str = "path") -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return "sha256:" + digest.hexdigest()
+
+
+def artifact_of(
+    name: str, uri: str | None, path: str | Path | None, digest: str | None
+) -> tuple[str, str]:
+    """``(uri, digest)`` of a model's artifact, each given or taken from ``path``."""
+    if digest is None:
+        if path is None:
+            raise FieldError(
+                "artifact_digest",
+                f"model {name!r}: give artifact_digest= or artifact_path= to digest",
+            )
+        digest = file_digest(path, "artifact_path")
+    if uri is None:
+        if path is None:
+            raise FieldError(
+                "artifact_uri", f"model {name!r}: give artifact_uri= or artifact_path="
+            )
+        uri = Path(path).resolve().as_uri()
+    return uri, digest
 
 
 @functools.lru_cache(maxsize=8)

@@ -7,33 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from registry.errors import FieldError
 from registry.events import NewEvent
 from registry.ids import model_id
-from registry.sdk.capture import file_digest
+from registry.sdk.capture import artifact_of
 from registry.sdk.handles import ModelVersion, node_of
 from registry.sdk.runs import Run
 from registry.sdk.session import Session
-
-
-def _artifact(
-    name: str, uri: str | None, path: str | Path | None, digest: str | None
-) -> tuple[str, str]:
-    """``(uri, digest)`` of a model's artifact, each given or taken from ``path``."""
-    if digest is None:
-        if path is None:
-            raise FieldError(
-                "artifact_digest",
-                f"model {name!r}: give artifact_digest= or artifact_path= to digest",
-            )
-        digest = file_digest(path, "artifact_path")
-    if uri is None:
-        if path is None:
-            raise FieldError(
-                "artifact_uri", f"model {name!r}: give artifact_uri= or artifact_path="
-            )
-        uri = Path(path).resolve().as_uri()
-    return uri, digest
 
 
 class Models(Session):
@@ -58,15 +37,14 @@ class Models(Session):
         name: str,
         version: str | None,
         run: str | None,
-        artifact_uri: str | None,
-        artifact_path: str | Path | None,
-        artifact_digest: str | None,
+        uri: str,
+        digest: str,
         framework: str | None,
         tags: Mapping[str, str] | None,
         occurred_at: Any,
     ) -> tuple[NewEvent, ModelVersion]:
-        """The ``model-version-registered`` event of a new version, and its handle."""
-        uri, digest = _artifact(name, artifact_uri, artifact_path, artifact_digest)
+        """The ``model-version-registered`` event of a new version (its artifact's ``uri``
+        and ``digest`` from ``artifact_of``), and its handle."""
         version = version or self._next_model_version(name)
         node = model_id(self.project, name, version)
         body = {
@@ -96,16 +74,9 @@ class Models(Session):
     ) -> ModelVersion:
         """Register a model version (outside a run; inside one use ``run.register_model``)."""
         producer = run.id if isinstance(run, Run) else run
+        uri, digest = artifact_of(name, artifact_uri, artifact_path, artifact_digest)
         event, model = self._model_event(
-            name,
-            version,
-            producer,
-            artifact_uri,
-            artifact_path,
-            artifact_digest,
-            framework,
-            tags,
-            occurred_at,
+            name, version, producer, uri, digest, framework, tags, occurred_at
         )
         self._append([event])
         return model

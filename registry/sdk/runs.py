@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from registry.errors import InvalidInput
 from registry.ids import run_id
 from registry.limits import MAX_ERROR_TYPE
-from registry.sdk.capture import capture_code, capture_environment
+from registry.sdk.capture import artifact_of, capture_code, capture_environment
 from registry.sdk.handles import DatasetVersion, ModelVersion, NodeLike, node_of
 
 if TYPE_CHECKING:
@@ -153,16 +153,10 @@ class Run:
         version, and the ledger refuses the run's batch unless the run read none of
         the erased records nor any dataset version the erasure touched."""
         self._require_running("register its models inside the block")
+        uri, digest = artifact_of(name, artifact_uri, artifact_path, artifact_digest)
+        at = occurred_at or self._default_time
         event, model = self.registry._model_event(
-            name,
-            version,
-            self.id,
-            artifact_uri,
-            artifact_path,
-            artifact_digest,
-            framework,
-            tags,
-            occurred_at or self._default_time,
+            name, version, self.id, uri, digest, framework, tags, at
         )
         self.registry._hold(event)
         flags = [remediates] if isinstance(remediates, Mapping) else list(remediates)
