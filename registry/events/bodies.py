@@ -1,9 +1,7 @@
 """The event types of the registry's own records: datasets, runs, models, deployments,
-predictions and vault entries (``registry.events.catalogue`` registers each).
-
-Bodies hold no personal data: record keys and subject ids appear only as keyed
-pseudonyms, personal attributes only as references to vault entries.
-"""
+predictions and vault entries (``registry.events.catalogue`` registers each). Record
+keys and subject ids appear in them only as keyed pseudonyms, personal attributes only
+as vault entry ids."""
 
 from __future__ import annotations
 
