@@ -1,12 +1,7 @@
 """The plumbing every part of a ``Registry`` shares: its backend, project and actor,
-events made and checked at the call, and the buffer of a run's records.
-
-A run's records (``run-started``, inputs, params, metrics, model versions) are
-buffered and appended in one batch when the run ends; earlier when another write
-or a question needs them, on ``flush()``, or with the first record made
-``FLUSH_AFTER_SECONDS`` after the buffer began, so a long run shows up as running
-while it runs.
-"""
+events made and checked at the call, and the buffer of a run's records (appended with
+the next write or question, on ``flush()``, or once ``FLUSH_AFTER_SECONDS`` have passed
+since it began; see ``registry.sdk``)."""
 
 from __future__ import annotations
 
