@@ -173,86 +173,89 @@ def _nested(model: type[BaseModel], seen: set[type[BaseModel]]) -> list[str]:
     return lines
 
 
-def _intro() -> list[str]:
+_HEADER = [
+    "# Event catalogue",
+    "",
+    "<!-- Generated from registry/events.py; do not edit by hand. Regenerate with:",
+    f"     {COMMAND} -->",
+    "",
+    "Every change mlledger knows about is an event appended to one log. This page lists",
+    "every event type the log can hold: its name, the version of its body schema, the",
+    "kind of node it is about, what it means, and the fields of its body. Bodies hold no",
+    "personal data: record keys and data-subject ids appear only as keyed pseudonyms",
+    "(32 lowercase hex digits), personal attributes only as references to vault entries.",
+    "",
+    "## Envelope",
+    "",
+    "Every event, whatever its type, has the same envelope; `body` holds the type's fields.",
+    "Types are given in Python notation: a `tuple` or `list` is a JSON array, a `dict` a",
+    "JSON object, `None` is `null`.",
+    "",
+    "| Field | Type | Description |",
+    "|---|---|---|",
+]
+
+_ENVELOPE_RULES = [
+    "",
+    "Times are UTC text of one fixed, sortable form: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.",
+    "`event_id` is the idempotency key of one project: re-appending an event whose",
+    "`event_id` is already in its project's log, with the same content (everything",
+    "hashed but `position`, the two times and `trace_id`), writes nothing and returns",
+    "the original position; the same id with other content is refused (HTTP 409), and",
+    "the whole batch with it. Other projects' ids neither collide nor show. A body is",
+    "validated against its type before anything is written: unknown fields are",
+    "refused, and an invalid event rejects its whole batch. Text fields of a body may",
+    "not contain NUL (U+0000); free-form JSON values may. Every string must be valid",
+    "Unicode, and a body nests at most 64 levels.",
+    "",
+    "Every reference an event makes is checked against its `project`: a run is known",
+    "only to the project that started it, and another project's dataset or model",
+    "version may be referenced only while that project grants access",
+    "(`project-access-granted`; see `docs/security.md`).",
+    "",
+    "`entity` is a typed node id; its kind is fixed by the event type, and the project",
+    "inside it (when it has one) must be the event's `project`:",
+    "",
+    "| Kind | Node id |",
+    "|---|---|",
+]
+
+_HASHING = [
+    "",
+    "### Leaf hash",
+    "",
+    "The leaf hash covers every envelope field but itself. The ledger builds the",
+    "*hashed form*, the JSON object of `position`, `event_id`, `type`, `schema_version`,",
+    "`project`, `entity`, `actor`, `occurred_at`, `recorded_at`, `body`, `personal_refs`",
+    "(an array) and `trace_id` (null when absent), serialises it as RFC 8785 canonical",
+    "JSON (keys sorted, no insignificant whitespace, UTF-8), and hashes it as an",
+    "RFC 6962 Merkle leaf:",
+    "",
+    "```",
+    "leaf_hash = SHA-256(0x00 || canonical_json(hashed_form))",
+    "```",
+    "",
+    "Interior nodes of the Merkle tree are `SHA-256(0x01 || left || right)`.",
+    "",
+    "### Schema versions",
+    "",
+    "An event type never changes once released. A new body schema gets a new",
+    "`schema_version` and an upcaster that turns a body of the previous version into",
+    "the new one; projections read every stored body upcast to the current version.",
+]
+
+
+def _upcasters() -> list[str]:
+    """The sentence listing the upcasters, or saying there are none."""
+    if not UPCASTERS:
+        return ["", "Every type is at its first version; no upcasters exist yet."]
+    listed = ", ".join(f"`{t}` v{v} → v{v + 1}" for t, v in sorted(UPCASTERS))
+    return ["", f"Upcasters: {listed}."]
+
+
+def _type_index() -> list[str]:
+    """The table of every type, each linked to its section."""
     lines = [
-        "# Event catalogue",
-        "",
-        "<!-- Generated from registry/events.py; do not edit by hand. Regenerate with:",
-        f"     {COMMAND} -->",
-        "",
-        "Every change mlledger knows about is an event appended to one log. This page lists",
-        "every event type the log can hold: its name, the version of its body schema, the",
-        "kind of node it is about, what it means, and the fields of its body. Bodies hold no",
-        "personal data: record keys and data-subject ids appear only as keyed pseudonyms",
-        "(32 lowercase hex digits), personal attributes only as references to vault entries.",
-        "",
-        "## Envelope",
-        "",
-        "Every event, whatever its type, has the same envelope; `body` holds the type's fields.",
-        "Types are given in Python notation: a `tuple` or `list` is a JSON array, a `dict` a",
-        "JSON object, `None` is `null`.",
-        "",
-        "| Field | Type | Description |",
-        "|---|---|---|",
-    ]
-    for name, kind, text in envelope_fields():
-        lines.append(f"| `{name}` | {_cell(f'`{kind}`')} | {_cell(text)} |")
-    lines += [
-        "",
-        "Times are UTC text of one fixed, sortable form: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.",
-        "`event_id` is the idempotency key of one project: re-appending an event whose",
-        "`event_id` is already in its project's log, with the same content (everything",
-        "hashed but `position`, the two times and `trace_id`), writes nothing and returns",
-        "the original position; the same id with other content is refused (HTTP 409), and",
-        "the whole batch with it. Other projects' ids neither collide nor show. A body is",
-        "validated against its type before anything is written: unknown fields are",
-        "refused, and an invalid event rejects its whole batch. Text fields of a body may",
-        "not contain NUL (U+0000); free-form JSON values may. Every string must be valid",
-        "Unicode, and a body nests at most 64 levels.",
-        "",
-        "Every reference an event makes is checked against its `project`: a run is known",
-        "only to the project that started it, and another project's dataset or model",
-        "version may be referenced only while that project grants access",
-        "(`project-access-granted`; see `docs/security.md`).",
-        "",
-        "`entity` is a typed node id; its kind is fixed by the event type, and the project",
-        "inside it (when it has one) must be the event's `project`:",
-        "",
-        "| Kind | Node id |",
-        "|---|---|",
-    ]
-    lines += [f"| {kind} | `{id_format(kind)}` |" for kind in KINDS]
-    lines += [
-        "",
-        "### Leaf hash",
-        "",
-        "The leaf hash covers every envelope field but itself. The ledger builds the",
-        "*hashed form*, the JSON object of `position`, `event_id`, `type`, `schema_version`,",
-        "`project`, `entity`, `actor`, `occurred_at`, `recorded_at`, `body`, `personal_refs`",
-        "(an array) and `trace_id` (null when absent), serialises it as RFC 8785 canonical",
-        "JSON (keys sorted, no insignificant whitespace, UTF-8), and hashes it as an",
-        "RFC 6962 Merkle leaf:",
-        "",
-        "```",
-        "leaf_hash = SHA-256(0x00 || canonical_json(hashed_form))",
-        "```",
-        "",
-        "Interior nodes of the Merkle tree are `SHA-256(0x01 || left || right)`.",
-        "",
-        "### Schema versions",
-        "",
-        "An event type never changes once released. A new body schema gets a new",
-        "`schema_version` and an upcaster that turns a body of the previous version into",
-        "the new one; projections read every stored body upcast to the current version.",
-    ]
-    if UPCASTERS:
-        lines += [
-            "",
-            "Upcasters: " + ", ".join(f"`{t}` v{v} → v{v + 1}" for t, v in sorted(UPCASTERS)) + ".",
-        ]
-    else:
-        lines += ["", "Every type is at its first version; no upcasters exist yet."]
-    lines += [
         "",
         "## Types",
         "",
@@ -266,6 +269,18 @@ def _intro() -> list[str]:
             f"{spec.entity_kind} | {_cell(summary)} |"
         )
     return lines
+
+
+def _intro() -> list[str]:
+    """Everything before the first type's section: the envelope, hashing, the index."""
+    lines = list(_HEADER)
+    lines += [
+        f"| `{name}` | {_cell(f'`{kind}`')} | {_cell(text)} |"
+        for name, kind, text in envelope_fields()
+    ]
+    lines += _ENVELOPE_RULES
+    lines += [f"| {kind} | `{id_format(kind)}` |" for kind in KINDS]
+    return lines + _HASHING + _upcasters() + _type_index()
 
 
 def render_events_markdown() -> str:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 import math
 import platform
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from sqlalchemy import text
 
-from registry import Conflict, EventRejected, LedgerError, Registry
+import registry
+from registry import Conflict, EventRejected, InvalidInput, LedgerError, Registry
 from registry.events import StoredEvent
 from registry.payloads import decode_predictions
+from registry.settings import Settings
 
 
 def last(reg: Registry) -> StoredEvent:
@@ -103,9 +107,9 @@ def test_run_records_code_environment_params_metrics_and_completion(reg: Registr
 def test_a_long_run_is_flushed_while_it_runs(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import registry.sdk
+    import registry.sdk.session
 
-    monkeypatch.setattr(registry.sdk, "FLUSH_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(registry.sdk.session, "FLUSH_AFTER_SECONDS", 0.0)
     with reg.run("train") as run:
         assert last(reg).type == "run-started" and last(reg).entity == run.id
         run.log_metrics({"loss": 0.5})
@@ -270,6 +274,71 @@ def test_a_refused_buffered_record_does_not_block_later_writes(reg: Registry) ->
         run.flush()
     assert info.value.field == "body.inputs.0" and "ghost" in str(info.value)
     # The run's other records were kept and went in with its end.
-    assert [e.type for e in events_of(reg, run.id)] == ["run-started", "run-inputs-used",
-                                                         "run-failed"]
+    assert [e.type for e in events_of(reg, run.id)] == [
+        "run-started",
+        "run-inputs-used",
+        "run-failed",
+    ]
     assert last(reg).body == {"error_type": "registry.errors.EventRejected"}
+
+
+def test_connect_reads_the_settings_it_is_given_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLLEDGER_DB", f"sqlite:///{tmp_path}/from-env.db")
+    monkeypatch.setenv("MLLEDGER_PROJECT", "from-env")
+    monkeypatch.setenv("MLLEDGER_ACTOR", "env-actor")
+    given = Settings(db=f"sqlite:///{tmp_path}/given.db", project="given", actor="given-actor")
+    with registry.connect(settings=given) as reg:
+        assert (reg.project, reg.actor) == ("given", "given-actor")
+        ds = reg.register_dataset("d", "1", uri="s3://d", digest="sha256:aa")
+        assert ds.id == "dataset:given/d@1" and last(reg).actor == "given-actor"
+    assert (tmp_path / "given.db").exists() and not (tmp_path / "from-env.db").exists()
+    with registry.connect(settings=given, project="named", actor="someone") as reg:
+        assert (reg.project, reg.actor) == ("named", "someone")
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "message"),
+    [
+        (lambda r: r.register_dataset("d", uri="s3://d"), "digest", "give digest= or path="),
+        (lambda r: r.register_dataset("d", uri="s3://d", path="/nowhere/x"), "path",
+         "cannot digest /nowhere/x"),
+        (lambda r: r.register_dataset("d", "1", uri="s3://d", digest="sha256:aa",
+                                      records=["a", "b"], subjects=["s"]), "subjects",
+         "2 records but 1 subjects"),
+        (lambda r: r.register_model("m"), "artifact_digest", "give artifact_digest="),
+        (lambda r: r.register_model("m", artifact_digest="sha256:aa"), "artifact_uri",
+         "give artifact_uri= or artifact_path="),
+        (lambda r: r.register_model("m", artifact_path="/nowhere/m.pkl"), "artifact_path",
+         "cannot digest /nowhere/m.pkl"),
+        (lambda r: r.log_predictions("api", model="m", records=["a"]), "outputs",
+         "records= and outputs= (or table=) are required"),
+        (lambda r: r.log_predictions("api", records=["a"], outputs=[1]), "model",
+         "give either model="),
+        (lambda r: r.log_predictions("api", models=["m"], records=["a", "b"], outputs=[1, 2]),
+         "models", "2 records but 1 models"),
+        (lambda r: r.log_predictions("api", model="m", records=["a"], outputs=[1], at=[1, 2]),
+         "at", "1 records but 2 times"),
+        (lambda r: r.log_predictions("api", model="m", records=["a"], outputs=[1],
+                                     trace_ids=[]), "trace_ids", "1 records but 0 trace ids"),
+        (lambda r: r.store_subject_data("s", {}), "attributes", "attributes is empty"),
+    ],
+)  # fmt: skip
+def test_invalid_input_names_the_argument_at_fault(
+    reg: Registry, call: Callable[[Registry], object], field: str, message: str
+) -> None:
+    head = reg.ledger.head()
+    with pytest.raises(InvalidInput, match=re.escape(message)) as info:
+        call(reg)
+    assert info.value.field == field
+    assert reg.ledger.head() == head
+
+
+def test_recording_outside_the_run_block_is_refused(reg: Registry) -> None:
+    with reg.run("train") as run:
+        pass
+    with pytest.raises(InvalidInput, match="is completed: record inside its 'with' block"):
+        run.log_params(lr=0.1)
+    with pytest.raises(InvalidInput, match="is completed: register its models inside"):
+        run.register_model("m", artifact_uri="s3://m", artifact_digest="sha256:aa")

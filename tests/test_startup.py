@@ -38,3 +38,17 @@ def test_the_sdk_is_still_one_attribute_away() -> None:
                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert missing.returncode == 1
     assert "module 'registry' has no attribute 'nope'" in missing.stderr
+
+
+def test_the_event_catalogue_loads_without_the_sdk_or_a_store() -> None:
+    probe = (
+        "import json, sys, registry.events\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith("
+        "('registry.sdk', 'registry.store', 'registry.ledger', 'lineage', 'audit',"
+        " 'sqlalchemy', 'pyarrow'))))); print(len(registry.events.CATALOGUE))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    loaded, types = done.stdout.strip().splitlines()
+    assert json.loads(loaded) == []
+    assert int(types) > 0

@@ -1,0 +1,94 @@
+"""The ``Registry`` (every SDK call, gathered from the modules that hold them) and
+``connect``, which opens one from the settings: the one place the SDK reads
+``MLLEDGER_*`` (``registry.settings.Settings``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from registry.assembly import open_ledger
+from registry.backend import Backend, LocalBackend
+from registry.ids import check_name, new_id
+from registry.sdk.datasets import Datasets
+from registry.sdk.deployments import Deployments
+from registry.sdk.handles import NodeLike, node_of
+from registry.sdk.models import Models
+from registry.sdk.predictions import PredictionLog
+from registry.sdk.questions import Questions
+from registry.sdk.runs import Run
+from registry.sdk.subjects import Subjects
+from registry.settings import Settings, default_actor
+
+
+class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions):
+    """A connection to the ledger for one project and actor."""
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(
+        self,
+        job: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        inputs: Sequence[NodeLike] = (),
+        tags: Mapping[str, str] | None = None,
+        parent: Run | str | None = None,
+        run_id: str | uuid.UUID | None = None,
+        code_dir: str | Path | None = None,
+        occurred_at: Any = None,
+        ended_at: Any = None,
+    ) -> Run:
+        """A run as a context manager; an exception inside marks it failed and re-raises.
+
+        ``occurred_at`` and ``ended_at`` backfill a run that happened earlier: its
+        records default to the start time and its end to ``ended_at``.
+        """
+        return Run(
+            self,
+            job,
+            params=dict(params or {}),
+            inputs=[node_of(i) for i in inputs],
+            tags=dict(tags or {}),
+            parent=parent.id if isinstance(parent, Run) else parent,
+            uuid_=uuid.UUID(str(run_id) if run_id else new_id()),
+            code_dir=str(code_dir or Path.cwd()),
+            occurred_at=occurred_at,
+            ended_at=ended_at,
+        )
+
+
+def open_backend(target: str, api_key: str | None, *, create: bool = True) -> Backend:
+    """The backend at ``target``: a server's ``http(s)://`` URL (with ``api_key`` sent as
+    a bearer token), else a database URL or file opened here."""
+    if target.startswith(("http://", "https://")):
+        from registry.client import HttpBackend
+
+        return HttpBackend(target, api_key)
+    return LocalBackend(open_ledger(target, create=create))
+
+
+def connect(
+    db: str | None = None,
+    *,
+    project: str | None = None,
+    actor: str | None = None,
+    api_key: str | None = None,
+    create: bool = True,
+    settings: Settings | None = None,
+) -> Registry:
+    """Open the ledger: a database URL or file (``db``, ``MLLEDGER_DB``, or
+    ``./.mlledger/ledger.db``), or a server's ``http(s)://`` URL, with ``api_key``
+    (or ``MLLEDGER_API_KEY``) sent as a bearer token. A database holding no ledger
+    yet is created, unless ``create=False`` (then ``NoLedger``, a ``ConfigError``).
+    ``settings`` stands in for the ``MLLEDGER_*`` environment, read when not given."""
+    settings = settings if settings is not None else Settings()
+    project = check_name(project or settings.project, "project")  # before touching a file
+    backend = open_backend(db or settings.db, api_key or settings.api_key, create=create)
+    return Registry(backend, project, actor or settings.actor or default_actor())

@@ -1,0 +1,126 @@
+"""Dataset versions: registering one with its record membership (``Registry.register_dataset``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from registry.errors import Conflict, FieldError
+from registry.ids import dataset_id
+from registry.intake import Item, RecordsAdded
+from registry.sdk.capture import file_digest
+from registry.sdk.handles import DatasetVersion, NodeLike, node_of
+from registry.sdk.runs import Run
+from registry.sdk.session import Session
+
+RECORD_CHUNK = 10_000
+
+
+def _subjects(name: str, keys: list[Any], subjects: Iterable[Any] | None) -> list[Any]:
+    """Each record's subject id (or None), one per record key."""
+    if subjects is None:
+        return [None] * len(keys)
+    subject_list = list(subjects)
+    if len(subject_list) != len(keys):
+        raise FieldError(
+            "subjects",
+            f"dataset {name!r}: {len(keys)} records but "
+            f"{len(subject_list)} subjects; expected one subject per record",
+        )
+    return subject_list
+
+
+class Datasets(Session):
+    """The dataset calls of a ``Registry``."""
+
+    def register_dataset(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        uri: str,
+        digest: str | None = None,
+        path: str | Path | None = None,
+        schema: Mapping[str, str] | None = None,
+        row_count: int | None = None,
+        records: Iterable[str | int] | None = None,
+        subjects: Iterable[str | int | None] | None = None,
+        derived_from: Sequence[NodeLike] = (),
+        produced_by: Run | str | None = None,
+        tags: Mapping[str, str] | None = None,
+        occurred_at: Any = None,
+    ) -> DatasetVersion:
+        """Register a dataset version with its record membership.
+
+        ``digest`` (or ``path`` to digest) identifies the content; ``version``
+        defaults to the digest's first 12 hex digits. ``records`` are the record
+        keys it holds and ``subjects`` each record's data-subject id (or None).
+        Registering the same name, version and digest again returns the existing
+        version; another digest under the same version is a Conflict.
+        """
+        if digest is None:
+            if path is None:
+                raise FieldError("digest", f"dataset {name!r}: give digest= or path= to digest")
+            digest = file_digest(path)
+        version = version or digest.split(":")[-1][:12]
+        node = dataset_id(self.project, name, version)
+        existing = self._registered_records(node, digest)
+        if existing is not None:
+            return DatasetVersion(node, name, version, digest, existing)
+        keys = list(records) if records is not None else []
+        subject_list = _subjects(name, keys, subjects)
+        body: dict[str, Any] = {
+            "name": name,
+            "version": version,
+            "digest": digest,
+            "uri": uri,
+            "schema": dict(schema) if schema is not None else None,
+            "row_count": row_count if row_count is not None else (len(keys) or None),
+            "derived_from": [node_of(d) for d in derived_from],
+            "produced_by": produced_by.id if isinstance(produced_by, Run) else produced_by,
+            "tags": dict(tags or {}),
+        }
+        events: list[Item] = [
+            self._event("dataset-version-registered", node, body, occurred_at=occurred_at)
+        ]
+        events += self._membership(node, keys, subject_list, occurred_at)
+        self._append(events)
+        return DatasetVersion(node, name, version, digest, len(set(keys)))
+
+    def _membership(
+        self, node: str, keys: list[Any], subjects: list[Any], occurred_at: Any
+    ) -> list[Item]:
+        """The records of a new dataset version, in chunks of ``RECORD_CHUNK``."""
+        return [
+            RecordsAdded(
+                **self._envelope(node, occurred_at),
+                records=keys[start : start + RECORD_CHUNK],
+                subjects=subjects[start : start + RECORD_CHUNK],
+            )
+            for start in range(0, len(keys), RECORD_CHUNK)
+        ]
+
+    def _registered_records(self, node: str, digest: str) -> int | None:
+        """The record count of ``node`` if it is registered with ``digest``; None if it
+        is not registered; Conflict if it is, with another digest."""
+        existing = self._dataset_row(node)
+        if existing is None:
+            return None
+        if existing["digest"] != digest:
+            raise Conflict(
+                f"dataset version {node} is already registered with digest "
+                f"{existing['digest']}, not {digest}; register a new version"
+            )
+        records: int = existing["records"]
+        return records
+
+    def _dataset_row(self, node: str) -> dict[str, Any] | None:
+        # Dataset versions are immutable: once seen, their digest never changes.
+        known = self._datasets.get(node)
+        if known is not None:
+            return known
+        found = self.backend.dataset(node)
+        if found is not None:
+            self._datasets[node] = found
+        return found

@@ -1,0 +1,136 @@
+"""Predictions: logging a batch of a deployment's predictions, given as columns or as a
+pyarrow table, in events of at most ``PREDICTION_CHUNK`` rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from registry.errors import FieldError
+from registry.intake import Item, Predictions
+from registry.sdk.handles import Deployment, NodeLike, node_of
+from registry.sdk.session import Session
+from registry.sdk.values import plain
+from registry.timeutil import to_timestamp
+
+PREDICTION_CHUNK = 20_000
+
+
+def _columns(table: Any, models: Any, at: Any, trace_ids: Any) -> tuple[Any, ...]:
+    """``(records, outputs, models, at, trace_ids)`` from a pyarrow table; the optional
+    columns it lacks keep the values given."""
+    names = set(table.column_names)
+    return (
+        table.column("record"),
+        table.column("output"),
+        plain(table.column("model")) if "model" in names else models,
+        plain(table.column("at")) if "at" in names else at,
+        plain(table.column("trace_id")) if "trace_id" in names else trace_ids,
+    )
+
+
+def _models_per_row(n: int, model: NodeLike | None, models: Any) -> list[str]:
+    """The model version id of each of ``n`` rows, from ``model`` or ``models``."""
+    if (model is None) == (models is None):
+        raise FieldError(
+            "model", "log_predictions: give either model= (whole batch) or models= (per row)"
+        )
+    per_row = [node_of(model)] * n if model is not None else [node_of(m) for m in models or []]
+    if len(per_row) != n:
+        raise FieldError("models", f"log_predictions: {n} records but {len(per_row)} models")
+    return per_row
+
+
+def _times(n: int, at: Any) -> list[str]:
+    """The stored time of each of ``n`` rows: one time for all, or one per row."""
+    if at is None or (not isinstance(at, list | tuple) and not hasattr(at, "tolist")):
+        return [to_timestamp(at, "at")] * n
+    times = [to_timestamp(t, f"at[{i}]") for i, t in enumerate(plain(at))]
+    if len(times) != n:
+        raise FieldError("at", f"log_predictions: {n} records but {len(times)} times")
+    return times
+
+
+def _traces(n: int, trace_ids: Sequence[Any] | None) -> list[str | None] | None:
+    """The trace id (or None) of each of ``n`` rows, or None when none were given."""
+    if trace_ids is None:
+        return None
+    traces = [None if t is None else str(t) for t in trace_ids]
+    if len(traces) != n:
+        raise FieldError("trace_ids", f"log_predictions: {n} records but {len(traces)} trace ids")
+    return traces
+
+
+class PredictionLog(Session):
+    """The prediction calls of a ``Registry``."""
+
+    def log_predictions(
+        self,
+        deployment: Deployment | str,
+        *,
+        records: Any = None,
+        outputs: Any = None,
+        model: NodeLike | None = None,
+        models: Sequence[NodeLike] | None = None,
+        at: Any = None,
+        trace_ids: Sequence[str | None] | None = None,
+        table: Any = None,
+    ) -> list[int]:
+        """Log a batch of predictions; return the positions of the events written.
+
+        Give ``model`` for the whole batch or ``models`` row by row; ``at`` is one
+        time for all rows, or one per row (default: now). A pyarrow ``table``
+        with columns record, output and optionally model, at, trace_id may stand
+        in for the keyword columns.
+        """
+        if table is not None:
+            records, outputs, models, at, trace_ids = _columns(table, models, at, trace_ids)
+        if records is None or outputs is None:
+            raise FieldError(
+                "records" if records is None else "outputs",
+                "log_predictions: records= and outputs= (or table=) are required",
+            )
+        keys, outs = plain(records), plain(outputs)
+        n = len(keys)
+        if len(outs) != n:
+            raise FieldError(
+                "outputs",
+                f"log_predictions: {n} records but {len(outs)} outputs; "
+                "expected one output per record",
+            )
+        per_row = _models_per_row(n, model, models)
+        times = _times(n, at)
+        traces = _traces(n, trace_ids)
+        node = self._deployment(deployment)
+        events: list[Item] = [
+            self._chunk(node, start, keys, outs, per_row, times, traces)
+            for start in range(0, n, PREDICTION_CHUNK)
+        ]
+        return self._append(events) if events else []
+
+    def _chunk(
+        self,
+        node: str,
+        start: int,
+        keys: list[Any],
+        outs: list[Any],
+        per_row: list[str],
+        times: list[str],
+        traces: list[str | None] | None,
+    ) -> Predictions:
+        """The rows ``start`` to ``start + PREDICTION_CHUNK`` as one event."""
+        stop = start + PREDICTION_CHUNK
+        chunk_models = per_row[start:stop]
+        distinct = list(dict.fromkeys(chunk_models))
+        slot = {m: i for i, m in enumerate(distinct)}
+        chunk_times = times[start:stop]
+        same_time = chunk_times[0] == chunk_times[-1] and len(set(chunk_times)) == 1
+        return Predictions(
+            **self._envelope(node, chunk_times[0]),
+            models=distinct,
+            records=keys[start:stop],
+            outputs=outs[start:stop],
+            model_index=None if len(distinct) == 1 else [slot[m] for m in chunk_models],
+            at=chunk_times[0] if same_time else chunk_times,
+            trace_ids=None if traces is None else traces[start:stop],
+        )

@@ -1,0 +1,123 @@
+"""The plumbing every part of a ``Registry`` shares: its backend, project and actor,
+events made and checked at the call, and the buffer of a run's records (appended with
+the next write or question, on ``flush()``, or once ``FLUSH_AFTER_SECONDS`` have passed
+since it began; see ``registry.sdk``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lineage import queries
+from registry.backend import Backend, LocalBackend
+from registry.errors import ConfigError, EventRejected, FieldError
+from registry.events import NewEvent, make_event
+from registry.ids import check_name, new_id
+from registry.intake import Item
+from registry.ledger import Ledger
+from registry.sdk.handles import Deployment
+from registry.timeutil import to_timestamp
+from registry.tracing import current_trace_id
+
+FLUSH_AFTER_SECONDS = 5.0
+
+
+class Session:
+    """A connection to the ledger for one project and actor: the base of ``Registry``."""
+
+    def __init__(self, backend: Backend | Ledger, project: str, actor: str):
+        self.backend: Backend = LocalBackend(backend) if isinstance(backend, Ledger) else backend
+        self.project = check_name(project, "project")
+        self.actor = actor
+        self._pending: list[Item] = []
+        self._pending_since = 0.0
+        self._datasets: dict[str, dict[str, Any]] = {}
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger of a local connection (a connection to a server has none)."""
+        if isinstance(self.backend, LocalBackend):
+            return self.backend.ledger
+        raise ConfigError("this connection talks to a server over HTTP: it has no local ledger")
+
+    def close(self) -> None:
+        """Append anything buffered and release the connection."""
+        self.flush()
+        self.backend.close()
+
+    def _event(
+        self,
+        type: str,
+        entity: str,
+        body: Mapping[str, Any],
+        *,
+        occurred_at: Any = None,
+        actor: str | None = None,
+        **kw: Any,
+    ) -> NewEvent:
+        """One event of this connection; a value the ledger would refuse raises
+        ``EventRejected`` here, at the call that made it, so nothing bad is buffered."""
+        event_id = kw.pop("event_id", None) or new_id()
+        try:
+            return make_event(
+                type,
+                project=self.project,
+                entity=entity,
+                actor=actor or self.actor,
+                body=dict(body),
+                occurred_at=occurred_at,
+                trace_id=current_trace_id(),
+                event_id=event_id,
+                **kw,
+            )
+        except FieldError as exc:
+            raise EventRejected(0, str(event_id), type, exc.field, str(exc)) from None
+
+    def _envelope(self, entity: str, occurred_at: Any = None) -> dict[str, Any]:
+        """Envelope fields of a write carrying personal data."""
+        return {
+            "event_id": new_id(),
+            "project": self.project,
+            "entity": entity,
+            "actor": self.actor,
+            "occurred_at": to_timestamp(occurred_at, "occurred_at"),
+            "trace_id": current_trace_id(),
+        }
+
+    def _append(self, events: Sequence[Item]) -> list[int]:
+        """Append buffered run events first, then ``events``, as one batch."""
+        batch = [*self._pending, *events]
+        try:
+            positions = self.backend.append(self.project, batch)
+        except EventRejected as exc:
+            if exc.index < len(self._pending):
+                # A buffered record the ledger refuses would block every later write:
+                # drop it (the error says which) and keep the rest for the next append.
+                del self._pending[exc.index]
+            raise
+        self._pending.clear()
+        return positions[len(batch) - len(events) :]
+
+    def _append_one(self, type: str, entity: str, body: Mapping[str, Any], **kw: Any) -> int:
+        """Append one event of this connection (after anything buffered); its position."""
+        return self._append([self._event(type, entity, body, **kw)])[0]
+
+    def flush(self) -> None:
+        """Append every buffered run event now."""
+        if self._pending:
+            self._append([])
+
+    def _hold(self, event: NewEvent) -> None:
+        """Buffer a run's record; flush when the buffer has waited long enough."""
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append(event)
+        if time.monotonic() - self._pending_since >= FLUSH_AFTER_SECONDS:
+            self.flush()
+
+    def _deployment(self, deployment: Deployment | str) -> str:
+        """The node id of a deployment handle, or of a deployment name or id."""
+        if isinstance(deployment, Deployment):
+            return deployment.id
+        return queries.resolve(deployment, "deployment", self.project)
