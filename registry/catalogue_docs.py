@@ -176,7 +176,7 @@ def _nested(model: type[BaseModel], seen: set[type[BaseModel]]) -> list[str]:
 _HEADER = [
     "# Event catalogue",
     "",
-    "<!-- Generated from registry/events.py; do not edit by hand. Regenerate with:",
+    "<!-- Generated from the registry/events/ package; do not edit by hand. Regenerate with:",
     f"     {COMMAND} -->",
     "",
     "Every change mlledger knows about is an event appended to one log. This page lists",
