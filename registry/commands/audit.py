@@ -358,7 +358,7 @@ def purged(purge: dict[str, Any] | None) -> str:
 
 
 def cmd_verify_certificate(args: argparse.Namespace) -> int:
-    from audit.certificate import CertificateError, verify_certificate
+    from audit.erasure.certificate import CertificateError, verify_certificate
 
     key = _verifier(args.public_key)
     try:
