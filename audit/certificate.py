@@ -6,27 +6,5 @@ DSSE envelopes are ``audit.dsse``.
 
 from __future__ import annotations
 
-from audit.dsse import PAYLOAD_TYPE, open_envelope, pae, sign_envelope
-from audit.erasure.certificate import (
-    PREDICATE_TYPE,
-    STATEMENT,
-    STATEMENT_TYPE,
-    CertificateError,
-    VerifiedCertificate,
-    make_certificate,
-    verify_certificate,
-)
-
-__all__ = [
-    "PAYLOAD_TYPE",
-    "PREDICATE_TYPE",
-    "STATEMENT",
-    "STATEMENT_TYPE",
-    "CertificateError",
-    "VerifiedCertificate",
-    "make_certificate",
-    "open_envelope",
-    "pae",
-    "sign_envelope",
-    "verify_certificate",
-]
+from audit.erasure.certificate import *  # noqa: F403
+from audit.erasure.certificate import __all__ as __all__

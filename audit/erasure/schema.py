@@ -3,7 +3,7 @@
 A certificate file is a DSSE envelope (``audit.dsse.Envelope``) whose payload is an
 in-toto Statement (``Statement``) with an erasure predicate (``ErasurePredicate``).
 ``json_schema()`` is the published schema, ``docs/schemas/erasure-certificate.schema.
-json`` (``python -m audit.erasure.schema`` prints it): the envelope at the top, the
+json`` (``python -m audit.erasure schema`` prints it): the envelope at the top, the
 statement under ``$defs`` and named by the payload's ``contentSchema``.
 
 The schema says what a certificate looks like; only ``audit.erasure.certificate.
@@ -183,7 +183,3 @@ def json_schema() -> dict[str, Any]:
 def schema_text() -> str:
     """``json_schema()`` as the published file holds it."""
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    print(schema_text(), end="")
