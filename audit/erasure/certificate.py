@@ -218,14 +218,8 @@ def _redactions(items: list[Any], what: str) -> list[int]:
     return positions
 
 
-def _facts(request_text: str, erased_text: str) -> dict[str, Any]:
-    """The predicate fields the two entries imply; raises if they are not one erasure.
-
-    Both make_certificate and verify_certificate use it, so a certificate says exactly
-    what its entries say.
-    """
-    request = _entry(request_text, "request", REQUEST_TYPE)
-    erased = _entry(erased_text, "erased", ERASED_TYPE)
+def _one_subject(request: dict[str, Any], erased: dict[str, Any]) -> tuple[str, str]:
+    """The project and subject both entries name; raises if they name two."""
     project = _str(request, "project", "the request entry")
     if _str(erased, "project", "the erased entry") != project:
         raise CertificateError(
@@ -238,6 +232,35 @@ def _facts(request_text: str, erased_text: str) -> dict[str, Any]:
             f"the erased entry is about {_short(erased['entity'])}, the request about "
             f"{entity!r}: they are not one subject's erasure"
         )
+    return project, entity
+
+
+def _affected(done: dict[str, Any], remediation: list[dict[str, Any]]) -> dict[str, Any]:
+    """The predicate's ``affected``, from the ``subject-erased`` event's body."""
+    return {
+        "records": {
+            "count": _count(done, "records", "erased.body"),
+            "references": _references(done, "record_refs", "erased.body"),
+        },
+        "datasets": _ids(done, "datasets", "erased.body", "dataset:"),
+        "derived_datasets": _ids(done, "derived_datasets", "erased.body", "dataset:"),
+        "runs": _ids(done, "runs", "erased.body", "run:"),
+        "models": [flag["model"] for flag in remediation],
+        "deployments": _ids(done, "deployments", "erased.body", "deployment:"),
+        "predictions": _count(done, "predictions", "erased.body"),
+        "vault_entries": _count(done, "vault_entries", "erased.body"),
+    }
+
+
+def _facts(request_text: str, erased_text: str) -> dict[str, Any]:
+    """The predicate fields the two entries imply; raises if they are not one erasure.
+
+    Both make_certificate and verify_certificate use it, so a certificate says exactly
+    what its entries say.
+    """
+    request = _entry(request_text, "request", REQUEST_TYPE)
+    erased = _entry(erased_text, "erased", ERASED_TYPE)
+    project, entity = _one_subject(request, erased)
     requested = _count(request, "position", "the request entry")
     completed = _count(erased, "position", "the erased entry")
     asked = _object(_field(request, "body", "the request entry"), "the request entry's body")
@@ -273,19 +296,7 @@ def _facts(request_text: str, erased_text: str) -> dict[str, Any]:
             "at": _str(erased, "recorded_at", "the erased entry"),
         },
         "requested_by": _str(request, "actor", "the request entry"),
-        "affected": {
-            "records": {
-                "count": _count(done, "records", "erased.body"),
-                "references": _references(done, "record_refs", "erased.body"),
-            },
-            "datasets": _ids(done, "datasets", "erased.body", "dataset:"),
-            "derived_datasets": _ids(done, "derived_datasets", "erased.body", "dataset:"),
-            "runs": _ids(done, "runs", "erased.body", "run:"),
-            "models": [flag["model"] for flag in remediation],
-            "deployments": _ids(done, "deployments", "erased.body", "deployment:"),
-            "predictions": _count(done, "predictions", "erased.body"),
-            "vault_entries": _count(done, "vault_entries", "erased.body"),
-        },
+        "affected": _affected(done, remediation),
         "remediation": remediation,
         "redactions": _redactions(
             _list(done, "redactions", "erased.body"), "erased.body.redactions"
@@ -424,6 +435,38 @@ class VerifiedCertificate(BaseModel):
     tree_size: int
     root: bytes
 
+    @classmethod
+    def of(
+        cls, facts: dict[str, Any], purge: Any, log_origin: str, size: int, root: bytes
+    ) -> VerifiedCertificate:
+        """The answer for a certificate whose predicate is ``facts`` (``_facts``)."""
+        affected = facts["affected"]
+        return cls(
+            erasure=facts["erasure"],
+            project=facts["project"],
+            subject=facts["subject"],
+            requested_position=facts["requested"]["position"],
+            requested_at=facts["requested"]["at"],
+            requested_by=facts["requested_by"],
+            completed_position=facts["completed"]["position"],
+            completed_at=facts["completed"]["at"],
+            records=affected["records"]["count"],
+            record_refs=affected["records"]["references"],
+            datasets=affected["datasets"],
+            derived_datasets=affected["derived_datasets"],
+            runs=affected["runs"],
+            models=affected["models"],
+            deployments=affected["deployments"],
+            predictions=affected["predictions"],
+            vault_entries=affected["vault_entries"],
+            remediation=facts["remediation"],
+            redactions=facts["redactions"],
+            purge=purge,
+            origin=log_origin,
+            tree_size=size,
+            root=root,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, for the CLI and API."""
         return {
@@ -508,13 +551,9 @@ def _proved_entries(
     return texts, indices, size, checkpoint.root
 
 
-def verify_certificate(envelope: Any, key: VerifierKey) -> VerifiedCertificate:
-    """Check an erasure certificate offline with the log's public key.
-
-    Raises CertificateError, naming the first check that fails, for anything that is
-    not a certificate this key's log issued, unchanged.
-    """
-    statement = open_envelope(envelope, key)
+def _erasure_predicate(statement: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The predicate of an erasure statement, and its ``log``, once both are objects and
+    the statement's types are an erasure's."""
     if statement.get("_type") != STATEMENT_TYPE:
         raise CertificateError(
             f"statement _type is {_short(statement.get('_type'))}; expected {STATEMENT_TYPE!r}"
@@ -528,6 +567,25 @@ def verify_certificate(envelope: Any, key: VerifierKey) -> VerifiedCertificate:
     log = _object(_field(predicate, "log", "the predicate"), "predicate.log")
     if set(log) != _LOG_FIELDS:
         raise CertificateError(f"predicate.log must have exactly the fields {sorted(_LOG_FIELDS)}")
+    return predicate, log
+
+
+def _claimed_purge(predicate: dict[str, Any]) -> dict[str, Any] | None:
+    _str(predicate, "statement", "the predicate")
+    purge = _field(predicate, "purge", "the predicate")
+    if purge is not None and not isinstance(purge, dict):
+        raise CertificateError(f"predicate.purge is {_short(purge)}; expected an object or null")
+    return purge
+
+
+def verify_certificate(envelope: Any, key: VerifierKey) -> VerifiedCertificate:
+    """Check an erasure certificate offline with the log's public key.
+
+    Raises CertificateError, naming the first check that fails, for anything that is
+    not a certificate this key's log issued, unchanged.
+    """
+    statement = open_envelope(envelope, key)
+    predicate, log = _erasure_predicate(statement)
     (request_text, erased_text), indices, size, root = _proved_entries(log, key)
     facts = _facts(request_text, erased_text)
     for name, field, index in zip(
@@ -538,42 +596,13 @@ def verify_certificate(envelope: Any, key: VerifierKey) -> VerifiedCertificate:
             raise CertificateError(
                 f"the {name} entry's position {facts[field]['position']} is not its index {index}"
             )
-    _str(predicate, "statement", "the predicate")
-    purge = _field(predicate, "purge", "the predicate")
-    if purge is not None and not isinstance(purge, dict):
-        raise CertificateError(f"predicate.purge is {_short(purge)}; expected an object or null")
+    purge = _claimed_purge(predicate)
     claimed = {name: value for name, value in predicate.items() if name not in _OWN_FIELDS}
     problem = _difference(facts, claimed, "predicate")
     if problem:
         raise CertificateError(problem)
-    log_origin = log["origin"]
-    expected = _subject(log_origin, facts["completed"]["position"], erased_text)
+    expected = _subject(log["origin"], facts["completed"]["position"], erased_text)
     problem = _difference(expected, statement.get("subject"), "subject")
     if problem:
         raise CertificateError(f"the statement's subject is not the erased entry: {problem}")
-    affected = facts["affected"]
-    return VerifiedCertificate(
-        erasure=facts["erasure"],
-        project=facts["project"],
-        subject=facts["subject"],
-        requested_position=facts["requested"]["position"],
-        requested_at=facts["requested"]["at"],
-        requested_by=facts["requested_by"],
-        completed_position=facts["completed"]["position"],
-        completed_at=facts["completed"]["at"],
-        records=affected["records"]["count"],
-        record_refs=affected["records"]["references"],
-        datasets=affected["datasets"],
-        derived_datasets=affected["derived_datasets"],
-        runs=affected["runs"],
-        models=affected["models"],
-        deployments=affected["deployments"],
-        predictions=affected["predictions"],
-        vault_entries=affected["vault_entries"],
-        remediation=facts["remediation"],
-        redactions=facts["redactions"],
-        purge=purge,
-        origin=log_origin,
-        tree_size=size,
-        root=root,
-    )
+    return VerifiedCertificate.of(facts, purge, log["origin"], size, root)
