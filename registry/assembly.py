@@ -11,7 +11,7 @@ SDK and the server open their ledger here.
 from __future__ import annotations
 
 from audit import tree
-from audit.erasure import check_remediation
+from audit.erasure.rules import check_remediation
 from lineage import projections
 from registry.ledger import Ledger, Rule
 from registry.projection import Projection

@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import Any
 
-from audit import erasure
+from audit.erasure import execute as erasure
 from registry.cli import main
 
 

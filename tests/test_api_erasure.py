@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import registry
-from audit.certificate import verify_certificate
+from audit.erasure.certificate import verify_certificate
 from audit.note import VerifierKey
 from registry.assembly import open_ledger
 from registry.errors import Forbidden

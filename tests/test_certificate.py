@@ -1,4 +1,4 @@
-"""Erasure certificates (``audit.certificate``): DSSE envelopes of in-toto statements
+"""Erasure certificates (``audit.erasure.certificate``): DSSE envelopes of in-toto statements
 over a log's erasure events, checked offline with the log's public key.
 
 The log here is built in memory: filler leaves, erasure events made with
@@ -17,19 +17,16 @@ from typing import Any
 import pytest
 
 from audit import merkle
-from audit.certificate import (
-    PAYLOAD_TYPE,
+from audit.checkpoints import origin
+from audit.dsse import PAYLOAD_TYPE, open_envelope, pae, sign_envelope
+from audit.erasure.certificate import (
     PREDICATE_TYPE,
     STATEMENT,
     STATEMENT_TYPE,
     CertificateError,
     make_certificate,
-    open_envelope,
-    pae,
-    sign_envelope,
     verify_certificate,
 )
-from audit.checkpoints import origin
 from audit.note import Checkpoint, NoteError, SigningKey, VerifierKey, sign_checkpoint
 from registry.canonical import canonical_text
 from registry.errors import IntegrityViolation, LedgerError

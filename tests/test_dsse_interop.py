@@ -21,9 +21,9 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
 
-from audit import certificate as certificates
 from audit import erasure
 from audit.checkpoints import load_signing_key
+from audit.erasure import schema as certificates
 from audit.exports import MANIFEST, export
 from audit.exports import PREDICATE_TYPE as EXPORT_TYPE
 from audit.note import SigningKey

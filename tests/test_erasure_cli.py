@@ -104,13 +104,7 @@ def test_erase_one_subject_with_a_certificate_checked_offline(
     assert last["types"][-2:] == ["subject-erasure-requested", "subject-erased"]
 
     key = _public_key(store_url, tmp_path)
-    checked = subprocess.run(
-        [*CLI, "audit", "verify-certificate", str(certificate), "--public-key", str(key)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = _check_certificate(certificate, key)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("OK: erasure ")
     assert "not a proof that no copy exists elsewhere" in checked.stdout
@@ -118,13 +112,7 @@ def test_erase_one_subject_with_a_certificate_checked_offline(
     envelope = json.loads(certificate.read_text())
     envelope["signatures"][0]["sig"] = envelope["signatures"][0]["sig"][::-1]
     certificate.write_text(json.dumps(envelope))
-    tampered = subprocess.run(
-        [*CLI, "audit", "verify-certificate", str(certificate), "--public-key", str(key)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    tampered = _check_certificate(certificate, key)
     assert tampered.returncode == 3 and tampered.stdout.startswith("FAILED:")
 
     again = mlledger(store_url, "erase", "person-1")
@@ -154,18 +142,20 @@ def _public_key(url: str, tmp_path: Path) -> Path:
     return key
 
 
+def _check_certificate(
+    certificate: Path, key: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``mlledger audit verify-certificate`` of ``certificate`` with the public key file."""
+    command = ["audit", "verify-certificate", str(certificate), "--public-key", str(key)]
+    return subprocess.run(
+        [*CLI, *command, *options], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 def _verify_certificate(url: str, certificate: Path, tmp_path: Path) -> tuple[int, Any]:
     """``mlledger audit verify-certificate --json`` with the log's public key: exit code
     and the JSON it printed."""
-    key = _public_key(url, tmp_path)
-    command = ["audit", "verify-certificate", str(certificate), "--public-key", str(key)]
-    checked = subprocess.run(
-        [*CLI, *command, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = _check_certificate(certificate, _public_key(url, tmp_path), "--json")
     return checked.returncode, json.loads(checked.stdout)
 
 

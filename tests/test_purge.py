@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event, text
 
-from audit.purge import PurgeBusy, _Matcher, find_bytes, purge
+from audit.erasure.purge import PurgeBusy, _Matcher, find_bytes, purge
 from registry.errors import ConfigError
 from registry.store import Store, opened
 from tests.pgserver import PostgresServer

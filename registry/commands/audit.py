@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,94 +55,35 @@ def _size(text: str) -> int:
     return value
 
 
-def add_parser(sub: Any) -> None:
-    """The ``audit`` command and its actions."""
-    audit = sub.add_parser(
-        "audit",
-        help="signed checkpoints, verification and Merkle proofs of the log",
-        description="The tamper-evident log: the Ed25519 key that signs checkpoints, the "
-        "checkpoints themselves, verification of every leaf and checkpoint, and inclusion "
-        "proofs an auditor checks offline (docs/audit.md).",
-    )
-    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-
-    p = actions.add_parser(
-        "keygen",
-        help="create the Ed25519 key that signs checkpoints",
-        description="Create the Ed25519 key that signs the log's checkpoints (mode 0600) and "
-        "print its public key, for verifiers.",
-    )
-    _db(p)
-    _key(p)
-    _json(p)
+def _keygen(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--name", help="the key's name, also the log's origin (default: <host>/mlledger/<random>)"
     )
 
-    p = actions.add_parser(
-        "public-key",
-        help="print the public (verifier) key",
-        description="Print the verifier key of the log's signing key: what an auditor needs "
-        "to check checkpoints, proofs, certificates and exports offline.",
-    )
-    _db(p)
-    _key(p)
+
+def _out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="also write it to this file")
 
-    p = actions.add_parser(
-        "checkpoint",
-        help="sign a checkpoint of the log and the access trail now",
-        description="Sign a checkpoint (tree size and root hash, as a signed note) of the "
-        "events log, the access trail or both; a tree that did not grow keeps its last one.",
-    )
-    _db(p)
-    _key(p)
-    _json(p)
-    p.add_argument(
-        "--tree",
-        choices=(*TREES, "both"),
-        default="both",
-        help="the events log, the access trail, or both (default)",
-    )
 
-    p = actions.add_parser(
-        "checkpoints",
-        help="list the stored checkpoints",
-        description="The signed checkpoints of one tree, oldest first: sequence number, "
-        "tree size, root hash (base64) and when it was signed.",
-    )
-    _db(p)
-    _json(p)
-    p.add_argument(
-        "--tree",
-        choices=TREES,
-        default="events",
-        help="the events log (default) or the access trail",
-    )
+def _both_trees(p: argparse.ArgumentParser) -> None:
+    help_text = "the events log, the access trail, or both (default)"
+    p.add_argument("--tree", choices=(*TREES, "both"), default="both", help=help_text)
 
-    p = actions.add_parser(
-        "verify",
-        help="recompute both trees from storage and check every checkpoint",
-        description="Recompute every leaf hash and both Merkle trees from what is stored, "
-        "and check every checkpoint's signature and consistency; exit 3 naming the first "
-        "position that is not as signed.",
-    )
-    _db(p)
-    _json(p)
+
+def _one_tree(p: argparse.ArgumentParser) -> None:
+    help_text = "the events log (default) or the access trail"
+    p.add_argument("--tree", choices=TREES, default="events", help=help_text)
+
+
+def _local_public_key(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--public-key",
         help="verifier key (file or string) for the signatures (default: the local signing "
         "key's, when there is one)",
     )
 
-    p = actions.add_parser(
-        "prove",
-        help="an event, its inclusion proof and the checkpoint",
-        description="A proof bundle: an event (or access-trail entry) as stored, its "
-        "inclusion proof and the signed checkpoint it leads to; `audit verify-proof` checks "
-        "it offline.",
-    )
-    _db(p)
+
+def _prove(p: argparse.ArgumentParser) -> None:
     p.add_argument("position", type=_size, help="the event's position (or --trail: entry seq)")
     p.add_argument("--trail", action="store_true", help="prove an access-trail entry instead")
     p.add_argument(
@@ -151,31 +93,101 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--out", help="write the bundle here (default: print it)")
 
-    p = actions.add_parser(
-        "verify-proof",
-        help="check a proof bundle offline with the public key alone",
-        description="Check a proof bundle offline: the checkpoint's signature, the inclusion "
-        "proof and, with --trusted, consistency with a checkpoint kept earlier; exit 3 when "
-        "it does not verify.",
-    )
+
+def _verify_proof(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", help="the proof bundle (JSON) from `mlledger audit prove`")
     p.add_argument("--public-key", required=True, help="verifier key (file or string)")
     p.add_argument(
         "--trusted",
         help="a signed checkpoint you kept earlier: the bundle's must be consistent with it",
     )
-    _json(p)
 
-    p = actions.add_parser(
-        "verify-certificate",
-        help="check an erasure certificate offline with the public key alone",
-        description="Check an erasure certificate offline: its signature, the checkpoint's, "
-        "both inclusion proofs and that every claim matches the proved events; exit 3 when "
-        "it does not verify.",
-    )
+
+def _verify_certificate(p: argparse.ArgumentParser) -> None:
     p.add_argument("certificate", help="the certificate (a DSSE envelope, JSON)")
     p.add_argument("--public-key", required=True, help="verifier key (file or string)")
-    _json(p)
+
+
+Adder = Callable[[argparse.ArgumentParser], None]
+
+#: Each action: its name, help, description and what adds its arguments, in order.
+ACTIONS: tuple[tuple[str, str, str, tuple[Adder, ...]], ...] = (
+    (
+        "keygen",
+        "create the Ed25519 key that signs checkpoints",
+        "Create the Ed25519 key that signs the log's checkpoints (mode 0600) and print its "
+        "public key, for verifiers.",
+        (_db, _key, _json, _keygen),
+    ),
+    (
+        "public-key",
+        "print the public (verifier) key",
+        "Print the verifier key of the log's signing key: what an auditor needs to check "
+        "checkpoints, proofs, certificates and exports offline.",
+        (_db, _key, _out),
+    ),
+    (
+        "checkpoint",
+        "sign a checkpoint of the log and the access trail now",
+        "Sign a checkpoint (tree size and root hash, as a signed note) of the events log, the "
+        "access trail or both; a tree that did not grow keeps its last one.",
+        (_db, _key, _json, _both_trees),
+    ),
+    (
+        "checkpoints",
+        "list the stored checkpoints",
+        "The signed checkpoints of one tree, oldest first: sequence number, tree size, root "
+        "hash (base64) and when it was signed.",
+        (_db, _json, _one_tree),
+    ),
+    (
+        "verify",
+        "recompute both trees from storage and check every checkpoint",
+        "Recompute every leaf hash and both Merkle trees from what is stored, and check every "
+        "checkpoint's signature and consistency; exit 3 naming the first position that is not "
+        "as signed.",
+        (_db, _json, _local_public_key),
+    ),
+    (
+        "prove",
+        "an event, its inclusion proof and the checkpoint",
+        "A proof bundle: an event (or access-trail entry) as stored, its inclusion proof and "
+        "the signed checkpoint it leads to; `audit verify-proof` checks it offline.",
+        (_db, _prove),
+    ),
+    (
+        "verify-proof",
+        "check a proof bundle offline with the public key alone",
+        "Check a proof bundle offline: the checkpoint's signature, the inclusion proof and, "
+        "with --trusted, consistency with a checkpoint kept earlier; exit 3 when it does not "
+        "verify.",
+        (_verify_proof, _json),
+    ),
+    (
+        "verify-certificate",
+        "check an erasure certificate offline with the public key alone",
+        "Check an erasure certificate offline: its signature, the checkpoint's, both "
+        "inclusion proofs and that every claim matches the proved events; exit 3 when it "
+        "does not verify.",
+        (_verify_certificate, _json),
+    ),
+)
+
+
+def add_parser(sub: Any) -> None:
+    """The ``audit`` command and its actions (``ACTIONS``)."""
+    audit = sub.add_parser(
+        "audit",
+        help="signed checkpoints, verification and Merkle proofs of the log",
+        description="The tamper-evident log: the Ed25519 key that signs checkpoints, the "
+        "checkpoints themselves, verification of every leaf and checkpoint, and inclusion "
+        "proofs an auditor checks offline (docs/audit.md).",
+    )
+    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    for name, help_text, description, adders in ACTIONS:
+        p = actions.add_parser(name, help=help_text, description=description)
+        for add in adders:
+            add(p)
 
 
 def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
@@ -358,7 +370,7 @@ def purged(purge: dict[str, Any] | None) -> str:
 
 
 def cmd_verify_certificate(args: argparse.Namespace) -> int:
-    from audit.certificate import CertificateError, verify_certificate
+    from audit.erasure.certificate import CertificateError, verify_certificate
 
     key = _verifier(args.public_key)
     try:
