@@ -31,7 +31,7 @@ from audit.checkpoints import latest_checkpoint, origin
 from audit.leaves import entry, redactions
 from audit.note import Checkpoint, NoteError, VerifierKey, verify_checkpoint
 from audit.tree import EVENTS, StoredTree, tree_spec
-from registry.errors import Conflict, IntegrityViolation, LedgerError, NotFound
+from registry.errors import Conflict, FieldError, IntegrityViolation, NotFound
 from registry.store import Store
 
 FORMAT = "mlledger-proof/1"
@@ -60,7 +60,7 @@ def make_bundle(
     spec = tree_spec(tree)
     what = "position" if spec.name == "events" else "access-trail entry"
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise LedgerError(f"{what} {index!r} is not a whole number of 0 or more")
+        raise FieldError("index", f"{what} {index!r} is not a whole number of 0 or more")
     with store.read() as conn:
         found = entry(conn, spec, index)
         if found is None:
@@ -106,11 +106,11 @@ def make_bundle(
             }
         if since is not None:
             if isinstance(since, bool) or not isinstance(since, int) or since < 0:
-                raise LedgerError(f"since {since!r} is not a tree size (0 or more)")
+                raise FieldError("since", f"since {since!r} is not a tree size (0 or more)")
             size1, size2 = sorted((since, checkpoint.size))
             if size2 > stored.size():
-                raise LedgerError(
-                    f"size {since} is beyond the {spec.name} log ({stored.size()} leaves)"
+                raise FieldError(
+                    "since", f"size {since} is beyond the {spec.name} log ({stored.size()} leaves)"
                 )
             bundle["consistency"] = {
                 "size1": size1,

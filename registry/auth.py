@@ -30,7 +30,7 @@ from audit.trail import (
     trail_leaf_hash,
 )
 from audit.trail import check_text as _check_text
-from registry.errors import LedgerError, NotFound
+from registry.errors import FieldError, NotFound
 from registry.ids import check_name
 from registry.roles import PERMISSIONS, ROLES
 from registry.store.raw import Raw
@@ -110,7 +110,7 @@ def _hash_secret(secret: str) -> str:
 def check_role(role: str) -> str:
     """``role`` if it is one of ``ROLES``; else LedgerError naming the roles."""
     if role not in ROLES:
-        raise LedgerError(f"role {role!r} is not a role: expected one of {', '.join(ROLES)}")
+        raise FieldError("role", f"role {role!r} is not a role: expected one of {', '.join(ROLES)}")
     return role
 
 
@@ -302,9 +302,10 @@ def decide(key: ApiKey | None, *, project: str, permission: str, had_token: bool
     whose role lacks the permission, with 403.
     """
     if permission not in PERMISSIONS:
-        raise LedgerError(
+        raise FieldError(
+            "permission",
             f"permission {permission!r} is not a permission: expected one of "
-            f"{', '.join(PERMISSIONS)}"
+            f"{', '.join(PERMISSIONS)}",
         )
     if key is None:
         if not had_token:

@@ -40,7 +40,7 @@ from audit.exports.scope import Progress, Scope
 from audit.note import NoteError, SigningKey, VerifierKey, verify_checkpoint
 from audit.outdir import new_or_empty
 from audit.trail import fold_trail
-from registry.errors import IntegrityViolation, LedgerError
+from registry.errors import FieldError, IntegrityViolation, InvalidInput
 from registry.timeutil import now
 from registry.wording import counted
 
@@ -127,8 +127,8 @@ def _writer(fmt: str) -> tuple[Callable[..., list[Any]], Callable[..., int] | No
     """The format's ``write`` and ``count`` (when it has one), and whether they take the
     store (else the ledger)."""
     if fmt not in FORMATS:
-        raise LedgerError(
-            f"export format {fmt!r} is not known: expected one of {', '.join(FORMATS)}"
+        raise FieldError(
+            "format", f"export format {fmt!r} is not known: expected one of {', '.join(FORMATS)}"
         )
     module = importlib.import_module(f"audit.exports.{fmt}")
     return module.write, getattr(module, "count", None), fmt == "parquet"
@@ -350,7 +350,7 @@ def verify_export(directory: str | Path, key: VerifierKey) -> ExportCheck:
     returns the files that changed (size or SHA-256), are missing or are extra."""
     root = Path(directory)
     if not root.is_dir():
-        raise LedgerError(f"{root} is not a directory: expected an export directory")
+        raise InvalidInput(f"{root} is not a directory: expected an export directory")
     statement = _manifest(root, key)
     predicate = statement["predicate"]
     listed = _listed(statement)
