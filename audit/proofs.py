@@ -29,7 +29,7 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,7 +41,7 @@ from audit.tree import EVENTS, StoredTree, tree_spec
 from registry.errors import Conflict, FieldError, IntegrityViolation, NotFound
 from registry.store import Store
 
-FORMAT = "mlledger-proof/1"
+FORMAT: Final = "mlledger-proof/1"
 
 
 class ProofError(IntegrityViolation):
@@ -207,7 +207,7 @@ def make_bundle(
         stored = StoredTree(conn, spec)
         bundle = ProofBundle(
             format=FORMAT,
-            tree=spec.name,
+            tree=cast(Literal["events", "access"], spec.name),
             index=index,
             entry=data.decode("utf-8") if redaction is None else None,
             leaf_hash=_b64(stored_leaf),
