@@ -100,9 +100,9 @@ class Consistency(_Part):
 
 
 class ProofBundle(_Part):
-    """A proof bundle (``FORMAT``): one leaf, its inclusion proof and the signed checkpoint
-    it is proved against; with ``consistency``, also proof that the checkpoint's tree
-    extends (or is extended by) one of another size."""
+    """A proof bundle (format ``mlledger-proof/1``): one leaf, its inclusion proof and
+    the signed checkpoint it is proved against; with ``consistency``, also proof that the
+    checkpoint's tree extends (or is extended by) one of another size."""
 
     model_config = ConfigDict(title="mlledger proof bundle")
 
