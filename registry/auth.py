@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from registry.store import Store
 
 TOKEN_PREFIX = "mll_"
@@ -119,6 +121,35 @@ def _key(row: Sequence[Any]) -> ApiKey:
     return ApiKey(*row)
 
 
+def _record_key_change(
+    conn: Connection,
+    key: ApiKey,
+    change: str,
+    actor: str,
+    source: str,
+    status: int,
+    what: str,
+    at: str | None,
+) -> None:
+    """The access-trail entry of a key created or revoked (``keys.<change>``)."""
+    insert_access(
+        conn,
+        [
+            AccessEntry(
+                actor=actor,
+                project=key.project,
+                action=f"keys.{change}",
+                resource=f"key:{key.key_id}",
+                source=source,
+                outcome="allow",
+                status=status,
+                reason=f"{what} for project '{key.project}'",
+                at=at,
+            )
+        ],
+    )
+
+
 def create_key(
     store: Store,
     *,
@@ -147,21 +178,8 @@ def create_key(
             f"INSERT INTO api_keys ({_KEY_COLUMNS}, secret_hash) VALUES (?,?,?,?,?,?,?,?,?)",
             [*_key_values(key), _hash_secret(secret)],
         )
-        insert_access(
-            conn,
-            [
-                AccessEntry(
-                    actor=created_by,
-                    project=project,
-                    action="keys.create",
-                    resource=f"key:{key_id}",
-                    source=source,
-                    outcome="allow",
-                    status=201,
-                    reason=f"created a {role} key for project '{project}'",
-                    at=key.created_at,
-                )
-            ],
+        _record_key_change(
+            conn, key, "create", created_by, source, 201, f"created a {role} key", key.created_at
         )
     return key, f"{TOKEN_PREFIX}{key_id}_{secret}"
 
@@ -213,21 +231,15 @@ def revoke_key(
             "UPDATE api_keys SET revoked_at = ?, revoked_by = ? WHERE key_id = ?",
             [revoked.revoked_at, revoked_by, key_id],
         )
-        insert_access(
+        _record_key_change(
             conn,
-            [
-                AccessEntry(
-                    actor=revoked_by,
-                    project=key.project,
-                    action="keys.revoke",
-                    resource=f"key:{key_id}",
-                    source=source,
-                    outcome="allow",
-                    status=200,
-                    reason=f"revoked a {key.role} key for project '{key.project}'",
-                    at=revoked.revoked_at,
-                )
-            ],
+            key,
+            "revoke",
+            revoked_by,
+            source,
+            200,
+            f"revoked a {key.role} key",
+            revoked.revoked_at,
         )
     return revoked
 

@@ -558,6 +558,18 @@ def _prepare_predictions(item: Predictions) -> tuple[list[int], list[str], list[
         raise FieldError(
             "body.outputs", f"{n} records but {len(item.outputs)} outputs; expected one per record"
         )
+    index = _model_index(item, n)
+    times = _row_times(item.at, n)
+    if item.trace_ids is not None:
+        if len(item.trace_ids) != n:
+            raise FieldError("body.trace_ids", f"{n} records but {len(item.trace_ids)} trace ids")
+        _check_trace_ids(item.trace_ids)
+    check_keys(item.records, "body.records")
+    return index, times, [_output_text(i, value) for i, value in enumerate(item.outputs)]
+
+
+def _model_index(item: Predictions, n: int) -> list[int]:
+    """Each of the ``n`` rows' place in ``item.models``, checked."""
     if not item.models:
         raise FieldError("body.models", "empty; expected the model version(s) that scored the rows")
     if item.model_index is None:
@@ -574,37 +586,36 @@ def _prepare_predictions(item: Predictions) -> tuple[list[int], list[str], list[
                 raise FieldError(f"body.model_index.{i}", f"{m} is outside 0..{top - 1}")
     if len(set(index)) != len(item.models):
         raise FieldError("body.models", "lists a model no row uses; expected only the models used")
-    if item.at is None or isinstance(item.at, str):
-        times = [to_timestamp(item.at, "body.at")] * n
+    return index
+
+
+def _row_times(at: str | list[str] | None, n: int) -> list[str]:
+    """Each of the ``n`` rows' time: ``at`` for every row (now when None), or one each."""
+    if at is None or isinstance(at, str):
+        return [to_timestamp(at, "body.at")] * n
+    if len(at) != n:
+        raise FieldError("body.at", f"{n} records but {len(at)} times")
+    return [to_timestamp(t, f"body.at.{i}") for i, t in enumerate(at)]
+
+
+def _output_text(i: int, value: Any) -> str:
+    """Row ``i``'s output as JSON text; raise FieldError when JSON cannot hold it."""
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, without a walk
+        why = number_problem(value)
+        if why is not None:
+            raise FieldError(f"body.outputs.{i}", why)
     else:
-        if len(item.at) != n:
-            raise FieldError("body.at", f"{n} records but {len(item.at)} times")
-        times = [to_timestamp(t, f"body.at.{i}") for i, t in enumerate(item.at)]
-    if item.trace_ids is not None:
-        if len(item.trace_ids) != n:
-            raise FieldError("body.trace_ids", f"{n} records but {len(item.trace_ids)} trace ids")
-        _check_trace_ids(item.trace_ids)
-    check_keys(item.records, "body.records")
-    texts = []
-    for i, value in enumerate(item.outputs):
-        kind = type(value)
-        if kind is float or kind is int:  # the common case, without a walk
-            why = number_problem(value)
-            if why is not None:
-                raise FieldError(f"body.outputs.{i}", why)
-        else:
-            found = json_problem(value)
-            if found is not None:
-                raise FieldError(_under(f"body.outputs.{i}", found[0]), found[1])
-        try:
-            texts.append(output_json(value))
-        except (TypeError, ValueError) as exc:
-            raise FieldError(
-                f"body.outputs.{i}",
-                f"not JSON ({exc}); expected finite numbers, strings, booleans, null, "
-                "lists or objects",
-            ) from None
-    return index, times, texts
+        found = json_problem(value)
+        if found is not None:
+            raise FieldError(_under(f"body.outputs.{i}", found[0]), found[1])
+    try:
+        return output_json(value)
+    except (TypeError, ValueError) as exc:
+        raise FieldError(
+            f"body.outputs.{i}",
+            f"not JSON ({exc}); expected finite numbers, strings, booleans, null, lists or objects",
+        ) from None
 
 
 def _check_trace_ids(traces: Sequence[str | None]) -> None:
