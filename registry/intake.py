@@ -263,6 +263,10 @@ def _is_dict(value: Any) -> bool:
     return isinstance(value, dict)
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
+
+
 def _check_event_id(value: Any) -> str:
     try:
         return str(uuid.UUID(str(value or "")))
@@ -342,7 +346,7 @@ class PredictionsBody(WireModel):
     models: Annotated[
         Any, _shape("body.models", _list_of(_is_str), "expected a list of model version ids")
     ]
-    outputs: Annotated[Any, _shape("body.outputs", _list_of(lambda v: True), "expected a list")]
+    outputs: Annotated[Any, _shape("body.outputs", _is_list, "expected a list")]
     model_index: Annotated[
         Any,
         _shape(

@@ -4,7 +4,9 @@ Every error the API returns has ``type`` (a ``urn:mlledger:problem:<slug>``
 URI naming the kind of problem), ``title``, ``status``, ``detail`` and
 ``instance`` (the request path); errors about input add ``field`` (the dotted
 path of the offending field) and, for batches, ``index`` and ``event_id``.
-``registry.client`` turns them back into the exceptions the SDK raises locally.
+The kinds are ``registry.errors``'s error classes (each names its slug, status and
+title) and the few the API alone answers (``API_KINDS``); ``registry.client`` turns
+a problem back into the class its kind names.
 
 ``document`` writes them into the OpenAPI document: every operation lists each
 problem status it can answer, with the ``type`` values that status carries.
