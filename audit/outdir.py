@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from registry.errors import LedgerError
+from registry.errors import FieldError
 
 
 def new_or_empty(out: str | Path, why: str = "") -> Path:
@@ -12,7 +12,9 @@ def new_or_empty(out: str | Path, why: str = "") -> Path:
     is added to the refusal of a non-empty one."""
     target = Path(out)
     if target.exists() and not target.is_dir():
-        raise LedgerError(f"--out {target} is a file: expected a new or empty directory")
+        raise FieldError("--out", f"--out {target} is a file: expected a new or empty directory")
     if target.is_dir() and any(target.iterdir()):
-        raise LedgerError(f"--out {target} is not empty: expected a new or empty directory{why}")
+        raise FieldError(
+            "--out", f"--out {target} is not empty: expected a new or empty directory{why}"
+        )
     return target

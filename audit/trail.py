@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from audit.tree import TRAIL, StoredTree
 from registry.canonical import canonical_text, leaf_hash
-from registry.errors import LedgerError
+from registry.errors import FieldError
 from registry.store.raw import Raw
 from registry.store.sqlite import BUSY_TIMEOUT_MS, create_private_file, durable
 from registry.timeutil import now, to_timestamp
@@ -90,13 +90,15 @@ def check_text(value: Any, what: str, longest: int | None = None, *, empty: bool
     """``value`` if it is a string of at most ``longest`` characters (non-empty unless
     ``empty``), else a LedgerError saying so."""
     if not isinstance(value, str):
-        raise LedgerError(f"{what}: expected a string, got {type(value).__name__}")
+        raise FieldError(what, f"{what}: expected a string, got {type(value).__name__}")
     if not value and not empty:
-        raise LedgerError(f"{what} is empty: expected some text")
+        raise FieldError(what, f"{what} is empty: expected some text")
     if longest is not None and len(value) > longest:
-        raise LedgerError(f"{what} is {len(value)} characters long: expected at most {longest}")
+        raise FieldError(
+            what, f"{what} is {len(value)} characters long: expected at most {longest}"
+        )
     if "\x00" in value:
-        raise LedgerError(f"{what} holds a NUL character: expected printable text")
+        raise FieldError(what, f"{what} holds a NUL character: expected printable text")
     return value
 
 
@@ -128,12 +130,13 @@ def entry_fields(entry: AccessEntry) -> dict[str, Any]:
     if entry.project is not None:
         check_text(entry.project, "project", PROJECT_MAX)
     if entry.outcome not in OUTCOMES:
-        raise LedgerError(
-            f"outcome {entry.outcome!r} is not an outcome: expected one of {', '.join(OUTCOMES)}"
+        raise FieldError(
+            "outcome",
+            f"outcome {entry.outcome!r} is not an outcome: expected one of {', '.join(OUTCOMES)}",
         )
     status = entry.status
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise LedgerError(f"status {status!r} is not an HTTP status: expected 100 to 599")
+        raise FieldError("status", f"status {status!r} is not an HTTP status: expected 100 to 599")
     if entry.trace_id is not None:
         check_text(entry.trace_id, "trace_id", TRACE_MAX)
     return {
@@ -477,7 +480,7 @@ def read_trail(
     journal holds is folded first."""
     for value, what in ((since, "since"), (limit, "limit")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise LedgerError(f"{what} {value!r} is not a whole number of 0 or more")
+            raise FieldError(what, f"{what} {value!r} is not a whole number of 0 or more")
     fold_trail(store)
     sql = f"SELECT {_TRAIL_COLUMNS}, leaf_hash FROM access_trail WHERE seq >= ?"
     params: list[Any] = [since]

@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 
 from audit import merkle
 from audit.merkle import Node
-from registry.errors import LedgerError
+from registry.errors import FieldError, LedgerError
 from registry.events import StoredEvent
 from registry.projection import Projection
 from registry.store.raw import Raw, placeholders
@@ -59,8 +59,8 @@ def tree_spec(name: str) -> TreeSpec:
     try:
         return TREES[name]
     except KeyError:
-        raise LedgerError(
-            f"unknown tree {name!r}: expected one of {', '.join(sorted(TREES))}"
+        raise FieldError(
+            "tree", f"unknown tree {name!r}: expected one of {', '.join(sorted(TREES))}"
         ) from None
 
 

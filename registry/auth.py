@@ -30,7 +30,7 @@ from audit.trail import (
     trail_leaf_hash,
 )
 from audit.trail import check_text as _check_text
-from registry.errors import LedgerError, NotFound
+from registry.errors import FieldError, NotFound
 from registry.ids import check_name
 from registry.roles import PERMISSIONS, ROLES
 from registry.store.raw import Raw
@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from registry.store import Store
 
 TOKEN_PREFIX = "mll_"
@@ -110,13 +112,42 @@ def _hash_secret(secret: str) -> str:
 def check_role(role: str) -> str:
     """``role`` if it is one of ``ROLES``; else LedgerError naming the roles."""
     if role not in ROLES:
-        raise LedgerError(f"role {role!r} is not a role: expected one of {', '.join(ROLES)}")
+        raise FieldError("role", f"role {role!r} is not a role: expected one of {', '.join(ROLES)}")
     return role
 
 
 def _key(row: Sequence[Any]) -> ApiKey:
     """An ApiKey from a row of ``_KEY_COLUMNS``."""
     return ApiKey(*row)
+
+
+def _record_key_change(
+    conn: Connection,
+    key: ApiKey,
+    change: str,
+    actor: str,
+    source: str,
+    status: int,
+    what: str,
+    at: str | None,
+) -> None:
+    """The access-trail entry of a key created or revoked (``keys.<change>``)."""
+    insert_access(
+        conn,
+        [
+            AccessEntry(
+                actor=actor,
+                project=key.project,
+                action=f"keys.{change}",
+                resource=f"key:{key.key_id}",
+                source=source,
+                outcome="allow",
+                status=status,
+                reason=f"{what} for project '{key.project}'",
+                at=at,
+            )
+        ],
+    )
 
 
 def create_key(
@@ -147,21 +178,8 @@ def create_key(
             f"INSERT INTO api_keys ({_KEY_COLUMNS}, secret_hash) VALUES (?,?,?,?,?,?,?,?,?)",
             [*_key_values(key), _hash_secret(secret)],
         )
-        insert_access(
-            conn,
-            [
-                AccessEntry(
-                    actor=created_by,
-                    project=project,
-                    action="keys.create",
-                    resource=f"key:{key_id}",
-                    source=source,
-                    outcome="allow",
-                    status=201,
-                    reason=f"created a {role} key for project '{project}'",
-                    at=key.created_at,
-                )
-            ],
+        _record_key_change(
+            conn, key, "create", created_by, source, 201, f"created a {role} key", key.created_at
         )
     return key, f"{TOKEN_PREFIX}{key_id}_{secret}"
 
@@ -213,21 +231,15 @@ def revoke_key(
             "UPDATE api_keys SET revoked_at = ?, revoked_by = ? WHERE key_id = ?",
             [revoked.revoked_at, revoked_by, key_id],
         )
-        insert_access(
+        _record_key_change(
             conn,
-            [
-                AccessEntry(
-                    actor=revoked_by,
-                    project=key.project,
-                    action="keys.revoke",
-                    resource=f"key:{key_id}",
-                    source=source,
-                    outcome="allow",
-                    status=200,
-                    reason=f"revoked a {key.role} key for project '{key.project}'",
-                    at=revoked.revoked_at,
-                )
-            ],
+            key,
+            "revoke",
+            revoked_by,
+            source,
+            200,
+            f"revoked a {key.role} key",
+            revoked.revoked_at,
         )
     return revoked
 
@@ -302,9 +314,10 @@ def decide(key: ApiKey | None, *, project: str, permission: str, had_token: bool
     whose role lacks the permission, with 403.
     """
     if permission not in PERMISSIONS:
-        raise LedgerError(
+        raise FieldError(
+            "permission",
             f"permission {permission!r} is not a permission: expected one of "
-            f"{', '.join(PERMISSIONS)}"
+            f"{', '.join(PERMISSIONS)}",
         )
     if key is None:
         if not had_token:

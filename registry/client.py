@@ -20,14 +20,14 @@ import httpx
 from registry import intake
 from registry.errors import (
     ConfigError,
-    Conflict,
     EventRejected,
     FieldError,
     Forbidden,
-    InvalidNodeId,
+    InvalidInput,
     LedgerError,
     NotFound,
     Unauthenticated,
+    error_for,
 )
 from registry.ids import NodeId
 from registry.intake import Item
@@ -35,6 +35,8 @@ from registry.tracing import inject
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 RETRIES = 3
+#: Whatever its kind, a 401 or 403 answer is the server refusing the key.
+_BY_STATUS: dict[int, type[LedgerError]] = {401: Unauthenticated, 403: Forbidden}
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
@@ -75,7 +77,7 @@ class HttpBackend:
             try:
                 content = _ENCODE(body).encode()
             except (TypeError, ValueError) as exc:
-                raise LedgerError(
+                raise InvalidInput(
                     f"request body is not JSON ({exc}); expected finite numbers, strings, "
                     "booleans, null, lists and objects"
                 ) from None
@@ -207,19 +209,10 @@ def _raise(response: httpx.Response) -> NoReturn:
             str(problem.get("field", "?")),
             str(problem.get("reason", detail)),
         )
-    field = problem.get("field")
-    if slug in ("invalid-request", "invalid-input") and isinstance(field, str):
-        raise FieldError(field, detail)
-    exc: type[LedgerError] = {
-        "not-found": NotFound,
-        "conflict": Conflict,
-        "invalid-node-id": InvalidNodeId,
-        "unauthenticated": Unauthenticated,
-        "forbidden": Forbidden,
-        "unavailable": ConfigError,
-    }.get(slug, LedgerError)
-    if response.status_code == 401:
-        exc = Unauthenticated
-    elif response.status_code == 403:
-        exc = Forbidden
-    raise exc(detail)
+    # The class the kind names (registry.errors is the one table of kinds); the API's
+    # own kinds name none: a schema error is refused input, anything else the base class.
+    cls = error_for(slug) or (InvalidInput if slug == "invalid-request" else LedgerError)
+    if cls is InvalidInput:
+        field = problem.get("field")
+        raise FieldError(field, detail) if isinstance(field, str) else InvalidInput(detail)
+    raise _BY_STATUS.get(response.status_code, cls)(detail)

@@ -29,7 +29,10 @@ class InvalidNodeId(LedgerError, ValueError):
 
 class InvalidInput(LedgerError, ValueError):
     """Input the ledger refuses; ``field``, when known, is the dotted path of the
-    offending value (``params.lr``)."""
+    offending value (``params.lr``). The kind ``invalid-input`` names this class (the
+    base class has it too, for errors raised as ``LedgerError`` itself)."""
+
+    slug = "invalid-input"
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -120,3 +123,23 @@ class IntegrityViolation(LedgerError):
     slug = "integrity"
     status = 500
     title = "The stored log does not match its hashes or signed checkpoints"
+
+
+def kinds() -> dict[str, type[LedgerError]]:
+    """Every problem kind (slug) and the class it names: the class that declares the
+    slug in its own body, the subclass winning over ``LedgerError`` (``invalid-input``
+    names ``InvalidInput``). Subclasses that only inherit a kind (``NoLedger``) name none."""
+    found: dict[str, type[LedgerError]] = {}
+    pending: list[type[LedgerError]] = [LedgerError]
+    while pending:
+        cls = pending.pop(0)
+        if "slug" in vars(cls):
+            found[cls.slug] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_for(slug: str) -> type[LedgerError] | None:
+    """The class a problem kind names, or None for a kind no error class has (the HTTP
+    API's own: ``invalid-request``, ``method-not-allowed``, ...)."""
+    return kinds().get(slug)

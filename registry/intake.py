@@ -16,13 +16,21 @@ import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 from sqlalchemy import Connection
 
 from registry.canonical import canonical_text, json_problem, number_problem, text_problem
-from registry.errors import ConfigError, EventRejected, FieldError, LedgerError
-from registry.events import INTERNAL_TYPES, NewEvent, make_event
+from registry.errors import (
+    ConfigError,
+    EventRejected,
+    FieldError,
+    InvalidInput,
+    InvalidNodeId,
+    LedgerError,
+)
+from registry.events import CATALOGUE, INTERNAL_TYPES, NewEvent, make_event
 from registry.ids import subject_id
 from registry.lazy import lazy_import
 from registry.limits import MAX_SAFE_INTEGER, MAX_TRACE_ID
@@ -206,21 +214,204 @@ def check_keys(
             raise FieldError(f"{field}.{index}", why)
 
 
-def _key_list(
-    value: Any, where: str, *, nullable: bool = False, what: str = "record key"
-) -> list[Any]:
-    if not isinstance(value, list):
-        raise FieldError(where, "expected a list")
-    check_keys(value, where, nullable=nullable, what=what)
+# Each wire model checks its fields in order and reports the first problem as the
+# FieldError its check raised (``_first_problem``). Fields are ``Any`` with a check, so
+# the messages are the ledger's own rather than pydantic's.
+
+
+def _keys(what: str = "record key", *, nullable: bool = False) -> Callable[..., Any]:
+    """Check of a list of record keys or subject ids (None allowed when ``nullable``)."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        where = f"body.{info.field_name}"
+        if not isinstance(value, list):
+            raise FieldError(where, "expected a list")
+        check_keys(value, where, nullable=nullable, what=what)
+        return value
+
+    return check
+
+
+def _shape(where: str, test: Callable[[Any], bool], expected: str) -> AfterValidator:
+    """Check refusing a value ``test`` rejects: FieldError(``where``, ``expected``)."""
+
+    def check(value: Any) -> Any:
+        if not test(value):
+            raise FieldError(where, expected)
+        return value
+
+    return AfterValidator(check)
+
+
+def _list_of(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, list) and all(test(v) for v in value)
+
+
+def _or_none(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or test(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_dict(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _check_event_id(value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value or "")))
+    except ValueError:
+        raise FieldError("event_id", "expected a UUID (the idempotency key)") from None
+
+
+def _check_occurred_at(value: Any) -> str:
+    if value is not None and not isinstance(value, str):
+        raise FieldError("occurred_at", "expected an RFC 3339 time string or null")
+    try:
+        return to_timestamp(value, "occurred_at")
+    except LedgerError as exc:
+        raise FieldError("occurred_at", str(exc)) from None
+
+
+def _check_type(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldError("type", "expected an event type name")
+    if value in INTERNAL_TYPES:
+        raise FieldError(
+            "type",
+            f"{value} events are appended only by the erasure process; "
+            "expected an erasure request (POST /projects/{project}/erasures)",
+        )
+    if value not in CATALOGUE:
+        raise FieldError(
+            "type", f"unknown event type {value!r}; expected one of {', '.join(CATALOGUE)}"
+        )
     return value
 
 
-def _body_field(body: Mapping[str, Any], name: str, default: Any = ...) -> Any:
-    if name in body:
-        return body[name]
-    if default is ...:
-        raise FieldError(f"body.{name}", "field required")
-    return default
+def _check_subject(value: Any) -> Any:
+    why = key_problem(value, "subject id")
+    if why is not None:
+        raise FieldError("body.subject", why)
+    return value
+
+
+def _check_subjects(value: Any, info: ValidationInfo) -> Any:
+    return value if value is None else _keys("subject id", nullable=True)(value, info)
+
+
+class WireModel(BaseModel):
+    """Base of the wire models: unknown members ignored; every field checked, a missing
+    one too (refused by its check, or as ``field required``)."""
+
+    model_config = ConfigDict(validate_default=True, protected_namespaces=())
+
+
+class WireEnvelope(WireModel):
+    """The members every batch item carries, in the order their problems are reported."""
+
+    event_id: Annotated[Any, AfterValidator(_check_event_id)] = None
+    body: Annotated[Any, _shape("body", _is_dict, "expected an object")] = None
+    actor: Annotated[
+        Any, _shape("actor", lambda v: _is_str(v) and bool(v), "expected a non-empty string")
+    ] = None
+    trace_id: Annotated[Any, _shape("trace_id", _or_none(_is_str), "expected a string or null")] = (
+        None
+    )
+    occurred_at: Annotated[Any, AfterValidator(_check_occurred_at)] = None
+    entity: Annotated[Any, _shape("entity", _is_str, "expected a node id string")] = None
+    type: Annotated[Any, AfterValidator(_check_type)] = None
+
+
+class RecordsAddedBody(WireModel):
+    """Body of ``dataset-records-added`` on the wire: raw record keys and subject ids."""
+
+    records: Annotated[Any, AfterValidator(_keys())]
+    subjects: Annotated[Any, AfterValidator(_check_subjects)] = None
+
+
+class PredictionsBody(WireModel):
+    """Body of ``predictions-logged`` on the wire (see ``Predictions``)."""
+
+    models: Annotated[
+        Any, _shape("body.models", _list_of(_is_str), "expected a list of model version ids")
+    ]
+    outputs: Annotated[Any, _shape("body.outputs", _is_list, "expected a list")]
+    model_index: Annotated[
+        Any,
+        _shape(
+            "body.model_index", _or_none(_list_of(_is_int)), "expected a list of integers or null"
+        ),
+    ] = None
+    at: Annotated[
+        Any,
+        _shape(
+            "body.at",
+            _or_none(lambda v: _is_str(v) or _list_of(_is_str)(v)),
+            "expected an RFC 3339 time, a list of them, or null",
+        ),
+    ] = None
+    trace_ids: Annotated[
+        Any,
+        _shape(
+            "body.trace_ids",
+            _or_none(_list_of(_or_none(_is_str))),
+            "expected a list of strings or nulls",
+        ),
+    ] = None
+    records: Annotated[Any, AfterValidator(_keys())]
+
+
+class SubjectDataBody(WireModel):
+    """Body of ``subject-data-stored`` on the wire: one subject's attributes."""
+
+    subject: Annotated[Any, AfterValidator(_check_subject)]
+    attributes: Annotated[
+        Any,
+        _shape("body.attributes", lambda v: _is_dict(v) and bool(v), "expected a non-empty object"),
+    ]
+
+
+#: The wire model of each personal type's body.
+WIRE_BODIES: dict[str, type[WireModel]] = {
+    RecordsAdded.type: RecordsAddedBody,
+    Predictions.type: PredictionsBody,
+    SubjectData.type: SubjectDataBody,
+}
+
+
+def _parse(model: type[WireModel], data: Any, prefix: str) -> Any:
+    """``data`` as ``model``; raise the FieldError of its first problem (a missing member
+    is ``field required`` at ``prefix`` + its name)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raised = (err.get("ctx") or {}).get("error")
+        if isinstance(raised, FieldError):
+            raise raised from None
+        where = prefix + ".".join(str(p) for p in err["loc"])
+        raise FieldError(
+            where, "field required" if err["type"] == "missing" else err["msg"]
+        ) from None
+
+
+def _wire_id(data: Mapping[str, Any]) -> str:
+    """The item's event id as an error names it: its UUID form, else as sent (or ?)."""
+    try:
+        return _check_event_id(data.get("event_id"))
+    except FieldError:
+        return str(data.get("event_id") or "") or "?"
 
 
 def from_wire(
@@ -231,132 +422,24 @@ def from_wire(
     ``actor``, when given, replaces the actor the item declares (a server sets
     it from the credential that sent the batch).
     """
-    event_id = str(data.get("event_id") or "")
-    type_ = data.get("type")
-    type_name = type_ if isinstance(type_, str) else "?"
-
-    def reject(where: str, message: str) -> EventRejected:
-        return EventRejected(index, event_id or "?", type_name, where, message)
-
     try:
-        event_id = str(uuid.UUID(event_id))
-    except ValueError:
-        raise reject("event_id", "expected a UUID (the idempotency key)") from None
-    body = data.get("body")
-    if not isinstance(body, dict):
-        raise reject("body", "expected an object")
-    who = actor or data.get("actor")
-    if not isinstance(who, str) or not who:
-        raise reject("actor", "expected a non-empty string")
-    trace = data.get("trace_id")
-    if trace is not None and not isinstance(trace, str):
-        raise reject("trace_id", "expected a string or null")
-    occurred_at = data.get("occurred_at")
-    if occurred_at is not None and not isinstance(occurred_at, str):
-        raise reject("occurred_at", "expected an RFC 3339 time string or null")
-    try:
-        occurred = to_timestamp(occurred_at, "occurred_at")
-    except LedgerError as exc:
-        raise reject("occurred_at", str(exc)) from None
-    entity = data.get("entity")
-    if not isinstance(entity, str):
-        raise reject("entity", "expected a node id string")
-    common: dict[str, Any] = dict(
-        event_id=event_id,
-        project=project,
-        entity=entity,
-        actor=who,
-        occurred_at=occurred,
-        trace_id=trace,
-    )
-    try:
-        if type_ == RecordsAdded.type:
-            subjects = _body_field(body, "subjects", None)
-            return RecordsAdded(
-                **common,
-                records=_key_list(_body_field(body, "records"), "body.records"),
-                subjects=None
-                if subjects is None
-                else _key_list(subjects, "body.subjects", nullable=True, what="subject id"),
-            )
-        if type_ == Predictions.type:
-            models = _body_field(body, "models")
-            if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-                raise FieldError("body.models", "expected a list of model version ids")
-            outputs = _body_field(body, "outputs")
-            if not isinstance(outputs, list):
-                raise FieldError("body.outputs", "expected a list")
-            index_ = _body_field(body, "model_index", None)
-            if index_ is not None and (
-                not isinstance(index_, list)
-                or not all(isinstance(i, int) and not isinstance(i, bool) for i in index_)
-            ):
-                raise FieldError("body.model_index", "expected a list of integers or null")
-            at = _body_field(body, "at", None)
-            if at is not None and not (
-                isinstance(at, str)
-                or (isinstance(at, list) and all(isinstance(t, str) for t in at))
-            ):
-                raise FieldError("body.at", "expected an RFC 3339 time, a list of them, or null")
-            traces = _body_field(body, "trace_ids", None)
-            if traces is not None and (
-                not isinstance(traces, list)
-                or not all(t is None or isinstance(t, str) for t in traces)
-            ):
-                raise FieldError("body.trace_ids", "expected a list of strings or nulls")
-            return Predictions(
-                **common,
-                models=models,
-                records=_key_list(_body_field(body, "records"), "body.records"),
-                outputs=outputs,
-                model_index=index_,
-                at=at,
-                trace_ids=traces,
-            )
-        if type_ == SubjectData.type:
-            subject = _body_field(body, "subject")
-            why = key_problem(subject, "subject id")
-            if why is not None:
-                raise FieldError("body.subject", why)
-            attributes = _body_field(body, "attributes")
-            if not isinstance(attributes, dict) or not attributes:
-                raise FieldError("body.attributes", "expected a non-empty object")
-            return SubjectData(**common, subject=subject, attributes=attributes)
-    except FieldError as exc:
-        raise reject(exc.field, str(exc)) from None
-    if not isinstance(type_, str):
-        raise reject("type", "expected an event type name")
-    if type_ in INTERNAL_TYPES:
-        raise reject(
-            "type",
-            f"{type_} events are appended only by the erasure process; "
-            "expected an erasure request (POST /projects/{project}/erasures)",
-        )
-    try:
-        return make_event(
-            type_,
+        envelope = _parse(WireEnvelope, {**data, "actor": actor or data.get("actor")}, "")
+        common: dict[str, Any] = dict(
+            event_id=envelope.event_id,
             project=project,
-            entity=entity,
-            actor=who,
-            body=body,
-            occurred_at=occurred,
-            event_id=event_id,
-            trace_id=trace,
+            entity=envelope.entity,
+            actor=envelope.actor,
+            occurred_at=envelope.occurred_at,
+            trace_id=envelope.trace_id,
         )
+        if envelope.type in PERSONAL_TYPES:
+            body = _parse(WIRE_BODIES[envelope.type], envelope.body, "body.")
+            return PERSONAL_TYPES[envelope.type](**common, **dict(body))
+        return make_event(envelope.type, body=envelope.body, **common)
     except LedgerError as exc:
-        raise reject(_split(exc)[0], str(exc)) from None
-
-
-def _field_of(message: str) -> str:
-    """The field a make_event message names ("body field 'x'" → "body.x")."""
-    marker = "body field '"
-    if marker in message:
-        return "body." + message.split(marker, 1)[1].split("'", 1)[0]
-    if "entity" in message:
-        return "entity"
-    if "unknown event type" in message:
-        return "type"
-    return "body"
+        type_ = data.get("type")
+        type_name = type_ if isinstance(type_, str) else "?"
+        raise EventRejected(index, _wire_id(data), type_name, *_split(exc)) from None
 
 
 # --- sealing ------------------------------------------------------------------------
@@ -394,9 +477,12 @@ def seal(
 
 
 def _split(exc: LedgerError) -> tuple[str, str]:
-    if isinstance(exc, FieldError):
+    """The field an error names and its message: the field it carries; for a node id
+    that does not parse, the event's entity (the one node id no body model checks);
+    else the body as a whole."""
+    if isinstance(exc, InvalidInput) and exc.field:
         return exc.field, str(exc)
-    return _field_of(str(exc)), str(exc)
+    return ("entity" if isinstance(exc, InvalidNodeId) else "body"), str(exc)
 
 
 def _check_records(item: RecordsAdded) -> list[str | int | None]:
@@ -476,6 +562,18 @@ def _prepare_predictions(item: Predictions) -> tuple[list[int], list[str], list[
         raise FieldError(
             "body.outputs", f"{n} records but {len(item.outputs)} outputs; expected one per record"
         )
+    index = _model_index(item, n)
+    times = _row_times(item.at, n)
+    if item.trace_ids is not None:
+        if len(item.trace_ids) != n:
+            raise FieldError("body.trace_ids", f"{n} records but {len(item.trace_ids)} trace ids")
+        _check_trace_ids(item.trace_ids)
+    check_keys(item.records, "body.records")
+    return index, times, [_output_text(i, value) for i, value in enumerate(item.outputs)]
+
+
+def _model_index(item: Predictions, n: int) -> list[int]:
+    """Each of the ``n`` rows' place in ``item.models``, checked."""
     if not item.models:
         raise FieldError("body.models", "empty; expected the model version(s) that scored the rows")
     if item.model_index is None:
@@ -492,37 +590,36 @@ def _prepare_predictions(item: Predictions) -> tuple[list[int], list[str], list[
                 raise FieldError(f"body.model_index.{i}", f"{m} is outside 0..{top - 1}")
     if len(set(index)) != len(item.models):
         raise FieldError("body.models", "lists a model no row uses; expected only the models used")
-    if item.at is None or isinstance(item.at, str):
-        times = [to_timestamp(item.at, "body.at")] * n
+    return index
+
+
+def _row_times(at: str | list[str] | None, n: int) -> list[str]:
+    """Each of the ``n`` rows' time: ``at`` for every row (now when None), or one each."""
+    if at is None or isinstance(at, str):
+        return [to_timestamp(at, "body.at")] * n
+    if len(at) != n:
+        raise FieldError("body.at", f"{n} records but {len(at)} times")
+    return [to_timestamp(t, f"body.at.{i}") for i, t in enumerate(at)]
+
+
+def _output_text(i: int, value: Any) -> str:
+    """Row ``i``'s output as JSON text; raise FieldError when JSON cannot hold it."""
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, without a walk
+        why = number_problem(value)
+        if why is not None:
+            raise FieldError(f"body.outputs.{i}", why)
     else:
-        if len(item.at) != n:
-            raise FieldError("body.at", f"{n} records but {len(item.at)} times")
-        times = [to_timestamp(t, f"body.at.{i}") for i, t in enumerate(item.at)]
-    if item.trace_ids is not None:
-        if len(item.trace_ids) != n:
-            raise FieldError("body.trace_ids", f"{n} records but {len(item.trace_ids)} trace ids")
-        _check_trace_ids(item.trace_ids)
-    check_keys(item.records, "body.records")
-    texts = []
-    for i, value in enumerate(item.outputs):
-        kind = type(value)
-        if kind is float or kind is int:  # the common case, without a walk
-            why = number_problem(value)
-            if why is not None:
-                raise FieldError(f"body.outputs.{i}", why)
-        else:
-            found = json_problem(value)
-            if found is not None:
-                raise FieldError(_under(f"body.outputs.{i}", found[0]), found[1])
-        try:
-            texts.append(output_json(value))
-        except (TypeError, ValueError) as exc:
-            raise FieldError(
-                f"body.outputs.{i}",
-                f"not JSON ({exc}); expected finite numbers, strings, booleans, null, "
-                "lists or objects",
-            ) from None
-    return index, times, texts
+        found = json_problem(value)
+        if found is not None:
+            raise FieldError(_under(f"body.outputs.{i}", found[0]), found[1])
+    try:
+        return output_json(value)
+    except (TypeError, ValueError) as exc:
+        raise FieldError(
+            f"body.outputs.{i}",
+            f"not JSON ({exc}); expected finite numbers, strings, booleans, null, lists or objects",
+        ) from None
 
 
 def _check_trace_ids(traces: Sequence[str | None]) -> None:

@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, func, insert, select
 
-from registry.errors import ConfigError, LedgerError
+from registry.errors import ConfigError, InvalidInput
 from registry.ids import new_id
 from registry.settings import Settings, default_key_file, write_private_file
 from registry.store.schema import T
@@ -225,10 +225,10 @@ class Pseudonymizer:
 
 def _key_bytes(key: object, what: str) -> bytes:
     if isinstance(key, bool) or not isinstance(key, str | int):
-        raise LedgerError(f"{what} {type(key).__name__} is not supported: expected a str or int")
+        raise InvalidInput(f"{what} {type(key).__name__} is not supported: expected a str or int")
     text = key if isinstance(key, str) else str(key)
     if not text:
-        raise LedgerError(f"{what} is empty: expected a non-empty str or an int")
+        raise InvalidInput(f"{what} is empty: expected a non-empty str or an int")
     return text.encode("utf-8")
 
 

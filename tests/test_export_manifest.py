@@ -46,6 +46,15 @@ def _statement(directory: Path) -> dict[str, Any]:
     return dict(json.loads(base64.b64decode(envelope["payload"])))
 
 
+def _exported(reg: Registry, out: Path, fmt: str) -> SigningKey:
+    """Export ``build_world``'s log in ``fmt`` to ``out``; return the signing key."""
+    build_world(reg)
+    reg.flush()
+    key = _key(reg)
+    export(reg.ledger, fmt, out, key)
+    return key
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_exports_with_a_manifest_that_verifies(
     reg: Registry, tmp_path: Path, fmt: str
@@ -90,11 +99,8 @@ def test_every_format_exports_with_a_manifest_that_verifies(
 
 
 def test_tampering_is_named_file_by_file(reg: Registry, tmp_path: Path) -> None:
-    build_world(reg)
-    reg.flush()
-    key = _key(reg)
     out = tmp_path / "out"
-    export(reg.ledger, "parquet", out, key)
+    key = _exported(reg, out, "parquet")
     files = sorted(f["path"] for f in _statement(out)["predicate"]["files"])
     changed, removed, same_size = files[0], files[1], files[2]
     with (out / changed).open("ab") as handle:
@@ -120,11 +126,8 @@ def test_tampering_is_named_file_by_file(reg: Registry, tmp_path: Path) -> None:
 
 
 def test_a_manifest_that_cannot_be_believed_is_refused(reg: Registry, tmp_path: Path) -> None:
-    build_world(reg)
-    reg.flush()
-    key = _key(reg)
     out = tmp_path / "out"
-    export(reg.ledger, "prov", out, key)
+    key = _exported(reg, out, "prov")
     envelope = json.loads((out / MANIFEST).read_text())
     statement = _statement(out)
 

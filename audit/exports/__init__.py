@@ -36,11 +36,19 @@ from typing import TYPE_CHECKING, Any
 
 from audit.certificate import CertificateError, open_envelope, sign_envelope
 from audit.checkpoints import origin, write_checkpoint
+from audit.exports.manifest import (
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    ExportError,
+    ExportStatement,
+    read_statement,
+    statement,
+)
 from audit.exports.scope import Progress, Scope
 from audit.note import NoteError, SigningKey, VerifierKey, verify_checkpoint
 from audit.outdir import new_or_empty
 from audit.trail import fold_trail
-from registry.errors import IntegrityViolation, LedgerError
+from registry.errors import FieldError, InvalidInput
 from registry.timeutil import now
 from registry.wording import counted
 
@@ -51,6 +59,7 @@ __all__ = [
     "FORMATS",
     "MANIFEST",
     "PREDICATE_TYPE",
+    "STATEMENT_TYPE",
     "ExportCheck",
     "ExportError",
     "Exported",
@@ -61,13 +70,7 @@ __all__ = [
 
 FORMATS = ("parquet", "openlineage", "prov")
 MANIFEST = "manifest.json"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE = "https://mlledger.dev/attestations/export/v1"
 _CHUNK = 1 << 20
-
-
-class ExportError(IntegrityViolation):
-    """A manifest that cannot be believed: not signed by the key, or malformed."""
 
 
 @dataclass
@@ -127,8 +130,8 @@ def _writer(fmt: str) -> tuple[Callable[..., list[Any]], Callable[..., int] | No
     """The format's ``write`` and ``count`` (when it has one), and whether they take the
     store (else the ledger)."""
     if fmt not in FORMATS:
-        raise LedgerError(
-            f"export format {fmt!r} is not known: expected one of {', '.join(FORMATS)}"
+        raise FieldError(
+            "format", f"export format {fmt!r} is not known: expected one of {', '.join(FORMATS)}"
         )
     module = importlib.import_module(f"audit.exports.{fmt}")
     return module.write, getattr(module, "count", None), fmt == "parquet"
@@ -177,20 +180,8 @@ def export(
             "seq": checkpoint.seq,
             "note": checkpoint.note,
         }
-        statement = {
-            "_type": STATEMENT_TYPE,
-            "subject": [{"name": f["path"], "digest": {"sha256": f["sha256"]}} for f in files],
-            "predicateType": PREDICATE_TYPE,
-            "predicate": {
-                "format": fmt,
-                "parameters": scope.as_dict(),
-                "files": files,
-                "checkpoint": evidence,
-                "exported_at": now(),
-                "producer": f"mlledger {_version()}",
-            },
-        }
-        envelope = sign_envelope(key, statement)
+        signed = statement(fmt, scope.as_dict(), files, evidence, now(), f"mlledger {_version()}")
+        envelope = sign_envelope(key, signed)
         (staging / MANIFEST).write_text(json.dumps(envelope, indent=2, sort_keys=True) + "\n")
         if target.is_dir():
             target.rmdir()  # checked empty above
@@ -260,7 +251,7 @@ class ExportCheck:
         return "\n".join(lines)
 
 
-def _manifest(directory: Path, key: VerifierKey) -> dict[str, Any]:
+def _manifest(directory: Path, key: VerifierKey) -> ExportStatement:
     path = directory / MANIFEST
     try:
         envelope = json.loads(path.read_text(encoding="utf-8"))
@@ -269,77 +260,42 @@ def _manifest(directory: Path, key: VerifierKey) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ExportError(f"cannot read the manifest {path}: {exc}") from None
     try:
-        statement = open_envelope(envelope, key)
+        opened = open_envelope(envelope, key)
     except CertificateError as exc:
         raise ExportError(f"the manifest's signature does not verify: {exc}") from None
-    if statement.get("_type") != STATEMENT_TYPE or statement.get("predicateType") != (
-        PREDICATE_TYPE
-    ):
-        raise ExportError(
-            f"the manifest is not an mlledger export statement: expected _type "
-            f"{STATEMENT_TYPE!r} and predicateType {PREDICATE_TYPE!r}"
-        )
-    predicate = statement.get("predicate")
-    if not isinstance(predicate, dict):
-        raise ExportError("the manifest's predicate is not a JSON object")
-    return statement
+    return read_statement(opened)
 
 
-def _listed(statement: dict[str, Any]) -> dict[str, tuple[str, int]]:
+def _listed(signed: ExportStatement) -> dict[str, tuple[str, int]]:
     """path -> (sha256, size), checked against the statement's subjects."""
-    predicate = statement["predicate"]
-    files = predicate.get("files")
-    if not isinstance(files, list):
-        raise ExportError("the manifest's predicate.files is not a list")
     listed: dict[str, tuple[str, int]] = {}
-    for number, item in enumerate(files):
-        what = f"predicate.files[{number}]"
-        if not isinstance(item, dict):
-            raise ExportError(f"the manifest's {what} is not a JSON object")
-        path, sha, size = item.get("path"), item.get("sha256"), item.get("size")
-        if not isinstance(path, str) or not path or path.startswith("/") or ".." in path.split("/"):
-            raise ExportError(f"the manifest's {what}.path {path!r} is not a relative path")
-        if not isinstance(sha, str) or len(sha) != 64:
-            raise ExportError(f"the manifest's {what}.sha256 is not a SHA-256 hex digest")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ExportError(f"the manifest's {what}.size is not a byte count")
-        if path in listed:
-            raise ExportError(f"the manifest lists {path} twice")
-        listed[path] = (sha, size)
-    subjects = statement.get("subject")
-    named = (
-        {
-            s.get("name"): (s.get("digest") or {}).get("sha256")
-            for s in subjects
-            if isinstance(s, dict)
-        }
-        if isinstance(subjects, list)
-        else None
-    )
+    for item in signed.predicate.files:
+        if item.path in listed:
+            raise ExportError(f"the manifest lists {item.path} twice")
+        listed[item.path] = (item.sha256, item.size)
+    named = {s.name: s.digest.sha256 for s in signed.subject}
     if named != {path: sha for path, (sha, _) in listed.items()}:
         raise ExportError("the manifest's subjects and predicate.files disagree")
     return listed
 
 
-def _checkpoint(predicate: dict[str, Any], key: VerifierKey) -> dict[str, Any]:
-    evidence = predicate.get("checkpoint")
-    parameters = predicate.get("parameters")
-    if not isinstance(evidence, dict) or not isinstance(parameters, dict):
-        raise ExportError("the manifest's predicate has no checkpoint or parameters object")
+def _checkpoint(signed: ExportStatement, key: VerifierKey) -> dict[str, Any]:
+    evidence = signed.predicate.checkpoint
+    upto = signed.predicate.parameters.upto
     try:
-        signed = verify_checkpoint(key, str(evidence.get("note")), evidence.get("origin"))
+        checked = verify_checkpoint(key, evidence.note, evidence.origin)
     except NoteError as exc:
         raise ExportError(f"the manifest's checkpoint does not verify: {exc}") from None
-    if signed.size != evidence.get("tree_size") or signed.size != parameters.get("upto"):
+    if checked.size != evidence.tree_size or checked.size != upto:
         raise ExportError(
-            f"the manifest's checkpoint is at size {signed.size} but it claims "
-            f"{evidence.get('tree_size')!r} (parameters.upto {parameters.get('upto')!r})"
+            f"the manifest's checkpoint is at size {checked.size} but it claims "
+            f"{evidence.tree_size!r} (parameters.upto {upto!r})"
         )
     return {
-        "origin": signed.origin,
-        "tree_size": signed.size,
-        "root_hash": signed.root.hex(),
-        "note": evidence["note"],
+        "origin": checked.origin,
+        "tree_size": checked.size,
+        "root_hash": checked.root.hex(),
+        "note": evidence.note,
     }
 
 
@@ -350,16 +306,15 @@ def verify_export(directory: str | Path, key: VerifierKey) -> ExportCheck:
     returns the files that changed (size or SHA-256), are missing or are extra."""
     root = Path(directory)
     if not root.is_dir():
-        raise LedgerError(f"{root} is not a directory: expected an export directory")
-    statement = _manifest(root, key)
-    predicate = statement["predicate"]
-    listed = _listed(statement)
+        raise InvalidInput(f"{root} is not a directory: expected an export directory")
+    signed = _manifest(root, key)
+    listed = _listed(signed)
     check = ExportCheck(
         directory=str(root),
-        format=str(predicate.get("format")),
-        parameters=predicate.get("parameters") or {},
-        checkpoint=_checkpoint(predicate, key),
-        exported_at=str(predicate.get("exported_at")),
+        format=signed.predicate.format,
+        parameters=signed.predicate.parameters.model_dump(),
+        checkpoint=_checkpoint(signed, key),
+        exported_at=signed.predicate.exported_at,
         files=len(listed),
     )
     present = set(_files(root))

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from audit.exports.scope import Progress, Scope
 from registry.canonical import canonical_text, loads, printable
-from registry.errors import LedgerError
+from registry.errors import InvalidInput, LedgerError
 from registry.store import Store
 from registry.store.raw import Raw
 from registry.timeutil import stored_form
@@ -547,7 +547,7 @@ def _batch_row(position: int, column: str) -> Callable[[int], str]:
 def _check_out(out: Path) -> Path:
     target = Path(out)
     if not target.is_dir():
-        raise LedgerError(f"{target} is not a directory: expected the export's directory")
+        raise InvalidInput(f"{target} is not a directory: expected the export's directory")
     return target
 
 

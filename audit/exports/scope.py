@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from registry.errors import LedgerError
+from registry.errors import FieldError
 from registry.ids import check_name
 from registry.timeutil import to_timestamp
 
@@ -43,14 +43,14 @@ class Scope:
         """A checked scope: ``since``/``until`` may be ISO 8601 text, datetimes or Unix
         seconds, normalised to the log's timestamp form."""
         if isinstance(upto, bool) or not isinstance(upto, int) or upto < 0:
-            raise LedgerError(f"upto {upto!r} is not a log size (a whole number, 0 or more)")
+            raise FieldError("upto", f"upto {upto!r} is not a log size (a whole number, 0 or more)")
         if project is not None:
             check_name(project, "project")
         start = None if since is None else to_timestamp(since, "--since")
         stop = None if until is None else to_timestamp(until, "--until")
         if start is not None and stop is not None and stop <= start:
-            raise LedgerError(
-                f"--until {stop} is not after --since {start}: expected a non-empty window"
+            raise FieldError(
+                "until", f"--until {stop} is not after --since {start}: expected a non-empty window"
             )
         return cls(upto, project, start, stop)
 

@@ -4,7 +4,9 @@ Every error the API returns has ``type`` (a ``urn:mlledger:problem:<slug>``
 URI naming the kind of problem), ``title``, ``status``, ``detail`` and
 ``instance`` (the request path); errors about input add ``field`` (the dotted
 path of the offending field) and, for batches, ``index`` and ``event_id``.
-``registry.client`` turns them back into the exceptions the SDK raises locally.
+The kinds are ``registry.errors``'s error classes (each names its slug, status and
+title) and the few the API alone answers (``API_KINDS``); ``registry.client`` turns
+a problem back into the class its kind names.
 
 ``document`` writes them into the OpenAPI document: every operation lists each
 problem status it can answer, with the ``type`` values that status carries.
@@ -22,37 +24,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from registry.canonical import MAX_DEPTH, printable
-from registry.errors import (
-    ConfigError,
-    Conflict,
-    EventRejected,
-    IntegrityViolation,
-    InvalidNodeId,
-    LedgerError,
-    NotFound,
-)
+from registry.errors import EventRejected, InvalidInput, LedgerError, kinds
 
 MEDIA_TYPE = "application/problem+json"
 PREFIX = "urn:mlledger:problem:"
 log = logging.getLogger("mlledger.api")
 
-# slug -> (status, title)
-KINDS: dict[str, tuple[int, str]] = {
+#: Problem kinds of the HTTP API alone (slug -> (status, title)); the ledger's own kinds
+#: come from the error classes (``registry.errors.kinds``).
+API_KINDS: dict[str, tuple[int, str]] = {
     "invalid-request": (422, "The request does not match the API's schema"),
-    "invalid-input": (400, "The input was refused"),
-    "invalid-node-id": (400, "A node id does not parse"),
-    "event-rejected": (422, "An event of the batch was refused; nothing was written"),
-    "not-found": (404, "Not found"),
-    "conflict": (409, "The write contradicts what is recorded"),
-    "unauthenticated": (401, "No valid API key"),
-    "forbidden": (403, "The API key does not allow this"),
     "method-not-allowed": (405, "Method not allowed"),
     "payload-too-large": (413, "Request body too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "too-many-requests": (429, "Too many failed authentications from this address"),
-    "unavailable": (503, "The store cannot be used"),
-    "integrity": (500, "The stored log does not match its hashes or signed checkpoints"),
     "internal": (500, "Internal error"),
+}
+#: Every problem kind the API answers: slug -> (status, title).
+KINDS: dict[str, tuple[int, str]] = {
+    **{slug: (cls.status, cls.title) for slug, cls in kinds().items()},
+    **API_KINDS,
 }
 
 
@@ -251,28 +242,17 @@ def _encodable(value: Any) -> Any:
 
 
 def from_ledger_error(exc: LedgerError) -> Problem:
-    """The problem for an error the ledger raised on purpose."""
+    """The problem for an error the ledger raised on purpose: the kind its class names,
+    with the offending ``field`` when it carries one (and, for a refused event of a
+    batch, its place, id, type and reason)."""
+    extensions: dict[str, Any] = {}
+    if isinstance(exc, InvalidInput):
+        extensions["field"] = exc.field
     if isinstance(exc, EventRejected):
-        return Problem(
-            "event-rejected",
-            str(exc),
-            field=exc.field,
-            index=exc.index,
-            event_id=exc.event_id,
-            event_type=exc.event_type,
-            reason=exc.message,
+        extensions.update(
+            index=exc.index, event_id=exc.event_id, event_type=exc.event_type, reason=exc.message
         )
-    if isinstance(exc, NotFound):
-        return Problem("not-found", str(exc))
-    if isinstance(exc, IntegrityViolation):
-        return Problem("integrity", str(exc))
-    if isinstance(exc, Conflict):
-        return Problem("conflict", str(exc))
-    if isinstance(exc, InvalidNodeId):
-        return Problem("invalid-node-id", str(exc))
-    if isinstance(exc, ConfigError):
-        return Problem("unavailable", str(exc))
-    return Problem("invalid-input", str(exc), field=getattr(exc, "field", None))
+    return Problem(exc.slug, str(exc), **extensions)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
