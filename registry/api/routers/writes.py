@@ -1,12 +1,13 @@
-"""Native writes: each route is the SDK call of the same name, run on the server."""
+"""Native writes: each route is the write of the same name in ``registry.writes`` (the
+SDK call of that name), run on the server."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 
+from registry import writes
 from registry.api.deps import LedgerDep, Principal, allow
 from registry.api.problems import responses
 from registry.api.schemas import (
@@ -33,37 +34,14 @@ from registry.api.schemas import (
     SubjectDataCreate,
     TextPath,
 )
-from registry.backend import LocalBackend
-from registry.errors import LedgerError
-from registry.events import NewEvent, make_event
-from registry.ids import run_id
 from registry.ledger import Ledger
-from registry.sdk import NodeLike, Registry
-from registry.store.raw import Raw
 
 router = APIRouter(prefix="/projects/{project}", tags=["writes"])
 
 
-def _registry(ledger: Ledger, who: Principal) -> Registry:
-    return Registry(LocalBackend(ledger), who.project, who.actor)
-
-
-def _run_node(run: str) -> str:
-    try:
-        return run_id(run.removeprefix("run:"))
-    except ValueError:
-        raise LedgerError(f"run {run!r}: expected a run id ('run:<uuid>' or '<uuid>')") from None
-
-
-def _run_event(who: Principal, run: str, type: str, body: dict[str, Any], at: Any) -> NewEvent:
-    return make_event(
-        type,
-        project=who.project,
-        entity=_run_node(run),
-        actor=who.actor,
-        body=body,
-        occurred_at=at,
-    )
+def _who(who: Principal) -> dict[str, str]:
+    """The project and actor every write names."""
+    return {"project": who.project, "actor": who.actor}
 
 
 @router.post(
@@ -78,18 +56,22 @@ def register_dataset(
     who: Annotated[Principal, allow("write", "datasets.register")],
 ) -> DatasetPublic:
     """Register a dataset version with its records (raw keys, pseudonymised here)."""
-    made = _registry(ledger, who).register_dataset(
-        data.name,
-        data.version,
-        uri=data.uri,
+    made = writes.register_dataset(
+        ledger,
+        **_who(who),
+        name=data.name,
+        version=data.version,
         digest=data.digest,
-        schema=data.schema_,
-        row_count=data.row_count,
+        body={
+            "uri": data.uri,
+            "schema": dict(data.schema_) if data.schema_ is not None else None,
+            "row_count": data.row_count,
+            "derived_from": list(data.derived_from),
+            "produced_by": data.produced_by,
+            "tags": dict(data.tags or {}),
+        },
         records=data.records,
         subjects=data.subjects,
-        derived_from=data.derived_from,
-        produced_by=data.produced_by,
-        tags=data.tags,
         occurred_at=data.occurred_at,
     )
     return DatasetPublic(
@@ -107,28 +89,19 @@ def start_run(
     data: RunCreate, ledger: LedgerDep, who: Annotated[Principal, allow("write", "runs.start")]
 ) -> RunPublic:
     """Start a run (with the code version and environment the client reports)."""
-    node = _run_node(data.run_id) if data.run_id is not None else run_id(uuid.uuid4())
-    events = [
-        _run_event(
-            who,
-            node,
-            "run-started",
-            {
-                "job": data.job,
-                "params": data.params,
-                "code": data.code,
-                "environment": data.environment,
-                "parent_run": _run_node(data.parent) if data.parent is not None else None,
-                "tags": data.tags,
-            },
-            data.occurred_at,
-        )
-    ]
-    if data.inputs:
-        events.append(
-            _run_event(who, node, "run-inputs-used", {"inputs": data.inputs}, data.occurred_at)
-        )
-    ledger.append(events)
+    node = writes.start_run(
+        ledger,
+        **_who(who),
+        run=data.run_id,
+        job=data.job,
+        params=data.params,
+        code=data.code,
+        environment=data.environment,
+        parent=data.parent,
+        tags=data.tags,
+        inputs=data.inputs or (),
+        occurred_at=data.occurred_at,
+    )
     return RunPublic(id=node, job=data.job, status="running")
 
 
@@ -140,8 +113,8 @@ def run_inputs(
     who: Annotated[Principal, allow("write", "runs.record")],
 ) -> Position:
     """Declare dataset or model versions a running run reads."""
-    event = _run_event(who, run, "run-inputs-used", {"inputs": data.inputs}, data.occurred_at)
-    return Position(position=ledger.append([event])[0])
+    body = {"inputs": data.inputs}
+    return Position(position=_record(ledger, who, run, "run-inputs-used", body, data.occurred_at))
 
 
 @router.post("/runs/{run}/params", response_model=Position, responses=responses("event-rejected"))
@@ -152,8 +125,8 @@ def run_params(
     who: Annotated[Principal, allow("write", "runs.record")],
 ) -> Position:
     """Record parameters of a running run."""
-    event = _run_event(who, run, "run-params-logged", {"params": data.params}, data.occurred_at)
-    return Position(position=ledger.append([event])[0])
+    body = {"params": data.params}
+    return Position(position=_record(ledger, who, run, "run-params-logged", body, data.occurred_at))
 
 
 @router.post("/runs/{run}/metrics", response_model=Position, responses=responses("event-rejected"))
@@ -165,8 +138,9 @@ def run_metrics(
 ) -> Position:
     """Record metric values of a running run."""
     body = {"metrics": [{"key": k, "value": v, "step": data.step} for k, v in data.metrics.items()]}
-    event = _run_event(who, run, "run-metrics-logged", body, data.occurred_at)
-    return Position(position=ledger.append([event])[0])
+    return Position(
+        position=_record(ledger, who, run, "run-metrics-logged", body, data.occurred_at)
+    )
 
 
 @router.post("/runs/{run}/end", response_model=RunPublic, responses=responses("event-rejected"))
@@ -177,18 +151,21 @@ def end_run(
     who: Annotated[Principal, allow("write", "runs.end")],
 ) -> RunPublic:
     """End a running run: completed, or failed with the exception's class name."""
-    if data.status == "failed":
-        if not data.error_type:
-            raise LedgerError("a failed run needs error_type (the exception's class name)")
-        event = _run_event(
-            who, run, "run-failed", {"error_type": data.error_type}, data.occurred_at
-        )
-    else:
-        event = _run_event(who, run, "run-completed", {}, data.occurred_at)
-    ledger.append([event])
-    with ledger.store.read() as conn:
-        job = Raw(conn).scalar("SELECT job FROM cat_runs WHERE id = ?", (event.entity,))
-    return RunPublic(id=event.entity, job=str(job), status=data.status)
+    node, job = writes.end_run(
+        ledger,
+        **_who(who),
+        run=run,
+        status=data.status,
+        error_type=data.error_type,
+        occurred_at=data.occurred_at,
+    )
+    return RunPublic(id=node, job=job, status=data.status)
+
+
+def _record(
+    ledger: Ledger, who: Principal, run: str, type: str, body: dict[str, Any], at: Any
+) -> int:
+    return writes.record_run(ledger, type, run, body, **_who(who), occurred_at=at)
 
 
 @router.post(
@@ -203,14 +180,18 @@ def register_model(
     who: Annotated[Principal, allow("write", "models.register")],
 ) -> ModelPublic:
     """Register a model version (numbered automatically when ``version`` is absent)."""
-    made = _registry(ledger, who).register_model(
-        data.name,
-        data.version,
-        run=_run_node(data.run) if data.run is not None else None,
-        artifact_uri=data.artifact_uri,
-        artifact_digest=data.artifact_digest,
-        framework=data.framework,
-        tags=data.tags,
+    made = writes.register_model(
+        ledger,
+        **_who(who),
+        name=data.name,
+        version=data.version,
+        body={
+            "run": writes.run_node(data.run) if data.run is not None else None,
+            "artifact_uri": data.artifact_uri,
+            "artifact_digest": data.artifact_digest,
+            "framework": data.framework,
+            "tags": dict(data.tags or {}),
+        },
         occurred_at=data.occurred_at,
     )
     return ModelPublic(
@@ -231,10 +212,12 @@ def set_alias(
     who: Annotated[Principal, allow("write", "models.alias")],
 ) -> Position:
     """Point an alias (stage) of a model at a version; ``moved_by`` names the approver."""
-    position = _registry(ledger, who).set_alias(
-        f"{name}@{data.version}",
-        alias,
-        moved_by=who.actor_for(data.moved_by),
+    position = writes.set_alias(
+        ledger,
+        project=who.project,
+        actor=who.actor_for(data.moved_by) or who.actor,
+        model=f"{name}@{data.version}",
+        alias=alias,
         occurred_at=data.occurred_at,
     )
     return Position(position=position)
@@ -252,11 +235,14 @@ def deploy(
     who: Annotated[Principal, allow("write", "deployments.configure")],
 ) -> DeploymentPublic:
     """Create or change a deployment: every model version it serves now, with traffic."""
-    reg = _registry(ledger, who)
-    served: dict[NodeLike, float] = {
-        reg.backend.resolve_model(who.project, m): t for m, t in data.served.items()
-    }
-    made = reg.deploy(name, endpoint=data.endpoint, served=served, occurred_at=data.occurred_at)
+    made = writes.deploy(
+        ledger,
+        **_who(who),
+        name=name,
+        endpoint=data.endpoint,
+        served=data.served,
+        occurred_at=data.occurred_at,
+    )
     return DeploymentPublic(
         id=made.id, name=made.name, endpoint=made.endpoint, served=dict(made.served)
     )
@@ -274,7 +260,9 @@ def retire(
     who: Annotated[Principal, allow("write", "deployments.retire")],
 ) -> Position:
     """Stop a deployment."""
-    position = _registry(ledger, who).retire(name, reason=data.reason, occurred_at=data.occurred_at)
+    position = writes.retire(
+        ledger, **_who(who), deployment=name, reason=data.reason, occurred_at=data.occurred_at
+    )
     return Position(position=position)
 
 
@@ -290,21 +278,14 @@ def log_predictions(
     who: Annotated[Principal, allow("write", "predictions.log")],
 ) -> Positions:
     """Log a batch of predictions (raw record keys, pseudonymised here)."""
-    reg = _registry(ledger, who)
-    resolved: dict[str, str] = {}
-
-    def model_id(text: str) -> str:
-        # name@version and name@alias work here as they do for deployments.
-        if text not in resolved:
-            resolved[text] = reg.backend.resolve_model(who.project, text)
-        return resolved[text]
-
-    positions = reg.log_predictions(
-        name,
+    positions = writes.log_predictions(
+        ledger,
+        **_who(who),
+        deployment=name,
         records=data.records,
         outputs=data.outputs,
-        model=None if data.model is None else model_id(data.model),
-        models=None if data.models is None else [model_id(m) for m in data.models],
+        model=data.model,
+        models=data.models,
         at=data.at,
         trace_ids=data.trace_ids,
     )
@@ -323,5 +304,7 @@ def store_subject_data(
     who: Annotated[Principal, allow("write", "subjects.store")],
 ) -> Entry:
     """Put personal attributes of a data subject in the encrypted vault."""
-    entry = _registry(ledger, who).store_subject_data(data.subject, data.attributes)
+    entry = writes.store_subject_data(
+        ledger, **_who(who), subject=data.subject, attributes=data.attributes
+    )
     return Entry(entry=entry)
