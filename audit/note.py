@@ -49,6 +49,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -259,13 +260,7 @@ class VerifierKey:
             public = Ed25519PublicKey.from_public_bytes(raw)
         except ValueError:
             raise NoteError(f"verifier key for {name!r} is not a valid Ed25519 key") from None
-        key = cls(name, public)
-        if key.key_id != key_id:
-            raise NoteError(
-                f"verifier key for {name!r}: key ID {key_id:08x} does not match the key "
-                f"(the key hashes to {key.key_id:08x})"
-            )
-        return key
+        return _matching(cls(name, public), key_id, "verifier key", "the key")
 
     def to_string(self) -> str:
         return f"{self.name}+{self.key_id:08x}+{_b64encode(bytes([ED25519]) + self._raw)}"
@@ -393,12 +388,7 @@ class SigningKey:
             )
         name, key_id, seed = _split_key(text[len(_PRIVATE_PREFIX) :], "signer key")
         key = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
-        if key.key_id != key_id:
-            raise NoteError(
-                f"signer key for {name!r}: key ID {key_id:08x} does not match the key "
-                f"(its public key hashes to {key.key_id:08x})"
-            )
-        return key
+        return _matching(key, key_id, "signer key", "its public key")
 
     def to_string(self) -> str:
         seed = self._private.private_bytes(
@@ -482,6 +472,19 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(name={self.name!r}, key_id={self.key_id:08x})"
+
+
+_K = TypeVar("_K", "VerifierKey", "SigningKey")
+
+
+def _matching(key: _K, key_id: int, what: str, hashed: str) -> _K:
+    """``key`` when its key ID is ``key_id`` (the one its text names); else NoteError."""
+    if key.key_id != key_id:
+        raise NoteError(
+            f"{what} for {key.name!r}: key ID {key_id:08x} does not match the key "
+            f"({hashed} hashes to {key.key_id:08x})"
+        )
+    return key
 
 
 def _read_key_file(path: Path, private: bool = False) -> str:

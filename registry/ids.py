@@ -110,26 +110,23 @@ def new_id() -> str:
     return str(uuid6.uuid7())
 
 
-def dataset_id(project: str, name: str, version: str) -> str:
+def _versioned(kind: Kind, project: str, name: str, version: str) -> str:
     return str(
         NodeId(
-            "dataset",
+            kind,
             check_name(project, "project"),
-            check_name(name, "dataset name"),
-            check_name(version, "dataset version"),
+            check_name(name, f"{kind} name"),
+            check_name(version, f"{kind} version"),
         )
     )
+
+
+def dataset_id(project: str, name: str, version: str) -> str:
+    return _versioned("dataset", project, name, version)
 
 
 def model_id(project: str, name: str, version: str) -> str:
-    return str(
-        NodeId(
-            "model",
-            check_name(project, "project"),
-            check_name(name, "model name"),
-            check_name(version, "model version"),
-        )
-    )
+    return _versioned("model", project, name, version)
 
 
 def run_id(value: str | uuid.UUID) -> str:

@@ -480,19 +480,26 @@ class _EventCheck:
             )
 
 
-def _dataset_registered(c: _EventCheck) -> None:
+def _version_registered(c: _EventCheck) -> None:
+    """A new dataset or model version, named as its entity, made by a run of this
+    project (a dataset version also from versions it may read)."""
     e, b = c.e, c.e.body
-    if c.checker.dataset(e.entity):
+    dataset = e.type == "dataset-version-registered"
+    if (c.checker.dataset if dataset else c.checker.model)(e.entity):
         c.reject(
             "entity",
             f"dataset version {e.entity} is already registered; versions "
-            "are immutable, expected a new version label",
+            "are immutable, expected a new version label"
+            if dataset
+            else f"model version {e.entity} is already registered; expected a new version label",
         )
-    c.named_as_entity(dataset_id)
-    c.versions("body.derived_from", b.get("derived_from", []))
-    if b.get("produced_by"):
-        c.own_run("body.produced_by", b["produced_by"])
-    c.checker.datasets.add(e.entity)
+    c.named_as_entity(dataset_id if dataset else model_id)
+    if dataset:
+        c.versions("body.derived_from", b.get("derived_from", []))
+    run_field = "produced_by" if dataset else "run"
+    if b.get(run_field):
+        c.own_run(f"body.{run_field}", b[run_field])
+    (c.checker.datasets if dataset else c.checker.models).add(e.entity)
 
 
 def _dataset_records_added(c: _EventCheck) -> None:
@@ -535,19 +542,6 @@ def _openlineage_run_event(c: _EventCheck) -> None:
             "entity",
             f"run {e.entity} belongs to another project; expected a run id of this project",
         )
-
-
-def _model_registered(c: _EventCheck) -> None:
-    e, b = c.e, c.e.body
-    if c.checker.model(e.entity):
-        c.reject(
-            "entity",
-            f"model version {e.entity} is already registered; expected a new version label",
-        )
-    c.named_as_entity(model_id)
-    if b.get("run"):
-        c.own_run("body.run", b["run"])
-    c.checker.models.add(e.entity)
 
 
 def _model_alias_moved(c: _EventCheck) -> None:
@@ -611,7 +605,7 @@ def _project_access(c: _EventCheck) -> None:
 
 #: The check each event type must pass against what the ledger already holds.
 _EVENT_CHECKS: dict[str, Callable[[_EventCheck], None]] = {
-    "dataset-version-registered": _dataset_registered,
+    "dataset-version-registered": _version_registered,
     "dataset-records-added": _dataset_records_added,
     "run-started": _run_started,
     "run-inputs-used": _run_event,
@@ -620,7 +614,7 @@ _EVENT_CHECKS: dict[str, Callable[[_EventCheck], None]] = {
     "run-completed": _run_event,
     "run-failed": _run_event,
     "openlineage-run-event": _openlineage_run_event,
-    "model-version-registered": _model_registered,
+    "model-version-registered": _version_registered,
     "model-alias-moved": _model_alias_moved,
     "deployment-configured": _deployment_configured,
     "deployment-retired": _deployment_retired,

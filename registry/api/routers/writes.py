@@ -39,11 +39,6 @@ from registry.ledger import Ledger
 router = APIRouter(prefix="/projects/{project}", tags=["writes"])
 
 
-def _who(who: Principal) -> dict[str, str]:
-    """The project and actor every write names."""
-    return {"project": who.project, "actor": who.actor}
-
-
 @router.post(
     "/datasets",
     response_model=DatasetPublic,
@@ -58,11 +53,11 @@ def register_dataset(
     """Register a dataset version with its records (raw keys, pseudonymised here)."""
     made = writes.register_dataset(
         ledger,
-        **_who(who),
-        name=data.name,
-        version=data.version,
-        digest=data.digest,
-        body={
+        who,
+        {
+            "name": data.name,
+            "version": data.version,
+            "digest": data.digest,
             "uri": data.uri,
             "schema": dict(data.schema_) if data.schema_ is not None else None,
             "row_count": data.row_count,
@@ -89,18 +84,16 @@ def start_run(
     data: RunCreate, ledger: LedgerDep, who: Annotated[Principal, allow("write", "runs.start")]
 ) -> RunPublic:
     """Start a run (with the code version and environment the client reports)."""
+    body = {
+        "job": data.job,
+        "params": data.params,
+        "code": data.code,
+        "environment": data.environment,
+        "parent_run": data.parent,
+        "tags": data.tags,
+    }
     node = writes.start_run(
-        ledger,
-        **_who(who),
-        run=data.run_id,
-        job=data.job,
-        params=data.params,
-        code=data.code,
-        environment=data.environment,
-        parent=data.parent,
-        tags=data.tags,
-        inputs=data.inputs or (),
-        occurred_at=data.occurred_at,
+        ledger, who, body, run=data.run_id, inputs=data.inputs or (), occurred_at=data.occurred_at
     )
     return RunPublic(id=node, job=data.job, status="running")
 
@@ -153,8 +146,8 @@ def end_run(
     """End a running run: completed, or failed with the exception's class name."""
     node, job = writes.end_run(
         ledger,
-        **_who(who),
-        run=run,
+        who,
+        run,
         status=data.status,
         error_type=data.error_type,
         occurred_at=data.occurred_at,
@@ -165,7 +158,7 @@ def end_run(
 def _record(
     ledger: Ledger, who: Principal, run: str, type: str, body: dict[str, Any], at: Any
 ) -> int:
-    return writes.record_run(ledger, type, run, body, **_who(who), occurred_at=at)
+    return writes.record_run(ledger, who, type, run, body, at)
 
 
 @router.post(
@@ -182,10 +175,10 @@ def register_model(
     """Register a model version (numbered automatically when ``version`` is absent)."""
     made = writes.register_model(
         ledger,
-        **_who(who),
-        name=data.name,
-        version=data.version,
-        body={
+        who,
+        {
+            "name": data.name,
+            "version": data.version,
             "run": writes.run_node(data.run) if data.run is not None else None,
             "artifact_uri": data.artifact_uri,
             "artifact_digest": data.artifact_digest,
@@ -212,13 +205,9 @@ def set_alias(
     who: Annotated[Principal, allow("write", "models.alias")],
 ) -> Position:
     """Point an alias (stage) of a model at a version; ``moved_by`` names the approver."""
+    mover = writes.Author(who.project, who.actor_for(data.moved_by) or who.actor)
     position = writes.set_alias(
-        ledger,
-        project=who.project,
-        actor=who.actor_for(data.moved_by) or who.actor,
-        model=f"{name}@{data.version}",
-        alias=alias,
-        occurred_at=data.occurred_at,
+        ledger, mover, f"{name}@{data.version}", alias, occurred_at=data.occurred_at
     )
     return Position(position=position)
 
@@ -237,8 +226,8 @@ def deploy(
     """Create or change a deployment: every model version it serves now, with traffic."""
     made = writes.deploy(
         ledger,
-        **_who(who),
-        name=name,
+        who,
+        name,
         endpoint=data.endpoint,
         served=data.served,
         occurred_at=data.occurred_at,
@@ -260,9 +249,7 @@ def retire(
     who: Annotated[Principal, allow("write", "deployments.retire")],
 ) -> Position:
     """Stop a deployment."""
-    position = writes.retire(
-        ledger, **_who(who), deployment=name, reason=data.reason, occurred_at=data.occurred_at
-    )
+    position = writes.retire(ledger, who, name, reason=data.reason, occurred_at=data.occurred_at)
     return Position(position=position)
 
 
@@ -280,8 +267,8 @@ def log_predictions(
     """Log a batch of predictions (raw record keys, pseudonymised here)."""
     positions = writes.log_predictions(
         ledger,
-        **_who(who),
-        deployment=name,
+        who,
+        name,
         records=data.records,
         outputs=data.outputs,
         model=data.model,
@@ -304,7 +291,5 @@ def store_subject_data(
     who: Annotated[Principal, allow("write", "subjects.store")],
 ) -> Entry:
     """Put personal attributes of a data subject in the encrypted vault."""
-    entry = writes.store_subject_data(
-        ledger, **_who(who), subject=data.subject, attributes=data.attributes
-    )
+    entry = writes.store_subject_data(ledger, who, data.subject, data.attributes)
     return Entry(entry=entry)
