@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ConfigError
-from registry.ids import NodeId
+from registry.ids import label_of
 from registry.ledger import Ledger
 from registry.sdk import Registry, connect
 from registry.settings import Settings, normalise_url
@@ -507,15 +507,9 @@ def _render_reports(d: dict[str, Any]) -> str:
     )
 
 
-def _version_label(node: str) -> str:
-    """``name@version`` of a model version's node id."""
-    parsed = NodeId.parse(node)
-    return f"{parsed.name}@{parsed.version}"
-
-
 def _render_erasure(d: dict[str, Any]) -> str:
     c = {**d["certificate"], **d["certificate"]["affected"]}
-    flags = ", ".join(f"{_version_label(m['model'])} {m['status']}" for m in c["remediation"])
+    flags = ", ".join(f"{label_of(m['model'])} {m['status']}" for m in c["remediation"])
     return "\n".join(
         [
             f"  {d['status']}: erasure {d['erasure']} at position {d['erased_position']}",

@@ -172,6 +172,14 @@ def redact_people(text: str) -> str:
     return _PERSONAL_RE.sub(lambda m: f"{m.group(1)}:{m.group(2)}/[redacted]", text)
 
 
+def label_of(node: str) -> str:
+    """What a node id names within its project: ``name@version`` of a dataset or model
+    version, the name of a deployment or job, the pseudonym of a record or subject,
+    the uuid of a run, the name of a project."""
+    parsed = NodeId.parse(node)
+    return parsed.name if parsed.version is None else f"{parsed.name}@{parsed.version}"
+
+
 def kind_of(node: str) -> str:
     """The kind prefix of a node id string, without a full parse."""
     return node.split(":", 1)[0]

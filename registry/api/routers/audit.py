@@ -18,7 +18,7 @@ from audit.tree import StoredTree, tree_spec
 from registry import auth
 from registry.api.deps import LedgerDep, Principal, SettingsDep, allow
 from registry.api.problems import responses
-from registry.errors import LedgerError, NotFound
+from registry.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/projects/{project}", tags=["audit"])
 
@@ -116,7 +116,9 @@ def consistency(
     import base64
 
     if size1 > size2:
-        raise LedgerError(f"size1 {size1} is larger than size2 {size2}: expected size1 <= size2")
+        raise InvalidInput(
+            f"size1 {size1} is larger than size2 {size2}: expected size1 <= size2", field="size1"
+        )
     with ledger.store.read() as conn:
         stored = StoredTree(conn, tree_spec(tree))
         held = stored.size()
