@@ -47,6 +47,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -284,14 +285,7 @@ class VerifierKey:
 
     @classmethod
     def _from_file(cls, path: Path) -> VerifierKey:
-        try:
-            text = _read_key_file(path)
-        except OSError as exc:
-            raise NoteError(f"cannot read verifier key file {path}: {exc.strerror}") from None
-        try:
-            return cls.from_string(text)
-        except NoteError as exc:
-            raise NoteError(f"{path}: {exc}") from None
+        return _key_file(path, "verifier key", cls.from_string, "{path}: {exc}")
 
     def verify(self, signed_note: str) -> str:
         """The note's text, if a signature line by this key (name and ID) verifies.
@@ -453,14 +447,8 @@ class SigningKey:
         Refuses a file that group or others may access: a signer key is a secret.
         """
         path = Path(path)
-        try:
-            text = _read_key_file(path, private=True)
-        except OSError as exc:
-            raise NoteError(f"cannot read signer key file {path}: {exc.strerror}") from None
-        try:
-            return cls.from_string(text)
-        except NoteError as exc:
-            raise NoteError(f"signer key file {path} is malformed: {exc}") from None
+        malformed = "signer key file {path} is malformed: {exc}"
+        return _key_file(path, "signer key", cls.from_string, malformed, private=True)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SigningKey):
@@ -485,6 +473,21 @@ def _matching(key: _K, key_id: int, what: str, hashed: str) -> _K:
             f"({hashed} hashes to {key.key_id:08x})"
         )
     return key
+
+
+def _key_file(
+    path: Path, what: str, parse: Callable[[str], _K], malformed: str, *, private: bool = False
+) -> _K:
+    """The key in file ``path`` (which must be ``private`` for a secret key); NoteError
+    saying why not, ``malformed`` (with ``{path}`` and ``{exc}``) when its text is no key."""
+    try:
+        text = _read_key_file(path, private=private)
+    except OSError as exc:
+        raise NoteError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    try:
+        return parse(text)
+    except NoteError as exc:
+        raise NoteError(malformed.format(path=path, exc=exc)) from None
 
 
 def _read_key_file(path: Path, private: bool = False) -> str:

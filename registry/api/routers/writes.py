@@ -98,45 +98,43 @@ def start_run(
     return RunPublic(id=node, job=data.job, status="running")
 
 
-@router.post("/runs/{run}/inputs", response_model=Position, responses=responses("event-rejected"))
-def run_inputs(
-    run: RunPath,
-    data: RunInputs,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "runs.record")],
-) -> Position:
-    """Declare dataset or model versions a running run reads."""
-    body = {"inputs": data.inputs}
-    return Position(position=_record(ledger, who, run, "run-inputs-used", body, data.occurred_at))
+#: Who may record what a running run does.
+Recorder = Annotated[Principal, allow("write", "runs.record")]
 
 
-@router.post("/runs/{run}/params", response_model=Position, responses=responses("event-rejected"))
-def run_params(
-    run: RunPath,
-    data: RunParams,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "runs.record")],
-) -> Position:
-    """Record parameters of a running run."""
-    body = {"params": data.params}
-    return Position(position=_record(ledger, who, run, "run-params-logged", body, data.occurred_at))
-
-
-@router.post("/runs/{run}/metrics", response_model=Position, responses=responses("event-rejected"))
-def run_metrics(
-    run: RunPath,
-    data: RunMetrics,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "runs.record")],
-) -> Position:
-    """Record metric values of a running run."""
-    body = {"metrics": [{"key": k, "value": v, "step": data.step} for k, v in data.metrics.items()]}
-    return Position(
-        position=_record(ledger, who, run, "run-metrics-logged", body, data.occurred_at)
+def _on_run(what: str, answer: Any = Position) -> Any:
+    """The route ``POST /runs/{run}/<what>``."""
+    return router.post(
+        f"/runs/{{run}}/{what}", response_model=answer, responses=responses("event-rejected")
     )
 
 
-@router.post("/runs/{run}/end", response_model=RunPublic, responses=responses("event-rejected"))
+def _record(
+    ledger: Ledger, who: Principal, run: str, type: str, body: dict[str, Any], at: Any
+) -> Position:
+    return Position(position=writes.record_run(ledger, who, type, run, body, at))
+
+
+@_on_run("inputs")
+def run_inputs(run: RunPath, data: RunInputs, ledger: LedgerDep, who: Recorder) -> Position:
+    """Declare dataset or model versions a running run reads."""
+    return _record(ledger, who, run, "run-inputs-used", {"inputs": data.inputs}, data.occurred_at)
+
+
+@_on_run("params")
+def run_params(run: RunPath, data: RunParams, ledger: LedgerDep, who: Recorder) -> Position:
+    """Record parameters of a running run."""
+    return _record(ledger, who, run, "run-params-logged", {"params": data.params}, data.occurred_at)
+
+
+@_on_run("metrics")
+def run_metrics(run: RunPath, data: RunMetrics, ledger: LedgerDep, who: Recorder) -> Position:
+    """Record metric values of a running run."""
+    body = {"metrics": [{"key": k, "value": v, "step": data.step} for k, v in data.metrics.items()]}
+    return _record(ledger, who, run, "run-metrics-logged", body, data.occurred_at)
+
+
+@_on_run("end", RunPublic)
 def end_run(
     run: RunPath,
     data: RunEnd,
@@ -153,12 +151,6 @@ def end_run(
         occurred_at=data.occurred_at,
     )
     return RunPublic(id=node, job=job, status=data.status)
-
-
-def _record(
-    ledger: Ledger, who: Principal, run: str, type: str, body: dict[str, Any], at: Any
-) -> int:
-    return writes.record_run(ledger, who, type, run, body, at)
 
 
 @router.post(
