@@ -19,7 +19,6 @@ from audit import checkpoints as cps
 from registry.api.deps import LedgerDep, Principal, SettingsDep, allow
 from registry.api.problems import responses
 from registry.api.schemas import NAME_PATTERN, Key, Strict
-from registry.backend import LocalBackend
 
 router = APIRouter(prefix="/projects/{project}/reports", tags=["reports"])
 
@@ -91,4 +90,6 @@ def subject_report(
     """The subject-access report: the personal data held (decrypted), the subject's
     records and the datasets holding them, where the data went (derived datasets, runs,
     models, deployments) and every prediction made about their records."""
-    return LocalBackend(ledger).subject_report(who.project, request.subject)
+    from audit.reports.subject import subject_report as report
+
+    return report(ledger, who.project, request.subject)
