@@ -47,8 +47,10 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -259,13 +261,7 @@ class VerifierKey:
             public = Ed25519PublicKey.from_public_bytes(raw)
         except ValueError:
             raise NoteError(f"verifier key for {name!r} is not a valid Ed25519 key") from None
-        key = cls(name, public)
-        if key.key_id != key_id:
-            raise NoteError(
-                f"verifier key for {name!r}: key ID {key_id:08x} does not match the key "
-                f"(the key hashes to {key.key_id:08x})"
-            )
-        return key
+        return _matching(cls(name, public), key_id, "verifier key", "the key")
 
     def to_string(self) -> str:
         return f"{self.name}+{self.key_id:08x}+{_b64encode(bytes([ED25519]) + self._raw)}"
@@ -289,14 +285,7 @@ class VerifierKey:
 
     @classmethod
     def _from_file(cls, path: Path) -> VerifierKey:
-        try:
-            text = _read_key_file(path)
-        except OSError as exc:
-            raise NoteError(f"cannot read verifier key file {path}: {exc.strerror}") from None
-        try:
-            return cls.from_string(text)
-        except NoteError as exc:
-            raise NoteError(f"{path}: {exc}") from None
+        return _key_file(path, "verifier key", cls.from_string, "{path}: {exc}")
 
     def verify(self, signed_note: str) -> str:
         """The note's text, if a signature line by this key (name and ID) verifies.
@@ -393,12 +382,7 @@ class SigningKey:
             )
         name, key_id, seed = _split_key(text[len(_PRIVATE_PREFIX) :], "signer key")
         key = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
-        if key.key_id != key_id:
-            raise NoteError(
-                f"signer key for {name!r}: key ID {key_id:08x} does not match the key "
-                f"(its public key hashes to {key.key_id:08x})"
-            )
-        return key
+        return _matching(key, key_id, "signer key", "its public key")
 
     def to_string(self) -> str:
         seed = self._private.private_bytes(
@@ -463,14 +447,8 @@ class SigningKey:
         Refuses a file that group or others may access: a signer key is a secret.
         """
         path = Path(path)
-        try:
-            text = _read_key_file(path, private=True)
-        except OSError as exc:
-            raise NoteError(f"cannot read signer key file {path}: {exc.strerror}") from None
-        try:
-            return cls.from_string(text)
-        except NoteError as exc:
-            raise NoteError(f"signer key file {path} is malformed: {exc}") from None
+        malformed = "signer key file {path} is malformed: {exc}"
+        return _key_file(path, "signer key", cls.from_string, malformed, private=True)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SigningKey):
@@ -482,6 +460,34 @@ class SigningKey:
 
     def __repr__(self) -> str:
         return f"SigningKey(name={self.name!r}, key_id={self.key_id:08x})"
+
+
+_K = TypeVar("_K", "VerifierKey", "SigningKey")
+
+
+def _matching(key: _K, key_id: int, what: str, hashed: str) -> _K:
+    """``key`` when its key ID is ``key_id`` (the one its text names); else NoteError."""
+    if key.key_id != key_id:
+        raise NoteError(
+            f"{what} for {key.name!r}: key ID {key_id:08x} does not match the key "
+            f"({hashed} hashes to {key.key_id:08x})"
+        )
+    return key
+
+
+def _key_file(
+    path: Path, what: str, parse: Callable[[str], _K], malformed: str, *, private: bool = False
+) -> _K:
+    """The key in file ``path`` (which must be ``private`` for a secret key); NoteError
+    saying why not, ``malformed`` (with ``{path}`` and ``{exc}``) when its text is no key."""
+    try:
+        text = _read_key_file(path, private=private)
+    except OSError as exc:
+        raise NoteError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    try:
+        return parse(text)
+    except NoteError as exc:
+        raise NoteError(malformed.format(path=path, exc=exc)) from None
 
 
 def _read_key_file(path: Path, private: bool = False) -> str:

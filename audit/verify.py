@@ -39,7 +39,7 @@ from sqlalchemy import Connection
 
 from audit import merkle
 from audit.checkpoints import StoredCheckpoint, origin, stored_checkpoints
-from audit.leaves import CompactRange, leaves
+from audit.leaves import CompactRange, Leaf, leaves
 from audit.note import Checkpoint, NoteError, VerifierKey, open_note, verify_checkpoint
 from audit.trail import fold_trail
 from audit.tree import EVENTS, TRAIL, StoredTree, TreeIncomplete, TreeSpec
@@ -210,28 +210,59 @@ def _read_checkpoints(
 def _verify_tree(conn: Connection, spec: TreeSpec, key: VerifierKey | None) -> TreeReport:
     report = TreeReport(spec.name)
     checkpoints = _read_checkpoints(conn, spec, key, report)
-    at_size: dict[int, list[StoredCheckpoint]] = {}
-    for checkpoint in checkpoints:
-        at_size.setdefault(checkpoint.size, []).append(checkpoint)
-    tree = StoredTree(conn, spec)
-    compact = CompactRange()
-    digests: dict[int, str] = {}
-    expected = 0
-    gap = lag_reported = False
-    last_good_size = 0
+    walk = _TreeWalk(report, spec, StoredTree(conn, spec), checkpoints)
+    walk.check_roots()  # a checkpoint of the empty tree
+    if spec == EVENTS:
+        walk.read_redactions(Raw(conn))
+    for leaf in leaves(conn, spec):
+        walk.step(leaf)
+    walk.finish()
+    if spec == EVENTS:
+        _check_payloads(conn, walk.digests, report)
+    _check_stored_tree(walk.tree, spec, checkpoints, walk.compact, report)
+    return report
 
-    def check_roots() -> None:
-        nonlocal last_good_size
-        for checkpoint in at_size.get(compact.size, ()):
+
+class _TreeWalk:
+    """One pass over a tree's stored leaves: recompute the tree, compare each leaf
+    with its stored hash and the tree's copy, and each checkpoint's root on the way."""
+
+    def __init__(
+        self,
+        report: TreeReport,
+        spec: TreeSpec,
+        tree: StoredTree,
+        checkpoints: list[StoredCheckpoint],
+    ) -> None:
+        self.report, self.spec, self.tree, self.checkpoints = report, spec, tree, checkpoints
+        self.at_size: dict[int, list[StoredCheckpoint]] = {}
+        for checkpoint in checkpoints:
+            self.at_size.setdefault(checkpoint.size, []).append(checkpoint)
+        self.compact = CompactRange()
+        self.digests: dict[int, str] = {}
+        self.expected = 0
+        self.gap = self.lag_reported = False
+        self.last_good_size = 0
+        # Every redaction, by the erasure that made it; each subject-erased event must
+        # declare exactly its own (what is left over at the end was declared by none).
+        self.declared: dict[int, dict[int, tuple[str, str | None]]] = {}
+        self.payloads_redacted: dict[int, str] = {}
+        self.block = -1
+        self.copies: dict[int, bytes] = {}
+
+    def check_roots(self) -> None:
+        """The recomputed root at this size is the one each checkpoint of it signed."""
+        report, compact = self.report, self.compact
+        for checkpoint in self.at_size.get(compact.size, ()):
             if compact.root() == checkpoint.root:
-                last_good_size = checkpoint.size
+                self.last_good_size = checkpoint.size
                 continue
             if report.first_bad is None or report.first_bad >= checkpoint.size:
                 report.add(
                     "checkpoint-root",
-                    last_good_size,
+                    self.last_good_size,
                     f"checkpoint #{checkpoint.seq} (size {checkpoint.size}) signed another "
-                    f"root: a leaf at {last_good_size} to {checkpoint.size - 1} was "
+                    f"root: a leaf at {self.last_good_size} to {checkpoint.size - 1} was "
                     "changed, with its stored hash and the tree rewritten to match",
                 )
             else:
@@ -242,39 +273,45 @@ def _verify_tree(conn: Connection, spec: TreeSpec, key: VerifierKey | None) -> T
                     "root (explained by the findings above)",
                 )
 
-    check_roots()  # a checkpoint of the empty tree
-    # Every redaction, by the erasure that made it; each subject-erased event must
-    # declare exactly its own (what is left over at the end was declared by none).
-    declared: dict[int, dict[int, tuple[str, str | None]]] = {}
-    payloads_redacted: dict[int, str] = {}
-    if spec == EVENTS:
-        for position, erased_pos, leaf_hash, payload in Raw(conn).all(
+    def read_redactions(self, raw: Raw) -> None:
+        for position, erased_pos, leaf_hash, payload in raw.all(
             "SELECT position, erased_pos, leaf, payload_digest FROM redactions "
             "ORDER BY erased_pos, position"
         ):
-            declared.setdefault(int(erased_pos), {})[int(position)] = (
+            self.declared.setdefault(int(erased_pos), {})[int(position)] = (
                 bytes(leaf_hash).hex(),
                 payload,
             )
             if payload is not None:
-                payloads_redacted[int(position)] = payload
-    block, copies = -1, {}
-    for leaf in leaves(conn, spec):
-        if leaf.number // CHUNK != block:
-            block = leaf.number // CHUNK
-            copies = tree.leaf_copies(block * CHUNK, (block + 1) * CHUNK)
-        index = leaf.number
-        if index != expected and not gap:
-            gap = True
-            report.add(
+                self.payloads_redacted[int(position)] = payload
+
+    def step(self, leaf: Leaf) -> None:
+        """Check one stored leaf and push it onto the recomputed tree."""
+        spec, index = self.spec, leaf.number
+        if index // CHUNK != self.block:
+            self.block = index // CHUNK
+            self.copies = self.tree.leaf_copies(self.block * CHUNK, (self.block + 1) * CHUNK)
+        if index != self.expected and not self.gap:
+            self.gap = True
+            self.report.add(
                 "gap",
-                expected,
-                f"no {spec.leaves} row at {spec.index} {expected} (next: {index}): "
+                self.expected,
+                f"no {spec.leaves} row at {spec.index} {self.expected} (next: {index}): "
                 "rows were deleted or renumbered",
             )
-        computed = leaf.computed
         if leaf.type == "subject-erased":
-            _check_declared(leaf.body, index, declared.pop(index, {}), report)
+            _check_declared(leaf.body, index, self.declared.pop(index, {}), self.report)
+        computed = self._leaf_hash(leaf)
+        if leaf.type in PAYLOAD_TYPES and leaf.body is not None:
+            self._note_digest(index, leaf.body, leaf.redacted)
+        self.compact.push(computed)
+        self.expected = index + 1
+        self.check_roots()
+
+    def _leaf_hash(self, leaf: Leaf) -> bytes:
+        """The hash to push for ``leaf``: its recomputed one, or its stored one where
+        that cannot be (a finding says why)."""
+        spec, index, report, computed = self.spec, leaf.number, self.report, leaf.computed
         if leaf.redacted is not None and computed is not None and computed != leaf.stored:
             report.add(
                 "redacted-content",
@@ -283,79 +320,80 @@ def _verify_tree(conn: Connection, spec: TreeSpec, key: VerifierKey | None) -> T
                 f"{leaf.redacted}, does not hash to what that erasure declared: it was "
                 "changed after the erasure",
             )
-            computed = leaf.stored
-        elif computed is None:
+            return leaf.stored
+        if computed is None:
             report.add(
                 "unreadable",
                 index,
                 f"the row at {spec.index} {index} cannot be read back to hash it",
             )
-            computed = leaf.stored
-        elif computed != leaf.stored:
+            return leaf.stored
+        if computed != leaf.stored:
             report.add(
                 "leaf-mismatch",
                 index,
                 f"the row at {spec.index} {index} does not hash to its stored "
                 "leaf hash: its content was changed (or it was moved)",
             )
-        elif copies.get(index, leaf.stored) != leaf.stored:
+        elif self.copies.get(index, leaf.stored) != leaf.stored:
             report.add(
                 "leaf-rewritten",
                 index,
                 f"the stored leaf hash at {spec.index} {index} differs from the "
                 "tree's copy: the row and its hash were rewritten",
             )
-        elif index not in copies and not lag_reported:
-            lag_reported = True
+        elif index not in self.copies and not self.lag_reported:
+            self.lag_reported = True
             report.add(
                 "tree-lags",
                 index,
                 f"the stored tree has no leaf {index}: it lags the log or nodes were "
                 "deleted; `mlledger rebuild` rebuilds it",
             )
-        if leaf.type in PAYLOAD_TYPES and leaf.body is not None:
-            try:
-                digests[index] = json.loads(leaf.body)["payload_digest"]
-                rewritten = payloads_redacted.get(index)
-                if leaf.redacted is not None and rewritten is not None:
-                    digests[index] = rewritten
-            except (ValueError, KeyError, TypeError):
-                report.add(
-                    "unreadable", index, f"the body at {spec.index} {index} names no payload digest"
-                )
-        compact.push(computed)
-        expected = index + 1
-        check_roots()
-    for erased_pos in sorted(declared):
-        report.add(
-            "redaction",
-            min(declared[erased_pos]),
-            f"redactions are recorded for an erasure at position {erased_pos}, but no "
-            "subject-erased event there declares them: events were rewritten outside an "
-            "erasure",
-        )
-    report.size = compact.size
-    report.root = _b64(compact.root())
-    stored_size = tree.size()
-    if stored_size > compact.size:
-        report.add(
-            "truncated",
-            compact.size,
-            f"the stored tree holds {stored_size} leaves but the log {compact.size}: "
-            f"leaves from {compact.size} on were deleted",
-        )
-    for checkpoint in checkpoints:
-        if checkpoint.size > compact.size:
+        return computed
+
+    def _note_digest(self, index: int, body: str, redacted: int | None) -> None:
+        try:
+            self.digests[index] = json.loads(body)["payload_digest"]
+            rewritten = self.payloads_redacted.get(index)
+            if redacted is not None and rewritten is not None:
+                self.digests[index] = rewritten
+        except (ValueError, KeyError, TypeError):
+            self.report.add(
+                "unreadable",
+                index,
+                f"the body at {self.spec.index} {index} names no payload digest",
+            )
+
+    def finish(self) -> None:
+        """Findings for redactions no erasure declared and for a truncated log."""
+        report, size = self.report, self.compact.size
+        for erased_pos in sorted(self.declared):
+            report.add(
+                "redaction",
+                min(self.declared[erased_pos]),
+                f"redactions are recorded for an erasure at position {erased_pos}, but no "
+                "subject-erased event there declares them: events were rewritten outside an "
+                "erasure",
+            )
+        report.size = size
+        report.root = _b64(self.compact.root())
+        stored_size = self.tree.size()
+        if stored_size > size:
             report.add(
                 "truncated",
-                compact.size,
-                f"checkpoint #{checkpoint.seq} covers {checkpoint.size} leaves but the "
-                f"log holds {compact.size}: leaves from {compact.size} on were deleted",
+                size,
+                f"the stored tree holds {stored_size} leaves but the log {size}: "
+                f"leaves from {size} on were deleted",
             )
-    if spec == EVENTS:
-        _check_payloads(conn, digests, report)
-    _check_stored_tree(tree, spec, checkpoints, compact, report)
-    return report
+        for checkpoint in self.checkpoints:
+            if checkpoint.size > size:
+                report.add(
+                    "truncated",
+                    size,
+                    f"checkpoint #{checkpoint.seq} covers {checkpoint.size} leaves but the "
+                    f"log holds {size}: leaves from {size} on were deleted",
+                )
 
 
 def _check_declared(

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from registry.canonical import canonical_text, loads
 from registry.events import StoredEvent
-from registry.ids import NodeId
+from registry.ids import NodeId, kind_of
 from registry.lazy import lazy_import
 from registry.projection import Projection
 from registry.store.raw import Raw, placeholders
@@ -498,7 +498,7 @@ class LineageEdges(HandlerProjection):
         # Datasets, runs and models are registered once (the ledger checks it).
         batch.insert(
             NODE_INSERT,
-            (e.entity, e.entity.split(":", 1)[0], e.project, label, e.occurred_at, e.position),
+            (e.entity, kind_of(e.entity), e.project, label, e.occurred_at, e.position),
         )
 
     @staticmethod
@@ -666,5 +666,3 @@ PROJECTIONS: tuple[Projection, ...] = (
     LineageEdges(),
     Erasures(),
 )
-
-

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ConfigError
+from registry.ids import label_of
 from registry.ledger import Ledger
 from registry.sdk import Registry, connect
 from registry.settings import Settings, normalise_url
@@ -65,9 +66,11 @@ def _workdir(db: str | None) -> Path:
     return work
 
 
-def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime) -> dict[str, Any]:
-    """Record the whole scenario; return the names the questions use."""
+def _sklearn() -> Any:
+    """The parts of numpy and scikit-learn the scenario uses; ConfigError without them."""
     try:
+        import types
+
         import numpy as np
         from sklearn.datasets import load_breast_cancer
         from sklearn.ensemble import RandomForestClassifier
@@ -80,53 +83,81 @@ def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime
         raise ConfigError(
             "the demo needs scikit-learn: pip install 'mlledger[demo]' (make demo installs it)"
         ) from None
+    return types.SimpleNamespace(
+        np=np,
+        load_breast_cancer=load_breast_cancer,
+        RandomForestClassifier=RandomForestClassifier,
+        LogisticRegression=LogisticRegression,
+        accuracy_score=accuracy_score,
+        f1_score=f1_score,
+        roc_auc_score=roc_auc_score,
+        train_test_split=train_test_split,
+        make_pipeline=make_pipeline,
+        StandardScaler=StandardScaler,
+    )
 
-    def day(n: float) -> datetime:
-        return start + timedelta(days=n)
 
-    data = load_breast_cancer()
-    X, y = data.data, data.target
-    n_rows = len(y)
-    keys = [_record_key(i) for i in range(n_rows)]
-    patients = [_patient(i) for i in range(n_rows)]
-    columns = [c.replace(" ", "_") for c in data.feature_names]
-    schema = {**{c: "float64" for c in columns}, "target": "int64"}
+ENDPOINT = "https://screening.internal/v1/score"
 
-    def dataset(name: str, rows: Any, when: float, **kw: Any) -> Any:
+
+class _Scenario:
+    """The scenario's data and the steps that record it, day by day from ``start``."""
+
+    def __init__(self, reg: Registry, work: Path, start: datetime) -> None:
+        self.sk = _sklearn()
+        self.reg, self.work, self.start = reg, work, start
+        data = self.sk.load_breast_cancer()
+        self.X, self.y = data.data, data.target
+        self.n_rows = len(self.y)
+        self.keys = [_record_key(i) for i in range(self.n_rows)]
+        self.patients = [_patient(i) for i in range(self.n_rows)]
+        self.columns = [c.replace(" ", "_") for c in data.feature_names]
+        self.schema = {**{c: "float64" for c in self.columns}, "target": "int64"}
+
+    def day(self, n: float) -> datetime:
+        return self.start + timedelta(days=n)
+
+    def dataset(self, name: str, rows: Any, when: float, **kw: Any) -> Any:
         """Write the rows as CSV beside the ledger and register that file's version."""
-        path = work / f"{name.replace('-', '_')}.csv"
+        keys, X, y = self.keys, self.X, self.y
+        path = self.work / f"{name.replace('-', '_')}.csv"
         _write_csv(
             path,
-            ["record_key", *columns, "target"],
+            ["record_key", *self.columns, "target"],
             [[keys[i], *X[i].round(6).tolist(), int(y[i])] for i in rows],
         )
-        return reg.register_dataset(
+        return self.reg.register_dataset(
             name,
             "2026.1",
             uri=path.resolve().as_uri(),
             path=path,
-            schema=schema,
+            schema=self.schema,
             row_count=len(rows),
             records=[keys[i] for i in rows],
-            subjects=[patients[i] for i in rows],
-            occurred_at=day(when),
+            subjects=[self.patients[i] for i in rows],
+            occurred_at=self.day(when),
             **kw,
         )
 
-    raw = dataset(
-        "breast-cancer-raw",
-        range(n_rows),
-        0,
-        tags={"source": "sklearn.datasets.load_breast_cancer"},
-    )
-    # Cleaning: drop rows with any feature beyond 4 standard deviations.
-    z = np.abs((X - X.mean(axis=0)) / X.std(axis=0))
-    keep = np.where((z < 4).all(axis=1))[0]
-    clean = dataset(
-        "breast-cancer-clean", keep, 1, derived_from=[raw], tags={"cleaning": "drop |z| >= 4"}
-    )
+    def datasets(self) -> tuple[Any, Any, Any]:
+        """The raw extract and its cleaned version (rows beyond 4 standard deviations
+        dropped), and the rows kept."""
+        np, X = self.sk.np, self.X
+        raw = self.dataset(
+            "breast-cancer-raw",
+            range(self.n_rows),
+            0,
+            tags={"source": "sklearn.datasets.load_breast_cancer"},
+        )
+        z = np.abs((X - X.mean(axis=0)) / X.std(axis=0))
+        keep = np.where((z < 4).all(axis=1))[0]
+        clean = self.dataset(
+            "breast-cancer-clean", keep, 1, derived_from=[raw], tags={"cleaning": "drop |z| >= 4"}
+        )
+        return raw, clean, keep
 
     def train(
+        self,
         job: str,
         dataset: Any,
         rows: Any,
@@ -135,15 +166,16 @@ def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime
         when: float,
         model_file: str,
     ) -> Any:
-        train_idx, test_idx = train_test_split(
+        sk, X, y = self.sk, self.X, self.y
+        train_idx, test_idx = sk.train_test_split(
             rows, test_size=0.25, random_state=7, stratify=y[rows]
         )
-        with reg.run(
+        with self.reg.run(
             job,
             params=params,
             inputs=[dataset],
-            occurred_at=day(when),
-            ended_at=day(when + 0.1),
+            occurred_at=self.day(when),
+            ended_at=self.day(when + 0.1),
             tags={"team": "oncology-ml"},
         ) as run:
             estimator.fit(X[train_idx], y[train_idx])
@@ -151,112 +183,114 @@ def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime
             pred = (proba >= 0.5).astype(int)
             run.log_metrics(
                 {
-                    "accuracy": accuracy_score(y[test_idx], pred),
-                    "roc_auc": roc_auc_score(y[test_idx], proba),
-                    "f1": f1_score(y[test_idx], pred),
+                    "accuracy": sk.accuracy_score(y[test_idx], pred),
+                    "roc_auc": sk.roc_auc_score(y[test_idx], proba),
+                    "f1": sk.f1_score(y[test_idx], pred),
                 }
             )
-            artifact = work / model_file
+            artifact = self.work / model_file
             artifact.write_bytes(pickle.dumps(estimator))
             model = run.register_model(
                 "cancer-screening", artifact_path=artifact, framework="sklearn"
             )
         return model, estimator, test_idx
 
-    m1, est1, test1 = train(
+    def serve(self, deployment: Any, served: list[tuple[Any, Any]], pool: list[int], n: int) -> Any:
+        """Incoming records scored over days 3..14 by whatever was live then; logged in
+        batches of 500, as a serving process would. Return the records and models."""
+        (m1, est1), (m2, est2) = served
+        rng = random.Random(42)
+        X = self.X
+        scores = {
+            id(est): dict(zip(pool, est.predict_proba(X[pool])[:, 1].tolist(), strict=True))
+            for est in (est1, est2)
+        }
+        rows, outputs, models, times = [], [], [], []
+        for k in range(n):
+            when = self.day(3.05 + 10.9 * k / max(n - 1, 1))
+            i = rng.choice(pool)
+            if when < self.day(10):
+                model, est = m1, est1
+            elif when < self.day(11):
+                model, est = (m2, est2) if rng.random() < 0.10 else (m1, est1)
+            else:
+                model, est = m2, est2
+            score = scores[id(est)][i]
+            rows.append(self.keys[i])
+            outputs.append(
+                {
+                    "malignant_probability": round(1 - score, 4),
+                    "label": "benign" if score >= 0.5 else "malignant",
+                }
+            )
+            models.append(model)
+            times.append(when)
+        for start_row in range(0, n, 500):
+            part = slice(start_row, start_row + 500)
+            self.reg.log_predictions(
+                deployment,
+                records=rows[part],
+                outputs=outputs[part],
+                models=models[part],
+                at=times[part],
+            )
+        return rows, models
+
+    def example(self, rows: list[str], models: list[Any]) -> str:
+        """The example record: scored by both versions, its patient seen twice, few
+        scorings."""
+        keys, patients = self.keys, self.patients
+        by_record: dict[str, list[str]] = {}
+        for key, model in zip(rows, models, strict=True):
+            by_record.setdefault(key, []).append(model.id)
+        visits = {p: patients.count(p) for p in set(patients)}
+        return min(
+            by_record,
+            key=lambda k: (
+                len(set(by_record[k])) != 2,
+                visits[patients[keys.index(k)]] != 2,
+                len(by_record[k]),
+                k,
+            ),
+        )
+
+
+def record_scenario(reg: Registry, work: Path, predictions: int, start: datetime) -> dict[str, Any]:
+    """Record the whole scenario; return the names the questions use."""
+    s = _Scenario(reg, work, start)
+    sk, day = s.sk, s.day
+    raw, clean, keep = s.datasets()
+    m1, est1, test1 = s.train(
         "train-logreg",
         raw,
-        np.arange(n_rows),
-        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=1.0)),
+        sk.np.arange(s.n_rows),
+        sk.make_pipeline(sk.StandardScaler(), sk.LogisticRegression(max_iter=5000, C=1.0)),
         {"model": "logistic_regression", "C": 1.0, "scaler": "standard"},
         2,
         "model_v1.pkl",
     )
     deployment = reg.deploy(
-        "screening-api",
-        endpoint="https://screening.internal/v1/score",
-        served={m1: 100},
-        occurred_at=day(3),
+        "screening-api", endpoint=ENDPOINT, served={m1: 100}, occurred_at=day(3)
     )
     reg.set_alias(m1, "production", moved_by="dr.lopez", occurred_at=day(3))
-
-    m2, est2, _ = train(
+    m2, est2, _ = s.train(
         "train-random-forest",
         clean,
         keep,
-        RandomForestClassifier(n_estimators=200, max_depth=6, random_state=7),
+        sk.RandomForestClassifier(n_estimators=200, max_depth=6, random_state=7),
         {"model": "random_forest", "n_estimators": 200, "max_depth": 6},
         9,
         "model_v2.pkl",
     )
-    reg.deploy(
-        "screening-api",
-        endpoint="https://screening.internal/v1/score",
-        served={m1: 90, m2: 10},
-        occurred_at=day(10),
-    )
-    reg.deploy(
-        "screening-api",
-        endpoint="https://screening.internal/v1/score",
-        served={m2: 100},
-        occurred_at=day(11),
-    )
+    for served, when in (({m1: 90, m2: 10}, 10), ({m2: 100}, 11)):
+        reg.deploy("screening-api", endpoint=ENDPOINT, served=served, occurred_at=day(when))
     reg.set_alias(m2, "production", moved_by="dr.okafor", occurred_at=day(11))
-
-    # Serving: incoming records scored over days 3..14 by whatever was live then.
-    rng = random.Random(42)
     pool = sorted(int(i) for i in test1)
-    scores = {
-        id(est): dict(zip(pool, est.predict_proba(X[pool])[:, 1].tolist(), strict=True))
-        for est in (est1, est2)
-    }
-    rows, outputs, models, times = [], [], [], []
-    for k in range(predictions):
-        when = day(3.05 + 10.9 * k / max(predictions - 1, 1))
-        i = rng.choice(pool)
-        if when < day(10):
-            model, est = m1, est1
-        elif when < day(11):
-            model, est = (m2, est2) if rng.random() < 0.10 else (m1, est1)
-        else:
-            model, est = m2, est2
-        score = scores[id(est)][i]
-        rows.append(keys[i])
-        outputs.append(
-            {
-                "malignant_probability": round(1 - score, 4),
-                "label": "benign" if score >= 0.5 else "malignant",
-            }
-        )
-        models.append(model)
-        times.append(when)
-    for start_row in range(0, predictions, 500):  # as a serving process would, in batches
-        stop = start_row + 500
-        reg.log_predictions(
-            deployment,
-            records=rows[start_row:stop],
-            outputs=outputs[start_row:stop],
-            models=models[start_row:stop],
-            at=times[start_row:stop],
-        )
-    # A record scored by both model versions makes the best example.
-    # The example record: scored by both versions, its patient seen twice, few scorings.
-    by_record: dict[str, list[str]] = {}
-    for key, model in zip(rows, models, strict=True):
-        by_record.setdefault(key, []).append(model.id)
-    visits = {p: patients.count(p) for p in set(patients)}
-    example = min(
-        by_record,
-        key=lambda k: (
-            len(set(by_record[k])) != 2,
-            visits[patients[keys.index(k)]] != 2,
-            len(by_record[k]),
-            k,
-        ),
-    )
+    rows, models = s.serve(deployment, [(m1, est1), (m2, est2)], pool, predictions)
+    example = s.example(rows, models)
     # Personal attributes go to the encrypted vault, never to the log.
     reg.store_subject_data(
-        patients[keys.index(example)], {"name": "Jane Example", "year_of_birth": 1961}
+        s.patients[s.keys.index(example)], {"name": "Jane Example", "year_of_birth": 1961}
     )
     return _names(raw.id, clean.id, m1.id, m2.id, deployment.id, example, day(5.0))
 
@@ -281,8 +315,6 @@ def run_demo(
     db: str | None, *, project: str = "demo", predictions: int = 3000, as_json: bool = False
 ) -> int:
     """Record the scenario (unless this ledger has it already) and print the answers."""
-    from registry import cli
-
     work = _workdir(db)
     state = work / f"{project}.json"
     with connect(db, project=project, actor="demo@mlledger") as reg:
@@ -298,43 +330,54 @@ def run_demo(
             recorded = True
         # Erased before the questions, so a second run (a no-op erasure) answers the same.
         erasure = _erasure(reg, _patient(7))
-        answers = {
-            "scored": reg.scored(names["record"]),
-            "trained_on": reg.trained_on(names["m2"]),
-            "downstream": reg.downstream(names["raw"]),
-            "lineage_then": reg.lineage(
-                names["deployment"], direction="upstream", depth=4, as_of=names["as_of"]
-            ),
-            "lineage_now": reg.lineage(names["deployment"], direction="upstream", depth=4),
-            "footprint": reg.footprint(names["subject"]),
-            "history": reg.history(names["deployment"]),
+        result = {
+            "recorded": recorded,
+            "names": names,
+            "answers": _answers(reg, names),
+            "integrity": _integrity(reg.ledger),
+            "erasure": erasure,
+            "reports": _reports(reg, work, names),
         }
-        integrity = _integrity(reg.ledger)
-        reports = _reports(reg, work, names)
-        head = reg.ledger.head()
+        result["events"] = reg.ledger.head() + 1
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "recorded": recorded,
-                    "events": head + 1,
-                    "names": names,
-                    "answers": answers,
-                    "integrity": integrity,
-                    "erasure": erasure,
-                    "reports": reports,
-                },
-                indent=2,
-                sort_keys=True,
-            )
-        )
+        print(json.dumps(result, indent=2, sort_keys=True))
         return 0
     where = db or Settings().db
     print(
         f"mlledger demo: {'recorded' if recorded else 'found'} the scenario in {where} "
-        f"({head + 1} events, project {project!r})\n"
+        f"({result['events']} events, project {project!r})\n"
     )
-    sections = [
+    for title, body in _sections(result):
+        print(title)
+        print(body)
+        print()
+    print(f"Try: mlledger scored {names['record']} --project {project} --json")
+    print(f"     mlledger audit prove {result['integrity']['proved_position']} --out proof.json")
+    print(f"     open {result['reports']['dossier']}/index.html in a browser")
+    return 0
+
+
+def _answers(reg: Registry, names: dict[str, Any]) -> dict[str, Any]:
+    """The six questions, asked of the scenario's names."""
+    return {
+        "scored": reg.scored(names["record"]),
+        "trained_on": reg.trained_on(names["m2"]),
+        "downstream": reg.downstream(names["raw"]),
+        "lineage_then": reg.lineage(
+            names["deployment"], direction="upstream", depth=4, as_of=names["as_of"]
+        ),
+        "lineage_now": reg.lineage(names["deployment"], direction="upstream", depth=4),
+        "footprint": reg.footprint(names["subject"]),
+        "history": reg.history(names["deployment"]),
+    }
+
+
+def _sections(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each answer's title and its text, in the order printed."""
+    from registry import cli
+
+    names, answers, erasure = result["names"], result["answers"], result["erasure"]
+    return [
         (f"1. scored: who scored record {names['record']}?", cli.render_scored(answers["scored"])),
         (
             "2. trained-on: which data trained the current model?",
@@ -358,18 +401,10 @@ def run_demo(
             "6. history: what did the deployment serve, when?",
             cli.render_history(answers["history"]),
         ),
-        ("7. integrity: is the log as it was written?", _render_integrity(integrity)),
+        ("7. integrity: is the log as it was written?", _render_integrity(result["integrity"])),
         (f"8. erasure: forget {erasure['patient']} (GDPR Art. 17)", _render_erasure(erasure)),
-        ("9. reports and exports: what a regulator is handed", _render_reports(reports)),
+        ("9. reports and exports: what a regulator is handed", _render_reports(result["reports"])),
     ]
-    for title, body in sections:
-        print(title)
-        print(body)
-        print()
-    print(f"Try: mlledger scored {names['record']} --project {project} --json")
-    print(f"     mlledger audit prove {integrity['proved_position']} --out proof.json")
-    print(f"     open {reports['dossier']}/index.html in a browser")
-    return 0
 
 
 def _integrity(ledger: Ledger) -> dict[str, Any]:
@@ -474,7 +509,7 @@ def _render_reports(d: dict[str, Any]) -> str:
 
 def _render_erasure(d: dict[str, Any]) -> str:
     c = {**d["certificate"], **d["certificate"]["affected"]}
-    flags = ", ".join(f"{m['model'].split('/')[-1]} {m['status']}" for m in c["remediation"])
+    flags = ", ".join(f"{label_of(m['model'])} {m['status']}" for m in c["remediation"])
     return "\n".join(
         [
             f"  {d['status']}: erasure {d['erasure']} at position {d['erased_position']}",

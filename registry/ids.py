@@ -110,26 +110,23 @@ def new_id() -> str:
     return str(uuid6.uuid7())
 
 
-def dataset_id(project: str, name: str, version: str) -> str:
+def _versioned(kind: Kind, project: str, name: str, version: str) -> str:
     return str(
         NodeId(
-            "dataset",
+            kind,
             check_name(project, "project"),
-            check_name(name, "dataset name"),
-            check_name(version, "dataset version"),
+            check_name(name, f"{kind} name"),
+            check_name(version, f"{kind} version"),
         )
     )
+
+
+def dataset_id(project: str, name: str, version: str) -> str:
+    return _versioned("dataset", project, name, version)
 
 
 def model_id(project: str, name: str, version: str) -> str:
-    return str(
-        NodeId(
-            "model",
-            check_name(project, "project"),
-            check_name(name, "model name"),
-            check_name(version, "model version"),
-        )
-    )
+    return _versioned("model", project, name, version)
 
 
 def run_id(value: str | uuid.UUID) -> str:
@@ -173,6 +170,14 @@ def redact_people(text: str) -> str:
     erased (the access trail, spans, logs): a pseudonym identifies a person as long as
     the project's secret exists."""
     return _PERSONAL_RE.sub(lambda m: f"{m.group(1)}:{m.group(2)}/[redacted]", text)
+
+
+def label_of(node: str) -> str:
+    """What a node id names within its project: ``name@version`` of a dataset or model
+    version, the name of a deployment or job, the pseudonym of a record or subject,
+    the uuid of a run, the name of a project."""
+    parsed = NodeId.parse(node)
+    return parsed.name if parsed.version is None else f"{parsed.name}@{parsed.version}"
 
 
 def kind_of(node: str) -> str:

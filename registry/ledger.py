@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from registry.canonical import canonical_text, leaf_hash, loads
 from registry.errors import Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, StoredEvent, canonical_event, normalised, validate_new
-from registry.ids import NodeId, dataset_id, model_id
+from registry.ids import NodeId, dataset_id, kind_of, model_id
 from registry.projection import Projection, ProjectionRunner, projection_digest
 from registry.store import Store
 from registry.store.raw import Raw, placeholders
@@ -432,141 +432,193 @@ class Checker:
 
     def check(self, index: int, e: NewEvent) -> None:
         """Raise EventRejected for the first rule ``e`` breaks; else note what it adds."""
+        rule = _EVENT_CHECKS.get(e.type)
+        if rule is not None:
+            rule(_EventCheck(self, index, e))
 
-        def reject(where: str, message: str) -> None:
-            raise EventRejected(index, e.event_id, e.type, where, message)
 
-        def versions(where: str, nodes: Sequence[str]) -> None:
-            for j, node in enumerate(nodes):
-                kind = node.split(":")[0]
-                known = self.dataset(node) if kind == "dataset" else self.model(node)
-                if not known:
-                    reject(f"{where}.{j}", f"unknown {kind} version {node}")
-                if not self.readable(node, e.project):
-                    reject(
-                        f"{where}.{j}",
-                        f"{node} belongs to project {NodeId.parse(node).project!r}, which "
-                        f"grants project {e.project!r} no access; expected a version of "
-                        f"{e.project!r} (or ask that project's admin for a grant)",
-                    )
+@dataclass(frozen=True)
+class _EventCheck:
+    """One event under check: what the per-type checks below share."""
 
-        def own_run(where: str, run: str) -> None:
-            if self.run_status(run, e.project) is None:
-                reject(where, f"unknown run {run} in project {e.project!r}")
+    checker: Checker
+    index: int
+    e: NewEvent
 
-        b = e.body
-        kind = e.type
-        if kind == "dataset-version-registered":
-            if self.dataset(e.entity):
-                reject(
-                    "entity",
-                    f"dataset version {e.entity} is already registered; versions "
-                    "are immutable, expected a new version label",
+    def reject(self, where: str, message: str) -> None:
+        e = self.e
+        raise EventRejected(self.index, e.event_id, e.type, where, message)
+
+    def versions(self, where: str, nodes: Sequence[str]) -> None:
+        """Every dataset or model version in ``nodes`` is known and readable here."""
+        c, project = self.checker, self.e.project
+        for j, node in enumerate(nodes):
+            kind = kind_of(node)
+            known = c.dataset(node) if kind == "dataset" else c.model(node)
+            if not known:
+                self.reject(f"{where}.{j}", f"unknown {kind} version {node}")
+            if not c.readable(node, project):
+                self.reject(
+                    f"{where}.{j}",
+                    f"{node} belongs to project {NodeId.parse(node).project!r}, which "
+                    f"grants project {project!r} no access; expected a version of "
+                    f"{project!r} (or ask that project's admin for a grant)",
                 )
-            if _node_or_none(dataset_id, e.project, b["name"], b["version"]) != e.entity:
-                reject(
-                    "body.name",
-                    f"name/version {b['name']}@{b['version']} are not valid or "
-                    f"do not match entity {e.entity}",
-                )
-            versions("body.derived_from", b.get("derived_from", []))
-            if b.get("produced_by"):
-                own_run("body.produced_by", b["produced_by"])
-            self.datasets.add(e.entity)
-        elif kind == "dataset-records-added":
-            if not self.dataset(e.entity):
-                reject("entity", f"unknown dataset version {e.entity}; register it first")
-        elif kind == "run-started":
-            if self.run_taken(e.entity):
-                reject("entity", f"run {e.entity} was already started; expected a new run id")
-            parent = b.get("parent_run")
-            if parent:
-                own_run("body.parent_run", parent)
-            self.runs[e.entity] = (e.project, "running")
-        elif kind in (
-            "run-inputs-used",
-            "run-params-logged",
-            "run-metrics-logged",
-            "run-completed",
-            "run-failed",
-        ):
-            status = self.run_status(e.entity, e.project)
-            if status is None:
-                reject(
-                    "entity",
-                    f"unknown run {e.entity} in project {e.project!r}; expected a started run",
-                )
-            if status != "running":
-                reject(
-                    "entity", f"run {e.entity} has already ended ({status}); expected a running run"
-                )
-            versions("body.inputs", b.get("inputs", []))
-            if kind in ("run-completed", "run-failed"):
-                ended = "completed" if kind == "run-completed" else "failed"
-                self.runs[e.entity] = (e.project, ended)
-        elif kind == "openlineage-run-event":
-            # The run itself is started (or known) in the same batch, in this project.
-            if self.run_taken(e.entity) and self.run_status(e.entity, e.project) is None:
-                reject(
-                    "entity",
-                    f"run {e.entity} belongs to another project; expected a run id of this project",
-                )
-        elif kind == "model-version-registered":
-            if self.model(e.entity):
-                reject(
-                    "entity",
-                    f"model version {e.entity} is already registered; expected a new version label",
-                )
-            if _node_or_none(model_id, e.project, b["name"], b["version"]) != e.entity:
-                reject(
-                    "body.name",
-                    f"name/version {b['name']}@{b['version']} are not valid or "
-                    f"do not match entity {e.entity}",
-                )
-            if b.get("run"):
-                own_run("body.run", b["run"])
-            self.models.add(e.entity)
-        elif kind == "model-alias-moved":
-            if not self.model(e.entity):
-                reject("entity", f"unknown model version {e.entity}")
-        elif kind == "deployment-configured":
-            for j, served in enumerate(b["served"]):
-                if NodeId.parse(served["model"]).project != e.project:
-                    reject(
-                        f"body.served.{j}.model",
-                        f"belongs to another project; expected a model version of {e.project!r}",
-                    )
-                if not self.model(served["model"]):
-                    reject(f"body.served.{j}.model", f"unknown model version {served['model']}")
-            self.deployments[e.entity] = "active"
-            self.served_by(e.entity).update(s["model"] for s in b["served"])
-        elif kind == "deployment-retired":
-            status = self.deployment_status(e.entity)
-            if status != "active":
-                reject(
-                    "entity",
-                    f"deployment {e.entity} is "
-                    f"{'unknown' if status is None else status}; expected an active one",
-                )
-            self.deployments[e.entity] = "retired"
-        elif kind == "predictions-logged":
-            if self.deployment_status(e.entity) is None:
-                reject("entity", f"unknown deployment {e.entity}; configure it first")
-            served = self.served_by(e.entity)
-            for j, model in enumerate(b["models"]):
-                if model not in served:
-                    reject(
-                        f"body.models.{j}",
-                        f"{model} was never served by {e.entity}; "
-                        "expected a model version from its configuration",
-                    )
-        elif kind in ("project-access-granted", "project-access-revoked"):
-            grantee = b["grantee"]
-            if grantee == e.project:
-                reject("body.grantee", "a project always reads itself; expected another project")
-            active = self.granted(e.project, grantee)
-            if kind == "project-access-granted" and active:
-                reject("body.grantee", f"project {grantee!r} already has access")
-            if kind == "project-access-revoked" and not active:
-                reject("body.grantee", f"project {grantee!r} has no access to revoke")
-            self.grants[(e.project, grantee)] = kind == "project-access-granted"
+
+    def own_run(self, where: str, run: str) -> None:
+        if self.checker.run_status(run, self.e.project) is None:
+            self.reject(where, f"unknown run {run} in project {self.e.project!r}")
+
+    def named_as_entity(self, make: Callable[[str, str, str], str]) -> None:
+        """The body's name and version make the event's entity id."""
+        e, b = self.e, self.e.body
+        if _node_or_none(make, e.project, b["name"], b["version"]) != e.entity:
+            self.reject(
+                "body.name",
+                f"name/version {b['name']}@{b['version']} are not valid or "
+                f"do not match entity {e.entity}",
+            )
+
+
+def _version_registered(c: _EventCheck) -> None:
+    """A new dataset or model version, named as its entity, made by a run of this
+    project (a dataset version also from versions it may read)."""
+    e, b = c.e, c.e.body
+    dataset = e.type == "dataset-version-registered"
+    if (c.checker.dataset if dataset else c.checker.model)(e.entity):
+        c.reject(
+            "entity",
+            f"dataset version {e.entity} is already registered; versions "
+            "are immutable, expected a new version label"
+            if dataset
+            else f"model version {e.entity} is already registered; expected a new version label",
+        )
+    c.named_as_entity(dataset_id if dataset else model_id)
+    if dataset:
+        c.versions("body.derived_from", b.get("derived_from", []))
+    run_field = "produced_by" if dataset else "run"
+    if b.get(run_field):
+        c.own_run(f"body.{run_field}", b[run_field])
+    (c.checker.datasets if dataset else c.checker.models).add(e.entity)
+
+
+def _dataset_records_added(c: _EventCheck) -> None:
+    if not c.checker.dataset(c.e.entity):
+        c.reject("entity", f"unknown dataset version {c.e.entity}; register it first")
+
+
+def _run_started(c: _EventCheck) -> None:
+    e = c.e
+    if c.checker.run_taken(e.entity):
+        c.reject("entity", f"run {e.entity} was already started; expected a new run id")
+    parent = e.body.get("parent_run")
+    if parent:
+        c.own_run("body.parent_run", parent)
+    c.checker.runs[e.entity] = (e.project, "running")
+
+
+def _run_event(c: _EventCheck) -> None:
+    """An event on a running run of this project; completion and failure end it."""
+    e = c.e
+    status = c.checker.run_status(e.entity, e.project)
+    if status is None:
+        c.reject(
+            "entity",
+            f"unknown run {e.entity} in project {e.project!r}; expected a started run",
+        )
+    if status != "running":
+        c.reject("entity", f"run {e.entity} has already ended ({status}); expected a running run")
+    c.versions("body.inputs", e.body.get("inputs", []))
+    if e.type in ("run-completed", "run-failed"):
+        ended = "completed" if e.type == "run-completed" else "failed"
+        c.checker.runs[e.entity] = (e.project, ended)
+
+
+def _openlineage_run_event(c: _EventCheck) -> None:
+    # The run itself is started (or known) in the same batch, in this project.
+    e = c.e
+    if c.checker.run_taken(e.entity) and c.checker.run_status(e.entity, e.project) is None:
+        c.reject(
+            "entity",
+            f"run {e.entity} belongs to another project; expected a run id of this project",
+        )
+
+
+def _model_alias_moved(c: _EventCheck) -> None:
+    if not c.checker.model(c.e.entity):
+        c.reject("entity", f"unknown model version {c.e.entity}")
+
+
+def _deployment_configured(c: _EventCheck) -> None:
+    e = c.e
+    for j, served in enumerate(e.body["served"]):
+        if NodeId.parse(served["model"]).project != e.project:
+            c.reject(
+                f"body.served.{j}.model",
+                f"belongs to another project; expected a model version of {e.project!r}",
+            )
+        if not c.checker.model(served["model"]):
+            c.reject(f"body.served.{j}.model", f"unknown model version {served['model']}")
+    c.checker.deployments[e.entity] = "active"
+    c.checker.served_by(e.entity).update(s["model"] for s in e.body["served"])
+
+
+def _deployment_retired(c: _EventCheck) -> None:
+    e = c.e
+    status = c.checker.deployment_status(e.entity)
+    if status != "active":
+        c.reject(
+            "entity",
+            f"deployment {e.entity} is "
+            f"{'unknown' if status is None else status}; expected an active one",
+        )
+    c.checker.deployments[e.entity] = "retired"
+
+
+def _predictions_logged(c: _EventCheck) -> None:
+    e = c.e
+    if c.checker.deployment_status(e.entity) is None:
+        c.reject("entity", f"unknown deployment {e.entity}; configure it first")
+    served = c.checker.served_by(e.entity)
+    for j, model in enumerate(e.body["models"]):
+        if model not in served:
+            c.reject(
+                f"body.models.{j}",
+                f"{model} was never served by {e.entity}; "
+                "expected a model version from its configuration",
+            )
+
+
+def _project_access(c: _EventCheck) -> None:
+    e = c.e
+    grantee = e.body["grantee"]
+    if grantee == e.project:
+        c.reject("body.grantee", "a project always reads itself; expected another project")
+    granting = e.type == "project-access-granted"
+    active = c.checker.granted(e.project, grantee)
+    if granting and active:
+        c.reject("body.grantee", f"project {grantee!r} already has access")
+    if not granting and not active:
+        c.reject("body.grantee", f"project {grantee!r} has no access to revoke")
+    c.checker.grants[(e.project, grantee)] = granting
+
+
+#: The check each event type must pass against what the ledger already holds.
+_EVENT_CHECKS: dict[str, Callable[[_EventCheck], None]] = {
+    "dataset-version-registered": _version_registered,
+    "dataset-records-added": _dataset_records_added,
+    "run-started": _run_started,
+    "run-inputs-used": _run_event,
+    "run-params-logged": _run_event,
+    "run-metrics-logged": _run_event,
+    "run-completed": _run_event,
+    "run-failed": _run_event,
+    "openlineage-run-event": _openlineage_run_event,
+    "model-version-registered": _version_registered,
+    "model-alias-moved": _model_alias_moved,
+    "deployment-configured": _deployment_configured,
+    "deployment-retired": _deployment_retired,
+    "predictions-logged": _predictions_logged,
+    "project-access-granted": _project_access,
+    "project-access-revoked": _project_access,
+}

@@ -331,3 +331,40 @@ def test_0005_keeps_the_log_and_scopes_event_ids_by_project(store_url: str) -> N
             conn.execute(text("UPDATE events SET actor = 'mallory'"))
     finally:
         engine.dispose()
+
+
+def test_0003_builds_the_tree_of_the_trail_recorded_before_it(store_url: str) -> None:
+    """A trail written at 0002 gets, at 0003, the stored tree the application's own
+    rebuild makes of it: every perfect subtree, and the root of its leaf hashes."""
+    from audit import merkle
+    from audit.tree import TRAIL, StoredTree, rebuild_nodes
+
+    assert alembic("-x", f"db={store_url}", "upgrade", "0002").returncode == 0
+    leaves = [bytes([i]) * 32 for i in range(13)]
+    engine = create_engine(normalise_url(store_url))
+    with engine.begin() as conn:
+        for seq, leaf in enumerate(leaves):
+            conn.execute(
+                text(
+                    "INSERT INTO access_trail (seq, at, actor, project, action, resource, "
+                    "source, outcome, status, reason, trace_id, leaf_hash) VALUES (:seq, "
+                    "'2026-12-01T00:00:00.000000Z', 'k', 'alpha', 'read', '/x', 'test', "
+                    "'allow', 200, 'ok', NULL, :leaf)"
+                ),
+                {"seq": seq, "leaf": leaf},
+            )
+    engine.dispose()
+    assert alembic("-x", f"db={store_url}", "upgrade", "0003").returncode == 0
+    engine = create_engine(normalise_url(store_url))
+    query = text("SELECT level, idx, hash FROM trail_merkle_nodes ORDER BY level, idx")
+    try:
+        with engine.connect() as conn:
+            migrated = [(int(a), int(b), bytes(h)) for a, b, h in conn.execute(query)]
+            assert StoredTree(conn, TRAIL).root(len(leaves)) == merkle.root_hash(leaves)
+            assert rebuild_nodes(conn, TRAIL) == len(leaves)
+            rebuilt = [(int(a), int(b), bytes(h)) for a, b, h in conn.execute(query)]
+            conn.rollback()
+    finally:
+        engine.dispose()
+    assert migrated == rebuilt
+    assert len(migrated) == 13 + 6 + 3 + 1

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -264,12 +265,17 @@ def test_a_value_renders_as_exactly_its_text(value: str) -> None:
         assert md_code(value) == ""
 
 
-def test_the_card_is_inert_for_hostile_text(store_url: str, tmp_path: Path) -> None:
-    # All the ways out at once, within the 128 characters PostgreSQL keeps of a
-    # framework or an alias.
-    one = (
-        "<script>alert(1)</script> a|b\nc\r\n``t` [x](javascript:alert(1)) ![i](http://evil/x.png)"
-    )
+#: All the ways out at once, within the 128 characters PostgreSQL keeps of a
+#: framework or an alias.
+ONE_HOSTILE = (
+    "<script>alert(1)</script> a|b\nc\r\n``t` [x](javascript:alert(1)) ![i](http://evil/x.png)"
+)
+
+
+def _hostile_world(store_url: str, tmp_path: Path) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """A model whose every text is hostile, its dossier written to ``tmp_path/dossier``:
+    (dossier, dataset, model, the erasure's outcome)."""
+    one = ONE_HOSTILE
     with registry.connect(store_url, project="test", actor=one) as reg:
         data = reg.register_dataset("d", "1", uri=one, digest=one, records=["r1"], subjects=["ann"])
         with reg.run(one, inputs=[data], params={h: h for h in HOSTILE}) as run:
@@ -296,15 +302,14 @@ def test_the_card_is_inert_for_hostile_text(store_url: str, tmp_path: Path) -> N
         last = reg.ledger.last_event()
         assert last is not None and last.type == "subject-erased"
         dossier = build_model_dossier(reg.ledger, "test", model.id, _key(reg))
-        run_id = dossier.data["run"]["id"]
         dossier.write(tmp_path / "dossier")
-    card = (tmp_path / "dossier" / "model-card.md").read_text(encoding="utf-8")
-    html, tokens = _render(card)
-    for forbidden in ("<script", "<img", "<a ", "href=", "<em>", "<del>"):
-        assert forbidden not in html
-    assert {t.type for t in _flat(tokens)} <= CARD_TOKENS
-    # Each row of each table in the source has as many cells as its header (a renderer
-    # would pad or cut it silently): no value added a cell with "|" or ended a row.
+    return dossier, data, model, outcome
+
+
+def _card_tables(card: str, tokens: list[Token], evidence: int) -> list[list[list[str]]]:
+    """The card's eight tables as rendered, after checking that each row of each table
+    in the source has as many cells as its header (a renderer would pad or cut it
+    silently): no value added a cell with "|" or ended a row."""
     sources = [
         [len(re.split(r"(?<!\\)\|", row.strip()[1:-1])) for row in block.splitlines()]
         for block in re.findall(r"(?m)(?:^\|.*\n)+", card)
@@ -320,11 +325,23 @@ def test_the_card_is_inert_for_hostile_text(store_url: str, tmp_path: Path) -> N
         1 + len(HOSTILE),
         2,
         2,
-        1 + len(dossier.data["evidence"]["events"]),
+        1 + evidence,
     ]
     assert [len(t[0]) for t in tables] == [widths[0] for widths in sources]
+    return tables
+
+
+def test_the_card_is_inert_for_hostile_text(store_url: str, tmp_path: Path) -> None:
+    dossier, data, model, outcome = _hostile_world(store_url, tmp_path)
+    run_id = dossier.data["run"]["id"]
+    card = (tmp_path / "dossier" / "model-card.md").read_text(encoding="utf-8")
+    html, tokens = _render(card)
+    for forbidden in ("<script", "<img", "<a ", "href=", "<em>", "<del>"):
+        assert forbidden not in html
+    assert {t.type for t in _flat(tokens)} <= CARD_TOKENS
+    tables = _card_tables(card, tokens, len(dossier.data["evidence"]["events"]))
     # The renderer shows each value as it is in the log, in its own cell.
-    shown = _shown(one)
+    shown = _shown(ONE_HOSTILE)
     identity, datasets, params, metrics, aliases, deployments, erasures, _ = tables
     assert identity[1:7] == [
         ["Model version", model.id],

@@ -31,7 +31,8 @@ from urllib.parse import quote
 from prov.model import PROV_TYPE, Namespace, ProvDocument
 
 from audit.exports.scope import Progress, Scope
-from registry.errors import LedgerError
+from registry.errors import InvalidInput
+from registry.ids import NodeId, kind_of
 from registry.store.raw import Raw
 from registry.timeutil import stored_form
 
@@ -45,8 +46,8 @@ ACTOR = Namespace("actor", "https://mlledger.dev/actor/")
 
 
 def _node(node_id: str) -> Any:
-    kind, rest = node_id.split(":", 1)
-    return NODE[f"{kind}/{rest}"]
+    kind = kind_of(node_id)
+    return NODE[f"{kind}/{node_id.removeprefix(kind + ':')}"]
 
 
 def _actor(name: str) -> Any:
@@ -101,94 +102,65 @@ class _Builder:
         }
 
     def build(self) -> ProvDocument:
-        doc = self.doc
-        registrars = self.registrars()
-        for row in self.select(
+        self.entities(
             "SELECT d.id, d.name, d.version, d.digest, d.uri, d.row_count, "
             "COALESCE(c.records, 0), d.registered_at FROM cat_datasets d "
             "LEFT JOIN dataset_record_counts c ON c.dataset = d.id",
             "d.position",
-        ):
-            node, name, version, digest, uri, rows, records, at = row
-            doc.entity(
-                _node(node),
-                {
-                    PROV_TYPE: ML["DatasetVersion"],
-                    **_attrs(
-                        {
-                            "id": node,
-                            "name": name,
-                            "version": version,
-                            "digest": digest,
-                            "uri": uri,
-                            "row_count": rows,
-                            "records": records,
-                            "registered_at": at,
-                        }
-                    ),
-                },
-            )
-            self.nodes.add(node)
-        for row in self.select(
+            "DatasetVersion",
+            ("id", "name", "version", "digest", "uri", "row_count", "records", "registered_at"),
+        )
+        self.entities(
             "SELECT m.id, m.name, m.version, m.artifact_uri, m.artifact_digest, m.framework, "
             "m.registered_at FROM cat_models m",
             "m.position",
-        ):
-            node, name, version, uri, digest, framework, at = row
-            doc.entity(
-                _node(node),
-                {
-                    PROV_TYPE: ML["ModelVersion"],
-                    **_attrs(
-                        {
-                            "id": node,
-                            "name": name,
-                            "version": version,
-                            "artifact_uri": uri,
-                            "artifact_digest": digest,
-                            "framework": framework,
-                            "registered_at": at,
-                        }
-                    ),
-                },
-            )
-            self.nodes.add(node)
-        for node, actor in sorted(registrars.items()):
+            "ModelVersion",
+            (
+                "id",
+                "name",
+                "version",
+                "artifact_uri",
+                "artifact_digest",
+                "framework",
+                "registered_at",
+            ),
+        )
+        for node, actor in sorted(self.registrars().items()):
             if node in self.nodes:
-                doc.wasAttributedTo(_node(node), self.agent(actor))
+                self.doc.wasAttributedTo(_node(node), self.agent(actor))
+        self.runs()
+        self.edges()
+        self.serving()
+        return self.doc
+
+    def entities(self, sql: str, column: str, type: str, keys: tuple[str, ...]) -> None:
+        """One PROV entity of ``type`` per row in scope; the row's first column is its id."""
+        for row in self.select(sql, column):
+            self.doc.entity(
+                _node(row[0]),
+                {PROV_TYPE: ML[type], **_attrs(dict(zip(keys, row, strict=True)))},
+            )
+            self.nodes.add(row[0])
+
+    def runs(self) -> None:
+        """One PROV activity per run in scope, associated with who started it and
+        informed by its parent run."""
+        doc = self.doc
         runs = self.select(
             "SELECT r.id, r.job, r.status, r.params, r.metrics, r.code, r.environment, "
             "r.actor, r.started_at, r.ended_at, r.parent_run FROM cat_runs r",
             "r.position",
         )
-        for node, job, status, params, metrics, code, env, actor, start, end, _ in runs:
-            doc.activity(
-                _node(node),
-                _time(start),
-                _time(end),
-                {
-                    PROV_TYPE: ML["Run"],
-                    **_attrs(
-                        {
-                            "id": node,
-                            "job": job,
-                            "status": status,
-                            "params": params,
-                            "metrics": metrics,
-                            "code": code,
-                            "environment": env,
-                        }
-                    ),
-                },
-            )
+        keys = ("id", "job", "status", "params", "metrics", "code", "environment")
+        for row in runs:
+            node, actor, start, end = row[0], row[7], row[8], row[9]
+            attrs = _attrs(dict(zip(keys, row[:7], strict=True)))
+            doc.activity(_node(node), _time(start), _time(end), {PROV_TYPE: ML["Run"], **attrs})
             self.nodes.add(node)
             doc.wasAssociatedWith(_node(node), self.agent(actor))
         for node, *_rest, parent in runs:
             if parent in self.nodes:
                 doc.wasInformedBy(_node(node), _node(parent))
-        self.edges()
-        self.serving()
-        return doc
 
     def edges(self) -> None:
         doc = self.doc
@@ -220,7 +192,7 @@ class _Builder:
                 "AND opened_pos < ? ORDER BY dst",
                 (run, self.scope.upto),
             )
-            if r[0] in self.nodes and r[0].startswith("model:")
+            if r[0] in self.nodes and kind_of(r[0]) == "model"
         ]
 
     def serving(self) -> None:
@@ -233,7 +205,8 @@ class _Builder:
             if model not in self.nodes:
                 continue
             ended = end if closed is not None and closed < self.scope.upto else None
-            activity = NODE[f"serving/{deployment.split(':', 1)[1]}/{opened}/{model}"]
+            served = NodeId.parse(deployment)
+            activity = NODE[f"serving/{served.project}/{served.name}/{opened}/{model}"]
             doc.activity(
                 activity,
                 _time(start),
@@ -265,7 +238,9 @@ def write(
     """Write ``prov.json`` into ``out``; returns it with its number of PROV records."""
     target = Path(out)
     if not target.is_dir():
-        raise LedgerError(f"{target} is not a directory: expected the export's directory")
+        raise InvalidInput(
+            f"{target} is not a directory: expected the export's directory", field="out"
+        )
     doc = document(ledger, scope)
     path = target / FILE
     text = str(doc.serialize(format="json"))  # without a destination, the text itself

@@ -137,210 +137,249 @@ def _events(raw: Raw, entity: str, types: tuple[str, ...]) -> list[tuple[int, st
     ]
 
 
+def _position(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _identity(raw: Raw, project: str, model: str) -> dict[str, Any]:
+    """The model version's catalogue row; NotFound unless it is of ``project``."""
+    row = raw.one(
+        "SELECT id, project, name, version, run, artifact_uri, artifact_digest, framework, "
+        "tags, registered_at, position FROM cat_models WHERE id = ?",
+        (model,),
+    )
+    if row is None or row[1] != project:
+        raise NotFound(f"no model version {model} in project {project!r}")
+    registered = _events(raw, model, ("model-version-registered",))
+    return {
+        "id": row[0],
+        "project": row[1],
+        "name": row[2],
+        "version": row[3],
+        "run": row[4],
+        "artifact_uri": row[5],
+        "artifact_digest": row[6],
+        "framework": row[7],
+        "tags": _json(row[8]) or {},
+        "registered_at": row[9],
+        "registered_by": registered[0][2] if registered else None,
+        "position": int(row[10]),
+    }
+
+
+def _training_run(
+    raw: Raw, run_node: str | None
+) -> tuple[dict[str, Any] | None, list[tuple[int, str, str, str]]]:
+    """The run that trained the model (None when unknown) and its start and end events."""
+    r = None
+    if run_node is not None:
+        r = raw.one(
+            "SELECT id, job, status, params, metrics, code, environment, tags, actor, "
+            "started_at, ended_at, error_type FROM cat_runs WHERE id = ?",
+            (run_node,),
+        )
+    if r is None:
+        return None, []
+    run = {
+        "id": r[0],
+        "job": r[1],
+        "status": r[2],
+        **{k: _json(v) or {} for k, v in zip(_RUN_JSON, r[3:8], strict=True)},
+        "started_by": r[8],
+        "started_at": r[9],
+        "ended_at": r[10],
+        "error_type": r[11],
+    }
+    return run, _events(raw, r[0], ("run-started", "run-completed", "run-failed"))
+
+
+_RUN_JSON = ("params", "metrics", "code", "environment", "tags")
+
+
+def _training(ledger: Ledger, conn: Any, raw: Raw, model: str) -> dict[str, Any]:
+    """What the model was trained on, followed upstream: datasets with their depth,
+    runs, models, and the edges and labels of the picture."""
+    graph = graph_of(ledger).current(conn)
+    distance, edges = _upstream(graph, model) if model in graph else ({model: 0}, [])
+    # Depth as trained-on counts it: steps of data flow, 1 for what the training
+    # run read (docs/concepts.md, "Depth").
+    depth = training_depths(graph, model) if model in graph else {model: 0}
+    labels = {n: graph.nodes[n].get("label", n) if n in graph else n for n in distance}
+    dataset_nodes = sorted(n for n in distance if kind_of(n) == "dataset")
+    details = _datasets(raw, dataset_nodes)
+    datasets = sorted(
+        (
+            {
+                **details.get(n, {"id": n, "name": labels[n], "records": 0}),
+                "depth": depth[n],
+                "relation": relation(depth[n]),
+            }
+            for n in dataset_nodes
+        ),
+        key=lambda d: (d["depth"], d["id"]),
+    )
+    return {
+        "datasets": datasets,
+        "runs": sorted(n for n in distance if kind_of(n) == "run"),
+        "models": sorted(n for n in distance if kind_of(n) == "model" and n != model),
+        "nodes": len(distance),
+        "edges": [{"src": s, "dst": d, "kind": k} for s, d, k in edges],
+        "labels": labels,
+        "distance": distance,
+    }
+
+
+def _history(raw: Raw, table: str, first: str, extra: tuple[str, ...], model: str) -> list[Any]:
+    """The model's rows of ``alias_history`` or ``deployment_history``, in order opened:
+    ``first`` and ``extra`` columns, then when and at which positions each opened and closed."""
+    columns = ", ".join((first, *extra))
+    rows = raw.all(
+        f"SELECT {columns}, valid_from, valid_to, opened_pos, closed_pos FROM {table} "
+        f"WHERE model = ? ORDER BY opened_pos, {first}",
+        (model,),
+    )
+    return [
+        {
+            **dict(zip((first, *extra), row, strict=False)),
+            "from": row[-4],
+            "to": row[-3],
+            "position": int(row[-2]),
+            "closed_position": _position(row[-1]),
+        }
+        for row in rows
+    ]
+
+
+def _aliases(raw: Raw, model: str) -> list[dict[str, Any]]:
+    return [
+        {"alias": a["alias"], "moved_by": a["moved_by"], **_opened(a)}
+        for a in _history(raw, "alias_history", "alias", ("moved_by",), model)
+    ]
+
+
+def _deployments(raw: Raw, model: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "deployment": d["deployment"],
+            "traffic": float(d["traffic"]),
+            "endpoint": d["endpoint"],
+            **_opened(d),
+        }
+        for d in _history(raw, "deployment_history", "deployment", ("traffic", "endpoint"), model)
+    ]
+
+
+def _opened(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("from", "to", "position", "closed_position")}
+
+
+def _predictions(raw: Raw, project: str, model: str) -> dict[str, Any]:
+    """Prediction volume: in all, per deployment, and per deployment per day."""
+    totals = {
+        d: {"count": int(n), "first_at": first, "last_at": last}
+        for d, n, first, last in raw.all(
+            "SELECT deployment, n, first_at, last_at FROM prediction_counts WHERE model = ? "
+            "ORDER BY deployment",
+            (model,),
+        )
+    }
+    daily: list[dict[str, Any]] = []
+    if totals:
+        epochs = [e[0] for e in raw.all("SELECT DISTINCT epoch FROM prediction_index")]
+        daily = [
+            {"deployment": d, "day": day, "count": int(n)}
+            for d, day, n in raw.all(
+                "SELECT deployment, SUBSTR(at, 1, 10) AS day, COUNT(*) FROM prediction_index "
+                f"WHERE epoch IN ({placeholders(len(epochs))}) AND project = ? "
+                "AND model = ? GROUP BY deployment, day ORDER BY day, deployment",
+                (*epochs, project, model),
+            )
+        ]
+    return {
+        "total": sum(t["count"] for t in totals.values()),
+        "by_deployment": totals,
+        "daily": daily,
+    }
+
+
+def _erasures(raw: Raw, model: str) -> list[dict[str, Any]]:
+    """Every erasure that flagged the model, and its remediation."""
+    keys = ("erasure", "status", "justification", "approver", "flagged_position", "resolved_by")
+    return [
+        {
+            **dict(zip(keys, row[:6], strict=True)),
+            "flagged_position": int(row[4]),
+            "resolved_position": _position(row[6]),
+            "erased_at": row[7],
+        }
+        for row in raw.all(
+            "SELECT r.erasure, r.status, r.justification, r.approver, r.flagged_pos, "
+            "r.resolved_by, r.resolved_pos, e.erased_at FROM remediations r "
+            "LEFT JOIN erasures e ON e.erasure = r.erasure WHERE r.model = ? "
+            "ORDER BY r.flagged_pos",
+            (model,),
+        )
+    ]
+
+
+def _remediates(raw: Raw, model: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "erasure": json.loads(body)["erasure"],
+            "model": json.loads(body)["model"],
+            "position": int(p),
+        }
+        for p, body in raw.all(
+            "SELECT position, body FROM events WHERE entity = ? "
+            "AND type = 'erasure-remediated' ORDER BY position",
+            (model,),
+        )
+    ]
+
+
+def _key_events(data: dict[str, Any], run_events: list[tuple[int, str, str, str]]) -> list[Any]:
+    """The positions whose events the dossier proves, each with its type."""
+    aliases = data["aliases"]
+    found = {
+        data["model"]["position"]: "model-version-registered",
+        **{p: t for p, t, _, _ in run_events},
+        **{a["position"]: "model-alias-moved" for a in aliases},
+        **{
+            a["closed_position"]: "model-alias-moved"
+            for a in aliases
+            if a["closed_position"] is not None
+        },
+        **{d["position"]: "deployment-configured" for d in data["deployments"]},
+        **{e["flagged_position"]: "subject-erased" for e in data["erasures"]},
+        **{r["position"]: "erasure-remediated" for r in data["remediates"]},
+    }
+    return [{"position": p, "type": t} for p, t in sorted(found.items())]
+
+
 def _gather(ledger: Ledger, project: str, model: str) -> dict[str, Any]:
     with ledger.store.read() as conn:
         raw = Raw(conn)
-        row = raw.one(
-            "SELECT id, project, name, version, run, artifact_uri, artifact_digest, framework, "
-            "tags, registered_at, position FROM cat_models WHERE id = ?",
-            (model,),
-        )
-        if row is None or row[1] != project:
-            raise NotFound(f"no model version {model} in project {project!r}")
-        registered = _events(raw, model, ("model-version-registered",))
-        identity = {
-            "id": row[0],
-            "project": row[1],
-            "name": row[2],
-            "version": row[3],
-            "run": row[4],
-            "artifact_uri": row[5],
-            "artifact_digest": row[6],
-            "framework": row[7],
-            "tags": _json(row[8]) or {},
-            "registered_at": row[9],
-            "registered_by": registered[0][2] if registered else None,
-            "position": int(row[10]),
+        identity = _identity(raw, project, model)
+        run, run_events = _training_run(raw, identity["run"])
+        parts = {
+            "training": _training(ledger, conn, raw, model),
+            "aliases": _aliases(raw, model),
+            "deployments": _deployments(raw, model),
+            "predictions": _predictions(raw, project, model),
+            "erasures": _erasures(raw, model),
+            "remediates": _remediates(raw, model),
         }
-        run = None
-        run_events: list[tuple[int, str, str, str]] = []
-        if row[4] is not None:
-            r = raw.one(
-                "SELECT id, job, status, params, metrics, code, environment, tags, actor, "
-                "started_at, ended_at, error_type FROM cat_runs WHERE id = ?",
-                (row[4],),
-            )
-            if r is not None:
-                run = {
-                    "id": r[0],
-                    "job": r[1],
-                    "status": r[2],
-                    "params": _json(r[3]) or {},
-                    "metrics": _json(r[4]) or {},
-                    "code": _json(r[5]) or {},
-                    "environment": _json(r[6]) or {},
-                    "tags": _json(r[7]) or {},
-                    "started_by": r[8],
-                    "started_at": r[9],
-                    "ended_at": r[10],
-                    "error_type": r[11],
-                }
-                run_events = _events(raw, r[0], ("run-started", "run-completed", "run-failed"))
-        graph = graph_of(ledger).current(conn)
-        distance, edges = _upstream(graph, model) if model in graph else ({model: 0}, [])
-        # Depth as trained-on counts it: steps of data flow, 1 for what the training
-        # run read (docs/concepts.md, "Depth").
-        depth = training_depths(graph, model) if model in graph else {model: 0}
-        labels = {n: graph.nodes[n].get("label", n) if n in graph else n for n in distance}
-        dataset_nodes = sorted(n for n in distance if kind_of(n) == "dataset")
-        details = _datasets(raw, dataset_nodes)
-        training = sorted(
-            (
-                {
-                    **details.get(n, {"id": n, "name": labels[n], "records": 0}),
-                    "depth": depth[n],
-                    "relation": relation(depth[n]),
-                }
-                for n in dataset_nodes
-            ),
-            key=lambda d: (d["depth"], d["id"]),
-        )
-        upstream_models = sorted(n for n in distance if kind_of(n) == "model" and n != model)
-        upstream_runs = sorted(n for n in distance if kind_of(n) == "run")
-        aliases = [
-            {
-                "alias": a,
-                "moved_by": by,
-                "from": start,
-                "to": end,
-                "position": int(opened),
-                "closed_position": None if closed is None else int(closed),
-            }
-            for a, by, start, end, opened, closed in raw.all(
-                "SELECT alias, moved_by, valid_from, valid_to, opened_pos, closed_pos "
-                "FROM alias_history WHERE model = ? ORDER BY opened_pos, alias",
-                (model,),
-            )
-        ]
-        deployments = [
-            {
-                "deployment": d,
-                "traffic": float(traffic),
-                "endpoint": endpoint,
-                "from": start,
-                "to": end,
-                "position": int(opened),
-                "closed_position": None if closed is None else int(closed),
-            }
-            for d, traffic, endpoint, start, end, opened, closed in raw.all(
-                "SELECT deployment, traffic, endpoint, valid_from, valid_to, opened_pos, "
-                "closed_pos FROM deployment_history WHERE model = ? ORDER BY opened_pos, "
-                "deployment",
-                (model,),
-            )
-        ]
-        totals = {
-            d: {"count": int(n), "first_at": first, "last_at": last}
-            for d, n, first, last in raw.all(
-                "SELECT deployment, n, first_at, last_at FROM prediction_counts WHERE model = ? "
-                "ORDER BY deployment",
-                (model,),
-            )
-        }
-        daily: list[dict[str, Any]] = []
-        if totals:
-            epochs = [e[0] for e in raw.all("SELECT DISTINCT epoch FROM prediction_index")]
-            daily = [
-                {"deployment": d, "day": day, "count": int(n)}
-                for d, day, n in raw.all(
-                    "SELECT deployment, SUBSTR(at, 1, 10) AS day, COUNT(*) FROM prediction_index "
-                    f"WHERE epoch IN ({placeholders(len(epochs))}) AND project = ? "
-                    "AND model = ? GROUP BY deployment, day ORDER BY day, deployment",
-                    (*epochs, project, model),
-                )
-            ]
-        erasures = [
-            {
-                "erasure": erasure,
-                "status": status,
-                "justification": justification,
-                "approver": approver,
-                "flagged_position": int(flagged),
-                "resolved_by": resolved_by,
-                "resolved_position": None if resolved is None else int(resolved),
-                "erased_at": erased_at,
-            }
-            for (
-                erasure,
-                status,
-                justification,
-                approver,
-                flagged,
-                resolved_by,
-                resolved,
-                erased_at,
-            ) in raw.all(
-                "SELECT r.erasure, r.status, r.justification, r.approver, r.flagged_pos, "
-                "r.resolved_by, r.resolved_pos, e.erased_at FROM remediations r "
-                "LEFT JOIN erasures e ON e.erasure = r.erasure WHERE r.model = ? "
-                "ORDER BY r.flagged_pos",
-                (model,),
-            )
-        ]
-        remediates = [
-            {
-                "erasure": json.loads(body)["erasure"],
-                "model": json.loads(body)["model"],
-                "position": int(p),
-            }
-            for p, body in raw.all(
-                "SELECT position, body FROM events WHERE entity = ? "
-                "AND type = 'erasure-remediated' ORDER BY position",
-                (model,),
-            )
-        ]
         head = int(raw.scalar("SELECT MAX(position) FROM events") or 0)
-    key_events = sorted(
-        {
-            identity["position"]: "model-version-registered",
-            **{p: t for p, t, _, _ in run_events},
-            **{a["position"]: "model-alias-moved" for a in aliases},
-            **{
-                a["closed_position"]: "model-alias-moved"
-                for a in aliases
-                if a["closed_position"] is not None
-            },
-            **{d["position"]: "deployment-configured" for d in deployments},
-            **{e["flagged_position"]: "subject-erased" for e in erasures},
-            **{r["position"]: "erasure-remediated" for r in remediates},
-        }.items()
-    )
-    return {
+    data = {
         "report": "model-dossier",
         "generated_at": now(),
         "log_head": head,
         "model": identity,
         "run": run,
-        "training": {
-            "datasets": training,
-            "runs": upstream_runs,
-            "models": upstream_models,
-            "nodes": len(distance),
-            "edges": [{"src": s, "dst": d, "kind": k} for s, d, k in edges],
-            "labels": labels,
-            "distance": distance,
-        },
-        "aliases": aliases,
-        "deployments": deployments,
-        "predictions": {
-            "total": sum(t["count"] for t in totals.values()),
-            "by_deployment": totals,
-            "daily": daily,
-        },
-        "erasures": erasures,
-        "remediates": remediates,
-        "key_events": [{"position": p, "type": t} for p, t in key_events],
+        **parts,
     }
+    data["key_events"] = _key_events(data, run_events)
+    return data
 
 
 def _evidence(

@@ -24,7 +24,7 @@ from collections import defaultdict
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
-from registry.ids import kind_of
+from registry.ids import NodeId, kind_of, label_of
 from registry.wording import counted
 
 MAX_BOXES = 14
@@ -96,8 +96,7 @@ def md_code(value: Any, *, table: bool = True) -> MarkdownText:
 def _short(node: str, label: str | None) -> str:
     if kind_of(node) == "run":
         return f"{label or 'run'} (…{node[-6:]})"
-    text = node.split(":", 1)[-1].split("/", 1)[-1]
-    return text.replace("@", " ")
+    return label_of(node).replace("@", " ")
 
 
 def _fit(text: str, limit: int = 26) -> str:
@@ -134,7 +133,7 @@ def _columns(
             for node in nodes:
                 kind = kind_of(node)
                 name = (
-                    node.split(":", 1)[-1].split("/", 1)[-1].split("@", 1)[0]
+                    NodeId.parse(node).name
                     if kind in ("dataset", "model")
                     else (labels.get(node) or kind)
                 )
@@ -263,7 +262,7 @@ def volume_svg(daily: list[dict[str, Any]]) -> str:
             bottom = [0] * len(days)
             for name in deployments:
                 values = [counts.get((name, day), 0) for day in days]
-                axes.bar(days, values, bottom=bottom, label=name.split("/", 1)[-1])
+                axes.bar(days, values, bottom=bottom, label=NodeId.parse(name).name)
                 bottom = [b + v for b, v in zip(bottom, values, strict=True)]
             axes.set_ylabel("predictions per day")
             axes.legend(frameon=False, fontsize=8)

@@ -21,6 +21,14 @@ def _id(name: str, length: int = 300, **kw):  # type: ignore[no-untyped-def]
 
 
 def upgrade() -> None:
+    _log_tables()
+    _vault_tables()
+    _projection_tables()
+    _append_only_log()
+
+
+def _log_tables() -> None:
+    """The event log, its payloads and where each projection got to."""
     op.create_table(
         "events",
         sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
@@ -50,6 +58,9 @@ def upgrade() -> None:
         sa.Column("position", sa.BigInteger, nullable=False),
     )
 
+
+def _vault_tables() -> None:
+    """Project secrets and the encrypted vault."""
     op.create_table(
         "project_secrets",
         _id("project", 128, primary_key=True),
@@ -74,6 +85,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_vault_entries_subject", "vault_entries", ["project", "subject"])
 
+
+def _projection_tables() -> None:
+    """The first projections: catalogue, indexes and lineage (declarative)."""
     op.create_table(
         "cat_datasets",
         _id("id", primary_key=True),
@@ -238,6 +252,8 @@ def upgrade() -> None:
     op.create_index("ix_lineage_edges_opened", "lineage_edges", ["opened_pos"])
     op.create_index("ix_lineage_edges_closed", "lineage_edges", ["closed_pos"])
 
+
+def _append_only_log() -> None:
     # The log refuses UPDATE and DELETE, whoever asks.
     if op.get_bind().dialect.name == "postgresql":
         op.execute(

@@ -40,6 +40,21 @@ ENVELOPE = (
 
 
 def upgrade() -> None:
+    _tables()
+    # No erasure event predates this revision: the new projection is at the head already
+    # (without this row the next append would replay the whole log to find none).
+    op.execute(
+        "INSERT INTO projection_tracking (name, position) "
+        "SELECT 'erasures', MAX(position) FROM events HAVING COUNT(*) > 0"
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        _postgresql_triggers()
+    else:
+        _sqlite_triggers()
+
+
+def _tables() -> None:
+    """Redactions, pending requests and the erasure projections (declarative)."""
     op.create_table(
         "redactions",
         sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
@@ -92,63 +107,61 @@ def upgrade() -> None:
     )
     op.create_index("ix_remediations_project", "remediations", ["project", "status"])
 
-    bind = op.get_bind()
-    # No erasure event predates this revision: the new projection is at the head already
-    # (without this row the next append would replay the whole log to find none).
-    op.execute(
-        "INSERT INTO projection_tracking (name, position) "
-        "SELECT 'erasures', MAX(position) FROM events HAVING COUNT(*) > 0"
-    )
+
+def _postgresql_triggers() -> None:
+    """The log's UPDATE refused unless a redaction allows it; redactions append-only."""
     unchanged = " AND ".join(f"NEW.{c} IS NOT DISTINCT FROM OLD.{c}" for c in ENVELOPE)
-    if bind.dialect.name == "postgresql":
-        # One function per table: PL/pgSQL does not promise to short-circuit, and NEW of
-        # event_payloads has none of the events' envelope columns.
-        for table, allowed in (("events", f" AND ({unchanged})"), ("event_payloads", "")):
-            op.execute(
-                f"""
-                CREATE FUNCTION mlledger_redact_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                    IF TG_OP = 'UPDATE' AND EXISTS (
-                        SELECT 1 FROM redactions WHERE redactions.position = OLD.position
-                    ){allowed} THEN
-                        RETURN NEW;
-                    END IF;
-                    RAISE EXCEPTION 'mlledger: % refused on %: the event log is append-only '
-                        '(only an erasure may redact an event, keeping its envelope)',
-                        TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
-                END $$
-                """
-            )
-            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION mlledger_redact_{table}()"
-            )
+    # One function per table: PL/pgSQL does not promise to short-circuit, and NEW of
+    # event_payloads has none of the events' envelope columns.
+    for table, allowed in (("events", f" AND ({unchanged})"), ("event_payloads", "")):
         op.execute(
-            "CREATE TRIGGER redactions_append_only BEFORE UPDATE OR DELETE ON redactions "
-            "FOR EACH ROW EXECUTE FUNCTION mlledger_refuse_change()"
+            f"""
+            CREATE FUNCTION mlledger_redact_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'UPDATE' AND EXISTS (
+                    SELECT 1 FROM redactions WHERE redactions.position = OLD.position
+                ){allowed} THEN
+                    RETURN NEW;
+                END IF;
+                RAISE EXCEPTION 'mlledger: % refused on %: the event log is append-only '
+                    '(only an erasure may redact an event, keeping its envelope)',
+                    TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
+            END $$
+            """
         )
+        op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
         op.execute(
-            "CREATE TRIGGER redactions_no_truncate BEFORE TRUNCATE ON redactions "
-            "FOR EACH STATEMENT EXECUTE FUNCTION mlledger_refuse_change()"
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION mlledger_redact_{table}()"
         )
-    else:
-        same = " AND ".join(f"NEW.{c} IS OLD.{c}" for c in ENVELOPE)
-        redacted = "EXISTS (SELECT 1 FROM redactions r WHERE r.position = OLD.position)"
-        for table, allowed in (("events", f"{redacted} AND {same}"), ("event_payloads", redacted)):
-            op.execute(f"DROP TRIGGER {table}_no_update")
-            op.execute(
-                f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
-                f"WHEN NOT ({allowed}) BEGIN SELECT RAISE(ABORT, 'mlledger: UPDATE refused on "
-                f"{table}: the event log is append-only (only an erasure may redact an event, "
-                "keeping its envelope)'); END"
-            )
-        for verb in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER redactions_no_{verb.lower()} BEFORE {verb} ON redactions "
-                f"BEGIN SELECT RAISE(ABORT, 'mlledger: {verb} refused on redactions: "
-                "redactions are append-only'); END"
-            )
+    op.execute(
+        "CREATE TRIGGER redactions_append_only BEFORE UPDATE OR DELETE ON redactions "
+        "FOR EACH ROW EXECUTE FUNCTION mlledger_refuse_change()"
+    )
+    op.execute(
+        "CREATE TRIGGER redactions_no_truncate BEFORE TRUNCATE ON redactions "
+        "FOR EACH STATEMENT EXECUTE FUNCTION mlledger_refuse_change()"
+    )
+
+
+def _sqlite_triggers() -> None:
+    """The log's UPDATE refused unless a redaction allows it; redactions append-only."""
+    same = " AND ".join(f"NEW.{c} IS OLD.{c}" for c in ENVELOPE)
+    redacted = "EXISTS (SELECT 1 FROM redactions r WHERE r.position = OLD.position)"
+    for table, allowed in (("events", f"{redacted} AND {same}"), ("event_payloads", redacted)):
+        op.execute(f"DROP TRIGGER {table}_no_update")
+        op.execute(
+            f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+            f"WHEN NOT ({allowed}) BEGIN SELECT RAISE(ABORT, 'mlledger: UPDATE refused on "
+            f"{table}: the event log is append-only (only an erasure may redact an event, "
+            "keeping its envelope)'); END"
+        )
+    for verb in ("UPDATE", "DELETE"):
+        op.execute(
+            f"CREATE TRIGGER redactions_no_{verb.lower()} BEFORE {verb} ON redactions "
+            f"BEGIN SELECT RAISE(ABORT, 'mlledger: {verb} refused on redactions: "
+            "redactions are append-only'); END"
+        )
 
 
 def downgrade() -> None:

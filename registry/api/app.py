@@ -10,8 +10,8 @@ Every route but ``/api/v1/health`` and the OpenAPI document (``/openapi.json``,
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -52,58 +52,10 @@ def create_app(
     tracing.configure()
     if checkpoints is None:
         checkpoints = ledger is None
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ledger = ledger if ledger is not None else open_ledger(db)
-        app.state.trail = auth.TrailRecorder(app.state.ledger.store)
-        checkpointer = _checkpointer(app.state.ledger) if checkpoints else None
-        app.state.checkpointer = checkpointer
-        if checkpointer is not None:
-            checkpointer.start()
-        try:
-            yield
-        finally:
-            if checkpointer is not None:
-                checkpointer.stop()
-            app.state.trail.close()  # folds what the trail journal still holds
-            if ledger is None:
-                app.state.ledger.close()
-
     settings = Settings()
-    app = FastAPI(
-        # One span per request, ours (``tracing.TraceMiddleware``): the framework's own
-        # would be a second root span, holding the query string and validation errors.
-        telemetry={
-            "tracing": False,
-            "metrics": False,
-            "logs": False,
-            "operation_spans": False,
-            "auto_configure": False,
-        },
-        title="mlledger",
-        version=f"{API_VERSION}.0",
-        summary="Metadata, lineage and audit registry for machine learning.",
-        description=(
-            "Writes append events to a tamper-evident log; questions read its projections. "
-            "Errors are RFC 9457 problem details. Authenticate with "
-            "`Authorization: Bearer <key>` (see docs/security.md)."
-        ),
-        lifespan=lifespan,
-    )
+    app = _new_app(_lifespan(db, ledger, settings if checkpoints else None))
+    app.state.settings = settings
     problems.install(app)
-    generated = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        # FastAPI builds the document once and keeps it; it is completed then (imported
-        # here: ``python -m registry.api.openapi`` runs that module as a script).
-        from registry.api.openapi import complete
-
-        if app.openapi_schema is None:
-            app.openapi_schema = complete(generated(), schemas=openlineage.SCHEMAS)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
     api = APIRouter(prefix="/api/v1")
 
     @api.get("/health", tags=["service"])
@@ -128,9 +80,74 @@ def create_app(
     return app
 
 
-def _checkpointer(ledger: Ledger) -> Checkpointer | None:
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _lifespan(db: str | None, ledger: Ledger | None, checkpoints: Settings | None) -> Lifespan:
+    """Open the ledger (unless given), the access trail and, with the ``checkpoints``
+    settings, the checkpointer when the app starts; close them when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ledger = ledger if ledger is not None else open_ledger(db)
+        app.state.trail = auth.TrailRecorder(app.state.ledger.store)
+        checkpointer = (
+            _checkpointer(app.state.ledger, checkpoints) if checkpoints is not None else None
+        )
+        app.state.checkpointer = checkpointer
+        if checkpointer is not None:
+            checkpointer.start()
+        try:
+            yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+            app.state.trail.close()  # folds what the trail journal still holds
+            if ledger is None:
+                app.state.ledger.close()
+
+    return lifespan
+
+
+def _new_app(lifespan: Lifespan) -> FastAPI:
+    """The bare app: its description, and its OpenAPI document completed once."""
+    app = FastAPI(
+        # One span per request, ours (``tracing.TraceMiddleware``): the framework's own
+        # would be a second root span, holding the query string and validation errors.
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
+        title="mlledger",
+        version=f"{API_VERSION}.0",
+        summary="Metadata, lineage and audit registry for machine learning.",
+        description=(
+            "Writes append events to a tamper-evident log; questions read its projections. "
+            "Errors are RFC 9457 problem details. Authenticate with "
+            "`Authorization: Bearer <key>` (see docs/security.md)."
+        ),
+        lifespan=lifespan,
+    )
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI builds the document once and keeps it; it is completed then (imported
+        # here: ``python -m registry.api.openapi`` runs that module as a script).
+        from registry.api.openapi import complete
+
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(generated(), schemas=openlineage.SCHEMAS)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _checkpointer(ledger: Ledger, settings: Settings) -> Checkpointer | None:
     """The automatic checkpoints of the settings, or None when they are off."""
-    settings = Settings()
     if settings.checkpoint_every == 0:
         return None
     key, path, created = load_signing_key(ledger.store.url, settings.signing_key, create=True)

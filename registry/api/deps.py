@@ -18,6 +18,7 @@ from registry import auth
 from registry.api.gate import PRINCIPAL, Principal, Requirement, safe_project, trail_resource
 from registry.api.problems import Problem
 from registry.ledger import Ledger
+from registry.settings import Settings
 from registry.tracing import current_trace_id
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlledger keys create`.")
@@ -30,6 +31,15 @@ async def get_ledger(request: Request) -> Ledger:
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+
+
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was built with (``create_app`` keeps them in its state)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 

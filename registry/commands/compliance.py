@@ -20,7 +20,7 @@ from typing import Any
 
 from registry.commands import DB_HELP
 from registry.commands.audit import EXIT_INVALID, _verifier
-from registry.errors import LedgerError
+from registry.errors import InvalidInput
 from registry.wording import counted
 
 FORMATS = ("parquet", "openlineage", "prov")
@@ -155,10 +155,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         ledger = getattr(reg.backend, "ledger", None)
         if ledger is None:
-            raise LedgerError(
+            raise InvalidInput(
                 "report model reads the database and signs with the log's key: give --db a "
                 "database, not a server (the server answers GET /api/v1/projects/{p}/reports/"
-                "models/{model})"
+                "models/{model})",
+                field="--db",
             )
         dossier = build_model_dossier(ledger, reg.project, args.model, _signing_key(args, ledger))
         written = [str(p) for p in dossier.write(Path(args.out))]
@@ -193,20 +194,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.verify:
         return _verify(args)
     if args.format is None or args.out is None:
-        raise LedgerError(
+        raise InvalidInput(
             "give --format (parquet, openlineage or prov) and --out DIR, "
-            "or `export verify DIR --public-key KEY`"
+            "or `export verify DIR --public-key KEY`",
+            field="--format",
         )
     if args.public_key:
-        raise LedgerError("--public-key is for `export verify`; an export signs with --key")
+        raise InvalidInput(
+            "--public-key is for `export verify`; an export signs with --key", field="--public-key"
+        )
     from audit.exports import export
 
     progress = _progress(args)
     with _registry(args) as reg:
         ledger = getattr(reg.backend, "ledger", None)
         if ledger is None:
-            raise LedgerError(
-                "export reads the database itself: give --db a database, not a server"
+            raise InvalidInput(
+                "export reads the database itself: give --db a database, not a server", field="--db"
             )
         try:
             done = export(
@@ -237,11 +241,14 @@ def _verify(args: argparse.Namespace) -> int:
     from audit.exports import ExportError, verify_export
 
     if len(args.verify) != 2 or args.verify[0] != "verify":
-        raise LedgerError(
-            f"unexpected argument(s) {' '.join(args.verify)!r}: expected `export verify DIR`"
+        raise InvalidInput(
+            f"unexpected argument(s) {' '.join(args.verify)!r}: expected `export verify DIR`",
+            field="verify",
         )
     if not args.public_key:
-        raise LedgerError("export verify needs --public-key KEY (file or string)")
+        raise InvalidInput(
+            "export verify needs --public-key KEY (file or string)", field="--public-key"
+        )
     key = _verifier(args.public_key)
     try:
         check = verify_export(args.verify[1], key)

@@ -107,54 +107,29 @@ class Store:
         return [row_to_event(row) for row in Raw(conn).all(sql, params)]
 
 
+#: The columns of an event's envelope, in the order of ``StoredEvent``'s fields.
+ENVELOPE_COLUMNS = (
+    "position",
+    "event_id",
+    "type",
+    "schema_version",
+    "project",
+    "entity",
+    "actor",
+    "occurred_at",
+    "recorded_at",
+)
 EVENT_COLUMNS = ", ".join(
-    f"e.{c}"
-    for c in (
-        "position",
-        "event_id",
-        "type",
-        "schema_version",
-        "project",
-        "entity",
-        "actor",
-        "occurred_at",
-        "recorded_at",
-        "body",
-        "personal_refs",
-        "trace_id",
-        "leaf_hash",
-    )
+    f"e.{c}" for c in (*ENVELOPE_COLUMNS, "body", "personal_refs", "trace_id", "leaf_hash")
 )
 
 
 def row_to_event(row: Sequence[Any]) -> StoredEvent:
-    """A row of ``EVENT_COLUMNS`` plus the payload as a StoredEvent."""
-    (
-        position,
-        event_id,
-        type_,
-        version,
-        project,
-        entity,
-        actor,
-        occurred,
-        recorded,
-        body,
-        refs,
-        trace_id,
-        leaf,
-        payload,
-    ) = row
+    """A row of ``EVENT_COLUMNS`` plus the payload as a StoredEvent (whose fields
+    follow the same order)."""
+    *envelope, body, refs, trace_id, leaf, payload = row
     return StoredEvent(
-        position=position,
-        event_id=event_id,
-        type=type_,
-        schema_version=version,
-        project=project,
-        entity=entity,
-        actor=actor,
-        occurred_at=occurred,
-        recorded_at=recorded,
+        **dict(zip(ENVELOPE_COLUMNS, envelope, strict=True)),
         body=loads(body),
         personal_refs=tuple(json.loads(refs)) if refs != "[]" else (),
         trace_id=trace_id,

@@ -19,6 +19,8 @@ Five groups:
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -32,8 +34,34 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 
-def _text(nullable: bool = False) -> Column[str]:
-    return Column(Text, nullable=nullable)
+def _col(type_: Any, *, key: bool = False, null: bool = False) -> Any:
+    """A model field over one column: a primary key (never autoincremented), a
+    required column, or (``null``) an optional one defaulting to None."""
+    if key:
+        return Field(sa_column=Column(type_, primary_key=True, autoincrement=False))
+    if null:
+        return Field(default=None, sa_column=Column(type_, nullable=True))
+    return Field(sa_column=Column(type_, nullable=False))
+
+
+def _str(length: int, *, key: bool = False, null: bool = False) -> Any:
+    return _col(String(length), key=key, null=null)
+
+
+def _big(*, key: bool = False, null: bool = False) -> Any:
+    return _col(BigInteger, key=key, null=null)
+
+
+def _txt(*, null: bool = False) -> Any:
+    return _col(Text, null=null)
+
+
+def _blob() -> Any:
+    return _col(LargeBinary)
+
+
+def _int() -> Any:
+    return _col(Integer)
 
 
 # --- log ---------------------------------------------------------------------------
@@ -48,27 +76,27 @@ class EventRow(SQLModel, table=True):
         # neither collide with nor reveal them.
         Index("uq_events_project_event_id", "project", "event_id", unique=True),
     )
-    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    event_id: str = Field(sa_column=Column(String(36), nullable=False))
-    type: str = Field(sa_column=Column(String(64), nullable=False))
+    position: int = _big(key=True)
+    event_id: str = _str(36)
+    type: str = _str(64)
     schema_version: int
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    entity: str = Field(sa_column=Column(String(300), nullable=False))
-    actor: str = Field(sa_column=Column(String(300), nullable=False))
-    occurred_at: str = Field(sa_column=Column(String(27), nullable=False))
-    recorded_at: str = Field(sa_column=Column(String(27), nullable=False))
-    body: str = Field(sa_column=_text())
-    personal_refs: str = Field(sa_column=_text())
-    trace_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
-    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    project: str = _str(128)
+    entity: str = _str(300)
+    actor: str = _str(300)
+    occurred_at: str = _str(27)
+    recorded_at: str = _str(27)
+    body: str = _txt()
+    personal_refs: str = _txt()
+    trace_id: str | None = _str(64, null=True)
+    leaf_hash: bytes = _blob()
 
 
 class EventPayload(SQLModel, table=True):
     """Columnar rows of an event (prediction batches); append-only like ``events``."""
 
     __tablename__ = "event_payloads"
-    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    position: int = _big(key=True)
+    payload: bytes = _blob()
 
 
 class Redaction(SQLModel, table=True):
@@ -78,16 +106,16 @@ class Redaction(SQLModel, table=True):
     ``subject-erased`` event at ``erased_pos`` declares the same values."""
 
     __tablename__ = "redactions"
-    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    erased_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    payload_digest: str | None = Field(default=None, sa_column=Column(String(71), nullable=True))
+    position: int = _big(key=True)
+    erased_pos: int = _big(key=True)
+    leaf: bytes = _blob()
+    payload_digest: str | None = _str(71, null=True)
 
 
 class ProjectionTracking(SQLModel, table=True):
     __tablename__ = "projection_tracking"
-    name: str = Field(sa_column=Column(String(64), primary_key=True))
-    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    name: str = _str(64, key=True)
+    position: int = _big()
 
 
 # --- vault --------------------------------------------------------------------------
@@ -95,28 +123,28 @@ class ProjectionTracking(SQLModel, table=True):
 
 class ProjectSecret(SQLModel, table=True):
     __tablename__ = "project_secrets"
-    project: str = Field(sa_column=Column(String(128), primary_key=True))
-    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+    project: str = _str(128, key=True)
+    wrapped: bytes = _blob()
+    created_at: str = _str(27)
 
 
 class SubjectKey(SQLModel, table=True):
     __tablename__ = "subject_keys"
-    project: str = Field(sa_column=Column(String(128), primary_key=True))
-    subject: str = Field(sa_column=Column(String(32), primary_key=True))
-    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+    project: str = _str(128, key=True)
+    subject: str = _str(32, key=True)
+    wrapped: bytes = _blob()
+    created_at: str = _str(27)
 
 
 class VaultEntry(SQLModel, table=True):
     __tablename__ = "vault_entries"
     __table_args__ = (Index("ix_vault_entries_subject", "project", "subject"),)
-    project: str = Field(sa_column=Column(String(128), primary_key=True))
-    entry: str = Field(sa_column=Column(String(36), primary_key=True))
-    subject: str = Field(sa_column=Column(String(32), nullable=False))
-    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+    project: str = _str(128, key=True)
+    entry: str = _str(36, key=True)
+    subject: str = _str(32)
+    nonce: bytes = _blob()
+    ciphertext: bytes = _blob()
+    created_at: str = _str(27)
 
 
 class ErasureRequest(SQLModel, table=True):
@@ -124,12 +152,12 @@ class ErasureRequest(SQLModel, table=True):
     so that an interrupted erasure can be resumed without the subject's id."""
 
     __tablename__ = "erasure_requests"
-    erasure: str = Field(sa_column=Column(String(36), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    subject: str = Field(sa_column=Column(String(32), nullable=False))
-    reference: str = Field(sa_column=Column(String(32), nullable=False))
-    requested_pos: int = Field(sa_column=Column(BigInteger, nullable=False))
-    created_at: str = Field(sa_column=Column(String(27), nullable=False))
+    erasure: str = _str(36, key=True)
+    project: str = _str(128)
+    subject: str = _str(32)
+    reference: str = _str(32)
+    requested_pos: int = _big()
+    created_at: str = _str(27)
 
 
 # --- access -------------------------------------------------------------------------
@@ -140,15 +168,15 @@ class ApiKeyRow(SQLModel, table=True):
 
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_project", "project"),)
-    key_id: str = Field(sa_column=Column(String(16), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    role: str = Field(sa_column=Column(String(16), nullable=False))
-    name: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
-    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
-    created_at: str = Field(sa_column=Column(String(27), nullable=False))
-    created_by: str = Field(sa_column=Column(String(300), nullable=False))
-    revoked_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
-    revoked_by: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    key_id: str = _str(16, key=True)
+    project: str = _str(128)
+    role: str = _str(16)
+    name: str | None = _str(300, null=True)
+    secret_hash: str = _str(64)
+    created_at: str = _str(27)
+    created_by: str = _str(300)
+    revoked_at: str | None = _str(27, null=True)
+    revoked_by: str | None = _str(300, null=True)
 
 
 class AccessTrailRow(SQLModel, table=True):
@@ -156,18 +184,18 @@ class AccessTrailRow(SQLModel, table=True):
 
     __tablename__ = "access_trail"
     __table_args__ = (Index("ix_access_trail_project", "project", "seq"),)
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    at: str = Field(sa_column=Column(String(27), nullable=False))
-    actor: str = Field(sa_column=Column(String(300), nullable=False))
-    project: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
-    action: str = Field(sa_column=Column(String(64), nullable=False))
-    resource: str = Field(sa_column=_text())
-    source: str = Field(sa_column=Column(String(300), nullable=False))
-    outcome: str = Field(sa_column=Column(String(8), nullable=False))
-    status: int = Field(sa_column=Column(Integer, nullable=False))
-    reason: str = Field(sa_column=_text())
-    trace_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
-    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    seq: int = _big(key=True)
+    at: str = _str(27)
+    actor: str = _str(300)
+    project: str | None = _str(128, null=True)
+    action: str = _str(64)
+    resource: str = _txt()
+    source: str = _str(300)
+    outcome: str = _str(8)
+    status: int = _int()
+    reason: str = _txt()
+    trace_id: str | None = _str(64, null=True)
+    leaf_hash: bytes = _blob()
 
 
 # --- integrity ------------------------------------------------------------------------
@@ -180,9 +208,9 @@ class MerkleNode(SQLModel, table=True):
 
     __tablename__ = "merkle_nodes"
     __table_args__ = ({"sqlite_with_rowid": False},)
-    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
-    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    level: int = _col(SmallInteger, key=True)
+    idx: int = _big(key=True)
+    hash: bytes = _blob()
 
 
 class TrailMerkleNode(SQLModel, table=True):
@@ -190,9 +218,9 @@ class TrailMerkleNode(SQLModel, table=True):
 
     __tablename__ = "trail_merkle_nodes"
     __table_args__ = ({"sqlite_with_rowid": False},)
-    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
-    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    level: int = _col(SmallInteger, key=True)
+    idx: int = _big(key=True)
+    hash: bytes = _blob()
 
 
 class CheckpointRow(SQLModel, table=True):
@@ -200,12 +228,12 @@ class CheckpointRow(SQLModel, table=True):
     Append-only; ``seq`` is gap-free per tree."""
 
     __tablename__ = "checkpoints"
-    tree: str = Field(sa_column=Column(String(16), primary_key=True))
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    note: str = Field(sa_column=_text())
-    signed_at: str = Field(sa_column=Column(String(27), nullable=False))
+    tree: str = _str(16, key=True)
+    seq: int = _big(key=True)
+    tree_size: int = _big()
+    root_hash: bytes = _blob()
+    note: str = _txt()
+    signed_at: str = _str(27)
 
 
 # --- projections ----------------------------------------------------------------------
@@ -214,65 +242,65 @@ class CheckpointRow(SQLModel, table=True):
 class CatDataset(SQLModel, table=True):
     __tablename__ = "cat_datasets"
     __table_args__ = (Index("ix_cat_datasets_name", "project", "name"),)
-    id: str = Field(sa_column=Column(String(300), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    name: str = Field(sa_column=Column(String(128), nullable=False))
-    version: str = Field(sa_column=Column(String(128), nullable=False))
-    digest: str = Field(sa_column=Column(String(300), nullable=False))
-    uri: str = Field(sa_column=_text())
+    id: str = _str(300, key=True)
+    project: str = _str(128)
+    name: str = _str(128)
+    version: str = _str(128)
+    digest: str = _str(300)
+    uri: str = _txt()
     schema_: str | None = Field(default=None, sa_column=Column("schema", Text, nullable=True))
-    row_count: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    produced_by: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
-    derived_from: str = Field(sa_column=_text())
-    tags: str = Field(sa_column=_text())
-    registered_at: str = Field(sa_column=Column(String(27), nullable=False))
-    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    row_count: int | None = _big(null=True)
+    produced_by: str | None = _str(64, null=True)
+    derived_from: str = _txt()
+    tags: str = _txt()
+    registered_at: str = _str(27)
+    position: int = _big()
 
 
 class CatRun(SQLModel, table=True):
     __tablename__ = "cat_runs"
     __table_args__ = (Index("ix_cat_runs_job", "project", "job"),)
-    id: str = Field(sa_column=Column(String(64), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    job: str = Field(sa_column=Column(String(300), nullable=False))
-    status: str = Field(sa_column=Column(String(16), nullable=False))
-    params: str = Field(sa_column=_text())
-    metrics: str = Field(sa_column=_text())
-    code: str = Field(sa_column=_text())
-    environment: str = Field(sa_column=_text())
-    tags: str = Field(sa_column=_text())
-    parent_run: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
-    actor: str = Field(sa_column=Column(String(300), nullable=False))
-    started_at: str = Field(sa_column=Column(String(27), nullable=False))
-    ended_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
-    error_type: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
-    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    id: str = _str(64, key=True)
+    project: str = _str(128)
+    job: str = _str(300)
+    status: str = _str(16)
+    params: str = _txt()
+    metrics: str = _txt()
+    code: str = _txt()
+    environment: str = _txt()
+    tags: str = _txt()
+    parent_run: str | None = _str(64, null=True)
+    actor: str = _str(300)
+    started_at: str = _str(27)
+    ended_at: str | None = _str(27, null=True)
+    error_type: str | None = _str(300, null=True)
+    position: int = _big()
 
 
 class CatModel(SQLModel, table=True):
     __tablename__ = "cat_models"
     __table_args__ = (Index("ix_cat_models_name", "project", "name"),)
-    id: str = Field(sa_column=Column(String(300), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    name: str = Field(sa_column=Column(String(128), nullable=False))
-    version: str = Field(sa_column=Column(String(128), nullable=False))
-    run: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
-    artifact_uri: str = Field(sa_column=_text())
-    artifact_digest: str = Field(sa_column=Column(String(300), nullable=False))
-    framework: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
-    tags: str = Field(sa_column=_text())
-    registered_at: str = Field(sa_column=Column(String(27), nullable=False))
-    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    id: str = _str(300, key=True)
+    project: str = _str(128)
+    name: str = _str(128)
+    version: str = _str(128)
+    run: str | None = _str(64, null=True)
+    artifact_uri: str = _txt()
+    artifact_digest: str = _str(300)
+    framework: str | None = _str(128, null=True)
+    tags: str = _txt()
+    registered_at: str = _str(27)
+    position: int = _big()
 
 
 class ModelName(SQLModel, table=True):
     """One row per model name: how many versions it has, and its highest numeric one."""
 
     __tablename__ = "model_names"
-    project: str = Field(sa_column=Column(String(128), primary_key=True))
-    name: str = Field(sa_column=Column(String(128), primary_key=True))
-    versions: int = Field(sa_column=Column(BigInteger, nullable=False))
-    top_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    project: str = _str(128, key=True)
+    name: str = _str(128, key=True)
+    versions: int = _big()
+    top_version: int | None = _big(null=True)
 
 
 class AliasInterval(SQLModel, table=True):
@@ -280,28 +308,28 @@ class AliasInterval(SQLModel, table=True):
 
     __tablename__ = "alias_history"
     __table_args__ = (Index("ix_alias_history_alias", "project", "name", "alias"),)
-    opened_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    name: str = Field(sa_column=Column(String(128), nullable=False))
-    alias: str = Field(sa_column=Column(String(128), nullable=False))
-    model: str = Field(sa_column=Column(String(300), nullable=False))
-    moved_by: str = Field(sa_column=Column(String(300), nullable=False))
-    valid_from: str = Field(sa_column=Column(String(27), nullable=False))
-    valid_to: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
-    closed_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    opened_pos: int = _big(key=True)
+    project: str = _str(128)
+    name: str = _str(128)
+    alias: str = _str(128)
+    model: str = _str(300)
+    moved_by: str = _str(300)
+    valid_from: str = _str(27)
+    valid_to: str | None = _str(27, null=True)
+    closed_pos: int | None = _big(null=True)
 
 
 class CatDeployment(SQLModel, table=True):
     __tablename__ = "cat_deployments"
-    id: str = Field(sa_column=Column(String(300), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    name: str = Field(sa_column=Column(String(128), nullable=False))
-    endpoint: str = Field(sa_column=_text())
-    status: str = Field(sa_column=Column(String(16), nullable=False))
-    served: str = Field(sa_column=_text())
-    created_at: str = Field(sa_column=Column(String(27), nullable=False))
-    updated_at: str = Field(sa_column=Column(String(27), nullable=False))
-    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    id: str = _str(300, key=True)
+    project: str = _str(128)
+    name: str = _str(128)
+    endpoint: str = _txt()
+    status: str = _str(16)
+    served: str = _txt()
+    created_at: str = _str(27)
+    updated_at: str = _str(27)
+    position: int = _big()
 
 
 class DeploymentInterval(SQLModel, table=True):
@@ -309,14 +337,14 @@ class DeploymentInterval(SQLModel, table=True):
 
     __tablename__ = "deployment_history"
     __table_args__ = (Index("ix_deployment_history_model", "model"),)
-    deployment: str = Field(sa_column=Column(String(300), primary_key=True))
-    opened_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    model: str = Field(sa_column=Column(String(300), primary_key=True))
+    deployment: str = _str(300, key=True)
+    opened_pos: int = _big(key=True)
+    model: str = _str(300, key=True)
     traffic: float
-    endpoint: str = Field(sa_column=_text())
-    valid_from: str = Field(sa_column=Column(String(27), nullable=False))
-    valid_to: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
-    closed_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    endpoint: str = _txt()
+    valid_from: str = _str(27)
+    valid_to: str | None = _str(27, null=True)
+    closed_pos: int | None = _big(null=True)
 
 
 class RecordMembership(SQLModel, table=True):
@@ -327,19 +355,19 @@ class RecordMembership(SQLModel, table=True):
         Index("ix_record_index_record", "project", "record"),
         Index("ix_record_index_subject", "project", "subject"),
     )
-    dataset: str = Field(sa_column=Column(String(300), primary_key=True))
-    record: str = Field(sa_column=Column(String(32), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    subject: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
-    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    dataset: str = _str(300, key=True)
+    record: str = _str(32, key=True)
+    project: str = _str(128)
+    subject: str | None = _str(32, null=True)
+    position: int = _big()
 
 
 class DatasetRecordCount(SQLModel, table=True):
     """Distinct records per dataset version (kept by the record index)."""
 
     __tablename__ = "dataset_record_counts"
-    dataset: str = Field(sa_column=Column(String(300), primary_key=True))
-    records: int = Field(sa_column=Column(BigInteger, nullable=False))
+    dataset: str = _str(300, key=True)
+    records: int = _big()
 
 
 class PredictionRow(SQLModel, table=True):
@@ -355,35 +383,35 @@ class PredictionRow(SQLModel, table=True):
             BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
         )
     )
-    position: int = Field(sa_column=Column(BigInteger, nullable=False))
-    seq: int = Field(sa_column=Column(Integer, nullable=False))
-    epoch: int = Field(sa_column=Column(Integer, nullable=False))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    record: str = Field(sa_column=Column(String(32), nullable=False))
-    deployment: str = Field(sa_column=Column(String(300), nullable=False))
-    model: str = Field(sa_column=Column(String(300), nullable=False))
-    at: str = Field(sa_column=Column(String(27), nullable=False))
-    output: str = Field(sa_column=_text())
-    trace_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    position: int = _big()
+    seq: int = _int()
+    epoch: int = _int()
+    project: str = _str(128)
+    record: str = _str(32)
+    deployment: str = _str(300)
+    model: str = _str(300)
+    at: str = _str(27)
+    output: str = _txt()
+    trace_id: str | None = _str(64, null=True)
 
 
 class PredictionCount(SQLModel, table=True):
     __tablename__ = "prediction_counts"
-    deployment: str = Field(sa_column=Column(String(300), primary_key=True))
-    model: str = Field(sa_column=Column(String(300), primary_key=True))
-    n: int = Field(sa_column=Column(BigInteger, nullable=False))
-    first_at: str = Field(sa_column=Column(String(27), nullable=False))
-    last_at: str = Field(sa_column=Column(String(27), nullable=False))
+    deployment: str = _str(300, key=True)
+    model: str = _str(300, key=True)
+    n: int = _big()
+    first_at: str = _str(27)
+    last_at: str = _str(27)
 
 
 class LineageNode(SQLModel, table=True):
     __tablename__ = "lineage_nodes"
-    id: str = Field(sa_column=Column(String(300), primary_key=True))
-    kind: str = Field(sa_column=Column(String(16), nullable=False))
-    project: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
-    label: str = Field(sa_column=Column(String(300), nullable=False))
-    created_at: str = Field(sa_column=Column(String(27), nullable=False))
-    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    id: str = _str(300, key=True)
+    kind: str = _str(16)
+    project: str | None = _str(128, null=True)
+    label: str = _str(300)
+    created_at: str = _str(27)
+    position: int = _big()
 
 
 class LineageEdge(SQLModel, table=True):
@@ -395,13 +423,13 @@ class LineageEdge(SQLModel, table=True):
         Index("ix_lineage_edges_opened", "opened_pos"),
         Index("ix_lineage_edges_closed", "closed_pos"),
     )
-    src: str = Field(sa_column=Column(String(300), primary_key=True))
-    dst: str = Field(sa_column=Column(String(300), primary_key=True))
-    kind: str = Field(sa_column=Column(String(16), primary_key=True))
-    opened_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    valid_from: str = Field(sa_column=Column(String(27), nullable=False))
-    valid_to: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
-    closed_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    src: str = _str(300, key=True)
+    dst: str = _str(300, key=True)
+    kind: str = _str(16, key=True)
+    opened_pos: int = _big(key=True)
+    valid_from: str = _str(27)
+    valid_to: str | None = _str(27, null=True)
+    closed_pos: int | None = _big(null=True)
 
 
 class ErasureRow(SQLModel, table=True):
@@ -409,27 +437,27 @@ class ErasureRow(SQLModel, table=True):
 
     __tablename__ = "erasures"
     __table_args__ = (Index("ix_erasures_reference", "project", "reference"),)
-    erasure: str = Field(sa_column=Column(String(36), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    reference: str = Field(sa_column=Column(String(32), nullable=False))
-    status: str = Field(sa_column=Column(String(16), nullable=False))
-    requested_by: str = Field(sa_column=Column(String(300), nullable=False))
-    requested_at: str = Field(sa_column=Column(String(27), nullable=False))
-    requested_pos: int = Field(sa_column=Column(BigInteger, nullable=False))
-    erased_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
-    erased_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    summary: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    erasure: str = _str(36, key=True)
+    project: str = _str(128)
+    reference: str = _str(32)
+    status: str = _str(16)
+    requested_by: str = _str(300)
+    requested_at: str = _str(27)
+    requested_pos: int = _big()
+    erased_at: str | None = _str(27, null=True)
+    erased_pos: int | None = _big(null=True)
+    summary: str | None = _txt(null=True)
 
 
 class ErasedRef(SQLModel, table=True):
     """An erased subject or record, by its erasure reference (never its pseudonym)."""
 
     __tablename__ = "erased_refs"
-    project: str = Field(sa_column=Column(String(128), primary_key=True))
-    kind: str = Field(sa_column=Column(String(8), primary_key=True))
-    reference: str = Field(sa_column=Column(String(32), primary_key=True))
-    erased_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    erasure: str = Field(sa_column=Column(String(36), nullable=False))
+    project: str = _str(128, key=True)
+    kind: str = _str(8, key=True)
+    reference: str = _str(32, key=True)
+    erased_pos: int = _big(key=True)
+    erasure: str = _str(36)
 
 
 class ProjectGrant(SQLModel, table=True):
@@ -438,15 +466,15 @@ class ProjectGrant(SQLModel, table=True):
     the grant until its revocation (null: still granted)."""
 
     __tablename__ = "project_grants"
-    project: str = Field(sa_column=Column(String(128), primary_key=True))
-    grantee: str = Field(sa_column=Column(String(128), primary_key=True))
-    granted_pos: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    granted_by: str = Field(sa_column=Column(String(300), nullable=False))
-    granted_at: str = Field(sa_column=Column(String(27), nullable=False))
-    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    revoked_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    revoked_by: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
-    revoked_at: str | None = Field(default=None, sa_column=Column(String(27), nullable=True))
+    project: str = _str(128, key=True)
+    grantee: str = _str(128, key=True)
+    granted_pos: int = _big(key=True)
+    granted_by: str = _str(300)
+    granted_at: str = _str(27)
+    reason: str | None = _txt(null=True)
+    revoked_pos: int | None = _big(null=True)
+    revoked_by: str | None = _str(300, null=True)
+    revoked_at: str | None = _str(27, null=True)
 
 
 class TrailPending(SQLModel, table=True):
@@ -460,15 +488,15 @@ class TrailPending(SQLModel, table=True):
             BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
         ),
     )
-    entry: str = Field(sa_column=_text())
+    entry: str = _txt()
 
 
 class TrailFolded(SQLModel, table=True):
     """How far a SQLite trail journal was folded into ``access_trail``."""
 
     __tablename__ = "trail_folded"
-    journal: str = Field(sa_column=Column(String(36), primary_key=True))
-    upto: int = Field(sa_column=Column(BigInteger, nullable=False))
+    journal: str = _str(36, key=True)
+    upto: int = _big()
 
 
 class Remediation(SQLModel, table=True):
@@ -476,15 +504,15 @@ class Remediation(SQLModel, table=True):
 
     __tablename__ = "remediations"
     __table_args__ = (Index("ix_remediations_project", "project", "status"),)
-    model: str = Field(sa_column=Column(String(300), primary_key=True))
-    erasure: str = Field(sa_column=Column(String(36), primary_key=True))
-    project: str = Field(sa_column=Column(String(128), nullable=False))
-    status: str = Field(sa_column=Column(String(32), nullable=False))
-    justification: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    approver: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
-    flagged_pos: int = Field(sa_column=Column(BigInteger, nullable=False))
-    resolved_by: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
-    resolved_pos: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    model: str = _str(300, key=True)
+    erasure: str = _str(36, key=True)
+    project: str = _str(128)
+    status: str = _str(32)
+    justification: str | None = _txt(null=True)
+    approver: str | None = _str(300, null=True)
+    flagged_pos: int = _big()
+    resolved_by: str | None = _str(300, null=True)
+    resolved_pos: int | None = _big(null=True)
 
 
 PREDICTIONS_PER_EVENT = 1_000_000

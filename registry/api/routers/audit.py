@@ -16,10 +16,9 @@ from audit import checkpoints as cps
 from audit.proofs import make_bundle
 from audit.tree import StoredTree, tree_spec
 from registry import auth
-from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.deps import LedgerDep, Principal, SettingsDep, allow
 from registry.api.problems import responses
-from registry.errors import LedgerError, NotFound
-from registry.settings import Settings
+from registry.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/projects/{project}", tags=["audit"])
 
@@ -117,7 +116,9 @@ def consistency(
     import base64
 
     if size1 > size2:
-        raise LedgerError(f"size1 {size1} is larger than size2 {size2}: expected size1 <= size2")
+        raise InvalidInput(
+            f"size1 {size1} is larger than size2 {size2}: expected size1 <= size2", field="size1"
+        )
     with ledger.store.read() as conn:
         stored = StoredTree(conn, tree_spec(tree))
         held = stored.size()
@@ -134,15 +135,17 @@ def consistency(
 
 @router.get("/audit/public-key", response_class=PlainTextResponse, responses=responses("not-found"))
 def public_key(
-    ledger: LedgerDep, who: Annotated[Principal, allow("read", "public_key.read")]
+    ledger: LedgerDep,
+    settings: SettingsDep,
+    who: Annotated[Principal, allow("read", "public_key.read")],
 ) -> str:
     """The verifier key that checks the log's checkpoints (C2SP note verifier format);
     404 until the first checkpoint is signed."""
-    where = cps.key_path(ledger.store.url, Settings().signing_key)
+    where = cps.key_path(ledger.store.url, settings.signing_key)
     if not where.exists():
         raise NotFound(
             "no signing key yet: the server creates it when it signs its first checkpoint "
             "(or create one with `mlledger audit keygen`)"
         )
-    key, _, _ = cps.load_signing_key(ledger.store.url, Settings().signing_key)
+    key, _, _ = cps.load_signing_key(ledger.store.url, settings.signing_key)
     return key.verifier().to_string() + "\n"

@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from registry import intake
+from registry import intake, writes
 from registry.api.deps import LedgerDep, Principal, allow
 from registry.api.problems import responses
 from registry.api.schemas import EventBatch, EventsPublic, Positions, StoredEventPublic
-from registry.backend import LocalBackend
 
 router = APIRouter(prefix="/projects/{project}", tags=["events"])
 
@@ -25,7 +24,7 @@ def append_events(
         intake.from_wire(e.model_dump(), i, project=who.project, actor=who.actor_for(e.actor))
         for i, e in enumerate(batch.events)
     ]
-    return Positions(positions=LocalBackend(ledger).append(who.project, items))
+    return Positions(positions=writes.append(ledger, items))
 
 
 @router.get("/events", response_model=EventsPublic)

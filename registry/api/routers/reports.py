@@ -16,11 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import Field
 
 from audit import checkpoints as cps
-from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.deps import LedgerDep, Principal, SettingsDep, allow
 from registry.api.problems import responses
 from registry.api.schemas import NAME_PATTERN, Key, Strict
-from registry.backend import LocalBackend
-from registry.settings import Settings
 
 router = APIRouter(prefix="/projects/{project}/reports", tags=["reports"])
 
@@ -59,6 +57,7 @@ class SubjectReportRequest(Strict):
 def model_dossier(
     model: ModelRef,
     ledger: LedgerDep,
+    settings: SettingsDep,
     who: Annotated[Principal, allow("read", "reports.model")],
     format: Annotated[Format, Query(description="html, markdown or json.")] = "html",
 ) -> Response:
@@ -68,7 +67,7 @@ def model_dossier(
     its key events (a checkpoint is signed first when the latest does not cover them)."""
     from audit.reports import build_model_dossier
 
-    key, _, _ = cps.load_signing_key(ledger.store.url, Settings().signing_key, create=True)
+    key, _, _ = cps.load_signing_key(ledger.store.url, settings.signing_key, create=True)
     dossier = build_model_dossier(ledger, who.project, model, key)
     if format == "markdown":
         return PlainTextResponse(dossier.markdown, media_type="text/markdown; charset=utf-8")
@@ -91,4 +90,6 @@ def subject_report(
     """The subject-access report: the personal data held (decrypted), the subject's
     records and the datasets holding them, where the data went (derived datasets, runs,
     models, deployments) and every prediction made about their records."""
-    return LocalBackend(ledger).subject_report(who.project, request.subject)
+    from audit.reports.subject import subject_report as report
+
+    return report(ledger, who.project, request.subject)
