@@ -1,7 +1,7 @@
 """Shared fixtures: every store backend, a ledger and an SDK connection per test.
 
 ``store_url`` runs a test once on SQLite and once on a real PostgreSQL server
-(started by ``tests/pgserver.py``). Without PostgreSQL the postgres half is
+(started by ``tests/support/pgserver.py``). Without PostgreSQL the postgres half is
 skipped locally and fails in CI (``CI=true``): there, a missing service is an
 error, never a silent skip.
 """
@@ -19,8 +19,9 @@ from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from registry.sdk import Registry
-from tests.apiserver import ApiServer
-from tests.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
+from tests.support.apiserver import ApiServer
+from tests.support.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
+from tests.support.worlds import Scenario, build_world
 
 #: Settings that must not leak from the developer's shell into a test.
 CLEARED_ENV = (
@@ -101,6 +102,13 @@ def reg(store_url: str, isolated_env: Path) -> Iterator[Registry]:
 
 
 @pytest.fixture
+def world(reg: Registry) -> Scenario:
+    """The query tests' scenario (``tests.support.worlds.build_world``) in ``reg``;
+    modules that need another world define a ``world`` fixture of their own."""
+    return build_world(reg)
+
+
+@pytest.fixture
 def last_event(ledger: Ledger) -> Callable[[], StoredEvent]:
     """A function returning the newest event of the log (failing when the log is empty)."""
 
@@ -122,6 +130,15 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    """The ledger behind ``api_server``, opened in this process with the server's key file."""
+    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
+    opened = open_ledger(api_server.db)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(

@@ -24,8 +24,8 @@ from registry import (
 from registry.assembly import open_ledger
 from registry.backend import LocalBackend
 from registry.ledger import Ledger
-from tests.apiserver import ApiServer
-from tests.test_queries import Scenario, build_world, day
+from tests.support.apiserver import ApiServer
+from tests.support.worlds import Scenario, build_world, day
 
 
 @pytest.fixture

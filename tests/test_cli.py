@@ -27,6 +27,7 @@ import registry
 from registry.assembly import open_ledger
 from registry.cli import main
 from registry.timeutil import to_timestamp
+from tests.support.helpers import assert_one_error_line
 
 PROJECT = "p"
 ENDPOINT = "https://api.example/score"
@@ -171,16 +172,6 @@ def run_process(command: list[str], *args: str) -> subprocess.CompletedProcess[s
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     return subprocess.run([*command, *args], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=120, check=False)
-
-
-def assert_one_error_line(err: str, command: str, *names: str) -> None:
-    """``err`` is one ``mlledger COMMAND: error:`` line naming each of ``names``."""
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"mlledger {command}: error: "), lines[0]
-    for name in names:
-        assert name in lines[0], (name, lines[0])
 
 
 # --- scored ---------------------------------------------------------------------------------

@@ -35,24 +35,18 @@ from audit.checkpoints import (
 )
 from audit.note import SigningKey
 from registry.assembly import open_ledger
-from registry.cli import main
 from registry.errors import ConfigError
 from registry.sdk import Registry
 from registry.settings import default_key_file, default_signing_key_file, key_directory
 from registry.vault import KeyRing
-from tests.apiserver import free_port
+from tests.support.apiserver import free_port
+from tests.support.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -185,14 +179,14 @@ def test_erase_and_verify_from_another_directory_use_the_same_key(
     monkeypatch.chdir(first)
     with registry.connect(store_url, project="test", actor="tester") as reg:
         plant(reg)
-    code, _, err = run(capsys, "audit", "checkpoint", "--db", store_url)
+    code, _, err = run_cli(capsys, "audit", "checkpoint", "--db", store_url)
     assert code == 0 and "created signing key" in err
     key_file = default_signing_key_file(store_url)
     key = SigningKey.load(key_file)
 
     monkeypatch.chdir(second)
     certificate = second / "ann.json"
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "erase", "ann", "--db", store_url, "--project", "test",
         "--certificate", str(certificate), "--json",
     )  # fmt: skip
@@ -209,7 +203,7 @@ def test_erase_and_verify_from_another_directory_use_the_same_key(
     finally:
         ledger.close()
 
-    code, out, err = run(capsys, "audit", "verify", "--db", store_url, "--json")
+    code, out, err = run_cli(capsys, "audit", "verify", "--db", store_url, "--json")
     assert code == 0, out + err
     report = json.loads(out)
     assert report["ok"] is True and report["signatures"].startswith("checked with ")
@@ -237,11 +231,11 @@ def test_a_missing_key_is_not_replaced_while_checkpoints_exist(
     assert f"no signing key at {missing}" in message and expected in message
     assert "refusing to create a new key" in message and "MLLEDGER_SIGNING_KEY" in message
 
-    code, _, err = run(capsys, "erase", "ann", "--db", store_url, "--project", "test")
+    code, _, err = run_cli(capsys, "erase", "ann", "--db", store_url, "--project", "test")
     assert code == 2 and expected in err and str(missing) in err
-    code, _, err = run(capsys, "audit", "checkpoint", "--db", store_url)
+    code, _, err = run_cli(capsys, "audit", "checkpoint", "--db", store_url)
     assert code == 2 and expected in err
-    code, _, err = run(capsys, "audit", "keygen", "--db", store_url)
+    code, _, err = run_cli(capsys, "audit", "keygen", "--db", store_url)
     assert code == 2 and "refusing to create a new key" in err
     with pytest.raises(ConfigError, match="refusing to create a new key"):
         create_signing_key(store_url, tmp_path / "fresh.key")
@@ -270,7 +264,7 @@ def test_a_key_other_than_the_signer_is_refused(
     )
     assert f"was signed by {key.name} (key ID {key.key_id:08x})" in message
 
-    code, _, err = run(capsys, "erase", "ann", "--db", store_url, "--project", "test")
+    code, _, err = run_cli(capsys, "erase", "ann", "--db", store_url, "--project", "test")
     assert code == 2 and key.name in err and str(other_file) in err
     assert head(store_url) == before
     # Loading it for anything but signing (its public key) still works.

@@ -21,7 +21,7 @@ from registry.assembly import open_ledger
 from registry.errors import ConfigError
 from registry.sdk import Registry
 from registry.settings import default_signing_key_file
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from registry.sdk import connect
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 PROJECT = "bench"
 

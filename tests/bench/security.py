@@ -30,7 +30,7 @@ import httpx
 from audit.trail import fold_trail
 from registry.store import open_store
 from registry.store.raw import Raw
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 PROJECT = "bench"
 
