@@ -8,9 +8,11 @@ error, never a silent skip.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,6 +108,20 @@ def world(reg: Registry) -> Scenario:
     """The query tests' scenario (``tests.support.worlds.build_world``) in ``reg``;
     modules that need another world define a ``world`` fixture of their own."""
     return build_world(reg)
+
+
+@pytest.fixture
+def cli_json(cli: Callable[..., tuple[int, str, str]]) -> Callable[..., Any]:
+    """Run a command through the module's own ``cli`` fixture with ``--json``; return its
+    parsed output, failing on a non-zero status or anything on stderr."""
+
+    def run(*args: str, **options: Any) -> Any:
+        status, out, err = cli(*args, "--json", **options)
+        assert status == 0, err
+        assert err == ""
+        return json.loads(out)
+
+    return run
 
 
 @pytest.fixture

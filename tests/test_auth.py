@@ -11,7 +11,6 @@ created or revoked appends exactly one trail entry, in the same transaction. The
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 from collections.abc import Iterator
@@ -547,18 +546,6 @@ def cli(store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
         status = main([*args, "--db", db or store_url])
         captured = capsys.readouterr()
         return status, captured.out, captured.err
-
-    return run
-
-
-@pytest.fixture
-def cli_json(cli: Any) -> Any:
-    """Run a command with ``--json``; return its parsed output (failing on a non-zero status)."""
-
-    def run(*args: str) -> Any:
-        status, out, err = cli(*args, "--json")
-        assert (status, err) == (0, "")
-        return json.loads(out)
 
     return run
 

@@ -148,19 +148,6 @@ def cli(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> Any:
     return run
 
 
-@pytest.fixture
-def cli_json(cli: Any) -> Any:
-    """Run a command with ``--json``; return its parsed output (failing on a non-zero status)."""
-
-    def run(*args: str, db: str | None = None) -> Any:
-        status, out, err = cli(*args, "--json", db=db)
-        assert status == 0, err
-        assert err == ""
-        return json.loads(out)
-
-    return run
-
-
 def console_script() -> list[str]:
     """The installed ``mlledger`` script beside this interpreter, else ``python -m``."""
     script = Path(sys.executable).with_name("mlledger")

@@ -3,9 +3,12 @@ the ledger's signing key, and the shape of a one-line CLI error."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from audit.checkpoints import load_signing_key
+import registry
+from audit.checkpoints import load_signing_key, write_checkpoint
 from audit.note import SigningKey
 from registry.cli import main
 from registry.events import StoredEvent
@@ -41,3 +44,15 @@ def assert_one_error_line(err: str, command: str, *names: str) -> None:
     assert lines[0].startswith(f"mlledger {command}: error: "), lines[0]
     for name in names:
         assert name in lines[0], (name, lines[0])
+
+
+def signed_log(store_url: str, plant: Callable[[Registry], None]) -> SigningKey:
+    """A ledger at ``store_url`` with what ``plant`` writes and a checkpoint signed by the
+    key of the settings (created here); returns that key."""
+    with registry.connect(store_url, project="test", actor="tester") as reg:
+        plant(reg)
+        key, _, created = load_signing_key(store_url, create=True)
+        assert created
+        checkpoint, written = write_checkpoint(reg.ledger.store, key)
+        assert written and checkpoint.seq == 0
+    return key
