@@ -61,7 +61,7 @@ from tests.bench.harness import (
     db_bytes,
     fresh,
     latency,
-    machine,
+    measure,
     run_events,
     time_each,
     write_result,
@@ -472,13 +472,11 @@ def main() -> None:
     parser = arguments(__doc__, ".mlledger/bench-audit.json", ".mlledger/bench-audit")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the append comparison")
     args = parser.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    results: dict[str, Any] = {"machine": machine(), "scale": args.scale}
-    results.update(bench_tree_overhead(work, args.scale, args.rounds))
-    results.update(bench_large_log(work, args.scale))
-    results["bench_seconds"] = round(time.perf_counter() - began, 1)
+    results = measure(
+        args,
+        lambda work: bench_tree_overhead(work, args.scale, args.rounds),
+        lambda work: bench_large_log(work, args.scale),
+    )
     overhead = results["tree_overhead"]
     results["targets_met"] = {
         "batched_append_tree_overhead_percent<=20": overhead["batched"]["overhead_percent"] <= 20,

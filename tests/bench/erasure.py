@@ -35,7 +35,7 @@ from audit import erasure
 from audit.purge import purge
 from audit.verify import verify
 from registry.sdk import connect
-from tests.bench.harness import arguments, db_bytes, fresh, machine, write_result
+from tests.bench.harness import arguments, db_bytes, fresh, measure, write_result
 
 PROJECT = "bench"
 
@@ -183,12 +183,7 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=20, help="subjects erased one by one")
     parser.add_argument("--batch", type=int, default=1_000, help="subjects erased in one batch")
     args = parser.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    results: dict[str, Any] = {"machine": machine(), "scale": args.scale}
-    results.update(bench(work, args.scale, args.singles, args.batch))
-    results["bench_seconds"] = round(time.perf_counter() - began, 1)
+    results = measure(args, lambda work: bench(work, args.scale, args.singles, args.batch))
     results["targets_met"] = {
         "plan_plus_execute_one_subject_s<=1": results["single"]["max_s"] <= 1.0,
     }

@@ -193,6 +193,26 @@ def arguments(
     return parser
 
 
+def measure(
+    args: argparse.Namespace,
+    *figures: Callable[[Path], dict[str, Any]],
+    sqlite: bool = True,
+    timed: bool = True,
+) -> dict[str, Any]:
+    """The machine, ``args.scale``, then what each of ``figures`` returns for the work
+    directory ``args.work`` (created), in order; with ``timed``, the seconds it all took
+    (``bench_seconds``)."""
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(sqlite=sqlite), "scale": args.scale}
+    for figure in figures:
+        results.update(figure(work))
+    if timed:
+        results["bench_seconds"] = round(time.perf_counter() - began, 1)
+    return results
+
+
 def write_result(out: str | Path, result: dict[str, Any]) -> None:
     """Write ``result`` as indented JSON to ``out`` (creating its directory) and print it."""
     text = json.dumps(result, indent=2)

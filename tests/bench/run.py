@@ -35,27 +35,17 @@ from registry.events import NewEvent, make_event
 from registry.ids import new_id
 from registry.sdk import connect
 from registry.store.schema import T
-from tests.bench.harness import (
-    Stopwatch,
-    arguments,
-    db_bytes,
-    fresh,
-    latency,
-    machine,
-    run_events,
-    time_each,
-    write_result,
-)
+from tests.bench import harness
 
 
 def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[str, Any]:
-    url = fresh(work, "main")
+    url = harness.fresh(work, "main")
     reg = connect(url, project="bench", actor="bench")
     ledger = reg.ledger
     out: dict[str, Any] = {}
 
     batches = max(1, int(100 * scale))
-    prepared = [run_events("bench", 250) for _ in range(batches)]
+    prepared = [harness.run_events("bench", 250) for _ in range(batches)]
     started = time.perf_counter()
     for batch in prepared:
         ledger.append(batch)
@@ -103,7 +93,7 @@ def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[st
         with contextlib.suppress(LookupError):  # a key never drawn: still a full lookup
             reg.scored(key)
         samples.append(time.perf_counter() - t0)
-    out["scored"] = {"predictions_logged": calls * per_call, **latency(samples)}
+    out["scored"] = {"predictions_logged": calls * per_call, **harness.latency(samples)}
 
     events = ledger.head() + 1
     started = time.perf_counter()
@@ -116,7 +106,7 @@ def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[st
         "events_per_s": round(events / seconds),
         "predictions_per_s": round(calls * per_call / seconds),
     }
-    out["database_bytes"] = db_bytes(work / "main")
+    out["database_bytes"] = harness.db_bytes(work / "main")
     reg.close()
     return out
 
@@ -173,7 +163,7 @@ def _training_run(project: str, i: int, inputs: list[str]) -> tuple[list[NewEven
 
 
 def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
-    ledger = open_ledger(fresh(work, "graph"))
+    ledger = open_ledger(harness.fresh(work, "graph"))
     project = "bench"
     n_datasets, n_runs = 100, max(100, int(10_000 * scale))
     events, datasets = _dataset_chains(project, n_datasets)
@@ -191,13 +181,13 @@ def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
 
     # A log of ordinary events (no prediction batches): the replay rate of events.
     n_events = ledger.head() + 1
-    with Stopwatch() as rebuild:
+    with harness.Stopwatch() as rebuild:
         ledger.rebuild(digest=False)
     queries.trained_on(ledger, models[0])  # load the graph once, as a long-lived process does
     picked = [models[rng.randrange(len(models))] for _ in range(1000)]
-    samples = time_each(lambda model: queries.trained_on(ledger, model), picked)
+    samples = harness.time_each(lambda model: queries.trained_on(ledger, model), picked)
     starts = [datasets[rng.randrange(n_datasets)] for _ in range(200)]
-    down = time_each(lambda dataset: queries.downstream(ledger, dataset), starts)
+    down = harness.time_each(lambda dataset: queries.downstream(ledger, dataset), starts)
     ledger.close()
     return {
         "rebuild_run_events": {
@@ -205,8 +195,8 @@ def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
             "seconds": round(rebuild.seconds, 3),
             "events_per_s": round(n_events / rebuild.seconds),
         },
-        "trained_on": {"runs": n_runs, "datasets": n_datasets, **latency(samples)},
-        "downstream": {"runs": n_runs, **latency(down)},
+        "trained_on": {"runs": n_runs, "datasets": n_datasets, **harness.latency(samples)},
+        "downstream": {"runs": n_runs, **harness.latency(down)},
     }
 
 
@@ -215,7 +205,7 @@ def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
     scikit-learn model digested and registered as a model version."""
     from sklearn.linear_model import LogisticRegression
 
-    url = fresh(work, "runs")
+    url = harness.fresh(work, "runs")
     artifacts = work / "runs" / "artifacts"
     artifacts.mkdir()
     reg = connect(url, project="bench", actor="bench")
@@ -277,8 +267,8 @@ def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
         "runs": n_runs,
         "seconds": round(seconds, 3),
         "record_runs_per_s": round(n_runs / seconds, 1),
-        "query_model_to_datasets": latency(to_data),
-        "query_dataset_to_models": latency(to_models),
+        "query_model_to_datasets": harness.latency(to_data),
+        "query_dataset_to_models": harness.latency(to_models),
     }
 
 
@@ -317,22 +307,24 @@ def _targets(results: dict[str, Any]) -> dict[str, bool]:
 
 
 def main() -> None:
-    parser = arguments(__doc__, ".mlledger/bench.json", ".mlledger/bench")
+    parser = harness.arguments(__doc__, ".mlledger/bench.json", ".mlledger/bench")
     parser.add_argument("--runs", type=int, default=200, help="runs for the peer workload")
     parser.add_argument("--peer", help="JSON written by tests/bench/mlflow_peer.py")
     args = parser.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": machine(sqlite=False), "scale": args.scale}
-    results.update(bench_append_predictions_scored_rebuild(work, args.scale))
-    results.update(bench_trained_on(work, args.scale))
-    results["run_recording"] = bench_run_recording(work, args.runs)
+    results = harness.measure(
+        args,
+        lambda work: bench_append_predictions_scored_rebuild(work, args.scale),
+        lambda work: bench_trained_on(work, args.scale),
+        lambda work: {"run_recording": bench_run_recording(work, args.runs)},
+        sqlite=False,
+        timed=False,
+    )
     if args.peer and Path(args.peer).exists():
         peer = json.loads(Path(args.peer).read_text())
         results["peer"] = peer
         results["ratios_vs_peer"] = _ratios(results["run_recording"], peer)
     results["targets_met"] = _targets(results)
-    write_result(args.out, results)
+    harness.write_result(args.out, results)
 
 
 if __name__ == "__main__":
