@@ -44,7 +44,7 @@ bench: $(STAMP) $(PEER)/.installed
 	mkdir -p .mlledger
 	$(PEER)/bin/python tests/bench/mlflow_peer.py --runs 200 --out .mlledger/bench-mlflow.json --workdir .mlledger/bench-mlflow
 	$(PY) -m tests.bench.run --out .mlledger/bench.json --peer .mlledger/bench-mlflow.json
-	$(PY) -m tests.bench.http --out .mlledger/bench-http.json
+	$(PY) -m tests.bench.http_api --out .mlledger/bench-http.json
 	$(PY) -m tests.bench.audit --out .mlledger/bench-audit.json
 	$(PY) -m tests.bench.erasure --out .mlledger/bench-erasure.json
 	$(PY) -m tests.bench.export --out .mlledger/bench-export.json

@@ -1,16 +1,18 @@
 """Shared fixtures: every store backend, a ledger and an SDK connection per test.
 
 ``store_url`` runs a test once on SQLite and once on a real PostgreSQL server
-(started by ``tests/pgserver.py``). Without PostgreSQL the postgres half is
+(started by ``tests/support/pgserver.py``). Without PostgreSQL the postgres half is
 skipped locally and fails in CI (``CI=true``): there, a missing service is an
 error, never a silent skip.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +21,9 @@ from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from registry.sdk import Registry
-from tests.apiserver import ApiServer
-from tests.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
+from tests.support.apiserver import ApiServer
+from tests.support.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
+from tests.support.worlds import Scenario, build_world
 
 #: Settings that must not leak from the developer's shell into a test.
 CLEARED_ENV = (
@@ -101,6 +104,27 @@ def reg(store_url: str, isolated_env: Path) -> Iterator[Registry]:
 
 
 @pytest.fixture
+def world(reg: Registry) -> Scenario:
+    """The query tests' scenario (``tests.support.worlds.build_world``) in ``reg``;
+    modules that need another world define a ``world`` fixture of their own."""
+    return build_world(reg)
+
+
+@pytest.fixture
+def cli_json(cli: Callable[..., tuple[int, str, str]]) -> Callable[..., Any]:
+    """Run a command through the module's own ``cli`` fixture with ``--json``; return its
+    parsed output, failing on a non-zero status or anything on stderr."""
+
+    def run(*args: str, **options: Any) -> Any:
+        status, out, err = cli(*args, "--json", **options)
+        assert status == 0, err
+        assert err == ""
+        return json.loads(out)
+
+    return run
+
+
+@pytest.fixture
 def last_event(ledger: Ledger) -> Callable[[], StoredEvent]:
     """A function returning the newest event of the log (failing when the log is empty)."""
 
@@ -122,6 +146,15 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    """The ledger behind ``api_server``, opened in this process with the server's key file."""
+    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
+    opened = open_ledger(api_server.db)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture(

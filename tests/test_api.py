@@ -8,10 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from registry.assembly import open_ledger
-from registry.events import StoredEvent
 from registry.ledger import Ledger
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
+from tests.support.helpers import newest
 
 P = "api"
 
@@ -20,20 +19,6 @@ P = "api"
 def http(api_server: ApiServer) -> Iterator[httpx.Client]:
     with api_server.client(api_server.key(P, "admin", name="api-tests")) as client:
         yield client
-
-
-@pytest.fixture
-def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
-    opened = open_ledger(api_server.db)
-    yield opened
-    opened.close()
-
-
-def newest(ledger: Ledger) -> StoredEvent:
-    event = ledger.last_event()
-    assert event is not None
-    return event
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, object]:

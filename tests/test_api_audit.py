@@ -16,7 +16,7 @@ from audit import merkle
 from audit.note import VerifierKey
 from audit.proofs import verify_bundle
 from registry.assembly import open_ledger
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 EVERY = 5
 

@@ -15,7 +15,7 @@ import pytest
 
 from registry import auth
 from registry.store import open_store
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 P = "matrix"
 RUN = "run:0190d3a4-0000-7000-8000-000000000001"

@@ -13,7 +13,7 @@ from audit.erasure.certificate import verify_certificate
 from audit.note import VerifierKey
 from registry.assembly import open_ledger
 from registry.errors import Forbidden
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 
 @pytest.fixture(scope="module")

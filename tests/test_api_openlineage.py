@@ -5,9 +5,7 @@ between its datasets."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
@@ -17,21 +15,12 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
-from registry.assembly import open_ledger
 from registry.ledger import Ledger
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 P = "lakehouse"
 PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.0.0/integration/airflow"
 SOURCE = "postgres://warehouse:5432"
-
-
-@pytest.fixture
-def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
-    opened = open_ledger(api_server.db)
-    yield opened
-    opened.close()
 
 
 def client_for(server: ApiServer, role: str = "writer") -> OpenLineageClient:

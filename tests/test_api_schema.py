@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from registry.api.openapi import spec, text
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 PINNED = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 EXAMPLES_PER_OPERATION = 25

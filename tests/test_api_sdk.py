@@ -21,20 +21,10 @@ from registry import (
     Registry,
     Unauthenticated,
 )
-from registry.assembly import open_ledger
 from registry.backend import LocalBackend
 from registry.ledger import Ledger
-from tests.apiserver import ApiServer
-from tests.test_queries import Scenario, build_world, day
-
-
-@pytest.fixture
-def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    """The server's own database, opened in this process (with the server's master key)."""
-    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
-    opened = open_ledger(api_server.db)
-    yield opened
-    opened.close()
+from tests.support.apiserver import ApiServer
+from tests.support.worlds import Scenario, build_world, day
 
 
 def remote(server: ApiServer, project: str, role: str = "admin") -> Registry:

@@ -14,7 +14,7 @@ from registry.events import NewEvent
 from registry.ledger import Ledger
 from registry.store import open_store
 from registry.store.raw import Raw
-from tests.test_store_contract import ACTOR, PROJECT, dataset_event
+from tests.support.events import ACTOR, PROJECT, dataset_event
 
 
 def test_every_layer_hands_in_its_projections_and_rules() -> None:

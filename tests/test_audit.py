@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ from registry.events import canonical_event, make_event
 from registry.ledger import Ledger
 from registry.sdk import Registry
 from registry.store import Store
-from tests.test_queries import build_world
+from tests.support.events import bypass
 
 KEY_NAME = "audit.example/log"
 
@@ -43,11 +41,6 @@ KEY_NAME = "audit.example/log"
 @pytest.fixture
 def key() -> SigningKey:
     return SigningKey.generate(KEY_NAME)
-
-
-@pytest.fixture
-def world(reg: Registry) -> Any:
-    return build_world(reg)
 
 
 def trail(store: Store, n: int, start: int = 0) -> list[int]:
@@ -67,25 +60,6 @@ def trail(store: Store, n: int, start: int = 0) -> list[int]:
             for i in range(start, start + n)
         ],
     )
-
-
-@contextmanager
-def bypass(store: Store) -> Iterator[Connection]:
-    """A transaction in which the append-only triggers do not fire: what someone with
-    raw access to the database can do."""
-    with store.engine.begin() as conn:
-        if store.dialect == "postgresql":
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
-            yield conn
-            return
-        saved = conn.execute(
-            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
-        ).all()
-        for name, _ in saved:
-            conn.execute(text(f"DROP TRIGGER {name}"))
-        yield conn
-        for _, sql in saved:
-            conn.execute(text(sql))
 
 
 def leaf_of(conn: Connection, position: int) -> bytes:

@@ -18,8 +18,9 @@ from sqlalchemy import text
 import registry
 from registry.cli import main
 from registry.store import open_store
-from tests.test_audit import bypass
-from tests.test_queries import build_world
+from tests.support.events import bypass
+from tests.support.helpers import run_cli as run
+from tests.support.worlds import build_world
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,12 +31,6 @@ def db(tmp_path: Path) -> str:
     with registry.connect(url, project="test", actor="tester") as reg:
         build_world(reg)
     return url
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def as_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:

@@ -11,7 +11,6 @@ created or revoked appends exactly one trail entry, in the same transaction. The
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 from collections.abc import Iterator
@@ -45,6 +44,7 @@ from registry.errors import LedgerError, NotFound
 from registry.ledger import Ledger
 from registry.store import Store, open_store
 from registry.store.base import MIGRATIONS, SCHEMA_HEAD
+from tests.support.helpers import assert_one_error_line
 
 ADMIN = "alice@ops"
 TOKEN = re.compile(r"^mll_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
@@ -550,30 +550,8 @@ def cli(store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
     return run
 
 
-@pytest.fixture
-def cli_json(cli: Any) -> Any:
-    """Run a command with ``--json``; return its parsed output (failing on a non-zero status)."""
-
-    def run(*args: str) -> Any:
-        status, out, err = cli(*args, "--json")
-        assert (status, err) == (0, "")
-        return json.loads(out)
-
-    return run
-
-
 def cli_trail(cli_json: Any) -> list[dict[str, Any]]:
     return list(cli_json("access-trail"))
-
-
-def assert_one_error_line(err: str, command: str, *names: str) -> None:
-    """``err`` is one ``mlledger COMMAND: error:`` line naming each of ``names``."""
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"mlledger {command}: error: "), lines[0]
-    for name in names:
-        assert name in lines[0], (name, lines[0])
 
 
 def test_cli_keys_create_prints_the_token_once(cli: Any, cli_json: Any, store_url: str) -> None:

@@ -27,6 +27,7 @@ import registry
 from registry.assembly import open_ledger
 from registry.cli import main
 from registry.timeutil import to_timestamp
+from tests.support.helpers import assert_one_error_line
 
 PROJECT = "p"
 ENDPOINT = "https://api.example/score"
@@ -147,19 +148,6 @@ def cli(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> Any:
     return run
 
 
-@pytest.fixture
-def cli_json(cli: Any) -> Any:
-    """Run a command with ``--json``; return its parsed output (failing on a non-zero status)."""
-
-    def run(*args: str, db: str | None = None) -> Any:
-        status, out, err = cli(*args, "--json", db=db)
-        assert status == 0, err
-        assert err == ""
-        return json.loads(out)
-
-    return run
-
-
 def console_script() -> list[str]:
     """The installed ``mlledger`` script beside this interpreter, else ``python -m``."""
     script = Path(sys.executable).with_name("mlledger")
@@ -171,16 +159,6 @@ def run_process(command: list[str], *args: str) -> subprocess.CompletedProcess[s
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     return subprocess.run([*command, *args], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=120, check=False)
-
-
-def assert_one_error_line(err: str, command: str, *names: str) -> None:
-    """``err`` is one ``mlledger COMMAND: error:`` line naming each of ``names``."""
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"mlledger {command}: error: "), lines[0]
-    for name in names:
-        assert name in lines[0], (name, lines[0])
 
 
 # --- scored ---------------------------------------------------------------------------------

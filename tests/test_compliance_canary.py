@@ -1,7 +1,7 @@
 """The canary, for what leaves the ledger: once a subject is erased, no report and no
 export holds anything of theirs.
 
-The erasure canary's world (``tests/test_erasure_canary._world``) plants a canary
+The erasure canary's world (``tests.support.worlds.canary_world``) plants a canary
 subject among a few hundred others: unique strings as their id, record keys,
 vault attributes and prediction outputs; their pseudonyms are searched for too.
 Before the erasure, the same exports do hold the canary's pseudonyms (so the
@@ -26,7 +26,7 @@ from audit.reports import build_model_dossier
 from audit.reports.subject import write_subject_report
 from registry.assembly import open_ledger
 from registry.ledger import Ledger
-from tests.test_erasure_canary import _world
+from tests.support.worlds import canary_world
 
 SUBJECTS = 300
 
@@ -62,7 +62,7 @@ def test_no_report_or_export_holds_an_erased_subject(
     store_url: str, tmp_path: Path, isolated_env: Path
 ) -> None:
     tag = uuid.uuid4().hex
-    records, planted = _world(store_url, tag, SUBJECTS)
+    records, planted = canary_world(store_url, tag, SUBJECTS)
     subject = f"canary-subject-{tag}"
     ledger = open_ledger(store_url)
     key, _, _ = load_signing_key(store_url, None, create=True)

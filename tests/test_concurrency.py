@@ -34,7 +34,7 @@ from registry.auth import AccessEntry, read_trail, record_access
 from registry.events import StoredEvent, make_event
 from registry.ids import dataset_id
 from registry.ledger import Ledger
-from registry.store import Store
+from tests.support.checks import all_trail, check_projections
 
 pytestmark = pytest.mark.slow
 
@@ -252,14 +252,6 @@ def check_log(ledger: Ledger, reports: list[Report]) -> list[StoredEvent]:
     return events
 
 
-def all_trail(ledger: Ledger) -> list[dict[str, Any]]:
-    """The whole access trail, in order."""
-    rows: list[dict[str, Any]] = []
-    while chunk := read_trail(ledger.store, since=len(rows), limit=1000):
-        rows += chunk
-    return rows
-
-
 def check_trail(ledger: Ledger, reports: list[Report]) -> list[dict[str, Any]]:
     """Trail numbers 0..M-1, each entry once, each writer's entries where it was told."""
     rows = all_trail(ledger)
@@ -303,15 +295,6 @@ def check_merkle(ledger: Ledger, events: list[StoredEvent], trail: list[dict[str
         assert StoredTree(conn, TRAIL).root(len(trail)) == merkle.root_hash(
             [bytes.fromhex(r["leaf_hash"]) for r in trail]
         )
-
-
-def check_projections(ledger: Ledger) -> None:
-    """Projections at the head, and equal to a replay of the whole log."""
-    with ledger.store.read() as conn:
-        head = Store.max_position(conn)
-        assert set(ledger.runner.positions(conn).values()) == {head}
-    digest = ledger.projection_digest()
-    assert ledger.rebuild()["digest"] == digest
 
 
 def test_concurrent_appends_get_gap_free_unique_positions(

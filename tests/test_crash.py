@@ -1,6 +1,6 @@
 """Writers killed with SIGKILL at random moments, on both backends.
 
-Eight writer processes (``tests/crashwriter.py``) append without pause: raw
+Eight writer processes (``tests/support/crashwriter.py``) append without pause: raw
 ``Ledger.append`` batches, SDK writes that put events and vault entries in one
 transaction, access-trail entries, and signed checkpoints of both trees. The test
 kills a random writer with SIGKILL every 0.05 to 0.8 s and starts another in its
@@ -47,14 +47,14 @@ from registry.events import StoredEvent, make_event
 from registry.ids import NodeId, dataset_id
 from registry.ledger import Ledger
 from registry.store.raw import Raw
-from tests import crashwriter
-from tests.crashwriter import DATASET_BATCH_SIZE, PROJECT, SUBJECT_BATCH_SIZE
-from tests.test_concurrency import all_trail, check_projections
+from tests.support import crashwriter
+from tests.support.checks import all_trail, check_projections
+from tests.support.crashwriter import DATASET_BATCH_SIZE, PROJECT, SUBJECT_BATCH_SIZE
 
 pytestmark = pytest.mark.slow
 
 #: Imported once by the fork server the writers are forked from.
-PRELOAD = ["tests.crashwriter", "lineage.graph", "lineage.projections", "registry.sdk"]
+PRELOAD = ["tests.support.crashwriter", "lineage.graph", "lineage.projections", "registry.sdk"]
 #: One mode per writer slot; a killed writer is replaced by one of the same mode.
 SLOT_MODES = ("raw", "raw", "sdk", "sdk", "trail", "mixed", "mixed", "checkpoint")
 KILL_DELAY_S = (0.05, 0.8)

@@ -41,7 +41,7 @@ from registry.api.routers import (
 from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "api.md"

@@ -22,12 +22,11 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
 
 from audit import erasure
-from audit.checkpoints import load_signing_key
 from audit.erasure import schema as certificates
 from audit.exports import MANIFEST, export
 from audit.exports import PREDICATE_TYPE as EXPORT_TYPE
-from audit.note import SigningKey
 from registry.sdk import Registry
+from tests.support.helpers import signing_key as _key
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "audit.md"
 
@@ -37,11 +36,6 @@ def _example() -> str:
     blocks = re.findall(r"^```python\n(.*?)^```$", PAGE.read_text(), re.MULTILINE | re.DOTALL)
     [block] = [b for b in blocks if "securesystemslib" in b]
     return str(block)
-
-
-def _key(reg: Registry) -> SigningKey:
-    key, _, _ = load_signing_key(reg.ledger.store.url, None, create=True)
-    return key
 
 
 @pytest.fixture

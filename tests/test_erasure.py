@@ -26,15 +26,10 @@ from registry.events import StoredEvent
 from registry.ledger import Ledger
 from registry.sdk import Registry
 from registry.store.raw import Raw
-from tests.test_audit import bypass
-from tests.test_queries import Scenario, build_world
+from tests.support.events import bypass
+from tests.support.worlds import Scenario
 
 LastEvent = Callable[[], StoredEvent]
-
-
-@pytest.fixture
-def world(reg: Registry) -> Scenario:
-    return build_world(reg)
 
 
 def count(ledger: Ledger, sql: str, *params: Any) -> int:

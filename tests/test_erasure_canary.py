@@ -27,51 +27,10 @@ from audit.trail import read_trail
 from audit.verify import verify
 from registry.assembly import open_ledger
 from registry.store import open_store
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
+from tests.support.worlds import canary_world as _world
 
-SUBJECTS = 2_000
 CLI = [sys.executable, "-m", "registry.cli"]
-
-
-def _world(url: str, tag: str, size: int = SUBJECTS) -> tuple[list[str], list[str]]:
-    """Thousands of subjects (``size``) with records, vault entries and predictions; the
-    canary among them. Returns the canary's record keys and planted attribute values."""
-    reg = registry.connect(url, project="clinic", actor="loader")
-    keys, subjects = [], []
-    for i in range(size):
-        for j in range(2):
-            keys.append(f"patient-{i}-visit-{j}")
-            subjects.append(f"patient-{i}")
-    canary_records = [f"canary-record-{tag}-{j}" for j in range(3)]
-    keys += canary_records
-    subjects += [f"canary-subject-{tag}"] * 3
-    raw = reg.register_dataset(
-        "visits", "1", uri="s3://clinic/visits", digest="sha256:aa", records=keys, subjects=subjects
-    )
-    sample = reg.register_dataset(
-        "sample",
-        "1",
-        uri="s3://clinic/sample",
-        digest="sha256:bb",
-        records=keys[::3] + canary_records[:1],
-        derived_from=[raw],
-    )
-    with reg.run("train", inputs=[sample]) as run:
-        model = run.register_model("risk", artifact_uri="s3://m/risk", artifact_digest="sha256:cc")
-    reg.deploy("risk-api", endpoint="https://risk", served={model: 100})
-    for start in range(0, len(keys), 1_500):
-        chunk = keys[start : start + 1_500]
-        outputs = [
-            {"risk": 0.5, "note": f"canary-output-{tag}"} if k.startswith("canary") else 0.25
-            for k in chunk
-        ]
-        reg.log_predictions("risk-api", model=model, records=chunk, outputs=outputs)
-    planted = [f"canary-email-{tag}@example.com", f"canary-name-{tag}"]
-    reg.store_subject_data(f"canary-subject-{tag}", {"email": planted[0], "name": planted[1]})
-    for i in range(0, size, 50):
-        reg.store_subject_data(f"patient-{i}", {"email": f"patient-{i}@example.com"})
-    reg.close()
-    return canary_records, planted
 
 
 def _files(directory: Path) -> dict[str, bytes]:

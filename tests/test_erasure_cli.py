@@ -19,7 +19,7 @@ from audit.verify import verify
 from registry.assembly import open_ledger
 
 CLI = [sys.executable, "-m", "registry.cli"]
-CRASHER = [sys.executable, "-m", "tests.erasecrasher"]
+CRASHER = [sys.executable, "-m", "tests.support.erasecrasher"]
 SUBJECTS = [f"person-{i}" for i in range(6)]
 
 

@@ -23,7 +23,7 @@ from prov.model import ProvDocument
 from audit.exports import Scope, openlineage, parquet, prov
 from lineage.openlineage import validate
 from registry.sdk import Registry
-from tests.test_queries import Scenario, build_world
+from tests.support.worlds import Scenario, build_world
 
 FIXTURE = Path(__file__).parent / "fixtures" / "export_schemas.json"
 

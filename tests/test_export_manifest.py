@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from audit.certificate import sign_envelope
-from audit.checkpoints import load_signing_key
 from audit.exports import (
     FORMATS,
     MANIFEST,
@@ -31,14 +30,10 @@ from audit.exports import (
 from audit.note import SigningKey
 from registry.errors import LedgerError
 from registry.sdk import Registry
-from tests.test_queries import build_world
+from tests.support.helpers import signing_key as _key
+from tests.support.worlds import build_world
 
 CLI = [sys.executable, "-m", "registry.cli"]
-
-
-def _key(reg: Registry) -> SigningKey:
-    key, _, _ = load_signing_key(reg.ledger.store.url, None, create=True)
-    return key
 
 
 def _statement(directory: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from registry import auth
 from registry.api.gate import RESOURCE_MAX, FailureLimiter, trail_resource
 from registry.assembly import open_ledger
 from registry.store import open_store
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 P = "gated"
 LIMIT = 200_000

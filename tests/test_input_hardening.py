@@ -31,8 +31,8 @@ from registry.canonical import MAX_DEPTH
 from registry.errors import EventRejected, FieldError, LedgerError
 from registry.sdk import Registry
 from registry.store import Store, open_store
-from tests.apiserver import ApiServer
-from tests.pgserver import PostgresServer
+from tests.support.apiserver import ApiServer
+from tests.support.pgserver import PostgresServer
 
 P = "hard"
 CLI = [sys.executable, "-m", "registry.cli"]

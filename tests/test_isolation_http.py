@@ -14,7 +14,7 @@ import pytest
 from registry import auth
 from registry.assembly import open_ledger
 from registry.store import open_store
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 A, B = "alpha", "beta"
 

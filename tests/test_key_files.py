@@ -31,28 +31,21 @@ from audit.checkpoints import (
     Checkpointer,
     create_signing_key,
     load_signing_key,
-    write_checkpoint,
 )
 from audit.note import SigningKey
 from registry.assembly import open_ledger
-from registry.cli import main
 from registry.errors import ConfigError
 from registry.sdk import Registry
 from registry.settings import default_key_file, default_signing_key_file, key_directory
 from registry.vault import KeyRing
-from tests.apiserver import free_port
+from tests.support.apiserver import free_port
+from tests.support.helpers import run_cli, signed_log
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -86,18 +79,6 @@ def plant(reg: Registry) -> None:
     )  # fmt: skip
     last = reg.ledger.last_event()
     assert last is not None and last.type == "dataset-records-added"
-
-
-def signed_log(store_url: str) -> SigningKey:
-    """A ledger at ``store_url`` with data and a checkpoint signed by the key of the
-    settings; returns that key."""
-    with registry.connect(store_url, project="test", actor="tester") as reg:
-        plant(reg)
-        key, _, created = load_signing_key(store_url, create=True)
-        assert created
-        checkpoint, written = write_checkpoint(reg.ledger.store, key)
-        assert written and checkpoint.seq == 0
-    return key
 
 
 def head(store_url: str) -> int:
@@ -185,14 +166,14 @@ def test_erase_and_verify_from_another_directory_use_the_same_key(
     monkeypatch.chdir(first)
     with registry.connect(store_url, project="test", actor="tester") as reg:
         plant(reg)
-    code, _, err = run(capsys, "audit", "checkpoint", "--db", store_url)
+    code, _, err = run_cli(capsys, "audit", "checkpoint", "--db", store_url)
     assert code == 0 and "created signing key" in err
     key_file = default_signing_key_file(store_url)
     key = SigningKey.load(key_file)
 
     monkeypatch.chdir(second)
     certificate = second / "ann.json"
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "erase", "ann", "--db", store_url, "--project", "test",
         "--certificate", str(certificate), "--json",
     )  # fmt: skip
@@ -209,7 +190,7 @@ def test_erase_and_verify_from_another_directory_use_the_same_key(
     finally:
         ledger.close()
 
-    code, out, err = run(capsys, "audit", "verify", "--db", store_url, "--json")
+    code, out, err = run_cli(capsys, "audit", "verify", "--db", store_url, "--json")
     assert code == 0, out + err
     report = json.loads(out)
     assert report["ok"] is True and report["signatures"].startswith("checked with ")
@@ -225,7 +206,7 @@ def test_a_missing_key_is_not_replaced_while_checkpoints_exist(
     store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    key = signed_log(store_url)
+    key = signed_log(store_url, plant)
     missing = tmp_path / "moved" / "signing.key"
     monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(missing))
     expected = f"{key.name} (key ID {key.key_id:08x})"
@@ -237,11 +218,11 @@ def test_a_missing_key_is_not_replaced_while_checkpoints_exist(
     assert f"no signing key at {missing}" in message and expected in message
     assert "refusing to create a new key" in message and "MLLEDGER_SIGNING_KEY" in message
 
-    code, _, err = run(capsys, "erase", "ann", "--db", store_url, "--project", "test")
+    code, _, err = run_cli(capsys, "erase", "ann", "--db", store_url, "--project", "test")
     assert code == 2 and expected in err and str(missing) in err
-    code, _, err = run(capsys, "audit", "checkpoint", "--db", store_url)
+    code, _, err = run_cli(capsys, "audit", "checkpoint", "--db", store_url)
     assert code == 2 and expected in err
-    code, _, err = run(capsys, "audit", "keygen", "--db", store_url)
+    code, _, err = run_cli(capsys, "audit", "keygen", "--db", store_url)
     assert code == 2 and "refusing to create a new key" in err
     with pytest.raises(ConfigError, match="refusing to create a new key"):
         create_signing_key(store_url, tmp_path / "fresh.key")
@@ -256,7 +237,7 @@ def test_a_key_other_than_the_signer_is_refused(
     store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    key = signed_log(store_url)
+    key = signed_log(store_url, plant)
     other_file = tmp_path / "other.key"
     other, _ = create_signing_key(f"sqlite:///{tmp_path}/empty/ledger.db", other_file)
     monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(other_file))
@@ -270,7 +251,7 @@ def test_a_key_other_than_the_signer_is_refused(
     )
     assert f"was signed by {key.name} (key ID {key.key_id:08x})" in message
 
-    code, _, err = run(capsys, "erase", "ann", "--db", store_url, "--project", "test")
+    code, _, err = run_cli(capsys, "erase", "ann", "--db", store_url, "--project", "test")
     assert code == 2 and key.name in err and str(other_file) in err
     assert head(store_url) == before
     # Loading it for anything but signing (its public key) still works.
@@ -289,7 +270,7 @@ def serve(store_url: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_a_server_without_the_signing_key_refuses_to_start(
     store_url: str, tmp_path: Path, isolated_env: Path
 ) -> None:
-    key = signed_log(store_url)
+    key = signed_log(store_url, plant)
     missing = tmp_path / "elsewhere" / "signing.key"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLLEDGER_")}
     env["MLLEDGER_KEY_FILE"] = str(isolated_env)
@@ -317,7 +298,7 @@ def test_the_app_itself_refuses_to_start_without_the_signing_key(
 
     from registry.api.app import create_app
 
-    key = signed_log(store_url)
+    key = signed_log(store_url, plant)
     monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(tmp_path / "gone.key"))
     expected = f"{key.name} \\(key ID {key.key_id:08x}\\)"
     with pytest.raises(ConfigError, match=expected), TestClient(create_app(store_url)):
@@ -328,7 +309,7 @@ def test_the_app_itself_refuses_to_start_without_the_signing_key(
 def test_a_checkpointer_says_a_lasting_failure_once(
     store_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    signed_log(store_url)
+    signed_log(store_url, plant)
     wrong = SigningKey.generate("wrong.example/mlledger")
     with registry.connect(store_url, project="test", actor="tester") as reg:
         reg.register_dataset("more", "1", uri="s3://b/more", digest="sha256:02")
@@ -367,7 +348,7 @@ def test_a_master_key_readable_by_others_is_refused(tmp_path: Path, isolated_env
 def test_a_signing_key_readable_by_others_is_refused(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    signed_log(store_url)
+    signed_log(store_url, plant)
     key_file = default_signing_key_file(store_url)
     key_file.chmod(0o644)
     with pytest.raises(ConfigError, match=f"mode 0644.*chmod 600 {key_file}"):

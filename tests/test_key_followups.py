@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 import registry
-from audit.checkpoints import create_signing_key, load_signing_key, write_checkpoint
+from audit.checkpoints import create_signing_key
 from audit.erasure import pending_erasures
 from audit.note import SigningKey
 from registry.assembly import open_ledger
 from registry.errors import ConfigError
 from registry.sdk import Registry
 from registry.settings import default_signing_key_file
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
+from tests.support.helpers import signed_log
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,17 +34,6 @@ def plant(reg: Registry) -> None:
         records=["r-1", "r-2", "r-3"], subjects=["ann", "bob", "ann"],
     )  # fmt: skip
     reg.store_subject_data("ann", {"email": "ann@example.com"})
-
-
-def signed_log(store_url: str) -> SigningKey:
-    """A ledger at ``store_url`` with data and a checkpoint signed by the settings' key."""
-    with registry.connect(store_url, project="test", actor="tester") as reg:
-        plant(reg)
-        key, _, created = load_signing_key(store_url, create=True)
-        assert created
-        checkpoint, written = write_checkpoint(reg.ledger.store, key)
-        assert written and checkpoint.seq == 0
-    return key
 
 
 def last_type(url: str) -> tuple[int, str | None]:
@@ -62,7 +52,7 @@ def last_type(url: str) -> tuple[int, str | None]:
 def test_the_sdk_refuses_to_erase_without_the_key_that_signed_the_log(
     store_url: str, tmp_path: Path
 ) -> None:
-    key = signed_log(store_url)
+    key = signed_log(store_url, plant)
     key_file = default_signing_key_file(store_url)
     aside = tmp_path / "aside.key"
     os.replace(key_file, aside)

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, inspect
 
 import registry
 from registry.errors import NoLedger
-from tests.apiserver import ApiServer
-from tests.pgserver import PostgresServer
+from tests.support.apiserver import ApiServer
+from tests.support.pgserver import PostgresServer
 
 CLI = [sys.executable, "-m", "registry.cli"]
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, event, text
 from audit.erasure.purge import PurgeBusy, _Matcher, find_bytes, purge
 from registry.errors import ConfigError
 from registry.store import Store, opened
-from tests.pgserver import PostgresServer
+from tests.support.pgserver import PostgresServer
 
 ROWS = 2_400
 # Over PostgreSQL's TOAST threshold (about 2 kB) and random, so not compressed:

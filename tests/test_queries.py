@@ -2,91 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
-from registry import DatasetVersion, Deployment, ModelVersion, NotFound, Registry
+from registry import NotFound, Registry
 from registry.errors import InvalidNodeId
-
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-def day(n: float) -> datetime:
-    return T0 + timedelta(days=n)
-
-
-@dataclass
-class Scenario:
-    raw: DatasetVersion
-    clean: DatasetVersion
-    extra: DatasetVersion
-    m1: ModelVersion
-    m2: ModelVersion
-    m3: ModelVersion
-    api: Deployment
-    run1: str
-    run2: str
-
-
-@pytest.fixture
-def world(reg: Registry) -> Scenario:
-    return build_world(reg)
-
-
-def build_world(reg: Registry) -> Scenario:
-    """raw -> clean (derived); run1 trains m1 on raw; run2 trains m2 on clean + extra;
-    run3 fine-tunes m3 from m2 on nothing new. api serves m1, then 50/50, then m2."""
-    keys = [f"rec-{i}" for i in range(10)]
-    subjects = ["ann", "ann", "bob", "bob", "cid", None, "dan", "dan", "eve", "eve"]
-    raw = reg.register_dataset(
-        "raw",
-        "1",
-        uri="s3://b/raw",
-        digest="sha256:01",
-        records=keys,
-        subjects=subjects,
-        occurred_at=day(0),
-    )
-    clean = reg.register_dataset(
-        "clean",
-        "1",
-        uri="s3://b/clean",
-        digest="sha256:02",
-        records=keys[:6],
-        subjects=subjects[:6],
-        derived_from=[raw],
-        occurred_at=day(1),
-    )
-    extra = reg.register_dataset(
-        "extra",
-        "1",
-        uri="s3://b/extra",
-        digest="sha256:03",
-        records=["x-1", "x-2"],
-        subjects=["zed", "ann"],
-        occurred_at=day(1),
-    )
-    with reg.run("train-a", inputs=[raw], occurred_at=day(2)) as run1:
-        m1 = run1.register_model("clf", artifact_uri="s3://m/1", artifact_digest="sha256:a1")
-    with reg.run("train-b", inputs=[clean, extra], occurred_at=day(5)) as run2:
-        m2 = run2.register_model("clf", artifact_uri="s3://m/2", artifact_digest="sha256:a2")
-    with reg.run("fine-tune", inputs=[m2], occurred_at=day(6)) as run3:
-        m3 = run3.register_model("clf-tuned", artifact_uri="s3://m/3", artifact_digest="sha256:a3")
-    api = reg.deploy("api", endpoint="https://api/score", served={m1: 100}, occurred_at=day(3))
-    reg.deploy("api", endpoint="https://api/score", served={m1: 50, m2: 50}, occurred_at=day(7))
-    reg.deploy("api", endpoint="https://api/score", served={m2: 100}, occurred_at=day(8))
-    reg.log_predictions(api, model=m1, records=["rec-0", "rec-2"], outputs=[0.1, 0.2], at=day(4))
-    reg.log_predictions(
-        api,
-        models=[m1, m2, m2],
-        records=["rec-0", "rec-0", "x-1"],
-        outputs=[0.3, {"label": "yes"}, 0.9],
-        at=[day(7.1), day(7.2), day(8.5)],
-        trace_ids=["t-1", "t-2", None],
-    )
-    return Scenario(raw, clean, extra, m1, m2, m3, api, run1.id, run2.id)
+from tests.support.worlds import Scenario, day
 
 
 def test_scored_lists_every_scoring_in_time_order(reg: Registry, world: Scenario) -> None:

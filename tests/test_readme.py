@@ -12,7 +12,7 @@ import pytest
 
 from registry.assembly import open_ledger
 from registry.errors import Forbidden
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -21,7 +21,7 @@ from audit.checkpoints import load_signing_key
 from audit.reports import build_model_dossier
 from audit.reports.subject import write_subject_report
 from registry.sdk import Registry
-from tests.test_queries import build_world
+from tests.support.worlds import build_world
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [

@@ -20,15 +20,14 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 import registry
-from audit.checkpoints import load_signing_key
-from audit.note import SigningKey
 from audit.proofs import ProofError, verify_bundle
 from audit.reports import build_model_dossier
 from audit.reports.render import md_code, md_text
 from registry.errors import LedgerError, NotFound
 from registry.sdk import Registry
-from tests.apiserver import ApiServer
-from tests.test_queries import Scenario, build_world
+from tests.support.apiserver import ApiServer
+from tests.support.helpers import signing_key as _key
+from tests.support.worlds import Scenario, build_world
 
 CLI = [sys.executable, "-m", "registry.cli"]
 
@@ -98,11 +97,6 @@ def _tables(tokens: list[Token]) -> list[list[list[str]]]:
 def _shown(value: str) -> str:
     """``value`` as the card shows it: on one line."""
     return re.sub(r"[\r\n]", " ", value)
-
-
-def _key(reg: Registry) -> SigningKey:
-    key, _, _ = load_signing_key(reg.ledger.store.url, None, create=True)
-    return key
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import registry
 from audit.reports.subject import render_subject_html, write_subject_report
 from registry.errors import Forbidden, LedgerError, NotFound
 from registry.sdk import Registry
-from tests.apiserver import ApiServer
-from tests.test_queries import build_world
+from tests.support.apiserver import ApiServer
+from tests.support.worlds import build_world
 
 CLI = [sys.executable, "-m", "registry.cli"]
 

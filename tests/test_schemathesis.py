@@ -39,7 +39,7 @@ from schemathesis.core.jsonschema import make_validator
 if TYPE_CHECKING:
     from schemathesis import Case, CheckContext, Response
 
-    from tests.apiserver import ApiServer
+    from tests.support.apiserver import ApiServer
 
 # Fuzzing without a key must not be answered 429 (the rate limit of failed authentication).
 SERVER_ENV = {"MLLEDGER_AUTH_FAILURES_PER_MINUTE": "100000"}

@@ -28,26 +28,12 @@ from registry.ledger import Ledger
 from registry.sdk import Registry
 from registry.store import Store
 from registry.store.schema import LOG_TABLES, T
-
-PROJECT = "test"
-ACTOR = "tester"
-WHEN = "2024-05-01T12:00:00.000000Z"
+from tests.support.events import ACTOR, PROJECT, WHEN, dataset_event
 
 LastEvent = Callable[[], StoredEvent]
 
 
 # --- builders ---------------------------------------------------------------------------
-
-
-def dataset_event(name: str, version: str = "1", *, derived_from: Sequence[str] = (),
-                  event_id: str | None = None, **extra: Any) -> NewEvent:
-    """A valid ``dataset-version-registered`` event for ``name@version`` in PROJECT."""
-    body = {"name": name, "version": version, "digest": f"sha256:{name}-{version}",
-            "uri": f"file:///data/{name}-{version}.csv", "derived_from": list(derived_from),
-            **extra}
-    return make_event("dataset-version-registered", project=PROJECT,
-                      entity=dataset_id(PROJECT, name, version), actor=ACTOR, body=body,
-                      occurred_at=WHEN, event_id=event_id)
 
 
 def records_event(dataset: str, n: int) -> NewEvent:

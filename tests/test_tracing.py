@@ -31,8 +31,8 @@ from registry import tracing
 from registry.assembly import open_ledger
 from registry.canonical import canonical_text, leaf_hash
 from registry.events import canonical_event, make_event
-from registry.ledger import Ledger
 from registry.sdk import Registry
+from tests.support.helpers import newest
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -83,12 +83,6 @@ def hex_trace(span: trace.Span | ReadableSpan) -> str:
     context = span.get_span_context()
     assert context is not None
     return trace.format_trace_id(context.trace_id)
-
-
-def newest(ledger: Ledger) -> Any:
-    event = ledger.last_event()
-    assert event is not None
-    return event
 
 
 def recomputed_leaf(event: Any) -> bytes:

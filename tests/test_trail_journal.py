@@ -14,7 +14,7 @@ import pytest
 from audit import trail
 from audit.trail import AccessEntry, TrailJournal, read_trail
 from registry.store import Store, open_store
-from tests.apiserver import ApiServer
+from tests.support.apiserver import ApiServer
 
 
 @pytest.fixture

@@ -27,12 +27,9 @@ Not a test: numbers depend on the machine. Sizes can be scaled down with
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import gc
-import json
 import os
-import platform
 import pstats
 import random
 import sqlite3
@@ -57,7 +54,18 @@ from registry.ids import new_id
 from registry.ledger import Ledger
 from registry.projection import ProjectionRunner
 from registry.sdk import connect
-from tests.bench.run import _fresh, _latency, run_events
+from tests.bench.harness import (
+    Stopwatch,
+    append_run_events,
+    arguments,
+    db_bytes,
+    fresh,
+    latency,
+    measure,
+    run_events,
+    time_each,
+    write_result,
+)
 
 KEY_NAME = "bench.mlledger.local/audit"
 
@@ -72,10 +80,6 @@ def _open(url: str, tree: bool) -> Ledger:
         ledger.runner = ProjectionRunner([p for p in PROJECTIONS if p.name != "merkle"])
     ledger.head()  # open the connection before anything is timed
     return ledger
-
-
-def _db_bytes(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.glob("ledger.db*"))
 
 
 def _settle(directory: Path) -> None:
@@ -200,7 +204,7 @@ def bench_tree_overhead(work: Path, scale: float, rounds: int) -> dict[str, Any]
     timed = {(kind, tree): Timings() for kind in ("batched", "small") for tree in (True, False)}
     sizes: dict[bool, dict[str, Any]] = {}
     for tree in (True, False):  # warm-up, not timed: code paths, caches, the disk
-        ledger = _open(_fresh(work, "append-warm-up"), tree)
+        ledger = _open(fresh(work, "append-warm-up"), tree)
         for batch in batches[:10]:
             ledger.append(batch)
         for event in singles[:50]:
@@ -209,7 +213,7 @@ def bench_tree_overhead(work: Path, scale: float, rounds: int) -> dict[str, Any]
     for r in range(rounds):
         for tree in (True, False) if r % 2 == 0 else (False, True):
             name = "append-tree" if tree else "append-no-tree"
-            url = _fresh(work, name)
+            url = fresh(work, name)
             directory = work / name
             ledger = _open(url, tree)
             with timed["batched", tree].round():
@@ -219,7 +223,7 @@ def bench_tree_overhead(work: Path, scale: float, rounds: int) -> dict[str, Any]
             if tree not in sizes:
                 _settle(directory)
                 sizes[tree] = {
-                    "database_bytes": _db_bytes(directory),
+                    "database_bytes": db_bytes(directory),
                     "merkle_nodes_rows": _rows(directory, "merkle_nodes"),
                     "largest_tables_bytes": _table_bytes(directory),
                 }
@@ -261,25 +265,6 @@ def bench_tree_overhead(work: Path, scale: float, rounds: int) -> dict[str, Any]
 # --- 2, 3 and 4: a log of 1,000,000 events ----------------------------------------------------
 
 
-def _build(reg: Any, n_events: int, batch_events: int = 5000) -> dict[str, Any]:
-    """Append ``n_events`` run events in batches; only ``Ledger.append`` is timed."""
-    ledger = reg.ledger
-    seconds = 0.0
-    done = 0
-    while done < n_events:
-        batch = run_events("bench", max(1, min(batch_events, n_events - done) // 4))
-        started = time.perf_counter()
-        ledger.append(batch)
-        seconds += time.perf_counter() - started
-        done += len(batch)
-    return {
-        "events": done,
-        "batch_size": batch_events,
-        "append_seconds": round(seconds, 3),
-        "events_per_s": round(done / seconds),
-    }
-
-
 def _trail(store: Any, n: int) -> None:
     for start in range(0, n, 100):
         auth.record_access(
@@ -319,39 +304,33 @@ def _predictions(reg: Any, calls: int, per_call: int) -> int:
     return calls * per_call
 
 
-def bench_large_log(work: Path, scale: float) -> dict[str, Any]:
-    url = _fresh(work, "large")
-    reg = connect(url, project="bench", actor="bench")
+def _checkpoints(reg: Any, key: SigningKey, n_events: int, scale: float) -> dict[str, Any]:
+    """The first checkpoint recomputes every leaf; the next only those since."""
     store = reg.ledger.store
-    key = SigningKey.generate(KEY_NAME)
-    out: dict[str, Any] = {}
-
-    n_events = max(4000, int(1_000_000 * scale)) // 4 * 4
-    out["build"] = _build(reg, n_events)
-
-    # 4. The first checkpoint recomputes every leaf; the next only those since.
-    started = time.perf_counter()
-    first, written = write_checkpoint(store, key)
-    first_seconds = time.perf_counter() - started
+    with Stopwatch() as first_clock:
+        first, written = write_checkpoint(store, key)
     assert written and first.size == n_events
     more = max(1000, int(10_000 * scale)) // 4 * 4
-    _build(reg, more)
-    started = time.perf_counter()
-    second, written = write_checkpoint(store, key)
-    second_seconds = time.perf_counter() - started
+    append_run_events(reg, more)
+    with Stopwatch() as second_clock:
+        second, written = write_checkpoint(store, key)
     assert written and second.size == n_events + more
-    out["first_checkpoint"] = {
+    return {
         "events": first.size,
-        "seconds": round(first_seconds, 3),
-        "events_per_s": round(first.size / first_seconds),
+        "seconds": round(first_clock.seconds, 3),
+        "events_per_s": round(first.size / first_clock.seconds),
         "next_checkpoint": {
             "new_events": more,
             "events": second.size,
-            "seconds": round(second_seconds, 4),
+            "seconds": round(second_clock.seconds, 4),
         },
     }
 
-    # Payloads to check and an access trail, each under a checkpoint of its own.
+
+def _evidence(reg: Any, key: SigningKey) -> dict[str, Any]:
+    """Payloads to check and an access trail, each under a checkpoint of its own; what
+    the log then holds."""
+    store = reg.ledger.store
     predictions = _predictions(reg, calls=5, per_call=10_000)
     trail_entries = 1000
     _trail(store, trail_entries)
@@ -365,122 +344,139 @@ def bench_large_log(work: Path, scale: float) -> dict[str, Any]:
         checkpoints: dict[str, int] = dict(
             conn.exec_driver_sql("SELECT tree, COUNT(*) FROM checkpoints GROUP BY tree").all()
         )
-    log_events = reg.ledger.head() + 1
-
-    # 2. Verification of everything: both trees, signatures, payloads, consistency.
-    verifier = key.verifier()
-    runs = []
-    for _ in range(2):
-        gc.collect()
-        started = time.perf_counter()
-        report = verify(store, verifier)
-        runs.append(time.perf_counter() - started)
-        assert report.ok, report.summary()
-        assert report.events.size == log_events and report.access.size == trail_entries
-    profile = cProfile.Profile()
-    gc.collect()
-    started = time.perf_counter()
-    profile.enable()
-    report = verify(store, verifier)
-    profile.disable()
-    profiled = time.perf_counter() - started
-    assert report.ok, report.summary()
-    stats = pstats.Stats(profile)
-    leaves = log_events + trail_entries
-    out["verify"] = {
-        "events": log_events,
+    return {
+        "events": reg.ledger.head() + 1,
         "trail_entries": trail_entries,
         "prediction_events": n_payloads,
         "predictions": predictions,
         "checkpoints": checkpoints,
+    }
+
+
+def _verify(store: Any, key: SigningKey, log: dict[str, Any]) -> dict[str, Any]:
+    """Verification of everything (both trees, signatures, payloads, consistency): the
+    best of two runs, then one more under ``cProfile``."""
+    verifier = key.verifier()
+    runs = []
+    for _ in range(2):
+        gc.collect()
+        with Stopwatch() as clock:
+            report = verify(store, verifier)
+        runs.append(clock.seconds)
+        assert report.ok, report.summary()
+        assert report.events.size == log["events"]
+        assert report.access.size == log["trail_entries"]
+    profile = cProfile.Profile()
+    gc.collect()
+    with Stopwatch() as profiled:
+        profile.enable()
+        report = verify(store, verifier)
+        profile.disable()
+    assert report.ok, report.summary()
+    stats = pstats.Stats(profile)
+    return {
+        **log,
         "seconds": round(min(runs), 3),
         "runs_seconds": [round(s, 3) for s in runs],
-        "leaves_per_s": round(leaves / min(runs)),
-        "profiled_seconds": round(profiled, 3),
+        "leaves_per_s": round((log["events"] + log["trail_entries"]) / min(runs)),
+        "profiled_seconds": round(profiled.seconds, 3),
         "profile_top_cumulative": _top(stats, "cumulative"),
         "profile_top_tottime": _top(stats, "tottime"),
     }
 
-    # 3. Proofs against the latest checkpoint, one read transaction each.
-    with store.read() as conn:
-        latest = latest_checkpoint(conn, "events")
-    assert latest is not None
-    size, root = latest.size, latest.root
-    rng = random.Random(7)
-    n = max(100, int(2000 * scale))
-    positions = [rng.randrange(size) for _ in range(n)]
-    inclusion, proofs = [], []
-    for index in positions:
-        t0 = time.perf_counter()
+
+def _inclusion(store: Any, positions: list[int], size: int, root: bytes) -> list[float]:
+    """Inclusion proofs of ``positions``, one read transaction each; the first 50 checked."""
+    proofs = []
+
+    def prove(index: int) -> None:
         with store.read() as conn:
-            proof = StoredTree(conn, EVENTS).inclusion_proof(index, size)
-        inclusion.append(time.perf_counter() - t0)
-        proofs.append(proof)
+            proofs.append(StoredTree(conn, EVENTS).inclusion_proof(index, size))
+
+    samples = time_each(prove, positions)
     with store.read() as conn:
         copies = {i: StoredTree(conn, EVENTS).leaf_copies(i, i + 1)[i] for i in positions[:50]}
     for index, proof in zip(positions[:50], proofs, strict=False):
         assert verify_inclusion(index, size, copies[index], proof, root)
-    bundles: list[float] = []
+    return samples
+
+
+def _bundles(store: Any, positions: list[int], verifier: Any) -> list[float]:
+    """Whole proof bundles of ``positions``; the first 50 verified."""
     sample: list[dict[str, Any]] = []
-    for index in positions:
-        t0 = time.perf_counter()
-        bundle = make_bundle(store, index)
-        bundles.append(time.perf_counter() - t0)
+
+    def bundle(index: int) -> None:
+        made = make_bundle(store, index)
         if len(sample) < 50:
-            sample.append(bundle)
-    for bundle in sample:
-        verify_bundle(bundle, verifier)
-    scoped = []  # as the API asks: only a leaf of the caller's project is found
-    for index in positions:
-        t0 = time.perf_counter()
-        make_bundle(store, index, project="bench")
-        scoped.append(time.perf_counter() - t0)
-    consistency = []
-    pairs = [sorted(rng.sample(range(1, size + 1), 2)) for _ in range(max(100, n // 2))]
+            sample.append(made)
+
+    samples = time_each(bundle, positions)
+    for made in sample:
+        verify_bundle(made, verifier)
+    return samples
+
+
+def _consistency(store: Any, pairs: list[list[int]]) -> list[float]:
+    """Consistency proofs between the sizes of ``pairs``; the first 20 checked."""
     with store.read() as conn:
         roots = {s: StoredTree(conn, EVENTS).root(s) for pair in pairs[:20] for s in pair}
+    samples = []
     for number, (size1, size2) in enumerate(pairs):
         t0 = time.perf_counter()
         with store.read() as conn:
             proof = StoredTree(conn, EVENTS).consistency_proof(size1, size2)
-        consistency.append(time.perf_counter() - t0)
+        samples.append(time.perf_counter() - t0)
         if number < 20:
             assert verify_consistency(size1, size2, roots[size1], roots[size2], proof)
-    out["proofs"] = {
+    return samples
+
+
+def _proofs(store: Any, verifier: Any, scale: float) -> dict[str, Any]:
+    """Proofs against the latest checkpoint of the events' tree, at random positions."""
+    with store.read() as conn:
+        latest = latest_checkpoint(conn, "events")
+    assert latest is not None
+    size = latest.size
+    rng = random.Random(7)
+    n = max(100, int(2000 * scale))
+    positions = [rng.randrange(size) for _ in range(n)]
+    inclusion = _inclusion(store, positions, size, latest.root)
+    bundles = _bundles(store, positions, verifier)
+    # As the API asks: only a leaf of the caller's project is found.
+    scoped = time_each(lambda index: make_bundle(store, index, project="bench"), positions)
+    pairs = [sorted(rng.sample(range(1, size + 1), 2)) for _ in range(max(100, n // 2))]
+    return {
         "tree_size": size,
-        "inclusion_proof": _latency(inclusion),
-        "bundle": _latency(bundles),
-        "bundle_for_project": _latency(scoped),
-        "consistency_proof": _latency(consistency),
+        "inclusion_proof": latency(inclusion),
+        "bundle": latency(bundles),
+        "bundle_for_project": latency(scoped),
+        "consistency_proof": latency(_consistency(store, pairs)),
     }
-    out["large_database_bytes"] = _db_bytes(work / "large")
+
+
+def bench_large_log(work: Path, scale: float) -> dict[str, Any]:
+    reg = connect(fresh(work, "large"), project="bench", actor="bench")
+    store = reg.ledger.store
+    key = SigningKey.generate(KEY_NAME)
+    n_events = max(4000, int(1_000_000 * scale)) // 4 * 4
+    out: dict[str, Any] = {"build": append_run_events(reg, n_events)}
+    out["first_checkpoint"] = _checkpoints(reg, key, n_events, scale)
+    out["verify"] = _verify(store, key, _evidence(reg, key))
+    out["proofs"] = _proofs(store, key.verifier(), scale)
+    out["large_database_bytes"] = db_bytes(work / "large")
     reg.close()
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=".mlledger/bench-audit.json")
-    parser.add_argument("--work", default=".mlledger/bench-audit")
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0: the sizes the targets name")
+    parser = arguments(__doc__, ".mlledger/bench-audit.json", ".mlledger/bench-audit")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the append comparison")
     args = parser.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    results: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "sqlite": sqlite3.sqlite_version,
-            "store": "sqlite (WAL, synchronous=FULL)",
-        },
-        "scale": args.scale,
-    }
-    results.update(bench_tree_overhead(work, args.scale, args.rounds))
-    results.update(bench_large_log(work, args.scale))
-    results["bench_seconds"] = round(time.perf_counter() - began, 1)
+    results = measure(
+        args,
+        lambda work: bench_tree_overhead(work, args.scale, args.rounds),
+        lambda work: bench_large_log(work, args.scale),
+    )
     overhead = results["tree_overhead"]
     results["targets_met"] = {
         "batched_append_tree_overhead_percent<=20": overhead["batched"]["overhead_percent"] <= 20,
@@ -490,9 +486,7 @@ def main() -> None:
         "inclusion_proof_p99_ms<=5": results["proofs"]["inclusion_proof"]["p99_ms"] <= 5,
         "bundle_p99_ms<=5": results["proofs"]["bundle"]["p99_ms"] <= 5,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_result(args.out, results)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,7 @@ quick look.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import random
-import sqlite3
 import statistics
 import time
 from pathlib import Path
@@ -40,7 +35,7 @@ from audit import erasure
 from audit.purge import purge
 from audit.verify import verify
 from registry.sdk import connect
-from tests.bench.run import _fresh
+from tests.bench.harness import arguments, db_bytes, fresh, measure, write_result
 
 PROJECT = "bench"
 
@@ -127,16 +122,11 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def _db_bytes(url: str) -> int:
-    path = Path(url.split("///", 1)[1])
-    return sum(p.stat().st_size for p in path.parent.glob("ledger.db*"))
-
-
 def bench(work: Path, scale: float, singles: int, batch: int) -> dict[str, Any]:
-    url = _fresh(work, "erasure")
+    url = fresh(work, "erasure")
     world = build(url, scale)
     vaulted = world.pop("vaulted")
-    out: dict[str, Any] = {"ledger": world, "database_bytes": _db_bytes(url)}
+    out: dict[str, Any] = {"ledger": world, "database_bytes": db_bytes(work / "erasure")}
     reg = connect(url, project=PROJECT, actor="dpo")
     ledger = reg.ledger
     rng = random.Random(11)
@@ -163,7 +153,7 @@ def bench(work: Path, scale: float, singles: int, batch: int) -> dict[str, Any]:
     out["purge"] = {
         "seconds": round(time.perf_counter() - began, 2),
         "method": report.method,
-        "database_bytes_after": _db_bytes(url),
+        "database_bytes_after": db_bytes(work / "erasure"),
     }
     began = time.perf_counter()
     outcomes = erasure.erase_many(ledger, PROJECT, chosen[singles:], actor="dpo")
@@ -189,34 +179,15 @@ def bench(work: Path, scale: float, singles: int, batch: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=".mlledger/bench-erasure.json")
-    parser.add_argument("--work", default=".mlledger/bench-erasure")
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0: the sizes the targets name")
+    parser = arguments(__doc__, ".mlledger/bench-erasure.json", ".mlledger/bench-erasure")
     parser.add_argument("--singles", type=int, default=20, help="subjects erased one by one")
     parser.add_argument("--batch", type=int, default=1_000, help="subjects erased in one batch")
     args = parser.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    results: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "sqlite": sqlite3.sqlite_version,
-            "store": "sqlite (WAL, synchronous=FULL)",
-        },
-        "scale": args.scale,
-    }
-    results.update(bench(work, args.scale, args.singles, args.batch))
-    results["bench_seconds"] = round(time.perf_counter() - began, 1)
+    results = measure(args, lambda work: bench(work, args.scale, args.singles, args.batch))
     results["targets_met"] = {
         "plan_plus_execute_one_subject_s<=1": results["single"]["max_s"] <= 1.0,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_result(args.out, results)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,9 @@ quick look.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import resource
-import sqlite3
 import subprocess
 import sys
 import time
@@ -32,8 +29,7 @@ from typing import Any
 from audit.checkpoints import write_checkpoint
 from audit.erasure import signing_key
 from registry.sdk import connect
-from tests.bench.audit import _build
-from tests.bench.run import _fresh
+from tests.bench.harness import append_run_events, arguments, fresh, machine, write_result
 
 PROJECT = "bench"
 
@@ -41,7 +37,7 @@ PROJECT = "bench"
 def build(url: str, events: int, predictions: int) -> dict[str, Any]:
     reg = connect(url, project=PROJECT, actor="bench")
     began = time.perf_counter()
-    built = _build(reg, events)
+    built = append_run_events(reg, events)
     data = reg.register_dataset("d", "1", uri="s3://d", digest="sha256:01", records=["r-0"])
     with reg.run("train", inputs=[data]) as run:
         model = run.register_model("m", artifact_uri="s3://m", artifact_digest="sha256:02")
@@ -141,13 +137,10 @@ def verify(url: str, out: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=".mlledger/bench-export.json")
-    parser.add_argument("--work", default=".mlledger/bench-export")
-    parser.add_argument("--scale", type=float, default=1.0)
+    parser = arguments(__doc__, ".mlledger/bench-export.json", ".mlledger/bench-export")
     args = parser.parse_args()
     work = Path(args.work).resolve()
-    url = _fresh(work, "ledger")
+    url = fresh(work, "ledger")
     sizes = build(url, int(1_000_000 * args.scale), int(1_000_000 * args.scale))
     out = work / "export"
     result = {
@@ -155,18 +148,9 @@ def main() -> None:
         "parquet": export(url, out),
         "verify": verify(url, out),
         "targets": {"rows_per_s": 200_000, "peak_rss_mb": 500},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "sqlite": sqlite3.sqlite_version,
-            "store": "sqlite (WAL, synchronous=FULL)",
-        },
+        "machine": machine(),
     }
-    text = json.dumps(result, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
-    print(text)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

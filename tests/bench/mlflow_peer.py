@@ -89,6 +89,7 @@ import statistics
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,7 @@ def query_dataset_to_models(client: Any, exp_id: str, digest: str) -> list[tuple
     return [(mv.name, str(mv.version)) for mv in versions]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="timed runs (default 200)")
     parser.add_argument("--out", required=True, help="JSON result path")
@@ -234,31 +235,46 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be >= 1")
+    return args
 
+
+def _open_tracking(workdir: Path) -> tuple[Any, Any, str]:
+    """An empty tracking store and registry in ``workdir`` (deleted first), and one
+    experiment: MLflow's module, a client and the experiment's id."""
     _quiet()
     import mlflow
     import mlflow.data
     import mlflow.sklearn
-    import sklearn
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-    workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "mlflow.db"
     artifacts = workdir / "artifacts"
     db.unlink(missing_ok=True)
     shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir()
-
     uri = f"sqlite:///{db}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp_id = client.create_experiment(EXPERIMENT_NAME, artifact_location=artifacts.as_uri())
+    return mlflow, client, exp_id
 
+
+@dataclass
+class Recorded:
+    """What the recording wrote: each version's training dataset (name, digest), each
+    dataset digest's versions, and the seconds of each timed run."""
+
+    version_to_digest: dict[str, tuple[str, str]] = field(default_factory=dict)
+    digest_to_versions: dict[str, set[str]] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)
+
+
+def _record_all(mlflow: Any, exp_id: str, workdir: Path, runs: int) -> Recorded:
+    """The warm-up runs, then ``runs`` timed ones, round robin over the datasets."""
     data = _make_data(N_DATASETS)
     # The same list MLflow would fall back to for a skops-serialized sklearn model.
     pip_reqs = [
@@ -266,12 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         *mlflow.sklearn.get_default_pip_requirements(include_skops=True),
     ]
     sources = {d["name"]: str(workdir / "data" / f"{d['name']}.npy") for d in data}
-
-    version_to_digest: dict[str, tuple[str, str]] = {}
-    digest_to_versions: dict[str, set[str]] = {}
-    durations: list[float] = []
-
-    total = WARMUP_RUNS + args.runs
+    recorded = Recorded()
+    total = WARMUP_RUNS + runs
     # The registry prints two progress lines per registration straight to
     # stderr; discard them (outside the per-run timing).
     with contextlib.redirect_stderr(io.StringIO()) as sink:
@@ -280,26 +292,32 @@ def main(argv: list[str] | None = None) -> int:
             secs, _run_id, version, digest = _record_one(
                 mlflow, exp_id, item, j, sources[item["name"]], pip_reqs
             )
-            version_to_digest[version] = (item["name"], digest)
-            digest_to_versions.setdefault(digest, set()).add(version)
+            recorded.version_to_digest[version] = (item["name"], digest)
+            recorded.digest_to_versions.setdefault(digest, set()).add(version)
             if j >= WARMUP_RUNS:
-                durations.append(secs)
+                recorded.durations.append(secs)
             sink.seek(0)
             sink.truncate()
-    record_total = sum(durations)
-    if len(digest_to_versions) != min(N_DATASETS, total):
+    if len(recorded.digest_to_versions) != min(N_DATASETS, total):
         raise AssertionError("dataset digests are not distinct")
+    return recorded
 
-    rng = random.Random(args.seed)
-    versions = sorted(version_to_digest, key=int)
-    digests = sorted(digest_to_versions)
+
+def _time_queries(
+    client: Any, exp_id: str, recorded: Recorded, repeats: int, seed: int
+) -> tuple[list[float], list[float]]:
+    """Seconds of each query (model -> datasets, dataset -> models) on random targets,
+    after untimed warm-up calls; every answer is checked."""
+    rng = random.Random(seed)
+    versions = sorted(recorded.version_to_digest, key=int)
+    digests = sorted(recorded.digest_to_versions)
 
     def run_q1(timed: list[float] | None) -> None:
         v = rng.choice(versions)
         t0 = time.perf_counter()
         got = query_model_to_datasets(client, MODEL_NAME, v)
         dt = time.perf_counter() - t0
-        assert got == [version_to_digest[v]], (v, got, version_to_digest[v])
+        assert got == [recorded.version_to_digest[v]], (v, got, recorded.version_to_digest[v])
         if timed is not None:
             timed.append(dt)
 
@@ -308,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         got = query_dataset_to_models(client, exp_id, d)
         dt = time.perf_counter() - t0
-        expected = digest_to_versions[d]
+        expected = recorded.digest_to_versions[d]
         assert len(got) == len(expected), (d, len(got), len(expected))
         assert {(MODEL_NAME, v) for v in expected} == set(got), d
         if timed is not None:
@@ -319,20 +337,28 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(QUERY_WARMUP):
         run_q1(None)
         run_q2(None)
-    for _ in range(args.queries):
+    for _ in range(repeats):
         run_q1(q1)
-    for _ in range(args.queries):
+    for _ in range(repeats):
         run_q2(q2)
+    return q1, q2
 
-    result = {
+
+def _result(
+    mlflow: Any, runs: int, recorded: Recorded, q1: list[float], q2: list[float]
+) -> dict[str, Any]:
+    import sklearn
+
+    record_total = sum(recorded.durations)
+    return {
         "peer": "mlflow",
         "mlflow_version": mlflow.__version__,
-        "runs": args.runs,
+        "runs": runs,
         "warmup_runs": WARMUP_RUNS,
         "datasets": N_DATASETS,
-        "record_runs_per_s": round(args.runs / record_total, 3),
+        "record_runs_per_s": round(runs / record_total, 3),
         "record_seconds_total": round(record_total, 3),
-        "record_run_ms": _summary(durations),
+        "record_run_ms": _summary(recorded.durations),
         "query_model_to_datasets_ms": _summary(q1),
         "query_dataset_to_models_ms": _summary(q2),
         "query_model_to_datasets_path": (
@@ -349,7 +375,15 @@ def main(argv: list[str] | None = None) -> int:
             "sklearn": sklearn.__version__,
         },
     }
-    text = json.dumps(result, indent=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    workdir = Path(args.workdir).resolve()
+    mlflow, client, exp_id = _open_tracking(workdir)
+    recorded = _record_all(mlflow, exp_id, workdir, args.runs)
+    q1, q2 = _time_queries(client, exp_id, recorded, args.queries, args.seed)
+    text = json.dumps(_result(mlflow, args.runs, recorded, q1, q2), indent=2)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")

@@ -15,12 +15,7 @@ quick look.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import shutil
-import sqlite3
 import statistics
 import time
 from pathlib import Path
@@ -29,7 +24,7 @@ from typing import Any
 from audit.erasure import signing_key
 from audit.reports import build_model_dossier
 from registry.sdk import connect
-from tests.bench.run import _fresh
+from tests.bench.harness import arguments, fresh, machine, write_result
 
 PROJECT = "bench"
 
@@ -112,30 +107,18 @@ def bench(url: str, work: Path, rounds: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=".mlledger/bench-report.json")
-    parser.add_argument("--work", default=".mlledger/bench-report")
-    parser.add_argument("--scale", type=float, default=1.0)
+    parser = arguments(__doc__, ".mlledger/bench-report.json", ".mlledger/bench-report")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     work = Path(args.work).resolve()
-    url = _fresh(work, "ledger")
+    url = fresh(work, "ledger")
     sources = max(2, int(100 * args.scale))
     result = {
         "ledger": build(url, sources, 99),
         "dossier": bench(url, work, args.rounds),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "sqlite": sqlite3.sqlite_version,
-            "store": "sqlite (WAL, synchronous=FULL)",
-        },
+        "machine": machine(),
     }
-    text = json.dumps(result, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
-    print(text)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,11 @@ Not a test: numbers depend on the machine. Sizes can be scaled down with
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
-import os
 import pickle
-import platform
 import random
-import shutil
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -36,80 +31,21 @@ import numpy as np
 from sqlalchemy import select
 
 from registry.assembly import open_ledger
-from registry.events import make_event
+from registry.events import NewEvent, make_event
 from registry.ids import new_id
 from registry.sdk import connect
 from registry.store.schema import T
-
-
-def _latency(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * len(ordered)) - 1)]
-    return {
-        "median_ms": round(statistics.median(ordered) * 1e3, 4),
-        "p99_ms": round(p99 * 1e3, 4),
-        "n": len(ordered),
-    }
-
-
-def _fresh(work: Path, name: str) -> str:
-    path = work / name
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    os.environ["MLLEDGER_KEY_FILE"] = str(path / "master.key")
-    return f"sqlite:///{path}/ledger.db"
-
-
-def run_events(project: str, n_runs: int) -> list[Any]:
-    """Four events per run: started, params, metrics, completed."""
-    events = []
-    for _ in range(n_runs):
-        run = f"run:{new_id()}"
-        events += [
-            make_event(
-                "run-started",
-                project=project,
-                entity=run,
-                actor="bench",
-                body={
-                    "job": "train",
-                    "params": {"lr": 0.01, "epochs": 10},
-                    "code": {"git_commit": "0" * 40, "git_dirty": False},
-                    "environment": {"python": "3.11"},
-                },
-            ),
-            make_event(
-                "run-params-logged",
-                project=project,
-                entity=run,
-                actor="bench",
-                body={"params": {"batch_size": 64, "optimizer": "adam"}},
-            ),
-            make_event(
-                "run-metrics-logged",
-                project=project,
-                entity=run,
-                actor="bench",
-                body={
-                    "metrics": [
-                        {"key": "loss", "value": 0.25, "step": 10},
-                        {"key": "auc", "value": 0.91, "step": 10},
-                    ]
-                },
-            ),
-            make_event("run-completed", project=project, entity=run, actor="bench", body={}),
-        ]
-    return events
+from tests.bench import harness
 
 
 def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[str, Any]:
-    url = _fresh(work, "main")
+    url = harness.fresh(work, "main")
     reg = connect(url, project="bench", actor="bench")
     ledger = reg.ledger
     out: dict[str, Any] = {}
 
     batches = max(1, int(100 * scale))
-    prepared = [run_events("bench", 250) for _ in range(batches)]
+    prepared = [harness.run_events("bench", 250) for _ in range(batches)]
     started = time.perf_counter()
     for batch in prepared:
         ledger.append(batch)
@@ -157,7 +93,7 @@ def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[st
         with contextlib.suppress(LookupError):  # a key never drawn: still a full lookup
             reg.scored(key)
         samples.append(time.perf_counter() - t0)
-    out["scored"] = {"predictions_logged": calls * per_call, **_latency(samples)}
+    out["scored"] = {"predictions_logged": calls * per_call, **harness.latency(samples)}
 
     events = ledger.head() + 1
     started = time.perf_counter()
@@ -170,106 +106,97 @@ def bench_append_predictions_scored_rebuild(work: Path, scale: float) -> dict[st
         "events_per_s": round(events / seconds),
         "predictions_per_s": round(calls * per_call / seconds),
     }
-    out["database_bytes"] = sum(p.stat().st_size for p in (work / "main").glob("ledger.db*"))
+    out["database_bytes"] = harness.db_bytes(work / "main")
     reg.close()
     return out
 
 
-def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
-    url = _fresh(work, "graph")
-    ledger = open_ledger(url)
-    project = "bench"
-    n_datasets, n_runs = 100, max(100, int(10_000 * scale))
+def _dataset_chains(project: str, n_datasets: int) -> tuple[list[NewEvent], list[str]]:
+    """Dataset versions in chains of ten, each derived from the one before: the events
+    and the versions' ids."""
     events, datasets = [], []
     for i in range(n_datasets):
         node = f"dataset:{project}/ds-{i}@1"
-        parents = [datasets[i - 1]] if i % 10 else []  # chains of ten derived versions
+        parents = [datasets[i - 1]] if i % 10 else []
+        body = {
+            "name": f"ds-{i}",
+            "version": "1",
+            "digest": f"sha256:{i:064x}",
+            "uri": "s3://b",
+            "derived_from": parents,
+        }
         events.append(
             make_event(
-                "dataset-version-registered",
-                project=project,
-                entity=node,
-                actor="bench",
-                body={
-                    "name": f"ds-{i}",
-                    "version": "1",
-                    "digest": f"sha256:{i:064x}",
-                    "uri": "s3://b",
-                    "derived_from": parents,
-                },
+                "dataset-version-registered", project=project, entity=node, actor="bench", body=body
             )
         )
         datasets.append(node)
+    return events, datasets
+
+
+def _training_run(project: str, i: int, inputs: list[str]) -> tuple[list[NewEvent], str]:
+    """Run ``i`` reading ``inputs`` and registering a model version: its four events
+    and the version's id."""
+    run = f"run:{new_id()}"
+    model = f"model:{project}/m-{i % 1000}@{i // 1000 + 1}"
+    registered = {
+        "name": f"m-{i % 1000}",
+        "version": str(i // 1000 + 1),
+        "run": run,
+        "artifact_uri": "s3://m",
+        "artifact_digest": f"sha256:{i:064x}",
+    }
+    on_run = {"project": project, "entity": run, "actor": "bench"}
+    events = [
+        make_event("run-started", body={"job": f"train-{i % 50}"}, **on_run),
+        make_event("run-inputs-used", body={"inputs": inputs}, **on_run),
+        make_event(
+            "model-version-registered",
+            project=project,
+            entity=model,
+            actor="bench",
+            body=registered,
+        ),
+        make_event("run-completed", body={}, **on_run),
+    ]
+    return events, model
+
+
+def bench_trained_on(work: Path, scale: float) -> dict[str, Any]:
+    ledger = open_ledger(harness.fresh(work, "graph"))
+    project = "bench"
+    n_datasets, n_runs = 100, max(100, int(10_000 * scale))
+    events, datasets = _dataset_chains(project, n_datasets)
     ledger.append(events)
     rng = random.Random(2)
     models = []
     for start in range(0, n_runs, 500):
         batch = []
         for i in range(start, min(n_runs, start + 500)):
-            run = f"run:{new_id()}"
-            model = f"model:{project}/m-{i % 1000}@{i // 1000 + 1}"
-            inputs = rng.sample(datasets, 2)
-            batch += [
-                make_event(
-                    "run-started",
-                    project=project,
-                    entity=run,
-                    actor="bench",
-                    body={"job": f"train-{i % 50}"},
-                ),
-                make_event(
-                    "run-inputs-used",
-                    project=project,
-                    entity=run,
-                    actor="bench",
-                    body={"inputs": inputs},
-                ),
-                make_event(
-                    "model-version-registered",
-                    project=project,
-                    entity=model,
-                    actor="bench",
-                    body={
-                        "name": f"m-{i % 1000}",
-                        "version": str(i // 1000 + 1),
-                        "run": run,
-                        "artifact_uri": "s3://m",
-                        "artifact_digest": f"sha256:{i:064x}",
-                    },
-                ),
-                make_event("run-completed", project=project, entity=run, actor="bench", body={}),
-            ]
+            made, model = _training_run(project, i, rng.sample(datasets, 2))
+            batch += made
             models.append(model)
         ledger.append(batch)
     from lineage import queries
 
     # A log of ordinary events (no prediction batches): the replay rate of events.
-    events = ledger.head() + 1
-    started = time.perf_counter()
-    ledger.rebuild(digest=False)
-    rebuild_seconds = time.perf_counter() - started
+    n_events = ledger.head() + 1
+    with harness.Stopwatch() as rebuild:
+        ledger.rebuild(digest=False)
     queries.trained_on(ledger, models[0])  # load the graph once, as a long-lived process does
-    samples = []
-    for _ in range(1000):
-        model = models[rng.randrange(len(models))]
-        t0 = time.perf_counter()
-        queries.trained_on(ledger, model)
-        samples.append(time.perf_counter() - t0)
-    down = []
-    for _ in range(200):
-        dataset = datasets[rng.randrange(n_datasets)]
-        t0 = time.perf_counter()
-        queries.downstream(ledger, dataset)
-        down.append(time.perf_counter() - t0)
+    picked = [models[rng.randrange(len(models))] for _ in range(1000)]
+    samples = harness.time_each(lambda model: queries.trained_on(ledger, model), picked)
+    starts = [datasets[rng.randrange(n_datasets)] for _ in range(200)]
+    down = harness.time_each(lambda dataset: queries.downstream(ledger, dataset), starts)
     ledger.close()
     return {
         "rebuild_run_events": {
-            "events": events,
-            "seconds": round(rebuild_seconds, 3),
-            "events_per_s": round(events / rebuild_seconds),
+            "events": n_events,
+            "seconds": round(rebuild.seconds, 3),
+            "events_per_s": round(n_events / rebuild.seconds),
         },
-        "trained_on": {"runs": n_runs, "datasets": n_datasets, **_latency(samples)},
-        "downstream": {"runs": n_runs, **_latency(down)},
+        "trained_on": {"runs": n_runs, "datasets": n_datasets, **harness.latency(samples)},
+        "downstream": {"runs": n_runs, **harness.latency(down)},
     }
 
 
@@ -278,7 +205,7 @@ def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
     scikit-learn model digested and registered as a model version."""
     from sklearn.linear_model import LogisticRegression
 
-    url = _fresh(work, "runs")
+    url = harness.fresh(work, "runs")
     artifacts = work / "runs" / "artifacts"
     artifacts.mkdir()
     reg = connect(url, project="bench", actor="bench")
@@ -340,50 +267,29 @@ def bench_run_recording(work: Path, n_runs: int) -> dict[str, Any]:
         "runs": n_runs,
         "seconds": round(seconds, 3),
         "record_runs_per_s": round(n_runs / seconds, 1),
-        "query_model_to_datasets": _latency(to_data),
-        "query_dataset_to_models": _latency(to_models),
+        "query_model_to_datasets": harness.latency(to_data),
+        "query_dataset_to_models": harness.latency(to_models),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=".mlledger/bench.json")
-    parser.add_argument("--work", default=".mlledger/bench")
-    parser.add_argument("--scale", type=float, default=1.0, help="1.0: the sizes the targets name")
-    parser.add_argument("--runs", type=int, default=200, help="runs for the peer workload")
-    parser.add_argument("--peer", help="JSON written by tests/bench/mlflow_peer.py")
-    args = parser.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "store": "sqlite (WAL, synchronous=FULL)",
-        },
-        "scale": args.scale,
+def _ratios(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, float]:
+    """How many times faster than the peer (MLflow) the peer workload ran here."""
+    return {
+        "record_runs": round(ours["record_runs_per_s"] / peer["record_runs_per_s"], 1),
+        "model_to_datasets_median": round(
+            peer["query_model_to_datasets_ms"]["median"]
+            / ours["query_model_to_datasets"]["median_ms"],
+            1,
+        ),
+        "dataset_to_models_median": round(
+            peer["query_dataset_to_models_ms"]["median"]
+            / ours["query_dataset_to_models"]["median_ms"],
+            1,
+        ),
     }
-    results.update(bench_append_predictions_scored_rebuild(work, args.scale))
-    results.update(bench_trained_on(work, args.scale))
-    results["run_recording"] = bench_run_recording(work, args.runs)
-    if args.peer and Path(args.peer).exists():
-        peer = json.loads(Path(args.peer).read_text())
-        ours = results["run_recording"]
-        results["peer"] = peer
-        results["ratios_vs_peer"] = {
-            "record_runs": round(ours["record_runs_per_s"] / peer["record_runs_per_s"], 1),
-            "model_to_datasets_median": round(
-                peer["query_model_to_datasets_ms"]["median"]
-                / ours["query_model_to_datasets"]["median_ms"],
-                1,
-            ),
-            "dataset_to_models_median": round(
-                peer["query_dataset_to_models_ms"]["median"]
-                / ours["query_dataset_to_models"]["median_ms"],
-                1,
-            ),
-        }
+
+
+def _targets(results: dict[str, Any]) -> dict[str, bool]:
     targets = {
         "append_events_per_s>=20000": results["append"]["events_per_s"] >= 20_000,
         "predictions_per_s>=100000": results["predictions"]["predictions_per_s"] >= 100_000,
@@ -397,10 +303,28 @@ def main() -> None:
         targets["record_runs_ratio>=50"] = r["record_runs"] >= 50
         targets["model_to_datasets_ratio>=10"] = r["model_to_datasets_median"] >= 10
         targets["dataset_to_models_ratio>=10"] = r["dataset_to_models_median"] >= 10
-    results["targets_met"] = targets
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    return targets
+
+
+def main() -> None:
+    parser = harness.arguments(__doc__, ".mlledger/bench.json", ".mlledger/bench")
+    parser.add_argument("--runs", type=int, default=200, help="runs for the peer workload")
+    parser.add_argument("--peer", help="JSON written by tests/bench/mlflow_peer.py")
+    args = parser.parse_args()
+    results = harness.measure(
+        args,
+        lambda work: bench_append_predictions_scored_rebuild(work, args.scale),
+        lambda work: bench_trained_on(work, args.scale),
+        lambda work: {"run_recording": bench_run_recording(work, args.runs)},
+        sqlite=False,
+        timed=False,
+    )
+    if args.peer and Path(args.peer).exists():
+        peer = json.loads(Path(args.peer).read_text())
+        results["peer"] = peer
+        results["ratios_vs_peer"] = _ratios(results["run_recording"], peer)
+    results["targets_met"] = _targets(results)
+    harness.write_result(args.out, results)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ The clients share the machine's two cores with the server.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import socket
@@ -30,7 +28,8 @@ import httpx
 from audit.trail import fold_trail
 from registry.store import open_store
 from registry.store.raw import Raw
-from tests.apiserver import ApiServer
+from tests.bench.harness import arguments, latency, load_average, write_result
+from tests.support.apiserver import ApiServer
 
 PROJECT = "bench"
 
@@ -151,16 +150,6 @@ def _latencies(http: httpx.Client, path: str, seconds: float) -> list[float]:
     return samples
 
 
-def _summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(ordered),
-        "median_ms": round(statistics.median(ordered) * 1e3, 2),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e3, 2),
-        "max_ms": round(ordered[-1] * 1e3, 2),
-    }
-
-
 def viewer_during_write(work: Path, seconds: float, megabytes: int) -> dict[str, Any]:
     server = ApiServer(work / "write").start()
     viewer, writer = server.key(PROJECT, "viewer"), server.key(PROJECT, "writer")
@@ -199,15 +188,15 @@ def viewer_during_write(work: Path, seconds: float, megabytes: int) -> dict[str,
         "records_per_write": count,
         "writes": len(writes),
         "write_seconds_median": round(statistics.median(writes), 2) if writes else None,
-        "idle": _summary(idle),
-        "during_writes": _summary(busy),
+        "idle": latency(idle, 2, worst=True),
+        "during_writes": latency(busy, 2, worst=True),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=".mlledger/bench-security.json")
-    parser.add_argument("--work", default=".mlledger/bench-security")
+    parser = arguments(
+        __doc__, ".mlledger/bench-security.json", ".mlledger/bench-security", scale=False
+    )
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
@@ -215,16 +204,14 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     results = {
-        "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+        "machine": {"cpus": os.cpu_count(), "loadavg": load_average()},
         "anonymous_trail_one_address": anonymous_trail(work / "a", args.requests, 1),
         "anonymous_trail_20_addresses": anonymous_trail(work / "b", args.requests, 20),
         "anonymous_bodies": anonymous_bodies(work, 10, 100),
         "viewer_during_write": viewer_during_write(work, args.seconds, 10),
     }
-    results["machine"]["loadavg_after"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    results["machine"]["loadavg_after"] = load_average()
+    write_result(args.out, results)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ median of several runs each, in fresh processes. The targets are 0.3 s and 0.6 s
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -15,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from tests.bench.harness import load_average, write_result
 
 RUNS = 7
 
@@ -42,7 +42,7 @@ def measure(runs: int = RUNS) -> dict[str, Any]:
         "help_seconds": round(statistics.median(help_), 3),
         "scored_json_seconds": round(statistics.median(scored), 3),
         "targets": {"help_seconds": 0.3, "scored_json_seconds": 0.6},
-        "load_average": os.getloadavg(),
+        "load_average": load_average(),
     }
 
 
@@ -52,8 +52,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=RUNS, help=f"runs of each (default {RUNS})")
     args = parser.parse_args()
     figures = measure(args.runs)
-    args.out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures, indent=2))
+    write_result(args.out, figures)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ The test starts writers with :func:`child` from a fork server that has imported
 this module (a fresh interpreter would spend about a second importing the
 package, and most kills would land before the first write). By hand::
 
-    python -m tests.crashwriter URL ACK_FILE SEED MODE STOP_FILE SIGNING_KEY_FILE
+    python -m tests.support.crashwriter URL ACK_FILE SEED MODE STOP_FILE SIGNING_KEY_FILE
 
 A writer writes without pause until ``STOP_FILE`` exists (then it exits 0), or until it
 is killed. Before each write it appends a ``begin`` line to ``ACK_FILE`` and only

@@ -14,13 +14,8 @@ The client shares the machine's cores with the server.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import random
-import shutil
-import statistics
 import time
 import uuid
 from pathlib import Path
@@ -29,22 +24,10 @@ from typing import Any
 import httpx
 
 from registry.sdk import connect
-from tests.apiserver import ApiServer
+from tests.bench.harness import arguments, fresh, latency, write_result
+from tests.support.apiserver import ApiServer
 
 PROJECT = "bench"
-
-
-def _latency(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    if not ordered:
-        return {"n": 0}
-    pick = lambda q: ordered[min(len(ordered) - 1, round(q * len(ordered)) - 1)]  # noqa: E731
-    return {
-        "median_ms": round(statistics.median(ordered) * 1e3, 3),
-        "p99_ms": round(pick(0.99) * 1e3, 3),
-        "max_ms": round(ordered[-1] * 1e3, 3),
-        "n": len(ordered),
-    }
 
 
 def populate(db: str, records: int, predictions: int) -> dict[str, Any]:
@@ -129,9 +112,9 @@ async def _open_loop(
         "achieved_per_s": round(total / elapsed, 1),
         "errors": len(errors),
         "first_errors": errors[:5],
-        "lineage": _latency(latencies["lineage"]),
-        "scored": _latency(latencies["scored"]),
-        "all": _latency(latencies["lineage"] + latencies["scored"]),
+        "lineage": latency(latencies["lineage"], 3, worst=True),
+        "scored": latency(latencies["scored"], 3, worst=True),
+        "all": latency(latencies["lineage"] + latencies["scored"], 3, worst=True),
     }
 
 
@@ -188,11 +171,8 @@ async def _post_all(
 
 
 def bench_http(work: Path, scale: float, rate: float = 200, seconds: float = 30) -> dict[str, Any]:
+    db = fresh(work, "http")
     path = work / "http"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    os.environ["MLLEDGER_KEY_FILE"] = str(path / "master.key")
-    db = f"sqlite:///{path}/ledger.db"
     world = populate(db, records=int(100_000 * scale), predictions=int(1_000_000 * scale))
     server = ApiServer(path, db=db)
     server.start()
@@ -242,18 +222,13 @@ def targets(results: dict[str, Any]) -> dict[str, bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=".mlledger/bench-http.json")
-    parser.add_argument("--work", default=".mlledger/bench")
-    parser.add_argument("--scale", type=float, default=1.0)
+    parser = arguments(__doc__, ".mlledger/bench-http.json", ".mlledger/bench")
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
     results = bench_http(Path(args.work), args.scale, args.rate, args.seconds)
     results["targets_met"] = targets(results)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_result(args.out, results)
 
 
 if __name__ == "__main__":

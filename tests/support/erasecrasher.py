@@ -1,6 +1,6 @@
 """Runs ``mlledger`` with the process killed (SIGKILL) in the middle of an erasure.
 
-``python -m tests.erasecrasher N ARGS...`` runs ``mlledger ARGS...`` and kills
+``python -m tests.support.erasecrasher N ARGS...`` runs ``mlledger ARGS...`` and kills
 itself inside the N-th erasure's transaction, after its events were rewritten
 and its vault entries deleted, before the commit: what a power cut does.
 """
