@@ -17,7 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from audit.erasure.schema import Statement, json_schema, schema_text
-from tests.test_erasure_cli import mlledger, populate
+from tests.support.shop import mlledger, populate
 
 SCHEMA_FILE = (
     Path(__file__).resolve().parents[1] / "docs" / "schemas" / ("erasure-certificate.schema.json")

@@ -1,7 +1,7 @@
 """Erasure of a data subject, on SQLite and PostgreSQL: the plan, the execution, the
 answers afterwards, the log still verifying, remediation, and interrupted erasures.
 
-The world is ``tests.test_queries.build_world``: subject ``ann`` holds ``rec-0`` and
+The world is ``tests.support.worlds.build_world``: subject ``ann`` holds ``rec-0`` and
 ``rec-1`` (in ``raw`` and ``clean``) and ``x-2`` (in ``extra``); ``rec-0`` was scored
 three times. Everything downstream of those three dataset versions is affected.
 """

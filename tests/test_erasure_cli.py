@@ -9,49 +9,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import registry
 from audit import erasure
 from audit.verify import verify
 from registry.assembly import open_ledger
-
-CLI = [sys.executable, "-m", "registry.cli"]
-CRASHER = [sys.executable, "-m", "tests.support.erasecrasher"]
-SUBJECTS = [f"person-{i}" for i in range(6)]
-
-
-def populate(url: str) -> None:
-    with registry.connect(url, project="shop", actor="etl") as reg:
-        keys = [f"order-{i}" for i in range(60)]
-        raw = reg.register_dataset(
-            "orders",
-            "1",
-            uri="s3://orders",
-            digest="sha256:01",
-            records=keys,
-            subjects=[SUBJECTS[i % 6] for i in range(60)],
-        )
-        with reg.run("train", inputs=[raw]) as run:
-            model = run.register_model("churn", artifact_uri="s3://m", artifact_digest="sha256:02")
-        reg.deploy("api", endpoint="https://api", served={model: 100})
-        reg.log_predictions("api", model=model, records=keys, outputs=[0.1] * 60)
-        for subject in SUBJECTS:
-            reg.store_subject_data(subject, {"email": f"{subject}@example.com"})
-
-
-def mlledger(url: str, *args: str, crash_at: int | None = None) -> subprocess.CompletedProcess[str]:
-    program = CLI if crash_at is None else [*CRASHER, str(crash_at)]
-    return subprocess.run(
-        [*program, *args, "--project", "shop"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "MLLEDGER_DB": url},
-    )
+from tests.support.shop import CLI, SUBJECTS, mlledger, populate
 
 
 def state(url: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from audit.exports import MANIFEST, ExportError, export
 from audit.exports.manifest import read_statement
 from audit.proofs import ProofError, make_bundle, read_bundle
 from registry.sdk import Registry
-from tests.test_queries import build_world
+from tests.support.worlds import build_world
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "docs" / "schemas"
 
