@@ -12,8 +12,9 @@ versions, the model versions a deployment serves) is a bare id. ``withheld``
 (nodes of projects the asker may not read) and ``erased`` (the latest erasure of
 the record or subject asked about) appear only when there is something to say.
 
-An answer also reads like the mapping it is sent as (``answer["datasets"]``,
-``answer.get("erased")``), for code written against the JSON.
+An answer also reads like the mapping it is sent as (``answer["datasets"]`` is
+the list of dictionaries the JSON holds, ``answer.get("erased")``), for code
+written against the JSON.
 """
 
 from __future__ import annotations
@@ -44,16 +45,14 @@ class Shape(BaseModel):
 
     def _field(self, key: str) -> str:
         for name, info in type(self).model_fields.items():
-            if key in (name, info.alias):
+            if key in (name, info.serialization_alias):
                 return name
         raise KeyError(key)
 
     def __getitem__(self, key: str) -> Any:
-        """The member ``key`` as the JSON names it; KeyError when the JSON leaves it out."""
-        value = getattr(self, self._field(key))
-        if value is None and key in self.OMITTED_WHEN_NONE:
-            raise KeyError(key)
-        return value
+        """The member ``key`` in its JSON form (nested parts as dictionaries), as the
+        JSON names it; KeyError when the JSON leaves it out."""
+        return self.model_dump(mode="json", include={self._field(key)})[key]
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self.model_dump()
@@ -170,13 +169,17 @@ class ServingInterval(Shape):
     model: str
     traffic: float = Field(description="Share of the traffic, in percent.")
     endpoint: str
-    start: str = Field(alias="from")
-    end: str | None = Field(alias="to", description="null while it lasts.")
+    start: str = Field(serialization_alias="from", validation_alias="from")
+    end: str | None = Field(
+        serialization_alias="to", validation_alias="to", description="null while it lasts."
+    )
 
 
 class ServiceSpan(Shape):
-    start: str = Field(alias="from")
-    end: str | None = Field(alias="to", description="null while it lasts.")
+    start: str = Field(serialization_alias="from", validation_alias="from")
+    end: str | None = Field(
+        serialization_alias="to", validation_alias="to", description="null while it lasts."
+    )
 
 
 class ServedModel(Shape):
@@ -187,8 +190,10 @@ class ServedModel(Shape):
 class AliasSpan(Shape):
     model: str
     moved_by: str
-    start: str = Field(alias="from")
-    end: str | None = Field(alias="to", description="null while it lasts.")
+    start: str = Field(serialization_alias="from", validation_alias="from")
+    end: str | None = Field(
+        serialization_alias="to", validation_alias="to", description="null while it lasts."
+    )
 
 
 class Downstream(Shape):

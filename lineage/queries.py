@@ -306,7 +306,7 @@ def training_depths(graph: nx.MultiDiGraph, model: str) -> dict[str, int]:
     return depth
 
 
-def relation(depth: int) -> str:
+def relation(depth: int) -> Literal["direct", "upstream"]:
     """``direct`` for training data at depth 1 (read by the model's own training run),
     ``upstream`` deeper."""
     return "direct" if depth == 1 else "upstream"
@@ -417,12 +417,13 @@ def lineage(
         raise InvalidNodeId(f"direction {direction!r}: expected upstream, downstream or both")
     parsed = NodeId.parse(node)
     at = None if when is None else to_timestamp(when, "as-of time")
-    asked = {"root": node, "direction": direction, "depth": depth, "as_of": at}
     if parsed.kind not in GRAPH_KINDS:
         gone = _erased_node(ledger, parsed) if parsed.kind in ("record", "subject") else None
         if gone is None:
             raise NotFound(_not_a_graph_node(parsed))
-        return LineageAnswer(**asked, nodes=[], edges=[], erased=gone)
+        return LineageAnswer(
+            root=node, direction=direction, depth=depth, as_of=at, nodes=[], edges=[], erased=gone
+        )
     full = graph_of(ledger).current()
     if node not in full or not _shown(full, node, visible):
         raise NotFound(f"no node {node} in the lineage graph")
@@ -433,7 +434,10 @@ def lineage(
         )
     seen, hidden = _walk(view, node, direction, depth, visible)
     return LineageAnswer(
-        **asked,
+        root=node,
+        direction=direction,
+        depth=depth,
+        as_of=at,
         nodes=[
             LineageNode(
                 id=n,

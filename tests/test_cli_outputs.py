@@ -257,8 +257,11 @@ def test_trained_on_and_the_dossier_count_depth_the_same_way(
             f"{model} was trained on {plural(len(answer['datasets']), 'dataset version')} "
             f"through {plural(len(answer['runs']), 'run')}:"
         )
-        for line, d in zip(lines[1:], answer["datasets"], strict=True):
+        for line, d in zip(lines[1:-1], answer["datasets"], strict=True):
             assert line.split()[:4] == [d["label"], d["relation"], "depth", str(d["depth"])]
+        assert lines[-1] == "  runs: " + ", ".join(
+            f"{r['job']} (…{r['run'][-8:]})" for r in answer["runs"]
+        )
 
         head = head_of(world.url)
         out = tmp_path / f"dossier-{model}"
