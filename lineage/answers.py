@@ -19,7 +19,7 @@ written against the JSON.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -77,6 +77,19 @@ class Answered(Shape):
 
 # --- parts -------------------------------------------------------------------------------------
 
+#: A node's label: ``name@version`` of a dataset or model version.
+Label = Annotated[str | None, Field(description="name@version.")]
+#: When a span began, and when it ended (null while it lasts); sent as ``from``/``to``.
+Start = Annotated[str, Field(serialization_alias="from", validation_alias="from")]
+End = Annotated[
+    str | None,
+    Field(serialization_alias="to", validation_alias="to", description="null while it lasts."),
+]
+#: The log position of the predictions-logged event that logged a prediction.
+LoggedAt = Annotated[int, Field(description="Log position of the predictions-logged event.")]
+#: A record id (pseudonymous).
+RecordId = Annotated[str, Field(description="Record id (pseudonymous).")]
+
 
 class ErasureNote(Shape):
     """The latest erasure of a record or subject: which, at what log positions, when."""
@@ -94,12 +107,12 @@ class RunNode(Shape):
 
 class DatasetNode(Shape):
     dataset: str = Field(description="Dataset version id.")
-    label: str | None = Field(description="name@version.")
+    label: Label
 
 
 class ModelNode(Shape):
     model: str = Field(description="Model version id.")
-    label: str | None = Field(description="name@version.")
+    label: Label
 
 
 class DeploymentServing(Shape):
@@ -123,25 +136,25 @@ class ScoredPrediction(Shape):
     at: str
     output: Any = Field(description="The model's output, as logged (any JSON value).")
     trace_id: str | None
-    position: int = Field(description="Log position of the predictions-logged event.")
+    position: LoggedAt
 
 
 class SubjectPrediction(Shape):
-    record: str = Field(description="Record id (pseudonymous).")
+    record: RecordId
     deployment: str
     model: str
     at: str
-    position: int = Field(description="Log position of the predictions-logged event.")
+    position: LoggedAt
 
 
 class SubjectRecord(Shape):
-    record: str = Field(description="Record id (pseudonymous).")
+    record: RecordId
     datasets: list[str] = Field(description="Ids of the dataset versions holding it.")
 
 
 class TrainingDataset(Shape):
     dataset: str = Field(description="Dataset version id.")
-    label: str | None = Field(description="name@version.")
+    label: Label
     depth: int = Field(description="Steps of data flow to the model (docs/concepts.md, Depth).")
     relation: Literal["direct", "upstream"] = Field(description="depth 1: direct.")
     records: int = Field(description="Distinct records in the dataset version.")
@@ -169,17 +182,13 @@ class ServingInterval(Shape):
     model: str
     traffic: float = Field(description="Share of the traffic, in percent.")
     endpoint: str
-    start: str = Field(serialization_alias="from", validation_alias="from")
-    end: str | None = Field(
-        serialization_alias="to", validation_alias="to", description="null while it lasts."
-    )
+    start: Start
+    end: End
 
 
 class ServiceSpan(Shape):
-    start: str = Field(serialization_alias="from", validation_alias="from")
-    end: str | None = Field(
-        serialization_alias="to", validation_alias="to", description="null while it lasts."
-    )
+    start: Start
+    end: End
 
 
 class ServedModel(Shape):
@@ -190,10 +199,8 @@ class ServedModel(Shape):
 class AliasSpan(Shape):
     model: str
     moved_by: str
-    start: str = Field(serialization_alias="from", validation_alias="from")
-    end: str | None = Field(
-        serialization_alias="to", validation_alias="to", description="null while it lasts."
-    )
+    start: Start
+    end: End
 
 
 class Downstream(Shape):

@@ -67,6 +67,16 @@ TRAINING_EDGES = frozenset({"input", "output", "derived"})
 STEP_EDGES = frozenset({"input", "derived"})
 # The kinds of node the lineage graph holds.
 GRAPH_KINDS = ("dataset", "run", "model", "deployment")
+# The lists of a footprint answer, empty once the subject is erased.
+FOOTPRINT_LISTS = (
+    "records",
+    "datasets",
+    "derived_datasets",
+    "runs",
+    "models",
+    "deployments",
+    "predictions",
+)
 
 
 def resolve(text: str, kind: str, project: str) -> str:
@@ -561,10 +571,11 @@ def footprint(
         if not records and not vault_entries:
             if gone is None:
                 raise NotFound(f"no data subject with that id in project {project!r}")
-            empty = Downstream(
-                runs=[], datasets=[], models=[], deployments=[], predictions=[], total_predictions=0
+            # Erased, and nothing of the subject since: say so, never a stale answer.
+            empty: dict[str, list[Any]] = {part: [] for part in FOOTPRINT_LISTS}
+            return FootprintAnswer.model_validate(
+                {"subject": who, **empty, "vault_entries": 0, "erased": gone}
             )
-            return _footprint(who, {}, [], empty, [], 0, gone, 0)
         predictions = _subject_predictions(conn, project, sorted(records))
         datasets = sorted({d for ds in records.values() for d in ds})
         graph = graph_of(ledger).current(conn)
@@ -575,34 +586,21 @@ def footprint(
         DatasetNode(dataset=d, label=graph.nodes[d].get("label") if d in graph else _label(d))
         for d in datasets
     ]
-    withheld = len(derived) - len(shown)
-    ids = {record_id(project, r): ds for r, ds in records.items()}
-    return _footprint(who, ids, held, summary, predictions, vault_entries, gone, withheld)
-
-
-def _footprint(
-    who: str,
-    records: dict[str, list[str]],
-    datasets: list[DatasetNode],
-    derived: Downstream,
-    predictions: list[SubjectPrediction],
-    vault_entries: int,
-    gone: ErasureNote | None,
-    withheld: int,
-) -> FootprintAnswer:
-    """A footprint answer from its parts (``records``: dataset versions by record id)."""
     return FootprintAnswer(
         subject=who,
-        records=[SubjectRecord(record=r, datasets=ds) for r, ds in sorted(records.items())],
-        datasets=datasets,
-        derived_datasets=derived.datasets,
-        runs=derived.runs,
-        models=derived.models,
-        deployments=derived.deployments,
+        records=[
+            SubjectRecord(record=record_id(project, r), datasets=ds)
+            for r, ds in sorted(records.items())
+        ],
+        datasets=held,
+        derived_datasets=summary.datasets,
+        runs=summary.runs,
+        models=summary.models,
+        deployments=summary.deployments,
         predictions=predictions,
         vault_entries=vault_entries,
         erased=gone,
-        withheld=_withheld(withheld),
+        withheld=_withheld(len(derived) - len(shown)),
     )
 
 

@@ -6,15 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from lineage.answers import (
-    AliasesAnswer,
-    DownstreamAnswer,
-    FootprintAnswer,
-    HistoryAnswer,
-    LineageAnswer,
-    ScoredAnswer,
-    TrainedOnAnswer,
-)
+from lineage import answers
 from registry import services
 from registry.api.deps import LedgerDep, Principal, allow
 from registry.api.problems import responses
@@ -60,38 +52,44 @@ DeploymentParam = Annotated[str, _node(DEPLOYMENT_REF_PATTERN, "Deployment: its 
 NODE_PROBLEMS = responses("invalid-node-id", "not-found")
 
 
-@router.post("/questions/scored", response_model=ScoredAnswer, responses=responses("not-found"))
+@router.post(
+    "/questions/scored", response_model=answers.ScoredAnswer, responses=responses("not-found")
+)
 def scored(
     query: RecordQuery,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.scored")],
-) -> ScoredAnswer:
+) -> answers.ScoredAnswer:
     """Which model version, in which deployment, scored this record, and when."""
     return services.scored(ledger, who.project, record=query.record)
 
 
-@router.get("/questions/trained-on", response_model=TrainedOnAnswer, responses=NODE_PROBLEMS)
+@router.get(
+    "/questions/trained-on", response_model=answers.TrainedOnAnswer, responses=NODE_PROBLEMS
+)
 def trained_on(
     model: ModelParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.trained_on")],
-) -> TrainedOnAnswer:
+) -> answers.TrainedOnAnswer:
     """Dataset versions that trained a model version (``name@version``, ``name@alias`` or
     a full id), transitively, with record counts."""
     return services.trained_on(ledger, who.project, model=model)
 
 
-@router.get("/questions/downstream", response_model=DownstreamAnswer, responses=NODE_PROBLEMS)
+@router.get(
+    "/questions/downstream", response_model=answers.DownstreamAnswer, responses=NODE_PROBLEMS
+)
 def downstream(
     dataset: DatasetParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.downstream")],
-) -> DownstreamAnswer:
+) -> answers.DownstreamAnswer:
     """Runs, datasets, model versions, deployments and predictions downstream of a dataset."""
     return services.downstream(ledger, who.project, dataset=dataset)
 
 
-@router.get("/questions/lineage", response_model=LineageAnswer, responses=NODE_PROBLEMS)
+@router.get("/questions/lineage", response_model=answers.LineageAnswer, responses=NODE_PROBLEMS)
 def lineage(
     node: NodeParam,
     ledger: LedgerDep,
@@ -102,24 +100,26 @@ def lineage(
         Query(description="Hops from the node (0 or more).", json_schema_extra={"minimum": 0}),
     ] = 3,
     as_of: Annotated[Time | None, Query(description="RFC 3339 time.")] = None,
-) -> LineageAnswer:
+) -> answers.LineageAnswer:
     """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
     return services.lineage(
         ledger, who.project, node=node, direction=direction, depth=depth, as_of=as_of
     )
 
 
-@router.get("/questions/history", response_model=HistoryAnswer, responses=NODE_PROBLEMS)
+@router.get("/questions/history", response_model=answers.HistoryAnswer, responses=NODE_PROBLEMS)
 def history(
     deployment: DeploymentParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.history")],
-) -> HistoryAnswer:
+) -> answers.HistoryAnswer:
     """Which model versions a deployment served, from when to when."""
     return services.history(ledger, who.project, deployment=deployment)
 
 
-@router.get("/questions/aliases", response_model=AliasesAnswer, responses=responses("not-found"))
+@router.get(
+    "/questions/aliases", response_model=answers.AliasesAnswer, responses=responses("not-found")
+)
 def aliases(
     name: Annotated[
         str,
@@ -132,19 +132,19 @@ def aliases(
     ],
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.aliases")],
-) -> AliasesAnswer:
+) -> answers.AliasesAnswer:
     """Where each alias (stage) of a model pointed over time, and who moved it."""
     return services.aliases(ledger, who.project, name=name)
 
 
 @router.post(
-    "/questions/footprint", response_model=FootprintAnswer, responses=responses("not-found")
+    "/questions/footprint", response_model=answers.FootprintAnswer, responses=responses("not-found")
 )
 def footprint(
     query: SubjectQuery,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("personal", "questions.footprint")],
-) -> FootprintAnswer:
+) -> answers.FootprintAnswer:
     """Everything linked to a data subject (data-protection officers)."""
     return services.footprint(ledger, who.project, subject=query.subject)
 
