@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic.json_schema import SkipJsonSchema
 
 
 class Shape(BaseModel):
@@ -224,7 +225,7 @@ class ScoredAnswer(Answered):
     record: str | None = Field(description="Record id; null once the record is erased.")
     times_scored: int
     predictions: list[ScoredPrediction]
-    erased: ErasureNote | None = None
+    erased: ErasureNote | SkipJsonSchema[None] = None
 
 
 class TrainedOnAnswer(Answered):
@@ -233,7 +234,9 @@ class TrainedOnAnswer(Answered):
     model: str
     runs: list[RunNode]
     datasets: list[TrainingDataset]
-    withheld: int | None = Field(default=None, description="Nodes left out, when any.")
+    withheld: int | SkipJsonSchema[None] = Field(
+        default=None, description="Nodes of projects the asker may not read, left out."
+    )
 
 
 class DownstreamAnswer(Answered):
@@ -246,7 +249,9 @@ class DownstreamAnswer(Answered):
     deployments: list[DeploymentServing]
     predictions: list[PredictionCount]
     total_predictions: int
-    withheld: int | None = Field(default=None, description="Nodes left out, when any.")
+    withheld: int | SkipJsonSchema[None] = Field(
+        default=None, description="Nodes of projects the asker may not read, left out."
+    )
 
 
 class LineageAnswer(Answered):
@@ -258,8 +263,10 @@ class LineageAnswer(Answered):
     as_of: str | None
     nodes: list[LineageNode]
     edges: list[LineageEdge]
-    erased: ErasureNote | None = None
-    withheld: int | None = Field(default=None, description="Nodes left out, when any.")
+    erased: ErasureNote | SkipJsonSchema[None] = None
+    withheld: int | SkipJsonSchema[None] = Field(
+        default=None, description="Nodes of projects the asker may not read, left out."
+    )
 
 
 class FootprintAnswer(Answered):
@@ -274,8 +281,10 @@ class FootprintAnswer(Answered):
     deployments: list[DeploymentServing]
     predictions: list[SubjectPrediction]
     vault_entries: int
-    erased: ErasureNote | None = None
-    withheld: int | None = Field(default=None, description="Nodes left out, when any.")
+    erased: ErasureNote | SkipJsonSchema[None] = None
+    withheld: int | SkipJsonSchema[None] = Field(
+        default=None, description="Nodes of projects the asker may not read, left out."
+    )
 
 
 class HistoryAnswer(Shape):
