@@ -17,33 +17,37 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lineage.answers import (
-    AliasesAnswer,
-    Downstream,
-    DownstreamAnswer,
-    ErasureNote,
-    FootprintAnswer,
-    HistoryAnswer,
-    LineageAnswer,
-    RunNode,
-    ScoredAnswer,
-    Shape,
-    TrainedOnAnswer,
-)
 from registry.commands import DB_HELP
 from registry.commands import audit as audit_cli
 from registry.commands import compliance as compliance_cli
 from registry.errors import IntegrityViolation, LedgerError, NotFound
+from registry.lazy import lazy_import
 from registry.roles import ROLES
 from registry.wording import counted, noun
 
 if TYPE_CHECKING:
+    from lineage import answers
+    from lineage.answers import (
+        AliasesAnswer,
+        Downstream,
+        DownstreamAnswer,
+        ErasureNote,
+        FootprintAnswer,
+        HistoryAnswer,
+        LineageAnswer,
+        RunNode,
+        ScoredAnswer,
+        Shape,
+        TrainedOnAnswer,
+    )
     from registry.sdk import Registry
     from registry.store import Store
+else:
+    answers = lazy_import("lineage.answers")  # pydantic loads to render an answer, not for --help
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
-AnswerT = TypeVar("AnswerT", bound=Shape)
+AnswerT = TypeVar("AnswerT", bound="Shape")
 
 
 def _common(
@@ -458,7 +462,7 @@ def _registry(args: argparse.Namespace) -> Registry:
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> int:
     """Print ``data`` as ``--json`` asks (a typed answer: its JSON form), else as ``text``."""
     if args.json:
-        shown = data.model_dump(mode="json") if isinstance(data, Shape) else data
+        shown = data.model_dump(mode="json") if isinstance(data, answers.Shape) else data
         print(json.dumps(shown, indent=2, sort_keys=True))
     else:
         print(text(data))
@@ -466,14 +470,16 @@ def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> in
 
 
 def _question(
-    name: str, kind: type[Shape], render: Callable[[Any], str]
+    name: str, kind: str, render: Callable[[Any], str]
 ) -> Callable[[argparse.Namespace], int]:
-    """The command asking the SDK question ``name``, rendering its typed answer ``kind``."""
+    """The command asking the SDK question ``name``, rendering its typed answer (the
+    class ``kind`` of ``lineage.answers``)."""
     argument = QUESTION_COMMANDS[name.replace("_", "-")][2]
 
     def command(args: argparse.Namespace) -> int:
         with _registry(args) as reg:
-            answer = kind.model_validate(getattr(reg, name)(getattr(args, argument)))
+            asked = getattr(reg, name)(getattr(args, argument))
+        answer = getattr(answers, kind).model_validate(asked)
         return _emit(args, answer, render)
 
     return command
@@ -482,7 +488,7 @@ def _question(
 def cmd_lineage(args: argparse.Namespace) -> int:
     with _registry(args) as reg:
         data = reg.lineage(args.node, direction=args.direction, depth=args.depth, as_of=args.as_of)
-    return _emit(args, LineageAnswer.model_validate(data), render_lineage)
+    return _emit(args, answers.LineageAnswer.model_validate(data), render_lineage)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -757,7 +763,7 @@ def _runs(runs: list[RunNode]) -> str:
 
 
 def render_scored(answer: ScoredAnswer | dict[str, Any]) -> str:
-    d = _typed(ScoredAnswer, answer)
+    d = _typed(answers.ScoredAnswer, answer)
     gone = d.erased
     if d.record is None and gone is not None:
         return (
@@ -779,7 +785,7 @@ def render_scored(answer: ScoredAnswer | dict[str, Any]) -> str:
 
 
 def render_trained_on(answer: TrainedOnAnswer | dict[str, Any]) -> str:
-    d = _typed(TrainedOnAnswer, answer)
+    d = _typed(answers.TrainedOnAnswer, answer)
     lines = [
         f"{_short(d.model)} was trained on {counted(len(d.datasets), 'dataset version')} "
         f"through {counted(len(d.runs), 'run')}" + (":" if d.datasets else "")
@@ -798,8 +804,8 @@ def render_trained_on(answer: TrainedOnAnswer | dict[str, Any]) -> str:
 def render_summary(d: Downstream | DownstreamAnswer | FootprintAnswer) -> list[str]:
     """The runs, dataset versions, model versions and deployments of a ``downstream`` or
     (derived from the subject's data) ``footprint`` answer: one line each, by label."""
-    derived = isinstance(d, FootprintAnswer)
-    datasets = d.derived_datasets if isinstance(d, FootprintAnswer) else d.datasets
+    derived = isinstance(d, answers.FootprintAnswer)
+    datasets = d.derived_datasets if isinstance(d, answers.FootprintAnswer) else d.datasets
     lines = []
     for name, items in (
         ("runs", _runs(d.runs)),
@@ -817,7 +823,7 @@ def render_summary(d: Downstream | DownstreamAnswer | FootprintAnswer) -> list[s
 
 
 def render_downstream(answer: DownstreamAnswer | dict[str, Any]) -> str:
-    d = _typed(DownstreamAnswer, answer)
+    d = _typed(answers.DownstreamAnswer, answer)
     lines = [f"downstream of {_short(d.dataset)}:", *render_summary(d)]
     for p in d.predictions:
         lines.append(
@@ -829,7 +835,7 @@ def render_downstream(answer: DownstreamAnswer | dict[str, Any]) -> str:
 
 
 def render_lineage(answer: LineageAnswer | dict[str, Any]) -> str:
-    d = _typed(LineageAnswer, answer)
+    d = _typed(answers.LineageAnswer, answer)
     if d.erased is not None:
         return f"{d.root} was {_erasure(d.erased)}: it has no lineage (0 nodes, 0 edges)"
     when = f" as of {d.as_of}" if d.as_of else ""
@@ -851,7 +857,7 @@ def render_lineage(answer: LineageAnswer | dict[str, Any]) -> str:
 
 
 def render_footprint(answer: FootprintAnswer | dict[str, Any]) -> str:
-    d = _typed(FootprintAnswer, answer)
+    d = _typed(answers.FootprintAnswer, answer)
     gone = d.erased
     if gone is not None and not d.records and not d.vault_entries:
         return (
@@ -965,7 +971,7 @@ def render_log(events: list[dict[str, Any]]) -> str:
 
 
 def render_history(answer: HistoryAnswer | dict[str, Any]) -> str:
-    d = _typed(HistoryAnswer, answer)
+    d = _typed(answers.HistoryAnswer, answer)
     lines = [f"{_short(d.deployment)} ({d.status}, {d.endpoint}):"]
     lines += [
         f"  {_when(i.start)} .. {_when(i.end):<19}  {_short(i.model):<22} "
@@ -976,7 +982,7 @@ def render_history(answer: HistoryAnswer | dict[str, Any]) -> str:
 
 
 def render_aliases(answer: AliasesAnswer | dict[str, Any]) -> str:
-    d = _typed(AliasesAnswer, answer)
+    d = _typed(answers.AliasesAnswer, answer)
     if not d.history:
         return f"model {d.model} has no aliases: none was ever pointed at one of its versions"
     now = ", ".join(f"{alias} -> {_short(m)}" for alias, m in sorted(d.current.items()))
@@ -1111,14 +1117,14 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "init": cmd_init,
-    "scored": _question("scored", ScoredAnswer, render_scored),
-    "trained-on": _question("trained_on", TrainedOnAnswer, render_trained_on),
-    "downstream": _question("downstream", DownstreamAnswer, render_downstream),
+    "scored": _question("scored", "ScoredAnswer", render_scored),
+    "trained-on": _question("trained_on", "TrainedOnAnswer", render_trained_on),
+    "downstream": _question("downstream", "DownstreamAnswer", render_downstream),
     "lineage": cmd_lineage,
-    "footprint": _question("footprint", FootprintAnswer, render_footprint),
-    "history": _question("history", HistoryAnswer, render_history),
+    "footprint": _question("footprint", "FootprintAnswer", render_footprint),
+    "history": _question("history", "HistoryAnswer", render_history),
     "erase": cmd_erase,
-    "aliases": _question("aliases", AliasesAnswer, render_aliases),
+    "aliases": _question("aliases", "AliasesAnswer", render_aliases),
     "rebuild": cmd_rebuild,
     "log": cmd_log,
     "keys": cmd_keys,
