@@ -88,6 +88,11 @@ End = Annotated[
 ]
 #: The log position of the predictions-logged event that logged a prediction.
 LoggedAt = Annotated[int, Field(description="Log position of the predictions-logged event.")]
+#: How many nodes of projects the asker may not read were left out; unsaid when none.
+Withheld = Annotated[
+    int | SkipJsonSchema[None],
+    Field(description="Nodes of projects the asker may not read, left out."),
+]
 #: A record id (pseudonymous).
 RecordId = Annotated[str, Field(description="Record id (pseudonymous).")]
 
@@ -234,9 +239,7 @@ class TrainedOnAnswer(Answered):
     model: str
     runs: list[RunNode]
     datasets: list[TrainingDataset]
-    withheld: int | SkipJsonSchema[None] = Field(
-        default=None, description="Nodes of projects the asker may not read, left out."
-    )
+    withheld: Withheld = None
 
 
 class DownstreamAnswer(Answered):
@@ -249,9 +252,7 @@ class DownstreamAnswer(Answered):
     deployments: list[DeploymentServing]
     predictions: list[PredictionCount]
     total_predictions: int
-    withheld: int | SkipJsonSchema[None] = Field(
-        default=None, description="Nodes of projects the asker may not read, left out."
-    )
+    withheld: Withheld = None
 
 
 class LineageAnswer(Answered):
@@ -264,9 +265,7 @@ class LineageAnswer(Answered):
     nodes: list[LineageNode]
     edges: list[LineageEdge]
     erased: ErasureNote | SkipJsonSchema[None] = None
-    withheld: int | SkipJsonSchema[None] = Field(
-        default=None, description="Nodes of projects the asker may not read, left out."
-    )
+    withheld: Withheld = None
 
 
 class FootprintAnswer(Answered):
@@ -282,9 +281,7 @@ class FootprintAnswer(Answered):
     predictions: list[SubjectPrediction]
     vault_entries: int
     erased: ErasureNote | SkipJsonSchema[None] = None
-    withheld: int | SkipJsonSchema[None] = Field(
-        default=None, description="Nodes of projects the asker may not read, left out."
-    )
+    withheld: Withheld = None
 
 
 class HistoryAnswer(Shape):

@@ -387,26 +387,29 @@ def _grants_parser(sub: Any) -> None:
         ),
     )
     actions = grants.add_subparsers(dest="grants_command", required=True, metavar="ACTION")
-    p = actions.add_parser(
-        "add",
-        help="grant GRANTEE access to --project's versions",
-        description="Let project GRANTEE use and read --project's dataset and model "
-        "versions (an event of --project's log).",
-    )
-    _access_options(p, project_help=None)
-    p.add_argument("--project", required=True, help="the project granting access")
-    p.add_argument("grantee", help="the project granted access")
-    p.add_argument("--reason", help="why, in a few words (kept in the log)")
-    p = actions.add_parser(
-        "revoke",
-        help="end the access --project granted GRANTEE",
-        description="End the access --project granted GRANTEE (an event of --project's "
-        "log); what GRANTEE recorded before stays.",
-    )
-    _access_options(p, project_help=None)
-    p.add_argument("--project", required=True, help="the project that granted access")
-    p.add_argument("grantee", help="the project whose access ends")
-    p.add_argument("--reason", help="why, in a few words (kept in the log)")
+    for action, summary, description, granting, grantee in (
+        (
+            "add",
+            "grant GRANTEE access to --project's versions",
+            "Let project GRANTEE use and read --project's dataset and model "
+            "versions (an event of --project's log).",
+            "the project granting access",
+            "the project granted access",
+        ),
+        (
+            "revoke",
+            "end the access --project granted GRANTEE",
+            "End the access --project granted GRANTEE (an event of --project's "
+            "log); what GRANTEE recorded before stays.",
+            "the project that granted access",
+            "the project whose access ends",
+        ),
+    ):
+        p = actions.add_parser(action, help=summary, description=description)
+        _access_options(p, project_help=None)
+        p.add_argument("--project", required=True, help=granting)
+        p.add_argument("grantee", help=grantee)
+        p.add_argument("--reason", help="why, in a few words (kept in the log)")
     p = actions.add_parser(
         "list",
         help="grants --project made and received",
