@@ -1,6 +1,6 @@
 """The six lineage questions, answered from the projections.
 
-Each function takes the ledger and returns plain, JSON-ready dictionaries.
+Each function takes the ledger and returns a typed answer (``lineage.answers``).
 Record keys and subject ids come in as the user knows them and are turned into
 pseudonyms before any lookup; they never leave this module in an answer. Each
 question runs in a span ``query.<name>`` whose attributes are node ids and
@@ -16,6 +16,32 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, func, select
 
+from lineage.answers import (
+    AliasesAnswer,
+    AliasSpan,
+    DatasetNode,
+    DeploymentServing,
+    Downstream,
+    DownstreamAnswer,
+    ErasureNote,
+    FootprintAnswer,
+    HistoryAnswer,
+    LineageAnswer,
+    LineageEdge,
+    LineageNode,
+    ModelNode,
+    PredictionCount,
+    RunNode,
+    ScoredAnswer,
+    ScoredPrediction,
+    ServedModel,
+    ServiceSpan,
+    ServingInterval,
+    SubjectPrediction,
+    SubjectRecord,
+    TrainedOnAnswer,
+    TrainingDataset,
+)
 from lineage.graph import as_of, graph_of
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import NodeId, kind_of, record_id, subject_id
@@ -41,6 +67,16 @@ TRAINING_EDGES = frozenset({"input", "output", "derived"})
 STEP_EDGES = frozenset({"input", "derived"})
 # The kinds of node the lineage graph holds.
 GRAPH_KINDS = ("dataset", "run", "model", "deployment")
+# The lists of a footprint answer, empty once the subject is erased.
+FOOTPRINT_LISTS = (
+    "records",
+    "datasets",
+    "derived_datasets",
+    "runs",
+    "models",
+    "deployments",
+    "predictions",
+)
 
 
 def resolve(text: str, kind: str, project: str) -> str:
@@ -106,12 +142,10 @@ def _shown(graph: nx.MultiDiGraph, node: str, visible: Visible) -> bool:
     return visible is None or graph.nodes[node].get("project") in visible
 
 
-def _withheld(answer: dict[str, Any], count: int) -> dict[str, Any]:
-    """``answer`` with ``withheld`` (nodes of projects the asker cannot read, left out)
-    when there were any."""
-    if count:
-        answer["withheld"] = count
-    return answer
+def _withheld(count: int) -> int | None:
+    """An answer's ``withheld``: how many nodes of projects the asker cannot read were
+    left out, None (unsaid) when none was."""
+    return count or None
 
 
 def _epochs(conn: Connection) -> list[int]:
@@ -121,7 +155,7 @@ def _epochs(conn: Connection) -> list[int]:
     return list(range((last or 0) + 1))
 
 
-def erased(conn: Connection, project: str, kind: str, reference: str) -> dict[str, Any] | None:
+def erased(conn: Connection, project: str, kind: str, reference: str) -> ErasureNote | None:
     """The latest erasure of a subject or record (by erasure reference), or None."""
     row = Raw(conn).one(
         "SELECT r.erasure, r.erased_pos, e.requested_pos, e.erased_at FROM erased_refs r "
@@ -131,19 +165,16 @@ def erased(conn: Connection, project: str, kind: str, reference: str) -> dict[st
     )
     if row is None:
         return None
-    return {
-        "erasure": row[0],
-        "position": int(row[1]),
-        "requested_position": int(row[2]),
-        "erased_at": row[3],
-    }
+    return ErasureNote(
+        erasure=row[0], position=int(row[1]), requested_position=int(row[2]), erased_at=row[3]
+    )
 
 
 # 1. scored ------------------------------------------------------------------------------
 
 
 @traced("query.scored", "project")
-def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any]:
+def scored(ledger: Ledger, project: str, record_key: str | int) -> ScoredAnswer:
     """Every time record R was scored: model version, deployment, when, output."""
     pseudo = ledger.pseudonymizer(project)
     pseudonym = pseudo.record(record_key)
@@ -165,57 +196,57 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> dict[str, Any
             )
             .order_by(idx.c.at, idx.c.position, idx.c.seq)
         ).all()
-        if not rows:
-            members = T["record_index"]
-            known = conn.execute(
-                select(members.c.dataset)
-                .where(members.c.project == project, members.c.record == pseudonym)
-                .limit(1)
-            ).first()
-            if known is None and gone is not None:
+        if not rows and not _in_a_dataset(conn, project, pseudonym):
+            if gone is not None:
                 # Erased, and nothing about the record since: say so, never a stale answer.
-                return {"record": None, "times_scored": 0, "predictions": [], "erased": gone}
-            if known is None:
-                raise NotFound(
-                    f"no record with that key in project {project!r}: it is in no "
-                    "dataset version and was never scored"
-                )
-    answer: dict[str, Any] = {
-        "record": record_id(project, pseudonym),
-        "times_scored": len(rows),
-        "predictions": [
-            {
-                "deployment": r.deployment,
-                "model": r.model,
-                "at": r.at,
-                "output": json.loads(r.output),
-                "trace_id": r.trace_id,
-                "position": r.position,
-            }
+                return ScoredAnswer(record=None, times_scored=0, predictions=[], erased=gone)
+            raise NotFound(
+                f"no record with that key in project {project!r}: it is in no "
+                "dataset version and was never scored"
+            )
+    # ``gone`` here is an earlier erasure; what is shown came after it.
+    return ScoredAnswer(
+        record=record_id(project, pseudonym),
+        times_scored=len(rows),
+        predictions=[
+            ScoredPrediction(
+                deployment=r.deployment,
+                model=r.model,
+                at=r.at,
+                output=json.loads(r.output),
+                trace_id=r.trace_id,
+                position=r.position,
+            )
             for r in rows
         ],
-    }
-    if gone is not None:
-        answer["erased"] = gone  # an earlier erasure; what is shown came after it
-    return answer
+        erased=gone,
+    )
+
+
+def _in_a_dataset(conn: Connection, project: str, pseudonym: str) -> bool:
+    """Whether the record (by pseudonym) is in some dataset version of ``project``."""
+    members = T["record_index"]
+    return (
+        conn.execute(
+            select(members.c.dataset)
+            .where(members.c.project == project, members.c.record == pseudonym)
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 # 2. trained-on ------------------------------------------------------------------------------
 
 
 @traced("query.trained_on", "model")
-def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> dict[str, Any]:
+def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> TrainedOnAnswer:
     """Dataset versions that trained ``model``, transitively, with their depth and record
     counts; with ``visible``, only nodes of those projects (the rest counted as
     ``withheld``)."""
     with ledger.store.read() as conn:
         graph = graph_of(ledger).current(conn)
-        if (
-            model not in graph
-            or graph.nodes[model].get("kind") != "model"
-            or not _shown(graph, model, visible)
-        ):
-            raise NotFound(f"no model version {model} in the ledger")
+        _require_node(graph, model, "model", visible, "model version")
         depths = training_depths(graph, model)
         upstream = sorted((d, n) for n, d in depths.items() if n != model)
         hidden = {n for _, n in upstream if not _shown(graph, n, visible)}
@@ -226,17 +257,34 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> dict[s
     for depth, node in found:
         digest, row_count, records = details.get(node, (None, None, 0))
         datasets.append(
-            {
-                "dataset": node,
-                "label": graph.nodes[node].get("label"),
-                "depth": depth,
-                "relation": relation(depth),
-                "records": records,
-                "row_count": row_count,
-                "digest": digest,
-            }
+            TrainingDataset(
+                dataset=node,
+                label=graph.nodes[node].get("label"),
+                depth=depth,
+                relation=relation(depth),
+                records=records,
+                row_count=row_count,
+                digest=digest,
+            )
         )
-    return _withheld({"model": model, "runs": runs, "datasets": datasets}, len(hidden))
+    return TrainedOnAnswer(
+        model=model,
+        runs=[RunNode(run=r, job=graph.nodes[r].get("label")) for r in runs],
+        datasets=datasets,
+        withheld=_withheld(len(hidden)),
+    )
+
+
+def _require_node(
+    graph: nx.MultiDiGraph, node: str, kind: str, visible: Visible, what: str
+) -> None:
+    """Refuse (NotFound) a ``node`` that is no ``kind`` node of ``graph`` the asker may see."""
+    if (
+        node not in graph
+        or graph.nodes[node].get("kind") != kind
+        or not _shown(graph, node, visible)
+    ):
+        raise NotFound(f"no {what} {node} in the ledger")
 
 
 def training_depths(graph: nx.MultiDiGraph, model: str) -> dict[str, int]:
@@ -268,7 +316,7 @@ def training_depths(graph: nx.MultiDiGraph, model: str) -> dict[str, int]:
     return depth
 
 
-def relation(depth: int) -> str:
+def relation(depth: int) -> Literal["direct", "upstream"]:
     """``direct`` for training data at depth 1 (read by the model's own training run),
     ``upstream`` deeper."""
     return "direct" if depth == 1 else "upstream"
@@ -293,22 +341,18 @@ def _dataset_details(conn: Connection, datasets: list[str]) -> dict[str, tuple[A
 
 
 @traced("query.downstream", "dataset")
-def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> dict[str, Any]:
+def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> DownstreamAnswer:
     """Everything downstream of a dataset version, with prediction counts; with
     ``visible``, only nodes of those projects (the rest counted as ``withheld``)."""
     with ledger.store.read() as conn:
         graph = graph_of(ledger).current(conn)
-        if (
-            dataset not in graph
-            or graph.nodes[dataset].get("kind") != "dataset"
-            or not _shown(graph, dataset, visible)
-        ):
-            raise NotFound(f"no dataset version {dataset} in the ledger")
+        _require_node(graph, dataset, "dataset", visible, "dataset version")
         nodes = _descendants(graph, [dataset])
         shown = {n for n in nodes if _shown(graph, n, visible)}
-        return _withheld(
-            {"dataset": dataset, **_summarise(conn, graph, shown)}, len(nodes) - len(shown)
-        )
+        summary = _summarise(conn, graph, shown)
+    return DownstreamAnswer(
+        dataset=dataset, **dict(summary), withheld=_withheld(len(nodes) - len(shown))
+    )
 
 
 def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
@@ -325,35 +369,40 @@ def _label(node: str) -> str:
     return node.split(":", 1)[-1].split("/", 1)[-1]
 
 
-def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> dict[str, Any]:
+def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Downstream:
+    """``nodes`` by kind, each with its label, and the predictions of their model versions."""
     by_kind: dict[str, list[str]] = {"dataset": [], "run": [], "model": [], "deployment": []}
     for node in sorted(nodes):
         by_kind.setdefault(kind_of(node), []).append(node)
     models = set(by_kind["model"])
     raw = Raw(conn)
-    predictions = [
-        {"deployment": dep, "model": model, "count": n, "first_at": first, "last_at": last}
-        for chunk in _chunks(sorted(models))
-        for dep, model, n, first, last in raw.all(
-            "SELECT deployment, model, n, first_at, last_at FROM prediction_counts "
-            f"WHERE model IN ({placeholders(len(chunk))})",
-            chunk,
-        )
-    ]
-    predictions.sort(key=lambda p: (p["deployment"], p["model"]))
-    deployments = []
-    for dep in by_kind["deployment"]:
-        served = sorted(src for src, _ in graph.in_edges(dep) if src in models)
-        deployments.append({"deployment": dep, "serves_from_here": served})
+    predictions = sorted(
+        (
+            PredictionCount(deployment=dep, model=model, count=n, first_at=first, last_at=last)
+            for chunk in _chunks(sorted(models))
+            for dep, model, n, first, last in raw.all(
+                "SELECT deployment, model, n, first_at, last_at FROM prediction_counts "
+                f"WHERE model IN ({placeholders(len(chunk))})",
+                chunk,
+            )
+        ),
+        key=lambda p: (p.deployment, p.model),
+    )
     label = {n: graph.nodes[n].get("label") for n in nodes}
-    return {
-        "runs": [{"run": r, "job": label[r]} for r in by_kind["run"]],
-        "datasets": [{"dataset": d, "label": label[d]} for d in by_kind["dataset"]],
-        "models": [{"model": m, "label": label[m]} for m in by_kind["model"]],
-        "deployments": deployments,
-        "predictions": predictions,
-        "total_predictions": sum(p["count"] for p in predictions),
-    }
+    return Downstream(
+        runs=[RunNode(run=r, job=label[r]) for r in by_kind["run"]],
+        datasets=[DatasetNode(dataset=d, label=label[d]) for d in by_kind["dataset"]],
+        models=[ModelNode(model=m, label=label[m]) for m in by_kind["model"]],
+        deployments=[
+            DeploymentServing(
+                deployment=dep,
+                serves_from_here=sorted(src for src, _ in graph.in_edges(dep) if src in models),
+            )
+            for dep in by_kind["deployment"]
+        ],
+        predictions=predictions,
+        total_predictions=sum(p.count for p in predictions),
+    )
 
 
 # 4. lineage ---------------------------------------------------------------------------------
@@ -368,7 +417,7 @@ def lineage(
     depth: int = 3,
     when: Any = None,
     visible: Visible = None,
-) -> dict[str, Any]:
+) -> LineageAnswer:
     """The subgraph around ``node`` to ``depth`` hops, optionally as of a past time; with
     ``visible``, only nodes of those projects (the rest counted as ``withheld``; the
     walk does not go through them)."""
@@ -382,15 +431,9 @@ def lineage(
         gone = _erased_node(ledger, parsed) if parsed.kind in ("record", "subject") else None
         if gone is None:
             raise NotFound(_not_a_graph_node(parsed))
-        return {
-            "root": node,
-            "direction": direction,
-            "depth": depth,
-            "as_of": at,
-            "nodes": [],
-            "edges": [],
-            "erased": gone,
-        }
+        return LineageAnswer(
+            root=node, direction=direction, depth=depth, as_of=at, nodes=[], edges=[], erased=gone
+        )
     full = graph_of(ledger).current()
     if node not in full or not _shown(full, node, visible):
         raise NotFound(f"no node {node} in the lineage graph")
@@ -399,9 +442,36 @@ def lineage(
         raise NotFound(
             f"{node} did not exist yet at {at} (created {full.nodes[node]['created_at']})"
         )
-    seen = {node: 0}
+    seen, hidden = _walk(view, node, direction, depth, visible)
+    return LineageAnswer(
+        root=node,
+        direction=direction,
+        depth=depth,
+        as_of=at,
+        nodes=[
+            LineageNode(
+                id=n,
+                kind=view.nodes[n]["kind"],
+                label=view.nodes[n]["label"],
+                created_at=view.nodes[n]["created_at"],
+                distance=d,
+            )
+            for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+        ],
+        edges=_edges_among(view, seen, past=at is not None),
+        withheld=_withheld(len(hidden)),
+    )
+
+
+def _walk(
+    view: nx.MultiDiGraph, root: str, direction: Direction, depth: int, visible: Visible
+) -> tuple[dict[str, int], set[str]]:
+    """Breadth-first from ``root`` to ``depth`` hops in ``direction``: the nodes reached,
+    each with its distance, and the nodes of projects the asker may not read, which the
+    walk does not go through."""
+    seen = {root: 0}
     hidden: set[str] = set()
-    queue: deque[str] = deque([node])
+    queue: deque[str] = deque([root])
     while queue:
         current = queue.popleft()
         if seen[current] >= depth:
@@ -419,37 +489,24 @@ def lineage(
                 continue
             seen[nxt] = seen[current] + 1
             queue.append(nxt)
+    return seen, hidden
+
+
+def _edges_among(view: nx.MultiDiGraph, nodes: dict[str, int], *, past: bool) -> list[LineageEdge]:
+    """The edges of ``view`` between ``nodes``, in a stable order. In a ``past`` view every
+    edge shown was still open: what closed it came later."""
     edges = [
-        {
-            "src": src,
-            "dst": dst,
-            "kind": data["kind"],
-            "valid_from": data["valid_from"],
-            # As of T every edge shown was still open: what closed it came later.
-            "valid_to": None if at is not None else data["valid_to"],
-        }
-        for src, dst, data in view.out_edges(list(seen), data=True)
-        if dst in seen
+        LineageEdge(
+            src=src,
+            dst=dst,
+            kind=data["kind"],
+            valid_from=data["valid_from"],
+            valid_to=None if past else data["valid_to"],
+        )
+        for src, dst, data in view.out_edges(list(nodes), data=True)
+        if dst in nodes
     ]
-    edges.sort(key=lambda e: (e["src"], e["dst"], e["kind"], e["valid_from"]))
-    answer = {
-        "root": node,
-        "direction": direction,
-        "depth": depth,
-        "as_of": at,
-        "nodes": [
-            {
-                "id": n,
-                "kind": view.nodes[n]["kind"],
-                "label": view.nodes[n]["label"],
-                "created_at": view.nodes[n]["created_at"],
-                "distance": d,
-            }
-            for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
-        ],
-        "edges": edges,
-    }
-    return _withheld(answer, len(hidden))
+    return sorted(edges, key=lambda e: (e.src, e.dst, e.kind, e.valid_from))
 
 
 def _not_a_graph_node(node: NodeId) -> str:
@@ -474,7 +531,7 @@ def _not_a_graph_node(node: NodeId) -> str:
     return f"{shown} is a {node.kind}, not a node of the lineage graph: expected an id of {holds}"
 
 
-def _erased_node(ledger: Ledger, node: NodeId) -> dict[str, Any] | None:
+def _erased_node(ledger: Ledger, node: NodeId) -> ErasureNote | None:
     """The erasure of a record or subject named by its pseudonym or its erasure reference."""
     if node.project is None:
         return None
@@ -494,7 +551,7 @@ def _erased_node(ledger: Ledger, node: NodeId) -> dict[str, Any] | None:
 @traced("query.footprint", "project")
 def footprint(
     ledger: Ledger, project: str, subject: str | int, *, visible: Visible = None
-) -> dict[str, Any]:
+) -> FootprintAnswer:
     """Every record, dataset version, run, model version, deployment and prediction
     linked to data subject S; with ``visible``, derived nodes of other projects only
     when those projects are in it (the rest counted as ``withheld``).
@@ -507,89 +564,99 @@ def footprint(
     reference = pseudo.erasure_reference(pseudonym)
     who = subject_id(project, reference)
     annotate(**{"mlledger.subject": who})
-    members, idx = T["record_index"], T["prediction_index"]
     with ledger.store.read() as conn:
         gone = erased(conn, project, "subject", reference)
-        memberships = conn.execute(
-            select(members.c.record, members.c.dataset)
-            .where(members.c.project == project, members.c.subject == pseudonym)
-            .order_by(members.c.record, members.c.dataset)
-        ).all()
-        vault_entries = conn.execute(
-            select(func.count())
-            .select_from(T["vault_entries"])
-            .where(
-                T["vault_entries"].c.project == project, T["vault_entries"].c.subject == pseudonym
-            )
-        ).scalar_one()
-        records: dict[str, list[str]] = {}
-        for record, dataset in memberships:
-            records.setdefault(record, []).append(dataset)
-        predictions = []
-        epochs = _epochs(conn)
-        for chunk in _chunks(sorted(records)):
-            predictions += [
-                {
-                    "record": record_id(project, r.record),
-                    "deployment": r.deployment,
-                    "model": r.model,
-                    "at": r.at,
-                    "position": r.position,
-                }
-                for r in conn.execute(
-                    select(
-                        idx.c.record, idx.c.deployment, idx.c.model, idx.c.at, idx.c.position
-                    ).where(
-                        idx.c.epoch.in_(epochs), idx.c.project == project, idx.c.record.in_(chunk)
-                    )
-                )
-            ]
-        if not records and not vault_entries and gone is not None:
-            return {
-                "subject": who,
-                "records": [],
-                "datasets": [],
-                "derived_datasets": [],
-                "runs": [],
-                "models": [],
-                "deployments": [],
-                "predictions": [],
-                "vault_entries": 0,
-                "erased": gone,
-            }
+        records = _subject_records(conn, project, pseudonym)
+        vault_entries = _vault_entries(conn, project, pseudonym)
         if not records and not vault_entries:
-            raise NotFound(f"no data subject with that id in project {project!r}")
+            if gone is None:
+                raise NotFound(f"no data subject with that id in project {project!r}")
+            # Erased, and nothing of the subject since: say so, never a stale answer.
+            empty: dict[str, list[Any]] = {part: [] for part in FOOTPRINT_LISTS}
+            return FootprintAnswer.model_validate(
+                {"subject": who, **empty, "vault_entries": 0, "erased": gone}
+            )
+        predictions = _subject_predictions(conn, project, sorted(records))
         datasets = sorted({d for ds in records.values() for d in ds})
         graph = graph_of(ledger).current(conn)
         derived = _descendants(graph, [d for d in datasets if d in graph])
         shown = {n for n in derived if _shown(graph, n, visible)}
         summary = _summarise(conn, graph, shown)
-    predictions.sort(key=lambda p: (p["at"], p["record"], p["position"]))
-    return {
-        "subject": who,
-        "records": [
-            {"record": record_id(project, r), "datasets": ds} for r, ds in sorted(records.items())
+    held = [
+        DatasetNode(dataset=d, label=graph.nodes[d].get("label") if d in graph else _label(d))
+        for d in datasets
+    ]
+    return FootprintAnswer(
+        subject=who,
+        records=[
+            SubjectRecord(record=record_id(project, r), datasets=ds)
+            for r, ds in sorted(records.items())
         ],
-        "datasets": [
-            {"dataset": d, "label": graph.nodes[d].get("label") if d in graph else _label(d)}
-            for d in datasets
-        ],
-        "derived_datasets": summary["datasets"],
-        "runs": summary["runs"],
-        "models": summary["models"],
-        "deployments": summary["deployments"],
-        "predictions": predictions,
-        "vault_entries": vault_entries,
-        **({"erased": gone} if gone is not None else {}),
-        **({"withheld": len(derived) - len(shown)} if len(derived) > len(shown) else {}),
-    }
+        datasets=held,
+        derived_datasets=summary.datasets,
+        runs=summary.runs,
+        models=summary.models,
+        deployments=summary.deployments,
+        predictions=predictions,
+        vault_entries=vault_entries,
+        erased=gone,
+        withheld=_withheld(len(derived) - len(shown)),
+    )
+
+
+def _subject_records(conn: Connection, project: str, pseudonym: str) -> dict[str, list[str]]:
+    """The subject's records (by pseudonym), each with the dataset versions holding it."""
+    members = T["record_index"]
+    records: dict[str, list[str]] = {}
+    for record, dataset in conn.execute(
+        select(members.c.record, members.c.dataset)
+        .where(members.c.project == project, members.c.subject == pseudonym)
+        .order_by(members.c.record, members.c.dataset)
+    ):
+        records.setdefault(record, []).append(dataset)
+    return records
+
+
+def _vault_entries(conn: Connection, project: str, pseudonym: str) -> int:
+    vault = T["vault_entries"]
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(vault)
+            .where(vault.c.project == project, vault.c.subject == pseudonym)
+        ).scalar_one()
+    )
+
+
+def _subject_predictions(
+    conn: Connection, project: str, pseudonyms: list[str]
+) -> list[SubjectPrediction]:
+    """Every prediction about the records ``pseudonyms``, by time, record and position."""
+    idx = T["prediction_index"]
+    epochs = _epochs(conn)
+    found = [
+        SubjectPrediction(
+            record=record_id(project, r.record),
+            deployment=r.deployment,
+            model=r.model,
+            at=r.at,
+            position=r.position,
+        )
+        for chunk in _chunks(pseudonyms)
+        for r in conn.execute(
+            select(idx.c.record, idx.c.deployment, idx.c.model, idx.c.at, idx.c.position).where(
+                idx.c.epoch.in_(epochs), idx.c.project == project, idx.c.record.in_(chunk)
+            )
+        )
+    ]
+    return sorted(found, key=lambda p: (p.at, p.record, p.position))
 
 
 # 6. deployment history --------------------------------------------------------------------------
 
 
 @traced("query.history", "deployment")
-def history(ledger: Ledger, deployment: str) -> dict[str, Any]:
+def history(ledger: Ledger, deployment: str) -> HistoryAnswer:
     """Which model versions a deployment served, with traffic, from when to when."""
     deps, hist = T["cat_deployments"], T["deployment_history"]
     with ledger.store.read() as conn:
@@ -602,40 +669,41 @@ def history(ledger: Ledger, deployment: str) -> dict[str, Any]:
             .order_by(hist.c.opened_pos, hist.c.model)
         ).all()
     intervals = [
-        {
-            "model": r.model,
-            "traffic": r.traffic,
-            "endpoint": r.endpoint,
-            "from": r.valid_from,
-            "to": r.valid_to,
-        }
+        ServingInterval(
+            model=r.model,
+            traffic=r.traffic,
+            endpoint=r.endpoint,
+            start=r.valid_from,
+            end=r.valid_to,
+        )
         for r in rows
     ]
     # Per model: merge back-to-back intervals (a traffic change is no gap in service).
-    spans: dict[str, list[dict[str, Any]]] = {}
-    for item in sorted(intervals, key=lambda i: (i["model"], i["from"])):
-        mine = spans.setdefault(item["model"], [])
-        if mine and mine[-1]["to"] == item["from"]:
-            mine[-1]["to"] = item["to"]
+    spans: dict[str, list[ServiceSpan]] = {}
+    for item in sorted(intervals, key=lambda i: (i.model, i.start)):
+        mine = spans.setdefault(item.model, [])
+        if mine and mine[-1].end == item.start:
+            mine[-1].end = item.end
         else:
-            mine.append({"from": item["from"], "to": item["to"]})
+            mine.append(ServiceSpan(start=item.start, end=item.end))
     models = [
-        {"model": m, "spans": s} for m, s in sorted(spans.items(), key=lambda kv: kv[1][0]["from"])
+        ServedModel(model=m, spans=s)
+        for m, s in sorted(spans.items(), key=lambda kv: kv[1][0].start)
     ]
-    return {
-        "deployment": deployment,
-        "status": current.status,
-        "endpoint": current.endpoint,
-        "intervals": intervals,
-        "models": models,
-    }
+    return HistoryAnswer(
+        deployment=deployment,
+        status=current.status,
+        endpoint=current.endpoint,
+        intervals=intervals,
+        models=models,
+    )
 
 
 # Alias history ---------------------------------------------------------------------------------
 
 
 @traced("query.aliases", "project", "name")
-def aliases(ledger: Ledger, project: str, name: str) -> dict[str, Any]:
+def aliases(ledger: Ledger, project: str, name: str) -> AliasesAnswer:
     """Where each alias (stage) of model ``name`` pointed, from when to when, and who moved it."""
     with ledger.store.read() as conn:
         rows = Raw(conn).all(
@@ -651,12 +719,10 @@ def aliases(ledger: Ledger, project: str, name: str) -> dict[str, Any]:
             is None
         ):
             raise NotFound(f"no model named {name!r} in project {project!r}")
-    history: dict[str, list[dict[str, Any]]] = {}
+    history: dict[str, list[AliasSpan]] = {}
     for alias, model, moved_by, start, end in rows:
         history.setdefault(alias, []).append(
-            {"model": model, "moved_by": moved_by, "from": start, "to": end}
+            AliasSpan(model=model, moved_by=moved_by, start=start, end=end)
         )
-    current = {
-        alias: spans[-1]["model"] for alias, spans in history.items() if spans[-1]["to"] is None
-    }
-    return {"model": name, "current": current, "history": history}
+    current = {alias: spans[-1].model for alias, spans in history.items() if spans[-1].end is None}
+    return AliasesAnswer(model=name, current=current, history=history)

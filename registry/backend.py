@@ -12,15 +12,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from lineage import queries
-from registry import intake
-from registry.errors import NotFound
-from registry.grants import readable_projects
-from registry.ids import NodeId
+from registry import intake, services
 from registry.intake import Item
 from registry.ledger import Ledger
 from registry.store.raw import Raw
 
-QUESTIONS = ("scored", "trained_on", "downstream", "lineage", "footprint", "history", "aliases")
+QUESTIONS = tuple(services.QUESTIONS)
 
 
 class Backend(Protocol):
@@ -43,8 +40,8 @@ class Backend(Protocol):
         ...
 
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
-        """Answer one of ``QUESTIONS``, showing only nodes of projects ``project`` may
-        read (the rest counted as ``withheld``)."""
+        """Answer one of ``QUESTIONS`` (``registry.services``), as JSON, showing only
+        nodes of projects ``project`` may read (the rest counted as ``withheld``)."""
         ...
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
@@ -128,39 +125,8 @@ class LocalBackend:
         return queries.resolve_model(self.ledger, text, project)
 
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
-        ledger = self.ledger
-        # scored and aliases read the project's own rows only.
-        if question == "scored":
-            return queries.scored(ledger, project, params["record"])
-        if question == "aliases":
-            return queries.aliases(ledger, project, params["name"])
-        # Other answers show only the nodes of projects ``project`` may read: its own
-        # and those that grant it access; the rest are counted as ``withheld``.
-        with ledger.store.read() as conn:
-            visible = readable_projects(Raw(conn), project)
-        if question == "trained_on":
-            model = self.resolve_model(project, params["model"])
-            return queries.trained_on(ledger, model, visible=visible)
-        if question == "downstream":
-            dataset = queries.resolve(params["dataset"], "dataset", project)
-            return queries.downstream(ledger, dataset, visible=visible)
-        if question == "lineage":
-            return queries.lineage(
-                ledger,
-                params["node"],
-                direction=params.get("direction", "both"),
-                depth=params.get("depth", 3),
-                when=params.get("as_of"),
-                visible=visible,
-            )
-        if question == "footprint":
-            return queries.footprint(ledger, project, params["subject"], visible=visible)
-        if question == "history":
-            deployment = queries.resolve(params["deployment"], "deployment", project)
-            if NodeId.parse(deployment).project not in visible:
-                raise NotFound(f"no deployment {deployment} in the ledger")
-            return queries.history(ledger, deployment)
-        raise NotFound(f"unknown question {question!r}; expected one of {', '.join(QUESTIONS)}")
+        # The typed answer's JSON form: what HttpBackend receives for the same question.
+        return services.ask(self.ledger, project, question, **params).model_dump(mode="json")
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
         pseudonym = self.ledger.pseudonymizer(project).subject(subject)

@@ -15,21 +15,39 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from registry.commands import DB_HELP
 from registry.commands import audit as audit_cli
 from registry.commands import compliance as compliance_cli
 from registry.errors import IntegrityViolation, LedgerError, NotFound
+from registry.lazy import lazy_import
 from registry.roles import ROLES
 from registry.wording import counted, noun
 
 if TYPE_CHECKING:
+    from lineage import answers
+    from lineage.answers import (
+        AliasesAnswer,
+        Downstream,
+        DownstreamAnswer,
+        ErasureNote,
+        FootprintAnswer,
+        HistoryAnswer,
+        LineageAnswer,
+        RunNode,
+        ScoredAnswer,
+        Shape,
+        TrainedOnAnswer,
+    )
     from registry.sdk import Registry
     from registry.store import Store
+else:
+    answers = lazy_import("lineage.answers")  # pydantic loads to render an answer, not for --help
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
+AnswerT = TypeVar("AnswerT", bound="Shape")
 
 
 def _common(
@@ -55,12 +73,90 @@ def _count(text: str) -> int:
     return value
 
 
+#: The question commands: name, help, description, and the positional argument with its
+#: help. ``lineage`` adds its options (``_lineage_options``).
+QUESTION_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "scored": (
+        "which model version, in which deployment, scored a record",
+        "Every time a record was scored: when, by which model version, in which "
+        "deployment, and the output. The record is named by its pseudonym; an erased "
+        "record answers with its erasure.",
+        "record",
+        "the record key, as your data knows it",
+    ),
+    "trained-on": (
+        "dataset versions that trained a model version",
+        "The dataset versions a model version was trained on, transitively "
+        "(through derivations, the runs that produced them and base models), each with its "
+        "depth (1: read by the model's own training run; docs/concepts.md), record count "
+        "and digest.",
+        "model",
+        "NAME@VERSION, NAME@ALIAS or model:PROJECT/NAME@VERSION",
+    ),
+    "downstream": (
+        "everything downstream of a dataset version",
+        "The runs, derived dataset versions, model versions and deployments "
+        "downstream of a dataset version, and the predictions those model versions made.",
+        "dataset",
+        "NAME@VERSION or dataset:PROJECT/NAME@VERSION",
+    ),
+    "lineage": (
+        "the lineage subgraph around a node, optionally as of a time",
+        "The nodes and edges of the lineage graph around a dataset version, "
+        "run, model version or deployment, to --depth hops, optionally as the graph stood "
+        "at a past time. Records and data subjects are not nodes of the graph: their id "
+        "answers only whether they were erased (ask `scored` or `footprint` instead).",
+        "node",
+        "a dataset, run, model or deployment id: dataset:PROJECT/NAME@VERSION, "
+        "run:UUID, model:PROJECT/NAME@VERSION or deployment:PROJECT/NAME",
+    ),
+    "footprint": (
+        "everything linked to a data subject",
+        "A data subject's records, the dataset versions holding them, what was "
+        "derived from those (dataset versions, runs, model versions, deployments), every "
+        "prediction about their records and their vault entries. The subject is named by "
+        "their erasure reference, as erasures and certificates name them.",
+        "subject",
+        "the data subject's id, as your data knows it",
+    ),
+    "history": (
+        "which model versions a deployment served, when",
+        "Every configuration of a deployment: which model version it served, "
+        "with what share of the traffic, from when to when.",
+        "deployment",
+        "NAME or deployment:PROJECT/NAME",
+    ),
+    "aliases": (
+        "where each alias of a model pointed, when, moved by whom",
+        "Each alias (stage) of a model, such as production or staging: the "
+        "versions it pointed at, from when to when, and who moved it.",
+        "model",
+        "the model's name",
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``mlledger`` argument parser: every command, in the order ``--help`` lists them."""
     parser = argparse.ArgumentParser(
         prog="mlledger", description="Metadata, lineage and audit registry for machine learning."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _setup_parsers(sub)
+    _question_parsers(sub, ("scored", "trained-on", "downstream", "lineage", "footprint"))
+    _erase_parser(sub)
+    _question_parsers(sub, ("history", "aliases"))
+    _log_parsers(sub)
+    _keys_parser(sub)
+    _grants_parser(sub)
+    _serving_parsers(sub)
+    audit_cli.add_parser(sub)
+    compliance_cli.add_parsers(sub)
+    return parser
 
+
+def _setup_parsers(sub: Any) -> None:
+    """``demo`` and ``init``."""
     p = sub.add_parser(
         "demo",
         help="record a realistic scenario and answer the six questions",
@@ -74,7 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--predictions", type=int, default=3000, help="predictions to log (default 3000)"
     )
-
     p = sub.add_parser(
         "init",
         help="create a new ledger at --db (other commands never create one)",
@@ -89,50 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help=DB_HELP)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub.add_parser(
-        "scored",
-        help="which model version, in which deployment, scored a record",
-        description="Every time a record was scored: when, by which model version, in which "
-        "deployment, and the output. The record is named by its pseudonym; an erased "
-        "record answers with its erasure.",
-    )
-    _common(p)
-    p.add_argument("record", help="the record key, as your data knows it")
 
-    p = sub.add_parser(
-        "trained-on",
-        help="dataset versions that trained a model version",
-        description="The dataset versions a model version was trained on, transitively "
-        "(through derivations, the runs that produced them and base models), each with its "
-        "depth (1: read by the model's own training run; docs/concepts.md), record count "
-        "and digest.",
-    )
-    _common(p)
-    p.add_argument("model", help="NAME@VERSION, NAME@ALIAS or model:PROJECT/NAME@VERSION")
+def _question_parsers(sub: Any, names: Sequence[str]) -> None:
+    """The question commands ``names``, as ``QUESTION_COMMANDS`` describes them."""
+    for name in names:
+        summary, description, argument, argument_help = QUESTION_COMMANDS[name]
+        p = sub.add_parser(name, help=summary, description=description)
+        _common(p)
+        p.add_argument(argument, help=argument_help)
+        if name == "lineage":
+            _lineage_options(p)
 
-    p = sub.add_parser(
-        "downstream",
-        help="everything downstream of a dataset version",
-        description="The runs, derived dataset versions, model versions and deployments "
-        "downstream of a dataset version, and the predictions those model versions made.",
-    )
-    _common(p)
-    p.add_argument("dataset", help="NAME@VERSION or dataset:PROJECT/NAME@VERSION")
 
-    p = sub.add_parser(
-        "lineage",
-        help="the lineage subgraph around a node, optionally as of a time",
-        description="The nodes and edges of the lineage graph around a dataset version, "
-        "run, model version or deployment, to --depth hops, optionally as the graph stood "
-        "at a past time. Records and data subjects are not nodes of the graph: their id "
-        "answers only whether they were erased (ask `scored` or `footprint` instead).",
-    )
-    _common(p)
-    p.add_argument(
-        "node",
-        help="a dataset, run, model or deployment id: dataset:PROJECT/NAME@VERSION, "
-        "run:UUID, model:PROJECT/NAME@VERSION or deployment:PROJECT/NAME",
-    )
+def _lineage_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--direction",
         choices=("upstream", "downstream", "both"),
@@ -147,17 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="an RFC 3339 time, e.g. 2026-01-31T12:00:00Z: the graph as it stood then",
     )
 
-    p = sub.add_parser(
-        "footprint",
-        help="everything linked to a data subject",
-        description="A data subject's records, the dataset versions holding them, what was "
-        "derived from those (dataset versions, runs, model versions, deployments), every "
-        "prediction about their records and their vault entries. The subject is named by "
-        "their erasure reference, as erasures and certificates name them.",
-    )
-    _common(p)
-    p.add_argument("subject", help="the data subject's id, as your data knows it")
 
+def _erase_parser(sub: Any) -> None:
     p = sub.add_parser(
         "erase",
         help="erase a data subject everywhere (GDPR Art. 17), with a signed certificate",
@@ -207,24 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
         "certificate then records no purge",
     )
 
-    p = sub.add_parser(
-        "history",
-        help="which model versions a deployment served, when",
-        description="Every configuration of a deployment: which model version it served, "
-        "with what share of the traffic, from when to when.",
-    )
-    _common(p)
-    p.add_argument("deployment", help="NAME or deployment:PROJECT/NAME")
 
-    p = sub.add_parser(
-        "aliases",
-        help="where each alias of a model pointed, when, moved by whom",
-        description="Each alias (stage) of a model, such as production or staging: the "
-        "versions it pointed at, from when to when, and who moved it.",
-    )
-    _common(p)
-    p.add_argument("model", help="the model's name")
-
+def _log_parsers(sub: Any) -> None:
+    """``rebuild`` and ``log``."""
     p = sub.add_parser(
         "rebuild",
         help="drop every projection and replay the log",
@@ -233,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
         "the projections, equal to the digest before when nothing was amiss.",
     )
     _common(p)
-
     p = sub.add_parser(
         "log",
         help="print events from the log",
@@ -244,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_count, default=0, help="first position (default 0)")
     p.add_argument("--limit", type=_count, default=20, help="how many (default 20)")
 
-    _keys_parser(sub)
-    _grants_parser(sub)
 
+def _serving_parsers(sub: Any) -> None:
+    """``access-trail``, ``serve`` and ``openapi``."""
     p = sub.add_parser(
         "access-trail",
         help="who asked what, and the answers",
@@ -256,7 +295,6 @@ def build_parser() -> argparse.ArgumentParser:
     _access_options(p, project_help="only this project's entries (default: every project)")
     p.add_argument("--since", type=_count, default=0, help="first sequence number (default 0)")
     p.add_argument("--limit", type=_count, default=100, help="how many (default 100)")
-
     p = sub.add_parser(
         "serve",
         help="serve the HTTP API (uvicorn)",
@@ -270,15 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--access-log", action="store_true", help="also print uvicorn's per-request log lines"
     )
-
     sub.add_parser(
         "openapi",
         help="print the API's OpenAPI document (JSON)",
         description="Print the HTTP API's OpenAPI 3.1 document, as pinned in docs/openapi.json.",
     )
-    audit_cli.add_parser(sub)
-    compliance_cli.add_parsers(sub)
-    return parser
 
 
 def _port(text: str) -> int:
@@ -353,26 +387,29 @@ def _grants_parser(sub: Any) -> None:
         ),
     )
     actions = grants.add_subparsers(dest="grants_command", required=True, metavar="ACTION")
-    p = actions.add_parser(
-        "add",
-        help="grant GRANTEE access to --project's versions",
-        description="Let project GRANTEE use and read --project's dataset and model "
-        "versions (an event of --project's log).",
-    )
-    _access_options(p, project_help=None)
-    p.add_argument("--project", required=True, help="the project granting access")
-    p.add_argument("grantee", help="the project granted access")
-    p.add_argument("--reason", help="why, in a few words (kept in the log)")
-    p = actions.add_parser(
-        "revoke",
-        help="end the access --project granted GRANTEE",
-        description="End the access --project granted GRANTEE (an event of --project's "
-        "log); what GRANTEE recorded before stays.",
-    )
-    _access_options(p, project_help=None)
-    p.add_argument("--project", required=True, help="the project that granted access")
-    p.add_argument("grantee", help="the project whose access ends")
-    p.add_argument("--reason", help="why, in a few words (kept in the log)")
+    for action, summary, description, granting, grantee in (
+        (
+            "add",
+            "grant GRANTEE access to --project's versions",
+            "Let project GRANTEE use and read --project's dataset and model "
+            "versions (an event of --project's log).",
+            "the project granting access",
+            "the project granted access",
+        ),
+        (
+            "revoke",
+            "end the access --project granted GRANTEE",
+            "End the access --project granted GRANTEE (an event of --project's "
+            "log); what GRANTEE recorded before stays.",
+            "the project that granted access",
+            "the project whose access ends",
+        ),
+    ):
+        p = actions.add_parser(action, help=summary, description=description)
+        _access_options(p, project_help=None)
+        p.add_argument("--project", required=True, help=granting)
+        p.add_argument("grantee", help=grantee)
+        p.add_argument("--reason", help="why, in a few words (kept in the log)")
     p = actions.add_parser(
         "list",
         help="grants --project made and received",
@@ -426,23 +463,27 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> int:
-    print(json.dumps(data, indent=2, sort_keys=True) if args.json else text(data))
+    """Print ``data`` as ``--json`` asks (a typed answer: its JSON form), else as ``text``."""
+    if args.json:
+        shown = data.model_dump(mode="json") if isinstance(data, answers.Shape) else data
+        print(json.dumps(shown, indent=2, sort_keys=True))
+    else:
+        print(text(data))
     return 0
 
 
-def _question(name: str, render: Callable[[Any], str]) -> Callable[[argparse.Namespace], int]:
-    argument = {
-        "scored": "record",
-        "trained_on": "model",
-        "downstream": "dataset",
-        "footprint": "subject",
-        "history": "deployment",
-        "aliases": "model",
-    }[name]
+def _question(
+    name: str, kind: str, render: Callable[[Any], str]
+) -> Callable[[argparse.Namespace], int]:
+    """The command asking the SDK question ``name``, rendering its typed answer (the
+    class ``kind`` of ``lineage.answers``)."""
+    argument = QUESTION_COMMANDS[name.replace("_", "-")][2]
 
     def command(args: argparse.Namespace) -> int:
         with _registry(args) as reg:
-            return _emit(args, getattr(reg, name)(getattr(args, argument)), render)
+            asked = getattr(reg, name)(getattr(args, argument))
+        answer = getattr(answers, kind).model_validate(asked)
+        return _emit(args, answer, render)
 
     return command
 
@@ -450,7 +491,7 @@ def _question(name: str, render: Callable[[Any], str]) -> Callable[[argparse.Nam
 def cmd_lineage(args: argparse.Namespace) -> int:
     with _registry(args) as reg:
         data = reg.lineage(args.node, direction=args.direction, depth=args.depth, as_of=args.as_of)
-        return _emit(args, data, render_lineage)
+    return _emit(args, answers.LineageAnswer.model_validate(data), render_lineage)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -702,123 +743,145 @@ def _when(ts: str | None) -> str:
     return "now" if ts is None else ts[:19].replace("T", " ")
 
 
-def _erasure(e: dict[str, Any]) -> str:
+def _typed(kind: type[AnswerT], answer: AnswerT | dict[str, Any]) -> AnswerT:
+    """``answer`` as the typed answer ``kind``: the SDK hands out its JSON form."""
+    return answer if isinstance(answer, kind) else kind.model_validate(answer)
+
+
+def _erasure(e: ErasureNote) -> str:
     """An answer's ``erased`` member in words: the erasure, its positions and time."""
     return (
-        f"erased at position {e['position']} (erasure {e['erasure']}, requested at position "
-        f"{e['requested_position']}, erased {_when(e['erased_at'])})"
+        f"erased at position {e.position} (erasure {e.erasure}, requested at position "
+        f"{e.requested_position}, erased {_when(e.erased_at)})"
     )
 
 
-def _withheld(d: dict[str, Any]) -> list[str]:
+def _withheld(n: int | None) -> list[str]:
     """The line saying how many nodes an answer left out (``withheld``), if any."""
-    n = d.get("withheld")
     return [f"  withheld: {counted(n, 'node')} of projects this one may not read"] if n else []
 
 
-def render_scored(d: dict[str, Any]) -> str:
-    gone = d.get("erased")
-    if d["record"] is None and gone is not None:
+def _runs(runs: list[RunNode]) -> str:
+    return ", ".join(f"{r.job} (…{r.run[-8:]})" for r in runs)
+
+
+def render_scored(answer: ScoredAnswer | dict[str, Any]) -> str:
+    d = _typed(answers.ScoredAnswer, answer)
+    gone = d.erased
+    if d.record is None and gone is not None:
         return (
             f"this record was {_erasure(gone)}: its predictions are kept without the record, "
             "their output or trace id, so none is shown"
         )
-    n = d["times_scored"]
+    n = d.times_scored
     head = f"was scored {counted(n, 'time')}:" if n else "was never scored"
-    lines = [f"{d['record']} {head}"]
+    lines = [f"{d.record} {head}"]
     lines += [
-        f"  {_when(p['at'])}  {_short(p['model']):<22} in {_short(p['deployment']):<18} "
-        f"output={json.dumps(p['output'])}"
-        for p in d["predictions"]
+        f"  {_when(p.at)}  {_short(p.model):<22} in {_short(p.deployment):<18} "
+        f"output={json.dumps(p.output)}  (position {p.position}"
+        + (f", trace {p.trace_id})" if p.trace_id else ")")
+        for p in d.predictions
     ]
     if gone is not None:
         lines.append(f"  earlier, the record was {_erasure(gone)}; what is shown came after it")
     return "\n".join(lines)
 
 
-def render_trained_on(d: dict[str, Any]) -> str:
-    datasets, runs = d["datasets"], d["runs"]
+def render_trained_on(answer: TrainedOnAnswer | dict[str, Any]) -> str:
+    d = _typed(answers.TrainedOnAnswer, answer)
     lines = [
-        f"{_short(d['model'])} was trained on {counted(len(datasets), 'dataset version')} "
-        f"through {counted(len(runs), 'run')}" + (":" if datasets else "")
+        f"{_short(d.model)} was trained on {counted(len(d.datasets), 'dataset version')} "
+        f"through {counted(len(d.runs), 'run')}" + (":" if d.datasets else "")
     ]
-    for ds in datasets:
+    for ds in d.datasets:
+        rows = "" if ds.row_count is None else f", {counted(ds.row_count, 'row')}"
         lines.append(
-            f"  {_short(ds['dataset']):<28} {ds['relation']:<9} depth {ds['depth']}  "
-            f"{counted(ds['records'], 'record')}  {ds['digest'] or 'no digest'}"
+            f"  {_short(ds.dataset):<28} {ds.relation:<9} depth {ds.depth}  "
+            f"{counted(ds.records, 'record')}{rows}  {ds.digest or 'no digest'}"
         )
-    return "\n".join(lines + _withheld(d))
+    if d.runs:
+        lines.append(f"  runs: {_runs(d.runs)}")
+    return "\n".join(lines + _withheld(d.withheld))
 
 
-def render_summary(d: dict[str, Any], *, derived: bool = False) -> list[str]:
+def render_summary(d: Downstream | DownstreamAnswer | FootprintAnswer) -> list[str]:
     """The runs, dataset versions, model versions and deployments of a ``downstream`` or
-    (``derived``) ``footprint`` answer: one line each, by label."""
+    (derived from the subject's data) ``footprint`` answer: one line each, by label."""
+    derived = isinstance(d, answers.FootprintAnswer)
+    datasets = d.derived_datasets if isinstance(d, answers.FootprintAnswer) else d.datasets
     lines = []
-    datasets = d["derived_datasets"] if derived else d["datasets"]
     for name, items in (
-        ("runs", [f"{r['job']} (…{r['run'][-8:]})" for r in d["runs"]]),
-        ("derived datasets" if derived else "datasets", [x["label"] for x in datasets]),
-        ("models", [m["label"] for m in d["models"]]),
+        ("runs", _runs(d.runs)),
+        ("derived datasets" if derived else "datasets", ", ".join(x.label or "" for x in datasets)),
+        ("models", ", ".join(m.label or "" for m in d.models)),
     ):
         if items:
-            lines.append(f"  {name}: " + ", ".join(items))
-    for dep in d["deployments"]:
+            lines.append(f"  {name}: {items}")
+    for dep in d.deployments:
         lines.append(
-            f"  deployment {_short(dep['deployment'])} served "
-            + ", ".join(_short(m) for m in dep["serves_from_here"])
+            f"  deployment {_short(dep.deployment)} served "
+            + ", ".join(_short(m) for m in dep.serves_from_here)
         )
     return lines
 
 
-def render_downstream(d: dict[str, Any]) -> str:
-    lines = [f"downstream of {_short(d['dataset'])}:", *render_summary(d)]
-    for p in d["predictions"]:
+def render_downstream(answer: DownstreamAnswer | dict[str, Any]) -> str:
+    d = _typed(answers.DownstreamAnswer, answer)
+    lines = [f"downstream of {_short(d.dataset)}:", *render_summary(d)]
+    for p in d.predictions:
         lines.append(
-            f"  {p['count']:>6} {noun(p['count'], 'prediction')} by {_short(p['model'])} in "
-            f"{_short(p['deployment'])} ({_when(p['first_at'])} .. {_when(p['last_at'])})"
+            f"  {p.count:>6} {noun(p.count, 'prediction')} by {_short(p.model)} in "
+            f"{_short(p.deployment)} ({_when(p.first_at)} .. {_when(p.last_at)})"
         )
-    lines.append(f"  total predictions: {d['total_predictions']}")
-    return "\n".join(lines + _withheld(d))
+    lines.append(f"  total predictions: {d.total_predictions}")
+    return "\n".join(lines + _withheld(d.withheld))
 
 
-def render_lineage(d: dict[str, Any]) -> str:
-    gone = d.get("erased")
-    if gone is not None:
-        return f"{d['root']} was {_erasure(gone)}: it has no lineage (0 nodes, 0 edges)"
-    when = f" as of {d['as_of']}" if d["as_of"] else ""
+def render_lineage(answer: LineageAnswer | dict[str, Any]) -> str:
+    d = _typed(answers.LineageAnswer, answer)
+    if d.erased is not None:
+        return f"{d.root} was {_erasure(d.erased)}: it has no lineage (0 nodes, 0 edges)"
+    when = f" as of {d.as_of}" if d.as_of else ""
     lines = [
-        f"lineage of {d['root']} ({d['direction']}, up to {counted(d['depth'], 'hop')}){when}: "
-        f"{counted(len(d['nodes']), 'node')}, {counted(len(d['edges']), 'edge')}"
+        f"lineage of {d.root} ({d.direction}, up to {counted(d.depth, 'hop')}){when}: "
+        f"{counted(len(d.nodes), 'node')}, {counted(len(d.edges), 'edge')}"
     ]
     lines += [
-        f"  {e['src']}  -[{e['kind']}]->  {e['dst']}"
-        + (f"  (until {_when(e['valid_to'])})" if e["valid_to"] else "")
-        for e in d["edges"]
+        f"  node {n.id}  ({n.kind} {n.label}, {counted(n.distance, 'hop')} away, created "
+        f"{_when(n.created_at)})"
+        for n in d.nodes
     ]
-    return "\n".join(lines + _withheld(d))
+    lines += [
+        f"  {e.src}  -[{e.kind}]->  {e.dst}"
+        + (f"  (until {_when(e.valid_to)})" if e.valid_to else "")
+        for e in d.edges
+    ]
+    return "\n".join(lines + _withheld(d.withheld))
 
 
-def render_footprint(d: dict[str, Any]) -> str:
-    gone = d.get("erased")
-    if gone is not None and not d["records"] and not d["vault_entries"]:
+def render_footprint(answer: FootprintAnswer | dict[str, Any]) -> str:
+    d = _typed(answers.FootprintAnswer, answer)
+    gone = d.erased
+    if gone is not None and not d.records and not d.vault_entries:
         return (
-            f"{d['subject']} was {_erasure(gone)}: no record, dataset version, prediction or "
+            f"{d.subject} was {_erasure(gone)}: no record, dataset version, prediction or "
             "vault entry of this subject is held"
         )
     lines = [
-        f"{d['subject']}: {counted(len(d['records']), 'record')}, "
-        f"{counted(len(d['datasets']), 'dataset version')}, "
-        f"{counted(len(d['predictions']), 'prediction')}, "
-        f"{counted(d['vault_entries'], 'vault entry', 'vault entries')}"
+        f"{d.subject}: {counted(len(d.records), 'record')}, "
+        f"{counted(len(d.datasets), 'dataset version')}, "
+        f"{counted(len(d.predictions), 'prediction')}, "
+        f"{counted(d.vault_entries, 'vault entry', 'vault entries')}"
     ]
-    for r in d["records"]:
-        lines.append(f"  {_short(r['record'])} in " + ", ".join(_short(x) for x in r["datasets"]))
-    lines += render_summary(d, derived=True)
-    for p in d["predictions"]:
+    for r in d.records:
+        lines.append(f"  {_short(r.record)} in " + ", ".join(_short(x) for x in r.datasets))
+    lines += render_summary(d)
+    for p in d.predictions:
         lines.append(
-            f"  scored {_when(p['at'])} by {_short(p['model'])} in {_short(p['deployment'])}"
+            f"  scored {_when(p.at)} by {_short(p.model)} in {_short(p.deployment)}: "
+            f"{_short(p.record)} (position {p.position})"
         )
-    lines += _withheld(d)
+    lines += _withheld(d.withheld)
     if gone is not None:
         lines.append(f"  earlier, this subject was {_erasure(gone)}; what is shown came after it")
     return "\n".join(lines)
@@ -910,24 +973,27 @@ def render_log(events: list[dict[str, Any]]) -> str:
     )
 
 
-def render_history(d: dict[str, Any]) -> str:
-    lines = [f"{_short(d['deployment'])} ({d['status']}, {d['endpoint']}):"]
+def render_history(answer: HistoryAnswer | dict[str, Any]) -> str:
+    d = _typed(answers.HistoryAnswer, answer)
+    lines = [f"{_short(d.deployment)} ({d.status}, {d.endpoint}):"]
     lines += [
-        f"  {_when(i['from'])} .. {_when(i['to']):<19}  {_short(i['model']):<22} "
-        f"{i['traffic']:g}% traffic"
-        for i in d["intervals"]
+        f"  {_when(i.start)} .. {_when(i.end):<19}  {_short(i.model):<22} "
+        f"{i.traffic:g}% traffic" + (f" at {i.endpoint}" if i.endpoint != d.endpoint else "")
+        for i in d.intervals
     ]
     return "\n".join(lines)
 
 
-def render_aliases(d: dict[str, Any]) -> str:
-    if not d["history"]:
-        return f"model {d['model']} has no aliases: none was ever pointed at one of its versions"
-    lines = [f"aliases of {d['model']}:"]
-    for alias, spans in sorted(d["history"].items()):
+def render_aliases(answer: AliasesAnswer | dict[str, Any]) -> str:
+    d = _typed(answers.AliasesAnswer, answer)
+    if not d.history:
+        return f"model {d.model} has no aliases: none was ever pointed at one of its versions"
+    now = ", ".join(f"{alias} -> {_short(m)}" for alias, m in sorted(d.current.items()))
+    lines = [f"aliases of {d.model}" + (f" (now {now}):" if now else ":")]
+    for alias, spans in sorted(d.history.items()):
         lines += [
-            f"  {alias:<12} {_short(s['model']):<22} {_when(s['from'])} .. {_when(s['to']):<19}"
-            f"  moved by {s['moved_by']}"
+            f"  {alias:<12} {_short(s.model):<22} {_when(s.start)} .. {_when(s.end):<19}"
+            f"  moved by {s.moved_by}"
             for s in spans
         ]
     return "\n".join(lines)
@@ -1054,14 +1120,14 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "init": cmd_init,
-    "scored": _question("scored", render_scored),
-    "trained-on": _question("trained_on", render_trained_on),
-    "downstream": _question("downstream", render_downstream),
+    "scored": _question("scored", "ScoredAnswer", render_scored),
+    "trained-on": _question("trained_on", "TrainedOnAnswer", render_trained_on),
+    "downstream": _question("downstream", "DownstreamAnswer", render_downstream),
     "lineage": cmd_lineage,
-    "footprint": _question("footprint", render_footprint),
-    "history": _question("history", render_history),
+    "footprint": _question("footprint", "FootprintAnswer", render_footprint),
+    "history": _question("history", "HistoryAnswer", render_history),
     "erase": cmd_erase,
-    "aliases": _question("aliases", render_aliases),
+    "aliases": _question("aliases", "AliasesAnswer", render_aliases),
     "rebuild": cmd_rebuild,
     "log": cmd_log,
     "keys": cmd_keys,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -209,3 +211,77 @@ def test_auditors_read_the_projects_log(http: httpx.Client, server_ledger: Ledge
     assert all(e["project"] == P for e in page["events"])
     first = page["events"][0]
     assert first == server_ledger.read(first["position"], 1)[0].as_dict()
+
+
+# --- one service function per question --------------------------------------------------------
+
+
+def test_the_routes_and_the_local_backend_ask_the_same_service_function(
+    tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each question route and ``LocalBackend.ask`` answer through the function of
+    ``registry.services`` named after the question, and give the same JSON."""
+    from fastapi.testclient import TestClient
+
+    import registry
+    from registry import auth, services
+    from registry.api.app import create_app
+    from registry.backend import LocalBackend
+    from registry.store import open_store
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    with registry.connect(url, project=P, actor="alice") as reg:
+        raw = reg.register_dataset("raw", "1", uri="file:///raw.csv", digest="sha256:" + "a" * 64,
+                                   records=["r-1"], subjects=["s-1"])  # fmt: skip
+        with reg.run("train", inputs=[raw]) as run:
+            model = run.register_model("clf", artifact_uri="file:///m.pkl",
+                                       artifact_digest="sha256:" + "b" * 64)  # fmt: skip
+        api = reg.deploy("api", endpoint="https://api.example", served={model: 100})
+        reg.log_predictions(api, model=model, records=["r-1"], outputs=[0.5])
+        reg.set_alias(model, "production")
+    store = open_store(url)
+    try:
+        _, token = auth.create_key(store, project=P, role="dpo", name="t", created_by="tests")
+    finally:
+        store.dispose()
+    asked = [
+        ("scored", "POST", "scored", {"record": "r-1"}),
+        ("trained_on", "GET", "trained-on", {"model": "clf@production"}),
+        ("downstream", "GET", "downstream", {"dataset": "raw@1"}),
+        ("lineage", "GET", "lineage", {"node": model.id}),
+        ("footprint", "POST", "footprint", {"subject": "s-1"}),
+        ("history", "GET", "history", {"deployment": "api"}),
+        ("aliases", "GET", "aliases", {"name": "clf"}),
+    ]
+    assert [name for name, *_ in asked] == list(services.QUESTIONS)
+    calls: list[str] = []
+    for name in services.QUESTIONS:
+        assert services.QUESTIONS[name] is getattr(services, name)
+
+        def spy(*args: object, _name: str = name, _real: object = getattr(services, name),
+                **kwargs: object) -> object:  # fmt: skip
+            calls.append(_name)
+            return _real(*args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(services, name, spy)
+        monkeypatch.setitem(services.QUESTIONS, name, spy)
+    monkeypatch.setenv("MLLEDGER_CHECKPOINT_EVERY", "0")
+    with TestClient(create_app(url)) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        ledger = open_ledger(url)
+        try:
+            for name, method, path, params in asked:
+                route = f"/api/v1/projects/{P}/questions/{path}"
+                if method == "POST":
+                    got = client.post(route, json=params, headers=headers)
+                else:
+                    got = client.get(route, params=params, headers=headers)
+                assert got.status_code == 200, got.text
+                local = LocalBackend(ledger).ask(P, name, **params)
+                assert got.json() == local, name
+                assert got.content == json.dumps(
+                    local, separators=(",", ":"), ensure_ascii=False
+                ).encode()
+        finally:
+            ledger.close()
+    assert calls == [name for name, *_ in asked for _ in (0, 1)]

@@ -212,7 +212,7 @@ def test_trained_on_json_has_relations_depths_and_record_counts(
     """``trained-on --json`` lists each dataset version with relation, depth and counts."""
     data = cli_json("trained-on", "clf@2")
     assert data["model"] == scenario.m2
-    assert data["runs"] == [scenario.run_b]
+    assert data["runs"] == [{"run": scenario.run_b, "job": "train-b"}]
     assert [(d["dataset"], d["relation"], d["depth"], d["records"], d["row_count"])
             for d in data["datasets"]] == [
         (scenario.clean, "direct", 1, 4, 4),

@@ -168,9 +168,7 @@ def flat(text: str) -> str:
 # --- erased subjects and records answer "erased" in text too -----------------------------------
 
 
-def test_after_an_erasure_scored_footprint_and_lineage_say_erased(
-    both: Any, erase: Any
-) -> None:
+def test_after_an_erasure_scored_footprint_and_lineage_say_erased(both: Any, erase: Any) -> None:
     outcome = erase("s-1")
 
     text, data = both("scored", "r-0")
@@ -257,8 +255,11 @@ def test_trained_on_and_the_dossier_count_depth_the_same_way(
             f"{model} was trained on {plural(len(answer['datasets']), 'dataset version')} "
             f"through {plural(len(answer['runs']), 'run')}:"
         )
-        for line, d in zip(lines[1:], answer["datasets"], strict=True):
+        for line, d in zip(lines[1:-1], answer["datasets"], strict=True):
             assert line.split()[:4] == [d["label"], d["relation"], "depth", str(d["depth"])]
+        assert lines[-1] == "  runs: " + ", ".join(
+            f"{r['job']} (…{r['run'][-8:]})" for r in answer["runs"]
+        )
 
         head = head_of(world.url)
         out = tmp_path / f"dossier-{model}"
@@ -311,6 +312,97 @@ def test_every_node_list_of_a_footprint_has_one_shape(both: Any, world: World) -
     assert "  derived datasets: features@1" in lines
     assert "  models: clf@1, clf@2, tuned@1" in lines
     assert any(line.startswith("  runs: train-a (…") for line in lines)
+
+
+# --- every question's text carries what its JSON holds -------------------------------------------
+
+
+def label(node: str) -> str:
+    """How the text names a dataset, model or deployment id: its name (and version)."""
+    return node.split("/", 1)[1]
+
+
+def when(stamp: str | None) -> str:
+    return "now" if stamp is None else stamp[:19].replace("T", " ")
+
+
+def test_scored_text_gives_each_prediction_with_its_position(both: Any) -> None:
+    text, data = both("scored", "r-0")
+    lines = text.splitlines()
+    assert lines[0] == f"{data['record']} was scored 1 time:"
+    for line, p in zip(lines[1:], data["predictions"], strict=True):
+        assert line.split()[:3] == [*when(p["at"]).split(), label(p["model"])]
+        assert f" in {label(p['deployment'])} " in line
+        assert f"output={json.dumps(p['output'])}" in line
+        assert line.endswith(f"(position {p['position']})")  # no trace id was logged
+
+
+def test_downstream_text_names_every_node_and_prediction_count(both: Any, world: World) -> None:
+    text, data = both("downstream", "raw@1")
+    lines = text.splitlines()
+    assert lines[0] == "downstream of raw@1:"
+    assert "  runs: " + ", ".join(f"{r['job']} (…{r['run'][-8:]})" for r in data["runs"]) in lines
+    assert "  datasets: " + ", ".join(d["label"] for d in data["datasets"]) in lines
+    assert "  models: " + ", ".join(m["label"] for m in data["models"]) in lines
+    for dep in data["deployments"]:
+        served = ", ".join(label(m) for m in dep["serves_from_here"])
+        assert f"  deployment {label(dep['deployment'])} served {served}" in lines
+    for p in data["predictions"]:
+        assert any(
+            line.split()[:2] == [str(p["count"]), "predictions"]
+            and f"by {label(p['model'])} in {label(p['deployment'])}" in line
+            for line in lines
+        )
+    assert lines[-1] == f"  total predictions: {data['total_predictions']}"
+
+
+def test_lineage_text_lists_every_node_with_its_distance_and_every_edge(
+    both: Any, world: World
+) -> None:
+    text, data = both("lineage", world.m2, "--depth", "2")
+    lines = text.splitlines()
+    nodes, edges = lines[1 : 1 + len(data["nodes"])], lines[1 + len(data["nodes"]) :]
+    for line, n in zip(nodes, data["nodes"], strict=True):
+        assert line.startswith(f"  node {n['id']}  ({n['kind']} {n['label']}, ")
+        assert f"{plural(n['distance'], 'hop')} away, created {when(n['created_at'])})" in line
+    for line, e in zip(edges, data["edges"], strict=True):
+        assert line == f"  {e['src']}  -[{e['kind']}]->  {e['dst']}"  # every edge still open
+    assert data["nodes"][0] == {**data["nodes"][0], "id": world.m2, "distance": 0}
+
+
+def test_footprint_text_gives_each_record_and_prediction(both: Any) -> None:
+    text, data = both("footprint", "s-1")
+    lines = text.splitlines()
+    for r in data["records"]:
+        held = ", ".join(label(d) for d in r["datasets"])
+        assert f"  {label(r['record'])} in {held}" in lines
+    [prediction] = data["predictions"]
+    assert (
+        f"  scored {when(prediction['at'])} by {label(prediction['model'])} in "
+        f"{label(prediction['deployment'])}: {label(prediction['record'])} "
+        f"(position {prediction['position']})"
+    ) in lines
+
+
+def test_history_text_gives_every_interval(both: Any) -> None:
+    text, data = both("history", "api")
+    lines = text.splitlines()
+    assert lines[0] == f"api ({data['status']}, {data['endpoint']}):"
+    for line, i in zip(lines[1:], data["intervals"], strict=True):
+        assert line.startswith(f"  {when(i['from'])} .. {when(i['to'])}")
+        assert line.endswith(f"{label(i['model'])}                  {i['traffic']:g}% traffic")
+    assert [m["model"] for m in data["models"]] == [i["model"] for i in data["intervals"]]
+
+
+def test_aliases_text_says_where_each_alias_points_now(both: Any, world: World) -> None:
+    text, data = both("aliases", "clf")
+    assert data["current"] == {"production": world.m2}
+    lines = text.splitlines()
+    assert lines[0] == "aliases of clf (now production -> clf@2):"
+    spans = [(alias, s) for alias, moves in sorted(data["history"].items()) for s in moves]
+    for line, (alias, s) in zip(lines[1:], spans, strict=True):
+        assert line.split()[:3] == [alias, label(s["model"]), *when(s["from"]).split()[:1]]
+        assert line.endswith(f"moved by {s['moved_by']}")
 
 
 # --- log --project ------------------------------------------------------------------------------
@@ -375,9 +467,7 @@ def test_a_record_never_scored_says_so_without_a_dangling_colon(both: Any) -> No
 def test_a_model_without_aliases_says_it_has_none(both: Any) -> None:
     text, data = both("aliases", "tuned")
     assert (data["current"], data["history"]) == ({}, {})
-    assert text == (
-        "model tuned has no aliases: none was ever pointed at one of its versions\n"
-    )
+    assert text == ("model tuned has no aliases: none was ever pointed at one of its versions\n")
 
 
 def test_the_export_progress_counts_whole_rows(cli: Any, world: World, tmp_path: Path) -> None:

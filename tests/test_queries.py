@@ -45,7 +45,7 @@ def test_trained_on_is_transitive_with_record_counts(reg: Registry, world: Scena
         world.extra.id: ("direct", 1, 2),
         world.raw.id: ("upstream", 2, 10),
     }
-    assert answer["runs"] == [world.run2]
+    assert answer["runs"] == [{"run": world.run2, "job": "train-b"}]
 
 
 def test_trained_on_follows_base_models(reg: Registry, world: Scenario) -> None:

@@ -508,9 +508,6 @@ class SubjectQuery(Strict):
     subject: Key = Field(description="Data-subject id (raw), sent in the body.")
 
 
-Answer = dict[str, Any]
-
-
 # --- keys -------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from lineage import queries
+from lineage import answers
+from registry import services
 from registry.api.deps import LedgerDep, Principal, allow
 from registry.api.problems import responses
 from registry.api.schemas import (
@@ -15,7 +16,6 @@ from registry.api.schemas import (
     MODEL_REF_PATTERN,
     NODE_ID_PATTERN,
     URL_TEXT_PATTERN,
-    Answer,
     DatasetPublic,
     NamePath,
     RecordQuery,
@@ -25,9 +25,7 @@ from registry.api.schemas import (
 )
 from registry.backend import LocalBackend
 from registry.errors import NotFound
-from registry.grants import readable_projects
-from registry.ids import NodeId, dataset_id
-from registry.store.raw import Raw
+from registry.ids import dataset_id
 
 router = APIRouter(prefix="/projects/{project}", tags=["questions"])
 
@@ -54,59 +52,44 @@ DeploymentParam = Annotated[str, _node(DEPLOYMENT_REF_PATTERN, "Deployment: its 
 NODE_PROBLEMS = responses("invalid-node-id", "not-found")
 
 
-def _own(ledger: LedgerDep, project: str, node: str) -> None:
-    """Refuse a node of a project the key's project cannot read (its own, and those that
-    grant it access) as not found: a key learns nothing of other projects' nodes."""
-    if ":" not in node:
-        return  # a short form (name@version) is resolved inside the project
-    parsed = NodeId.parse(node)
-    with ledger.store.read() as conn:
-        raw = Raw(conn)
-        owner = parsed.project
-        if parsed.kind == "run":
-            owner = raw.scalar("SELECT project FROM cat_runs WHERE id = ?", (node,))
-        if owner is not None and owner not in readable_projects(raw, project):
-            raise NotFound(f"no node {node} in project {project!r}")
-
-
-def _ask(ledger: LedgerDep, who: Principal, question: str, **params: Any) -> Answer:
-    return LocalBackend(ledger).ask(who.project, question, **params)
-
-
-@router.post("/questions/scored", response_model=Answer, responses=responses("not-found"))
+@router.post(
+    "/questions/scored", response_model=answers.ScoredAnswer, responses=responses("not-found")
+)
 def scored(
     query: RecordQuery,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.scored")],
-) -> Answer:
+) -> answers.ScoredAnswer:
     """Which model version, in which deployment, scored this record, and when."""
-    return _ask(ledger, who, "scored", record=query.record)
+    return services.scored(ledger, who.project, record=query.record)
 
 
-@router.get("/questions/trained-on", response_model=Answer, responses=NODE_PROBLEMS)
+@router.get(
+    "/questions/trained-on", response_model=answers.TrainedOnAnswer, responses=NODE_PROBLEMS
+)
 def trained_on(
     model: ModelParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.trained_on")],
-) -> Answer:
+) -> answers.TrainedOnAnswer:
     """Dataset versions that trained a model version (``name@version``, ``name@alias`` or
     a full id), transitively, with record counts."""
-    _own(ledger, who.project, model)
-    return _ask(ledger, who, "trained_on", model=model)
+    return services.trained_on(ledger, who.project, model=model)
 
 
-@router.get("/questions/downstream", response_model=Answer, responses=NODE_PROBLEMS)
+@router.get(
+    "/questions/downstream", response_model=answers.DownstreamAnswer, responses=NODE_PROBLEMS
+)
 def downstream(
     dataset: DatasetParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.downstream")],
-) -> Answer:
+) -> answers.DownstreamAnswer:
     """Runs, datasets, model versions, deployments and predictions downstream of a dataset."""
-    _own(ledger, who.project, dataset)
-    return _ask(ledger, who, "downstream", dataset=dataset)
+    return services.downstream(ledger, who.project, dataset=dataset)
 
 
-@router.get("/questions/lineage", response_model=Answer, responses=NODE_PROBLEMS)
+@router.get("/questions/lineage", response_model=answers.LineageAnswer, responses=NODE_PROBLEMS)
 def lineage(
     node: NodeParam,
     ledger: LedgerDep,
@@ -117,24 +100,26 @@ def lineage(
         Query(description="Hops from the node (0 or more).", json_schema_extra={"minimum": 0}),
     ] = 3,
     as_of: Annotated[Time | None, Query(description="RFC 3339 time.")] = None,
-) -> Answer:
+) -> answers.LineageAnswer:
     """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
-    _own(ledger, who.project, node)
-    return _ask(ledger, who, "lineage", node=node, direction=direction, depth=depth, as_of=as_of)
+    return services.lineage(
+        ledger, who.project, node=node, direction=direction, depth=depth, as_of=as_of
+    )
 
 
-@router.get("/questions/history", response_model=Answer, responses=NODE_PROBLEMS)
+@router.get("/questions/history", response_model=answers.HistoryAnswer, responses=NODE_PROBLEMS)
 def history(
     deployment: DeploymentParam,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.history")],
-) -> Answer:
+) -> answers.HistoryAnswer:
     """Which model versions a deployment served, from when to when."""
-    _own(ledger, who.project, deployment)
-    return _ask(ledger, who, "history", deployment=deployment)
+    return services.history(ledger, who.project, deployment=deployment)
 
 
-@router.get("/questions/aliases", response_model=Answer, responses=responses("not-found"))
+@router.get(
+    "/questions/aliases", response_model=answers.AliasesAnswer, responses=responses("not-found")
+)
 def aliases(
     name: Annotated[
         str,
@@ -147,19 +132,21 @@ def aliases(
     ],
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "questions.aliases")],
-) -> Answer:
+) -> answers.AliasesAnswer:
     """Where each alias (stage) of a model pointed over time, and who moved it."""
-    return _ask(ledger, who, "aliases", name=name)
+    return services.aliases(ledger, who.project, name=name)
 
 
-@router.post("/questions/footprint", response_model=Answer, responses=responses("not-found"))
+@router.post(
+    "/questions/footprint", response_model=answers.FootprintAnswer, responses=responses("not-found")
+)
 def footprint(
     query: SubjectQuery,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("personal", "questions.footprint")],
-) -> Answer:
+) -> answers.FootprintAnswer:
     """Everything linked to a data subject (data-protection officers)."""
-    return _ask(ledger, who, "footprint", subject=query.subject)
+    return services.footprint(ledger, who.project, subject=query.subject)
 
 
 @router.post(
@@ -207,5 +194,4 @@ def resolve_model(
     model: ModelParam, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
 ) -> dict[str, str]:
     """The model version id that ``name@version``, ``name@alias`` or an id names now."""
-    _own(ledger, who.project, model)
-    return {"id": queries.resolve_model(ledger, model, who.project)}
+    return {"id": services.resolve_model(ledger, who.project, model)}

@@ -1,0 +1,302 @@
+"""The answers of the lineage questions, as typed models.
+
+``lineage.queries`` returns these; the HTTP API declares them as the response of
+each question (so the OpenAPI document describes every answer), the CLI renders
+them, and the SDK hands out their JSON form.
+
+Shapes follow one rule (docs/api.md, "Answers"): a list of graph nodes is a list
+of objects naming each node by its kind (``dataset``, ``run``, ``model``,
+``deployment``) with its label (``label``; a run's is its ``job``); an id that a
+member merely refers to (a prediction's model and deployment, a record's dataset
+versions, the model versions a deployment serves) is a bare id. ``withheld``
+(nodes of projects the asker may not read) and ``erased`` (the latest erasure of
+the record or subject asked about) appear only when there is something to say.
+
+An answer also reads like the mapping it is sent as (``answer["datasets"]`` is
+the list of dictionaries the JSON holds, ``answer.get("erased")``), for code
+written against the JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic.json_schema import SkipJsonSchema
+
+
+class Shape(BaseModel):
+    """A part of an answer: fields in wire order, sent by their JSON names."""
+
+    model_config = ConfigDict(
+        extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+    #: Members left out of the JSON while they are None (said only when there is something).
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    # No return annotation: with one, pydantic would describe the answer by it (an
+    # untyped object) instead of by its fields in the OpenAPI document.
+    @model_serializer(mode="wrap")
+    def _omit_unsaid(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        for name in self.OMITTED_WHEN_NONE:
+            if data.get(name, ...) is None:
+                del data[name]
+        return data
+
+    def _field(self, key: str) -> str:
+        for name, info in type(self).model_fields.items():
+            if key in (name, info.serialization_alias):
+                return name
+        raise KeyError(key)
+
+    def __getitem__(self, key: str) -> Any:
+        """The member ``key`` in its JSON form (nested parts as dictionaries), as the
+        JSON names it; KeyError when the JSON leaves it out."""
+        return self.model_dump(mode="json", include={self._field(key)})[key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self.model_dump()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The member ``key``, or ``default`` when the JSON has none."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> list[str]:
+        """The members the JSON holds, in order."""
+        return list(self.model_dump())
+
+
+class Answered(Shape):
+    """An answer that may leave out nodes of projects the asker cannot read."""
+
+    OMITTED_WHEN_NONE = ("erased", "withheld")
+
+
+# --- parts -------------------------------------------------------------------------------------
+
+#: A node's label: ``name@version`` of a dataset or model version.
+Label = Annotated[str | None, Field(description="name@version.")]
+#: When a span began, and when it ended (null while it lasts); sent as ``from``/``to``.
+Start = Annotated[str, Field(serialization_alias="from", validation_alias="from")]
+End = Annotated[
+    str | None,
+    Field(serialization_alias="to", validation_alias="to", description="null while it lasts."),
+]
+#: The log position of the predictions-logged event that logged a prediction.
+LoggedAt = Annotated[int, Field(description="Log position of the predictions-logged event.")]
+#: How many nodes of projects the asker may not read were left out; unsaid when none.
+Withheld = Annotated[
+    int | SkipJsonSchema[None],
+    Field(description="Nodes of projects the asker may not read, left out."),
+]
+#: A record id (pseudonymous).
+RecordId = Annotated[str, Field(description="Record id (pseudonymous).")]
+
+
+class ErasureNote(Shape):
+    """The latest erasure of a record or subject: which, at what log positions, when."""
+
+    erasure: str = Field(description="The erasure's id.")
+    position: int = Field(description="Log position of its subject-erased event.")
+    requested_position: int = Field(description="Log position of its request.")
+    erased_at: str | None = Field(description="When it completed (RFC 3339).")
+
+
+class RunNode(Shape):
+    run: str = Field(description="Run id.")
+    job: str | None = Field(description="The run's job name (its label).")
+
+
+class DatasetNode(Shape):
+    dataset: str = Field(description="Dataset version id.")
+    label: Label
+
+
+class ModelNode(Shape):
+    model: str = Field(description="Model version id.")
+    label: Label
+
+
+class DeploymentServing(Shape):
+    deployment: str = Field(description="Deployment id.")
+    serves_from_here: list[str] = Field(
+        description="Ids of the model versions in this answer the deployment serves."
+    )
+
+
+class PredictionCount(Shape):
+    deployment: str
+    model: str
+    count: int
+    first_at: str
+    last_at: str
+
+
+class ScoredPrediction(Shape):
+    deployment: str
+    model: str
+    at: str
+    output: Any = Field(description="The model's output, as logged (any JSON value).")
+    trace_id: str | None
+    position: LoggedAt
+
+
+class SubjectPrediction(Shape):
+    record: RecordId
+    deployment: str
+    model: str
+    at: str
+    position: LoggedAt
+
+
+class SubjectRecord(Shape):
+    record: RecordId
+    datasets: list[str] = Field(description="Ids of the dataset versions holding it.")
+
+
+class TrainingDataset(Shape):
+    dataset: str = Field(description="Dataset version id.")
+    label: Label
+    depth: int = Field(description="Steps of data flow to the model (docs/concepts.md, Depth).")
+    relation: Literal["direct", "upstream"] = Field(description="depth 1: direct.")
+    records: int = Field(description="Distinct records in the dataset version.")
+    row_count: int | None
+    digest: str | None
+
+
+class LineageNode(Shape):
+    id: str
+    kind: Literal["dataset", "run", "model", "deployment"]
+    label: str | None
+    created_at: str
+    distance: int = Field(description="Hops from the root.")
+
+
+class LineageEdge(Shape):
+    src: str
+    dst: str
+    kind: str
+    valid_from: str
+    valid_to: str | None
+
+
+class ServingInterval(Shape):
+    model: str
+    traffic: float = Field(description="Share of the traffic, in percent.")
+    endpoint: str
+    start: Start
+    end: End
+
+
+class ServiceSpan(Shape):
+    start: Start
+    end: End
+
+
+class ServedModel(Shape):
+    model: str
+    spans: list[ServiceSpan] = Field(description="Back-to-back intervals merged.")
+
+
+class AliasSpan(Shape):
+    model: str
+    moved_by: str
+    start: Start
+    end: End
+
+
+class Downstream(Shape):
+    """The nodes derived from some dataset versions, grouped by kind, and the predictions
+    of those model versions: shared by ``downstream`` and ``footprint``."""
+
+    runs: list[RunNode]
+    datasets: list[DatasetNode]
+    models: list[ModelNode]
+    deployments: list[DeploymentServing]
+    predictions: list[PredictionCount]
+    total_predictions: int
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+
+class ScoredAnswer(Answered):
+    """Every time a record was scored."""
+
+    record: str | None = Field(description="Record id; null once the record is erased.")
+    times_scored: int
+    predictions: list[ScoredPrediction]
+    erased: ErasureNote | SkipJsonSchema[None] = None
+
+
+class TrainedOnAnswer(Answered):
+    """The dataset versions that trained a model version, transitively."""
+
+    model: str
+    runs: list[RunNode]
+    datasets: list[TrainingDataset]
+    withheld: Withheld = None
+
+
+class DownstreamAnswer(Answered):
+    """Everything downstream of a dataset version."""
+
+    dataset: str
+    runs: list[RunNode]
+    datasets: list[DatasetNode]
+    models: list[ModelNode]
+    deployments: list[DeploymentServing]
+    predictions: list[PredictionCount]
+    total_predictions: int
+    withheld: Withheld = None
+
+
+class LineageAnswer(Answered):
+    """The lineage subgraph around a node."""
+
+    root: str
+    direction: Literal["upstream", "downstream", "both"]
+    depth: int
+    as_of: str | None
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+    erased: ErasureNote | SkipJsonSchema[None] = None
+    withheld: Withheld = None
+
+
+class FootprintAnswer(Answered):
+    """Everything linked to a data subject."""
+
+    subject: str = Field(description="subject:<project>/<erasure reference>.")
+    records: list[SubjectRecord]
+    datasets: list[DatasetNode]
+    derived_datasets: list[DatasetNode]
+    runs: list[RunNode]
+    models: list[ModelNode]
+    deployments: list[DeploymentServing]
+    predictions: list[SubjectPrediction]
+    vault_entries: int
+    erased: ErasureNote | SkipJsonSchema[None] = None
+    withheld: Withheld = None
+
+
+class HistoryAnswer(Shape):
+    """Which model versions a deployment served, from when to when."""
+
+    deployment: str
+    status: str
+    endpoint: str
+    intervals: list[ServingInterval]
+    models: list[ServedModel]
+
+
+class AliasesAnswer(Shape):
+    """Where each alias of a model pointed, from when to when."""
+
+    model: str = Field(description="The model's name.")
+    current: dict[str, str] = Field(description="Alias -> the model version id it names now.")
+    history: dict[str, list[AliasSpan]]

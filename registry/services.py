@@ -1,0 +1,136 @@
+"""The lineage questions as a project asks them: one function per question.
+
+Each function takes the ledger and the asking project, turns what the asker typed
+into node ids, refuses a node of a project the asker may not read (as not found:
+a project learns nothing of others' nodes), and answers with the typed answer of
+``lineage.queries``, showing only nodes of projects the asker may read (its own
+and those that grant it access; the rest counted as ``withheld``). The HTTP API's
+routes and ``registry.backend.LocalBackend`` (the SDK and CLI) call these, so a
+question answers and fails alike in process and over HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lineage import queries
+from lineage.answers import (
+    AliasesAnswer,
+    DownstreamAnswer,
+    FootprintAnswer,
+    HistoryAnswer,
+    LineageAnswer,
+    ScoredAnswer,
+    Shape,
+    TrainedOnAnswer,
+)
+from registry.errors import NotFound
+from registry.grants import readable_projects
+from registry.ids import NodeId
+from registry.ledger import Ledger
+from registry.store.raw import Raw
+
+
+def readable(ledger: Ledger, project: str) -> frozenset[str]:
+    """The projects whose nodes ``project`` may see: itself and those granting it access."""
+    with ledger.store.read() as conn:
+        return readable_projects(Raw(conn), project)
+
+
+def own(ledger: Ledger, project: str, node: str) -> frozenset[str]:
+    """The projects ``project`` may read, after refusing (NotFound) a full node id of a
+    project outside them; a short form (``name@version``) is resolved inside the project."""
+    with ledger.store.read() as conn:
+        raw = Raw(conn)
+        visible = readable_projects(raw, project)
+        if ":" not in node:
+            return visible
+        parsed = NodeId.parse(node)
+        owner = parsed.project
+        if parsed.kind == "run":
+            owner = raw.scalar("SELECT project FROM cat_runs WHERE id = ?", (node,))
+    if owner is not None and owner not in visible:
+        raise NotFound(f"no node {node} in project {project!r}")
+    return visible
+
+
+def resolve_model(ledger: Ledger, project: str, model: str) -> str:
+    """The model version id that ``name@version``, ``name@alias`` or an id names now."""
+    own(ledger, project, model)
+    return queries.resolve_model(ledger, model, project)
+
+
+def scored(ledger: Ledger, project: str, *, record: str | int) -> ScoredAnswer:
+    """Every time a record of the project was scored (its own rows only)."""
+    return queries.scored(ledger, project, record)
+
+
+def trained_on(ledger: Ledger, project: str, *, model: str) -> TrainedOnAnswer:
+    """Dataset versions that trained a model version (``name@version``, ``name@alias`` or
+    an id), transitively."""
+    visible = own(ledger, project, model)
+    node = queries.resolve_model(ledger, model, project)
+    return queries.trained_on(ledger, node, visible=visible)
+
+
+def downstream(ledger: Ledger, project: str, *, dataset: str) -> DownstreamAnswer:
+    """Everything downstream of a dataset version (``name@version`` or an id)."""
+    visible = own(ledger, project, dataset)
+    node = queries.resolve(dataset, "dataset", project)
+    return queries.downstream(ledger, node, visible=visible)
+
+
+def lineage(
+    ledger: Ledger,
+    project: str,
+    *,
+    node: str,
+    direction: queries.Direction = "both",
+    depth: int = 3,
+    as_of: Any = None,
+) -> LineageAnswer:
+    """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
+    visible = own(ledger, project, node)
+    return queries.lineage(
+        ledger, node, direction=direction, depth=depth, when=as_of, visible=visible
+    )
+
+
+def footprint(ledger: Ledger, project: str, *, subject: str | int) -> FootprintAnswer:
+    """Everything linked to a data subject of the project."""
+    return queries.footprint(ledger, project, subject, visible=readable(ledger, project))
+
+
+def history(ledger: Ledger, project: str, *, deployment: str) -> HistoryAnswer:
+    """Which model versions a deployment (its name or id) served, from when to when."""
+    visible = own(ledger, project, deployment)
+    node = queries.resolve(deployment, "deployment", project)
+    if NodeId.parse(node).project not in visible:
+        raise NotFound(f"no deployment {node} in the ledger")
+    return queries.history(ledger, node)
+
+
+def aliases(ledger: Ledger, project: str, *, name: str) -> AliasesAnswer:
+    """Where each alias of the project's model ``name`` pointed, and who moved it."""
+    return queries.aliases(ledger, project, name)
+
+
+#: Each question by the name the SDK and ``LocalBackend.ask`` give it.
+QUESTIONS: dict[str, Callable[..., Shape]] = {
+    "scored": scored,
+    "trained_on": trained_on,
+    "downstream": downstream,
+    "lineage": lineage,
+    "footprint": footprint,
+    "history": history,
+    "aliases": aliases,
+}
+
+
+def ask(ledger: Ledger, project: str, question: str, **params: Any) -> Shape:
+    """Answer the question named ``question`` (one of ``QUESTIONS``) with ``params``."""
+    answer = QUESTIONS.get(question)
+    if answer is None:
+        raise NotFound(f"unknown question {question!r}; expected one of {', '.join(QUESTIONS)}")
+    return answer(ledger, project, **params)
