@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from registry.assembly import open_ledger
 from registry.ledger import Ledger
 from tests.support.apiserver import ApiServer
 from tests.support.helpers import newest
