@@ -40,6 +40,16 @@ def string(name: str, length: int = 300, **kw: Any) -> sa.Column[Any]:
     return sa.Column(name, sa.String(length), **kw)
 
 
+def project(**kw: Any) -> sa.Column[Any]:
+    """The project a row belongs to: ``project VARCHAR(128)``."""
+    return string("project", 128, **kw)
+
+
+def subject(**kw: Any) -> sa.Column[Any]:
+    """A data subject's pseudonym in a project: ``subject VARCHAR(32)``."""
+    return string("subject", 32, **kw)
+
+
 def big_key(name: str) -> sa.Column[Any]:
     """A ``BIGINT`` that is (part of) the primary key, never generated: a log position,
     a sequence number or an index the application assigns."""
@@ -63,7 +73,7 @@ def catalogue_table(table: str, *columns: sa.Column[Any]) -> None:
     op.create_table(
         table,
         string("id", primary_key=True),
-        string("project", 128, nullable=False),
+        project(nullable=False),
         string("name", 128, nullable=False),
         string("version", 128, nullable=False),
         *columns,

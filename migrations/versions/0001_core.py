@@ -3,6 +3,8 @@
 Revision 0001, the first (2026-11-22).
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -11,8 +13,10 @@ from migrations.ops import (
     append_only,
     big_key,
     catalogue_table,
+    project,
     refusal_function,
     string,
+    subject,
     validity,
 )
 
@@ -35,7 +39,7 @@ def _log_tables() -> None:
         string("event_id", 36, nullable=False, unique=True),
         string("type", 64, nullable=False),
         sa.Column("schema_version", sa.Integer, nullable=False),
-        string("project", 128, nullable=False),
+        project(nullable=False),
         string("entity", nullable=False),
         string("actor", nullable=False),
         sa.Column("occurred_at", STAMP, nullable=False),
@@ -61,29 +65,28 @@ def _log_tables() -> None:
 
 def _vault_tables() -> None:
     """Project secrets and the encrypted vault."""
-    op.create_table(
-        "project_secrets",
-        string("project", 128, primary_key=True),
-        sa.Column("wrapped", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", STAMP, nullable=False),
-    )
-    op.create_table(
-        "subject_keys",
-        string("project", 128, primary_key=True),
-        string("subject", 32, primary_key=True),
-        sa.Column("wrapped", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", STAMP, nullable=False),
-    )
+    _wrapped_keys("project_secrets", project(primary_key=True))
+    _wrapped_keys("subject_keys", project(primary_key=True), subject(primary_key=True))
     op.create_table(
         "vault_entries",
         string("entry", 36, primary_key=True),
-        string("project", 128, nullable=False),
-        string("subject", 32, nullable=False),
+        project(nullable=False),
+        subject(nullable=False),
         sa.Column("nonce", sa.LargeBinary, nullable=False),
         sa.Column("ciphertext", sa.LargeBinary, nullable=False),
         sa.Column("created_at", STAMP, nullable=False),
     )
     op.create_index("ix_vault_entries_subject", "vault_entries", ["project", "subject"])
+
+
+def _wrapped_keys(table: str, *key: sa.Column[Any]) -> None:
+    """A table of keys wrapped under the master key, one per ``key``."""
+    op.create_table(
+        table,
+        *key,
+        sa.Column("wrapped", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", STAMP, nullable=False),
+    )
 
 
 def _projection_tables() -> None:
@@ -100,7 +103,7 @@ def _projection_tables() -> None:
     op.create_table(
         "cat_runs",
         string("id", 64, primary_key=True),
-        string("project", 128, nullable=False),
+        project(nullable=False),
         string("job", nullable=False),
         string("status", 16, nullable=False),
         sa.Column("params", sa.Text, nullable=False),
@@ -125,7 +128,7 @@ def _projection_tables() -> None:
     )
     op.create_table(
         "model_names",
-        string("project", 128, primary_key=True),
+        project(primary_key=True),
         string("name", 128, primary_key=True),
         sa.Column("versions", sa.BigInteger, nullable=False),
         sa.Column("top_version", sa.BigInteger, nullable=True),
@@ -133,7 +136,7 @@ def _projection_tables() -> None:
     op.create_table(
         "alias_history",
         big_key("opened_pos"),
-        string("project", 128, nullable=False),
+        project(nullable=False),
         string("name", 128, nullable=False),
         string("alias", 128, nullable=False),
         string("model", nullable=False),
@@ -144,7 +147,7 @@ def _projection_tables() -> None:
     op.create_table(
         "cat_deployments",
         string("id", primary_key=True),
-        string("project", 128, nullable=False),
+        project(nullable=False),
         string("name", 128, nullable=False),
         sa.Column("endpoint", sa.Text, nullable=False),
         string("status", 16, nullable=False),
@@ -167,8 +170,8 @@ def _projection_tables() -> None:
         "record_index",
         string("dataset", primary_key=True),
         string("record", 32, primary_key=True),
-        string("project", 128, nullable=False),
-        string("subject", 32, nullable=True),
+        project(nullable=False),
+        subject(nullable=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_record_index_record", "record_index", ["project", "record"])
@@ -190,7 +193,7 @@ def _projection_tables() -> None:
         sa.Column("position", sa.BigInteger, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("epoch", sa.Integer, nullable=False),
-        string("project", 128, nullable=False),
+        project(nullable=False),
         string("record", 32, nullable=False),
         string("deployment", nullable=False),
         string("model", nullable=False),
@@ -213,7 +216,7 @@ def _projection_tables() -> None:
         "lineage_nodes",
         string("id", primary_key=True),
         string("kind", 16, nullable=False),
-        string("project", 128, nullable=True),
+        project(nullable=True),
         string("label", nullable=False),
         sa.Column("created_at", STAMP, nullable=False),
         sa.Column("position", sa.BigInteger, nullable=False),

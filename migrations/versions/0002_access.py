@@ -6,7 +6,7 @@ Revision 0002, after 0001 (2026-11-29).
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.ops import STAMP, append_only, big_key, refusal_function, string
+from migrations.ops import STAMP, append_only, big_key, project, refusal_function, string
 
 revision = "0002"
 down_revision = "0001"
@@ -16,7 +16,7 @@ def upgrade() -> None:
     op.create_table(
         "api_keys",
         string("key_id", 16, primary_key=True),
-        string("project", 128, nullable=False),
+        project(nullable=False),
         string("role", 16, nullable=False),
         string("name", nullable=True),
         string("secret_hash", 64, nullable=False),
@@ -31,7 +31,7 @@ def upgrade() -> None:
         big_key("seq"),
         sa.Column("at", STAMP, nullable=False),
         string("actor", nullable=False),
-        string("project", 128, nullable=True),
+        project(nullable=True),
         string("action", 64, nullable=False),
         sa.Column("resource", sa.Text, nullable=False),
         string("source", nullable=False),

@@ -13,10 +13,12 @@
 Revision 0004, after 0003 (2026-12-13).
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.ops import STAMP, append_only, big_key, is_postgresql, string
+from migrations.ops import STAMP, append_only, big_key, is_postgresql, project, string, subject
 
 revision = "0004"
 down_revision = "0003"
@@ -52,6 +54,11 @@ def upgrade() -> None:
     append_only("redactions", "redactions are append-only", function="mlledger_refuse_change")
 
 
+def _erasure(**kw: Any) -> sa.Column[Any]:
+    """The id of an erasure (a UUID): ``erasure VARCHAR(36)``."""
+    return string("erasure", 36, **kw)
+
+
 def _tables() -> None:
     """Redactions, pending requests and the erasure projections (declarative)."""
     op.create_table(
@@ -63,17 +70,17 @@ def _tables() -> None:
     )
     op.create_table(
         "erasure_requests",
-        string("erasure", 36, primary_key=True),
-        string("project", 128, nullable=False),
-        string("subject", 32, nullable=False),
+        _erasure(primary_key=True),
+        project(nullable=False),
+        subject(nullable=False),
         string("reference", 32, nullable=False),
         sa.Column("requested_pos", sa.BigInteger, nullable=False),
         sa.Column("created_at", STAMP, nullable=False),
     )
     op.create_table(
         "erasures",
-        string("erasure", 36, primary_key=True),
-        string("project", 128, nullable=False),
+        _erasure(primary_key=True),
+        project(nullable=False),
         string("reference", 32, nullable=False),
         string("status", 16, nullable=False),
         string("requested_by", nullable=False),
@@ -86,17 +93,17 @@ def _tables() -> None:
     op.create_index("ix_erasures_reference", "erasures", ["project", "reference"])
     op.create_table(
         "erased_refs",
-        string("project", 128, primary_key=True),
+        project(primary_key=True),
         string("kind", 8, primary_key=True),
         string("reference", 32, primary_key=True),
         big_key("erased_pos"),
-        string("erasure", 36, nullable=False),
+        _erasure(nullable=False),
     )
     op.create_table(
         "remediations",
         string("model", primary_key=True),
-        string("erasure", 36, primary_key=True),
-        string("project", 128, nullable=False),
+        _erasure(primary_key=True),
+        project(nullable=False),
         string("status", 32, nullable=False),
         sa.Column("justification", sa.Text, nullable=True),
         string("approver", nullable=True),

@@ -28,7 +28,7 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.ops import STAMP, big_key, is_postgresql, string
+from migrations.ops import STAMP, big_key, is_postgresql, project, string
 
 revision = "0005"
 down_revision = "0004"
@@ -88,7 +88,7 @@ def upgrade() -> None:
     op.create_index("uq_events_project_event_id", "events", ["project", "event_id"], unique=True)
     op.create_table(
         "project_grants",
-        string("project", 128, primary_key=True),
+        project(primary_key=True),
         string("grantee", 128, primary_key=True),
         big_key("granted_pos"),
         string("granted_by", nullable=False),
