@@ -24,6 +24,7 @@ Revision 0005, after 0004 (2026-12-05).
 """
 
 import re
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from alembic import op
@@ -34,7 +35,7 @@ revision = "0005"
 down_revision = "0004"
 
 
-def _sqlite_rebuild(table: str, edit) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_rebuild(table: str, edit: Callable[[str], str]) -> None:
     """Rebuild ``table`` with ``edit`` applied to its CREATE TABLE statement, keeping its
     rows, indexes and triggers."""
     bind = op.get_bind()
