@@ -9,6 +9,8 @@ work; and the triggers that make the log append-only must be in place.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -67,6 +70,22 @@ TRIGGERS = {
     },
 }
 
+#: SHA-256 of the refusing SQL (:func:`refusing_sql`) each revision leaves, on each
+#: backend, as the revisions first wrote it. A revision builds the same schema forever:
+#: neither it nor a helper of ``migrations/ops.py`` it calls may change what it writes.
+REFUSING_SQL = {
+    ("sqlite", "0001"): "53b4249a4f5ce188f7963e027f339957c155d8c3fd9953bff511762b5ad0e09b",
+    ("sqlite", "0002"): "531e2b899a338d8c9bebec4f44039a9da05f994c174730faa05aec872c82a4cf",
+    ("sqlite", "0003"): "b67caf76909de6219a1cf58977477649976edfffde10123b38e2a2f6e80cd029",
+    ("sqlite", "0004"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
+    ("sqlite", "0005"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
+    ("postgresql", "0001"): "9470cb36965de96137ea1bd11e79bac52497e1e97bbd1cc7c7119388785a3e8f",
+    ("postgresql", "0002"): "78e1623f4a8c733b97bd930cdc288d1a1fac2da8030ead3e309372eab4adfccc",
+    ("postgresql", "0003"): "50cc87be74654b0410fc7c1b16227aec4e18a09122544449c3d874ac3600e2d2",
+    ("postgresql", "0004"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
+    ("postgresql", "0005"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
+}
+
 LastEvent = Callable[[], StoredEvent]
 
 
@@ -98,6 +117,19 @@ def triggers(conn: Connection) -> set[tuple[str, str]]:
             "WHERE NOT t.tgisinternal"
         )
     return {(table, name) for table, name in conn.execute(text(sql))}
+
+
+def refusing_sql(conn: Connection) -> dict[str, str]:
+    """The SQL that refuses changes, by name, to the letter: each trigger's text on SQLite,
+    each function's body on PostgreSQL (both keep what the migration sent)."""
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+    else:
+        sql = (
+            "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE n.nspname = current_schema()"
+        )
+    return {name: text_ for name, text_ in conn.execute(text(sql))}
 
 
 def alembic(*args: str) -> subprocess.CompletedProcess[str]:
@@ -368,3 +400,27 @@ def test_0003_builds_the_tree_of_the_trail_recorded_before_it(store_url: str) ->
         engine.dispose()
     assert migrated == rebuilt
     assert len(migrated) == 13 + 6 + 3 + 1
+
+
+def test_each_revision_writes_the_refusing_sql_it_first_wrote(store_url: str) -> None:
+    """Upgrading one revision at a time, each leaves the append-only triggers of the tables
+    there so far, and refusing SQL identical to what it first wrote."""
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(normalise_url(store_url))
+    try:
+        for dialect, revision in REFUSING_SQL:
+            if dialect != engine.dialect.name:
+                continue
+            with engine.begin() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                tables = set(inspect(conn).get_table_names())
+                texts = refusing_sql(conn)
+                assert triggers(conn) == {t for t in TRIGGERS[dialect] if t[0] in tables}
+                version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            assert version == revision
+            digest = hashlib.sha256(json.dumps(sorted(texts.items())).encode()).hexdigest()
+            assert digest == REFUSING_SQL[dialect, revision], (revision, texts)
+    finally:
+        engine.dispose()

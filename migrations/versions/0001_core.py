@@ -1,23 +1,27 @@
 """Core schema: the append-only event log, the vault and the first projections.
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-22
+Revision 0001, the first (2026-11-22).
 """
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.ops import (
+    STAMP,
+    append_only,
+    big_key,
+    catalogue_table,
+    project,
+    refusal_function,
+    string,
+    subject,
+    validity,
+)
+
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-S27 = sa.String(27)
-
-
-def _id(name: str, length: int = 300, **kw):  # type: ignore[no-untyped-def]
-    return sa.Column(name, sa.String(length), **kw)
 
 
 def upgrade() -> None:
@@ -31,171 +35,150 @@ def _log_tables() -> None:
     """The event log, its payloads and where each projection got to."""
     op.create_table(
         "events",
-        sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
-        _id("event_id", 36, nullable=False, unique=True),
-        _id("type", 64, nullable=False),
+        big_key("position"),
+        string("event_id", 36, nullable=False, unique=True),
+        string("type", 64, nullable=False),
         sa.Column("schema_version", sa.Integer, nullable=False),
-        _id("project", 128, nullable=False),
-        _id("entity", nullable=False),
-        _id("actor", nullable=False),
-        sa.Column("occurred_at", S27, nullable=False),
-        sa.Column("recorded_at", S27, nullable=False),
+        project(nullable=False),
+        string("entity", nullable=False),
+        string("actor", nullable=False),
+        sa.Column("occurred_at", STAMP, nullable=False),
+        sa.Column("recorded_at", STAMP, nullable=False),
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("personal_refs", sa.Text, nullable=False),
-        _id("trace_id", 64, nullable=True),
+        string("trace_id", 64, nullable=True),
         sa.Column("leaf_hash", sa.LargeBinary, nullable=False),
     )
     op.create_index("ix_events_entity", "events", ["entity"])
     op.create_index("ix_events_project_type", "events", ["project", "type"])
     op.create_table(
         "event_payloads",
-        sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+        big_key("position"),
         sa.Column("payload", sa.LargeBinary, nullable=False),
     )
     op.create_table(
         "projection_tracking",
-        _id("name", 64, primary_key=True),
+        string("name", 64, primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
 
 
 def _vault_tables() -> None:
     """Project secrets and the encrypted vault."""
-    op.create_table(
-        "project_secrets",
-        _id("project", 128, primary_key=True),
-        sa.Column("wrapped", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", S27, nullable=False),
-    )
-    op.create_table(
-        "subject_keys",
-        _id("project", 128, primary_key=True),
-        _id("subject", 32, primary_key=True),
-        sa.Column("wrapped", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", S27, nullable=False),
-    )
+    _wrapped_keys("project_secrets", project(primary_key=True))
+    _wrapped_keys("subject_keys", project(primary_key=True), subject(primary_key=True))
     op.create_table(
         "vault_entries",
-        _id("entry", 36, primary_key=True),
-        _id("project", 128, nullable=False),
-        _id("subject", 32, nullable=False),
+        string("entry", 36, primary_key=True),
+        project(nullable=False),
+        subject(nullable=False),
         sa.Column("nonce", sa.LargeBinary, nullable=False),
         sa.Column("ciphertext", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", S27, nullable=False),
+        sa.Column("created_at", STAMP, nullable=False),
     )
     op.create_index("ix_vault_entries_subject", "vault_entries", ["project", "subject"])
 
 
+def _wrapped_keys(table: str, *key: sa.Column[Any]) -> None:
+    """A table of keys wrapped under the master key, one per ``key``."""
+    op.create_table(
+        table,
+        *key,
+        sa.Column("wrapped", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", STAMP, nullable=False),
+    )
+
+
 def _projection_tables() -> None:
     """The first projections: catalogue, indexes and lineage (declarative)."""
-    op.create_table(
+    catalogue_table(
         "cat_datasets",
-        _id("id", primary_key=True),
-        _id("project", 128, nullable=False),
-        _id("name", 128, nullable=False),
-        _id("version", 128, nullable=False),
-        _id("digest", nullable=False),
+        string("digest", nullable=False),
         sa.Column("uri", sa.Text, nullable=False),
         sa.Column("schema", sa.Text, nullable=True),
         sa.Column("row_count", sa.BigInteger, nullable=True),
-        _id("produced_by", 64, nullable=True),
+        string("produced_by", 64, nullable=True),
         sa.Column("derived_from", sa.Text, nullable=False),
-        sa.Column("tags", sa.Text, nullable=False),
-        sa.Column("registered_at", S27, nullable=False),
-        sa.Column("position", sa.BigInteger, nullable=False),
     )
-    op.create_index("ix_cat_datasets_name", "cat_datasets", ["project", "name"])
     op.create_table(
         "cat_runs",
-        _id("id", 64, primary_key=True),
-        _id("project", 128, nullable=False),
-        _id("job", nullable=False),
-        _id("status", 16, nullable=False),
+        string("id", 64, primary_key=True),
+        project(nullable=False),
+        string("job", nullable=False),
+        string("status", 16, nullable=False),
         sa.Column("params", sa.Text, nullable=False),
         sa.Column("metrics", sa.Text, nullable=False),
         sa.Column("code", sa.Text, nullable=False),
         sa.Column("environment", sa.Text, nullable=False),
         sa.Column("tags", sa.Text, nullable=False),
-        _id("parent_run", 64, nullable=True),
-        _id("actor", nullable=False),
-        sa.Column("started_at", S27, nullable=False),
-        sa.Column("ended_at", S27, nullable=True),
-        _id("error_type", nullable=True),
+        string("parent_run", 64, nullable=True),
+        string("actor", nullable=False),
+        sa.Column("started_at", STAMP, nullable=False),
+        sa.Column("ended_at", STAMP, nullable=True),
+        string("error_type", nullable=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_cat_runs_job", "cat_runs", ["project", "job"])
-    op.create_table(
+    catalogue_table(
         "cat_models",
-        _id("id", primary_key=True),
-        _id("project", 128, nullable=False),
-        _id("name", 128, nullable=False),
-        _id("version", 128, nullable=False),
-        _id("run", 64, nullable=True),
+        string("run", 64, nullable=True),
         sa.Column("artifact_uri", sa.Text, nullable=False),
-        _id("artifact_digest", nullable=False),
-        _id("framework", 128, nullable=True),
-        sa.Column("tags", sa.Text, nullable=False),
-        sa.Column("registered_at", S27, nullable=False),
-        sa.Column("position", sa.BigInteger, nullable=False),
+        string("artifact_digest", nullable=False),
+        string("framework", 128, nullable=True),
     )
-    op.create_index("ix_cat_models_name", "cat_models", ["project", "name"])
     op.create_table(
         "model_names",
-        _id("project", 128, primary_key=True),
-        _id("name", 128, primary_key=True),
+        project(primary_key=True),
+        string("name", 128, primary_key=True),
         sa.Column("versions", sa.BigInteger, nullable=False),
         sa.Column("top_version", sa.BigInteger, nullable=True),
     )
     op.create_table(
         "alias_history",
-        sa.Column("opened_pos", sa.BigInteger, primary_key=True, autoincrement=False),
-        _id("project", 128, nullable=False),
-        _id("name", 128, nullable=False),
-        _id("alias", 128, nullable=False),
-        _id("model", nullable=False),
-        _id("moved_by", nullable=False),
-        sa.Column("valid_from", S27, nullable=False),
-        sa.Column("valid_to", S27, nullable=True),
-        sa.Column("closed_pos", sa.BigInteger, nullable=True),
+        big_key("opened_pos"),
+        project(nullable=False),
+        string("name", 128, nullable=False),
+        string("alias", 128, nullable=False),
+        string("model", nullable=False),
+        string("moved_by", nullable=False),
+        *validity(),
     )
     op.create_index("ix_alias_history_alias", "alias_history", ["project", "name", "alias"])
     op.create_table(
         "cat_deployments",
-        _id("id", primary_key=True),
-        _id("project", 128, nullable=False),
-        _id("name", 128, nullable=False),
+        string("id", primary_key=True),
+        project(nullable=False),
+        string("name", 128, nullable=False),
         sa.Column("endpoint", sa.Text, nullable=False),
-        _id("status", 16, nullable=False),
+        string("status", 16, nullable=False),
         sa.Column("served", sa.Text, nullable=False),
-        sa.Column("created_at", S27, nullable=False),
-        sa.Column("updated_at", S27, nullable=False),
+        sa.Column("created_at", STAMP, nullable=False),
+        sa.Column("updated_at", STAMP, nullable=False),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
     op.create_table(
         "deployment_history",
-        _id("deployment", primary_key=True),
-        sa.Column("opened_pos", sa.BigInteger, primary_key=True, autoincrement=False),
-        _id("model", primary_key=True),
+        string("deployment", primary_key=True),
+        big_key("opened_pos"),
+        string("model", primary_key=True),
         sa.Column("traffic", sa.Float, nullable=False),
         sa.Column("endpoint", sa.Text, nullable=False),
-        sa.Column("valid_from", S27, nullable=False),
-        sa.Column("valid_to", S27, nullable=True),
-        sa.Column("closed_pos", sa.BigInteger, nullable=True),
+        *validity(),
     )
     op.create_index("ix_deployment_history_model", "deployment_history", ["model"])
     op.create_table(
         "record_index",
-        _id("dataset", primary_key=True),
-        _id("record", 32, primary_key=True),
-        _id("project", 128, nullable=False),
-        _id("subject", 32, nullable=True),
+        string("dataset", primary_key=True),
+        string("record", 32, primary_key=True),
+        project(nullable=False),
+        subject(nullable=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_record_index_record", "record_index", ["project", "record"])
     op.create_index("ix_record_index_subject", "record_index", ["project", "subject"])
     op.create_table(
         "dataset_record_counts",
-        _id("dataset", primary_key=True),
+        string("dataset", primary_key=True),
         sa.Column("records", sa.BigInteger, nullable=False),
     )
     op.create_table(
@@ -210,43 +193,41 @@ def _projection_tables() -> None:
         sa.Column("position", sa.BigInteger, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("epoch", sa.Integer, nullable=False),
-        _id("project", 128, nullable=False),
-        _id("record", 32, nullable=False),
-        _id("deployment", nullable=False),
-        _id("model", nullable=False),
-        sa.Column("at", S27, nullable=False),
+        project(nullable=False),
+        string("record", 32, nullable=False),
+        string("deployment", nullable=False),
+        string("model", nullable=False),
+        sa.Column("at", STAMP, nullable=False),
         sa.Column("output", sa.Text, nullable=False),
-        _id("trace_id", 64, nullable=True),
+        string("trace_id", 64, nullable=True),
     )
     op.create_index(
         "ix_prediction_index_record", "prediction_index", ["epoch", "project", "record"]
     )
     op.create_table(
         "prediction_counts",
-        _id("deployment", primary_key=True),
-        _id("model", primary_key=True),
+        string("deployment", primary_key=True),
+        string("model", primary_key=True),
         sa.Column("n", sa.BigInteger, nullable=False),
-        sa.Column("first_at", S27, nullable=False),
-        sa.Column("last_at", S27, nullable=False),
+        sa.Column("first_at", STAMP, nullable=False),
+        sa.Column("last_at", STAMP, nullable=False),
     )
     op.create_table(
         "lineage_nodes",
-        _id("id", primary_key=True),
-        _id("kind", 16, nullable=False),
-        _id("project", 128, nullable=True),
-        _id("label", nullable=False),
-        sa.Column("created_at", S27, nullable=False),
+        string("id", primary_key=True),
+        string("kind", 16, nullable=False),
+        project(nullable=True),
+        string("label", nullable=False),
+        sa.Column("created_at", STAMP, nullable=False),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
     op.create_table(
         "lineage_edges",
-        _id("src", primary_key=True),
-        _id("dst", primary_key=True),
-        _id("kind", 16, primary_key=True),
-        sa.Column("opened_pos", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("valid_from", S27, nullable=False),
-        sa.Column("valid_to", S27, nullable=True),
-        sa.Column("closed_pos", sa.BigInteger, nullable=True),
+        string("src", primary_key=True),
+        string("dst", primary_key=True),
+        string("kind", 16, primary_key=True),
+        big_key("opened_pos"),
+        *validity(),
     )
     op.create_index("ix_lineage_edges_dst", "lineage_edges", ["dst"])
     op.create_index("ix_lineage_edges_opened", "lineage_edges", ["opened_pos"])
@@ -254,34 +235,10 @@ def _projection_tables() -> None:
 
 
 def _append_only_log() -> None:
-    # The log refuses UPDATE and DELETE, whoever asks.
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(
-            """
-            CREATE FUNCTION mlledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                RAISE EXCEPTION 'mlledger: % refused on %: the event log is append-only',
-                    TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
-            END $$
-            """
-        )
-        for table in ("events", "event_payloads"):
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION mlledger_refuse_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION mlledger_refuse_change()"
-            )
-    else:
-        for table in ("events", "event_payloads"):
-            for verb in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} BEGIN "
-                    f"SELECT RAISE(ABORT, 'mlledger: {verb} refused on {table}: "
-                    "the event log is append-only'); END"
-                )
+    """The log refuses UPDATE and DELETE, whoever asks."""
+    refusal_function("mlledger_refuse_change", "the event log is append-only")
+    for table in ("events", "event_payloads"):
+        append_only(table, "the event log is append-only", function="mlledger_refuse_change")
 
 
 def downgrade() -> None:

@@ -9,9 +9,7 @@ The trail's tree is built here with code of its own (RFC 6962 node hashes over
 the stored leaf hashes, every perfect subtree stored), not the application's, so
 later changes to the application cannot change what this revision does.
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-06
+Revision 0003, after 0002 (2026-12-06).
 """
 
 import hashlib
@@ -19,17 +17,17 @@ import hashlib
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.ops import STAMP, append_only, big_key, refusal_function
+
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def _nodes(name: str) -> None:
     op.create_table(
         name,
         sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
-        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        big_key("idx"),
         sa.Column("hash", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,
     )
@@ -41,43 +39,20 @@ def upgrade() -> None:
     op.create_table(
         "checkpoints",
         sa.Column("tree", sa.String(16), primary_key=True),
-        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        big_key("seq"),
         sa.Column("tree_size", sa.BigInteger, nullable=False),
         sa.Column("root_hash", sa.LargeBinary, nullable=False),
         sa.Column("note", sa.Text, nullable=False),
-        sa.Column("signed_at", sa.String(27), nullable=False),
+        sa.Column("signed_at", STAMP, nullable=False),
     )
 
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        op.execute(
-            """
-            CREATE FUNCTION mlledger_refuse_checkpoint_change() RETURNS trigger
-            LANGUAGE plpgsql AS $$
-            BEGIN
-                RAISE EXCEPTION 'mlledger: % refused on %: checkpoints are append-only',
-                    TG_OP, TG_TABLE_NAME USING ERRCODE = '55000';
-            END $$
-            """
-        )
-        op.execute(
-            "CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints "
-            "FOR EACH ROW EXECUTE FUNCTION mlledger_refuse_checkpoint_change()"
-        )
-        op.execute(
-            "CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints "
-            "FOR EACH STATEMENT EXECUTE FUNCTION mlledger_refuse_checkpoint_change()"
-        )
-    else:
-        for verb in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER checkpoints_no_{verb.lower()} BEFORE {verb} ON checkpoints "
-                f"BEGIN SELECT RAISE(ABORT, 'mlledger: {verb} refused on checkpoints: "
-                "checkpoints are append-only'); END"
-            )
+    refusal_function("mlledger_refuse_checkpoint_change", "checkpoints are append-only")
+    append_only(
+        "checkpoints", "checkpoints are append-only", function="mlledger_refuse_checkpoint_change"
+    )
 
     # The trail's tree, for the entries recorded before this revision.
-    _build_trail_tree(bind)
+    _build_trail_tree(op.get_bind())
 
 
 _CHUNK = 10_000

@@ -10,20 +10,19 @@
   way (deleted when it completes), so a crashed erasure can be resumed.
 - ``erasures``, ``erased_refs`` and ``remediations`` are projections.
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-13
+Revision 0004, after 0003 (2026-12-13).
 """
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.ops import STAMP, append_only, big_key, is_postgresql, project, string, subject
+
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
-S27 = sa.String(27)
 # Columns of an event that a redaction never changes (entity, body and personal_refs may).
 ENVELOPE = (
     "position",
@@ -47,69 +46,76 @@ def upgrade() -> None:
         "INSERT INTO projection_tracking (name, position) "
         "SELECT 'erasures', MAX(position) FROM events HAVING COUNT(*) > 0"
     )
-    if op.get_bind().dialect.name == "postgresql":
+    if is_postgresql():
         _postgresql_triggers()
     else:
         _sqlite_triggers()
+    # On PostgreSQL the redactions share the log's refusing function (and its message).
+    append_only("redactions", "redactions are append-only", function="mlledger_refuse_change")
+
+
+def _erasure(**kw: Any) -> sa.Column[Any]:
+    """The id of an erasure (a UUID): ``erasure VARCHAR(36)``."""
+    return string("erasure", 36, **kw)
 
 
 def _tables() -> None:
     """Redactions, pending requests and the erasure projections (declarative)."""
     op.create_table(
         "redactions",
-        sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("erased_pos", sa.BigInteger, primary_key=True, autoincrement=False),
+        big_key("position"),
+        big_key("erased_pos"),
         sa.Column("leaf", sa.LargeBinary, nullable=False),
-        sa.Column("payload_digest", sa.String(71), nullable=True),
+        string("payload_digest", 71, nullable=True),
     )
     op.create_table(
         "erasure_requests",
-        sa.Column("erasure", sa.String(36), primary_key=True),
-        sa.Column("project", sa.String(128), nullable=False),
-        sa.Column("subject", sa.String(32), nullable=False),
-        sa.Column("reference", sa.String(32), nullable=False),
+        _erasure(primary_key=True),
+        project(nullable=False),
+        subject(nullable=False),
+        string("reference", 32, nullable=False),
         sa.Column("requested_pos", sa.BigInteger, nullable=False),
-        sa.Column("created_at", S27, nullable=False),
+        sa.Column("created_at", STAMP, nullable=False),
     )
     op.create_table(
         "erasures",
-        sa.Column("erasure", sa.String(36), primary_key=True),
-        sa.Column("project", sa.String(128), nullable=False),
-        sa.Column("reference", sa.String(32), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("requested_by", sa.String(300), nullable=False),
-        sa.Column("requested_at", S27, nullable=False),
+        _erasure(primary_key=True),
+        project(nullable=False),
+        string("reference", 32, nullable=False),
+        string("status", 16, nullable=False),
+        string("requested_by", nullable=False),
+        sa.Column("requested_at", STAMP, nullable=False),
         sa.Column("requested_pos", sa.BigInteger, nullable=False),
-        sa.Column("erased_at", S27, nullable=True),
+        sa.Column("erased_at", STAMP, nullable=True),
         sa.Column("erased_pos", sa.BigInteger, nullable=True),
         sa.Column("summary", sa.Text, nullable=True),
     )
     op.create_index("ix_erasures_reference", "erasures", ["project", "reference"])
     op.create_table(
         "erased_refs",
-        sa.Column("project", sa.String(128), primary_key=True),
-        sa.Column("kind", sa.String(8), primary_key=True),
-        sa.Column("reference", sa.String(32), primary_key=True),
-        sa.Column("erased_pos", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("erasure", sa.String(36), nullable=False),
+        project(primary_key=True),
+        string("kind", 8, primary_key=True),
+        string("reference", 32, primary_key=True),
+        big_key("erased_pos"),
+        _erasure(nullable=False),
     )
     op.create_table(
         "remediations",
-        sa.Column("model", sa.String(300), primary_key=True),
-        sa.Column("erasure", sa.String(36), primary_key=True),
-        sa.Column("project", sa.String(128), nullable=False),
-        sa.Column("status", sa.String(32), nullable=False),
+        string("model", primary_key=True),
+        _erasure(primary_key=True),
+        project(nullable=False),
+        string("status", 32, nullable=False),
         sa.Column("justification", sa.Text, nullable=True),
-        sa.Column("approver", sa.String(300), nullable=True),
+        string("approver", nullable=True),
         sa.Column("flagged_pos", sa.BigInteger, nullable=False),
-        sa.Column("resolved_by", sa.String(300), nullable=True),
+        string("resolved_by", nullable=True),
         sa.Column("resolved_pos", sa.BigInteger, nullable=True),
     )
     op.create_index("ix_remediations_project", "remediations", ["project", "status"])
 
 
 def _postgresql_triggers() -> None:
-    """The log's UPDATE refused unless a redaction allows it; redactions append-only."""
+    """The log's UPDATE refused unless a redaction allows it."""
     unchanged = " AND ".join(f"NEW.{c} IS NOT DISTINCT FROM OLD.{c}" for c in ENVELOPE)
     # One function per table: PL/pgSQL does not promise to short-circuit, and NEW of
     # event_payloads has none of the events' envelope columns.
@@ -134,18 +140,10 @@ def _postgresql_triggers() -> None:
             f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
             f"FOR EACH ROW EXECUTE FUNCTION mlledger_redact_{table}()"
         )
-    op.execute(
-        "CREATE TRIGGER redactions_append_only BEFORE UPDATE OR DELETE ON redactions "
-        "FOR EACH ROW EXECUTE FUNCTION mlledger_refuse_change()"
-    )
-    op.execute(
-        "CREATE TRIGGER redactions_no_truncate BEFORE TRUNCATE ON redactions "
-        "FOR EACH STATEMENT EXECUTE FUNCTION mlledger_refuse_change()"
-    )
 
 
 def _sqlite_triggers() -> None:
-    """The log's UPDATE refused unless a redaction allows it; redactions append-only."""
+    """The log's UPDATE refused unless a redaction allows it."""
     same = " AND ".join(f"NEW.{c} IS OLD.{c}" for c in ENVELOPE)
     redacted = "EXISTS (SELECT 1 FROM redactions r WHERE r.position = OLD.position)"
     for table, allowed in (("events", f"{redacted} AND {same}"), ("event_payloads", redacted)):
@@ -155,12 +153,6 @@ def _sqlite_triggers() -> None:
             f"WHEN NOT ({allowed}) BEGIN SELECT RAISE(ABORT, 'mlledger: UPDATE refused on "
             f"{table}: the event log is append-only (only an erasure may redact an event, "
             "keeping its envelope)'); END"
-        )
-    for verb in ("UPDATE", "DELETE"):
-        op.execute(
-            f"CREATE TRIGGER redactions_no_{verb.lower()} BEFORE {verb} ON redactions "
-            f"BEGIN SELECT RAISE(ABORT, 'mlledger: {verb} refused on redactions: "
-            "redactions are append-only'); END"
         )
 
 

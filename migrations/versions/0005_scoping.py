@@ -20,25 +20,22 @@ SQLite cannot drop a column's UNIQUE constraint or change a primary key in place
 those two tables are rebuilt (copied, dropped, renamed) and their indexes and
 triggers re-created from the definitions SQLite kept.
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-05
+Revision 0005, after 0004 (2026-12-05).
 """
 
 import re
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.ops import STAMP, big_key, is_postgresql, project, string
+
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
-
-S27 = sa.String(27)
 
 
-def _sqlite_rebuild(table: str, edit) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_rebuild(table: str, edit: Callable[[str], str]) -> None:
     """Rebuild ``table`` with ``edit`` applied to its CREATE TABLE statement, keeping its
     rows, indexes and triggers."""
     bind = op.get_bind()
@@ -78,9 +75,8 @@ def _vault_key(create: str) -> str:
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        inspector = sa.inspect(bind)
+    if is_postgresql():
+        inspector = sa.inspect(op.get_bind())
         for constraint in inspector.get_unique_constraints("events"):
             if constraint["column_names"] == ["event_id"]:
                 op.execute(f'ALTER TABLE events DROP CONSTRAINT "{constraint["name"]}"')
@@ -93,15 +89,15 @@ def upgrade() -> None:
     op.create_index("uq_events_project_event_id", "events", ["project", "event_id"], unique=True)
     op.create_table(
         "project_grants",
-        sa.Column("project", sa.String(128), primary_key=True),
-        sa.Column("grantee", sa.String(128), primary_key=True),
-        sa.Column("granted_pos", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("granted_by", sa.String(300), nullable=False),
-        sa.Column("granted_at", S27, nullable=False),
+        project(primary_key=True),
+        string("grantee", 128, primary_key=True),
+        big_key("granted_pos"),
+        string("granted_by", nullable=False),
+        sa.Column("granted_at", STAMP, nullable=False),
         sa.Column("reason", sa.Text, nullable=True),
         sa.Column("revoked_pos", sa.BigInteger, nullable=True),
-        sa.Column("revoked_by", sa.String(300), nullable=True),
-        sa.Column("revoked_at", S27, nullable=True),
+        string("revoked_by", nullable=True),
+        sa.Column("revoked_at", STAMP, nullable=True),
     )
     op.create_table(
         "trail_pending",
@@ -111,7 +107,7 @@ def upgrade() -> None:
     )  # fmt: skip
     op.create_table(
         "trail_folded",
-        sa.Column("journal", sa.String(36), primary_key=True),
+        string("journal", 36, primary_key=True),
         sa.Column("upto", sa.BigInteger, nullable=False),
     )
 
