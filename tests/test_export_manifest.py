@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from audit.certificate import sign_envelope
 from audit.checkpoints import load_signing_key
+from audit.dsse import sign_envelope
 from audit.exports import (
     FORMATS,
     MANIFEST,
