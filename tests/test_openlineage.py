@@ -319,6 +319,17 @@ def kinds(events: list[StoredEvent]) -> list[tuple[str, str]]:
     return [(e.type, e.entity) for e in events]
 
 
+def assert_reads_registered(appended: list[StoredEvent], run: str, node: str) -> None:
+    """``appended`` starts ``run`` reading ``node``, a dataset version registered
+    before (the event registers none)."""
+    assert kinds(appended) == [
+        ("run-started", f"run:{run}"),
+        ("run-inputs-used", f"run:{run}"),
+        ("openlineage-run-event", f"run:{run}"),
+    ]
+    assert appended[1].body == {"inputs": [node]}
+
+
 def run_event(
     event_type: str | None,
     run: str,
@@ -778,12 +789,7 @@ def test_dataset_version_facet_is_honoured(ledger: Ledger) -> None:
             ],
         ),
     )
-    assert kinds(appended) == [
-        ("run-started", f"run:{again}"),
-        ("run-inputs-used", f"run:{again}"),
-        ("openlineage-run-event", f"run:{again}"),
-    ]
-    assert appended[1].body == {"inputs": [target]}
+    assert_reads_registered(appended, again, target)
 
 
 def test_input_without_version_facet_reads_the_latest_version(ledger: Ledger) -> None:
@@ -799,12 +805,7 @@ def test_input_without_version_facet_reads_the_latest_version(ledger: Ledger) ->
     appended = ingest(
         ledger, run_event("START", reader, inputs=[InputDataset(namespace="s3://b", name="t")])
     )
-    assert kinds(appended) == [
-        ("run-started", f"run:{reader}"),
-        ("run-inputs-used", f"run:{reader}"),
-        ("openlineage-run-event", f"run:{reader}"),
-    ]
-    assert appended[1].body == {"inputs": [v2]}
+    assert_reads_registered(appended, reader, v2)
 
 
 def test_unknown_input_is_registered_unversioned_once(ledger: Ledger) -> None:
@@ -815,12 +816,7 @@ def test_unknown_input_is_registered_unversioned_once(ledger: Ledger) -> None:
     assert ("dataset-version-registered", node) in kinds(appended)
     assert appended[1].body["uri"] == "kafka://broker:9092/clicks"
     appended = ingest(ledger, run_event("START", second, inputs=[source]))
-    assert kinds(appended) == [
-        ("run-started", f"run:{second}"),
-        ("run-inputs-used", f"run:{second}"),
-        ("openlineage-run-event", f"run:{second}"),
-    ]
-    assert appended[1].body == {"inputs": [node]}
+    assert_reads_registered(appended, second, node)
 
 
 def test_parent_facet_builds_the_run_hierarchy(ledger: Ledger) -> None:
