@@ -60,6 +60,7 @@ from registry.events import StoredEvent
 from registry.ids import NodeId, job_id
 from registry.ledger import Ledger
 from registry.sdk import Registry
+from tests.mutations import set_at
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "openlineage"
 PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/client/python"
@@ -431,49 +432,33 @@ def _broken(change: Callable[[dict[str, Any]], None], name: str = "event_full.js
     return doc
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def change(doc: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        target: Any = doc
-        for part in parents:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        if value is KeyError:
-            del target[last]
-        elif isinstance(target, list):
-            target[int(last)] = value
-        else:
-            target[last] = value
-
-    return change
-
-
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_set("run.runId", "abc"), "run.runId: 'abc' is not a 'uuid'; expected a UUID"),
+        (set_at("run.runId", "abc"), "run.runId: 'abc' is not a 'uuid'; expected a UUID"),
         (
-            _set("eventTime", "2024-05-01T10:00:00"),
+            set_at("eventTime", "2024-05-01T10:00:00"),
             "eventTime: '2024-05-01T10:00:00' is not a 'date-time'; expected an RFC 3339",
         ),
-        (_set("producer", KeyError), "producer: is missing; it is required"),
-        (_set("schemaURL", KeyError), "schemaURL: is missing; it is required"),
-        (_set("eventType", "BEGIN"), "eventType: 'BEGIN' is not one of"),
-        (_set("job.name", KeyError), "job.name: is missing"),
-        (_set("inputs.1.namespace", 7), "inputs.1.namespace: 7 is not of type 'string'"),
+        (set_at("producer", KeyError), "producer: is missing; it is required"),
+        (set_at("schemaURL", KeyError), "schemaURL: is missing; it is required"),
+        (set_at("eventType", "BEGIN"), "eventType: 'BEGIN' is not one of"),
+        (set_at("job.name", KeyError), "job.name: is missing"),
+        (set_at("inputs.1.namespace", 7), "inputs.1.namespace: 7 is not of type 'string'"),
         (
-            _set("job.facets.sql._producer", KeyError),
+            set_at("job.facets.sql._producer", KeyError),
             "job.facets.sql._producer: is missing",
         ),
         (
-            _set("inputs.0.facets.version.datasetVersion", KeyError),
+            set_at("inputs.0.facets.version.datasetVersion", KeyError),
             "inputs.0.facets.version.datasetVersion: is missing",
         ),
         (
-            _set("run.facets.parent.run.runId", "parent"),
+            set_at("run.facets.parent.run.runId", "parent"),
             "run.facets.parent.run.runId: 'parent' is not a 'uuid'",
         ),
         (
-            _set("outputs.0.outputFacets.outputStatistics.rowCount", "many"),
+            set_at("outputs.0.outputFacets.outputStatistics.rowCount", "many"),
             "outputs.0.outputFacets.outputStatistics.rowCount: 'many' is not of type 'integer'",
         ),
     ],
@@ -498,7 +483,7 @@ def test_validate_rejects_documents_of_no_kind() -> None:
     with pytest.raises(LedgerError, match="both 'job' and 'dataset'"):
         ol.validate(both)
     with pytest.raises(LedgerError, match=r"DatasetEvent: dataset.name: is missing"):
-        ol.validate(_broken(_set("dataset.name", KeyError), "dataset_event.json"))
+        ol.validate(_broken(set_at("dataset.name", KeyError), "dataset_event.json"))
     run_only = {k: v for k, v in load("event_full.json").items() if k != "job"}
     with pytest.raises(LedgerError, match="RunEvent: job: is missing"):
         ol.validate(run_only)
@@ -506,7 +491,7 @@ def test_validate_rejects_documents_of_no_kind() -> None:
 
 def test_to_events_validates_first(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match=r"run\.runId"):
-        ol.to_events(ledger, "p", "w", _broken(_set("run.runId", "abc")))
+        ol.to_events(ledger, "p", "w", _broken(set_at("run.runId", "abc")))
     assert ledger.head() == -1
 
 
