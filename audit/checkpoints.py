@@ -28,14 +28,7 @@ from sqlalchemy import Connection
 
 from audit import merkle
 from audit.leaves import CompactRange, leaves
-from audit.note import (
-    Checkpoint,
-    NoteError,
-    SigningKey,
-    VerifierKey,
-    open_note,
-    sign_checkpoint,
-)
+from audit.note import Checkpoint, NoteError, SigningKey, VerifierKey, open_note, sign_checkpoint
 from audit.trail import fold_trail
 from audit.tree import EVENTS, TRAIL, MerkleTree, StoredTree, TreeSpec, leaf_count, tree_spec
 from registry.errors import ConfigError, IntegrityViolation

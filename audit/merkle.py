@@ -434,24 +434,37 @@ def root_from_inclusion_proof(
         raise ValueError(f"leaf index {fn} is outside a tree of size {sn}")
     r = _hash("leaf_hash", leaf_hash)
     path = _path(proof)
-    sn -= 1
+    sides, rest = _sides(fn, sn - 1, len(path))
+    if len(sides) < len(path):
+        raise ValueError("inclusion proof is too long")
+    if rest != 0:
+        raise ValueError("inclusion proof is too short")
     sha = hashlib.sha256
-    for p in path:
-        if sn == 0:
-            raise ValueError("inclusion proof is too long")
-        if fn & 1 or fn == sn:
-            r = sha(NODE_PREFIX + p + r).digest()
-            # If LSB(fn) is not set, shift until it is or fn is 0.
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            r = sha(NODE_PREFIX + r + p).digest()
+    for p, left in zip(path, sides, strict=True):
+        r = sha(NODE_PREFIX + p + r if left else NODE_PREFIX + r + p).digest()
+    return r
+
+
+def _sides(fn: int, sn: int, count: int) -> tuple[list[bool], int]:
+    """The walk of RFC 9162 (sections 2.1.3.2 and 2.1.4.2) from node ``fn`` up a tree
+    whose last node on that level is ``sn``: for each of at most ``count`` proof
+    hashes, whether it is a left sibling (hashed before the running value).
+
+    Requires ``0 <= fn <= sn``. The walk stops at the root (``sn == 0``), so fewer
+    than ``count`` sides mean the proof is too long; the ``sn`` returned is 0 when
+    the walk reached the root, and more when the proof is too short.
+    """
+    sides: list[bool] = []
+    while len(sides) < count and sn != 0:
+        left = bool(fn & 1) or fn == sn
+        # If LSB(fn) is not set, shift until it is or fn is 0.
+        while left and not fn & 1 and fn != 0:
+            fn >>= 1
+            sn >>= 1
+        sides.append(left)
         fn >>= 1
         sn >>= 1
-    if sn != 0:
-        raise ValueError("inclusion proof is too short")
-    return r
+    return sides, sn
 
 
 def verify_inclusion(
@@ -522,22 +535,18 @@ def verify_consistency(
     # 5. fr = sr = the first value of the path.
     fr = sr = path[0]
     sha = hashlib.sha256
-    # 6. Fold in every further value.
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
+    # 6. Fold in every further value (a path longer than the walk fails).
+    sides, rest = _sides(fn, sn, len(path) - 1)
+    if len(sides) < len(path) - 1:
+        return False
+    for c, left in zip(path[1:], sides, strict=True):
+        if left:
             fr = sha(NODE_PREFIX + c + fr).digest()
             sr = sha(NODE_PREFIX + c + sr).digest()
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
         else:
             sr = sha(NODE_PREFIX + sr + c).digest()
-        fn >>= 1
-        sn >>= 1
     # 7. Both roots must match and the path must have been used up exactly.
-    return sn == 0 and fr == root1 and sr == root2
+    return rest == 0 and fr == root1 and sr == root2
 
 
 # --------------------------------------------------------------------------- appending

@@ -44,9 +44,7 @@ import base64
 import binascii
 import errno
 import hashlib
-import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +58,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from registry.settings import write_private_file
+from registry.vault import MAX_KEY_FILE, read_key_bytes
 
 __all__ = [
     "ED25519",
@@ -77,8 +76,6 @@ __all__ = [
 ED25519 = 0x01
 #: Most signature lines a note may carry (the spec asks verifiers to accept at least 16).
 MAX_SIGNATURES = 100
-#: Largest key file read (a key string is under 200 bytes plus its name).
-MAX_KEY_FILE = 4096
 
 _EM_DASH_PREFIX = "\u2014 "
 _PRIVATE_PREFIX = "PRIVATE+KEY+"
@@ -208,13 +205,15 @@ def _split_key(text: str, what: str) -> tuple[str, int, bytes]:
     return name, int(hex_id, 16), raw[1:]
 
 
-def _check_note_text(text: str) -> None:
+def _check_note_text(text: str, what: str = "note text") -> None:
+    """Refuses ``text`` (named ``what``) unless it is newline-ended UTF-8 text without
+    control characters."""
     if not isinstance(text, str):
-        raise NoteError(f"note text must be a str, not {type(text).__name__}")
+        raise NoteError(f"{what} must be a str, not {type(text).__name__}")
     if not text.endswith("\n"):
-        raise NoteError("note text must end with a newline (U+000A)")
-    _check_utf8(text, "note text")
-    _check_no_controls(text, "note text")
+        raise NoteError(f"{what} must end with a newline (U+000A)")
+    _check_utf8(text, what)
+    _check_no_controls(text, what)
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -492,15 +491,14 @@ def _key_file(
 
 def _read_key_file(path: Path, private: bool = False) -> str:
     """The key string in ``path`` (surrounding white space dropped)."""
-    with open(path, "rb") as fh:
-        if private and os.name == "posix":
-            mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
-            if mode & 0o077:
-                raise NoteError(
-                    f"signer key file {path} is accessible by group or others "
-                    f"(mode {mode:04o}); it must be private: run `chmod 600 {path}`"
-                )
-        data = fh.read(MAX_KEY_FILE + 1)
+
+    def exposed(mode: int) -> NoteError:
+        return NoteError(
+            f"signer key file {path} is accessible by group or others "
+            f"(mode {mode:04o}); it must be private: run `chmod 600 {path}`"
+        )
+
+    data = read_key_bytes(path, exposed if private else None)
     if len(data) > MAX_KEY_FILE:
         raise NoteError(f"key file {path} is over {MAX_KEY_FILE} bytes: not a key file")
     try:
@@ -610,12 +608,7 @@ class Checkpoint:
     @classmethod
     def parse(cls, text: str) -> Checkpoint:
         """A checkpoint from its note text (not the signed note: see verify_checkpoint)."""
-        if not isinstance(text, str):
-            raise NoteError(f"checkpoint text must be a str, not {type(text).__name__}")
-        if not text.endswith("\n"):
-            raise NoteError("checkpoint text must end with a newline (U+000A)")
-        _check_utf8(text, "checkpoint text")
-        _check_no_controls(text, "checkpoint text")
+        _check_note_text(text, "checkpoint text")
         lines = text[:-1].split("\n")
         if len(lines) < 3:
             raise NoteError(

@@ -1,4 +1,5 @@
-"""The ``--out`` directory of a report or an export: new, or empty."""
+"""The ``--out`` directory of a report or an export: new or empty (before a report
+or an export starts), or an existing directory (for one export format's files)."""
 
 from __future__ import annotations
 
@@ -17,4 +18,13 @@ def new_or_empty(out: str | Path, why: str = "") -> Path:
         raise FieldError(
             "--out", f"--out {target} is not empty: expected a new or empty directory{why}"
         )
+    return target
+
+
+def export_dir(out: str | Path) -> Path:
+    """``out`` as a Path, once it is known to be an existing directory (the one an
+    export format writes its files into)."""
+    target = Path(out)
+    if not target.is_dir():
+        raise FieldError("out", f"{target} is not a directory: expected the export's directory")
     return target

@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 
 from audit import merkle
 from audit.merkle import Node
-from registry.errors import FieldError, LedgerError
+from registry.errors import FieldError, IntegrityViolation, LedgerError
 from registry.events import StoredEvent
 from registry.projection import Projection
 from registry.store.raw import Raw, placeholders
@@ -171,7 +171,7 @@ def rebuild_nodes(conn: Connection, spec: TreeSpec) -> int:
     batch: list[bytes] = []
     for index, value in stored_leaves(conn, spec):
         if index != size + len(batch):
-            raise LedgerError(
+            raise IntegrityViolation(
                 f"the {spec.leaves} table has no row at {spec.index} {size + len(batch)}: "
                 "the tree cannot be built over a gap"
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
@@ -79,19 +79,13 @@ class Personal:
     type = ""
 
     def wire_body(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The body sent to a server: the fields of the write's own class, in order."""
+        envelope = {f.name for f in fields(Personal)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in envelope}
 
     def to_wire(self) -> dict[str, Any]:
         """JSON form sent to a server (raw keys included: send it over TLS only)."""
-        return {
-            "event_id": self.event_id,
-            "type": self.type,
-            "entity": self.entity,
-            "actor": self.actor,
-            "occurred_at": self.occurred_at,
-            "trace_id": self.trace_id,
-            "body": self.wire_body(),
-        }
+        return to_wire(self)
 
 
 @dataclass(frozen=True)
@@ -102,9 +96,6 @@ class RecordsAdded(Personal):
     subjects: list[str | int | None] | None = None
 
     type = "dataset-records-added"
-
-    def wire_body(self) -> dict[str, Any]:
-        return {"records": self.records, "subjects": self.subjects}
 
 
 @dataclass(frozen=True)
@@ -125,16 +116,6 @@ class Predictions(Personal):
 
     type = "predictions-logged"
 
-    def wire_body(self) -> dict[str, Any]:
-        return {
-            "models": self.models,
-            "records": self.records,
-            "outputs": self.outputs,
-            "model_index": self.model_index,
-            "at": self.at,
-            "trace_ids": self.trace_ids,
-        }
-
 
 @dataclass(frozen=True)
 class SubjectData(Personal):
@@ -149,9 +130,6 @@ class SubjectData(Personal):
 
     type = "subject-data-stored"
 
-    def wire_body(self) -> dict[str, Any]:
-        return {"subject": self.subject, "attributes": self.attributes}
-
 
 Item = NewEvent | Personal
 PERSONAL_TYPES: dict[str, type[Personal]] = {
@@ -164,8 +142,6 @@ PERSONAL_TYPES: dict[str, type[Personal]] = {
 
 def to_wire(item: Item) -> dict[str, Any]:
     """JSON form of a batch item (an event, or a write carrying personal data)."""
-    if isinstance(item, Personal):
-        return item.to_wire()
     return {
         "event_id": item.event_id,
         "type": item.type,
@@ -173,7 +149,7 @@ def to_wire(item: Item) -> dict[str, Any]:
         "actor": item.actor,
         "occurred_at": item.occurred_at,
         "trace_id": item.trace_id,
-        "body": item.body,
+        "body": item.wire_body() if isinstance(item, Personal) else item.body,
     }
 
 

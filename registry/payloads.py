@@ -36,13 +36,7 @@ COLUMNS = tuple(SCHEMA.names)
 # A batch after an erasure: the erased rows keep their model and time (prediction
 # counts stand) but lose their record, output and trace id.
 REDACTED_SCHEMA = pa.schema(
-    [
-        pa.field("record", pa.string(), nullable=True),
-        pa.field("model", pa.int32(), nullable=False),
-        pa.field("output", pa.string(), nullable=True),
-        pa.field("at", pa.string(), nullable=False),
-        pa.field("trace_id", pa.string(), nullable=True),
-    ]
+    [f.with_nullable(True) if f.name in ("record", "output") else f for f in SCHEMA]
 )
 # LZ4-frame buffers halve a batch (pseudonyms are hex, times repeat) for ~1 µs a row;
 # any Arrow reader decompresses them transparently.
@@ -128,6 +122,12 @@ def check_predictions(body: dict[str, Any], payload: bytes | None) -> tuple[str,
         return "payload", f"columns {table.schema.names} with other types; expected {list(COLUMNS)}"
     if table.num_rows != body["count"]:
         return "body.count", f"says {body['count']} but the payload holds {table.num_rows} rows"
+    return _rows_problem(table, len(body["models"]))
+
+
+def _rows_problem(table: pa.Table, models: int) -> tuple[str, str] | None:
+    """``(field, message)`` for the first row value of a decoded batch that the ledger
+    refuses (``models``: how many model versions its body lists), or None."""
     for name in ("record", "model", "output", "at"):
         if table.column(name).null_count:
             return f"payload.{name}", "has nulls; expected a value in every row"
@@ -136,23 +136,29 @@ def check_predictions(body: dict[str, Any], payload: bytes | None) -> tuple[str,
     if not pc.all(hex_only).as_py() or pc.min(lengths).as_py() != 32:
         return "payload.record", "expected 32-character lowercase hex pseudonyms, never raw keys"
     bounds = pc.min_max(table.column("model")).as_py()
-    if bounds["min"] < 0 or bounds["max"] >= len(body["models"]):
-        return "payload.model", f"index outside models (0..{len(body['models']) - 1})"
+    if bounds["min"] < 0 or bounds["max"] >= models:
+        return "payload.model", f"index outside models (0..{models - 1})"
     times = pc.match_substring_regex(table.column("at"), TIMESTAMP)
     if not pc.all(times).as_py():
         return "payload.at", "expected timestamps like 2026-01-31T12:00:00.000000Z"
     traces = table.column("trace_id")
     if traces.null_count < table.num_rows:
-        longest = pc.max(pc.utf8_length(traces)).as_py()
-        if longest > MAX_TRACE_ID:
-            return "payload.trace_id", (
-                f"holds a {longest}-character id; expected at most {MAX_TRACE_ID}"
-            )
-        if pc.any(pc.match_substring(traces, "\x00")).as_py():
-            return "payload.trace_id", "holds the NUL character (U+0000); expected text without it"
+        why = _traces_problem(traces)
+        if why is not None:
+            return "payload.trace_id", why
     for row, text in enumerate(table.column("output").to_pylist()):
         try:
             json.loads(text)
         except ValueError:
             return f"payload.output.{row}", "is not JSON text"
+    return None
+
+
+def _traces_problem(traces: pa.ChunkedArray) -> str | None:
+    """Why a batch's trace ids (not all null) cannot be stored, or None."""
+    longest = pc.max(pc.utf8_length(traces)).as_py()
+    if longest > MAX_TRACE_ID:
+        return f"holds a {longest}-character id; expected at most {MAX_TRACE_ID}"
+    if pc.any(pc.match_substring(traces, "\x00")).as_py():
+        return "holds the NUL character (U+0000); expected text without it"
     return None

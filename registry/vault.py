@@ -23,7 +23,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,19 +135,30 @@ def _new_master_key_refusal(url: str, path: Path) -> str | None:
 MAX_KEY_FILE = 4096
 
 
+def read_key_bytes(path: Path, exposed: Callable[[int], Exception] | None) -> bytes:
+    """Up to ``MAX_KEY_FILE + 1`` bytes of the key file ``path``. With ``exposed``, a file
+    that group or others may access (on POSIX) is refused before it is read: the error
+    ``exposed(its permission bits)`` is raised. OSError as opening or reading raises it."""
+    with open(path, "rb") as fh:
+        if exposed is not None and os.name == "posix":
+            mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+            if mode & 0o077:
+                raise exposed(mode)
+        return fh.read(MAX_KEY_FILE + 1)
+
+
 def read_key_file(path: Path, what: str) -> str:
     """The one line of the key file ``path``; refuses a file that group or others
     may access (a key is a secret) and an empty one."""
+
+    def exposed(mode: int) -> ConfigError:
+        return ConfigError(
+            f"{what} file {path} is accessible by group or others (mode "
+            f"{mode:04o}); it must be private to its owner: run `chmod 600 {path}`"
+        )
+
     try:
-        with open(path, "rb") as fh:
-            if os.name == "posix":
-                mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
-                if mode & 0o077:
-                    raise ConfigError(
-                        f"{what} file {path} is accessible by group or others (mode "
-                        f"{mode:04o}); it must be private to its owner: run `chmod 600 {path}`"
-                    )
-            data = fh.read(MAX_KEY_FILE + 1)
+        data = read_key_bytes(path, exposed)
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror}") from None
     if len(data) > MAX_KEY_FILE:

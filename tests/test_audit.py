@@ -77,6 +77,16 @@ def leaf_of(conn: Connection, position: int) -> bytes:
     return merkle.leaf_hash(canonical_event(*row[:10], refs, row[11]))
 
 
+def rewrite_actor_and_leaf(conn: Connection, position: int) -> None:
+    """An attacker's edit: the event at ``position`` gets another actor, and its leaf
+    hash is recomputed to match."""
+    conn.execute(text("UPDATE events SET actor = 'mallory' WHERE position = :p"), {"p": position})
+    conn.execute(
+        text("UPDATE events SET leaf_hash = :h WHERE position = :p"),
+        {"h": leaf_of(conn, position), "p": position},
+    )
+
+
 def verified(store: Store, key: SigningKey) -> Any:
     sync_tree(store)
     return verify(store, key.verifier())
@@ -300,10 +310,7 @@ def test_an_edit_with_its_leaf_hash_rewritten_is_named(
     ledger: Ledger, key: SigningKey, signed: int
 ) -> None:
     with bypass(ledger.store) as conn:
-        conn.execute(text("UPDATE events SET actor = 'mallory' WHERE position = 11"))
-        conn.execute(
-            text("UPDATE events SET leaf_hash = :h WHERE position = 11"), {"h": leaf_of(conn, 11)}
-        )
+        rewrite_actor_and_leaf(conn, 11)
     report = verified(ledger.store, key)
     assert report.first_bad_position == 11
     assert kinds(report)[0] == ("leaf-rewritten", 11)
@@ -313,10 +320,7 @@ def test_an_edit_with_the_whole_tree_rewritten_is_caught_by_the_checkpoints(
     ledger: Ledger, key: SigningKey, signed: int
 ) -> None:
     with bypass(ledger.store) as conn:
-        conn.execute(text("UPDATE events SET actor = 'mallory' WHERE position = 11"))
-        conn.execute(
-            text("UPDATE events SET leaf_hash = :h WHERE position = 11"), {"h": leaf_of(conn, 11)}
-        )
+        rewrite_actor_and_leaf(conn, 11)
         rebuild_nodes(conn, EVENTS)
     report = verified(ledger.store, key)
     assert not report.ok

@@ -31,6 +31,7 @@ from audit.note import Checkpoint, NoteError, SigningKey, VerifierKey, sign_chec
 from registry.canonical import canonical_text
 from registry.errors import IntegrityViolation, LedgerError
 from registry.events import canonical_event
+from tests.mutations import set_at
 
 KEY = SigningKey.generate("test.example/log")
 OTHER = SigningKey.generate("test.example/log")  # same name, another key
@@ -412,22 +413,6 @@ def test_a_wrong_keyid_is_rejected() -> None:
     _rejects(envelope, "no signature with keyid", "test.example/log+00000000")
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    """A mutation setting the statement's field at ``path`` (dots; digits index lists)."""
-
-    def mutate(statement: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        node: Any = statement
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        if isinstance(node, list):
-            node[int(last)] = value
-        else:
-            node[last] = value
-
-    return mutate
-
-
 @pytest.mark.parametrize(
     ("path", "value", "fragment"),
     [
@@ -461,7 +446,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 def test_a_changed_predicate_is_caught_even_when_signed(
     path: str, value: Any, fragment: str
 ) -> None:
-    _rejects(_resigned(_set(path, value)), fragment)
+    _rejects(_resigned(set_at(path, value)), fragment)
 
 
 def test_a_missing_predicate_field_is_caught() -> None:
@@ -471,7 +456,7 @@ def test_a_missing_predicate_field_is_caught() -> None:
 
 def test_a_checkpoint_of_another_key_is_rejected() -> None:
     _rejects(
-        _resigned(_set("predicate.log.checkpoint", _note(key=OTHER))),
+        _resigned(set_at("predicate.log.checkpoint", _note(key=OTHER))),
         "checkpoint does not verify",
     )
 
@@ -480,24 +465,24 @@ def test_a_bad_inclusion_proof_is_rejected() -> None:
     proof = [_b64(h) for h in merkle.inclusion_proof(6, SIZE, TREE)]
     proof[1] = _b64(hashlib.sha256(b"x").digest())
     _rejects(
-        _resigned(_set("predicate.log.events.1.inclusion_proof", proof)),
+        _resigned(set_at("predicate.log.events.1.inclusion_proof", proof)),
         "erased entry is not proved",
     )
     _rejects(
-        _resigned(_set("predicate.log.events.1.inclusion_proof", proof[:-1])),
+        _resigned(set_at("predicate.log.events.1.inclusion_proof", proof[:-1])),
         "erased entry is not proved",
     )
 
 
 def test_a_wrong_index_is_rejected() -> None:
-    _rejects(_resigned(_set("predicate.log.events.0.index", 4)), "request entry is not proved")
+    _rejects(_resigned(set_at("predicate.log.events.0.index", 4)), "request entry is not proved")
 
 
 def test_a_changed_entry_text_is_rejected() -> None:
     text = ENTRIES[6].decode().replace('"predictions":5', '"predictions":4')
     assert text != ENTRIES[6].decode()
     # Signed again, the proof no longer leads to the root; unsigned, the signature fails.
-    _rejects(_resigned(_set("predicate.log.events.1.entry", text)), "erased entry is not proved")
+    _rejects(_resigned(set_at("predicate.log.events.1.entry", text)), "erased entry is not proved")
     payload = base64.b64decode(CERT["payload"]).replace(
         b'\\"predictions\\":5', b'\\"predictions\\":4'
     )
@@ -616,7 +601,7 @@ def test_every_field_replaced_by_garbage_is_rejected() -> None:
             if value in HARMLESS.get(path, ()):
                 continue
             mutated = copy.deepcopy(statement)
-            _set(".".join(path), value)(mutated)
+            set_at(".".join(path), value)(mutated)
             if json.dumps(mutated, sort_keys=True) == json.dumps(statement, sort_keys=True):
                 continue
             try:

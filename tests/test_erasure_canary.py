@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 import registry
-from audit.purge import find_bytes
+from audit.erasure.purge import find_bytes
 from audit.trail import read_trail
 from audit.verify import verify
 from registry.assembly import open_ledger

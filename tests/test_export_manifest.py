@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from audit.certificate import sign_envelope
+from audit.dsse import sign_envelope
 from audit.exports import (
     FORMATS,
     MANIFEST,

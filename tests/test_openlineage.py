@@ -60,6 +60,7 @@ from registry.events import StoredEvent
 from registry.ids import NodeId, job_id
 from registry.ledger import Ledger
 from registry.sdk import Registry
+from tests.mutations import set_at
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "openlineage"
 PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/client/python"
@@ -319,6 +320,17 @@ def kinds(events: list[StoredEvent]) -> list[tuple[str, str]]:
     return [(e.type, e.entity) for e in events]
 
 
+def assert_reads_registered(appended: list[StoredEvent], run: str, node: str) -> None:
+    """``appended`` starts ``run`` reading ``node``, a dataset version registered
+    before (the event registers none)."""
+    assert kinds(appended) == [
+        ("run-started", f"run:{run}"),
+        ("run-inputs-used", f"run:{run}"),
+        ("openlineage-run-event", f"run:{run}"),
+    ]
+    assert appended[1].body == {"inputs": [node]}
+
+
 def run_event(
     event_type: str | None,
     run: str,
@@ -420,49 +432,33 @@ def _broken(change: Callable[[dict[str, Any]], None], name: str = "event_full.js
     return doc
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def change(doc: dict[str, Any]) -> None:
-        *parents, last = path.split(".")
-        target: Any = doc
-        for part in parents:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        if value is KeyError:
-            del target[last]
-        elif isinstance(target, list):
-            target[int(last)] = value
-        else:
-            target[last] = value
-
-    return change
-
-
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_set("run.runId", "abc"), "run.runId: 'abc' is not a 'uuid'; expected a UUID"),
+        (set_at("run.runId", "abc"), "run.runId: 'abc' is not a 'uuid'; expected a UUID"),
         (
-            _set("eventTime", "2024-05-01T10:00:00"),
+            set_at("eventTime", "2024-05-01T10:00:00"),
             "eventTime: '2024-05-01T10:00:00' is not a 'date-time'; expected an RFC 3339",
         ),
-        (_set("producer", KeyError), "producer: is missing; it is required"),
-        (_set("schemaURL", KeyError), "schemaURL: is missing; it is required"),
-        (_set("eventType", "BEGIN"), "eventType: 'BEGIN' is not one of"),
-        (_set("job.name", KeyError), "job.name: is missing"),
-        (_set("inputs.1.namespace", 7), "inputs.1.namespace: 7 is not of type 'string'"),
+        (set_at("producer", KeyError), "producer: is missing; it is required"),
+        (set_at("schemaURL", KeyError), "schemaURL: is missing; it is required"),
+        (set_at("eventType", "BEGIN"), "eventType: 'BEGIN' is not one of"),
+        (set_at("job.name", KeyError), "job.name: is missing"),
+        (set_at("inputs.1.namespace", 7), "inputs.1.namespace: 7 is not of type 'string'"),
         (
-            _set("job.facets.sql._producer", KeyError),
+            set_at("job.facets.sql._producer", KeyError),
             "job.facets.sql._producer: is missing",
         ),
         (
-            _set("inputs.0.facets.version.datasetVersion", KeyError),
+            set_at("inputs.0.facets.version.datasetVersion", KeyError),
             "inputs.0.facets.version.datasetVersion: is missing",
         ),
         (
-            _set("run.facets.parent.run.runId", "parent"),
+            set_at("run.facets.parent.run.runId", "parent"),
             "run.facets.parent.run.runId: 'parent' is not a 'uuid'",
         ),
         (
-            _set("outputs.0.outputFacets.outputStatistics.rowCount", "many"),
+            set_at("outputs.0.outputFacets.outputStatistics.rowCount", "many"),
             "outputs.0.outputFacets.outputStatistics.rowCount: 'many' is not of type 'integer'",
         ),
     ],
@@ -487,7 +483,7 @@ def test_validate_rejects_documents_of_no_kind() -> None:
     with pytest.raises(LedgerError, match="both 'job' and 'dataset'"):
         ol.validate(both)
     with pytest.raises(LedgerError, match=r"DatasetEvent: dataset.name: is missing"):
-        ol.validate(_broken(_set("dataset.name", KeyError), "dataset_event.json"))
+        ol.validate(_broken(set_at("dataset.name", KeyError), "dataset_event.json"))
     run_only = {k: v for k, v in load("event_full.json").items() if k != "job"}
     with pytest.raises(LedgerError, match="RunEvent: job: is missing"):
         ol.validate(run_only)
@@ -495,7 +491,7 @@ def test_validate_rejects_documents_of_no_kind() -> None:
 
 def test_to_events_validates_first(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match=r"run\.runId"):
-        ol.to_events(ledger, "p", "w", _broken(_set("run.runId", "abc")))
+        ol.to_events(ledger, "p", "w", _broken(set_at("run.runId", "abc")))
     assert ledger.head() == -1
 
 
@@ -778,12 +774,7 @@ def test_dataset_version_facet_is_honoured(ledger: Ledger) -> None:
             ],
         ),
     )
-    assert kinds(appended) == [
-        ("run-started", f"run:{again}"),
-        ("run-inputs-used", f"run:{again}"),
-        ("openlineage-run-event", f"run:{again}"),
-    ]
-    assert appended[1].body == {"inputs": [target]}
+    assert_reads_registered(appended, again, target)
 
 
 def test_input_without_version_facet_reads_the_latest_version(ledger: Ledger) -> None:
@@ -799,12 +790,7 @@ def test_input_without_version_facet_reads_the_latest_version(ledger: Ledger) ->
     appended = ingest(
         ledger, run_event("START", reader, inputs=[InputDataset(namespace="s3://b", name="t")])
     )
-    assert kinds(appended) == [
-        ("run-started", f"run:{reader}"),
-        ("run-inputs-used", f"run:{reader}"),
-        ("openlineage-run-event", f"run:{reader}"),
-    ]
-    assert appended[1].body == {"inputs": [v2]}
+    assert_reads_registered(appended, reader, v2)
 
 
 def test_unknown_input_is_registered_unversioned_once(ledger: Ledger) -> None:
@@ -815,12 +801,7 @@ def test_unknown_input_is_registered_unversioned_once(ledger: Ledger) -> None:
     assert ("dataset-version-registered", node) in kinds(appended)
     assert appended[1].body["uri"] == "kafka://broker:9092/clicks"
     appended = ingest(ledger, run_event("START", second, inputs=[source]))
-    assert kinds(appended) == [
-        ("run-started", f"run:{second}"),
-        ("run-inputs-used", f"run:{second}"),
-        ("openlineage-run-event", f"run:{second}"),
-    ]
-    assert appended[1].body == {"inputs": [node]}
+    assert_reads_registered(appended, second, node)
 
 
 def test_parent_facet_builds_the_run_hierarchy(ledger: Ledger) -> None:

@@ -16,7 +16,7 @@ import secrets
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event, text
 
-from audit.erasure.purge import PurgeBusy, _Matcher, find_bytes, purge
+from audit.erasure.purge import PurgeBusy, PurgeReport, _Matcher, find_bytes, purge
 from registry.errors import ConfigError
 from registry.store import Store, opened
 from tests.support.pgserver import PostgresServer
@@ -279,6 +279,16 @@ def test_sqlite_vacuum_purges_even_without_secure_delete(sqlite_store: Store, ta
     assert_purged(sqlite_store, canaries)
 
 
+def purge_once_released(store: Store, release: Callable[[], object]) -> PurgeReport:
+    """A purge that waits (up to 20 s) for a reader, which ``release`` ends 0.6 s on."""
+    timer = threading.Timer(0.6, release)
+    timer.start()
+    try:
+        return purge(store, busy_seconds=20)
+    finally:
+        timer.join()
+
+
 def test_sqlite_purge_waits_for_a_reader_then_says_busy(
     sqlite_store: Store, tag: str, tmp_path: Path
 ) -> None:
@@ -292,12 +302,9 @@ def test_sqlite_purge_waits_for_a_reader_then_says_busy(
         purge(sqlite_store, busy_seconds=0.5)
 
     # The reader finishes while the purge waits: the purge completes.
-    release = threading.Timer(0.6, reader.rollback)
-    release.start()
     try:
-        report = purge(sqlite_store, busy_seconds=20)
+        report = purge_once_released(sqlite_store, reader.rollback)
     finally:
-        release.join()
         reader.close()
     assert report.details["checkpoint_before"]["waited_seconds"] >= 0.4
     assert report.details["checkpoint_before"]["attempts"] > 1
@@ -345,12 +352,7 @@ def test_postgres_purge_waits_for_older_snapshots(pg_store: Store, tag: str) -> 
         canaries = erase(pg_store, tag, rows=600)
         with pytest.raises(PurgeBusy, match=r"backend \d+ \(client backend"):
             purge(pg_store, busy_seconds=0.5)
-        release = threading.Timer(0.6, old.rollback)
-        release.start()
-        try:
-            report = purge(pg_store, busy_seconds=20)
-        finally:
-            release.join()
+        report = purge_once_released(pg_store, old.rollback)
     finally:
         raw.close()
     assert report.details["waited_seconds"] >= 0.4

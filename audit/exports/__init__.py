@@ -30,12 +30,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audit.certificate import CertificateError, open_envelope, sign_envelope
 from audit.checkpoints import origin, write_checkpoint
+from audit.dsse import EnvelopeError, open_envelope, sign_envelope
 from audit.exports.manifest import (
     PREDICATE_TYPE,
     STATEMENT_TYPE,
@@ -223,18 +223,8 @@ class ExportCheck:
         return not (self.changed or self.missing or self.extra)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "directory": self.directory,
-            "format": self.format,
-            "parameters": self.parameters,
-            "checkpoint": self.checkpoint,
-            "exported_at": self.exported_at,
-            "files": self.files,
-            "changed": self.changed,
-            "missing": self.missing,
-            "extra": self.extra,
-        }
+        """``ok``, then the fields, JSON-ready."""
+        return {"ok": self.ok, **asdict(self)}
 
     def summary(self) -> str:
         head = (
@@ -261,7 +251,7 @@ def _manifest(directory: Path, key: VerifierKey) -> ExportStatement:
         raise ExportError(f"cannot read the manifest {path}: {exc}") from None
     try:
         opened = open_envelope(envelope, key)
-    except CertificateError as exc:
+    except EnvelopeError as exc:
         raise ExportError(f"the manifest's signature does not verify: {exc}") from None
     return read_statement(opened)
 

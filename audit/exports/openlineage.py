@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audit.exports.scope import Progress, Scope
+from audit.outdir import export_dir
 from lineage.openlineage import EMITTED_TYPES, emit
-from registry.errors import FieldError
 from registry.store.raw import Raw, placeholders
 
 if TYPE_CHECKING:
@@ -42,10 +42,7 @@ def write(
     ledger: Ledger, out: Path, scope: Scope, progress: Progress | None = None
 ) -> list[tuple[Path, int]]:
     """Write ``openlineage.jsonl`` into ``out``; returns it with its line count."""
-    target = Path(out)
-    if not target.is_dir():
-        raise FieldError("out", f"{target} is not a directory: expected the export's directory")
-    path = target / FILE
+    path = export_dir(out) / FILE
     lines = pending = 0
     with path.open("w", encoding="utf-8") as handle:
         for project in _projects(ledger, scope):

@@ -37,8 +37,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from audit.exports.scope import Progress, Scope
+from audit.outdir import export_dir
 from registry.canonical import canonical_text, loads, printable
-from registry.errors import InvalidInput, LedgerError
+from registry.errors import LedgerError
 from registry.store import Store
 from registry.store.raw import Raw
 from registry.timeutil import stored_form
@@ -544,13 +545,6 @@ def _batch_row(position: int, column: str) -> Callable[[int], str]:
     return lambda i: f"predictions.{column} of row {i} of the batch at position {position}"
 
 
-def _check_out(out: Path) -> Path:
-    target = Path(out)
-    if not target.is_dir():
-        raise InvalidInput(f"{target} is not a directory: expected the export's directory")
-    return target
-
-
 def _redactions(raw: Raw, scope: Scope) -> dict[int, int]:
     """Redacted event -> position of the (first) erasure that rewrote it."""
     return {
@@ -610,7 +604,7 @@ def write(
 ) -> list[tuple[Path, int]]:
     """Write ``<table>.parquet`` for every table of ``TABLES`` into ``out``; returns each
     file with its row count."""
-    target = _check_out(out)
+    target = export_dir(out)
     written: list[tuple[Path, int]] = []
     with store.read() as conn:
         raw = Raw(conn)

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from prov.model import PROV_TYPE, Namespace, ProvDocument
 
 from audit.exports.scope import Progress, Scope
-from registry.errors import InvalidInput
+from audit.outdir import export_dir
 from registry.ids import NodeId, kind_of
 from registry.store.raw import Raw
 from registry.timeutil import stored_form
@@ -236,13 +236,8 @@ def write(
     ledger: Ledger, out: Path, scope: Scope, progress: Progress | None = None
 ) -> list[tuple[Path, int]]:
     """Write ``prov.json`` into ``out``; returns it with its number of PROV records."""
-    target = Path(out)
-    if not target.is_dir():
-        raise InvalidInput(
-            f"{target} is not a directory: expected the export's directory", field="out"
-        )
+    path = export_dir(out) / FILE
     doc = document(ledger, scope)
-    path = target / FILE
     text = str(doc.serialize(format="json"))  # without a destination, the text itself
     path.write_text(json.dumps(json.loads(text), indent=1, sort_keys=True) + "\n")
     records = len(doc.records)

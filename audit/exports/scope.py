@@ -17,7 +17,7 @@ Every export format reads the same ``Scope``:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from registry.errors import FieldError
@@ -56,18 +56,8 @@ class Scope:
 
     def events_where(self, alias: str = "events") -> tuple[str, list[Any]]:
         """SQL condition and parameters selecting the scope's events (table ``alias``)."""
-        parts = [f"{alias}.position < ?"]
-        params: list[Any] = [self.upto]
-        if self.project is not None:
-            parts.append(f"{alias}.project = ?")
-            params.append(self.project)
-        if self.since is not None:
-            parts.append(f"{alias}.recorded_at >= ?")
-            params.append(self.since)
-        if self.until is not None:
-            parts.append(f"{alias}.recorded_at < ?")
-            params.append(self.until)
-        return " AND ".join(parts), params
+        parts, params = self._window(alias, "recorded_at")
+        return " AND ".join([f"{alias}.position < ?", *parts]), [self.upto, *params]
 
     def registered_where(self, table: str) -> tuple[str, list[Any]]:
         """SQL condition selecting catalogue rows of ``table`` (which has ``project`` and
@@ -80,26 +70,23 @@ class Scope:
 
     def trail_where(self, alias: str = "access_trail") -> tuple[str, list[Any]]:
         """SQL condition selecting the scope's access-trail entries."""
-        parts: list[str] = []
-        params: list[Any] = []
-        if self.project is not None:
-            parts.append(f"{alias}.project = ?")
-            params.append(self.project)
-        if self.since is not None:
-            parts.append(f"{alias}.at >= ?")
-            params.append(self.since)
-        if self.until is not None:
-            parts.append(f"{alias}.at < ?")
-            params.append(self.until)
+        parts, params = self._window(alias, "at")
         return (" AND ".join(parts) or "1 = 1"), params
 
+    def _window(self, alias: str, time: str) -> tuple[list[str], list[Any]]:
+        """Conditions (and their parameters) on the project and the time window, the
+        time being column ``time`` of table ``alias``."""
+        conditions = (
+            (self.project, f"{alias}.project = ?"),
+            (self.since, f"{alias}.{time} >= ?"),
+            (self.until, f"{alias}.{time} < ?"),
+        )
+        parts = [part for value, part in conditions if value is not None]
+        return parts, [value for value, _ in conditions if value is not None]
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "since": self.since,
-            "until": self.until,
-            "upto": self.upto,
-        }
+        """The scope's fields by name, in alphabetical order."""
+        return dict(sorted(asdict(self).items()))
 
 
 # Told how many more rows were written (drives a progress bar).

@@ -19,6 +19,7 @@ from registry.events.catalogue import (
     check_pseudonym,
     check_run,
     check_uuid,
+    distinct,
     each,
     event_type,
     optional,
@@ -64,15 +65,7 @@ class DatasetVersionRegistered(Body):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    @field_validator("derived_from")
-    @classmethod
-    def _parents(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            check_dataset(item)
-        if len(set(value)) != len(value):
-            raise ValueError("lists the same parent twice")
-        return value
-
+    _parents = validates("derived_from", distinct(check_dataset, "parent"))
     _producer = validates("produced_by", optional(check_run))
 
 
@@ -300,14 +293,7 @@ class PredictionsLogged(Body):
         default="arrow-ipc-stream/1", description="Encoding of the payload."
     )
 
-    @field_validator("models")
-    @classmethod
-    def _models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            check_model(item)
-        if len(set(value)) != len(value):
-            raise ValueError("lists the same model version twice")
-        return value
+    _models = validates("models", distinct(check_model, "model version"))
 
 
 # Types whose events carry a payload, and the check that it fits the body.

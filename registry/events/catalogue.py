@@ -134,6 +134,22 @@ def each(check: Callable[[str], Any]) -> Callable[[tuple[Any, ...]], tuple[Any, 
     return run
 
 
+def distinct(
+    check: Callable[[str], Any], what: str
+) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """``check`` applied to every item of a tuple field that may hold no item twice
+    (the refusal names an item ``what``)."""
+
+    def run(value: tuple[Any, ...]) -> tuple[Any, ...]:
+        for item in value:
+            check(item)
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists the same {what} twice")
+        return value
+
+    return run
+
+
 def validates(field: str, check: Callable[[Any], Any]) -> Any:
     """A validator of ``field`` for a body's class body (``_run = validates("run",
     check_run)``): ``check`` runs after the field's type, and returns its value."""
