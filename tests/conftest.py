@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-import registry
-from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from registry.sdk import Registry
 from tests.support.apiserver import ApiServer
+from tests.support.helpers import connected, opened_ledger
 from tests.support.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
 from tests.support.worlds import Scenario, build_world
 
@@ -90,17 +89,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def ledger(store_url: str, isolated_env: Path) -> Iterator[Ledger]:
     """The ledger at ``store_url``, closed after the test."""
-    opened = open_ledger(store_url)
-    yield opened
-    opened.close()
+    yield from opened_ledger(store_url)
 
 
 @pytest.fixture
 def reg(store_url: str, isolated_env: Path) -> Iterator[Registry]:
     """An SDK connection (project ``test``, actor ``tester``), closed after the test."""
-    connection = registry.connect(store_url, project="test", actor="tester")
-    yield connection
-    connection.close()
+    yield from connected(store_url, project="test", actor="tester")
 
 
 @pytest.fixture
@@ -152,9 +147,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     """The ledger behind ``api_server``, opened in this process with the server's key file."""
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
-    opened = open_ledger(api_server.db)
-    yield opened
-    opened.close()
+    yield from opened_ledger(api_server.db)
 
 
 @pytest.fixture(
