@@ -138,9 +138,8 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     # rate limit of failed authentication (tested in test_gate.py) would answer 429.
     server = ApiServer(
         tmp_path_factory.mktemp("api"), env={"MLLEDGER_AUTH_FAILURES_PER_MINUTE": "100000"}
-    ).start()
-    yield server
-    server.stop()
+    )
+    yield from server.serving()
 
 
 @pytest.fixture
@@ -165,8 +164,6 @@ def store_server(
         pg = request.getfixturevalue("pg_server")
         db = pg.create_database()
     env = {"MLLEDGER_CHECKPOINT_EVERY": "0", **getattr(request.module, "SERVER_ENV", {})}
-    running = ApiServer(directory, db=db, env=env).start()
-    yield running
-    running.stop()
+    yield from ApiServer(directory, db=db, env=env).serving()
     if pg is not None and db is not None:
         pg.drop_database(db.rsplit("/", 1)[1])

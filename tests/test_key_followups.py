@@ -88,9 +88,7 @@ def test_the_sdk_refuses_to_erase_without_the_key_that_signed_the_log(
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ApiServer]:
-    running = ApiServer(tmp_path, env={"MLLEDGER_CHECKPOINT_EVERY": "0"}).start()
-    yield running
-    running.stop()
+    yield from ApiServer(tmp_path, env={"MLLEDGER_CHECKPOINT_EVERY": "0"}).serving()
 
 
 def test_an_erasure_over_http_is_refused_without_the_signing_key(
