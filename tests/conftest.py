@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-import registry
-from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from registry.sdk import Registry
 from tests.support.apiserver import ApiServer
+from tests.support.helpers import connected, opened_ledger
 from tests.support.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
 from tests.support.worlds import Scenario, build_world
 
@@ -90,17 +89,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def ledger(store_url: str, isolated_env: Path) -> Iterator[Ledger]:
     """The ledger at ``store_url``, closed after the test."""
-    opened = open_ledger(store_url)
-    yield opened
-    opened.close()
+    yield from opened_ledger(store_url)
 
 
 @pytest.fixture
 def reg(store_url: str, isolated_env: Path) -> Iterator[Registry]:
     """An SDK connection (project ``test``, actor ``tester``), closed after the test."""
-    connection = registry.connect(store_url, project="test", actor="tester")
-    yield connection
-    connection.close()
+    yield from connected(store_url, project="test", actor="tester")
 
 
 @pytest.fixture
@@ -143,18 +138,15 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     # rate limit of failed authentication (tested in test_gate.py) would answer 429.
     server = ApiServer(
         tmp_path_factory.mktemp("api"), env={"MLLEDGER_AUTH_FAILURES_PER_MINUTE": "100000"}
-    ).start()
-    yield server
-    server.stop()
+    )
+    yield from server.serving()
 
 
 @pytest.fixture
 def server_ledger(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     """The ledger behind ``api_server``, opened in this process with the server's key file."""
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(api_server.key_file))
-    opened = open_ledger(api_server.db)
-    yield opened
-    opened.close()
+    yield from opened_ledger(api_server.db)
 
 
 @pytest.fixture(
@@ -172,8 +164,6 @@ def store_server(
         pg = request.getfixturevalue("pg_server")
         db = pg.create_database()
     env = {"MLLEDGER_CHECKPOINT_EVERY": "0", **getattr(request.module, "SERVER_ENV", {})}
-    running = ApiServer(directory, db=db, env=env).start()
-    yield running
-    running.stop()
+    yield from ApiServer(directory, db=db, env=env).serving()
     if pg is not None and db is not None:
         pg.drop_database(db.rsplit("/", 1)[1])

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +17,9 @@ import registry
 from registry.cli import main
 from registry.store import open_store
 from tests.support.events import bypass
+from tests.support.helpers import mlledger_process
 from tests.support.helpers import run_cli as run
 from tests.support.worlds import build_world
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -175,14 +172,6 @@ def test_the_console_script_runs_audit_verify(db: str, tmp_path: Path) -> None:
     env["MLLEDGER_KEY_FILE"] = str(tmp_path / "keys" / "master.key")
     env["MLLEDGER_SIGNING_KEY"] = str(tmp_path / "keys" / "signing.key")
     for argv in (["checkpoint"], ["verify"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "registry.cli", "audit", *argv, "--db", db],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=REPO,
-            timeout=120,
-            check=False,
-        )
+        done = mlledger_process("audit", *argv, "--db", db, env=env)
         assert done.returncode == 0, done.stderr
     assert "OK: the log and the access trail verify" in done.stdout

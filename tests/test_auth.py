@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 import rfc8785
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -29,7 +27,6 @@ from registry import auth
 from registry.auth import (
     PERMISSIONS,
     ROLES,
-    AccessEntry,
     ApiKey,
     create_key,
     decide,
@@ -43,7 +40,9 @@ from registry.cli import main
 from registry.errors import LedgerError, NotFound
 from registry.ledger import Ledger
 from registry.store import Store, open_store
-from registry.store.base import MIGRATIONS, SCHEMA_HEAD
+from registry.store.base import SCHEMA_HEAD
+from tests.support.events import access_entry as entry
+from tests.support.events import at_revision
 from tests.support.helpers import assert_one_error_line
 
 ADMIN = "alice@ops"
@@ -83,19 +82,17 @@ def assert_one_entry(
     return entry
 
 
-def entry(n: int = 0, **kw: Any) -> AccessEntry:
-    """An access entry for project ``p``; fields overridable."""
-    fields: dict[str, Any] = {
-        "actor": "0123456789abcdef",
-        "project": "p",
-        "action": "questions.scored",
-        "resource": f"record:p/{n:032x}",
-        "source": "10.0.0.1",
-        "outcome": "allow",
-        "status": 200,
-        "reason": "role viewer allows read",
-    }
-    return AccessEntry(**{**fields, **kw})
+def assert_key_entry(
+    before: list[dict[str, Any]],
+    after: list[dict[str, Any]],
+    action: str,
+    key_id: str,
+    **expected: Any,
+) -> dict[str, Any]:
+    """``after`` is ``before`` plus one entry: ADMIN's allowed ``action`` (``keys.create``
+    or ``keys.revoke``) on key ``key_id`` of project ``p``, with the ``expected`` fields."""
+    fields = {"actor": ADMIN, "outcome": "allow", "project": "p", **expected}
+    return assert_one_entry(before, after, action=action, resource=f"key:{key_id}", **fields)
 
 
 def reference_leaf(row: dict[str, Any]) -> str:
@@ -116,16 +113,8 @@ def test_create_verify_list_and_revoke(store: Store) -> None:
     assert (key.project, key.role, key.name, key.created_by) == ("p", "writer", "ci", ADMIN)
     assert (key.revoked_at, key.revoked_by) == (None, None)
     assert key.permissions == {"read", "write"}
-    created = assert_one_entry(
-        [],
-        trail(store),
-        action="keys.create",
-        actor=ADMIN,
-        outcome="allow",
-        project="p",
-        resource=f"key:{key.key_id}",
-        source="cli",
-        status=201,
+    created = assert_key_entry(
+        [], trail(store), "keys.create", key.key_id, source="cli", status=201
     )
     assert created["at"] == key.created_at
 
@@ -139,15 +128,7 @@ def test_create_verify_list_and_revoke(store: Store) -> None:
     revoked = revoke_key(store, key_id=key.key_id, revoked_by=ADMIN)
     assert revoked.revoked_by == ADMIN and revoked.revoked_at is not None
     assert (revoked.key_id, revoked.project, revoked.role) == (key.key_id, "p", "writer")
-    entry_ = assert_one_entry(
-        before,
-        trail(store),
-        action="keys.revoke",
-        actor=ADMIN,
-        outcome="allow",
-        project="p",
-        resource=f"key:{key.key_id}",
-    )
+    entry_ = assert_key_entry(before, trail(store), "keys.revoke", key.key_id)
     assert entry_["at"] == revoked.revoked_at
     assert verify_token(store, token) == revoked  # still found, so the caller can say why
     assert list_keys(store, include_revoked=False) == [other]
@@ -490,17 +471,8 @@ def test_the_database_refuses_to_change_the_trail(store: Store) -> None:
 
 def test_a_0001_store_upgrades_and_keeps_its_events(store_url: str) -> None:
     """A store at revision 0001 holding events migrates to head on open, events intact."""
-    from sqlalchemy import create_engine
-
-    from registry.settings import normalise_url
-
-    config = Config(str(MIGRATIONS / "alembic.ini"))
-    config.set_main_option("script_location", str(MIGRATIONS))
-    engine = create_engine(normalise_url(store_url))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
-    engine.dispose()
+    with at_revision(store_url, "0001") as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
     with registry.connect(store_url, project="test", actor="tester") as reg:
         reg.register_dataset("d", "1", uri="file:///d.csv", digest="sha256:" + "e" * 64)
         events = reg.ledger.read()
@@ -565,16 +537,7 @@ def test_cli_keys_create_prints_the_token_once(cli: Any, cli_json: Any, store_ur
     key_id = match.group(1)
     assert lines[0] == f"created writer key {key_id} for project p"
     assert "cannot be shown again" in lines[2]
-    assert_one_entry(
-        [],
-        cli_trail(cli_json),
-        action="keys.create",
-        actor=ADMIN,
-        outcome="allow",
-        project="p",
-        resource=f"key:{key_id}",
-        source="cli",
-    )
+    assert_key_entry([], cli_trail(cli_json), "keys.create", key_id, source="cli")
 
     store = open_store(store_url)
     try:
@@ -612,14 +575,7 @@ def test_cli_keys_create_json(cli_json: Any) -> None:
     )
     assert data["permissions"] == ["read", "audit"]
     assert TOKEN.match(data["token"]).group(1) == data["key_id"]  # type: ignore[union-attr]
-    assert_one_entry(
-        [],
-        cli_trail(cli_json),
-        action="keys.create",
-        actor=ADMIN,
-        outcome="allow",
-        resource=f"key:{data['key_id']}",
-    )
+    assert_key_entry([], cli_trail(cli_json), "keys.create", data["key_id"])
 
 
 def test_cli_keys_list_and_revoke(cli: Any, cli_json: Any) -> None:
@@ -640,15 +596,7 @@ def test_cli_keys_list_and_revoke(cli: Any, cli_json: Any) -> None:
     status, out, err = cli("keys", "revoke", a["key_id"])
     assert (status, err) == (0, "")
     assert out.startswith(f"key {a['key_id']} revoked at ") and out.rstrip().endswith(ADMIN)
-    assert_one_entry(
-        before,
-        cli_trail(cli_json),
-        action="keys.revoke",
-        actor=ADMIN,
-        outcome="allow",
-        project="p",
-        resource=f"key:{a['key_id']}",
-    )
+    assert_key_entry(before, cli_trail(cli_json), "keys.revoke", a["key_id"])
     listed = cli_json("keys", "list")
     assert listed[0]["revoked_by"] == ADMIN and listed[0]["revoked_at"] is not None
     assert listed[1]["revoked_at"] is None

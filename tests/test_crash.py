@@ -42,7 +42,7 @@ from audit.checkpoints import stored_checkpoints, write_checkpoint
 from audit.note import SigningKey
 from audit.tree import EVENTS, TRAIL, StoredTree
 from audit.verify import verify
-from registry.auth import AccessEntry, record_access
+from registry.auth import record_access
 from registry.events import StoredEvent, make_event
 from registry.ids import NodeId, dataset_id
 from registry.ledger import Ledger
@@ -458,17 +458,7 @@ def write_one_of_each(ledger: Ledger, batch: str) -> None:
             )
         ]
     )
-    entry = AccessEntry(
-        actor="test",
-        project=PROJECT,
-        action="crash.write",
-        resource=f"batch:{batch}:0:1",
-        source="crash-test",
-        outcome="allow",
-        status=200,
-        reason=batch,
-    )
-    record_access(ledger.store, [entry])
+    record_access(ledger.store, [crashwriter.trail_entry("test", f"batch:{batch}:0:1", batch)])
 
 
 def test_writers_killed_at_random_lose_nothing_acknowledged(

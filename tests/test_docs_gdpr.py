@@ -11,6 +11,7 @@ import pytest
 
 import registry
 from registry.cli import build_parser
+from tests.support.worlds import personal_dataset
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "gdpr.md"
 
@@ -22,13 +23,9 @@ def test_the_remediation_example_resolves_the_flag(
     monkeypatch.setenv("MLLEDGER_DB", str(tmp_path / "ledger.db"))
     keys = [f"visit-{i}" for i in range(12)]
     with registry.connect(project="clinic", actor="etl") as reg:
-        data = reg.register_dataset(
-            "patients",
-            "2024-06",
-            uri="s3://clinic/p",
-            digest="sha256:01",
-            records=keys,
-            subjects=[f"p{i % 4}" for i in range(12)],
+        subjects = [f"p{i % 4}" for i in range(12)]
+        data = personal_dataset(
+            reg, "patients", keys, subjects, version="2024-06", uri="s3://clinic/p"
         )
         with reg.run("train", inputs=[data]) as run:
             old = run.register_model("risk", artifact_uri="s3://m/1", artifact_digest="sha256:02")

@@ -27,6 +27,7 @@ from audit.exports import MANIFEST, export
 from audit.exports import PREDICATE_TYPE as EXPORT_TYPE
 from registry.sdk import Registry
 from tests.support.helpers import signing_key as _key
+from tests.support.worlds import personal_dataset
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "audit.md"
 
@@ -42,14 +43,7 @@ def _example() -> str:
 def signed(reg: Registry, tmp_path: Path) -> Path:
     """A directory holding a real certificate (erasure.json), a real export (export/)
     and the log's verifier key as ``mlledger audit public-key --out`` writes it."""
-    reg.register_dataset(
-        "patients",
-        "1",
-        uri="s3://b/patients",
-        digest="sha256:01",
-        records=["p-1", "p-2"],
-        subjects=["ann", "bob"],
-    )
+    personal_dataset(reg, "patients", ["p-1", "p-2"], ["ann", "bob"])
     reg.store_subject_data("ann", {"email": "ann@example.com"})
     outcome = reg.erase("ann")
     erased = reg.ledger.last_event()

@@ -16,27 +16,25 @@ from typing import Any
 
 import pytest
 
-import registry
 from registry import grants
 from registry.errors import Conflict, EventRejected, NotFound
 from registry.events import NewEvent, make_event
 from registry.ids import run_id
 from registry.ledger import Ledger
 from registry.sdk import DatasetVersion, Registry
+from tests.support.helpers import connected
 
 
 @pytest.fixture
 def alpha(store_url: str, isolated_env: Path) -> Iterator[Registry]:
-    connection = registry.connect(store_url, project="alpha", actor="ann")
-    yield connection
-    connection.close()
+    """Project ``alpha``'s connection, as ``ann``."""
+    yield from connected(store_url, project="alpha", actor="ann")
 
 
 @pytest.fixture
 def beta(store_url: str, isolated_env: Path) -> Iterator[Registry]:
-    connection = registry.connect(store_url, project="beta", actor="bob")
-    yield connection
-    connection.close()
+    """Project ``beta``'s connection, as ``bob``."""
+    yield from connected(store_url, project="beta", actor="bob")
 
 
 def _dataset(reg: Registry, name: str, **kw: Any) -> DatasetVersion:

@@ -19,7 +19,6 @@ import logging
 import os
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,9 +38,7 @@ from registry.sdk import Registry
 from registry.settings import default_key_file, default_signing_key_file, key_directory
 from registry.vault import KeyRing
 from tests.support.apiserver import free_port
-from tests.support.helpers import run_cli, signed_log
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.helpers import head_of, mlledger_process, run_cli, signed_log
 
 
 def mode(path: Path) -> int:
@@ -79,14 +76,6 @@ def plant(reg: Registry) -> None:
     )  # fmt: skip
     last = reg.ledger.last_event()
     assert last is not None and last.type == "dataset-records-added"
-
-
-def head(store_url: str) -> int:
-    ledger = open_ledger(store_url)
-    try:
-        return ledger.head()
-    finally:
-        ledger.close()
 
 
 # --- where the keys are ----------------------------------------------------------------------
@@ -210,7 +199,7 @@ def test_a_missing_key_is_not_replaced_while_checkpoints_exist(
     missing = tmp_path / "moved" / "signing.key"
     monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(missing))
     expected = f"{key.name} (key ID {key.key_id:08x})"
-    before = head(store_url)
+    before = head_of(store_url)
 
     with pytest.raises(ConfigError) as caught:
         load_signing_key(store_url, create=True)
@@ -228,7 +217,7 @@ def test_a_missing_key_is_not_replaced_while_checkpoints_exist(
         create_signing_key(store_url, tmp_path / "fresh.key")
 
     assert not missing.exists() and not (tmp_path / "fresh.key").exists()
-    assert head(store_url) == before  # the erase was refused before erasing anything
+    assert head_of(store_url) == before  # the erase was refused before erasing anything
     with registry.connect(store_url, project="test", actor="tester") as reg:
         assert reg.footprint("ann")["records"], "ann was erased although the key was missing"
 
@@ -241,7 +230,7 @@ def test_a_key_other_than_the_signer_is_refused(
     other_file = tmp_path / "other.key"
     other, _ = create_signing_key(f"sqlite:///{tmp_path}/empty/ledger.db", other_file)
     monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(other_file))
-    before = head(store_url)
+    before = head_of(store_url)
 
     with pytest.raises(ConfigError) as caught:
         load_signing_key(store_url, create=True)
@@ -253,18 +242,14 @@ def test_a_key_other_than_the_signer_is_refused(
 
     code, _, err = run_cli(capsys, "erase", "ann", "--db", store_url, "--project", "test")
     assert code == 2 and key.name in err and str(other_file) in err
-    assert head(store_url) == before
+    assert head_of(store_url) == before
     # Loading it for anything but signing (its public key) still works.
     assert load_signing_key(store_url)[0] == other
 
 
 def serve(store_url: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``mlledger serve`` in a process of its own; it must exit by itself."""
-    return subprocess.run(
-        [sys.executable, "-m", "registry.cli", "serve", "--db", store_url,
-         "--port", str(free_port())],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False,
-    )  # fmt: skip
+    return mlledger_process("serve", "--db", store_url, "--port", str(free_port()), env=env)
 
 
 def test_a_server_without_the_signing_key_refuses_to_start(
@@ -371,7 +356,7 @@ def test_a_missing_master_key_is_not_replaced_while_secrets_are_wrapped(
         plant(reg)
     missing = tmp_path / "moved" / "master.key"
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(missing))
-    before = head(store_url)  # the log reads without the master key
+    before = head_of(store_url)  # the log reads without the master key
     with registry.connect(store_url, project="test", actor="tester") as reg:
         for use in (
             lambda: reg.footprint("ann"),
@@ -384,7 +369,7 @@ def test_a_missing_master_key_is_not_replaced_while_secrets_are_wrapped(
             assert f"no master key at {missing}" in message and "1 project secret(s)" in message
             assert "refusing to create a new master key" in message
     assert not missing.exists()
-    assert head(store_url) == before  # the refused write appended nothing
+    assert head_of(store_url) == before  # the refused write appended nothing
     # The key back where it is looked for: everything works again.
     monkeypatch.setenv("MLLEDGER_KEY_FILE", str(isolated_env))
     with registry.connect(store_url, project="test", actor="tester") as reg:

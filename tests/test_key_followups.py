@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +21,7 @@ from registry.errors import ConfigError
 from registry.sdk import Registry
 from registry.settings import default_signing_key_file
 from tests.support.apiserver import ApiServer
-from tests.support.helpers import signed_log
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.helpers import mlledger_process, signed_log
 
 
 def plant(reg: Registry) -> None:
@@ -91,9 +88,7 @@ def test_the_sdk_refuses_to_erase_without_the_key_that_signed_the_log(
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ApiServer]:
-    running = ApiServer(tmp_path, env={"MLLEDGER_CHECKPOINT_EVERY": "0"}).start()
-    yield running
-    running.stop()
+    yield from ApiServer(tmp_path, env={"MLLEDGER_CHECKPOINT_EVERY": "0"}).serving()
 
 
 def test_an_erasure_over_http_is_refused_without_the_signing_key(
@@ -124,10 +119,7 @@ def test_an_erasure_over_http_is_refused_without_the_signing_key(
 
 
 def mlledger(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "registry.cli", *argv],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False,
-    )  # fmt: skip
+    return mlledger_process(*argv, env=env)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +24,9 @@ from audit.reports.render import md_code, md_text
 from registry.errors import LedgerError, NotFound
 from registry.sdk import Registry
 from tests.support.apiserver import ApiServer
+from tests.support.helpers import mlledger_process
 from tests.support.helpers import signing_key as _key
 from tests.support.worlds import Scenario, build_world
-
-CLI = [sys.executable, "-m", "registry.cli"]
 
 #: Text a writer may put in the log, each aimed at one way out of a Markdown card.
 HOSTILE = (
@@ -187,26 +184,15 @@ def test_every_proof_verifies_offline_and_a_tampered_one_does_not(
         assert event["project"] == "test"
     public = tmp_path / "log.pub"
     public.write_text(key.verifier().to_string() + "\n")
-    done = subprocess.run(
-        [*CLI, "audit", "verify-proof", str(bundles[0]), "--public-key", str(public)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    verify_proof = ("audit", "verify-proof", str(bundles[0]), "--public-key", str(public))
+    done = mlledger_process(*verify_proof, timeout=60)
     assert done.returncode == 0, done.stderr
     forged = json.loads(bundles[0].read_text())
     forged["entry"] = forged["entry"].replace("tester", "mallory")
     bundles[0].write_text(json.dumps(forged))
     with pytest.raises(ProofError):
         verify_bundle(forged, key.verifier())
-    refused = subprocess.run(
-        [*CLI, "audit", "verify-proof", str(bundles[0]), "--public-key", str(public)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = mlledger_process(*verify_proof, timeout=60)
     assert refused.returncode == 3
 
 
@@ -400,26 +386,13 @@ def test_cli_writes_the_dossier(
     reg.close()
     env = {**os.environ, "MLLEDGER_DB": store_url}
     out = tmp_path / "dossier"
-    done = subprocess.run(
-        [*CLI, "report", "model", "clf@2", "--project", "test", "--out", str(out), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    report = ("report", "model", "clf@2", "--project", "test", "--out", str(out))
+    done = mlledger_process(*report, "--json", env=env)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["model"] == world.m2.id
     assert (out / "index.html").is_file() and (out / "evidence").is_dir()
-    again = subprocess.run(
-        [*CLI, "report", "model", "clf@2", "--project", "test", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    again = mlledger_process(*report, env=env)
     assert again.returncode == 2 and "not empty" in again.stderr
 
 

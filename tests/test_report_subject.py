@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,8 @@ from audit.reports.subject import render_subject_html, write_subject_report
 from registry.errors import Forbidden, LedgerError, NotFound
 from registry.sdk import Registry
 from tests.support.apiserver import ApiServer
-from tests.support.worlds import build_world
-
-CLI = [sys.executable, "-m", "registry.cli"]
+from tests.support.helpers import mlledger_process
+from tests.support.worlds import build_world, personal_dataset
 
 
 def test_the_report_lists_what_is_held_and_where_it_went(reg: Registry) -> None:
@@ -124,24 +121,14 @@ def test_cli_writes_the_report(reg: Registry, tmp_path: Path, store_url: str) ->
     reg.close()
     env = {**os.environ, "MLLEDGER_DB": store_url}
     out = tmp_path / "sar"
-    done = subprocess.run(
-        [*CLI, "report", "subject", "ann", "--project", "test", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
+    done = mlledger_process(
+        "report", "subject", "ann", "--project", "test", "--out", str(out), env=env
     )
     assert done.returncode == 0, done.stderr
     assert "wrote the subject-access report" in done.stdout
     assert json.loads((out / "report.json").read_text())["counts"]["records"] == 3
-    missing = subprocess.run(
-        [*CLI, "report", "subject", "nobody", "--project", "test", "--out", str(tmp_path / "x")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
+    missing = mlledger_process(
+        "report", "subject", "nobody", "--project", "test", "--out", str(tmp_path / "x"), env=env
     )
     assert missing.returncode == 2 and "no data subject" in missing.stderr
     assert not (tmp_path / "x").exists()
@@ -150,14 +137,7 @@ def test_cli_writes_the_report(reg: Registry, tmp_path: Path, store_url: str) ->
 def test_over_http_only_a_data_protection_officer_may_ask(api_server: ApiServer) -> None:
     writer = api_server.key("sar", "writer")
     with registry.connect(api_server.url, project="sar", actor="etl", api_key=writer) as reg:
-        raw = reg.register_dataset(
-            "raw",
-            "1",
-            uri="s3://raw",
-            digest="sha256:01",
-            records=["r1", "r2"],
-            subjects=["s1", "s2"],
-        )
+        raw = personal_dataset(reg, "raw", ["r1", "r2"], ["s1", "s2"], uri="s3://raw")
         reg.store_subject_data("s1", {"email": "s1@example.com"})
         with pytest.raises(Forbidden):
             reg.subject_report("s1")

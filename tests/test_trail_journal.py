@@ -15,6 +15,7 @@ from audit import trail
 from audit.trail import AccessEntry, TrailJournal, read_trail
 from registry.store import Store, open_store
 from tests.support.apiserver import ApiServer
+from tests.support.events import access_entry
 
 
 @pytest.fixture
@@ -25,16 +26,8 @@ def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
 
 
 def _entry(n: int) -> AccessEntry:
-    return AccessEntry(
-        actor="tester",
-        project="p",
-        action="test.read",
-        resource=f"/r/{n}",
-        source="127.0.0.1",
-        outcome="allow",
-        status=200,
-        reason="test",
-    )
+    """Entry ``n``: tester's allowed read of ``/r/N``."""
+    return access_entry(actor="tester", action="test.read", resource=f"/r/{n}", reason="test")
 
 
 def test_the_journal_needs_no_append_lock(store: Store) -> None:

@@ -265,23 +265,23 @@ def bench_tree_overhead(work: Path, scale: float, rounds: int) -> dict[str, Any]
 # --- 2, 3 and 4: a log of 1,000,000 events ----------------------------------------------------
 
 
+#: The outcome, status and reason of an allowed read, and of a refused one.
+_ALLOWED = ("allow", 200, "role viewer allows read")
+_DENIED = ("deny", 403, "no role on project")
+
+
+def _read_entry(i: int) -> auth.AccessEntry:
+    """Read ``i`` of the bench trail, by one of seven keys; one read in ten refused."""
+    path = f"/api/v1/projects/bench/events?start={i}"
+    verdict = _ALLOWED if i % 10 else _DENIED
+    return auth.AccessEntry(f"key-{i % 7}", "bench", "events.read", path, "127.0.0.1", *verdict)
+
+
 def _trail(store: Any, n: int) -> None:
     for start in range(0, n, 100):
         auth.record_access(
             store,
-            [
-                auth.AccessEntry(
-                    actor=f"key-{i % 7}",
-                    project="bench",
-                    action="events.read",
-                    resource=f"/api/v1/projects/bench/events?start={i}",
-                    source="127.0.0.1",
-                    outcome="allow" if i % 10 else "deny",
-                    status=200 if i % 10 else 403,
-                    reason="role viewer allows read" if i % 10 else "no role on project",
-                )
-                for i in range(start, min(n, start + 100))
-            ],
+            [_read_entry(i) for i in range(start, min(n, start + 100))],
         )
 
 

@@ -17,7 +17,6 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 from registry.events import NewEvent, make_event
@@ -122,12 +121,8 @@ class Stopwatch:
         self._began = time.perf_counter()
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
+        """Add the block's time, whether it ended normally or raised."""
         self.seconds += time.perf_counter() - self._began
 
 

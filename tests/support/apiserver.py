@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -60,6 +61,14 @@ class ApiServer:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not answer in {STARTUP_SECONDS}s:\n{self.log.read_text()}")
+
+    def serving(self) -> Iterator[ApiServer]:
+        """Start the server, yield it and stop it: a fixture's body (``yield from``)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -47,12 +47,19 @@ from audit.note import SigningKey
 from registry.auth import AccessEntry, record_access
 from registry.events import make_event
 from registry.ids import dataset_id, run_id
+from tests.support.events import access_entry
 
 PROJECT = "crash"
 JOB = "crash-test"
 MODES = ("raw", "sdk", "trail", "mixed", "checkpoint")
 SUBJECT_BATCH_SIZE = 3  # run-started, run-params-logged, subject-data-stored
 DATASET_BATCH_SIZE = 2  # dataset-version-registered, dataset-records-added
+
+
+def trail_entry(actor: str, resource: str, reason: str) -> AccessEntry:
+    """An allowed ``crash.write`` decision of PROJECT's trail, from ``crash-test``."""
+    fields = {"project": PROJECT, "action": "crash.write", "source": "crash-test"}
+    return access_entry(actor=actor, resource=resource, reason=reason, **fields)
 
 
 class Writer:
@@ -175,16 +182,7 @@ class Writer:
     def write_trail(self, batch: str) -> None:
         size = self.rng.randint(1, 4)
         entries = [
-            AccessEntry(
-                actor=self.name,
-                project=PROJECT,
-                action="crash.write",
-                resource=f"batch:{batch}:{i}:{size}",
-                source="crash-test",
-                outcome="allow",
-                status=200,
-                reason=f"entry {i} of {size}",
-            )
+            trail_entry(self.name, f"batch:{batch}:{i}:{size}", f"entry {i} of {size}")
             for i in range(size)
         ]
         self.line({"kind": "begin", "batch": batch})

@@ -1,8 +1,11 @@
-"""Events built by hand, and writes made behind the service layer's back.
+"""Events and access-trail entries built by hand, and writes made behind the service
+layer's back.
 
 ``dataset_event`` builds a valid ``dataset-version-registered`` event in project
-``PROJECT`` by ``ACTOR``; ``bypass`` opens a transaction in which the database's
-append-only triggers do not fire, as someone with raw database access could.
+``PROJECT`` by ``ACTOR``; ``access_entry`` an allowed access decision for the trail;
+``bypass`` opens a transaction in which the database's append-only triggers do not
+fire, as someone with raw database access could; ``at_revision`` one on a database
+migrated to an old schema revision, to write rows as that revision's code did.
 """
 
 from __future__ import annotations
@@ -11,11 +14,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, text
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, create_engine, text
 
+from registry.auth import AccessEntry
 from registry.events import NewEvent, make_event
 from registry.ids import dataset_id
+from registry.settings import normalise_url
 from registry.store import Store
+from registry.store.base import MIGRATIONS
 
 PROJECT = "test"
 ACTOR = "tester"
@@ -48,6 +56,39 @@ def dataset_event(
         occurred_at=WHEN,
         event_id=event_id,
     )
+
+
+def access_entry(n: int = 0, **fields: Any) -> AccessEntry:
+    """An allowed ``questions.scored`` decision on record ``n`` of project ``p``, asked
+    by key ``0123456789abcdef`` from 10.0.0.1; ``fields`` override any of its fields."""
+    defaults: dict[str, Any] = {
+        "actor": "0123456789abcdef",
+        "project": "p",
+        "action": "questions.scored",
+        "resource": f"record:p/{n:032x}",
+        "source": "10.0.0.1",
+        "outcome": "allow",
+        "status": 200,
+        "reason": "role viewer allows read",
+    }
+    return AccessEntry(**{**defaults, **fields})
+
+
+@contextmanager
+def at_revision(url: str, revision: str) -> Iterator[Connection]:
+    """A transaction on the database at ``url`` once migrated to schema ``revision``
+    (an old one, not the head): rows written in it are as that revision's code wrote
+    them. The next ``open_store`` migrates them to the head."""
+    config = Config(str(MIGRATIONS / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            yield conn
+    finally:
+        engine.dispose()
 
 
 @contextmanager

@@ -1,15 +1,21 @@
-"""Small helpers several test modules share: the CLI in-process, the newest event,
-the ledger's signing key, and the shape of a one-line CLI error."""
+"""Small helpers several test modules share: the CLI in-process and as a child
+process, connections a fixture yields, the newest event and the head of a ledger, the
+ledger's signing key, and the shape of a one-line CLI error."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
 import registry
 from audit.checkpoints import load_signing_key, write_checkpoint
 from audit.note import SigningKey
+from registry.assembly import open_ledger
 from registry.cli import main
 from registry.events import StoredEvent
 from registry.ledger import Ledger
@@ -21,6 +27,51 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+#: The repository root, where child processes run.
+REPO = Path(__file__).resolve().parents[2]
+#: ``mlledger`` as this interpreter runs it.
+CLI = [sys.executable, "-m", "registry.cli"]
+
+
+def mlledger_process(
+    *argv: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    program: Sequence[str] = CLI,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``mlledger ARGV`` (or ``program ARGV``) in a process of its own from the
+    repository root, with ``env`` (default: this process's environment); its exit
+    status and text output, whatever the status."""
+    return subprocess.run(
+        [*program, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def connected(url: str, project: str, actor: str) -> Iterator[Registry]:
+    """An SDK connection for a fixture to yield (``yield from``), closed after the test."""
+    with registry.connect(url, project=project, actor=actor) as connection:
+        yield connection
+
+
+def opened_ledger(url: str) -> Iterator[Ledger]:
+    """The ledger at ``url`` for a fixture to yield (``yield from``), closed after the test."""
+    with closing(open_ledger(url)) as ledger:
+        yield ledger
+
+
+def head_of(url: str) -> int:
+    """The head of the ledger at ``url`` (its event count), read through a ledger of
+    its own."""
+    with closing(open_ledger(url)) as ledger:
+        return ledger.head()
 
 
 def newest(ledger: Ledger) -> StoredEvent:

@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 import registry
+from tests.support.helpers import CLI, mlledger_process
+from tests.support.worlds import personal_dataset
 
-CLI = [sys.executable, "-m", "registry.cli"]
 CRASHER = [sys.executable, "-m", "tests.support.erasecrasher"]
 SUBJECTS = [f"person-{i}" for i in range(6)]
 
@@ -18,14 +19,8 @@ SUBJECTS = [f"person-{i}" for i in range(6)]
 def populate(url: str) -> None:
     with registry.connect(url, project="shop", actor="etl") as reg:
         keys = [f"order-{i}" for i in range(60)]
-        raw = reg.register_dataset(
-            "orders",
-            "1",
-            uri="s3://orders",
-            digest="sha256:01",
-            records=keys,
-            subjects=[SUBJECTS[i % 6] for i in range(60)],
-        )
+        subjects = [SUBJECTS[i % 6] for i in range(60)]
+        raw = personal_dataset(reg, "orders", keys, subjects, uri="s3://orders")
         with reg.run("train", inputs=[raw]) as run:
             model = run.register_model("churn", artifact_uri="s3://m", artifact_digest="sha256:02")
         reg.deploy("api", endpoint="https://api", served={model: 100})
@@ -36,11 +31,5 @@ def populate(url: str) -> None:
 
 def mlledger(url: str, *args: str, crash_at: int | None = None) -> subprocess.CompletedProcess[str]:
     program = CLI if crash_at is None else [*CRASHER, str(crash_at)]
-    return subprocess.run(
-        [*program, *args, "--project", "shop"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "MLLEDGER_DB": url},
-    )
+    env = {**os.environ, "MLLEDGER_DB": url}
+    return mlledger_process(*args, "--project", "shop", env=env, timeout=300, program=program)

@@ -2,14 +2,17 @@
 
 ``build_world``: the lineage scenario of the query tests (three datasets, three
 models, one deployment that switched models, predictions); ``day(n)`` dates its
-events. ``canary_world``: thousands of data subjects with one canary among them,
-for the erasure and compliance canaries.
+events. ``personal_dataset``: a dataset whose records belong to data subjects.
+``canary_world``: thousands of data subjects with one canary among them, for the
+erasure and compliance canaries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import registry
 from registry import DatasetVersion, Deployment, ModelVersion, Registry
@@ -23,6 +26,30 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 def day(n: float) -> datetime:
     """``n`` days after T0, the scenario's first day."""
     return T0 + timedelta(days=n)
+
+
+def personal_dataset(
+    reg: Registry,
+    name: str,
+    records: Sequence[str],
+    subjects: Sequence[str | None],
+    *,
+    digest: str = "sha256:01",
+    uri: str | None = None,
+    **options: Any,
+) -> DatasetVersion:
+    """Version ``1`` (unless ``options`` say otherwise) of dataset ``name`` at ``uri``
+    (default ``s3://b/NAME``): ``records``, each held on the subject at the same place
+    in ``subjects``."""
+    return reg.register_dataset(
+        name,
+        options.pop("version", "1"),
+        uri=uri or f"s3://b/{name}",
+        digest=digest,
+        records=list(records),
+        subjects=list(subjects),
+        **options,
+    )
 
 
 @dataclass
@@ -45,33 +72,18 @@ def build_world(reg: Registry) -> Scenario:
     run3 fine-tunes m3 from m2 on nothing new. api serves m1, then 50/50, then m2."""
     keys = [f"rec-{i}" for i in range(10)]
     subjects = ["ann", "ann", "bob", "bob", "cid", None, "dan", "dan", "eve", "eve"]
-    raw = reg.register_dataset(
-        "raw",
-        "1",
-        uri="s3://b/raw",
-        digest="sha256:01",
-        records=keys,
-        subjects=subjects,
-        occurred_at=day(0),
-    )
-    clean = reg.register_dataset(
+    raw = personal_dataset(reg, "raw", keys, subjects, occurred_at=day(0))
+    clean = personal_dataset(
+        reg,
         "clean",
-        "1",
-        uri="s3://b/clean",
+        keys[:6],
+        subjects[:6],
         digest="sha256:02",
-        records=keys[:6],
-        subjects=subjects[:6],
         derived_from=[raw],
         occurred_at=day(1),
     )
-    extra = reg.register_dataset(
-        "extra",
-        "1",
-        uri="s3://b/extra",
-        digest="sha256:03",
-        records=["x-1", "x-2"],
-        subjects=["zed", "ann"],
-        occurred_at=day(1),
+    extra = personal_dataset(
+        reg, "extra", ["x-1", "x-2"], ["zed", "ann"], digest="sha256:03", occurred_at=day(1)
     )
     with reg.run("train-a", inputs=[raw], occurred_at=day(2)) as run1:
         m1 = run1.register_model("clf", artifact_uri="s3://m/1", artifact_digest="sha256:a1")
