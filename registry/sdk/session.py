@@ -10,15 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lineage import queries
+from registry import writes
 from registry.backend import Backend, LocalBackend
-from registry.errors import ConfigError, EventRejected, FieldError
-from registry.events import NewEvent, make_event
-from registry.ids import check_name, new_id
+from registry.errors import ConfigError, EventRejected
+from registry.events import NewEvent
+from registry.ids import check_name
 from registry.intake import Item
 from registry.ledger import Ledger
 from registry.sdk.handles import Deployment
-from registry.timeutil import to_timestamp
-from registry.tracing import current_trace_id
 
 FLUSH_AFTER_SECONDS = 5.0
 
@@ -54,36 +53,13 @@ class Session:
         *,
         occurred_at: Any = None,
         actor: str | None = None,
-        **kw: Any,
     ) -> NewEvent:
-        """One event of this connection; a value the ledger would refuse raises
-        ``EventRejected`` here, at the call that made it, so nothing bad is buffered."""
-        event_id = kw.pop("event_id", None) or new_id()
-        try:
-            return make_event(
-                type,
-                project=self.project,
-                entity=entity,
-                actor=actor or self.actor,
-                body=dict(body),
-                occurred_at=occurred_at,
-                trace_id=current_trace_id(),
-                event_id=event_id,
-                **kw,
-            )
-        except FieldError as exc:
-            raise EventRejected(0, str(event_id), type, exc.field, str(exc)) from None
-
-    def _envelope(self, entity: str, occurred_at: Any = None) -> dict[str, Any]:
-        """Envelope fields of a write carrying personal data."""
-        return {
-            "event_id": new_id(),
-            "project": self.project,
-            "entity": entity,
-            "actor": self.actor,
-            "occurred_at": to_timestamp(occurred_at, "occurred_at"),
-            "trace_id": current_trace_id(),
-        }
+        """One event of this connection (by ``actor`` when given), made as the service
+        layer makes it (``registry.writes.event``): a value the ledger would refuse
+        raises ``EventRejected`` here, at the call that made it, so nothing bad is
+        buffered."""
+        by = writes.Author(self.project, actor) if actor else self
+        return writes.event(by, type, entity, body, occurred_at)
 
     def _append(self, events: Sequence[Item]) -> list[int]:
         """Append buffered run events first, then ``events``, as one batch."""
