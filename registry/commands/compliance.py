@@ -13,12 +13,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from registry.commands import DB_HELP
+from registry.commands import (
+    PROJECT_HELP,
+    add_db,
+    add_json,
+    add_key,
+    open_registry,
+    print_json_or_text,
+    signing_key,
+)
 from registry.commands.audit import EXIT_INVALID, _verifier
 from registry.errors import InvalidInput
 from registry.wording import counted
@@ -26,19 +33,8 @@ from registry.wording import counted
 FORMATS = ("parquet", "openlineage", "prov")
 
 
-def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help=DB_HELP)
-
-
 def _key(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--key",
-        help="the log's signing key file (default: MLLEDGER_SIGNING_KEY, else signing.key in "
-        "the ledger's key directory: beside the SQLite database, or "
-        "$XDG_CONFIG_HOME/mlledger/postgresql/<host>-<port>-<database>/ for PostgreSQL, "
-        "~/.config when XDG_CONFIG_HOME is unset); a relative path is taken inside that "
-        "directory, not the working directory",
-    )
+    add_key(parser, "the log's signing key file")
 
 
 def add_parsers(sub: Any) -> None:
@@ -60,10 +56,10 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("model", help="model version: name@version, name@alias or its id")
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
-    _db(p)
-    p.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
+    add_db(p)
+    p.add_argument("--project", help=PROJECT_HELP)
     _key(p)
-    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    add_json(p, "print what was written as JSON")
 
     p = kinds.add_parser(
         "subject",
@@ -73,9 +69,9 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("subject", help="the data subject's id, as your data knows it")
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
-    _db(p)
-    p.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
-    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    add_db(p)
+    p.add_argument("--project", help=PROJECT_HELP)
+    add_json(p, "print what was written as JSON")
 
     p = sub.add_parser(
         "export",
@@ -92,46 +88,25 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--format", choices=FORMATS, help="the export's format")
     p.add_argument("--out", help="a new or empty directory to write the export to")
-    _db(p)
+    add_db(p)
     p.add_argument("--project", help="one project only (default: every project)")
     p.add_argument("--since", help="events recorded at or after this time (ISO 8601)")
     p.add_argument("--until", help="events recorded before this time (ISO 8601)")
     _key(p)
     p.add_argument("--public-key", help="verify: the log's verifier key (file or string)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-def _print(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True) if args.json else text)
-
-
-def _registry(args: argparse.Namespace) -> Any:
-    from registry.sdk import connect
-
-    return connect(args.db, project=args.project, create=False)  # never creates a ledger
+    add_json(p)
 
 
 def _signing_key(args: argparse.Namespace, ledger: Any) -> Any:
-    from audit.checkpoints import load_signing_key
-    from registry.settings import Settings
-
-    key, path, created = load_signing_key(
-        ledger.store.url, args.key or Settings().signing_key, create=True
-    )
-    if created:
-        print(
-            f"created signing key {key.name} at {path}; public key: {key.verifier().to_string()}",
-            file=sys.stderr,
-        )
-    return key
+    return signing_key(ledger.store.url, args.key or args.settings.signing_key)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from audit.outdir import new_or_empty
 
     new_or_empty(args.out)  # refused before anything is read, decrypted or signed
-    with _registry(args) as reg:
+    with open_registry(args) as reg:
         if args.report_command == "subject":
             from audit.reports.subject import write_subject_report
 
@@ -149,7 +124,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 + (f"; the subject was erased at position {gone['position']}" if gone else "")
             )
             written_out = {"files": written, "subject": report["subject"], "counts": counts}
-            _print(args, {**written_out, "erased": gone}, text)
+            print_json_or_text(args, {**written_out, "erased": gone}, text)
             return 0
         from audit.reports import build_model_dossier
 
@@ -169,7 +144,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"{counted(len(dossier.evidence), 'proof bundle')} under evidence/ (check each with "
             "`mlledger audit verify-proof FILE --public-key KEY`)"
         )
-        _print(args, {"files": written, "model": model}, text)
+        print_json_or_text(args, {"files": written, "model": model}, text)
         return 0
 
 
@@ -206,7 +181,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from audit.exports import export
 
     progress = _progress(args)
-    with _registry(args) as reg:
+    with open_registry(args) as reg:
         ledger = getattr(reg.backend, "ledger", None)
         if ledger is None:
             raise InvalidInput(
@@ -233,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"{done.directory}, reflecting the checkpoint at size {done.checkpoint['tree_size']} "
         f"of {done.checkpoint['origin']}; manifest.json is signed with the log's key"
     )
-    _print(args, data, text)
+    print_json_or_text(args, data, text)
     return 0
 
 
@@ -253,9 +228,9 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         check = verify_export(args.verify[1], key)
     except ExportError as exc:
-        _print(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
+        print_json_or_text(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
         return EXIT_INVALID
-    _print(args, check.as_dict(), check.summary())
+    print_json_or_text(args, check.as_dict(), check.summary())
     return 0 if check.ok else EXIT_INVALID
 
 

@@ -91,4 +91,4 @@ def connect(
     settings = settings if settings is not None else Settings()
     project = check_name(project or settings.project, "project")  # before touching a file
     backend = open_backend(db or settings.db, api_key or settings.api_key, create=create)
-    return Registry(backend, project, actor or settings.actor or default_actor())
+    return Registry(backend, project, actor or default_actor(settings))
