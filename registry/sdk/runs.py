@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack
 
+from registry import writes
 from registry.errors import InvalidInput
 from registry.ids import run_id
 from registry.limits import MAX_ERROR_TYPE
@@ -77,7 +78,7 @@ class Run:
             "tags": s["tags"],
         }
         reg = self.registry
-        reg._hold(reg._event("run-started", self.id, body, occurred_at=s["occurred_at"]))
+        reg._hold(writes.event(reg, "run-started", self.id, body, s["occurred_at"]))
         self.status = "running"
         if s["inputs"]:
             self.use(*s["inputs"])
@@ -105,7 +106,7 @@ class Run:
     def _buffer(self, type: str, entity: str, body: dict[str, Any], occurred_at: Any) -> None:
         """Buffer one record of this run, at ``occurred_at`` or the run's default time."""
         reg = self.registry
-        reg._hold(reg._event(type, entity, body, occurred_at=occurred_at or self._default_time))
+        reg._hold(writes.event(reg, type, entity, body, occurred_at or self._default_time))
 
     def _record(self, type: str, body: dict[str, Any], occurred_at: Any = None) -> None:
         self._require_running("record inside its 'with' block")

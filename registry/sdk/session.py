@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from lineage import queries
 from registry import writes
@@ -20,6 +20,14 @@ from registry.ledger import Ledger
 from registry.sdk.handles import Deployment
 
 FLUSH_AFTER_SECONDS = 5.0
+
+
+class Stamp(TypedDict, total=False):
+    """When an event happened (default: now) and who did it (default: the connection's
+    actor)."""
+
+    occurred_at: Any
+    actor: str | None
 
 
 class Session:
@@ -45,22 +53,6 @@ class Session:
         self.flush()
         self.backend.close()
 
-    def _event(
-        self,
-        type: str,
-        entity: str,
-        body: Mapping[str, Any],
-        *,
-        occurred_at: Any = None,
-        actor: str | None = None,
-    ) -> NewEvent:
-        """One event of this connection (by ``actor`` when given), made as the service
-        layer makes it (``registry.writes.event``): a value the ledger would refuse
-        raises ``EventRejected`` here, at the call that made it, so nothing bad is
-        buffered."""
-        by = writes.Author(self.project, actor) if actor else self
-        return writes.event(by, type, entity, body, occurred_at)
-
     def _append(self, events: Sequence[Item]) -> list[int]:
         """Append buffered run events first, then ``events``, as one batch."""
         batch = [*self._pending, *events]
@@ -75,9 +67,15 @@ class Session:
         self._pending.clear()
         return positions[len(batch) - len(events) :]
 
-    def _append_one(self, type: str, entity: str, body: Mapping[str, Any], **kw: Any) -> int:
-        """Append one event of this connection (after anything buffered); its position."""
-        return self._append([self._event(type, entity, body, **kw)])[0]
+    def _append_one(
+        self, type: str, entity: str, body: Mapping[str, Any], **at: Unpack[Stamp]
+    ) -> int:
+        """Append one event of this connection (after anything buffered), made as the
+        service layer makes it (``registry.writes.event``), at ``at["occurred_at"]``
+        and by ``at["actor"]`` when given; its position."""
+        actor = at.get("actor")
+        by = writes.Author(self.project, actor) if actor else self
+        return self._append([writes.event(by, type, entity, body, at.get("occurred_at"))])[0]
 
     def flush(self) -> None:
         """Append every buffered run event now."""
