@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from registry.commands import (
     PROJECT_HELP,
+    add_command,
     add_db,
     add_json,
     open_registry,
@@ -137,30 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_parsers(sub: Any) -> None:
     """``demo`` and ``init``."""
-    p = sub.add_parser(
-        "demo",
-        help="record a realistic scenario and answer the six questions",
-        description="Record a breast-cancer screening scenario (datasets, two training runs, "
-        "a canary deployment, predictions, a vault entry) in project 'demo' unless --project "
-        "says otherwise, then answer the six questions, prove the log, erase a patient and "
-        "write a dossier, a subject-access report and an export. A second run finds the "
-        "scenario and records nothing.",
-    )
+    p = add_command(sub, "demo", cmd_demo)
     _common(p, project_help="the project to record the scenario in (default: demo)")
     p.add_argument(
         "--predictions", type=int, default=3000, help="predictions to log (default 3000)"
     )
-    p = sub.add_parser(
-        "init",
-        help="create a new ledger at --db (other commands never create one)",
-        description=(
-            "Create a ledger: the SQLite file (or the tables of a PostgreSQL database), "
-            "migrated to the current schema, and its key directory. Commands that only "
-            "read refuse a database holding no ledger instead of creating one, so a "
-            "mistyped --db fails rather than answering from an empty ledger. "
-            "'mlledger demo' and a first write (keys create, grants add) also create one."
-        ),
-    )
+    p = add_command(sub, "init", cmd_init)
     add_db(p)
     add_json(p)
 
@@ -193,13 +176,7 @@ def _lineage_options(p: argparse.ArgumentParser) -> None:
 
 
 def _erase_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "erase",
-        help="erase a data subject everywhere (GDPR Art. 17), with a signed certificate",
-        description="Erase a data subject: plan the cascade through lineage, delete their "
-        "vault entries and key, redact their records and predictions, flag affected model "
-        "versions, purge physically and certify (docs/gdpr.md).",
-    )
+    p = add_command(sub, "erase", cmd_erase)
     _common(p)
     p.add_argument("subject", nargs="?", help="the data subject's id, as your data knows it")
     p.add_argument(
@@ -245,20 +222,9 @@ def _erase_parser(sub: Any) -> None:
 
 def _log_parsers(sub: Any) -> None:
     """``rebuild`` and ``log``."""
-    p = sub.add_parser(
-        "rebuild",
-        help="drop every projection and replay the log",
-        description="Empty every projection (catalogue, indexes, lineage graph) and replay "
-        "the whole log into them; print the number of events replayed and the digest of "
-        "the projections, equal to the digest before when nothing was amiss.",
-    )
+    p = add_command(sub, "rebuild", cmd_rebuild)
     _common(p)
-    p = sub.add_parser(
-        "log",
-        help="print events from the log",
-        description="Events of the log in position order, from --start, at most --limit of "
-        "them; with --project, that project's events only.",
-    )
+    p = add_command(sub, "log", cmd_log)
     _access_options(p, project_help="only this project's events (default: every project)")
     p.add_argument("--start", type=whole_number, default=0, help="first position (default 0)")
     p.add_argument("--limit", type=whole_number, default=20, help="how many (default 20)")
@@ -266,23 +232,13 @@ def _log_parsers(sub: Any) -> None:
 
 def _serving_parsers(sub: Any) -> None:
     """``access-trail``, ``serve`` and ``openapi``."""
-    p = sub.add_parser(
-        "access-trail",
-        help="who asked what, and the answers",
-        description="Entries of the append-only access trail: every request allowed or "
-        "denied, with the key, the action, the resource and the outcome.",
-    )
+    p = add_command(sub, "access-trail", cmd_access_trail)
     _access_options(p, project_help="only this project's entries (default: every project)")
     p.add_argument(
         "--since", type=whole_number, default=0, help="first sequence number (default 0)"
     )
     p.add_argument("--limit", type=whole_number, default=100, help="how many (default 100)")
-    p = sub.add_parser(
-        "serve",
-        help="serve the HTTP API (uvicorn)",
-        description="Serve the HTTP API (docs/api.md) under uvicorn, signing checkpoints as "
-        "the log grows; requests need an API key (mlledger keys create).",
-    )
+    p = add_command(sub, "serve", cmd_serve)
     add_db(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
@@ -290,11 +246,7 @@ def _serving_parsers(sub: Any) -> None:
     p.add_argument(
         "--access-log", action="store_true", help="also print uvicorn's per-request log lines"
     )
-    sub.add_parser(
-        "openapi",
-        help="print the API's OpenAPI document (JSON)",
-        description="Print the HTTP API's OpenAPI 3.1 document, as pinned in docs/openapi.json.",
-    )
+    add_command(sub, "openapi", cmd_openapi)
 
 
 def _port(text: str) -> int:
@@ -321,12 +273,7 @@ def _access_options(parser: argparse.ArgumentParser, *, project_help: str | None
 
 
 def _keys_parser(sub: Any) -> None:
-    keys = sub.add_parser(
-        "keys",
-        help="create, list and revoke API keys",
-        description="API keys of the HTTP API: each for one project and one role; only a "
-        "key's hash is stored.",
-    )
+    keys = add_command(sub, "keys", cmd_keys)
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
 
     p = actions.add_parser(
@@ -358,16 +305,7 @@ def _keys_parser(sub: Any) -> None:
 
 
 def _grants_parser(sub: Any) -> None:
-    grants = sub.add_parser(
-        "grants",
-        help="let another project use and read this project's dataset and model versions",
-        description=(
-            "A grant from project P to project Q lets Q's runs take P's dataset and model "
-            "versions as inputs (and derive from them), and Q's readers see P's nodes in "
-            "answers. Grants and revocations are events of P's log, made by P's admin "
-            "(over HTTP: POST/DELETE /api/v1/projects/P/grants)."
-        ),
-    )
+    grants = add_command(sub, "grants", cmd_grants)
     actions = grants.add_subparsers(dest="grants_command", required=True, metavar="ACTION")
     for action, summary, description, granting, grantee in (
         (
@@ -474,6 +412,11 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    """drop every projection and replay the log
+
+    Empty every projection (catalogue, indexes, lineage graph) and replay the whole log into
+    them; print the number of events replayed and the digest of the projections, equal to
+    the digest before when nothing was amiss."""
     import time
 
     with open_registry(args) as reg:
@@ -491,6 +434,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    """print events from the log
+
+    Events of the log in position order, from --start, at most --limit of them; with
+    --project, that project's events only."""
     with open_registry(args) as reg:
         events = [e.as_dict() for e in _log_page(reg.ledger, args.start, args.limit, args.project)]
         return _emit(args, events, render_log)
@@ -551,6 +498,11 @@ def _write_certificate(reg: Registry, erasure: str, path: str, purge: dict[str, 
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
+    """erase a data subject everywhere (GDPR Art. 17), with a signed certificate
+
+    Erase a data subject: plan the cascade through lineage, delete their vault entries and
+    key, redact their records and predictions, flag affected model versions, purge
+    physically and certify (docs/gdpr.md)."""
     chosen = [x for x in (args.subject, args.from_file, args.resume, args.purge_only) if x]
     if len(chosen) != 1:
         raise LedgerError("give one of: SUBJECT, --from-file FILE, --resume or --purge")
@@ -617,6 +569,10 @@ def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, 
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    """create, list and revoke API keys
+
+    API keys of the HTTP API: each for one project and one role; only a key's hash is
+    stored."""
     from registry import auth
     from registry.settings import default_actor
 
@@ -645,6 +601,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_grants(args: argparse.Namespace) -> int:
+    """let another project use and read this project's dataset and model versions
+
+    A grant from project P to project Q lets Q's runs take P's dataset and model versions as
+    inputs (and derive from them), and Q's readers see P's nodes in answers. Grants and
+    revocations are events of P's log, made by P's admin (over HTTP: POST/DELETE
+    /api/v1/projects/P/grants)."""
     from registry import grants
     from registry.assembly import open_ledger
     from registry.settings import default_actor
@@ -667,6 +629,10 @@ def cmd_grants(args: argparse.Namespace) -> int:
 
 
 def cmd_access_trail(args: argparse.Namespace) -> int:
+    """who asked what, and the answers
+
+    Entries of the append-only access trail: every request allowed or denied, with the key,
+    the action, the resource and the outcome."""
     from registry import auth
 
     with _store(args) as store:
@@ -675,6 +641,13 @@ def cmd_access_trail(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """create a new ledger at --db (other commands never create one)
+
+    Create a ledger: the SQLite file (or the tables of a PostgreSQL database), migrated to
+    the current schema, and its key directory. Commands that only read refuse a database
+    holding no ledger instead of creating one, so a mistyped --db fails rather than
+    answering from an empty ledger. 'mlledger demo' and a first write (keys create, grants
+    add) also create one."""
     from registry.errors import NoLedger
     from registry.settings import key_directory, normalise_url, shown_url
     from registry.store import Store, opened
@@ -702,6 +675,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """record a realistic scenario and answer the six questions
+
+    Record a breast-cancer screening scenario (datasets, two training runs, a canary
+    deployment, predictions, a vault entry) in project 'demo' unless --project says
+    otherwise, then answer the six questions, prove the log, erase a patient and write a
+    dossier, a subject-access report and an export. A second run finds the scenario and
+    records nothing."""
     from registry.demo import run_demo
 
     return run_demo(
@@ -1057,6 +1037,10 @@ def render_trail(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """serve the HTTP API (uvicorn)
+
+    Serve the HTTP API (docs/api.md) under uvicorn, signing checkpoints as the log grows;
+    requests need an API key (mlledger keys create)."""
     from registry.serve import ensure_ledger, serve
     from registry.settings import normalise_url
 
@@ -1086,6 +1070,9 @@ def _check_serving_key(url: str, settings: Settings) -> None:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
+    """print the API's OpenAPI document (JSON)
+
+    Print the HTTP API's OpenAPI 3.1 document, as pinned in docs/openapi.json."""
     from registry.api.openapi import text
 
     print(text(), end="")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +32,14 @@ KEY_HELP = (
     "~/.config when XDG_CONFIG_HOME is unset); a relative path is taken inside that "
     "directory, not the working directory"
 )
+
+
+def add_command(sub: Any, name: str, command: Callable[..., Any]) -> argparse.ArgumentParser:
+    """The parser of command ``name`` (under ``sub``, an argparse subparsers group), its help
+    the docstring of the function that runs it: the first paragraph the one-line summary
+    ``--help`` lists, the rest the description (argparse refills both)."""
+    summary, _, description = (command.__doc__ or "").strip().partition("\n\n")
+    return sub.add_parser(name, help=" ".join(summary.split()), description=description)
 
 
 def add_db(parser: argparse.ArgumentParser) -> None:

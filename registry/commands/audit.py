@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.commands import (
+    add_command,
     add_db,
     add_json,
     add_key,
@@ -92,69 +93,7 @@ def _verify_certificate(p: argparse.ArgumentParser) -> None:
 
 
 Adder = Callable[[argparse.ArgumentParser], None]
-
-#: Each action: its name, help, description and what adds its arguments, in order.
-ACTIONS: tuple[tuple[str, str, str, tuple[Adder, ...]], ...] = (
-    (
-        "keygen",
-        "create the Ed25519 key that signs checkpoints",
-        "Create the Ed25519 key that signs the log's checkpoints (mode 0600) and print its "
-        "public key, for verifiers.",
-        (add_db, _key, add_json, _keygen),
-    ),
-    (
-        "public-key",
-        "print the public (verifier) key",
-        "Print the verifier key of the log's signing key: what an auditor needs to check "
-        "checkpoints, proofs, certificates and exports offline.",
-        (add_db, _key, _out),
-    ),
-    (
-        "checkpoint",
-        "sign a checkpoint of the log and the access trail now",
-        "Sign a checkpoint (tree size and root hash, as a signed note) of the events log, the "
-        "access trail or both; a tree that did not grow keeps its last one.",
-        (add_db, _key, add_json, _both_trees),
-    ),
-    (
-        "checkpoints",
-        "list the stored checkpoints",
-        "The signed checkpoints of one tree, oldest first: sequence number, tree size, root "
-        "hash (base64) and when it was signed.",
-        (add_db, add_json, _one_tree),
-    ),
-    (
-        "verify",
-        "recompute both trees from storage and check every checkpoint",
-        "Recompute every leaf hash and both Merkle trees from what is stored, and check every "
-        "checkpoint's signature and consistency; exit 3 naming the first position that is not "
-        "as signed.",
-        (add_db, add_json, _local_public_key),
-    ),
-    (
-        "prove",
-        "an event, its inclusion proof and the checkpoint",
-        "A proof bundle: an event (or access-trail entry) as stored, its inclusion proof and "
-        "the signed checkpoint it leads to; `audit verify-proof` checks it offline.",
-        (add_db, _prove),
-    ),
-    (
-        "verify-proof",
-        "check a proof bundle offline with the public key alone",
-        "Check a proof bundle offline: the checkpoint's signature, the inclusion proof and, "
-        "with --trusted, consistency with a checkpoint kept earlier; exit 3 when it does not "
-        "verify.",
-        (_verify_proof, add_json),
-    ),
-    (
-        "verify-certificate",
-        "check an erasure certificate offline with the public key alone",
-        "Check an erasure certificate offline: its signature, the checkpoint's, both "
-        "inclusion proofs and that every claim matches the proved events; exit 3 when it "
-        "does not verify.",
-        (_verify_certificate, add_json),
-    ),
-)
+Command = Callable[[argparse.Namespace], int]
 
 
 def add_parser(sub: Any) -> None:
@@ -167,8 +106,8 @@ def add_parser(sub: Any) -> None:
         "proofs an auditor checks offline (docs/audit.md).",
     )
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    for name, help_text, description, adders in ACTIONS:
-        p = actions.add_parser(name, help=help_text, description=description)
+    for name, command, adders in ACTIONS:
+        p = add_command(actions, name, command)
         for add in adders:
             add(p)
 
@@ -184,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    """create the Ed25519 key that signs checkpoints
+
+    Create the Ed25519 key that signs the log's checkpoints (mode 0600) and print its public
+    key, for verifiers."""
     from audit.checkpoints import create_signing_key
     from registry.settings import normalise_url
 
@@ -200,6 +143,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_public_key(args: argparse.Namespace) -> int:
+    """print the public (verifier) key
+
+    Print the verifier key of the log's signing key: what an auditor needs to check
+    checkpoints, proofs, certificates and exports offline."""
     from audit.checkpoints import load_signing_key
     from registry.settings import normalise_url
 
@@ -212,6 +159,10 @@ def cmd_public_key(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
+    """sign a checkpoint of the log and the access trail now
+
+    Sign a checkpoint (tree size and root hash, as a signed note) of the events log, the
+    access trail or both; a tree that did not grow keeps its last one."""
     from audit.checkpoints import write_checkpoint
 
     with _store(args) as store:
@@ -231,6 +182,10 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
+    """list the stored checkpoints
+
+    The signed checkpoints of one tree, oldest first: sequence number, tree size, root hash
+    (base64) and when it was signed."""
     from audit.checkpoints import stored_checkpoints
 
     with _store(args) as store, store.read() as conn:
@@ -270,6 +225,11 @@ def _local_verifier(url: str) -> Any:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """recompute both trees from storage and check every checkpoint
+
+    Recompute every leaf hash and both Merkle trees from what is stored, and check every
+    checkpoint's signature and consistency; exit 3 naming the first position that is not as
+    signed."""
     from audit.checkpoints import sync_tree
     from audit.verify import verify
 
@@ -282,6 +242,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
+    """an event, its inclusion proof and the checkpoint
+
+    A proof bundle: an event (or access-trail entry) as stored, its inclusion proof and the
+    signed checkpoint it leads to; `audit verify-proof` checks it offline."""
     from audit.proofs import make_bundle
 
     with _store(args) as store:
@@ -301,6 +265,10 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_proof(args: argparse.Namespace) -> int:
+    """check a proof bundle offline with the public key alone
+
+    Check a proof bundle offline: the checkpoint's signature, the inclusion proof and, with
+    --trusted, consistency with a checkpoint kept earlier; exit 3 when it does not verify."""
     from audit.proofs import ProofError, verify_bundle
 
     key = _verifier(args.public_key)
@@ -343,6 +311,10 @@ def purged(purge: dict[str, Any] | None) -> str:
 
 
 def cmd_verify_certificate(args: argparse.Namespace) -> int:
+    """check an erasure certificate offline with the public key alone
+
+    Check an erasure certificate offline: its signature, the checkpoint's, both inclusion
+    proofs and that every claim matches the proved events; exit 3 when it does not verify."""
     from audit.erasure.certificate import CertificateError, verify_certificate
 
     key = _verifier(args.public_key)
@@ -375,13 +347,17 @@ def cmd_verify_certificate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {
-    "keygen": cmd_keygen,
-    "public-key": cmd_public_key,
-    "checkpoint": cmd_checkpoint,
-    "checkpoints": cmd_checkpoints,
-    "verify": cmd_verify,
-    "prove": cmd_prove,
-    "verify-proof": cmd_verify_proof,
-    "verify-certificate": cmd_verify_certificate,
-}
+#: Each action: its name, its command (whose docstring is its help: a summary, then
+#: the description) and what adds its arguments, in order.
+ACTIONS: tuple[tuple[str, Command, tuple[Adder, ...]], ...] = (
+    ("keygen", cmd_keygen, (add_db, _key, add_json, _keygen)),
+    ("public-key", cmd_public_key, (add_db, _key, _out)),
+    ("checkpoint", cmd_checkpoint, (add_db, _key, add_json, _both_trees)),
+    ("checkpoints", cmd_checkpoints, (add_db, add_json, _one_tree)),
+    ("verify", cmd_verify, (add_db, add_json, _local_public_key)),
+    ("prove", cmd_prove, (add_db, _prove)),
+    ("verify-proof", cmd_verify_proof, (_verify_proof, add_json)),
+    ("verify-certificate", cmd_verify_certificate, (_verify_certificate, add_json)),
+)
+
+COMMANDS: dict[str, Command] = {name: command for name, command, _ in ACTIONS}

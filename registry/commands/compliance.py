@@ -19,6 +19,7 @@ from typing import Any
 
 from registry.commands import (
     PROJECT_HELP,
+    add_command,
     add_db,
     add_json,
     add_key,
@@ -39,12 +40,7 @@ def _key(parser: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     """The ``report`` and ``export`` commands."""
-    report = sub.add_parser(
-        "report",
-        help="a model dossier or a subject-access report",
-        description="Reports a person reads, written as self-contained files: a model "
-        "version's dossier, or a data subject's access report (docs/reports.md).",
-    )
+    report = add_command(sub, "report", cmd_report)
     kinds = report.add_subparsers(dest="report_command", required=True, metavar="KIND")
 
     p = kinds.add_parser(
@@ -73,13 +69,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--project", help=PROJECT_HELP)
     add_json(p, "print what was written as JSON")
 
-    p = sub.add_parser(
-        "export",
-        help="export the log as Parquet, OpenLineage or PROV-JSON with a signed manifest; "
-        "`export verify DIR` checks one",
-        description="Export: mlledger export --format F --out DIR [--project P] [--since T] "
-        "[--until T]. Verify: mlledger export verify DIR --public-key KEY.",
-    )
+    p = add_command(sub, "export", cmd_export)
     p.add_argument(
         "verify",
         nargs="*",
@@ -103,6 +93,10 @@ def _signing_key(args: argparse.Namespace, ledger: Any) -> Any:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """a model dossier or a subject-access report
+
+    Reports a person reads, written as self-contained files: a model version's dossier, or a
+    data subject's access report (docs/reports.md)."""
     from audit.outdir import new_or_empty
 
     new_or_empty(args.out)  # refused before anything is read, decrypted or signed
@@ -166,6 +160,11 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """export the log as Parquet, OpenLineage or PROV-JSON with a signed manifest;
+    `export verify DIR` checks one
+
+    Export: mlledger export --format F --out DIR [--project P] [--since T] [--until T].
+    Verify: mlledger export verify DIR --public-key KEY."""
     if args.verify:
         return _verify(args)
     if args.format is None or args.out is None:
