@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.commands import (
     PROJECT_HELP,
@@ -31,6 +31,9 @@ from registry.commands.audit import EXIT_INVALID, _verifier
 from registry.errors import InvalidInput
 from registry.wording import counted
 
+if TYPE_CHECKING:
+    from registry.sdk import Registry
+
 FORMATS = ("parquet", "openlineage", "prov")
 
 
@@ -43,13 +46,7 @@ def add_parsers(sub: Any) -> None:
     report = add_command(sub, "report", cmd_report)
     kinds = report.add_subparsers(dest="report_command", required=True, metavar="KIND")
 
-    p = kinds.add_parser(
-        "model",
-        help="a model version's dossier: HTML page, model card and proof bundles",
-        description="Write a model version's dossier into --out: index.html, model-card.md, "
-        "the lineage and volume pictures, dossier.json and one proof bundle per key event "
-        "under evidence/, against a checkpoint signed with the log's key.",
-    )
+    p = add_command(kinds, "model", _report_model)
     p.add_argument("model", help="model version: name@version, name@alias or its id")
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
     add_db(p)
@@ -57,12 +54,7 @@ def add_parsers(sub: Any) -> None:
     _key(p)
     add_json(p, "print what was written as JSON")
 
-    p = kinds.add_parser(
-        "subject",
-        help="a data subject's access report (GDPR Art. 15): HTML and JSON",
-        description="Write what the registry holds about a data subject into --out: "
-        "index.html and report.json (GDPR Art. 15). Over HTTP it needs a dpo key.",
-    )
+    p = add_command(kinds, "subject", _report_subject)
     p.add_argument("subject", help="the data subject's id, as your data knows it")
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
     add_db(p)
@@ -101,45 +93,59 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     new_or_empty(args.out)  # refused before anything is read, decrypted or signed
     with open_registry(args) as reg:
-        if args.report_command == "subject":
-            from audit.reports.subject import write_subject_report
+        report = _report_subject if args.report_command == "subject" else _report_model
+        return report(args, reg)
 
-            report = reg.subject_report(args.subject)
-            written = [str(p) for p in write_subject_report(report, args.out)]
-            counts, gone = report["counts"], report["erased"]
-            entries = counted(
-                counts["vault_entries"], "personal-data entry", "personal-data entries"
-            )
-            text = (
-                f"wrote the subject-access report of {report['subject']} to {args.out}: "
-                f"{counted(counts['records'], 'record')}, {entries}, "
-                f"{counted(counts['models'], 'model')}, "
-                f"{counted(counts['predictions'], 'prediction')}"
-                + (f"; the subject was erased at position {gone['position']}" if gone else "")
-            )
-            written_out = {"files": written, "subject": report["subject"], "counts": counts}
-            print_json_or_text(args, {**written_out, "erased": gone}, text)
-            return 0
-        from audit.reports import build_model_dossier
 
-        ledger = getattr(reg.backend, "ledger", None)
-        if ledger is None:
-            raise InvalidInput(
-                "report model reads the database and signs with the log's key: give --db a "
-                "database, not a server (the server answers GET /api/v1/projects/{p}/reports/"
-                "models/{model})",
-                field="--db",
-            )
-        dossier = build_model_dossier(ledger, reg.project, args.model, _signing_key(args, ledger))
-        written = [str(p) for p in dossier.write(Path(args.out))]
-        model = dossier.data["model"]["id"]
-        text = (
-            f"wrote the dossier of {model} to {args.out}: index.html, model-card.md and "
-            f"{counted(len(dossier.evidence), 'proof bundle')} under evidence/ (check each with "
-            "`mlledger audit verify-proof FILE --public-key KEY`)"
+def _report_subject(args: argparse.Namespace, reg: Registry) -> int:
+    """a data subject's access report (GDPR Art. 15): HTML and JSON
+
+    Write what the registry holds about a data subject into --out: index.html and
+    report.json (GDPR Art. 15). Over HTTP it needs a dpo key."""
+    from audit.reports.subject import write_subject_report
+
+    report = reg.subject_report(args.subject)
+    written = [str(p) for p in write_subject_report(report, args.out)]
+    counts, gone = report["counts"], report["erased"]
+    entries = counted(counts["vault_entries"], "personal-data entry", "personal-data entries")
+    text = (
+        f"wrote the subject-access report of {report['subject']} to {args.out}: "
+        f"{counted(counts['records'], 'record')}, {entries}, "
+        f"{counted(counts['models'], 'model')}, "
+        f"{counted(counts['predictions'], 'prediction')}"
+        + (f"; the subject was erased at position {gone['position']}" if gone else "")
+    )
+    written_out = {"files": written, "subject": report["subject"], "counts": counts}
+    print_json_or_text(args, {**written_out, "erased": gone}, text)
+    return 0
+
+
+def _report_model(args: argparse.Namespace, reg: Registry) -> int:
+    """a model version's dossier: HTML page, model card and proof bundles
+
+    Write a model version's dossier into --out: index.html, model-card.md, the lineage and
+    volume pictures, dossier.json and one proof bundle per key event under evidence/,
+    against a checkpoint signed with the log's key."""
+    from audit.reports import build_model_dossier
+
+    ledger = getattr(reg.backend, "ledger", None)
+    if ledger is None:
+        raise InvalidInput(
+            "report model reads the database and signs with the log's key: give --db a "
+            "database, not a server (the server answers GET /api/v1/projects/{p}/reports/"
+            "models/{model})",
+            field="--db",
         )
-        print_json_or_text(args, {"files": written, "model": model}, text)
-        return 0
+    dossier = build_model_dossier(ledger, reg.project, args.model, _signing_key(args, ledger))
+    written = [str(p) for p in dossier.write(Path(args.out))]
+    model = dossier.data["model"]["id"]
+    text = (
+        f"wrote the dossier of {model} to {args.out}: index.html, model-card.md and "
+        f"{counted(len(dossier.evidence), 'proof bundle')} under evidence/ (check each with "
+        "`mlledger audit verify-proof FILE --public-key KEY`)"
+    )
+    print_json_or_text(args, {"files": written, "model": model}, text)
+    return 0
 
 
 def _progress(args: argparse.Namespace) -> Any:
