@@ -28,7 +28,7 @@ from registry.commands import (
 )
 from registry.commands import audit as audit_cli
 from registry.commands import compliance as compliance_cli
-from registry.errors import IntegrityViolation, LedgerError, NotFound
+from registry.errors import FieldError, IntegrityViolation, InvalidInput, LedgerError, NotFound
 from registry.ids import kind_of, label_of
 from registry.lazy import lazy_import
 from registry.roles import ROLES
@@ -460,19 +460,21 @@ def _log_page(ledger: Any, start: int, limit: int, project: str | None) -> list[
 
 def _store(args: argparse.Namespace, *, create: bool = False) -> AbstractContextManager[Store]:
     """The store alone: keys and the trail need neither the vault nor the master key."""
+    from registry.settings import normalise_url
     from registry.store import opened
 
-    return opened(args.db, create=create)
+    return opened(normalise_url(args.db, args.settings), create=create)
 
 
 def _retain(args: argparse.Namespace, project: str) -> list[dict[str, str]]:
     if not args.retain:
         if args.justification or args.approver:
-            raise LedgerError("--justification and --approver go with --retain MODEL")
+            raise FieldError("--retain", "--justification and --approver go with --retain MODEL")
         return []
     if not args.justification or not args.approver:
-        raise LedgerError(
-            "--retain needs --justification (why) and --approver (who approved keeping it)"
+        raise FieldError(
+            "--justification" if not args.justification else "--approver",
+            "--retain needs --justification (why) and --approver (who approved keeping it)",
         )
     from lineage.queries import resolve
 
@@ -505,9 +507,11 @@ def cmd_erase(args: argparse.Namespace) -> int:
     physically and certify (docs/gdpr.md)."""
     chosen = [x for x in (args.subject, args.from_file, args.resume, args.purge_only) if x]
     if len(chosen) != 1:
-        raise LedgerError("give one of: SUBJECT, --from-file FILE, --resume or --purge")
+        raise InvalidInput("give one of: SUBJECT, --from-file FILE, --resume or --purge")
     if args.purge_only and (args.no_purge or args.dry_run or args.certificate):
-        raise LedgerError("--purge goes alone: not with --no-purge, --dry-run or --certificate")
+        raise FieldError(
+            "--purge", "--purge goes alone: not with --no-purge, --dry-run or --certificate"
+        )
     with open_registry(args) as reg:
         retain = _retain(args, reg.project)
         if not args.dry_run:
@@ -538,10 +542,11 @@ def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, 
     from tqdm import tqdm
 
     if args.dry_run:
-        raise LedgerError("--dry-run plans one subject: give SUBJECT, not --from-file")
+        raise FieldError("--dry-run", "--dry-run plans one subject: give SUBJECT, not --from-file")
     if args.certificate and not Path(args.certificate).is_dir():
-        raise LedgerError(
-            f"--certificate {args.certificate}: expected a directory with --from-file"
+        raise FieldError(
+            "--certificate",
+            f"--certificate {args.certificate}: expected a directory with --from-file",
         )
     lines = Path(args.from_file).read_text(encoding="utf-8").splitlines()
     subjects = [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
@@ -609,12 +614,13 @@ def cmd_grants(args: argparse.Namespace) -> int:
     /api/v1/projects/P/grants)."""
     from registry import grants
     from registry.assembly import open_ledger
-    from registry.settings import default_actor
+    from registry.settings import default_actor, normalise_url
     from registry.store.raw import Raw
 
     actor = default_actor(args.settings)
 
-    ledger = open_ledger(args.db, create=args.grants_command == "add")
+    url = normalise_url(args.db, args.settings)
+    ledger = open_ledger(url, create=args.grants_command == "add")
     try:
         if args.grants_command in ("add", "revoke"):
             change = grants.grant if args.grants_command == "add" else grants.revoke

@@ -113,9 +113,11 @@ def add_parser(sub: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
+    from registry.settings import normalise_url
     from registry.store import opened
 
-    return opened(args.db, create=False)  # audit commands never create a ledger
+    url = normalise_url(args.db, args.settings)
+    return opened(url, create=False)  # audit commands never create a ledger
 
 
 def run(args: argparse.Namespace) -> int:
