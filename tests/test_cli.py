@@ -67,62 +67,31 @@ class Scenario:
 def record(url: str) -> dict[str, str]:
     """Record the scenario through the SDK; return the ids it created."""
     with registry.connect(url, project=PROJECT, actor="alice") as reg:
-        raw = reg.register_dataset(
-            "raw",
-            "1",
-            uri="file:///data/raw.csv",
-            digest="sha256:" + "a" * 64,
-            records=RECORDS,
-            subjects=SUBJECTS,
-            occurred_at=day(0),
-        )
-        clean = reg.register_dataset(
-            "clean",
-            "1",
-            uri="file:///data/clean.csv",
-            digest="sha256:" + "b" * 64,
-            records=RECORDS[:4],
-            subjects=SUBJECTS[:4],
-            derived_from=[raw],
-            occurred_at=day(1),
-        )
-        with reg.run(
-            "train-a", params={"C": 1.0}, inputs=[raw], occurred_at=day(2), ended_at=day(2.1)
-        ) as run_a:
-            m1 = run_a.register_model(
-                "clf",
-                artifact_uri="file:///models/1.pkl",
-                artifact_digest="sha256:" + "c" * 64,
-                framework="sklearn",
-            )
+        raw = reg.register_dataset("raw", "1", uri="file:///data/raw.csv",
+                                   digest="sha256:" + "a" * 64, records=RECORDS,
+                                   subjects=SUBJECTS, occurred_at=day(0))
+        clean = reg.register_dataset("clean", "1", uri="file:///data/clean.csv",
+                                     digest="sha256:" + "b" * 64, records=RECORDS[:4],
+                                     subjects=SUBJECTS[:4], derived_from=[raw],
+                                     occurred_at=day(1))
+        with reg.run("train-a", params={"C": 1.0}, inputs=[raw], occurred_at=day(2),
+                     ended_at=day(2.1)) as run_a:
+            m1 = run_a.register_model("clf", artifact_uri="file:///models/1.pkl",
+                                      artifact_digest="sha256:" + "c" * 64, framework="sklearn")
         deployment = reg.deploy("api", endpoint=ENDPOINT, served={m1: 100}, occurred_at=day(3))
         reg.set_alias(m1, "production", occurred_at=day(3))
-        reg.log_predictions(
-            deployment, records=["r-1", "r-2"], outputs=[0.1, 0.9], model=m1, at=day(4)
-        )
-        with reg.run(
-            "train-b", params={"depth": 3}, inputs=[clean], occurred_at=day(5), ended_at=day(5.1)
-        ) as run_b:
-            m2 = run_b.register_model(
-                "clf",
-                artifact_uri="file:///models/2.pkl",
-                artifact_digest="sha256:" + "d" * 64,
-                framework="sklearn",
-            )
+        reg.log_predictions(deployment, records=["r-1", "r-2"], outputs=[0.1, 0.9], model=m1,
+                            at=day(4))
+        with reg.run("train-b", params={"depth": 3}, inputs=[clean], occurred_at=day(5),
+                     ended_at=day(5.1)) as run_b:
+            m2 = run_b.register_model("clf", artifact_uri="file:///models/2.pkl",
+                                      artifact_digest="sha256:" + "d" * 64, framework="sklearn")
         reg.deploy("api", endpoint=ENDPOINT, served={m2: 100}, occurred_at=day(6))
         reg.set_alias(m2, "production", occurred_at=day(6))
         reg.log_predictions(deployment, records=["r-1"], outputs=[0.3], model=m2, at=day(7))
         entry = reg.store_subject_data("s-1", {"name": "Ann Example", "year_of_birth": 1970})
-    return {
-        "raw": raw.id,
-        "clean": clean.id,
-        "run_a": run_a.id,
-        "run_b": run_b.id,
-        "m1": m1.id,
-        "m2": m2.id,
-        "deployment": deployment.id,
-        "entry": entry,
-    }
+    return {"raw": raw.id, "clean": clean.id, "run_a": run_a.id, "run_b": run_b.id,
+            "m1": m1.id, "m2": m2.id, "deployment": deployment.id, "entry": entry}
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +112,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         finally:
             ledger.close()
     assert Counter(e.type for e in events) == {
-        "dataset-version-registered": 2,
-        "dataset-records-added": 2,
-        "run-started": 2,
-        "run-inputs-used": 2,
-        "model-version-registered": 2,
-        "run-completed": 2,
-        "deployment-configured": 2,
-        "model-alias-moved": 2,
-        "predictions-logged": 2,
-        "subject-data-stored": 1,
+        "dataset-version-registered": 2, "dataset-records-added": 2, "run-started": 2,
+        "run-inputs-used": 2, "model-version-registered": 2,
+        "run-completed": 2, "deployment-configured": 2, "model-alias-moved": 2,
+        "predictions-logged": 2, "subject-data-stored": 1,
     }
     assert last is not None and last.type == "subject-data-stored"
     assert last.entity.startswith(f"subject:{PROJECT}/") and "s-1" not in last.entity
@@ -163,12 +126,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         (ids["deployment"], stamp(3), [{"model": ids["m1"], "traffic": 100.0}]),
         (ids["deployment"], stamp(6), [{"model": ids["m2"], "traffic": 100.0}]),
     ]
-    yield Scenario(
-        url=url,
-        key_file=key_file,
-        head=events[-1].position,
-        **{k: v for k, v in ids.items() if k != "entry"},
-    )
+    yield Scenario(url=url, key_file=key_file, head=events[-1].position,
+                   **{k: v for k, v in ids.items() if k != "entry"})
 
 
 @pytest.fixture(autouse=True)
@@ -198,15 +157,8 @@ def console_script() -> list[str]:
 def run_process(command: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run the command line in a child process with this test's environment."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-        check=False,
-    )
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=120, check=False)
 
 
 # --- scored ---------------------------------------------------------------------------------
@@ -256,39 +208,31 @@ def test_trained_on_text_lists_both_dataset_versions(cli: Any) -> None:
 
 
 def test_trained_on_json_has_relations_depths_and_record_counts(
-    cli_json: Any, scenario: Scenario
-) -> None:
+        cli_json: Any, scenario: Scenario) -> None:
     """``trained-on --json`` lists each dataset version with relation, depth and counts."""
     data = cli_json("trained-on", "clf@2")
     assert data["model"] == scenario.m2
     assert data["runs"] == [{"run": scenario.run_b, "job": "train-b"}]
-    assert [
-        (d["dataset"], d["relation"], d["depth"], d["records"], d["row_count"])
-        for d in data["datasets"]
-    ] == [
+    assert [(d["dataset"], d["relation"], d["depth"], d["records"], d["row_count"])
+            for d in data["datasets"]] == [
         (scenario.clean, "direct", 1, 4, 4),
         (scenario.raw, "upstream", 2, 6, 6),
     ]
 
 
-@pytest.mark.parametrize(
-    ("model", "expected"),
-    [
-        ("clf@production", "m2"),
-        ("model:p/clf@1", "m1"),
-        ("clf@1", "m1"),
-    ],
-)
+@pytest.mark.parametrize(("model", "expected"), [
+    ("clf@production", "m2"),
+    ("model:p/clf@1", "m1"),
+    ("clf@1", "m1"),
+])
 def test_trained_on_accepts_aliases_and_full_ids(
-    cli_json: Any, scenario: Scenario, model: str, expected: str
-) -> None:
+        cli_json: Any, scenario: Scenario, model: str, expected: str) -> None:
     """An alias resolves to the version it points at now; a full id is taken as is."""
     data = cli_json("trained-on", model)
     assert data["model"] == getattr(scenario, expected)
     if expected == "m1":
         assert [(d["dataset"], d["relation"], d["records"]) for d in data["datasets"]] == [
-            (scenario.raw, "direct", 6)
-        ]
+            (scenario.raw, "direct", 6)]
 
 
 # --- downstream -----------------------------------------------------------------------------
@@ -299,16 +243,9 @@ def test_downstream_text_summarises_runs_models_and_predictions(cli: Any) -> Non
     status, out, err = cli("downstream", "raw@1")
     assert (status, err) == (0, "")
     assert out.splitlines()[0] == "downstream of raw@1:"
-    for expected in (
-        "train-a",
-        "train-b",
-        "datasets: clean@1",
-        "models: clf@1, clf@2",
-        "deployment api served clf@1, clf@2",
-        "2 predictions by clf@1 in api",
-        "1 prediction by clf@2 in api",
-        "total predictions: 3",
-    ):
+    for expected in ("train-a", "train-b", "datasets: clean@1", "models: clf@1, clf@2",
+                     "deployment api served clf@1, clf@2", "2 predictions by clf@1 in api",
+                     "1 prediction by clf@2 in api", "total predictions: 3"):
         assert expected in out, expected
 
 
@@ -319,18 +256,17 @@ def test_downstream_json_of_raw_and_of_clean(cli_json: Any, scenario: Scenario) 
     assert [r["run"] for r in raw["runs"]] == sorted([scenario.run_a, scenario.run_b])
     assert [d["dataset"] for d in raw["datasets"]] == [scenario.clean]
     assert [m["model"] for m in raw["models"]] == [scenario.m1, scenario.m2]
-    assert raw["deployments"] == [
-        {"deployment": scenario.deployment, "serves_from_here": [scenario.m1, scenario.m2]}
-    ]
-    assert {p["model"]: p["count"] for p in raw["predictions"]} == {scenario.m1: 2, scenario.m2: 1}
+    assert raw["deployments"] == [{"deployment": scenario.deployment,
+                                   "serves_from_here": [scenario.m1, scenario.m2]}]
+    assert {p["model"]: p["count"] for p in raw["predictions"]} == {scenario.m1: 2,
+                                                                   scenario.m2: 1}
     assert raw["total_predictions"] == 3
 
     clean = cli_json("downstream", f"dataset:{PROJECT}/clean@1")
     assert [r["run"] for r in clean["runs"]] == [scenario.run_b]
     assert [m["model"] for m in clean["models"]] == [scenario.m2]
-    assert clean["deployments"] == [
-        {"deployment": scenario.deployment, "serves_from_here": [scenario.m2]}
-    ]
+    assert clean["deployments"] == [{"deployment": scenario.deployment,
+                                     "serves_from_here": [scenario.m2]}]
     assert clean["total_predictions"] == 1
 
 
@@ -343,19 +279,13 @@ def serving(data: dict[str, Any]) -> dict[str, str | None]:
 
 
 def test_lineage_as_of_shows_the_old_model_then_and_the_new_one_now(
-    cli: Any, cli_json: Any, scenario: Scenario
-) -> None:
+        cli: Any, cli_json: Any, scenario: Scenario) -> None:
     """On day 4 the deployment was fed by v1 alone; now v2 serves and v1's edge is closed."""
-    then = cli_json(
-        "lineage", scenario.deployment, "--direction", "upstream", "--as-of", day(4).isoformat()
-    )
+    then = cli_json("lineage", scenario.deployment, "--direction", "upstream",
+                    "--as-of", day(4).isoformat())
     assert then["as_of"] == stamp(4)
-    assert {n["id"] for n in then["nodes"]} == {
-        scenario.deployment,
-        scenario.m1,
-        scenario.run_a,
-        scenario.raw,
-    }
+    assert {n["id"] for n in then["nodes"]} == {scenario.deployment, scenario.m1, scenario.run_a,
+                                                scenario.raw}
     assert list(serving(then)) == [scenario.m1]
 
     now = cli_json("lineage", scenario.deployment, "--direction", "upstream")
@@ -363,9 +293,8 @@ def test_lineage_as_of_shows_the_old_model_then_and_the_new_one_now(
     assert serving(now) == {scenario.m1: stamp(6), scenario.m2: None}
     assert {scenario.m2, scenario.run_b, scenario.clean} <= {n["id"] for n in now["nodes"]}
 
-    status, out, err = cli(
-        "lineage", scenario.deployment, "--direction", "upstream", "--as-of", "2024-01-05T00:00:00Z"
-    )
+    status, out, err = cli("lineage", scenario.deployment, "--direction", "upstream",
+                           "--as-of", "2024-01-05T00:00:00Z")
     assert (status, err) == (0, "")
     assert "as of 2024-01-05T00:00:00.000000Z" in out.splitlines()[0]
     assert f"{scenario.m1}  -[serves]->  {scenario.deployment}" in out
@@ -376,10 +305,10 @@ def test_lineage_text_marks_closed_edges(cli: Any, scenario: Scenario) -> None:
     """Without ``--as-of`` every edge is shown, a closed one with its end time."""
     status, out, err = cli("lineage", scenario.deployment)
     assert (status, err) == (0, "")
-    assert out.splitlines()[0] == (
-        f"lineage of {scenario.deployment} (both, up to 3 hops): 7 nodes, 7 edges"
-    )
-    assert f"{scenario.m1}  -[serves]->  {scenario.deployment}  (until 2024-01-07 00:00:00)" in out
+    assert out.splitlines()[0] == (f"lineage of {scenario.deployment} (both, up to 3 hops): "
+                                   "7 nodes, 7 edges")
+    assert (f"{scenario.m1}  -[serves]->  {scenario.deployment}  (until 2024-01-07 00:00:00)"
+            in out)
     assert f"{scenario.m2}  -[serves]->  {scenario.deployment}\n" in out + "\n"
 
 
@@ -387,22 +316,14 @@ def test_lineage_direction_and_depth_bound_the_subgraph(cli_json: Any, scenario:
     """``--direction`` picks the side and ``--depth`` the number of hops."""
     down = cli_json("lineage", scenario.raw, "--direction", "downstream", "--depth", "1")
     assert {n["id"]: n["distance"] for n in down["nodes"]} == {
-        scenario.raw: 0,
-        scenario.clean: 1,
-        scenario.run_a: 1,
-    }
+        scenario.raw: 0, scenario.clean: 1, scenario.run_a: 1}
     assert (down["direction"], down["depth"]) == ("downstream", 1)
 
     up = cli_json("lineage", scenario.m2, "--direction", "upstream", "--depth", "2")
     assert {n["id"]: n["distance"] for n in up["nodes"]} == {
-        scenario.m2: 0,
-        scenario.run_b: 1,
-        scenario.clean: 2,
-    }
+        scenario.m2: 0, scenario.run_b: 1, scenario.clean: 2}
     assert {(e["src"], e["kind"], e["dst"]) for e in up["edges"]} == {
-        (scenario.run_b, "output", scenario.m2),
-        (scenario.clean, "input", scenario.run_b),
-    }
+        (scenario.run_b, "output", scenario.m2), (scenario.clean, "input", scenario.run_b)}
 
     alone = cli_json("lineage", scenario.m2, "--depth", "0")
     assert ([n["id"] for n in alone["nodes"]], alone["edges"]) == ([scenario.m2], [])
@@ -417,21 +338,17 @@ def test_footprint_of_a_subject(cli: Any, cli_json: Any, scenario: Scenario) -> 
     assert data["subject"].startswith(f"subject:{PROJECT}/")
     assert len(data["records"]) == 2
     assert all(r["datasets"] == [scenario.clean, scenario.raw] for r in data["records"])
-    assert data["datasets"] == [
-        {"dataset": scenario.clean, "label": "clean@1"},
-        {"dataset": scenario.raw, "label": "raw@1"},
-    ]
+    assert data["datasets"] == [{"dataset": scenario.clean, "label": "clean@1"},
+                                {"dataset": scenario.raw, "label": "raw@1"}]
     assert [m["model"] for m in data["models"]] == [scenario.m1, scenario.m2]
     assert [(p["model"], p["deployment"], p["at"]) for p in data["predictions"]] == [
-        (scenario.m1, scenario.deployment, stamp(4))
-    ]
+        (scenario.m1, scenario.deployment, stamp(4))]
     assert data["vault_entries"] == 1
 
     status, out, err = cli("footprint", "s-1")
     assert (status, err) == (0, "")
     assert out.splitlines()[0].endswith(
-        ": 2 records, 2 dataset versions, 1 prediction, 1 vault entry"
-    )
+        ": 2 records, 2 dataset versions, 1 prediction, 1 vault entry")
     assert "s-1" not in out
     assert "scored 2024-01-05 00:00:00 by clf@1 in api" in out
 
@@ -443,10 +360,7 @@ def test_history_intervals_in_order(cli: Any, cli_json: Any, scenario: Scenario)
     """``history`` gives each served interval with traffic, oldest first."""
     data = cli_json("history", "api")
     assert (data["deployment"], data["status"], data["endpoint"]) == (
-        scenario.deployment,
-        "active",
-        ENDPOINT,
-    )
+        scenario.deployment, "active", ENDPOINT)
     assert [(i["model"], i["traffic"], i["from"], i["to"]) for i in data["intervals"]] == [
         (scenario.m1, 100.0, stamp(3), stamp(6)),
         (scenario.m2, 100.0, stamp(6), None),
@@ -466,14 +380,11 @@ def test_history_intervals_in_order(cli: Any, cli_json: Any, scenario: Scenario)
 
 
 def test_rebuild_reproduces_the_projection_digest(
-    cli: Any, cli_json: Any, scenario: Scenario, tmp_path: Path
-) -> None:
+        cli: Any, cli_json: Any, scenario: Scenario, tmp_path: Path) -> None:
     """``rebuild`` replays every event, appends none, and lands on the same digest."""
     copy = tmp_path / "copy.db"  # rebuild a copy: the module's ledger stays untouched
-    with (
-        sqlite3.connect(scenario.url.removeprefix("sqlite:///")) as src,
-        sqlite3.connect(copy) as dst,
-    ):
+    with sqlite3.connect(scenario.url.removeprefix("sqlite:///")) as src, \
+            sqlite3.connect(copy) as dst:
         src.backup(dst)
     url = f"sqlite:///{copy}"
     with registry.connect(url, project=PROJECT) as reg:
@@ -529,8 +440,8 @@ def test_log_prints_events_in_position_order(cli: Any, cli_json: Any, scenario: 
 
 
 def test_database_and_project_from_the_environment(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+        scenario: Scenario, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """Without ``--db`` and ``--project``, MLLEDGER_DB and MLLEDGER_PROJECT are used."""
     monkeypatch.setenv("MLLEDGER_DB", scenario.url)
     monkeypatch.setenv("MLLEDGER_PROJECT", PROJECT)
@@ -547,34 +458,28 @@ def test_database_and_project_from_the_environment(
 # --- errors ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("args", "names"),
-    [
-        (["scored", "nope"], ["no record with that key", "'p'"]),
-        (["trained-on", "nope@1"], ["'nope@1'"]),
-        (["trained-on", "clf@staging"], ["'clf@staging'"]),
-        (["trained-on", "clf"], ["'clf'", "<name>@<version>"]),
-        (["trained-on", "dataset:p/raw@1"], ["is a dataset id, expected a model id"]),
-        (["downstream", "nope@1"], ["dataset:p/nope@1"]),
-        (["downstream", "model:p/clf@1"], ["is a model id, expected a dataset id"]),
-        (["footprint", "nobody"], ["no data subject with that id", "'p'"]),
-        (["history", "nope"], ["deployment:p/nope"]),
-        (["history", "no such"], ["'deployment:p/no such'"]),
-        (["lineage", "model:p/nope@1"], ["model:p/nope@1"]),
-        (["lineage", "not-a-node"], ["'not-a-node'", "has no kind"]),
-        (["lineage", "run:not-a-uuid"], ["'run:not-a-uuid'"]),
-        (["lineage", "model:p/clf@1", "--as-of", "yesterday"], ["'yesterday'", "ISO 8601"]),
-        (["lineage", "model:p/clf@1", "--as-of", "2024-13-01"], ["'2024-13-01'"]),
-        (
-            ["lineage", "model:p/clf@2", "--as-of", "2024-01-02"],
-            ["model:p/clf@2", "did not exist yet"],
-        ),
-        (["lineage", "model:p/clf@1", "--depth", "-1"], ["depth -1"]),
-    ],
-)
-def test_bad_input_is_one_error_line_and_status_2(
-    cli: Any, args: list[str], names: list[str]
-) -> None:
+@pytest.mark.parametrize(("args", "names"), [
+    (["scored", "nope"], ["no record with that key", "'p'"]),
+    (["trained-on", "nope@1"], ["'nope@1'"]),
+    (["trained-on", "clf@staging"], ["'clf@staging'"]),
+    (["trained-on", "clf"], ["'clf'", "<name>@<version>"]),
+    (["trained-on", "dataset:p/raw@1"], ["is a dataset id, expected a model id"]),
+    (["downstream", "nope@1"], ["dataset:p/nope@1"]),
+    (["downstream", "model:p/clf@1"], ["is a model id, expected a dataset id"]),
+    (["footprint", "nobody"], ["no data subject with that id", "'p'"]),
+    (["history", "nope"], ["deployment:p/nope"]),
+    (["history", "no such"], ["'deployment:p/no such'"]),
+    (["lineage", "model:p/nope@1"], ["model:p/nope@1"]),
+    (["lineage", "not-a-node"], ["'not-a-node'", "has no kind"]),
+    (["lineage", "run:not-a-uuid"], ["'run:not-a-uuid'"]),
+    (["lineage", "model:p/clf@1", "--as-of", "yesterday"], ["'yesterday'", "ISO 8601"]),
+    (["lineage", "model:p/clf@1", "--as-of", "2024-13-01"], ["'2024-13-01'"]),
+    (["lineage", "model:p/clf@2", "--as-of", "2024-01-02"], ["model:p/clf@2",
+                                                             "did not exist yet"]),
+    (["lineage", "model:p/clf@1", "--depth", "-1"], ["depth -1"]),
+])
+def test_bad_input_is_one_error_line_and_status_2(cli: Any, args: list[str],
+                                                  names: list[str]) -> None:
     """An unknown node or malformed argument exits 2 with one line naming it."""
     status, out, err = cli(*args)
     assert (status, out) == (2, "")
@@ -582,8 +487,7 @@ def test_bad_input_is_one_error_line_and_status_2(
 
 
 def test_invalid_project_name_and_url_scheme_are_status_2(
-    cli: Any, scenario: Scenario, capsys: pytest.CaptureFixture[str]
-) -> None:
+        cli: Any, scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> None:
     """An invalid project or an unsupported database URL is bad input, not a crash."""
     status, _, err = cli("history", "api", db="mysql://someone@host/db")
     assert status == 2
@@ -593,20 +497,16 @@ def test_invalid_project_name_and_url_scheme_are_status_2(
     assert_one_error_line(capsys.readouterr().err, "history", "project 'no good'")
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["lineage", "model:p/clf@1", "--depth", "two"],
-        ["lineage", "model:p/clf@1", "--direction", "sideways"],
-        ["log", "--limit", "many"],
-        ["scored"],
-        ["no-such-command"],
-        [],
-    ],
-)
+@pytest.mark.parametrize("args", [
+    ["lineage", "model:p/clf@1", "--depth", "two"],
+    ["lineage", "model:p/clf@1", "--direction", "sideways"],
+    ["log", "--limit", "many"],
+    ["scored"],
+    ["no-such-command"],
+    [],
+])
 def test_argument_errors_exit_2_through_argparse(
-    args: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
+        args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """Malformed arguments are refused by argparse with status 2 and its usage line."""
     with pytest.raises(SystemExit) as exited:
         main(args)
@@ -648,29 +548,20 @@ def test_a_negative_log_limit_is_bad_input(cli: Any, capsys: pytest.CaptureFixtu
 
 def test_console_script_answers_a_question(scenario: Scenario) -> None:
     """The installed ``mlledger`` script prints JSON and nothing on stderr."""
-    done = run_process(
-        console_script(), "history", "api", "--db", scenario.url, "--project", PROJECT, "--json"
-    )
+    done = run_process(console_script(), "history", "api", "--db", scenario.url,
+                       "--project", PROJECT, "--json")
     assert (done.returncode, done.stderr) == (0, "")
     assert [i["model"] for i in json.loads(done.stdout)["intervals"]] == [scenario.m1, scenario.m2]
 
 
-@pytest.mark.parametrize(
-    ("command", "args", "status", "start"),
-    [
-        ("script", ["scored", "nope"], 2, "mlledger scored: error: no record with that key"),
-        ("module", ["downstream", "nope@1"], 2, "mlledger downstream: error: "),
-        (
-            "script",
-            ["scored", "r-1", "--db", CLOSED_PORT_URL],
-            1,
-            "mlledger scored: cannot use the database: ",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("command", "args", "status", "start"), [
+    ("script", ["scored", "nope"], 2, "mlledger scored: error: no record with that key"),
+    ("module", ["downstream", "nope@1"], 2, "mlledger downstream: error: "),
+    ("script", ["scored", "r-1", "--db", CLOSED_PORT_URL], 1,
+     "mlledger scored: cannot use the database: "),
+])
 def test_console_script_errors_never_show_a_traceback(
-    scenario: Scenario, command: str, args: list[str], status: int, start: str
-) -> None:
+        scenario: Scenario, command: str, args: list[str], status: int, start: str) -> None:
     """Errors from a real process: the status, one stderr line, no traceback."""
     program = console_script() if command == "script" else [sys.executable, "-m", "registry.cli"]
     if "--db" not in args:
