@@ -242,16 +242,15 @@ class TrainedOnAnswer(Answered):
     withheld: Withheld = None
 
 
-class DownstreamAnswer(Answered):
-    """Everything downstream of a dataset version."""
+class DatasetRoot(Answered):
+    """The dataset version an answer starts from (its first member)."""
 
     dataset: str
-    runs: list[RunNode]
-    datasets: list[DatasetNode]
-    models: list[ModelNode]
-    deployments: list[DeploymentServing]
-    predictions: list[PredictionCount]
-    total_predictions: int
+
+
+class DownstreamAnswer(Downstream, DatasetRoot):
+    """Everything downstream of a dataset version."""
+
     withheld: Withheld = None
 
 

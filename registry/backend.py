@@ -9,7 +9,7 @@ them with a ``LocalBackend`` of its own, so both behave and fail alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from lineage import queries
 from registry import intake, services
@@ -18,6 +18,27 @@ from registry.ledger import Ledger
 from registry.store.raw import Raw
 
 QUESTIONS = tuple(services.QUESTIONS)
+
+
+class EraseOptions(TypedDict, total=False):
+    """How ``Backend.erase`` goes about it: ``dry_run`` plans and changes nothing;
+    ``retain`` lists rules (``{"model", "justification", "approver"}``) keeping affected
+    model versions in service; ``purge`` and ``sign`` run the physical purge and sign a
+    checkpoint after it (a batch leaves both to its end)."""
+
+    dry_run: bool
+    retain: Sequence[dict[str, str]]
+    purge: bool
+    sign: bool
+
+
+#: What an option of ``EraseOptions`` left out means.
+ERASE_DEFAULTS = EraseOptions(dry_run=False, retain=(), purge=True, sign=True)
+
+
+def erase_options(options: EraseOptions) -> EraseOptions:
+    """Every option of an erasure: those given, the rest as ``ERASE_DEFAULTS`` says."""
+    return {**ERASE_DEFAULTS, **options}
 
 
 class Backend(Protocol):
@@ -49,18 +70,11 @@ class Backend(Protocol):
         ...
 
     def erase(
-        self,
-        project: str,
-        subject: str | int,
-        *,
-        actor: str,
-        dry_run: bool = False,
-        retain: Sequence[dict[str, str]] = (),
-        purge: bool = True,
-        sign: bool = True,
+        self, project: str, subject: str | int, *, actor: str, **options: Unpack[EraseOptions]
     ) -> dict[str, Any]:
         """Erase a data subject (``audit.erasure``), or plan it with ``dry_run``; purge
-        and sign a checkpoint after it unless told not to (a batch does both once)."""
+        and sign a checkpoint after it unless told not to (a batch does both once):
+        ``EraseOptions``, each left out taking ``ERASE_DEFAULTS``."""
         ...
 
     def resume_erasures(self, project: str, *, purge: bool = True) -> list[dict[str, Any]]:
@@ -134,27 +148,21 @@ class LocalBackend:
             return self.ledger.vault.get(conn, project, pseudonym)
 
     def erase(
-        self,
-        project: str,
-        subject: str | int,
-        *,
-        actor: str,
-        dry_run: bool = False,
-        retain: Sequence[dict[str, str]] = (),
-        purge: bool = True,
-        sign: bool = True,
+        self, project: str, subject: str | int, *, actor: str, **options: Unpack[EraseOptions]
     ) -> dict[str, Any]:
         from audit import erasure
 
+        chosen = erase_options(options)
         outcome = erasure.erase(
             self.ledger,
             project,
             subject,
             actor=actor,
-            retain=[erasure.Retain(**rule) for rule in retain],
-            dry_run=dry_run,
+            retain=[erasure.Retain(**rule) for rule in chosen["retain"]],
+            dry_run=chosen["dry_run"],
         )
-        return erasure.finish(self.ledger, outcome, purge=purge, sign=sign).as_dict()
+        finished = erasure.finish(self.ledger, outcome, purge=chosen["purge"], sign=chosen["sign"])
+        return finished.as_dict()
 
     def resume_erasures(self, project: str, *, purge: bool = True) -> list[dict[str, Any]]:
         from audit import erasure

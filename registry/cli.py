@@ -17,60 +17,41 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from registry.commands import DB_HELP
+from registry.commands import (
+    PROJECT_HELP,
+    add_command,
+    add_db,
+    add_json,
+    open_registry,
+    signing_key,
+    whole_number,
+)
 from registry.commands import audit as audit_cli
 from registry.commands import compliance as compliance_cli
-from registry.errors import IntegrityViolation, LedgerError, NotFound
+from registry.errors import FieldError, IntegrityViolation, InvalidInput, LedgerError, NotFound
+from registry.ids import kind_of, label_of
 from registry.lazy import lazy_import
 from registry.roles import ROLES
 from registry.wording import counted, noun
 
 if TYPE_CHECKING:
     from lineage import answers
-    from lineage.answers import (
-        AliasesAnswer,
-        Downstream,
-        DownstreamAnswer,
-        ErasureNote,
-        FootprintAnswer,
-        HistoryAnswer,
-        LineageAnswer,
-        RunNode,
-        ScoredAnswer,
-        Shape,
-        TrainedOnAnswer,
-    )
     from registry.sdk import Registry
+    from registry.settings import Settings
     from registry.store import Store
 else:
     answers = lazy_import("lineage.answers")  # pydantic loads to render an answer, not for --help
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
-AnswerT = TypeVar("AnswerT", bound="Shape")
+AnswerT = TypeVar("AnswerT", bound="answers.Shape")
 
 
-def _common(
-    parser: argparse.ArgumentParser,
-    *,
-    json_flag: bool = True,
-    project_help: str = "project (default: MLLEDGER_PROJECT or 'default')",
-) -> None:
-    parser.add_argument("--db", help=DB_HELP)
+def _common(parser: argparse.ArgumentParser, *, project_help: str = PROJECT_HELP) -> None:
+    """``--db``, ``--project`` and ``--json``."""
+    add_db(parser)
     parser.add_argument("--project", help=project_help)
-    if json_flag:
-        parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative: expected 0 or more")
-    return value
+    add_json(parser)
 
 
 #: The question commands: name, help, description, and the positional argument with its
@@ -157,32 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_parsers(sub: Any) -> None:
     """``demo`` and ``init``."""
-    p = sub.add_parser(
-        "demo",
-        help="record a realistic scenario and answer the six questions",
-        description="Record a breast-cancer screening scenario (datasets, two training runs, "
-        "a canary deployment, predictions, a vault entry) in project 'demo' unless --project "
-        "says otherwise, then answer the six questions, prove the log, erase a patient and "
-        "write a dossier, a subject-access report and an export. A second run finds the "
-        "scenario and records nothing.",
-    )
+    p = add_command(sub, "demo", cmd_demo)
     _common(p, project_help="the project to record the scenario in (default: demo)")
     p.add_argument(
         "--predictions", type=int, default=3000, help="predictions to log (default 3000)"
     )
-    p = sub.add_parser(
-        "init",
-        help="create a new ledger at --db (other commands never create one)",
-        description=(
-            "Create a ledger: the SQLite file (or the tables of a PostgreSQL database), "
-            "migrated to the current schema, and its key directory. Commands that only "
-            "read refuse a database holding no ledger instead of creating one, so a "
-            "mistyped --db fails rather than answering from an empty ledger. "
-            "'mlledger demo' and a first write (keys create, grants add) also create one."
-        ),
-    )
-    p.add_argument("--db", help=DB_HELP)
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p = add_command(sub, "init", cmd_init)
+    add_db(p)
+    add_json(p)
 
 
 def _question_parsers(sub: Any, names: Sequence[str]) -> None:
@@ -213,13 +176,7 @@ def _lineage_options(p: argparse.ArgumentParser) -> None:
 
 
 def _erase_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "erase",
-        help="erase a data subject everywhere (GDPR Art. 17), with a signed certificate",
-        description="Erase a data subject: plan the cascade through lineage, delete their "
-        "vault entries and key, redact their records and predictions, flag affected model "
-        "versions, purge physically and certify (docs/gdpr.md).",
-    )
+    p = add_command(sub, "erase", cmd_erase)
     _common(p)
     p.add_argument("subject", nargs="?", help="the data subject's id, as your data knows it")
     p.add_argument(
@@ -265,65 +222,42 @@ def _erase_parser(sub: Any) -> None:
 
 def _log_parsers(sub: Any) -> None:
     """``rebuild`` and ``log``."""
-    p = sub.add_parser(
-        "rebuild",
-        help="drop every projection and replay the log",
-        description="Empty every projection (catalogue, indexes, lineage graph) and replay "
-        "the whole log into them; print the number of events replayed and the digest of "
-        "the projections, equal to the digest before when nothing was amiss.",
-    )
+    p = add_command(sub, "rebuild", cmd_rebuild)
     _common(p)
-    p = sub.add_parser(
-        "log",
-        help="print events from the log",
-        description="Events of the log in position order, from --start, at most --limit of "
-        "them; with --project, that project's events only.",
-    )
+    p = add_command(sub, "log", cmd_log)
     _access_options(p, project_help="only this project's events (default: every project)")
-    p.add_argument("--start", type=_count, default=0, help="first position (default 0)")
-    p.add_argument("--limit", type=_count, default=20, help="how many (default 20)")
+    p.add_argument("--start", type=whole_number, default=0, help="first position (default 0)")
+    p.add_argument("--limit", type=whole_number, default=20, help="how many (default 20)")
 
 
 def _serving_parsers(sub: Any) -> None:
     """``access-trail``, ``serve`` and ``openapi``."""
-    p = sub.add_parser(
-        "access-trail",
-        help="who asked what, and the answers",
-        description="Entries of the append-only access trail: every request allowed or "
-        "denied, with the key, the action, the resource and the outcome.",
-    )
+    p = add_command(sub, "access-trail", cmd_access_trail)
     _access_options(p, project_help="only this project's entries (default: every project)")
-    p.add_argument("--since", type=_count, default=0, help="first sequence number (default 0)")
-    p.add_argument("--limit", type=_count, default=100, help="how many (default 100)")
-    p = sub.add_parser(
-        "serve",
-        help="serve the HTTP API (uvicorn)",
-        description="Serve the HTTP API (docs/api.md) under uvicorn, signing checkpoints as "
-        "the log grows; requests need an API key (mlledger keys create).",
+    p.add_argument(
+        "--since", type=whole_number, default=0, help="first sequence number (default 0)"
     )
-    p.add_argument("--db", help=DB_HELP)
+    p.add_argument("--limit", type=whole_number, default=100, help="how many (default 100)")
+    p = add_command(sub, "serve", cmd_serve)
+    add_db(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     p.add_argument(
         "--access-log", action="store_true", help="also print uvicorn's per-request log lines"
     )
-    sub.add_parser(
-        "openapi",
-        help="print the API's OpenAPI document (JSON)",
-        description="Print the HTTP API's OpenAPI 3.1 document, as pinned in docs/openapi.json.",
-    )
+    add_command(sub, "openapi", cmd_openapi)
 
 
 def _port(text: str) -> int:
-    value = _count(text)
+    value = whole_number(text)
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"{value} is not a port: expected 1-65535")
     return value
 
 
 def _positive(text: str) -> int:
-    value = _count(text)
+    value = whole_number(text)
     if value == 0:
         raise argparse.ArgumentTypeError("0: expected 1 or more")
     return value
@@ -332,19 +266,14 @@ def _positive(text: str) -> int:
 def _access_options(parser: argparse.ArgumentParser, *, project_help: str | None) -> None:
     """``--db``, ``--json`` and (with help text) ``--project``, which here never defaults
     to ``MLLEDGER_PROJECT``: a key or a filter names its project on purpose."""
-    parser.add_argument("--db", help=DB_HELP)
+    add_db(parser)
     if project_help is not None:
         parser.add_argument("--project", help=project_help)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_json(parser)
 
 
 def _keys_parser(sub: Any) -> None:
-    keys = sub.add_parser(
-        "keys",
-        help="create, list and revoke API keys",
-        description="API keys of the HTTP API: each for one project and one role; only a "
-        "key's hash is stored.",
-    )
+    keys = add_command(sub, "keys", cmd_keys)
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
 
     p = actions.add_parser(
@@ -376,16 +305,7 @@ def _keys_parser(sub: Any) -> None:
 
 
 def _grants_parser(sub: Any) -> None:
-    grants = sub.add_parser(
-        "grants",
-        help="let another project use and read this project's dataset and model versions",
-        description=(
-            "A grant from project P to project Q lets Q's runs take P's dataset and model "
-            "versions as inputs (and derive from them), and Q's readers see P's nodes in "
-            "answers. Grants and revocations are events of P's log, made by P's admin "
-            "(over HTTP: POST/DELETE /api/v1/projects/P/grants)."
-        ),
-    )
+    grants = add_command(sub, "grants", cmd_grants)
     actions = grants.add_subparsers(dest="grants_command", required=True, metavar="ACTION")
     for action, summary, description, granting, grantee in (
         (
@@ -424,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help ends here, before SQLAlchemy loads
     from sqlalchemy.exc import SQLAlchemyError
 
+    from registry.settings import Settings
+
     # "keys create", not just "keys", in error lines.
     subcommand = (
         getattr(args, "keys_command", None)
@@ -436,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from registry import tracing
 
         tracing.configure()  # OTEL_* variables trace CLI commands too
+        # The MLLEDGER_* settings, read once here: every command takes them from args.
+        args.settings = Settings()
         return COMMANDS[args.command](args)
     except IntegrityViolation as exc:
         print(f"mlledger {name}: integrity: {exc}", file=sys.stderr)
@@ -453,13 +377,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a database or key file that cannot be created or read
         print(f"mlledger {name}: cannot use the database: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-
-
-def _registry(args: argparse.Namespace) -> Registry:
-    """The SDK on ``--db``; a database holding no ledger is refused, never created."""
-    from registry.sdk import connect
-
-    return connect(args.db, project=args.project, create=False)
 
 
 def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> int:
@@ -480,7 +397,7 @@ def _question(
     argument = QUESTION_COMMANDS[name.replace("_", "-")][2]
 
     def command(args: argparse.Namespace) -> int:
-        with _registry(args) as reg:
+        with open_registry(args) as reg:
             asked = getattr(reg, name)(getattr(args, argument))
         answer = getattr(answers, kind).model_validate(asked)
         return _emit(args, answer, render)
@@ -489,15 +406,20 @@ def _question(
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    with _registry(args) as reg:
+    with open_registry(args) as reg:
         data = reg.lineage(args.node, direction=args.direction, depth=args.depth, as_of=args.as_of)
     return _emit(args, answers.LineageAnswer.model_validate(data), render_lineage)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    """drop every projection and replay the log
+
+    Empty every projection (catalogue, indexes, lineage graph) and replay the whole log into
+    them; print the number of events replayed and the digest of the projections, equal to
+    the digest before when nothing was amiss."""
     import time
 
-    with _registry(args) as reg:
+    with open_registry(args) as reg:
         started = time.perf_counter()
         result = reg.ledger.rebuild()
         result["seconds"] = round(time.perf_counter() - started, 3)
@@ -512,7 +434,11 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    with _registry(args) as reg:
+    """print events from the log
+
+    Events of the log in position order, from --start, at most --limit of them; with
+    --project, that project's events only."""
+    with open_registry(args) as reg:
         events = [e.as_dict() for e in _log_page(reg.ledger, args.start, args.limit, args.project)]
         return _emit(args, events, render_log)
 
@@ -534,19 +460,21 @@ def _log_page(ledger: Any, start: int, limit: int, project: str | None) -> list[
 
 def _store(args: argparse.Namespace, *, create: bool = False) -> AbstractContextManager[Store]:
     """The store alone: keys and the trail need neither the vault nor the master key."""
+    from registry.settings import normalise_url
     from registry.store import opened
 
-    return opened(args.db, create=create)
+    return opened(normalise_url(args.db, args.settings), create=create)
 
 
 def _retain(args: argparse.Namespace, project: str) -> list[dict[str, str]]:
     if not args.retain:
         if args.justification or args.approver:
-            raise LedgerError("--justification and --approver go with --retain MODEL")
+            raise FieldError("--retain", "--justification and --approver go with --retain MODEL")
         return []
     if not args.justification or not args.approver:
-        raise LedgerError(
-            "--retain needs --justification (why) and --approver (who approved keeping it)"
+        raise FieldError(
+            "--justification" if not args.justification else "--approver",
+            "--retain needs --justification (why) and --approver (who approved keeping it)",
         )
     from lineage.queries import resolve
 
@@ -572,19 +500,25 @@ def _write_certificate(reg: Registry, erasure: str, path: str, purge: dict[str, 
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
+    """erase a data subject everywhere (GDPR Art. 17), with a signed certificate
+
+    Erase a data subject: plan the cascade through lineage, delete their vault entries and
+    key, redact their records and predictions, flag affected model versions, purge
+    physically and certify (docs/gdpr.md)."""
     chosen = [x for x in (args.subject, args.from_file, args.resume, args.purge_only) if x]
     if len(chosen) != 1:
-        raise LedgerError("give one of: SUBJECT, --from-file FILE, --resume or --purge")
+        raise InvalidInput("give one of: SUBJECT, --from-file FILE, --resume or --purge")
     if args.purge_only and (args.no_purge or args.dry_run or args.certificate):
-        raise LedgerError("--purge goes alone: not with --no-purge, --dry-run or --certificate")
-    with _registry(args) as reg:
+        raise FieldError(
+            "--purge", "--purge goes alone: not with --no-purge, --dry-run or --certificate"
+        )
+    with open_registry(args) as reg:
         retain = _retain(args, reg.project)
         if not args.dry_run:
-            from registry.settings import Settings
-
             # Refused here, before anything is erased, rather than after the erasure
             # commits, when its checkpoint and certificate cannot be signed.
-            _signing_key(reg.ledger.store, Settings().signing_key)
+            store = reg.ledger.store
+            signing_key(store.url, args.settings.signing_key, store=store, announce=False)
         if args.purge_only:
             return _emit(args, reg.purge(), render_purge)
         if args.resume:
@@ -608,10 +542,11 @@ def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, 
     from tqdm import tqdm
 
     if args.dry_run:
-        raise LedgerError("--dry-run plans one subject: give SUBJECT, not --from-file")
+        raise FieldError("--dry-run", "--dry-run plans one subject: give SUBJECT, not --from-file")
     if args.certificate and not Path(args.certificate).is_dir():
-        raise LedgerError(
-            f"--certificate {args.certificate}: expected a directory with --from-file"
+        raise FieldError(
+            "--certificate",
+            f"--certificate {args.certificate}: expected a directory with --from-file",
         )
     lines = Path(args.from_file).read_text(encoding="utf-8").splitlines()
     subjects = [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
@@ -639,6 +574,10 @@ def _erase_file(args: argparse.Namespace, reg: Registry, retain: list[dict[str, 
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    """create, list and revoke API keys
+
+    API keys of the HTTP API: each for one project and one role; only a key's hash is
+    stored."""
     from registry import auth
     from registry.settings import default_actor
 
@@ -651,12 +590,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 project=args.project,
                 role=args.role,
                 name=args.name,
-                created_by=default_actor(),
+                created_by=default_actor(args.settings),
             )
             return _emit(args, {**key.as_dict(), "token": token}, render_new_key)
         if args.keys_command == "revoke":
             key = auth.revoke_key(
-                store, key_id=args.key_id, revoked_by=default_actor(), project=args.project
+                store,
+                key_id=args.key_id,
+                revoked_by=default_actor(args.settings),
+                project=args.project,
             )
             return _emit(args, key.as_dict(), render_revoked_key)
         keys = [k.as_dict() for k in auth.list_keys(store, project=args.project)]
@@ -664,18 +606,25 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_grants(args: argparse.Namespace) -> int:
+    """let another project use and read this project's dataset and model versions
+
+    A grant from project P to project Q lets Q's runs take P's dataset and model versions as
+    inputs (and derive from them), and Q's readers see P's nodes in answers. Grants and
+    revocations are events of P's log, made by P's admin (over HTTP: POST/DELETE
+    /api/v1/projects/P/grants)."""
     from registry import grants
     from registry.assembly import open_ledger
-    from registry.settings import default_actor
+    from registry.settings import default_actor, normalise_url
     from registry.store.raw import Raw
 
-    ledger = open_ledger(args.db, create=args.grants_command == "add")
+    actor = default_actor(args.settings)
+
+    url = normalise_url(args.db, args.settings)
+    ledger = open_ledger(url, create=args.grants_command == "add")
     try:
         if args.grants_command in ("add", "revoke"):
             change = grants.grant if args.grants_command == "add" else grants.revoke
-            position = change(
-                ledger, args.project, args.grantee, actor=default_actor(), reason=args.reason
-            )
+            position = change(ledger, args.project, args.grantee, actor=actor, reason=args.reason)
             done = {"position": position, "project": args.project, "grantee": args.grantee}
             return _emit(args, done, render_grant_change(args.grants_command))
         with ledger.store.read() as conn:
@@ -686,6 +635,10 @@ def cmd_grants(args: argparse.Namespace) -> int:
 
 
 def cmd_access_trail(args: argparse.Namespace) -> int:
+    """who asked what, and the answers
+
+    Entries of the append-only access trail: every request allowed or denied, with the key,
+    the action, the resource and the outcome."""
     from registry import auth
 
     with _store(args) as store:
@@ -694,11 +647,18 @@ def cmd_access_trail(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    """create a new ledger at --db (other commands never create one)
+
+    Create a ledger: the SQLite file (or the tables of a PostgreSQL database), migrated to
+    the current schema, and its key directory. Commands that only read refuse a database
+    holding no ledger instead of creating one, so a mistyped --db fails rather than
+    answering from an empty ledger. 'mlledger demo' and a first write (keys create, grants
+    add) also create one."""
     from registry.errors import NoLedger
     from registry.settings import key_directory, normalise_url, shown_url
     from registry.store import Store, opened
 
-    url = normalise_url(args.db)
+    url = normalise_url(args.db, args.settings)
     try:
         with opened(url, create=False) as store, store.read() as conn:
             done: dict[str, Any] = {"created": False, "events": Store.max_position(conn) + 1}
@@ -721,10 +681,21 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """record a realistic scenario and answer the six questions
+
+    Record a breast-cancer screening scenario (datasets, two training runs, a canary
+    deployment, predictions, a vault entry) in project 'demo' unless --project says
+    otherwise, then answer the six questions, prove the log, erase a patient and write a
+    dossier, a subject-access report and an export. A second run finds the scenario and
+    records nothing."""
     from registry.demo import run_demo
 
     return run_demo(
-        args.db, project=args.project or "demo", predictions=args.predictions, as_json=args.json
+        args.db,
+        project=args.project or "demo",
+        predictions=args.predictions,
+        as_json=args.json,
+        settings=args.settings,
     )
 
 
@@ -732,11 +703,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _short(node: str | None) -> str:
+    """A node id as text shows it: what it names within its project (``label_of``)."""
     if node is None:
         return "-"
-    kind, rest = node.split(":", 1)
     # Run ids are UUIDv7: the leading digits are a timestamp, the trailing ones tell runs apart.
-    return rest.split("/", 1)[-1] if kind != "run" else f"run:…{node[-8:]}"
+    return f"run:…{node[-8:]}" if kind_of(node) == "run" else label_of(node)
 
 
 def _when(ts: str | None) -> str:
@@ -748,7 +719,7 @@ def _typed(kind: type[AnswerT], answer: AnswerT | dict[str, Any]) -> AnswerT:
     return answer if isinstance(answer, kind) else kind.model_validate(answer)
 
 
-def _erasure(e: ErasureNote) -> str:
+def _erasure(e: answers.ErasureNote) -> str:
     """An answer's ``erased`` member in words: the erasure, its positions and time."""
     return (
         f"erased at position {e.position} (erasure {e.erasure}, requested at position "
@@ -761,11 +732,11 @@ def _withheld(n: int | None) -> list[str]:
     return [f"  withheld: {counted(n, 'node')} of projects this one may not read"] if n else []
 
 
-def _runs(runs: list[RunNode]) -> str:
+def _runs(runs: list[answers.RunNode]) -> str:
     return ", ".join(f"{r.job} (…{r.run[-8:]})" for r in runs)
 
 
-def render_scored(answer: ScoredAnswer | dict[str, Any]) -> str:
+def render_scored(answer: answers.ScoredAnswer | dict[str, Any]) -> str:
     d = _typed(answers.ScoredAnswer, answer)
     gone = d.erased
     if d.record is None and gone is not None:
@@ -787,7 +758,7 @@ def render_scored(answer: ScoredAnswer | dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_trained_on(answer: TrainedOnAnswer | dict[str, Any]) -> str:
+def render_trained_on(answer: answers.TrainedOnAnswer | dict[str, Any]) -> str:
     d = _typed(answers.TrainedOnAnswer, answer)
     lines = [
         f"{_short(d.model)} was trained on {counted(len(d.datasets), 'dataset version')} "
@@ -804,7 +775,9 @@ def render_trained_on(answer: TrainedOnAnswer | dict[str, Any]) -> str:
     return "\n".join(lines + _withheld(d.withheld))
 
 
-def render_summary(d: Downstream | DownstreamAnswer | FootprintAnswer) -> list[str]:
+def render_summary(
+    d: answers.Downstream | answers.DownstreamAnswer | answers.FootprintAnswer,
+) -> list[str]:
     """The runs, dataset versions, model versions and deployments of a ``downstream`` or
     (derived from the subject's data) ``footprint`` answer: one line each, by label."""
     derived = isinstance(d, answers.FootprintAnswer)
@@ -825,7 +798,7 @@ def render_summary(d: Downstream | DownstreamAnswer | FootprintAnswer) -> list[s
     return lines
 
 
-def render_downstream(answer: DownstreamAnswer | dict[str, Any]) -> str:
+def render_downstream(answer: answers.DownstreamAnswer | dict[str, Any]) -> str:
     d = _typed(answers.DownstreamAnswer, answer)
     lines = [f"downstream of {_short(d.dataset)}:", *render_summary(d)]
     for p in d.predictions:
@@ -837,7 +810,7 @@ def render_downstream(answer: DownstreamAnswer | dict[str, Any]) -> str:
     return "\n".join(lines + _withheld(d.withheld))
 
 
-def render_lineage(answer: LineageAnswer | dict[str, Any]) -> str:
+def render_lineage(answer: answers.LineageAnswer | dict[str, Any]) -> str:
     d = _typed(answers.LineageAnswer, answer)
     if d.erased is not None:
         return f"{d.root} was {_erasure(d.erased)}: it has no lineage (0 nodes, 0 edges)"
@@ -859,7 +832,7 @@ def render_lineage(answer: LineageAnswer | dict[str, Any]) -> str:
     return "\n".join(lines + _withheld(d.withheld))
 
 
-def render_footprint(answer: FootprintAnswer | dict[str, Any]) -> str:
+def render_footprint(answer: answers.FootprintAnswer | dict[str, Any]) -> str:
     d = _typed(answers.FootprintAnswer, answer)
     gone = d.erased
     if gone is not None and not d.records and not d.vault_entries:
@@ -973,7 +946,7 @@ def render_log(events: list[dict[str, Any]]) -> str:
     )
 
 
-def render_history(answer: HistoryAnswer | dict[str, Any]) -> str:
+def render_history(answer: answers.HistoryAnswer | dict[str, Any]) -> str:
     d = _typed(answers.HistoryAnswer, answer)
     lines = [f"{_short(d.deployment)} ({d.status}, {d.endpoint}):"]
     lines += [
@@ -984,7 +957,7 @@ def render_history(answer: HistoryAnswer | dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_aliases(answer: AliasesAnswer | dict[str, Any]) -> str:
+def render_aliases(answer: answers.AliasesAnswer | dict[str, Any]) -> str:
     d = _typed(answers.AliasesAnswer, answer)
     if not d.history:
         return f"model {d.model} has no aliases: none was ever pointed at one of its versions"
@@ -1070,13 +1043,18 @@ def render_trail(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """serve the HTTP API (uvicorn)
+
+    Serve the HTTP API (docs/api.md) under uvicorn, signing checkpoints as the log grows;
+    requests need an API key (mlledger keys create)."""
     from registry.serve import ensure_ledger, serve
     from registry.settings import normalise_url
 
-    ensure_ledger(normalise_url(args.db))  # before the signing key is made beside it
-    _check_serving_key(args.db)
+    url = normalise_url(args.db, args.settings)
+    ensure_ledger(url)  # before the signing key is made beside it
+    _check_serving_key(url, args.settings)
     serve(
-        args.db,
+        url,
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -1085,32 +1063,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_serving_key(db: str | None) -> None:
+def _check_serving_key(url: str, settings: Settings) -> None:
     """Before serving: the signing key of the automatic checkpoints, made on first use,
     and refused (``ConfigError``, exit 2) when it is missing or another key signed
     the log's checkpoints, rather than a server that fails to sign every second."""
-    from registry.settings import Settings, normalise_url
     from registry.store import opened
 
-    settings = Settings()
     if settings.checkpoint_every == 0:
         return
-    url = normalise_url(db)
     with opened(url) as store:
-        key, path, created = _signing_key(store, settings.signing_key)
-    if created:
-        public = key.verifier().to_string()
-        print(f"created signing key {key.name} at {path}; public key: {public}", file=sys.stderr)
-
-
-def _signing_key(store: Store, path: str | None) -> tuple[Any, Any, bool]:
-    """``audit.checkpoints.load_signing_key`` for a command about to sign."""
-    from audit.checkpoints import load_signing_key
-
-    return load_signing_key(store.url, path, create=True, store=store)
+        signing_key(url, settings.signing_key, store=store)
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
+    """print the API's OpenAPI document (JSON)
+
+    Print the HTTP API's OpenAPI 3.1 document, as pinned in docs/openapi.json."""
     from registry.api.openapi import text
 
     print(text(), end="")

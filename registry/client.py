@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Unpack
 
 import httpx
 
 from registry import intake
+from registry.backend import EraseOptions, erase_options
 from registry.errors import (
     ConfigError,
     EventRejected,
@@ -144,24 +145,11 @@ class HttpBackend:
         )
 
     def erase(
-        self,
-        project: str,
-        subject: str | int,
-        *,
-        actor: str,
-        dry_run: bool = False,
-        retain: Sequence[dict[str, str]] = (),
-        purge: bool = True,
-        sign: bool = True,
+        self, project: str, subject: str | int, *, actor: str, **options: Unpack[EraseOptions]
     ) -> dict[str, Any]:
         # The server records the erasure as done by the key that asks (``actor`` is local).
-        body = {
-            "subject": subject,
-            "dry_run": dry_run,
-            "retain": list(retain),
-            "purge": purge,
-            "sign": sign,
-        }
+        chosen = erase_options(options)
+        body = {"subject": subject, **chosen, "retain": list(chosen["retain"])}
         return dict(self._request("POST", f"/projects/{project}/erasures", body=body))
 
     def resume_erasures(self, project: str, *, purge: bool = True) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from registry.errors import ConfigError
 from registry.ids import label_of
 from registry.ledger import Ledger
 from registry.sdk import Registry, connect
-from registry.settings import Settings, normalise_url
+from registry.settings import Settings, given, normalise_url
 from registry.wording import counted, noun
 
 PATIENTS_WITH_TWO_RECORDS = 89
@@ -56,8 +56,8 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     path.write_text(buffer.getvalue())
 
 
-def _workdir(db: str | None) -> Path:
-    url = normalise_url(db or Settings().db)
+def _workdir(db: str) -> Path:
+    url = normalise_url(db)
     base = (
         Path(url[len("sqlite:///") :]).parent if url.startswith("sqlite:///") else Path(".mlledger")
     )
@@ -312,12 +312,20 @@ def _names(
 
 
 def run_demo(
-    db: str | None, *, project: str = "demo", predictions: int = 3000, as_json: bool = False
+    db: str | None,
+    *,
+    project: str = "demo",
+    predictions: int = 3000,
+    as_json: bool = False,
+    settings: Settings | None = None,
 ) -> int:
-    """Record the scenario (unless this ledger has it already) and print the answers."""
+    """Record the scenario (unless this ledger has it already) and print the answers;
+    ``db`` defaults to the ``settings``' database (``MLLEDGER_*``, read when not given)."""
+    settings = given(settings)
+    db = db or settings.db
     work = _workdir(db)
     state = work / f"{project}.json"
-    with connect(db, project=project, actor="demo@mlledger") as reg:
+    with connect(db, project=project, actor="demo@mlledger", settings=settings) as reg:
         recorded = False
         if state.exists() and reg.ledger.head() >= 0:
             names = json.loads(state.read_text())
@@ -342,9 +350,8 @@ def run_demo(
     if as_json:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
-    where = db or Settings().db
     print(
-        f"mlledger demo: {'recorded' if recorded else 'found'} the scenario in {where} "
+        f"mlledger demo: {'recorded' if recorded else 'found'} the scenario in {db} "
         f"({result['events']} events, project {project!r})\n"
     )
     for title, body in _sections(result):

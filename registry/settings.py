@@ -47,14 +47,20 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=30, ge=1)
 
 
-def normalise_url(url: str | None) -> str:
-    """Turn what a user types into a SQLAlchemy URL.
+def given(settings: Settings | None) -> Settings:
+    """``settings`` when the caller holds them, else those of the environment (read now):
+    the one place a helper below reads ``MLLEDGER_*`` for a caller that passes none."""
+    return settings if settings is not None else Settings()
+
+
+def normalise_url(url: str | None, settings: Settings | None = None) -> str:
+    """Turn what a user types into a SQLAlchemy URL (no ``url``: the settings' ``db``).
 
     Accepts ``sqlite:///path``, a bare file path, ``postgresql://...`` (the psycopg
     driver is chosen for it) and ``postgresql+psycopg://...``.
     """
     if not url:
-        url = Settings().db
+        url = given(settings).db
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith(("postgresql+psycopg://", "sqlite:///")):
@@ -76,9 +82,9 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def default_actor() -> str:
-    """``MLLEDGER_ACTOR`` or ``<os user>@<host>``."""
-    configured = Settings().actor
+def default_actor(settings: Settings | None = None) -> str:
+    """The settings' actor (``MLLEDGER_ACTOR``) or ``<os user>@<host>``."""
+    configured = given(settings).actor
     if configured:
         return configured
     try:
@@ -88,16 +94,16 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def default_key_file(url: str) -> Path:
+def default_key_file(url: str, settings: Settings | None = None) -> Path:
     """The master key's file when ``MLLEDGER_MASTER_KEY`` is not set: ``MLLEDGER_KEY_FILE``
     or ``master.key`` in the ledger's key directory (``key_directory``)."""
-    return key_file_path(url, Settings().key_file, MASTER_KEY_NAME)
+    return key_file_path(url, given(settings).key_file, MASTER_KEY_NAME)
 
 
-def default_signing_key_file(url: str) -> Path:
+def default_signing_key_file(url: str, settings: Settings | None = None) -> Path:
     """The checkpoint signing key's file: ``MLLEDGER_SIGNING_KEY`` or ``signing.key`` in
     the ledger's key directory (``key_directory``)."""
-    return key_file_path(url, Settings().signing_key, SIGNING_KEY_NAME)
+    return key_file_path(url, given(settings).signing_key, SIGNING_KEY_NAME)
 
 
 def key_file_path(url: str, configured: str | Path | None, default_name: str) -> Path:

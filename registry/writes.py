@@ -52,10 +52,20 @@ class Author:
 
 
 @dataclass(frozen=True)
-class DatasetWritten:
-    """A dataset version as registered (or found already registered)."""
+class Node:
+    """A node a write registered or configured: its ``str()`` is its node id, accepted
+    wherever a node id is (the SDK hands these out as its handles)."""
 
     id: str
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class DatasetVersion(Node):
+    """A registered dataset version: its node id, name, version, digest and record count."""
+
     name: str
     version: str
     digest: str
@@ -63,19 +73,27 @@ class DatasetWritten:
 
 
 @dataclass(frozen=True)
-class ModelWritten:
-    id: str
+class ModelVersion(Node):
+    """A registered model version: its node id, name, version and artifact digest."""
+
     name: str
     version: str
     artifact_digest: str
 
 
 @dataclass(frozen=True)
-class DeploymentWritten:
-    id: str
+class Deployment(Node):
+    """A configured deployment: its node id, name, endpoint and traffic split."""
+
     name: str
     endpoint: str
     served: tuple[tuple[str, float], ...]
+
+
+#: The names the write routes knew these by.
+DatasetWritten = DatasetVersion
+ModelWritten = ModelVersion
+DeploymentWritten = Deployment
 
 
 def append(ledger: Ledger, items: Sequence[Item]) -> list[int]:
@@ -167,10 +185,10 @@ def dataset_items(
     if subjects is not None:
         subject_list = list(subjects)
         if len(subject_list) != len(keys):
-            raise InvalidInput(
+            raise FieldError(
+                "subjects",
                 f"dataset {body['name']!r}: {len(keys)} records but "
                 f"{len(subject_list)} subjects; expected one subject per record",
-                field="subjects",
             )
     else:
         subject_list = [None] * len(keys)
@@ -197,7 +215,7 @@ def register_dataset(
     records: Sequence[Any] | None = None,
     subjects: Sequence[Any] | None = None,
     occurred_at: Any = None,
-) -> DatasetWritten:
+) -> DatasetVersion:
     """Register a dataset version; ``body`` is its event's body (name, version, digest,
     uri, schema, row_count, derived_from, produced_by, tags), a missing version the
     digest's first 12 hex digits. The same name, version and digest again answer the
@@ -207,11 +225,11 @@ def register_dataset(
     node = dataset_id(by.project, name, version)
     existing = known_dataset(ledger, node)
     if existing is not None:
-        return DatasetWritten(node, name, version, digest, same_dataset(node, digest, existing))
+        return DatasetVersion(node, name, version, digest, same_dataset(node, digest, existing))
     keys = list(records or [])
     full = {**body, "version": version}
     append(ledger, dataset_items(by, node, full, keys, subjects, occurred_at))
-    return DatasetWritten(node, name, version, digest, len(set(keys)))
+    return DatasetVersion(node, name, version, digest, len(set(keys)))
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -308,18 +326,18 @@ def next_model_version(ledger: Ledger, project: str, name: str) -> str:
 
 def model_event(
     by: Writer, body: Mapping[str, Any], occurred_at: Any = None
-) -> tuple[NewEvent, ModelWritten]:
+) -> tuple[NewEvent, ModelVersion]:
     """The registration of a model version; ``body`` is its event's body (name, version,
     run, artifact_uri, artifact_digest, framework, tags)."""
     name, version = body["name"], body["version"]
     node = model_id(by.project, name, version)
     made = event(by, "model-version-registered", node, body, occurred_at)
-    return made, ModelWritten(node, name, version, body["artifact_digest"])
+    return made, ModelVersion(node, name, version, body["artifact_digest"])
 
 
 def register_model(
     ledger: Ledger, by: Writer, body: Mapping[str, Any], *, occurred_at: Any = None
-) -> ModelWritten:
+) -> ModelVersion:
     """Register a model version, numbered automatically when the body has no version."""
     version = body.get("version") or next_model_version(ledger, by.project, body["name"])
     made, model = model_event(by, {**body, "version": version}, occurred_at)
@@ -342,12 +360,12 @@ def deployment_event(
     endpoint: str,
     split: Sequence[tuple[str, float]],
     occurred_at: Any = None,
-) -> tuple[NewEvent, DeploymentWritten]:
+) -> tuple[NewEvent, Deployment]:
     """A deployment's configuration: the model versions it serves now, with traffic."""
     node = deployment_id(by.project, name)
     body = {"endpoint": endpoint, "served": [{"model": m, "traffic": t} for m, t in split]}
     made = event(by, "deployment-configured", node, body, occurred_at)
-    return made, DeploymentWritten(node, name, endpoint, tuple(split))
+    return made, Deployment(node, name, endpoint, tuple(split))
 
 
 def deploy(
@@ -358,7 +376,7 @@ def deploy(
     endpoint: str,
     served: Mapping[str, float],
     occurred_at: Any = None,
-) -> DeploymentWritten:
+) -> Deployment:
     """Create or change a deployment; ``served`` maps model versions (``name@version``,
     ``name@alias`` or ids) to traffic percentages."""
     split = [(queries.resolve_model(ledger, m, by.project), float(t)) for m, t in served.items()]
@@ -477,8 +495,8 @@ def log_predictions(
 def subject_data_item(by: Writer, subject: str | int, attributes: Mapping[str, Any]) -> SubjectData:
     """Personal attributes of a data subject, for the encrypted vault."""
     if not attributes:
-        raise InvalidInput(
-            "store_subject_data: attributes is empty; expected at least one", field="attributes"
+        raise FieldError(
+            "attributes", "store_subject_data: attributes is empty; expected at least one"
         )
     # The entity (the subject's pseudonymous id) is set where the project's secret is.
     return SubjectData(

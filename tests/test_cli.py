@@ -580,3 +580,89 @@ def test_aliases_command(cli: Any, cli_json: Any) -> None:
     assert answer["model"] == "clf" and answer["history"]
     status, out, err = cli("aliases", "ghost")
     assert (status, out) == (2, "") and err.startswith("mlledger aliases: error:")
+
+
+def test_settings_are_read_once_and_handed_to_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``main`` reads ``MLLEDGER_*`` once and hands the settings down: neither the
+    commands, the SDK they connect with, nor the settings helpers (here: the actor that
+    creates a key, from ``MLLEDGER_ACTOR``) read the environment again."""
+    from registry import settings as settings_module
+
+    readers: list[str] = []
+    real = settings_module.Settings
+
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**values)
+            caller = sys._getframe(1)  # through registry.settings' helpers to their caller
+            while (
+                caller.f_back is not None
+                and caller.f_globals["__name__"] == settings_module.__name__
+            ):
+                caller = caller.f_back
+            readers.append(caller.f_globals["__name__"])
+
+    monkeypatch.setattr(settings_module, "Settings", Counted)
+    monkeypatch.setenv("MLLEDGER_ACTOR", "ops@example")
+    db = str(tmp_path / "ledger.db")
+    interface = ("registry.cli", "registry.commands", "registry.sdk")
+    for argv in (
+        ["keys", "create", "--db", db, "--project", "p", "--role", "viewer", "--json"],
+        ["log", "--db", db, "--json"],
+        ["audit", "checkpoints", "--db", db, "--json"],
+    ):
+        readers.clear()
+        assert main(argv) == 0
+        assert [r for r in readers if r.startswith(interface)] == ["registry.cli"], argv
+        out = capsys.readouterr().out
+    assert json.loads(out) == []
+    assert len(made_by := [r for r in readers if r == "registry.cli"]) == 1, made_by
+
+
+def test_every_command_has_a_summary_and_a_description() -> None:
+    """Each command's help is the docstring of the function that runs it: a one-line
+    summary for ``mlledger --help`` and a description for ``mlledger COMMAND --help``."""
+    import argparse
+
+    from registry.cli import build_parser
+
+    def groups(parser: argparse.ArgumentParser) -> list[Any]:
+        return [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+
+    pending = [("mlledger", build_parser())]
+    seen = 0
+    while pending:
+        path, parser = pending.pop()
+        for group in groups(parser):
+            summaries = {a.dest: a.help for a in group._choices_actions}
+            for name, sub in group.choices.items():
+                assert summaries[name] and "\n" not in summaries[name], (path, name)
+                assert sub.description, (path, name)
+                pending.append((f"{path} {name}", sub))
+                seen += 1
+    assert seen > 30
+
+
+def test_settings_helpers_take_the_settings_they_are_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The helpers of ``registry.settings`` use the settings a caller holds; the
+    environment only stands in when none are given."""
+    from registry.settings import (
+        Settings,
+        default_actor,
+        default_signing_key_file,
+        normalise_url,
+    )
+
+    monkeypatch.setenv("MLLEDGER_ACTOR", "from-env@example")
+    monkeypatch.setenv("MLLEDGER_DB", str(tmp_path / "env.db"))
+    held = Settings(actor="held@example", db=str(tmp_path / "held.db"), signing_key="k.key")
+    assert default_actor(held) == "held@example"
+    assert default_actor() == "from-env@example"
+    assert normalise_url(None, held) == f"sqlite:///{tmp_path / 'held.db'}"
+    assert normalise_url(None) == f"sqlite:///{tmp_path / 'env.db'}"
+    url = normalise_url(None, held)
+    assert default_signing_key_file(url, held) == tmp_path / "k.key"

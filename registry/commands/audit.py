@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.commands import DB_HELP
+from registry.commands import (
+    add_command,
+    add_db,
+    add_json,
+    add_key,
+    print_json_or_text,
+    signing_key,
+    whole_number,
+)
 from registry.errors import ConfigError
 from registry.wording import counted
 
@@ -26,33 +33,8 @@ EXIT_INVALID = 3
 TREES = ("events", "access")
 
 
-def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help=DB_HELP)
-
-
-def _json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
 def _key(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--key",
-        help="the signing key's file (default: MLLEDGER_SIGNING_KEY, else signing.key in the "
-        "ledger's key directory: beside the SQLite database, or "
-        "$XDG_CONFIG_HOME/mlledger/postgresql/<host>-<port>-<database>/ for PostgreSQL, "
-        "~/.config when XDG_CONFIG_HOME is unset); a relative path is taken inside that "
-        "directory, not the working directory",
-    )
-
-
-def _size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative: expected 0 or more")
-    return value
+    add_key(parser, "the signing key's file")
 
 
 def _keygen(p: argparse.ArgumentParser) -> None:
@@ -84,11 +66,13 @@ def _local_public_key(p: argparse.ArgumentParser) -> None:
 
 
 def _prove(p: argparse.ArgumentParser) -> None:
-    p.add_argument("position", type=_size, help="the event's position (or --trail: entry seq)")
+    p.add_argument(
+        "position", type=whole_number, help="the event's position (or --trail: entry seq)"
+    )
     p.add_argument("--trail", action="store_true", help="prove an access-trail entry instead")
     p.add_argument(
         "--since",
-        type=_size,
+        type=whole_number,
         help="add the consistency proof from a checkpoint of this size you already hold",
     )
     p.add_argument("--out", help="write the bundle here (default: print it)")
@@ -109,69 +93,7 @@ def _verify_certificate(p: argparse.ArgumentParser) -> None:
 
 
 Adder = Callable[[argparse.ArgumentParser], None]
-
-#: Each action: its name, help, description and what adds its arguments, in order.
-ACTIONS: tuple[tuple[str, str, str, tuple[Adder, ...]], ...] = (
-    (
-        "keygen",
-        "create the Ed25519 key that signs checkpoints",
-        "Create the Ed25519 key that signs the log's checkpoints (mode 0600) and print its "
-        "public key, for verifiers.",
-        (_db, _key, _json, _keygen),
-    ),
-    (
-        "public-key",
-        "print the public (verifier) key",
-        "Print the verifier key of the log's signing key: what an auditor needs to check "
-        "checkpoints, proofs, certificates and exports offline.",
-        (_db, _key, _out),
-    ),
-    (
-        "checkpoint",
-        "sign a checkpoint of the log and the access trail now",
-        "Sign a checkpoint (tree size and root hash, as a signed note) of the events log, the "
-        "access trail or both; a tree that did not grow keeps its last one.",
-        (_db, _key, _json, _both_trees),
-    ),
-    (
-        "checkpoints",
-        "list the stored checkpoints",
-        "The signed checkpoints of one tree, oldest first: sequence number, tree size, root "
-        "hash (base64) and when it was signed.",
-        (_db, _json, _one_tree),
-    ),
-    (
-        "verify",
-        "recompute both trees from storage and check every checkpoint",
-        "Recompute every leaf hash and both Merkle trees from what is stored, and check every "
-        "checkpoint's signature and consistency; exit 3 naming the first position that is not "
-        "as signed.",
-        (_db, _json, _local_public_key),
-    ),
-    (
-        "prove",
-        "an event, its inclusion proof and the checkpoint",
-        "A proof bundle: an event (or access-trail entry) as stored, its inclusion proof and "
-        "the signed checkpoint it leads to; `audit verify-proof` checks it offline.",
-        (_db, _prove),
-    ),
-    (
-        "verify-proof",
-        "check a proof bundle offline with the public key alone",
-        "Check a proof bundle offline: the checkpoint's signature, the inclusion proof and, "
-        "with --trusted, consistency with a checkpoint kept earlier; exit 3 when it does not "
-        "verify.",
-        (_verify_proof, _json),
-    ),
-    (
-        "verify-certificate",
-        "check an erasure certificate offline with the public key alone",
-        "Check an erasure certificate offline: its signature, the checkpoint's, both "
-        "inclusion proofs and that every claim matches the proved events; exit 3 when it "
-        "does not verify.",
-        (_verify_certificate, _json),
-    ),
-)
+Command = Callable[[argparse.Namespace], int]
 
 
 def add_parser(sub: Any) -> None:
@@ -184,20 +106,18 @@ def add_parser(sub: Any) -> None:
         "proofs an auditor checks offline (docs/audit.md).",
     )
     actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    for name, help_text, description, adders in ACTIONS:
-        p = actions.add_parser(name, help=help_text, description=description)
+    for name, command, adders in ACTIONS:
+        p = add_command(actions, name, command)
         for add in adders:
             add(p)
 
 
 def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
+    from registry.settings import normalise_url
     from registry.store import opened
 
-    return opened(args.db, create=False)  # audit commands never create a ledger
-
-
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True) if getattr(args, "json", False) else text)
+    url = normalise_url(args.db, args.settings)
+    return opened(url, create=False)  # audit commands never create a ledger
 
 
 def run(args: argparse.Namespace) -> int:
@@ -205,13 +125,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    """create the Ed25519 key that signs checkpoints
+
+    Create the Ed25519 key that signs the log's checkpoints (mode 0600) and print its public
+    key, for verifiers."""
     from audit.checkpoints import create_signing_key
     from registry.settings import normalise_url
 
-    key, path = create_signing_key(normalise_url(args.db), args.key, args.name)
+    key, path = create_signing_key(normalise_url(args.db, args.settings), args.key, args.name)
     verifier = key.verifier().to_string()
     data = {"path": str(path), "name": key.name, "public_key": verifier}
-    _emit(
+    print_json_or_text(
         args,
         data,
         f"created signing key {key.name} at {path} (mode 0600; keep it off the database "
@@ -221,10 +145,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_public_key(args: argparse.Namespace) -> int:
+    """print the public (verifier) key
+
+    Print the verifier key of the log's signing key: what an auditor needs to check
+    checkpoints, proofs, certificates and exports offline."""
     from audit.checkpoints import load_signing_key
     from registry.settings import normalise_url
 
-    key, _, _ = load_signing_key(normalise_url(args.db), args.key)
+    key, _, _ = load_signing_key(normalise_url(args.db, args.settings), args.key)
     verifier = key.verifier().to_string()
     if args.out:
         Path(args.out).write_text(verifier + "\n")
@@ -233,16 +161,14 @@ def cmd_public_key(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from audit.checkpoints import load_signing_key, write_checkpoint
+    """sign a checkpoint of the log and the access trail now
+
+    Sign a checkpoint (tree size and root hash, as a signed note) of the events log, the
+    access trail or both; a tree that did not grow keeps its last one."""
+    from audit.checkpoints import write_checkpoint
 
     with _store(args) as store:
-        key, path, created = load_signing_key(store.url, args.key, create=True)
-        if created:
-            print(
-                f"created signing key {key.name} at {path}; public key: "
-                f"{key.verifier().to_string()}",
-                file=sys.stderr,
-            )
+        key = signing_key(store.url, args.key or args.settings.signing_key)
         trees = TREES if args.tree == "both" else (args.tree,)
         out = []
         for tree in trees:
@@ -253,11 +179,15 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         state = "signed" if c["written"] else "unchanged since"
         text.append(f"{c['tree']}: {state} checkpoint #{c['seq']} at size {c['tree_size']}")
         text.append(c["note"].rstrip("\n"))
-    _emit(args, out, "\n".join(text))
+    print_json_or_text(args, out, "\n".join(text))
     return 0
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
+    """list the stored checkpoints
+
+    The signed checkpoints of one tree, oldest first: sequence number, tree size, root hash
+    (base64) and when it was signed."""
     from audit.checkpoints import stored_checkpoints
 
     with _store(args) as store, store.read() as conn:
@@ -266,7 +196,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         f"#{c['seq']:<5} size {c['tree_size']:<10} root {c['root_hash']}  signed {c['signed_at']}"
         for c in rows
     )
-    _emit(args, rows, text or f"(no {args.tree} checkpoints)")
+    print_json_or_text(args, rows, text or f"(no {args.tree} checkpoints)")
     return 0
 
 
@@ -297,6 +227,11 @@ def _local_verifier(url: str) -> Any:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """recompute both trees from storage and check every checkpoint
+
+    Recompute every leaf hash and both Merkle trees from what is stored, and check every
+    checkpoint's signature and consistency; exit 3 naming the first position that is not as
+    signed."""
     from audit.checkpoints import sync_tree
     from audit.verify import verify
 
@@ -304,11 +239,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         key = _verifier(args.public_key) if args.public_key else _local_verifier(store.url)
         sync_tree(store)
         report = verify(store, key)
-    _emit(args, report.as_dict(), report.summary())
+    print_json_or_text(args, report.as_dict(), report.summary())
     return 0 if report.ok else EXIT_INVALID
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
+    """an event, its inclusion proof and the checkpoint
+
+    A proof bundle: an event (or access-trail entry) as stored, its inclusion proof and the
+    signed checkpoint it leads to; `audit verify-proof` checks it offline."""
     from audit.proofs import make_bundle
 
     with _store(args) as store:
@@ -328,6 +267,10 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_proof(args: argparse.Namespace) -> int:
+    """check a proof bundle offline with the public key alone
+
+    Check a proof bundle offline: the checkpoint's signature, the inclusion proof and, with
+    --trusted, consistency with a checkpoint kept earlier; exit 3 when it does not verify."""
     from audit.proofs import ProofError, verify_bundle
 
     key = _verifier(args.public_key)
@@ -344,7 +287,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
     try:
         verified = verify_bundle(bundle, key, trusted)
     except ProofError as exc:
-        _emit(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
+        print_json_or_text(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
         return EXIT_INVALID
     data = verified.as_dict()
     what = "position" if verified.tree == "events" else "access-trail entry"
@@ -358,7 +301,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
             f"and that log is consistent with your checkpoint at size {verified.trusted_size}"
         )
     lines.append(json.dumps(verified.entry, indent=2, sort_keys=True))
-    _emit(args, data, "\n".join(lines))
+    print_json_or_text(args, data, "\n".join(lines))
     return 0
 
 
@@ -370,6 +313,10 @@ def purged(purge: dict[str, Any] | None) -> str:
 
 
 def cmd_verify_certificate(args: argparse.Namespace) -> int:
+    """check an erasure certificate offline with the public key alone
+
+    Check an erasure certificate offline: its signature, the checkpoint's, both inclusion
+    proofs and that every claim matches the proved events; exit 3 when it does not verify."""
     from audit.erasure.certificate import CertificateError, verify_certificate
 
     key = _verifier(args.public_key)
@@ -380,7 +327,7 @@ def cmd_verify_certificate(args: argparse.Namespace) -> int:
     try:
         verified = verify_certificate(envelope, key)
     except CertificateError as exc:
-        _emit(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
+        print_json_or_text(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
         return EXIT_INVALID
     data = verified.as_dict()
     remediation = "; ".join(f"{m['model']}: {m['status']}" for m in verified.remediation)
@@ -398,17 +345,21 @@ def cmd_verify_certificate(args: argparse.Namespace) -> int:
         f"  {purged(verified.purge)}",
         "  an attestation of the erasure process, not a proof that no copy exists elsewhere",
     ]
-    _emit(args, data, "\n".join(lines))
+    print_json_or_text(args, data, "\n".join(lines))
     return 0
 
 
-COMMANDS = {
-    "keygen": cmd_keygen,
-    "public-key": cmd_public_key,
-    "checkpoint": cmd_checkpoint,
-    "checkpoints": cmd_checkpoints,
-    "verify": cmd_verify,
-    "prove": cmd_prove,
-    "verify-proof": cmd_verify_proof,
-    "verify-certificate": cmd_verify_certificate,
-}
+#: Each action: its name, its command (whose docstring is its help: a summary, then
+#: the description) and what adds its arguments, in order.
+ACTIONS: tuple[tuple[str, Command, tuple[Adder, ...]], ...] = (
+    ("keygen", cmd_keygen, (add_db, _key, add_json, _keygen)),
+    ("public-key", cmd_public_key, (add_db, _key, _out)),
+    ("checkpoint", cmd_checkpoint, (add_db, _key, add_json, _both_trees)),
+    ("checkpoints", cmd_checkpoints, (add_db, add_json, _one_tree)),
+    ("verify", cmd_verify, (add_db, add_json, _local_public_key)),
+    ("prove", cmd_prove, (add_db, _prove)),
+    ("verify-proof", cmd_verify_proof, (_verify_proof, add_json)),
+    ("verify-certificate", cmd_verify_certificate, (_verify_certificate, add_json)),
+)
+
+COMMANDS: dict[str, Command] = {name: command for name, command, _ in ACTIONS}

@@ -13,77 +13,55 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from registry.commands import DB_HELP
+from registry.commands import (
+    PROJECT_HELP,
+    add_command,
+    add_db,
+    add_json,
+    add_key,
+    open_registry,
+    print_json_or_text,
+    signing_key,
+)
 from registry.commands.audit import EXIT_INVALID, _verifier
 from registry.errors import InvalidInput
 from registry.wording import counted
 
+if TYPE_CHECKING:
+    from registry.sdk import Registry
+
 FORMATS = ("parquet", "openlineage", "prov")
 
 
-def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help=DB_HELP)
-
-
 def _key(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--key",
-        help="the log's signing key file (default: MLLEDGER_SIGNING_KEY, else signing.key in "
-        "the ledger's key directory: beside the SQLite database, or "
-        "$XDG_CONFIG_HOME/mlledger/postgresql/<host>-<port>-<database>/ for PostgreSQL, "
-        "~/.config when XDG_CONFIG_HOME is unset); a relative path is taken inside that "
-        "directory, not the working directory",
-    )
+    add_key(parser, "the log's signing key file")
 
 
 def add_parsers(sub: Any) -> None:
     """The ``report`` and ``export`` commands."""
-    report = sub.add_parser(
-        "report",
-        help="a model dossier or a subject-access report",
-        description="Reports a person reads, written as self-contained files: a model "
-        "version's dossier, or a data subject's access report (docs/reports.md).",
-    )
+    report = add_command(sub, "report", cmd_report)
     kinds = report.add_subparsers(dest="report_command", required=True, metavar="KIND")
 
-    p = kinds.add_parser(
-        "model",
-        help="a model version's dossier: HTML page, model card and proof bundles",
-        description="Write a model version's dossier into --out: index.html, model-card.md, "
-        "the lineage and volume pictures, dossier.json and one proof bundle per key event "
-        "under evidence/, against a checkpoint signed with the log's key.",
-    )
+    p = add_command(kinds, "model", _report_model)
     p.add_argument("model", help="model version: name@version, name@alias or its id")
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
-    _db(p)
-    p.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
+    add_db(p)
+    p.add_argument("--project", help=PROJECT_HELP)
     _key(p)
-    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    add_json(p, "print what was written as JSON")
 
-    p = kinds.add_parser(
-        "subject",
-        help="a data subject's access report (GDPR Art. 15): HTML and JSON",
-        description="Write what the registry holds about a data subject into --out: "
-        "index.html and report.json (GDPR Art. 15). Over HTTP it needs a dpo key.",
-    )
+    p = add_command(kinds, "subject", _report_subject)
     p.add_argument("subject", help="the data subject's id, as your data knows it")
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
-    _db(p)
-    p.add_argument("--project", help="project (default: MLLEDGER_PROJECT or 'default')")
-    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    add_db(p)
+    p.add_argument("--project", help=PROJECT_HELP)
+    add_json(p, "print what was written as JSON")
 
-    p = sub.add_parser(
-        "export",
-        help="export the log as Parquet, OpenLineage or PROV-JSON with a signed manifest; "
-        "`export verify DIR` checks one",
-        description="Export: mlledger export --format F --out DIR [--project P] [--since T] "
-        "[--until T]. Verify: mlledger export verify DIR --public-key KEY.",
-    )
+    p = add_command(sub, "export", cmd_export)
     p.add_argument(
         "verify",
         nargs="*",
@@ -92,85 +70,82 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--format", choices=FORMATS, help="the export's format")
     p.add_argument("--out", help="a new or empty directory to write the export to")
-    _db(p)
+    add_db(p)
     p.add_argument("--project", help="one project only (default: every project)")
     p.add_argument("--since", help="events recorded at or after this time (ISO 8601)")
     p.add_argument("--until", help="events recorded before this time (ISO 8601)")
     _key(p)
     p.add_argument("--public-key", help="verify: the log's verifier key (file or string)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-def _print(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True) if args.json else text)
-
-
-def _registry(args: argparse.Namespace) -> Any:
-    from registry.sdk import connect
-
-    return connect(args.db, project=args.project, create=False)  # never creates a ledger
+    add_json(p)
 
 
 def _signing_key(args: argparse.Namespace, ledger: Any) -> Any:
-    from audit.checkpoints import load_signing_key
-    from registry.settings import Settings
-
-    key, path, created = load_signing_key(
-        ledger.store.url, args.key or Settings().signing_key, create=True
-    )
-    if created:
-        print(
-            f"created signing key {key.name} at {path}; public key: {key.verifier().to_string()}",
-            file=sys.stderr,
-        )
-    return key
+    return signing_key(ledger.store.url, args.key or args.settings.signing_key)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """a model dossier or a subject-access report
+
+    Reports a person reads, written as self-contained files: a model version's dossier, or a
+    data subject's access report (docs/reports.md)."""
     from audit.outdir import new_or_empty
 
     new_or_empty(args.out)  # refused before anything is read, decrypted or signed
-    with _registry(args) as reg:
-        if args.report_command == "subject":
-            from audit.reports.subject import write_subject_report
+    with open_registry(args) as reg:
+        report = _report_subject if args.report_command == "subject" else _report_model
+        return report(args, reg)
 
-            report = reg.subject_report(args.subject)
-            written = [str(p) for p in write_subject_report(report, args.out)]
-            counts, gone = report["counts"], report["erased"]
-            entries = counted(
-                counts["vault_entries"], "personal-data entry", "personal-data entries"
-            )
-            text = (
-                f"wrote the subject-access report of {report['subject']} to {args.out}: "
-                f"{counted(counts['records'], 'record')}, {entries}, "
-                f"{counted(counts['models'], 'model')}, "
-                f"{counted(counts['predictions'], 'prediction')}"
-                + (f"; the subject was erased at position {gone['position']}" if gone else "")
-            )
-            written_out = {"files": written, "subject": report["subject"], "counts": counts}
-            _print(args, {**written_out, "erased": gone}, text)
-            return 0
-        from audit.reports import build_model_dossier
 
-        ledger = getattr(reg.backend, "ledger", None)
-        if ledger is None:
-            raise InvalidInput(
-                "report model reads the database and signs with the log's key: give --db a "
-                "database, not a server (the server answers GET /api/v1/projects/{p}/reports/"
-                "models/{model})",
-                field="--db",
-            )
-        dossier = build_model_dossier(ledger, reg.project, args.model, _signing_key(args, ledger))
-        written = [str(p) for p in dossier.write(Path(args.out))]
-        model = dossier.data["model"]["id"]
-        text = (
-            f"wrote the dossier of {model} to {args.out}: index.html, model-card.md and "
-            f"{counted(len(dossier.evidence), 'proof bundle')} under evidence/ (check each with "
-            "`mlledger audit verify-proof FILE --public-key KEY`)"
+def _report_subject(args: argparse.Namespace, reg: Registry) -> int:
+    """a data subject's access report (GDPR Art. 15): HTML and JSON
+
+    Write what the registry holds about a data subject into --out: index.html and
+    report.json (GDPR Art. 15). Over HTTP it needs a dpo key."""
+    from audit.reports.subject import write_subject_report
+
+    report = reg.subject_report(args.subject)
+    written = [str(p) for p in write_subject_report(report, args.out)]
+    counts, gone = report["counts"], report["erased"]
+    entries = counted(counts["vault_entries"], "personal-data entry", "personal-data entries")
+    text = (
+        f"wrote the subject-access report of {report['subject']} to {args.out}: "
+        f"{counted(counts['records'], 'record')}, {entries}, "
+        f"{counted(counts['models'], 'model')}, "
+        f"{counted(counts['predictions'], 'prediction')}"
+        + (f"; the subject was erased at position {gone['position']}" if gone else "")
+    )
+    written_out = {"files": written, "subject": report["subject"], "counts": counts}
+    print_json_or_text(args, {**written_out, "erased": gone}, text)
+    return 0
+
+
+def _report_model(args: argparse.Namespace, reg: Registry) -> int:
+    """a model version's dossier: HTML page, model card and proof bundles
+
+    Write a model version's dossier into --out: index.html, model-card.md, the lineage and
+    volume pictures, dossier.json and one proof bundle per key event under evidence/,
+    against a checkpoint signed with the log's key."""
+    from audit.reports import build_model_dossier
+
+    ledger = getattr(reg.backend, "ledger", None)
+    if ledger is None:
+        raise InvalidInput(
+            "report model reads the database and signs with the log's key: give --db a "
+            "database, not a server (the server answers GET /api/v1/projects/{p}/reports/"
+            "models/{model})",
+            field="--db",
         )
-        _print(args, {"files": written, "model": model}, text)
-        return 0
+    dossier = build_model_dossier(ledger, reg.project, args.model, _signing_key(args, ledger))
+    written = [str(p) for p in dossier.write(Path(args.out))]
+    model = dossier.data["model"]["id"]
+    text = (
+        f"wrote the dossier of {model} to {args.out}: index.html, model-card.md and "
+        f"{counted(len(dossier.evidence), 'proof bundle')} under evidence/ (check each with "
+        "`mlledger audit verify-proof FILE --public-key KEY`)"
+    )
+    print_json_or_text(args, {"files": written, "model": model}, text)
+    return 0
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -191,6 +166,11 @@ def _progress(args: argparse.Namespace) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """export the log as Parquet, OpenLineage or PROV-JSON with a signed manifest;
+    `export verify DIR` checks one
+
+    Export: mlledger export --format F --out DIR [--project P] [--since T] [--until T].
+    Verify: mlledger export verify DIR --public-key KEY."""
     if args.verify:
         return _verify(args)
     if args.format is None or args.out is None:
@@ -206,7 +186,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from audit.exports import export
 
     progress = _progress(args)
-    with _registry(args) as reg:
+    with open_registry(args) as reg:
         ledger = getattr(reg.backend, "ledger", None)
         if ledger is None:
             raise InvalidInput(
@@ -233,7 +213,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"{done.directory}, reflecting the checkpoint at size {done.checkpoint['tree_size']} "
         f"of {done.checkpoint['origin']}; manifest.json is signed with the log's key"
     )
-    _print(args, data, text)
+    print_json_or_text(args, data, text)
     return 0
 
 
@@ -253,9 +233,9 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         check = verify_export(args.verify[1], key)
     except ExportError as exc:
-        _print(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
+        print_json_or_text(args, {"ok": False, "error": str(exc)}, f"FAILED: {exc}")
         return EXIT_INVALID
-    _print(args, check.as_dict(), check.summary())
+    print_json_or_text(args, check.as_dict(), check.summary())
     return 0 if check.ok else EXIT_INVALID
 
 

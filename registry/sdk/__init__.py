@@ -28,11 +28,10 @@ from __future__ import annotations
 
 from registry.sdk.capture import KEY_PACKAGES, capture_code, capture_environment, file_digest
 from registry.sdk.connection import Registry, connect, open_backend
-from registry.sdk.datasets import RECORD_CHUNK
 from registry.sdk.handles import DatasetVersion, Deployment, ModelVersion, NodeLike
-from registry.sdk.predictions import PREDICTION_CHUNK
 from registry.sdk.runs import Run
 from registry.sdk.session import FLUSH_AFTER_SECONDS
+from registry.writes import PREDICTION_CHUNK, RECORD_CHUNK
 
 __all__ = [
     "FLUSH_AFTER_SECONDS",

@@ -20,7 +20,7 @@ from registry.sdk.predictions import PredictionLog
 from registry.sdk.questions import Questions
 from registry.sdk.runs import Run
 from registry.sdk.subjects import Subjects
-from registry.settings import Settings, default_actor
+from registry.settings import Settings, default_actor, given
 
 
 class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions):
@@ -88,7 +88,7 @@ def connect(
     (or ``MLLEDGER_API_KEY``) sent as a bearer token. A database holding no ledger
     yet is created, unless ``create=False`` (then ``NoLedger``, a ``ConfigError``).
     ``settings`` stands in for the ``MLLEDGER_*`` environment, read when not given."""
-    settings = settings if settings is not None else Settings()
+    settings = given(settings)
     project = check_name(project or settings.project, "project")  # before touching a file
     backend = open_backend(db or settings.db, api_key or settings.api_key, create=create)
-    return Registry(backend, project, actor or settings.actor or default_actor())
+    return Registry(backend, project, actor or default_actor(settings))

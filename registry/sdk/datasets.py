@@ -6,29 +6,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.errors import Conflict, FieldError
+from registry import writes
+from registry.errors import FieldError
 from registry.ids import dataset_id
-from registry.intake import Item, RecordsAdded
 from registry.sdk.capture import file_digest
 from registry.sdk.handles import DatasetVersion, NodeLike, node_of
 from registry.sdk.runs import Run
 from registry.sdk.session import Session
-
-RECORD_CHUNK = 10_000
-
-
-def _subjects(name: str, keys: list[Any], subjects: Iterable[Any] | None) -> list[Any]:
-    """Each record's subject id (or None), one per record key."""
-    if subjects is None:
-        return [None] * len(keys)
-    subject_list = list(subjects)
-    if len(subject_list) != len(keys):
-        raise FieldError(
-            "subjects",
-            f"dataset {name!r}: {len(keys)} records but "
-            f"{len(subject_list)} subjects; expected one subject per record",
-        )
-    return subject_list
 
 
 class Datasets(Session):
@@ -69,51 +53,26 @@ class Datasets(Session):
         if existing is not None:
             return DatasetVersion(node, name, version, digest, existing)
         keys = list(records) if records is not None else []
-        subject_list = _subjects(name, keys, subjects)
         body: dict[str, Any] = {
             "name": name,
             "version": version,
             "digest": digest,
             "uri": uri,
             "schema": dict(schema) if schema is not None else None,
-            "row_count": row_count if row_count is not None else (len(keys) or None),
+            "row_count": row_count,
             "derived_from": [node_of(d) for d in derived_from],
             "produced_by": produced_by.id if isinstance(produced_by, Run) else produced_by,
             "tags": dict(tags or {}),
         }
-        events: list[Item] = [
-            self._event("dataset-version-registered", node, body, occurred_at=occurred_at)
-        ]
-        events += self._membership(node, keys, subject_list, occurred_at)
-        self._append(events)
+        subject_list = None if subjects is None else list(subjects)
+        self._append(writes.dataset_items(self, node, body, keys, subject_list, occurred_at))
         return DatasetVersion(node, name, version, digest, len(set(keys)))
-
-    def _membership(
-        self, node: str, keys: list[Any], subjects: list[Any], occurred_at: Any
-    ) -> list[Item]:
-        """The records of a new dataset version, in chunks of ``RECORD_CHUNK``."""
-        return [
-            RecordsAdded(
-                **self._envelope(node, occurred_at),
-                records=keys[start : start + RECORD_CHUNK],
-                subjects=subjects[start : start + RECORD_CHUNK],
-            )
-            for start in range(0, len(keys), RECORD_CHUNK)
-        ]
 
     def _registered_records(self, node: str, digest: str) -> int | None:
         """The record count of ``node`` if it is registered with ``digest``; None if it
         is not registered; Conflict if it is, with another digest."""
         existing = self._dataset_row(node)
-        if existing is None:
-            return None
-        if existing["digest"] != digest:
-            raise Conflict(
-                f"dataset version {node} is already registered with digest "
-                f"{existing['digest']}, not {digest}; register a new version"
-            )
-        records: int = existing["records"]
-        return records
+        return None if existing is None else writes.same_dataset(node, digest, existing)
 
     def _dataset_row(self, node: str) -> dict[str, Any] | None:
         # Dataset versions are immutable: once seen, their digest never changes.

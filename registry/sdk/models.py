@@ -5,14 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
+from registry import writes
 from registry.events import NewEvent
-from registry.ids import model_id
 from registry.sdk.capture import artifact_of
 from registry.sdk.handles import ModelVersion, node_of
 from registry.sdk.runs import Run
 from registry.sdk.session import Session
+
+
+class ModelFields(TypedDict, total=False):
+    """The keyword arguments of ``register_model`` (a registry's or a run's) beyond its
+    name and version: the artifact (``artifact_uri`` with ``artifact_digest``, or
+    ``artifact_path`` to digest), the ``framework``, ``tags`` and ``occurred_at``."""
+
+    artifact_uri: str | None
+    artifact_path: str | Path | None
+    artifact_digest: str | None
+    framework: str | None
+    tags: Mapping[str, str] | None
+    occurred_at: Any
 
 
 class Models(Session):
@@ -33,31 +46,26 @@ class Models(Session):
         return str(max(numbers, default=0) + 1)
 
     def _model_event(
-        self,
-        name: str,
-        version: str | None,
-        run: str | None,
-        uri: str,
-        digest: str,
-        framework: str | None,
-        tags: Mapping[str, str] | None,
-        occurred_at: Any,
+        self, name: str, version: str | None, run: str | None, fields: ModelFields
     ) -> tuple[NewEvent, ModelVersion]:
-        """The ``model-version-registered`` event of a new version (its artifact's ``uri``
-        and ``digest`` from ``artifact_of``), and its handle."""
-        version = version or self._next_model_version(name)
-        node = model_id(self.project, name, version)
+        """The ``model-version-registered`` event of a new version (its artifact from
+        ``fields``, as ``artifact_of`` reads it), made by the service layer, and its handle."""
+        uri, digest = artifact_of(
+            name,
+            fields.get("artifact_uri"),
+            fields.get("artifact_path"),
+            fields.get("artifact_digest"),
+        )
         body = {
             "name": name,
-            "version": version,
+            "version": version or self._next_model_version(name),
             "run": run,
             "artifact_uri": uri,
             "artifact_digest": digest,
-            "framework": framework,
-            "tags": dict(tags or {}),
+            "framework": fields.get("framework"),
+            "tags": dict(fields.get("tags") or {}),
         }
-        event = self._event("model-version-registered", node, body, occurred_at=occurred_at)
-        return event, ModelVersion(node, name, version, digest)
+        return writes.model_event(self, body, fields.get("occurred_at"))
 
     def register_model(
         self,
@@ -65,19 +73,13 @@ class Models(Session):
         version: str | None = None,
         *,
         run: Run | str | None = None,
-        artifact_uri: str | None = None,
-        artifact_path: str | Path | None = None,
-        artifact_digest: str | None = None,
-        framework: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        occurred_at: Any = None,
+        **fields: Unpack[ModelFields],
     ) -> ModelVersion:
-        """Register a model version (outside a run; inside one use ``run.register_model``)."""
+        """Register a model version (outside a run; inside one use ``run.register_model``):
+        its artifact by ``artifact_uri`` and ``artifact_digest``, or ``artifact_path`` to
+        digest; ``framework``, ``tags`` and ``occurred_at`` as ``ModelFields`` says."""
         producer = run.id if isinstance(run, Run) else run
-        uri, digest = artifact_of(name, artifact_uri, artifact_path, artifact_digest)
-        event, model = self._model_event(
-            name, version, producer, uri, digest, framework, tags, occurred_at
-        )
+        event, model = self._model_event(name, version, producer, fields)
         self._append([event])
         return model
 

@@ -1,19 +1,17 @@
 """Predictions: logging a batch of a deployment's predictions, given as columns or as a
-pyarrow table, in events of at most ``PREDICTION_CHUNK`` rows."""
+pyarrow table, in events of at most ``registry.writes.PREDICTION_CHUNK`` rows."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from registry import writes
 from registry.errors import FieldError
-from registry.intake import Item, Predictions
 from registry.sdk.handles import Deployment, NodeLike, node_of
 from registry.sdk.session import Session
 from registry.sdk.values import plain
 from registry.timeutil import to_timestamp
-
-PREDICTION_CHUNK = 20_000
 
 
 def _columns(table: Any, models: Any, at: Any, trace_ids: Any) -> tuple[Any, ...]:
@@ -102,35 +100,6 @@ class PredictionLog(Session):
         times = _times(n, at)
         traces = _traces(n, trace_ids)
         node = self._deployment(deployment)
-        events: list[Item] = [
-            self._chunk(node, start, keys, outs, per_row, times, traces)
-            for start in range(0, n, PREDICTION_CHUNK)
-        ]
+        rows = {"records": keys, "outputs": outs, "models": per_row, "times": times}
+        events = writes.prediction_items(self, node, rows, traces)
         return self._append(events) if events else []
-
-    def _chunk(
-        self,
-        node: str,
-        start: int,
-        keys: list[Any],
-        outs: list[Any],
-        per_row: list[str],
-        times: list[str],
-        traces: list[str | None] | None,
-    ) -> Predictions:
-        """The rows ``start`` to ``start + PREDICTION_CHUNK`` as one event."""
-        stop = start + PREDICTION_CHUNK
-        chunk_models = per_row[start:stop]
-        distinct = list(dict.fromkeys(chunk_models))
-        slot = {m: i for i, m in enumerate(distinct)}
-        chunk_times = times[start:stop]
-        same_time = chunk_times[0] == chunk_times[-1] and len(set(chunk_times)) == 1
-        return Predictions(
-            **self._envelope(node, chunk_times[0]),
-            models=distinct,
-            records=keys[start:stop],
-            outputs=outs[start:stop],
-            model_index=None if len(distinct) == 1 else [slot[m] for m in chunk_models],
-            at=chunk_times[0] if same_time else chunk_times,
-            trace_ids=None if traces is None else traces[start:stop],
-        )

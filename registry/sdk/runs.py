@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
+from registry import writes
 from registry.errors import InvalidInput
 from registry.ids import run_id
 from registry.limits import MAX_ERROR_TYPE
-from registry.sdk.capture import artifact_of, capture_code, capture_environment
+from registry.sdk.capture import capture_code, capture_environment
 from registry.sdk.handles import DatasetVersion, ModelVersion, NodeLike, node_of
 
 if TYPE_CHECKING:
     from registry.sdk.connection import Registry
+    from registry.sdk.models import ModelFields
 
 
 def error_type(exc_type: type[BaseException]) -> str:
@@ -77,7 +78,7 @@ class Run:
             "tags": s["tags"],
         }
         reg = self.registry
-        reg._hold(reg._event("run-started", self.id, body, occurred_at=s["occurred_at"]))
+        reg._hold(writes.event(reg, "run-started", self.id, body, s["occurred_at"]))
         self.status = "running"
         if s["inputs"]:
             self.use(*s["inputs"])
@@ -105,7 +106,7 @@ class Run:
     def _buffer(self, type: str, entity: str, body: dict[str, Any], occurred_at: Any) -> None:
         """Buffer one record of this run, at ``occurred_at`` or the run's default time."""
         reg = self.registry
-        reg._hold(reg._event(type, entity, body, occurred_at=occurred_at or self._default_time))
+        reg._hold(writes.event(reg, type, entity, body, occurred_at or self._default_time))
 
     def _record(self, type: str, body: dict[str, Any], occurred_at: Any = None) -> None:
         self._require_running("record inside its 'with' block")
@@ -138,26 +139,20 @@ class Run:
         name: str,
         version: str | None = None,
         *,
-        artifact_uri: str | None = None,
-        artifact_path: str | Path | None = None,
-        artifact_digest: str | None = None,
-        framework: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        occurred_at: Any = None,
         remediates: Mapping[str, Any] | Sequence[Mapping[str, Any]] = (),
+        **fields: Unpack[ModelFields],
     ) -> ModelVersion:
-        """A model version this run produced (appended with the run's other records).
+        """A model version this run produced (appended with the run's other records);
+        its artifact, framework, tags and time as ``Registry.register_model`` takes them.
 
         ``remediates`` takes remediation flags (``Registry.remediations()`` items:
         ``{"erasure", "model"}``) this version resolves: it replaces the flagged
         version, and the ledger refuses the run's batch unless the run read none of
         the erased records nor any dataset version the erasure touched."""
         self._require_running("register its models inside the block")
-        uri, digest = artifact_of(name, artifact_uri, artifact_path, artifact_digest)
-        at = occurred_at or self._default_time
-        event, model = self.registry._model_event(
-            name, version, self.id, uri, digest, framework, tags, at
-        )
+        occurred_at = fields.get("occurred_at")
+        at: ModelFields = {**fields, "occurred_at": occurred_at or self._default_time}
+        event, model = self.registry._model_event(name, version, self.id, at)
         self.registry._hold(event)
         flags = [remediates] if isinstance(remediates, Mapping) else list(remediates)
         for flag in flags:

@@ -7,20 +7,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from lineage import queries
+from registry import writes
 from registry.backend import Backend, LocalBackend
-from registry.errors import ConfigError, EventRejected, FieldError
-from registry.events import NewEvent, make_event
-from registry.ids import check_name, new_id
+from registry.errors import ConfigError, EventRejected
+from registry.events import NewEvent
+from registry.ids import check_name
 from registry.intake import Item
 from registry.ledger import Ledger
 from registry.sdk.handles import Deployment
-from registry.timeutil import to_timestamp
-from registry.tracing import current_trace_id
 
 FLUSH_AFTER_SECONDS = 5.0
+
+
+class Stamp(TypedDict, total=False):
+    """When an event happened (default: now) and who did it (default: the connection's
+    actor)."""
+
+    occurred_at: Any
+    actor: str | None
 
 
 class Session:
@@ -46,45 +53,6 @@ class Session:
         self.flush()
         self.backend.close()
 
-    def _event(
-        self,
-        type: str,
-        entity: str,
-        body: Mapping[str, Any],
-        *,
-        occurred_at: Any = None,
-        actor: str | None = None,
-        **kw: Any,
-    ) -> NewEvent:
-        """One event of this connection; a value the ledger would refuse raises
-        ``EventRejected`` here, at the call that made it, so nothing bad is buffered."""
-        event_id = kw.pop("event_id", None) or new_id()
-        try:
-            return make_event(
-                type,
-                project=self.project,
-                entity=entity,
-                actor=actor or self.actor,
-                body=dict(body),
-                occurred_at=occurred_at,
-                trace_id=current_trace_id(),
-                event_id=event_id,
-                **kw,
-            )
-        except FieldError as exc:
-            raise EventRejected(0, str(event_id), type, exc.field, str(exc)) from None
-
-    def _envelope(self, entity: str, occurred_at: Any = None) -> dict[str, Any]:
-        """Envelope fields of a write carrying personal data."""
-        return {
-            "event_id": new_id(),
-            "project": self.project,
-            "entity": entity,
-            "actor": self.actor,
-            "occurred_at": to_timestamp(occurred_at, "occurred_at"),
-            "trace_id": current_trace_id(),
-        }
-
     def _append(self, events: Sequence[Item]) -> list[int]:
         """Append buffered run events first, then ``events``, as one batch."""
         batch = [*self._pending, *events]
@@ -99,9 +67,15 @@ class Session:
         self._pending.clear()
         return positions[len(batch) - len(events) :]
 
-    def _append_one(self, type: str, entity: str, body: Mapping[str, Any], **kw: Any) -> int:
-        """Append one event of this connection (after anything buffered); its position."""
-        return self._append([self._event(type, entity, body, **kw)])[0]
+    def _append_one(
+        self, type: str, entity: str, body: Mapping[str, Any], **at: Unpack[Stamp]
+    ) -> int:
+        """Append one event of this connection (after anything buffered), made as the
+        service layer makes it (``registry.writes.event``), at ``at["occurred_at"]``
+        and by ``at["actor"]`` when given; its position."""
+        actor = at.get("actor")
+        by = writes.Author(self.project, actor) if actor else self
+        return self._append([writes.event(by, type, entity, body, at.get("occurred_at"))])[0]
 
     def flush(self) -> None:
         """Append every buffered run event now."""

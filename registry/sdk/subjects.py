@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from registry.errors import FieldError
-from registry.intake import SubjectData
+from registry import writes
 from registry.sdk.session import Session
 from registry.sdk.values import checked_key, checked_keys, plain
 
@@ -17,14 +16,7 @@ class Subjects(Session):
 
     def store_subject_data(self, subject: str | int, attributes: Mapping[str, Any]) -> str:
         """Put personal attributes of a data subject in the encrypted vault; return the entry id."""
-        if not attributes:
-            raise FieldError(
-                "attributes", "store_subject_data: attributes is empty; expected at least one"
-            )
-        # The entity (the subject's pseudonymous id) is set where the project's secret is.
-        item = SubjectData(
-            **self._envelope("subject:pending"), subject=subject, attributes=dict(attributes)
-        )
+        item = writes.subject_data_item(self, subject, attributes)
         self._append([item])
         return item.event_id
 
