@@ -9,7 +9,7 @@ line asking for ``--help`` or a module importing one error pays for neither.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from registry.errors import (
     ConfigError,
@@ -24,6 +24,7 @@ from registry.errors import (
     NotFound,
     Unauthenticated,
 )
+from registry.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
@@ -41,15 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'registry' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_attributes("registry", _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -178,9 +178,8 @@ class LocalBackend:
 
     def purge(self, project: str) -> dict[str, Any]:
         from audit import erasure
-        from audit.purge import purge
 
-        report = purge(self.ledger.store).as_dict()
+        report = erasure.purge.purge(self.ledger.store).as_dict()
         return {"purge": report, "checkpoint": erasure.checkpoint(self.ledger)}
 
     def erasures(self, project: str) -> list[dict[str, Any]]:
@@ -191,7 +190,7 @@ class LocalBackend:
     def erasure_certificate(self, project: str, erasure: str) -> dict[str, Any]:
         from audit import erasure as erasures
 
-        return erasures.certificate(self.ledger, project, erasure)
+        return erasures.certify(self.ledger, project, erasure)
 
     def remediations(self, project: str, status: str | None = None) -> list[dict[str, Any]]:
         from audit import erasure

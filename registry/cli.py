@@ -489,9 +489,9 @@ def _write_certificate(reg: Registry, erasure: str, path: str, purge: dict[str, 
     command ran after it (None when it ran none)."""
     from pathlib import Path
 
-    from audit.erasure import certificate
+    from audit.erasure import certify
 
-    envelope = certificate(reg.ledger, reg.project, erasure, purge=purge)
+    envelope = certify(reg.ledger, reg.project, erasure, purge=purge)
     target = Path(path)
     if target.is_dir():
         target = target / f"{erasure}.json"

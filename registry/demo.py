@@ -441,8 +441,8 @@ def _integrity(ledger: Ledger) -> dict[str, Any]:
 def _erasure(reg: Any, patient: str) -> dict[str, Any]:
     """Erase one patient (a no-op once done), then check the certificate offline and ask
     where their data is, as a data-protection officer would."""
-    from audit.certificate import verify_certificate
     from audit.erasure import signing_key
+    from audit.erasure.certificate import verify_certificate
 
     plan = reg.erase(patient, dry_run=True)["plan"]
     outcome = reg.erase(patient)

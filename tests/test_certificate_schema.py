@@ -129,24 +129,3 @@ def test_a_statement_of_another_shape_is_invalid(
     change(statement)
     problems = _problems(_statement_schema(), statement)
     assert any(fragment in p for p in problems), problems
-
-
-def test_the_old_import_paths_name_the_same_objects() -> None:
-    import audit.certificate
-    import audit.dsse
-    import audit.erasure
-    import audit.erasure.certificate as certificates
-    import audit.erasure.execute
-    import audit.erasure.purge
-    import audit.purge
-
-    # ``audit.erasure.certificate`` is the function older callers use; the module is
-    # reached through sys.modules.
-    assert audit.erasure.certificate is audit.erasure.execute.certificate
-    assert certificates is audit.erasure.execute.certificate
-    module = sys.modules["audit.erasure.certificate"]
-    assert audit.certificate.verify_certificate is module.verify_certificate
-    assert audit.certificate.open_envelope is audit.dsse.open_envelope
-    assert audit.certificate.CertificateError is audit.dsse.EnvelopeError
-    assert audit.purge.purge is audit.erasure.purge.purge
-    assert audit.purge.find_bytes is audit.erasure.purge.find_bytes

@@ -49,7 +49,7 @@ def signed(reg: Registry, tmp_path: Path) -> Path:
     erased = reg.ledger.last_event()
     assert erased is not None and erased.type == "subject-erased"
     assert erased.body["erasure"] == outcome["erasure"]
-    envelope = erasure.certificate(reg.ledger, "test", outcome["erasure"], purge=outcome["purge"])
+    envelope = erasure.certify(reg.ledger, "test", outcome["erasure"], purge=outcome["purge"])
     (tmp_path / "erasure.json").write_text(json.dumps(envelope, indent=2, sort_keys=True))
     export(reg.ledger, "parquet", tmp_path / "export", _key(reg))
     (tmp_path / "log.pub").write_text(_key(reg).verifier().to_string() + "\n")

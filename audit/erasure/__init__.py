@@ -26,27 +26,69 @@ follows the commit), ``status`` (erasures, flags and erased keys as recorded),
 ``purge`` (the physical purge), ``certificate`` (making and verifying certificates)
 and ``schema`` (the certificate's wire shape and JSON Schema). DSSE envelopes are
 ``audit.dsse``.
+
+The names below are read from their modules when first used (PEP 562), so that
+composing a ledger with the remediation rule loads neither the certificates nor
+the purge.
 """
 
 from __future__ import annotations
 
-# The submodule ``certificate`` is imported before the function of that name is bound
-# below, so ``audit.erasure.certificate`` stays the function older callers use.
-from audit.erasure import certificate as _certificate_module  # noqa: F401
-from audit.erasure.execute import (
-    Outcome,
-    certificate,
-    checkpoint,
-    complete,
-    erase,
-    erase_many,
-    finish,
-    request,
-    signing_key,
-)
-from audit.erasure.plan import CHUNK, DEFAULT_STATUS, RETAINED, Plan, Retain, flags, make_plan
-from audit.erasure.rules import check_remediation
-from audit.erasure.status import erased_keys, erasures, pending_erasures, remediations
+from typing import TYPE_CHECKING
+
+from registry.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from audit.erasure.execute import (
+        Outcome,
+        certify,
+        checkpoint,
+        complete,
+        erase,
+        erase_many,
+        finish,
+        request,
+        signing_key,
+    )
+    from audit.erasure.plan import (
+        CHUNK,
+        DEFAULT_STATUS,
+        RETAINED,
+        Plan,
+        Retain,
+        flags,
+        make_plan,
+    )
+    from audit.erasure.rules import check_remediation
+    from audit.erasure.status import erased_keys, erasures, pending_erasures, remediations
+
+# Names loaded on first use, and the module that defines each.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "Outcome",
+            "certify",
+            "checkpoint",
+            "complete",
+            "erase",
+            "erase_many",
+            "finish",
+            "request",
+            "signing_key",
+        ),
+        "audit.erasure.execute",
+    ),
+    **dict.fromkeys(
+        ("CHUNK", "DEFAULT_STATUS", "RETAINED", "Plan", "Retain", "flags", "make_plan"),
+        "audit.erasure.plan",
+    ),
+    "check_remediation": "audit.erasure.rules",
+    **dict.fromkeys(
+        ("erased_keys", "erasures", "pending_erasures", "remediations"), "audit.erasure.status"
+    ),
+}
+
+__getattr__ = lazy_attributes("audit.erasure", _LAZY, globals())
 
 __all__ = [
     "CHUNK",
@@ -55,7 +97,7 @@ __all__ = [
     "Outcome",
     "Plan",
     "Retain",
-    "certificate",
+    "certify",
     "check_remediation",
     "checkpoint",
     "complete",

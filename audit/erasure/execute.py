@@ -5,7 +5,7 @@
 every event holding the subject's pseudonyms (``redactions``: each keeps its leaf
 hash), forgets the subject's vault entries, key, records and predictions, and appends
 ``subject-erased``. ``finish`` then purges the deleted bytes and signs a checkpoint;
-``certificate`` makes the signed certificate of a completed erasure.
+``certify`` makes the signed certificate of a completed erasure.
 """
 
 from __future__ import annotations
@@ -470,7 +470,7 @@ def checkpoint(ledger: Ledger) -> dict[str, Any]:
     return {"seq": signed.seq, "size": signed.size, "note": signed.note}
 
 
-def certificate(
+def certify(
     ledger: Ledger, project: str, erasure: str, *, purge: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The signed certificate (a DSSE envelope) of a completed erasure, with the

@@ -106,7 +106,7 @@ def attested(report: dict[str, Any]) -> dict[str, Any]:
         raise FieldError(
             "purge",
             f"the purge report has no {', '.join(missing)}: expected a report of "
-            f"audit.purge.purge() with {', '.join(ATTESTED)}",
+            f"audit.erasure.purge.purge() with {', '.join(ATTESTED)}",
         )
     return {name: report[name] for name in ATTESTED}
 

@@ -12,6 +12,8 @@ from sqlalchemy.pool import NullPool
 from registry.errors import ConfigError, NoLedger
 from registry.settings import normalise_url, shown_url
 from registry.store.base import Store
+from registry.store.postgres import PostgresStore
+from registry.store.sqlite import SQLiteStore
 
 
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
@@ -33,15 +35,7 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         with peek(full, "events") as found:
             if found is None:
                 raise NoLedger(_where(full))
-    store: Store
-    if full.startswith("sqlite"):
-        from registry.store.sqlite import SQLiteStore
-
-        store = SQLiteStore(full)
-    else:
-        from registry.store.postgres import PostgresStore
-
-        store = PostgresStore(full)
+    store: Store = SQLiteStore(full) if full.startswith("sqlite") else PostgresStore(full)
     store.migrate()
     return store
 

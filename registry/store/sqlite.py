@@ -45,7 +45,7 @@ class SQLiteStore(Store):
             durable(dbapi_conn)
             cur = dbapi_conn.cursor()
             # Deleted content is overwritten with zeros, not left in free space: an
-            # erasure's deletions must leave no bytes behind (``audit.purge``).
+            # erasure's deletions must leave no bytes behind (``audit.erasure.purge``).
             cur.execute("PRAGMA secure_delete=ON")
             # Indexes keyed by pseudonym take random inserts: keep their pages in memory.
             cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from audit import erasure
-from audit.purge import purge
+from audit.erasure.purge import purge
 from audit.verify import verify
 from registry.sdk import connect
 from tests.bench.harness import arguments, db_bytes, fresh, measure, write_result
