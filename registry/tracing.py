@@ -24,14 +24,22 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from registry.errors import ConfigError
 from registry.ids import redact_people
+from registry.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from opentelemetry import propagate
+else:
+    # Loaded by the first inject or extract: it reads the propagators' entry points from
+    # the installed metadata, which a command that sends no request would pay for.
+    propagate = lazy_import("opentelemetry.propagate")
 
 __all__ = [
     "EXPORTERS",
