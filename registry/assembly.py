@@ -15,6 +15,7 @@ from audit.erasure.rules import check_remediation
 from lineage import projections
 from registry.ledger import Ledger, Rule
 from registry.projection import Projection
+from registry.settings import Settings, given, normalise_url
 from registry.store import Store, open_store
 from registry.vault import KeyRing
 
@@ -24,12 +25,18 @@ PROJECTIONS: tuple[Projection, ...] = (*projections.PROJECTIONS, *tree.PROJECTIO
 RULES: dict[str, tuple[Rule, ...]] = {"erasure-remediated": (check_remediation,)}
 
 
-def assemble(store: Store, keyring: KeyRing | None = None) -> Ledger:
+def assemble(
+    store: Store, keyring: KeyRing | None = None, settings: Settings | None = None
+) -> Ledger:
     """The ledger over ``store`` with every projection and rule."""
-    return Ledger(store, keyring, projections=PROJECTIONS, rules=RULES)
+    return Ledger(store, keyring, projections=PROJECTIONS, rules=RULES, settings=settings)
 
 
-def open_ledger(url: str | None = None, *, create: bool = True) -> Ledger:
-    """Open the ledger at ``url`` (``MLLEDGER_DB`` or the default SQLite file); with
-    ``create=False``, raise ``NoLedger`` rather than create one there."""
-    return assemble(open_store(url, create=create))
+def open_ledger(
+    url: str | None = None, *, create: bool = True, settings: Settings | None = None
+) -> Ledger:
+    """Open the ledger at ``url`` (the settings' ``db``: ``MLLEDGER_DB`` or the default
+    SQLite file); with ``create=False``, raise ``NoLedger`` rather than create one there.
+    ``settings`` stand in for the ``MLLEDGER_*`` environment, read once when not given."""
+    settings = given(settings)
+    return assemble(open_store(normalise_url(url, settings), create=create), None, settings)

@@ -620,7 +620,7 @@ def cmd_grants(args: argparse.Namespace) -> int:
     actor = default_actor(args.settings)
 
     url = normalise_url(args.db, args.settings)
-    ledger = open_ledger(url, create=args.grants_command == "add")
+    ledger = open_ledger(url, create=args.grants_command == "add", settings=args.settings)
     try:
         if args.grants_command in ("add", "revoke"):
             change = grants.grant if args.grants_command == "add" else grants.revoke

@@ -23,6 +23,7 @@ from registry.errors import Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, StoredEvent, canonical_event, normalised, validate_new
 from registry.ids import NodeId, dataset_id, kind_of, model_id
 from registry.projection import Projection, ProjectionRunner, projection_digest
+from registry.settings import Settings, given
 from registry.store import Store
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
@@ -52,9 +53,12 @@ class Ledger:
         *,
         projections: Sequence[Projection] = (),
         rules: Mapping[str, Sequence[Rule]] | None = None,
+        settings: Settings | None = None,
     ):
         self.store = store
-        self.vault = Vault(keyring or KeyRing.load(store.url))
+        #: The settings this ledger was opened with (key files, checkpoint signing).
+        self.settings = given(settings)
+        self.vault = Vault(keyring or KeyRing.load(store.url, self.settings))
         self.runner = ProjectionRunner(projections)
         self.rules: dict[str, tuple[Rule, ...]] = {k: tuple(v) for k, v in (rules or {}).items()}
         #: Called after a rebuild: caches of the projections (the lineage graph) drop.

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from registry.errors import ConfigError, InvalidInput
 from registry.ids import new_id
-from registry.settings import Settings, default_key_file, write_private_file
+from registry.settings import Settings, default_key_file, given, write_private_file
 from registry.store.schema import T
 from registry.timeutil import now
 
@@ -64,18 +64,19 @@ class KeyRing:
         return ring
 
     @classmethod
-    def load(cls, url: str) -> KeyRing:
+    def load(cls, url: str, settings: Settings | None = None) -> KeyRing:
         """From ``MLLEDGER_MASTER_KEY``, else the key file (``MLLEDGER_KEY_FILE`` or
         ``master.key`` in the ledger's key directory), created on first use.
 
         A key file that group or others may read is refused. No key is created for
         a database that already holds keys wrapped by one: the key ring returned
-        then refuses every use, saying where the key was looked for.
+        then refuses every use, saying where the key was looked for. ``settings`` stand
+        in for the ``MLLEDGER_*`` environment, read when not given.
         """
-        configured = Settings().master_key
-        if configured:
-            return cls(_decode_key(configured, "MLLEDGER_MASTER_KEY"))
-        path = default_key_file(url)
+        settings = given(settings)
+        if settings.master_key:
+            return cls(_decode_key(settings.master_key, "MLLEDGER_MASTER_KEY"))
+        path = default_key_file(url, settings)
         if not os.path.lexists(path):
             refusal = _new_master_key_refusal(url, path)
             if refusal is not None:

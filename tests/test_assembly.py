@@ -73,3 +73,36 @@ def test_a_rule_refuses_its_whole_batch(tmp_path: Path, isolated_env: Path) -> N
         assert stored is not None and (stored.project, stored.actor) == (PROJECT, ACTOR)
     finally:
         store.dispose()
+
+
+def test_the_ledger_uses_the_settings_it_is_opened_with(
+    tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One Settings instance, handed to the composition root, decides the database, the
+    master key file and the signing key of an erasure; the environment is not read
+    again behind it."""
+    from audit import erasure
+    from registry.assembly import open_ledger
+    from registry.settings import Settings
+
+    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(tmp_path / "elsewhere" / "master.key"))
+    monkeypatch.setenv("MLLEDGER_SIGNING_KEY", str(tmp_path / "elsewhere" / "signing.key"))
+    settings = Settings(
+        db=f"sqlite:///{tmp_path}/chosen.db",
+        key_file=str(tmp_path / "keys" / "master.key"),
+        signing_key=str(tmp_path / "keys" / "signing.key"),
+    )
+    ledger = open_ledger(settings=settings)
+    try:
+        assert ledger.settings is settings
+        assert ledger.store.url == f"sqlite:///{tmp_path}/chosen.db"
+        ledger.append([dataset_event("first")])
+        appended = ledger.last_event()
+        assert appended is not None and appended.type == "dataset-version-registered"
+        ledger.vault.keyring.wrap(b"k" * 32, b"context")
+        erasure.signing_key(ledger)
+    finally:
+        ledger.close()
+    assert (tmp_path / "keys" / "master.key").exists()
+    assert (tmp_path / "keys" / "signing.key").exists()
+    assert not (tmp_path / "elsewhere").exists()

@@ -31,7 +31,6 @@ from registry.errors import Conflict, IntegrityViolation, NotFound
 from registry.events import canonical_event, make_event
 from registry.ids import new_id, subject_id
 from registry.lazy import lazy_import
-from registry.settings import Settings
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
 
@@ -446,7 +445,7 @@ def erase_many(
 def signing_key(ledger: Ledger) -> Any:
     """The log's signing key (``MLLEDGER_SIGNING_KEY`` or beside the database), made on
     first use: it signs the checkpoint and the certificate of each erasure."""
-    key, _, _ = load_signing_key(ledger.store.url, Settings().signing_key, create=True)
+    key, _, _ = load_signing_key(ledger.store.url, ledger.settings.signing_key, create=True)
     return key
 
 

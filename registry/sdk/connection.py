@@ -64,14 +64,16 @@ class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions
         )
 
 
-def open_backend(target: str, api_key: str | None, *, create: bool = True) -> Backend:
+def open_backend(
+    target: str, api_key: str | None, *, create: bool = True, settings: Settings | None = None
+) -> Backend:
     """The backend at ``target``: a server's ``http(s)://`` URL (with ``api_key`` sent as
     a bearer token), else a database URL or file opened here."""
     if target.startswith(("http://", "https://")):
         from registry.client import HttpBackend
 
         return HttpBackend(target, api_key)
-    return LocalBackend(open_ledger(target, create=create))
+    return LocalBackend(open_ledger(target, create=create, settings=settings))
 
 
 def connect(
@@ -90,5 +92,7 @@ def connect(
     ``settings`` stands in for the ``MLLEDGER_*`` environment, read when not given."""
     settings = given(settings)
     project = check_name(project or settings.project, "project")  # before touching a file
-    backend = open_backend(db or settings.db, api_key or settings.api_key, create=create)
+    backend = open_backend(
+        db or settings.db, api_key or settings.api_key, create=create, settings=settings
+    )
     return Registry(backend, project, actor or default_actor(settings))
