@@ -44,7 +44,7 @@ from lineage.answers import (
 )
 from lineage.graph import as_of, graph_of
 from registry.errors import InvalidNodeId, NotFound
-from registry.ids import NodeId, kind_of, record_id, subject_id
+from registry.ids import NodeId, kind_of, label_of, record_id, subject_id
 from registry.lazy import lazy_import
 from registry.store.raw import Raw, placeholders
 from registry.store.schema import T
@@ -363,12 +363,6 @@ def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
     return {n for n in found if n not in roots}
 
 
-def _label(node: str) -> str:
-    """``name@version`` of a dataset or model id, ``name`` of a deployment: the label the
-    lineage graph gives a node, for one it does not hold."""
-    return node.split(":", 1)[-1].split("/", 1)[-1]
-
-
 def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Downstream:
     """``nodes`` by kind, each with its label, and the predictions of their model versions."""
     by_kind: dict[str, list[str]] = {"dataset": [], "run": [], "model": [], "deployment": []}
@@ -583,7 +577,7 @@ def footprint(
         shown = {n for n in derived if _shown(graph, n, visible)}
         summary = _summarise(conn, graph, shown)
     held = [
-        DatasetNode(dataset=d, label=graph.nodes[d].get("label") if d in graph else _label(d))
+        DatasetNode(dataset=d, label=graph.nodes[d].get("label") if d in graph else label_of(d))
         for d in datasets
     ]
     return FootprintAnswer(

@@ -159,6 +159,12 @@ def known_dataset(ledger: Ledger, node: str) -> dict[str, Any] | None:
     return None if row is None else {"digest": row[0], "records": row[1] or 0}
 
 
+def version_of(digest: str) -> str:
+    """The version a dataset registered without one gets: its digest's first 12 hex
+    digits (``sha256:0123456789ab…`` → ``0123456789ab``)."""
+    return digest.split(":")[-1][:12]
+
+
 def same_dataset(node: str, digest: str, existing: Mapping[str, Any]) -> int:
     """The record count of the registered version ``node`` when it has ``digest``;
     Conflict when it holds other content."""
@@ -221,7 +227,7 @@ def register_dataset(
     digest's first 12 hex digits. The same name, version and digest again answer the
     existing version."""
     name, digest = body["name"], body["digest"]
-    version = body.get("version") or digest.split(":")[-1][:12]
+    version = body.get("version") or version_of(digest)
     node = dataset_id(by.project, name, version)
     existing = known_dataset(ledger, node)
     if existing is not None:

@@ -47,7 +47,7 @@ class Datasets(Session):
             if path is None:
                 raise FieldError("digest", f"dataset {name!r}: give digest= or path= to digest")
             digest = file_digest(path)
-        version = version or digest.split(":")[-1][:12]
+        version = version or writes.version_of(digest)
         node = dataset_id(self.project, name, version)
         existing = self._registered_records(node, digest)
         if existing is not None:
