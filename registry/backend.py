@@ -9,36 +9,15 @@ them with a ``LocalBackend`` of its own, so both behave and fail alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, TypedDict, Unpack
+from typing import Any, Protocol, Unpack
 
 from lineage import queries
-from registry import intake, services
+from registry import erasures, intake, services, writes
+from registry.erasures import EraseOptions
 from registry.intake import Item
 from registry.ledger import Ledger
-from registry.store.raw import Raw
 
 QUESTIONS = tuple(services.QUESTIONS)
-
-
-class EraseOptions(TypedDict, total=False):
-    """How ``Backend.erase`` goes about it: ``dry_run`` plans and changes nothing;
-    ``retain`` lists rules (``{"model", "justification", "approver"}``) keeping affected
-    model versions in service; ``purge`` and ``sign`` run the physical purge and sign a
-    checkpoint after it (a batch leaves both to its end)."""
-
-    dry_run: bool
-    retain: Sequence[dict[str, str]]
-    purge: bool
-    sign: bool
-
-
-#: What an option of ``EraseOptions`` left out means.
-ERASE_DEFAULTS = EraseOptions(dry_run=False, retain=(), purge=True, sign=True)
-
-
-def erase_options(options: EraseOptions) -> EraseOptions:
-    """Every option of an erasure: those given, the rest as ``ERASE_DEFAULTS`` says."""
-    return {**ERASE_DEFAULTS, **options}
 
 
 class Backend(Protocol):
@@ -119,21 +98,10 @@ class LocalBackend:
         return self.ledger.append(events, before_commit=before_commit)
 
     def dataset(self, node: str) -> dict[str, Any] | None:
-        with self.ledger.store.read() as conn:
-            row = Raw(conn).one(
-                "SELECT d.digest, c.records FROM cat_datasets d LEFT JOIN "
-                "dataset_record_counts c ON c.dataset = d.id WHERE d.id = ?",
-                (node,),
-            )
-        return None if row is None else {"digest": row[0], "records": row[1] or 0}
+        return writes.known_dataset(self.ledger, node)
 
     def top_model_version(self, project: str, name: str) -> int | None:
-        with self.ledger.store.read() as conn:
-            top = Raw(conn).scalar(
-                "SELECT top_version FROM model_names WHERE project = ? AND name = ?",
-                (project, name),
-            )
-        return None if top is None else int(top)
+        return writes.top_model_version(self.ledger, project, name)
 
     def resolve_model(self, project: str, text: str) -> str:
         return queries.resolve_model(self.ledger, text, project)
@@ -143,69 +111,33 @@ class LocalBackend:
         return services.ask(self.ledger, project, question, **params).model_dump(mode="json")
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
-        pseudonym = self.ledger.pseudonymizer(project).subject(subject)
-        with self.ledger.store.read() as conn:
-            return self.ledger.vault.get(conn, project, pseudonym)
+        return erasures.subject_data(self.ledger, project, subject)
 
     def erase(
         self, project: str, subject: str | int, *, actor: str, **options: Unpack[EraseOptions]
     ) -> dict[str, Any]:
-        from audit import erasure
-
-        chosen = erase_options(options)
-        outcome = erasure.erase(
-            self.ledger,
-            project,
-            subject,
-            actor=actor,
-            retain=[erasure.Retain(**rule) for rule in chosen["retain"]],
-            dry_run=chosen["dry_run"],
-        )
-        finished = erasure.finish(self.ledger, outcome, purge=chosen["purge"], sign=chosen["sign"])
-        return finished.as_dict()
+        return erasures.erase(self.ledger, project, subject, actor=actor, **options)
 
     def resume_erasures(self, project: str, *, purge: bool = True) -> list[dict[str, Any]]:
-        from audit import erasure
-
-        pending = erasure.pending_erasures(self.ledger, project)
-        done = []
-        for number, erasure_id in enumerate(pending, start=1):
-            outcome = erasure.complete(self.ledger, erasure_id)
-            outcome.status = "resumed"
-            last = number == len(pending)
-            done.append(erasure.finish(self.ledger, outcome, purge=purge and last, sign=last))
-        return [outcome.as_dict() for outcome in done]
+        return erasures.resume_erasures(self.ledger, project, purge=purge)
 
     def purge(self, project: str) -> dict[str, Any]:
-        from audit import erasure
-
-        report = erasure.purge.purge(self.ledger.store).as_dict()
-        return {"purge": report, "checkpoint": erasure.checkpoint(self.ledger)}
+        return erasures.purge(self.ledger)
 
     def erasures(self, project: str) -> list[dict[str, Any]]:
-        from audit import erasure
-
-        return erasure.erasures(self.ledger, project)
+        return erasures.erasures(self.ledger, project)
 
     def erasure_certificate(self, project: str, erasure: str) -> dict[str, Any]:
-        from audit import erasure as erasures
-
-        return erasures.certify(self.ledger, project, erasure)
+        return erasures.certificate(self.ledger, project, erasure)
 
     def remediations(self, project: str, status: str | None = None) -> list[dict[str, Any]]:
-        from audit import erasure
-
-        return erasure.remediations(self.ledger, project, status)
+        return erasures.remediations(self.ledger, project, status)
 
     def erased_records(self, project: str, records: Sequence[str | int]) -> list[bool]:
-        from audit import erasure
-
-        return erasure.erased_keys(self.ledger, project, records)
+        return erasures.erased_records(self.ledger, project, records)
 
     def subject_report(self, project: str, subject: str | int) -> dict[str, Any]:
-        from audit.reports.subject import subject_report
-
-        return subject_report(self.ledger, project, subject)
+        return erasures.subject_report(self.ledger, project, subject)
 
     def close(self) -> None:
         self.ledger.close()

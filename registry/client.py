@@ -18,7 +18,7 @@ from typing import Any, NoReturn, Unpack
 import httpx
 
 from registry import intake
-from registry.backend import EraseOptions, erase_options
+from registry.erasures import EraseOptions, erase_options
 from registry.errors import (
     ConfigError,
     EventRejected,

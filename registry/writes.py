@@ -320,14 +320,19 @@ def end_run(
 # --- models and deployments -------------------------------------------------------------------
 
 
-def next_model_version(ledger: Ledger, project: str, name: str) -> str:
-    """One more than the highest all-digit version of model ``name``."""
+def top_model_version(ledger: Ledger, project: str, name: str) -> int | None:
+    """The highest all-digit version of model ``name``, or None."""
     with ledger.store.read() as conn:
         top = Raw(conn).scalar(
             "SELECT top_version FROM model_names WHERE project = ? AND name = ?",
             (project, name),
         )
-    return str((0 if top is None else int(top)) + 1)
+    return None if top is None else int(top)
+
+
+def next_model_version(ledger: Ledger, project: str, name: str) -> str:
+    """One more than the highest all-digit version of model ``name``."""
+    return str((top_model_version(ledger, project, name) or 0) + 1)
 
 
 def model_event(
