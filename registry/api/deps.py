@@ -54,28 +54,22 @@ ProjectPath = Annotated[
 ]
 
 
-def _admit(
-    request: Request,
-    ledger: Ledger,
-    credentials: HTTPAuthorizationCredentials | None,
-    project: str | None,
-    need: Requirement,
-) -> Principal:
+def _admit(request: Request, token: str | None, project: str | None, req: Requirement) -> Principal:
     """Decide and record, for an app built without the gate middleware (the gate
     normally decided before the body was read, and left its Principal in the scope)."""
-    token = credentials.credentials if credentials is not None else None
+    ledger: Ledger = request.app.state.ledger
     key = auth.verify_token(ledger.store, token) if token else None
     project = project or (key.project if key else None)
     shown = safe_project(project)
     decision = auth.decide(
-        key, project=project or "", permission=need.permission, had_token=token is not None
+        key, project=project or "", permission=req.permission, had_token=token is not None
     )
     recorder: auth.TrailRecorder = request.app.state.trail
     recorder.record(
         auth.AccessEntry(
             actor=key.key_id if key is not None else "anonymous",
             project=shown,
-            action=need.action,
+            action=req.action,
             resource=trail_resource(request.url.path, request.url.query),
             source=(request.client.host if request.client is not None else "unknown")[:300],
             outcome="allow" if decision.allowed else "deny",
@@ -95,20 +89,15 @@ def _check(permission: str) -> None:
 
 
 async def _principal(
-    request: Request,
-    ledger: Ledger,
-    credentials: HTTPAuthorizationCredentials | None,
-    project: str | None,
-    need: Requirement,
+    request: Request, credentials: Credentials, project: str | None, need: Requirement
 ) -> Principal:
     """The Principal the gate admitted (it decided before the body was read), or the
     decision made here for an app without the gate."""
     found = request.scope.get(PRINCIPAL)
     if isinstance(found, Principal):
         return found
-    admitted: Principal = await run_in_threadpool(
-        _admit, request, ledger, credentials, project, need
-    )
+    token = credentials.credentials if credentials is not None else None
+    admitted: Principal = await run_in_threadpool(_admit, request, token, project, need)
     return admitted
 
 
@@ -118,10 +107,8 @@ def allow(permission: str, action: str) -> Any:
     _check(permission)
     need = Requirement(permission, action)
 
-    async def gate(
-        request: Request, ledger: LedgerDep, credentials: Credentials, project: ProjectPath
-    ) -> Principal:
-        return await _principal(request, ledger, credentials, project, need)
+    async def gate(request: Request, credentials: Credentials, project: ProjectPath) -> Principal:
+        return await _principal(request, credentials, project, need)
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
@@ -133,8 +120,8 @@ def allow_own(permission: str, action: str) -> Any:
     _check(permission)
     need = Requirement(permission, action, own=True)
 
-    async def gate(request: Request, ledger: LedgerDep, credentials: Credentials) -> Principal:
-        return await _principal(request, ledger, credentials, None, need)
+    async def gate(request: Request, credentials: Credentials) -> Principal:
+        return await _principal(request, credentials, None, need)
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Request, status
@@ -15,16 +16,7 @@ router = APIRouter(prefix="/projects/{project}/keys", tags=["keys"])
 
 
 def _public(key: auth.ApiKey) -> KeyPublic:
-    return KeyPublic(
-        key_id=key.key_id,
-        project=key.project,
-        role=key.role,
-        name=key.name,
-        created_at=key.created_at,
-        created_by=key.created_by,
-        revoked_at=key.revoked_at,
-        revoked_by=key.revoked_by,
-    )
+    return KeyPublic(**asdict(key))
 
 
 @router.get("", response_model=list[KeyPublic])
@@ -51,7 +43,7 @@ def create_key(
         created_by=who.actor,
         source=request.client.host if request.client else "unknown",
     )
-    return KeyCreated(**_public(key).model_dump(), token=token)
+    return KeyCreated(**asdict(key), token=token)
 
 
 @router.delete("/{key_id}", response_model=KeyPublic, responses=responses("not-found"))
