@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from registry import auth
 from registry.api.gate import PRINCIPAL, Principal, Requirement, safe_project, trail_resource
 from registry.api.problems import Problem
+from registry.api.schemas import NAME_PATTERN
 from registry.ledger import Ledger
 from registry.settings import Settings
 from registry.tracing import current_trace_id
@@ -43,15 +44,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-ProjectPath = Annotated[
-    str,
-    Path(
-        description="Project name.",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$",
-    ),
-]
+def project_path(description: str) -> Any:
+    """A path parameter naming a project (others: 422)."""
+    return Path(description=description, min_length=1, max_length=128, pattern=NAME_PATTERN)
+
+
+ProjectPath = Annotated[str, project_path("Project name.")]
 
 
 def _admit(request: Request, token: str | None, project: str | None, req: Requirement) -> Principal:

@@ -26,10 +26,8 @@ from pydantic import (
     WrapValidator,
     create_model,
 )
-from pydantic.dataclasses import dataclass as pydantic_dataclass
 from pydantic_core import PydanticCustomError
 
-from registry.auth import ApiKey
 from registry.canonical import MAX_DEPTH, json_problem, number_problem, text_problem
 from registry.errors import LedgerError
 from registry.events import CATALOGUE, StoredEvent
@@ -524,17 +522,6 @@ class KeyCreate(Strict):
     name: Text | None = Field(
         default=None, max_length=200, description="Not empty.", json_schema_extra={"minLength": 1}
     )
-
-
-@pydantic_dataclass(frozen=True)
-class KeyPublic(ApiKey):
-    # The fields of registry.auth.ApiKey (never the secret or its hash), declared once there.
-    pass
-
-
-@pydantic_dataclass(frozen=True)
-class KeyCreated(KeyPublic):
-    token: str = Field(description="Shown once: store it now.")
 
 
 # --- path and query parameters ------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
+from audit import answers
 from audit import checkpoints as cps
 from audit.proofs import make_bundle
 from audit.tree import StoredTree, tree_spec
@@ -29,7 +30,7 @@ Tree = Annotated[
 Size = Annotated[int, Query(ge=0, le=2**62)]
 
 
-@router.get("/access-trail", response_model=list[dict[str, Any]])
+@router.get("/access-trail", response_model=list[answers.AccessEntry])
 def access_trail(
     ledger: LedgerDep,
     who: Annotated[Principal, allow("audit", "access_trail.read")],
@@ -40,7 +41,7 @@ def access_trail(
     return auth.read_trail(ledger.store, project=who.project, since=since, limit=limit)
 
 
-@router.get("/audit/checkpoints", response_model=list[dict[str, Any]])
+@router.get("/audit/checkpoints", response_model=list[answers.CheckpointAnswer])
 def checkpoints(
     ledger: LedgerDep,
     who: Annotated[Principal, allow("audit", "checkpoints.read")],
@@ -54,7 +55,11 @@ def checkpoints(
     return [c.as_dict() for c in rows if c.seq >= since][:limit]
 
 
-@router.get("/audit/checkpoint", response_model=dict[str, Any], responses=responses("not-found"))
+@router.get(
+    "/audit/checkpoint",
+    response_model=answers.CheckpointAnswer,
+    responses=responses("not-found"),
+)
 def latest_checkpoint(
     ledger: LedgerDep,
     who: Annotated[Principal, allow("audit", "checkpoints.read")],
@@ -70,7 +75,7 @@ def latest_checkpoint(
 
 @router.get(
     "/audit/proofs/{index}",
-    response_model=dict[str, Any],
+    response_model=answers.ProofBundle,
     responses=responses("not-found", "conflict"),
 )
 def proof(
@@ -100,7 +105,7 @@ def proof(
 
 @router.get(
     "/audit/consistency",
-    response_model=dict[str, Any],
+    response_model=answers.ConsistencyAnswer,
     responses=responses("invalid-input", "not-found"),
 )
 def consistency(

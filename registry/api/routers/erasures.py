@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
+from audit.erasure import answers
 from registry.api.deps import LedgerDep, Principal, allow
 from registry.api.problems import responses
 from registry.api.schemas import MODEL_ID_PATTERN, UUID_PATTERN, Key, Long, Strict, Text
@@ -85,7 +86,7 @@ ErasureId = Annotated[
 
 @router.post(
     "/erasures",
-    response_model=dict[str, Any],
+    response_model=answers.OutcomeAnswer,
     responses=responses("invalid-input", "not-found", "event-rejected"),
 )
 def erase(
@@ -109,7 +110,7 @@ def erase(
     )
 
 
-@router.post("/erasures/resume", response_model=list[dict[str, Any]])
+@router.post("/erasures/resume", response_model=list[answers.OutcomeAnswer])
 def resume(
     request: ResumeRequest,
     ledger: LedgerDep,
@@ -119,7 +120,7 @@ def resume(
     return LocalBackend(ledger).resume_erasures(who.project, purge=request.purge)
 
 
-@router.post("/erasures/purge", response_model=dict[str, Any])
+@router.post("/erasures/purge", response_model=answers.PurgeAnswer)
 def purge(
     ledger: LedgerDep, who: Annotated[Principal, allow("personal", "erasures.purge")]
 ) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def purge(
     return LocalBackend(ledger).purge(who.project)
 
 
-@router.get("/erasures", response_model=list[dict[str, Any]])
+@router.get("/erasures", response_model=list[answers.ErasureListed])
 def erasures(
     ledger: LedgerDep, who: Annotated[Principal, allow("read", "erasures.read")]
 ) -> list[dict[str, Any]]:
@@ -137,7 +138,7 @@ def erasures(
 
 @router.get(
     "/erasures/{erasure}/certificate",
-    response_model=dict[str, Any],
+    response_model=answers.Certificate,
     responses=responses("not-found"),
 )
 def certificate(
@@ -162,7 +163,7 @@ def check(
     return ErasedAnswer(erased=LocalBackend(ledger).erased_records(who.project, query.records))
 
 
-@router.get("/remediations", response_model=list[dict[str, Any]])
+@router.get("/remediations", response_model=list[answers.RemediationFlag])
 def remediations(
     ledger: LedgerDep,
     who: Annotated[Principal, allow("read", "remediations.read")],

@@ -9,25 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from registry import grants
-from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.answers import GrantChanged, GrantPublic
+from registry.api.deps import LedgerDep, Principal, allow, project_path
 from registry.api.problems import responses
 from registry.api.schemas import TEXT_PATTERN
 from registry.store.raw import Raw
 
 router = APIRouter(prefix="/projects/{project}/grants", tags=["grants"])
-GranteePath = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$",
-        description="The project granted access.",
-    ),
-]
+GranteePath = Annotated[str, project_path("The project granted access.")]
 
 
 class GrantCreate(BaseModel):
@@ -46,28 +39,6 @@ class GrantCreate(BaseModel):
         description="Why, in a few words (no NUL).",
         json_schema_extra={"pattern": TEXT_PATTERN},
     )
-
-
-class GrantPublic(BaseModel):
-    """A grant made by the project or to it, revoked or not."""
-
-    project: str = Field(description="The project that granted access.")
-    grantee: str = Field(description="The project granted access.")
-    granted_position: int = Field(description="Position of the project-access-granted event.")
-    granted_by: str = Field(description="Who granted it (the actor of that event).")
-    granted_at: str
-    reason: str | None
-    revoked_position: int | None = Field(description="Position of the revocation, if any.")
-    revoked_by: str | None
-    revoked_at: str | None
-
-
-class GrantChanged(BaseModel):
-    """The event a grant or revocation appended."""
-
-    position: int = Field(description="Its position in the log.")
-    project: str
-    grantee: str
 
 
 @router.get("", response_model=list[GrantPublic])

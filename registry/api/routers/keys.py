@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Request, status
 
 from registry import auth
+from registry.api.answers import KeyCreated, KeyPublic
 from registry.api.deps import LedgerDep, Principal, allow
 from registry.api.problems import responses
-from registry.api.schemas import KeyCreate, KeyCreated, KeyPublic, TextPath
+from registry.api.schemas import KeyCreate, TextPath
 
 router = APIRouter(prefix="/projects/{project}/keys", tags=["keys"])
 

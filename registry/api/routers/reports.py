@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import Field
 
 from audit import checkpoints as cps
+from audit.reports import answers
 from registry.api.deps import LedgerDep, Principal, SettingsDep, allow
 from registry.api.problems import responses
 from registry.api.schemas import NAME_PATTERN, Key, Strict
@@ -81,7 +82,7 @@ def model_dossier(
     return HTMLResponse(dossier.html)
 
 
-@router.post("/subjects", response_model=dict[str, Any], responses=responses("not-found"))
+@router.post("/subjects", response_model=answers.SubjectReport, responses=responses("not-found"))
 def subject_report(
     request: SubjectReportRequest,
     ledger: LedgerDep,
