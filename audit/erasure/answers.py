@@ -5,7 +5,8 @@ of ``audit.dsse.Envelope``, its signatures read in full).
 
 They describe the JSON ``audit.erasure`` hands out (``Plan.as_dict``,
 ``Outcome.as_dict``, ``erasures``, ``remediations``), members in wire order, and read
-like the mappings they are sent as (``lineage.answers.Shape``).
+like the mappings they are sent as (``lineage.answers.Shape``). The parts a
+certificate also holds (``Records``, ``Flag``) are those of ``audit.erasure.schema``.
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from audit.dsse import Envelope, Signature
+from audit.erasure.schema import Flag, Records
 from audit.note import MAX_SIGNATURES
 from lineage.answers import Shape
 
 #: What an erasure did to a model version it affects.
 FlagStatus = Literal["retrain-required", "retained-with-justification", "remediated"]
-
-
-class RecordsPlanned(Shape):
-    count: int
-    references: list[str] = Field(description="Erasure references of the records.")
 
 
 class PredictionsPlanned(Shape):
@@ -37,7 +34,7 @@ class PlanAnswer(Shape):
 
     project: str
     subject: str = Field(description="subject:<project>/<erasure reference>.")
-    records: RecordsPlanned
+    records: Records
     datasets: list[str]
     derived_datasets: list[str]
     runs: list[str]
@@ -46,15 +43,6 @@ class PlanAnswer(Shape):
     predictions: PredictionsPlanned
     vault_entries: int
     events_to_redact: list[int] = Field(description="Positions of the events rewritten.")
-
-
-class ModelDecision(Shape):
-    """What an erasure decided for an affected model version."""
-
-    model: str
-    status: FlagStatus
-    justification: str | None
-    approver: str | None
 
 
 class PurgeReport(Shape):
@@ -85,7 +73,7 @@ class OutcomeAnswer(Shape):
     plan: PlanAnswer | None
     requested_position: int | None
     erased_position: int | None
-    models: list[ModelDecision]
+    models: list[Flag] = Field(description="What it decided for each affected model version.")
     redactions: int = Field(description="How many events were rewritten.")
     seconds: float
     purge: PurgeReport | None

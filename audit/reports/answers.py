@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
-from lineage.answers import ErasureNote, RunNode, Shape
+from lineage.answers import ErasureNote, RunNode, Shape, SubjectRecord
 
 
 class VaultEntry(Shape):
@@ -22,11 +22,6 @@ class VaultEntry(Shape):
     entry: str = Field(description="Vault entry id.")
     stored_at: str
     attributes: dict[str, Any]
-
-
-class RecordHeld(Shape):
-    record: str = Field(description="Record id (pseudonymous).")
-    datasets: list[str] = Field(description="Dataset versions holding it.")
 
 
 class DatasetHeld(Shape):
@@ -89,7 +84,7 @@ class SubjectReport(Shape):
     generated_at: str
     purposes: str = Field(description="Why the data is processed.")
     personal_data: list[VaultEntry]
-    records: list[RecordHeld]
+    records: list[SubjectRecord]
     datasets: list[DatasetHeld]
     derived_datasets: list[DatasetHeld]
     runs: list[RunNode]

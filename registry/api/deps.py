@@ -41,6 +41,19 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def source_of(request: Request) -> str:
+    """The address the request came from ("unknown" when the server does not say)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def get_source(request: Request) -> str:
+    return source_of(request)
+
+
+#: The address the request came from, as the access trail records it.
+SourceDep = Annotated[str, Depends(get_source)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
@@ -69,7 +82,7 @@ def _admit(request: Request, token: str | None, project: str | None, req: Requir
             project=shown,
             action=req.action,
             resource=trail_resource(request.url.path, request.url.query),
-            source=(request.client.host if request.client is not None else "unknown")[:300],
+            source=source_of(request)[:300],
             outcome="allow" if decision.allowed else "deny",
             status=decision.status,
             reason=decision.reason[:500],

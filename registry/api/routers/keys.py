@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
 from registry import auth
 from registry.api.answers import KeyCreated, KeyPublic
-from registry.api.deps import LedgerDep, Principal, allow
+from registry.api.deps import LedgerDep, Principal, SourceDep, allow
 from registry.api.problems import responses
 from registry.api.schemas import KeyCreate, TextPath
 
@@ -31,7 +31,7 @@ def list_keys(
 @router.post("", response_model=KeyCreated, status_code=status.HTTP_201_CREATED)
 def create_key(
     data: KeyCreate,
-    request: Request,
+    source: SourceDep,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("admin", "keys.create")],
 ) -> KeyCreated:
@@ -42,7 +42,7 @@ def create_key(
         role=data.role,
         name=data.name,
         created_by=who.actor,
-        source=request.client.host if request.client else "unknown",
+        source=source,
     )
     return KeyCreated(**asdict(key), token=token)
 
@@ -50,7 +50,7 @@ def create_key(
 @router.delete("/{key_id}", response_model=KeyPublic, responses=responses("not-found"))
 def revoke_key(
     key_id: TextPath,
-    request: Request,
+    source: SourceDep,
     ledger: LedgerDep,
     who: Annotated[Principal, allow("admin", "keys.revoke")],
 ) -> KeyPublic:
@@ -60,6 +60,6 @@ def revoke_key(
         key_id=key_id,
         project=who.project,
         revoked_by=who.actor,
-        source=request.client.host if request.client else "unknown",
+        source=source,
     )
     return _public(key)
