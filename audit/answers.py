@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict
 
 from audit.proofs import ProofBundle
 from lineage.answers import Shape
@@ -21,38 +21,53 @@ __all__ = ["AccessEntry", "CheckpointAnswer", "ConsistencyAnswer", "ProofBundle"
 TreeName = Literal["events", "access"]
 
 
-class CheckpointAnswer(Shape):
+class _Answer(Shape):
+    # Each member's description is the docstring below it.
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class CheckpointAnswer(_Answer):
     """A signed checkpoint of a tree (``StoredCheckpoint.as_dict``)."""
 
     tree: TreeName
-    seq: int = Field(description="The checkpoint's number in its tree, from 0.")
-    tree_size: int = Field(description="How many leaves it covers.")
-    root_hash: str = Field(description="Merkle root of those leaves (base64).")
-    signed_at: str = Field(description="When it was signed (RFC 3339).")
-    note: str = Field(description="The signed note (C2SP signed-note format).")
+    seq: int
+    """The checkpoint's number in its tree, from 0."""
+    tree_size: int
+    """How many leaves it covers."""
+    root_hash: str
+    """Merkle root of those leaves (base64)."""
+    signed_at: str
+    """When it was signed (RFC 3339)."""
+    note: str
+    """The signed note (C2SP signed-note format)."""
 
 
-class ConsistencyAnswer(Shape):
+class ConsistencyAnswer(_Answer):
     """The RFC 9162 consistency proof between two sizes of a tree."""
 
     tree: TreeName
     size1: int
     size2: int
-    proof: list[str] = Field(description="The proof's hashes (base64).")
+    proof: list[str]
+    """The proof's hashes (base64)."""
 
 
-class AccessEntry(Shape):
+class AccessEntry(_Answer):
     """An allow or deny decision of the access trail."""
 
-    seq: int = Field(description="Its sequence number in the trail.")
+    seq: int
+    """Its sequence number in the trail."""
     at: str
-    actor: str = Field(description="The key id, 'anonymous', or who ran a command.")
+    actor: str
+    """The key id, 'anonymous', or who ran a command."""
     project: str | None
     action: str
     resource: str
     source: str
     outcome: Literal["allow", "deny"]
-    status: int = Field(description="The HTTP status answered.")
+    status: int
+    """The HTTP status answered."""
     reason: str
     trace_id: str | None
-    leaf_hash: str = Field(description="The entry's Merkle leaf hash (hex).")
+    leaf_hash: str
+    """The entry's Merkle leaf hash (hex)."""
