@@ -7,10 +7,12 @@ trail entries) of the key's project. The public key is for everyone with a key.
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import Connection
 
 from audit import answers
 from audit import checkpoints as cps
@@ -28,6 +30,16 @@ Tree = Annotated[
     Query(description="`events` (the log) or `access` (the access trail)."),
 ]
 Size = Annotated[int, Query(ge=0, le=2**62)]
+
+
+def _holding(conn: Connection, tree: str, size: int, name: str) -> StoredTree:
+    """The stored ``tree``, which must hold ``size`` leaves (NotFound otherwise: the tree
+    only grows, so no checkpoint of that size exists yet); ``name`` is the parameter."""
+    stored = StoredTree(conn, tree_spec(tree))
+    held = stored.size()
+    if size > held:
+        raise NotFound(f"the {tree} log holds {held} leaves, fewer than {name} {size}")
+    return stored
 
 
 @router.get("/access-trail", response_model=list[answers.AccessEntry])
@@ -97,9 +109,7 @@ def proof(
     latest checkpoint; check it offline with `mlledger audit verify-proof`."""
     if since is not None:
         with ledger.store.read() as conn:
-            held = StoredTree(conn, tree_spec(tree)).size()
-        if since > held:  # the tree only grows: no checkpoint of that size exists yet
-            raise NotFound(f"the {tree} log holds {held} leaves, fewer than since {since}")
+            _holding(conn, tree, since, "since")
     return make_bundle(ledger.store, index, tree, since=since, project=who.project)
 
 
@@ -118,18 +128,12 @@ def consistency(
     """The RFC 9162 consistency proof between two sizes of a tree (base64 hashes), for
     a verifier moving from a checkpoint it holds to a newer one: ``size1`` at most
     ``size2`` (400 otherwise), ``size2`` at most the tree's size (404 otherwise)."""
-    import base64
-
     if size1 > size2:
         raise InvalidInput(
             f"size1 {size1} is larger than size2 {size2}: expected size1 <= size2", field="size1"
         )
     with ledger.store.read() as conn:
-        stored = StoredTree(conn, tree_spec(tree))
-        held = stored.size()
-        if size2 > held:
-            raise NotFound(f"the {tree} log holds {held} leaves, fewer than size2 {size2}")
-        proof = stored.consistency_proof(size1, size2)
+        proof = _holding(conn, tree, size2, "size2").consistency_proof(size1, size2)
     return {
         "tree": tree,
         "size1": size1,
