@@ -8,6 +8,7 @@ alike, and hands the route a ``Principal``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
@@ -123,6 +124,33 @@ def allow(permission: str, action: str) -> Any:
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
+
+
+@dataclass(frozen=True)
+class Asking:
+    """What a route works with: the ledger, and the principal ``allow`` admitted."""
+
+    ledger: Ledger
+    who: Principal
+
+    @property
+    def project(self) -> str:
+        return self.who.project
+
+    @property
+    def actor(self) -> str:
+        return self.who.actor
+
+
+def asking(permission: str, action: str) -> Any:
+    """Like ``allow``, handing the route the ledger together with the principal."""
+    admit = allow(permission, action)
+
+    async def both(ledger: LedgerDep, who: Principal = admit) -> Asking:
+        return Asking(ledger, who)
+
+    both.requirement = admit.dependency.requirement  # type: ignore[attr-defined]
+    return Depends(both)
 
 
 def allow_own(permission: str, action: str) -> Any:

@@ -19,8 +19,8 @@ from audit import checkpoints as cps
 from audit.proofs import make_bundle
 from audit.tree import StoredTree, tree_spec
 from registry import auth
-from registry.api.deps import LedgerDep, Principal, SettingsDep, allow
-from registry.api.problems import responses
+from registry.api.deps import Asking, SettingsDep, asking
+from registry.api.problems import answering, responses
 from registry.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/projects/{project}", tags=["audit"])
@@ -44,55 +44,43 @@ def _holding(conn: Connection, tree: str, size: int, name: str) -> StoredTree:
 
 @router.get("/access-trail", response_model=list[answers.AccessEntry])
 def access_trail(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "access_trail.read")],
+    ask: Annotated[Asking, asking("audit", "access_trail.read")],
     since: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     """Every allow and deny decision about the project, from sequence ``since`` on."""
-    return auth.read_trail(ledger.store, project=who.project, since=since, limit=limit)
+    return auth.read_trail(ask.ledger.store, project=ask.project, since=since, limit=limit)
 
 
 @router.get("/audit/checkpoints", response_model=list[answers.CheckpointAnswer])
 def checkpoints(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "checkpoints.read")],
+    ask: Annotated[Asking, asking("audit", "checkpoints.read")],
     tree: Tree = "events",
     since: Annotated[int, Query(ge=0, le=2**62, description="first checkpoint seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     """Signed checkpoints of a tree, oldest first: seq, size, root and the signed note."""
-    with ledger.store.read() as conn:
+    with ask.ledger.store.read() as conn:
         rows = cps.stored_checkpoints(conn, tree)
     return [c.as_dict() for c in rows if c.seq >= since][:limit]
 
 
-@router.get(
-    "/audit/checkpoint",
-    response_model=answers.CheckpointAnswer,
-    responses=responses("not-found"),
-)
+@router.get("/audit/checkpoint", **answering(answers.CheckpointAnswer, "not-found"))
 def latest_checkpoint(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "checkpoints.read")],
+    ask: Annotated[Asking, asking("audit", "checkpoints.read")],
     tree: Tree = "events",
 ) -> dict[str, Any]:
     """The newest signed checkpoint of a tree."""
-    with ledger.store.read() as conn:
+    with ask.ledger.store.read() as conn:
         found = cps.latest_checkpoint(conn, tree)
     if found is None:
         raise NotFound(f"no {tree} checkpoint has been signed yet")
     return found.as_dict()
 
 
-@router.get(
-    "/audit/proofs/{index}",
-    response_model=answers.ProofBundle,
-    responses=responses("not-found", "conflict"),
-)
+@router.get("/audit/proofs/{index}", **answering(answers.ProofBundle, "not-found", "conflict"))
 def proof(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "proofs.read")],
+    ask: Annotated[Asking, asking("audit", "proofs.read")],
     index: Annotated[int, Path(ge=0, le=2**62, description="position (or trail seq)")],
     tree: Tree = "events",
     since: Annotated[
@@ -108,19 +96,16 @@ def proof(
     """A proof bundle (as `mlledger audit prove`): the entry, its inclusion proof and the
     latest checkpoint; check it offline with `mlledger audit verify-proof`."""
     if since is not None:
-        with ledger.store.read() as conn:
+        with ask.ledger.store.read() as conn:
             _holding(conn, tree, since, "since")
-    return make_bundle(ledger.store, index, tree, since=since, project=who.project)
+    return make_bundle(ask.ledger.store, index, tree, since=since, project=ask.project)
 
 
 @router.get(
-    "/audit/consistency",
-    response_model=answers.ConsistencyAnswer,
-    responses=responses("invalid-input", "not-found"),
+    "/audit/consistency", **answering(answers.ConsistencyAnswer, "invalid-input", "not-found")
 )
 def consistency(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "proofs.read")],
+    ask: Annotated[Asking, asking("audit", "proofs.read")],
     size1: Size,
     size2: Size,
     tree: Tree = "events",
@@ -132,7 +117,7 @@ def consistency(
         raise InvalidInput(
             f"size1 {size1} is larger than size2 {size2}: expected size1 <= size2", field="size1"
         )
-    with ledger.store.read() as conn:
+    with ask.ledger.store.read() as conn:
         proof = _holding(conn, tree, size2, "size2").consistency_proof(size1, size2)
     return {
         "tree": tree,
@@ -144,17 +129,16 @@ def consistency(
 
 @router.get("/audit/public-key", response_class=PlainTextResponse, responses=responses("not-found"))
 def public_key(
-    ledger: LedgerDep,
     settings: SettingsDep,
-    who: Annotated[Principal, allow("read", "public_key.read")],
+    ask: Annotated[Asking, asking("read", "public_key.read")],
 ) -> str:
     """The verifier key that checks the log's checkpoints (C2SP note verifier format);
     404 until the first checkpoint is signed."""
-    where = cps.key_path(ledger.store.url, settings.signing_key)
+    where = cps.key_path(ask.ledger.store.url, settings.signing_key)
     if not where.exists():
         raise NotFound(
             "no signing key yet: the server creates it when it signs its first checkpoint "
             "(or create one with `mlledger audit keygen`)"
         )
-    key, _, _ = cps.load_signing_key(ledger.store.url, settings.signing_key)
+    key, _, _ = cps.load_signing_key(ask.ledger.store.url, settings.signing_key)
     return key.verifier().to_string() + "\n"

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from registry import grants
 from registry.api.answers import GrantChanged, GrantPublic
-from registry.api.deps import LedgerDep, Principal, allow, project_path
-from registry.api.problems import responses
+from registry.api.deps import Asking, asking, project_path
+from registry.api.problems import answering, responses
 from registry.api.schemas import TEXT_PATTERN
 from registry.store.raw import Raw
 
@@ -42,12 +42,10 @@ class GrantCreate(BaseModel):
 
 
 @router.get("", response_model=list[GrantPublic])
-def list_grants(
-    ledger: LedgerDep, who: Annotated[Principal, allow("read", "grants.list")]
-) -> list[dict[str, Any]]:
+def list_grants(ask: Annotated[Asking, asking("read", "grants.list")]) -> list[dict[str, Any]]:
     """Grants the project made and received, oldest first, revoked ones included."""
-    with ledger.store.read() as conn:
-        return grants.grants(Raw(conn), who.project)
+    with ask.ledger.store.read() as conn:
+        return grants.grants(Raw(conn), ask.project)
 
 
 @router.post(
@@ -58,21 +56,21 @@ def list_grants(
 )
 def grant(
     data: GrantCreate,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("admin", "grants.create")],
+    ask: Annotated[Asking, asking("admin", "grants.create")],
 ) -> GrantChanged:
     """Grant another project access to this project's dataset and model versions
     (422 when it already has access, or names this project)."""
-    position = grants.grant(ledger, who.project, data.grantee, actor=who.actor, reason=data.reason)
-    return GrantChanged(position=position, project=who.project, grantee=data.grantee)
+    position = grants.grant(
+        ask.ledger, ask.project, data.grantee, actor=ask.actor, reason=data.reason
+    )
+    return GrantChanged(position=position, project=ask.project, grantee=data.grantee)
 
 
-@router.delete("/{grantee}", response_model=GrantChanged, responses=responses("event-rejected"))
+@router.delete("/{grantee}", **answering(GrantChanged, "event-rejected"))
 def revoke(
     grantee: GranteePath,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("admin", "grants.revoke")],
+    ask: Annotated[Asking, asking("admin", "grants.revoke")],
 ) -> GrantChanged:
     """End the access granted to ``grantee`` (422 when it has none)."""
-    position = grants.revoke(ledger, who.project, grantee, actor=who.actor)
-    return GrantChanged(position=position, project=who.project, grantee=grantee)
+    position = grants.revoke(ask.ledger, ask.project, grantee, actor=ask.actor)
+    return GrantChanged(position=position, project=ask.project, grantee=grantee)
