@@ -25,20 +25,8 @@ from typing import Any
 import pytest
 
 from registry import intake
-from registry.api.app import create_app
+from registry.api.app import ROUTERS, create_app
 from registry.api.problems import KINDS
-from registry.api.routers import (
-    audit,
-    erasures,
-    events,
-    grants,
-    keys,
-    openlineage,
-    questions,
-    reports,
-    writes,
-)
-from registry.assembly import open_ledger
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from tests.support.apiserver import ApiServer
@@ -248,19 +236,12 @@ def _header(line: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """A server of its own: the page's positions and answers assume an empty ledger."""
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """A server of its own (``server_ledger`` of conftest opens its ledger): the page's
+    positions and answers assume an empty ledger."""
     started = ApiServer(tmp_path_factory.mktemp("api-docs")).start()
     yield started
     started.stop()
-
-
-@pytest.fixture
-def server_ledger(server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
-    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(server.key_file))
-    opened = open_ledger(server.db)
-    yield opened
-    opened.close()
 
 
 def run_block(example: Example, env: dict[str, str]) -> str:
@@ -311,7 +292,8 @@ def test_every_bash_block_is_followed_by_its_output() -> None:
         assert marker in example.command, f"{example}: expected the block containing {marker!r}"
 
 
-def test_the_page_runs_against_a_real_server(server: ApiServer, server_ledger: Ledger) -> None:
+def test_the_page_runs_against_a_real_server(api_server: ApiServer, server_ledger: Ledger) -> None:
+    server = api_server
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
     env["MLLEDGER_URL"] = server.url
     env.update({name: server.key(PROJECT, role, name=role) for name, role in ROLES.items()})
@@ -353,10 +335,8 @@ def test_the_route_table_lists_every_route_with_its_permission_and_action() -> N
     }
     gated = {
         (method, route.path.replace("{project}", "{p}")): _gate(route)
-        for module in (
-            audit, erasures, events, grants, keys, openlineage, questions, reports, writes
-        )
-        for route in module.router.routes
+        for router in ROUTERS
+        for route in router.routes
         for method in route.methods
     }
     served = {

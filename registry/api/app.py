@@ -36,6 +36,11 @@ from registry.ledger import Ledger
 from registry.settings import Settings
 
 API_VERSION = "1"
+#: The routers under ``/api/v1``, in the order they are mounted.
+ROUTERS = tuple(
+    module.router
+    for module in (events, writes, questions, erasures, reports, audit, keys, grants, openlineage)
+)
 
 
 def create_app(
@@ -63,15 +68,14 @@ def create_app(
         """Liveness: answers without a key."""
         return {"status": "ok"}
 
-    modules = (events, writes, questions, erasures, reports, audit, keys, grants, openlineage)
-    for module in modules:
-        api.include_router(module.router)
+    for router in ROUTERS:
+        api.include_router(router)
     app.include_router(api)
     # The last added runs first: the span covers the gate's refusals too.
     failures = settings.auth_failures_per_minute
     app.add_middleware(
         Gate,
-        routers=[(api.prefix, module.router) for module in modules],
+        routers=[(api.prefix, router) for router in ROUTERS],
         body_limit=settings.max_body_bytes,
         limiter=FailureLimiter(per_address=failures, total=10 * failures),
     )

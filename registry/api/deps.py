@@ -8,6 +8,7 @@ alike, and hands the route a ``Principal``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from registry import auth
 from registry.api.gate import PRINCIPAL, Principal, Requirement, safe_project, trail_resource
 from registry.api.problems import Problem
+from registry.api.schemas import NAME_PATTERN
 from registry.ledger import Ledger
 from registry.settings import Settings
 from registry.tracing import current_trace_id
@@ -40,44 +42,48 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def source_of(request: Request) -> str:
+    """The address the request came from ("unknown" when the server does not say)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def get_source(request: Request) -> str:
+    return source_of(request)
+
+
+#: The address the request came from, as the access trail records it.
+SourceDep = Annotated[str, Depends(get_source)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-ProjectPath = Annotated[
-    str,
-    Path(
-        description="Project name.",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$",
-    ),
-]
+def project_path(description: str) -> Any:
+    """A path parameter naming a project (others: 422)."""
+    return Path(description=description, min_length=1, max_length=128, pattern=NAME_PATTERN)
 
 
-def _admit(
-    request: Request,
-    ledger: Ledger,
-    credentials: HTTPAuthorizationCredentials | None,
-    project: str | None,
-    need: Requirement,
-) -> Principal:
+ProjectPath = Annotated[str, project_path("Project name.")]
+
+
+def _admit(request: Request, token: str | None, project: str | None, req: Requirement) -> Principal:
     """Decide and record, for an app built without the gate middleware (the gate
     normally decided before the body was read, and left its Principal in the scope)."""
-    token = credentials.credentials if credentials is not None else None
+    ledger: Ledger = request.app.state.ledger
     key = auth.verify_token(ledger.store, token) if token else None
     project = project or (key.project if key else None)
     shown = safe_project(project)
     decision = auth.decide(
-        key, project=project or "", permission=need.permission, had_token=token is not None
+        key, project=project or "", permission=req.permission, had_token=token is not None
     )
     recorder: auth.TrailRecorder = request.app.state.trail
     recorder.record(
         auth.AccessEntry(
             actor=key.key_id if key is not None else "anonymous",
             project=shown,
-            action=need.action,
+            action=req.action,
             resource=trail_resource(request.url.path, request.url.query),
-            source=(request.client.host if request.client is not None else "unknown")[:300],
+            source=source_of(request)[:300],
             outcome="allow" if decision.allowed else "deny",
             status=decision.status,
             reason=decision.reason[:500],
@@ -95,20 +101,15 @@ def _check(permission: str) -> None:
 
 
 async def _principal(
-    request: Request,
-    ledger: Ledger,
-    credentials: HTTPAuthorizationCredentials | None,
-    project: str | None,
-    need: Requirement,
+    request: Request, credentials: Credentials, project: str | None, need: Requirement
 ) -> Principal:
     """The Principal the gate admitted (it decided before the body was read), or the
     decision made here for an app without the gate."""
     found = request.scope.get(PRINCIPAL)
     if isinstance(found, Principal):
         return found
-    admitted: Principal = await run_in_threadpool(
-        _admit, request, ledger, credentials, project, need
-    )
+    token = credentials.credentials if credentials is not None else None
+    admitted: Principal = await run_in_threadpool(_admit, request, token, project, need)
     return admitted
 
 
@@ -118,13 +119,38 @@ def allow(permission: str, action: str) -> Any:
     _check(permission)
     need = Requirement(permission, action)
 
-    async def gate(
-        request: Request, ledger: LedgerDep, credentials: Credentials, project: ProjectPath
-    ) -> Principal:
-        return await _principal(request, ledger, credentials, project, need)
+    async def gate(request: Request, credentials: Credentials, project: ProjectPath) -> Principal:
+        return await _principal(request, credentials, project, need)
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)
+
+
+@dataclass(frozen=True)
+class Asking:
+    """What a route works with: the ledger, and the principal ``allow`` admitted."""
+
+    ledger: Ledger
+    who: Principal
+
+    @property
+    def project(self) -> str:
+        return self.who.project
+
+    @property
+    def actor(self) -> str:
+        return self.who.actor
+
+
+def asking(permission: str, action: str) -> Any:
+    """Like ``allow``, handing the route the ledger together with the principal."""
+    admit = allow(permission, action)
+
+    async def both(ledger: LedgerDep, who: Principal = admit) -> Asking:
+        return Asking(ledger, who)
+
+    both.requirement = admit.dependency.requirement  # type: ignore[attr-defined]
+    return Depends(both)
 
 
 def allow_own(permission: str, action: str) -> Any:
@@ -133,8 +159,8 @@ def allow_own(permission: str, action: str) -> Any:
     _check(permission)
     need = Requirement(permission, action, own=True)
 
-    async def gate(request: Request, ledger: LedgerDep, credentials: Credentials) -> Principal:
-        return await _principal(request, ledger, credentials, None, need)
+    async def gate(request: Request, credentials: Credentials) -> Principal:
+        return await _principal(request, credentials, None, need)
 
     gate.requirement = need  # type: ignore[attr-defined]
     return Depends(gate)

@@ -142,6 +142,11 @@ def responses(*slugs: str) -> dict[int | str, dict[str, Any]]:
     return {status: _response(status, found) for status, found in by_status.items()}
 
 
+def answering(model: Any, *slugs: str) -> dict[str, Any]:
+    """The options of a route answering ``model``, or one of the problems ``slugs``."""
+    return {"response_model": model, "responses": responses(*slugs)}
+
+
 def _response(status: int, slugs: list[str]) -> dict[str, Any]:
     """An OpenAPI response: problem details whose ``type`` is one of ``slugs``."""
     slugs = sorted(set(slugs))

@@ -9,8 +9,9 @@ so that SQLite and PostgreSQL accept exactly the same requests.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 from fastapi import Path
 from pydantic import (
@@ -23,12 +24,13 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     WithJsonSchema,
     WrapValidator,
+    create_model,
 )
 from pydantic_core import PydanticCustomError
 
 from registry.canonical import MAX_DEPTH, json_problem, number_problem, text_problem
 from registry.errors import LedgerError
-from registry.events import CATALOGUE
+from registry.events import CATALOGUE, StoredEvent
 from registry.intake import key_problem
 from registry.limits import MAX_ACTOR, MAX_ENTITY, MAX_SAFE_INTEGER, MAX_TRACE_ID
 from registry.timeutil import to_timestamp
@@ -252,20 +254,24 @@ class Positions(BaseModel):
     positions: list[int] = Field(description="Log position of each event, in order.")
 
 
-class StoredEventPublic(BaseModel):
-    position: int
-    event_id: str
-    type: str
-    schema_version: int
-    project: str
-    entity: str
-    actor: str
-    occurred_at: str
-    recorded_at: str
-    body: dict[str, Any]
-    personal_refs: list[str]
-    trace_id: str | None
-    leaf_hash: str
+#: How the wire form of a stored event (``StoredEvent.as_dict``) differs from the event:
+#: vault ids as a list, the leaf hash in hex; the payload is left out.
+_WIRE_TYPES: dict[str, Any] = {"personal_refs": list[str], "leaf_hash": str}
+
+
+def _wire_fields(event: type[Any]) -> dict[str, Any]:
+    """The fields of the dataclass ``event``, in order, as the API sends them."""
+    hints = get_type_hints(event)
+    return {
+        f.name: (_WIRE_TYPES.get(f.name, hints[f.name]), ...)
+        for f in dataclasses.fields(event)
+        if f.name != "payload"
+    }
+
+
+class StoredEventPublic(create_model("StoredEventPublic", **_wire_fields(StoredEvent))):  # type: ignore[misc]
+    # The fields of registry.events.StoredEvent, declared once there.
+    pass
 
 
 class EventsPublic(BaseModel):
@@ -516,21 +522,6 @@ class KeyCreate(Strict):
     name: Text | None = Field(
         default=None, max_length=200, description="Not empty.", json_schema_extra={"minLength": 1}
     )
-
-
-class KeyPublic(BaseModel):
-    key_id: str
-    project: str
-    role: str
-    name: str | None
-    created_at: str
-    created_by: str
-    revoked_at: str | None
-    revoked_by: str | None
-
-
-class KeyCreated(KeyPublic):
-    token: str = Field(description="Shown once: store it now.")
 
 
 # --- path and query parameters ------------------------------------------------------

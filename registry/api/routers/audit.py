@@ -7,17 +7,20 @@ trail entries) of the key's project. The public key is for everyone with a key.
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import Connection
 
+from audit import answers
 from audit import checkpoints as cps
 from audit.proofs import make_bundle
 from audit.tree import StoredTree, tree_spec
 from registry import auth
-from registry.api.deps import LedgerDep, Principal, SettingsDep, allow
-from registry.api.problems import responses
+from registry.api.deps import Asking, SettingsDep, asking
+from registry.api.problems import answering, responses
 from registry.errors import InvalidInput, NotFound
 
 router = APIRouter(prefix="/projects/{project}", tags=["audit"])
@@ -29,53 +32,55 @@ Tree = Annotated[
 Size = Annotated[int, Query(ge=0, le=2**62)]
 
 
-@router.get("/access-trail", response_model=list[dict[str, Any]])
+def _holding(conn: Connection, tree: str, size: int, name: str) -> StoredTree:
+    """The stored ``tree``, which must hold ``size`` leaves (NotFound otherwise: the tree
+    only grows, so no checkpoint of that size exists yet); ``name`` is the parameter."""
+    stored = StoredTree(conn, tree_spec(tree))
+    held = stored.size()
+    if size > held:
+        raise NotFound(f"the {tree} log holds {held} leaves, fewer than {name} {size}")
+    return stored
+
+
+@router.get("/access-trail", response_model=list[answers.AccessEntry])
 def access_trail(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "access_trail.read")],
+    ask: Annotated[Asking, asking("audit", "access_trail.read")],
     since: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     """Every allow and deny decision about the project, from sequence ``since`` on."""
-    return auth.read_trail(ledger.store, project=who.project, since=since, limit=limit)
+    return auth.read_trail(ask.ledger.store, project=ask.project, since=since, limit=limit)
 
 
-@router.get("/audit/checkpoints", response_model=list[dict[str, Any]])
+@router.get("/audit/checkpoints", response_model=list[answers.CheckpointAnswer])
 def checkpoints(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "checkpoints.read")],
+    ask: Annotated[Asking, asking("audit", "checkpoints.read")],
     tree: Tree = "events",
     since: Annotated[int, Query(ge=0, le=2**62, description="first checkpoint seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     """Signed checkpoints of a tree, oldest first: seq, size, root and the signed note."""
-    with ledger.store.read() as conn:
+    with ask.ledger.store.read() as conn:
         rows = cps.stored_checkpoints(conn, tree)
     return [c.as_dict() for c in rows if c.seq >= since][:limit]
 
 
-@router.get("/audit/checkpoint", response_model=dict[str, Any], responses=responses("not-found"))
+@router.get("/audit/checkpoint", **answering(answers.CheckpointAnswer, "not-found"))
 def latest_checkpoint(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "checkpoints.read")],
+    ask: Annotated[Asking, asking("audit", "checkpoints.read")],
     tree: Tree = "events",
 ) -> dict[str, Any]:
     """The newest signed checkpoint of a tree."""
-    with ledger.store.read() as conn:
+    with ask.ledger.store.read() as conn:
         found = cps.latest_checkpoint(conn, tree)
     if found is None:
         raise NotFound(f"no {tree} checkpoint has been signed yet")
     return found.as_dict()
 
 
-@router.get(
-    "/audit/proofs/{index}",
-    response_model=dict[str, Any],
-    responses=responses("not-found", "conflict"),
-)
+@router.get("/audit/proofs/{index}", **answering(answers.ProofBundle, "not-found", "conflict"))
 def proof(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "proofs.read")],
+    ask: Annotated[Asking, asking("audit", "proofs.read")],
     index: Annotated[int, Path(ge=0, le=2**62, description="position (or trail seq)")],
     tree: Tree = "events",
     since: Annotated[
@@ -91,21 +96,16 @@ def proof(
     """A proof bundle (as `mlledger audit prove`): the entry, its inclusion proof and the
     latest checkpoint; check it offline with `mlledger audit verify-proof`."""
     if since is not None:
-        with ledger.store.read() as conn:
-            held = StoredTree(conn, tree_spec(tree)).size()
-        if since > held:  # the tree only grows: no checkpoint of that size exists yet
-            raise NotFound(f"the {tree} log holds {held} leaves, fewer than since {since}")
-    return make_bundle(ledger.store, index, tree, since=since, project=who.project)
+        with ask.ledger.store.read() as conn:
+            _holding(conn, tree, since, "since")
+    return make_bundle(ask.ledger.store, index, tree, since=since, project=ask.project)
 
 
 @router.get(
-    "/audit/consistency",
-    response_model=dict[str, Any],
-    responses=responses("invalid-input", "not-found"),
+    "/audit/consistency", **answering(answers.ConsistencyAnswer, "invalid-input", "not-found")
 )
 def consistency(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("audit", "proofs.read")],
+    ask: Annotated[Asking, asking("audit", "proofs.read")],
     size1: Size,
     size2: Size,
     tree: Tree = "events",
@@ -113,18 +113,12 @@ def consistency(
     """The RFC 9162 consistency proof between two sizes of a tree (base64 hashes), for
     a verifier moving from a checkpoint it holds to a newer one: ``size1`` at most
     ``size2`` (400 otherwise), ``size2`` at most the tree's size (404 otherwise)."""
-    import base64
-
     if size1 > size2:
         raise InvalidInput(
             f"size1 {size1} is larger than size2 {size2}: expected size1 <= size2", field="size1"
         )
-    with ledger.store.read() as conn:
-        stored = StoredTree(conn, tree_spec(tree))
-        held = stored.size()
-        if size2 > held:
-            raise NotFound(f"the {tree} log holds {held} leaves, fewer than size2 {size2}")
-        proof = stored.consistency_proof(size1, size2)
+    with ask.ledger.store.read() as conn:
+        proof = _holding(conn, tree, size2, "size2").consistency_proof(size1, size2)
     return {
         "tree": tree,
         "size1": size1,
@@ -135,17 +129,16 @@ def consistency(
 
 @router.get("/audit/public-key", response_class=PlainTextResponse, responses=responses("not-found"))
 def public_key(
-    ledger: LedgerDep,
     settings: SettingsDep,
-    who: Annotated[Principal, allow("read", "public_key.read")],
+    ask: Annotated[Asking, asking("read", "public_key.read")],
 ) -> str:
     """The verifier key that checks the log's checkpoints (C2SP note verifier format);
     404 until the first checkpoint is signed."""
-    where = cps.key_path(ledger.store.url, settings.signing_key)
+    where = cps.key_path(ask.ledger.store.url, settings.signing_key)
     if not where.exists():
         raise NotFound(
             "no signing key yet: the server creates it when it signs its first checkpoint "
             "(or create one with `mlledger audit keygen`)"
         )
-    key, _, _ = cps.load_signing_key(ledger.store.url, settings.signing_key)
+    key, _, _ = cps.load_signing_key(ask.ledger.store.url, settings.signing_key)
     return key.verifier().to_string() + "\n"

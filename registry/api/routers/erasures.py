@@ -15,8 +15,9 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
-from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.problems import responses
+from audit.erasure import answers
+from registry.api.deps import Asking, asking
+from registry.api.problems import answering
 from registry.api.schemas import MODEL_ID_PATTERN, UUID_PATTERN, Key, Long, Strict, Text
 from registry.backend import LocalBackend
 from registry.errors import InvalidNodeId
@@ -84,24 +85,21 @@ ErasureId = Annotated[
 
 
 @router.post(
-    "/erasures",
-    response_model=dict[str, Any],
-    responses=responses("invalid-input", "not-found", "event-rejected"),
+    "/erasures", **answering(answers.OutcomeAnswer, "invalid-input", "not-found", "event-rejected")
 )
 def erase(
     request: ErasureCreate,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("personal", "erasures.create")],
+    ask: Annotated[Asking, asking("personal", "erasures.create")],
 ) -> dict[str, Any]:
     """Erase a data subject everywhere (or plan it, with ``dry_run``): vault, key,
     records, predictions and the events that held their pseudonyms; flags every
     affected model version. Erasing an erased subject is a no-op that says so. A rule of
     ``retain`` must name a model version the erasure affects (400 otherwise; a dry run
     plans without checking)."""
-    return LocalBackend(ledger).erase(
-        who.project,
+    return LocalBackend(ask.ledger).erase(
+        ask.project,
         request.subject,
-        actor=who.actor,
+        actor=ask.actor,
         dry_run=request.dry_run,
         retain=[rule.model_dump() for rule in request.retain],
         purge=request.purge,
@@ -109,67 +107,55 @@ def erase(
     )
 
 
-@router.post("/erasures/resume", response_model=list[dict[str, Any]])
+@router.post("/erasures/resume", response_model=list[answers.OutcomeAnswer])
 def resume(
     request: ResumeRequest,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("personal", "erasures.resume")],
+    ask: Annotated[Asking, asking("personal", "erasures.resume")],
 ) -> list[dict[str, Any]]:
     """Complete every erasure of the project that was interrupted."""
-    return LocalBackend(ledger).resume_erasures(who.project, purge=request.purge)
+    return LocalBackend(ask.ledger).resume_erasures(ask.project, purge=request.purge)
 
 
-@router.post("/erasures/purge", response_model=dict[str, Any])
-def purge(
-    ledger: LedgerDep, who: Annotated[Principal, allow("personal", "erasures.purge")]
-) -> dict[str, Any]:
+@router.post("/erasures/purge", response_model=answers.PurgeAnswer)
+def purge(ask: Annotated[Asking, asking("personal", "erasures.purge")]) -> dict[str, Any]:
     """Physically purge what erasures deleted (after a batch), and sign a checkpoint."""
-    return LocalBackend(ledger).purge(who.project)
+    return LocalBackend(ask.ledger).purge(ask.project)
 
 
-@router.get("/erasures", response_model=list[dict[str, Any]])
-def erasures(
-    ledger: LedgerDep, who: Annotated[Principal, allow("read", "erasures.read")]
-) -> list[dict[str, Any]]:
+@router.get("/erasures", response_model=list[answers.ErasureListed])
+def erasures(ask: Annotated[Asking, asking("read", "erasures.read")]) -> list[dict[str, Any]]:
     """The project's erasures, oldest first: reference, status, positions and counts."""
-    return LocalBackend(ledger).erasures(who.project)
+    return LocalBackend(ask.ledger).erasures(ask.project)
 
 
-@router.get(
-    "/erasures/{erasure}/certificate",
-    response_model=dict[str, Any],
-    responses=responses("not-found"),
-)
+@router.get("/erasures/{erasure}/certificate", **answering(answers.Certificate, "not-found"))
 def certificate(
     erasure: ErasureId,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "erasures.certificate")],
+    ask: Annotated[Asking, asking("read", "erasures.certificate")],
 ) -> dict[str, Any]:
     """The erasure's certificate: an in-toto Statement in a DSSE envelope signed with the
     log's key, with the inclusion proofs of its two events (``mlledger audit
     verify-certificate`` checks it offline)."""
-    return LocalBackend(ledger).erasure_certificate(who.project, erasure)
+    return LocalBackend(ask.ledger).erasure_certificate(ask.project, erasure)
 
 
 @router.post("/erasures/check", response_model=ErasedAnswer)
 def check(
     query: ErasedQuery,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "erasures.check")],
+    ask: Annotated[Asking, asking("write", "erasures.check")],
 ) -> ErasedAnswer:
     """Which of these record keys were erased (training code drops them before it
     retrains a flagged model version)."""
-    return ErasedAnswer(erased=LocalBackend(ledger).erased_records(who.project, query.records))
+    return ErasedAnswer(erased=LocalBackend(ask.ledger).erased_records(ask.project, query.records))
 
 
-@router.get("/remediations", response_model=list[dict[str, Any]])
+@router.get("/remediations", response_model=list[answers.RemediationFlag])
 def remediations(
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "remediations.read")],
+    ask: Annotated[Asking, asking("read", "remediations.read")],
     status: Annotated[
         Literal["retrain-required", "retained-with-justification", "remediated"] | None,
         Query(description="Only flags with this status (retrain-required: the open ones)."),
     ] = None,
 ) -> list[dict[str, Any]]:
     """Remediation flags erasures put on model versions, and what resolved them."""
-    return LocalBackend(ledger).remediations(who.project, status)
+    return LocalBackend(ask.ledger).remediations(ask.project, status)

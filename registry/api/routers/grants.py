@@ -9,25 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from registry import grants
-from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.problems import responses
+from registry.api.answers import GrantChanged, GrantPublic
+from registry.api.deps import Asking, asking, project_path
+from registry.api.problems import answering, responses
 from registry.api.schemas import TEXT_PATTERN
 from registry.store.raw import Raw
 
 router = APIRouter(prefix="/projects/{project}/grants", tags=["grants"])
-GranteePath = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$",
-        description="The project granted access.",
-    ),
-]
+GranteePath = Annotated[str, project_path("The project granted access.")]
 
 
 class GrantCreate(BaseModel):
@@ -48,35 +41,11 @@ class GrantCreate(BaseModel):
     )
 
 
-class GrantPublic(BaseModel):
-    """A grant made by the project or to it, revoked or not."""
-
-    project: str = Field(description="The project that granted access.")
-    grantee: str = Field(description="The project granted access.")
-    granted_position: int = Field(description="Position of the project-access-granted event.")
-    granted_by: str = Field(description="Who granted it (the actor of that event).")
-    granted_at: str
-    reason: str | None
-    revoked_position: int | None = Field(description="Position of the revocation, if any.")
-    revoked_by: str | None
-    revoked_at: str | None
-
-
-class GrantChanged(BaseModel):
-    """The event a grant or revocation appended."""
-
-    position: int = Field(description="Its position in the log.")
-    project: str
-    grantee: str
-
-
 @router.get("", response_model=list[GrantPublic])
-def list_grants(
-    ledger: LedgerDep, who: Annotated[Principal, allow("read", "grants.list")]
-) -> list[dict[str, Any]]:
+def list_grants(ask: Annotated[Asking, asking("read", "grants.list")]) -> list[dict[str, Any]]:
     """Grants the project made and received, oldest first, revoked ones included."""
-    with ledger.store.read() as conn:
-        return grants.grants(Raw(conn), who.project)
+    with ask.ledger.store.read() as conn:
+        return grants.grants(Raw(conn), ask.project)
 
 
 @router.post(
@@ -87,21 +56,21 @@ def list_grants(
 )
 def grant(
     data: GrantCreate,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("admin", "grants.create")],
+    ask: Annotated[Asking, asking("admin", "grants.create")],
 ) -> GrantChanged:
     """Grant another project access to this project's dataset and model versions
     (422 when it already has access, or names this project)."""
-    position = grants.grant(ledger, who.project, data.grantee, actor=who.actor, reason=data.reason)
-    return GrantChanged(position=position, project=who.project, grantee=data.grantee)
+    position = grants.grant(
+        ask.ledger, ask.project, data.grantee, actor=ask.actor, reason=data.reason
+    )
+    return GrantChanged(position=position, project=ask.project, grantee=data.grantee)
 
 
-@router.delete("/{grantee}", response_model=GrantChanged, responses=responses("event-rejected"))
+@router.delete("/{grantee}", **answering(GrantChanged, "event-rejected"))
 def revoke(
     grantee: GranteePath,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("admin", "grants.revoke")],
+    ask: Annotated[Asking, asking("admin", "grants.revoke")],
 ) -> GrantChanged:
     """End the access granted to ``grantee`` (422 when it has none)."""
-    position = grants.revoke(ledger, who.project, grantee, actor=who.actor)
-    return GrantChanged(position=position, project=who.project, grantee=grantee)
+    position = grants.revoke(ask.ledger, ask.project, grantee, actor=ask.actor)
+    return GrantChanged(position=position, project=ask.project, grantee=grantee)

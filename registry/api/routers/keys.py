@@ -2,71 +2,60 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
 from registry import auth
-from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.problems import responses
-from registry.api.schemas import KeyCreate, KeyCreated, KeyPublic, TextPath
+from registry.api.answers import KeyCreated, KeyPublic
+from registry.api.deps import Asking, SourceDep, asking
+from registry.api.problems import answering
+from registry.api.schemas import KeyCreate, TextPath
 
 router = APIRouter(prefix="/projects/{project}/keys", tags=["keys"])
 
 
 def _public(key: auth.ApiKey) -> KeyPublic:
-    return KeyPublic(
-        key_id=key.key_id,
-        project=key.project,
-        role=key.role,
-        name=key.name,
-        created_at=key.created_at,
-        created_by=key.created_by,
-        revoked_at=key.revoked_at,
-        revoked_by=key.revoked_by,
-    )
+    return KeyPublic(**asdict(key))
 
 
 @router.get("", response_model=list[KeyPublic])
-def list_keys(
-    ledger: LedgerDep, who: Annotated[Principal, allow("admin", "keys.list")]
-) -> list[KeyPublic]:
+def list_keys(ask: Annotated[Asking, asking("admin", "keys.list")]) -> list[KeyPublic]:
     """The project's keys, revoked ones included (never their secrets)."""
-    return [_public(k) for k in auth.list_keys(ledger.store, project=who.project)]
+    return [_public(k) for k in auth.list_keys(ask.ledger.store, project=ask.project)]
 
 
 @router.post("", response_model=KeyCreated, status_code=status.HTTP_201_CREATED)
 def create_key(
     data: KeyCreate,
-    request: Request,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("admin", "keys.create")],
+    source: SourceDep,
+    ask: Annotated[Asking, asking("admin", "keys.create")],
 ) -> KeyCreated:
     """Create a key for the project; its token is in this response only."""
     key, token = auth.create_key(
-        ledger.store,
-        project=who.project,
+        ask.ledger.store,
+        project=ask.project,
         role=data.role,
         name=data.name,
-        created_by=who.actor,
-        source=request.client.host if request.client else "unknown",
+        created_by=ask.actor,
+        source=source,
     )
-    return KeyCreated(**_public(key).model_dump(), token=token)
+    return KeyCreated(**asdict(key), token=token)
 
 
-@router.delete("/{key_id}", response_model=KeyPublic, responses=responses("not-found"))
+@router.delete("/{key_id}", **answering(KeyPublic, "not-found"))
 def revoke_key(
     key_id: TextPath,
-    request: Request,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("admin", "keys.revoke")],
+    source: SourceDep,
+    ask: Annotated[Asking, asking("admin", "keys.revoke")],
 ) -> KeyPublic:
     """Revoke a key of the project; it stops working at once."""
     key = auth.revoke_key(
-        ledger.store,
+        ask.ledger.store,
         key_id=key_id,
-        project=who.project,
-        revoked_by=who.actor,
-        source=request.client.host if request.client else "unknown",
+        project=ask.project,
+        revoked_by=ask.actor,
+        source=source,
     )
     return _public(key)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 
 from lineage import answers
 from registry import services
-from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.problems import responses
+from registry.api.deps import Asking, asking
+from registry.api.problems import answering, responses
 from registry.api.schemas import (
     DATASET_REF_PATTERN,
     DEPLOYMENT_REF_PATTERN,
@@ -52,16 +52,13 @@ DeploymentParam = Annotated[str, _node(DEPLOYMENT_REF_PATTERN, "Deployment: its 
 NODE_PROBLEMS = responses("invalid-node-id", "not-found")
 
 
-@router.post(
-    "/questions/scored", response_model=answers.ScoredAnswer, responses=responses("not-found")
-)
+@router.post("/questions/scored", **answering(answers.ScoredAnswer, "not-found"))
 def scored(
     query: RecordQuery,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "questions.scored")],
+    ask: Annotated[Asking, asking("read", "questions.scored")],
 ) -> answers.ScoredAnswer:
     """Which model version, in which deployment, scored this record, and when."""
-    return services.scored(ledger, who.project, record=query.record)
+    return services.scored(ask.ledger, ask.who.project, record=query.record)
 
 
 @router.get(
@@ -69,12 +66,11 @@ def scored(
 )
 def trained_on(
     model: ModelParam,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "questions.trained_on")],
+    ask: Annotated[Asking, asking("read", "questions.trained_on")],
 ) -> answers.TrainedOnAnswer:
     """Dataset versions that trained a model version (``name@version``, ``name@alias`` or
     a full id), transitively, with record counts."""
-    return services.trained_on(ledger, who.project, model=model)
+    return services.trained_on(ask.ledger, ask.who.project, model=model)
 
 
 @router.get(
@@ -82,18 +78,16 @@ def trained_on(
 )
 def downstream(
     dataset: DatasetParam,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "questions.downstream")],
+    ask: Annotated[Asking, asking("read", "questions.downstream")],
 ) -> answers.DownstreamAnswer:
     """Runs, datasets, model versions, deployments and predictions downstream of a dataset."""
-    return services.downstream(ledger, who.project, dataset=dataset)
+    return services.downstream(ask.ledger, ask.who.project, dataset=dataset)
 
 
 @router.get("/questions/lineage", response_model=answers.LineageAnswer, responses=NODE_PROBLEMS)
 def lineage(
     node: NodeParam,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "questions.lineage")],
+    ask: Annotated[Asking, asking("read", "questions.lineage")],
     direction: Literal["upstream", "downstream", "both"] = "both",
     depth: Annotated[
         int,
@@ -103,23 +97,20 @@ def lineage(
 ) -> answers.LineageAnswer:
     """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
     return services.lineage(
-        ledger, who.project, node=node, direction=direction, depth=depth, as_of=as_of
+        ask.ledger, ask.who.project, node=node, direction=direction, depth=depth, as_of=as_of
     )
 
 
 @router.get("/questions/history", response_model=answers.HistoryAnswer, responses=NODE_PROBLEMS)
 def history(
     deployment: DeploymentParam,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "questions.history")],
+    ask: Annotated[Asking, asking("read", "questions.history")],
 ) -> answers.HistoryAnswer:
     """Which model versions a deployment served, from when to when."""
-    return services.history(ledger, who.project, deployment=deployment)
+    return services.history(ask.ledger, ask.who.project, deployment=deployment)
 
 
-@router.get(
-    "/questions/aliases", response_model=answers.AliasesAnswer, responses=responses("not-found")
-)
+@router.get("/questions/aliases", **answering(answers.AliasesAnswer, "not-found"))
 def aliases(
     name: Annotated[
         str,
@@ -130,23 +121,19 @@ def aliases(
             json_schema_extra={"pattern": URL_TEXT_PATTERN},
         ),
     ],
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "questions.aliases")],
+    ask: Annotated[Asking, asking("read", "questions.aliases")],
 ) -> answers.AliasesAnswer:
     """Where each alias (stage) of a model pointed over time, and who moved it."""
-    return services.aliases(ledger, who.project, name=name)
+    return services.aliases(ask.ledger, ask.who.project, name=name)
 
 
-@router.post(
-    "/questions/footprint", response_model=answers.FootprintAnswer, responses=responses("not-found")
-)
+@router.post("/questions/footprint", **answering(answers.FootprintAnswer, "not-found"))
 def footprint(
     query: SubjectQuery,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("personal", "questions.footprint")],
+    ask: Annotated[Asking, asking("personal", "questions.footprint")],
 ) -> answers.FootprintAnswer:
     """Everything linked to a data subject (data-protection officers)."""
-    return services.footprint(ledger, who.project, subject=query.subject)
+    return services.footprint(ask.ledger, ask.who.project, subject=query.subject)
 
 
 @router.post(
@@ -154,11 +141,10 @@ def footprint(
 )
 def subject_data(
     query: SubjectQuery,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("personal", "subjects.read")],
+    ask: Annotated[Asking, asking("personal", "subjects.read")],
 ) -> list[dict[str, Any]]:
     """Decrypt what the vault holds for a data subject (data-protection officers)."""
-    return LocalBackend(ledger).subject_data(who.project, query.subject)
+    return LocalBackend(ask.ledger).subject_data(ask.who.project, query.subject)
 
 
 # --- lookups -----------------------------------------------------------------------
@@ -170,12 +156,11 @@ def subject_data(
 def dataset(
     name: NamePath,
     version: NamePath,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("read", "datasets.read")],
+    ask: Annotated[Asking, asking("read", "datasets.read")],
 ) -> DatasetPublic:
     """A registered dataset version: digest and record count."""
-    node = dataset_id(who.project, name, version)
-    found = LocalBackend(ledger).dataset(node)
+    node = dataset_id(ask.who.project, name, version)
+    found = LocalBackend(ask.ledger).dataset(node)
     if found is None:
         raise NotFound(f"no dataset version {node}")
     return DatasetPublic(id=node, name=name, version=version, **found)
@@ -183,15 +168,15 @@ def dataset(
 
 @router.get("/models/{name}/top-version", response_model=dict[str, int | None])
 def top_version(
-    name: TextPath, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
+    name: TextPath, ask: Annotated[Asking, asking("read", "models.read")]
 ) -> dict[str, int | None]:
     """The highest all-digit version of a model name (null when none)."""
-    return {"top_version": LocalBackend(ledger).top_model_version(who.project, name)}
+    return {"top_version": LocalBackend(ask.ledger).top_model_version(ask.who.project, name)}
 
 
 @router.get("/models/resolve", response_model=dict[str, str], responses=NODE_PROBLEMS)
 def resolve_model(
-    model: ModelParam, ledger: LedgerDep, who: Annotated[Principal, allow("read", "models.read")]
+    model: ModelParam, ask: Annotated[Asking, asking("read", "models.read")]
 ) -> dict[str, str]:
     """The model version id that ``name@version``, ``name@alias`` or an id names now."""
-    return {"id": services.resolve_model(ledger, who.project, model)}
+    return {"id": services.resolve_model(ask.ledger, ask.who.project, model)}

@@ -16,8 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import Field
 
 from audit import checkpoints as cps
-from registry.api.deps import LedgerDep, Principal, SettingsDep, allow
-from registry.api.problems import responses
+from audit.reports import answers
+from registry.api.deps import Asking, SettingsDep, asking
+from registry.api.problems import answering, responses
 from registry.api.schemas import NAME_PATTERN, Key, Strict
 
 router = APIRouter(prefix="/projects/{project}/reports", tags=["reports"])
@@ -56,9 +57,8 @@ class SubjectReportRequest(Strict):
 )
 def model_dossier(
     model: ModelRef,
-    ledger: LedgerDep,
     settings: SettingsDep,
-    who: Annotated[Principal, allow("read", "reports.model")],
+    ask: Annotated[Asking, asking("read", "reports.model")],
     format: Annotated[Format, Query(description="html, markdown or json.")] = "html",
 ) -> Response:
     """A model version's dossier: identity, training-data lineage (picture and list),
@@ -67,8 +67,8 @@ def model_dossier(
     its key events (a checkpoint is signed first when the latest does not cover them)."""
     from audit.reports import build_model_dossier
 
-    key, _, _ = cps.load_signing_key(ledger.store.url, settings.signing_key, create=True)
-    dossier = build_model_dossier(ledger, who.project, model, key)
+    key, _, _ = cps.load_signing_key(ask.ledger.store.url, settings.signing_key, create=True)
+    dossier = build_model_dossier(ask.ledger, ask.project, model, key)
     if format == "markdown":
         return PlainTextResponse(dossier.markdown, media_type="text/markdown; charset=utf-8")
     if format == "json":
@@ -81,15 +81,14 @@ def model_dossier(
     return HTMLResponse(dossier.html)
 
 
-@router.post("/subjects", response_model=dict[str, Any], responses=responses("not-found"))
+@router.post("/subjects", **answering(answers.SubjectReport, "not-found"))
 def subject_report(
     request: SubjectReportRequest,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("personal", "reports.subject")],
+    ask: Annotated[Asking, asking("personal", "reports.subject")],
 ) -> dict[str, Any]:
     """The subject-access report: the personal data held (decrypted), the subject's
     records and the datasets holding them, where the data went (derived datasets, runs,
     models, deployments) and every prediction made about their records."""
     from audit.reports.subject import subject_report as report
 
-    return report(ledger, who.project, request.subject)
+    return report(ask.ledger, ask.project, request.subject)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 
 from registry import writes
-from registry.api.deps import LedgerDep, Principal, allow
-from registry.api.problems import responses
+from registry.api.deps import Asking, asking
+from registry.api.problems import answering, responses
 from registry.api.schemas import (
     AliasMove,
     DatasetCreate,
@@ -34,7 +34,6 @@ from registry.api.schemas import (
     SubjectDataCreate,
     TextPath,
 )
-from registry.ledger import Ledger
 
 router = APIRouter(prefix="/projects/{project}", tags=["writes"])
 
@@ -47,13 +46,12 @@ router = APIRouter(prefix="/projects/{project}", tags=["writes"])
 )
 def register_dataset(
     data: DatasetCreate,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "datasets.register")],
+    ask: Annotated[Asking, asking("write", "datasets.register")],
 ) -> DatasetPublic:
     """Register a dataset version with its records (raw keys, pseudonymised here)."""
     made = writes.register_dataset(
-        ledger,
-        who,
+        ask.ledger,
+        ask.who,
         {
             "name": data.name,
             "version": data.version,
@@ -80,9 +78,7 @@ def register_dataset(
     status_code=status.HTTP_201_CREATED,
     responses=responses("event-rejected"),
 )
-def start_run(
-    data: RunCreate, ledger: LedgerDep, who: Annotated[Principal, allow("write", "runs.start")]
-) -> RunPublic:
+def start_run(data: RunCreate, ask: Annotated[Asking, asking("write", "runs.start")]) -> RunPublic:
     """Start a run (with the code version and environment the client reports)."""
     body = {
         "job": data.job,
@@ -93,13 +89,18 @@ def start_run(
         "tags": data.tags,
     }
     node = writes.start_run(
-        ledger, who, body, run=data.run_id, inputs=data.inputs or (), occurred_at=data.occurred_at
+        ask.ledger,
+        ask.who,
+        body,
+        run=data.run_id,
+        inputs=data.inputs or (),
+        occurred_at=data.occurred_at,
     )
     return RunPublic(id=node, job=data.job, status="running")
 
 
 #: Who may record what a running run does.
-Recorder = Annotated[Principal, allow("write", "runs.record")]
+Recorder = Annotated[Asking, asking("write", "runs.record")]
 
 
 def _on_run(what: str, answer: Any = Position) -> Any:
@@ -109,42 +110,39 @@ def _on_run(what: str, answer: Any = Position) -> Any:
     )
 
 
-def _record(
-    ledger: Ledger, who: Principal, run: str, type: str, body: dict[str, Any], at: Any
-) -> Position:
-    return Position(position=writes.record_run(ledger, who, type, run, body, at))
+def _record(ask: Asking, run: str, type: str, body: dict[str, Any], at: Any) -> Position:
+    return Position(position=writes.record_run(ask.ledger, ask.who, type, run, body, at))
 
 
 @_on_run("inputs")
-def run_inputs(run: RunPath, data: RunInputs, ledger: LedgerDep, who: Recorder) -> Position:
+def run_inputs(run: RunPath, data: RunInputs, ask: Recorder) -> Position:
     """Declare dataset or model versions a running run reads."""
-    return _record(ledger, who, run, "run-inputs-used", {"inputs": data.inputs}, data.occurred_at)
+    return _record(ask, run, "run-inputs-used", {"inputs": data.inputs}, data.occurred_at)
 
 
 @_on_run("params")
-def run_params(run: RunPath, data: RunParams, ledger: LedgerDep, who: Recorder) -> Position:
+def run_params(run: RunPath, data: RunParams, ask: Recorder) -> Position:
     """Record parameters of a running run."""
-    return _record(ledger, who, run, "run-params-logged", {"params": data.params}, data.occurred_at)
+    return _record(ask, run, "run-params-logged", {"params": data.params}, data.occurred_at)
 
 
 @_on_run("metrics")
-def run_metrics(run: RunPath, data: RunMetrics, ledger: LedgerDep, who: Recorder) -> Position:
+def run_metrics(run: RunPath, data: RunMetrics, ask: Recorder) -> Position:
     """Record metric values of a running run."""
     body = {"metrics": [{"key": k, "value": v, "step": data.step} for k, v in data.metrics.items()]}
-    return _record(ledger, who, run, "run-metrics-logged", body, data.occurred_at)
+    return _record(ask, run, "run-metrics-logged", body, data.occurred_at)
 
 
 @_on_run("end", RunPublic)
 def end_run(
     run: RunPath,
     data: RunEnd,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "runs.end")],
+    ask: Annotated[Asking, asking("write", "runs.end")],
 ) -> RunPublic:
     """End a running run: completed, or failed with the exception's class name."""
     node, job = writes.end_run(
-        ledger,
-        who,
+        ask.ledger,
+        ask.who,
         run,
         status=data.status,
         error_type=data.error_type,
@@ -161,13 +159,12 @@ def end_run(
 )
 def register_model(
     data: ModelCreate,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "models.register")],
+    ask: Annotated[Asking, asking("write", "models.register")],
 ) -> ModelPublic:
     """Register a model version (numbered automatically when ``version`` is absent)."""
     made = writes.register_model(
-        ledger,
-        who,
+        ask.ledger,
+        ask.who,
         {
             "name": data.name,
             "version": data.version,
@@ -186,39 +183,35 @@ def register_model(
 
 @router.put(
     "/models/{name}/aliases/{alias}",
-    response_model=Position,
-    responses=responses("invalid-node-id", "not-found", "event-rejected"),
+    **answering(Position, "invalid-node-id", "not-found", "event-rejected"),
 )
 def set_alias(
     name: NamePath,
     alias: Annotated[TextPath, Path(min_length=1, max_length=128)],
     data: AliasMove,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "models.alias")],
+    ask: Annotated[Asking, asking("write", "models.alias")],
 ) -> Position:
     """Point an alias (stage) of a model at a version; ``moved_by`` names the approver."""
-    mover = writes.Author(who.project, who.actor_for(data.moved_by) or who.actor)
+    mover = writes.Author(ask.who.project, ask.who.actor_for(data.moved_by) or ask.who.actor)
     position = writes.set_alias(
-        ledger, mover, f"{name}@{data.version}", alias, occurred_at=data.occurred_at
+        ask.ledger, mover, f"{name}@{data.version}", alias, occurred_at=data.occurred_at
     )
     return Position(position=position)
 
 
 @router.put(
     "/deployments/{name}",
-    response_model=DeploymentPublic,
-    responses=responses("invalid-node-id", "not-found", "event-rejected"),
+    **answering(DeploymentPublic, "invalid-node-id", "not-found", "event-rejected"),
 )
 def deploy(
     name: NamePath,
     data: DeploymentConfigure,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "deployments.configure")],
+    ask: Annotated[Asking, asking("write", "deployments.configure")],
 ) -> DeploymentPublic:
     """Create or change a deployment: every model version it serves now, with traffic."""
     made = writes.deploy(
-        ledger,
-        who,
+        ask.ledger,
+        ask.who,
         name,
         endpoint=data.endpoint,
         served=data.served,
@@ -230,36 +223,33 @@ def deploy(
 
 
 @router.post(
-    "/deployments/{name}/retire",
-    response_model=Position,
-    responses=responses("invalid-node-id", "event-rejected"),
+    "/deployments/{name}/retire", **answering(Position, "invalid-node-id", "event-rejected")
 )
 def retire(
     name: NamePath,
     data: DeploymentRetire,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "deployments.retire")],
+    ask: Annotated[Asking, asking("write", "deployments.retire")],
 ) -> Position:
     """Stop a deployment."""
-    position = writes.retire(ledger, who, name, reason=data.reason, occurred_at=data.occurred_at)
+    position = writes.retire(
+        ask.ledger, ask.who, name, reason=data.reason, occurred_at=data.occurred_at
+    )
     return Position(position=position)
 
 
 @router.post(
     "/deployments/{name}/predictions",
-    response_model=Positions,
-    responses=responses("invalid-node-id", "not-found", "event-rejected"),
+    **answering(Positions, "invalid-node-id", "not-found", "event-rejected"),
 )
 def log_predictions(
     name: NamePath,
     data: PredictionsCreate,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "predictions.log")],
+    ask: Annotated[Asking, asking("write", "predictions.log")],
 ) -> Positions:
     """Log a batch of predictions (raw record keys, pseudonymised here)."""
     positions = writes.log_predictions(
-        ledger,
-        who,
+        ask.ledger,
+        ask.who,
         name,
         records=data.records,
         outputs=data.outputs,
@@ -279,9 +269,8 @@ def log_predictions(
 )
 def store_subject_data(
     data: SubjectDataCreate,
-    ledger: LedgerDep,
-    who: Annotated[Principal, allow("write", "subjects.store")],
+    ask: Annotated[Asking, asking("write", "subjects.store")],
 ) -> Entry:
     """Put personal attributes of a data subject in the encrypted vault."""
-    entry = writes.store_subject_data(ledger, who, data.subject, data.attributes)
+    entry = writes.store_subject_data(ask.ledger, ask.who, data.subject, data.attributes)
     return Entry(entry=entry)
