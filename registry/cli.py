@@ -612,10 +612,9 @@ def cmd_grants(args: argparse.Namespace) -> int:
     inputs (and derive from them), and Q's readers see P's nodes in answers. Grants and
     revocations are events of P's log, made by P's admin (over HTTP: POST/DELETE
     /api/v1/projects/P/grants)."""
-    from registry import grants
+    from registry import grants, services
     from registry.assembly import open_ledger
     from registry.settings import default_actor, normalise_url
-    from registry.store.raw import Raw
 
     actor = default_actor(args.settings)
 
@@ -627,9 +626,7 @@ def cmd_grants(args: argparse.Namespace) -> int:
             position = change(ledger, args.project, args.grantee, actor=actor, reason=args.reason)
             done = {"position": position, "project": args.project, "grantee": args.grantee}
             return _emit(args, done, render_grant_change(args.grants_command))
-        with ledger.store.read() as conn:
-            listed = grants.grants(Raw(conn), args.project)
-        return _emit(args, listed, render_grants)
+        return _emit(args, services.project_grants(ledger, args.project), render_grants)
     finally:
         ledger.close()
 

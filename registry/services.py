@@ -26,10 +26,16 @@ from lineage.answers import (
     TrainedOnAnswer,
 )
 from registry.errors import NotFound
-from registry.grants import readable_projects
+from registry.grants import grants, readable_projects
 from registry.ids import NodeId
 from registry.ledger import Ledger
 from registry.store.raw import Raw
+
+
+def project_grants(ledger: Ledger, project: str) -> list[dict[str, Any]]:
+    """Grants made by ``project`` and to it, oldest first, revoked ones included."""
+    with ledger.store.read() as conn:
+        return grants(Raw(conn), project)
 
 
 def readable(ledger: Ledger, project: str) -> frozenset[str]:

@@ -1,9 +1,10 @@
 """The HTTP API: an app factory over one ledger.
 
-Routers stay thin: they parse, call the SDK's backend or the ledger, and
-answer; errors become RFC 9457 problem details (``registry.api.problems``).
-Every route but ``/api/v1/health`` and the OpenAPI document (``/openapi.json``,
-``/docs``, ``/redoc``) needs an API key (``registry.auth``), checked by the gate
+Routers stay thin: they parse, call the services (``registry.services``,
+``registry.writes``, ``registry.erasures``) and answer with typed models; errors
+become RFC 9457 problem details (``registry.api.problems``). Every route but
+``/api/v1/health`` and the OpenAPI document (``/openapi.json``, ``/docs``,
+``/redoc``) needs an API key (``registry.auth``), checked by the gate
 (``registry.api.gate``) before the request's body is read.
 """
 
@@ -58,7 +59,7 @@ def create_app(
     if checkpoints is None:
         checkpoints = ledger is None
     settings = Settings()
-    app = _new_app(_lifespan(db, ledger, settings if checkpoints else None))
+    app = _new_app(_lifespan(db, ledger, settings, checkpoints=checkpoints))
     app.state.settings = settings
     problems.install(app)
     api = APIRouter(prefix="/api/v1")
@@ -87,17 +88,17 @@ def create_app(
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def _lifespan(db: str | None, ledger: Ledger | None, checkpoints: Settings | None) -> Lifespan:
-    """Open the ledger (unless given), the access trail and, with the ``checkpoints``
-    settings, the checkpointer when the app starts; close them when it stops."""
+def _lifespan(
+    db: str | None, ledger: Ledger | None, settings: Settings, *, checkpoints: bool
+) -> Lifespan:
+    """Open the ledger (unless given) with ``settings``, the access trail and, with
+    ``checkpoints``, the checkpointer when the app starts; close them when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ledger = ledger if ledger is not None else open_ledger(db)
+        app.state.ledger = ledger if ledger is not None else open_ledger(db, settings=settings)
         app.state.trail = auth.TrailRecorder(app.state.ledger.store)
-        checkpointer = (
-            _checkpointer(app.state.ledger, checkpoints) if checkpoints is not None else None
-        )
+        checkpointer = _checkpointer(app.state.ledger, settings) if checkpoints else None
         app.state.checkpointer = checkpointer
         if checkpointer is not None:
             checkpointer.start()
@@ -138,12 +139,9 @@ def _new_app(lifespan: Lifespan) -> FastAPI:
     generated = app.openapi
 
     def openapi() -> dict[str, Any]:
-        # FastAPI builds the document once and keeps it; it is completed then (imported
-        # here: ``python -m registry.api.openapi`` runs that module as a script).
-        from registry.api.openapi import complete
-
+        # FastAPI builds the document once and keeps it; it is completed then.
         if app.openapi_schema is None:
-            app.openapi_schema = complete(generated(), schemas=openlineage.SCHEMAS)
+            app.openapi_schema = problems.complete(generated(), schemas=openlineage.SCHEMAS)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

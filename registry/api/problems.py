@@ -8,13 +8,14 @@ The kinds are ``registry.errors``'s error classes (each names its slug, status a
 title) and the few the API alone answers (``API_KINDS``); ``registry.client`` turns
 a problem back into the class its kind names.
 
-``document`` writes them into the OpenAPI document: every operation lists each
+``document_problems`` writes them into the OpenAPI document: every operation lists each
 problem status it can answer, with the ``type`` values that status carries.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -135,7 +136,7 @@ def problem_response(
 
 def responses(*slugs: str) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` of a route that can answer these problems, besides those
-    ``document`` gives every operation."""
+    ``document_problems`` gives every operation."""
     by_status: dict[int, list[str]] = {}
     for slug in slugs:
         by_status.setdefault(KINDS[slug][0], []).append(slug)
@@ -186,7 +187,19 @@ def _slugs(response: dict[str, Any], shared: dict[str, Any]) -> list[str]:
         return []
 
 
-def document(spec: dict[str, Any]) -> dict[str, Any]:
+def complete(
+    document: dict[str, Any], schemas: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """``document`` (FastAPI's) with ``schemas`` added to its components (schemas the
+    routes refer to that no model generates) and the problems of every operation
+    declared."""
+    found = document.setdefault("components", {}).setdefault("schemas", {})
+    found.update(schemas or {})
+    document["components"]["schemas"] = dict(sorted(found.items()))
+    return document_problems(document)
+
+
+def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
     """``spec`` (an OpenAPI document) with every problem an operation can answer declared,
     as ``application/problem+json`` with the ``Problem`` schema; FastAPI's own validation
     error schemas, which this API never sends, are dropped."""

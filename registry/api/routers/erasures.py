@@ -16,10 +16,10 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 from audit.erasure import answers
+from registry import erasures as services
 from registry.api.deps import Asking, asking
 from registry.api.problems import answering
 from registry.api.schemas import MODEL_ID_PATTERN, UUID_PATTERN, Key, Long, Strict, Text
-from registry.backend import LocalBackend
 from registry.errors import InvalidNodeId
 from registry.ids import NodeId
 
@@ -96,7 +96,8 @@ def erase(
     affected model version. Erasing an erased subject is a no-op that says so. A rule of
     ``retain`` must name a model version the erasure affects (400 otherwise; a dry run
     plans without checking)."""
-    return LocalBackend(ask.ledger).erase(
+    return services.erase(
+        ask.ledger,
         ask.project,
         request.subject,
         actor=ask.actor,
@@ -113,19 +114,19 @@ def resume(
     ask: Annotated[Asking, asking("personal", "erasures.resume")],
 ) -> list[dict[str, Any]]:
     """Complete every erasure of the project that was interrupted."""
-    return LocalBackend(ask.ledger).resume_erasures(ask.project, purge=request.purge)
+    return services.resume_erasures(ask.ledger, ask.project, purge=request.purge)
 
 
 @router.post("/erasures/purge", response_model=answers.PurgeAnswer)
 def purge(ask: Annotated[Asking, asking("personal", "erasures.purge")]) -> dict[str, Any]:
     """Physically purge what erasures deleted (after a batch), and sign a checkpoint."""
-    return LocalBackend(ask.ledger).purge(ask.project)
+    return services.purge(ask.ledger)
 
 
 @router.get("/erasures", response_model=list[answers.ErasureListed])
 def erasures(ask: Annotated[Asking, asking("read", "erasures.read")]) -> list[dict[str, Any]]:
     """The project's erasures, oldest first: reference, status, positions and counts."""
-    return LocalBackend(ask.ledger).erasures(ask.project)
+    return services.erasures(ask.ledger, ask.project)
 
 
 @router.get("/erasures/{erasure}/certificate", **answering(answers.Certificate, "not-found"))
@@ -136,7 +137,7 @@ def certificate(
     """The erasure's certificate: an in-toto Statement in a DSSE envelope signed with the
     log's key, with the inclusion proofs of its two events (``mlledger audit
     verify-certificate`` checks it offline)."""
-    return LocalBackend(ask.ledger).erasure_certificate(ask.project, erasure)
+    return services.certificate(ask.ledger, ask.project, erasure)
 
 
 @router.post("/erasures/check", response_model=ErasedAnswer)
@@ -146,7 +147,7 @@ def check(
 ) -> ErasedAnswer:
     """Which of these record keys were erased (training code drops them before it
     retrains a flagged model version)."""
-    return ErasedAnswer(erased=LocalBackend(ask.ledger).erased_records(ask.project, query.records))
+    return ErasedAnswer(erased=services.erased_records(ask.ledger, ask.project, query.records))
 
 
 @router.get("/remediations", response_model=list[answers.RemediationFlag])
@@ -158,4 +159,4 @@ def remediations(
     ] = None,
 ) -> list[dict[str, Any]]:
     """Remediation flags erasures put on model versions, and what resolved them."""
-    return LocalBackend(ask.ledger).remediations(ask.project, status)
+    return services.remediations(ask.ledger, ask.project, status)

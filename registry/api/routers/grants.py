@@ -12,12 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from registry import grants
+from registry import grants, services
 from registry.api.answers import GrantChanged, GrantPublic
 from registry.api.deps import Asking, asking, project_path
 from registry.api.problems import answering, responses
 from registry.api.schemas import TEXT_PATTERN
-from registry.store.raw import Raw
 
 router = APIRouter(prefix="/projects/{project}/grants", tags=["grants"])
 GranteePath = Annotated[str, project_path("The project granted access.")]
@@ -44,8 +43,7 @@ class GrantCreate(BaseModel):
 @router.get("", response_model=list[GrantPublic])
 def list_grants(ask: Annotated[Asking, asking("read", "grants.list")]) -> list[dict[str, Any]]:
     """Grants the project made and received, oldest first, revoked ones included."""
-    with ask.ledger.store.read() as conn:
-        return grants.grants(Raw(conn), ask.project)
+    return services.project_grants(ask.ledger, ask.project)
 
 
 @router.post(

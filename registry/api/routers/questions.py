@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from lineage import answers
-from registry import services
+from registry import erasures, services, writes
 from registry.api.deps import Asking, asking
 from registry.api.problems import answering, responses
 from registry.api.schemas import (
@@ -23,7 +23,6 @@ from registry.api.schemas import (
     TextPath,
     Time,
 )
-from registry.backend import LocalBackend
 from registry.errors import NotFound
 from registry.ids import dataset_id
 
@@ -144,7 +143,7 @@ def subject_data(
     ask: Annotated[Asking, asking("personal", "subjects.read")],
 ) -> list[dict[str, Any]]:
     """Decrypt what the vault holds for a data subject (data-protection officers)."""
-    return LocalBackend(ask.ledger).subject_data(ask.who.project, query.subject)
+    return erasures.subject_data(ask.ledger, ask.who.project, query.subject)
 
 
 # --- lookups -----------------------------------------------------------------------
@@ -160,7 +159,7 @@ def dataset(
 ) -> DatasetPublic:
     """A registered dataset version: digest and record count."""
     node = dataset_id(ask.who.project, name, version)
-    found = LocalBackend(ask.ledger).dataset(node)
+    found = writes.known_dataset(ask.ledger, node)
     if found is None:
         raise NotFound(f"no dataset version {node}")
     return DatasetPublic(id=node, name=name, version=version, **found)
@@ -171,7 +170,7 @@ def top_version(
     name: TextPath, ask: Annotated[Asking, asking("read", "models.read")]
 ) -> dict[str, int | None]:
     """The highest all-digit version of a model name (null when none)."""
-    return {"top_version": LocalBackend(ask.ledger).top_model_version(ask.who.project, name)}
+    return {"top_version": writes.top_model_version(ask.ledger, ask.who.project, name)}
 
 
 @router.get("/models/resolve", response_model=dict[str, str], responses=NODE_PROBLEMS)
