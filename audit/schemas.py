@@ -1,10 +1,12 @@
 """JSON Schemas of the documents the audit tools hand out, generated from their models.
 
 ``docs/schemas/`` publishes them: ``proof-bundle.schema.json`` (a proof bundle,
-``audit.proofs.ProofBundle``) and ``export-manifest.schema.json`` (the statement an
-export's ``manifest.json`` signs, ``audit.exports.manifest.ExportStatement``).
-``python -m audit.schemas [DIRECTORY]`` writes them; a test checks the published
-files equal what the models generate.
+``audit.proofs.ProofBundle``), ``export-manifest.schema.json`` (the statement an
+export's ``manifest.json`` signs, ``audit.exports.manifest.ExportStatement``) and
+``erasure-certificate.schema.json`` (an erasure certificate, ``audit.erasure.schema``).
+``python -m audit.schemas [DIRECTORY]`` writes them all (into ``docs/schemas`` of the
+working directory by default); tests check the published files equal what the models
+generate.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from audit.erasure import schema as certificates
 from audit.exports.manifest import ExportStatement
 from audit.proofs import ProofBundle
 
@@ -35,9 +38,14 @@ def schema(model: type[BaseModel], name: str) -> dict[str, Any]:
     return {"$schema": DIALECT, "$id": BASE + name.removesuffix(".schema.json"), **generated}
 
 
+#: The certificate's file: its schema describes the envelope and its decoded statement.
+CERTIFICATE = "erasure-certificate.schema.json"
+
+
 def schemas() -> dict[str, dict[str, Any]]:
     """Every published schema, by file name."""
-    return {name: schema(model, name) for name, model in MODELS.items()}
+    found = {name: schema(model, name) for name, model in MODELS.items()}
+    return {**found, CERTIFICATE: certificates.json_schema()}
 
 
 def text(document: dict[str, Any]) -> str:
@@ -57,7 +65,7 @@ def write(directory: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else Path(__file__).resolve().parents[1] / "docs" / "schemas"
+    target = Path(args[0] if args else "docs/schemas")
     for path in write(target):
         print(path)
     return 0

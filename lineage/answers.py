@@ -299,3 +299,27 @@ class AliasesAnswer(Shape):
     model: str = Field(description="The model's name.")
     current: dict[str, str] = Field(description="Alias -> the model version id it names now.")
     history: dict[str, list[AliasSpan]]
+
+
+class MarquezEdge(Shape):
+    """An edge of Marquez's lineage graph, between two of its node ids."""
+
+    origin: str
+    destination: str
+
+
+class MarquezNode(Shape):
+    """A node of Marquez's lineage graph: a dataset (``data`` shaped as Marquez's
+    DatasetData) or a job (JobData), with its edges inside the graph."""
+
+    id: str = Field(description="`dataset:<namespace>:<name>` or `job:<namespace>:<name>`.")
+    type: Literal["DATASET", "JOB"]
+    data: dict[str, Any] = Field(description="Marquez's DatasetData or JobData of the node.")
+    inEdges: list[MarquezEdge]
+    outEdges: list[MarquezEdge]
+
+
+class MarquezLineage(Shape):
+    """The lineage around a dataset or job, as Marquez's ``GET /api/v1/lineage`` answers."""
+
+    graph: list[MarquezNode]

@@ -40,7 +40,8 @@ def test_the_published_schemas_are_the_models(name: str) -> None:
 
 def test_write_puts_every_schema_in_a_directory(tmp_path: Path) -> None:
     written = schemas.write(tmp_path / "out")
-    assert sorted(p.name for p in written) == sorted(schemas.MODELS)
+    assert sorted(p.name for p in written) == sorted([*schemas.MODELS, schemas.CERTIFICATE])
+    assert sorted(p.name for p in PUBLISHED.glob("*.json")) == sorted(p.name for p in written)
     for path in written:
         assert path.read_text(encoding="utf-8") == (PUBLISHED / path.name).read_text(
             encoding="utf-8"

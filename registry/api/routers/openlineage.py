@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import StreamingResponse
 
 from lineage import openlineage
+from lineage.answers import MarquezLineage
 from registry.api.deps import LedgerDep, Principal, allow, allow_own
 from registry.api.problems import responses
 from registry.api.schemas import TEXT_PATTERN, TIME_PATTERN, URL_TEXT_PATTERN, Positions
@@ -145,7 +146,7 @@ def ingest(
 
 @router.get(
     "/lineage",
-    response_model=dict[str, Any],
+    response_model=MarquezLineage,
     responses=responses("invalid-node-id", "not-found"),
 )
 def marquez_lineage(

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from audit.reports.answers import VaultEntry
 from lineage import answers
 from registry import erasures, services, writes
 from registry.api.deps import Asking, asking
@@ -136,7 +137,7 @@ def footprint(
 
 
 @router.post(
-    "/subjects/data/search", response_model=list[dict[str, Any]], responses=responses("not-found")
+    "/subjects/data/search", response_model=list[VaultEntry], responses=responses("not-found")
 )
 def subject_data(
     query: SubjectQuery,
