@@ -31,18 +31,6 @@ class Shape(BaseModel):
     model_config = ConfigDict(
         extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
     )
-    #: Members left out of the JSON while they are None (said only when there is something).
-    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
-
-    # No return annotation: with one, pydantic would describe the answer by it (an
-    # untyped object) instead of by its fields in the OpenAPI document.
-    @model_serializer(mode="wrap")
-    def _omit_unsaid(self, handler: SerializerFunctionWrapHandler):
-        data = handler(self)
-        for name in self.OMITTED_WHEN_NONE:
-            if data.get(name, ...) is None:
-                del data[name]
-        return data
 
     def _field(self, key: str) -> str:
         for name, info in type(self).model_fields.items():
@@ -70,7 +58,26 @@ class Shape(BaseModel):
         return list(self.model_dump())
 
 
-class Answered(Shape):
+class Omitting(Shape):
+    """A part whose JSON leaves out the members of ``OMITTED_WHEN_NONE`` while they are
+    None (said only when there is something). Only such parts pay for the serializer
+    that drops them: an answer holds thousands of the others."""
+
+    #: Members left out of the JSON while they are None.
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    # No return annotation: with one, pydantic would describe the answer by it (an
+    # untyped object) instead of by its fields in the OpenAPI document.
+    @model_serializer(mode="wrap")
+    def _omit_unsaid(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        for name in self.OMITTED_WHEN_NONE:
+            if data.get(name, ...) is None:
+                del data[name]
+        return data
+
+
+class Answered(Omitting):
     """An answer that may leave out nodes of projects the asker cannot read."""
 
     OMITTED_WHEN_NONE = ("erased", "withheld")

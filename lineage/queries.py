@@ -20,7 +20,6 @@ from lineage.answers import (
     AliasesAnswer,
     AliasSpan,
     DatasetNode,
-    DeploymentServing,
     Downstream,
     DownstreamAnswer,
     ErasureNote,
@@ -29,9 +28,6 @@ from lineage.answers import (
     LineageAnswer,
     LineageEdge,
     LineageNode,
-    ModelNode,
-    PredictionCount,
-    RunNode,
     ScoredAnswer,
     ScoredPrediction,
     ServedModel,
@@ -40,7 +36,6 @@ from lineage.answers import (
     SubjectPrediction,
     SubjectRecord,
     TrainedOnAnswer,
-    TrainingDataset,
 )
 from lineage.graph import as_of, graph_of
 from registry.errors import InvalidNodeId, NotFound
@@ -257,21 +252,24 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> Traine
     for depth, node in found:
         digest, row_count, records = details.get(node, (None, None, 0))
         datasets.append(
-            TrainingDataset(
-                dataset=node,
-                label=graph.nodes[node].get("label"),
-                depth=depth,
-                relation=relation(depth),
-                records=records,
-                row_count=row_count,
-                digest=digest,
-            )
+            {
+                "dataset": node,
+                "label": graph.nodes[node].get("label"),
+                "depth": depth,
+                "relation": relation(depth),
+                "records": records,
+                "row_count": row_count,
+                "digest": digest,
+            }
         )
-    return TrainedOnAnswer(
-        model=model,
-        runs=[RunNode(run=r, job=graph.nodes[r].get("label")) for r in runs],
-        datasets=datasets,
-        withheld=_withheld(len(hidden)),
+    # Validated once, which builds every part in one call.
+    return TrainedOnAnswer.model_validate(
+        {
+            "model": model,
+            "runs": [{"run": r, "job": graph.nodes[r].get("label")} for r in runs],
+            "datasets": datasets,
+            "withheld": _withheld(len(hidden)),
+        }
     )
 
 
@@ -351,7 +349,9 @@ def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> Down
         shown = {n for n in nodes if _shown(graph, n, visible)}
         summary = _summarise(conn, graph, shown)
     return DownstreamAnswer(
-        dataset=dataset, **dict(summary), withheld=_withheld(len(nodes) - len(shown))
+        dataset=dataset,
+        **{name: getattr(summary, name) for name in Downstream.model_fields},
+        withheld=_withheld(len(nodes) - len(shown)),
     )
 
 
@@ -370,9 +370,11 @@ def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Dow
         by_kind.setdefault(kind_of(node), []).append(node)
     models = set(by_kind["model"])
     raw = Raw(conn)
+    # An answer may hold thousands of parts: they are read as plain values and the summary
+    # is validated once, which builds them all in one call.
     predictions = sorted(
         (
-            PredictionCount(deployment=dep, model=model, count=n, first_at=first, last_at=last)
+            {"deployment": dep, "model": model, "count": n, "first_at": first, "last_at": last}
             for chunk in _chunks(sorted(models))
             for dep, model, n, first, last in raw.all(
                 "SELECT deployment, model, n, first_at, last_at FROM prediction_counts "
@@ -380,22 +382,26 @@ def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Dow
                 chunk,
             )
         ),
-        key=lambda p: (p.deployment, p.model),
+        key=lambda p: (p["deployment"], p["model"]),
     )
     label = {n: graph.nodes[n].get("label") for n in nodes}
-    return Downstream(
-        runs=[RunNode(run=r, job=label[r]) for r in by_kind["run"]],
-        datasets=[DatasetNode(dataset=d, label=label[d]) for d in by_kind["dataset"]],
-        models=[ModelNode(model=m, label=label[m]) for m in by_kind["model"]],
-        deployments=[
-            DeploymentServing(
-                deployment=dep,
-                serves_from_here=sorted(src for src, _ in graph.in_edges(dep) if src in models),
-            )
-            for dep in by_kind["deployment"]
-        ],
-        predictions=predictions,
-        total_predictions=sum(p.count for p in predictions),
+    return Downstream.model_validate(
+        {
+            "runs": [{"run": r, "job": label[r]} for r in by_kind["run"]],
+            "datasets": [{"dataset": d, "label": label[d]} for d in by_kind["dataset"]],
+            "models": [{"model": m, "label": label[m]} for m in by_kind["model"]],
+            "deployments": [
+                {
+                    "deployment": dep,
+                    "serves_from_here": sorted(
+                        src for src, _ in graph.in_edges(dep) if src in models
+                    ),
+                }
+                for dep in by_kind["deployment"]
+            ],
+            "predictions": predictions,
+            "total_predictions": sum(p["count"] for p in predictions),
+        }
     )
 
 

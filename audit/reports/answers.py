@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
-from lineage.answers import ErasureNote, RunNode, Shape, SubjectRecord
+from lineage.answers import ErasureNote, Omitting, RunNode, Shape, SubjectRecord
 
 
 class VaultEntry(Shape):
@@ -24,7 +24,7 @@ class VaultEntry(Shape):
     attributes: dict[str, Any]
 
 
-class DatasetHeld(Shape):
+class DatasetHeld(Omitting):
     """A dataset version holding the subject's records (or derived from one); one
     missing from the catalogue is named by its label, without version, uri or digest."""
 
