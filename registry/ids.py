@@ -17,11 +17,17 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Literal
-
-import uuid6
+from typing import TYPE_CHECKING, Literal
 
 from registry.errors import InvalidNodeId
+from registry.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import uuid6
+else:
+    # Loaded when the first id is made: it reads its own version from the installed
+    # metadata (about 25 ms), which a command that only reads or prints help would pay.
+    uuid6 = lazy_import("uuid6")
 
 Kind = Literal["dataset", "model", "run", "deployment", "record", "subject", "job", "project"]
 KINDS: tuple[Kind, ...] = (
