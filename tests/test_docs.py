@@ -62,7 +62,9 @@ def _undocumented(body: type[BaseModel]) -> list[str]:
 def test_events_page_is_generated_from_the_catalogue() -> None:
     page = (DOCS / "events.md").read_text(encoding="utf-8")
     assert page == render_events_markdown(), (
-        f"docs/events.md is out of date with the registry/events/ package; regenerate it with: {COMMAND}")
+        "docs/events.md is out of date with the registry/events/ package; regenerate it "
+        f"with: {COMMAND}"
+    )
 
 
 def test_events_page_shows_every_type_field_and_alias() -> None:
