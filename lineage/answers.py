@@ -19,10 +19,18 @@ written against the JSON.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    with_config,
+)
 from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypedDict
 
 
 class Shape(BaseModel):
@@ -57,6 +65,14 @@ class Shape(BaseModel):
         """The members the JSON holds, in order."""
         return list(self.model_dump())
 
+    @classmethod
+    def built(cls, **values: Any) -> Self:
+        """The answer a query built from the projections, held as built: not validated
+        again. An answer may hold thousands of parts, and validating them cost more than
+        the query itself; every question's answer is validated against its model in the
+        tests instead (tests/test_answers.py)."""
+        return cls.model_construct(**values)
+
 
 class Omitting(Shape):
     """A part whose JSON leaves out the members of ``OMITTED_WHEN_NONE`` while they are
@@ -84,6 +100,11 @@ class Answered(Omitting):
 
 
 # --- parts -------------------------------------------------------------------------------------
+
+#: The members of the answers' lists. An answer may hold thousands of them, so they are
+#: typed dictionaries: the query builds them as plain values, and the answer holds them as
+#: built (``Shape.built``) instead of making a model of each (docs/architecture.md).
+part = with_config(ConfigDict(extra="forbid"))
 
 #: A node's label: ``name@version`` of a dataset or model version.
 Label = Annotated[str | None, Field(description="name@version.")]
@@ -113,29 +134,35 @@ class ErasureNote(Shape):
     erased_at: str | None = Field(description="When it completed (RFC 3339).")
 
 
-class RunNode(Shape):
-    run: str = Field(description="Run id.")
-    job: str | None = Field(description="The run's job name (its label).")
+@part
+class RunNode(TypedDict):
+    run: Annotated[str, Field(description="Run id.")]
+    job: Annotated[str | None, Field(description="The run's job name (its label).")]
 
 
-class DatasetNode(Shape):
-    dataset: str = Field(description="Dataset version id.")
+@part
+class DatasetNode(TypedDict):
+    dataset: Annotated[str, Field(description="Dataset version id.")]
     label: Label
 
 
-class ModelNode(Shape):
-    model: str = Field(description="Model version id.")
+@part
+class ModelNode(TypedDict):
+    model: Annotated[str, Field(description="Model version id.")]
     label: Label
 
 
-class DeploymentServing(Shape):
-    deployment: str = Field(description="Deployment id.")
-    serves_from_here: list[str] = Field(
-        description="Ids of the model versions in this answer the deployment serves."
-    )
+@part
+class DeploymentServing(TypedDict):
+    deployment: Annotated[str, Field(description="Deployment id.")]
+    serves_from_here: Annotated[
+        list[str],
+        Field(description="Ids of the model versions in this answer the deployment serves."),
+    ]
 
 
-class PredictionCount(Shape):
+@part
+class PredictionCount(TypedDict):
     deployment: str
     model: str
     count: int
@@ -143,16 +170,18 @@ class PredictionCount(Shape):
     last_at: str
 
 
-class ScoredPrediction(Shape):
+@part
+class ScoredPrediction(TypedDict):
     deployment: str
     model: str
     at: str
-    output: Any = Field(description="The model's output, as logged (any JSON value).")
+    output: Annotated[Any, Field(description="The model's output, as logged (any JSON value).")]
     trace_id: str | None
     position: LoggedAt
 
 
-class SubjectPrediction(Shape):
+@part
+class SubjectPrediction(TypedDict):
     record: RecordId
     deployment: str
     model: str
@@ -160,30 +189,36 @@ class SubjectPrediction(Shape):
     position: LoggedAt
 
 
-class SubjectRecord(Shape):
+@part
+class SubjectRecord(TypedDict):
     record: RecordId
-    datasets: list[str] = Field(description="Ids of the dataset versions holding it.")
+    datasets: Annotated[list[str], Field(description="Ids of the dataset versions holding it.")]
 
 
-class TrainingDataset(Shape):
-    dataset: str = Field(description="Dataset version id.")
+@part
+class TrainingDataset(TypedDict):
+    dataset: Annotated[str, Field(description="Dataset version id.")]
     label: Label
-    depth: int = Field(description="Steps of data flow to the model (docs/concepts.md, Depth).")
-    relation: Literal["direct", "upstream"] = Field(description="depth 1: direct.")
-    records: int = Field(description="Distinct records in the dataset version.")
+    depth: Annotated[
+        int, Field(description="Steps of data flow to the model (docs/concepts.md, Depth).")
+    ]
+    relation: Annotated[Literal["direct", "upstream"], Field(description="depth 1: direct.")]
+    records: Annotated[int, Field(description="Distinct records in the dataset version.")]
     row_count: int | None
     digest: str | None
 
 
-class LineageNode(Shape):
+@part
+class LineageNode(TypedDict):
     id: str
     kind: Literal["dataset", "run", "model", "deployment"]
     label: str | None
     created_at: str
-    distance: int = Field(description="Hops from the root.")
+    distance: Annotated[int, Field(description="Hops from the root.")]
 
 
-class LineageEdge(Shape):
+@part
+class LineageEdge(TypedDict):
     src: str
     dst: str
     kind: str

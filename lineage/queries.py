@@ -20,6 +20,7 @@ from lineage.answers import (
     AliasesAnswer,
     AliasSpan,
     DatasetNode,
+    DeploymentServing,
     Downstream,
     DownstreamAnswer,
     ErasureNote,
@@ -28,6 +29,9 @@ from lineage.answers import (
     LineageAnswer,
     LineageEdge,
     LineageNode,
+    ModelNode,
+    PredictionCount,
+    RunNode,
     ScoredAnswer,
     ScoredPrediction,
     ServedModel,
@@ -36,6 +40,7 @@ from lineage.answers import (
     SubjectPrediction,
     SubjectRecord,
     TrainedOnAnswer,
+    TrainingDataset,
 )
 from lineage.graph import as_of, graph_of
 from registry.errors import InvalidNodeId, NotFound
@@ -194,13 +199,13 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> ScoredAnswer:
         if not rows and not _in_a_dataset(conn, project, pseudonym):
             if gone is not None:
                 # Erased, and nothing about the record since: say so, never a stale answer.
-                return ScoredAnswer(record=None, times_scored=0, predictions=[], erased=gone)
+                return ScoredAnswer.built(record=None, times_scored=0, predictions=[], erased=gone)
             raise NotFound(
                 f"no record with that key in project {project!r}: it is in no "
                 "dataset version and was never scored"
             )
     # ``gone`` here is an earlier erasure; what is shown came after it.
-    return ScoredAnswer(
+    return ScoredAnswer.built(
         record=record_id(project, pseudonym),
         times_scored=len(rows),
         predictions=[
@@ -252,24 +257,21 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> Traine
     for depth, node in found:
         digest, row_count, records = details.get(node, (None, None, 0))
         datasets.append(
-            {
-                "dataset": node,
-                "label": graph.nodes[node].get("label"),
-                "depth": depth,
-                "relation": relation(depth),
-                "records": records,
-                "row_count": row_count,
-                "digest": digest,
-            }
+            TrainingDataset(
+                dataset=node,
+                label=graph.nodes[node].get("label"),
+                depth=depth,
+                relation=relation(depth),
+                records=records,
+                row_count=row_count,
+                digest=digest,
+            )
         )
-    # Validated once, which builds every part in one call.
-    return TrainedOnAnswer.model_validate(
-        {
-            "model": model,
-            "runs": [{"run": r, "job": graph.nodes[r].get("label")} for r in runs],
-            "datasets": datasets,
-            "withheld": _withheld(len(hidden)),
-        }
+    return TrainedOnAnswer.built(
+        model=model,
+        runs=[RunNode(run=r, job=graph.nodes[r].get("label")) for r in runs],
+        datasets=datasets,
+        withheld=_withheld(len(hidden)),
     )
 
 
@@ -348,7 +350,7 @@ def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> Down
         nodes = _descendants(graph, [dataset])
         shown = {n for n in nodes if _shown(graph, n, visible)}
         summary = _summarise(conn, graph, shown)
-    return DownstreamAnswer(
+    return DownstreamAnswer.built(
         dataset=dataset,
         **{name: getattr(summary, name) for name in Downstream.model_fields},
         withheld=_withheld(len(nodes) - len(shown)),
@@ -370,11 +372,9 @@ def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Dow
         by_kind.setdefault(kind_of(node), []).append(node)
     models = set(by_kind["model"])
     raw = Raw(conn)
-    # An answer may hold thousands of parts: they are read as plain values and the summary
-    # is validated once, which builds them all in one call.
     predictions = sorted(
         (
-            {"deployment": dep, "model": model, "count": n, "first_at": first, "last_at": last}
+            PredictionCount(deployment=dep, model=model, count=n, first_at=first, last_at=last)
             for chunk in _chunks(sorted(models))
             for dep, model, n, first, last in raw.all(
                 "SELECT deployment, model, n, first_at, last_at FROM prediction_counts "
@@ -385,23 +385,19 @@ def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Dow
         key=lambda p: (p["deployment"], p["model"]),
     )
     label = {n: graph.nodes[n].get("label") for n in nodes}
-    return Downstream.model_validate(
-        {
-            "runs": [{"run": r, "job": label[r]} for r in by_kind["run"]],
-            "datasets": [{"dataset": d, "label": label[d]} for d in by_kind["dataset"]],
-            "models": [{"model": m, "label": label[m]} for m in by_kind["model"]],
-            "deployments": [
-                {
-                    "deployment": dep,
-                    "serves_from_here": sorted(
-                        src for src, _ in graph.in_edges(dep) if src in models
-                    ),
-                }
-                for dep in by_kind["deployment"]
-            ],
-            "predictions": predictions,
-            "total_predictions": sum(p["count"] for p in predictions),
-        }
+    return Downstream.built(
+        runs=[RunNode(run=r, job=label[r]) for r in by_kind["run"]],
+        datasets=[DatasetNode(dataset=d, label=label[d]) for d in by_kind["dataset"]],
+        models=[ModelNode(model=m, label=label[m]) for m in by_kind["model"]],
+        deployments=[
+            DeploymentServing(
+                deployment=dep,
+                serves_from_here=sorted(src for src, _ in graph.in_edges(dep) if src in models),
+            )
+            for dep in by_kind["deployment"]
+        ],
+        predictions=predictions,
+        total_predictions=sum(p["count"] for p in predictions),
     )
 
 
@@ -431,7 +427,7 @@ def lineage(
         gone = _erased_node(ledger, parsed) if parsed.kind in ("record", "subject") else None
         if gone is None:
             raise NotFound(_not_a_graph_node(parsed))
-        return LineageAnswer(
+        return LineageAnswer.built(
             root=node, direction=direction, depth=depth, as_of=at, nodes=[], edges=[], erased=gone
         )
     full = graph_of(ledger).current()
@@ -443,7 +439,7 @@ def lineage(
             f"{node} did not exist yet at {at} (created {full.nodes[node]['created_at']})"
         )
     seen, hidden = _walk(view, node, direction, depth, visible)
-    return LineageAnswer(
+    return LineageAnswer.built(
         root=node,
         direction=direction,
         depth=depth,
@@ -506,7 +502,7 @@ def _edges_among(view: nx.MultiDiGraph, nodes: dict[str, int], *, past: bool) ->
         for src, dst, data in view.out_edges(list(nodes), data=True)
         if dst in nodes
     ]
-    return sorted(edges, key=lambda e: (e.src, e.dst, e.kind, e.valid_from))
+    return sorted(edges, key=lambda e: (e["src"], e["dst"], e["kind"], e["valid_from"]))
 
 
 def _not_a_graph_node(node: NodeId) -> str:
@@ -573,9 +569,7 @@ def footprint(
                 raise NotFound(f"no data subject with that id in project {project!r}")
             # Erased, and nothing of the subject since: say so, never a stale answer.
             empty: dict[str, list[Any]] = {part: [] for part in FOOTPRINT_LISTS}
-            return FootprintAnswer.model_validate(
-                {"subject": who, **empty, "vault_entries": 0, "erased": gone}
-            )
+            return FootprintAnswer.built(subject=who, **empty, vault_entries=0, erased=gone)
         predictions = _subject_predictions(conn, project, sorted(records))
         datasets = sorted({d for ds in records.values() for d in ds})
         graph = graph_of(ledger).current(conn)
@@ -586,7 +580,7 @@ def footprint(
         DatasetNode(dataset=d, label=graph.nodes[d].get("label") if d in graph else label_of(d))
         for d in datasets
     ]
-    return FootprintAnswer(
+    return FootprintAnswer.built(
         subject=who,
         records=[
             SubjectRecord(record=record_id(project, r), datasets=ds)
@@ -649,7 +643,7 @@ def _subject_predictions(
             )
         )
     ]
-    return sorted(found, key=lambda p: (p.at, p.record, p.position))
+    return sorted(found, key=lambda p: (p["at"], p["record"], p["position"]))
 
 
 # 6. deployment history --------------------------------------------------------------------------

@@ -730,7 +730,7 @@ def _withheld(n: int | None) -> list[str]:
 
 
 def _runs(runs: list[answers.RunNode]) -> str:
-    return ", ".join(f"{r.job} (…{r.run[-8:]})" for r in runs)
+    return ", ".join(f"{r['job']} (…{r['run'][-8:]})" for r in runs)
 
 
 def render_scored(answer: answers.ScoredAnswer | dict[str, Any]) -> str:
@@ -745,9 +745,9 @@ def render_scored(answer: answers.ScoredAnswer | dict[str, Any]) -> str:
     head = f"was scored {counted(n, 'time')}:" if n else "was never scored"
     lines = [f"{d.record} {head}"]
     lines += [
-        f"  {_when(p.at)}  {_short(p.model):<22} in {_short(p.deployment):<18} "
-        f"output={json.dumps(p.output)}  (position {p.position}"
-        + (f", trace {p.trace_id})" if p.trace_id else ")")
+        f"  {_when(p['at'])}  {_short(p['model']):<22} in {_short(p['deployment']):<18} "
+        f"output={json.dumps(p['output'])}  (position {p['position']}"
+        + (f", trace {p['trace_id']})" if p["trace_id"] else ")")
         for p in d.predictions
     ]
     if gone is not None:
@@ -762,14 +762,18 @@ def render_trained_on(answer: answers.TrainedOnAnswer | dict[str, Any]) -> str:
         f"through {counted(len(d.runs), 'run')}" + (":" if d.datasets else "")
     ]
     for ds in d.datasets:
-        rows = "" if ds.row_count is None else f", {counted(ds.row_count, 'row')}"
+        rows = "" if ds["row_count"] is None else f", {counted(ds['row_count'], 'row')}"
         lines.append(
-            f"  {_short(ds.dataset):<28} {ds.relation:<9} depth {ds.depth}  "
-            f"{counted(ds.records, 'record')}{rows}  {ds.digest or 'no digest'}"
+            f"  {_short(ds['dataset']):<28} {ds['relation']:<9} depth {ds['depth']}  "
+            f"{counted(ds['records'], 'record')}{rows}  {ds['digest'] or 'no digest'}"
         )
     if d.runs:
         lines.append(f"  runs: {_runs(d.runs)}")
     return "\n".join(lines + _withheld(d.withheld))
+
+
+def _labels(nodes: list[answers.DatasetNode] | list[answers.ModelNode]) -> str:
+    return ", ".join(n["label"] or "" for n in nodes)
 
 
 def render_summary(
@@ -782,15 +786,18 @@ def render_summary(
     lines = []
     for name, items in (
         ("runs", _runs(d.runs)),
-        ("derived datasets" if derived else "datasets", ", ".join(x.label or "" for x in datasets)),
-        ("models", ", ".join(m.label or "" for m in d.models)),
+        (
+            "derived datasets" if derived else "datasets",
+            ", ".join(x["label"] or "" for x in datasets),
+        ),
+        ("models", ", ".join(m["label"] or "" for m in d.models)),
     ):
         if items:
             lines.append(f"  {name}: {items}")
     for dep in d.deployments:
         lines.append(
-            f"  deployment {_short(dep.deployment)} served "
-            + ", ".join(_short(m) for m in dep.serves_from_here)
+            f"  deployment {_short(dep['deployment'])} served "
+            + ", ".join(_short(m) for m in dep["serves_from_here"])
         )
     return lines
 
@@ -800,8 +807,8 @@ def render_downstream(answer: answers.DownstreamAnswer | dict[str, Any]) -> str:
     lines = [f"downstream of {_short(d.dataset)}:", *render_summary(d)]
     for p in d.predictions:
         lines.append(
-            f"  {p.count:>6} {noun(p.count, 'prediction')} by {_short(p.model)} in "
-            f"{_short(p.deployment)} ({_when(p.first_at)} .. {_when(p.last_at)})"
+            f"  {p['count']:>6} {noun(p['count'], 'prediction')} by {_short(p['model'])} in "
+            f"{_short(p['deployment'])} ({_when(p['first_at'])} .. {_when(p['last_at'])})"
         )
     lines.append(f"  total predictions: {d.total_predictions}")
     return "\n".join(lines + _withheld(d.withheld))
@@ -817,13 +824,13 @@ def render_lineage(answer: answers.LineageAnswer | dict[str, Any]) -> str:
         f"{counted(len(d.nodes), 'node')}, {counted(len(d.edges), 'edge')}"
     ]
     lines += [
-        f"  node {n.id}  ({n.kind} {n.label}, {counted(n.distance, 'hop')} away, created "
-        f"{_when(n.created_at)})"
+        f"  node {n['id']}  ({n['kind']} {n['label']}, {counted(n['distance'], 'hop')} away, "
+        f"created {_when(n['created_at'])})"
         for n in d.nodes
     ]
     lines += [
-        f"  {e.src}  -[{e.kind}]->  {e.dst}"
-        + (f"  (until {_when(e.valid_to)})" if e.valid_to else "")
+        f"  {e['src']}  -[{e['kind']}]->  {e['dst']}"
+        + (f"  (until {_when(e['valid_to'])})" if e["valid_to"] else "")
         for e in d.edges
     ]
     return "\n".join(lines + _withheld(d.withheld))
@@ -844,12 +851,12 @@ def render_footprint(answer: answers.FootprintAnswer | dict[str, Any]) -> str:
         f"{counted(d.vault_entries, 'vault entry', 'vault entries')}"
     ]
     for r in d.records:
-        lines.append(f"  {_short(r.record)} in " + ", ".join(_short(x) for x in r.datasets))
+        lines.append(f"  {_short(r['record'])} in " + ", ".join(_short(x) for x in r["datasets"]))
     lines += render_summary(d)
     for p in d.predictions:
         lines.append(
-            f"  scored {_when(p.at)} by {_short(p.model)} in {_short(p.deployment)}: "
-            f"{_short(p.record)} (position {p.position})"
+            f"  scored {_when(p['at'])} by {_short(p['model'])} in {_short(p['deployment'])}: "
+            f"{_short(p['record'])} (position {p['position']})"
         )
     lines += _withheld(d.withheld)
     if gone is not None:

@@ -7,10 +7,20 @@ and report endpoints in ``audit.answers``, ``audit.erasure.answers`` and
 
 from __future__ import annotations
 
+from fastapi import Response
 from pydantic import BaseModel, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from registry.auth import ApiKey
+
+
+def sent(answer: BaseModel) -> Response:
+    """``answer`` as its JSON, rendered once by its own model. A route returning the model
+    itself would have FastAPI dump it, validate the dump against the route's response model
+    and dump that again: for an answer of thousands of parts, more than the question cost.
+    The route still declares its response model, which the OpenAPI document shows."""
+    return Response(answer.model_dump_json(), media_type="application/json")
+
 
 # --- keys -------------------------------------------------------------------------
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from audit.reports.answers import VaultEntry
 from lineage import answers
 from registry import erasures, services, writes
+from registry.api.answers import sent
 from registry.api.deps import Asking, asking
 from registry.api.problems import answering, responses
 from registry.api.schemas import (
@@ -56,9 +57,9 @@ NODE_PROBLEMS = responses("invalid-node-id", "not-found")
 def scored(
     query: RecordQuery,
     ask: Annotated[Asking, asking("read", "questions.scored")],
-) -> answers.ScoredAnswer:
+) -> Response:
     """Which model version, in which deployment, scored this record, and when."""
-    return services.scored(ask.ledger, ask.who.project, record=query.record)
+    return sent(services.scored(ask.ledger, ask.who.project, record=query.record))
 
 
 @router.get(
@@ -67,10 +68,10 @@ def scored(
 def trained_on(
     model: ModelParam,
     ask: Annotated[Asking, asking("read", "questions.trained_on")],
-) -> answers.TrainedOnAnswer:
+) -> Response:
     """Dataset versions that trained a model version (``name@version``, ``name@alias`` or
     a full id), transitively, with record counts."""
-    return services.trained_on(ask.ledger, ask.who.project, model=model)
+    return sent(services.trained_on(ask.ledger, ask.who.project, model=model))
 
 
 @router.get(
@@ -79,9 +80,9 @@ def trained_on(
 def downstream(
     dataset: DatasetParam,
     ask: Annotated[Asking, asking("read", "questions.downstream")],
-) -> answers.DownstreamAnswer:
+) -> Response:
     """Runs, datasets, model versions, deployments and predictions downstream of a dataset."""
-    return services.downstream(ask.ledger, ask.who.project, dataset=dataset)
+    return sent(services.downstream(ask.ledger, ask.who.project, dataset=dataset))
 
 
 @router.get("/questions/lineage", response_model=answers.LineageAnswer, responses=NODE_PROBLEMS)
@@ -94,10 +95,12 @@ def lineage(
         Query(description="Hops from the node (0 or more).", json_schema_extra={"minimum": 0}),
     ] = 3,
     as_of: Annotated[Time | None, Query(description="RFC 3339 time.")] = None,
-) -> answers.LineageAnswer:
+) -> Response:
     """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
-    return services.lineage(
-        ask.ledger, ask.who.project, node=node, direction=direction, depth=depth, as_of=as_of
+    return sent(
+        services.lineage(
+            ask.ledger, ask.who.project, node=node, direction=direction, depth=depth, as_of=as_of
+        )
     )
 
 
@@ -105,9 +108,9 @@ def lineage(
 def history(
     deployment: DeploymentParam,
     ask: Annotated[Asking, asking("read", "questions.history")],
-) -> answers.HistoryAnswer:
+) -> Response:
     """Which model versions a deployment served, from when to when."""
-    return services.history(ask.ledger, ask.who.project, deployment=deployment)
+    return sent(services.history(ask.ledger, ask.who.project, deployment=deployment))
 
 
 @router.get("/questions/aliases", **answering(answers.AliasesAnswer, "not-found"))
@@ -122,18 +125,18 @@ def aliases(
         ),
     ],
     ask: Annotated[Asking, asking("read", "questions.aliases")],
-) -> answers.AliasesAnswer:
+) -> Response:
     """Where each alias (stage) of a model pointed over time, and who moved it."""
-    return services.aliases(ask.ledger, ask.who.project, name=name)
+    return sent(services.aliases(ask.ledger, ask.who.project, name=name))
 
 
 @router.post("/questions/footprint", **answering(answers.FootprintAnswer, "not-found"))
 def footprint(
     query: SubjectQuery,
     ask: Annotated[Asking, asking("personal", "questions.footprint")],
-) -> answers.FootprintAnswer:
+) -> Response:
     """Everything linked to a data subject (data-protection officers)."""
-    return services.footprint(ask.ledger, ask.who.project, subject=query.subject)
+    return sent(services.footprint(ask.ledger, ask.who.project, subject=query.subject))
 
 
 @router.post(
