@@ -3,9 +3,9 @@ the envelope every event shares.
 
 - ``catalogue``: the base of every body (``Body``), the table of types (``CATALOGUE``),
   ``@event_type``, upcasters and the checks body fields share;
-- ``bodies``, ``erasure``, ``grants``, ``openlineage``: the types, by subject; the
-  order they are imported in (alphabetical) is the order of ``CATALOGUE`` and so of
-  ``docs/events.md``;
+- ``bodies``, ``erasure``, ``execution``, ``grants``, ``openlineage``: the types, by
+  subject; the order they are imported in (alphabetical) is the order of ``CATALOGUE``
+  and so of ``docs/events.md``;
 - ``envelope``: ``NewEvent``, ``StoredEvent``, the hashed form and its canonical JSON;
 - ``validation``: ``make_event``, ``validate_new``, ``normalised``.
 
@@ -61,6 +61,16 @@ from registry.events.erasure import (
     SubjectErased,
     SubjectErasureRequested,
 )
+from registry.events.execution import (
+    JobAttemptFailed,
+    JobCancelled,
+    JobFailed,
+    JobScheduled,
+    JobStarted,
+    JobSubmitted,
+    JobSucceeded,
+    Resources,
+)
 from registry.events.grants import ProjectAccessGranted, ProjectAccessRevoked
 from registry.events.openlineage import (
     OpenLineageDatasetEvent,
@@ -93,6 +103,13 @@ __all__ = [
     "ErasureRemediated",
     "EventType",
     "Flag",
+    "JobAttemptFailed",
+    "JobCancelled",
+    "JobFailed",
+    "JobScheduled",
+    "JobStarted",
+    "JobSubmitted",
+    "JobSucceeded",
     "Metric",
     "ModelAliasMoved",
     "ModelVersionRegistered",
@@ -109,6 +126,7 @@ __all__ = [
     "ProjectAccessGranted",
     "ProjectAccessRevoked",
     "Redacted",
+    "Resources",
     "Retention",
     "RunCompleted",
     "RunFailed",
