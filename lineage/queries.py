@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from sqlalchemy import Connection, func, select
 
@@ -21,7 +21,6 @@ from lineage.answers import (
     AliasSpan,
     DatasetNode,
     DeploymentServing,
-    Downstream,
     DownstreamAnswer,
     ErasureNote,
     FootprintAnswer,
@@ -205,20 +204,21 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> ScoredAnswer:
                 "dataset version and was never scored"
             )
     # ``gone`` here is an earlier erasure; what is shown came after it.
+    predictions: list[ScoredPrediction] = [
+        {
+            "deployment": r.deployment,
+            "model": r.model,
+            "at": r.at,
+            "output": json.loads(r.output),
+            "trace_id": r.trace_id,
+            "position": r.position,
+        }
+        for r in rows
+    ]
     return ScoredAnswer.built(
         record=record_id(project, pseudonym),
         times_scored=len(rows),
-        predictions=[
-            ScoredPrediction(
-                deployment=r.deployment,
-                model=r.model,
-                at=r.at,
-                output=json.loads(r.output),
-                trace_id=r.trace_id,
-                position=r.position,
-            )
-            for r in rows
-        ],
+        predictions=predictions,
         erased=gone,
     )
 
@@ -253,23 +253,24 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> Traine
         found = [(d, n) for d, n in upstream if kind_of(n) == "dataset" and n not in hidden]
         runs = [n for _, n in upstream if kind_of(n) == "run" and n not in hidden]
         details = _dataset_details(conn, [n for _, n in found])
-    datasets = []
+    datasets: list[TrainingDataset] = []
     for depth, node in found:
         digest, row_count, records = details.get(node, (None, None, 0))
         datasets.append(
-            TrainingDataset(
-                dataset=node,
-                label=graph.nodes[node].get("label"),
-                depth=depth,
-                relation=relation(depth),
-                records=records,
-                row_count=row_count,
-                digest=digest,
-            )
+            {
+                "dataset": node,
+                "label": graph.nodes[node].get("label"),
+                "depth": depth,
+                "relation": relation(depth),
+                "records": records,
+                "row_count": row_count,
+                "digest": digest,
+            }
         )
+    nodes: list[RunNode] = [{"run": r, "job": graph.nodes[r].get("label")} for r in runs]
     return TrainedOnAnswer.built(
         model=model,
-        runs=[RunNode(run=r, job=graph.nodes[r].get("label")) for r in runs],
+        runs=nodes,
         datasets=datasets,
         withheld=_withheld(len(hidden)),
     )
@@ -351,9 +352,7 @@ def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> Down
         shown = {n for n in nodes if _shown(graph, n, visible)}
         summary = _summarise(conn, graph, shown)
     return DownstreamAnswer.built(
-        dataset=dataset,
-        **{name: getattr(summary, name) for name in Downstream.model_fields},
-        withheld=_withheld(len(nodes) - len(shown)),
+        dataset=dataset, **summary, withheld=_withheld(len(nodes) - len(shown))
     )
 
 
@@ -365,16 +364,28 @@ def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
     return {n for n in found if n not in roots}
 
 
-def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Downstream:
-    """``nodes`` by kind, each with its label, and the predictions of their model versions."""
+class Summary(TypedDict):
+    """The members of ``lineage.answers.Downstream``, as ``_summarise`` builds them."""
+
+    runs: list[RunNode]
+    datasets: list[DatasetNode]
+    models: list[ModelNode]
+    deployments: list[DeploymentServing]
+    predictions: list[PredictionCount]
+    total_predictions: int
+
+
+def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Summary:
+    """``nodes`` by kind, each with its label, and the predictions of their model versions:
+    the members of ``Downstream``."""
     by_kind: dict[str, list[str]] = {"dataset": [], "run": [], "model": [], "deployment": []}
     for node in sorted(nodes):
         by_kind.setdefault(kind_of(node), []).append(node)
     models = set(by_kind["model"])
     raw = Raw(conn)
-    predictions = sorted(
+    predictions: list[PredictionCount] = sorted(
         (
-            PredictionCount(deployment=dep, model=model, count=n, first_at=first, last_at=last)
+            {"deployment": dep, "model": model, "count": n, "first_at": first, "last_at": last}
             for chunk in _chunks(sorted(models))
             for dep, model, n, first, last in raw.all(
                 "SELECT deployment, model, n, first_at, last_at FROM prediction_counts "
@@ -385,20 +396,20 @@ def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Dow
         key=lambda p: (p["deployment"], p["model"]),
     )
     label = {n: graph.nodes[n].get("label") for n in nodes}
-    return Downstream.built(
-        runs=[RunNode(run=r, job=label[r]) for r in by_kind["run"]],
-        datasets=[DatasetNode(dataset=d, label=label[d]) for d in by_kind["dataset"]],
-        models=[ModelNode(model=m, label=label[m]) for m in by_kind["model"]],
-        deployments=[
-            DeploymentServing(
-                deployment=dep,
-                serves_from_here=sorted(src for src, _ in graph.in_edges(dep) if src in models),
-            )
+    return {
+        "runs": [{"run": r, "job": label[r]} for r in by_kind["run"]],
+        "datasets": [{"dataset": d, "label": label[d]} for d in by_kind["dataset"]],
+        "models": [{"model": m, "label": label[m]} for m in by_kind["model"]],
+        "deployments": [
+            {
+                "deployment": dep,
+                "serves_from_here": sorted(src for src, _ in graph.in_edges(dep) if src in models),
+            }
             for dep in by_kind["deployment"]
         ],
-        predictions=predictions,
-        total_predictions=sum(p["count"] for p in predictions),
-    )
+        "predictions": predictions,
+        "total_predictions": sum(p["count"] for p in predictions),
+    }
 
 
 # 4. lineage ---------------------------------------------------------------------------------
@@ -439,21 +450,22 @@ def lineage(
             f"{node} did not exist yet at {at} (created {full.nodes[node]['created_at']})"
         )
     seen, hidden = _walk(view, node, direction, depth, visible)
+    nodes: list[LineageNode] = [
+        {
+            "id": n,
+            "kind": view.nodes[n]["kind"],
+            "label": view.nodes[n]["label"],
+            "created_at": view.nodes[n]["created_at"],
+            "distance": d,
+        }
+        for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+    ]
     return LineageAnswer.built(
         root=node,
         direction=direction,
         depth=depth,
         as_of=at,
-        nodes=[
-            LineageNode(
-                id=n,
-                kind=view.nodes[n]["kind"],
-                label=view.nodes[n]["label"],
-                created_at=view.nodes[n]["created_at"],
-                distance=d,
-            )
-            for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
-        ],
+        nodes=nodes,
         edges=_edges_among(view, seen, past=at is not None),
         withheld=_withheld(len(hidden)),
     )
@@ -491,14 +503,14 @@ def _walk(
 def _edges_among(view: nx.MultiDiGraph, nodes: dict[str, int], *, past: bool) -> list[LineageEdge]:
     """The edges of ``view`` between ``nodes``, in a stable order. In a ``past`` view every
     edge shown was still open: what closed it came later."""
-    edges = [
-        LineageEdge(
-            src=src,
-            dst=dst,
-            kind=data["kind"],
-            valid_from=data["valid_from"],
-            valid_to=None if past else data["valid_to"],
-        )
+    edges: list[LineageEdge] = [
+        {
+            "src": src,
+            "dst": dst,
+            "kind": data["kind"],
+            "valid_from": data["valid_from"],
+            "valid_to": None if past else data["valid_to"],
+        }
         for src, dst, data in view.out_edges(list(nodes), data=True)
         if dst in nodes
     ]
@@ -576,21 +588,21 @@ def footprint(
         derived = _descendants(graph, [d for d in datasets if d in graph])
         shown = {n for n in derived if _shown(graph, n, visible)}
         summary = _summarise(conn, graph, shown)
-    held = [
-        DatasetNode(dataset=d, label=graph.nodes[d].get("label") if d in graph else label_of(d))
+    held: list[DatasetNode] = [
+        {"dataset": d, "label": graph.nodes[d].get("label") if d in graph else label_of(d)}
         for d in datasets
+    ]
+    held_records: list[SubjectRecord] = [
+        {"record": record_id(project, r), "datasets": ds} for r, ds in sorted(records.items())
     ]
     return FootprintAnswer.built(
         subject=who,
-        records=[
-            SubjectRecord(record=record_id(project, r), datasets=ds)
-            for r, ds in sorted(records.items())
-        ],
+        records=held_records,
         datasets=held,
-        derived_datasets=summary.datasets,
-        runs=summary.runs,
-        models=summary.models,
-        deployments=summary.deployments,
+        derived_datasets=summary["datasets"],
+        runs=summary["runs"],
+        models=summary["models"],
+        deployments=summary["deployments"],
         predictions=predictions,
         vault_entries=vault_entries,
         erased=gone,
@@ -628,14 +640,14 @@ def _subject_predictions(
     """Every prediction about the records ``pseudonyms``, by time, record and position."""
     idx = T["prediction_index"]
     epochs = _epochs(conn)
-    found = [
-        SubjectPrediction(
-            record=record_id(project, r.record),
-            deployment=r.deployment,
-            model=r.model,
-            at=r.at,
-            position=r.position,
-        )
+    found: list[SubjectPrediction] = [
+        {
+            "record": record_id(project, r.record),
+            "deployment": r.deployment,
+            "model": r.model,
+            "at": r.at,
+            "position": r.position,
+        }
         for chunk in _chunks(pseudonyms)
         for r in conn.execute(
             select(idx.c.record, idx.c.deployment, idx.c.model, idx.c.at, idx.c.position).where(
