@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from executors import cli as jobs_cli
 from registry.commands import (
     PROJECT_HELP,
     add_command,
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serving_parsers(sub)
     audit_cli.add_parser(sub)
     compliance_cli.add_parsers(sub)
+    jobs_cli.add_parser(sub)
     return parser
 
 
@@ -352,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or getattr(args, "grants_command", None)
         or getattr(args, "audit_command", None)
         or getattr(args, "report_command", None)
+        or getattr(args, "jobs_command", None)
     )
     name = " ".join(filter(None, (args.command, subcommand)))
     try:
@@ -1109,6 +1112,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "openapi": cmd_openapi,
     "audit": audit_cli.run,
     **compliance_cli.COMMANDS,
+    "jobs": jobs_cli.run,
 }
 
 if __name__ == "__main__":

@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     master_key: str | None = None
     key_file: str | None = None
     api_key: str | None = None
+    #: The run a job's process appends to (set by an executor: ``Registry.job_run``).
+    run_id: str | None = None
+    #: Where ``mlledger jobs`` dispatches: ``local`` or ``kubernetes``.
+    executor: str = "local"
+    #: The Kubernetes namespace of the executor's jobs.
+    namespace: str = "default"
+    #: The ledger as a job reaches it (a Kubernetes job: the server's http(s) URL).
+    job_ledger_url: str | None = None
+    #: Where the local executor keeps its jobs' folders.
+    jobs_dir: str = ".mlledger/jobs"
     signing_key: str | None = None
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 60.0

@@ -11,6 +11,7 @@ from typing import Any
 
 from registry.assembly import open_ledger
 from registry.backend import Backend, LocalBackend
+from registry.errors import ConfigError, InvalidInput
 from registry.ids import check_name, new_id
 from registry.sdk.datasets import Datasets
 from registry.sdk.deployments import Deployments
@@ -61,6 +62,44 @@ class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions
             code_dir=str(code_dir or Path.cwd()),
             occurred_at=occurred_at,
             ended_at=ended_at,
+        )
+
+
+    def job_run(
+        self,
+        *,
+        run_id: str | uuid.UUID | None = None,
+        inputs: Sequence[NodeLike] = (),
+        settings: Settings | None = None,
+    ) -> Run:
+        """The run of the job this process belongs to, as a context manager: code
+        dispatched by ``mlledger jobs submit`` records its inputs, params, metrics and
+        model versions into the run the executor started (``MLLEDGER_RUN_ID``, or
+        ``run_id``). The block neither starts nor ends the run: the executor records the
+        job's end from what the platform reports (its exit code)."""
+        chosen = run_id or given(settings).run_id
+        if not chosen:
+            raise ConfigError(
+                "no run to record into: MLLEDGER_RUN_ID is not set. job_run() is for code "
+                "an executor runs (mlledger jobs submit); elsewhere use run(JOB)"
+            )
+        try:
+            uuid_ = uuid.UUID(str(chosen).removeprefix("run:"))
+        except ValueError:
+            raise InvalidInput(
+                f"run id {str(chosen)!r}: expected 'run:<uuid>' or '<uuid>'", field="run_id"
+            ) from None
+        return Run(
+            self,
+            "",
+            params={},
+            inputs=[node_of(i) for i in inputs],
+            tags={},
+            parent=None,
+            uuid_=uuid_,
+            code_dir=str(Path.cwd()),
+            occurred_at=None,
+            attached=True,
         )
 
 

@@ -44,6 +44,7 @@ class Run:
         code_dir: str,
         occurred_at: Any,
         ended_at: Any = None,
+        attached: bool = False,
     ):
         self.registry = registry
         self.job = job
@@ -60,6 +61,9 @@ class Run:
         # A backfilled run's records default to its start time, its end to ended_at.
         self._default_time = occurred_at
         self._ended_at = ended_at if ended_at is not None else occurred_at
+        # A run started elsewhere (by an executor): this code records into it, and
+        # neither starts it nor ends it.
+        self.attached = attached
         self.status = "new"
         self.models: list[ModelVersion] = []
         self.datasets: list[DatasetVersion] = []
@@ -69,6 +73,11 @@ class Run:
 
     def __enter__(self) -> Run:
         s = self._start
+        if self.attached:
+            self.status = "running"
+            if s["inputs"]:
+                self.use(*s["inputs"])
+            return self
         body = {
             "job": self.job,
             "params": s["params"],
@@ -90,6 +99,11 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
+        if self.attached:
+            # The executor records how the job ended, from its exit code.
+            self.registry.flush()
+            self.status = "attached"
+            return False
         if exc_type is None:
             type_, body, status = "run-completed", {}, "completed"
         else:

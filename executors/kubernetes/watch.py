@@ -1,0 +1,175 @@
+"""The watcher: records every transition of every job the executor made, as Kubernetes
+reports it.
+
+It lists the executor's Jobs and pods (label ``app.kubernetes.io/managed-by=mlledger``)
+and records what they report, then watches both from the resource versions of those
+lists, keeping the latest form of each object in memory: each change of a pod or Job
+is turned into the transitions of its run (``executors.kubernetes.observe``) and the
+new ones are recorded. A watch that expires (HTTP 410) or breaks is listed again.
+
+A restarted watcher lists everything again; since every event id derives from the
+transition it records, nothing is recorded twice and nothing reported is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from executors.kubernetes import observe
+from executors.kubernetes.render import SELECTOR
+
+if TYPE_CHECKING:
+    from executors.dispatch import Dispatcher
+    from executors.kubernetes.jobs import KubernetesExecutor
+
+log = logging.getLogger(__name__)
+
+#: Seconds a watch request lasts before it is renewed from its last resource version.
+WATCH_SECONDS = 30
+
+
+@dataclass
+class Seen:
+    """The latest form of a run's Job and pods (deleted pods are kept: what they
+    reported still stands)."""
+
+    job: dict[str, Any] | None = None
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Watcher:
+    """Watches one namespace's jobs and records what they report through a dispatcher."""
+
+    def __init__(self, dispatcher: Dispatcher, executor: KubernetesExecutor):
+        self.dispatcher = dispatcher
+        self.executor = executor
+        self.seen: dict[str, Seen] = {}
+        self.changes: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue()
+        self.recorded = 0
+
+    # --- applying what was seen ----------------------------------------------------------
+
+    def apply(self, kind: str, event: str, obj: dict[str, Any]) -> None:
+        """Take one Job or pod as seen, and record what its run now reports."""
+        run = observe.run_of_object(obj)
+        if run is None:
+            return
+        seen = self.seen.setdefault(run, Seen())
+        if kind == "job":
+            if event == "DELETED":
+                seen.job = seen.job or obj
+            else:
+                seen.job = obj
+        else:
+            seen.pods[obj["metadata"]["name"]] = obj
+        found = observe.transitions(seen.job, seen.pods.values(), self.executor.product_of)
+        self.recorded += self.dispatcher.record(found)
+
+    def relist(self) -> dict[str, str]:
+        """List every Job and pod of the executor, record what they report, and return
+        the resource versions to watch from."""
+        ex = self.executor
+        jobs = ex.call(
+            "list",
+            "jobs.batch",
+            ex.batch.list_namespaced_job,
+            ex.namespace,
+            label_selector=SELECTOR,
+        )
+        pods = ex.call(
+            "list", "pods", ex.core.list_namespaced_pod, ex.namespace, label_selector=SELECTOR
+        )
+        for item in pods.items:
+            self.apply("pod", "ADDED", ex.plain(item))
+        for item in jobs.items:
+            self.apply("job", "ADDED", ex.plain(item))
+        return {"job": jobs.metadata.resource_version, "pod": pods.metadata.resource_version}
+
+    # --- watching ------------------------------------------------------------------------
+
+    def _stream(self, kind: str, version: str, stop: threading.Event) -> None:
+        """Feed ``kind`` changes to the queue from ``version`` until ``stop``; on an
+        expired version or a broken stream, ask for a relist."""
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        ex = self.executor
+        lister = ex.batch.list_namespaced_job if kind == "job" else ex.core.list_namespaced_pod
+        while not stop.is_set():
+            stream = watch.Watch()
+            try:
+                for change in stream.stream(
+                    lister,
+                    ex.namespace,
+                    label_selector=SELECTOR,
+                    resource_version=version,
+                    timeout_seconds=WATCH_SECONDS,
+                    allow_watch_bookmarks=True,
+                ):
+                    if stop.is_set():
+                        stream.stop()
+                        break
+                    obj = change["object"]
+                    plain = ex.plain(obj) if not isinstance(obj, dict) else obj
+                    new = (plain.get("metadata") or {}).get("resourceVersion")
+                    if new:
+                        version = new
+                    if change["type"] in ("ADDED", "MODIFIED", "DELETED") and not stop.is_set():
+                        self.changes.put((kind, change["type"], plain))
+            except ApiException as exc:
+                if exc.status == 410:
+                    self.changes.put(("relist", kind, {}))
+                    return
+                log.warning("watch of %ss broke (HTTP %s); listing again", kind, exc.status)
+                self.changes.put(("relist", kind, {}))
+                return
+            except (OSError, ValueError) as exc:  # a dropped connection
+                log.warning("watch of %ss broke (%s); listing again", kind, exc)
+                self.changes.put(("relist", kind, {}))
+                return
+
+    def run(self, stop: threading.Event, *, until: float | None = None) -> None:
+        """Watch until ``stop`` is set (or ``until``, a ``time.monotonic()`` moment)."""
+        while not stop.is_set() and (until is None or time.monotonic() < until):
+            versions = self.relist()
+            halt = threading.Event()
+            streams = [
+                threading.Thread(
+                    target=self._stream, args=(kind, versions[kind], halt), daemon=True
+                )
+                for kind in ("pod", "job")
+            ]
+            for thread in streams:
+                thread.start()
+            while not stop.is_set() and (until is None or time.monotonic() < until):
+                try:
+                    item = self.changes.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    break
+                kind, event, obj = item
+                if kind == "relist":
+                    break
+                self.apply(kind, event, obj)
+            # A stream notices the halt at its next change or renewal; it adds nothing
+            # after it, so the next generation need not wait for it.
+            halt.set()
+            for thread in streams:
+                thread.join(timeout=1)
+            self._drain()
+
+    def _drain(self) -> None:
+        """Apply what is still queued (changes that arrived while stopping)."""
+        while True:
+            try:
+                item = self.changes.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and item[0] != "relist":
+                self.apply(*item)
