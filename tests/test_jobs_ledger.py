@@ -497,7 +497,7 @@ def test_the_dossier_says_where_the_model_was_trained(reg: Registry) -> None:
         for shown in ("gpu-node-7", "NVIDIA-H100-80GB-HBM3", SUBMITTED["spec_digest"],
                       SUBMITTED["image"], SUBMITTED["target"], "succeeded"):  # fmt: skip
             assert shown in text, shown
-    assert "2 × NVIDIA-H100-80GB-HBM3" in dossier.html
+    assert "2 \N{MULTIPLICATION SIGN} NVIDIA-H100-80GB-HBM3" in dossier.html
 
 
 def test_a_dossier_without_a_job_says_nothing_of_one(reg: Registry) -> None:
