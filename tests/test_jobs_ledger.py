@@ -10,17 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 import registry
 from audit.reports import build_model_dossier
 from lineage import jobqueries
 from lineage.answers import JobAnswer, JobsAnswer
 from registry import writes
+from registry.assembly import open_ledger
 from registry.errors import EventRejected, InvalidInput, NotFound
 from registry.events import NewEvent, StoredEvent
 from registry.ids import run_id
 from registry.ledger import Ledger
 from registry.sdk import Registry
+from registry.settings import normalise_url
 from registry.store.raw import Raw
 from registry.writes import Author
 from tests.support.apiserver import ApiServer
@@ -492,11 +495,11 @@ def test_the_dossier_says_where_the_model_was_trained(reg: Registry) -> None:
     key_events = {e["position"]: e["type"] for e in dossier.data["key_events"]}
     assert key_events[submitted.position] == "job-submitted"
     assert key_events[succeeded.position] == "job-succeeded"
-    for text in (dossier.html, dossier.markdown):
-        assert "Where it was trained" in text
+    for page in (dossier.html, dossier.markdown):
+        assert "Where it was trained" in page
         for shown in ("gpu-node-7", "NVIDIA-H100-80GB-HBM3", SUBMITTED["spec_digest"],
                       SUBMITTED["image"], SUBMITTED["target"], "succeeded"):  # fmt: skip
-            assert shown in text, shown
+            assert shown in page, shown
     assert "2 \N{MULTIPLICATION SIGN} NVIDIA-H100-80GB-HBM3" in dossier.html
 
 
@@ -570,3 +573,69 @@ def test_the_jobs_routes(store_server: ApiServer) -> None:
         assert remote.job(run)["events"][1]["body"]["node"] == "gpu-node-7"
         with pytest.raises(NotFound):
             remote.job(run_id(uuid.uuid4()))
+
+
+# --- migration ---------------------------------------------------------------------------------
+
+
+def _back_to_0005(url: str) -> None:
+    """Make the database at ``url`` what revision 0005 left: no executions table, no
+    tracking of it (its events were appended before it existed)."""
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE run_executions"))
+            conn.execute(text("DELETE FROM projection_tracking WHERE name = 'executions'"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+    finally:
+        engine.dispose()
+
+
+def _tracked(url: str) -> int | None:
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT position FROM projection_tracking WHERE name = 'executions'")
+            ).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_job_events_from_before_0006_are_projected_after_it(store_url: str) -> None:
+    """A log at 0005 holding job events gets, at 0006, a projection that replays them
+    with the next append; one without job events starts at the head."""
+    ledger = open_ledger(store_url)
+    try:
+        run = _start_run(ledger)
+        _appended(ledger, [_event("job-submitted", run, SUBMITTED),
+                           _event("job-scheduled", run, SCHEDULED)])  # fmt: skip
+        expected, head = _row(ledger, run), ledger.head()
+    finally:
+        ledger.close()
+    _back_to_0005(store_url)
+    ledger = open_ledger(store_url)  # migrates to 0006
+    try:
+        assert _tracked(store_url) is None  # to be replayed from the start
+        started = _append(ledger, "job-started", run, {"attempt": "train-0190-a"})
+        assert started.position == head + 1
+        assert _row(ledger, run) == {**(expected or {}), "status": "running",
+                                     "started_at": started.occurred_at,
+                                     "position": started.position}  # fmt: skip
+        assert _tracked(store_url) == started.position
+        digest = ledger.projection_digest()
+        assert ledger.rebuild()["digest"] == digest
+    finally:
+        ledger.close()
+
+
+def test_a_log_without_job_events_starts_its_executions_at_the_head(store_url: str) -> None:
+    ledger = open_ledger(store_url)
+    try:
+        _start_run(ledger)
+        head = ledger.head()
+    finally:
+        ledger.close()
+    _back_to_0005(store_url)
+    open_ledger(store_url).close()  # migrates to 0006
+    assert _tracked(store_url) == head
