@@ -389,3 +389,104 @@ class MarquezLineage(Shape):
     """The lineage around a dataset or job, as Marquez's ``GET /api/v1/lineage`` answers."""
 
     graph: list[MarquezNode]
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+#: The status of a run's job: submitted, then scheduled and running (retrying between
+#: attempts), until it succeeded, failed or was cancelled.
+JobStatus = Literal[
+    "submitted", "scheduled", "running", "retrying", "succeeded", "failed", "cancelled"
+]
+
+
+@part
+class JobResources(TypedDict):
+    cpu: Annotated[str | None, Field(description="CPU request ('2', '500m').")]
+    memory: Annotated[str | None, Field(description="Memory request ('8Gi').")]
+    gpus: Annotated[int, Field(description="GPUs asked for, per attempt.")]
+    gpu_product: Annotated[str | None, Field(description="GPU product the job was pinned to.")]
+
+
+@part
+class JobExecution(TypedDict):
+    """The job that executes a run: as its executor submitted it, and as the platform
+    reported it since."""
+
+    run: Annotated[str, Field(description="The run the job executes.")]
+    project: str
+    executor: Annotated[Literal["local", "kubernetes"], Field(description="Which executor.")]
+    target: Annotated[str, Field(description="The Kubernetes server and namespace, or host.")]
+    name: Annotated[str, Field(description="The job's object name.")]
+    image: Annotated[str | None, Field(description="Container image.")]
+    command: Annotated[list[str], Field(description="Command and arguments, as submitted.")]
+    resources: Annotated[JobResources, Field(description="Asked for, per attempt.")]
+    retries: Annotated[int, Field(description="Attempts allowed after the first.")]
+    deadline_s: Annotated[int | None, Field(description="Seconds the whole job may run.")]
+    spec_digest: Annotated[str, Field(description="sha256 of the submitted spec.")]
+    status: JobStatus
+    attempts: Annotated[int, Field(description="Attempts scheduled so far.")]
+    attempt: Annotated[str | None, Field(description="The last attempt (pod name or pid).")]
+    node: Annotated[str | None, Field(description="Node of the last attempt, as reported.")]
+    gpus: Annotated[int | None, Field(description="GPUs the last attempt held, as reported.")]
+    gpu_product: Annotated[str | None, Field(description="The node's GPU product, as reported.")]
+    reason: Annotated[str | None, Field(description="Why the job failed or was cancelled.")]
+    exit_code: Annotated[int | None, Field(description="Exit code of the last attempt.")]
+    attempt_reason: Annotated[
+        str | None, Field(description="The last attempt's reason (OOMKilled, Evicted, ...).")
+    ]
+    submitted_at: str
+    scheduled_at: Annotated[str | None, Field(description="When the last attempt was placed.")]
+    started_at: Annotated[str | None, Field(description="When the last attempt started.")]
+    ended_at: Annotated[str | None, Field(description="When the job ended.")]
+    submitted_position: Annotated[int, Field(description="Log position of job-submitted.")]
+    position: Annotated[int, Field(description="Log position of the job's last event.")]
+
+
+@part
+class JobEvent(TypedDict):
+    position: Annotated[int, Field(description="Log position.")]
+    type: Annotated[str, Field(description="job-submitted, job-scheduled, ...")]
+    actor: str
+    occurred_at: str
+    body: Annotated[dict[str, Any], Field(description="The event's body, as in the log.")]
+
+
+class JobsAnswer(Shape):
+    """The project's jobs, newest submission first."""
+
+    jobs: list[JobExecution]
+
+
+class JobAnswer(Shape):
+    """One run's job, and its events in log order."""
+
+    run: str = Field(description="The run the job executes.")
+    project: str
+    executor: Literal["local", "kubernetes"] = Field(description="Which executor.")
+    target: str = Field(description="The Kubernetes server and namespace, or host.")
+    name: str = Field(description="The job's object name.")
+    image: str | None = Field(description="Container image.")
+    command: list[str] = Field(description="Command and arguments, as submitted.")
+    resources: JobResources = Field(description="Asked for, per attempt.")
+    retries: int = Field(description="Attempts allowed after the first.")
+    deadline_s: int | None = Field(description="Seconds the whole job may run.")
+    spec_digest: str = Field(description="sha256 of the submitted spec.")
+    status: JobStatus
+    attempts: int = Field(description="Attempts scheduled so far.")
+    attempt: str | None = Field(description="The last attempt (pod name or pid).")
+    node: str | None = Field(description="Node of the last attempt, as reported.")
+    gpus: int | None = Field(description="GPUs the last attempt held, as reported.")
+    gpu_product: str | None = Field(description="The node's GPU product, as reported.")
+    reason: str | None = Field(description="Why the job failed or was cancelled.")
+    exit_code: int | None = Field(description="Exit code of the last attempt.")
+    attempt_reason: str | None = Field(
+        description="The last attempt's reason (OOMKilled, Evicted, ...)."
+    )
+    submitted_at: str
+    scheduled_at: str | None = Field(description="When the last attempt was placed.")
+    started_at: str | None = Field(description="When the last attempt started.")
+    ended_at: str | None = Field(description="When the job ended.")
+    submitted_position: int = Field(description="Log position of job-submitted.")
+    position: int = Field(description="Log position of the job's last event.")
+    events: list[JobEvent] = Field(description="The job's events, in log order.")

@@ -1,6 +1,7 @@
 """The projections the lineage layer owns: the catalogue (runs, dataset and model
 versions, deployments, aliases), the record and prediction indexes, the lineage
-edges, and the erasures with the references and remediation flags they leave.
+edges, the erasures with the references and remediation flags they leave, and the
+jobs that execute runs (``lineage.executions``).
 
 Each is a ``HandlerProjection``: a handler per event type over one ``Batch`` of
 writes. The interface they implement, the runner that keeps them exactly once at the
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from lineage.executions import Executions
 from registry.canonical import canonical_text, loads
 from registry.events import StoredEvent
 from registry.ids import NodeId, kind_of
@@ -665,4 +667,5 @@ PROJECTIONS: tuple[Projection, ...] = (
     PredictionIndex(),
     LineageEdges(),
     Erasures(),
+    Executions(),
 )

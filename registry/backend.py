@@ -44,6 +44,14 @@ class Backend(Protocol):
         nodes of projects ``project`` may read (the rest counted as ``withheld``)."""
         ...
 
+    def jobs(self, project: str, *, status: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """The jobs executing the project's runs (``JobsAnswer``), as JSON, newest first."""
+        ...
+
+    def job(self, project: str, run: str) -> dict[str, Any]:
+        """The job executing a run of the project, with its events (``JobAnswer``), as JSON."""
+        ...
+
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
         """Decrypted vault entries of a data subject."""
         ...
@@ -109,6 +117,13 @@ class LocalBackend:
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
         # The typed answer's JSON form: what HttpBackend receives for the same question.
         return services.ask(self.ledger, project, question, **params).model_dump(mode="json")
+
+    def jobs(self, project: str, *, status: str | None = None, limit: int = 100) -> dict[str, Any]:
+        answer = services.jobs(self.ledger, project, status=status, limit=limit)
+        return answer.model_dump(mode="json")
+
+    def job(self, project: str, run: str) -> dict[str, Any]:
+        return services.job(self.ledger, project, run=run).model_dump(mode="json")
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
         return erasures.subject_data(self.ledger, project, subject)

@@ -118,6 +118,8 @@ def _presence(info: FieldInfo) -> str:
         return "required"
     factory = info.default_factory
     default = factory() if factory is not None else info.default  # type: ignore[call-arg]
+    if isinstance(default, BaseModel):  # a part with defaults of its own: as its JSON
+        default = default.model_dump(mode="json", by_alias=True)
     return f"optional, default `{json.dumps(default)}`"
 
 

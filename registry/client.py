@@ -137,6 +137,15 @@ class HttpBackend:
         path = {"trained_on": "trained-on"}.get(question, question)
         return self._request("GET", f"{base}/{path}", params=query)
 
+    def jobs(self, project: str, *, status: str | None = None, limit: int = 100) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        return dict(self._request("GET", f"/projects/{project}/jobs", params=params))
+
+    def job(self, project: str, run: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/projects/{project}/jobs/{run}"))
+
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
         return list(
             self._request(

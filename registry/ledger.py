@@ -366,6 +366,7 @@ class Checker:
     deployments: dict[str, str] = field(default_factory=dict)
     served: dict[str, set[str]] = field(default_factory=dict)
     grants: dict[tuple[str, str], bool] = field(default_factory=dict)
+    jobs: dict[str, str | None] = field(default_factory=dict)
 
     def dataset(self, node: str) -> bool:
         return (
@@ -395,6 +396,15 @@ class Checker:
             node in self.runs
             or self.raw.one("SELECT 1 FROM cat_runs WHERE id = ?", (node,)) is not None
         )
+
+    def job_status(self, run: str) -> str | None:
+        """The status of run ``run``'s job (``run_executions``), None before it is
+        submitted. Ask only about a run of the event's project: its job is its own."""
+        if run not in self.jobs:
+            self.jobs[run] = self.raw.scalar(
+                "SELECT status FROM run_executions WHERE run = ?", (run,)
+            )
+        return self.jobs[run]
 
     def granted(self, owner: str, grantee: str) -> bool:
         """Whether project ``owner`` grants ``grantee`` access to its versions now."""
@@ -538,6 +548,59 @@ def _run_event(c: _EventCheck) -> None:
         c.checker.runs[e.entity] = (e.project, ended)
 
 
+#: The statuses a job ends in, by the event that ends it.
+_JOB_ENDS = {"job-succeeded": "succeeded", "job-failed": "failed", "job-cancelled": "cancelled"}
+#: The status each other job event leaves the job in.
+_JOB_STATUS = {
+    "job-submitted": "submitted",
+    "job-scheduled": "scheduled",
+    "job-started": "running",
+    "job-attempt-failed": "retrying",
+    **_JOB_ENDS,
+}
+
+
+def _job_event(c: _EventCheck) -> None:
+    """An event of the job executing a run of this project. The job is submitted once,
+    while its run runs; every other job event follows the submission, and none follows
+    the job's end. The platform may report after the run ended: those are accepted."""
+    e = c.e
+    run_status = c.checker.run_status(e.entity, e.project)
+    if run_status is None:
+        c.reject(
+            "entity",
+            f"unknown run {e.entity} in project {e.project!r}; expected a run this project "
+            "started (a job event is an event of the run its job executes)",
+        )
+    job = c.checker.job_status(e.entity)
+    if e.type == "job-submitted":
+        if job is not None:
+            c.reject(
+                "entity",
+                f"the job of run {e.entity} in project {e.project!r} was already submitted "
+                f"(now {job}); expected one job-submitted event per run",
+            )
+        if run_status != "running":
+            c.reject(
+                "entity",
+                f"run {e.entity} in project {e.project!r} has already ended ({run_status}); "
+                "expected a running run to submit its job",
+            )
+    elif job is None:
+        c.reject(
+            "entity",
+            f"no job of run {e.entity} was submitted in project {e.project!r}; expected a "
+            f"job-submitted event for the run before {e.type}",
+        )
+    elif job in _JOB_ENDS.values():
+        c.reject(
+            "entity",
+            f"the job of run {e.entity} in project {e.project!r} has already ended ({job}); "
+            f"expected no job event after its end (a retry of that event keeps its event id)",
+        )
+    c.checker.jobs[e.entity] = _JOB_STATUS[e.type]
+
+
 def _openlineage_run_event(c: _EventCheck) -> None:
     # The run itself is started (or known) in the same batch, in this project.
     e = c.e
@@ -625,4 +688,5 @@ _EVENT_CHECKS: dict[str, Callable[[_EventCheck], None]] = {
     "predictions-logged": _predictions_logged,
     "project-access-granted": _project_access,
     "project-access-revoked": _project_access,
+    **{job: _job_event for job in _JOB_STATUS},
 }

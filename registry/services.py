@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lineage import queries
+from lineage import jobqueries, queries
 from lineage.answers import (
     AliasesAnswer,
     DownstreamAnswer,
     FootprintAnswer,
     HistoryAnswer,
+    JobAnswer,
+    JobsAnswer,
     LineageAnswer,
     ScoredAnswer,
     Shape,
@@ -120,6 +122,20 @@ def history(ledger: Ledger, project: str, *, deployment: str) -> HistoryAnswer:
 def aliases(ledger: Ledger, project: str, *, name: str) -> AliasesAnswer:
     """Where each alias of the project's model ``name`` pointed, and who moved it."""
     return queries.aliases(ledger, project, name)
+
+
+def jobs(
+    ledger: Ledger, project: str, *, status: str | None = None, limit: int = 100
+) -> JobsAnswer:
+    """The jobs executing the project's runs, newest submission first."""
+    return jobqueries.jobs(ledger, project, status=status, limit=limit)
+
+
+def job(ledger: Ledger, project: str, *, run: str) -> JobAnswer:
+    """The job executing run ``run`` (``run:<uuid>`` or ``<uuid>``), with its events;
+    a run of another project is not found, as one with no job."""
+    node = queries.resolve(run, "run", project)
+    return jobqueries.job(ledger, project, node)
 
 
 #: Each question by the name the SDK and ``LocalBackend.ask`` give it.

@@ -8,7 +8,9 @@ training run's params, metrics, code and environment; every alias (stage) move
 with who made it; the deployment timeline; prediction volume per deployment per
 day; every erasure that flagged it and the remediation; and a proof bundle for
 each of its key events, against a checkpoint signed by ``key`` (signed first when
-the newest one does not cover them).
+the newest one does not cover them). When the training run was executed as a job
+(``lineage.executions``), where: the executor, target, node, GPUs and GPU product the
+platform reported, the image, how the job ended, and the digest of its spec.
 
 ``ModelDossier.write(out)`` writes ``index.html`` (self-contained: inline CSS and
 SVG, no script, nothing fetched), ``model-card.md``, ``lineage.svg``,
@@ -33,6 +35,7 @@ from audit.outdir import new_or_empty
 from audit.proofs import make_bundle
 from audit.reports.render import MarkdownText, lineage_svg, md_code, md_text, volume_svg
 from lineage.graph import graph_of
+from lineage.jobqueries import run_execution
 from lineage.queries import TRAINING_EDGES, relation, resolve_model, training_depths
 from registry.errors import NotFound
 from registry.ids import kind_of
@@ -196,6 +199,14 @@ def _training_run(
 _RUN_JSON = ("params", "metrics", "code", "environment", "tags")
 
 
+def _execution(raw: Raw, project: str, run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where the training run was executed: its job, when it has one in ``project``."""
+    if run is None:
+        return None
+    found = run_execution(raw, project, run["id"])
+    return None if found is None else dict(found)
+
+
 def _training(ledger: Ledger, conn: Any, raw: Raw, model: str) -> dict[str, Any]:
     """What the model was trained on, followed upstream: datasets with their depth,
     runs, models, and the edges and labels of the picture."""
@@ -351,9 +362,20 @@ def _key_events(data: dict[str, Any], run_events: list[tuple[int, str, str, str]
         },
         **{d["position"]: "deployment-configured" for d in data["deployments"]},
         **{e["flagged_position"]: "subject-erased" for e in data["erasures"]},
+        **_job_events(data["execution"]),
         **{r["position"]: "erasure-remediated" for r in data["remediates"]},
     }
     return [{"position": p, "type": t} for p, t in sorted(found.items())]
+
+
+def _job_events(execution: dict[str, Any] | None) -> dict[int, str]:
+    """The training job's key events: its submission (the spec's digest) and its end."""
+    if execution is None:
+        return {}
+    found = {execution["submitted_position"]: "job-submitted"}
+    if execution["status"] in ("succeeded", "failed", "cancelled"):
+        found[execution["position"]] = f"job-{execution['status']}"
+    return found
 
 
 def _gather(ledger: Ledger, project: str, model: str) -> dict[str, Any]:
@@ -362,6 +384,7 @@ def _gather(ledger: Ledger, project: str, model: str) -> dict[str, Any]:
         identity = _identity(raw, project, model)
         run, run_events = _training_run(raw, identity["run"])
         parts = {
+            "execution": _execution(raw, project, run),
             "training": _training(ledger, conn, raw, model),
             "aliases": _aliases(raw, model),
             "deployments": _deployments(raw, model),

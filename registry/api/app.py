@@ -26,6 +26,7 @@ from registry.api.routers import (
     erasures,
     events,
     grants,
+    jobs,
     keys,
     openlineage,
     questions,
@@ -40,7 +41,18 @@ API_VERSION = "1"
 #: The routers under ``/api/v1``, in the order they are mounted.
 ROUTERS = tuple(
     module.router
-    for module in (events, writes, questions, erasures, reports, audit, keys, grants, openlineage)
+    for module in (
+        events,
+        writes,
+        questions,
+        jobs,
+        erasures,
+        reports,
+        audit,
+        keys,
+        grants,
+        openlineage,
+    )
 )
 
 

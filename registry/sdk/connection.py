@@ -16,6 +16,7 @@ from registry.ids import check_name, new_id
 from registry.sdk.datasets import Datasets
 from registry.sdk.deployments import Deployments
 from registry.sdk.handles import NodeLike, node_of
+from registry.sdk.jobs import Jobs
 from registry.sdk.models import Models
 from registry.sdk.predictions import PredictionLog
 from registry.sdk.questions import Questions
@@ -24,7 +25,7 @@ from registry.sdk.subjects import Subjects
 from registry.settings import Settings, default_actor, given
 
 
-class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions):
+class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions, Jobs):
     """A connection to the ledger for one project and actor."""
 
     def __enter__(self) -> Registry:

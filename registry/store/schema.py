@@ -515,6 +515,41 @@ class Remediation(SQLModel, table=True):
     resolved_pos: int | None = _big(null=True)
 
 
+class RunExecution(SQLModel, table=True):
+    """The job that executes a run, as its executor submitted it and as the platform
+    reported it since (``job-*`` events): where it was scheduled (node, GPUs), its
+    attempts, and how it ended."""
+
+    __tablename__ = "run_executions"
+    __table_args__ = (Index("ix_run_executions_status", "project", "status"),)
+    run: str = _str(64, key=True)
+    project: str = _str(128)
+    executor: str = _str(16)
+    target: str = _str(300)
+    name: str = _str(253)
+    image: str | None = _str(500, null=True)
+    command: str = _txt()
+    resources: str = _txt()
+    retries: int = _int()
+    deadline_s: int | None = _big(null=True)
+    spec_digest: str = _str(71)
+    status: str = _str(16)
+    attempts: int = _int()
+    attempt: str | None = _str(253, null=True)
+    node: str | None = _str(253, null=True)
+    gpus: int | None = _col(Integer, null=True)
+    gpu_product: str | None = _str(128, null=True)
+    reason: str | None = _str(200, null=True)
+    exit_code: int | None = _big(null=True)
+    attempt_reason: str | None = _str(80, null=True)
+    submitted_at: str = _str(27)
+    scheduled_at: str | None = _str(27, null=True)
+    started_at: str | None = _str(27, null=True)
+    ended_at: str | None = _str(27, null=True)
+    submitted_pos: int = _big()
+    position: int = _big()
+
+
 PREDICTIONS_PER_EVENT = 1_000_000
 # Predictions per partition of the prediction index (see PredictionRow).
 EPOCH_ROWS = 50_000
@@ -546,6 +581,7 @@ PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "erased_refs": ("project", "kind", "reference", "erased_pos"),
     "remediations": ("model", "erasure"),
     "project_grants": ("project", "grantee", "granted_pos"),
+    "run_executions": ("run",),
 }
 
 metadata = SQLModel.metadata
