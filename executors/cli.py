@@ -65,7 +65,10 @@ def _run_arg(p: argparse.ArgumentParser) -> None:
 def _submit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", help="the job's name (the run's job in the ledger)")
     p.add_argument(
-        "command", nargs=argparse.REMAINDER, help="-- then the command and its arguments"
+        "argv",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND",
+        help="the command and its arguments, after --",
     )
     p.add_argument("--image", help="container image (Kubernetes; the local executor ignores it)")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="environment")
@@ -184,7 +187,7 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def spec_of(args: argparse.Namespace) -> Any:
     from executors.spec import JobSpec, Toleration
 
-    command = list(args.command)
+    command = list(args.argv)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
