@@ -369,12 +369,20 @@ def _line(job: dict[str, Any]) -> str:
     return f"{job['run']}  {job['status']:<10} {job['name']}  on {where}{gpus}{end}"
 
 
+def _short(argument: str) -> str:
+    """An argument as a line shows it: a long one (a script given with -c) cut short."""
+    first = argument.strip().splitlines()[0] if argument.strip() else argument
+    if first != argument.strip() or len(first) > 60:
+        return repr(first[:57] + "...")
+    return argument
+
+
 def render_job(job: dict[str, Any], *, events: bool = False) -> str:
     """A job as text: what ``--json`` shows, line by line."""
     lines = [
         f"{job['run']} ({job['executor']} {job['target']}): {job['status']}",
         f"  name {job['name']}  image {job.get('image') or '-'}  spec {job['spec_digest']}",
-        f"  command {' '.join(job['command'])}",
+        f"  command {' '.join(_short(part) for part in job['command'])}",
     ]
     if job.get("node"):
         lines.append(
@@ -384,7 +392,7 @@ def render_job(job: dict[str, Any], *, events: bool = False) -> str:
         )
     if job.get("reason") or job.get("exit_code") is not None:
         lines.append(
-            f"  ended: {job.get('reason') or '-'}, exit code {job.get('exit_code')}"
+            f"  ended: {job.get('reason') or job['status']}, exit code {job.get('exit_code')}"
             + (f", last attempt {job['attempt_reason']}" if job.get("attempt_reason") else "")
         )
     if events:

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from executors.base import Executor, Transition, event_id
@@ -62,6 +63,15 @@ class Submission:
     position: int
 
 
+def reachable(url: str) -> str:
+    """The ledger's URL as a job's process, started in another directory, reaches it: an
+    SQLite file by its absolute path."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(Path(url[len(prefix) :]).resolve())
+    return url
+
+
 def spec_digest(rendered: dict[str, Any]) -> str:
     """``sha256:`` of the canonical JSON (RFC 8785) of a submitted spec."""
     return "sha256:" + hashlib.sha256(canonical_json(rendered)).hexdigest()
@@ -89,7 +99,7 @@ class Dispatcher:
     ):
         self.registry = registry
         self.executor = executor
-        self.ledger_url = ledger_url
+        self.ledger_url = reachable(ledger_url)
         self.api_key = api_key
         self._recorded: set[str] = set()
         self._ended: set[str] = set()
