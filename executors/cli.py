@@ -83,6 +83,13 @@ def _submit_options(p: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="dataset or model version the job reads",
     )
+    p.add_argument(
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Kubernetes: annotation of the job's pods",
+    )
     p.add_argument("--cpu", help="CPU request (2, 500m)")
     p.add_argument("--memory", help="memory request and limit (8Gi)")
     p.add_argument("--gpus", type=whole_number, default=0, help="nvidia.com/gpu count")
@@ -208,6 +215,7 @@ def spec_of(args: argparse.Namespace) -> Any:
         params=_pairs(args.param, "param"),
         inputs=args.input,
         tags=_pairs(args.tag, "tag"),
+        annotations=_pairs(args.annotation, "annotation"),
         workdir=args.workdir,
     )
 

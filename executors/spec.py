@@ -110,6 +110,9 @@ class JobSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     inputs: tuple[str, ...] = ()
     tags: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Kubernetes: annotations of the job's pods."
+    )
     workdir: str | None = Field(default=None, description="Local executor: where to run.")
 
     @field_validator("cpu", "memory")

@@ -74,7 +74,7 @@ def job_manifest(spec: JobSpec, context: RunContext, namespace: str) -> dict[str
     job_spec: dict[str, Any] = {
         "suspend": True,
         "backoffLimit": spec.retries,
-        "template": {"metadata": {"labels": labels(context.run)}, "spec": pod},
+        "template": {"metadata": _template_metadata(spec, context), "spec": pod},
     }
     if spec.deadline_s is not None:
         job_spec["activeDeadlineSeconds"] = spec.deadline_s
@@ -91,6 +91,13 @@ def job_manifest(spec: JobSpec, context: RunContext, namespace: str) -> dict[str
         },
         "spec": job_spec,
     }
+
+
+def _template_metadata(spec: JobSpec, context: RunContext) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"labels": labels(context.run)}
+    if spec.annotations:
+        metadata["annotations"] = dict(spec.annotations)
+    return metadata
 
 
 def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
