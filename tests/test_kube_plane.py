@@ -185,26 +185,26 @@ def test_gpu_capacity_bounds_how_many_jobs_run_at_once(
     ns = plane.namespace
     product = "MLLEDGER-TEST-A100-SXM4-40GB"  # only these two nodes have it
     nodes = set(plane.add_gpu_nodes(2, 4, product))
-    batch_label = unique("wave")
-    names = [f"{batch_label}-{i}" for i in range(12)]
+    wave = unique("wave")
+    names = [f"{wave}-{i}" for i in range(12)]
     for name in names:
         manifest = job_manifest(
-            name, gpus=1, product=product, annotations=pod_annotations(runtime="1s")
+            name, gpus=1, product=product, annotations=pod_annotations(runtime="2s")
         )
-        manifest["spec"]["template"]["metadata"]["labels"]["wave"] = batch_label
+        manifest["metadata"]["labels"]["wave"] = wave
+        manifest["spec"]["template"]["metadata"]["labels"]["wave"] = wave
         batch.create_namespaced_job(ns, manifest)
     most, per_node_most = 0, 0
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        pods = core.list_namespaced_pod(ns, label_selector=f"wave={batch_label}").items
+        pods = core.list_namespaced_pod(ns, label_selector=f"wave={wave}").items
         running = [p for p in pods if p.status.phase == "Running"]
         assert all(p.spec.node_name in nodes for p in running)
         most = max(most, len(running))
         for node in nodes:
             per_node_most = max(per_node_most, sum(p.spec.node_name == node for p in running))
-        if all(job_condition(batch, ns, n) for n in names[-1:]) and all(
-            job_condition(batch, ns, n) for n in names
-        ):
+        jobs = batch.list_namespaced_job(ns, label_selector=f"wave={wave}").items
+        if sum(bool(j.status.succeeded or j.status.failed) for j in jobs) == len(names):
             break
         time.sleep(0.02)
     conditions = [job_condition(batch, ns, n) for n in names]

@@ -150,7 +150,7 @@ POD_LOG_LINES = (
     "mlledger test workload: done",
 )
 
-MISSING_MESSAGE = (
+_MISSING_TEMPLATE = (
     "The Kubernetes test control plane is not available: its binaries are not built "
     f"(cache: {{cache}}). Run `make kube` (or `python -m tests.support.kube build`) once: "
     "it builds kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok "
@@ -229,6 +229,10 @@ def _version_ldflags(version: str) -> str:
             f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
         ]
     return " ".join(["-s", "-w", *flags])
+
+
+#: What to tell the user when there is no plane (a skip locally, an error in CI).
+MISSING_MESSAGE = _MISSING_TEMPLATE.format(cache=cache_bin_dir())
 
 
 def build(version: str = DEFAULT_VERSION, *, quiet: bool = False) -> Path:
@@ -1096,18 +1100,14 @@ def ensure_plane() -> KubePlane | None:
     return _shared
 
 
-def missing_message() -> str:
-    return MISSING_MESSAGE.format(cache=cache_bin_dir())
-
-
 @pytest.fixture(scope="session")
 def kube_plane() -> Iterator[KubePlane]:
     """One control plane for the whole session (skip, or fail in CI, without one)."""
     plane = ensure_plane()
     if plane is None:
         if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(missing_message(), pytrace=False)
-        pytest.skip(missing_message())
+            pytest.fail(MISSING_MESSAGE, pytrace=False)
+        pytest.skip(MISSING_MESSAGE)
     yield plane
     plane.stop()
 
