@@ -648,14 +648,13 @@ class KubePlane:
         """Stop every process (terminate, then kill) and remove the directory."""
         atexit.unregister(self.stop)
         procs, self._procs = self._procs, []
+        # One at a time, the clients first: the API server shuts down slowly without etcd.
         for _, proc in reversed(procs):
             if proc.poll() is None:
                 with contextlib.suppress(OSError):
                     proc.terminate()
-        deadline = time.monotonic() + _STOP_TIMEOUT_S
-        for _, proc in reversed(procs):
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(OSError):
                     proc.kill()
@@ -943,15 +942,14 @@ class KubePlane:
         product: str | None = None,
         labels: dict[str, str] | None = None,
         prefix: str | None = None,
-        wait: bool = True,
     ) -> list[str]:
-        """Add ``count`` simulated nodes and return their names (Ready when ``wait``).
+        """Add ``count`` simulated nodes and return their names, once they are Ready.
 
         With ``gpus_per_node``, each node has that ``nvidia.com/gpu`` capacity, the
         labels ``nvidia.com/gpu.product`` (``product``) and ``nvidia.com/gpu.count``, and
         the taint ``nvidia.com/gpu=present:NoSchedule``.
         """
-        names = []
+        created: list[tuple[str, list[dict[str, str]]]] = []
         for _ in range(count):
             with self._lock:
                 self._node_seq += 1
@@ -987,11 +985,19 @@ class KubePlane:
                 "status": {"capacity": capacity, "allocatable": dict(capacity)},
             }
             self.request("POST", "/api/v1/nodes", node)
-            names.append(name)
-        if wait:
-            for name in names:
-                self._wait(f"node {name} Ready (kwok)", lambda n=name: self._node_ready(n))
-        return names
+            created.append((name, taints))
+        for name, taints in created:
+            self._wait(f"node {name} Ready (kwok)", lambda n=name: self._node_ready(n))
+            # The API server adds node.kubernetes.io/not-ready to every new node, and the
+            # node lifecycle controller (not run here: kwok owns the nodes' health) would
+            # lift it once the node is Ready.
+            self.request(
+                "PATCH",
+                f"/api/v1/nodes/{quote(name)}",
+                {"spec": {"taints": taints or None}},
+                content_type="application/merge-patch+json",
+            )
+        return [name for name, _ in created]
 
     def add_gpu_nodes(
         self,
