@@ -806,6 +806,7 @@ class KubePlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise KubePlaneError(f"cannot run {binary}: {exc}") from exc
@@ -1060,6 +1061,16 @@ class KubePlane:
         self._patch_pod(name, namespace, {HOLD: None, RUNTIME: "1ms"})
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when the process that started it dies (even
+    by SIGKILL, when :mod:`atexit` does not run), so no control plane outlives its tests."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _http_ok(url: str) -> bool:
     from urllib.request import urlopen
 
@@ -1154,6 +1165,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            # Ctrl-C stops it even where the shell started it with SIGINT ignored.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             with contextlib.suppress(KeyboardInterrupt):
                 while plane.running:
                     time.sleep(1)
