@@ -272,6 +272,21 @@ def test_pod_logs_are_served(plane: KubePlane, batch: Any, core: Any) -> None:
     assert tail.splitlines() == [POD_LOG_LINES[-1]]
 
 
+def test_a_pod_can_have_a_log_of_its_own(plane: KubePlane, batch: Any, core: Any) -> None:
+    ns, name = plane.namespace, unique("traceback")
+    batch.create_namespaced_job(ns, job_manifest(name, annotations=pod_annotations(hold=True)))
+    pod = wait_for(
+        "the pod to run",
+        lambda: next((p for p in job_pods(core, ns, name) if p.status.phase == "Running"), None),
+    )
+    lines = [f"pod {pod.metadata.name}", "Traceback (most recent call last):", "MemoryError"]
+    plane.set_pod_logs(pod.metadata.name, lines)
+    assert core.read_namespaced_pod_log(pod.metadata.name, ns).splitlines() == lines
+    plane.fail_pod(pod.metadata.name, exit_code=1)
+    assert wait_for("the job to fail", lambda: job_condition(batch, ns, name)).type == "Failed"
+    assert core.read_namespaced_pod_log(pod.metadata.name, ns).splitlines() == lines
+
+
 def test_deployment_becomes_ready_and_scales(plane: KubePlane) -> None:
     # As the admin: executors/kubernetes/role.yaml grants no Deployments (yet).
     admin = k8s_config.new_client_from_config(config_file=str(plane.admin_kubeconfig))

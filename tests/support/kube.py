@@ -51,9 +51,11 @@ What the simulated nodes do with pods (``tests/support/kube/kwok.yaml``)
     ``mlledger.test/reason: OOMKilled`` ends it Failed, its containers terminated with
     that code and reason; ``mlledger.test/hold: "true"`` keeps it Running until
     :meth:`KubePlane.fail_pod` or :meth:`KubePlane.release_pod` (or a Job's deadline, or a
-    deletion) ends it; ``mlledger.test/runtime: "3s"`` sets how long it runs. Every
-    container's log (``kubectl logs``, through the API server) is
-    :data:`POD_LOG_LINES`; kwok cannot vary it by pod.
+    deletion) ends it; ``mlledger.test/runtime: "3s"`` sets how long it runs. A
+    container's log (``kubectl logs``, through the API server and kwok's kubelet API) is
+    :data:`POD_LOG_LINES`, unless :meth:`KubePlane.set_pod_logs` gave that pod its own
+    (kwok's log rules cannot use the pod's name in the text, so a pod's own log is a
+    kwok ``Logs`` object, its CRD in ``tests/support/kube/logs-crd.yaml``).
 
 In the tests
     :func:`ensure_plane` gives one started plane shared by the session, or ``None`` when
@@ -85,7 +87,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -760,8 +762,15 @@ class KubePlane:
             "--profiling=false",
         )
         logs_file = tmp / "pod.log"
-        stamp = "2026-01-01T00:00:00.000000000Z"
-        logs_file.write_text("".join(f"{stamp} stdout F {line}\n" for line in POD_LOG_LINES))
+        _write_cri_log(logs_file, POD_LOG_LINES)
+        (tmp / "logs").mkdir()
+        self.request(
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            (_ASSETS / "logs-crd.yaml").read_text(),
+            content_type="application/yaml",
+        )
+        self._wait("kwok's Logs resource", self._logs_crd_established)
         kwok_config = tmp / "kwok.yaml"
         kwok_config.write_text(
             (_ASSETS / "kwok.yaml").read_text().replace("@LOGS_FILE@", str(logs_file))
@@ -778,6 +787,8 @@ class KubePlane:
             f"--tls-cert-file={kubelet_serving.cert}",
             f"--tls-private-key-file={kubelet_serving.key}",
             "--node-lease-duration-seconds=40",
+            # A pod's own log (set_pod_logs) is a Logs object; all others: kwok.yaml's.
+            "--enable-crds=Logs",
             "--cidr=10.244.0.1/16",
         )
         self._bootstrap_rbac()
@@ -1017,6 +1028,13 @@ class KubePlane:
         for name in names:
             self.request("DELETE", f"/api/v1/nodes/{quote(name)}", ok=(200, 202, 404))
 
+    def _logs_crd_established(self) -> bool:
+        crd = self.request(
+            "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/logs.kwok.x-k8s.io"
+        )
+        conditions = crd.get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
     def _node_ready(self, name: str) -> bool:
         node = self.request("GET", f"/api/v1/nodes/{quote(name)}")
         conditions = node.get("status", {}).get("conditions") or []
@@ -1056,9 +1074,70 @@ class KubePlane:
             },
         )
 
+    def set_pod_logs(
+        self,
+        pod: str,
+        lines: Iterable[str],
+        *,
+        namespace: str | None = None,
+        container: str | None = None,
+    ) -> None:
+        """Make the log of ``pod`` (of its ``container``, or of all its containers) the
+        given lines, instead of :data:`POD_LOG_LINES`; served as soon as this returns."""
+        if self._tmpdir is None:
+            raise KubePlaneError("plane not started")
+        ns = namespace or self.namespace
+        lines = list(lines)
+        path = self._tmpdir / "logs" / f"{ns}_{pod}_{container or ''}.log"
+        _write_cri_log(path, lines)
+        entry: dict[str, Any] = {"logsFile": str(path), "follow": False}
+        if container:
+            entry["containers"] = [container]
+        base = f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{quote(ns)}/logs"
+        found = self.request("GET", f"{base}/{quote(pod)}", ok=(200, 404))
+        if found.get("kind") == "Logs":
+            kept = [
+                e
+                for e in found["spec"].get("logs") or []
+                if container and e.get("containers") and e["containers"] != [container]
+            ]
+            found["spec"]["logs"] = [entry, *kept]
+            self.request("PUT", f"{base}/{quote(pod)}", found)
+        else:
+            logs = {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "Logs",
+                "metadata": {"name": pod, "namespace": ns},
+                "spec": {"logs": [entry]},
+            }
+            self.request("POST", base, logs)
+        # kwok learns of the object through a watch: wait until it serves the new log.
+        pod_path = f"/api/v1/namespaces/{quote(ns)}/pods/{quote(pod)}"
+        spec = self.request("GET", pod_path).get("spec", {})
+        if not spec.get("nodeName"):
+            return  # the log can only be read once the pod is on a node
+        name = container or spec["containers"][0]["name"]
+        expected = "".join(f"{line}\n" for line in lines)
+        self._wait(
+            f"kwok to serve the new log of {pod}",
+            lambda: (
+                self.request(
+                    "GET", f"{pod_path}/log?container={quote(name)}", ok=(200, 400), raw=True
+                )
+                == expected
+            ),
+            timeout=15,
+        )
+
     def release_pod(self, name: str, *, namespace: str | None = None) -> None:
         """Let a held pod end as it would have (Succeeded, unless it has an exit code)."""
         self._patch_pod(name, namespace, {HOLD: None, RUNTIME: "1ms"})
+
+
+def _write_cri_log(path: Path, lines: Iterable[str]) -> None:
+    """Write lines in the CRI log format kwok reads (``TIME stdout F LINE``)."""
+    stamp = "2026-01-01T00:00:00.000000000Z"
+    path.write_text("".join(f"{stamp} stdout F {line}\n" for line in lines))
 
 
 def _die_with_parent() -> None:
