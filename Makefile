@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-long lint bench clean
+.PHONY: demo test test-long lint bench clean kube
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/mlledger demo
+
+# The Kubernetes control plane of the executor's tests (tests/support/kube.py), built
+# from the Go module proxy into ~/.cache/mlledger/kubernetes: about 9 minutes the first
+# time (needs Go 1.26+), nothing once cached.
+kube: $(STAMP)
+	$(PY) -m tests.support.kube build
 
 # The report tests render pages in Debian's chromium: installed here when missing (and
 # skipped, saying why, where it cannot be; in CI a missing browser fails them).
