@@ -19,7 +19,8 @@ from tests.support.events import ACTOR, PROJECT, dataset_event
 
 def test_every_layer_hands_in_its_projections_and_rules() -> None:
     assert [p.name for p in PROJECTIONS] == [
-        "catalogue", "record_index", "prediction_index", "lineage", "erasures", "merkle",
+        "catalogue", "record_index", "prediction_index", "lineage", "erasures", "executions",
+        "merkle",
     ]  # fmt: skip
     assert set(RULES) == {"erasure-remediated"}
 

@@ -210,6 +210,7 @@ def test_append_projection_and_query_spans_nest_under_the_callers_span(
         "prediction_index",
         "lineage",
         "erasures",
+        "executions",
         "merkle",
     }
 
