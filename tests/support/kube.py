@@ -169,6 +169,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 _ASSETS = Path(__file__).resolve().parent / "kube"
 _DEFAULT_ROLE_FILE = _REPO_ROOT / "executors" / "kubernetes" / "role.yaml"
 _START_TIMEOUT_S = 60.0
+_START_ATTEMPTS = 3
 _STOP_TIMEOUT_S = 10.0
 
 
@@ -642,12 +643,19 @@ class KubePlane:
             raise KubePlaneError(f"the executor's role file is missing: {self.role_file}")
         bindir = self._bindir or build(self._version)
         self._bindir = bindir
-        atexit.register(self.stop)
-        try:
-            self._start(bindir)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(_START_ATTEMPTS):
+            atexit.register(self.stop)
+            try:
+                self._start(bindir)
+                break
+            except KubePlaneError as exc:
+                self.stop()
+                # A free port taken by someone else between the choice and the bind.
+                if "address already in use" not in str(exc) or attempt == _START_ATTEMPTS - 1:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
         self.startup_seconds = time.monotonic() - started
         return self
 
