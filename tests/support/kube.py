@@ -526,7 +526,8 @@ def pod_annotations(
 ) -> dict[str, str]:
     """The pod annotations that make a simulated node end a pod as asked.
 
-    :param exit_code: end the pod Failed, its containers terminated with this code.
+    :param exit_code: end the pod Failed, its containers terminated with this code
+        (``0``: Succeeded, as without it).
     :param reason: the containers' termination reason (``OOMKilled``, ...; default
         ``Error``); only with ``exit_code``.
     :param message: the containers' termination message; only with ``exit_code``.
