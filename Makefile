@@ -56,6 +56,7 @@ bench: $(STAMP) $(PEER)/.installed
 	$(PY) -m tests.bench.export --out .mlledger/bench-export.json
 	$(PY) -m tests.bench.report --out .mlledger/bench-report.json
 	$(PY) -m tests.bench.security --out .mlledger/bench-security.json
+	$(PY) -m tests.bench.executors --out .mlledger/bench-executors.json
 	$(PY) -m tests.bench.startup --out .mlledger/bench-startup.json
 
 clean:
