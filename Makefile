@@ -46,7 +46,7 @@ $(PEER)/.installed:
 	$(PEER)/bin/python -m pip install -q "mlflow==3.17.*" scikit-learn
 	touch $@
 
-bench: $(STAMP) $(PEER)/.installed
+bench: $(STAMP) $(PEER)/.installed kube
 	mkdir -p .mlledger
 	$(PEER)/bin/python tests/bench/mlflow_peer.py --runs 200 --out .mlledger/bench-mlflow.json --workdir .mlledger/bench-mlflow
 	$(PY) -m tests.bench.run --out .mlledger/bench.json --peer .mlledger/bench-mlflow.json
