@@ -101,7 +101,8 @@ class Dispatcher:
         self.executor = executor
         self.ledger_url = reachable(ledger_url)
         self.api_key = api_key
-        self._recorded: set[str] = set()
+        # Event ids recorded, by run, while the run's job runs; then only that it ended.
+        self._recorded: dict[str, set[str]] = {}
         self._ended: set[str] = set()
 
     # --- submission ----------------------------------------------------------------------
@@ -183,12 +184,13 @@ class Dispatcher:
         appended = 0
         for t in transitions:
             ident = t.event_id
-            if ident in self._recorded or t.run in self._ended:
+            if t.run in self._ended or ident in self._recorded.get(t.run, ()):
                 continue
             appended += self._record_one(t, error_type)
-            self._recorded.add(ident)
+            self._recorded.setdefault(t.run, set()).add(ident)
             if t.terminal:
                 self._ended.add(t.run)
+                self._recorded.pop(t.run, None)
         return appended
 
     def _record_one(self, t: Transition, error_type: str | None) -> int:
@@ -209,11 +211,16 @@ class Dispatcher:
                 # The run ended already (its own code ended it): record the job's end alone.
                 reg.backend.append(reg.project, batch[:1])
                 return 1
+            if not self.submitted(t.run):
+                # A job of another project or ledger sharing the namespace: not ours.
+                log.warning("not recorded: %s is no job of project %s", t.run, reg.project)
+                self._forget(t.run)
+                return 0
             if self.ended(t.run):
                 # The platform reports on after the job's end (a cancelled job's pods
                 # going away): the ledger keeps nothing after the end.
                 log.info("not recorded, the job had ended: %s of %s", t.type, t.run)
-                self._ended.add(t.run)
+                self._forget(t.run)
                 return 0
             raise
         except Conflict:
@@ -222,8 +229,19 @@ class Dispatcher:
             log.info("already recorded by another writer: %s of %s", t.type, t.run)
             return 0
 
+    def _forget(self, run: str) -> None:
+        """Record nothing more about ``run``."""
+        self._ended.add(run)
+        self._recorded.pop(run, None)
+
+    def known_ended(self, run: str) -> bool:
+        """Whether this dispatcher recorded (or learnt of) the end of ``run``'s job."""
+        return run in self._ended
+
     def ended(self, run: str) -> bool:
         """Whether the ledger holds the end of ``run``'s job."""
+        if run in self._ended:
+            return True
         try:
             return self.registry.job(run)["status"] in ENDED
         except NotFound:

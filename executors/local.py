@@ -195,12 +195,16 @@ def _write_once(path: Path, text: str) -> None:
 
 
 def _signal_supervisor(folder: Path, sig: int) -> None:
-    try:
-        pid = int((folder / "supervisor.pid").read_text())
-    except (FileNotFoundError, ValueError):
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+    """Signal the job's supervisor; SIGKILL goes to the attempt running too (it has a
+    session of its own, and a killed supervisor cannot stop it)."""
+    names = ("supervisor.pid", "attempt.pid") if sig == signal.SIGKILL else ("supervisor.pid",)
+    for name in names:
+        try:
+            pid = int((folder / name).read_text())
+        except (FileNotFoundError, ValueError):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
 
 
 # --- the supervisor --------------------------------------------------------------------------
@@ -259,6 +263,7 @@ class Supervisor:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+            (self.folder / "attempt.pid").write_text(f"{self.child.pid}\n")
             self.note("job-started", {"attempt": attempt}, f"started/{attempt}")
             code, reason = self._wait(deadline)
             if self.cancelled:

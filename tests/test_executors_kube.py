@@ -274,3 +274,41 @@ def test_many_gpu_jobs_never_hold_more_gpus_than_there_are(
         types = types_of(reg, run)
         assert types.count("job-scheduled") == 1 and types[-1] == "run-completed", types
         assert reg.job(run)["node"] in gpu_nodes
+
+
+def test_a_job_deleted_outside_mlledger_ends_its_run(
+    reg: Registry,
+    dispatcher: Dispatcher,
+    executor: KubernetesExecutor,
+    kube_plane: KubePlane,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubernetes import client
+
+    from executors.kubernetes import watch
+
+    monkeypatch.setattr(watch, "DELETION_GRACE", 0.5)
+    stop = threading.Event()
+    watcher = Watcher(dispatcher, executor)
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        submitted = dispatcher.submit(gpu_job(annotations=pod_annotations(hold=True)))
+        deadline = time.monotonic() + 30
+        while "job-started" not in types_of(reg, submitted.run):
+            assert time.monotonic() < deadline, "the held job never started"
+            time.sleep(0.2)
+        admin = connect(str(kube_plane.admin_kubeconfig))
+        client.BatchV1Api(admin).delete_namespaced_job(
+            submitted.name, executor.namespace, propagation_policy="Background"
+        )
+        while reg.job(submitted.run)["status"] != "cancelled":
+            assert time.monotonic() < deadline + 30, types_of(reg, submitted.run)
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    events = events_of(reg, submitted.run)
+    assert [e.type for e in events][-2:] == ["job-cancelled", "run-failed"]
+    assert events[-2].body == {"reason": "deleted outside mlledger"}
+    assert events[-1].body == {"error_type": "job.Deleted"}

@@ -9,6 +9,11 @@ new ones are recorded. A watch that expires (HTTP 410) or breaks is listed again
 
 A restarted watcher lists everything again; since every event id derives from the
 transition it records, nothing is recorded twice and nothing reported is lost.
+
+A Job deleted before its end by anyone but ``mlledger jobs cancel`` (``kubectl delete
+job``) ends its run too: after ``DELETION_GRACE`` seconds the watcher records
+``job-cancelled`` with the reason ``deleted outside mlledger`` (the run failed,
+``job.Deleted``).
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from executors.base import Transition
 from executors.kubernetes import observe
 from executors.kubernetes.render import SELECTOR
+from registry.errors import LedgerError
+from registry.timeutil import to_timestamp
 
 if TYPE_CHECKING:
     from executors.dispatch import Dispatcher
@@ -31,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds a watch request lasts before it is renewed from its last resource version.
 WATCH_SECONDS = 30
+#: Seconds after a Job's deletion before the watcher records it as cancelled outside
+#: mlledger (``jobs cancel`` records its own cancellation first).
+DELETION_GRACE = 5.0
 
 
 @dataclass
@@ -49,6 +60,8 @@ class Watcher:
         self.dispatcher = dispatcher
         self.executor = executor
         self.seen: dict[str, Seen] = {}
+        # Runs whose Job was deleted before its end, and since when.
+        self.deleted: dict[str, float] = {}
         self.changes: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue()
         self.recorded = 0
 
@@ -59,16 +72,47 @@ class Watcher:
         run = observe.run_of_object(obj)
         if run is None:
             return
+        if self.dispatcher.known_ended(run):
+            # Its end is recorded: nothing more to say about it, nothing to keep.
+            self.seen.pop(run, None)
+            self.deleted.pop(run, None)
+            return
         seen = self.seen.setdefault(run, Seen())
         if kind == "job":
+            seen.job = obj
             if event == "DELETED":
-                seen.job = seen.job or obj
-            else:
-                seen.job = obj
+                self.deleted.setdefault(run, time.monotonic())
         else:
             seen.pods[obj["metadata"]["name"]] = obj
         found = observe.transitions(seen.job, seen.pods.values(), self.executor.product_of)
         self.recorded += self.dispatcher.record(found)
+
+    def deleted_outside(self, grace: float | None = None) -> None:
+        """Record ``job-cancelled`` for Jobs deleted before their end by someone else than
+        ``mlledger jobs cancel`` (which records its own cancellation within ``grace``
+        seconds of the deletion)."""
+        grace = DELETION_GRACE if grace is None else grace
+        now = time.monotonic()
+        for run, since in list(self.deleted.items()):
+            if now - since < grace:
+                continue
+            del self.deleted[run]
+            self.seen.pop(run, None)
+            if not self.dispatcher.ended(run):
+                body = {"reason": "deleted outside mlledger"}
+                stamp = to_timestamp(None)
+                self.recorded += self.dispatcher.record(
+                    [Transition(run, "job-cancelled", body, stamp)],
+                    error_type="job.Deleted",
+                )
+
+    def _apply_safely(self, kind: str, event: str, obj: dict[str, Any]) -> None:
+        """``apply``, a refusal by the ledger logged instead of stopping the watch."""
+        try:
+            self.apply(kind, event, obj)
+        except LedgerError as exc:
+            name = (obj.get("metadata") or {}).get("name")
+            log.warning("could not record what %s %s reports: %s", kind, name, exc)
 
     def relist(self) -> dict[str, str]:
         """List every Job and pod of the executor, record what they report, and return
@@ -85,9 +129,9 @@ class Watcher:
             "list", "pods", ex.core.list_namespaced_pod, ex.namespace, label_selector=SELECTOR
         )
         for item in pods.items:
-            self.apply("pod", "ADDED", ex.plain(item))
+            self._apply_safely("pod", "ADDED", ex.plain(item))
         for item in jobs.items:
-            self.apply("job", "ADDED", ex.plain(item))
+            self._apply_safely("job", "ADDED", ex.plain(item))
         return {"job": jobs.metadata.resource_version, "pod": pods.metadata.resource_version}
 
     # --- watching ------------------------------------------------------------------------
@@ -97,6 +141,7 @@ class Watcher:
         expired version or a broken stream, ask for a relist."""
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         ex = self.executor
         lister = ex.batch.list_namespaced_job if kind == "job" else ex.core.list_namespaced_pod
@@ -128,7 +173,7 @@ class Watcher:
                 log.warning("watch of %ss broke (HTTP %s); listing again", kind, exc.status)
                 self.changes.put(("relist", kind, {}))
                 return
-            except (OSError, ValueError) as exc:  # a dropped connection
+            except (OSError, ValueError, HTTPError) as exc:  # a dropped connection
                 log.warning("watch of %ss broke (%s); listing again", kind, exc)
                 self.changes.put(("relist", kind, {}))
                 return
@@ -147,6 +192,7 @@ class Watcher:
             for thread in streams:
                 thread.start()
             while not stop.is_set() and (until is None or time.monotonic() < until):
+                self.deleted_outside()
                 try:
                     item = self.changes.get(timeout=0.2)
                 except queue.Empty:
@@ -156,7 +202,7 @@ class Watcher:
                 kind, event, obj = item
                 if kind == "relist":
                     break
-                self.apply(kind, event, obj)
+                self._apply_safely(kind, event, obj)
             # A stream notices the halt at its next change or renewal; it adds nothing
             # after it, so the next generation need not wait for it.
             halt.set()
@@ -172,4 +218,4 @@ class Watcher:
             except queue.Empty:
                 return
             if item is not None and item[0] != "relist":
-                self.apply(*item)
+                self._apply_safely(*item)
