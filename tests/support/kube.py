@@ -16,7 +16,8 @@ Building (:func:`build`, ``make kube``, ``python -m tests.support.kube build``)
     its own module (``CGO_ENABLED=0``: no C compiler needed). The cold build takes 9
     to 11 minutes on 2 cores (10 min 17 s measured with other work on the machine, load
     average up to 10; up to 30 minutes on a very busy one), peaks near 2.7 GB of memory
-    while linking, and leaves about 4 GB in Go's build cache; with a warm Go cache it
+    while linking, and leaves about 4 GB in Go's build cache (``go env GOCACHE``, by
+    default also under ``$XDG_CACHE_HOME``); with a warm Go cache it
     relinks in about 20 seconds, to identical binaries. The five binaries (about 380 MB)
     are cached by version in
     ``${XDG_CACHE_HOME:-~/.cache}/mlledger/kubernetes/<version>/bin/``, written
@@ -266,6 +267,8 @@ def build(version: str = DEFAULT_VERSION, *, quiet: bool = False) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _binaries_work(bindir):  # built meanwhile by another process
             return bindir
+        for stale in root.glob(".build-*"):  # what a killed build left behind
+            shutil.rmtree(stale, ignore_errors=True)
         _build_into(go, version, root, bindir, quiet=quiet)
     return bindir
 
@@ -323,6 +326,7 @@ def _build_into(go: str, version: str, root: Path, bindir: Path, *, quiet: bool)
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     check=False,
+                    preexec_fn=_die_with_parent,
                 )
                 log.write(f"# {label}: exit {result.returncode}, {time.monotonic() - t0:.0f}s\n")
                 log.flush()
