@@ -14,8 +14,8 @@ Building (:func:`build`, ``make kube``, ``python -m tests.support.kube build``)
     ``kube-controller-manager``, ``kube-scheduler`` and etcd are built (``-trimpath``,
     with the version stamped in), and ``kwok`` (the node simulator) is installed from
     its own module (``CGO_ENABLED=0``: no C compiler needed). The cold build takes 9
-    to 11 minutes on 2 cores (10 min 17 s measured with other work on the machine, load
-    average up to 10; up to 30 minutes on a very busy one), peaks near 2.7 GB of memory
+    to 14 minutes on 2 cores shared with other work (measured: 10 min 17 s and 13 min
+    56 s; up to 30 minutes on a very busy machine), peaks near 2.7 GB of memory
     while linking, and leaves about 4 GB in Go's build cache (``go env GOCACHE``, by
     default also under ``$XDG_CACHE_HOME``); with a warm Go cache it
     relinks in about 20 seconds, to identical binaries. The five binaries (about 380 MB)
@@ -162,7 +162,7 @@ _MISSING_TEMPLATE = (
     "The Kubernetes test control plane is not available: its binaries are not built "
     f"(cache: {{cache}}). Run `make kube` (or `python -m tests.support.kube build`) once: "
     "it builds kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok "
-    "from the Go module proxy (needs Go 1.26+, about 9 minutes on 2 cores, 4 GB of Go "
+    "from the Go module proxy (needs Go 1.26+, about 10 minutes on 2 cores, 4 GB of Go "
     f"build cache). Or set {ENV_BIN} to a directory holding those five binaries."
 )
 
