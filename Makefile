@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mlledger demo
 
 # The Kubernetes control plane of the executor's tests (tests/support/kube.py), built
-# from the Go module proxy into ~/.cache/mlledger/kubernetes: about 9 minutes the first
+# from the Go module proxy into ~/.cache/mlledger/kubernetes: about 10 minutes the first
 # time (needs Go 1.26+), nothing once cached.
 kube: $(STAMP)
 	$(PY) -m tests.support.kube build

@@ -14,9 +14,10 @@ Building (:func:`build`, ``make kube``, ``python -m tests.support.kube build``)
     ``kube-controller-manager``, ``kube-scheduler`` and etcd are built (``-trimpath``,
     with the version stamped in), and ``kwok`` (the node simulator) is installed from
     its own module (``CGO_ENABLED=0``: no C compiler needed). The cold build takes 9
-    to 11 minutes on 2 cores (10 min 17 s measured with other work on the machine, load
-    average up to 10; up to 30 minutes on a very busy one), peaks near 2.7 GB of memory
-    while linking, and leaves about 4 GB in Go's build cache; with a warm Go cache it
+    to 14 minutes on 2 cores shared with other work (measured: 10 min 17 s and 13 min
+    56 s; up to 30 minutes on a very busy machine), peaks near 2.7 GB of memory
+    while linking, and leaves about 4 GB in Go's build cache (``go env GOCACHE``, by
+    default also under ``$XDG_CACHE_HOME``); with a warm Go cache it
     relinks in about 20 seconds, to identical binaries. The five binaries (about 380 MB)
     are cached by version in
     ``${XDG_CACHE_HOME:-~/.cache}/mlledger/kubernetes/<version>/bin/``, written
@@ -161,7 +162,7 @@ _MISSING_TEMPLATE = (
     "The Kubernetes test control plane is not available: its binaries are not built "
     f"(cache: {{cache}}). Run `make kube` (or `python -m tests.support.kube build`) once: "
     "it builds kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok "
-    "from the Go module proxy (needs Go 1.26+, about 9 minutes on 2 cores, 4 GB of Go "
+    "from the Go module proxy (needs Go 1.26+, about 10 minutes on 2 cores, 4 GB of Go "
     f"build cache). Or set {ENV_BIN} to a directory holding those five binaries."
 )
 
@@ -266,6 +267,8 @@ def build(version: str = DEFAULT_VERSION, *, quiet: bool = False) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _binaries_work(bindir):  # built meanwhile by another process
             return bindir
+        for stale in root.glob(".build-*"):  # what a killed build left behind
+            shutil.rmtree(stale, ignore_errors=True)
         _build_into(go, version, root, bindir, quiet=quiet)
     return bindir
 
@@ -323,6 +326,7 @@ def _build_into(go: str, version: str, root: Path, bindir: Path, *, quiet: bool)
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     check=False,
+                    preexec_fn=_die_with_parent,
                 )
                 log.write(f"# {label}: exit {result.returncode}, {time.monotonic() - t0:.0f}s\n")
                 log.flush()
