@@ -128,15 +128,16 @@ class Dispatcher:
             rendered = self.executor.render(spec, context)
             digest = spec_digest(rendered)
             self.executor.create(rendered, context)
+            # An interruption (Ctrl-C) leaves what ``recover()`` finishes or removes.
             try:
                 position = self._append_submission(run, spec, digest)
-            except BaseException:
+            except Exception:
                 # Nothing in the ledger: leave nothing on the platform either.
                 self.executor.remove(run)
                 raise
             try:
                 self.executor.release(run, context)
-            except BaseException as exc:
+            except Exception as exc:
                 self.executor.remove(run)
                 self._fail(run, "SubmissionFailed", f"{type(exc).__module__}.{type(exc).__name__}")
                 raise
@@ -157,7 +158,8 @@ class Dispatcher:
             "executor": self.executor.kind,
             "target": self.executor.target,
             "name": object_name(run),
-            "image": spec.image,
+            # The local executor runs the command on its host: no image is used.
+            "image": spec.image if self.executor.kind == "kubernetes" else None,
             "command": list(spec.command),
             "resources": spec.resources(),
             "retries": spec.retries,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import registry
 from executors.dispatch import Dispatcher, spec_digest
 from executors.local import LocalExecutor
 from executors.spec import JobSpec, object_name
@@ -26,6 +27,7 @@ from registry import Registry
 from registry.cli import main
 from registry.errors import InvalidInput
 from registry.events import StoredEvent
+from tests.support.apiserver import ApiServer
 
 SCRIPT = textwrap.dedent(
     """
@@ -234,3 +236,29 @@ def test_the_jobs_command_refuses_bad_input_in_one_line(
     assert "memory" in capsys.readouterr().err
     assert main(["jobs", "status", *common, "not-a-run"]) == 2
     assert "expected a run id" in capsys.readouterr().err
+
+
+def test_a_job_reaches_a_server_ledger_over_http(api_server: ApiServer, tmp_path: Path) -> None:
+    """The submitter and the job both talk to ``mlledger serve``: the job gets the
+    server's URL and the submitter's API key, and records into the same run."""
+    key = api_server.key("jobs-http", "admin")
+    with registry.connect(api_server.url, project="jobs-http", actor="ana", api_key=key) as reg:
+        dispatcher = Dispatcher(
+            reg, LocalExecutor(tmp_path / "jobs"), ledger_url=api_server.url, api_key=key
+        )
+        spec = JobSpec(job="train", command=python(SCRIPT), workdir=str(tmp_path))
+        submitted = dispatcher.submit(spec)
+        job = until_ended(dispatcher, submitted.run)
+        assert job["status"] == "succeeded"
+        events = reg.job(submitted.run)["events"]
+        assert [e["type"] for e in events] == [
+            "job-submitted",
+            "job-scheduled",
+            "job-started",
+            "job-succeeded",
+        ]
+        # The job's SDK, over HTTP with the key it was given, trained into the run.
+        assert reg.trained_on("model:jobs-http/local-model@1")["runs"][0]["run"] == submitted.run
+    # The key never reached the job's folder.
+    folder = tmp_path / "jobs" / submitted.name
+    assert all(key not in p.read_text(errors="replace") for p in folder.iterdir() if p.is_file())
