@@ -29,11 +29,13 @@ from executors.kubernetes.watch import Watcher
 from executors.spec import JobSpec
 from registry import Registry
 from registry.events import StoredEvent
+from registry.store.raw import Raw
 from tests.support.kube import KubePlane, kube_plane, pod_annotations
 
 __all__ = ["kube_plane"]
 
-PRODUCT = "NVIDIA-H100-80GB-HBM3"
+#: A product no other test module gives its nodes: these tests schedule onto their own.
+PRODUCT = "NVIDIA-L4-executor-tests"
 LEDGER_URL = "https://ledger.example"
 
 
@@ -119,9 +121,7 @@ def test_a_gpu_job_trains_a_model_whose_record_says_where(
     assert types[-2:] == ["job-succeeded", "run-completed"]
     assert types.count("job-scheduled") == 1 and types.count("job-started") == 1
     with reg.ledger.store.read() as conn:
-        trained_by = conn.exec_driver_sql(
-            "SELECT run FROM cat_models WHERE id = ?", (model.id,)
-        ).scalar_one()
+        trained_by = Raw(conn).scalar("SELECT run FROM cat_models WHERE id = ?", (model.id,))
     assert trained_by == submitted.run
 
 
