@@ -582,14 +582,14 @@ class ServingWatcher:
             history = self.registry.history(dep)
         except NotFound:
             return Held(None)
-        current = [i for i in history["intervals"] if i.get("end") is None]
+        current = [i for i in history["intervals"] if i.get("to") is None]
         if history["status"] != "active":
             return Held(history["status"], history.get("endpoint"))
         return Held(
             "active",
             history.get("endpoint"),
             {i["model"]: float(i["traffic"]) for i in current},
-            {i["model"]: str(i["start"]) for i in current},
+            {i["model"]: str(i["from"]) for i in current},
         )
 
     # --- reconciling one deployment --------------------------------------------------------
@@ -749,6 +749,7 @@ class ServingWatcher:
     def _stream(self, version: str, stop: threading.Event) -> None:
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         ex = self.executor
         while not stop.is_set():
@@ -777,7 +778,9 @@ class ServingWatcher:
                     log.warning("watch of deployments broke (HTTP %s); listing again", exc.status)
                 self.changes.put(("relist", {}))
                 return
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, HTTPError) as exc:  # a dropped connection
+                if stop.is_set():
+                    return
                 log.warning("watch of deployments broke (%s); listing again", exc)
                 self.changes.put(("relist", {}))
                 return
