@@ -11,6 +11,7 @@ Kubernetes reports: the split of ready replicas across model versions.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -400,3 +401,60 @@ def test_a_killed_watcher_loses_and_duplicates_nothing(
     assert configured[:3] == [{v1: 100.0}, {v1: 80.0, v2: 20.0}, {v1: 50.0, v2: 50.0}]
     assert configured[-1] == {v2: 100.0}
     assert all(abs(sum(c.values()) - 100) < 1e-6 for c in configured)
+
+
+def test_drift_of_an_unknown_deployment_is_refused(reg: Registry) -> None:
+    from registry import writes
+    from registry.errors import EventRejected
+
+    v1, _ = two_models(reg)
+    body = {"change": "scaled", "object": "mlledger-x-0123456789", "model": v1,
+            "manager": "kubectl-scale", "before": 1, "after": 3}  # fmt: skip
+    dep = deployment_id(reg.project, "nowhere")
+    with pytest.raises(EventRejected, match="unknown deployment"):
+        reg.backend.append(reg.project, [writes.event(reg, "deployment-drifted", dep, body)])
+    reg.deploy("somewhere", endpoint="http://x", served={v1: 100.0})
+    there = deployment_id(reg.project, "somewhere")
+    reg.backend.append(reg.project, [writes.event(reg, "deployment-drifted", there, body)])
+    last = events_of(reg, there)[-1]
+    assert (last.type, last.body) == ("deployment-drifted", body)
+
+
+def test_the_command_line_deploys_shifts_reports_and_retires(
+    reg: Registry,
+    store_url: str,
+    kube_plane: KubePlane,
+    executor: ServingExecutor,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from registry.cli import main
+
+    if not store_url.startswith("sqlite"):
+        pytest.skip("one store is enough for the command line")
+    v1, v2 = two_models(reg)
+    dep = deployment_id(reg.project, "cli")
+    config = str(kube_plane.executor_kubeconfig)
+    common = ["--db", store_url, "--project", reg.project, "--namespace",
+              kube_plane.namespace, "--kubeconfig", config]  # fmt: skip
+
+    def run(*args: str) -> Any:
+        capsys.readouterr()
+        assert main(["serve-model", *args, *common, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    shown = run("deploy", "cli", "--model", f"{v1}=3", "--image", IMAGE, "--port", "9000")
+    assert shown["split"] == {v1: 100.0}
+    assert current(reg, dep) == {v1: 100.0}
+    last = events_of(reg, dep)[-1]
+    assert last.body["endpoint"] == endpoint(dep, kube_plane.namespace, 9000)
+    shown = run("shift", "cli", "--model", f"{v1}=3", "--model", "ranker@2=1")
+    assert shown["split"] == {v1: 75.0, v2: 25.0}
+    assert current(reg, dep) == {v1: 75.0, v2: 25.0}
+    shown = run("scale", "cli", v2, "3")
+    assert current(reg, dep) == {v1: 50.0, v2: 50.0}
+    status = run("status", "cli")
+    assert status["kubernetes"]["split"] == {v1: 50.0, v2: 50.0}
+    assert status["ledger"]["status"] == "active"
+    assert run("retire", "cli")["deleted"] is True
+    assert reg.history(dep)["status"] == "retired"
+    assert events_of(reg, dep)[-1].type == "deployment-retired"
