@@ -293,6 +293,35 @@ def test_an_out_of_band_scale_is_recorded_as_drift_and_not_undone(
     assert found[0].body["manager"] == "kubectl-edit"
     assert (found[0].body["before"], found[0].body["after"]) == (IMAGE, "x:9")
     assert found[0].actor == "kubernetes:kubectl-edit"
+    changes = [e.body["change"] for e in events_of(reg, dep) if e.type == "deployment-drifted"]
+    assert changes == ["scaled", "image-changed"]
+
+    # Another field of the spec, set by another manager: spec-changed, with its manager.
+    admin.patch_namespaced_deployment(
+        name,
+        executor.namespace,
+        {"spec": {"minReadySeconds": 3}},
+        field_manager="kubectl-patch",
+        _content_type="application/merge-patch+json",
+    )
+
+    def spec_drift() -> list[StoredEvent]:
+        return [
+            e
+            for e in events_of(reg, dep)
+            if e.type == "deployment-drifted" and e.body["change"] == "spec-changed"
+        ]
+
+    found = wait_until(spec_drift, what="spec drift")
+    assert len(found) == 1 and found[0].body["manager"] == "kubectl-patch"
+    assert found[0].actor == "kubernetes:kubectl-patch"
+    assert (found[0].body["before"], found[0].body["after"]) == (None, "spec.minReadySeconds")
+    # A scale by the executor afterwards is no drift, and records the new split.
+    executor.scale("scorer", v2, 2)
+    wait_until(lambda: current(reg, dep) == {v1: 50.0, v2: 50.0}, what="50/50 again")
+    time.sleep(1)
+    changes = [e.body["change"] for e in events_of(reg, dep) if e.type == "deployment-drifted"]
+    assert changes == ["scaled", "image-changed", "spec-changed"]
 
 
 def test_an_out_of_band_delete_is_recorded_as_drift(

@@ -512,11 +512,33 @@ def drifts(obj: dict[str, Any]) -> list[Drift]:
         who = manager(_is_image)
         found.append(_drift("image-changed", name, model, who, want.get("image"), image))
     for entry in entries:
-        if entry.owns(_is_other):
-            generation = (obj.get("metadata") or {}).get("generation")
-            drift = _drift("spec-changed", name, model, entry, None, generation)
-            found.append(drift)
+        fields = _field_names(p for p in entry.paths if _is_other(p))
+        if fields:
+            # after: the fields of the spec that manager set (stable while it owns them).
+            found.append(_drift("spec-changed", name, model, entry, None, fields[:500]))
     return found
+
+
+def _field_names(paths: Iterable[tuple[str, ...]]) -> str:
+    """Field paths as ``spec.template.spec.containers[name=server].env``, joined by
+    commas (the leaf of a list element dropped: it names the element)."""
+    names = set()
+    for path in paths:
+        parts = []
+        for part in path:
+            if part.startswith("f:"):
+                parts.append(part[2:])
+            elif part.startswith("k:"):
+                try:
+                    key = json.loads(part[2:])
+                    inner = ",".join(f"{k}={v}" for k, v in sorted(key.items()))
+                except (ValueError, AttributeError):
+                    inner = part[2:]
+                parts[-1:] = [f"{parts[-1] if parts else ''}[{inner}]"]
+            elif part.startswith("v:"):
+                parts[-1:] = [f"{parts[-1] if parts else ''}[{part[2:]}]"]
+        names.add(".".join(parts))
+    return ",".join(sorted(names))
 
 
 def _drift(

@@ -209,12 +209,13 @@ class DeploymentDrifted(Body):
     )
     before: int | str | None = Field(
         default=None,
-        description="What the executor had set: replicas (scaled), image (image-changed), "
-        "replicas (deleted), generation (spec-changed).",
+        description="What the executor had set: replicas (scaled), image (image-changed); "
+        "null for deleted and spec-changed.",
     )
     after: int | str | None = Field(
         default=None,
-        description="What Kubernetes reports now, in the same terms; null once deleted.",
+        description="What Kubernetes reports now: replicas (scaled), image (image-changed), "
+        "the spec fields the manager set, comma-separated (spec-changed); null once deleted.",
     )
 
     _model = validates("model", check_model)
