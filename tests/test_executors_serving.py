@@ -138,8 +138,11 @@ def test_the_split_is_the_share_of_ready_replicas() -> None:
 
 
 @pytest.fixture(scope="module")
-def gpu_nodes(kube_plane: KubePlane) -> list[str]:
-    return kube_plane.add_gpu_nodes(2, gpus_per_node=8, product=PRODUCT, prefix="serve")
+def gpu_nodes(kube_plane: KubePlane) -> Iterator[list[str]]:
+    names = kube_plane.add_gpu_nodes(2, gpus_per_node=8, product=PRODUCT, prefix="serve")
+    yield names
+    # The plane is shared by the session: other modules count GPU nodes of their own.
+    kube_plane.delete_nodes(names)
 
 
 @pytest.fixture

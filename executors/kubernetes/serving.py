@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a watch request lasts before it is renewed.
 WATCH_SECONDS = 60
+#: Seconds between comparisons of every deployment seen with the ledger.
+RESYNC_SECONDS = 5.0
 MERGE = "application/merge-patch+json"
 
 
@@ -808,20 +810,26 @@ class ServingWatcher:
                 return
 
     def run(self, stop: threading.Event, *, until: float | None = None) -> None:
-        """Watch until ``stop`` is set (or ``until``, a ``time.monotonic()`` moment)."""
+        """Watch until ``stop`` is set (or ``until``, a ``time.monotonic()`` moment).
+        Every ``RESYNC_SECONDS`` the deployments seen are compared with the ledger
+        again, so a write that failed (the ledger briefly unreachable) is made later."""
         while not stop.is_set() and (until is None or time.monotonic() < until):
             version = self.relist()
             halt = threading.Event()
             thread = threading.Thread(target=self._stream, args=(version, halt), daemon=True)
             thread.start()
+            resync = time.monotonic() + RESYNC_SECONDS
             while not stop.is_set() and (until is None or time.monotonic() < until):
+                if time.monotonic() > resync:
+                    self._safely(self.resync)
+                    resync = time.monotonic() + RESYNC_SECONDS
                 try:
                     item = self.changes.get(timeout=0.2)
                 except queue.Empty:
                     continue
                 if item is None or item[0] == "relist":
                     break
-                self.apply(*item)
+                self._safely(self.apply, *item)
             halt.set()
             thread.join(timeout=1)
             while True:
@@ -830,7 +838,20 @@ class ServingWatcher:
                 except queue.Empty:
                     break
                 if item is not None and item[0] != "relist":
-                    self.apply(*item)
+                    self._safely(self.apply, *item)
+
+    def resync(self) -> int:
+        """Compare every deployment seen with what the ledger holds, and record what
+        differs; return how many events were appended."""
+        return sum(self.reconcile(dep) for dep in sorted(self.known))
+
+    @staticmethod
+    def _safely(function: Any, *args: Any) -> None:
+        """``function(*args)``; an error is logged, and left to the next resync."""
+        try:
+            function(*args)
+        except Exception:  # the watcher outlives one failed write or request
+            log.exception("recording what Kubernetes reports failed; retrying later")
 
 
 def _check_models(project: str, models: dict[str, int]) -> None:
