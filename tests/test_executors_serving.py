@@ -332,7 +332,7 @@ def test_an_out_of_band_delete_is_recorded_as_drift(
 ) -> None:
     v1, v2 = two_models(reg)
     dep = deployment_id(reg.project, "delete-me")
-    executor.deploy("delete-me", {v1: 3, v2: 1}, ServingSpec.make(image=IMAGE))
+    executor.deploy("delete-me", {v1: 3, v2: 1}, image=IMAGE, port=8081, memory="1Gi")
     wait_until(lambda: current(reg, dep) == {v1: 75.0, v2: 25.0}, what="75/25")
     name = deployment_name(dep, v2)
     admin.delete_namespaced_deployment(name, executor.namespace)

@@ -173,10 +173,18 @@ class ServingExecutor:
         )
         return str(name)
 
-    def deploy(self, name: str, models: dict[str, int], spec: ServingSpec) -> list[str]:
+    def deploy(
+        self, name: str, models: dict[str, int], spec: ServingSpec | None = None, **fields: Any
+    ) -> list[str]:
         """Serve each model version of ``models`` with its number of replicas from
-        ``spec`` (its Deployment made, or changed to this spec), behind the deployment's
-        Service; return the Deployments' names."""
+        ``spec`` (or a spec made of ``fields``: ``image``, ``port``, ``cpu``,
+        ``memory``, ``gpus``, ``gpu_product``, ``tolerations``, ``env``), its Deployment
+        made or changed to this spec, behind the deployment's Service; return the
+        Deployments' names."""
+        if spec is None:
+            spec = ServingSpec.make(**fields)
+        elif fields:
+            spec = ServingSpec.make(**{**spec.model_dump(), **fields})
         dep = self.deployment(name)
         _check_models(self.project, models)
         self._service(dep, spec.port)
