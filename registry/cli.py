@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from executors import cli as jobs_cli
+from executors import serving_cli
 from registry.commands import (
     PROJECT_HELP,
     add_command,
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.add_parser(sub)
     compliance_cli.add_parsers(sub)
     jobs_cli.add_parser(sub)
+    serving_cli.add_parser(sub)
     return parser
 
 
@@ -355,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or getattr(args, "audit_command", None)
         or getattr(args, "report_command", None)
         or getattr(args, "jobs_command", None)
+        or getattr(args, "serve_model_command", None)
     )
     name = " ".join(filter(None, (args.command, subcommand)))
     try:
@@ -1113,6 +1116,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "audit": audit_cli.run,
     **compliance_cli.COMMANDS,
     "jobs": jobs_cli.run,
+    "serve-model": serving_cli.run,
 }
 
 if __name__ == "__main__":

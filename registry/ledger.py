@@ -642,6 +642,20 @@ def _deployment_retired(c: _EventCheck) -> None:
     c.checker.deployments[e.entity] = "retired"
 
 
+def _deployment_drifted(c: _EventCheck) -> None:
+    """A change made outside the ledger to what serves a deployment of this project: the
+    deployment must exist (configured before)."""
+    e = c.e
+    if c.checker.deployment_status(e.entity) is None:
+        c.reject(
+            "entity",
+            f"unknown deployment {e.entity} in project {e.project!r}; expected a deployment "
+            "configured before it drifted",
+        )
+    if NodeId.parse(e.body["model"]).project != e.project:
+        c.reject("body.model", f"belongs to another project; expected a model of {e.project!r}")
+
+
 def _predictions_logged(c: _EventCheck) -> None:
     e = c.e
     if c.checker.deployment_status(e.entity) is None:
@@ -685,6 +699,7 @@ _EVENT_CHECKS: dict[str, Callable[[_EventCheck], None]] = {
     "model-alias-moved": _model_alias_moved,
     "deployment-configured": _deployment_configured,
     "deployment-retired": _deployment_retired,
+    "deployment-drifted": _deployment_drifted,
     "predictions-logged": _predictions_logged,
     "project-access-granted": _project_access,
     "project-access-revoked": _project_access,

@@ -1,9 +1,13 @@
-"""Kubernetes: training jobs as ``batch/v1`` Jobs on (simulated or real) GPU nodes.
+"""Kubernetes: training jobs as ``batch/v1`` Jobs on (simulated or real) GPU nodes, and
+serving deployments as Deployments behind a Service.
 
 - ``render``: the Job and Secret manifests of a job (no client needed);
 - ``observe``: what a Job and its pods report, as transitions;
 - ``jobs``: ``KubernetesExecutor`` on the official client, and ``connect``;
-- ``watch``: the watcher that records every transition of every job as it happens.
+- ``watch``: the watcher that records every transition of every job as it happens;
+- ``serving_render``: the Deployments and Service of a serving deployment;
+- ``serving``: ``ServingExecutor`` (deploy, scale, shift, retire) and
+  ``ServingWatcher``, which records what serves each deployment, and drift.
 
 ``role.yaml`` is the least-privilege Role the executor needs (docs/executors.md).
 """

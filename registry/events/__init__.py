@@ -62,6 +62,7 @@ from registry.events.erasure import (
     SubjectErasureRequested,
 )
 from registry.events.execution import (
+    DeploymentDrifted,
     JobAttemptFailed,
     JobCancelled,
     JobFailed,
@@ -99,6 +100,7 @@ __all__ = [
     "DatasetRecordsAdded",
     "DatasetVersionRegistered",
     "DeploymentConfigured",
+    "DeploymentDrifted",
     "DeploymentRetired",
     "ErasureRemediated",
     "EventType",

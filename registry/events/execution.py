@@ -1,7 +1,8 @@
 """The event types of dispatched jobs: what an executor (``executors``) asked for when it
 submitted a run's job, and what the platform then reported the job did: where it was
 scheduled (node, GPUs), when it started, how it ended (exit code and reason) or that it
-was cancelled. Each is an event of the run the job executes.
+was cancelled. Each is an event of the run the job executes. ``deployment-drifted``
+is an event of a deployment: a change to its Kubernetes objects made by someone else.
 
 They hold what the platform reported, never what was asked, except ``job-submitted``,
 which is the request and its digest. No free text from the job travels in them (a
@@ -16,7 +17,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from registry.events.catalogue import Body, Part, event_type, optional, validates
+from registry.events.catalogue import (
+    Body,
+    Part,
+    check_model,
+    event_type,
+    optional,
+    validates,
+)
 
 #: A platform's short reason word: ``OOMKilled``, ``DeadlineExceeded``, ``Evicted``...
 REASON_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,79}$")
@@ -173,3 +181,62 @@ class JobCancelled(Body):
     actor."""
 
     reason: str | None = Field(default=None, max_length=200, description="Why, in a few words.")
+
+
+#: How a served model version's Kubernetes Deployment was changed by someone else.
+DriftChange = Literal["scaled", "image-changed", "deleted", "spec-changed"]
+#: A field manager's name, as Kubernetes keeps it in ``metadata.managedFields``.
+MANAGER_RE = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,127}$")
+
+
+@event_type("deployment-drifted", entity="deployment")
+class DeploymentDrifted(Body):
+    """A Kubernetes object serving the deployment was changed by someone other than the
+    executor (``kubectl scale``, ``kubectl edit``, a patch) or deleted without the
+    executor retiring it. The executor records the change and does not undo it; the
+    traffic split that results is recorded as ``deployment-configured``. The event's
+    actor is ``kubernetes:<manager>``."""
+
+    change: DriftChange = Field(
+        description="scaled (replicas), image-changed, deleted, or spec-changed (another field)."
+    )
+    object: str = Field(description="The Kubernetes Deployment's name.")
+    model: str = Field(description="The model version the Deployment serves.")
+    manager: str | None = Field(
+        default=None,
+        description="The field manager that made the change (metadata.managedFields), such "
+        "as kubectl-scale or kubectl-edit; null when unknown (a deletion).",
+    )
+    before: int | str | None = Field(
+        default=None,
+        description="What the executor had set: replicas (scaled), image (image-changed); "
+        "null for deleted and spec-changed.",
+    )
+    after: int | str | None = Field(
+        default=None,
+        description="What Kubernetes reports now: replicas (scaled), image (image-changed), "
+        "the spec fields the manager set, comma-separated (spec-changed); null once deleted.",
+    )
+
+    _model = validates("model", check_model)
+
+    @field_validator("object")
+    @classmethod
+    def _object(cls, value: str) -> str:
+        if not NAME_RE.match(value) or len(value) > 253:
+            raise ValueError("expected a lowercase RFC 1123 name (letters, digits, '-', '.')")
+        return value
+
+    @field_validator("manager")
+    @classmethod
+    def _manager(cls, value: str | None) -> str | None:
+        if value is not None and not MANAGER_RE.match(value):
+            raise ValueError("expected a field manager's name: 1-128 printable characters")
+        return value
+
+    @field_validator("before", "after")
+    @classmethod
+    def _small(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, str) and len(value) > 500:
+            raise ValueError("expected at most 500 characters (replicas or an image)")
+        return value
