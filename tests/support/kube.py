@@ -712,7 +712,28 @@ class KubePlane:
         context.load_cert_chain(str(admin.cert), str(admin.key))
         self._ssl = context
 
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        etcd_url = self._start_etcd(bindir, tmp, etcd_port, etcd_peer)
+        self._start_apiserver(bindir, pki, etcd_url, api_port, (serving, kubelet_client, sa))
+        self._start_controllers(bindir, pki, sa)
+        self._start_kwok(bindir, tmp, kwok_port, kubelet_serving)
+        self._bootstrap_rbac()
+        self._wait(
+            "the namespace's default service account (kube-controller-manager)",
+            lambda: (
+                self.request(
+                    "GET",
+                    f"/api/v1/namespaces/{self.namespace}/serviceaccounts/default",
+                    ok=(200, 404),
+                ).get("kind")
+                == "ServiceAccount"
+            ),
+        )
+        if self._cpu_nodes:
+            self.add_nodes(self._cpu_nodes)
+
+    def _start_etcd(self, bindir: Path, tmp: Path, port: int, peer: int) -> str:
+        """etcd on ``port``; return its client URL."""
+        etcd_url = f"http://127.0.0.1:{port}"
         self._spawn(
             "etcd",
             bindir / "etcd",
@@ -720,13 +741,27 @@ class KubePlane:
             f"--data-dir={tmp / 'etcd'}",
             f"--listen-client-urls={etcd_url}",
             f"--advertise-client-urls={etcd_url}",
-            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
-            f"--initial-cluster=mlledger-test=http://127.0.0.1:{etcd_peer}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=mlledger-test=http://127.0.0.1:{peer}",
             "--unsafe-no-fsync=true",
             "--log-level=warn",
         )
         self._wait("etcd", lambda: _http_ok(f"{etcd_url}/health"))
+        return etcd_url
+
+    def _start_apiserver(
+        self,
+        bindir: Path,
+        pki: _Pki,
+        etcd_url: str,
+        api_port: int,
+        keys: tuple[_KeyPair, _KeyPair, _KeyPair],
+    ) -> None:
+        """kube-apiserver on ``api_port``: ``keys`` are its serving certificate, its
+        client certificate towards kwok's kubelet API and the service-account keys."""
+        serving, kubelet_client, sa = keys
+        pki_dir = pki.dir
         self._spawn(
             "kube-apiserver",
             bindir / "kube-apiserver",
@@ -756,6 +791,9 @@ class KubePlane:
         )
         self._port = api_port
         self._wait("kube-apiserver", lambda: self._api_ok("/readyz"))
+
+    def _start_controllers(self, bindir: Path, pki: _Pki, sa: _KeyPair) -> None:
+        """kube-controller-manager and kube-scheduler, as the administrator."""
         kubeconfig = str(self.admin_kubeconfig)
         self._spawn(
             "kube-controller-manager",
@@ -786,6 +824,12 @@ class KubePlane:
             "--kube-api-qps=500",
             "--kube-api-burst=1000",
         )
+
+    def _start_kwok(
+        self, bindir: Path, tmp: Path, kwok_port: int, kubelet_serving: _KeyPair
+    ) -> None:
+        """kwok, serving pods' logs on ``kwok_port``, with its Logs resource."""
+        kubeconfig = str(self.admin_kubeconfig)
         logs_file = tmp / "pod.log"
         _write_cri_log(logs_file, POD_LOG_LINES)
         (tmp / "logs").mkdir()
@@ -816,20 +860,6 @@ class KubePlane:
             "--enable-crds=Logs",
             "--cidr=10.244.0.1/16",
         )
-        self._bootstrap_rbac()
-        self._wait(
-            "the namespace's default service account (kube-controller-manager)",
-            lambda: (
-                self.request(
-                    "GET",
-                    f"/api/v1/namespaces/{self.namespace}/serviceaccounts/default",
-                    ok=(200, 404),
-                ).get("kind")
-                == "ServiceAccount"
-            ),
-        )
-        if self._cpu_nodes:
-            self.add_nodes(self._cpu_nodes)
 
     def _spawn(self, name: str, binary: Path, *args: str) -> None:
         assert self._tmpdir is not None
