@@ -239,6 +239,15 @@ def test_a_canary_rollout_is_recorded_as_kubernetes_reported_it(
     assert not [e for e in events_of(reg, dep) if e.type == "deployment-drifted"]
 
 
+def drifts(reg: Registry, deployment: str, change: str) -> list[StoredEvent]:
+    """The deployment's ``deployment-drifted`` events of one kind of ``change``."""
+    return [
+        e
+        for e in events_of(reg, deployment)
+        if e.type == "deployment-drifted" and e.body["change"] == change
+    ]
+
+
 def test_an_out_of_band_scale_is_recorded_as_drift_and_not_undone(
     reg: Registry, executor: ServingExecutor, watching: ServingWatcher, admin: Any
 ) -> None:
@@ -284,15 +293,7 @@ def test_an_out_of_band_scale_is_recorded_as_drift_and_not_undone(
         field_manager="kubectl-edit",
         _content_type="application/strategic-merge-patch+json",
     )
-
-    def image_drift() -> list[StoredEvent]:
-        return [
-            e
-            for e in events_of(reg, dep)
-            if e.type == "deployment-drifted" and e.body["change"] == "image-changed"
-        ]
-
-    found = wait_until(image_drift, what="image drift")
+    found = wait_until(lambda: drifts(reg, dep, "image-changed"), what="image drift")
     assert found[0].body["manager"] == "kubectl-edit"
     assert (found[0].body["before"], found[0].body["after"]) == (IMAGE, "x:9")
     assert found[0].actor == "kubernetes:kubectl-edit"
@@ -307,15 +308,7 @@ def test_an_out_of_band_scale_is_recorded_as_drift_and_not_undone(
         field_manager="kubectl-patch",
         _content_type="application/merge-patch+json",
     )
-
-    def spec_drift() -> list[StoredEvent]:
-        return [
-            e
-            for e in events_of(reg, dep)
-            if e.type == "deployment-drifted" and e.body["change"] == "spec-changed"
-        ]
-
-    found = wait_until(spec_drift, what="spec drift")
+    found = wait_until(lambda: drifts(reg, dep, "spec-changed"), what="spec drift")
     assert len(found) == 1 and found[0].body["manager"] == "kubectl-patch"
     assert found[0].actor == "kubernetes:kubectl-patch"
     assert (found[0].body["before"], found[0].body["after"]) == (None, "spec.minReadySeconds")

@@ -104,13 +104,9 @@ def _refused(ledger: Ledger, events: list[NewEvent], match: str) -> EventRejecte
 # --- the lifecycle, step by step ----------------------------------------------------------
 
 
-def test_a_job_lifecycle_with_a_retry_is_projected_step_by_step(ledger: Ledger) -> None:
-    run = _start_run(ledger)
-    assert _row(ledger, run) is None
-
-    submitted = _append(ledger, "job-submitted", run, SUBMITTED)
-    row = _row(ledger, run)
-    assert row == {
+def _submitted_row(run: str, submitted: StoredEvent) -> dict[str, Any]:
+    """The projection's row of ``run`` once ``SUBMITTED`` was appended as ``submitted``."""
+    return {
         "run": run,
         "project": PROJECT,
         "executor": "kubernetes",
@@ -138,6 +134,15 @@ def test_a_job_lifecycle_with_a_retry_is_projected_step_by_step(ledger: Ledger) 
         "submitted_position": submitted.position,
         "position": submitted.position,
     }
+
+
+def test_a_job_lifecycle_with_a_retry_is_projected_step_by_step(ledger: Ledger) -> None:
+    run = _start_run(ledger)
+    assert _row(ledger, run) is None
+
+    submitted = _append(ledger, "job-submitted", run, SUBMITTED)
+    row = _row(ledger, run)
+    assert row == _submitted_row(run, submitted)
 
     scheduled = _append(ledger, "job-scheduled", run, SCHEDULED)
     row = {**row, "status": "scheduled", "attempts": 1, "attempt": "train-0190-a",
