@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from registry.commands import (
     PROJECT_HELP,
-    add_command,
+    Action,
+    Command,
     add_db,
+    add_group,
     add_json,
     open_registry,
     print_json_or_text,
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from executors.base import Executor
     from executors.dispatch import Dispatcher
     from registry.sdk import Registry
-
-Command = Callable[[argparse.Namespace], int]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -409,7 +408,7 @@ def render_job(job: dict[str, Any], *, events: bool = False) -> str:
     return "\n".join(lines)
 
 
-ACTIONS: tuple[tuple[str, Command, tuple[Callable[[argparse.ArgumentParser], None], ...]], ...] = (
+ACTIONS: tuple[Action, ...] = (
     ("submit", cmd_submit, (_submit_options,)),
     ("status", cmd_status, (_run_arg,)),
     ("list", cmd_list, (_list_options,)),
@@ -423,20 +422,18 @@ COMMANDS: dict[str, Command] = {name: command for name, command, _ in ACTIONS}
 
 def add_parser(sub: Any) -> None:
     """The ``jobs`` command and its actions."""
-    jobs = sub.add_parser(
+    add_group(
+        sub,
         "jobs",
         help="training jobs dispatched to an executor (local processes or Kubernetes)",
         description="Submit training jobs as runs, follow them, cancel them; the ledger "
         "records what the platform reports: where each ran (node, GPUs), when it started "
         "and how it ended (docs/executors.md).",
+        dest="jobs_command",
+        actions=ACTIONS,
+        first=(_common,),
+        last=(add_json,),
     )
-    actions = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
-    for name, command, adders in ACTIONS:
-        p = add_command(actions, name, command)
-        _common(p)
-        for add in adders:
-            add(p)
-        add_json(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from registry.commands import (
     PROJECT_HELP,
-    add_command,
+    Action,
+    Command,
     add_db,
+    add_group,
     add_json,
     open_registry,
     print_json_or_text,
@@ -30,8 +31,6 @@ from registry.errors import InvalidInput
 if TYPE_CHECKING:
     from executors.kubernetes.serving import ServingExecutor
     from registry.sdk import Registry
-
-Command = Callable[[argparse.Namespace], int]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -337,7 +336,7 @@ def render_history(history: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-ACTIONS: tuple[tuple[str, Command, tuple[Callable[[argparse.ArgumentParser], None], ...]], ...] = (
+ACTIONS: tuple[Action, ...] = (
     ("deploy", cmd_deploy, (_deploy_options,)),
     ("scale", cmd_scale, (_scale_options,)),
     ("shift", cmd_shift, (_shift_options,)),
@@ -350,20 +349,18 @@ COMMANDS: dict[str, Command] = {name: command for name, command, _ in ACTIONS}
 
 def add_parser(sub: Any) -> None:
     """The ``serve-model`` command and its actions."""
-    serve = sub.add_parser(
+    add_group(
+        sub,
         "serve-model",
         help="serve model versions through Kubernetes, recorded from what it reports",
         description="Deploy model versions behind a Service (traffic splits by ready "
         "replicas), scale them, shift traffic, retire them; the ledger records what "
         "Kubernetes reports, including changes made by others (docs/executors.md).",
+        dest="serve_model_command",
+        actions=ACTIONS,
+        first=(_common,),
+        last=(add_json,),
     )
-    actions = serve.add_subparsers(dest="serve_model_command", required=True, metavar="ACTION")
-    for name, command, adders in ACTIONS:
-        p = add_command(actions, name, command)
-        _common(p)
-        for add in adders:
-            add(p)
-        add_json(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,6 +40,35 @@ def add_command(sub: Any, name: str, command: Callable[..., Any]) -> argparse.Ar
     ``--help`` lists, the rest the description (argparse refills both)."""
     summary, _, description = (command.__doc__ or "").strip().partition("\n\n")
     return sub.add_parser(name, help=" ".join(summary.split()), description=description)
+
+
+#: What adds options to a command's parser, and what runs a command.
+Adder = Callable[[argparse.ArgumentParser], None]
+Command = Callable[[argparse.Namespace], int]
+#: An action of a command with actions: its name, what runs it, what adds its options.
+Action = tuple[str, Command, tuple[Adder, ...]]
+
+
+def add_group(
+    sub: Any,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    dest: str,
+    actions: Sequence[Action],
+    first: Sequence[Adder] = (),
+    last: Sequence[Adder] = (),
+) -> None:
+    """Command ``name`` with its ``actions`` (``mlledger audit verify``): each action's
+    parser gets the options of ``first``, then its own, then those of ``last``; the
+    action chosen is ``args.<dest>``."""
+    group = sub.add_parser(name, help=help, description=description)
+    parsers = group.add_subparsers(dest=dest, required=True, metavar="ACTION")
+    for action, command, adders in actions:
+        p = add_command(parsers, action, command)
+        for add in (*first, *adders, *last):
+            add(p)
 
 
 def add_db(parser: argparse.ArgumentParser) -> None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.commands import (
-    add_command,
+    Action,
+    Command,
     add_db,
+    add_group,
     add_json,
     add_key,
     print_json_or_text,
@@ -92,24 +93,18 @@ def _verify_certificate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--public-key", required=True, help="verifier key (file or string)")
 
 
-Adder = Callable[[argparse.ArgumentParser], None]
-Command = Callable[[argparse.Namespace], int]
-
-
 def add_parser(sub: Any) -> None:
     """The ``audit`` command and its actions (``ACTIONS``)."""
-    audit = sub.add_parser(
+    add_group(
+        sub,
         "audit",
         help="signed checkpoints, verification and Merkle proofs of the log",
         description="The tamper-evident log: the Ed25519 key that signs checkpoints, the "
         "checkpoints themselves, verification of every leaf and checkpoint, and inclusion "
         "proofs an auditor checks offline (docs/audit.md).",
+        dest="audit_command",
+        actions=ACTIONS,
     )
-    actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    for name, command, adders in ACTIONS:
-        p = add_command(actions, name, command)
-        for add in adders:
-            add(p)
 
 
 def _store(args: argparse.Namespace) -> AbstractContextManager[Store]:
@@ -351,7 +346,7 @@ def cmd_verify_certificate(args: argparse.Namespace) -> int:
 
 #: Each action: its name, its command (whose docstring is its help: a summary, then
 #: the description) and what adds its arguments, in order.
-ACTIONS: tuple[tuple[str, Command, tuple[Adder, ...]], ...] = (
+ACTIONS: tuple[Action, ...] = (
     ("keygen", cmd_keygen, (add_db, _key, add_json, _keygen)),
     ("public-key", cmd_public_key, (add_db, _key, _out)),
     ("checkpoint", cmd_checkpoint, (add_db, _key, add_json, _both_trees)),
