@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -84,36 +84,22 @@ class Toleration(BaseModel):
 Quantity = Annotated[str, Field(max_length=32)]
 
 
-class JobSpec(BaseModel):
-    """A training job: what runs, where, with what, for how long.
-
-    ``job`` is the run's job name in the ledger; ``command`` runs in ``image`` (on
-    Kubernetes) or on this host (local executor, which ignores ``image``); ``gpus``
-    ``nvidia.com/gpu`` are requested per attempt, on nodes labelled with
-    ``gpu_product`` when given; ``retries`` attempts follow a failed one; ``deadline_s``
-    bounds the whole job; ``ttl_s`` is how long the platform keeps it after it ends.
-    """
+class Placement(BaseModel):
+    """What a job's or a served model's pods get and where they may run: environment,
+    CPU, memory, ``nvidia.com/gpu`` count, GPU product (a node label) and tolerations.
+    ``make`` checks a spec made from plain values."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    job: str = Field(min_length=1, max_length=300)
-    command: tuple[str, ...] = Field(min_length=1, max_length=64)
-    image: str | None = Field(default=None, min_length=1, max_length=500)
+    #: Variables the executor sets itself, which a spec may not set.
+    RESERVED: ClassVar[frozenset[str]] = RESERVED_ENV
+    #: What the spec is called in errors.
+    WHAT: ClassVar[str] = "spec"
     env: dict[str, str] = Field(default_factory=dict)
     cpu: Quantity | None = None
     memory: Quantity | None = None
     gpus: int = Field(default=0, ge=0, le=1024)
     gpu_product: str | None = Field(default=None, min_length=1, max_length=63)
     tolerations: tuple[Toleration, ...] = ()
-    retries: int = Field(default=0, ge=0, le=100)
-    deadline_s: int | None = Field(default=None, ge=1)
-    ttl_s: int | None = Field(default=None, ge=0)
-    params: dict[str, Any] = Field(default_factory=dict)
-    inputs: tuple[str, ...] = ()
-    tags: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(
-        default_factory=dict, description="Kubernetes: annotations of the job's pods."
-    )
-    workdir: str | None = Field(default=None, description="Local executor: where to run.")
 
     @field_validator("cpu", "memory")
     @classmethod
@@ -128,7 +114,7 @@ class JobSpec(BaseModel):
         for name in value:
             if not ENV_NAME_RE.match(name):
                 raise ValueError(f"{name!r} is no environment variable name")
-            if name in RESERVED_ENV:
+            if name in cls.RESERVED:
                 raise ValueError(f"{name} is set by the executor itself")
         return value
 
@@ -139,22 +125,48 @@ class JobSpec(BaseModel):
             raise ValueError("expected a node label value such as NVIDIA-H100-80GB-HBM3")
         return value
 
-    @field_validator("command")
     @classmethod
-    def _command(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if any(len(part) > 4096 or "\x00" in part for part in value):
-            raise ValueError("an argument is longer than 4096 characters or holds NUL")
-        return value
-
-    @classmethod
-    def make(cls, **fields: Any) -> JobSpec:
+    def make(cls, **fields: Any) -> Self:
         """A spec from plain values; InvalidInput names the first field that is wrong."""
         try:
             return cls(**fields)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"]) or "spec"
-            raise InvalidInput(f"job spec {where}: {error['msg']}", field=where) from None
+            raise InvalidInput(f"{cls.WHAT} {where}: {error['msg']}", field=where) from None
+
+
+class JobSpec(Placement):
+    """A training job: what runs, where, with what, for how long.
+
+    ``job`` is the run's job name in the ledger; ``command`` runs in ``image`` (on
+    Kubernetes) or on this host (local executor, which ignores ``image``); ``gpus``
+    ``nvidia.com/gpu`` are requested per attempt, on nodes labelled with
+    ``gpu_product`` when given; ``retries`` attempts follow a failed one; ``deadline_s``
+    bounds the whole job; ``ttl_s`` is how long the platform keeps it after it ends.
+    """
+
+    WHAT = "job spec"
+    job: str = Field(min_length=1, max_length=300)
+    command: tuple[str, ...] = Field(min_length=1, max_length=64)
+    image: str | None = Field(default=None, min_length=1, max_length=500)
+    retries: int = Field(default=0, ge=0, le=100)
+    deadline_s: int | None = Field(default=None, ge=1)
+    ttl_s: int | None = Field(default=None, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Kubernetes: annotations of the job's pods."
+    )
+    workdir: str | None = Field(default=None, description="Local executor: where to run.")
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(part) > 4096 or "\x00" in part for part in value):
+            raise ValueError("an argument is longer than 4096 characters or holds NUL")
+        return value
 
     def resources(self) -> dict[str, Any]:
         """The ``resources`` of the job's ``job-submitted`` event."""

@@ -26,17 +26,10 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
 from executors.kubernetes.render import GPU, GPU_PRODUCT_LABEL, MANAGED_BY
-from executors.spec import (
-    ENV_NAME_RE,
-    LABEL_VALUE_RE,
-    PREFIX,
-    QUANTITY_RE,
-    Quantity,
-    Toleration,
-)
+from executors.spec import PREFIX, Placement
 from registry.errors import InvalidInput
 from registry.ids import NodeId
 
@@ -106,54 +99,15 @@ def model_labels(deployment: str, model: str) -> dict[str, str]:
     return {**deployment_labels(deployment), MODEL_LABEL: digest(model, size=20)}
 
 
-class ServingSpec(BaseModel):
+class ServingSpec(Placement):
     """How each model version of a deployment is served: the image (given the model's
     id in ``MLLEDGER_MODEL``), the port it listens on, resources per replica, and where
     it may run."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    RESERVED = SERVING_ENV
+    WHAT = "serving spec"
     image: str = Field(min_length=1, max_length=500)
     port: int = Field(default=8080, ge=1, le=65535)
-    env: dict[str, str] = Field(default_factory=dict)
-    cpu: Quantity | None = None
-    memory: Quantity | None = None
-    gpus: int = Field(default=0, ge=0, le=1024)
-    gpu_product: str | None = Field(default=None, min_length=1, max_length=63)
-    tolerations: tuple[Toleration, ...] = ()
-
-    @field_validator("cpu", "memory")
-    @classmethod
-    def _quantity(cls, value: str | None) -> str | None:
-        if value is not None and not QUANTITY_RE.match(value):
-            raise ValueError("expected a Kubernetes quantity such as 2, 500m, 8Gi or 512Mi")
-        return value
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not ENV_NAME_RE.match(name):
-                raise ValueError(f"{name!r} is no environment variable name")
-            if name in SERVING_ENV:
-                raise ValueError(f"{name} is set by the executor itself")
-        return value
-
-    @field_validator("gpu_product")
-    @classmethod
-    def _product(cls, value: str | None) -> str | None:
-        if value is not None and not LABEL_VALUE_RE.match(value):
-            raise ValueError("expected a node label value such as NVIDIA-H100-80GB-HBM3")
-        return value
-
-    @classmethod
-    def make(cls, **fields: Any) -> ServingSpec:
-        """A spec from plain values; InvalidInput names the first field that is wrong."""
-        try:
-            return cls(**fields)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error["loc"]) or "spec"
-            raise InvalidInput(f"serving spec {where}: {error['msg']}", field=where) from None
 
 
 def desired(replicas: int, image: str) -> str:
