@@ -150,7 +150,8 @@ def executor_of(args: argparse.Namespace) -> Executor:
     settings = args.settings
     kind = args.executor or settings.executor
     if kind == "kubernetes":
-        from executors.kubernetes.jobs import KubernetesExecutor, connect
+        from executors.kubernetes.client import connect
+        from executors.kubernetes.jobs import KubernetesExecutor
 
         namespace = args.namespace or settings.namespace
         return KubernetesExecutor(connect(args.kubeconfig, args.context), namespace)

@@ -113,7 +113,7 @@ def _watch_options(p: argparse.ArgumentParser) -> None:
 
 
 def executor_of(args: argparse.Namespace, reg: Registry) -> ServingExecutor:
-    from executors.kubernetes.jobs import connect
+    from executors.kubernetes.client import connect
     from executors.kubernetes.serving import ServingExecutor
 
     namespace = args.namespace or args.settings.namespace

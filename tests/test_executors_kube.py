@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from executors.dispatch import Dispatcher
-from executors.kubernetes.jobs import KubernetesExecutor, PlatformRefused, connect
+from executors.kubernetes.client import PlatformRefused, connect
+from executors.kubernetes.jobs import KubernetesExecutor
 from executors.kubernetes.watch import Watcher
 from executors.spec import JobSpec
 from registry import Registry

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from executors.kubernetes.jobs import connect
+from executors.kubernetes.client import connect
 from executors.kubernetes.serving import ServingExecutor, ServingWatcher, split
 from executors.kubernetes.serving_render import (
     ServingSpec,

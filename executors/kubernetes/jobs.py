@@ -2,7 +2,8 @@
 
 It needs only the namespaced Role in ``executors/kubernetes/role.yaml`` (and, to read
 the GPU product of nodes, the optional ClusterRole there). A refusal by the API
-server (RBAC) is a ``PlatformRefused`` error naming the verb and the resource.
+server (RBAC) is a ``PlatformRefused`` error naming the verb and the resource
+(``executors.kubernetes.client``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from executors.base import ExecutorKind, Made, Transition
 from executors.kubernetes import observe
+from executors.kubernetes.client import Namespaced
 from executors.kubernetes.render import (
     GPU_PRODUCT_LABEL,
     SELECTOR,
@@ -20,36 +22,13 @@ from executors.kubernetes.render import (
     secret_manifest,
 )
 from executors.spec import JobSpec, RunContext, object_name
-from registry.errors import ConfigError, NotFound
+from registry.errors import NotFound
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
 
-class PlatformRefused(ConfigError):
-    """The platform (Kubernetes) refused a request: the message names what was asked
-    (verb and resource) and why. Mostly a matter of configuration: the executor's
-    identity lacks a rule of its Role."""
-
-
-def connect(kubeconfig: str | None = None, context: str | None = None) -> ApiClient:
-    """A client for the cluster of ``kubeconfig`` (``KUBECONFIG``, ``~/.kube/config``),
-    or, with none and inside a pod, the cluster the pod runs in."""
-    from kubernetes import config
-
-    try:
-        return config.new_client_from_config(config_file=kubeconfig, context=context)
-    except config.ConfigException:
-        if kubeconfig is not None:
-            raise
-        from kubernetes.client import ApiClient, Configuration
-
-        configuration = Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-        return ApiClient(configuration)
-
-
-class KubernetesExecutor:
+class KubernetesExecutor(Namespaced):
     """Jobs in one namespace of one cluster."""
 
     kind: ExecutorKind = "kubernetes"
@@ -57,32 +36,12 @@ class KubernetesExecutor:
     def __init__(self, api: ApiClient, namespace: str):
         from kubernetes import client
 
-        self.api = api
-        self.namespace = namespace
+        super().__init__(api, namespace)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
         self._products: dict[str, str | None] = {}
         self._nodes_readable = True
         self._lock = threading.Lock()
-
-    @property
-    def target(self) -> str:
-        return f"{self.api.configuration.host}/namespaces/{self.namespace}"
-
-    def call(self, verb: str, resource: str, function: Any, *args: Any, **kwargs: Any) -> Any:
-        """``function(*args, **kwargs)``; an API error becomes a clear one: NotFound for
-        404, PlatformRefused (naming ``verb`` and ``resource``) for the rest."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return function(*args, **kwargs)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise NotFound(f"{resource} not found in namespace {self.namespace}") from None
-            raise PlatformRefused(
-                f"Kubernetes refused to {verb} {resource} in namespace {self.namespace} "
-                f"(HTTP {exc.status}): {_reason(exc)}"
-            ) from None
 
     # --- submission ----------------------------------------------------------------------
 
@@ -96,7 +55,7 @@ class KubernetesExecutor:
             self.batch.create_namespaced_job(self.namespace, cast(Any, rendered))
         except ApiException as exc:
             if exc.status != 409:  # 409: made by an earlier try, under the same name
-                self.call("create", "jobs.batch", _raise, exc)
+                raise self.refusal("create", "jobs.batch", exc) from None
 
     def release(self, run: str, context: RunContext) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -111,7 +70,7 @@ class KubernetesExecutor:
                 self.core.create_namespaced_secret(self.namespace, cast(Any, secret))
             except ApiException as exc:
                 if exc.status != 409:
-                    self.call("create", "secrets", _raise, exc)
+                    raise self.refusal("create", "secrets", exc) from None
         self.call(
             "patch",
             f"jobs.batch/{name}",
@@ -122,10 +81,6 @@ class KubernetesExecutor:
         )
 
     # --- what happened -------------------------------------------------------------------
-
-    def plain(self, obj: Any) -> dict[str, Any]:
-        """An API object as the JSON the server sent."""
-        return dict(self.api.sanitize_for_serialization(obj))
 
     def pods_of(self, run: str) -> list[dict[str, Any]]:
         found = self.call(
@@ -238,18 +193,3 @@ class KubernetesExecutor:
 
     def remove(self, run: str) -> None:
         self.cancel(run)
-
-
-def _raise(exc: Exception) -> None:
-    raise exc
-
-
-def _reason(exc: Any) -> str:
-    """The API server's own message from an error's body (it names the verb, the
-    resource and the user), else its HTTP reason."""
-    import json
-
-    try:
-        return str(json.loads(exc.body).get("message") or exc.reason)
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)

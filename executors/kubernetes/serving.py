@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from executors.base import EVENT_NAMESPACE
-from executors.kubernetes.jobs import PlatformRefused, _raise, _reason
+from executors.kubernetes.client import Namespaced
 from executors.kubernetes.serving_render import (
     CONTAINER,
     DEPLOYMENT_ANNOTATION,
@@ -90,41 +90,19 @@ def serving_id(project: str, name: str) -> str:
     return deployment_id(project, name)
 
 
-class ServingExecutor:
+class ServingExecutor(Namespaced):
     """Serving deployments of one project in one namespace of one cluster."""
 
     def __init__(self, api: ApiClient, namespace: str, project: str):
         from kubernetes import client
 
-        self.api = api
-        self.namespace = namespace
+        super().__init__(api, namespace)
         self.project = project
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
 
-    @property
-    def target(self) -> str:
-        return f"{self.api.configuration.host}/namespaces/{self.namespace}"
-
     def deployment(self, name: str) -> str:
         return serving_id(self.project, name)
-
-    def call(self, verb: str, resource: str, function: Any, *args: Any, **kwargs: Any) -> Any:
-        """``function(*args, **kwargs)``; NotFound for 404, PlatformRefused otherwise."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return function(*args, **kwargs)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise NotFound(f"{resource} not found in namespace {self.namespace}") from None
-            raise PlatformRefused(
-                f"Kubernetes refused to {verb} {resource} in namespace {self.namespace} "
-                f"(HTTP {exc.status}): {_reason(exc)}"
-            ) from None
-
-    def plain(self, obj: Any) -> dict[str, Any]:
-        return dict(self.api.sanitize_for_serialization(obj))
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -137,7 +115,7 @@ class ServingExecutor:
             made = create(self.namespace, cast(Any, body), field_manager=FIELD_MANAGER)
         except ApiException as exc:
             if exc.status != 409:
-                self.call("create", resource, _raise, exc)
+                raise self.refusal("create", resource, exc) from None
             changes = {k: v for k, v in body.items() if k in ("metadata", "spec")}
             made = self.call(
                 "patch",

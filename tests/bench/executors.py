@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from executors.dispatch import Dispatcher
-from executors.kubernetes.jobs import KubernetesExecutor, connect
+from executors.kubernetes.client import connect
+from executors.kubernetes.jobs import KubernetesExecutor
 from executors.kubernetes.watch import Watcher
 from executors.spec import JobSpec
 from registry.sdk import Registry
