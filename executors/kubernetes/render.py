@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from executors.spec import JobSpec, RunContext, object_name
+from executors.spec import JobSpec, Placement, RunContext, object_name
 from registry.errors import InvalidInput
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -60,17 +60,11 @@ def job_manifest(spec: JobSpec, context: RunContext, namespace: str) -> dict[str
                 "image": spec.image,
                 "command": list(spec.command),
                 "env": env,
-                "resources": _resources(spec),
+                "resources": resources(spec),
             }
         ],
     }
-    if spec.gpu_product:
-        pod["nodeSelector"] = {GPU_PRODUCT_LABEL: spec.gpu_product}
-    tolerations = [t.model_dump(exclude_none=True) for t in spec.tolerations]
-    if spec.gpus and not any(t.get("key") == GPU for t in tolerations):
-        tolerations.append({"key": GPU, "operator": "Exists", "effect": "NoSchedule"})
-    if tolerations:
-        pod["tolerations"] = tolerations
+    place(pod, spec)
     job_spec: dict[str, Any] = {
         "suspend": True,
         "backoffLimit": spec.retries,
@@ -100,7 +94,21 @@ def _template_metadata(spec: JobSpec, context: RunContext) -> dict[str, Any]:
     return metadata
 
 
-def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
+def place(pod: dict[str, Any], spec: Placement) -> None:
+    """Pin ``pod`` to nodes of the spec's GPU product, and let it tolerate the spec's
+    taints (and, asking for GPUs, the ``nvidia.com/gpu`` taint of GPU nodes)."""
+    if spec.gpu_product:
+        pod["nodeSelector"] = {GPU_PRODUCT_LABEL: spec.gpu_product}
+    tolerations = [t.model_dump(exclude_none=True) for t in spec.tolerations]
+    if spec.gpus and not any(t.get("key") == GPU for t in tolerations):
+        tolerations.append({"key": GPU, "operator": "Exists", "effect": "NoSchedule"})
+    if tolerations:
+        pod["tolerations"] = tolerations
+
+
+def resources(spec: Placement) -> dict[str, dict[str, str]]:
+    """A container's requests and limits: CPU requested, memory and GPUs requested and
+    limited alike (extended resources must be)."""
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
     if spec.cpu:
@@ -108,7 +116,6 @@ def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
     if spec.memory:
         requests["memory"] = limits["memory"] = spec.memory
     if spec.gpus:
-        # Extended resources are requested and limited alike.
         requests[GPU] = limits[GPU] = str(spec.gpus)
     resources: dict[str, dict[str, str]] = {}
     if requests:

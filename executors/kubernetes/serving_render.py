@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import Field
 
-from executors.kubernetes.render import GPU, GPU_PRODUCT_LABEL, MANAGED_BY
+from executors.kubernetes.render import MANAGED_BY, place, resources
 from executors.spec import PREFIX, Placement
 from registry.errors import InvalidInput
 from registry.ids import NodeId
@@ -138,21 +138,15 @@ def deployment_manifest(
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": env,
     }
-    resources = _resources(spec)
-    if resources:
-        container["resources"] = resources
+    wanted = resources(spec)
+    if wanted:
+        container["resources"] = wanted
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "containers": [container],
     }
-    if spec.gpu_product:
-        pod["nodeSelector"] = {GPU_PRODUCT_LABEL: spec.gpu_product}
-    tolerations = [t.model_dump(exclude_none=True) for t in spec.tolerations]
-    if spec.gpus and not any(t.get("key") == GPU for t in tolerations):
-        tolerations.append({"key": GPU, "operator": "Exists", "effect": "NoSchedule"})
-    if tolerations:
-        pod["tolerations"] = tolerations
+    place(pod, spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -207,20 +201,3 @@ def service_manifest(deployment: str, port: int, namespace: str) -> dict[str, An
             ],
         },
     }
-
-
-def _resources(spec: ServingSpec) -> dict[str, dict[str, str]]:
-    requests: dict[str, str] = {}
-    limits: dict[str, str] = {}
-    if spec.cpu:
-        requests["cpu"] = spec.cpu
-    if spec.memory:
-        requests["memory"] = limits["memory"] = spec.memory
-    if spec.gpus:
-        requests[GPU] = limits[GPU] = str(spec.gpus)
-    resources: dict[str, dict[str, str]] = {}
-    if requests:
-        resources["requests"] = requests
-    if limits:
-        resources["limits"] = limits
-    return resources
