@@ -7,12 +7,20 @@ refusal's message names the user too)."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
+
+log = logging.getLogger(__name__)
+
+#: Seconds a watch request lasts before it is renewed from its last resource version.
+WATCH_SECONDS = 30
 
 
 class PlatformRefused(ConfigError):
@@ -81,3 +89,48 @@ def reason(exc: Any) -> str:
         return str(json.loads(exc.body).get("message") or exc.reason)
     except (TypeError, ValueError, AttributeError):
         return str(exc.reason)
+
+
+def follow(
+    ns: Namespaced,
+    lister: Callable[..., Any],
+    selector: str,
+    version: str,
+    stop: threading.Event,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The changes (``ADDED``, ``MODIFIED``, ``DELETED``, and the object as JSON) of what
+    ``lister`` lists in the namespace with the label ``selector``, from ``version`` on,
+    each watch renewed from the last version seen, until ``stop``. It ends when the
+    watch expires (HTTP 410) or breaks: the caller then lists again."""
+    from kubernetes import watch
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    what = getattr(lister, "__name__", "objects").removeprefix("list_namespaced_")
+    while not stop.is_set():
+        stream = watch.Watch()
+        try:
+            for change in stream.stream(
+                lister,
+                ns.namespace,
+                label_selector=selector,
+                resource_version=version,
+                timeout_seconds=WATCH_SECONDS,
+                allow_watch_bookmarks=True,
+            ):
+                if stop.is_set():
+                    stream.stop()
+                    return
+                obj = change["object"]
+                plain = obj if isinstance(obj, dict) else ns.plain(obj)
+                version = (plain.get("metadata") or {}).get("resourceVersion") or version
+                if change["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    yield change["type"], plain
+        except ApiException as exc:
+            if exc.status != 410:
+                log.warning("watch of %ss broke (HTTP %s); listing again", what, exc.status)
+            return
+        except (OSError, ValueError, HTTPError) as exc:  # a dropped connection
+            if not stop.is_set():
+                log.warning("watch of %ss broke (%s); listing again", what, exc)
+            return

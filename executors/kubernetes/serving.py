@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from executors.base import EVENT_NAMESPACE
-from executors.kubernetes.client import Namespaced
+from executors.kubernetes.client import Namespaced, follow
 from executors.kubernetes.serving_render import (
     CONTAINER,
     DEPLOYMENT_ANNOTATION,
@@ -71,8 +71,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds a watch request lasts before it is renewed.
-WATCH_SECONDS = 60
 #: Seconds between comparisons of every deployment seen with the ledger.
 RESYNC_SECONDS = 5.0
 MERGE = "application/merge-patch+json"
@@ -757,43 +755,16 @@ class ServingWatcher:
         return str(found.metadata.resource_version)
 
     def _stream(self, version: str, stop: threading.Event) -> None:
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
+        """Feed Deployment changes to the queue from ``version`` until ``stop``; when the
+        watch expires or breaks, ask for a relist."""
         ex = self.executor
-        while not stop.is_set():
-            stream = watch.Watch()
-            try:
-                for change in stream.stream(
-                    ex.apps.list_namespaced_deployment,
-                    ex.namespace,
-                    label_selector=SERVING_SELECTOR,
-                    resource_version=version,
-                    timeout_seconds=WATCH_SECONDS,
-                    allow_watch_bookmarks=True,
-                ):
-                    if stop.is_set():
-                        stream.stop()
-                        break
-                    obj = change["object"]
-                    plain = ex.plain(obj) if not isinstance(obj, dict) else obj
-                    new = (plain.get("metadata") or {}).get("resourceVersion")
-                    if new:
-                        version = new
-                    if change["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                        self.changes.put((change["type"], plain))
-            except ApiException as exc:
-                if exc.status != 410:
-                    log.warning("watch of deployments broke (HTTP %s); listing again", exc.status)
-                self.changes.put(("relist", {}))
-                return
-            except (OSError, ValueError, HTTPError) as exc:  # a dropped connection
-                if stop.is_set():
-                    return
-                log.warning("watch of deployments broke (%s); listing again", exc)
-                self.changes.put(("relist", {}))
-                return
+        for event, obj in follow(
+            ex, ex.apps.list_namespaced_deployment, SERVING_SELECTOR, version, stop
+        ):
+            if not stop.is_set():
+                self.changes.put((event, obj))
+        if not stop.is_set():
+            self.changes.put(("relist", {}))
 
     def run(self, stop: threading.Event, *, until: float | None = None) -> None:
         """Watch until ``stop`` is set (or ``until``, a ``time.monotonic()`` moment).

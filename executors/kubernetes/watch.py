@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from executors.base import Transition
 from executors.kubernetes import observe
+from executors.kubernetes.client import follow
 from executors.kubernetes.render import SELECTOR
 from registry.errors import LedgerError
 from registry.timeutil import to_timestamp
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds a watch request lasts before it is renewed from its last resource version.
-WATCH_SECONDS = 30
 #: Seconds after a Job's deletion before the watcher records it as cancelled outside
 #: mlledger (``jobs cancel`` records its own cancellation first).
 DELETION_GRACE = 5.0
@@ -137,46 +136,15 @@ class Watcher:
     # --- watching ------------------------------------------------------------------------
 
     def _stream(self, kind: str, version: str, stop: threading.Event) -> None:
-        """Feed ``kind`` changes to the queue from ``version`` until ``stop``; on an
-        expired version or a broken stream, ask for a relist."""
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
+        """Feed ``kind`` changes to the queue from ``version`` until ``stop``; when the
+        watch expires or breaks, ask for a relist."""
         ex = self.executor
         lister = ex.batch.list_namespaced_job if kind == "job" else ex.core.list_namespaced_pod
-        while not stop.is_set():
-            stream = watch.Watch()
-            try:
-                for change in stream.stream(
-                    lister,
-                    ex.namespace,
-                    label_selector=SELECTOR,
-                    resource_version=version,
-                    timeout_seconds=WATCH_SECONDS,
-                    allow_watch_bookmarks=True,
-                ):
-                    if stop.is_set():
-                        stream.stop()
-                        break
-                    obj = change["object"]
-                    plain = ex.plain(obj) if not isinstance(obj, dict) else obj
-                    new = (plain.get("metadata") or {}).get("resourceVersion")
-                    if new:
-                        version = new
-                    if change["type"] in ("ADDED", "MODIFIED", "DELETED") and not stop.is_set():
-                        self.changes.put((kind, change["type"], plain))
-            except ApiException as exc:
-                if exc.status == 410:
-                    self.changes.put(("relist", kind, {}))
-                    return
-                log.warning("watch of %ss broke (HTTP %s); listing again", kind, exc.status)
-                self.changes.put(("relist", kind, {}))
-                return
-            except (OSError, ValueError, HTTPError) as exc:  # a dropped connection
-                log.warning("watch of %ss broke (%s); listing again", kind, exc)
-                self.changes.put(("relist", kind, {}))
-                return
+        for event, obj in follow(ex, lister, SELECTOR, version, stop):
+            if not stop.is_set():
+                self.changes.put((kind, event, obj))
+        if not stop.is_set():
+            self.changes.put(("relist", kind, {}))
 
     def run(self, stop: threading.Event, *, until: float | None = None) -> None:
         """Watch until ``stop`` is set (or ``until``, a ``time.monotonic()`` moment)."""
