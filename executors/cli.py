@@ -34,14 +34,8 @@ if TYPE_CHECKING:
     from registry.sdk import Registry
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    add_db(p)
-    p.add_argument("--project", help=PROJECT_HELP)
-    p.add_argument(
-        "--executor",
-        choices=("local", "kubernetes"),
-        help="where jobs run (default: MLLEDGER_EXECUTOR or local)",
-    )
+def add_cluster(p: argparse.ArgumentParser) -> None:
+    """``--namespace``, ``--kubeconfig`` and ``--context``: where on Kubernetes."""
     p.add_argument(
         "--namespace", help="Kubernetes namespace (default: MLLEDGER_NAMESPACE or default)"
     )
@@ -50,6 +44,17 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the cluster this runs in)",
     )
     p.add_argument("--context", help="kubeconfig context (default: its current one)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    add_db(p)
+    p.add_argument("--project", help=PROJECT_HELP)
+    p.add_argument(
+        "--executor",
+        choices=("local", "kubernetes"),
+        help="where jobs run (default: MLLEDGER_EXECUTOR or local)",
+    )
+    add_cluster(p)
     p.add_argument(
         "--jobs-dir",
         help="local executor: where job folders live (default: MLLEDGER_JOBS_DIR "

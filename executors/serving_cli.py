@@ -15,6 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from executors.cli import add_cluster
 from registry.commands import (
     PROJECT_HELP,
     Action,
@@ -36,14 +37,7 @@ if TYPE_CHECKING:
 def _common(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument("--project", help=PROJECT_HELP)
-    p.add_argument(
-        "--namespace", help="Kubernetes namespace (default: MLLEDGER_NAMESPACE or default)"
-    )
-    p.add_argument(
-        "--kubeconfig",
-        help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the cluster this runs in)",
-    )
-    p.add_argument("--context", help="kubeconfig context (default: its current one)")
+    add_cluster(p)
 
 
 def _name(p: argparse.ArgumentParser) -> None:
