@@ -11,10 +11,8 @@ as the code in the container would.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,8 +27,8 @@ from executors.kubernetes.jobs import KubernetesExecutor
 from executors.kubernetes.watch import Watcher
 from executors.spec import JobSpec
 from registry import Registry
-from registry.events import StoredEvent
 from registry.store.raw import Raw
+from tests.support.jobs import events_of, types_of, wait_for_event, watch_command
 from tests.support.kube import KubePlane, kube_plane, pod_annotations
 
 __all__ = ["kube_plane"]
@@ -38,16 +36,6 @@ __all__ = ["kube_plane"]
 #: A product no other test module gives its nodes: these tests schedule onto their own.
 PRODUCT = "NVIDIA-L4-executor-tests"
 LEDGER_URL = "https://ledger.example"
-
-
-def events_of(reg: Registry, run: str) -> list[StoredEvent]:
-    store = reg.ledger.store
-    with store.read() as conn:
-        return [e for e in store.select_events(conn, 0) if e.entity == run]
-
-
-def types_of(reg: Registry, run: str) -> list[str]:
-    return [e.type for e in events_of(reg, run)]
 
 
 @pytest.fixture(scope="module")
@@ -148,11 +136,7 @@ def test_a_deadline_and_a_cancellation_are_recorded(
     assert (record["status"], record["reason"]) == ("failed", "DeadlineExceeded")
 
     stopped = dispatcher.submit(gpu_job(annotations=held))
-    deadline = time.monotonic() + 30
-    while "job-started" not in types_of(reg, stopped.run):
-        assert time.monotonic() < deadline, "the held job never started"
-        dispatcher.sync(stopped.run)
-        time.sleep(0.2)
+    wait_for_event(reg, dispatcher, stopped.run, "job-started")
     assert dispatcher.cancel(stopped.run, reason="superseded") is True
     events = events_of(reg, stopped.run)
     assert [e.type for e in events][-2:] == ["job-cancelled", "run-failed"]
@@ -193,25 +177,13 @@ def test_the_watcher_records_every_transition_once_across_a_kill(
     started again: every transition is recorded exactly once."""
     if not store_url.startswith("sqlite"):
         pytest.skip("one store is enough for the watcher's crash")
-    env = {
-        **os.environ,
-        "MLLEDGER_EXECUTOR": "kubernetes",
-        "MLLEDGER_NAMESPACE": kube_plane.namespace,
-        "MLLEDGER_JOB_LEDGER_URL": LEDGER_URL,
-    }
-    watch = [
-        sys.executable,
-        "-m",
-        "registry.cli",
-        "jobs",
-        "watch",
-        "--db",
+    watch, env = watch_command(
         store_url,
-        "--project",
         reg.project,
-        "--kubeconfig",
-        str(kube_plane.executor_kubeconfig),
-    ]
+        kube_plane.namespace,
+        kube_plane.executor_kubeconfig,
+        LEDGER_URL,
+    )
     first = subprocess.Popen(watch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     runs = [
         dispatcher.submit(gpu_job(gpus=1, annotations=pod_annotations(runtime=f"{1 + i % 3}s"))).run

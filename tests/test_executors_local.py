@@ -26,8 +26,8 @@ from executors.spec import JobSpec, object_name
 from registry import Registry
 from registry.cli import main
 from registry.errors import InvalidInput
-from registry.events import StoredEvent
 from tests.support.apiserver import ApiServer
+from tests.support.jobs import events_of, types_of, wait_for_event
 
 SCRIPT = textwrap.dedent(
     """
@@ -40,19 +40,6 @@ SCRIPT = textwrap.dedent(
     print("trained")
     """
 )
-
-
-def events_of(reg: Registry, run: str) -> list[StoredEvent]:
-    """The run's events, in log order."""
-    store = reg.ledger.store
-    with store.read() as conn:
-        return [
-            e for e in store.select_events(conn, 0) if e.entity == run or e.body.get("run") == run
-        ]
-
-
-def types_of(reg: Registry, run: str) -> list[str]:
-    return [e.type for e in events_of(reg, run)]
 
 
 @pytest.fixture
@@ -153,11 +140,7 @@ def test_cancel_stops_the_job_and_records_it(reg: Registry, dispatcher: Dispatch
     submitted = dispatcher.submit(
         JobSpec(job="long", command=python("import time; time.sleep(60)"))
     )
-    deadline = time.monotonic() + 30
-    while "job-started" not in types_of(reg, submitted.run):
-        assert time.monotonic() < deadline, "the job never started"
-        dispatcher.sync(submitted.run)
-        time.sleep(0.1)
+    wait_for_event(reg, dispatcher, submitted.run, "job-started")
     assert dispatcher.cancel(submitted.run, reason="not needed") is True
     events = events_of(reg, submitted.run)
     assert [e.type for e in events][-2:] == ["job-cancelled", "run-failed"]

@@ -38,18 +38,13 @@ from registry import Registry
 from registry.errors import NotFound
 from registry.events import StoredEvent
 from registry.ids import deployment_id
+from tests.support.jobs import events_of
 from tests.support.kube import KubePlane, kube_plane
 
 __all__ = ["kube_plane"]
 
 PRODUCT = "NVIDIA-H100-80GB-HBM3"
 IMAGE = "registry.example/serve:2.1"
-
-
-def events_of(reg: Registry, entity: str) -> list[StoredEvent]:
-    store = reg.ledger.store
-    with store.read() as conn:
-        return [e for e in store.select_events(conn, 0) if e.entity == entity]
 
 
 def current(reg: Registry, dep: str) -> dict[str, float]:

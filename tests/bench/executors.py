@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -42,6 +41,7 @@ from registry.sdk import Registry
 from registry.sdk import connect as connect_ledger
 from registry.timeutil import to_timestamp
 from tests.bench.harness import arguments, fresh, latency, load_average, machine, write_result
+from tests.support.jobs import watch_command
 from tests.support.kube import KubePlane, pod_annotations
 
 PROJECT = "bench"
@@ -174,25 +174,9 @@ def bench_burst(
     runtime: str,
     gpus: int,
 ) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "MLLEDGER_EXECUTOR": "kubernetes",
-        "MLLEDGER_NAMESPACE": executor.namespace,
-        "MLLEDGER_JOB_LEDGER_URL": LEDGER_URL,
-    }
-    watch = [
-        sys.executable,
-        "-m",
-        "registry.cli",
-        "jobs",
-        "watch",
-        "--db",
-        url,
-        "--project",
-        PROJECT,
-        "--kubeconfig",
-        str(plane.executor_kubeconfig),
-    ]
+    watch, env = watch_command(
+        url, PROJECT, executor.namespace, plane.executor_kubeconfig, LEDGER_URL
+    )
     watcher = subprocess.Popen(watch, env=env, stdout=subprocess.DEVNULL)
     time.sleep(3)  # started and listening: its start-up is not its cost per transition
     before = _cpu_seconds(watcher.pid)
