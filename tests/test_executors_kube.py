@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from audit.erasure import signing_key
+from audit.reports import build_model_dossier
 from executors.dispatch import Dispatcher
 from executors.kubernetes.client import PlatformRefused, connect
 from executors.kubernetes.jobs import KubernetesExecutor
@@ -112,6 +114,15 @@ def test_a_gpu_job_trains_a_model_whose_record_says_where(
     with reg.ledger.store.read() as conn:
         trained_by = Raw(conn).scalar("SELECT run FROM cat_models WHERE id = ?", (model.id,))
     assert trained_by == submitted.run
+    # The model's dossier says where it was trained, as Kubernetes reported it.
+    dossier = build_model_dossier(reg.ledger, reg.project, model.id, signing_key(reg.ledger))
+    execution = dossier.data["execution"]
+    assert (execution["node"], execution["gpus"], execution["gpu_product"]) == (
+        record["node"],
+        2,
+        PRODUCT,
+    )
+    assert record["node"] in dossier.html and PRODUCT in dossier.html
 
 
 def test_an_oom_killed_job_fails_with_its_reasons(reg: Registry, dispatcher: Dispatcher) -> None:
@@ -285,3 +296,26 @@ def test_a_job_deleted_outside_mlledger_ends_its_run(
     assert [e.type for e in events][-2:] == ["job-cancelled", "run-failed"]
     assert events[-2].body == {"reason": "deleted outside mlledger"}
     assert events[-1].body == {"error_type": "job.Deleted"}
+
+
+def test_recover_finishes_or_removes_an_interrupted_submission(
+    reg: Registry, dispatcher: Dispatcher, executor: KubernetesExecutor
+) -> None:
+    """A dispatcher killed after making the suspended Job but before the ledger heard of
+    it leaves a Job that recover() deletes; one killed after job-submitted but before
+    releasing the Job leaves one that recover() releases, and it then runs."""
+    orphan = "run:0b6f0c0e-0000-4000-8000-0000000000aa"
+    context = dispatcher.context(orphan)
+    executor.create(executor.render(gpu_job(), context), context)
+    release = executor.release
+    executor.release = lambda run, context: None  # type: ignore[method-assign]
+    try:
+        held = dispatcher.submit(gpu_job())
+    finally:
+        executor.release = release  # type: ignore[method-assign]
+    job = executor.batch.read_namespaced_job(held.name, executor.namespace)
+    assert job.spec.suspend is True
+    assert dispatcher.recover() == {"removed": [orphan], "released": [held.run]}
+    assert orphan not in {m.run for m in executor.made()}
+    assert types_of(reg, orphan) == []
+    assert wait_for(reg, held.run, dispatcher)["status"] == "succeeded"
