@@ -60,7 +60,7 @@ from executors.kubernetes.serving_render import (
 )
 from registry import writes
 from registry.canonical import canonical_json
-from registry.errors import Conflict, EventRejected, InvalidInput, NotFound
+from registry.errors import Conflict, EventRejected, InvalidInput, LedgerError, NotFound
 from registry.ids import NodeId, deployment_id
 
 if TYPE_CHECKING:
@@ -804,11 +804,15 @@ class ServingWatcher:
 
     @staticmethod
     def _safely(function: Any, *args: Any) -> None:
-        """``function(*args)``; an error is logged, and left to the next resync."""
+        """``function(*args)``; a refusal by the ledger or the cluster, or a dropped
+        connection, is logged and left to the next resync: the watcher outlives it."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
         try:
             function(*args)
-        except Exception:  # the watcher outlives one failed write or request
-            log.exception("recording what Kubernetes reports failed; retrying later")
+        except (LedgerError, ApiException, HTTPError, OSError) as exc:
+            log.warning("recording what Kubernetes reports failed (%s); retrying later", exc)
 
 
 def _check_models(project: str, models: dict[str, int]) -> None:
