@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from executors.spec import JobSpec, RunContext
@@ -61,7 +61,6 @@ class Made:
     run: str
     released: bool
     finished: bool = False
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Executor(Protocol):

@@ -33,8 +33,9 @@ from executors.base import Executor, Transition, event_id
 from executors.spec import JobSpec, RunContext, object_name
 from registry import writes
 from registry.canonical import canonical_json
-from registry.errors import Conflict, EventRejected, InvalidInput, NotFound
+from registry.errors import Conflict, EventRejected, NotFound
 from registry.ids import run_id
+from registry.timeutil import now
 from registry.tracing import inject, span
 
 if TYPE_CHECKING:
@@ -175,8 +176,9 @@ class Dispatcher:
 
     def _fail(self, run: str, reason: str, error_type: str) -> None:
         """Record that ``run``'s job failed before it could start."""
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.record([Transition(run, "job-failed", {"reason": reason}, now)], error_type=error_type)
+        self.record(
+            [Transition(run, "job-failed", {"reason": reason}, now())], error_type=error_type
+        )
 
     # --- recording -----------------------------------------------------------------------
 
@@ -280,10 +282,9 @@ class Dispatcher:
             return False
         if not self.executor.cancel(run):
             raise NotFound(f"no job for run {run} in {self.executor.target}")
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         body = {"reason": reason} if reason else {}
         self.record(
-            [Transition(run, "job-cancelled", body, now)], error_type="mlledger.JobCancelled"
+            [Transition(run, "job-cancelled", body, now())], error_type="mlledger.JobCancelled"
         )
         return True
 
@@ -314,10 +315,3 @@ def _error_type(t: Transition) -> str:
     """A failed job's ``run-failed`` error type: the platform's reason, qualified."""
     reason = t.body.get("attempt_reason") or t.body.get("reason") or "Failed"
     return f"job.{reason}"
-
-
-def check_spec(fields: dict[str, Any]) -> JobSpec:
-    """A ``JobSpec`` from the fields a command line or a request gave."""
-    if not fields.get("command"):
-        raise InvalidInput("a job needs a command to run", field="command")
-    return JobSpec.make(**fields)
