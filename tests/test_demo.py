@@ -144,11 +144,17 @@ def test_first_run_records_the_scenario(demo: Demo) -> None:
     assert Counter(e.type for e in demo.events) == {
         "dataset-version-registered": 2,
         "dataset-records-added": 2,
-        "run-started": 2,
-        "run-inputs-used": 2,
-        "run-metrics-logged": 2,
-        "model-version-registered": 2,
-        "run-completed": 2,
+        # Two training runs, and the retraining job the local executor ran.
+        "run-started": 3,
+        "run-inputs-used": 3,
+        "run-params-logged": 1,
+        "run-metrics-logged": 3,
+        "model-version-registered": 3,
+        "run-completed": 3,
+        "job-submitted": 1,
+        "job-scheduled": 1,
+        "job-started": 1,
+        "job-succeeded": 1,
         "deployment-configured": 3,
         "model-alias-moved": 2,
         "predictions-logged": 2,
@@ -156,6 +162,25 @@ def test_first_run_records_the_scenario(demo: Demo) -> None:
         "subject-erasure-requested": 1,
         "subject-erased": 1,
     }
+
+
+def test_the_retraining_job_ran_through_the_local_executor(demo: Demo) -> None:
+    """The job's SDK recorded into the run the executor started, on the clean data, and
+    the ledger says where it ran and how it ended."""
+    job = demo.first["job"]
+    assert (job["executor"], job["status"], job["exit_code"]) == ("local", "succeeded", 0)
+    assert job["node"] and job["attempts"] == 1
+    run = job["run"]
+    assert job["run"] == demo.names["job"]
+    ours = [e for e in demo.events if e.entity == run]
+    assert [e.type for e in ours][:2] == ["run-started", "job-submitted"]
+    assert [e.type for e in ours][-2:] == ["job-succeeded", "run-completed"]
+    used = next(e for e in ours if e.type == "run-inputs-used")
+    assert used.body["inputs"] == [demo.names["clean"]]
+    model = next(
+        e for e in demo.events if e.type == "model-version-registered" and e.body.get("run") == run
+    )
+    assert model.body["name"] == "cancer-screening-retrain"
     assert {e.project for e in demo.events} == {PROJECT}
     assert {e.actor for e in demo.events if e.type != "model-alias-moved"} == {"demo@mlledger"}
 
