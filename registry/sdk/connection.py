@@ -65,7 +65,6 @@ class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions
             ended_at=ended_at,
         )
 
-
     def job_run(
         self,
         *,

@@ -1,4 +1,5 @@
-"""Dataset versions: registering one with its record membership (``Registry.register_dataset``)."""
+"""Dataset versions: registering one with its record membership (``Registry.register_dataset``),
+or from tabular data whose content is digested (``Registry.dataset_from``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from registry import writes
 from registry.errors import FieldError
 from registry.ids import dataset_id
+from registry.sdk import tables
 from registry.sdk.capture import file_digest
 from registry.sdk.handles import DatasetVersion, NodeLike, node_of
 from registry.sdk.runs import Run
@@ -68,6 +70,62 @@ class Datasets(Session):
         self._append(writes.dataset_items(self, node, body, keys, subject_list, occurred_at))
         return DatasetVersion(node, name, version, digest, len(set(keys)))
 
+    def dataset_from(
+        self,
+        data: Any,
+        name: str,
+        version: str | None = None,
+        *,
+        key: str | None = None,
+        subject: str | None = None,
+        uri: str | None = None,
+        derived_from: Sequence[NodeLike] = (),
+        produced_by: Run | str | None = None,
+        tags: Mapping[str, str] | None = None,
+        occurred_at: Any = None,
+    ) -> DatasetVersion:
+        """Register tabular ``data`` as a dataset version: a pandas DataFrame, a pyarrow
+        Table or Dataset, or the path of a Parquet or CSV file or of a directory of
+        Parquet files.
+
+        Its digest is over its content, the same for the same rows wherever they are
+        stored (``registry.sdk.tables`` says how); its schema and row count are read from
+        it. ``key`` names the column of record keys and ``subject`` the column of each
+        record's data-subject id (null or empty: none); both are sealed into pseudonyms, as
+        ``register_dataset`` does. ``uri`` is where the data lives: a path's own URI by
+        default; data in memory needs one. The other options are ``register_dataset``'s.
+        """
+        table = tables.table_of(data)
+        if uri is None:
+            if not isinstance(data, str | Path):
+                raise FieldError(
+                    "uri", f"dataset {name!r}: data in memory has no location; give uri="
+                )
+            uri = Path(data).resolve().as_uri()
+        if subject is not None and key is None:
+            raise FieldError("subject", "subjects belong to records: give key= too")
+        records = None if key is None else _keys(tables.column(table, key, "record keys"))
+        # A CSV writes a missing subject as an empty value: no subject either.
+        subjects = (
+            None
+            if subject is None
+            else [None if v == "" else v for v in tables.column(table, subject, "subjects")]
+        )
+        return self.register_dataset(
+            name,
+            version,
+            uri=uri,
+            digest=tables.content_digest(table),
+            schema=tables.schema_of(table),
+            row_count=table.num_rows,
+            records=records,
+            subjects=subjects,
+            derived_from=derived_from,
+            produced_by=produced_by,
+            tags=tags,
+            occurred_at=occurred_at,
+        )
+
     def _registered_records(self, node: str, digest: str) -> int | None:
         """The record count of ``node`` if it is registered with ``digest``; None if it
         is not registered; Conflict if it is, with another digest."""
@@ -83,3 +141,13 @@ class Datasets(Session):
         if found is not None:
             self._datasets[node] = found
         return found
+
+
+def _keys(values: list[Any]) -> list[str | int]:
+    """Record keys from a column: text or whole numbers, none missing."""
+    for row, value in enumerate(values):
+        if value is None or not isinstance(value, str | int) or isinstance(value, bool):
+            raise FieldError(
+                "key", f"row {row}: record key {value!r}; expected text or a whole number"
+            )
+    return values

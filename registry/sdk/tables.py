@@ -1,0 +1,135 @@
+"""Tabular data as the ledger sees a dataset version: its rows as an Arrow table, the
+digest of its content, its schema, and the record keys and subjects of named columns.
+
+``table_of`` reads a pandas DataFrame, a pyarrow Table or Dataset, or a Parquet or CSV
+file or directory (``*.parquet``, ``*.csv``; a directory: every Parquet file in it, as
+one dataset). Nothing is copied to the ledger: only the digest, the schema, the row
+count and the (pseudonymised) record keys and subjects.
+
+**The content digest** (``content_digest``) is ``sha256:`` over, in order: the RFC 8785
+canonical JSON of the schema (``[[column, Arrow type], ...]`` in column order), a
+newline, then each row as the canonical JSON of its list of values, each followed by a
+newline. Values are written as JSON: numbers, text, booleans and null as themselves;
+NaN and infinities as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; dates
+and times in ISO 8601; bytes in lowercase hex; decimals as their text; nested lists and
+structs as JSON arrays and objects. The same rows in the same order with the same
+column names and types give the same digest on every machine and Arrow version,
+whatever the file format, compression or chunking; reordering rows or columns,
+renaming or retyping a column, changes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from registry.canonical import canonical_json
+from registry.errors import InvalidInput
+from registry.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = lazy_import("pyarrow")
+
+#: Rows converted to Python values at a time while digesting.
+BATCH_ROWS = 65_536
+
+
+def table_of(data: Any) -> pa.Table:
+    """``data`` as one Arrow table; InvalidInput for anything else."""
+    if isinstance(data, str | Path):
+        return _read(Path(data))
+    if isinstance(data, pa.Table):
+        return data
+    kind = type(data)
+    if kind.__module__.startswith("pyarrow") and hasattr(data, "to_table"):
+        return data.to_table()  # a pyarrow Dataset
+    if kind.__module__.startswith("pandas") and kind.__name__ == "DataFrame":
+        return pa.Table.from_pandas(data, preserve_index=False)
+    raise InvalidInput(
+        f"cannot read a dataset from a {kind.__module__}.{kind.__qualname__}: expected a "
+        "pandas DataFrame, a pyarrow Table or Dataset, or the path of a Parquet or CSV "
+        "file or of a directory of Parquet files",
+        field="data",
+    )
+
+
+def _read(path: Path) -> pa.Table:
+    if not path.exists():
+        raise InvalidInput(
+            f"no file or directory {str(path)!r} to read a dataset from", field="data"
+        )
+    if path.is_dir() or path.suffix == ".parquet":
+        import pyarrow.dataset as ds
+
+        if path.is_dir() and not any(path.rglob("*.parquet")):
+            raise InvalidInput(f"directory {str(path)!r} holds no Parquet file", field="data")
+        return ds.dataset(path, format="parquet").to_table()
+    if path.suffix == ".csv":
+        import pyarrow.csv as csv
+
+        return csv.read_csv(path)
+    raise InvalidInput(
+        f"{str(path)!r}: expected a .parquet or .csv file, or a directory of Parquet files",
+        field="data",
+    )
+
+
+def schema_of(table: pa.Table) -> dict[str, str]:
+    """Each column's name and Arrow type, as ``dataset-version-registered`` records it."""
+    return {field.name: str(field.type) for field in table.schema}
+
+
+def content_digest(table: pa.Table) -> str:
+    """The digest of ``table``'s content (the module's documentation says over what)."""
+    digest = hashlib.sha256()
+    digest.update(canonical_json([[f.name, str(f.type)] for f in table.schema]) + b"\n")
+    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+        columns = [_plain_values(column.to_pylist()) for column in batch.columns]
+        for row in zip(*columns, strict=True):
+            digest.update(canonical_json(list(row)) + b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def _plain_values(values: list[Any]) -> list[Any]:
+    return [_plain(v) for v in values]
+
+
+def _plain(value: Any) -> Any:
+    """A value as the digest writes it (JSON)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def column(table: pa.Table, name: str, what: str) -> list[Any]:
+    """The values of column ``name`` (the ``what``: record keys, subjects)."""
+    if name not in table.column_names:
+        raise InvalidInput(
+            f"no column {name!r} for the {what}: the data has {', '.join(table.column_names)}",
+            field="key" if what == "record keys" else "subject",
+        )
+    return table.column(name).to_pylist()
