@@ -337,7 +337,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
             else:
                 while until is None or time.monotonic() < until:
                     for made in executor.made():
-                        dispatcher.sync(made.run)
+                        # A job whose end is recorded has nothing more to say.
+                        if not dispatcher.known_ended(made.run):
+                            dispatcher.sync(made.run)
                     time.sleep(0.5)
         except KeyboardInterrupt:
             stop.set()

@@ -181,9 +181,8 @@ class JobSpec(Placement):
 class RunContext(BaseModel):
     """What a job's process needs to append to its run: the ledger it reaches (a
     server's URL, or a database URL for the local executor), the project, the run, the
-    actor it appends as (who submitted it), an
-    API key (sent through a Secret on Kubernetes, never in the pod spec), and the W3C
-    ``traceparent`` of the submission."""
+    actor it appends as (who submitted it), an API key (sent through a Secret on
+    Kubernetes, never in the pod spec), and the W3C ``traceparent`` of the submission."""
 
     model_config = ConfigDict(frozen=True)
     run: str
