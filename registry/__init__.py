@@ -1,6 +1,9 @@
 """mlledger's registry: the event log, stores, vault, SDK and CLI.
 
-Start with ``registry.connect()``; see ``docs/sdk.md``.
+Start with ``registry.connect()``; see ``docs/sdk.md``. Inside training code,
+``registry.autolog()`` records the frameworks' training calls (``docs/autolog.md``),
+``@registry.track`` records a function's calls as runs, and ``registry.active_run()``
+is the run they record into.
 
 The errors are imported with the package; the SDK and the ledger, which pull in
 SQLAlchemy, pyarrow and networkx, only when first named (PEP 562), so that a command
@@ -27,8 +30,11 @@ from registry.errors import (
 from registry.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from registry.hooks.autolog import autolog
+    from registry.hooks.track import track
     from registry.ledger import Ledger
     from registry.sdk import DatasetVersion, Deployment, ModelVersion, Registry, Run, connect
+    from registry.sdk.connection import active_run
 
 # Names loaded on first use, and the module that defines each.
 _LAZY = {
@@ -39,6 +45,9 @@ _LAZY = {
     "Registry": "registry.sdk",
     "Run": "registry.sdk",
     "connect": "registry.sdk",
+    "active_run": "registry.sdk.connection",
+    "autolog": "registry.hooks.autolog",
+    "track": "registry.hooks.track",
 }
 
 
@@ -67,5 +76,8 @@ __all__ = [
     "Registry",
     "Run",
     "Unauthenticated",
+    "active_run",
+    "autolog",
     "connect",
+    "track",
 ]

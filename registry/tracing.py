@@ -304,6 +304,24 @@ def extract(headers: MutableMapping[str, str] | dict[str, str]) -> otel_context.
     return propagate.extract(headers)
 
 
+_adopted: set[str] = set()
+
+
+def adopt_traceparent(value: str | None) -> bool:
+    """Make the W3C ``traceparent`` ``value`` (a job's ``TRACEPARENT``) the remote
+    parent of the calling thread's context, once per value and only when that context
+    has no trace of its own; whether it did. Events appended afterwards carry its trace
+    id, so a job's records join the trace of its submission."""
+    if not value or value in _adopted or current_trace_id() is not None:
+        return False
+    context = extract({"traceparent": value})
+    if not trace.get_current_span(context).get_span_context().is_valid:
+        return False  # malformed: ignored, as an incoming header would be
+    otel_context.attach(context)
+    _adopted.add(value)
+    return True
+
+
 class TraceMiddleware:
     """Pure ASGI middleware: a SERVER span per HTTP request, child of the caller's trace.
 

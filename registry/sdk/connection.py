@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,9 +23,10 @@ from registry.sdk.jobs import Jobs
 from registry.sdk.models import Models
 from registry.sdk.predictions import PredictionLog
 from registry.sdk.questions import Questions
-from registry.sdk.runs import Run
+from registry.sdk.runs import Run, current_run
 from registry.sdk.subjects import Subjects
 from registry.settings import Settings, default_actor, given
+from registry.tracing import adopt_traceparent
 
 
 class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions, Jobs):
@@ -76,8 +80,11 @@ class Registry(Datasets, Models, Deployments, PredictionLog, Subjects, Questions
         dispatched by ``mlledger jobs submit`` records its inputs, params, metrics and
         model versions into the run the executor started (``MLLEDGER_RUN_ID``, or
         ``run_id``). The block neither starts nor ends the run: the executor records the
-        job's end from what the platform reports (its exit code)."""
+        job's end from what the platform reports (its exit code). Its events carry the
+        trace of the submission (``TRACEPARENT``) when the process has no trace of its
+        own."""
         chosen = run_id or given(settings).run_id
+        adopt_traceparent(os.environ.get("TRACEPARENT"))
         if not chosen:
             raise ConfigError(
                 "no run to record into: MLLEDGER_RUN_ID is not set. job_run() is for code "
@@ -135,3 +142,31 @@ def connect(
         db or settings.db, api_key or settings.api_key, create=create, settings=settings
     )
     return Registry(backend, project, actor or default_actor(settings))
+
+
+_environment_runs: dict[str, Run] = {}
+_environment_lock = threading.Lock()
+
+
+def active_run(*, settings: Settings | None = None) -> Run | None:
+    """The run that records made now belong to: the innermost ``with reg.run(...)`` (or
+    ``job_run()``) block of the calling thread or task; else, in a job's process
+    (``MLLEDGER_RUN_ID`` set by an executor), the job's run, attached on first use
+    through ``connect()`` (``MLLEDGER_DB`` or a server's URL with ``MLLEDGER_API_KEY``,
+    ``MLLEDGER_PROJECT``) and flushed when the process exits; else None.
+
+    Autologging and ``@registry.track`` record into it instead of starting a run."""
+    run = current_run()
+    if run is not None:
+        return run
+    chosen = given(settings)
+    if not chosen.run_id:
+        return None
+    with _environment_lock:
+        run = _environment_runs.get(chosen.run_id)
+        if run is None:
+            reg = connect(settings=chosen)
+            run = reg.job_run(settings=chosen).begin()
+            _environment_runs[chosen.run_id] = run
+            atexit.register(reg.close)
+        return run

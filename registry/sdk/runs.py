@@ -4,7 +4,9 @@ the model and dataset versions it produced), buffered until the run ends."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Unpack
 
@@ -26,6 +28,26 @@ def error_type(exc_type: type[BaseException]) -> str:
     if len(name) > MAX_ERROR_TYPE:  # still record the failure, the name cut short
         name = name[: MAX_ERROR_TYPE - 3] + "..."
     return name
+
+
+#: The run whose ``with`` block the caller is in (the innermost, per thread and task).
+_CURRENT: ContextVar[Run | None] = ContextVar("mlledger_run", default=None)
+
+
+def current_run() -> Run | None:
+    """The run whose ``with`` block the caller is in (the innermost), or None."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def current(run: Run) -> Iterator[Run]:
+    """Make ``run`` the caller's current run (``current_run``) inside the block, without
+    starting or ending it."""
+    token = _CURRENT.set(run)
+    try:
+        yield run
+    finally:
+        _CURRENT.reset(token)
 
 
 class Run:
@@ -67,11 +89,20 @@ class Run:
         self.status = "new"
         self.models: list[ModelVersion] = []
         self.datasets: list[DatasetVersion] = []
+        self._tokens: list[Token[Run | None]] = []
 
     def __str__(self) -> str:
         return self.id
 
     def __enter__(self) -> Run:
+        self.begin()
+        self._tokens.append(_CURRENT.set(self))
+        return self
+
+    def begin(self) -> Run:
+        """Start the run (buffer its ``run-started``) without making it the current run
+        of a ``with`` block: for a run that spans more than one block, ended by
+        ``end()``. An attached run (``job_run``) is only marked running."""
         s = self._start
         if self.attached:
             self.status = "running"
@@ -99,18 +130,26 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
+        if self._tokens:
+            _CURRENT.reset(self._tokens.pop())
+        self.end(exc_type)
+        return False
+
+    def end(self, exc_type: type[BaseException] | None = None) -> None:
+        """End a run started by ``begin()``: completed, or failed with the class of
+        ``exc_type`` when given. An attached run is only flushed: its executor records
+        how the job ended."""
         if self.attached:
             # The executor records how the job ended, from its exit code.
             self.registry.flush()
             self.status = "attached"
-            return False
+            return
         if exc_type is None:
             type_, body, status = "run-completed", {}, "completed"
         else:
             type_, body, status = "run-failed", {"error_type": error_type(exc_type)}, "failed"
         self.registry._append_one(type_, self.id, body, occurred_at=self._ended_at)
         self.status = status
-        return False
 
     def _require_running(self, advice: str) -> None:
         """InvalidInput unless the run is inside its ``with`` block."""

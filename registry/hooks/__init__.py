@@ -1,0 +1,9 @@
+"""Hooks inside training and serving code: autologging of the frameworks' training
+calls (``registry.autolog()``, ``registry.sklearn`` and its siblings), the
+``@registry.track`` decorator, and the prediction logger of model servers.
+
+``recording`` holds what every training hook shares: a ``Training`` records one
+training call into a run it starts or into the active one, and never raises into the
+caller's code (a ledger failure is warned about once, with its reason).
+``patching`` turns a framework's methods into recorded ones and back.
+"""
