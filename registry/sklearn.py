@@ -116,6 +116,7 @@ def _record(training: Training, estimator: Any, x: Any, y: Any) -> None:
                 key=options.key,
                 subject=options.subject,
                 uri="memory:training-data",
+                defer=True,
             )
 
         training.dataset(register)

@@ -241,10 +241,17 @@ def _dataset(name: str, value: Any, options: Options) -> Callable[[Registry], Da
 
     def register(reg: Registry) -> DatasetVersion:
         if isinstance(value, str | Path):
-            return reg.dataset_from(value, name, key=options.key, subject=options.subject)
+            return reg.dataset_from(
+                value, name, key=options.key, subject=options.subject, defer=True
+            )
         table = training_table(value, None, options.key)
         return reg.dataset_from(
-            table, name, key=options.key, subject=options.subject, uri=f"memory:{name}"
+            table,
+            name,
+            key=options.key,
+            subject=options.subject,
+            uri=f"memory:{name}",
+            defer=True,
         )
 
     return register

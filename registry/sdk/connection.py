@@ -159,6 +159,8 @@ def active_run(*, settings: Settings | None = None) -> Run | None:
     run = current_run()
     if run is not None:
         return run
+    if settings is None and not os.environ.get("MLLEDGER_RUN_ID"):
+        return None  # reading the settings costs milliseconds: not on every fit
     chosen = given(settings)
     if not chosen.run_id:
         return None

@@ -36,6 +36,7 @@ class Datasets(Session):
         produced_by: Run | str | None = None,
         tags: Mapping[str, str] | None = None,
         occurred_at: Any = None,
+        defer: bool = False,
     ) -> DatasetVersion:
         """Register a dataset version with its record membership.
 
@@ -43,7 +44,9 @@ class Datasets(Session):
         defaults to the digest's first 12 hex digits. ``records`` are the record
         keys it holds and ``subjects`` each record's data-subject id (or None).
         Registering the same name, version and digest again returns the existing
-        version; another digest under the same version is a Conflict.
+        version; another digest under the same version is a Conflict. ``defer=True``
+        buffers the registration with a run's records, to be appended with the
+        connection's next write (one transaction instead of two).
         """
         if digest is None:
             if path is None:
@@ -67,8 +70,14 @@ class Datasets(Session):
             "tags": dict(tags or {}),
         }
         subject_list = None if subjects is None else list(subjects)
-        self._append(writes.dataset_items(self, node, body, keys, subject_list, occurred_at))
-        return DatasetVersion(node, name, version, digest, len(set(keys)))
+        items = writes.dataset_items(self, node, body, keys, subject_list, occurred_at)
+        count = len(set(keys))
+        if defer:
+            self._hold_all(items)
+            self._datasets[node] = {"digest": digest, "records": count}
+        else:
+            self._append(items)
+        return DatasetVersion(node, name, version, digest, count)
 
     def dataset_from(
         self,
@@ -83,6 +92,7 @@ class Datasets(Session):
         produced_by: Run | str | None = None,
         tags: Mapping[str, str] | None = None,
         occurred_at: Any = None,
+        defer: bool = False,
     ) -> DatasetVersion:
         """Register tabular ``data`` as a dataset version: a pandas DataFrame, a pyarrow
         Table or Dataset, or the path of a Parquet or CSV file or of a directory of
@@ -124,6 +134,7 @@ class Datasets(Session):
             produced_by=produced_by,
             tags=tags,
             occurred_at=occurred_at,
+            defer=defer,
         )
 
     def _registered_records(self, node: str, digest: str) -> int | None:

@@ -59,6 +59,7 @@ class Session:
         try:
             positions = self.backend.append(self.project, batch)
         except EventRejected as exc:
+            self._datasets.clear()  # it may know versions the refused batch held
             if exc.index < len(self._pending):
                 # A buffered record the ledger refuses would block every later write:
                 # drop it (the error says which) and keep the rest for the next append.
@@ -87,6 +88,14 @@ class Session:
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending.append(event)
+        if time.monotonic() - self._pending_since >= FLUSH_AFTER_SECONDS:
+            self.flush()
+
+    def _hold_all(self, items: Sequence[Item]) -> None:
+        """Buffer several records (a deferred registration) as ``_hold`` does one."""
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.extend(items)
         if time.monotonic() - self._pending_since >= FLUSH_AFTER_SECONDS:
             self.flush()
 

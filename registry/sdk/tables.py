@@ -9,7 +9,9 @@ count and the (pseudonymised) record keys and subjects.
 **The content digest** (``content_digest``) is ``sha256:`` over, in order: the RFC 8785
 canonical JSON of the schema (``[[column, Arrow type], ...]`` in column order), a
 newline, then each row as the canonical JSON of its list of values, each followed by a
-newline. Values are written as JSON: numbers, text, booleans and null as themselves;
+newline. Values are written as JSON: numbers, text, booleans and null as themselves
+(an integer beyond ±(2**53 - 1), which a JSON number cannot hold exactly, as its
+decimal text; a double holding a whole number, as that integer, as JSON writes it);
 NaN and infinities as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; dates
 and times in ISO 8601; bytes in lowercase hex; decimals as their text; nested lists and
 structs as JSON arrays and objects. The same rows in the same order with the same
@@ -27,7 +29,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry.canonical import canonical_json
+from registry.canonical import canonical_json, canonical_lines
 from registry.errors import InvalidInput
 from registry.lazy import lazy_import
 
@@ -89,21 +91,59 @@ def content_digest(table: pa.Table) -> str:
     """The digest of ``table``'s content (the module's documentation says over what)."""
     digest = hashlib.sha256()
     digest.update(canonical_json([[f.name, str(f.type)] for f in table.schema]) + b"\n")
+    numeric = all(_numeric(f.type) for f in table.schema)
     for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-        columns = [_plain_values(column.to_pylist()) for column in batch.columns]
-        for row in zip(*columns, strict=True):
-            digest.update(canonical_json(list(row)) + b"\n")
+        columns = [_plain_values(column) for column in batch.columns]
+        rows = list(zip(*columns, strict=True))
+        digest.update(canonical_lines(rows, numeric_rows=numeric))
     return "sha256:" + digest.hexdigest()
 
 
-def _plain_values(values: list[Any]) -> list[Any]:
-    return [_plain(v) for v in values]
+def _numeric(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+#: The largest magnitude below which every integral double is an exact integer.
+_EXACT = 2.0**53
+#: The largest integer a JSON number holds exactly (RFC 8785): larger ones are text.
+_SAFE_INT = 2**53 - 1
+
+
+def _plain_values(column: pa.Array) -> list[Any]:
+    """A column's values as the digest writes them (``_plain``), read faster for the
+    common types: integers, text and booleans are JSON as they are, and a double that
+    holds a whole number below 2**53 is written as that integer, as canonical JSON
+    writes it anyway."""
+    kind = column.type
+    if pa.types.is_integer(kind):
+        values = column.to_pylist()
+        if pa.types.is_int64(kind) or pa.types.is_uint64(kind):
+            return [_plain(v) for v in values]  # may exceed what JSON numbers hold
+        return values
+    if pa.types.is_boolean(kind) or pa.types.is_string(kind):
+        return column.to_pylist()
+    if not pa.types.is_floating(kind):
+        return [_plain(v) for v in column.to_pylist()]
+    import numpy as np
+
+    array = column.to_numpy(zero_copy_only=False).astype("float64")
+    finite = np.isfinite(array)
+    whole = finite & (np.floor(array) == array) & (np.abs(array) < _EXACT)
+    values = column.to_pylist()
+    if finite.all() and not whole.any():
+        return values
+    return [
+        v if v is None else int(v) if is_whole else _plain(v)
+        for v, is_whole in zip(values, whole.tolist(), strict=True)
+    ]
 
 
 def _plain(value: Any) -> Any:
     """A value as the digest writes it (JSON)."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, int):
+        return value if -_SAFE_INT <= value <= _SAFE_INT else str(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
