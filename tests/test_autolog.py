@@ -152,7 +152,7 @@ def test_a_fit_inside_a_run_joins_it(autologged: Registry) -> None:
     assert registry.active_run() is None
     events = log_of(reg)
     assert types(events).count("run-started") == 1
-    assert [e.body["params"] for e in events if e.type == "run-params-logged"][0]["C"] == 1.0
+    assert next(e.body["params"] for e in events if e.type == "run-params-logged")["C"] == 1.0
     model = next(e for e in events if e.type == "model-version-registered")
     assert model.body["run"] == run.id
     assert events[-1].type == "run-completed" and events[-1].entity == run.id
