@@ -40,9 +40,12 @@ def _models(body: type[BaseModel]) -> list[type[BaseModel]]:
 
 def _fields() -> list[tuple[str, str, str, Any]]:
     """``(event type, model, field, FieldInfo)`` for every body and nested field."""
-    return [(spec.name, model.__name__, name, info)
-            for spec in CATALOGUE.values() for model in _models(spec.body)
-            for name, info in model.model_fields.items()]
+    return [
+        (spec.name, model.__name__, name, info)
+        for spec in CATALOGUE.values()
+        for model in _models(spec.body)
+        for name, info in model.model_fields.items()
+    ]
 
 
 def _undocumented(body: type[BaseModel]) -> list[str]:
@@ -51,8 +54,11 @@ def _undocumented(body: type[BaseModel]) -> list[str]:
     for model in _models(body):
         if not (model.__doc__ or "").strip():
             missing.append(f"{model.__name__} (docstring)")
-        missing += [f"{model.__name__}.{name}" for name, info in model.model_fields.items()
-                    if not (info.description or "").strip()]
+        missing += [
+            f"{model.__name__}.{name}"
+            for name, info in model.model_fields.items()
+            if not (info.description or "").strip()
+        ]
     return missing
 
 
@@ -80,9 +86,22 @@ def test_events_page_shows_every_type_field_and_alias() -> None:
 
 def test_envelope_fields_are_all_described() -> None:
     names = [name for name, _type, _text in envelope_fields()]
-    assert names == ["position", "event_id", "type", "schema_version", "project", "entity",
-                     "actor", "occurred_at", "recorded_at", "body", "personal_refs", "trace_id",
-                     "leaf_hash", "payload"]
+    assert names == [
+        "position",
+        "event_id",
+        "type",
+        "schema_version",
+        "project",
+        "entity",
+        "actor",
+        "occurred_at",
+        "recorded_at",
+        "body",
+        "personal_refs",
+        "trace_id",
+        "leaf_hash",
+        "payload",
+    ]
 
 
 # --- every event type and field is documented ---------------------------------------------
@@ -93,8 +112,10 @@ def test_event_type_is_documented(name: str) -> None:
     spec = CATALOGUE[name]
     assert spec.doc.strip(), f"event type {name} ({spec.body.__name__}) has no docstring"
     missing = _undocumented(spec.body)
-    assert not missing, (f"event type {name}: undocumented {', '.join(missing)}; give each "
-                         "model a docstring and each field Field(description=...)")
+    assert not missing, (
+        f"event type {name}: undocumented {', '.join(missing)}; give each "
+        "model a docstring and each field Field(description=...)"
+    )
 
 
 def test_undocumented_models_and_fields_are_caught() -> None:
@@ -114,8 +135,9 @@ def test_undocumented_models_and_fields_are_caught() -> None:
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_event_type_name_is_kebab_case_and_in_the_docs(name: str) -> None:
     assert KEBAB.match(name), f"event type {name!r} is not kebab-case"
-    docs = "".join((DOCS / page).read_text(encoding="utf-8")
-                   for page in ("concepts.md", "events.md"))
+    docs = "".join(
+        (DOCS / page).read_text(encoding="utf-8") for page in ("concepts.md", "events.md")
+    )
     assert name in docs, f"event type {name} appears in neither docs/concepts.md nor docs/events.md"
 
 
@@ -134,7 +156,12 @@ def test_sdk_guide_blocks_are_found() -> None:
     assert len(blocks) == text.count("```python")
 
 
-def test_sdk_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+#: The guides whose python blocks run, each in order against a new ledger.
+EXECUTED = ["sdk.md", "autolog.md"]
+
+
+@pytest.mark.parametrize("page", EXECUTED)
+def test_guide_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -143,17 +170,18 @@ def test_sdk_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     for name in ("MLLEDGER_PROJECT", "MLLEDGER_ACTOR", "MLLEDGER_MASTER_KEY"):
         monkeypatch.delenv(name, raising=False)
 
-    text = (DOCS / "sdk.md").read_text(encoding="utf-8")
-    namespace: dict[str, Any] = {"__name__": "sdk_guide"}
+    text = (DOCS / page).read_text(encoding="utf-8")
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     try:
         for line, source in _python_blocks(text):
-            code = compile(source, f"docs/sdk.md, block at line {line}", "exec")
+            code = compile(source, f"docs/{page}, block at line {line}", "exec")
             try:
                 exec(code, namespace)
             except Exception as exc:
                 raise AssertionError(
-                    f"the python block at docs/sdk.md line {line} failed: "
-                    f"{type(exc).__name__}: {exc}") from exc
+                    f"the python block at docs/{page} line {line} failed: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
     finally:
         reg = namespace.get("reg")
         if reg is not None:

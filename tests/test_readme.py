@@ -27,7 +27,7 @@ def test_readme_shows_the_two_commands() -> None:
 
 
 def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (code,) = blocks("python")
+    code = blocks("python")[0]
     monkeypatch.chdir(tmp_path)  # the default database is ./.mlledger/ledger.db
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})
     ledger = open_ledger(f"sqlite:///{tmp_path}/.mlledger/ledger.db")
@@ -35,6 +35,34 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         event = ledger.last_event()
         assert event is not None and event.type == "predictions-logged"
         assert event.entity == "deployment:default/credit-api" and event.body["count"] == 2
+    finally:
+        ledger.close()
+
+
+def test_autolog_lines_record_a_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's autologging block, as written, makes a fit a run with its model."""
+    _, autolog = blocks("python")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLLEDGER_KEY_FILE", str(tmp_path / "master.key"))
+    import registry
+
+    try:
+        exec(compile(autolog, str(README), "exec"), {"__name__": "readme"})
+    finally:
+        registry.autolog(disable=True)
+    ledger = open_ledger(f"sqlite:///{tmp_path}/.mlledger/ledger.db")
+    try:
+        with ledger.store.read() as conn:
+            events = list(ledger.store.select_events(conn, 0))
+        assert [e.type for e in events] == [
+            "run-started",
+            "dataset-version-registered",
+            "run-inputs-used",
+            "run-metrics-logged",
+            "model-version-registered",
+            "run-completed",
+        ]
+        assert events[-2].entity == "model:default/LogisticRegression@1"
     finally:
         ledger.close()
 
@@ -61,7 +89,7 @@ def shell_lines() -> list[str]:
 def test_every_shell_line_runs_on_the_quickstart_ledger(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
 ) -> None:
-    (code,) = blocks("python")
+    code = blocks("python")[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})
     script = Path(sys.executable).with_name("mlledger")
@@ -92,7 +120,7 @@ def test_quickstart_runs_over_http_with_the_roles_the_readme_names(
 ) -> None:
     """An admin key runs the whole quickstart over HTTP; a writer key all but its
     last line, the footprint of a person, which needs the dpo role."""
-    (code,) = blocks("python")
+    code = blocks("python")[0]
     *body, last = code.rstrip().splitlines()
     assert last.startswith("assert len(reg.footprint(")
     monkeypatch.chdir(tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from typing import Unpack
 
 from registry.errors import ConfigError
@@ -36,6 +37,8 @@ def autolog(
     ]
     for name in chosen:
         package, module = FRAMEWORKS[name]
+        if disable and module not in sys.modules:
+            continue  # never switched on in this process: nothing to put back
         if importlib.util.find_spec(package) is None:
             raise ConfigError(f"autolog: {name} is not installed (no package {package!r})")
         hook = importlib.import_module(module)
