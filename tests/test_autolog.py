@@ -376,3 +376,45 @@ def test_code_in_a_job_records_into_the_run_started_elsewhere(
     assert model.body["run"] == run.id
     # The job's run is the executor's to end: the process appended no end.
     assert "run-completed" not in types(events)
+
+
+def test_data_passed_as_an_argument_is_described_not_recorded(reg: Registry) -> None:
+    """A DataFrame, an array or a long list given to a tracked function is recorded as
+    its type and size: its rows may hold personal data, which the log cannot forget."""
+    x, _ = iris()
+    people = pd.DataFrame({"email": ["alice@example.com", "bob@example.com"]})
+
+    @registry.track(registry=reg, job="described")
+    def train(
+        frame: Any, array: Any, names: list[str], grid: dict[str, float], small: list[int]
+    ) -> None:
+        return None
+
+    train(people, np.zeros((3, 2)), [f"n{i}" for i in range(40)], {"C": 0.5}, [1, 2])
+    started = log_of(reg)[0]
+    assert started.body["params"] == {
+        "frame": "<pandas.DataFrame shape=(2, 1)>",
+        "array": "<numpy.ndarray shape=(3, 2)>",
+        "names": "<builtins.list of 40 items>",
+        "grid": {"C": 0.5},
+        "small": [1, 2],
+    }
+    assert "alice" not in str(log_of(reg))
+
+
+def test_a_data_error_is_warned_without_quoting_the_data(
+    autologged: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The training data cannot be read as a table (a column of mixed types): the
+    warning names the error's class, not its message, which quotes a value."""
+    from sklearn.dummy import DummyClassifier
+
+    frame = pd.DataFrame({"who": ["alice@example.com", 3] * 5, "n": range(10)})
+    with caplog.at_level(logging.WARNING, logger="mlledger.autolog"):
+        DummyClassifier().fit(frame, [0, 1] * 5)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "could not register the training data" in warning
+    assert "message withheld" in warning and "alice" not in warning
+    events = log_of(autologged)
+    assert "dataset-version-registered" not in types(events)
+    assert types(events)[-1] == "run-completed"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from registry.errors import LedgerError
 from registry.sdk.connection import active_run, connect
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ log = logging.getLogger("mlledger.autolog")
 #: The longest text a parameter's value is cut to (values that are not JSON scalars
 #: are recorded as their ``repr``).
 MAX_PARAM_TEXT = 500
+#: The most items a list or mapping parameter is recorded with (longer: its size only).
+MAX_PARAM_ITEMS = 32
 
 _warned: set[tuple[str, str, str]] = set()
 _warned_lock = threading.Lock()
@@ -83,20 +86,23 @@ class AutologOptions(TypedDict, total=False):
 
 def warn_once(hook: str, step: str, exc: BaseException) -> None:
     """Log, once per hook, step and error class, that ``step`` could not be recorded.
-    The message names the error's class and says the training continues; the error's
-    own message is included, as the ledger's errors never hold a record key."""
+    The message names the error's class and says the training continues. It quotes the
+    error's own message only for the ledger's errors and the operating system's, which
+    never hold a record's values; another library's error (reading the training data,
+    pickling a model) may quote the data, so its message is left out."""
     key = (hook, step, type(exc).__name__)
     with _warned_lock:
         if key in _warned:
             return
         _warned.add(key)
+    said = str(exc) if isinstance(exc, LedgerError | OSError) else "message withheld"
     log.warning(
         "%s autologging: could not %s (%s: %s); training continues unrecorded there "
         "(this warning is not repeated)",
         hook,
         step,
         type(exc).__name__,
-        exc,
+        said,
     )
 
 
@@ -123,15 +129,33 @@ def default_registry(options: Options) -> Registry:
 
 def param_value(value: Any) -> Any:
     """A parameter's value as the ledger keeps it: JSON scalars as they are (a float
-    that is not finite as text), anything else as its ``repr``, cut to
-    ``MAX_PARAM_TEXT`` characters."""
-    if value is None or isinstance(value, bool | int | str):
-        return value if not isinstance(value, str) else value[:MAX_PARAM_TEXT]
+    that is not finite as text, text cut to ``MAX_PARAM_TEXT`` characters); a short
+    list or mapping of scalars as JSON; data (anything with a ``shape``: arrays,
+    DataFrames, tables, tensors) and long collections as a description of their type
+    and size, never their content, which may be personal data the log cannot forget;
+    anything else (an estimator, a callable) as its ``repr``, cut."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return value[:MAX_PARAM_TEXT]
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    item = getattr(value, "item", None)  # a numpy scalar
-    if callable(item) and getattr(value, "shape", None) == ():
-        return param_value(item())
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        if shape == () and callable(getattr(value, "item", None)):  # a numpy scalar
+            return param_value(value.item())
+        return f"<{kind} shape={tuple(shape)!r}>"
+    if isinstance(value, list | tuple) and len(value) <= MAX_PARAM_ITEMS:
+        if all(v is None or isinstance(v, bool | int | float | str) for v in value):
+            return [param_value(v) for v in value]
+    if isinstance(value, dict) and len(value) <= MAX_PARAM_ITEMS:
+        if all(isinstance(k, str) for k in value) and all(
+            v is None or isinstance(v, bool | int | float | str) for v in value.values()
+        ):
+            return {k: param_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        return f"<{kind} of {len(value)} items>"
     return repr(value)[:MAX_PARAM_TEXT]
 
 
