@@ -381,7 +381,6 @@ def test_code_in_a_job_records_into_the_run_started_elsewhere(
 def test_data_passed_as_an_argument_is_described_not_recorded(reg: Registry) -> None:
     """A DataFrame, an array or a long list given to a tracked function is recorded as
     its type and size: its rows may hold personal data, which the log cannot forget."""
-    x, _ = iris()
     people = pd.DataFrame({"email": ["alice@example.com", "bob@example.com"]})
 
     @registry.track(registry=reg, job="described")

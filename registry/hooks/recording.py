@@ -146,17 +146,18 @@ def param_value(value: Any) -> Any:
         if shape == () and callable(getattr(value, "item", None)):  # a numpy scalar
             return param_value(value.item())
         return f"<{kind} shape={tuple(shape)!r}>"
-    if isinstance(value, list | tuple) and len(value) <= MAX_PARAM_ITEMS:
-        if all(v is None or isinstance(v, bool | int | float | str) for v in value):
-            return [param_value(v) for v in value]
-    if isinstance(value, dict) and len(value) <= MAX_PARAM_ITEMS:
-        if all(isinstance(k, str) for k in value) and all(
-            v is None or isinstance(v, bool | int | float | str) for v in value.values()
-        ):
-            return {k: param_value(v) for k, v in value.items()}
+    small = len(value) <= MAX_PARAM_ITEMS if isinstance(value, list | tuple | dict) else False
+    if small and isinstance(value, list | tuple) and all(map(_scalar, value)):
+        return [param_value(v) for v in value]
+    if small and isinstance(value, dict) and all(map(_scalar, value.values())):
+        return {str(k): param_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | dict | set | frozenset):
         return f"<{kind} of {len(value)} items>"
     return repr(value)[:MAX_PARAM_TEXT]
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
 
 
 def plain_params(params: Mapping[str, Any]) -> dict[str, Any]:
