@@ -190,7 +190,7 @@ class PredictionLogger:
         if type(record) is not int and (
             type(record) is not str or not record or not record.isascii()
         ):
-            why = key_problem(record, "record")
+            why = key_problem(record, "record key")
             if why is not None:
                 raise FieldError("record", f"PredictionLogger.log: {why}")
         version = self.model if model is None else self._model_id(model)
@@ -201,7 +201,12 @@ class PredictionLogger:
                 "PredictionLogger",
             )
         when = time.time() if at is None else to_timestamp(at, "at")
-        line = _line(record, output, version, when, trace_id)
+        try:  # the common case, without a call
+            line = (_encode([record, output, version, when, trace_id]) + "\n").encode()
+        except (ValueError, TypeError):
+            line = _line(record, output, version, when, trace_id)
+        if len(line) > MAX_LINE_BYTES or (trace_id is not None and type(trace_id) is not str):
+            line = _line(record, output, version, when, trace_id)
         with self._lock:
             if self._closed:
                 raise ConfigError(
@@ -813,7 +818,10 @@ class PredictionMiddleware:
                 self.logger._warn(f"a request or response lacks {exc.args[0]}; unlogged")
                 return
         for key, value in rows:
-            self.logger.log(key, value, model=self.model)
+            try:
+                self.logger.log(key, value, model=self.model)
+            except FieldError as exc:  # the client's key or the model's output, not JSON
+                self.logger._warn(f"a prediction was not logged: {exc}")
 
 
 def _getter(path: Getter, what: str) -> Callable[[Any], Any]:

@@ -21,7 +21,6 @@ Directories are created 0700 and files 0600: the journal holds record keys.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -157,8 +156,8 @@ class Lane:
         except BlockingIOError:
             os.close(lock_fd)
             return None
-        if not (path / "meta.json").exists() or not (path / "lock").exists():
-            os.close(lock_fd)  # drained and removed between listing and locking
+        if not (path / "meta.json").exists():
+            os.close(lock_fd)  # drained (and removed) by another logger
             return None
         return cls(path, lock_fd, sync=sync)
 
@@ -275,13 +274,15 @@ class Lane:
         if self.closed:
             return
         self.closed = True
-        if remove and self.drained() and not (self.path / "rejected").exists():
+        if remove and self.drained():
+            # Without meta.json a lane is never adopted again; one holding refused
+            # batches keeps them (and its lock file), the others go entirely.
             for entry in self.path.iterdir():
-                if entry.name != "lock":
-                    entry.unlink(missing_ok=True)
-            # The lock goes last: a logger that opened it meanwhile finds no meta.json.
-            (self.path / "lock").unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # another logger still holds it open
+                if entry.name not in ("lock", "rejected"):
+                    entry.unlink()
+            if not (self.path / "rejected").exists():
+                # The lock goes last: a logger that opened it meanwhile finds no meta.json.
+                (self.path / "lock").unlink(missing_ok=True)
                 self.path.rmdir()
         os.close(self.lock_fd)
 
