@@ -296,4 +296,5 @@ def _size(path: Path) -> int:
 
 def json_lines(lines: list[bytes]) -> list[Any]:
     """The rows of journal lines (each a JSON array), parsed in one call."""
-    return list(json.loads(b"[" + b",".join(line.rstrip(b"\n") for line in lines) + b"]"))
+    joined = b"".join(lines).replace(b"\n", b",")  # JSON text holds no raw newline
+    return list(json.loads(b"[" + joined[:-1] + b"]"))
