@@ -600,10 +600,11 @@ def _columns(lines: list[bytes]) -> dict[str, Any]:
     if not all(isinstance(row, list) and len(row) == 5 for row in rows):
         raise ValueError("expected [record, output, model, at, trace_id] on each line")
     records, outputs, models, times, traces = (list(column) for column in zip(*rows, strict=True))
+    one_model = models[0] if models.count(models[0]) == len(models) else None
     return {
         "records": records,
         "outputs": outputs,
-        "models": models,
+        **({"models": models} if one_model is None else {"model": one_model}),
         "at": times,
         "trace_ids": None if all(t is None for t in traces) else traces,
     }
