@@ -153,9 +153,8 @@ def test_batches_follow_batch_size_and_segments_are_removed(
         logger.log(key, 1)
     assert len(list(lane.glob("seg-*.jsonl"))) > 3
     assert logger.flush(timeout=10)
-    assert [e.body["count"] for e in predictions(reg.ledger, head + 1)] == [40, 40, 20] or (
-        sum(e.body["count"] for e in predictions(reg.ledger, head + 1)) == 100
-    )
+    counts = [e.body["count"] for e in predictions(reg.ledger, head + 1)]
+    assert sum(counts) == 100 and max(counts) <= 40  # a batch ends at its segment's end too
     assert all(len(e.body["models"]) == 1 for e in predictions(reg.ledger, head + 1))
     assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))
     assert [p.name for p in lane.glob("seg-*.jsonl")] == [max(p.name for p in lane.glob("seg-*"))]
