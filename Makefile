@@ -58,6 +58,7 @@ bench: $(STAMP) $(PEER)/.installed kube
 	$(PY) -m tests.bench.security --out .mlledger/bench-security.json
 	$(PY) -m tests.bench.executors --out .mlledger/bench-executors.json
 	$(PY) -m tests.bench.startup --out .mlledger/bench-startup.json
+	$(PY) -m tests.bench.serving_hook --out .mlledger/bench-serving-hook.json
 
 clean:
 	rm -rf $(VENV) .mlledger .pytest_cache .ruff_cache .mypy_cache

@@ -31,6 +31,7 @@ from registry.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from registry.hooks.autolog import autolog
+    from registry.hooks.serving import PredictionLogger, PredictionMiddleware
     from registry.hooks.track import track
     from registry.ledger import Ledger
     from registry.sdk import DatasetVersion, Deployment, ModelVersion, Registry, Run, connect
@@ -42,6 +43,8 @@ _LAZY = {
     "DatasetVersion": "registry.sdk",
     "Deployment": "registry.sdk",
     "ModelVersion": "registry.sdk",
+    "PredictionLogger": "registry.hooks.serving",
+    "PredictionMiddleware": "registry.hooks.serving",
     "Registry": "registry.sdk",
     "Run": "registry.sdk",
     "connect": "registry.sdk",
@@ -73,6 +76,8 @@ __all__ = [
     "ModelVersion",
     "NoLedger",
     "NotFound",
+    "PredictionLogger",
+    "PredictionMiddleware",
     "Registry",
     "Run",
     "Unauthenticated",

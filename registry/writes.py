@@ -133,10 +133,12 @@ def event(
         raise EventRejected(0, str(event_id), type, exc.field, str(exc)) from None
 
 
-def envelope(by: Writer, entity: str, occurred_at: Any = None) -> dict[str, Any]:
-    """Envelope fields of a write carrying personal data."""
+def envelope(
+    by: Writer, entity: str, occurred_at: Any = None, event_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """Envelope fields of a write carrying personal data (a new event id unless given)."""
     return {
-        "event_id": new_id(),
+        "event_id": new_id() if event_id is None else str(event_id),
         "project": by.project,
         "entity": entity,
         "actor": by.actor,
@@ -419,21 +421,24 @@ def prediction_items(
     deployment: str,
     rows: Mapping[str, Sequence[Any]],
     traces: Sequence[str | None] | None,
+    batch: uuid.UUID | None = None,
 ) -> list[Item]:
     """A batch of predictions of ``deployment``: ``rows`` holds the columns ``records``,
     ``outputs``, ``models`` and ``times`` (of equal length), logged in events of
-    ``PREDICTION_CHUNK`` rows."""
+    ``PREDICTION_CHUNK`` rows. With a ``batch`` id, chunk i's event id is
+    ``uuid5(batch, str(i))``, so that sending the batch again is a retry."""
     items: list[Item] = []
-    for start in range(0, len(rows["records"]), PREDICTION_CHUNK):
+    for index, start in enumerate(range(0, len(rows["records"]), PREDICTION_CHUNK)):
         part = slice(start, start + PREDICTION_CHUNK)
         chunk_models = rows["models"][part]
         distinct = list(dict.fromkeys(chunk_models))
         slot = {m: i for i, m in enumerate(distinct)}
         chunk_times = list(rows["times"][part])
+        event_id = None if batch is None else uuid.uuid5(batch, str(index))
         same_time = chunk_times[0] == chunk_times[-1] and len(set(chunk_times)) == 1
         items.append(
             Predictions(
-                **envelope(by, deployment, chunk_times[0]),
+                **envelope(by, deployment, chunk_times[0], event_id),
                 models=distinct,
                 records=list(rows["records"][part]),
                 outputs=list(rows["outputs"][part]),

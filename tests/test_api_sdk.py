@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,25 @@ def ask_everything(reg: Registry, w: Scenario) -> dict[str, Any]:
         "history": reg.history("api"),
         "aliases": reg.aliases("clf"),
     }
+
+
+def test_predictions_with_a_batch_id_are_sent_once_over_http(
+    api_server: ApiServer, server_ledger: Ledger
+) -> None:
+    batch = uuid.uuid4()
+    with remote(api_server, "batches") as reg:
+        model = reg.register_model("m", artifact_uri="s3://1", artifact_digest="sha256:1")
+        dep = reg.deploy("api", endpoint="http://api", served={model: 100})
+        sent = dict(model=model, records=["r-1", "r-2"], outputs=[0.1, 0.2],
+                    at="2026-05-01T10:00:00Z", batch_id=batch)
+        first = reg.log_predictions(dep, **sent)
+        head = server_ledger.head()
+        assert reg.log_predictions(dep, **sent) == first
+        assert len(reg.scored("r-1")["predictions"]) == 1
+    assert server_ledger.head() == head
+    [event] = server_ledger.read(first[0], 1)
+    assert event.type == "predictions-logged" and event.event_id == str(uuid.uuid5(batch, "0"))
+    assert event.body["count"] == 2
 
 
 def test_subject_data_round_trips_over_http(api_server: ApiServer, server_ledger: Ledger) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import math
 import platform
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from registry import Conflict, EventRejected, InvalidInput, LedgerError, Registr
 from registry.events import StoredEvent
 from registry.payloads import decode_predictions
 from registry.settings import Settings
+from registry.writes import PREDICTION_CHUNK
 
 
 def last(reg: Registry) -> StoredEvent:
@@ -222,6 +224,32 @@ def test_log_predictions_writes_a_columnar_payload(reg: Registry) -> None:
     with pytest.raises(LedgerError, match="record key is empty"):
         reg.log_predictions(dep, model=model, records=[""], outputs=[0.1])
     assert last(reg).position == event.position
+
+
+def test_log_predictions_with_a_batch_id_is_sent_once(reg: Registry) -> None:
+    model = reg.register_model("m", artifact_uri="s3://1", artifact_digest="sha256:1")
+    dep = reg.deploy("api", endpoint="http://api", served={model: 100})
+    batch = uuid.uuid4()
+    keys = [f"r{i}" for i in range(PREDICTION_CHUNK + 1)]
+    at = "2026-05-01T10:00:00Z"
+    first = reg.log_predictions(dep, model=model, records=keys, outputs=[0.5] * len(keys),
+                                at=at, batch_id=batch)
+    chunks = reg.ledger.read(first[0])
+    assert [e.position for e in chunks] == first and len(first) == 2
+    assert [e.event_id for e in chunks] == [str(uuid.uuid5(batch, str(i))) for i in (0, 1)]
+    assert [e.body["count"] for e in chunks] == [PREDICTION_CHUNK, 1]
+    head = reg.ledger.head()
+    # Sent again (its text this time): the same positions, nothing written.
+    again = reg.log_predictions(dep, model=model, records=keys, outputs=[0.5] * len(keys),
+                                at=at, batch_id=str(batch))
+    assert again == first and reg.ledger.head() == head
+    assert len(reg.scored("r0")["predictions"]) == 1
+    # Other content under the same batch id is refused, and writes nothing.
+    with pytest.raises(Conflict, match="already in the log"):
+        reg.log_predictions(dep, model=model, records=["r0"], outputs=[0.9], at=at, batch_id=batch)
+    with pytest.raises(LedgerError, match=r"batch_id is str 'x'; expected a uuid.UUID"):
+        reg.log_predictions(dep, model=model, records=["r0"], outputs=[0.9], batch_id="x")
+    assert reg.ledger.head() == head
 
 
 def test_log_predictions_from_an_arrow_table(reg: Registry) -> None:

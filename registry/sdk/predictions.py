@@ -3,6 +3,7 @@ pyarrow table, in events of at most ``registry.writes.PREDICTION_CHUNK`` rows.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,22 @@ def _traces(n: int, trace_ids: Sequence[Any] | None) -> list[str | None] | None:
     return traces
 
 
+def _batch_namespace(batch_id: str | uuid.UUID | None) -> uuid.UUID | None:
+    """The UUID a batch's event ids are derived from, or None for fresh ids."""
+    if batch_id is None or isinstance(batch_id, uuid.UUID):
+        return batch_id
+    if isinstance(batch_id, str):
+        try:
+            return uuid.UUID(batch_id)
+        except ValueError:
+            pass
+    raise FieldError(
+        "batch_id",
+        f"log_predictions: batch_id is {type(batch_id).__name__} {str(batch_id)[:40]!r}; "
+        "expected a uuid.UUID or its text (8-4-4-4-12 hex digits)",
+    )
+
+
 class PredictionLog(Session):
     """The prediction calls of a ``Registry``."""
 
@@ -73,6 +90,7 @@ class PredictionLog(Session):
         at: Any = None,
         trace_ids: Sequence[str | None] | None = None,
         table: Any = None,
+        batch_id: str | uuid.UUID | None = None,
     ) -> list[int]:
         """Log a batch of predictions; return the positions of the events written.
 
@@ -80,7 +98,12 @@ class PredictionLog(Session):
         time for all rows, or one per row (default: now). A pyarrow ``table``
         with columns record, output and optionally model, at, trace_id may stand
         in for the keyword columns.
+
+        With a ``batch_id`` (a UUID, or its text) the events' ids are derived from it
+        (chunk i: ``uuid5(batch_id, str(i))``): sending the same batch again, with the
+        same ``at``, writes nothing and returns the same positions.
         """
+        namespace = _batch_namespace(batch_id)
         if table is not None:
             records, outputs, models, at, trace_ids = _columns(table, models, at, trace_ids)
         if records is None or outputs is None:
@@ -101,5 +124,5 @@ class PredictionLog(Session):
         traces = _traces(n, trace_ids)
         node = self._deployment(deployment)
         rows = {"records": keys, "outputs": outs, "models": per_row, "times": times}
-        events = writes.prediction_items(self, node, rows, traces)
+        events = writes.prediction_items(self, node, rows, traces, batch=namespace)
         return self._append(events) if events else []

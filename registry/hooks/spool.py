@@ -1,0 +1,300 @@
+"""The prediction logger's journal: a spool directory of lanes, one per logger.
+
+A lane is a directory ``lane-<uuid>`` holding
+
+- ``lock``: locked (``fcntl.flock``) by the process that owns the lane, for as long as
+  it lives; a lane whose lock is free was left by a process that ended, and any logger
+  on the spool may adopt it and send what it holds;
+- ``meta.json``: the project and deployment its lines belong to;
+- ``seg-<n>.jsonl``: the journal, in segments; each line is one prediction
+  (``[record, output, model, at, trace_id]``), appended with a single ``os.write`` on
+  an ``O_APPEND`` descriptor. Only the lane's owner writes, and only to its newest
+  segment; a segment is final once the next one exists;
+- ``state.json``: how far the journal has been sent (``segment``, ``offset``) and the
+  batch being sent (``sending``: its range and batch id, written before the batch is
+  sent, so that after a crash the same range is sent again under the same id);
+- ``rejected/<batch>.jsonl``: batches the ledger refused, line for line as journaled,
+  with the reason in ``rejected/<batch>.error``.
+
+Directories are created 0700 and files 0600: the journal holds record keys.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.errors import ConfigError
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+LANE_PREFIX = "lane-"
+SEGMENT_PREFIX = "seg-"
+SEGMENT_SUFFIX = ".jsonl"
+
+
+def private_directory(path: Path) -> Path:
+    """``path`` as a directory only its owner can enter: created 0700, or refused when
+    it exists and group or others may read it."""
+    try:
+        path.mkdir(mode=DIR_MODE, parents=True)
+        path.chmod(DIR_MODE)  # mkdir's mode is masked by the umask; never widened by it
+    except FileExistsError:
+        if not path.is_dir():
+            raise ConfigError(
+                f"spool {path} is not a directory; expected a directory for the journal"
+            ) from None
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"spool directory {path} has mode {mode:04o}: group or others may read "
+                "it, and the journal holds record keys; expected 0700 "
+                f"(chmod 700 {path})"
+            ) from None
+    return path
+
+
+def write_private(path: Path, data: bytes, *, sync: bool) -> None:
+    """Replace ``path`` atomically with ``data`` (mode 0600); with ``sync``, the file and
+    its directory are flushed to disk first."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    if sync:
+        sync_directory(path.parent)
+
+
+def sync_directory(path: Path) -> None:
+    """Flush a directory's entries (a created, renamed or removed file) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def segment_name(number: int) -> str:
+    return f"{SEGMENT_PREFIX}{number:09d}{SEGMENT_SUFFIX}"
+
+
+@dataclass
+class Sending:
+    """A batch about to be sent: lines ``[start, end)`` of segment ``segment``."""
+
+    segment: int
+    start: int
+    end: int
+    batch: str
+
+
+@dataclass
+class Batch:
+    """Complete lines read from the journal, and where they lie."""
+
+    segment: int
+    start: int
+    end: int
+    lines: list[bytes]
+
+
+class Lane:
+    """One lane of a spool, held (its lock taken) by this process."""
+
+    def __init__(self, path: Path, lock_fd: int, *, sync: bool):
+        self.path = path
+        self.lock_fd = lock_fd
+        self.sync = sync
+        self.id = uuid.UUID(path.name[len(LANE_PREFIX) :])
+        meta = json.loads((path / "meta.json").read_bytes())
+        self.project: str = meta["project"]
+        self.deployment: str = meta["deployment"]
+        self.segment = 1
+        self.offset = 0
+        self.sending: Sending | None = None
+        self._read_state()
+        self.closed = False
+
+    # --- opening ----------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, spool: Path, project: str, deployment: str, *, sync: bool) -> Lane:
+        """A new lane of this process: made under a temporary name, locked, then renamed
+        into place, so that no other logger ever sees it unlocked."""
+        lane_id = uuid.uuid4()
+        making = private_directory(spool / f".new-{lane_id}")
+        lock_fd = os.open(making / "lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        meta = {"project": project, "deployment": deployment, "pid": os.getpid()}
+        write_private(making / "meta.json", json.dumps(meta).encode(), sync=sync)
+        path = spool / f"{LANE_PREFIX}{lane_id}"
+        os.rename(making, path)
+        if sync:
+            sync_directory(spool)
+        return cls(path, lock_fd, sync=sync)
+
+    @classmethod
+    def adopt(cls, path: Path, *, sync: bool) -> Lane | None:
+        """The lane at ``path`` when its lock is free (its process ended), else None."""
+        try:
+            lock_fd = os.open(path / "lock", os.O_RDWR)
+        except FileNotFoundError:
+            return None  # removed by the logger that drained it
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            return None
+        if not (path / "meta.json").exists():
+            os.close(lock_fd)  # drained (and removed) by another logger
+            return None
+        return cls(path, lock_fd, sync=sync)
+
+    @staticmethod
+    def candidates(spool: Path) -> list[Path]:
+        """Every lane directory of a spool, oldest first."""
+        try:
+            entries = list(os.scandir(spool))
+        except FileNotFoundError:
+            return []
+        lanes = [Path(e.path) for e in entries if e.name.startswith(LANE_PREFIX) and e.is_dir()]
+        return sorted(lanes, key=lambda p: p.stat().st_mtime)
+
+    # --- state ------------------------------------------------------------------------
+
+    def _read_state(self) -> None:
+        try:
+            state = json.loads((self.path / "state.json").read_bytes())
+        except FileNotFoundError:
+            numbers = self.segments()
+            self.segment = numbers[0] if numbers else 1
+            return
+        self.segment, self.offset = int(state["segment"]), int(state["offset"])
+        sending = state.get("sending")
+        self.sending = None if sending is None else Sending(**sending)
+        for number in self.segments():
+            if number < self.segment:  # sent; its removal was cut short
+                (self.path / segment_name(number)).unlink(missing_ok=True)
+
+    def save_state(self) -> None:
+        sending = None if self.sending is None else self.sending.__dict__
+        state = {"segment": self.segment, "offset": self.offset, "sending": sending}
+        write_private(self.path / "state.json", json.dumps(state).encode(), sync=self.sync)
+
+    def segments(self) -> list[int]:
+        """The numbers of the lane's journal segments, in order."""
+        names = (p.name for p in self.path.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"))
+        return sorted(int(n[len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)]) for n in names)
+
+    def unsent_bytes(self) -> int:
+        """Bytes of the journal not yet sent (nor refused)."""
+        total = 0
+        for number in self.segments():
+            if number >= self.segment:
+                size = _size(self.path / segment_name(number))
+                total += size - self.offset if number == self.segment else size
+        return max(total, 0)
+
+    # --- writing (the owner's newest segment) -------------------------------------------
+
+    def open_segment(self, number: int) -> int:
+        """An ``O_APPEND`` descriptor of segment ``number``, created 0600."""
+        fd = os.open(
+            self.path / segment_name(number),
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+            FILE_MODE,
+        )
+        if self.sync:
+            sync_directory(self.path)
+        return fd
+
+    # --- reading ------------------------------------------------------------------------
+
+    def read(self, max_lines: int, max_bytes: int) -> Batch | None:
+        """The next complete lines to send (at most ``max_lines``), moving past
+        finished segments; None when there are none yet. A segment is finished once the
+        next one exists; an incomplete last line of a finished segment (its writer was
+        killed in the middle of the write, before ``log()`` returned) is skipped."""
+        while True:
+            path = self.path / segment_name(self.segment)
+            # Whether a later segment exists is asked before reading: once it does,
+            # nothing more is ever written to this one.
+            finished = any(n > self.segment for n in self.segments())
+            try:
+                with path.open("rb") as journal:
+                    journal.seek(self.offset)
+                    data = journal.read(max_bytes)
+            except FileNotFoundError:
+                data = b""
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                lines = data[:cut].splitlines(keepends=True)[:max_lines]
+                end = self.offset + sum(len(line) for line in lines)
+                return Batch(self.segment, self.offset, end, lines)
+            if not finished:
+                return None
+            self.segment, self.offset = self.segment + 1, 0
+            self.save_state()
+            path.unlink(missing_ok=True)
+
+    def read_range(self, sending: Sending) -> list[bytes]:
+        """The lines of a batch recorded as being sent."""
+        with (self.path / segment_name(sending.segment)).open("rb") as journal:
+            journal.seek(sending.start)
+            data = journal.read(sending.end - sending.start)
+        return data.splitlines(keepends=True)
+
+    def keep_rejected(self, batch: str, lines: list[bytes], reason: str) -> Path:
+        """Store a refused batch's lines under ``rejected/``; the file's path."""
+        folder = private_directory(self.path / "rejected")
+        target = folder / f"{batch}.jsonl"
+        write_private(target, b"".join(lines), sync=self.sync)
+        write_private(folder / f"{batch}.error", reason.encode() + b"\n", sync=self.sync)
+        return target
+
+    # --- closing ------------------------------------------------------------------------
+
+    def drained(self) -> bool:
+        return self.sending is None and self.unsent_bytes() == 0
+
+    def release(self, *, remove: bool) -> None:
+        """Give the lane up; with ``remove``, when all of it was sent, delete it (a lane
+        holding refused batches is kept, its lock released)."""
+        if self.closed:
+            return
+        self.closed = True
+        if remove and self.drained():
+            # Without meta.json a lane is never adopted again; one holding refused
+            # batches keeps them (and its lock file), the others go entirely.
+            for entry in self.path.iterdir():
+                if entry.name not in ("lock", "rejected"):
+                    entry.unlink()
+            if not (self.path / "rejected").exists():
+                # The lock goes last: a logger that opened it meanwhile finds no meta.json.
+                (self.path / "lock").unlink(missing_ok=True)
+                self.path.rmdir()
+        os.close(self.lock_fd)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def json_lines(lines: list[bytes]) -> list[Any]:
+    """The rows of journal lines (each a JSON array), parsed in one call."""
+    joined = b"".join(lines).replace(b"\n", b",")  # JSON text holds no raw newline
+    return list(json.loads(b"[" + joined[:-1] + b"]"))
