@@ -7,9 +7,10 @@ While it is on, each training is recorded as a run, or into the active run:
   (``early_stopping_rounds``, from the argument or an ``EarlyStopping`` callback, and
   ``maximize``); metrics: every evaluation result of every iteration, one record per
   iteration at ``step`` = the iteration (from 0), named ``<eval name>-<metric>``
-  (``validation-logloss``), read from ``evals_result`` (the caller's dict, else one of
-  the hook's own: what the caller gets back is unchanged), and with early stopping
-  ``best_iteration`` (from 0, as XGBoost counts) and ``best_score``; the booster
+  (``validation-logloss``), kept by a training callback of the hook's own added to a
+  copy of the callbacks (``evals_result`` is left to XGBoost, as without the hook),
+  and with early stopping ``best_iteration`` (from 0, as XGBoost counts) and
+  ``best_score``; the booster
   (``Booster.save_raw("ubj")``, UBJSON, suffix ``.ubj``) as a model version of
   ``xgboost.Booster``. A ``DMatrix`` does not give back the data it was built from:
   no dataset version is recorded for the native API.
@@ -97,6 +98,19 @@ def _record_booster(training: Training, booster: Any, results: dict[str, Any], n
     )
 
 
+def _recorder(results: dict[str, Any]) -> Any:
+    """A training callback keeping the evaluation history in ``results``: the caller's
+    ``evals_result`` is left to XGBoost to fill, as without the hook."""
+    from xgboost.callback import TrainingCallback
+
+    class Recorder(TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            results.update(evals_log)
+            return False
+
+    return Recorder()
+
+
 def _native(hook: Hook) -> Any:
     def make(original: Any) -> Any:
         signature = inspect.signature(original)
@@ -109,9 +123,11 @@ def _native(hook: Hook) -> Any:
             )
             if bound is None:  # off, inside another training, or a call XGBoost refuses
                 return original(*args, **kwargs)
-            given = bound.arguments.get("evals_result")
-            results: dict[str, Any] = given if given is not None else {}
-            bound.arguments["evals_result"] = results
+            results: dict[str, Any] = {}
+            # The hook's recorder first (XGBoost stops calling callbacks at the first
+            # that asks to stop), in a copy of the caller's list.
+            given = bound.arguments.get("callbacks")
+            bound.arguments["callbacks"] = [_recorder(results), *(given or ())]
             return hook.training(
                 lambda: original(*bound.args, **bound.kwargs),
                 job=lambda: NATIVE_JOB,
