@@ -5,5 +5,7 @@ calls (``registry.autolog()``, ``registry.sklearn`` and its siblings), the
 ``recording`` holds what every training hook shares: a ``Training`` records one
 training call into a run it starts or into the active one, and never raises into the
 caller's code (a ledger failure is warned about once, with its reason).
-``patching`` turns a framework's methods into recorded ones and back.
+``patching`` turns a framework's methods into recorded ones and back; ``tabular``
+makes a fit's training data one table; ``boosting`` holds what the XGBoost and
+LightGBM hooks share.
 """
