@@ -239,7 +239,7 @@ def test_xgboost_train_fills_the_callers_evals_result(
     assert step_metrics(of_run(found, run)) == series({"eval": mine["eval"]})
     assert plain_metrics(of_run(found, run)) == {}  # no early stopping: no best iteration
     params = of_run(found, run)[0].body["params"]
-    assert params["eval_metric"] == "['logloss', 'error']" and params["num_boost_round"] == 5
+    assert params["eval_metric"] == ["logloss", "error"] and params["num_boost_round"] == 5
     assert of_run(found, run)[-1].type == "run-completed"
     model_event(found)
 
