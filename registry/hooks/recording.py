@@ -204,11 +204,15 @@ class Training:
     ``end``) or the active run, joined (left running). Every method records quietly
     (``quietly``); with no run (it could not be started) each does nothing."""
 
-    def __init__(self, hook: str, options: Options, run: Run | None, owned: bool):
+    def __init__(
+        self, hook: str, options: Options, run: Run | None, owned: bool, mark: int = 0
+    ):
         self.hook = hook
         self.options = options
         self.run = run
         self.owned = owned
+        #: The connection's buffer before this training's records (``discard_buffered``).
+        self.mark = mark
 
     @classmethod
     def begin(
@@ -226,6 +230,7 @@ class Training:
         on the options' connection. Never raises."""
         run: Run | None = None
         owned = False
+        mark = 0
         with quietly(hook, "start a run"):
             current = active_run()
             if current is not None and current.status != "running":
@@ -235,6 +240,7 @@ class Training:
                 run.log_params(plain_params(params))
             else:
                 reg = current.registry if current is not None else default_registry(options)
+                mark = reg.buffered()
                 run = reg.run(
                     options.job or job,
                     params=plain_params(params),
@@ -242,7 +248,7 @@ class Training:
                     tags={"mlledger.autolog": hook, **options.tags, **(tags or {})},
                 ).begin()
                 owned = True
-        return cls(hook, options, run, owned)
+        return cls(hook, options, run, owned, mark)
 
     @property
     def registry(self) -> Registry | None:
@@ -313,5 +319,10 @@ class Training:
         a joined run is left running."""
         if self.run is None or not self.owned:
             return
-        with quietly(self.hook, "end the run"):
+        try:
             self.run.end(type(error) if error is not None else None)
+        except Exception as exc:
+            # Its records, still buffered, would be appended with the next write as a
+            # run that never ends: they are dropped (not retried) instead.
+            self.run.registry.discard_buffered(self.mark)
+            warn_once(self.hook, "end the run", exc)

@@ -91,6 +91,17 @@ class Session:
         if time.monotonic() - self._pending_since >= FLUSH_AFTER_SECONDS:
             self.flush()
 
+    def buffered(self) -> int:
+        """How many records are buffered (a mark for ``discard_buffered``)."""
+        return len(self._pending)
+
+    def discard_buffered(self, mark: int) -> None:
+        """Drop the records buffered since ``buffered()`` returned ``mark``: a recording
+        that failed half-way (its end could not be appended) leaves nothing behind for
+        the next write to append, such as a run that never ends."""
+        del self._pending[mark:]
+        self._datasets.clear()
+
     def _hold_all(self, items: Sequence[Item]) -> None:
         """Buffer several records (a deferred registration) as ``_hold`` does one."""
         if not self._pending:
