@@ -35,7 +35,7 @@ from registry.ids import subject_id
 from registry.lazy import lazy_import
 from registry.limits import MAX_SAFE_INTEGER, MAX_TRACE_ID
 from registry.store.raw import Raw
-from registry.timeutil import to_timestamp
+from registry.timeutil import timestamps, to_timestamp
 
 if TYPE_CHECKING:
     from registry import payloads
@@ -575,7 +575,7 @@ def _row_times(at: str | list[str] | None, n: int) -> list[str]:
         return [to_timestamp(at, "body.at")] * n
     if len(at) != n:
         raise FieldError("body.at", f"{n} records but {len(at)} times")
-    return [to_timestamp(t, f"body.at.{i}") for i, t in enumerate(at)]
+    return timestamps(at, "body.at.{}")
 
 
 def _output_text(i: int, value: Any) -> str:

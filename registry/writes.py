@@ -25,7 +25,7 @@ from registry.ids import dataset_id, deployment_id, model_id, new_id, run_id
 from registry.intake import Item, Predictions, RecordsAdded, SubjectData
 from registry.ledger import Ledger
 from registry.store.raw import Raw
-from registry.timeutil import to_timestamp
+from registry.timeutil import timestamps, to_timestamp
 from registry.tracing import current_trace_id
 
 #: Records per ``dataset-records-added`` event, and rows per ``predictions-logged`` event.
@@ -454,7 +454,7 @@ def prediction_times(at: Any, n: int) -> list[str]:
     """One timestamp per row: ``at`` for all (default: now), or ``at[i]`` for row i."""
     if at is None or (not isinstance(at, list | tuple) and not hasattr(at, "tolist")):
         return [to_timestamp(at, "at")] * n
-    times = [to_timestamp(t, f"at[{i}]") for i, t in enumerate(at)]
+    times = timestamps(at, "at[{}]")
     if len(times) != n:
         raise InvalidInput(f"log_predictions: {n} records but {len(times)} times", field="at")
     return times

@@ -12,7 +12,7 @@ from registry.errors import FieldError
 from registry.sdk.handles import Deployment, NodeLike, node_of
 from registry.sdk.session import Session
 from registry.sdk.values import plain
-from registry.timeutil import to_timestamp
+from registry.timeutil import timestamps, to_timestamp
 
 
 def _columns(table: Any, models: Any, at: Any, trace_ids: Any) -> tuple[Any, ...]:
@@ -44,7 +44,7 @@ def _times(n: int, at: Any) -> list[str]:
     """The stored time of each of ``n`` rows: one time for all, or one per row."""
     if at is None or (not isinstance(at, list | tuple) and not hasattr(at, "tolist")):
         return [to_timestamp(at, "at")] * n
-    times = [to_timestamp(t, f"at[{i}]") for i, t in enumerate(plain(at))]
+    times = timestamps(plain(at), "at[{}]")
     if len(times) != n:
         raise FieldError("at", f"log_predictions: {n} records but {len(times)} times")
     return times
