@@ -40,7 +40,7 @@ from registry.hooks.loops import EVERY_N_STEPS, Loop, loop_options
 from registry.hooks.recording import metric_values, quietly
 
 if TYPE_CHECKING:
-    from registry.sdk import Registry
+    from registry.sdk import ModelVersion, Registry, Run
 
 HOOK = "lightning"
 
@@ -114,6 +114,16 @@ class Recording:
         self._trainer: Any = None
 
     # --- the fit ---------------------------------------------------------------------
+
+    @property
+    def run(self) -> Run | None:
+        """The run the last training was recorded into (None before one started)."""
+        return self.loop.run
+
+    @property
+    def models(self) -> list[ModelVersion]:
+        """The model versions of the checkpoints the last training saved."""
+        return list(self.loop.models)
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.is_global_zero:

@@ -42,7 +42,7 @@ from registry.hooks.loops import EVERY_N_STEPS, Loop, loop_options
 from registry.hooks.recording import quietly
 
 if TYPE_CHECKING:
-    from registry.sdk import Registry
+    from registry.sdk import ModelVersion, Registry, Run
 
 HOOK = "transformers"
 
@@ -119,6 +119,16 @@ class Recording:
         self.loop = Loop(HOOK, options, every_n_steps, datasets)
         self._model_name = model_name
         self._evaluated = False
+
+    @property
+    def run(self) -> Run | None:
+        """The run the last training was recorded into (None before one started)."""
+        return self.loop.run
+
+    @property
+    def models(self) -> list[ModelVersion]:
+        """The model versions of the checkpoints the last training saved."""
+        return list(self.loop.models)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:

@@ -25,7 +25,7 @@ from registry.errors import InvalidInput
 from registry.hooks.recording import Options, Training, metric_values, quietly
 from registry.sdk import tables
 from registry.sdk.capture import file_digest
-from registry.sdk.handles import DatasetVersion
+from registry.sdk.handles import DatasetVersion, ModelVersion
 
 if TYPE_CHECKING:
     from registry.sdk import Registry, Run
@@ -75,6 +75,10 @@ class Loop:
         self.every_n_steps = every_n_steps
         self.given_datasets = datasets
         self.training: Training | None = None
+        #: The run recorded into (kept after the loop ends) and the model versions of
+        #: the checkpoints registered.
+        self.run: Run | None = None
+        self.models: list[ModelVersion] = []
         self._pending: list[tuple[int | None, dict[str, float]]] = []
         self._appended_at = 0
         self._inputs: set[str] = set()
@@ -93,6 +97,8 @@ class Loop:
         self._checkpoints.clear()
         self._appended_at = step
         self.training = Training.begin(self.hook, self.options, job, params)
+        self.run = self.training.run
+        self.models = []
 
     def metrics(self, metrics: Mapping[str, Any], step: int | None) -> None:
         """Buffer the numeric values of ``metrics`` at ``step``."""
@@ -189,7 +195,7 @@ class Loop:
             digest = file_digest(target, "checkpoint")
             if (str(target), digest) in self._checkpoints:
                 return
-            run.register_model(
+            made = run.register_model(
                 self.options.model_name or name,
                 artifact_uri=target.resolve().as_uri(),
                 artifact_digest=digest,
@@ -197,6 +203,7 @@ class Loop:
                 tags={"checkpoint": target.name, **tags},
             )
             self._checkpoints.add((str(target), digest))
+            self.models.append(made)
 
     def end(self, error: BaseException | None = None) -> None:
         """End a run started for the loop (completed, or failed with ``error``'s class
