@@ -18,6 +18,7 @@ to record is warned about once (``recording.warn_once``) and the training goes o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,7 @@ class Loop:
         #: the checkpoints registered.
         self.run: Run | None = None
         self.models: list[ModelVersion] = []
-        self._pending: list[tuple[int | None, dict[str, float]]] = []
+        self._pending: list[tuple[int | None, dict[str, float], datetime]] = []
         self._appended_at = 0
         self._inputs: set[str] = set()
         self._checkpoints: set[tuple[str, str]] = set()
@@ -101,10 +102,11 @@ class Loop:
         self.models = []
 
     def metrics(self, metrics: Mapping[str, Any], step: int | None) -> None:
-        """Buffer the numeric values of ``metrics`` at ``step``."""
+        """Buffer the numeric values of ``metrics`` at ``step``, observed now (the
+        time they are recorded at, whenever they are appended)."""
         values = metric_values(metrics)
         if values and self.recording:
-            self._pending.append((step, values))
+            self._pending.append((step, values, datetime.now(UTC)))
 
     def stepped(self, step: int) -> None:
         """The loop reached optimizer step ``step``: append what is buffered when
@@ -131,8 +133,8 @@ class Loop:
             return None
         run = training.run
         with quietly(self.hook, "log metrics"):
-            for at, values in pending:
-                run.log_metrics(values, step=at)
+            for at, values, observed in pending:
+                run.log_metrics(values, step=at, occurred_at=observed)
         return run
 
     def datasets(self, found: Mapping[str, Any] | None = None) -> None:

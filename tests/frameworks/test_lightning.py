@@ -120,9 +120,13 @@ def test_a_fit_is_recorded_as_a_run(reg: Registry, tmp_path: Path) -> None:
     dataset = f"dataset:test/points@{expected[7:19]}"
     assert used.body["inputs"] == [dataset]
 
-    metrics = [m for e in only(events, "run-metrics-logged") for m in e.body["metrics"]]
+    logged = only(events, "run-metrics-logged")
+    metrics = [m for e in logged for m in e.body["metrics"]]
     train_steps = sorted(m["step"] for m in metrics if m["key"] == "train_loss_step")
     assert train_steps == list(range(1, STEPS + 1))
+    # Each at the time it was observed, not the time of its append.
+    times = [e.occurred_at for e in logged]
+    assert times == sorted(times) and len(set(times)) == len(times)
     per_epoch = {m["step"]: m["value"] for m in metrics if m["key"] == "train_loss_epoch"}
     assert sorted(per_epoch) == [STEPS // EPOCHS, STEPS]
     assert sorted(m["step"] for m in metrics if m["key"] == "val_loss") == sorted(per_epoch)
