@@ -34,6 +34,11 @@ CLEARED_ENV = (
     "MLLEDGER_CHECKPOINT_EVERY",
     "MLLEDGER_CHECKPOINT_SECONDS",
 )
+#: The tests of the training frameworks' callbacks (torch, Lightning, transformers,
+#: datasets: about 6 GB) run in a virtualenv of their own (``make test-frameworks``,
+#: which sets ``MLLEDGER_FRAMEWORK_TESTS=1``); the main run does not collect them. The
+#: folder itself is left out, not only its files: its conftest imports torch.
+collect_ignore = [] if os.environ.get("MLLEDGER_FRAMEWORK_TESTS") == "1" else ["frameworks"]
 #: Kills in the crash test by default; `--crash-kills N` (CI runs 200) for the long run.
 DEFAULT_CRASH_KILLS = 24
 

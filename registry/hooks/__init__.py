@@ -7,5 +7,8 @@ training call into a run it starts or into the active one, and never raises into
 caller's code (a ledger failure is warned about once, with its reason).
 ``patching`` turns a framework's methods into recorded ones and back; ``tabular``
 makes a fit's training data one table; ``boosting`` holds what the XGBoost and
-LightGBM hooks share.
+LightGBM hooks share. ``loops`` holds what the callbacks of the training loops
+(``registry.lightning``, ``registry.transformers``) share: metrics appended once
+every n steps, datasets as run inputs, checkpoints as model versions. ``serving`` and
+``spool`` are the prediction logger of model servers.
 """

@@ -95,8 +95,9 @@ class Datasets(Session):
         defer: bool = False,
     ) -> DatasetVersion:
         """Register tabular ``data`` as a dataset version: a pandas DataFrame, a pyarrow
-        Table or Dataset, or the path of a Parquet or CSV file or of a directory of
-        Parquet files.
+        Table or Dataset, a Hugging Face ``datasets.Dataset`` (its rows in the order it
+        presents them, after any ``select``, ``shuffle`` or ``filter``), or the path of a
+        Parquet or CSV file or of a directory of Parquet files.
 
         Its digest is over its content, the same for the same rows wherever they are
         stored (``registry.sdk.tables`` says how); its schema and row count are read from

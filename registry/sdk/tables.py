@@ -1,10 +1,12 @@
 """Tabular data as the ledger sees a dataset version: its rows as an Arrow table, the
 digest of its content, its schema, and the record keys and subjects of named columns.
 
-``table_of`` reads a pandas DataFrame, a pyarrow Table or Dataset, or a Parquet or CSV
-file or directory (``*.parquet``, ``*.csv``; a directory: every Parquet file in it, as
-one dataset). Nothing is copied to the ledger: only the digest, the schema, the row
-count and the (pseudonymised) record keys and subjects.
+``table_of`` reads a pandas DataFrame, a pyarrow Table or Dataset, a Hugging Face
+``datasets.Dataset`` (its rows in the order it presents them: the indices a ``select``,
+``shuffle`` or ``filter`` made are applied), or a Parquet or CSV file or directory
+(``*.parquet``, ``*.csv``; a directory: every Parquet file in it, as one dataset).
+Nothing is copied to the ledger: only the digest, the schema, the row count and the
+(pseudonymised) record keys and subjects.
 
 **The content digest** (``content_digest``) is ``sha256:`` over, in order: the RFC 8785
 canonical JSON of the schema (``[[column, Arrow type], ...]`` in column order), a
@@ -26,6 +28,7 @@ import datetime as dt
 import decimal
 import hashlib
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,12 +56,56 @@ def table_of(data: Any) -> pa.Table:
         return data.to_table()  # a pyarrow Dataset
     if kind.__module__.startswith("pandas") and kind.__name__ == "DataFrame":
         return pa.Table.from_pandas(data, preserve_index=False)
+    hugging_face = _hugging_face_table(data)
+    if hugging_face is not None:
+        return hugging_face
     raise InvalidInput(
         f"cannot read a dataset from a {kind.__module__}.{kind.__qualname__}: expected a "
-        "pandas DataFrame, a pyarrow Table or Dataset, or the path of a Parquet or CSV "
-        "file or of a directory of Parquet files",
+        "pandas DataFrame, a pyarrow Table or Dataset, a Hugging Face datasets.Dataset, "
+        "or the path of a Parquet or CSV file or of a directory of Parquet files",
         field="data",
     )
+
+
+def is_table(data: Any) -> bool:
+    """Whether ``table_of`` reads ``data`` as it is in memory (a DataFrame, a pyarrow
+    Table or Dataset, a Hugging Face dataset), without converting it."""
+    kind = type(data)
+    if isinstance(data, pa.Table):
+        return True
+    if kind.__module__.startswith("pyarrow") and hasattr(data, "to_table"):
+        return True
+    if kind.__module__.startswith("pandas") and kind.__name__ == "DataFrame":
+        return True
+    module = sys.modules.get("datasets")
+    return module is not None and isinstance(data, getattr(module, "Dataset", ()))
+
+
+def _hugging_face_table(data: Any) -> pa.Table | None:
+    """The rows of a Hugging Face ``datasets.Dataset`` as one Arrow table, in the order
+    the dataset presents them (``[:]`` of its Arrow format applies the indices mapping
+    that ``select``, ``shuffle``, ``filter`` or ``sort`` left over the stored table);
+    None when ``data`` is none of the library's objects. ``datasets`` is never imported
+    here: an object of it exists only when the program imported it."""
+    module = sys.modules.get("datasets")
+    if module is None or not type(data).__module__.startswith("datasets."):
+        return None
+    if isinstance(data, module.Dataset):
+        table: pa.Table = data.with_format("arrow")[:]
+        return table
+    if isinstance(data, module.DatasetDict):
+        raise InvalidInput(
+            f"a DatasetDict holds several splits ({', '.join(data)}): register each split, "
+            "a datasets.Dataset, on its own",
+            field="data",
+        )
+    if isinstance(data, module.IterableDataset):
+        raise InvalidInput(
+            "an IterableDataset streams its rows and cannot be digested in full: "
+            "materialise it as a datasets.Dataset first",
+            field="data",
+        )
+    return None
 
 
 def _read(path: Path) -> pa.Table:
