@@ -22,9 +22,11 @@ active run (``registry.active_run()``):
 - the end: ``on_train_end`` completes a run the callback started; a joined run is
   left running.
 
-``TrainerCallback`` has no hook for an exception: a training that raises leaves a run
-the callback started running. Train inside ``with reg.run(...)`` (the callback joins
-that run) to have it marked failed with the exception's class.
+- an exception: ``TrainerCallback`` has no hook for one, so when ``Callback`` is first
+  used, ``Trainer.train`` is wrapped (once, for the process): an exception it raises
+  first ends the run of each of the trainer's ``Callback``s, failed with the
+  exception's class (the metrics buffered are appended first), and is then raised
+  unchanged. What ``train`` returns is unchanged.
 
 Only the main process (``state.is_world_process_zero``) records. Nothing raises into
 the training: a failure to record is warned about once (the ``mlledger.autolog``
@@ -33,6 +35,7 @@ logger) and the training goes on.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Mapping
@@ -55,13 +58,36 @@ _built_lock = threading.Lock()
 
 def _base() -> type:
     try:
-        from transformers import TrainerCallback
+        from transformers import Trainer, TrainerCallback
     except ImportError:
         raise ImportError(
             "registry.transformers.Callback needs transformers: pip install transformers"
         ) from None
+    _wrap_train(Trainer)
     base: type = TrainerCallback
     return base
+
+
+def _wrap_train(trainer: type) -> None:
+    """Wrap ``trainer.train`` so that an exception it raises fails the runs of the
+    trainer's ``Callback``s before it propagates (once: a wrapped ``train`` is kept)."""
+    original = trainer.train
+    if getattr(original, "__mlledger_hook__", None) == HOOK:
+        return
+
+    @functools.wraps(original)
+    def train(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        except BaseException as error:
+            handler = getattr(self, "callback_handler", None)
+            for callback in getattr(handler, "callbacks", ()):
+                if isinstance(callback, Recording):
+                    callback.failed(error)
+            raise
+
+    train.__mlledger_hook__ = HOOK  # type: ignore[attr-defined]
+    trainer.train = train  # type: ignore[attr-defined]
 
 
 def _scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -183,6 +209,11 @@ class Recording:
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
             self.loop.end()
+
+    def failed(self, error: BaseException) -> None:
+        """The training raised ``error``: end a run this callback started, failed
+        with the error's class (``Trainer.train``'s wrapper calls it)."""
+        self.loop.end(error)
 
     def _data(self, loader: Any, role: str) -> None:
         """Record the datasets given, else the dataset of ``loader`` (a Hugging Face

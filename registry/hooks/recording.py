@@ -86,24 +86,34 @@ class AutologOptions(TypedDict, total=False):
 
 def warn_once(hook: str, step: str, exc: BaseException) -> None:
     """Log, once per hook, step and error class, that ``step`` could not be recorded.
-    The message names the error's class and says the training continues. It quotes the
-    error's own message only for the ledger's errors and the operating system's, which
-    never hold a record's values; another library's error (reading the training data,
-    pickling a model) may quote the data, so its message is left out."""
+    The message names the error's class, quotes what ``_said`` allows of its message,
+    and says the training continues."""
     key = (hook, step, type(exc).__name__)
     with _warned_lock:
         if key in _warned:
             return
         _warned.add(key)
-    said = str(exc) if isinstance(exc, LedgerError | OSError) else "message withheld"
     log.warning(
         "%s autologging: could not %s (%s: %s); training continues unrecorded there "
         "(this warning is not repeated)",
         hook,
         step,
         type(exc).__name__,
-        said,
+        _said(exc),
     )
+
+
+def _said(exc: BaseException) -> str:
+    """What of ``exc``'s message a warning may quote: the ledger's, the operating
+    system's and the HTTP client's messages; of a database error, the driver's message
+    alone (``database is locked``), not the statement and parameters SQLAlchemy adds;
+    nothing of another library's, which may quote the data."""
+    if isinstance(exc, LedgerError | OSError) or type(exc).__module__.startswith("httpx"):
+        return str(exc)
+    driver = getattr(exc, "orig", None)
+    if type(exc).__module__.startswith("sqlalchemy") and driver is not None:
+        return str(driver)
+    return "message withheld"
 
 
 @contextmanager
@@ -204,9 +214,7 @@ class Training:
     ``end``) or the active run, joined (left running). Every method records quietly
     (``quietly``); with no run (it could not be started) each does nothing."""
 
-    def __init__(
-        self, hook: str, options: Options, run: Run | None, owned: bool, mark: int = 0
-    ):
+    def __init__(self, hook: str, options: Options, run: Run | None, owned: bool, mark: int = 0):
         self.hook = hook
         self.options = options
         self.run = run

@@ -186,6 +186,22 @@ def test_the_active_run_is_joined_and_fails_with_the_training(
     assert events[-1].body["error_type"] == f"{__name__}.Diverged"
 
 
+def test_a_run_the_callback_started_fails_with_the_training(reg: Registry, tmp_path: Path) -> None:
+    """``Trainer.train`` raising ends the callback's own run, failed with the error's
+    class, its buffered metrics appended first; the error reaches the caller unchanged."""
+    callback = registry.transformers.Callback(registry=reg, every_n_steps=100)
+    with pytest.raises(Diverged, match="loss is nan"):
+        train(tmp_path, callback, trainer=Failing)
+    assert callback.run is not None
+    events = run_events(reg, callback.run.id)
+    assert events[0].type == "run-started"
+    metrics = [m for e in only(events, "run-metrics-logged") for m in e.body["metrics"]]
+    assert sorted(m["step"] for m in metrics if m["key"] == "loss") == [1, 2]
+    assert events[-1].type == "run-failed"
+    assert events[-1].body["error_type"] == f"{__name__}.Diverged"
+    assert Trainer.train.__mlledger_hook__ == "transformers"  # wrapped once
+
+
 def test_a_ledger_failure_is_warned_once_and_training_finishes(
     reg: Registry,
     tmp_path: Path,
@@ -205,6 +221,8 @@ def test_a_ledger_failure_is_warned_once_and_training_finishes(
     steps = sorted(w.split(": could not ")[1].split(" (")[0] for w in warnings)
     assert steps == ["end the run", "log metrics", "record the training data"]
     assert reg.ledger.head() == -1
-    reg.flush()  # the ledger answers again: what is still buffered is appended
-    logged = only(run_events(reg, started_run(reg).entity), "run-metrics-logged")
-    assert {m["step"] for e in logged for m in e.body["metrics"]} == set(range(1, MAX_STEPS + 1))
+    # The run could not end: its records are dropped, not appended later as a run that
+    # never ends, once the ledger answers again.
+    assert reg.buffered() == 0
+    reg.flush()
+    assert reg.ledger.head() == -1
