@@ -322,11 +322,11 @@ def test_a_send_retried_after_it_went_through_writes_once(
 
 
 def test_a_crash_between_send_and_its_record_is_resent_under_the_same_id(
-    served: tuple[Registry, Any, Any], spool: Path, tmp_path: Path
+    served: tuple[Registry, Any, Any], spool: Path, store_url: str
 ) -> None:
     reg, deployment, model = served
     head = reg.ledger.head()
-    db = f"sqlite:///{tmp_path}/ledger.db"
+    db = store_url  # the child process writes to the test's ledger, on either store
     child = subprocess.run(
         [sys.executable, "-m", "tests.support.servingchild", db, str(spool), deployment.id,
          model.id, "50", "0", "kill-after-send"],
