@@ -82,21 +82,52 @@ def _params(estimator: Any) -> dict[str, Any]:
 def _metrics(estimator: Any, x: Any, y: Any) -> dict[str, Any]:
     """The estimator's score on its training data (when it has a target), and a
     search's best cross-validated score."""
-    from sklearn.base import is_classifier, is_regressor
+    from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier, is_regressor
 
     metrics: dict[str, Any] = {}
-    if y is not None and callable(getattr(estimator, "score", None)):
+    score = getattr(type(estimator), "score", None)
+    if y is not None and callable(score):
         if is_classifier(estimator):
             name = "training_accuracy"
         elif is_regressor(estimator):
             name = "training_r2"
         else:
             name = "training_score"
-        metrics[name] = estimator.score(x, y)
+        if score is ClassifierMixin.score:  # accuracy, without its checks of the input
+            metrics[name] = _accuracy(estimator.predict(x), y)
+        elif score is RegressorMixin.score:  # R², likewise
+            metrics[name] = _r2(estimator.predict(x), y)
+        else:
+            metrics[name] = estimator.score(x, y)
     best = getattr(estimator, "best_score_", None)
     if best is not None:
         metrics["best_cv_score"] = best
     return metrics
+
+
+def _accuracy(predicted: Any, y: Any) -> float | None:
+    """The share of rows predicted right, as ``accuracy_score`` computes it for one
+    label a row; None for other targets (``metric_values`` then leaves it out)."""
+    import numpy as np
+
+    truth, guess = np.asarray(y), np.asarray(predicted)
+    if truth.ndim != 1 or truth.shape != guess.shape:
+        return None
+    return float(np.mean(truth == guess))
+
+
+def _r2(predicted: Any, y: Any) -> float | None:
+    """R² of one target, as ``r2_score`` computes it; None for other targets."""
+    import numpy as np
+
+    truth = np.asarray(y, dtype=float)
+    guess = np.asarray(predicted, dtype=float)
+    if truth.ndim != 1 or truth.shape != guess.shape:
+        return None
+    total = float(np.sum((truth - truth.mean()) ** 2))
+    if total == 0.0:
+        return None
+    return 1.0 - float(np.sum((truth - guess) ** 2)) / total
 
 
 def _record(training: Training, estimator: Any, x: Any, y: Any) -> None:

@@ -423,3 +423,23 @@ def test_a_data_error_is_warned_without_quoting_the_data(
     events = log_of(autologged)
     assert "dataset-version-registered" not in types(events)
     assert types(events)[-1] == "run-completed"
+
+
+def test_training_scores_are_the_estimators_own(autologged: Registry) -> None:
+    """The training score recorded is what the estimator's ``score`` gives, for a
+    classifier and a regressor."""
+    from sklearn.linear_model import Ridge
+
+    x, y = iris()
+    classifier = LogisticRegression(max_iter=300).fit(x, y)
+    accuracy = classifier.score(x, y)
+    features, target = x.drop(columns="petal width (cm)"), x["petal width (cm)"]
+    regressor = Ridge().fit(features, target)
+    recorded = {
+        m["key"]: m["value"]
+        for e in log_of(autologged)
+        if e.type == "run-metrics-logged"
+        for m in e.body["metrics"]
+    }
+    assert recorded["training_accuracy"] == pytest.approx(accuracy)
+    assert recorded["training_r2"] == pytest.approx(regressor.score(features, target))
