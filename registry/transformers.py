@@ -68,7 +68,7 @@ def _base() -> type:
     return base
 
 
-def _wrap_train(trainer: type) -> None:
+def _wrap_train(trainer: Any) -> None:
     """Wrap ``trainer.train`` so that an exception it raises fails the runs of the
     trainer's ``Callback``s before it propagates (once: a wrapped ``train`` is kept)."""
     original = trainer.train
