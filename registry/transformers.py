@@ -87,7 +87,7 @@ def _wrap_train(trainer: Any) -> None:
             raise
 
     train.__mlledger_hook__ = HOOK  # type: ignore[attr-defined]
-    trainer.train = train  # type: ignore[attr-defined]
+    trainer.train = train
 
 
 def _scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
