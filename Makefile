@@ -73,6 +73,7 @@ bench: $(STAMP) $(PEER)/.installed kube
 	$(PY) -m tests.bench.security --out .mlledger/bench-security.json
 	$(PY) -m tests.bench.executors --out .mlledger/bench-executors.json
 	$(PY) -m tests.bench.startup --out .mlledger/bench-startup.json
+	$(PY) -m tests.bench.autolog --out .mlledger/bench-autolog.json
 	$(PY) -m tests.bench.serving_hook --out .mlledger/bench-serving-hook.json
 
 clean:
