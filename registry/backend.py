@@ -94,6 +94,11 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    def opened_with(self) -> tuple[str, str | None]:
+        """Where and with which API key another process opens this same backend (a
+        prediction logger's sender process)."""
+        ...
+
 
 class LocalBackend:
     """The backend on a ``Ledger`` in this process."""
@@ -153,6 +158,9 @@ class LocalBackend:
 
     def subject_report(self, project: str, subject: str | int) -> dict[str, Any]:
         return erasures.subject_report(self.ledger, project, subject)
+
+    def opened_with(self) -> tuple[str, str | None]:
+        return self.ledger.store.url, None
 
     def close(self) -> None:
         self.ledger.close()

@@ -52,11 +52,16 @@ class HttpBackend:
                 "server's host with 'mlledger keys create --project P --role writer'"
             )
         self.url = url.rstrip("/")
+        self._api_key = api_key
         self._http = httpx.Client(
             base_url=self.url + "/api/v1",
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "mlledger-sdk"},
             timeout=TIMEOUT,
         )
+
+    def opened_with(self) -> tuple[str, str | None]:
+        """The server's URL and the API key, for a process that opens it again."""
+        return self.url, self._api_key
 
     def close(self) -> None:
         self._http.close()

@@ -95,7 +95,15 @@ def make_logger(
 
     def make(**options: Any) -> PredictionLogger:
         reg, deployment, model = served
-        settings = {"model": model, "registry": reg, "spool": spool, "flush_interval": 0.05}
+        # A thread sender: these tests make the ledger fail through ``reg`` (``Switch``),
+        # which a sender process does not share; the process sender is tested below.
+        settings = {
+            "model": model,
+            "registry": reg,
+            "spool": spool,
+            "flush_interval": 0.05,
+            "sender": "thread",
+        }
         logger = PredictionLogger(deployment, **{**settings, **options})
         made.append(logger)
         return logger
@@ -606,3 +614,57 @@ def test_the_middleware_logs_json_predictions_and_changes_no_response(
     assert "mw-" not in caplog.text
     with pytest.raises(FieldError, match="expected a dotted path into the JSON body"):
         PredictionMiddleware(_app(), logger=logger, record="", output="score")
+
+
+# --- the sender process --------------------------------------------------------------------
+
+
+def test_a_sender_process_sends_the_journal_off_the_serving_process(
+    served: tuple[Registry, Any, Any], spool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """By default the journal is sent by a process of its own: what it does reaches
+    the logger (counts, flush), its warnings are logged here, and closing stops it and
+    removes the drained lane."""
+    reg, deployment, model = served
+    head = reg.ledger.head()
+    keys = [f"p-{i}" for i in range(2_500)]
+    with caplog.at_level(logging.WARNING, logger="mlledger.serving"):
+        with PredictionLogger(deployment, model=model, registry=reg, spool=spool,
+                              batch_size=1_000, flush_interval=0.05) as logger:
+            assert logger.sender_mode == "process"
+            sender = logger._process
+            assert sender is not None and sender.pid != os.getpid()
+            for i, key in enumerate(keys):
+                logger.log(key, i)
+            assert logger.flush(timeout=30)
+            assert logger.stats()["sent"] == 2_500 and logger.stats()["pending"] == 0
+            logger.log("p-ghost", 1, model="model:test/clf@9")  # no such model version
+            assert logger.flush(timeout=30)
+            assert logger.stats()["rejected"] == 1
+        assert sender.returncode == 0 and lanes(spool) != []  # kept: it holds a refusal
+    events = predictions(reg.ledger, head + 1)
+    assert sum(e.body["count"] for e in events) == 2_500 and len(events) == 3
+    assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))
+    [refused] = [r.getMessage() for r in caplog.records if "refused a batch" in r.getMessage()]
+    assert "p-ghost" not in refused  # no record key in a warning
+
+
+def test_a_sender_process_that_dies_is_started_again(
+    served: tuple[Registry, Any, Any], spool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg, deployment, model = served
+    head = reg.ledger.head()
+    with PredictionLogger(deployment, model=model, registry=reg, spool=spool,
+                          flush_interval=0.05) as logger:
+        first = logger._process
+        assert first is not None
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        for i in range(100):
+            logger.log(f"d-{i}", i)  # journaled: acknowledged while no sender runs
+        with caplog.at_level(logging.WARNING, logger="mlledger.serving"):
+            assert logger.flush(timeout=30)
+        assert logger._process is not first and logger._process is not None
+        assert any("ended unexpectedly" in r.getMessage() for r in caplog.records)
+    keys = [f"d-{i}" for i in range(100)]
+    assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))

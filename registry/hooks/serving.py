@@ -1,6 +1,6 @@
 """Prediction logging for model servers: a ``PredictionLogger`` journals each prediction
-in a local spool before ``log()`` returns, and a background thread sends the journal to
-the ledger in batches; ``@logger.predicts`` and ``PredictionMiddleware`` (ASGI) call it.
+in a local spool before ``log()`` returns, and its sender (``registry.hooks.sender``: a
+process of its own, or a thread) sends the journal to the ledger in batches; ``@logger.predicts`` and ``PredictionMiddleware`` (ASGI) call it.
 
 An acknowledged prediction (``log()`` returned) is never lost: it is in the spool file,
 which survives a kill of the process (and, with ``fsync=True``, a power loss); it is
@@ -18,9 +18,10 @@ import inspect
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -28,14 +29,10 @@ from typing import Any, Literal, TypeVar, cast
 from lineage import queries
 from registry.errors import (
     ConfigError,
-    Conflict,
     FieldError,
-    InvalidInput,
-    InvalidNodeId,
-    LedgerError,
-    NotFound,
 )
-from registry.hooks.spool import Batch, Lane, Sending, json_lines, private_directory
+from registry.hooks.sender import Report, Sender
+from registry.hooks.spool import Lane, private_directory
 from registry.intake import key_problem
 from registry.sdk import Deployment, ModelVersion, Registry, connect
 from registry.timeutil import to_timestamp
@@ -52,20 +49,16 @@ MAX_SPOOL_BYTES = 256 * 1024 * 1024
 SEGMENT_BYTES = 16 * 1024 * 1024
 #: Bytes of one journaled prediction, at most.
 MAX_LINE_BYTES = 1024 * 1024
-#: Bytes read from the journal for one batch, at most.
-READ_BYTES = 32 * 1024 * 1024
-#: Seconds between looks for lanes left by ended processes.
-ADOPT_INTERVAL = 10.0
-#: Seconds between retries when the ledger cannot be reached: doubling up to the last.
-RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
+#: Seconds a new logger waits, at most, for its sender process to start and adopt the
+#: lanes of ended processes.
+SENDER_START_SECONDS = 60.0
+#: Seconds a closing logger waits, at most, for its sender process to stop.
+SENDER_STOP_SECONDS = 30.0
 #: Seconds an interpreter's exit waits for the journal to be sent (what is left is
 #: sent by the next logger on the spool).
 EXIT_FLUSH_SECONDS = 10.0
 #: Request and response bodies the middleware reads for logging, at most.
 MAX_BODY_BYTES = 1024 * 1024
-
-#: Errors no retry can fix: the batch is kept under the lane's ``rejected/``.
-REFUSED = (InvalidInput, InvalidNodeId, NotFound)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,7 +82,9 @@ _encode = json.JSONEncoder(
 
 class PredictionLogger:
     """Logs a deployment's predictions one at a time, journaled locally before
-    ``log()`` returns and sent to the ledger in batches by a background thread.
+    ``log()`` returns and sent to the ledger in batches by its sender: a process of its
+    own (``sender="process"``, the default: the sending takes nothing from the serving
+    threads), or a thread of this process (``sender="thread"``).
 
     ``registry`` is a ``Registry``, a database or server URL, or None (``connect()``
     from the environment). ``spool`` is the journal's directory (created 0700).
@@ -115,8 +110,13 @@ class PredictionLogger:
         block_timeout: float | None = None,
         fsync: bool = False,
         segment_bytes: int = SEGMENT_BYTES,
+        sender: Literal["process", "thread"] = "process",
     ):
         _check_settings(batch_size, flush_interval, max_spool_bytes, on_full, block_timeout)
+        if sender not in ("process", "thread"):
+            raise FieldError(
+                "sender", f"PredictionLogger: sender {sender!r}; expected 'process' or 'thread'"
+            )
         if not isinstance(deployment, Deployment | str) or not deployment:
             raise FieldError(
                 "deployment",
@@ -147,8 +147,7 @@ class PredictionLogger:
         self._room = threading.Condition(self._lock)  # waited on by a blocked log()
         self._progress = threading.Condition(self._lock)  # waited on by flush()
         self._sync_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._ready = threading.Event()  # the sender process's first adoption is done
         self._closed = False
 
         self._lane = Lane.create(self.spool, self.registry.project, self.deployment, sync=fsync)
@@ -157,7 +156,7 @@ class PredictionLogger:
         self._segment_bytes_written = 0
         self._retired: list[int] = []  # descriptors of finished segments, fsync=True
         self._synced = 0
-        self._adopted: list[Lane] = []
+        self._adopting = 0  # lanes of ended processes the sender holds, not yet drained
         self._adopted_bytes = 0
         self._unsent = 0  # bytes of every lane held, not yet sent
         self._since_wake = 0
@@ -165,11 +164,14 @@ class PredictionLogger:
         self._own_done = 0  # rows of this logger's own lane sent or refused
         self._warned: set[str] = set()
 
-        self._adopt()
-        self._thread = threading.Thread(
-            target=self._run, name=f"mlledger-predictions-{self._lane.id}", daemon=True
-        )
-        self._thread.start()
+        #: Where the sender process opens the ledger again: the same database or server.
+        self._target = self.registry.backend.opened_with()
+        self.sender_mode = sender
+        self._sender: Sender | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._input = -1
+        self._start_sender()
         atexit.register(self._at_exit)
 
     # --- the hot path -------------------------------------------------------------------
@@ -237,7 +239,7 @@ class PredictionLogger:
             self._rotate()
         if self._since_wake >= self.batch_size:
             self._since_wake = 0
-            self._wake.set()
+            self._poke()
 
     def _rotate(self) -> None:
         """Begin the next segment (under the lock); the current one is final."""
@@ -275,7 +277,7 @@ class PredictionLogger:
         if self.on_full == "fail":
             raise SpoolFull(full + " (on_full='fail')")
         deadline = None if self.block_timeout is None else time.monotonic() + self.block_timeout
-        self._wake.set()
+        self._poke()
         while self._unsent and self._unsent + size > self.max_spool_bytes:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -303,122 +305,125 @@ class PredictionLogger:
 
     # --- the sender -------------------------------------------------------------------
 
-    def _run(self) -> None:
-        """Send the journal until closed; retry, with backoff, what did not get through."""
-        failures = 0
-        next_adopt = time.monotonic() + ADOPT_INTERVAL
-        while True:
-            self._wake.wait(self.flush_interval if not failures else _backoff(failures))
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            if time.monotonic() >= next_adopt:
-                self._adopt()
-                next_adopt = time.monotonic() + ADOPT_INTERVAL
-            try:
-                for lane in [self._lane, *self._adopted]:
-                    self._drain(lane)
-            except Exception as exc:  # anything but a refusal: retried, and warned about
-                failures += 1
-                with self._lock:
-                    self._counts["retries"] += 1
-                self._warn(
-                    f"the ledger could not take a batch of predictions "
-                    f"({type(exc).__name__}: {exc}); they stay in the spool and are sent "
-                    "again"
-                )
-                continue
-            if failures:
-                log.info("mlledger: predictions are reaching the ledger again")
-                self._warned.clear()
-            failures = 0
-
-    def _drain(self, lane: Lane) -> None:
-        """Send every complete line of a lane, batch by batch."""
-        if lane.sending is not None:  # a send a crash cut short: the same range, same id
-            self._send(lane, lane.sending, lane.read_range(lane.sending))
-        while not self._stop.is_set():
-            batch = lane.read(self.batch_size, READ_BYTES)
-            if batch is None:
-                break
-            self._send(lane, _sending(lane, batch), batch.lines)
-        if lane is not self._lane and lane.drained():
-            lane.release(remove=True)
-            with self._lock:
-                self._adopted.remove(lane)
-                self._progress.notify_all()
-
-    def _send(self, lane: Lane, sending: Sending, lines: list[bytes]) -> None:
-        """Send one batch: its range first recorded as being sent, then sent under its
-        batch id, then recorded as sent (or kept under ``rejected/``)."""
-        if lane.sending is None:
-            lane.sending = sending
-            lane.save_state()
-        refused: str | None = None
-        try:
-            columns = _columns(lines)
-        except (ValueError, TypeError) as exc:
-            refused = f"the journal's lines do not parse ({exc})"
-        else:
-            try:
-                self.registry.log_predictions(lane.deployment, batch_id=sending.batch, **columns)
-            except Conflict:
-                # Its ids are in the ledger under other content: the batch went through
-                # before, sent by another actor (another API key). Nothing to send.
-                self._warn("a batch of predictions was already in the ledger; not sent again")
-            except REFUSED as exc:
-                refused = f"{type(exc).__name__}: {exc}"
-            except LedgerError as exc:
-                if type(exc) is not LedgerError:
-                    raise
-                refused = f"{type(exc).__name__}: {exc}"
-        if refused is not None:
-            where = lane.keep_rejected(sending.batch, lines, refused)
-            self._warn(
-                f"the ledger refused a batch of {len(lines)} predictions ({refused}); "
-                f"kept in {where}, the rest of the journal is sent on",
-                once=False,
+    def _start_sender(self) -> None:
+        """Start the sender: a process of its own, or a thread of this one."""
+        if self.sender_mode == "thread":
+            self._sender = Sender(
+                self.registry,
+                self._lane,
+                self.spool,
+                batch_size=self.batch_size,
+                flush_interval=self.flush_interval,
+                fsync=self.fsync,
+                report=self._apply,
             )
-        lane.segment, lane.offset, lane.sending = sending.segment, sending.end, None
-        lane.save_state()
+            self._sender.adopt()
+            self._thread = threading.Thread(
+                target=self._sender.run, name=f"mlledger-predictions-{self._lane.id}", daemon=True
+            )
+            self._thread.start()
+            return
+        target, api_key = self._target
+        settings = {
+            "target": target,
+            "api_key": api_key,
+            "project": self.registry.project,
+            "actor": self.registry.actor,
+            "spool": str(self.spool),
+            "lane": str(self._lane.path),
+            "lock_fd": self._lane.lock_fd,
+            "batch_size": self.batch_size,
+            "flush_interval": self.flush_interval,
+            "fsync": self.fsync,
+        }
+        self._ready.clear()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "registry.hooks.sender"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=(self._lane.lock_fd,),
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._input = self._process.stdin.fileno()
+        os.write(self._input, json.dumps(settings).encode() + b"\n")
+        os.set_blocking(self._input, False)
+        self._thread = threading.Thread(
+            target=self._listen,
+            args=(self._process,),
+            name=f"mlledger-predictions-{self._lane.id}",
+            daemon=True,
+        )
+        self._thread.start()
+        if not self._ready.wait(SENDER_START_SECONDS):
+            self._warn(
+                f"the sender process did not start within {SENDER_START_SECONDS}s; "
+                "predictions are journaled and sent once it does"
+            )
+
+    def _listen(self, process: subprocess.Popen[bytes]) -> None:
+        """Apply the reports of a sender process until it ends."""
+        assert process.stdout is not None
+        for line in process.stdout:
+            self._apply(json.loads(line))
+        process.wait()
         with self._lock:
-            self._counts["rejected" if refused else "sent"] += len(lines)
-            self._unsent -= sending.end - sending.start
-            if lane is self._lane:
-                self._own_done += len(lines)
-            else:
-                self._adopted_bytes -= sending.end - sending.start
+            self._progress.notify_all()
+            self._room.notify_all()
+
+    def _apply(self, report: Report) -> None:
+        """What the sender did, in the counts and the waits of this logger."""
+        kind = report["kind"]
+        if kind == "warn":
+            self._warn(report["message"], once=report["once"])
+            return
+        if kind == "info":
+            log.info("mlledger: %s", report["message"])
+            return
+        if kind == "recovered":
+            log.info("mlledger: predictions are reaching the ledger again")
+            self._warned.clear()
+            return
+        if kind == "ready":
+            self._ready.set()
+            return
+        with self._lock:
+            if kind == "done":
+                self._counts["rejected" if report["rejected"] else "sent"] += report["rows"]
+                self._unsent -= report["bytes"]
+                if report["own"]:
+                    self._own_done += report["rows"]
+                else:
+                    self._adopted_bytes -= report["bytes"]
+            elif kind == "retry":
+                self._counts["retries"] += 1
+            elif kind == "adopted":
+                self._adopting += 1
+                self._adopted_bytes += report["bytes"]
+                self._unsent += report["bytes"]
+                self._counts["adopted"] += 1
+            elif kind == "released":
+                self._adopting -= 1
             self._room.notify_all()
             self._progress.notify_all()
 
-    def _adopt(self) -> None:
-        """Take over the lanes whose process ended (their lock is free)."""
-        held = {self._lane.path, *(lane.path for lane in self._adopted)}
-        for path in Lane.candidates(self.spool):
-            if path in held:
-                continue
-            lane = Lane.adopt(path, sync=self.fsync)
-            if lane is None:
-                continue
-            if lane.project != self.registry.project:
-                lane.release(remove=False)
-                self._warn(
-                    f"lane {path.name} of the spool holds predictions of another project; "
-                    "left for a logger of that project"
-                )
-                continue
-            unsent = lane.unsent_bytes()
-            with self._lock:
-                self._adopted.append(lane)
-                self._adopted_bytes += unsent
-                self._unsent += unsent
-                self._counts["adopted"] += 1
-            if unsent or lane.sending is not None:
-                log.info(
-                    "mlledger: sending %d bytes of predictions an ended process left in %s",
-                    unsent,
-                    path,
-                )
+    def _poke(self) -> None:
+        """Wake the sender: a batch is waiting, or a flush asks for one."""
+        if self._sender is not None:
+            self._sender.wake.set()
+            return
+        if self._process is None or self._process.poll() is not None:
+            return
+        try:
+            os.write(self._input, b"w")
+        except BlockingIOError:
+            return  # wake-ups already wait in the pipe: one is enough
+        except BrokenPipeError:
+            return  # the process ended: _sender_alive says so
+
+    def _sender_alive(self) -> bool:
+        if self._sender is not None:
+            return self._thread is not None and self._thread.is_alive()
+        return self._process is not None and self._process.poll() is None
 
     def _warn(self, message: str, *, once: bool = True) -> None:
         """A warning, once per distinct message (never any record key)."""
@@ -433,21 +438,68 @@ class PredictionLogger:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every prediction logged so far (and every one an ended process
         left in an adopted lane) is in the ledger or kept as rejected; False when
-        ``timeout`` seconds passed first (they stay in the spool)."""
+        ``timeout`` seconds passed first (they stay in the spool). A sender that ended
+        unexpectedly is started again."""
         with self._lock:
             target = self._counts["logged"]
-        self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._progress:
-            while self._own_done < target or self._adopted:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                if not self._thread.is_alive():
+        while True:
+            with self._lock:
+                if self._own_done >= target and not self._adopting:
+                    return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            if not self._sender_alive():
+                if self._closed:
                     raise ConfigError("PredictionLogger.flush: the logger is closed")
-                self._progress.wait(min(left, 0.5) if left is not None else 0.5)
-                self._wake.set()
-        return True
+                self._restart_sender()
+            self._poke()
+            with self._progress:
+                if self._own_done < target or self._adopting:
+                    self._progress.wait(min(left, 0.5) if left is not None else 0.5)
+
+    def _restart_sender(self) -> None:
+        """Start the sender again after it ended unexpectedly; the lanes it had adopted
+        are looked for again by the new one."""
+        status = None if self._process is None else self._process.returncode
+        self._warn(f"the sender ended unexpectedly (exit status {status}); starting it again")
+        if self._sender is not None:
+            self._sender.release_adopted()
+        with self._lock:
+            self._unsent -= self._adopted_bytes
+            self._adopted_bytes = 0
+            self._adopting = 0
+        self._start_sender()
+
+    def _stop_sender(self) -> None:
+        """Stop the sender after the batch it is sending; it gives up the lanes it
+        adopted (each removed when drained)."""
+        if self._sender is not None:
+            self._sender.stop.set()
+            self._sender.wake.set()
+            if self._thread is not None:
+                self._thread.join()
+            self._sender.release_adopted()
+            return
+        process = self._process
+        if process is None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()  # the end of its input: it stops
+        try:
+            process.wait(SENDER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._warn(
+                f"the sender process did not stop within {SENDER_STOP_SECONDS}s; killed "
+                "(a batch it was sending is sent again by the next logger, under its id)"
+            )
+            process.kill()
+            process.wait()
+        if self._thread is not None:
+            self._thread.join()
+        assert process.stdout is not None
+        process.stdout.close()
 
     def stats(self) -> dict[str, int]:
         """Counts: ``logged`` (acknowledged by this logger), ``sent`` (rows the ledger
@@ -471,9 +523,7 @@ class PredictionLogger:
         with self._lock:
             self._closed = True
             self._room.notify_all()
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
+        self._stop_sender()
         atexit.unregister(self._at_exit)
         with self._sync_lock, self._lock:
             if self.fsync:
@@ -481,9 +531,8 @@ class PredictionLogger:
             for fd in [*self._retired, self._fd]:
                 os.close(fd)
             self._retired = []
+        self._lane.reload()  # as the sender left it (a sender process wrote it)
         self._lane.release(remove=True)
-        for lane in self._adopted:
-            lane.release(remove=True)
         if self._owns_registry:
             self.registry.close()
         return done
@@ -592,32 +641,6 @@ def _line(record: Any, output: Any, model: str, at: Any, trace_id: Any) -> bytes
             f"at most {MAX_LINE_BYTES}",
         )
     return line
-
-
-def _columns(lines: list[bytes]) -> dict[str, Any]:
-    """``log_predictions`` keyword columns from journal lines."""
-    rows = json_lines(lines)
-    if not all(isinstance(row, list) and len(row) == 5 for row in rows):
-        raise ValueError("expected [record, output, model, at, trace_id] on each line")
-    records, outputs, models, times, traces = (list(column) for column in zip(*rows, strict=True))
-    one_model = models[0] if models.count(models[0]) == len(models) else None
-    return {
-        "records": records,
-        "outputs": outputs,
-        **({"models": models} if one_model is None else {"model": one_model}),
-        "at": times,
-        "trace_ids": None if all(t is None for t in traces) else traces,
-    }
-
-
-def _sending(lane: Lane, batch: Batch) -> Sending:
-    """The record of a batch about to be sent; its id is derived from its place."""
-    batch_id = uuid.uuid5(lane.id, f"{batch.segment}:{batch.start}")
-    return Sending(batch.segment, batch.start, batch.end, str(batch_id))
-
-
-def _backoff(failures: int) -> float:
-    return RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1]
 
 
 def _check_settings(

@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import stat
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,9 +152,7 @@ class Lane:
             lock_fd = os.open(path / "lock", os.O_RDWR)
         except FileNotFoundError:
             return None  # removed by the logger that drained it
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock_orphan(path, lock_fd):
             os.close(lock_fd)
             return None
         if not (path / "meta.json").exists():
@@ -186,6 +185,11 @@ class Lane:
         for number in self.segments():
             if number < self.segment:  # sent; its removal was cut short
                 (self.path / segment_name(number)).unlink(missing_ok=True)
+
+    def reload(self) -> None:
+        """Read the state again, as another process (its sender) left it."""
+        self.segment, self.offset, self.sending = 1, 0, None
+        self._read_state()
 
     def save_state(self) -> None:
         sending = None if self.sending is None else self.sending.__dict__
@@ -237,9 +241,11 @@ class Lane:
                     data = journal.read(max_bytes)
             except FileNotFoundError:
                 data = b""
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                lines = data[:cut].splitlines(keepends=True)[:max_lines]
+            # At most max_lines complete lines, split off without splitting the rest.
+            parts = data.split(b"\n", max_lines)
+            complete = parts[:max_lines] if len(parts) > max_lines else parts[:-1]
+            if complete:
+                lines = [part + b"\n" for part in complete]
                 end = self.offset + sum(len(line) for line in lines)
                 return Batch(self.segment, self.offset, end, lines)
             if not finished:
@@ -285,6 +291,43 @@ class Lane:
                 (self.path / "lock").unlink(missing_ok=True)
                 self.path.rmdir()
         os.close(self.lock_fd)
+
+
+#: Seconds a logger waits, at most, for the sender process of a lane whose logger's
+#: process ended to finish the batch it was sending and let the lane go.
+ORPHAN_SECONDS = 30.0
+
+
+def _lock_orphan(path: Path, lock_fd: int) -> bool:
+    """Take the lock of lane ``path``: at once when it is free; when it is held but the
+    process that made the lane ended (killed), its sender process still holds it for
+    the batch in flight, so wait for it (``ORPHAN_SECONDS`` at most). Whether it was
+    taken."""
+    deadline = time.monotonic() + ORPHAN_SECONDS
+    while True:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline or _owner_alive(path):
+                return False
+            time.sleep(0.05)
+
+
+def _owner_alive(path: Path) -> bool:
+    """Whether the process that made lane ``path`` is running (an unreadable lane, or
+    one without its process id, counts as running: it is left alone)."""
+    try:
+        pid = int(json.loads((path / "meta.json").read_bytes())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _size(path: Path) -> int:

@@ -37,7 +37,9 @@ def main(argv: list[str]) -> None:
             raise AssertionError("unreachable: the process was killed")
 
         reg.log_predictions = send_then_die  # type: ignore[method-assign]
-    logger = PredictionLogger(deployment, model=model, registry=reg, spool=spool)
+    # The crash is made inside this process's send: the sender runs as its thread.
+    sender = "thread" if mode == "kill-after-send" else "process"
+    logger = PredictionLogger(deployment, model=model, registry=reg, spool=spool, sender=sender)
     total, per_second = int(count), float(rate)
     began = time.monotonic()
     i = 0
