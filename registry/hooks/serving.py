@@ -1,6 +1,7 @@
 """Prediction logging for model servers: a ``PredictionLogger`` journals each prediction
 in a local spool before ``log()`` returns, and its sender (``registry.hooks.sender``: a
-process of its own, or a thread) sends the journal to the ledger in batches; ``@logger.predicts`` and ``PredictionMiddleware`` (ASGI) call it.
+process of its own, or a thread) sends the journal to the ledger in batches;
+``@logger.predicts`` and ``PredictionMiddleware`` (ASGI) call it.
 
 An acknowledged prediction (``log()`` returned) is never lost: it is in the spool file,
 which survives a kill of the process (and, with ``fsync=True``, a power loss); it is
