@@ -365,7 +365,12 @@ class PredictionLogger:
         """Apply the reports of a sender process until it ends."""
         assert process.stdout is not None
         for line in process.stdout:
-            self._apply(json.loads(line))
+            try:
+                report = json.loads(line)
+            except ValueError:
+                self._warn("the sender process wrote a line that is not a report; ignored")
+                continue
+            self._apply(report)
         process.wait()
         with self._lock:
             self._progress.notify_all()
