@@ -45,12 +45,11 @@ from registry.hooks.boosting import (
     bind,
     classes_defining,
     eval_series,
-    fit_data,
     params_of,
-    record_training_data,
 )
 from registry.hooks.patching import Hook
 from registry.hooks.recording import AutologOptions, Training
+from registry.hooks.tabular import fit_data, record_training_data
 
 #: The name the native API's boosters are registered under (unless ``model_name``).
 BOOSTER = "lightgbm.Booster"

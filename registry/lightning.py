@@ -36,11 +36,11 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from registry.hooks.loops import EVERY_N_STEPS, Loop, loop_options
+from registry.hooks.loops import LoopCallback
 from registry.hooks.recording import metric_values, quietly
 
 if TYPE_CHECKING:
-    from registry.sdk import ModelVersion, Registry, Run
+    pass
 
 HOOK = "lightning"
 
@@ -64,7 +64,7 @@ def _base() -> type:
     return base
 
 
-class Recording:
+class Recording(LoopCallback):
     """Records a ``trainer.fit`` (see the module). ``registry``: the connection
     (default: ``registry.connect()`` from the environment); ``every_n_steps``: steps
     between two appends of the buffered metrics; ``log_checkpoints``: whether
@@ -79,51 +79,15 @@ class Recording:
     ``registry.lightning.Callback`` is this class on top of Lightning's ``Callback``,
     built when first asked for."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry | None = None,
-        every_n_steps: int = EVERY_N_STEPS,
-        log_checkpoints: bool = True,
-        model_name: str | None = None,
-        job: str | None = None,
-        datasets: Any = None,
-        dataset_name: str | None = None,
-        key: str | None = None,
-        subject: str | None = None,
-        log_datasets: bool = True,
-        tags: Mapping[str, str] | None = None,
-    ):
-        super().__init__()
-        options = loop_options(
-            registry=registry,
-            log_checkpoints=log_checkpoints,
-            log_datasets=log_datasets,
-            model_name=model_name,
-            job=job,
-            dataset_name=dataset_name,
-            key=key,
-            subject=subject,
-            tags=tags,
-        )
-        self.loop = Loop(HOOK, options, every_n_steps, datasets)
+    hook = HOOK
+
+    def _fresh(self) -> None:
         self._seen: dict[str, float] = {}
         self._step_keys: set[str] = set()
         self._eval_keys: set[str] = set()
-        self._model_name = model_name
         self._trainer: Any = None
 
     # --- the fit ---------------------------------------------------------------------
-
-    @property
-    def run(self) -> Run | None:
-        """The run the last training was recorded into (None before one started)."""
-        return self.loop.run
-
-    @property
-    def models(self) -> list[ModelVersion]:
-        """The model versions of the checkpoints the last training saved."""
-        return list(self.loop.models)
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.is_global_zero:

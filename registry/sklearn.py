@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from registry.hooks.patching import Hook
 from registry.hooks.recording import AutologOptions, Training, quietly
-from registry.hooks.tabular import training_table
+from registry.hooks.tabular import fit_data, record_training_data
 
 if TYPE_CHECKING:
-    from registry.sdk import Registry
+    pass
 
 #: Packages whose estimators another hook records.
 OTHER_HOOKS = ("xgboost", "lightgbm")
@@ -65,13 +65,6 @@ def _estimator_classes() -> list[type]:
         for cls in found
         if cls.__module__.split(".")[0] not in OTHER_HOOKS and not cls.__name__.startswith("_")
     ]
-
-
-def _data(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
-    """``(X, y)`` of a fit call."""
-    x = args[0] if args else kwargs.get("X")
-    y = args[1] if len(args) > 1 else kwargs.get("y")
-    return x, y
 
 
 def _params(estimator: Any) -> dict[str, Any]:
@@ -136,21 +129,7 @@ def _record(training: Training, estimator: Any, x: Any, y: Any) -> None:
     best = getattr(estimator, "best_params_", None)
     if isinstance(best, Mapping):
         training.params({f"best.{k}": v for k, v in best.items()})
-    if x is not None:
-        options = training.options
-
-        def register(reg: Registry) -> Any:
-            table = training_table(x, y, options.key)
-            return reg.dataset_from(
-                table,
-                options.dataset_name or f"{options.model_name or name}-training",
-                key=options.key,
-                subject=options.subject,
-                uri="memory:training-data",
-                defer=True,
-            )
-
-        training.dataset(register)
+    record_training_data(training, x, y, name)
     with_metrics = _metrics_quietly(training, estimator, x, y)
     training.metrics(with_metrics)
     training.model(
@@ -178,7 +157,7 @@ def _install(hook: Hook) -> None:
 def _wrapping(hook: Hook) -> Any:
     def make(original: Any) -> Any:
         def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-            x, y = _data(args, kwargs)
+            x, y = fit_data(args, kwargs)
             return hook.training(
                 lambda: original(self, *args, **kwargs),
                 job=lambda: f"sklearn.{type(self).__name__}",

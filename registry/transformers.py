@@ -41,11 +41,11 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from registry.hooks.loops import EVERY_N_STEPS, Loop, loop_options
+from registry.hooks.loops import LoopCallback
 from registry.hooks.recording import quietly
 
 if TYPE_CHECKING:
-    from registry.sdk import ModelVersion, Registry, Run
+    pass
 
 HOOK = "transformers"
 
@@ -99,7 +99,7 @@ def _scalars(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     }
 
 
-class Recording:
+class Recording(LoopCallback):
     """Records a ``Trainer.train`` (see the module). ``registry``: the connection
     (default: ``registry.connect()`` from the environment); ``every_n_steps``: steps
     between two appends of the buffered metrics; ``log_checkpoints``: whether
@@ -115,46 +115,10 @@ class Recording:
     ``registry.transformers.Callback`` is this class on top of ``TrainerCallback``,
     built when first asked for."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry | None = None,
-        every_n_steps: int = EVERY_N_STEPS,
-        log_checkpoints: bool = True,
-        model_name: str | None = None,
-        job: str | None = None,
-        datasets: Any = None,
-        dataset_name: str | None = None,
-        key: str | None = None,
-        subject: str | None = None,
-        log_datasets: bool = True,
-        tags: Mapping[str, str] | None = None,
-    ):
-        super().__init__()
-        options = loop_options(
-            registry=registry,
-            log_checkpoints=log_checkpoints,
-            log_datasets=log_datasets,
-            model_name=model_name,
-            job=job,
-            dataset_name=dataset_name,
-            key=key,
-            subject=subject,
-            tags=tags,
-        )
-        self.loop = Loop(HOOK, options, every_n_steps, datasets)
-        self._model_name = model_name
+    hook = HOOK
+
+    def _fresh(self) -> None:
         self._evaluated = False
-
-    @property
-    def run(self) -> Run | None:
-        """The run the last training was recorded into (None before one started)."""
-        return self.loop.run
-
-    @property
-    def models(self) -> list[ModelVersion]:
-        """The model versions of the checkpoints the last training saved."""
-        return list(self.loop.models)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:

@@ -1,7 +1,6 @@
 """What the hooks of the gradient-boosting libraries (``registry.xgboost``,
 ``registry.lightgbm``) share: the estimator classes of their scikit-learn API to
-patch, the data of a ``fit`` call registered as the training data, and the
-per-iteration evaluation results a booster records, as per-step metric series."""
+patch and the per-iteration evaluation results a booster records, as per-step metric series."""
 
 from __future__ import annotations
 
@@ -9,11 +8,8 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from registry.hooks.recording import Training
-from registry.hooks.tabular import training_table
-
 if TYPE_CHECKING:
-    from registry.sdk import DatasetVersion, Registry
+    pass
 
 #: The separator between an evaluation set's name and a metric's: ``validation_0-logloss``.
 SEPARATOR = "-"
@@ -30,34 +26,6 @@ def classes_defining(base: type, method: str) -> list[type]:
         pending.extend(cls.__subclasses__())
         found.setdefault(cls, None)
     return [cls for cls in found if method in cls.__dict__]
-
-
-def fit_data(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
-    """``(X, y)`` of a scikit-learn API ``fit`` call."""
-    x = args[0] if args else kwargs.get("X")
-    y = args[1] if len(args) > 1 else kwargs.get("y")
-    return x, y
-
-
-def record_training_data(training: Training, x: Any, y: Any, name: str) -> None:
-    """Register ``x`` with ``y`` as a dataset version (``Registry.dataset_from``, the
-    options' key and subject columns) that the training's run read; nothing when ``x``
-    is missing."""
-    if x is None:
-        return
-    options = training.options
-
-    def register(reg: Registry) -> DatasetVersion:
-        table = training_table(x, y, options.key)
-        return reg.dataset_from(
-            table,
-            options.dataset_name or f"{options.model_name or name}-training",
-            key=options.key,
-            subject=options.subject,
-            uri="memory:training-data",
-        )
-
-    training.dataset(register)
 
 
 def eval_series(results: Mapping[str, Mapping[str, Sequence[Any]]]) -> dict[str, list[Any]]:

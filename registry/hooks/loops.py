@@ -222,5 +222,58 @@ class Loop:
         training.end(error)
 
 
+class LoopCallback:
+    """What the two callbacks (``registry.lightning``, ``registry.transformers``) take
+    and expose: their keyword arguments, made a ``Loop`` of ``hook``, and the run and
+    model versions of the last training. Each callback's ``Recording`` builds on it, and
+    its ``Callback`` puts the framework's callback class after it."""
+
+    hook: str
+
+    def __init__(
+        self,
+        *,
+        registry: Registry | None = None,
+        every_n_steps: int = EVERY_N_STEPS,
+        log_checkpoints: bool = True,
+        model_name: str | None = None,
+        job: str | None = None,
+        datasets: Any = None,
+        dataset_name: str | None = None,
+        key: str | None = None,
+        subject: str | None = None,
+        log_datasets: bool = True,
+        tags: Mapping[str, str] | None = None,
+    ):
+        super().__init__()
+        options = loop_options(
+            registry=registry,
+            log_checkpoints=log_checkpoints,
+            log_datasets=log_datasets,
+            model_name=model_name,
+            job=job,
+            dataset_name=dataset_name,
+            key=key,
+            subject=subject,
+            tags=tags,
+        )
+        self.loop = Loop(self.hook, options, every_n_steps, datasets)
+        self._model_name = model_name
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """Make what a callback keeps besides its loop (called by the constructor)."""
+
+    @property
+    def run(self) -> Run | None:
+        """The run the last training was recorded into (None before one started)."""
+        return self.loop.run
+
+    @property
+    def models(self) -> list[ModelVersion]:
+        """The model versions of the checkpoints the last training saved."""
+        return list(self.loop.models)
+
+
 def _dataset_id(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("dataset:")

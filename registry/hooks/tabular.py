@@ -1,15 +1,20 @@
-"""The training data of a fit as one table (``training_table``): what the hooks
-register as a dataset version, digested over its content (``registry.sdk.tables``)."""
+"""The training data of a fit: ``(X, y)`` of the call (``fit_data``), as one table
+(``training_table``), registered as a dataset version digested over its content
+(``record_training_data``, ``registry.sdk.tables``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import InvalidInput
+from registry.hooks.recording import Training
 from registry.lazy import lazy_import
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from registry.sdk import DatasetVersion, Registry
 else:
     pa = lazy_import("pyarrow")
 
@@ -50,3 +55,32 @@ def training_table(x: Any, y: Any = None, key: str | None = None) -> pa.Table:
         for name, values in _columns_of(y, "target").items():
             columns[name if name not in columns else f"target.{name}"] = values
     return pa.table(columns)
+
+
+def fit_data(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
+    """``(X, y)`` of a scikit-learn API ``fit`` call."""
+    x = args[0] if args else kwargs.get("X")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    return x, y
+
+
+def record_training_data(training: Training, x: Any, y: Any, name: str) -> None:
+    """Register ``x`` with ``y`` as a dataset version (``Registry.dataset_from``, the
+    options' key and subject columns) that the training's run read; nothing when ``x``
+    is missing. The registration goes with the run's other records, in one append."""
+    if x is None:
+        return
+    options = training.options
+
+    def register(reg: Registry) -> DatasetVersion:
+        table = training_table(x, y, options.key)
+        return reg.dataset_from(
+            table,
+            options.dataset_name or f"{options.model_name or name}-training",
+            key=options.key,
+            subject=options.subject,
+            uri="memory:training-data",
+            defer=True,
+        )
+
+    training.dataset(register)
