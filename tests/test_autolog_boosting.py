@@ -12,20 +12,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost
 
 import registry
+import registry.lightgbm as lgb_hook
+import registry.xgboost as xgb_hook
 from registry.events import StoredEvent
 from registry.hooks import recording
 from registry.sdk import Registry
-
-xgboost = pytest.importorskip("xgboost")
-lightgbm = pytest.importorskip("lightgbm")
-
-import registry.lightgbm as lgb_hook  # noqa: E402  (after the frameworks are known installed)
-import registry.xgboost as xgb_hook  # noqa: E402
 
 ROWS = 300
 ROUNDS = 5

@@ -160,8 +160,12 @@ def test_sdk_guide_blocks_are_found() -> None:
 EXECUTED = ["sdk.md", "autolog.md"]
 
 
-@pytest.mark.parametrize("page", EXECUTED)
-def test_guide_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def run_guide(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Run every python block of ``docs/<page>``, in order and in one namespace, in an
+    empty directory ``tmp_path/work``, against a new ledger ``tmp_path/ledger.db``;
+    the namespace. Autologging a page switched on is switched off after it."""
+    import registry
+
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -171,9 +175,11 @@ def test_guide_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.delenv(name, raising=False)
 
     text = (DOCS / page).read_text(encoding="utf-8")
+    blocks = _python_blocks(text)
+    assert blocks and len(blocks) == text.count("```python")
     namespace: dict[str, Any] = {"__name__": "__main__"}
     try:
-        for line, source in _python_blocks(text):
+        for line, source in blocks:
             code = compile(source, f"docs/{page}, block at line {line}", "exec")
             try:
                 exec(code, namespace)
@@ -183,7 +189,14 @@ def test_guide_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
     finally:
+        registry.autolog(disable=True)
         reg = namespace.get("reg")
         if reg is not None:
-            reg.ledger.close()
+            reg.close()
+    return namespace
+
+
+@pytest.mark.parametrize("page", EXECUTED)
+def test_guide_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_guide(page, tmp_path, monkeypatch)
     assert (tmp_path / "ledger.db").exists() and (tmp_path / "master.key").exists()

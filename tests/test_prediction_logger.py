@@ -88,9 +88,7 @@ def spool(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_logger(
-    served: tuple[Registry, Any, Any], spool: Path
-) -> Iterator[Any]:
+def make_logger(served: tuple[Registry, Any, Any], spool: Path) -> Iterator[Any]:
     made: list[PredictionLogger] = []
 
     def make(**options: Any) -> PredictionLogger:
@@ -142,8 +140,15 @@ def test_logged_predictions_reach_the_ledger_in_one_batch(
     assert rows["at"][1] == "2026-05-01T10:00:00.000000Z"
     assert reg.scored("app-1")["predictions"][0]["output"] == {"label": "yes", "p": 0.91}
     assert reg.scored(2)["predictions"][0]["model"] == model.id
-    assert logger.stats() == {"logged": 3, "sent": 3, "rejected": 0, "retries": 0,
-                              "adopted": 0, "pending": 0, "spool_bytes": 0}
+    assert logger.stats() == {
+        "logged": 3,
+        "sent": 3,
+        "rejected": 0,
+        "retries": 0,
+        "adopted": 0,
+        "pending": 0,
+        "spool_bytes": 0,
+    }
     assert logger.close() is True
     assert lanes(spool) == []  # all sent: the lane is gone
     assert reg.ledger.head() == event.position
@@ -174,8 +179,10 @@ def test_fsync_mode_logs_the_same(
     reg, _, _ = served
     head = reg.ledger.head()
     logger = make_logger(fsync=True, segment_bytes=200)
-    threads = [threading.Thread(target=lambda n=n: [logger.log(f"f-{n}-{i}", i) for i in range(20)])
-               for n in range(4)]
+    threads = [
+        threading.Thread(target=lambda n=n: [logger.log(f"f-{n}-{i}", i) for i in range(20)])
+        for n in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -239,7 +246,8 @@ def test_bad_input_is_refused_at_the_call(
 def test_numpy_like_outputs_are_plain_json(
     make_logger: Any, served: tuple[Registry, Any, Any]
 ) -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     reg, _, _ = served
     head = reg.ledger.head()
     logger = make_logger()
@@ -268,8 +276,14 @@ def test_the_package_exports_it_lazily() -> None:
     assert registry.PredictionLogger is PredictionLogger
     assert registry.PredictionMiddleware is PredictionMiddleware
     code = "import sys, registry; print('registry.hooks.serving' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -336,9 +350,22 @@ def test_a_crash_between_send_and_its_record_is_resent_under_the_same_id(
     head = reg.ledger.head()
     db = store_url  # the child process writes to the test's ledger, on either store
     child = subprocess.run(
-        [sys.executable, "-m", "tests.support.servingchild", db, str(spool), deployment.id,
-         model.id, "50", "0", "kill-after-send"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "tests.support.servingchild",
+            db,
+            str(spool),
+            deployment.id,
+            model.id,
+            "50",
+            "0",
+            "kill-after-send",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(ROOT), "MLLEDGER_PROJECT": "test"},
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
@@ -365,8 +392,11 @@ def test_a_full_spool_fails_at_once_with_fail(
     big = "x" * 200_000
     for i in range(5):
         logger.log(f"full-{i}", big)
-    with pytest.raises(SpoolFull, match=r"holds \d+ bytes of predictions not yet in the ledger.*"
-                                        r"on_full='fail'"):
+    with pytest.raises(
+        SpoolFull,
+        match=r"holds \d+ bytes of predictions not yet in the ledger.*"
+        r"on_full='fail'",
+    ):
         logger.log("full-5", big)
     assert logger.stats()["logged"] == 5
     switch.down = False
@@ -405,7 +435,9 @@ def test_a_full_spool_blocks_until_there_is_room_with_block(
 
 
 def test_a_refused_batch_is_kept_aside_and_the_stream_goes_on(
-    served: tuple[Registry, Any, Any], make_logger: Any, spool: Path,
+    served: tuple[Registry, Any, Any],
+    make_logger: Any,
+    spool: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     reg, _, _ = served
@@ -422,7 +454,8 @@ def test_a_refused_batch_is_kept_aside_and_the_stream_goes_on(
         assert logger.flush(timeout=10)
     assert [e.body["count"] for e in predictions(reg.ledger, head + 1)] == [1, 1]
     assert counted(reg.ledger, "test", ["good-1", "good-2", "refused-1"], head + 1) == Counter(
-        {"good-1": 1, "good-2": 1})
+        {"good-1": 1, "good-2": 1}
+    )
     assert logger.stats()["rejected"] == 1 and logger.stats()["sent"] == 2
     [kept] = (lane / "rejected").glob("*.jsonl")
     assert json.loads(kept.read_text())[:3] == ["refused-1", 2, other.id]
@@ -439,8 +472,9 @@ def test_an_unknown_deployment_is_refused_not_retried_forever(
 ) -> None:
     reg, _, model = served
     head = reg.ledger.head()
-    with PredictionLogger("ghost", model=model, registry=reg, spool=spool,
-                          flush_interval=0.05) as logger:
+    with PredictionLogger(
+        "ghost", model=model, registry=reg, spool=spool, flush_interval=0.05
+    ) as logger:
         logger.log("g-1", 1)
         assert logger.flush(timeout=10)
         assert logger.stats()["rejected"] == 1 and logger.stats()["retries"] == 0
@@ -484,7 +518,8 @@ def test_two_live_loggers_keep_their_own_lanes(
     two.log("two-1", 2)
     assert one.flush(timeout=10) and two.flush(timeout=10)
     assert counted(reg.ledger, "test", ["one-1", "two-1"], head + 1) == Counter(
-        {"one-1": 1, "two-1": 1})
+        {"one-1": 1, "two-1": 1}
+    )
 
 
 # --- the decorator ---------------------------------------------------------------------------
@@ -576,14 +611,18 @@ def _answers(app: Any) -> list[tuple[int, bytes]]:
                 await client.post("/predict", json={"id": "mw-1", "features": [1]}),
                 await client.post("/predict", json=[{"id": "mw-22"}, {"id": "mw-333"}]),
                 await client.post("/predict/stream", json={"id": "mw-4444"}),
-                await client.post("/form", content=b"id=mw-5",
-                                  headers={"content-type": "application/x-www-form-urlencoded"}),
+                await client.post(
+                    "/form",
+                    content=b"id=mw-5",
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                ),
                 await client.post("/admin/reload", json={"id": "mw-6"}),
                 await client.post("/predict", json={"id": "x" * 3000}),
                 await client.post("/predict", json={"no-id": 1}),
             ]
         return [(a.status_code, a.content) for a in answers[:5]] + [
-            (a.status_code, b"") for a in answers[5:]]
+            (a.status_code, b"") for a in answers[5:]
+        ]
 
     return asyncio.run(ask())
 
@@ -595,8 +634,9 @@ def test_the_middleware_logs_json_predictions_and_changes_no_response(
     head = reg.ledger.head()
     logger = make_logger()
     plain = _answers(_app())
-    app = logger.middleware(_app(), record="id", output="score", paths=["/predict"],
-                            max_body_bytes=2000)
+    app = logger.middleware(
+        _app(), record="id", output="score", paths=["/predict"], max_body_bytes=2000
+    )
     with caplog.at_level(logging.WARNING, logger="mlledger.serving"):
         assert _answers(app) == plain
     assert plain[1] == (200, b'[{"score":0.5},{"score":0.6}]') and plain[2][1] == b'{"score":0.7}'
@@ -604,7 +644,8 @@ def test_the_middleware_logs_json_predictions_and_changes_no_response(
     assert logger.flush(timeout=10)
     keys = ["mw-1", "mw-22", "mw-333", "mw-4444", "mw-5", "mw-6"]
     assert counted(reg.ledger, "test", keys, head + 1) == Counter(
-        {"mw-1": 1, "mw-22": 1, "mw-333": 1, "mw-4444": 1})
+        {"mw-1": 1, "mw-22": 1, "mw-333": 1, "mw-4444": 1}
+    )
     assert reg.scored("mw-333")["predictions"][0]["output"] == 0.6
     assert reg.scored("mw-4444")["predictions"][0]["output"] == 0.7
     assert logger.stats()["logged"] == 4
@@ -629,8 +670,14 @@ def test_a_sender_process_sends_the_journal_off_the_serving_process(
     head = reg.ledger.head()
     keys = [f"p-{i}" for i in range(2_500)]
     with caplog.at_level(logging.WARNING, logger="mlledger.serving"):
-        with PredictionLogger(deployment, model=model, registry=reg, spool=spool,
-                              batch_size=1_000, flush_interval=0.05) as logger:
+        with PredictionLogger(
+            deployment,
+            model=model,
+            registry=reg,
+            spool=spool,
+            batch_size=1_000,
+            flush_interval=0.05,
+        ) as logger:
             assert logger.sender_mode == "process"
             sender = logger._process
             assert sender is not None and sender.pid != os.getpid()
@@ -654,8 +701,9 @@ def test_a_sender_process_that_dies_is_started_again(
 ) -> None:
     reg, deployment, model = served
     head = reg.ledger.head()
-    with PredictionLogger(deployment, model=model, registry=reg, spool=spool,
-                          flush_interval=0.05) as logger:
+    with PredictionLogger(
+        deployment, model=model, registry=reg, spool=spool, flush_interval=0.05
+    ) as logger:
         first = logger._process
         assert first is not None
         first.send_signal(signal.SIGKILL)

@@ -6,7 +6,6 @@ page says."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 
 import registry
 from tests.frameworks.recorded import only, run_events, started_run
+from tests.test_docs import FENCE
 
 ROOT = Path(__file__).resolve().parents[2]
-FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 def program(page: str) -> str:
