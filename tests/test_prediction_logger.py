@@ -29,6 +29,7 @@ import registry
 from registry import ConfigError, FieldError, Registry
 from registry.events import StoredEvent
 from registry.hooks.serving import MAX_LINE_BYTES, PredictionLogger, PredictionMiddleware, SpoolFull
+from registry.hooks.spool import json_lines
 from registry.ledger import Ledger
 from registry.payloads import decode_predictions
 
@@ -465,6 +466,50 @@ def test_a_refused_batch_is_kept_aside_and_the_stream_goes_on(
     assert "refused-1" not in caplog.text
     assert logger.close(timeout=5)
     assert lane.exists() and not list(lane.glob("seg-*"))  # kept for its rejected batch
+
+
+def test_journal_lines_parse_as_the_standard_parser_reads_them() -> None:
+    """The journal is parsed by orjson; what orjson refuses (an integer beyond 64 bits,
+    NaN, a lone surrogate: lines no ``log()`` writes, but a journal may hold) is parsed
+    by the standard library, and comes out the same."""
+    rows = [
+        ["k-1", {"label": 1, "p": 0.25, "s": "é\u2028"}, "model:p/m@1", 1796504311.4565852, None],
+        [7, [1.5e-07, -0.0, True, None], "model:p/m@1", 1.0, "0af7651916cd43dd8448eb211c80319c"],
+    ]
+    data = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    assert json_lines(data) == rows
+    for odd in (2**70, -(2**65)):
+        line = f'["k",{odd},"model:p/m@1",1.0,null]\n'.encode()
+        assert json_lines(data + line) == [*rows, ["k", odd, "model:p/m@1", 1.0, None]]
+    [[_, nan, *_]] = json_lines(b'["k",NaN,"m",1.0,null]\n')
+    assert math.isnan(nan)
+    assert json_lines(b'["k","\\ud800","m",1.0,null]\n') == [["k", "\ud800", "m", 1.0, None]]
+    with pytest.raises(ValueError):
+        json_lines(b'["k",1,"m",1.0\n')
+
+
+def test_a_batch_is_read_in_pieces_of_its_size_whatever_the_lines_length(
+    served: tuple[Registry, Any, Any], make_logger: Any, spool: Path
+) -> None:
+    """Reads grow when the lines grow longer than the last batch's, and a batch is
+    never longer than ``batch_size`` lines."""
+    reg, _, _ = served
+    head = reg.ledger.head()
+    logger = make_logger(batch_size=50, flush_interval=30)
+    short = [f"s-{i}" for i in range(120)]
+    long = [f"l-{i}" for i in range(120)]
+    for key in short:
+        logger.log(key, 1)
+    assert logger.flush(timeout=10)
+    for key in long:
+        logger.log(key, {"text": "x" * 3000})
+    assert logger.flush(timeout=10)
+    counts = [e.body["count"] for e in predictions(reg.ledger, head + 1)]
+    assert sum(counts) == 240 and max(counts) == 50
+    assert counted(reg.ledger, "test", short + long, head + 1) == Counter(
+        dict.fromkeys(short + long, 1)
+    )
+    assert logger.close(timeout=5)
 
 
 def test_an_unknown_deployment_is_refused_not_retried_forever(

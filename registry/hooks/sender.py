@@ -128,21 +128,22 @@ class Sender:
             batch = lane.read(self.batch_size, READ_BYTES)
             if batch is None:
                 break
-            self.send(lane, _sending(lane, batch), batch.lines)
+            self.send(lane, _sending(lane, batch), batch.data)
         if lane is not self.lane and lane.drained():
             lane.release(remove=True)
             self.adopted.remove(lane)
             self.report({"kind": "released"})
 
-    def send(self, lane: Lane, sending: Sending, lines: list[bytes]) -> None:
+    def send(self, lane: Lane, sending: Sending, data: bytes) -> None:
         """Send one batch: its range first recorded as being sent, then sent under its
         batch id, then recorded as sent (or kept under ``rejected/``)."""
         if lane.sending is None:
             lane.sending = sending
             lane.save_state()
         refused: str | None = None
+        rows = data.count(b"\n")
         try:
-            columns = _columns(lines)
+            columns = _columns(data)
         except (ValueError, TypeError) as exc:
             refused = f"the journal's lines do not parse ({exc})"
         else:
@@ -159,9 +160,9 @@ class Sender:
                     raise
                 refused = f"{type(exc).__name__}: {exc}"
         if refused is not None:
-            where = lane.keep_rejected(sending.batch, lines, refused)
+            where = lane.keep_rejected(sending.batch, data, refused)
             self.warn(
-                f"the ledger refused a batch of {len(lines)} predictions ({refused}); "
+                f"the ledger refused a batch of {rows} predictions ({refused}); "
                 f"kept in {where}, the rest of the journal is sent on",
                 once=False,
             )
@@ -170,7 +171,7 @@ class Sender:
         self.report(
             {
                 "kind": "done",
-                "rows": len(lines),
+                "rows": rows,
                 "bytes": sending.end - sending.start,
                 "own": lane is self.lane,
                 "rejected": refused is not None,
@@ -212,9 +213,9 @@ class Sender:
         self.adopted = []
 
 
-def _columns(lines: list[bytes]) -> dict[str, Any]:
+def _columns(data: bytes) -> dict[str, Any]:
     """``log_predictions`` keyword columns from journal lines."""
-    rows = json_lines(lines)
+    rows = json_lines(data)
     if not all(isinstance(row, list) and len(row) == 5 for row in rows):
         raise ValueError("expected [record, output, model, at, trace_id] on each line")
     records, outputs, models, times, traces = (list(column) for column in zip(*rows, strict=True))
