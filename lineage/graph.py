@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, or_, select
 
+from lineage.walks import Edge, Node, Side
+from registry.ids import kind_of
 from registry.lazy import lazy_import
 from registry.store.raw import Raw
 from registry.store.schema import T
@@ -125,3 +128,42 @@ def as_of(graph: nx.MultiDiGraph, when: str | None) -> nx.MultiDiGraph:
 def currently_valid(graph: nx.MultiDiGraph, src: str, dst: str) -> bool:
     """Whether some edge src -> dst is still valid (not closed)."""
     return any(d["valid_to"] is None for d in graph.get_edge_data(src, dst, default={}).values())
+
+
+class MemoryReader:
+    """``lineage.walks.GraphReader`` over the networkx graph (``LineageGraph.current``)."""
+
+    def __init__(self, graph: nx.MultiDiGraph):
+        self.graph = graph
+
+    def _node_ok(self, node: str, when: str | None) -> bool:
+        return when is None or bool(self.graph.nodes[node].get("created_at", "") <= when)
+
+    def nodes(self, ids: Collection[str], when: str | None = None) -> dict[str, Node]:
+        found: dict[str, Node] = {}
+        for node in ids:
+            if node in self.graph and self._node_ok(node, when):
+                data = self.graph.nodes[node]
+                found[node] = Node(
+                    node,
+                    data.get("kind", kind_of(node)),
+                    data.get("project", ""),
+                    data.get("label"),
+                    data.get("created_at", ""),
+                )
+        return found
+
+    def edges(self, ids: Collection[str], side: Side, when: str | None = None) -> list[Edge]:
+        present = [n for n in ids if n in self.graph and self._node_ok(n, when)]
+        pick = self.graph.in_edges if side == "in" else self.graph.out_edges
+        edges: list[Edge] = []
+        for src, dst, key, data in pick(present, keys=True, data=True):
+            end = data["valid_to"]
+            if when is not None and not (
+                data["valid_from"] <= when
+                and (end is None or when < end)
+                and self._node_ok(src if side == "in" else dst, when)
+            ):
+                continue
+            edges.append(Edge(src, dst, data["kind"], key[1], data["valid_from"], end))
+        return edges

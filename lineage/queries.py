@@ -10,9 +10,8 @@ pseudonyms, never a record key or subject id.
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from sqlalchemy import Connection, func, select
 
@@ -41,7 +40,15 @@ from lineage.answers import (
     TrainedOnAnswer,
     TrainingDataset,
 )
-from lineage.graph import as_of, graph_of
+from lineage.graph import MemoryReader, graph_of
+from lineage.walks import (
+    GraphReader,
+    Node,
+    descendants,
+    edges_among,
+    walk,
+)
+from lineage.walks import training_depths as _training_depths
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import NodeId, kind_of, label_of, record_id, subject_id
 from registry.lazy import lazy_import
@@ -59,12 +66,8 @@ else:
 
 Direction = Literal["upstream", "downstream", "both"]
 CHUNK = 500
-# Edges a training-data question follows upstream: data flowing into a model.
-TRAINING_EDGES = frozenset({"input", "output", "derived"})
-# Of those, the edges that are a step of data flow, counted by a depth (docs/concepts.md,
-# "Depth"): a run reading data or a model, and a derivation. A run's output is none.
-STEP_EDGES = frozenset({"input", "derived"})
 # The kinds of node the lineage graph holds.
+GraphKind = Literal["dataset", "run", "model", "deployment"]
 GRAPH_KINDS = ("dataset", "run", "model", "deployment")
 # The lists of a footprint answer, empty once the subject is erased.
 FOOTPRINT_LISTS = (
@@ -135,10 +138,10 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
 Visible = frozenset[str] | None
 
 
-def _shown(graph: nx.MultiDiGraph, node: str, visible: Visible) -> bool:
+def _shown(node: Node, visible: Visible) -> bool:
     """Whether the asker may see ``node``: every node when ``visible`` is None, else the
     nodes of the projects in it (its own, and those that grant it access)."""
-    return visible is None or graph.nodes[node].get("project") in visible
+    return visible is None or node.project in visible
 
 
 def _withheld(count: int) -> int | None:
@@ -245,11 +248,12 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> Traine
     counts; with ``visible``, only nodes of those projects (the rest counted as
     ``withheld``)."""
     with ledger.store.read() as conn:
-        graph = graph_of(ledger).current(conn)
-        _require_node(graph, model, "model", visible, "model version")
-        depths = training_depths(graph, model)
+        reader = reader_of(ledger, conn)
+        _require_node(reader, model, "model", visible, "model version")
+        depths = training_depths(reader, model)
         upstream = sorted((d, n) for n, d in depths.items() if n != model)
-        hidden = {n for _, n in upstream if not _shown(graph, n, visible)}
+        nodes = reader.nodes([n for _, n in upstream])
+        hidden = {n for _, n in upstream if not _shown(nodes[n], visible)}
         found = [(d, n) for d, n in upstream if kind_of(n) == "dataset" and n not in hidden]
         runs = [n for _, n in upstream if kind_of(n) == "run" and n not in hidden]
         details = _dataset_details(conn, [n for _, n in found])
@@ -259,7 +263,7 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> Traine
         datasets.append(
             {
                 "dataset": node,
-                "label": graph.nodes[node].get("label"),
+                "label": nodes[node].label,
                 "depth": depth,
                 "relation": relation(depth),
                 "records": records,
@@ -267,54 +271,34 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> Traine
                 "digest": digest,
             }
         )
-    nodes: list[RunNode] = [{"run": r, "job": graph.nodes[r].get("label")} for r in runs]
+    run_nodes: list[RunNode] = [{"run": r, "job": nodes[r].label} for r in runs]
     return TrainedOnAnswer.built(
         model=model,
-        runs=nodes,
+        runs=run_nodes,
         datasets=datasets,
         withheld=_withheld(len(hidden)),
     )
 
 
-def _require_node(
-    graph: nx.MultiDiGraph, node: str, kind: str, visible: Visible, what: str
-) -> None:
-    """Refuse (NotFound) a ``node`` that is no ``kind`` node of ``graph`` the asker may see."""
-    if (
-        node not in graph
-        or graph.nodes[node].get("kind") != kind
-        or not _shown(graph, node, visible)
-    ):
+def reader_of(ledger: Ledger, conn: Connection) -> GraphReader:
+    """The lineage graph the questions walk: the embedded one, read on ``conn``."""
+    return MemoryReader(graph_of(ledger).current(conn))
+
+
+def _require_node(reader: GraphReader, node: str, kind: str, visible: Visible, what: str) -> Node:
+    """The node ``node``; refuse (NotFound) one that is no ``kind`` node of the graph the
+    asker may see."""
+    found = reader.nodes([node]).get(node)
+    if found is None or found.kind != kind or not _shown(found, visible):
         raise NotFound(f"no {what} {node} in the ledger")
+    return found
 
 
-def training_depths(graph: nx.MultiDiGraph, model: str) -> dict[str, int]:
-    """Every node upstream of ``model`` over training edges (the runs, the dataset and
-    model versions they read, what those were derived from or produced by), with its
-    depth: the fewest steps of data flow between it and the model, a step being a run
-    that read data (an ``input`` edge) or a derivation (``derived``). The model is at
-    depth 0, the versions its training run read at 1 (``direct``), what those came
-    from at 2, and so on; docs/concepts.md defines it ("Depth")."""
-    depth = {model: 0}
-    done: set[str] = set()
-    queue: deque[str] = deque([model])
-    while queue:  # breadth-first with steps of 0 or 1: a node is final when taken out
-        node = queue.popleft()
-        if node in done:
-            continue
-        done.add(node)
-        for src, _dst, data in graph.in_edges(node, data=True):
-            if data["kind"] not in TRAINING_EDGES or src in done:
-                continue
-            step = 1 if data["kind"] in STEP_EDGES else 0
-            known = depth.get(src)
-            if known is None or depth[node] + step < known:
-                depth[src] = depth[node] + step
-                if step:
-                    queue.append(src)
-                else:
-                    queue.appendleft(src)
-    return depth
+def training_depths(graph: nx.MultiDiGraph | GraphReader, model: str) -> dict[str, int]:
+    """Every node upstream of ``model`` over training edges, with its depth
+    (``lineage.walks.training_depths``); ``graph`` a reader or the networkx graph."""
+    reader = MemoryReader(graph) if isinstance(graph, nx.MultiDiGraph) else graph
+    return _training_depths(reader, model)
 
 
 def relation(depth: int) -> Literal["direct", "upstream"]:
@@ -346,22 +330,19 @@ def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> Down
     """Everything downstream of a dataset version, with prediction counts; with
     ``visible``, only nodes of those projects (the rest counted as ``withheld``)."""
     with ledger.store.read() as conn:
-        graph = graph_of(ledger).current(conn)
-        _require_node(graph, dataset, "dataset", visible, "dataset version")
-        nodes = _descendants(graph, [dataset])
-        shown = {n for n in nodes if _shown(graph, n, visible)}
-        summary = _summarise(conn, graph, shown)
+        reader = reader_of(ledger, conn)
+        _require_node(reader, dataset, "dataset", visible, "dataset version")
+        nodes = reader.nodes(sorted(descendants(reader, [dataset])))
+        shown = {n: node for n, node in nodes.items() if _shown(node, visible)}
+        summary = _summarise(conn, reader, shown)
     return DownstreamAnswer.built(
         dataset=dataset, **summary, withheld=_withheld(len(nodes) - len(shown))
     )
 
 
 def _descendants(graph: nx.MultiDiGraph, roots: list[str]) -> set[str]:
-    found: set[str] = set()
-    for root in roots:
-        found |= nx.descendants(graph, root)
-    # A parent run is no consequence of its child's data.
-    return {n for n in found if n not in roots}
+    """Every node downstream of ``roots`` in the networkx graph (the roots left out)."""
+    return descendants(MemoryReader(graph), roots)
 
 
 class Summary(TypedDict):
@@ -375,7 +356,7 @@ class Summary(TypedDict):
     total_predictions: int
 
 
-def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Summary:
+def _summarise(conn: Connection, reader: GraphReader, nodes: dict[str, Node]) -> Summary:
     """``nodes`` by kind, each with its label, and the predictions of their model versions:
     the members of ``Downstream``."""
     by_kind: dict[str, list[str]] = {"dataset": [], "run": [], "model": [], "deployment": []}
@@ -395,16 +376,17 @@ def _summarise(conn: Connection, graph: nx.MultiDiGraph, nodes: set[str]) -> Sum
         ),
         key=lambda p: (p["deployment"], p["model"]),
     )
-    label = {n: graph.nodes[n].get("label") for n in nodes}
+    serving: dict[str, set[str]] = {}
+    for edge in reader.edges(by_kind["deployment"], "in") if by_kind["deployment"] else []:
+        if edge.src in models:
+            serving.setdefault(edge.dst, set()).add(edge.src)
+    label = {n: node.label for n, node in nodes.items()}
     return {
         "runs": [{"run": r, "job": label[r]} for r in by_kind["run"]],
         "datasets": [{"dataset": d, "label": label[d]} for d in by_kind["dataset"]],
         "models": [{"model": m, "label": label[m]} for m in by_kind["model"]],
         "deployments": [
-            {
-                "deployment": dep,
-                "serves_from_here": sorted(src for src, _ in graph.in_edges(dep) if src in models),
-            }
+            {"deployment": dep, "serves_from_here": sorted(serving.get(dep, ()))}
             for dep in by_kind["deployment"]
         ],
         "predictions": predictions,
@@ -441,24 +423,35 @@ def lineage(
         return LineageAnswer.built(
             root=node, direction=direction, depth=depth, as_of=at, nodes=[], edges=[], erased=gone
         )
-    full = graph_of(ledger).current()
-    if node not in full or not _shown(full, node, visible):
-        raise NotFound(f"no node {node} in the lineage graph")
-    view = as_of(full, at)
-    if node not in view:
-        raise NotFound(
-            f"{node} did not exist yet at {at} (created {full.nodes[node]['created_at']})"
-        )
-    seen, hidden = _walk(view, node, direction, depth, visible)
+    with ledger.store.read() as conn:
+        reader = reader_of(ledger, conn)
+        root = reader.nodes([node]).get(node)
+        if root is None or not _shown(root, visible):
+            raise NotFound(f"no node {node} in the lineage graph")
+        if at is not None and not reader.nodes([node], at):
+            raise NotFound(f"{node} did not exist yet at {at} (created {root.created_at})")
+        found, seen, hidden = walk(reader, node, direction, depth, at, visible)
+        among = edges_among(reader, list(seen), at)
     nodes: list[LineageNode] = [
         {
             "id": n,
-            "kind": view.nodes[n]["kind"],
-            "label": view.nodes[n]["label"],
-            "created_at": view.nodes[n]["created_at"],
+            "kind": cast(GraphKind, found[n].kind),
+            "label": found[n].label,
+            "created_at": found[n].created_at,
             "distance": d,
         }
         for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))
+    ]
+    # In a past view every edge shown was still open: what closed it came later.
+    edges: list[LineageEdge] = [
+        {
+            "src": e.src,
+            "dst": e.dst,
+            "kind": e.kind,
+            "valid_from": e.valid_from,
+            "valid_to": None if at is not None else e.valid_to,
+        }
+        for e in among
     ]
     return LineageAnswer.built(
         root=node,
@@ -466,55 +459,9 @@ def lineage(
         depth=depth,
         as_of=at,
         nodes=nodes,
-        edges=_edges_among(view, seen, past=at is not None),
+        edges=edges,
         withheld=_withheld(len(hidden)),
     )
-
-
-def _walk(
-    view: nx.MultiDiGraph, root: str, direction: Direction, depth: int, visible: Visible
-) -> tuple[dict[str, int], set[str]]:
-    """Breadth-first from ``root`` to ``depth`` hops in ``direction``: the nodes reached,
-    each with its distance, and the nodes of projects the asker may not read, which the
-    walk does not go through."""
-    seen = {root: 0}
-    hidden: set[str] = set()
-    queue: deque[str] = deque([root])
-    while queue:
-        current = queue.popleft()
-        if seen[current] >= depth:
-            continue
-        neighbours: list[str] = []
-        if direction in ("upstream", "both"):
-            neighbours += [s for s, _ in view.in_edges(current)]
-        if direction in ("downstream", "both"):
-            neighbours += [d for _, d in view.out_edges(current)]
-        for nxt in neighbours:
-            if nxt in seen or nxt in hidden:
-                continue
-            if not _shown(view, nxt, visible):
-                hidden.add(nxt)
-                continue
-            seen[nxt] = seen[current] + 1
-            queue.append(nxt)
-    return seen, hidden
-
-
-def _edges_among(view: nx.MultiDiGraph, nodes: dict[str, int], *, past: bool) -> list[LineageEdge]:
-    """The edges of ``view`` between ``nodes``, in a stable order. In a ``past`` view every
-    edge shown was still open: what closed it came later."""
-    edges: list[LineageEdge] = [
-        {
-            "src": src,
-            "dst": dst,
-            "kind": data["kind"],
-            "valid_from": data["valid_from"],
-            "valid_to": None if past else data["valid_to"],
-        }
-        for src, dst, data in view.out_edges(list(nodes), data=True)
-        if dst in nodes
-    ]
-    return sorted(edges, key=lambda e: (e["src"], e["dst"], e["kind"], e["valid_from"]))
 
 
 def _not_a_graph_node(node: NodeId) -> str:
@@ -584,12 +531,13 @@ def footprint(
             return FootprintAnswer.built(subject=who, **empty, vault_entries=0, erased=gone)
         predictions = _subject_predictions(conn, project, sorted(records))
         datasets = sorted({d for ds in records.values() for d in ds})
-        graph = graph_of(ledger).current(conn)
-        derived = _descendants(graph, [d for d in datasets if d in graph])
-        shown = {n for n in derived if _shown(graph, n, visible)}
-        summary = _summarise(conn, graph, shown)
+        reader = reader_of(ledger, conn)
+        held_nodes = reader.nodes(datasets)
+        derived = reader.nodes(sorted(descendants(reader, list(held_nodes))))
+        shown = {n: node for n, node in derived.items() if _shown(node, visible)}
+        summary = _summarise(conn, reader, shown)
     held: list[DatasetNode] = [
-        {"dataset": d, "label": graph.nodes[d].get("label") if d in graph else label_of(d)}
+        {"dataset": d, "label": held_nodes[d].label if d in held_nodes else label_of(d)}
         for d in datasets
     ]
     held_records: list[SubjectRecord] = [

@@ -36,7 +36,8 @@ from audit.proofs import make_bundle
 from audit.reports.render import MarkdownText, lineage_svg, md_code, md_text, volume_svg
 from lineage.graph import graph_of
 from lineage.jobqueries import run_execution
-from lineage.queries import TRAINING_EDGES, relation, resolve_model, training_depths
+from lineage.queries import relation, resolve_model, training_depths
+from lineage.walks import TRAINING_EDGES
 from registry.errors import NotFound
 from registry.ids import kind_of
 from registry.store.raw import Raw, placeholders
