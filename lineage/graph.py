@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, or_, select
 
-from lineage.walks import Edge, Node, Side
+from lineage.walks import Edge, GraphReader, Node, Side, canonical_form
 from registry.ids import kind_of
 from registry.lazy import lazy_import
 from registry.store.raw import Raw
@@ -130,6 +130,19 @@ def currently_valid(graph: nx.MultiDiGraph, src: str, dst: str) -> bool:
     return any(d["valid_to"] is None for d in graph.get_edge_data(src, dst, default={}).values())
 
 
+def reader_of(ledger: Ledger, conn: Connection) -> GraphReader:
+    """The lineage graph the questions walk: the Neo4j graph when the ledger has one
+    (brought up to the lineage projection first, so a question sees every write made
+    before it), else the embedded one, read on ``conn``."""
+    from lineage.neo4j import attached
+
+    graph = attached(ledger)
+    if graph is None:
+        return MemoryReader(graph_of(ledger).current(conn))
+    graph.sync(ledger)
+    return graph.reader()
+
+
 class MemoryReader:
     """``lineage.walks.GraphReader`` over the networkx graph (``LineageGraph.current``)."""
 
@@ -167,3 +180,10 @@ class MemoryReader:
                 continue
             edges.append(Edge(src, dst, data["kind"], key[1], data["valid_from"], end))
         return edges
+
+
+def canonical(graph: nx.MultiDiGraph) -> dict[str, Any]:
+    """The whole networkx graph in ``lineage.walks.canonical_form``."""
+    reader = MemoryReader(graph)
+    nodes = reader.nodes(list(graph.nodes)).values()
+    return canonical_form(nodes, reader.edges(list(graph.nodes), "out"))

@@ -40,7 +40,7 @@ from lineage.answers import (
     TrainedOnAnswer,
     TrainingDataset,
 )
-from lineage.graph import MemoryReader, graph_of
+from lineage.graph import MemoryReader, reader_of
 from lineage.walks import (
     GraphReader,
     Node,
@@ -278,11 +278,6 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> Traine
         datasets=datasets,
         withheld=_withheld(len(hidden)),
     )
-
-
-def reader_of(ledger: Ledger, conn: Connection) -> GraphReader:
-    """The lineage graph the questions walk: the embedded one, read on ``conn``."""
-    return MemoryReader(graph_of(ledger).current(conn))
 
 
 def _require_node(reader: GraphReader, node: str, kind: str, visible: Visible, what: str) -> Node:

@@ -11,7 +11,7 @@ the Neo4j reader makes one query per hop, never one per node.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 Direction = Literal["upstream", "downstream", "both"]
 Side = Literal["in", "out"]
@@ -144,3 +144,12 @@ def edges_among(reader: GraphReader, nodes: Collection[str], when: str | None) -
     inside = set(nodes)
     edges = [e for e in reader.edges(inside, "out", when) if e.dst in inside]
     return sorted(edges, key=lambda e: (e.src, e.dst, e.kind, e.valid_from, e.opened))
+
+
+def canonical_form(nodes: Iterable[Node], edges: Iterable[Edge]) -> dict[str, Any]:
+    """A graph as canonical JSON values: nodes and edges as lists, sorted; the same
+    for the same graph on either backend (``canonical_json`` of it is its digest)."""
+    return {
+        "nodes": sorted([list(n) for n in nodes]),
+        "edges": sorted(([list(e) for e in edges]), key=lambda e: (e[0], e[1], e[2], e[3])),
+    }

@@ -30,6 +30,7 @@ from registry.commands import (
 )
 from registry.commands import audit as audit_cli
 from registry.commands import compliance as compliance_cli
+from registry.commands import graph as graph_cli
 from registry.errors import FieldError, IntegrityViolation, InvalidInput, LedgerError, NotFound
 from registry.ids import kind_of, label_of
 from registry.lazy import lazy_import
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     compliance_cli.add_parsers(sub)
     jobs_cli.add_parser(sub)
     serving_cli.add_parser(sub)
+    graph_cli.add_parser(sub)
     return parser
 
 
@@ -1117,6 +1119,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     **compliance_cli.COMMANDS,
     "jobs": jobs_cli.run,
     "serve-model": serving_cli.run,
+    "graph": graph_cli.run,
 }
 
 if __name__ == "__main__":

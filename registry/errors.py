@@ -100,6 +100,11 @@ class NoLedger(ConfigError):
     """The database named holds no ledger, and the call is not one that creates it."""
 
 
+class GraphUnavailable(ConfigError):
+    """The Neo4j lineage graph cannot be reached: a question is refused, never answered
+    from a stale graph."""
+
+
 class Unauthenticated(LedgerError, PermissionError):
     """A server refused the request: no API key, or an unknown or revoked one (401)."""
 

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     #: recorded one by one each minute (ten times as many from all addresses together);
     #: beyond, a server answers 429 and records one summary per minute.
     auth_failures_per_minute: int = Field(default=30, ge=1)
+    #: ``MLLEDGER_GRAPH``: the Neo4j lineage graph (``bolt://HOST:PORT`` or
+    #: ``neo4j://HOST:PORT``); unset, the lineage questions walk the embedded graph.
+    graph: str | None = None
+    graph_user: str = "neo4j"
+    graph_password: str | None = None
 
 
 def given(settings: Settings | None) -> Settings:

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from lineage.graph import graph_of
+from lineage.graph import reader_of
 from lineage.openlineage import naming
+from lineage.walks import GraphReader
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import check_name
 from registry.store.raw import Raw
 from registry.timeutil import FORMAT, stored_form
 
 if TYPE_CHECKING:
-    import networkx as nx
 
     from registry.ledger import Ledger
 
@@ -73,7 +73,7 @@ class _Project:
         self.versions[row["id"]] = (*key, row["version"])
 
     @classmethod
-    def load(cls, conn: Any, project: str, graph: nx.MultiDiGraph) -> _Project:
+    def load(cls, conn: Any, project: str, graph: GraphReader) -> _Project:
         """The project's catalogue, read through ``conn``, with the edges of ``graph``."""
         raw = Raw(conn)
         world = cls(project)
@@ -143,19 +143,17 @@ class _Project:
             }
             self._add("JOB", naming.deployment_key(self.project, name), "deployment", row, node)
 
-    def _link(self, graph: nx.MultiDiGraph) -> None:
+    def _link(self, reader: GraphReader) -> None:
         """The edges between the nodes, and each run's inputs and outputs."""
-        for member, node_id in self.of.items():
-            if member not in graph:
+        for edge in reader.edges(list(self.of), "out"):
+            member, dst = edge.src, edge.dst
+            if edge.kind not in _EDGE_KINDS or dst not in self.of:
                 continue
-            for _src, dst, data in graph.out_edges(member, data=True):
-                if data["kind"] not in _EDGE_KINDS or dst not in self.of:
-                    continue
-                self.edges.add((node_id, self.of[dst]))
-                if data["kind"] == "input":
-                    self.run_io.setdefault(dst, {}).setdefault("in", []).append(member)
-                elif data["kind"] == "output":
-                    self.run_io.setdefault(member, {}).setdefault("out", []).append(dst)
+            self.edges.add((self.of[member], self.of[dst]))
+            if edge.kind == "input":
+                self.run_io.setdefault(dst, {}).setdefault("in", []).append(member)
+            elif edge.kind == "output":
+                self.run_io.setdefault(member, {}).setdefault("out", []).append(dst)
 
     def find(self, node_type: NodeType, rest: str) -> _Node | None:
         """The node ``<namespace>:<name>`` names, trying each ':' as the separator."""
@@ -197,7 +195,7 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
         raise InvalidNodeId(f"depth {depth!r} is not valid: expected 0 or more")
     node_type, rest = _parse_marquez(node_id)
     with ledger.store.read() as conn:
-        world = _Project.load(conn, project, graph_of(ledger).current(conn))
+        world = _Project.load(conn, project, reader_of(ledger, conn))
     start = world.find(node_type, rest)
     if start is None:
         raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")

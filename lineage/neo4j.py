@@ -1,0 +1,369 @@
+"""The lineage graph in Neo4j: a projection of the log that many processes share.
+
+``Neo4jGraph.sync`` copies the lineage projection (``lineage_nodes``,
+``lineage_edges``: what the log's events made of the graph, up to a log position) into
+Neo4j, a window of log positions at a time. Each window is one Neo4j transaction that
+first reads the position the graph has reached (``(:MlledgerTracking {name:
+'lineage'})``), writes the window's nodes and edges with ``UNWIND`` and ``MERGE`` (so a
+window written twice changes nothing) and then moves the position, all committed
+together: a crash leaves the graph at the end of a window, and two processes syncing
+at once write each window once.
+
+Neo4j holds only the graph: node ids, kinds, projects, labels, creation times, and
+edges with their kind and validity. Records, subjects and predictions stay in the SQL
+indexes; no pseudonym and no erasure reference reaches Neo4j, so an erasure has
+nothing to purge there.
+
+``Neo4jReader`` answers ``lineage.walks.GraphReader`` with one Cypher query a frontier.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, or_, select
+
+from lineage.walks import Edge, Node, Side, canonical_form
+from registry.errors import ConfigError, GraphUnavailable
+from registry.ids import kind_of
+from registry.lazy import lazy_import
+from registry.store.raw import Raw
+from registry.store.schema import T
+
+if TYPE_CHECKING:
+    import neo4j
+
+    from registry.ledger import Ledger
+    from registry.settings import Settings
+else:
+    neo4j = lazy_import("neo4j")
+
+#: Log positions one sync transaction covers at most.
+WINDOW = 5_000
+TRACKING = "lineage"
+
+_SCHEMA = (
+    "CREATE CONSTRAINT mlledger_lineage_node IF NOT EXISTS "
+    "FOR (n:LineageNode) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT mlledger_tracking IF NOT EXISTS "
+    "FOR (t:MlledgerTracking) REQUIRE t.name IS UNIQUE",
+)
+
+_POSITION = "OPTIONAL MATCH (t:MlledgerTracking {name: $name}) RETURN t.position AS position"
+
+_WRITE_NODES = """
+UNWIND $nodes AS row
+MERGE (n:LineageNode {id: row.id})
+SET n.kind = row.kind, n.project = row.project, n.label = row.label,
+    n.created_at = row.created_at
+"""
+
+_WRITE_EDGES = """
+UNWIND $edges AS row
+MERGE (s:LineageNode {id: row.src})
+MERGE (d:LineageNode {id: row.dst})
+MERGE (s)-[r:LINEAGE {kind: row.kind, opened: row.opened}]->(d)
+SET r.valid_from = row.valid_from, r.valid_to = row.valid_to
+"""
+
+_MOVE = "MERGE (t:MlledgerTracking {name: $name}) SET t.position = $position"
+
+_NODES = """
+UNWIND $ids AS id
+MATCH (n:LineageNode {id: id})
+WHERE $when IS NULL OR coalesce(n.created_at, '') <= $when
+RETURN n.id AS id, n.kind AS kind, n.project AS project, n.label AS label,
+       n.created_at AS created_at
+"""
+
+_EDGES = {
+    "in": """
+UNWIND $ids AS id
+MATCH (s:LineageNode)-[r:LINEAGE]->(d:LineageNode {id: id})
+""",
+    "out": """
+UNWIND $ids AS id
+MATCH (s:LineageNode {id: id})-[r:LINEAGE]->(d:LineageNode)
+""",
+}
+_EDGES_WHERE = """
+WHERE $when IS NULL OR (
+    r.valid_from <= $when AND (r.valid_to IS NULL OR $when < r.valid_to)
+    AND coalesce(s.created_at, '') <= $when AND coalesce(d.created_at, '') <= $when)
+RETURN s.id AS src, d.id AS dst, r.kind AS kind, r.opened AS opened,
+       r.valid_from AS valid_from, r.valid_to AS valid_to
+"""
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where the Neo4j graph stands against the ledger."""
+
+    position: int
+    head: int
+    nodes: int
+    edges: int
+
+    @property
+    def lag(self) -> int:
+        """Log positions of the lineage projection not yet in Neo4j."""
+        return max(self.head - self.position, 0)
+
+
+class Neo4jGraph:
+    """The Neo4j graph at ``url`` (``bolt://`` or ``neo4j://``) with ``auth`` (user,
+    password)."""
+
+    def __init__(self, url: str, auth: tuple[str, str] | None, *, database: str | None = None):
+        if not url.startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")):
+            raise ConfigError(
+                f"graph URL {url.split('@')[-1]!r} is not a Neo4j URL: expected bolt://HOST:PORT "
+                "or neo4j://HOST:PORT"
+            )
+        self.url = url
+        self.database = database
+        self.driver = neo4j.GraphDatabase.driver(url, auth=auth)
+        self._schema_made = False
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def _session(self) -> Any:
+        return self.driver.session(database=self.database)
+
+    def _call(self, work: Any, *args: Any, write: bool = False) -> Any:
+        """Run ``work(tx, *args)`` in a managed transaction; Neo4j out of reach is
+        ``GraphUnavailable``."""
+        try:
+            with self._session() as session:
+                run = session.execute_write if write else session.execute_read
+                return run(work, *args)
+        except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired) as exc:
+            raise GraphUnavailable(
+                f"the lineage graph at {self.url.split('@')[-1]} cannot be reached ({exc}); "
+                "expected a running Neo4j server"
+            ) from None
+        except neo4j.exceptions.AuthError:
+            raise GraphUnavailable(
+                f"the lineage graph at {self.url.split('@')[-1]} refused the credentials; "
+                "expected MLLEDGER_GRAPH_USER and MLLEDGER_GRAPH_PASSWORD of a Neo4j user"
+            ) from None
+
+    def ensure_schema(self) -> None:
+        if self._schema_made:
+            return
+        for statement in _SCHEMA:
+            self._call(lambda tx, s=statement: tx.run(s).consume(), write=True)
+        self._schema_made = True
+
+    def position(self) -> int:
+        """The log position the graph has reached (-1: none)."""
+
+        def read(tx: Any) -> int:
+            record = tx.run(_POSITION, name=TRACKING).single()
+            value = None if record is None else record["position"]
+            return -1 if value is None else int(value)
+
+        result: int = self._call(read)
+        return result
+
+    def sync(self, ledger: Ledger) -> int:
+        """Bring the graph up to the ledger's lineage projection; the position reached."""
+        self.ensure_schema()
+        with ledger.store.read() as conn:
+            head = _lineage_head(conn)
+            position = self.position()
+            while position < head:
+                upto = min(head, position + WINDOW)
+                nodes, edges = _window(conn, position, upto)
+                position = self._call(_write_window, position, upto, nodes, edges, write=True)
+        return position
+
+    def status(self, ledger: Ledger) -> Status:
+        with ledger.store.read() as conn:
+            head = _lineage_head(conn)
+
+        def count(tx: Any) -> tuple[int, int]:
+            nodes = tx.run("MATCH (n:LineageNode) RETURN count(n) AS n").single()["n"]
+            edges = tx.run("MATCH ()-[r:LINEAGE]->() RETURN count(r) AS n").single()["n"]
+            return int(nodes), int(edges)
+
+        nodes, edges = self._call(count)
+        return Status(self.position(), head, nodes, edges)
+
+    def drop(self) -> None:
+        """Remove the graph and its position (a rebuild syncs it again from the start)."""
+
+        def clear(tx: Any) -> None:
+            tx.run("MATCH (n:LineageNode) DETACH DELETE n").consume()
+            tx.run("MATCH (t:MlledgerTracking {name: $name}) DELETE t", name=TRACKING).consume()
+
+        self._call(clear, write=True)
+
+    def reader(self) -> Neo4jReader:
+        return Neo4jReader(self)
+
+    def canonical(self) -> dict[str, Any]:
+        """The whole graph in ``lineage.graph.canonical``'s form."""
+
+        def read(tx: Any) -> tuple[list[Any], list[Any]]:
+            nodes = list(
+                tx.run(
+                    "MATCH (n:LineageNode) RETURN n.id AS id, n.kind AS kind, "
+                    "n.project AS project, n.label AS label, n.created_at AS created_at"
+                )
+            )
+            edges = list(
+                tx.run(
+                    "MATCH (s:LineageNode)-[r:LINEAGE]->(d:LineageNode) RETURN s.id AS src, "
+                    "d.id AS dst, r.kind AS kind, r.opened AS opened, "
+                    "r.valid_from AS valid_from, r.valid_to AS valid_to"
+                )
+            )
+            return nodes, edges
+
+        nodes, edges = self._call(read)
+        return canonical_form(map(_node, nodes), map(_edge, edges))
+
+
+def _write_window(
+    tx: Any, since: int, upto: int, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]
+) -> int:
+    """One window, written only if the graph is still where it was read (else another
+    process wrote it: nothing is written twice); the position reached."""
+    record = tx.run(_POSITION, name=TRACKING).single()
+    current = -1 if record is None or record["position"] is None else int(record["position"])
+    if current != since:
+        return max(current, since)
+    if nodes:
+        tx.run(_WRITE_NODES, nodes=nodes).consume()
+    if edges:
+        tx.run(_WRITE_EDGES, edges=edges).consume()
+    tx.run(_MOVE, name=TRACKING, position=upto).consume()
+    return upto
+
+
+def _lineage_head(conn: Connection) -> int:
+    head = Raw(conn).scalar("SELECT position FROM projection_tracking WHERE name = 'lineage'")
+    return -1 if head is None else int(head)
+
+
+def _window(
+    conn: Connection, since: int, upto: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The nodes made and the edges opened or closed at log positions in (since, upto]."""
+    nodes_t, edges_t = T["lineage_nodes"], T["lineage_edges"]
+    nodes = [
+        {
+            "id": row.id,
+            "kind": row.kind,
+            "project": row.project,
+            "label": row.label,
+            "created_at": row.created_at,
+        }
+        for row in conn.execute(
+            select(nodes_t).where(nodes_t.c.position > since, nodes_t.c.position <= upto)
+        )
+    ]
+    changed = conn.execute(
+        select(edges_t).where(
+            or_(
+                and_(edges_t.c.opened_pos > since, edges_t.c.opened_pos <= upto),
+                and_(edges_t.c.closed_pos > since, edges_t.c.closed_pos <= upto),
+            )
+        )
+    )
+    edges = []
+    for row in changed:
+        if row.opened_pos > upto:
+            continue
+        closed = row.closed_pos is not None and row.closed_pos <= upto
+        edges.append(
+            {
+                "src": row.src,
+                "dst": row.dst,
+                "kind": row.kind,
+                "opened": int(row.opened_pos),
+                "valid_from": row.valid_from,
+                "valid_to": row.valid_to if closed else None,
+            }
+        )
+    return nodes, edges
+
+
+def _node(row: Any) -> Node:
+    """A node from a row of id, kind, project, label and created_at (a node made only as
+    an edge's end has none but its id, as in the embedded graph)."""
+    node_id = row["id"]
+    return Node(
+        node_id, row["kind"] or kind_of(node_id), row["project"] or "", row["label"],
+        row["created_at"] or "",
+    )  # fmt: skip
+
+
+def _edge(row: Any) -> Edge:
+    return Edge(
+        row["src"], row["dst"], row["kind"], int(row["opened"]), row["valid_from"],
+        row["valid_to"],
+    )  # fmt: skip
+
+
+class Neo4jReader:
+    """``lineage.walks.GraphReader`` over the Neo4j graph: one query per call."""
+
+    def __init__(self, graph: Neo4jGraph):
+        self.graph = graph
+
+    def nodes(self, ids: Collection[str], when: str | None = None) -> dict[str, Node]:
+        if not ids:
+            return {}
+
+        def read(tx: Any) -> list[Any]:
+            return list(tx.run(_NODES, ids=list(ids), when=when))
+
+        return {row["id"]: _node(row) for row in self.graph._call(read)}
+
+    def edges(self, ids: Collection[str], side: Side, when: str | None = None) -> list[Edge]:
+        if not ids:
+            return []
+        query = _EDGES[side] + _EDGES_WHERE
+
+        def read(tx: Any) -> list[Any]:
+            return list(tx.run(query, ids=list(ids), when=when))
+
+        return [_edge(row) for row in self.graph._call(read)]
+
+
+_ATTACHED: weakref.WeakKeyDictionary[Ledger, Neo4jGraph | None] = weakref.WeakKeyDictionary()
+_ATTACHED_LOCK = threading.Lock()
+
+
+def attach(ledger: Ledger, graph: Neo4jGraph | None) -> None:
+    """Answer ``ledger``'s lineage questions from ``graph`` (None: the embedded graph)."""
+    with _ATTACHED_LOCK:
+        _ATTACHED[ledger] = graph
+
+
+def attached(ledger: Ledger) -> Neo4jGraph | None:
+    """The Neo4j graph of ``ledger``: the one attached, else the one its settings' graph
+    (``MLLEDGER_GRAPH``) names, opened on first use, else None."""
+    if ledger in _ATTACHED:
+        return _ATTACHED[ledger]
+    graph = from_settings(ledger.settings)
+    with _ATTACHED_LOCK:
+        return _ATTACHED.setdefault(ledger, graph)
+
+
+def from_settings(settings: Settings, url: str | None = None) -> Neo4jGraph | None:
+    """The graph ``url`` (default: ``MLLEDGER_GRAPH``) names, with the settings'
+    credentials (``MLLEDGER_GRAPH_USER``, ``MLLEDGER_GRAPH_PASSWORD``); None when
+    neither names one."""
+    url = url or settings.graph
+    if not url:
+        return None
+    password = settings.graph_password
+    return Neo4jGraph(url, None if password is None else (settings.graph_user, password))
