@@ -139,7 +139,7 @@ def reader_of(ledger: Ledger, conn: Connection) -> GraphReader:
     graph = attached(ledger)
     if graph is None:
         return MemoryReader(graph_of(ledger).current(conn))
-    graph.sync(ledger)
+    graph.sync(ledger, seconds=ledger.settings.graph_wait)
     return graph.reader()
 
 

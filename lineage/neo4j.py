@@ -19,9 +19,11 @@ nothing to purge there.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import weakref
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -171,13 +173,24 @@ class Neo4jGraph:
         result: int = self._call(read)
         return result
 
-    def sync(self, ledger: Ledger) -> int:
-        """Bring the graph up to the ledger's lineage projection; the position reached."""
+    def sync(self, ledger: Ledger, *, seconds: float | None = None) -> int:
+        """Bring the graph up to the ledger's lineage projection; the position reached.
+        With ``seconds``, stop after the window that passes that much time, and raise
+        ``GraphUnavailable`` if the graph is still behind then (a question is not
+        answered from a graph that lacks writes made before it)."""
         self.ensure_schema()
+        began = time.monotonic()
         with ledger.store.read() as conn:
             head = _lineage_head(conn)
             position = self.position()
             while position < head:
+                if seconds is not None and time.monotonic() - began > seconds:
+                    raise GraphUnavailable(
+                        f"the lineage graph is {head - position} log positions behind the "
+                        f"ledger after {seconds:g} s of catching up; expected it within "
+                        "MLLEDGER_GRAPH_WAIT seconds: ask again shortly, or see `mlledger "
+                        "graph status`"
+                    )
                 upto = min(head, position + WINDOW)
                 nodes, edges = _window(conn, position, upto)
                 position = self._call(_write_window, position, upto, nodes, edges, write=True)
@@ -336,6 +349,52 @@ class Neo4jReader:
             return list(tx.run(query, ids=list(ids), when=when))
 
         return [_edge(row) for row in self.graph._call(read)]
+
+
+def follow(
+    ledger: Ledger,
+    graph: Neo4jGraph,
+    stop: threading.Event,
+    interval: float,
+    say: Callable[[str], None],
+) -> None:
+    """Sync ``graph`` every ``interval`` seconds until ``stop`` is set. An unreachable
+    graph is reported through ``say`` once an outage (and its end once), and retried:
+    appends never wait for it."""
+    down = False
+    while not stop.is_set():
+        try:
+            graph.sync(ledger)
+        except GraphUnavailable as exc:
+            if not down:
+                say(f"mlledger graph: {exc}; trying again every {interval:g} s")
+            down = True
+        else:
+            if down:
+                say("mlledger graph: the graph is reachable again and caught up")
+            down = False
+        stop.wait(interval)
+
+
+class Follower:
+    """``follow`` in a daemon thread (what ``mlledger serve`` runs beside the API)."""
+
+    def __init__(self, ledger: Ledger, graph: Neo4jGraph, interval: float = 1.0):
+        self.stop_event = threading.Event()
+        log = logging.getLogger("mlledger.graph")
+        self.thread = threading.Thread(
+            target=follow,
+            args=(ledger, graph, self.stop_event, interval, log.warning),
+            name="mlledger-graph-follower",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=30)
 
 
 _ATTACHED: weakref.WeakKeyDictionary[Ledger, Neo4jGraph | None] = weakref.WeakKeyDictionary()

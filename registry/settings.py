@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     graph: str | None = None
     graph_user: str = "neo4j"
     graph_password: str | None = None
+    #: ``MLLEDGER_GRAPH_WAIT``: the seconds a question spends catching the Neo4j graph up
+    #: to the writes made before it; still behind then, it is refused (503), not answered.
+    graph_wait: float = Field(default=5.0, gt=0)
 
 
 def given(settings: Settings | None) -> Settings:

@@ -20,7 +20,6 @@ from registry.store.raw import Raw
 from registry.timeutil import FORMAT, stored_form
 
 if TYPE_CHECKING:
-
     from registry.ledger import Ledger
 
 NodeType = Literal["DATASET", "JOB"]

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from audit.checkpoints import Checkpointer, load_signing_key
+from lineage.neo4j import Follower, attached
 from registry import auth, tracing
 from registry.api import problems
 from registry.api.gate import FailureLimiter, Gate, redact_access_log
@@ -114,9 +115,17 @@ def _lifespan(
         app.state.checkpointer = checkpointer
         if checkpointer is not None:
             checkpointer.start()
+        graph = attached(app.state.ledger)
+        # The Neo4j graph is kept up to date beside the API, so that a question finds it
+        # caught up (each question still catches it up to the writes made before it).
+        follower = Follower(app.state.ledger, graph) if graph is not None else None
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             if checkpointer is not None:
                 checkpointer.stop()
             app.state.trail.close()  # folds what the trail journal still holds

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from registry.commands import Action, add_db, add_group, add_json, print_json_or_text
-from registry.errors import ConfigError, GraphUnavailable
+from registry.errors import ConfigError
 
 if TYPE_CHECKING:
     from lineage.neo4j import Neo4jGraph
@@ -130,29 +130,11 @@ def cmd_follow(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    from lineage.neo4j import follow
+
     with _opened(args) as (ledger, graph):
         follow(ledger, graph, stop, args.interval, say=lambda m: print(m, file=sys.stderr))
     return 0
-
-
-def follow(
-    ledger: Ledger, graph: Neo4jGraph, stop: threading.Event, interval: float, say: Any
-) -> None:
-    """Sync ``graph`` every ``interval`` seconds until ``stop`` is set; an unreachable
-    graph is reported through ``say`` once per outage, and retried."""
-    down = False
-    while not stop.is_set():
-        try:
-            graph.sync(ledger)
-        except GraphUnavailable as exc:
-            if not down:
-                say(f"mlledger graph: {exc}; trying again every {interval:g} s")
-            down = True
-        else:
-            if down:
-                say("mlledger graph: the graph is reachable again and caught up")
-            down = False
-        stop.wait(interval)
 
 
 def _digest(data: bytes) -> str:
