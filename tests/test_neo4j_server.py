@@ -7,6 +7,11 @@ Without Java or Maven these tests are skipped locally and fail in CI (``CI=true`
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,16 +23,17 @@ from tests.support.neo4jserver import (
     MISSING_MESSAGE,
     Neo4jServer,
     ensure_server,
-    find_java,
+    missing_reason,
 )
 
 neo4j = pytest.importorskip("neo4j", reason="the neo4j driver is not installed")
 
 
 def _unavailable() -> None:
+    message = missing_reason() or MISSING_MESSAGE
     if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(MISSING_MESSAGE, pytrace=False)
-    pytest.skip(MISSING_MESSAGE)
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +46,15 @@ def server() -> Iterator[Neo4jServer]:
     started.stop()
 
 
-@pytest.fixture
-def own_server() -> Iterator[Neo4jServer]:
-    """A throwaway server of the test's own (never the external one)."""
-    if find_java() is None:
-        _unavailable()
-    started = Neo4jServer().start()
-    yield started
-    started.stop()
+@pytest.fixture(scope="module")
+def throwaway(server: Neo4jServer) -> Iterator[Neo4jServer]:
+    """A server started here: the shared one, or one of its own when that is external."""
+    if not server.is_external:
+        yield server
+        return
+    _require_tools()
+    with Neo4jServer() as started:
+        yield started
 
 
 def test_write_and_read_a_node_with_the_credentials(server: Neo4jServer) -> None:
@@ -104,21 +111,21 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
-def test_the_throwaway_server_listens_on_loopback_only(own_server: Neo4jServer) -> None:
-    assert own_server.url == f"bolt://127.0.0.1:{own_server.port}"
+def test_the_throwaway_server_listens_on_loopback_only(throwaway: Neo4jServer) -> None:
+    assert throwaway.url == f"bolt://127.0.0.1:{throwaway.port}"
     if not Path("/proc/net/tcp").exists():
         pytest.skip("no /proc/net/tcp to read the listening sockets from")
     # 127.0.0.1, as an IPv4 socket or an IPv6 one (::ffff:127.0.0.1).
     loopback = {"0100007F", "0000000000000000FFFF00000100007F"}
-    addresses = _listening_addresses(own_server.port)
+    addresses = _listening_addresses(throwaway.port)
     assert addresses and addresses <= loopback, f"listening on {addresses}"
 
 
-def test_data_dir_holds_the_store_and_the_transaction_logs(own_server: Neo4jServer) -> None:
-    data_dir = own_server.data_dir
+def test_data_dir_holds_the_store_and_the_transaction_logs(throwaway: Neo4jServer) -> None:
+    data_dir = throwaway.data_dir
     assert data_dir is not None and data_dir.is_dir()
     canary = f"personal-data-canary-{uuid.uuid4().hex}"
-    own_server.driver().execute_query("CREATE (:Person {email: $email})", email=canary)
+    throwaway.driver().execute_query("CREATE (:Person {email: $email})", email=canary)
     assert any((data_dir / "data" / "databases" / "neo4j").iterdir())
     logs = sorted((data_dir / "data" / "transactions" / "neo4j").glob("*.transaction.db.*"))
     assert logs, "no transaction log files under data/transactions/neo4j"
@@ -126,18 +133,60 @@ def test_data_dir_holds_the_store_and_the_transaction_logs(own_server: Neo4jServ
     assert any(canary.encode() in path.read_bytes() for path in logs)
 
 
-def test_stop_removes_the_data_dir_and_ends_the_server(own_server: Neo4jServer) -> None:
-    data_dir = own_server.data_dir
-    pid = own_server.pid
-    assert data_dir is not None and data_dir.is_dir() and pid is not None
-    rss = own_server.rss_bytes()
-    assert 0 < rss < 1024 * 2**20, f"the server uses {rss / 2**20:.0f} MiB"
-    own_server.stop()
+def _require_tools() -> None:
+    if missing_reason() is not None:
+        _unavailable()
+
+
+def test_stop_removes_the_data_dir_and_ends_the_server() -> None:
+    _require_tools()
+    own_server = Neo4jServer().start()
+    try:
+        data_dir = own_server.data_dir
+        pid = own_server.pid
+        assert data_dir is not None and data_dir.is_dir() and pid is not None
+        rss = own_server.rss_bytes()
+        assert 0 < rss < 1024 * 2**20, f"the server uses {rss / 2**20:.0f} MiB"
+    finally:
+        own_server.stop()
     assert not data_dir.exists()
     assert not data_dir.parent.exists()
     assert not Path(f"/proc/{pid}").exists()
     assert own_server.data_dir is None and not own_server.running
     own_server.stop()  # idempotent
+
+
+_KILLED_PARENT = """
+import os, signal
+from tests.support.neo4jserver import Neo4jServer
+server = Neo4jServer().start()
+print(server.pid, server.data_dir, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_server_ends_with_the_process_that_started_it() -> None:
+    _require_tools()
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-c", _KILLED_PARENT],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    pid_text, data_dir_text = result.stdout.split()
+    data_dir = Path(data_dir_text)
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid_text}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid_text}").exists(), "the server outlived its parent"
+    finally:
+        # Nobody was left to remove the directory (atexit does not run on SIGKILL).
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest.mark.skipif(bool(os.environ.get(ENV_URL)), reason=f"{ENV_URL} names the server")

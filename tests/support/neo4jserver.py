@@ -75,6 +75,7 @@ __all__ = [
     "cache_dir",
     "ensure_server",
     "find_java",
+    "missing_reason",
 ]
 
 #: The Neo4j release the launcher embeds (5.26 is the LTS line that runs on Java 17).
@@ -679,6 +680,22 @@ class Neo4jServer:
                 proc.stdin.close()
 
 
+def missing_reason() -> str | None:
+    """Why no throwaway server can be started here (:data:`MISSING_MESSAGE` with what
+    was found), or ``None`` when Java is there and the launcher is cached or Maven is
+    there to build it."""
+    java = find_java()
+    cached = _complete(cache_dir(), DEFAULT_VERSION)
+    mvn = shutil.which("mvn")
+    if java is not None and (cached or mvn is not None):
+        return None
+    found = (
+        f"java {_MIN_JAVA}+: {java or 'not found'}; mvn: {mvn or 'not found'}; "
+        f"launcher cache {cache_dir()}: {'complete' if cached else 'not built'}"
+    )
+    return f"{MISSING_MESSAGE} (Found: {found}.)"
+
+
 def ensure_server() -> Neo4jServer | None:
     """Return a started server for the tests, or ``None`` if none can be had.
 
@@ -699,12 +716,9 @@ def ensure_server() -> Neo4jServer | None:
             raise Neo4jServerError(f"{ENV_URL} is set ({url}) but {ENV_PASSWORD} is not")
         user = os.environ.get(ENV_USER, "").strip() or "neo4j"
         return Neo4jServer(url=url, user=user, password=password).start()
-    java = find_java()
-    if java is None:
+    if missing_reason() is not None:
         return None
-    if not _complete(cache_dir(), DEFAULT_VERSION) and shutil.which("mvn") is None:
-        return None
-    return Neo4jServer(java=java).start()
+    return Neo4jServer().start()
 
 
 def main(argv: list[str] | None = None) -> int:
