@@ -129,8 +129,19 @@ def test_data_dir_holds_the_store_and_the_transaction_logs(throwaway: Neo4jServe
     assert any((data_dir / "data" / "databases" / "neo4j").iterdir())
     logs = sorted((data_dir / "data" / "transactions" / "neo4j").glob("*.transaction.db.*"))
     assert logs, "no transaction log files under data/transactions/neo4j"
-    # A committed transaction is in the log at once: a grep of data_dir finds the value.
+    # A committed transaction is in the log at once: a grep of data_dir finds the value
+    # (a long one: short strings are stored packed, see tests/support/neo4jserver.py).
     assert any(canary.encode() in path.read_bytes() for path in logs)
+
+
+def test_short_strings_are_not_stored_as_utf8(throwaway: Neo4jServer) -> None:
+    """Documents the limit of a byte search of data_dir (see the module's docstring)."""
+    data_dir = throwaway.data_dir
+    assert data_dir is not None
+    short = f"{uuid.uuid4().hex[:12]}@example.com"
+    throwaway.driver().execute_query("CREATE (:Person {email: $email})", email=short)
+    files = [path for path in data_dir.rglob("*") if path.is_file()]
+    assert not any(short.encode() in path.read_bytes() for path in files)
 
 
 def _require_tools() -> None:

@@ -15,15 +15,23 @@ Building (:func:`build`, ``python -m tests.support.neo4jserver build``)
     there (it fits only the jar paths it was made with), and ``build-info.json``,
     written last, marks the cache complete: an interrupted build is started over, a
     complete cache is reused as it is. Maven's own repository
-    stays at its default (``~/.m2``). Cold (empty ``~/.m2``): about 12 s of downloads
-    and compiling plus about 10 s for the archive; warm Maven repository: about 15 s.
+    stays at its default (``~/.m2``; Neo4j and the plugins take 170 MB there). Measured
+    on 2 shared cores: 25 s cold (empty ``~/.m2``: Maven 10 s, the archive 16 s), 19 s
+    with a warm ``~/.m2``; the cache takes 230 MB.
 
 Starting (:class:`Neo4jServer`, ``python -m tests.support.neo4jserver up``)
     takes about 4 seconds and about 400 MB of memory (``-Xmx512m``, a 64 MB page
     cache): a fresh temporary directory, a free port on 127.0.0.1, a random password.
     :attr:`Neo4jServer.data_dir` holds everything the server writes: the store files
     (``data/databases/``), the transaction logs (``data/transactions/``) and its own
-    logs (``logs/``), for tests that look for leaked personal data in them.
+    logs (``logs/``), for tests that look for leaked personal data in them. Mind that
+    a byte search finds only longer strings: Neo4j packs a short string value into its
+    property record (a "short string" encoding of 5 to 8 bits a character), so
+    ``"alice@example.com"`` or ``"Jörg Müller"`` never appear as UTF-8 bytes in the
+    store or the transaction logs. Values of about 55 characters and more (fewer with
+    upper-case letters, symbols or non-Latin-1 characters: 28 and more is always enough)
+    go to the string store as UTF-8, and so into the transaction log, where a search
+    finds them as soon as the transaction is committed.
     :meth:`Neo4jServer.stop` (also run at exit) shuts the database down cleanly
     (SIGTERM) and removes the directory; the server also stops when the process that
     started it ends, however it ends (its standard input closes, and the kernel sends it
@@ -453,7 +461,8 @@ class Neo4jServer:
     def data_dir(self) -> Path | None:
         """Everything the throwaway server writes: ``data/databases/`` (store files),
         ``data/transactions/`` (transaction logs) and ``logs/`` (``None`` when stopped
-        or external)."""
+        or external). Short strings are stored packed, not as UTF-8: see the module's
+        documentation before searching these files for a value."""
         return None if self._tmpdir is None else self._tmpdir / "home"
 
     def alive(self) -> bool:
