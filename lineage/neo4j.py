@@ -120,7 +120,14 @@ class Neo4jGraph:
     """The Neo4j graph at ``url`` (``bolt://`` or ``neo4j://``) with ``auth`` (user,
     password)."""
 
-    def __init__(self, url: str, auth: tuple[str, str] | None, *, database: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        auth: tuple[str, str] | None,
+        *,
+        database: str | None = None,
+        retry_seconds: float = 2.0,
+    ):
         if not url.startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")):
             raise ConfigError(
                 f"graph URL {url.split('@')[-1]!r} is not a Neo4j URL: expected bolt://HOST:PORT "
@@ -128,7 +135,16 @@ class Neo4jGraph:
             )
         self.url = url
         self.database = database
-        self.driver = neo4j.GraphDatabase.driver(url, auth=auth)
+        # A server out of reach is said within seconds (503), not after the driver's
+        # default 30 s of retries; notifications (a property not yet written, ...) are
+        # the server's business, not the user's.
+        self.driver = neo4j.GraphDatabase.driver(
+            url,
+            auth=auth,
+            notifications_min_severity="OFF",
+            max_transaction_retry_time=retry_seconds,
+            connection_timeout=max(retry_seconds, 1.0),
+        )
         self._schema_made = False
 
     def close(self) -> None:

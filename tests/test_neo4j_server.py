@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import neo4j
 import pytest
 
 from tests.support.neo4jserver import (
@@ -25,8 +26,6 @@ from tests.support.neo4jserver import (
     ensure_server,
     missing_reason,
 )
-
-neo4j = pytest.importorskip("neo4j", reason="the neo4j driver is not installed")
 
 
 def _unavailable() -> None:

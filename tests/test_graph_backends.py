@@ -1,0 +1,205 @@
+"""The lineage questions give the same answers on both graph backends: the embedded
+networkx graph and the Neo4j projection (a real Neo4j server, tests/support/neo4jserver.py).
+
+Every question is asked of the same worlds both ways: ``trained-on`` of every model
+version, ``downstream`` of every dataset version, and ``lineage`` of every node in every
+direction, at several depths, now and as of every moment a node appeared (and before
+any), for an asker who may read every project and for one who may not.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from lineage import queries
+from lineage.neo4j import Neo4jGraph, attach
+from lineage.openlineage.ingest import to_events
+from lineage.openlineage.readmodel import marquez_graph
+from registry import Registry, grants
+from registry.errors import GraphUnavailable
+from registry.ledger import Ledger
+from registry.store.raw import Raw
+from tests.support.helpers import connected
+from tests.support.neo4jserver import MISSING_MESSAGE, Neo4jServer, ensure_server, missing_reason
+from tests.support.worlds import build_world
+
+
+@pytest.fixture(scope="module")
+def neo4j_server() -> Iterator[Neo4jServer]:
+    server = ensure_server()
+    if server is None:
+        message = missing_reason() or MISSING_MESSAGE
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def graph(neo4j_server: Neo4jServer) -> Iterator[Neo4jGraph]:
+    neo4j_server.clear()
+    graph = Neo4jGraph(neo4j_server.url, (neo4j_server.user, neo4j_server.password))
+    yield graph
+    graph.close()
+
+
+def both(ledger: Ledger, graph: Neo4jGraph, ask: Callable[[], Any]) -> tuple[Any, Any]:
+    """What ``ask`` answers on the embedded graph, then on Neo4j (an error counts as an
+    answer: its class and message)."""
+    answers = []
+    for backend in (None, graph):
+        attach(ledger, backend)
+        try:
+            answer = ask()
+            answers.append(answer.model_dump() if hasattr(answer, "model_dump") else answer)
+        except Exception as exc:  # compared, not swallowed: both must fail alike
+            answers.append((type(exc).__name__, str(exc)))
+    attach(ledger, None)
+    return answers[0], answers[1]
+
+
+def graph_nodes(ledger: Ledger) -> list[tuple[str, str, str, str]]:
+    """Each node of the lineage projection: id, kind, project and creation time."""
+    with ledger.store.read() as conn:
+        return [
+            (str(n), str(k), str(p), str(c))
+            for n, k, p, c in Raw(conn).all(
+                "SELECT id, kind, project, created_at FROM lineage_nodes ORDER BY id"
+            )
+        ]
+
+
+def richer_world(reg: Registry, store_url: str) -> None:
+    """The query tests' world, plus: a dataset of project ``beta`` (granted to ``test``)
+    that a ``test`` run reads and a ``test`` dataset derives from, and an OpenLineage job
+    that reads a native dataset version and writes a dataset of its own."""
+    world = build_world(reg)
+    ledger = reg.ledger
+    for beta in connected(store_url, project="beta", actor="bob"):
+        theirs = beta.register_dataset(
+            "shared", "1", uri="s3://beta/shared", digest="sha256:beta", records=["r"]
+        )
+        grants.grant(ledger, "beta", "test", actor="bob-admin")
+        granted = ledger.last_event()
+        assert granted is not None and granted.type == "project-access-granted"
+        reg.register_dataset(
+            "mixed", uri="s3://test/mixed", digest="sha256:mixed", derived_from=[theirs]
+        )
+        with reg.run("cross") as run:
+            run.use(theirs)
+            run.use(world.clean)
+    doc = {
+        "eventType": "COMPLETE",
+        "eventTime": "2024-05-01T10:00:00Z",
+        "producer": "https://example.com/scheduler",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "0190f1a6-6a5e-7c3b-9d2e-4c1a2b3c4d5e"},
+        "job": {"namespace": "sched", "name": "etl"},
+        "inputs": [{"namespace": "s3://lake", "name": "in.csv"}],
+        "outputs": [{"namespace": "s3://lake", "name": "out.csv"}],
+    }
+    appended = ledger.append(to_events(ledger, "test", "scheduler", doc))
+    types = [e.type for e in ledger.read(appended[0], len(appended))]
+    assert "openlineage-run-event" in types and "run-completed" in types
+
+
+def test_every_question_answers_alike_on_both_backends(
+    reg: Registry, graph: Neo4jGraph, store_url: str
+) -> None:
+    richer_world(reg, store_url)
+    ledger = reg.ledger
+    assert graph.sync(ledger) == graph.status(ledger).head
+    nodes = graph_nodes(ledger)
+    assert {k for _, k, _, _ in nodes} >= {"dataset", "run", "model", "deployment"}
+    assert {p for _, _, p, _ in nodes} == {"test", "beta"}
+    times = sorted({c for _, _, _, c in nodes})
+    # Now, before anything, and a moment in each stretch of the world's history.
+    moments: list[str | None] = [
+        None,
+        "2000-01-01T00:00:00.000000Z",
+        *times[:: max(1, len(times) // 4)],
+    ]
+    compared = 0
+    for node, kind, _, _ in nodes:
+        if kind == "model":
+            memory, cypher = both(ledger, graph, lambda n=node: queries.trained_on(ledger, n))
+            assert memory == cypher, node
+            compared += 1
+        if kind == "dataset":
+            memory, cypher = both(ledger, graph, lambda n=node: queries.downstream(ledger, n))
+            assert memory == cypher, node
+            compared += 1
+        for direction in ("upstream", "downstream", "both"):
+            for depth in (0, 1, 3):
+                for when in moments:
+                    for visible in (None, frozenset({"test"}), frozenset({"beta"})):
+                        memory, cypher = both(
+                            ledger,
+                            graph,
+                            lambda n=node, d=direction, h=depth, w=when, v=visible: queries.lineage(
+                                ledger, n, direction=d, depth=h, when=w, visible=v
+                            ),
+                        )
+                        assert memory == cypher, (node, direction, depth, when, visible)
+                        compared += 1
+    assert compared > 500
+    # The Marquez-shaped lineage, around every Marquez node the OpenLineage job reaches.
+    start = "job:sched:etl"
+    memory, cypher = both(ledger, graph, lambda: marquez_graph(ledger, "test", start, 20))
+    assert memory == cypher and isinstance(memory, dict)
+    marquez_ids = [n["id"] for n in memory["graph"]]
+    assert start in marquez_ids and any(i.startswith("dataset:") for i in marquez_ids)
+    for marquez_id in marquez_ids:
+        for depth in (0, 1, 2):
+            memory, cypher = both(
+                ledger, graph, lambda i=marquez_id, d=depth: marquez_graph(ledger, "test", i, d)
+            )
+            assert memory == cypher, (marquez_id, depth)
+
+
+def test_a_question_sees_the_writes_made_before_it(reg: Registry, graph: Neo4jGraph) -> None:
+    world = build_world(reg)
+    attach(reg.ledger, graph)
+    try:
+        before = queries.downstream(reg.ledger, world.raw.id)
+        later = reg.register_dataset(
+            "later", uri="s3://d/later", digest="sha256:77", derived_from=[world.raw]
+        )
+        event = reg.ledger.last_event()
+        assert event is not None and event.type == "dataset-version-registered"
+        after = queries.downstream(reg.ledger, world.raw.id)
+    finally:
+        attach(reg.ledger, None)
+    assert later.id not in {d["dataset"] for d in before.datasets}
+    assert later.id in {d["dataset"] for d in after.datasets}
+    assert graph.position() == graph.status(reg.ledger).head
+
+
+def test_syncing_twice_writes_each_window_once(reg: Registry, graph: Neo4jGraph) -> None:
+    build_world(reg)
+    first = graph.sync(reg.ledger)
+    status = graph.status(reg.ledger)
+    assert graph.sync(reg.ledger) == first
+    assert graph.status(reg.ledger) == status and status.lag == 0
+    with reg.ledger.store.read() as conn:
+        raw = Raw(conn)
+        assert status.nodes == raw.scalar("SELECT COUNT(*) FROM lineage_nodes")
+        assert status.edges == raw.scalar("SELECT COUNT(*) FROM lineage_edges")
+
+
+def test_an_unreachable_graph_is_said_not_answered_stale(reg: Registry) -> None:
+    world = build_world(reg)
+    down = Neo4jGraph("bolt://127.0.0.1:9", ("neo4j", "wrong"))
+    attach(reg.ledger, down)
+    try:
+        with pytest.raises(GraphUnavailable, match="cannot be reached") as caught:
+            queries.trained_on(reg.ledger, world.m1.id)
+    finally:
+        attach(reg.ledger, None)
+        down.close()
+    assert caught.value.status == 503
