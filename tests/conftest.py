@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from lineage.neo4j import Neo4jGraph
 from registry.events import StoredEvent
 from registry.ledger import Ledger
 from registry.sdk import Registry
+from tests.support import neo4jserver
 from tests.support.apiserver import ApiServer
 from tests.support.helpers import connected, opened_ledger
 from tests.support.pgserver import MISSING_MESSAGE, PostgresServer, ensure_server
@@ -33,6 +35,10 @@ CLEARED_ENV = (
     "MLLEDGER_API_KEY",
     "MLLEDGER_CHECKPOINT_EVERY",
     "MLLEDGER_CHECKPOINT_SECONDS",
+    "MLLEDGER_GRAPH",
+    "MLLEDGER_GRAPH_USER",
+    "MLLEDGER_GRAPH_PASSWORD",
+    "MLLEDGER_GRAPH_WAIT",
 )
 #: The tests of the training frameworks' callbacks (torch, Lightning, transformers,
 #: datasets: about 6 GB) run in a virtualenv of their own (``make test-frameworks``,
@@ -63,6 +69,29 @@ def pg_server() -> Iterator[PostgresServer]:
         pytest.skip(MISSING_MESSAGE)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def neo4j_server() -> Iterator[neo4jserver.Neo4jServer]:
+    """One Neo4j server for the whole session (skip, or fail in CI, without Java and
+    Maven to build and run it)."""
+    server = neo4jserver.ensure_server()
+    if server is None:
+        message = neo4jserver.missing_reason() or neo4jserver.MISSING_MESSAGE
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def neo4j_graph(neo4j_server: neo4jserver.Neo4jServer) -> Iterator[Neo4jGraph]:
+    """The session's Neo4j server, emptied, as a lineage graph (closed after the test)."""
+    neo4j_server.clear()
+    graph = Neo4jGraph(neo4j_server.url, (neo4j_server.user, neo4j_server.password))
+    yield graph
+    graph.close()
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,7 @@ any), for an asker who may read every project and for one who may not.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,28 +23,7 @@ from registry.errors import GraphUnavailable
 from registry.ledger import Ledger
 from registry.store.raw import Raw
 from tests.support.helpers import connected
-from tests.support.neo4jserver import MISSING_MESSAGE, Neo4jServer, ensure_server, missing_reason
 from tests.support.worlds import build_world
-
-
-@pytest.fixture(scope="module")
-def neo4j_server() -> Iterator[Neo4jServer]:
-    server = ensure_server()
-    if server is None:
-        message = missing_reason() or MISSING_MESSAGE
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def graph(neo4j_server: Neo4jServer) -> Iterator[Neo4jGraph]:
-    neo4j_server.clear()
-    graph = Neo4jGraph(neo4j_server.url, (neo4j_server.user, neo4j_server.password))
-    yield graph
-    graph.close()
 
 
 def both(ledger: Ledger, graph: Neo4jGraph, ask: Callable[[], Any]) -> tuple[Any, Any]:
@@ -109,8 +87,9 @@ def richer_world(reg: Registry, store_url: str) -> None:
 
 
 def test_every_question_answers_alike_on_both_backends(
-    reg: Registry, graph: Neo4jGraph, store_url: str
+    reg: Registry, neo4j_graph: Neo4jGraph, store_url: str
 ) -> None:
+    graph = neo4j_graph
     richer_world(reg, store_url)
     ledger = reg.ledger
     assert graph.sync(ledger) == graph.status(ledger).head
@@ -162,7 +141,8 @@ def test_every_question_answers_alike_on_both_backends(
             assert memory == cypher, (marquez_id, depth)
 
 
-def test_a_question_sees_the_writes_made_before_it(reg: Registry, graph: Neo4jGraph) -> None:
+def test_a_question_sees_the_writes_made_before_it(reg: Registry, neo4j_graph: Neo4jGraph) -> None:
+    graph = neo4j_graph
     world = build_world(reg)
     attach(reg.ledger, graph)
     try:
@@ -180,7 +160,8 @@ def test_a_question_sees_the_writes_made_before_it(reg: Registry, graph: Neo4jGr
     assert graph.position() == graph.status(reg.ledger).head
 
 
-def test_syncing_twice_writes_each_window_once(reg: Registry, graph: Neo4jGraph) -> None:
+def test_syncing_twice_writes_each_window_once(reg: Registry, neo4j_graph: Neo4jGraph) -> None:
+    graph = neo4j_graph
     build_world(reg)
     first = graph.sync(reg.ledger)
     status = graph.status(reg.ledger)
