@@ -127,6 +127,15 @@ def test_every_question_answers_alike_on_both_backends(
                         assert memory == cypher, (node, direction, depth, when, visible)
                         compared += 1
     assert compared > 500
+    # The footprint's list of what each subject's data reached.
+    for subject in ("ann", "bob", "cid", "zed", "nobody"):
+        for visible in (None, frozenset({"test"})):
+            memory, cypher = both(
+                ledger,
+                graph,
+                lambda s=subject, v=visible: queries.footprint(ledger, "test", s, visible=v),
+            )
+            assert memory == cypher, (subject, visible)
     # The Marquez-shaped lineage, around every Marquez node the OpenLineage job reaches.
     start = "job:sched:etl"
     memory, cypher = both(ledger, graph, lambda: marquez_graph(ledger, "test", start, 20))
