@@ -51,10 +51,11 @@ def _follow_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Where the Neo4j graph stands: position, lag, nodes and edges.
+    """where the Neo4j graph stands: position, lag, nodes and edges
 
-    The position is the log position of the lineage projection the graph holds; the
-    lag, how many log positions of the lineage projection it does not hold yet."""
+    Where the Neo4j graph stands: the log position of the lineage projection it holds,
+    the lineage projection's own (head), the lag between them in log positions, and
+    the graph's node and edge counts."""
     with _opened(args) as (ledger, graph):
         status = graph.status(ledger)
     data = {
@@ -73,7 +74,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    """Bring the Neo4j graph up to the lineage projection, once."""
+    """catch the Neo4j graph up to the log, once
+
+    Bring the Neo4j graph up to the lineage projection, once: every window of log
+    positions it does not hold yet, each written in one Neo4j transaction with the
+    position it reaches."""
     with _opened(args) as (ledger, graph):
         before = graph.position()
         began = time.perf_counter()
@@ -87,8 +92,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    """Drop the Neo4j graph and replay it from the start.
+    """delete the Neo4j graph and replay it from the start
 
+    Delete the Neo4j graph and its position, and sync it from the start of the log.
     Prints the rebuilt graph's digest (SHA-256 of its canonical form) and the embedded
     networkx graph's; they must be the same: exit 3 when they differ."""
     from lineage.graph import canonical, graph_of
@@ -123,9 +129,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_follow(args: argparse.Namespace) -> int:
-    """Keep the Neo4j graph up to date until stopped (Ctrl-C, SIGTERM).
+    """keep the Neo4j graph up to date until stopped
 
-    Catches up every --interval seconds. While Neo4j cannot be reached it says so once
+    Keep the Neo4j graph up to date until stopped (Ctrl-C, SIGTERM). Catches up every --interval seconds. While Neo4j cannot be reached it says so once
     on stderr and tries again; appends to the log never wait for it."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
