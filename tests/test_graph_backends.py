@@ -127,6 +127,24 @@ def test_every_question_answers_alike_on_both_backends(
                         assert memory == cypher, (node, direction, depth, when, visible)
                         compared += 1
     assert compared > 500
+    world_models = sorted(n for n, k, _, _ in nodes if k == "model")
+    world_datasets = sorted(n for n, k, _, _ in nodes if k == "dataset")
+    # An erased subject: the footprint says so, lineage of the erased record answers
+    # with the erasure; the same on both.
+    outcome = reg.erase("ann")
+    assert outcome["status"] == "erased"
+    erased = ledger.last_event()
+    assert erased is not None and erased.type == "subject-erased"
+    record = f"record:test/{ledger.pseudonymizer('test').records(['rec-0'])[0]}"
+    memory, cypher = both(ledger, graph, lambda: queries.lineage(ledger, record))
+    assert memory == cypher and isinstance(memory, dict) and memory["erased"], memory
+    for ask in (
+        lambda: queries.footprint(ledger, "test", "ann"),
+        lambda: queries.trained_on(ledger, world_models[0]),
+        lambda: queries.downstream(ledger, world_datasets[0]),
+    ):
+        memory, cypher = both(ledger, graph, ask)
+        assert memory == cypher
     # The footprint's list of what each subject's data reached.
     for subject in ("ann", "bob", "cid", "zed", "nobody"):
         for visible in (None, frozenset({"test"})):
