@@ -3,8 +3,9 @@
 A ``MultiDiGraph`` whose edges point downstream and carry ``kind``,
 ``valid_from`` and ``valid_to`` (None: still valid). The first query loads the
 ``lineage_*`` tables; later queries load only what changed since the tracked
-position, so a long-lived process stays current at little cost. ``as_of(T)``
-views the graph as it stood at time T: nodes created by then, edges valid then.
+position, so a long-lived process stays current at little cost. ``MemoryReader``
+is the questions' view of it (``lineage.walks.GraphReader``), as it stands or as it
+stood at a time T: nodes created by then, edges valid then.
 """
 
 from __future__ import annotations
@@ -107,27 +108,6 @@ class LineageGraph:
                 )
             self._position = head
             return self._graph
-
-
-def as_of(graph: nx.MultiDiGraph, when: str | None) -> nx.MultiDiGraph:
-    """A read-only view of ``graph`` at time ``when`` (None: now, every edge ever)."""
-    if when is None:
-        return graph
-
-    def node_ok(node: str) -> bool:
-        return bool(graph.nodes[node].get("created_at", "") <= when)
-
-    def edge_ok(src: str, dst: str, key: Any) -> bool:
-        data = graph.edges[src, dst, key]
-        end = data["valid_to"]
-        return bool(data["valid_from"] <= when and (end is None or when < end))
-
-    return nx.subgraph_view(graph, filter_node=node_ok, filter_edge=edge_ok)
-
-
-def currently_valid(graph: nx.MultiDiGraph, src: str, dst: str) -> bool:
-    """Whether some edge src -> dst is still valid (not closed)."""
-    return any(d["valid_to"] is None for d in graph.get_edge_data(src, dst, default={}).values())
 
 
 def reader_of(ledger: Ledger, conn: Connection) -> GraphReader:

@@ -42,6 +42,7 @@ from lineage.answers import (
 )
 from lineage.graph import MemoryReader, reader_of
 from lineage.walks import (
+    Direction,
     GraphReader,
     Node,
     descendants,
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 else:
     nx = lazy_import("networkx")  # loaded when first used: not for every command
 
-Direction = Literal["upstream", "downstream", "both"]
 CHUNK = 500
 # The kinds of node the lineage graph holds.
 GraphKind = Literal["dataset", "run", "model", "deployment"]
