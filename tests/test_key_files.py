@@ -37,8 +37,8 @@ from registry.errors import ConfigError
 from registry.sdk import Registry
 from registry.settings import default_key_file, default_signing_key_file, key_directory
 from registry.vault import KeyRing
-from tests.support.apiserver import free_port
 from tests.support.helpers import head_of, mlledger_process, run_cli, signed_log
+from tests.support.throwaway import free_port
 
 
 def mode(path: Path) -> int:

@@ -86,7 +86,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -96,11 +95,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+
+from tests.support.throwaway import ThrowawayServer, dying_with_parent, free_port, run_step
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -316,18 +316,7 @@ def _build_into(go: str, version: str, root: Path, bindir: Path, *, quiet: bool)
                 t0 = time.monotonic()
                 if not quiet:
                     print(f"kube: building {label} ...", file=sys.stderr, flush=True)
-                log.write(f"$ {' '.join(argv)}\n")
-                log.flush()
-                result = subprocess.run(
-                    argv,
-                    cwd=src,
-                    env=step_env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    check=False,
-                    preexec_fn=_die_with_parent,
-                )
+                result = run_step(argv, cwd=src, env=step_env, log=log)
                 log.write(f"# {label}: exit {result.returncode}, {time.monotonic() - t0:.0f}s\n")
                 log.flush()
                 if result.returncode != 0:
@@ -513,13 +502,6 @@ def _kubeconfig(path: Path, server: str, ca: Path, client: _KeyPair, user: str) 
 # -- the plane -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def pod_annotations(
     *,
     exit_code: int | None = None,
@@ -555,7 +537,7 @@ def pod_annotations(
     return annotations
 
 
-class KubePlane:
+class KubePlane(ThrowawayServer):
     """etcd, the Kubernetes control plane and kwok, started as local processes.
 
     ``KubePlane().start()`` (or ``with KubePlane() as plane:``) builds the binaries if
@@ -597,19 +579,6 @@ class KubePlane:
         self.admin_kubeconfig: Path | None = None
         self.executor_kubeconfig: Path | None = None
         self.startup_seconds: float | None = None
-
-    # -- context manager ---------------------------------------------------------------
-
-    def __enter__(self) -> KubePlane:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = f"running at {self.server}" if self.running else "stopped"
@@ -700,7 +669,7 @@ class KubePlane:
         executor = pki.issue("executor", EXECUTOR_USER)
         sa = pki.service_account_keys()
 
-        etcd_port, etcd_peer, api_port, kwok_port = (_free_port() for _ in range(4))
+        etcd_port, etcd_peer, api_port, kwok_port = (free_port() for _ in range(4))
         server = f"https://127.0.0.1:{api_port}"
         self.admin_kubeconfig = _kubeconfig(
             tmp / "admin.kubeconfig", server, pki.ca.cert, admin, "admin"
@@ -872,7 +841,7 @@ class KubePlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=dying_with_parent(signal.SIGKILL),
             )
         except OSError as exc:
             raise KubePlaneError(f"cannot run {binary}: {exc}") from exc
@@ -1193,16 +1162,6 @@ def _write_cri_log(path: Path, lines: Iterable[str]) -> None:
     """Write lines in the CRI log format kwok reads (``TIME stdout F LINE``)."""
     stamp = "2026-01-01T00:00:00.000000000Z"
     path.write_text("".join(f"{stamp} stdout F {line}\n" for line in lines))
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed when the process that started it dies (even
-    by SIGKILL, when :mod:`atexit` does not run), so no control plane outlives its tests."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _http_ok(url: str) -> bool:

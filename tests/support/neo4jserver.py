@@ -59,14 +59,14 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
+
+from tests.support.throwaway import ThrowawayServer, dying_with_parent, free_port, run_step
 
 if TYPE_CHECKING:
     import neo4j
@@ -254,20 +254,8 @@ def _build_into(
         argv = [mvn, "-B", "package", f"-Dneo4j.version={version}"]
         _say(quiet, f"building the launcher of Neo4j {version} with Maven ...")
         with log_path.open("w") as log:
-            log.write(f"$ {' '.join(argv)}\n")
-            log.flush()
             try:
-                result = subprocess.run(
-                    argv,
-                    cwd=src,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=_BUILD_TIMEOUT_S,
-                    check=False,
-                    preexec_fn=_die_with_parent,
-                )
+                result = run_step(argv, cwd=src, env=env, log=log, timeout=_BUILD_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 raise Neo4jServerError(
                     f"the Maven build ran over {_BUILD_TIMEOUT_S:.0f}s (log: {log_path})"
@@ -344,25 +332,7 @@ def _record_cds(java: str, launcher_dir: Path, log_path: Path) -> bool:
 # -- the server ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    """Ask the kernel for a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the process that started it dies (even
-    by SIGKILL, when :mod:`atexit` does not run), so no server outlives its tests."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-class Neo4jServer:
+class Neo4jServer(ThrowawayServer):
     """A Neo4j server for tests: a throwaway one, or an existing one by URL.
 
     ``Neo4jServer()`` starts its own server on :meth:`start` (building the launcher
@@ -370,6 +340,8 @@ class Neo4jServer:
     an existing server, whose :meth:`start` only checks the connection and whose
     :meth:`stop` only closes the driver.
     """
+
+    error = Neo4jServerError
 
     def __init__(
         self,
@@ -406,50 +378,8 @@ class Neo4jServer:
         self._started = False
         self.startup_seconds: float | None = None
 
-    # -- context manager ---------------------------------------------------------------
-
-    def __enter__(self) -> Neo4jServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self._started else "stopped"
-        where = "external" if self.is_external else f"port={self._port}"
-        return f"<Neo4jServer {where} {state}>"
-
-    # -- properties -----------------------------------------------------------------------
-
-    @property
-    def is_external(self) -> bool:
-        """True when wrapping a server given by URL (never started or stopped here)."""
-        return self._external_url is not None
-
-    @property
-    def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop`."""
-        return self._started
-
-    @property
-    def port(self) -> int:
-        """Bolt port of the throwaway server."""
-        if self._port is None:
-            raise Neo4jServerError("server not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """Bolt URL of the server (``bolt://127.0.0.1:PORT`` for the throwaway one)."""
-        if self._external_url is not None:
-            return self._external_url
-        if not self._started:
-            raise Neo4jServerError("server not started")
+    def _own_url(self) -> str:
+        """The Bolt URL of the throwaway server."""
         return f"bolt://127.0.0.1:{self.port}"
 
     @property
@@ -607,7 +537,7 @@ class Neo4jServer:
         for _ in range(_START_ATTEMPTS):
             home = self._tmpdir / "home"
             shutil.rmtree(home, ignore_errors=True)
-            port = _free_port()
+            port = free_port()
             try:
                 self._spawn(home, port)
                 self._wait_ready(port)
@@ -638,7 +568,7 @@ class Neo4jServer:
                     stdin=subprocess.PIPE,
                     stdout=stdout,
                     stderr=stderr,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=dying_with_parent(signal.SIGTERM),
                 )
             except OSError as exc:
                 raise Neo4jServerError(f"cannot run {argv[0]}: {exc}") from exc

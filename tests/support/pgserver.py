@@ -27,15 +27,15 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+from tests.support.throwaway import ThrowawayServer, free_port
 
 if TYPE_CHECKING:
     import psycopg
@@ -104,14 +104,6 @@ def find_pg_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    """Ask the kernel for a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _ensure_os_user(name: str) -> pwd.struct_passwd:
     """Return the passwd entry of ``name``, creating a system user if needed (root only)."""
     try:
@@ -171,7 +163,7 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-class PostgresServer:
+class PostgresServer(ThrowawayServer):
     """A PostgreSQL server for tests: a throwaway one, or an existing one by URL.
 
     ``PostgresServer()`` starts its own server on :meth:`start`;
@@ -180,6 +172,8 @@ class PostgresServer:
     through this object. Either way, :meth:`create_database` gives each test a
     fresh database.
     """
+
+    error = PostgresServerError
 
     def __init__(
         self,
@@ -204,50 +198,9 @@ class PostgresServer:
         self._created: set[str] = set()
         self._started = False
 
-    # -- context manager -------------------------------------------------------
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self._started else "stopped"
-        where = "external" if self.is_external else f"port={self._port}"
-        return f"<PostgresServer {where} {state}>"
-
-    # -- properties ------------------------------------------------------------
-
-    @property
-    def is_external(self) -> bool:
-        """True when wrapping a server given by URL (never started or stopped here)."""
-        return self._external_url is not None
-
-    @property
-    def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop`."""
-        return self._started
-
-    @property
-    def port(self) -> int:
-        """TCP port of the throwaway server."""
-        if self._port is None:
-            raise PostgresServerError("server not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """SQLAlchemy URL of the maintenance database (``postgres``)."""
-        if self._external_url is not None:
-            return self._external_url
-        if not self._started:
-            raise PostgresServerError("server not started")
+    def _own_url(self) -> str:
+        """The SQLAlchemy URL of the throwaway server's maintenance database
+        (``postgres``)."""
         return f"postgresql+psycopg://{self._superuser}@127.0.0.1:{self.port}/postgres"
 
     @property
@@ -496,7 +449,7 @@ class PostgresServer:
         log = self._tmpdir / "postgres.log"
         last_error: PostgresServerError | None = None
         for _ in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             self._write_settings(datadir, port)
             result = self._run(
                 [
