@@ -100,7 +100,13 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.throwaway import ThrowawayServer, dying_with_parent, free_port, run_step
+from tests.support.throwaway import (
+    ThrowawayServer,
+    dying_with_parent,
+    free_port,
+    run_step,
+    wait_until_interrupted,
+)
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -1257,12 +1263,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{plane.rss_bytes() / 2**20:.0f} MiB resident; Ctrl-C stops it",
                 flush=True,
             )
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-            # Ctrl-C stops it even where the shell started it with SIGINT ignored.
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            with contextlib.suppress(KeyboardInterrupt):
-                while plane.running:
-                    time.sleep(1)
+            wait_until_interrupted(lambda: plane.running)
     except KubePlaneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -66,7 +66,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.support.throwaway import ThrowawayServer, dying_with_parent, free_port, run_step
+from tests.support.throwaway import (
+    ThrowawayServer,
+    dying_with_parent,
+    free_port,
+    run_step,
+    wait_until_interrupted,
+)
 
 if TYPE_CHECKING:
     import neo4j
@@ -693,11 +699,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{server.rss_bytes() / 2**20:.0f} MiB resident; Ctrl-C stops it",
                 flush=True,
             )
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            with contextlib.suppress(KeyboardInterrupt):
-                while server.alive():
-                    time.sleep(1)
+            if not wait_until_interrupted(server.alive):
                 print("error: the server exited", file=sys.stderr)
                 return 1
     except Neo4jServerError as exc:

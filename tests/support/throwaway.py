@@ -14,6 +14,8 @@ import ctypes
 import signal
 import socket
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -65,6 +67,20 @@ def run_step(
         check=False,
         preexec_fn=dying_with_parent(signal.SIGKILL),
     )
+
+
+def wait_until_interrupted(alive: Callable[[], bool]) -> bool:
+    """Wait while ``alive()`` until Ctrl-C or SIGTERM (``python -m ... up``): True when
+    interrupted, False when ``alive()`` turned false first. Ctrl-C stops it even where
+    the shell started it with SIGINT ignored."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        while alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 class ThrowawayServer:
