@@ -3,15 +3,15 @@
 Writes one JSON document (``--out``) and prints it. On a fresh embedded SQLite ledger
 (WAL, synchronous=FULL) holding a lineage-heavy world appended in batches of 5,000
 events: at scale 1.0, 100 families of 200 dataset versions and 100 runs each (20,000
-versions, 10,000 runs, 5,000 model versions). In a family, each version is derived
-from one or two of the twenty before it (chains of derivations tens of levels deep),
-every other one is written by a run that read two to four earlier versions (and now
-and then a model version of the family), half of the runs register a model version;
-families are grouped four to a cluster, later families deriving a few versions from the
-one before (fan-in across families), and each cluster has a deployment whose
-configuration changes three times (edges that close, for the questions as of a past
-time). A throwaway Neo4j 5.26 server (``tests.support.neo4jserver``) holds the
-projection. Figures:
+versions, 10,000 runs, 5,000 model versions). In a family, each version after the
+fourth is derived from one or two of the twenty before it (chains of derivations tens
+of levels deep), every other one is written by a run that read up to four earlier
+versions (and now and then a model version of the family), half of the runs register
+a model version; families are grouped four to a cluster, later families deriving a few
+versions from the one before (fan-in across families), and each cluster has a
+deployment whose configuration changes three times (edges that close, for the
+questions as of a past time). A throwaway Neo4j 5.26 server
+(``tests.support.neo4jserver``) holds the projection. Figures:
 
 - ``world``: its events, nodes and edges, and the seconds it took to append;
 - ``sync``: a full ``Neo4jGraph.sync`` from an empty graph (seconds, log events a
