@@ -75,6 +75,7 @@ bench: $(STAMP) $(PEER)/.installed kube
 	$(PY) -m tests.bench.startup --out .mlledger/bench-startup.json
 	$(PY) -m tests.bench.autolog --out .mlledger/bench-autolog.json
 	$(PY) -m tests.bench.serving_hook --out .mlledger/bench-serving-hook.json
+	$(PY) -m tests.bench.graph --out .mlledger/bench-graph.json
 
 clean:
 	rm -rf $(VENV) $(FRAMEWORKS) .mlledger .pytest_cache .ruff_cache .mypy_cache
