@@ -55,7 +55,13 @@ _SCHEMA = (
     "FOR (t:MlledgerTracking) REQUIRE t.name IS UNIQUE",
 )
 
-_POSITION = "OPTIONAL MATCH (t:MlledgerTracking {name: $name}) RETURN t.position AS position"
+_POSITION = (
+    "OPTIONAL MATCH (t:MlledgerTracking {name: $name}) "
+    "RETURN t.position AS position, t.dropping AS dropping"
+)
+#: Nodes one transaction of a drop deletes at most (a large graph in one transaction
+#: would need a heap as large).
+DROP_BATCH = 10_000
 
 _WRITE_NODES = """
 UNWIND $nodes AS row
@@ -74,10 +80,12 @@ SET r.valid_from = row.valid_from, r.valid_to = row.valid_to
 
 _MOVE = "MERGE (t:MlledgerTracking {name: $name}) SET t.position = $position"
 
+# Each id is looked up through the uniqueness constraint's index (``USING INDEX``): on a
+# small graph the planner would otherwise scan the whole index once per id.
 _NODES = """
 UNWIND $ids AS id
-MATCH (n:LineageNode {id: id})
-WHERE $when IS NULL OR coalesce(n.created_at, '') <= $when
+MATCH (n:LineageNode) USING INDEX n:LineageNode(id)
+WHERE n.id = id AND ($when IS NULL OR coalesce(n.created_at, '') <= $when)
 RETURN n.id AS id, n.kind AS kind, n.project AS project, n.label AS label,
        n.created_at AS created_at
 """
@@ -85,17 +93,19 @@ RETURN n.id AS id, n.kind AS kind, n.project AS project, n.label AS label,
 _EDGES = {
     "in": """
 UNWIND $ids AS id
-MATCH (s:LineageNode)-[r:LINEAGE]->(d:LineageNode {id: id})
+MATCH (s:LineageNode)-[r:LINEAGE]->(d:LineageNode) USING INDEX d:LineageNode(id)
+WHERE d.id = id
 """,
     "out": """
 UNWIND $ids AS id
-MATCH (s:LineageNode {id: id})-[r:LINEAGE]->(d:LineageNode)
+MATCH (s:LineageNode)-[r:LINEAGE]->(d:LineageNode) USING INDEX s:LineageNode(id)
+WHERE s.id = id
 """,
 }
 _EDGES_WHERE = """
-WHERE $when IS NULL OR (
+AND ($when IS NULL OR (
     r.valid_from <= $when AND (r.valid_to IS NULL OR $when < r.valid_to)
-    AND coalesce(s.created_at, '') <= $when AND coalesce(d.created_at, '') <= $when)
+    AND coalesce(s.created_at, '') <= $when AND coalesce(d.created_at, '') <= $when))
 RETURN s.id AS src, d.id AS dst, r.kind AS kind, r.opened AS opened,
        r.valid_from AS valid_from, r.valid_to AS valid_to
 """
@@ -181,13 +191,7 @@ class Neo4jGraph:
     def position(self) -> int:
         """The log position the graph has reached (-1: none)."""
 
-        def read(tx: Any) -> int:
-            record = tx.run(_POSITION, name=TRACKING).single()
-            value = None if record is None else record["position"]
-            return -1 if value is None else int(value)
-
-        result: int = self._call(read)
-        return result
+        return int(self._call(lambda tx: _tracked(tx)[0]))
 
     def sync(self, ledger: Ledger, *, seconds: float | None = None) -> int:
         """Bring the graph up to the ledger's lineage projection; the position reached.
@@ -225,13 +229,34 @@ class Neo4jGraph:
         return Status(self.position(), head, nodes, edges)
 
     def drop(self) -> None:
-        """Remove the graph and its position (a rebuild syncs it again from the start)."""
+        """Remove the graph and its position (a rebuild syncs it again from the start).
 
-        def clear(tx: Any) -> None:
-            tx.run("MATCH (n:LineageNode) DETACH DELETE n").consume()
+        The position is set back and marked ``dropping`` first, in a transaction of its
+        own: while nodes are deleted (``DROP_BATCH`` a transaction), a sync elsewhere
+        writes nothing and a question is refused (``GraphUnavailable``), never answered
+        from half a graph. The mark is removed once every node is gone."""
+
+        def mark(tx: Any) -> None:
+            tx.run(
+                "MERGE (t:MlledgerTracking {name: $name}) SET t.position = -1, t.dropping = true",
+                name=TRACKING,
+            ).consume()
+
+        def delete(tx: Any) -> int:
+            record = tx.run(
+                "MATCH (n:LineageNode) WITH n LIMIT $batch DETACH DELETE n RETURN count(*) AS n",
+                batch=DROP_BATCH,
+            ).single()
+            return 0 if record is None else int(record["n"])
+
+        def unmark(tx: Any) -> None:
             tx.run("MATCH (t:MlledgerTracking {name: $name}) DELETE t", name=TRACKING).consume()
 
-        self._call(clear, write=True)
+        self.ensure_schema()
+        self._call(mark, write=True)
+        while self._call(delete, write=True):
+            pass
+        self._call(unmark, write=True)
 
     def reader(self) -> Neo4jReader:
         return Neo4jReader(self)
@@ -264,16 +289,28 @@ def _write_window(
 ) -> int:
     """One window, written only if the graph is still where it was read (else another
     process wrote it: nothing is written twice); the position reached."""
-    record = tx.run(_POSITION, name=TRACKING).single()
-    current = -1 if record is None or record["position"] is None else int(record["position"])
-    if current != since:
-        return max(current, since)
+    current, dropping = _tracked(tx)
+    if dropping:
+        raise GraphUnavailable(
+            "the lineage graph is being dropped for a rebuild (mlledger graph rebuild); "
+            "expected it back once the rebuild has synced it: ask again shortly"
+        )
+    if current != since:  # another process moved it (ahead, or back by a drop)
+        return current
     if nodes:
         tx.run(_WRITE_NODES, nodes=nodes).consume()
     if edges:
         tx.run(_WRITE_EDGES, edges=edges).consume()
     tx.run(_MOVE, name=TRACKING, position=upto).consume()
     return upto
+
+
+def _tracked(tx: Any) -> tuple[int, bool]:
+    """The position the graph has reached (-1: none) and whether it is being dropped."""
+    record = tx.run(_POSITION, name=TRACKING).single()
+    if record is None or record["position"] is None:
+        return -1, False
+    return int(record["position"]), bool(record["dropping"])
 
 
 def _lineage_head(conn: Connection) -> int:

@@ -14,15 +14,19 @@ from typing import Any
 
 import pytest
 
+from lineage import neo4j as neo4j_module
 from lineage import queries
+from lineage.graph import canonical, graph_of
 from lineage.neo4j import Neo4jGraph, attach
 from lineage.openlineage.ingest import to_events
 from lineage.openlineage.readmodel import marquez_graph
 from registry import Registry, grants
+from registry.canonical import canonical_json
 from registry.errors import GraphUnavailable
 from registry.ledger import Ledger
 from registry.store.raw import Raw
 from tests.support.helpers import connected
+from tests.support.neo4jserver import Neo4jServer
 from tests.support.worlds import build_world
 
 
@@ -211,3 +215,64 @@ def test_an_unreachable_graph_is_said_not_answered_stale(reg: Registry) -> None:
         attach(reg.ledger, None)
         down.close()
     assert caught.value.status == 503
+
+
+def test_a_drop_by_another_process_during_a_sync_is_caught_up_from(
+    reg: Registry, neo4j_graph: Neo4jGraph, neo4j_server: Neo4jServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A sync spanning several windows, with the graph dropped by another process
+    after the first: the sync goes on from where the graph then is, and completes."""
+    build_world(reg)
+    head = neo4j_graph.status(reg.ledger).head
+    monkeypatch.setattr(neo4j_module, "WINDOW", max(1, head // 4))
+    other = Neo4jGraph(neo4j_server.url, (neo4j_server.user, neo4j_server.password))
+    real = neo4j_module._window
+    dropped: list[int] = []
+
+    def window(conn: Any, since: int, upto: int) -> Any:
+        if since >= 0 and not dropped:
+            other.drop()
+            dropped.append(since)
+        return real(conn, since, upto)
+
+    monkeypatch.setattr(neo4j_module, "_window", window)
+    try:
+        assert neo4j_graph.sync(reg.ledger, seconds=30) == head
+    finally:
+        other.close()
+    assert dropped and neo4j_graph.status(reg.ledger).lag == 0
+    assert canonical_json(neo4j_graph.canonical()) == canonical_json(
+        canonical(graph_of(reg.ledger).current())
+    )
+
+
+def test_a_drop_deletes_in_batches_and_refuses_questions_meanwhile(
+    reg: Registry, neo4j_graph: Neo4jGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = build_world(reg)
+    neo4j_graph.sync(reg.ledger)
+    nodes = neo4j_graph.status(reg.ledger).nodes
+    monkeypatch.setattr(neo4j_module, "DROP_BATCH", 3)
+    batches: list[int] = []
+    real_call = neo4j_graph._call
+
+    def call(work: Any, *args: Any, write: bool = False) -> Any:
+        result = real_call(work, *args, write=write)
+        if getattr(work, "__name__", "") == "delete":
+            batches.append(result)
+            if len(batches) == 1:  # half-way: a question is refused, not answered
+                attach(reg.ledger, neo4j_graph)
+                try:
+                    with pytest.raises(GraphUnavailable, match="being dropped for a rebuild"):
+                        queries.trained_on(reg.ledger, world.m1.id)
+                finally:
+                    attach(reg.ledger, None)
+        return result
+
+    monkeypatch.setattr(neo4j_graph, "_call", call)
+    neo4j_graph.drop()
+    assert batches[-1] == 0 and sum(batches) == nodes and max(batches) == 3
+    status = neo4j_graph.status(reg.ledger)
+    assert (status.position, status.nodes, status.edges) == (-1, 0, 0)
+    assert neo4j_graph.sync(reg.ledger) == status.head
