@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, or_, select
@@ -110,17 +111,24 @@ class LineageGraph:
             return self._graph
 
 
-def reader_of(ledger: Ledger, conn: Connection) -> GraphReader:
+@contextmanager
+def reading(ledger: Ledger, conn: Connection) -> Iterator[GraphReader]:
     """The lineage graph the questions walk: the Neo4j graph when the ledger has one
     (brought up to the lineage projection first, so a question sees every write made
-    before it), else the embedded one, read on ``conn``."""
+    before it; its reads in one transaction, ended on leaving), else the embedded one,
+    read on ``conn``."""
     from lineage.neo4j import attached
 
     graph = attached(ledger)
     if graph is None:
-        return MemoryReader(graph_of(ledger).current(conn))
+        yield MemoryReader(graph_of(ledger).current(conn))
+        return
     graph.sync(ledger, seconds=ledger.settings.graph_wait)
-    return graph.reader()
+    reader = graph.reader()
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 class MemoryReader:

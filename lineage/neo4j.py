@@ -23,7 +23,8 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -164,20 +165,27 @@ class Neo4jGraph:
         return self.driver.session(database=self.database)
 
     def _call(self, work: Any, *args: Any, write: bool = False) -> Any:
-        """Run ``work(tx, *args)`` in a managed transaction; Neo4j out of reach is
-        ``GraphUnavailable``."""
+        """Run ``work(tx, *args)`` in a managed transaction (retried by the driver);
+        Neo4j out of reach is ``GraphUnavailable``."""
+        with self.reachable(), self._session() as session:
+            run = session.execute_write if write else session.execute_read
+            return run(work, *args)
+
+    @contextmanager
+    def reachable(self) -> Iterator[None]:
+        """Turn the driver's errors of a server out of reach (or refusing the
+        credentials) into ``GraphUnavailable``."""
+        where = self.url.split("@")[-1]
         try:
-            with self._session() as session:
-                run = session.execute_write if write else session.execute_read
-                return run(work, *args)
+            yield
         except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired) as exc:
             raise GraphUnavailable(
-                f"the lineage graph at {self.url.split('@')[-1]} cannot be reached ({exc}); "
+                f"the lineage graph at {where} cannot be reached ({exc}); "
                 "expected a running Neo4j server"
             ) from None
         except neo4j.exceptions.AuthError:
             raise GraphUnavailable(
-                f"the lineage graph at {self.url.split('@')[-1]} refused the credentials; "
+                f"the lineage graph at {where} refused the credentials; "
                 "expected MLLEDGER_GRAPH_USER and MLLEDGER_GRAPH_PASSWORD of a Neo4j user"
             ) from None
 
@@ -379,29 +387,44 @@ def _edge(row: Any) -> Edge:
 
 
 class Neo4jReader:
-    """``lineage.walks.GraphReader`` over the Neo4j graph: one query per call."""
+    """``lineage.walks.GraphReader`` over the Neo4j graph: one query per call, all of a
+    question's queries in one read transaction (opened on first use, closed by
+    ``close``). Neo4j reads committed data statement by statement: a window a sync
+    commits meanwhile may show in the question's later hops, never half of one."""
 
     def __init__(self, graph: Neo4jGraph):
         self.graph = graph
+        self._session: Any = None
+        self._tx: Any = None
+
+    def _rows(self, query: str, **params: Any) -> list[Any]:
+        with self.graph.reachable():
+            if self._tx is None:
+                self._session = self.graph.driver.session(
+                    database=self.graph.database, default_access_mode=neo4j.READ_ACCESS
+                )
+                self._tx = self._session.begin_transaction()
+            return list(self._tx.run(query, **params))
+
+    def close(self) -> None:
+        """End the read transaction and its session (nothing to commit)."""
+        tx, session, self._tx, self._session = self._tx, self._session, None, None
+        with self.graph.reachable():
+            if tx is not None:
+                tx.close()
+            if session is not None:
+                session.close()
 
     def nodes(self, ids: Collection[str], when: str | None = None) -> dict[str, Node]:
         if not ids:
             return {}
-
-        def read(tx: Any) -> list[Any]:
-            return list(tx.run(_NODES, ids=list(ids), when=when))
-
-        return {row["id"]: _node(row) for row in self.graph._call(read)}
+        return {row["id"]: _node(row) for row in self._rows(_NODES, ids=list(ids), when=when)}
 
     def edges(self, ids: Collection[str], side: Side, when: str | None = None) -> list[Edge]:
         if not ids:
             return []
-        query = _EDGES[side] + _EDGES_WHERE
-
-        def read(tx: Any) -> list[Any]:
-            return list(tx.run(query, ids=list(ids), when=when))
-
-        return [_edge(row) for row in self.graph._call(read)]
+        rows = self._rows(_EDGES[side] + _EDGES_WHERE, ids=list(ids), when=when)
+        return [_edge(row) for row in rows]
 
 
 def follow(

@@ -40,7 +40,7 @@ from lineage.answers import (
     TrainedOnAnswer,
     TrainingDataset,
 )
-from lineage.graph import MemoryReader, reader_of
+from lineage.graph import MemoryReader, reading
 from lineage.walks import (
     Direction,
     GraphReader,
@@ -247,8 +247,7 @@ def trained_on(ledger: Ledger, model: str, *, visible: Visible = None) -> Traine
     """Dataset versions that trained ``model``, transitively, with their depth and record
     counts; with ``visible``, only nodes of those projects (the rest counted as
     ``withheld``)."""
-    with ledger.store.read() as conn:
-        reader = reader_of(ledger, conn)
+    with ledger.store.read() as conn, reading(ledger, conn) as reader:
         _require_node(reader, model, "model", visible, "model version")
         depths = training_depths(reader, model)
         upstream = sorted((d, n) for n, d in depths.items() if n != model)
@@ -324,8 +323,7 @@ def _dataset_details(conn: Connection, datasets: list[str]) -> dict[str, tuple[A
 def downstream(ledger: Ledger, dataset: str, *, visible: Visible = None) -> DownstreamAnswer:
     """Everything downstream of a dataset version, with prediction counts; with
     ``visible``, only nodes of those projects (the rest counted as ``withheld``)."""
-    with ledger.store.read() as conn:
-        reader = reader_of(ledger, conn)
+    with ledger.store.read() as conn, reading(ledger, conn) as reader:
         _require_node(reader, dataset, "dataset", visible, "dataset version")
         nodes = reader.nodes(sorted(descendants(reader, [dataset])))
         shown = {n: node for n, node in nodes.items() if _shown(node, visible)}
@@ -418,8 +416,7 @@ def lineage(
         return LineageAnswer.built(
             root=node, direction=direction, depth=depth, as_of=at, nodes=[], edges=[], erased=gone
         )
-    with ledger.store.read() as conn:
-        reader = reader_of(ledger, conn)
+    with ledger.store.read() as conn, reading(ledger, conn) as reader:
         root = reader.nodes([node]).get(node)
         if root is None or not _shown(root, visible):
             raise NotFound(f"no node {node} in the lineage graph")
@@ -526,11 +523,11 @@ def footprint(
             return FootprintAnswer.built(subject=who, **empty, vault_entries=0, erased=gone)
         predictions = _subject_predictions(conn, project, sorted(records))
         datasets = sorted({d for ds in records.values() for d in ds})
-        reader = reader_of(ledger, conn)
-        held_nodes = reader.nodes(datasets)
-        derived = reader.nodes(sorted(descendants(reader, list(held_nodes))))
-        shown = {n: node for n, node in derived.items() if _shown(node, visible)}
-        summary = _summarise(conn, reader, shown)
+        with reading(ledger, conn) as reader:
+            held_nodes = reader.nodes(datasets)
+            derived = reader.nodes(sorted(descendants(reader, list(held_nodes))))
+            shown = {n: node for n, node in derived.items() if _shown(node, visible)}
+            summary = _summarise(conn, reader, shown)
     held: list[DatasetNode] = [
         {"dataset": d, "label": held_nodes[d].label if d in held_nodes else label_of(d)}
         for d in datasets

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from lineage.graph import reader_of
+from lineage.graph import reading
 from lineage.openlineage import naming
 from lineage.walks import GraphReader
 from registry.errors import InvalidNodeId, NotFound
@@ -193,8 +193,8 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
     if not isinstance(depth, int) or depth < 0:
         raise InvalidNodeId(f"depth {depth!r} is not valid: expected 0 or more")
     node_type, rest = _parse_marquez(node_id)
-    with ledger.store.read() as conn:
-        world = _Project.load(conn, project, reader_of(ledger, conn))
+    with ledger.store.read() as conn, reading(ledger, conn) as reader:
+        world = _Project.load(conn, project, reader)
     start = world.find(node_type, rest)
     if start is None:
         raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")
