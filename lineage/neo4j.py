@@ -71,12 +71,29 @@ SET n.kind = row.kind, n.project = row.project, n.label = row.label,
     n.created_at = row.created_at
 """
 
-_WRITE_EDGES = """
+# An edge's ends exist before it is written: the window's nodes, nodes of earlier
+# windows, or (an end the projection has no row for) a node of its id alone, as in
+# the embedded graph.
+_WRITE_ENDS = """
+UNWIND $ids AS id
+MERGE (:LineageNode {id: id})
+"""
+
+# An edge opened in the window is new (the window is written once: see
+# ``_write_window``); one opened before and closed in it gets its end.
+_CREATE_EDGES = """
 UNWIND $edges AS row
-MERGE (s:LineageNode {id: row.src})
-MERGE (d:LineageNode {id: row.dst})
-MERGE (s)-[r:LINEAGE {kind: row.kind, opened: row.opened}]->(d)
-SET r.valid_from = row.valid_from, r.valid_to = row.valid_to
+MATCH (s:LineageNode) USING INDEX s:LineageNode(id) WHERE s.id = row.src
+MATCH (d:LineageNode) USING INDEX d:LineageNode(id) WHERE d.id = row.dst
+CREATE (s)-[:LINEAGE {kind: row.kind, opened: row.opened, valid_from: row.valid_from,
+                      valid_to: row.valid_to}]->(d)
+"""
+
+_CLOSE_EDGES = """
+UNWIND $edges AS row
+MATCH (s:LineageNode) USING INDEX s:LineageNode(id) WHERE s.id = row.src
+MATCH (s)-[r:LINEAGE {kind: row.kind, opened: row.opened}]->(d:LineageNode {id: row.dst})
+SET r.valid_to = row.valid_to
 """
 
 _MOVE = "MERGE (t:MlledgerTracking {name: $name}) SET t.position = $position"
@@ -307,8 +324,16 @@ def _write_window(
         return current
     if nodes:
         tx.run(_WRITE_NODES, nodes=nodes).consume()
-    if edges:
-        tx.run(_WRITE_EDGES, edges=edges).consume()
+    opened = [e for e in edges if e["opened"] > since]
+    closed = [e for e in edges if e["opened"] <= since]
+    if opened:
+        made = {n["id"] for n in nodes}
+        ends = sorted({e[end] for e in opened for end in ("src", "dst")} - made)
+        if ends:
+            tx.run(_WRITE_ENDS, ids=ends).consume()
+        tx.run(_CREATE_EDGES, edges=opened).consume()
+    if closed:
+        tx.run(_CLOSE_EDGES, edges=closed).consume()
     tx.run(_MOVE, name=TRACKING, position=upto).consume()
     return upto
 
