@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 else:
     neo4j = lazy_import("neo4j")
 
-#: Log positions one sync transaction covers at most.
+#: Log positions one sync transaction covers at most (``MLLEDGER_GRAPH_WINDOW``).
 WINDOW = 5_000
 TRACKING = "lineage"
 
@@ -155,6 +155,7 @@ class Neo4jGraph:
         *,
         database: str | None = None,
         retry_seconds: float = 2.0,
+        window: int = WINDOW,
     ):
         if not url.startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")):
             raise ConfigError(
@@ -163,6 +164,7 @@ class Neo4jGraph:
             )
         self.url = url
         self.database = database
+        self.window = window
         # A server out of reach is said within seconds (503), not after the driver's
         # default 30 s of retries; notifications (a property not yet written, ...) are
         # the server's business, not the user's.
@@ -236,7 +238,7 @@ class Neo4jGraph:
                         "MLLEDGER_GRAPH_WAIT seconds: ask again shortly, or see `mlledger "
                         "graph status`"
                     )
-                upto = min(head, position + WINDOW)
+                upto = min(head, position + self.window)
                 nodes, edges = _window(conn, position, upto)
                 position = self._call(_write_window, position, upto, nodes, edges, write=True)
         return position
@@ -526,4 +528,5 @@ def from_settings(settings: Settings, url: str | None = None) -> Neo4jGraph | No
     if not url:
         return None
     password = settings.graph_password
-    return Neo4jGraph(url, None if password is None else (settings.graph_user, password))
+    auth = None if password is None else (settings.graph_user, password)
+    return Neo4jGraph(url, auth, window=settings.graph_window)

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     #: ``MLLEDGER_GRAPH_WAIT``: the seconds a question spends catching the Neo4j graph up
     #: to the writes made before it; still behind then, it is refused (503), not answered.
     graph_wait: float = Field(default=5.0, gt=0)
+    #: ``MLLEDGER_GRAPH_WINDOW``: log positions one Neo4j transaction of a sync covers.
+    graph_window: int = Field(default=5000, ge=1)
 
 
 def given(settings: Settings | None) -> Settings:

@@ -225,7 +225,7 @@ def test_a_drop_by_another_process_during_a_sync_is_caught_up_from(
     after the first: the sync goes on from where the graph then is, and completes."""
     build_world(reg)
     head = neo4j_graph.status(reg.ledger).head
-    monkeypatch.setattr(neo4j_module, "WINDOW", max(1, head // 4))
+    monkeypatch.setattr(neo4j_graph, "window", max(1, head // 4))
     other = Neo4jGraph(neo4j_server.url, (neo4j_server.user, neo4j_server.password))
     real = neo4j_module._window
     dropped: list[int] = []

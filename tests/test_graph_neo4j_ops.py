@@ -191,3 +191,49 @@ def test_the_server_answers_from_neo4j_and_refuses_while_it_is_away(
     assert asked.status_code == 503
     problem = asked.json()
     assert problem["type"].endswith(":unavailable") and "cannot be reached" in problem["detail"]
+
+
+def test_a_projector_killed_mid_window_loses_and_duplicates_nothing(
+    reg: Registry, store_url: str, neo4j_graph: Neo4jGraph, graph_env: dict[str, str]
+) -> None:
+    """``mlledger graph sync`` killed with SIGKILL at moments spread over its work, again
+    and again: each window it wrote is whole, none twice; the graph a last sync completes
+    is the embedded graph, digest for digest, and its counts are the projection's."""
+    world = build_world(reg)
+    # A log long enough for many windows: datasets derived in a chain, runs reading them.
+    parent = world.raw
+    for i in range(150):
+        parent = reg.register_dataset(
+            f"chain-{i}", uri=f"s3://d/chain-{i}", digest=f"sha256:c{i}", derived_from=[parent]
+        )
+        with reg.run("step", inputs=[parent]):
+            pass
+    last = reg.ledger.last_event()
+    assert last is not None and last.type == "run-completed"
+    head = neo4j_graph.status(reg.ledger).head
+    env = {**os.environ, **graph_env, "MLLEDGER_GRAPH_WINDOW": "15"}
+    midway: list[int] = []  # positions the graph was left at by a kill
+    for delay in (1.0, 1.3, 1.6, 1.9, 2.2, 2.6, 3.0, 3.5, 4.0, 5.0):
+        syncer = subprocess.Popen(
+            [sys.executable, "-m", "registry.cli", "graph", "sync", "--db", store_url],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        time.sleep(delay)
+        killed = syncer.poll() is None
+        if killed:
+            syncer.kill()
+        syncer.wait(30)
+        position = neo4j_graph.position()
+        if killed and -1 < position < head:
+            midway.append(position)
+            if len(midway) == 2:
+                break
+        if position >= head:  # finished before the kill: start again from nothing
+            neo4j_graph.drop()
+    assert len(midway) == 2, f"fewer than two kills landed mid-way (positions {midway})"
+    assert neo4j_graph.sync(reg.ledger) == head
+    with reg.ledger.store.read() as conn:
+        embedded = graph_of(reg.ledger).current(conn)
+    assert canonical_json(neo4j_graph.canonical()) == canonical_json(canonical(embedded))
+    status = neo4j_graph.status(reg.ledger)
+    assert (status.nodes, status.edges) == (embedded.number_of_nodes(), embedded.number_of_edges())

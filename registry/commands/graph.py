@@ -131,8 +131,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_follow(args: argparse.Namespace) -> int:
     """keep the Neo4j graph up to date until stopped
 
-    Keep the Neo4j graph up to date until stopped (Ctrl-C, SIGTERM). Catches up every --interval seconds. While Neo4j cannot be reached it says so once
-    on stderr and tries again; appends to the log never wait for it."""
+    Keep the Neo4j graph up to date until stopped (Ctrl-C, SIGTERM): catch it up every
+    --interval seconds. While Neo4j cannot be reached it says so once on stderr and
+    tries again; appends to the log never wait for it."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
