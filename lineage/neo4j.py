@@ -217,7 +217,6 @@ class Neo4jGraph:
 
     def position(self) -> int:
         """The log position the graph has reached (-1: none)."""
-
         return int(self._call(lambda tx: _tracked(tx)[0]))
 
     def sync(self, ledger: Ledger, *, seconds: float | None = None) -> int:
@@ -229,18 +228,21 @@ class Neo4jGraph:
         began = time.monotonic()
         with ledger.store.read() as conn:
             head = _lineage_head(conn)
-            position = self.position()
-            while position < head:
-                if seconds is not None and time.monotonic() - began > seconds:
-                    raise GraphUnavailable(
-                        f"the lineage graph is {head - position} log positions behind the "
-                        f"ledger after {seconds:g} s of catching up; expected it within "
-                        "MLLEDGER_GRAPH_WAIT seconds: ask again shortly, or see `mlledger "
-                        "graph status`"
-                    )
-                upto = min(head, position + self.window)
+        position = self.position()
+        while position < head:
+            if seconds is not None and time.monotonic() - began > seconds:
+                raise GraphUnavailable(
+                    f"the lineage graph is {head - position} log positions behind the "
+                    f"ledger after {seconds:g} s of catching up; expected it within "
+                    "MLLEDGER_GRAPH_WAIT seconds: ask again shortly, or see `mlledger "
+                    "graph status`"
+                )
+            upto = min(head, position + self.window)
+            # A read of its own for each window: no snapshot held for a long sync. Rows
+            # at positions up to ``upto`` are the same in any later snapshot.
+            with ledger.store.read() as conn:
                 nodes, edges = _window(conn, position, upto)
-                position = self._call(_write_window, position, upto, nodes, edges, write=True)
+            position = self._call(_write_window, position, upto, nodes, edges, write=True)
         return position
 
     def status(self, ledger: Ledger) -> Status:

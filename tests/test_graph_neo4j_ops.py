@@ -213,12 +213,17 @@ def test_a_projector_killed_mid_window_loses_and_duplicates_nothing(
     head = neo4j_graph.status(reg.ledger).head
     env = {**os.environ, **graph_env, "MLLEDGER_GRAPH_WINDOW": "15"}
     midway: list[int] = []  # positions the graph was left at by a kill
-    for delay in (1.0, 1.3, 1.6, 1.9, 2.2, 2.6, 3.0, 3.5, 4.0, 5.0):
+    for _attempt in range(6):
+        before = neo4j_graph.position()
         syncer = subprocess.Popen(
             [sys.executable, "-m", "registry.cli", "graph", "sync", "--db", store_url],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        time.sleep(delay)
+        # Killed as soon as it has written a window: in the middle of its next one.
+        deadline = time.monotonic() + 60
+        while syncer.poll() is None and neo4j_graph.position() == before:
+            assert time.monotonic() < deadline, "the sync wrote nothing in 60 s"
+            time.sleep(0.01)
         killed = syncer.poll() is None
         if killed:
             syncer.kill()
@@ -228,7 +233,7 @@ def test_a_projector_killed_mid_window_loses_and_duplicates_nothing(
             midway.append(position)
             if len(midway) == 2:
                 break
-        if position >= head:  # finished before the kill: start again from nothing
+        elif position >= head:  # it finished first: start again from nothing
             neo4j_graph.drop()
     assert len(midway) == 2, f"fewer than two kills landed mid-way (positions {midway})"
     assert neo4j_graph.sync(reg.ledger) == head
