@@ -5,7 +5,7 @@ edges into or out of given nodes (optionally as the graph stood at a past time).
 embedded graph (``lineage.graph.MemoryReader``, networkx) and the Neo4j projection
 (``lineage.neo4j.Neo4jReader``, Cypher) both implement it; every walk below asks a
 reader one frontier at a time, so the two give the same answers by construction and
-the Neo4j reader makes one query per hop, never one per node.
+the Neo4j reader makes a few queries per hop, never one per node.
 """
 
 from __future__ import annotations
