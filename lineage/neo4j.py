@@ -192,8 +192,8 @@ class Neo4jGraph:
 
     @contextmanager
     def reachable(self) -> Iterator[None]:
-        """Turn the driver's errors of a server out of reach (or refusing the
-        credentials) into ``GraphUnavailable``."""
+        """Turn the driver's and the server's errors (out of reach, credentials
+        refused, a request refused) into ``GraphUnavailable``."""
         where = self.url.split("@")[-1]
         try:
             yield
@@ -206,6 +206,13 @@ class Neo4jGraph:
             raise GraphUnavailable(
                 f"the lineage graph at {where} refused the credentials; "
                 "expected MLLEDGER_GRAPH_USER and MLLEDGER_GRAPH_PASSWORD of a Neo4j user"
+            ) from None
+        except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError) as exc:
+            # Anything else the server or the driver refuses (a user without the right to
+            # write, a transaction the server ended, ...): said, never a bare 500.
+            raise GraphUnavailable(
+                f"the lineage graph at {where} could not be used ({type(exc).__name__}: "
+                f"{exc}); expected a Neo4j 5 server and a user that may read and write it"
             ) from None
 
     def ensure_schema(self) -> None:

@@ -217,6 +217,21 @@ def test_an_unreachable_graph_is_said_not_answered_stale(reg: Registry) -> None:
     assert caught.value.status == 503
 
 
+def test_a_request_the_server_refuses_is_said_not_a_server_error(
+    reg: Registry, neo4j_graph: Neo4jGraph
+) -> None:
+    """What the server refuses (here a query it cannot run) is ``GraphUnavailable``
+    with the server's reason, which an API answers 503, never a bare 500."""
+    build_world(reg)
+    reader = neo4j_graph.reader()
+    try:
+        with pytest.raises(GraphUnavailable, match=r"could not be used .*expected a Neo4j 5"):
+            reader._rows("RETURN 1 / $zero AS n", zero=0)
+    finally:
+        reader.close()
+    assert neo4j_graph.sync(reg.ledger) == neo4j_graph.status(reg.ledger).head
+
+
 def test_a_drop_by_another_process_during_a_sync_is_caught_up_from(
     reg: Registry, neo4j_graph: Neo4jGraph, neo4j_server: Neo4jServer,
     monkeypatch: pytest.MonkeyPatch,
