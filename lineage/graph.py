@@ -123,9 +123,9 @@ def reading(ledger: Ledger, conn: Connection) -> Iterator[GraphReader]:
     if graph is None:
         yield MemoryReader(graph_of(ledger).current(conn))
         return
-    graph.sync(ledger, seconds=ledger.settings.graph_wait)
     reader = graph.reader()
     try:
+        graph.catch_up(ledger, conn, reader)
         yield reader
     finally:
         reader.close()
@@ -154,12 +154,20 @@ class MemoryReader:
                 )
         return found
 
-    def edges(self, ids: Collection[str], side: Side, when: str | None = None) -> list[Edge]:
+    def edges(
+        self,
+        ids: Collection[str],
+        side: Side,
+        when: str | None = None,
+        kinds: frozenset[str] | None = None,
+    ) -> list[Edge]:
         present = [n for n in ids if n in self.graph and self._node_ok(n, when)]
         pick = self.graph.in_edges if side == "in" else self.graph.out_edges
         edges: list[Edge] = []
         for src, dst, key, data in pick(present, keys=True, data=True):
             end = data["valid_to"]
+            if kinds is not None and data["kind"] not in kinds:
+                continue
             if when is not None and not (
                 data["valid_from"] <= when
                 and (end is None or when < end)
@@ -168,6 +176,16 @@ class MemoryReader:
                 continue
             edges.append(Edge(src, dst, data["kind"], key[1], data["valid_from"], end))
         return edges
+
+    def prefetch(
+        self,
+        roots: Collection[str],
+        sides: tuple[Side, ...],
+        hops: int | None,
+        when: str | None = None,
+        kinds: frozenset[str] | None = None,
+    ) -> None:
+        """Nothing to fetch: the whole graph is in memory."""
 
 
 def canonical(graph: nx.MultiDiGraph) -> dict[str, Any]:

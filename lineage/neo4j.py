@@ -96,6 +96,11 @@ MATCH (s)-[r:LINEAGE {kind: row.kind, opened: row.opened}]->(d:LineageNode {id: 
 SET r.valid_to = row.valid_to
 """
 
+_DROPPING = (
+    "the lineage graph is being dropped for a rebuild (mlledger graph rebuild); "
+    "expected it back once the rebuild has synced it: ask again shortly"
+)
+
 _MOVE = "MERGE (t:MlledgerTracking {name: $name}) SET t.position = $position"
 
 # Each id is looked up through the uniqueness constraint's index (``USING INDEX``): on a
@@ -121,11 +126,52 @@ WHERE s.id = id
 """,
 }
 _EDGES_WHERE = """
+AND ($kinds IS NULL OR r.kind IN $kinds)
 AND ($when IS NULL OR (
     r.valid_from <= $when AND (r.valid_to IS NULL OR $when < r.valid_to)
     AND coalesce(s.created_at, '') <= $when AND coalesce(d.created_at, '') <= $when))
 RETURN s.id AS src, d.id AS dst, r.kind AS kind, r.opened AS opened,
        r.valid_from AS valid_from, r.valid_to AS valid_to
+"""
+
+
+_ARROWS = {("in",): ("<-", "-"), ("out",): ("-", "->"), ("in", "out"): ("-", "-")}
+
+
+def _around_query(sides: tuple[Side, ...], hops: int | None, kinds: bool, when: bool) -> str:
+    """The neighbourhood ``Neo4jReader.prefetch`` fetches, in one query: the nodes fewer
+    than ``hops`` edges on ``sides`` away from the roots, each with its edges on
+    ``sides`` and their other ends. The expansion is breadth-first and visits each node
+    once: Neo4j plans it so only when the path's tests are plain (hence a text for each
+    combination of ``kinds`` and ``when`` given, with no ``$when IS NULL OR``)."""
+    left, right = _ARROWS[sides]
+    reach = "" if hops is None else str(hops - 1)
+    # An edge valid at $when (of $kinds), and a node made by then.
+    edge_ok = [*(["r.kind IN $kinds"] if kinds else [])]
+    if when:
+        edge_ok.append("r.valid_from <= $when AND (r.valid_to IS NULL OR $when < r.valid_to)")
+    path_ok = [f"all(r IN relationships(p) WHERE {' AND '.join(edge_ok)})"] if edge_ok else []
+    if when:
+        path_ok.append("all(x IN nodes(p) WHERE coalesce(x.created_at, '') <= $when)")
+        edge_ok.append("coalesce(o.created_at, '') <= $when")
+    where = f"WHERE {' AND '.join(path_ok)}" if path_ok else ""
+    test = f" WHERE {' AND '.join(edge_ok)}" if edge_ok else ""
+    fields = (
+        "o.id, r.kind, r.opened, r.valid_from, r.valid_to, "
+        "o.kind, o.project, o.label, o.created_at"
+    )
+    lists = {
+        "in": f"[(o:LineageNode)-[r:LINEAGE]->(n){test} | [{fields}]] AS ins",
+        "out": f"[(n)-[r:LINEAGE]->(o:LineageNode){test} | [{fields}]] AS outs",
+    }
+    return f"""
+UNWIND $roots AS root
+MATCH (m:LineageNode) USING INDEX m:LineageNode(id) WHERE m.id = root
+MATCH p = (m){left}[:LINEAGE*0..{reach}]{right}(n:LineageNode)
+{where}
+WITH DISTINCT n
+RETURN n.id AS id, n.kind AS kind, n.project AS project, n.label AS label,
+       n.created_at AS created_at, {", ".join(lists[side] for side in sides)}
 """
 
 
@@ -252,6 +298,17 @@ class Neo4jGraph:
             position = self._call(_write_window, position, upto, nodes, edges, write=True)
         return position
 
+    def catch_up(self, ledger: Ledger, conn: Connection, reader: Neo4jReader) -> None:
+        """Before a question read on ``conn`` is answered from ``reader``: sync the graph
+        if it lacks a write ``conn`` sees (within ``MLLEDGER_GRAPH_WAIT`` seconds), and
+        refuse (``GraphUnavailable``) while it is being dropped. Caught up, this costs
+        one query, in the reader's own transaction."""
+        position, dropping = reader.tracked()
+        if dropping:
+            raise GraphUnavailable(_DROPPING)
+        if position < _lineage_head(conn):
+            self.sync(ledger, seconds=ledger.settings.graph_wait)
+
     def status(self, ledger: Ledger) -> Status:
         with ledger.store.read() as conn:
             head = _lineage_head(conn)
@@ -327,10 +384,7 @@ def _write_window(
     process wrote it: nothing is written twice); the position reached."""
     current, dropping = _tracked(tx)
     if dropping:
-        raise GraphUnavailable(
-            "the lineage graph is being dropped for a rebuild (mlledger graph rebuild); "
-            "expected it back once the rebuild has synced it: ask again shortly"
-        )
+        raise GraphUnavailable(_DROPPING)
     if current != since:  # another process moved it (ahead, or back by a drop)
         return current
     if nodes:
@@ -423,15 +477,22 @@ def _edge(row: Any) -> Edge:
 
 
 class Neo4jReader:
-    """``lineage.walks.GraphReader`` over the Neo4j graph: one query per call, all of a
-    question's queries in one read transaction (opened on first use, closed by
-    ``close``). Neo4j reads committed data statement by statement: a window a sync
-    commits meanwhile may show in the question's later hops, never half of one."""
+    """``lineage.walks.GraphReader`` over the Neo4j graph, all of a question's queries in
+    one read transaction (opened on first use, closed by ``close``). What it has
+    fetched (nodes; the edges of a node on a side, at a time, of some kinds) it keeps
+    for the question and does not ask again; ``prefetch`` fetches a walk's whole
+    neighbourhood in one query. Neo4j reads committed data statement by statement: a
+    window a sync commits meanwhile may show in the question's later queries, never
+    half of one."""
 
     def __init__(self, graph: Neo4jGraph):
         self.graph = graph
         self._session: Any = None
         self._tx: Any = None
+        self._known: dict[str, Node] = {}
+        # (side, when, kinds) -> node -> every edge of the node on that side (at when,
+        # of those kinds; None: any kind).
+        self._complete: dict[_EdgeKey, dict[str, list[Edge]]] = {}
 
     def _rows(self, query: str, **params: Any) -> list[Any]:
         with self.graph.reachable():
@@ -451,16 +512,101 @@ class Neo4jReader:
             if session is not None:
                 session.close()
 
-    def nodes(self, ids: Collection[str], when: str | None = None) -> dict[str, Node]:
-        if not ids:
-            return {}
-        return {row["id"]: _node(row) for row in self._rows(_NODES, ids=list(ids), when=when)}
+    def tracked(self) -> tuple[int, bool]:
+        """The position the graph has reached and whether it is being dropped, read in
+        this reader's transaction."""
+        rows = self._rows(_POSITION, name=TRACKING)
+        if not rows or rows[0]["position"] is None:
+            return -1, False
+        return int(rows[0]["position"]), bool(rows[0]["dropping"])
 
-    def edges(self, ids: Collection[str], side: Side, when: str | None = None) -> list[Edge]:
-        if not ids:
-            return []
-        rows = self._rows(_EDGES[side] + _EDGES_WHERE, ids=list(ids), when=when)
-        return [_edge(row) for row in rows]
+    def nodes(self, ids: Collection[str], when: str | None = None) -> dict[str, Node]:
+        wanted = list(dict.fromkeys(ids))
+        missing = [n for n in wanted if n not in self._known]
+        if missing:
+            for row in self._rows(_NODES, ids=missing, when=None):
+                node = _node(row)
+                self._known[node.id] = node
+        return {
+            n: self._known[n]
+            for n in wanted
+            if n in self._known and (when is None or self._known[n].created_at <= when)
+        }
+
+    def _kept(
+        self, node: str, side: Side, when: str | None, kinds: frozenset[str] | None
+    ) -> list[Edge] | None:
+        exact = self._complete.get((side, when, kinds), {}).get(node)
+        if exact is not None or kinds is None:
+            return exact
+        wider = self._complete.get((side, when, None), {}).get(node)
+        return None if wider is None else [e for e in wider if e.kind in kinds]
+
+    def edges(
+        self,
+        ids: Collection[str],
+        side: Side,
+        when: str | None = None,
+        kinds: frozenset[str] | None = None,
+    ) -> list[Edge]:
+        found: list[Edge] = []
+        missing: list[str] = []
+        for node in dict.fromkeys(ids):
+            kept = self._kept(node, side, when, kinds)
+            if kept is None:
+                missing.append(node)
+            else:
+                found.extend(kept)
+        if missing:
+            fetched: dict[str, list[Edge]] = {n: [] for n in missing}
+            rows = self._rows(
+                _EDGES[side] + _EDGES_WHERE,
+                ids=missing,
+                when=when,
+                kinds=None if kinds is None else sorted(kinds),
+            )
+            for row in rows:
+                edge = _edge(row)
+                fetched[edge.dst if side == "in" else edge.src].append(edge)
+                found.append(edge)
+            self._complete.setdefault((side, when, kinds), {}).update(fetched)
+        return found
+
+    def prefetch(
+        self,
+        roots: Collection[str],
+        sides: tuple[Side, ...],
+        hops: int | None,
+        when: str | None = None,
+        kinds: frozenset[str] | None = None,
+    ) -> None:
+        if not roots or hops == 0:
+            return
+        rows = self._rows(
+            _around_query(sides, hops, kinds is not None, when is not None),
+            roots=sorted(roots),
+            when=when,
+            kinds=None if kinds is None else sorted(kinds),
+        )
+        kept = {side: self._complete.setdefault((side, when, kinds), {}) for side in sides}
+        for row in rows:
+            node = _node(row)
+            self._known[node.id] = node
+            for side, column in (("in", "ins"), ("out", "outs")):
+                if side not in kept:
+                    continue
+                edges: list[Edge] = []
+                for other, kind, opened, since, until, *data in row[column]:
+                    src, dst = (other, node.id) if side == "in" else (node.id, other)
+                    edges.append(Edge(src, dst, kind, int(opened), since, until))
+                    if other not in self._known:
+                        fields = zip(_NODE_FIELDS, (other, *data), strict=True)
+                        self._known[other] = _node(dict(fields))
+                kept[side][node.id] = edges
+
+
+_EdgeKey = tuple[Side, str | None, frozenset[str] | None]
+_NODE_FIELDS = ("id", "kind", "project", "label", "created_at")
 
 
 def follow(

@@ -4,8 +4,13 @@ A reader answers two things about a lineage graph: the nodes of given ids, and t
 edges into or out of given nodes (optionally as the graph stood at a past time). The
 embedded graph (``lineage.graph.MemoryReader``, networkx) and the Neo4j projection
 (``lineage.neo4j.Neo4jReader``, Cypher) both implement it; every walk below asks a
-reader one frontier at a time, so the two give the same answers by construction and
-the Neo4j reader makes a few queries per hop, never one per node.
+reader one frontier at a time, so the two give the same answers by construction.
+
+Before it walks, a walk tells the reader what it will ask (``prefetch``: the nodes
+within so many hops of its roots, one way or both, and their edges). The embedded
+graph has nothing to do; the Neo4j reader fetches that neighbourhood in one query
+(a breadth-first expansion inside the server) and answers the walk's questions from
+it, so a question costs a few round trips to Neo4j whatever its depth.
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ TRAINING_EDGES = frozenset({"input", "output", "derived"})
 # Of those, the edges that are a step of data flow, counted by a depth (docs/concepts.md,
 # "Depth"): a run reading data or a model, and a derivation. A run's output is none.
 STEP_EDGES = frozenset({"input", "derived"})
+# The sides of a node's edges a walk in a direction follows.
+_SIDES: dict[Direction, tuple[Side, ...]] = {
+    "upstream": ("in",),
+    "downstream": ("out",),
+    "both": ("in", "out"),
+}
 
 
 class Node(NamedTuple):
@@ -54,8 +65,30 @@ class GraphReader(Protocol):
         """The nodes among ``ids`` that the graph holds (at ``when``)."""
         ...
 
-    def edges(self, ids: Collection[str], side: Side, when: str | None = None) -> list[Edge]:
-        """The edges into (``in``) or out of (``out``) the nodes ``ids`` (at ``when``)."""
+    def edges(
+        self,
+        ids: Collection[str],
+        side: Side,
+        when: str | None = None,
+        kinds: frozenset[str] | None = None,
+    ) -> list[Edge]:
+        """The edges into (``in``) or out of (``out``) the nodes ``ids`` (at ``when``);
+        with ``kinds``, only edges of those kinds."""
+        ...
+
+    def prefetch(
+        self,
+        roots: Collection[str],
+        sides: tuple[Side, ...],
+        hops: int | None,
+        when: str | None = None,
+        kinds: frozenset[str] | None = None,
+    ) -> None:
+        """Say what a walk from ``roots`` is about to ask: the edges on ``sides`` (``in``
+        walks upstream, ``out`` downstream, both either way at each hop) of kind in
+        ``kinds`` (None: any) valid at ``when``, of every node fewer than ``hops`` such
+        edges away (None: any number), and the nodes at their ends. Changes no answer;
+        a reader may fetch them at once to answer the walk without more round trips."""
         ...
 
 
@@ -66,6 +99,7 @@ def training_depths(reader: GraphReader, model: str) -> dict[str, int]:
     that read data (an ``input`` edge) or a derivation (``derived``). The model is at
     depth 0, the versions its training run read at 1 (``direct``), what those came
     from at 2, and so on; docs/concepts.md defines it ("Depth")."""
+    reader.prefetch([model], ("in",), None, kinds=TRAINING_EDGES)
     depth = {model: 0}
     level, frontier = 0, {model}
     while frontier:
@@ -75,8 +109,8 @@ def training_depths(reader: GraphReader, model: str) -> dict[str, int]:
         current = set(frontier)
         while current:
             reached: set[str] = set()
-            for edge in reader.edges(current, "in"):
-                if edge.kind not in TRAINING_EDGES or edge.src in depth:
+            for edge in reader.edges(current, "in", kinds=TRAINING_EDGES):
+                if edge.src in depth:
                     continue
                 if edge.kind in STEP_EDGES:
                     following.add(edge.src)
@@ -96,6 +130,7 @@ def descendants(reader: GraphReader, roots: Iterable[str]) -> set[str]:
     """Every node reachable downstream of ``roots`` over any edge, ever valid or not;
     the roots themselves left out (a parent run is no consequence of its child's data)."""
     starts = set(roots)
+    reader.prefetch(starts, ("out",), None)
     found: set[str] = set()
     frontier = set(starts)
     while frontier:
@@ -115,6 +150,9 @@ def walk(
     """Breadth-first from ``root`` to ``depth`` hops in ``direction`` at ``when``: the
     nodes reached with their distance, and the nodes of projects outside ``projects``
     (None: every project), which the walk does not go through."""
+    sides = _SIDES[direction]
+    if depth > 0:
+        reader.prefetch([root], sides, depth, when)
     found = reader.nodes([root], when)
     seen = {root: 0}
     hidden: set[str] = set()

@@ -291,3 +291,45 @@ def test_a_drop_deletes_in_batches_and_refuses_questions_meanwhile(
     status = neo4j_graph.status(reg.ledger)
     assert (status.position, status.nodes, status.edges) == (-1, 0, 0)
     assert neo4j_graph.sync(reg.ledger) == status.head
+
+
+def test_a_deep_walk_costs_a_few_queries_whatever_its_depth(
+    reg: Registry, neo4j_graph: Neo4jGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain 30 derivations deep behind a model: each question on Neo4j fetches the
+    walk's neighbourhood in one query (plus the position check and the root), not a
+    query a hop; the answers are the embedded graph's."""
+    chain = [reg.register_dataset("d0", uri="s3://chain/0", digest="sha256:c0")]
+    for i in range(1, 30):
+        chain.append(
+            reg.register_dataset(
+                f"d{i}", uri=f"s3://chain/{i}", digest=f"sha256:c{i}", derived_from=[chain[-1]]
+            )
+        )
+    with reg.run("train") as run:
+        run.use(chain[-1])
+        model = run.register_model("deep", artifact_uri="s3://m/deep", artifact_digest="sha256:d")
+    registered = reg.ledger.last_event()
+    assert registered is not None and registered.type == "run-completed"
+    asked: list[str] = []
+    real_rows = neo4j_module.Neo4jReader._rows
+
+    def rows(self: Any, query: str, **params: Any) -> list[Any]:
+        asked.append(query)
+        return real_rows(self, query, **params)
+
+    monkeypatch.setattr(neo4j_module.Neo4jReader, "_rows", rows)
+    questions: dict[str, Callable[[], Any]] = {
+        "trained_on": lambda: queries.trained_on(reg.ledger, model.id),
+        "downstream": lambda: queries.downstream(reg.ledger, chain[0].id),
+        "lineage": lambda: queries.lineage(reg.ledger, model.id, direction="upstream", depth=20),
+    }
+    for name, ask in questions.items():
+        asked.clear()
+        embedded, on_neo4j = both(reg.ledger, neo4j_graph, ask)
+        assert embedded == on_neo4j, name
+        assert len(asked) <= 4, (name, len(asked))
+    trained = queries.trained_on(reg.ledger, model.id)
+    assert {d["dataset"]: d["depth"] for d in trained.datasets} == {
+        d.id: 30 - i for i, d in enumerate(chain)
+    }
