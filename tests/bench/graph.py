@@ -59,8 +59,12 @@ graph: not measured).
 Not a test: numbers depend on the machine. ``--scale`` shrinks the world for a quick
 look (``--scale 0.1 --questions 50``: about a minute). The 1,000,000-node run::
 
-    python -m tests.bench.graph --nodes 1000000 --questions 1000 \
+    python -m tests.bench.graph --nodes 1000000 --questions 1000 \\
         --out .mlledger/bench-graph-1m.json 2> .mlledger/bench-graph-1m.log
+
+It took 17 minutes on 2 shared cores (making and appending 5, the full sync 4, the
+rebuild 5, the questions 3); at its peak the Neo4j server held 1.3 GB, this process
+3.3 GB and the serving process with the embedded graph 3.0 GB, one after the other.
 """
 
 from __future__ import annotations
