@@ -6,6 +6,7 @@ Without Java or Maven these tests are skipped locally and fail in CI (``CI=true`
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -23,8 +24,10 @@ from tests.support.neo4jserver import (
     ENV_URL,
     MISSING_MESSAGE,
     Neo4jServer,
+    build,
     ensure_server,
     missing_reason,
+    source_digest,
 )
 
 
@@ -204,3 +207,45 @@ def test_the_server_is_the_throwaway_one_unless_a_url_is_given(server: Neo4jServ
     assert not server.is_external
     assert server.data_dir is not None and server.data_dir.is_dir()
     assert server.user == "neo4j" and len(server.password) >= 16
+
+
+def _setting(server: Neo4jServer, name: str) -> str:
+    records, _, _ = server.driver().execute_query(
+        "SHOW SETTINGS YIELD name, value WHERE name = $name RETURN value", name=name
+    )
+    return str(records[0]["value"])
+
+
+def test_page_cache_heap_and_jit_of_a_benchmark_server() -> None:
+    _require_tools()
+    with Neo4jServer(page_cache="96m", full_jit=True, extra_jvm_options=["-Xmx768m"]) as big:
+        assert big.pid is not None
+        argv = Path(f"/proc/{big.pid}/cmdline").read_bytes().decode().split("\0")
+        assert "-XX:TieredStopAtLevel=1" not in argv
+        assert "-Dmlledger.neo4j.pagecache=96m" in argv
+        # The last -Xmx is the one the JVM takes: the one given, after the default.
+        assert [a for a in argv if a.startswith("-Xmx")][-1] == "-Xmx768m"
+        assert _setting(big, "server.memory.pagecache.size") in ("96.00MiB", "100663296")
+    with Neo4jServer() as small:
+        assert _setting(small, "server.memory.pagecache.size") in ("64.00MiB", "67108864")
+
+
+def test_a_page_cache_that_is_not_a_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="page_cache"):
+        Neo4jServer(page_cache="lots")
+
+
+def test_the_build_is_stale_when_the_launcher_sources_change(tmp_path: Path) -> None:
+    project = tmp_path / "neo4j"
+    source = project / "src" / "main" / "java" / "Launcher.java"
+    source.parent.mkdir(parents=True)
+    (project / "pom.xml").write_text("<project/>")
+    source.write_text("class Launcher {}")
+    before = source_digest(project)
+    assert before == source_digest(project)
+    source.write_text("class Launcher { }")
+    assert source_digest(project) != before
+    # The build in use records the digest of the sources it was built from.
+    _require_tools()
+    info = json.loads((build() / "build-info.json").read_text())
+    assert info["source"] == source_digest()

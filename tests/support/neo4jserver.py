@@ -14,7 +14,9 @@ Building (:func:`build`, ``python -m tests.support.neo4jserver build``)
     ``${XDG_CACHE_HOME:-~/.cache}/mlledger/neo4j/<version>/``; the archive is recorded
     there (it fits only the jar paths it was made with), and ``build-info.json``,
     written last, marks the cache complete: an interrupted build is started over, a
-    complete cache is reused as it is. Maven's own repository
+    complete cache is reused as it is. ``build-info.json`` records the sha256 of the
+    launcher's sources (``pom.xml`` and the Java files, :func:`source_digest`); a cache
+    built from other sources is not complete, and is built again once. Maven's own repository
     stays at its default (``~/.m2``; Neo4j and the plugins take 170 MB there). Measured
     on 2 shared cores: 25 s cold (empty ``~/.m2``: Maven 10 s, the archive 16 s), 19 s
     with a warm ``~/.m2``; the cache takes 230 MB.
@@ -36,6 +38,10 @@ Starting (:class:`Neo4jServer`, ``python -m tests.support.neo4jserver up``)
     (SIGTERM) and removes the directory; the server also stops when the process that
     started it ends, however it ends (its standard input closes, and the kernel sends it
     SIGTERM). :meth:`Neo4jServer.clear` deletes every node and relationship.
+    For a big graph (the benchmark), ``Neo4jServer(page_cache="1g", full_jit=True,
+    extra_jvm_options=["-Xmx2g"])`` gives a bigger page cache (the launcher's system
+    property ``mlledger.neo4j.pagecache``), both JIT compilers and a bigger heap (options
+    given come after the defaults, and the JVM takes the last ``-Xmx``).
 
 Set ``MLLEDGER_TEST_NEO4J_URL`` (``bolt://host:port`` or ``neo4j://host:port``) with
 ``MLLEDGER_TEST_NEO4J_USER`` (default ``neo4j``) and ``MLLEDGER_TEST_NEO4J_PASSWORD`` to
@@ -53,6 +59,7 @@ import argparse
 import atexit
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -83,6 +90,7 @@ __all__ = [
     "ENV_URL",
     "ENV_USER",
     "MISSING_MESSAGE",
+    "PAGE_CACHE_PROPERTY",
     "Neo4jServer",
     "Neo4jServerError",
     "build",
@@ -90,6 +98,7 @@ __all__ = [
     "ensure_server",
     "find_java",
     "missing_reason",
+    "source_digest",
 ]
 
 #: The Neo4j release the launcher embeds (5.26 is the LTS line that runs on Java 17).
@@ -116,12 +125,18 @@ _CDS = "cds.jsa"
 _INFO = "build-info.json"
 _READY_RE = re.compile(r"^NEO4J READY (bolt://\S+)$", re.MULTILINE)
 _MIN_JAVA = 17
+#: The launcher's system property for its page cache (default 64 MB): bytes, or 512m, 2g.
+PAGE_CACHE_PROPERTY = "mlledger.neo4j.pagecache"
+_PAGE_CACHE_RE = re.compile(r"^\d+[kKmMgG]?$")
+_C1_ONLY = "-XX:TieredStopAtLevel=1"
 #: Small enough for several servers side by side on a 2-core, 24 GB machine.
+#: ``extra_jvm_options`` come after these, so a later ``-Xmx2g`` overrides ``-Xmx512m``
+#: (HotSpot takes the last of a repeated option).
 _JVM_OPTIONS = (
     "-Xms64m",
     "-Xmx512m",
     "-XX:+UseSerialGC",
-    "-XX:TieredStopAtLevel=1",  # C1 only: quicker to start, fast enough for tests
+    _C1_ONLY,  # quicker to start, fast enough for tests; left out with ``full_jit``
     "-XX:+ExitOnOutOfMemoryError",
     # The JVM's own warnings (class-data sharing, ...) go to stderr, not stdout.
     "-Xlog:disable",
@@ -192,14 +207,29 @@ def cache_dir(version: str = DEFAULT_VERSION) -> Path:
     return base / "mlledger" / "neo4j" / version
 
 
+def source_digest(project: Path = _PROJECT) -> str:
+    """sha256 of the launcher's Maven project: ``pom.xml`` and the Java sources under
+    ``src/``, each file's path (relative to ``project``) and bytes, in path order. A
+    cached build made from other sources is not complete (:func:`_complete`)."""
+    digest = hashlib.sha256()
+    files = [project / "pom.xml", *sorted((project / "src").rglob("*.java"))]
+    for path in files:
+        data = path.read_bytes()
+        digest.update(f"{path.relative_to(project).as_posix()}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
 def _complete(directory: Path, version: str) -> bool:
-    """True when ``directory`` holds a finished build of ``version``."""
+    """True when ``directory`` holds a finished build of ``version`` made from the
+    launcher's current sources (:func:`source_digest`)."""
     try:
         info = json.loads((directory / _INFO).read_text())
     except (OSError, ValueError):
         return False
     return (
         info.get("version") == version
+        and info.get("source") == source_digest()
         and (directory / _JAR).is_file()
         and (directory / "lib" / f"neo4j-{version}.jar").is_file()
     )
@@ -255,6 +285,7 @@ def _build_into(
         src = work / "src"
         out = work / "out"
         shutil.copytree(_PROJECT, src, ignore=shutil.ignore_patterns("target"))
+        digest = source_digest(src)  # of what Maven builds, copied before it is read
         java_home = Path(java).resolve().parent.parent
         env = dict(os.environ, JAVA_HOME=str(java_home))
         argv = [mvn, "-B", "package", f"-Dneo4j.version={version}"]
@@ -288,6 +319,7 @@ def _build_into(
         cds_s = time.monotonic() - t0
         info = {
             "version": version,
+            "source": digest,
             "java": _java_id(java),
             "cds": cds_ok,
             "maven_seconds": round(maven_s, 1),
@@ -359,6 +391,8 @@ class Neo4jServer(ThrowawayServer):
         java: str | None = None,
         cds: bool = True,
         extra_jvm_options: list[str] | None = None,
+        page_cache: str | None = None,
+        full_jit: bool = False,
     ) -> None:
         """Prepare (but do not start) a server.
 
@@ -367,9 +401,21 @@ class Neo4jServer(ThrowawayServer):
         :param user: the user to connect as (the throwaway server has only ``neo4j``).
         :param java: the ``java`` to run; :func:`find_java` when omitted.
         :param cds: use the launcher's class-data archive when it fits this JDK.
+        :param extra_jvm_options: after the defaults, so they win (``-Xmx2g`` replaces
+            the default ``-Xmx512m``).
+        :param page_cache: Neo4j's page cache: bytes, or with a ``k``, ``m`` or ``g``
+            suffix (``"1g"``); ``None``: the launcher's 64 MB.
+        :param full_jit: run both JIT compilers (C1 and C2), for a long-running
+            benchmark server; by default only C1 (quicker to start).
         """
         if url is not None and password is None:
             raise ValueError(f"an existing Neo4j server ({url}) needs a password")
+        if page_cache is not None and not _PAGE_CACHE_RE.match(page_cache):
+            raise ValueError(
+                f"page_cache must be bytes or a size with a k, m or g suffix, got {page_cache!r}"
+            )
+        self._page_cache = page_cache
+        self._full_jit = full_jit
         self._external_url = url
         self._launcher_dir = launcher_dir
         self._java = java
@@ -521,7 +567,8 @@ class Neo4jServer(ThrowawayServer):
 
     def _jvm_command(self, home: Path, port: int) -> list[str]:
         assert self._java is not None and self._launcher_dir is not None
-        argv = [self._java, *_JVM_OPTIONS]
+        options = [o for o in _JVM_OPTIONS if not (self._full_jit and o == _C1_ONLY)]
+        argv = [self._java, *options]
         archive = self._launcher_dir / _CDS
         if self._cds and archive.is_file():
             try:
@@ -530,6 +577,8 @@ class Neo4jServer(ThrowawayServer):
                 info = {}
             if info.get("java") == _java_id(self._java):
                 argv.append(f"-XX:SharedArchiveFile={archive}")
+        if self._page_cache is not None:
+            argv.append(f"-D{PAGE_CACHE_PROPERTY}={self._page_cache}")
         argv += self._extra_jvm_options
         argv += ["-jar", str(self._launcher_dir / _JAR), str(home), str(port), "-"]
         return argv

@@ -41,9 +41,15 @@ import org.neo4j.graphdb.GraphDatabaseService;
  * output: {@code NEO4J READY bolt://127.0.0.1:PORT}. SIGTERM (or SIGINT) shuts the
  * database down cleanly and prints {@code NEO4J STOPPED}. Exit status 2 means bad
  * arguments, 1 that the server could not start (the reason on standard error).
+ *
+ * <p>The page cache is 64 MB unless the system property {@code mlledger.neo4j.pagecache}
+ * says otherwise: a number of bytes, or one with a {@code k}, {@code m} or {@code g}
+ * suffix (powers of 1024), e.g. {@code -Dmlledger.neo4j.pagecache=1g}.
  */
 public final class Neo4jLauncher {
-    private static final long PAGE_CACHE_BYTES = 64L * 1024 * 1024;
+    /** The system property that sets the page cache (bytes, or 512m, 2g, ...). */
+    static final String PAGE_CACHE_PROPERTY = "mlledger.neo4j.pagecache";
+    private static final long DEFAULT_PAGE_CACHE_BYTES = 64L * 1024 * 1024;
     private static final long READY_TIMEOUT_MS = 120_000;
     private static final int MIN_PASSWORD_LENGTH = 8;
     private static final Duration SHUTDOWN_WAIT = Duration.ofMillis(200);
@@ -88,6 +94,15 @@ public final class Neo4jLauncher {
             System.exit(2);
         }
 
+        long pageCache;
+        try {
+            pageCache = pageCacheBytes(System.getProperty(PAGE_CACHE_PROPERTY));
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
+            System.exit(2);
+            return;
+        }
+
         DatabaseManagementService dbms;
         try {
             dbms = new DatabaseManagementServiceBuilder(home)
@@ -97,7 +112,7 @@ public final class Neo4jLauncher {
                     .setConfig(BoltConnector.advertised_address, new SocketAddress("127.0.0.1", port))
                     .setConfig(HttpConnector.enabled, false)
                     .setConfig(HttpsConnector.enabled, false)
-                    .setConfig(GraphDatabaseSettings.pagecache_memory, PAGE_CACHE_BYTES)
+                    .setConfig(GraphDatabaseSettings.pagecache_memory, pageCache)
                     .setConfig(GraphDatabaseSettings.preallocate_logical_logs, false)
                     // Bolt waits 5 s by default for its idle worker threads on shutdown.
                     .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time,
@@ -155,6 +170,36 @@ public final class Neo4jLauncher {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /**
+     * Bytes of page cache that {@code value} names: {@code null} or blank is the default
+     * (64 MB); else digits with an optional {@code k}, {@code m} or {@code g} suffix (any
+     * case, powers of 1024), at least 1 MB.
+     */
+    static long pageCacheBytes(String value) {
+        if (value == null || value.isBlank()) {
+            return DEFAULT_PAGE_CACHE_BYTES;
+        }
+        String text = value.trim().toLowerCase(java.util.Locale.ROOT);
+        long unit = 1;
+        char last = text.charAt(text.length() - 1);
+        if (last == 'k' || last == 'm' || last == 'g') {
+            unit = last == 'k' ? 1024L : last == 'm' ? 1024L * 1024 : 1024L * 1024 * 1024;
+            text = text.substring(0, text.length() - 1);
+        }
+        long bytes;
+        try {
+            bytes = Math.multiplyExact(Long.parseLong(text), unit);
+        } catch (NumberFormatException | ArithmeticException e) {
+            bytes = -1;
+        }
+        if (bytes < 1024L * 1024) {
+            throw new IllegalArgumentException("-D" + PAGE_CACHE_PROPERTY
+                    + " must be a size of at least 1m (bytes, or with a k, m or g suffix), got: "
+                    + value);
+        }
+        return bytes;
     }
 
     private static void waitForBolt(int port) throws IOException, InterruptedException {
