@@ -64,31 +64,38 @@ _POSITION = (
 #: would need a heap as large).
 DROP_BATCH = 10_000
 
-_WRITE_NODES = """
-UNWIND $nodes AS row
-MERGE (n:LineageNode {id: row.id})
-SET n.kind = row.kind, n.project = row.project, n.label = row.label,
-    n.created_at = row.created_at
+# Taken first in a sync's transaction: a write lock on the tracking node, held until
+# the commit, so two processes syncing at once read the position one after the other
+# (the second finds it moved, and writes nothing).
+_LOCK = "MERGE (t:MlledgerTracking {name: $name}) SET t.locked = true REMOVE t.locked"
+
+# A window's nodes, the ends its edges need that it does not make, and its new edges,
+# in one statement. Nodes are rows [id, kind, project, label, created_at]; ends are
+# ids, written as nodes of their id alone when missing (as in the embedded graph);
+# edges are rows [src, dst, kind, opened, valid_from, valid_to] whose ends are places
+# in the list of nodes then ends, so no edge looks its ends up by id. An edge opened
+# in the window is new: the window is written once (see ``_write_window``).
+_WRITE = """
+UNWIND range(0, size($nodes) - 1) AS i
+WITH i, $nodes[i] AS row
+MERGE (n:LineageNode {id: row[0]})
+SET n.kind = row[1], n.project = row[2], n.label = row[3], n.created_at = row[4]
+WITH i, n ORDER BY i
+WITH collect(n) AS made
+CALL {
+  UNWIND range(0, size($ends) - 1) AS j
+  WITH j, $ends[j] AS id
+  MERGE (m:LineageNode {id: id})
+  WITH j, m ORDER BY j
+  RETURN collect(m) AS more
+}
+WITH made + more AS placed
+UNWIND $edges AS e
+WITH placed[e[0]] AS s, placed[e[1]] AS d, e
+CREATE (s)-[:LINEAGE {kind: e[2], opened: e[3], valid_from: e[4], valid_to: e[5]}]->(d)
 """
 
-# An edge's ends exist before it is written: the window's nodes, nodes of earlier
-# windows, or (an end the projection has no row for) a node of its id alone, as in
-# the embedded graph.
-_WRITE_ENDS = """
-UNWIND $ids AS id
-MERGE (:LineageNode {id: id})
-"""
-
-# An edge opened in the window is new (the window is written once: see
-# ``_write_window``); one opened before and closed in it gets its end.
-_CREATE_EDGES = """
-UNWIND $edges AS row
-MATCH (s:LineageNode) USING INDEX s:LineageNode(id) WHERE s.id = row.src
-MATCH (d:LineageNode) USING INDEX d:LineageNode(id) WHERE d.id = row.dst
-CREATE (s)-[:LINEAGE {kind: row.kind, opened: row.opened, valid_from: row.valid_from,
-                      valid_to: row.valid_to}]->(d)
-"""
-
+# An edge opened before the window and closed in it gets its end.
 _CLOSE_EDGES = """
 UNWIND $edges AS row
 MATCH (s:LineageNode) USING INDEX s:LineageNode(id) WHERE s.id = row.src
@@ -157,8 +164,7 @@ def _around_query(sides: tuple[Side, ...], hops: int | None, kinds: bool, when: 
     where = f"WHERE {' AND '.join(path_ok)}" if path_ok else ""
     test = f" WHERE {' AND '.join(edge_ok)}" if edge_ok else ""
     fields = (
-        "o.id, r.kind, r.opened, r.valid_from, r.valid_to, "
-        "o.kind, o.project, o.label, o.created_at"
+        "o.id, r.kind, r.opened, r.valid_from, r.valid_to, o.kind, o.project, o.label, o.created_at"
     )
     lists = {
         "in": f"[(o:LineageNode)-[r:LINEAGE]->(n){test} | [{fields}]] AS ins",
@@ -382,21 +388,35 @@ def _write_window(
 ) -> int:
     """One window, written only if the graph is still where it was read (else another
     process wrote it: nothing is written twice); the position reached."""
+    tx.run(_LOCK, name=TRACKING).consume()
     current, dropping = _tracked(tx)
     if dropping:
         raise GraphUnavailable(_DROPPING)
     if current != since:  # another process moved it (ahead, or back by a drop)
         return current
-    if nodes:
-        tx.run(_WRITE_NODES, nodes=nodes).consume()
     opened = [e for e in edges if e["opened"] > since]
     closed = [e for e in edges if e["opened"] <= since]
-    if opened:
-        made = {n["id"] for n in nodes}
-        ends = sorted({e[end] for e in opened for end in ("src", "dst")} - made)
-        if ends:
-            tx.run(_WRITE_ENDS, ids=ends).consume()
-        tx.run(_CREATE_EDGES, edges=opened).consume()
+    rows = [[n["id"], n["kind"], n["project"], n["label"], n["created_at"]] for n in nodes]
+    place = {row[0]: i for i, row in enumerate(rows)}
+    ends: list[str] = []
+    for edge in opened:
+        for end in (edge["src"], edge["dst"]):
+            if end not in place:
+                place[end] = len(rows) + len(ends)
+                ends.append(end)
+    if opened or rows:
+        links = [
+            [
+                place[e["src"]],
+                place[e["dst"]],
+                e["kind"],
+                e["opened"],
+                e["valid_from"],
+                e["valid_to"],
+            ]
+            for e in opened
+        ]
+        tx.run(_WRITE, nodes=rows, ends=ends, edges=links).consume()
     if closed:
         tx.run(_CLOSE_EDGES, edges=closed).consume()
     tx.run(_MOVE, name=TRACKING, position=upto).consume()

@@ -9,6 +9,7 @@ any), for an asker who may read every project and for one who may not.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -260,6 +261,48 @@ def test_a_drop_by_another_process_during_a_sync_is_caught_up_from(
     assert canonical_json(neo4j_graph.canonical()) == canonical_json(
         canonical(graph_of(reg.ledger).current())
     )
+
+
+def test_processes_syncing_at_once_write_each_window_once(
+    reg: Registry, neo4j_server: Neo4jServer, neo4j_graph: Neo4jGraph
+) -> None:
+    """Four syncers (each with its own driver, as separate processes would have) start
+    together with windows of 7 log positions: the tracking lock makes each window's
+    writer the only one, so the graph has every edge once (a second writer of a window
+    would CREATE its edges again)."""
+    build_world(reg)
+    event = reg.ledger.last_event()
+    assert event is not None and event.type == "predictions-logged"
+    auth = (neo4j_server.user, neo4j_server.password)
+    syncers = [Neo4jGraph(neo4j_server.url, auth, window=7) for _ in range(4)]
+    start = threading.Barrier(len(syncers))
+    reached: list[int] = []
+    failed: list[BaseException] = []
+
+    def sync(graph: Neo4jGraph) -> None:
+        try:
+            start.wait()
+            reached.append(graph.sync(reg.ledger))
+        except BaseException as exc:  # reported below, in the test's thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=sync, args=(g,)) for g in syncers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for graph in syncers:
+        graph.close()
+    assert not failed, failed
+    status = neo4j_graph.status(reg.ledger)
+    assert reached == [status.head] * len(syncers) and status.lag == 0
+    with reg.ledger.store.read() as conn:
+        raw = Raw(conn)
+        assert status.nodes == raw.scalar("SELECT COUNT(*) FROM lineage_nodes")
+        assert status.edges == raw.scalar("SELECT COUNT(*) FROM lineage_edges")
+    with reg.ledger.store.read() as conn:
+        embedded = canonical(graph_of(reg.ledger).current(conn))
+    assert canonical_json(neo4j_graph.canonical()) == canonical_json(embedded)
 
 
 def test_a_drop_deletes_in_batches_and_refuses_questions_meanwhile(
