@@ -163,9 +163,11 @@ def _around_query(sides: tuple[Side, ...], hops: int | None, kinds: bool, when: 
         edge_ok.append("coalesce(o.created_at, '') <= $when")
     where = f"WHERE {' AND '.join(path_ok)}" if path_ok else ""
     test = f" WHERE {' AND '.join(edge_ok)}" if edge_ok else ""
-    fields = (
-        "o.id, r.kind, r.opened, r.valid_from, r.valid_to, o.kind, o.project, o.label, o.created_at"
-    )
+    fields = "o.id, r.kind, r.opened, r.valid_from, r.valid_to"
+    if hops is not None:
+        # The other end of an edge may lie beyond the neighbourhood: its fields too.
+        # (With no bound it is in the neighbourhood, a row of its own.)
+        fields += ", o.kind, o.project, o.label, o.created_at"
     lists = {
         "in": f"[(o:LineageNode)-[r:LINEAGE]->(n){test} | [{fields}]] AS ins",
         "out": f"[(n)-[r:LINEAGE]->(o:LineageNode){test} | [{fields}]] AS outs",
@@ -619,7 +621,7 @@ class Neo4jReader:
                 for other, kind, opened, since, until, *data in row[column]:
                     src, dst = (other, node.id) if side == "in" else (node.id, other)
                     edges.append(Edge(src, dst, kind, int(opened), since, until))
-                    if other not in self._known:
+                    if data and other not in self._known:
                         fields = zip(_NODE_FIELDS, (other, *data), strict=True)
                         self._known[other] = _node(dict(fields))
                 kept[side][node.id] = edges
