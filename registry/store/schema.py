@@ -406,6 +406,7 @@ class PredictionCount(SQLModel, table=True):
 
 class LineageNode(SQLModel, table=True):
     __tablename__ = "lineage_nodes"
+    __table_args__ = (Index("ix_lineage_nodes_position", "position"),)
     id: str = _str(300, key=True)
     kind: str = _str(16)
     project: str | None = _str(128, null=True)
