@@ -50,7 +50,8 @@ Figures:
   question on either graph.
 
 Targets: the same answers from both graphs (0 mismatches); a full sync of the scale-1.0
-world within a minute and at 10,000 log events a second or more; an incremental sync
+world (or a smaller one) within a minute, and of any world at 10,000 log events a second
+or more; an incremental sync
 within 50 ms at p99; on Neo4j, ``trained_on``, ``downstream`` and a deployment's
 upstream lineage within 50 ms at p99 (meant at 1,000,000 nodes); a rebuild of a graph
 of 1,000,000 nodes or more within 5 minutes (``null`` in ``targets_met`` for a smaller
@@ -740,7 +741,9 @@ def main() -> None:
     big = sync["nodes"] >= 1_000_000
     results["targets_met"] = {
         "same_answers_from_both_graphs": mismatches == 0,
-        "full_sync_seconds<=60": sync["seconds"] <= 60,
+        # Said of the scale-1.0 world (55,075 events) or a smaller one; a bigger one is
+        # held to the rate below and, at 1,000,000 nodes, to the rebuild's 5 minutes.
+        "full_sync_seconds<=60": sync["seconds"] <= 60 if sync["log_events"] <= 55_075 else None,
         "full_sync_events_per_s>=10000": sync["events_per_s"] >= 10_000,
         "incremental_sync_p99_ms<=50": results["incremental"]["sync"]["p99_ms"] <= 50,
         # Only said of a graph of 1,000,000 nodes or more (null below: not measured).
