@@ -152,7 +152,7 @@ def _around_query(sides: tuple[Side, ...], hops: int | None, kinds: bool, when: 
     once: Neo4j plans it so only when the path's tests are plain (hence a text for each
     combination of ``kinds`` and ``when`` given, with no ``$when IS NULL OR``)."""
     left, right = _ARROWS[sides]
-    reach = "" if hops is None else str(hops - 1)
+    reach = "" if hops is None else str(int(hops) - 1)  # a number: never text of a caller's
     # An edge valid at $when (of $kinds), and a node made by then.
     edge_ok = [*(["r.kind IN $kinds"] if kinds else [])]
     if when:

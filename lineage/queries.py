@@ -403,8 +403,8 @@ def lineage(
     """The subgraph around ``node`` to ``depth`` hops, optionally as of a past time; with
     ``visible``, only nodes of those projects (the rest counted as ``withheld``; the
     walk does not go through them)."""
-    if depth < 0:
-        raise InvalidNodeId(f"depth {depth} is negative: expected 0 or more")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise InvalidNodeId(f"depth {depth!r} is not valid: expected a whole number, 0 or more")
     if direction not in ("upstream", "downstream", "both"):
         raise InvalidNodeId(f"direction {direction!r}: expected upstream, downstream or both")
     parsed = NodeId.parse(node)

@@ -112,8 +112,9 @@ def test_lineage_errors(reg: Registry, world: Scenario) -> None:
         reg.lineage("model:test/ghost@1")
     with pytest.raises(InvalidNodeId):
         reg.lineage("ghost")
-    with pytest.raises(InvalidNodeId):
-        reg.lineage(world.raw, depth=-1)
+    for depth in (-1, 2.5, "3", True):
+        with pytest.raises(InvalidNodeId, match="expected a whole number, 0 or more"):
+            reg.lineage(world.raw, depth=depth)  # type: ignore[arg-type]
 
 
 def test_footprint_finds_every_trace_of_a_subject(reg: Registry, world: Scenario) -> None:
