@@ -126,7 +126,14 @@ def reading(ledger: Ledger, conn: Connection) -> Iterator[GraphReader]:
     reader = graph.reader()
     try:
         graph.catch_up(ledger, conn, reader)
-        yield reader
+        try:
+            yield reader
+        except Exception:
+            # A drop begun meanwhile can make a walk miss what it was told of: said
+            # as the graph being dropped, not as whatever the walk tripped on.
+            graph.confirm(reader)
+            raise
+        graph.confirm(reader)
     finally:
         reader.close()
 

@@ -3,18 +3,21 @@
 ``Neo4jGraph.sync`` copies the lineage projection (``lineage_nodes``,
 ``lineage_edges``: what the log's events made of the graph, up to a log position) into
 Neo4j, a window of log positions at a time. Each window is one Neo4j transaction that
-first reads the position the graph has reached (``(:MlledgerTracking {name:
-'lineage'})``), writes the window's nodes and edges with ``UNWIND`` and ``MERGE`` (so a
-window written twice changes nothing) and then moves the position, all committed
-together: a crash leaves the graph at the end of a window, and two processes syncing
-at once write each window once.
+first locks the tracking node (``(:MlledgerTracking {name: 'lineage'})``) and reads the
+position the graph has reached, writes the window's nodes (``UNWIND`` and ``MERGE``) and
+the edges it opened (``CREATE``: written only by the transaction that moves the
+position past them) and then moves the position, all committed together: a crash
+leaves the graph at the end of a window, and two processes syncing at once take the
+lock in turn, so each window is written once.
 
 Neo4j holds only the graph: node ids, kinds, projects, labels, creation times, and
-edges with their kind and validity. Records, subjects and predictions stay in the SQL
+edges with their kind, validity and the log position that opened them; and the
+tracking node. Records, subjects and predictions stay in the SQL
 indexes; no pseudonym and no erasure reference reaches Neo4j, so an erasure has
 nothing to purge there.
 
-``Neo4jReader`` answers ``lineage.walks.GraphReader`` with one Cypher query a frontier.
+``Neo4jReader`` answers ``lineage.walks.GraphReader``: a walk's whole neighbourhood in
+one Cypher query (``prefetch``), what else it asks one query a call.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, and_, or_, select
 
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
 else:
     neo4j = lazy_import("neo4j")
 
+_SCHEMES = ("bolt://", "neo4j://", "bolt+s://", "neo4j+s://", "bolt+ssc://", "neo4j+ssc://")
 #: Log positions one sync transaction covers at most (``MLLEDGER_GRAPH_WINDOW``).
 WINDOW = 5_000
 TRACKING = "lineage"
@@ -142,6 +148,7 @@ RETURN s.id AS src, d.id AS dst, r.kind AS kind, r.opened AS opened,
 """
 
 
+_NO_BOUND = 2**31
 _ARROWS = {("in",): ("<-", "-"), ("out",): ("-", "->"), ("in", "out"): ("-", "-")}
 
 
@@ -152,7 +159,9 @@ def _around_query(sides: tuple[Side, ...], hops: int | None, kinds: bool, when: 
     once: Neo4j plans it so only when the path's tests are plain (hence a text for each
     combination of ``kinds`` and ``when`` given, with no ``$when IS NULL OR``)."""
     left, right = _ARROWS[sides]
-    reach = "" if hops is None else str(int(hops) - 1)  # a number: never text of a caller's
+    # A number, never a caller's text; beyond any graph's size, no bound at all (Neo4j's
+    # integers end at 2**63).
+    reach = "" if hops is None or hops > _NO_BOUND else str(int(hops) - 1)
     # An edge valid at $when (of $kinds), and a node made by then.
     edge_ok = [*(["r.kind IN $kinds"] if kinds else [])]
     if when:
@@ -211,11 +220,19 @@ class Neo4jGraph:
         retry_seconds: float = 2.0,
         window: int = WINDOW,
     ):
-        if not url.startswith(("bolt://", "neo4j://", "bolt+s://", "neo4j+s://")):
+        shown = url.split("@")[-1]
+        if not url.startswith(_SCHEMES):
             raise ConfigError(
-                f"graph URL {url.split('@')[-1]!r} is not a Neo4j URL: expected bolt://HOST:PORT "
-                "or neo4j://HOST:PORT"
+                f"graph URL {shown!r} is not a Neo4j URL: expected bolt://HOST:PORT or "
+                "neo4j://HOST:PORT (or bolt+s, bolt+ssc, neo4j+s, neo4j+ssc for TLS)"
             )
+        try:
+            urlsplit(url).port  # noqa: B018 (read to check it: a port that is no number raises)
+        except ValueError:
+            raise ConfigError(
+                f"graph URL {shown!r} has a port that is not a number: expected "
+                "bolt://HOST:PORT with PORT from 1 to 65535"
+            ) from None
         self.url = url
         self.database = database
         self.window = window
@@ -288,8 +305,11 @@ class Neo4jGraph:
         self.ensure_schema()
         began = time.monotonic()
         with ledger.store.read() as conn:
-            head = _lineage_head(conn)
+            head = lineage_head(conn)
         position = self.position()
+        if position > head:  # read after the head: a fresh head tells the two cases apart
+            with ledger.store.read() as conn:
+                _not_ahead(position, lineage_head(conn), self.url)
         while position < head:
             if seconds is not None and time.monotonic() - began > seconds:
                 raise GraphUnavailable(
@@ -314,12 +334,26 @@ class Neo4jGraph:
         position, dropping = reader.tracked()
         if dropping:
             raise GraphUnavailable(_DROPPING)
-        if position < _lineage_head(conn):
+        head = lineage_head(conn)
+        if position < head:
             self.sync(ledger, seconds=ledger.settings.graph_wait)
+        elif position > head:
+            # Ahead of the question's snapshot: written since by another process, or
+            # the graph of another ledger. Only the latter outruns a fresh read.
+            with ledger.store.read() as fresh:
+                _not_ahead(position, lineage_head(fresh), self.url)
+        reader.started_at = max(position, head)
+
+    def confirm(self, reader: Neo4jReader) -> None:
+        """After a question's reads: refuse its answer (``GraphUnavailable``) if a drop
+        began meanwhile (its reads may have seen half a graph)."""
+        position, dropping = reader.tracked()
+        if dropping or position < reader.started_at:
+            raise GraphUnavailable(_DROPPING)
 
     def status(self, ledger: Ledger) -> Status:
         with ledger.store.read() as conn:
-            head = _lineage_head(conn)
+            head = lineage_head(conn)
 
         def count(tx: Any) -> tuple[int, int]:
             nodes = tx.run("MATCH (n:LineageNode) RETURN count(n) AS n").single()["n"]
@@ -335,12 +369,18 @@ class Neo4jGraph:
         The position is set back and marked ``dropping`` first, in a transaction of its
         own: while nodes are deleted (``DROP_BATCH`` a transaction), a sync elsewhere
         writes nothing and a question is refused (``GraphUnavailable``), never answered
-        from half a graph. The mark is removed once every node is gone."""
+        from half a graph. The mark is removed once every node is gone, by the drop
+        that made it: two drops at once leave the graph refused until the later one is
+        done (the other raises ``GraphUnavailable``)."""
+
+        token = str(uuid.uuid4())
 
         def mark(tx: Any) -> None:
             tx.run(
-                "MERGE (t:MlledgerTracking {name: $name}) SET t.position = -1, t.dropping = true",
+                "MERGE (t:MlledgerTracking {name: $name}) "
+                "SET t.position = -1, t.dropping = true, t.dropper = $token",
                 name=TRACKING,
+                token=token,
             ).consume()
 
         def delete(tx: Any) -> int:
@@ -350,14 +390,27 @@ class Neo4jGraph:
             ).single()
             return 0 if record is None else int(record["n"])
 
-        def unmark(tx: Any) -> None:
-            tx.run("MATCH (t:MlledgerTracking {name: $name}) DELETE t", name=TRACKING).consume()
+        def unmark(tx: Any) -> int:
+            # Only this drop's mark: a drop begun meanwhile elsewhere keeps its own (and
+            # the graph stays refused until that one is done too).
+            record = tx.run(
+                "MATCH (t:MlledgerTracking {name: $name}) WHERE t.dropper = $token "
+                "DELETE t RETURN count(*) AS n",
+                name=TRACKING,
+                token=token,
+            ).single()
+            return 0 if record is None else int(record["n"])
 
         self.ensure_schema()
         self._call(mark, write=True)
         while self._call(delete, write=True):
             pass
-        self._call(unmark, write=True)
+        if not self._call(unmark, write=True):
+            raise GraphUnavailable(
+                "another process began dropping the lineage graph while this drop ran; "
+                "expected one rebuild at a time: that one finishes it (see `mlledger "
+                "graph status`)"
+            )
 
     def reader(self) -> Neo4jReader:
         return Neo4jReader(self)
@@ -433,7 +486,19 @@ def _tracked(tx: Any) -> tuple[int, bool]:
     return int(record["position"]), bool(record["dropping"])
 
 
-def _lineage_head(conn: Connection) -> int:
+def _not_ahead(position: int, head: int, url: str) -> None:
+    """Refuse a graph that holds log positions the ledger does not have."""
+    if position > head:
+        raise GraphUnavailable(
+            f"the lineage graph at {url.split('@')[-1]} is at log position {position}, "
+            f"ahead of this ledger's lineage projection ({head}): it holds another "
+            "ledger's graph, or this ledger was restored from an older copy; expected "
+            "`mlledger graph rebuild` (or a graph of this ledger's own)"
+        )
+
+
+def lineage_head(conn: Connection) -> int:
+    """The log position the SQL lineage projection has reached (-1: none)."""
     head = Raw(conn).scalar("SELECT position FROM projection_tracking WHERE name = 'lineage'")
     return -1 if head is None else int(head)
 
@@ -511,6 +576,8 @@ class Neo4jReader:
         self.graph = graph
         self._session: Any = None
         self._tx: Any = None
+        #: The position the question's graph stood at (``Neo4jGraph.catch_up``).
+        self.started_at = -1
         self._known: dict[str, Node] = {}
         # (side, when, kinds) -> node -> every edge of the node on that side (at when,
         # of those kinds; None: any kind).
@@ -645,9 +712,10 @@ def follow(
     while not stop.is_set():
         try:
             graph.sync(ledger)
-        except GraphUnavailable as exc:
+        except Exception as exc:  # said once an outage, and retried: the thread goes on
             if not down:
-                say(f"mlledger graph: {exc}; trying again every {interval:g} s")
+                reason = str(exc) if isinstance(exc, GraphUnavailable) else repr(exc)
+                say(f"mlledger graph: {reason}; trying again every {interval:g} s")
             down = True
         else:
             if down:

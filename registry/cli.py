@@ -4,8 +4,8 @@ Every command takes ``--db`` (default ``MLLEDGER_DB`` or ``./.mlledger/ledger.db
 and ``--project`` (for ``keys`` and ``access-trail``, a filter or the key's project,
 never a default); commands that print data take ``--json``. Errors print one
 line naming what was wrong and exit with status 2 (bad input, unknown node),
-1 (the database could not be used) or 3 (``audit``: the log, a checkpoint or a
-proof is not as signed); never a traceback.
+1 (the database, or the Neo4j lineage graph, could not be used) or 3 (``audit``: the
+log, a checkpoint or a proof is not as signed); never a traceback.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from registry.commands import (
 from registry.commands import audit as audit_cli
 from registry.commands import compliance as compliance_cli
 from registry.commands import graph as graph_cli
-from registry.errors import FieldError, IntegrityViolation, InvalidInput, LedgerError, NotFound
+from registry.errors import (
+    FieldError,
+    GraphUnavailable,
+    IntegrityViolation,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+)
 from registry.ids import kind_of, label_of
 from registry.lazy import lazy_import
 from registry.roles import ROLES
@@ -372,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IntegrityViolation as exc:
         print(f"mlledger {name}: integrity: {exc}", file=sys.stderr)
         return audit_cli.EXIT_INVALID
+    except GraphUnavailable as exc:
+        print(f"mlledger {name}: unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except LedgerError as exc:
         print(f"mlledger {name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

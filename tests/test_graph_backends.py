@@ -23,7 +23,7 @@ from lineage.openlineage.ingest import to_events
 from lineage.openlineage.readmodel import marquez_graph
 from registry import Registry, grants
 from registry.canonical import canonical_json
-from registry.errors import GraphUnavailable
+from registry.errors import ConfigError, GraphUnavailable
 from registry.ledger import Ledger
 from registry.store.raw import Raw
 from tests.support.helpers import connected
@@ -340,8 +340,9 @@ def test_a_deep_walk_costs_a_few_queries_whatever_its_depth(
     reg: Registry, neo4j_graph: Neo4jGraph, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A chain 30 derivations deep behind a model: each question on Neo4j fetches the
-    walk's neighbourhood in one query (plus the position check and the root), not a
-    query a hop; the answers are the embedded graph's."""
+    walk's neighbourhood in one query (plus the position checks before and after, the
+    root, and what the answer needs besides), not a query a hop; the answers are the
+    embedded graph's."""
     chain = [reg.register_dataset("d0", uri="s3://chain/0", digest="sha256:c0")]
     for i in range(1, 30):
         chain.append(
@@ -371,8 +372,120 @@ def test_a_deep_walk_costs_a_few_queries_whatever_its_depth(
         asked.clear()
         embedded, on_neo4j = both(reg.ledger, neo4j_graph, ask)
         assert embedded == on_neo4j, name
-        assert len(asked) <= 4, (name, len(asked))
+        assert len(asked) <= 5, (name, len(asked))
     trained = queries.trained_on(reg.ledger, model.id)
     assert {d["dataset"]: d["depth"] for d in trained.datasets} == {
         d.id: 30 - i for i, d in enumerate(chain)
     }
+
+
+def test_a_drop_during_a_question_refuses_its_answer(
+    reg: Registry,
+    neo4j_server: Neo4jServer,
+    neo4j_graph: Neo4jGraph,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild's drop that begins after a question has checked the graph, and ends
+    before it has walked it: the answer (from half a graph, or none) is refused."""
+    world = build_world(reg)
+    neo4j_graph.sync(reg.ledger)
+    other = Neo4jGraph(neo4j_server.url, (neo4j_server.user, neo4j_server.password))
+    real_prefetch = neo4j_module.Neo4jReader.prefetch
+
+    def prefetch(self: Any, *args: Any, **kwargs: Any) -> None:
+        other.drop()  # another process, between the question's first query and its walk
+        real_prefetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(neo4j_module.Neo4jReader, "prefetch", prefetch)
+    attach(reg.ledger, neo4j_graph)
+    try:
+        for ask in (
+            lambda: queries.trained_on(reg.ledger, world.m1.id),
+            lambda: queries.lineage(reg.ledger, world.m1.id, direction="both", depth=4),
+        ):
+            neo4j_graph.sync(reg.ledger)
+            with pytest.raises(GraphUnavailable, match="being dropped for a rebuild"):
+                ask()
+    finally:
+        attach(reg.ledger, None)
+        other.close()
+
+
+def test_two_drops_at_once_leave_the_graph_refused_until_the_later_is_done(
+    reg: Registry, neo4j_graph: Neo4jGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drop that ends while another process's drop still deletes does not lift that
+    one's mark (which let syncs write into a graph still being deleted, and edges be
+    written twice): it says so, and the graph stays refused until the other is done."""
+    world = build_world(reg)
+    neo4j_graph.sync(reg.ledger)
+    expected = neo4j_graph.status(reg.ledger)
+    real_call = neo4j_graph._call
+
+    def mark_of_another(tx: Any) -> None:
+        tx.run(
+            "MATCH (t:MlledgerTracking {name: 'lineage'}) "
+            "SET t.position = -1, t.dropping = true, t.dropper = 'another'"
+        ).consume()
+
+    def call(work: Any, *args: Any, write: bool = False) -> Any:
+        if getattr(work, "__name__", "") == "unmark":  # another drop began meanwhile
+            real_call(mark_of_another, write=True)
+        return real_call(work, *args, write=write)
+
+    monkeypatch.setattr(neo4j_graph, "_call", call)
+    with pytest.raises(GraphUnavailable, match="another process began dropping"):
+        neo4j_graph.drop()
+    monkeypatch.undo()
+    with pytest.raises(GraphUnavailable, match="being dropped"):
+        neo4j_graph.sync(reg.ledger)
+    attach(reg.ledger, neo4j_graph)
+    try:
+        with pytest.raises(GraphUnavailable, match="being dropped"):
+            queries.trained_on(reg.ledger, world.m1.id)
+    finally:
+        attach(reg.ledger, None)
+    # The other drop ends: its mark goes, and the graph is synced again, each edge once.
+    real_call(lambda tx: tx.run("MATCH (t:MlledgerTracking) DELETE t").consume(), write=True)
+    neo4j_graph.sync(reg.ledger)
+    assert neo4j_graph.status(reg.ledger) == expected
+
+
+def test_a_graph_ahead_of_the_ledger_is_refused(
+    reg: Registry, tmp_path: Any, neo4j_graph: Neo4jGraph
+) -> None:
+    """A graph holding positions this ledger does not have (another ledger's graph, or
+    a ledger restored from an older copy) answers nothing: questions and syncs say so."""
+    build_world(reg)
+    neo4j_graph.sync(reg.ledger)
+    for fresh in connected(f"sqlite:///{tmp_path}/other.db", project="test", actor="ann"):
+        raw = fresh.register_dataset("raw", uri="s3://d/raw", digest="sha256:1")
+        event = fresh.ledger.last_event()
+        assert event is not None and event.type == "dataset-version-registered"
+        with pytest.raises(GraphUnavailable, match="ahead of this ledger's lineage projection"):
+            neo4j_graph.sync(fresh.ledger)
+        attach(fresh.ledger, neo4j_graph)
+        try:
+            with pytest.raises(GraphUnavailable, match="mlledger graph rebuild"):
+                queries.lineage(fresh.ledger, raw.id, direction="downstream", depth=3)
+        finally:
+            attach(fresh.ledger, None)
+
+
+def test_a_depth_beyond_any_graph_is_no_bound_on_neo4j(
+    reg: Registry, neo4j_graph: Neo4jGraph
+) -> None:
+    world = build_world(reg)
+    embedded, on_neo4j = both(
+        reg.ledger,
+        neo4j_graph,
+        lambda: queries.lineage(reg.ledger, world.m1.id, direction="both", depth=10**19),
+    )
+    assert embedded == on_neo4j and len(embedded["nodes"]) > 1
+
+
+def test_a_graph_url_whose_port_is_no_number_is_refused() -> None:
+    with pytest.raises(ConfigError, match="port that is not a number"):
+        Neo4jGraph("bolt://127.0.0.1:notaport", None)
+    with pytest.raises(ConfigError, match="bolt\\+ssc"):
+        Neo4jGraph("http://127.0.0.1:7474", None)

@@ -25,6 +25,7 @@ from registry.canonical import canonical_json
 from registry.cli import main
 from tests.support.apiserver import ApiServer
 from tests.support.neo4jserver import Neo4jServer
+from tests.support.throwaway import free_port
 from tests.support.worlds import build_world
 
 RAW_LINEAGE = {"node": "dataset:test/raw@1", "depth": 1}
@@ -117,6 +118,22 @@ def test_without_a_graph_the_commands_say_what_is_missing(
     assert "expected --graph bolt://HOST:PORT or MLLEDGER_GRAPH" in capsys.readouterr().err
     assert main(["graph", "sync", "--db", store_url, "--graph", "http://x"]) == 2
     assert "is not a Neo4j URL: expected bolt://HOST:PORT" in capsys.readouterr().err
+    assert main(["graph", "status", "--db", store_url, "--graph", "bolt://h:port"]) == 2
+    assert "has a port that is not a number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["graph", "follow", "--db", store_url, "--graph", "bolt://h:1", "--interval", "0"])
+    assert refused.value.code == 2
+    assert "expected more than 0" in capsys.readouterr().err
+
+
+def test_a_graph_out_of_reach_exits_1_with_the_reason(
+    store_url: str, reg: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = f"bolt://127.0.0.1:{free_port()}"  # nothing listens there
+    assert main(["graph", "status", "--db", store_url, "--graph", closed]) == 1
+    err = capsys.readouterr().err
+    assert "mlledger graph: unavailable: the lineage graph at" in err
+    assert "cannot be reached" in err and "Traceback" not in err
 
 
 def test_follow_keeps_the_graph_up_to_date_until_stopped(
