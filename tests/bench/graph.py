@@ -63,9 +63,10 @@ look (``--scale 0.1 --questions 50``: about a minute). The 1,000,000-node run::
     python -m tests.bench.graph --nodes 1000000 --questions 1000 \\
         --out .mlledger/bench-graph-1m.json 2> .mlledger/bench-graph-1m.log
 
-It took 17 minutes on 2 shared cores (making and appending 5, the full sync 4, the
-rebuild 5, the questions 3); at its peak the Neo4j server held 1.3 GB, this process
-3.3 GB and the serving process with the embedded graph 3.0 GB, one after the other.
+It took about 9 minutes on 2 cores (making and appending 3, the full sync 1.5, the
+rebuild 2, the questions 2, the serving processes 1); at its peak the Neo4j server
+held 1.3 GB, this process 3.2 GB and the serving process with the embedded graph
+3.0 GB, one after the other.
 """
 
 from __future__ import annotations
