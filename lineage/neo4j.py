@@ -121,7 +121,7 @@ _MOVE = "MERGE (t:MlledgerTracking {name: $name}) SET t.position = $position"
 _NODES = """
 UNWIND $ids AS id
 MATCH (n:LineageNode) USING INDEX n:LineageNode(id)
-WHERE n.id = id AND ($when IS NULL OR coalesce(n.created_at, '') <= $when)
+WHERE n.id = id
 RETURN n.id AS id, n.kind AS kind, n.project AS project, n.label AS label,
        n.created_at AS created_at
 """
@@ -613,7 +613,8 @@ class Neo4jReader:
         wanted = list(dict.fromkeys(ids))
         missing = [n for n in wanted if n not in self._known]
         if missing:
-            for row in self._rows(_NODES, ids=missing, when=None):
+            # Fetched whatever ``when``, kept, and judged by creation time here.
+            for row in self._rows(_NODES, ids=missing):
                 node = _node(row)
                 self._known[node.id] = node
         return {
@@ -681,11 +682,9 @@ class Neo4jReader:
         for row in rows:
             node = _node(row)
             self._known[node.id] = node
-            for side, column in (("in", "ins"), ("out", "outs")):
-                if side not in kept:
-                    continue
+            for side in sides:
                 edges: list[Edge] = []
-                for other, kind, opened, since, until, *data in row[column]:
+                for other, kind, opened, since, until, *data in row[f"{side}s"]:
                     src, dst = (other, node.id) if side == "in" else (node.id, other)
                     edges.append(Edge(src, dst, kind, int(opened), since, until))
                     if data and other not in self._known:

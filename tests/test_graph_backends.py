@@ -10,7 +10,8 @@ any), for an asker who may read every project and for one who may not.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -44,6 +45,16 @@ def both(ledger: Ledger, graph: Neo4jGraph, ask: Callable[[], Any]) -> tuple[Any
             answers.append((type(exc).__name__, str(exc)))
     attach(ledger, None)
     return answers[0], answers[1]
+
+
+@contextmanager
+def answering_from(ledger: Ledger, graph: Neo4jGraph) -> Iterator[None]:
+    """``ledger``'s lineage questions answered from ``graph`` inside the block only."""
+    attach(ledger, graph)
+    try:
+        yield
+    finally:
+        attach(ledger, None)
 
 
 def graph_nodes(ledger: Ledger) -> list[tuple[str, str, str, str]]:
@@ -320,12 +331,11 @@ def test_a_drop_deletes_in_batches_and_refuses_questions_meanwhile(
         if getattr(work, "__name__", "") == "delete":
             batches.append(result)
             if len(batches) == 1:  # half-way: a question is refused, not answered
-                attach(reg.ledger, neo4j_graph)
-                try:
-                    with pytest.raises(GraphUnavailable, match="being dropped for a rebuild"):
-                        queries.trained_on(reg.ledger, world.m1.id)
-                finally:
-                    attach(reg.ledger, None)
+                with (
+                    answering_from(reg.ledger, neo4j_graph),
+                    pytest.raises(GraphUnavailable, match="being dropped for a rebuild"),
+                ):
+                    queries.trained_on(reg.ledger, world.m1.id)
         return result
 
     monkeypatch.setattr(neo4j_graph, "_call", call)
@@ -397,17 +407,16 @@ def test_a_drop_during_a_question_refuses_its_answer(
         real_prefetch(self, *args, **kwargs)
 
     monkeypatch.setattr(neo4j_module.Neo4jReader, "prefetch", prefetch)
-    attach(reg.ledger, neo4j_graph)
     try:
-        for ask in (
-            lambda: queries.trained_on(reg.ledger, world.m1.id),
-            lambda: queries.lineage(reg.ledger, world.m1.id, direction="both", depth=4),
-        ):
-            neo4j_graph.sync(reg.ledger)
-            with pytest.raises(GraphUnavailable, match="being dropped for a rebuild"):
-                ask()
+        with answering_from(reg.ledger, neo4j_graph):
+            for ask in (
+                lambda: queries.trained_on(reg.ledger, world.m1.id),
+                lambda: queries.lineage(reg.ledger, world.m1.id, direction="both", depth=4),
+            ):
+                neo4j_graph.sync(reg.ledger)
+                with pytest.raises(GraphUnavailable, match="being dropped for a rebuild"):
+                    ask()
     finally:
-        attach(reg.ledger, None)
         other.close()
 
 
@@ -439,12 +448,11 @@ def test_two_drops_at_once_leave_the_graph_refused_until_the_later_is_done(
     monkeypatch.undo()
     with pytest.raises(GraphUnavailable, match="being dropped"):
         neo4j_graph.sync(reg.ledger)
-    attach(reg.ledger, neo4j_graph)
-    try:
-        with pytest.raises(GraphUnavailable, match="being dropped"):
-            queries.trained_on(reg.ledger, world.m1.id)
-    finally:
-        attach(reg.ledger, None)
+    with (
+        answering_from(reg.ledger, neo4j_graph),
+        pytest.raises(GraphUnavailable, match="being dropped"),
+    ):
+        queries.trained_on(reg.ledger, world.m1.id)
     # The other drop ends: its mark goes, and the graph is synced again, each edge once.
     real_call(lambda tx: tx.run("MATCH (t:MlledgerTracking) DELETE t").consume(), write=True)
     neo4j_graph.sync(reg.ledger)
@@ -464,12 +472,11 @@ def test_a_graph_ahead_of_the_ledger_is_refused(
         assert event is not None and event.type == "dataset-version-registered"
         with pytest.raises(GraphUnavailable, match="ahead of this ledger's lineage projection"):
             neo4j_graph.sync(fresh.ledger)
-        attach(fresh.ledger, neo4j_graph)
-        try:
-            with pytest.raises(GraphUnavailable, match="mlledger graph rebuild"):
-                queries.lineage(fresh.ledger, raw.id, direction="downstream", depth=3)
-        finally:
-            attach(fresh.ledger, None)
+        with (
+            answering_from(fresh.ledger, neo4j_graph),
+            pytest.raises(GraphUnavailable, match="mlledger graph rebuild"),
+        ):
+            queries.lineage(fresh.ledger, raw.id, direction="downstream", depth=3)
 
 
 def test_a_depth_beyond_any_graph_is_no_bound_on_neo4j(
