@@ -107,6 +107,26 @@ def canonical_text(value: Any) -> tuple[str, bool]:
     return _canonical(value), False
 
 
+def storable_text(value: Any) -> str | None:
+    """The RFC 8785 text of a JSON value that can be stored as it stands, found in one
+    call of the C encoder: None when the fast answer is not certain (a number JCS
+    writes otherwise or beyond ±(2^53-1), NaN, a non-ASCII text that may hold a lone
+    surrogate, more than ``MAX_DEPTH`` brackets, a value JSON cannot hold), and the
+    caller must take the careful path (``json_problem``, then ``canonical_text``)."""
+    try:
+        text = _encode(value)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if _suspect(text) or text.count("[") + text.count("{") > MAX_DEPTH:
+        return None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return text
+
+
 _SAFE = 2**53 - 1
 
 

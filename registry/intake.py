@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 from sqlalchemy import Connection
 
-from registry.canonical import canonical_text, json_problem, number_problem, text_problem
+from registry.canonical import (
+    canonical_text,
+    json_problem,
+    number_problem,
+    storable_text,
+    text_problem,
+)
 from registry.errors import (
     ConfigError,
     EventRejected,
@@ -586,6 +592,9 @@ def _output_text(i: int, value: Any) -> str:
         if why is not None:
             raise FieldError(f"body.outputs.{i}", why)
     else:
+        text = storable_text(value)
+        if text is not None:  # the common case: one call of the C encoder
+            return text
         found = json_problem(value)
         if found is not None:
             raise FieldError(_under(f"body.outputs.{i}", found[0]), found[1])

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 import rfc8785
 
-from registry.canonical import canonical_json, canonical_text, leaf_hash, loads, node_hash
+from registry.canonical import (
+    MAX_DEPTH,
+    canonical_json,
+    canonical_text,
+    json_problem,
+    leaf_hash,
+    loads,
+    node_hash,
+    storable_text,
+)
 from registry.events import canonical_event, hashed_form
 from registry.vault import Pseudonymizer
 
@@ -49,6 +58,45 @@ def test_fast_encoder_matches_the_reference_on_random_values() -> None:
     for _ in range(3000):
         value = random_value(rng)
         assert canonical_json(value) == rfc8785.dumps(value), value
+
+
+def _nested(levels: int) -> Any:
+    value: Any = 1
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_storable_text_is_the_careful_answer_or_none() -> None:
+    """The one-call answer for a storable value is its RFC 8785 text (as the reference
+    writes it); wherever the careful path would refuse a value or write it otherwise,
+    the fast one gives no answer."""
+    rng = random.Random(6962)
+    values = [random_value(rng) for _ in range(3000)]
+    refused = [
+        {"p": float("nan")},
+        [1, float("inf")],
+        {"n": 2**53},
+        [-(2**60)],
+        {"\ud800": 1},
+        {"s": "a\udfffb"},
+        _nested(MAX_DEPTH + 1),
+        {"o": object()},
+        {"s": {1, 2}},
+    ]
+    answered = 0
+    for value in [*values, *refused, _nested(MAX_DEPTH), {"k": "\x00"}, {"e": "1e+5 1.0"}]:
+        text = storable_text(value)
+        if text is None:
+            continue
+        answered += 1
+        assert json_problem(value) is None, value
+        assert text.encode() == rfc8785.dumps(value), value
+    assert answered > 500  # the common case is answered at once
+    for value in refused:
+        assert storable_text(value) is None, value
+    assert storable_text(_nested(MAX_DEPTH)) is not None
+    assert storable_text({"label": 1, "p": 0.25}) == '{"label":1,"p":0.25}'
 
 
 def test_rfc8785_examples() -> None:

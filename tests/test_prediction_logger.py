@@ -29,7 +29,7 @@ import registry
 from registry import ConfigError, FieldError, Registry
 from registry.events import StoredEvent
 from registry.hooks.serving import MAX_LINE_BYTES, PredictionLogger, PredictionMiddleware, SpoolFull
-from registry.hooks.spool import json_lines
+from registry.hooks.spool import Batch, json_lines
 from registry.ledger import Ledger
 from registry.payloads import decode_predictions
 
@@ -761,3 +761,146 @@ def test_a_sender_process_that_dies_is_started_again(
         assert any("ended unexpectedly" in r.getMessage() for r in caplog.records)
     keys = [f"d-{i}" for i in range(100)]
     assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))
+
+
+# --- the sealing process ---------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat_line = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended while listed
+            if int(stat_line.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_next_batch_is_sealed_in_a_second_process_while_the_last_is_appended(
+    served: tuple[Registry, Any, Any], spool: Path
+) -> None:
+    """A sender process on a local ledger has a sealing process: batches read ahead
+    (across the journal's segments) arrive each once, in journal order, under the ids
+    of their place; sent segments are removed; closing ends both processes."""
+    reg, deployment, model = served
+    head = reg.ledger.head()
+    keys = [f"a-{i}" for i in range(3_000)]
+    with PredictionLogger(
+        deployment,
+        model=model,
+        registry=reg,
+        spool=spool,
+        batch_size=250,
+        segment_bytes=20_000,
+        flush_interval=30,
+    ) as logger:
+        sender = logger._process
+        assert sender is not None
+        [sealer] = children(sender.pid)
+        assert "--seal" in Path(f"/proc/{sealer}/cmdline").read_bytes().decode()
+        [lane] = lanes(spool)
+        for i, key in enumerate(keys):
+            logger.log(key, {"label": i % 2, "p": i / 3_000})
+        assert len(list(lane.glob("seg-*.jsonl"))) > 3
+        assert logger.flush(timeout=60)
+        assert logger.stats()["sent"] == 3_000
+        assert [p.name for p in lane.glob("seg-*.jsonl")] == [
+            max(p.name for p in lane.glob("seg-*"))
+        ]
+    events = predictions(reg.ledger, head + 1)
+    assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))
+    assert max(e.body["count"] for e in events) <= 250
+    assert len({e.event_id for e in events}) == len(events)
+    pseudonym = reg.ledger.pseudonymizer("test").record
+    order = {pseudonym(k): i for i, k in enumerate(keys)}
+    sent = [
+        order[p]
+        for e in events
+        for p in decode_predictions(e.payload or b"").column("record").to_pylist()
+    ]
+    assert sent == sorted(sent)  # in journal order
+    assert reg.scored("a-7")["predictions"][0]["output"] == {"label": 1, "p": 7 / 3_000}
+    assert sender.returncode == 0 and not Path(f"/proc/{sealer}").exists()
+
+
+def test_a_sealing_process_that_dies_is_done_without(
+    served: tuple[Registry, Any, Any], spool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg, deployment, model = served
+    head = reg.ledger.head()
+    keys = [f"w-{i}" for i in range(600)]
+    with caplog.at_level(logging.WARNING, logger="mlledger.serving"):
+        with PredictionLogger(
+            deployment, model=model, registry=reg, spool=spool, batch_size=100, flush_interval=0.05
+        ) as logger:
+            assert logger._process is not None
+            [sealer] = children(logger._process.pid)
+            os.kill(sealer, signal.SIGKILL)
+            for key in keys:
+                logger.log(key, 1)
+            assert logger.flush(timeout=30)
+            assert logger.stats()["sent"] == 600 and logger.stats()["retries"] == 0
+            assert children(logger._process.pid) == []
+    assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))
+    [warning] = [r.getMessage() for r in caplog.records if "sealing process" in r.getMessage()]
+    assert "the sender seals its batches itself from now on" in warning
+
+
+def test_journal_lines_the_sealing_process_cannot_read_are_kept_aside(
+    served: tuple[Registry, Any, Any], spool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged line (written into the journal by something else than ``log()``) makes
+    its batch refused by the sealing process: kept under ``rejected/``, the rest sent."""
+    reg, deployment, model = served
+    head = reg.ledger.head()
+    with caplog.at_level(logging.WARNING, logger="mlledger.serving"):
+        with PredictionLogger(
+            deployment, model=model, registry=reg, spool=spool, flush_interval=0.05
+        ) as logger:
+            [lane] = lanes(spool)
+            logger.log("fine-1", 1)
+            assert logger.flush(timeout=30)
+            [segment] = lane.glob("seg-*.jsonl")
+            with segment.open("ab") as journal:
+                journal.write(b'{"not": "a prediction"}\n')
+            deadline = time.monotonic() + 30
+            while logger.stats()["rejected"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            logger.log("fine-2", 2)
+            # flush() counts the refused line among the logged ones: wait for the row.
+            while logger.stats()["sent"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert logger.stats()["rejected"] == 1 and logger.stats()["sent"] == 2
+    assert counted(reg.ledger, "test", ["fine-1", "fine-2"], head + 1) == Counter(
+        {"fine-1": 1, "fine-2": 1}
+    )
+    [kept] = (lane / "rejected").glob("*.jsonl")
+    assert kept.read_bytes() == b'{"not": "a prediction"}\n'
+    assert "do not parse" in kept.with_suffix(".error").read_text()
+    assert any("refused a batch of 1 predictions" in r.getMessage() for r in caplog.records)
+
+
+def test_reading_ahead_moves_nothing_and_crosses_only_finished_segments(tmp_path: Path) -> None:
+    from registry.hooks.spool import Lane, private_directory, segment_name
+
+    lane = Lane.create(private_directory(tmp_path / "spool"), "p", "deployment:p/api", sync=False)
+    try:
+        (lane.path / segment_name(1)).write_bytes(b"[1]\n[2]\n[3]\n[4")  # a cut last line
+        assert lane.peek(1, 0, 2, 1 << 20) == Batch(1, 0, 8, b"[1]\n[2]\n")
+        assert lane.peek(1, 8, 5, 1 << 20) == Batch(1, 8, 12, b"[3]\n")
+        assert lane.peek(1, 12, 5, 1 << 20) is None  # the newest segment: more may come
+        (lane.path / segment_name(2)).write_bytes(b"[5]\n")
+        assert lane.peek(1, 12, 5, 1 << 20) == Batch(2, 0, 4, b"[5]\n")  # the cut line skipped
+        assert (lane.segment, lane.offset, lane.sending) == (1, 0, None)
+        assert sorted(p.name for p in lane.path.glob("seg-*")) == [
+            segment_name(1),
+            segment_name(2),
+        ]
+        lane.forget_before(2)
+        assert [p.name for p in lane.path.glob("seg-*")] == [segment_name(2)]
+    finally:
+        lane.release(remove=False)

@@ -20,14 +20,19 @@ import gc
 import json
 import logging
 import os
+import pickle
+import select
+import struct
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import IO, Any, TypedDict
 
+from registry.backend import LocalBackend
 from registry.errors import Conflict, InvalidInput, InvalidNodeId, LedgerError, NotFound
 from registry.hooks.spool import Batch, Lane, Sending, json_lines
 
@@ -41,6 +46,10 @@ ADOPT_INTERVAL = 10.0
 RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 #: Allocations between two collections of the youngest objects in a sender process.
 GC_THRESHOLD = 100_000
+#: Seconds a sender process waits, at most, for its sealing process to start.
+SEALER_START_SECONDS = 20.0
+#: Seconds a sender waits, at most, for its sealing process to end once told to.
+SEALER_STOP_SECONDS = 10.0
 #: Errors no retry can fix: the batch is kept under the lane's ``rejected/``.
 REFUSED = (InvalidInput, InvalidNodeId, NotFound)
 
@@ -87,6 +96,9 @@ class Sender:
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.adopted: list[Lane] = []
+        #: Seals the next batch while this one is appended (a sender process on a
+        #: local ledger), or None: each batch is sealed and appended here.
+        self.sealer: SealingProcess | None = None
 
     def warn(self, message: str, *, once: bool = True) -> None:
         self.report({"kind": "warn", "message": message, "once": once})
@@ -124,6 +136,11 @@ class Sender:
         """Send every complete line of a lane, batch by batch."""
         if lane.sending is not None:  # a send a crash cut short: the same range, same id
             self.send(lane, lane.sending, lane.read_range(lane.sending))
+        if self.sealer is not None:
+            try:
+                self._drain_ahead(lane)
+            except SealerLost as exc:
+                self.lose_sealer(exc)
         while not self.stop.is_set():
             batch = lane.read(self.batch_size, READ_BYTES)
             if batch is None:
@@ -134,31 +151,68 @@ class Sender:
             self.adopted.remove(lane)
             self.report({"kind": "released"})
 
-    def send(self, lane: Lane, sending: Sending, data: bytes) -> None:
+    def lose_sealer(self, why: SealerLost) -> None:
+        """Go on without the sealing process, which failed: seal each batch here."""
+        if self.sealer is not None:
+            self.sealer.close()
+            self.sealer = None
+        self.warn(f"{why}; the sender seals its batches itself from now on")
+
+    def _drain_ahead(self, lane: Lane) -> None:
+        """Send a lane's batches with the next one sealed by the sealing process while
+        this one is appended."""
+        assert self.sealer is not None
+        batch = lane.read(self.batch_size, READ_BYTES)
+        if batch is None:
+            return
+        current = (_sending(lane, batch), batch.data)
+        self.sealer.submit(lane.deployment, current[0].batch, current[1])
+        try:
+            while True:
+                sealed = self.sealer.outcome()
+                ahead = None
+                if not self.stop.is_set():
+                    after = lane.peek(
+                        current[0].segment, current[0].end, self.batch_size, READ_BYTES
+                    )
+                    if after is not None:
+                        ahead = (_sending(lane, after), after.data)
+                        self.sealer.submit(lane.deployment, ahead[0].batch, ahead[1])
+                self.send(lane, *current, sealed=sealed)
+                if ahead is None:
+                    return
+                current = ahead
+        finally:
+            self.sealer.settle()
+
+    def send(self, lane: Lane, sending: Sending, data: bytes, *, sealed: Sealed = None) -> None:
         """Send one batch: its range first recorded as being sent, then sent under its
-        batch id, then recorded as sent (or kept under ``rejected/``)."""
+        batch id, then recorded as sent (or kept under ``rejected/``). ``sealed``: what
+        the sealing process made of it (its events, or why they cannot be made)."""
         if lane.sending is None:
             lane.sending = sending
             lane.save_state()
         refused: str | None = None
         rows = data.count(b"\n")
         try:
-            columns = _columns(data)
-        except (ValueError, TypeError) as exc:
-            refused = f"the journal's lines do not parse ({exc})"
-        else:
-            try:
-                self.registry.log_predictions(lane.deployment, batch_id=sending.batch, **columns)
-            except Conflict:
-                # Its ids are in the ledger under other content: the batch went through
-                # before, sent by another actor (another API key). Nothing to send.
-                self.warn("a batch of predictions was already in the ledger; not sent again")
-            except REFUSED as exc:
-                refused = f"{type(exc).__name__}: {exc}"
-            except LedgerError as exc:
-                if type(exc) is not LedgerError:
-                    raise
-                refused = f"{type(exc).__name__}: {exc}"
+            if sealed is None:
+                self.registry.log_predictions(
+                    lane.deployment, batch_id=sending.batch, **_columns(data)
+                )
+            elif sealed[0] == "sealed":
+                self.registry.ledger.append(sealed[1])
+            elif sealed[0] == "refused":
+                refused = sealed[1]
+            else:
+                raise SealingFailed(sealed[1])
+        except Conflict:
+            # Its ids are in the ledger under other content: the batch went through
+            # before, sent by another actor (another API key). Nothing to send.
+            self.warn("a batch of predictions was already in the ledger; not sent again")
+        except Exception as exc:
+            refused = refusal(exc)
+            if refused is None:
+                raise
         if refused is not None:
             where = lane.keep_rejected(sending.batch, data, refused)
             self.warn(
@@ -166,8 +220,11 @@ class Sender:
                 f"kept in {where}, the rest of the journal is sent on",
                 once=False,
             )
+        moved = sending.segment > lane.segment  # read ahead into the next segment
         lane.segment, lane.offset, lane.sending = sending.segment, sending.end, None
         lane.save_state()
+        if moved:
+            lane.forget_before(lane.segment)
         self.report(
             {
                 "kind": "done",
@@ -213,8 +270,37 @@ class Sender:
         self.adopted = []
 
 
+def refusal(exc: Exception) -> str | None:
+    """Why the ledger refuses a batch for good (its lines do not parse, or it holds
+    what no retry can fix), or None when sending it again may get through."""
+    if isinstance(exc, JournalUnreadable):
+        return str(exc)
+    if isinstance(exc, REFUSED) or type(exc) is LedgerError:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+class JournalUnreadable(ValueError):
+    """Lines of the journal that do not parse as predictions."""
+
+
+class SealingFailed(Exception):
+    """The sealing process could not seal a batch, for a reason a retry may fix."""
+
+
+class SealerLost(Exception):
+    """The sealing process ended, or what it said could not be read."""
+
+
 def _columns(data: bytes) -> dict[str, Any]:
     """``log_predictions`` keyword columns from journal lines."""
+    try:
+        return _parsed_columns(data)
+    except (ValueError, TypeError) as exc:
+        raise JournalUnreadable(f"the journal's lines do not parse ({exc})") from None
+
+
+def _parsed_columns(data: bytes) -> dict[str, Any]:
     rows = json_lines(data)
     if not all(isinstance(row, list) and len(row) == 5 for row in rows):
         raise ValueError("expected [record, output, model, at, trace_id] on each line")
@@ -239,6 +325,170 @@ def _backoff(failures: int) -> float:
     return RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1]
 
 
+# --- the sealing process -------------------------------------------------------------
+
+#: What the sealing process made of a batch: ``("sealed", events)``, ``("refused",
+#: why)`` (for good) or ``("failed", why)`` (a retry may get through); None: not sealed
+#: there.
+Sealed = tuple[str, Any] | None
+_LENGTH = struct.Struct("<Q")
+
+
+def _write_frame(out: IO[bytes], value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_LENGTH.pack(len(data)))
+    out.write(data)
+    out.flush()
+
+
+def _read_frame(source: IO[bytes]) -> Any:
+    """The next value written by ``_write_frame``; EOFError at the end of the input."""
+    head = source.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the input ended")
+    (size,) = _LENGTH.unpack(head)
+    data = source.read(size)
+    if len(data) < size:
+        raise EOFError("the input ended within a value")
+    return pickle.loads(data)
+
+
+class SealingProcess:
+    """A second process (``python -m registry.hooks.sender --seal``) that seals a
+    sender process's next batch (parses its lines, pseudonymises the record keys,
+    makes the payload: about half of ``log_predictions``) while the sender appends the
+    last one. It opens the same ledger; what passes between the two is pickled over
+    the pipes between them, nothing else reads them."""
+
+    def __init__(self, settings: Settings):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "registry.hooks.sender", "--seal"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.input, self.output = self.process.stdin, self.process.stdout
+        opened = {
+            "target": settings["target"],
+            "api_key": settings["api_key"],
+            "project": settings["project"],
+            "actor": settings["actor"],
+        }
+        self.input.write(json.dumps(opened).encode() + b"\n")
+        self.input.flush()
+        self.owed = 0  # batches submitted whose outcome is not read yet
+        self.started = False
+
+    def submit(self, deployment: str, batch: str, data: bytes) -> None:
+        try:
+            _write_frame(self.input, (deployment, batch, data))
+        except OSError as exc:
+            raise self._lost(exc) from None
+        self.owed += 1
+
+    def wait_started(self, timeout: float) -> None:
+        """Wait for the process to have opened the ledger and loaded what sealing
+        loads, ``timeout`` seconds at most: started beside the sender's own start, it
+        is then ready for the first batch (SealerLost when it is not)."""
+        if select.select([self.output], [], [], timeout)[0]:
+            self._started()
+        else:
+            self.process.kill()
+            raise self._lost(TimeoutError(f"it did not start within {timeout}s"))
+
+    def _started(self) -> None:
+        try:
+            ready = _read_frame(self.output)
+        except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            raise self._lost(exc) from None
+        if ready != ("ready",):
+            raise self._lost(ValueError(f"it began with {ready!r}; expected ('ready',)"))
+        self.started = True
+
+    def outcome(self) -> tuple[str, Any]:
+        """What became of the oldest batch submitted."""
+        if not self.started:
+            self._started()
+        try:
+            sealed = _read_frame(self.output)
+        except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            raise self._lost(exc) from None
+        self.owed -= 1
+        if not (isinstance(sealed, tuple) and len(sealed) == 2 and isinstance(sealed[0], str)):
+            raise self._lost(ValueError(f"it answered {type(sealed).__name__}"))
+        return sealed
+
+    def settle(self) -> None:
+        """Read and drop the outcome of a batch submitted but not sent (a send failed
+        first): it is read from the journal and sealed again."""
+        while self.owed and self.process.poll() is None:
+            self.outcome()
+
+    def _lost(self, exc: BaseException) -> SealerLost:
+        self.owed = 0
+        status = self.process.poll()
+        ended = "" if status is None else f", exit status {status}"
+        return SealerLost(f"the sealing process failed ({type(exc).__name__}: {exc}{ended})")
+
+    def close(self) -> None:
+        """End the sealing process: its input closed, then killed if it lingers."""
+        try:
+            self.input.close()
+        except BrokenPipeError:
+            log.debug("the sealing process had ended before its input was closed")
+        try:
+            self.process.wait(timeout=SEALER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.output.close()
+
+
+def seal_main() -> None:
+    """``python -m registry.hooks.sender --seal``: the sealing process of a sender
+    process. It reads the ledger's settings from the first line of its input, then
+    batches (``(deployment, batch id, journal lines)``, one pickled frame each) and
+    answers each with what it made of it, in order; the end of its input ends it."""
+    from registry.sdk import connect
+
+    source = sys.stdin.buffer
+    opened = json.loads(source.readline())
+    # The answers go to a descriptor of their own: anything a library prints lands on
+    # standard error, never among them.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    reg = connect(
+        opened["target"],
+        project=opened["project"],
+        actor=opened["actor"],
+        api_key=opened["api_key"],
+        create=False,
+    )
+    _warm_up()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
+    _write_frame(out, ("ready",))
+    try:
+        while True:
+            try:
+                deployment, batch, data = _read_frame(source)
+            except EOFError:
+                return
+            _write_frame(out, _seal(reg, deployment, batch, data))
+    finally:
+        reg.close()
+
+
+def _seal(reg: Any, deployment: str, batch: str, data: bytes) -> tuple[str, Any]:
+    try:
+        return "sealed", reg._seal_predictions(deployment, batch_id=batch, **_columns(data))
+    except Exception as exc:  # every outcome goes back to the sender, which judges it
+        refused = refusal(exc)
+        if refused is not None:
+            return "refused", refused
+        return "failed", f"{type(exc).__name__}: {exc}"
+
+
 # --- the sender process --------------------------------------------------------------
 
 
@@ -257,6 +507,7 @@ class Settings(TypedDict):
     batch_size: int
     flush_interval: float
     fsync: bool
+    seal_ahead: bool
 
 
 def _warm_up() -> None:
@@ -313,7 +564,14 @@ def main() -> None:
         sender.wake.set()
 
     threading.Thread(target=listen, name="mlledger-sender-input", daemon=True).start()
+    if settings.get("seal_ahead", True) and isinstance(reg.backend, LocalBackend):
+        sender.sealer = SealingProcess(settings)
     _warm_up()
+    if sender.sealer is not None:
+        try:
+            sender.sealer.wait_started(SEALER_START_SECONDS)
+        except SealerLost as exc:
+            sender.lose_sealer(exc)
     # A batch makes hundreds of thousands of short-lived objects: collected in fewer,
     # larger passes, which skip what was loaded to start (frozen).
     gc.freeze()
@@ -323,9 +581,11 @@ def main() -> None:
     try:
         sender.run()
     finally:
+        if sender.sealer is not None:
+            sender.sealer.close()
         sender.release_adopted()
         reg.close()
 
 
 if __name__ == "__main__":
-    main()
+    seal_main() if sys.argv[1:] == ["--seal"] else main()

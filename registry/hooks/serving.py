@@ -94,7 +94,11 @@ class PredictionLogger:
     ``on_full="block"`` makes ``log()`` wait for room (``SpoolFull`` after
     ``block_timeout`` seconds, when given) and ``on_full="fail"`` raises ``SpoolFull``
     at once. ``fsync=True`` flushes each line to disk before ``log()`` returns
-    (calls in several threads share a flush): survives a power loss too.
+    (calls in several threads share a flush): survives a power loss too. With
+    ``seal_ahead`` (the default) a sender process on a local database has a second
+    process seal the next batch (parse it, pseudonymise its record keys, make its
+    payload) while it appends the last one: about a third more throughput, for a
+    second process's memory; ``seal_ahead=False`` keeps the sending to one process.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class PredictionLogger:
         fsync: bool = False,
         segment_bytes: int = SEGMENT_BYTES,
         sender: Literal["process", "thread"] = "process",
+        seal_ahead: bool = True,
     ):
         _check_settings(batch_size, flush_interval, max_spool_bytes, on_full, block_timeout)
         if sender not in ("process", "thread"):
@@ -143,6 +148,7 @@ class PredictionLogger:
         self.block_timeout = block_timeout
         self.fsync = fsync
         self.segment_bytes = segment_bytes
+        self.seal_ahead = bool(seal_ahead)
 
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # waited on by a blocked log()
@@ -336,6 +342,7 @@ class PredictionLogger:
             "batch_size": self.batch_size,
             "flush_interval": self.flush_interval,
             "fsync": self.fsync,
+            "seal_ahead": self.seal_ahead,
         }
         self._ready.clear()
         self._process = subprocess.Popen(

@@ -185,9 +185,7 @@ class Lane:
         self.segment, self.offset = int(state["segment"]), int(state["offset"])
         sending = state.get("sending")
         self.sending = None if sending is None else Sending(**sending)
-        for number in self.segments():
-            if number < self.segment:  # sent; its removal was cut short
-                (self.path / segment_name(number)).unlink(missing_ok=True)
+        self.forget_before(self.segment)  # sent; their removal was cut short
 
     def reload(self) -> None:
         """Read the state again, as another process (its sender) left it."""
@@ -240,23 +238,50 @@ class Lane:
             # Whether a later segment exists is asked before reading: once it does,
             # nothing more is ever written to this one.
             finished = any(n > self.segment for n in self.segments())
-            size = min(max_bytes, max_lines * self._line_bytes + 4096)
-            data = self._read_at(path, self.offset, size)
-            while len(data) == size and size < max_bytes and data.count(b"\n") < max_lines:
-                size = min(max_bytes, size * 2)
-                data = self._read_at(path, self.offset, size)
-            # At most max_lines complete lines, cut after the last one's newline.
-            rest = data.split(b"\n", max_lines)[-1] if data.count(b"\n") > max_lines else None
-            cut = len(data) - len(rest) if rest is not None else data.rfind(b"\n") + 1
-            if cut:
-                data = data[:cut]
-                self._line_bytes = max(1, cut // data.count(b"\n"))
-                return Batch(self.segment, self.offset, self.offset + cut, data)
+            data = self._lines(path, self.offset, max_lines, max_bytes)
+            if data:
+                return Batch(self.segment, self.offset, self.offset + len(data), data)
             if not finished:
                 return None
             self.segment, self.offset = self.segment + 1, 0
             self.save_state()
             path.unlink(missing_ok=True)
+
+    def peek(self, segment: int, offset: int, max_lines: int, max_bytes: int) -> Batch | None:
+        """The batch ``read`` will give once the lines before ``offset`` of ``segment``
+        are sent, read ahead without moving the lane's state: into the next segment
+        when this one is finished and holds no complete line after ``offset``."""
+        while True:
+            path = self.path / segment_name(segment)
+            finished = any(n > segment for n in self.segments())
+            data = self._lines(path, offset, max_lines, max_bytes)
+            if data:
+                return Batch(segment, offset, offset + len(data), data)
+            if not finished:
+                return None
+            segment, offset = segment + 1, 0
+
+    def forget_before(self, segment: int) -> None:
+        """Remove the segments before ``segment``: all of them sent (or refused)."""
+        for number in self.segments():
+            if number < segment:
+                (self.path / segment_name(number)).unlink(missing_ok=True)
+
+    def _lines(self, path: Path, offset: int, max_lines: int, max_bytes: int) -> bytes:
+        """At most ``max_lines`` complete lines of ``path`` from ``offset`` (and, unless
+        one line is longer, ``max_bytes``): about what that many lines of the last
+        batch's length take, more only when they do not hold that many."""
+        size = min(max_bytes, max_lines * self._line_bytes + 4096)
+        data = self._read_at(path, offset, size)
+        while len(data) == size and size < max_bytes and data.count(b"\n") < max_lines:
+            size = min(max_bytes, size * 2)
+            data = self._read_at(path, offset, size)
+        # At most max_lines complete lines, cut after the last one's newline.
+        rest = data.split(b"\n", max_lines)[-1] if data.count(b"\n") > max_lines else None
+        cut = len(data) - len(rest) if rest is not None else data.rfind(b"\n") + 1
+        if cut:
+            self._line_bytes = max(1, cut // data.count(b"\n", 0, cut))
+        return data[:cut]
 
     @staticmethod
     def _read_at(path: Path, offset: int, size: int) -> bytes:

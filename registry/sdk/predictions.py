@@ -7,8 +7,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from registry import writes
-from registry.errors import FieldError
+from registry import intake, writes
+from registry.errors import ConfigError, FieldError
+from registry.events import NewEvent
+from registry.intake import Item
 from registry.sdk.handles import Deployment, NodeLike, node_of
 from registry.sdk.session import Session
 from registry.sdk.values import plain
@@ -103,6 +105,48 @@ class PredictionLog(Session):
         (chunk i: ``uuid5(batch_id, str(i))``): sending the same batch again, with the
         same ``at``, writes nothing and returns the same positions.
         """
+        events = self._prediction_items(
+            deployment, records, outputs, model, models, at, trace_ids, table, batch_id
+        )
+        return self._append(events) if events else []
+
+    def _seal_predictions(
+        self,
+        deployment: Deployment | str,
+        *,
+        records: Any = None,
+        outputs: Any = None,
+        model: NodeLike | None = None,
+        models: Sequence[NodeLike] | None = None,
+        at: Any = None,
+        trace_ids: Sequence[str | None] | None = None,
+        batch_id: str | uuid.UUID | None = None,
+    ) -> list[NewEvent]:
+        """The events ``log_predictions`` would append for the same arguments, sealed
+        (record keys pseudonymised, the payload made) but not appended: a prediction
+        logger's sender seals the next batch in one process while another appends
+        the last (``Ledger.append`` takes them as they are). A local ledger only."""
+        items = self._prediction_items(
+            deployment, records, outputs, model, models, at, trace_ids, None, batch_id
+        )
+        events, vault_writes = intake.seal(self.ledger, items)
+        if vault_writes is not None:  # predictions write nothing to the vault
+            raise ConfigError("sealing predictions asked for vault writes; expected none")
+        return events
+
+    def _prediction_items(
+        self,
+        deployment: Deployment | str,
+        records: Any,
+        outputs: Any,
+        model: NodeLike | None,
+        models: Sequence[NodeLike] | None,
+        at: Any,
+        trace_ids: Sequence[str | None] | None,
+        table: Any,
+        batch_id: str | uuid.UUID | None,
+    ) -> list[Item]:
+        """The items of a batch of predictions, checked as ``log_predictions`` checks them."""
         namespace = _batch_namespace(batch_id)
         if table is not None:
             records, outputs, models, at, trace_ids = _columns(table, models, at, trace_ids)
@@ -124,5 +168,4 @@ class PredictionLog(Session):
         traces = _traces(n, trace_ids)
         node = self._deployment(deployment)
         rows = {"records": keys, "outputs": outs, "models": per_row, "times": times}
-        events = writes.prediction_items(self, node, rows, traces, batch=namespace)
-        return self._append(events) if events else []
+        return writes.prediction_items(self, node, rows, traces, batch=namespace)
