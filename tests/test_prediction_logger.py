@@ -833,18 +833,20 @@ def test_a_sealing_process_that_dies_is_done_without(
     reg, deployment, model = served
     head = reg.ledger.head()
     keys = [f"w-{i}" for i in range(600)]
-    with caplog.at_level(logging.WARNING, logger="mlledger.serving"):
-        with PredictionLogger(
+    with (
+        caplog.at_level(logging.WARNING, logger="mlledger.serving"),
+        PredictionLogger(
             deployment, model=model, registry=reg, spool=spool, batch_size=100, flush_interval=0.05
-        ) as logger:
-            assert logger._process is not None
-            [sealer] = children(logger._process.pid)
-            os.kill(sealer, signal.SIGKILL)
-            for key in keys:
-                logger.log(key, 1)
-            assert logger.flush(timeout=30)
-            assert logger.stats()["sent"] == 600 and logger.stats()["retries"] == 0
-            assert children(logger._process.pid) == []
+        ) as logger,
+    ):
+        assert logger._process is not None
+        [sealer] = children(logger._process.pid)
+        os.kill(sealer, signal.SIGKILL)
+        for key in keys:
+            logger.log(key, 1)
+        assert logger.flush(timeout=30)
+        assert logger.stats()["sent"] == 600 and logger.stats()["retries"] == 0
+        assert children(logger._process.pid) == []
     assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))
     [warning] = [r.getMessage() for r in caplog.records if "sealing process" in r.getMessage()]
     assert "the sender seals its batches itself from now on" in warning
@@ -857,24 +859,26 @@ def test_journal_lines_the_sealing_process_cannot_read_are_kept_aside(
     its batch refused by the sealing process: kept under ``rejected/``, the rest sent."""
     reg, deployment, model = served
     head = reg.ledger.head()
-    with caplog.at_level(logging.WARNING, logger="mlledger.serving"):
-        with PredictionLogger(
+    with (
+        caplog.at_level(logging.WARNING, logger="mlledger.serving"),
+        PredictionLogger(
             deployment, model=model, registry=reg, spool=spool, flush_interval=0.05
-        ) as logger:
-            [lane] = lanes(spool)
-            logger.log("fine-1", 1)
-            assert logger.flush(timeout=30)
-            [segment] = lane.glob("seg-*.jsonl")
-            with segment.open("ab") as journal:
-                journal.write(b'{"not": "a prediction"}\n')
-            deadline = time.monotonic() + 30
-            while logger.stats()["rejected"] == 0 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            logger.log("fine-2", 2)
-            # flush() counts the refused line among the logged ones: wait for the row.
-            while logger.stats()["sent"] < 2 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert logger.stats()["rejected"] == 1 and logger.stats()["sent"] == 2
+        ) as logger,
+    ):
+        [lane] = lanes(spool)
+        logger.log("fine-1", 1)
+        assert logger.flush(timeout=30)
+        [segment] = lane.glob("seg-*.jsonl")
+        with segment.open("ab") as journal:
+            journal.write(b'{"not": "a prediction"}\n')
+        deadline = time.monotonic() + 30
+        while logger.stats()["rejected"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        logger.log("fine-2", 2)
+        # flush() counts the refused line among the logged ones: wait for the row.
+        while logger.stats()["sent"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert logger.stats()["rejected"] == 1 and logger.stats()["sent"] == 2
     assert counted(reg.ledger, "test", ["fine-1", "fine-2"], head + 1) == Counter(
         {"fine-1": 1, "fine-2": 1}
     )
