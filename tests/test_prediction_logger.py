@@ -780,39 +780,65 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def fall_behind(logger: PredictionLogger, caplog: pytest.LogCaptureFixture) -> int:
+    """Make a logger's sender fall behind (a full batch waiting), which starts its
+    sealing process; wait until it is in use. Its process id."""
+    assert logger._process is not None
+    for i in range(logger.batch_size):
+        logger.log(f"first-{i}", i)
+    assert logger.flush(timeout=30)
+    deadline = time.monotonic() + 30
+    while "the sender fell behind" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "a sealing process now seals each next batch" in caplog.text
+    [sealer] = children(logger._process.pid)
+    assert "--seal" in Path(f"/proc/{sealer}/cmdline").read_bytes().decode()
+    return sealer
+
+
 def test_the_next_batch_is_sealed_in_a_second_process_while_the_last_is_appended(
-    served: tuple[Registry, Any, Any], spool: Path
+    served: tuple[Registry, Any, Any], spool: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A sender process on a local ledger has a sealing process: batches read ahead
-    (across the journal's segments) arrive each once, in journal order, under the ids
-    of their place; sent segments are removed; closing ends both processes."""
+    """A sender process on a local ledger that falls behind starts a sealing process:
+    batches read ahead (across the journal's segments) arrive each once, in journal
+    order, under the ids of their place; sent segments are removed; closing ends both
+    processes. One that keeps up starts none."""
     reg, deployment, model = served
-    head = reg.ledger.head()
-    keys = [f"a-{i}" for i in range(3_000)]
     with PredictionLogger(
-        deployment,
-        model=model,
-        registry=reg,
-        spool=spool,
-        batch_size=250,
-        segment_bytes=20_000,
-        flush_interval=30,
-    ) as logger:
+        deployment, model=model, registry=reg, spool=spool, batch_size=250, flush_interval=0.05
+    ) as calm:
+        assert calm._process is not None
+        for i in range(100):
+            calm.log(f"calm-{i}", i)
+        assert calm.flush(timeout=30)
+        assert children(calm._process.pid) == []
+    keys = [f"a-{i}" for i in range(3_000)]
+    with (
+        caplog.at_level(logging.INFO, logger="mlledger.serving"),
+        PredictionLogger(
+            deployment,
+            model=model,
+            registry=reg,
+            spool=spool,
+            batch_size=250,
+            segment_bytes=20_000,
+            flush_interval=0.05,
+        ) as logger,
+    ):
         sender = logger._process
         assert sender is not None
-        [sealer] = children(sender.pid)
-        assert "--seal" in Path(f"/proc/{sealer}/cmdline").read_bytes().decode()
+        sealer = fall_behind(logger, caplog)
+        since = reg.ledger.head()
         [lane] = lanes(spool)
         for i, key in enumerate(keys):
             logger.log(key, {"label": i % 2, "p": i / 3_000})
-        assert len(list(lane.glob("seg-*.jsonl"))) > 3
         assert logger.flush(timeout=60)
-        assert logger.stats()["sent"] == 3_000
+        assert logger.stats()["sent"] == 3_250
         assert [p.name for p in lane.glob("seg-*.jsonl")] == [
             max(p.name for p in lane.glob("seg-*"))
         ]
-    events = predictions(reg.ledger, head + 1)
-    assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))
+    events = predictions(reg.ledger, since + 1)
+    assert counted(reg.ledger, "test", keys, since + 1) == Counter(dict.fromkeys(keys, 1))
     assert max(e.body["count"] for e in events) <= 250
     assert len({e.event_id for e in events}) == len(events)
     pseudonym = reg.ledger.pseudonymizer("test").record
@@ -831,24 +857,25 @@ def test_a_sealing_process_that_dies_is_done_without(
     served: tuple[Registry, Any, Any], spool: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     reg, deployment, model = served
-    head = reg.ledger.head()
     keys = [f"w-{i}" for i in range(600)]
     with (
-        caplog.at_level(logging.WARNING, logger="mlledger.serving"),
+        caplog.at_level(logging.INFO, logger="mlledger.serving"),
         PredictionLogger(
             deployment, model=model, registry=reg, spool=spool, batch_size=100, flush_interval=0.05
         ) as logger,
     ):
         assert logger._process is not None
-        [sealer] = children(logger._process.pid)
-        os.kill(sealer, signal.SIGKILL)
+        os.kill(fall_behind(logger, caplog), signal.SIGKILL)
+        since = reg.ledger.head()
         for key in keys:
             logger.log(key, 1)
         assert logger.flush(timeout=30)
-        assert logger.stats()["sent"] == 600 and logger.stats()["retries"] == 0
+        assert logger.stats()["sent"] == 700 and logger.stats()["retries"] == 0
         assert children(logger._process.pid) == []
-    assert counted(reg.ledger, "test", keys, head + 1) == Counter(dict.fromkeys(keys, 1))
-    [warning] = [r.getMessage() for r in caplog.records if "sealing process" in r.getMessage()]
+    assert counted(reg.ledger, "test", keys, since + 1) == Counter(dict.fromkeys(keys, 1))
+    [warning] = [
+        r.getMessage() for r in caplog.records if "sealing process failed" in r.getMessage()
+    ]
     assert "the sender seals its batches itself from now on" in warning
 
 

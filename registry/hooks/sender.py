@@ -46,7 +46,7 @@ ADOPT_INTERVAL = 10.0
 RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 #: Allocations between two collections of the youngest objects in a sender process.
 GC_THRESHOLD = 100_000
-#: Seconds a sender process waits, at most, for its sealing process to start.
+#: Seconds a sealing process may take to start before the sender gives up on it.
 SEALER_START_SECONDS = 20.0
 #: Seconds a sender waits, at most, for its sealing process to end once told to.
 SEALER_STOP_SECONDS = 10.0
@@ -96,8 +96,10 @@ class Sender:
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.adopted: list[Lane] = []
-        #: Seals the next batch while this one is appended (a sender process on a
-        #: local ledger), or None: each batch is sealed and appended here.
+        #: What a sealing process is started with once the sender falls behind (a full
+        #: batch waits), or None: never (a thread, a ledger over HTTP, or not wanted).
+        self.seal_with: Settings | None = None
+        #: The sealing process: it seals the next batch while this one is appended.
         self.sealer: SealingProcess | None = None
 
     def warn(self, message: str, *, once: bool = True) -> None:
@@ -133,29 +135,55 @@ class Sender:
             failures = 0
 
     def drain(self, lane: Lane) -> None:
-        """Send every complete line of a lane, batch by batch."""
+        """Send every complete line of a lane, batch by batch: once a sealing process
+        is ready, with the next batch sealed there while this one is appended."""
         if lane.sending is not None:  # a send a crash cut short: the same range, same id
             self.send(lane, lane.sending, lane.read_range(lane.sending))
-        if self.sealer is not None:
-            try:
-                self._drain_ahead(lane)
-            except SealerLost as exc:
-                self.lose_sealer(exc)
         while not self.stop.is_set():
+            if self._sealer_ready():
+                try:
+                    self._drain_ahead(lane)
+                    break
+                except SealerLost as exc:
+                    self.lose_sealer(exc)
+                    continue
             batch = lane.read(self.batch_size, READ_BYTES)
             if batch is None:
                 break
+            if self.sealer is None and self.seal_with is not None:
+                if batch.data.count(b"\n") >= self.batch_size:  # behind: a full batch waits
+                    self.sealer = SealingProcess(self.seal_with)
             self.send(lane, _sending(lane, batch), batch.data)
         if lane is not self.lane and lane.drained():
             lane.release(remove=True)
             self.adopted.remove(lane)
             self.report({"kind": "released"})
 
+    def _sealer_ready(self) -> bool:
+        if self.sealer is None:
+            return False
+        was = self.sealer.started
+        try:
+            ready = self.sealer.ready()
+        except SealerLost as exc:
+            self.lose_sealer(exc)
+            return False
+        if ready and not was:
+            self.report(
+                {
+                    "kind": "info",
+                    "message": "the sender fell behind: a sealing process now seals each next "
+                    "batch while the last one is appended",
+                }
+            )
+        return ready
+
     def lose_sealer(self, why: SealerLost) -> None:
         """Go on without the sealing process, which failed: seal each batch here."""
         if self.sealer is not None:
             self.sealer.close()
             self.sealer = None
+        self.seal_with = None
         self.warn(f"{why}; the sender seals its batches itself from now on")
 
     def _drain_ahead(self, lane: Lane) -> None:
@@ -378,6 +406,7 @@ class SealingProcess:
         self.input.flush()
         self.owed = 0  # batches submitted whose outcome is not read yet
         self.started = False
+        self.began = time.monotonic()
 
     def submit(self, deployment: str, batch: str, data: bytes) -> None:
         try:
@@ -386,15 +415,21 @@ class SealingProcess:
             raise self._lost(exc) from None
         self.owed += 1
 
-    def wait_started(self, timeout: float) -> None:
-        """Wait for the process to have opened the ledger and loaded what sealing
-        loads, ``timeout`` seconds at most: started beside the sender's own start, it
-        is then ready for the first batch (SealerLost when it is not)."""
-        if select.select([self.output], [], [], timeout)[0]:
+    def ready(self) -> bool:
+        """Whether the process has opened the ledger and loaded what sealing loads
+        (it starts beside the sender's work, which goes on meanwhile); SealerLost when
+        it ended, or did not start within ``SEALER_START_SECONDS``."""
+        if self.started:
+            return True
+        if select.select([self.output], [], [], 0)[0]:
             self._started()
-        else:
+            return True
+        if self.process.poll() is not None:
+            raise self._lost(EOFError("it ended while starting"))
+        if time.monotonic() - self.began > SEALER_START_SECONDS:
             self.process.kill()
-            raise self._lost(TimeoutError(f"it did not start within {timeout}s"))
+            raise self._lost(TimeoutError(f"it did not start within {SEALER_START_SECONDS}s"))
+        return False
 
     def _started(self) -> None:
         try:
@@ -406,9 +441,7 @@ class SealingProcess:
         self.started = True
 
     def outcome(self) -> tuple[str, Any]:
-        """What became of the oldest batch submitted."""
-        if not self.started:
-            self._started()
+        """What became of the oldest batch submitted (once ``ready``)."""
         try:
             sealed = _read_frame(self.output)
         except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
@@ -565,13 +598,8 @@ def main() -> None:
 
     threading.Thread(target=listen, name="mlledger-sender-input", daemon=True).start()
     if settings.get("seal_ahead", True) and isinstance(reg.backend, LocalBackend):
-        sender.sealer = SealingProcess(settings)
+        sender.seal_with = settings
     _warm_up()
-    if sender.sealer is not None:
-        try:
-            sender.sealer.wait_started(SEALER_START_SECONDS)
-        except SealerLost as exc:
-            sender.lose_sealer(exc)
     # A batch makes hundreds of thousands of short-lived objects: collected in fewer,
     # larger passes, which skip what was loaded to start (frozen).
     gc.freeze()
