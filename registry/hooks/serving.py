@@ -95,10 +95,11 @@ class PredictionLogger:
     ``block_timeout`` seconds, when given) and ``on_full="fail"`` raises ``SpoolFull``
     at once. ``fsync=True`` flushes each line to disk before ``log()`` returns
     (calls in several threads share a flush): survives a power loss too. With
-    ``seal_ahead`` (the default) a sender process on a local database has a second
-    process seal the next batch (parse it, pseudonymise its record keys, make its
-    payload) while it appends the last one: about a third more throughput, for a
-    second process's memory; ``seal_ahead=False`` keeps the sending to one process.
+    ``seal_ahead`` (the default) a sender process on a local database that falls
+    behind (a full batch waiting) starts a second process, which seals the next batch
+    (parses it, pseudonymises its record keys, makes its payload) while the sender
+    appends the last one: about a third more throughput, for a second process's
+    memory; ``seal_ahead=False`` keeps the sending to one process.
     """
 
     def __init__(
