@@ -52,11 +52,19 @@ def _canonical(value: Any) -> str:
         return text
     # Fall back as locally as possible: only the suspect parts go to the reference.
     if isinstance(value, dict):
-        items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
+        items = sorted(value.items(), key=_utf16_key)
         return "{" + ",".join(_encode(k) + ":" + _canonical(v) for k, v in items) + "}"
     if isinstance(value, list | tuple):
         return "[" + _items(value) + "]"
     return rfc8785.dumps(value).decode("utf-8")
+
+
+def _utf16_key(item: tuple[Any, Any]) -> bytes:
+    """The order of an object's member in JCS: its key's UTF-16 code units."""
+    key = item[0]
+    if not isinstance(key, str):
+        raise TypeError(f"keys must be strings, not {type(key).__name__}")
+    return key.encode("utf-16-be")
 
 
 def _items(values: list[Any] | tuple[Any, ...]) -> str:

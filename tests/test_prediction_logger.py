@@ -935,3 +935,68 @@ def test_reading_ahead_moves_nothing_and_crosses_only_finished_segments(tmp_path
         assert [p.name for p in lane.path.glob("seg-*")] == [segment_name(2)]
     finally:
         lane.release(remove=False)
+
+
+def test_a_sealing_process_that_stops_answering_is_given_up(
+    served: tuple[Registry, Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.hooks import sender
+
+    reg, deployment, model = served
+    target, api_key = reg.backend.opened_with()
+    sealing = sender.SealingProcess(
+        {"target": target, "api_key": api_key, "project": "test", "actor": "t"}  # type: ignore[typeddict-item]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sealing.ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        line = json.dumps(["s-1", 1, model.id, 1796500000.0, None]).encode() + b"\n"
+        sealing.submit(deployment.id, str(uuid.uuid4()), line)
+        kind, events = sealing.outcome()
+        assert kind == "sealed" and events[0].body["count"] == 1
+        monkeypatch.setattr(sender, "SEAL_SECONDS", 0.5)
+        os.kill(sealing.process.pid, signal.SIGSTOP)
+        sealing.submit(deployment.id, str(uuid.uuid4()), line)
+        with pytest.raises(sender.SealerLost, match="sealed no batch within 0.5s"):
+            sealing.outcome()
+        assert sealing.process.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        sealing.close()
+
+
+def test_a_sealing_process_ends_with_its_sender_however_it_ends(
+    served: tuple[Registry, Any, Any], spool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reg, deployment, model = served
+    with (
+        caplog.at_level(logging.INFO, logger="mlledger.serving"),
+        PredictionLogger(
+            deployment, model=model, registry=reg, spool=spool, batch_size=100, flush_interval=0.05
+        ) as logger,
+    ):
+        assert logger._process is not None
+        sealer = fall_behind(logger, caplog)
+        logger._process.send_signal(signal.SIGKILL)
+        logger._process.wait()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{sealer}").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not Path(f"/proc/{sealer}").exists()  # reaped by init once killed
+        assert logger.flush(timeout=30)  # a new sender
+
+
+def test_falling_behind_is_a_full_batch_waiting_across_segments(tmp_path: Path) -> None:
+    from registry.hooks.sender import _behind
+    from registry.hooks.spool import Lane, private_directory, segment_name
+
+    lane = Lane.create(private_directory(tmp_path / "spool"), "p", "deployment:p/api", sync=False)
+    try:
+        (lane.path / segment_name(1)).write_bytes(b"[1]\n" * 3)
+        (lane.path / segment_name(2)).write_bytes(b"[2]\n" * 2)
+        batch = lane.read(10, 1 << 20)
+        assert batch is not None and batch.data == b"[1]\n" * 3  # a segment's end
+        assert _behind(lane, batch, 3) and _behind(lane, batch, 5)
+        assert not _behind(lane, batch, 6)
+    finally:
+        lane.release(remove=False)

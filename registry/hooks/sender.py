@@ -48,8 +48,13 @@ RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0, 2.0)
 GC_THRESHOLD = 100_000
 #: Seconds a sealing process may take to start before the sender gives up on it.
 SEALER_START_SECONDS = 20.0
+#: Seconds a sealing process may take over one batch before the sender gives up on it
+#: (a batch of 20,000 predictions takes about a tenth of a second).
+SEAL_SECONDS = 60.0
 #: Seconds a sender waits, at most, for its sealing process to end once told to.
 SEALER_STOP_SECONDS = 10.0
+#: prctl(2)'s request to be sent a signal when the parent process ends.
+PR_SET_PDEATHSIG = 1
 #: Errors no retry can fix: the batch is kept under the lane's ``rejected/``.
 REFUSED = (InvalidInput, InvalidNodeId, NotFound)
 
@@ -137,9 +142,10 @@ class Sender:
     def drain(self, lane: Lane) -> None:
         """Send every complete line of a lane, batch by batch: once a sealing process
         is ready, with the next batch sealed there while this one is appended."""
-        if lane.sending is not None:  # a send a crash cut short: the same range, same id
-            self.send(lane, lane.sending, lane.read_range(lane.sending))
         while not self.stop.is_set():
+            if lane.sending is not None:  # a send cut short: the same range, same id
+                self.send(lane, lane.sending, lane.read_range(lane.sending))
+                continue
             if self._sealer_ready():
                 try:
                     self._drain_ahead(lane)
@@ -150,9 +156,12 @@ class Sender:
             batch = lane.read(self.batch_size, READ_BYTES)
             if batch is None:
                 break
-            if self.sealer is None and self.seal_with is not None:
-                if batch.data.count(b"\n") >= self.batch_size:  # behind: a full batch waits
-                    self.sealer = SealingProcess(self.seal_with)
+            if (
+                self.sealer is None
+                and self.seal_with is not None
+                and _behind(lane, batch, self.batch_size)
+            ):
+                self.sealer = SealingProcess(self.seal_with)
             self.send(lane, _sending(lane, batch), batch.data)
         if lane is not self.lane and lane.drained():
             lane.release(remove=True)
@@ -349,6 +358,15 @@ def _sending(lane: Lane, batch: Batch) -> Sending:
     return Sending(batch.segment, batch.start, batch.end, str(batch_id))
 
 
+def _behind(lane: Lane, batch: Batch, batch_size: int) -> bool:
+    """Whether a sender fell behind: a full batch was waiting when ``batch`` was read
+    (in it, or beyond the end of its segment)."""
+    rows = batch.data.count(b"\n")
+    if rows >= batch_size:
+        return True
+    return lane.unsent_bytes() >= batch_size * (len(batch.data) / rows)
+
+
 def _backoff(failures: int) -> float:
     return RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1]
 
@@ -401,12 +419,14 @@ class SealingProcess:
             "api_key": settings["api_key"],
             "project": settings["project"],
             "actor": settings["actor"],
+            "sender": os.getpid(),
         }
         self.input.write(json.dumps(opened).encode() + b"\n")
         self.input.flush()
         self.owed = 0  # batches submitted whose outcome is not read yet
         self.started = False
         self.began = time.monotonic()
+        self.broken: SealerLost | None = None
 
     def submit(self, deployment: str, batch: str, data: bytes) -> None:
         try:
@@ -419,6 +439,8 @@ class SealingProcess:
         """Whether the process has opened the ledger and loaded what sealing loads
         (it starts beside the sender's work, which goes on meanwhile); SealerLost when
         it ended, or did not start within ``SEALER_START_SECONDS``."""
+        if self.broken is not None:
+            raise self.broken
         if self.started:
             return True
         if select.select([self.output], [], [], 0)[0]:
@@ -441,7 +463,11 @@ class SealingProcess:
         self.started = True
 
     def outcome(self) -> tuple[str, Any]:
-        """What became of the oldest batch submitted (once ``ready``)."""
+        """What became of the oldest batch submitted (once ``ready``); SealerLost when
+        the process ended or gave no answer within ``SEAL_SECONDS``."""
+        if not select.select([self.output], [], [], SEAL_SECONDS)[0]:
+            self.process.kill()
+            raise self._lost(TimeoutError(f"it sealed no batch within {SEAL_SECONDS}s"))
         try:
             sealed = _read_frame(self.output)
         except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
@@ -453,9 +479,13 @@ class SealingProcess:
 
     def settle(self) -> None:
         """Read and drop the outcome of a batch submitted but not sent (a send failed
-        first): it is read from the journal and sealed again."""
-        while self.owed and self.process.poll() is None:
-            self.outcome()
+        first): it is read from the journal and sealed again. A failure here is kept
+        for the next ``ready()`` rather than raised over the send's own error."""
+        try:
+            while self.owed:
+                self.outcome()
+        except SealerLost as exc:
+            self.broken = exc
 
     def _lost(self, exc: BaseException) -> SealerLost:
         self.owed = 0
@@ -486,6 +516,7 @@ def seal_main() -> None:
 
     source = sys.stdin.buffer
     opened = json.loads(source.readline())
+    _end_with(opened["sender"])
     # The answers go to a descriptor of their own: anything a library prints lands on
     # standard error, never among them.
     out = os.fdopen(os.dup(1), "wb")
@@ -500,16 +531,37 @@ def seal_main() -> None:
     _warm_up()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, 20, 20)
-    _write_frame(out, ("ready",))
     try:
+        _write_frame(out, ("ready",))
         while True:
             try:
                 deployment, batch, data = _read_frame(source)
             except EOFError:
-                return
+                return  # the sender closed its end, or ended
             _write_frame(out, _seal(reg, deployment, batch, data))
+    except BrokenPipeError:
+        return  # the sender ended while the answer was being written: nobody to tell
     finally:
         reg.close()
+
+
+def _end_with(sender: int) -> None:
+    """Have Linux kill this process when its parent, the sender (process ``sender``),
+    ends, however it ends (a ``kill -9`` included), rather than seal on for nobody;
+    elsewhere it ends at the end of its input."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning(
+            "the sealing process could not ask to end with its sender (errno %d)",
+            ctypes.get_errno(),
+        )
+    if os.getppid() != sender:  # the sender ended before the request was made
+        sys.exit(0)
 
 
 def _seal(reg: Any, deployment: str, batch: str, data: bytes) -> tuple[str, Any]:
