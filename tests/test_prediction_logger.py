@@ -958,7 +958,7 @@ def test_a_sealing_process_that_stops_answering_is_given_up(
         monkeypatch.setattr(sender, "SEAL_SECONDS", 0.5)
         os.kill(sealing.process.pid, signal.SIGSTOP)
         sealing.submit(deployment.id, str(uuid.uuid4()), line)
-        with pytest.raises(sender.SealerLost, match="sealed no batch within 0.5s"):
+        with pytest.raises(sender.SealerLost, match=r"sealed no batch within 0\.5s"):
             sealing.outcome()
         assert sealing.process.wait(timeout=10) == -signal.SIGKILL
     finally:
