@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-long test-frameworks lint bench clean kube
+.PHONY: demo test test-long test-frameworks lint bench bench-pg clean kube
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ bench: $(STAMP) $(PEER)/.installed kube
 	$(PY) -m tests.bench.autolog --out .mlledger/bench-autolog.json
 	$(PY) -m tests.bench.serving_hook --out .mlledger/bench-serving-hook.json
 	$(PY) -m tests.bench.graph --out .mlledger/bench-graph.json
+
+# The same figures as tests/bench/run.py in make bench, on PostgreSQL: a throwaway
+# server (Debian's packages, as the tests use) with durability on.
+bench-pg: $(STAMP)
+	mkdir -p .mlledger
+	$(PY) -m tests.bench.run --store postgresql --out .mlledger/bench-pg.json
 
 clean:
 	rm -rf $(VENV) $(FRAMEWORKS) .mlledger .pytest_cache .ruff_cache .mypy_cache

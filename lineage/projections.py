@@ -357,11 +357,7 @@ class RecordIndex(HandlerProjection):
                 rows.append((e.entity, record, e.project, subject, e.position))
         if not rows:
             return
-        raw.many(
-            "INSERT INTO record_index (dataset, record, project, subject, position) "
-            f"VALUES ({placeholders(5)})",
-            rows,
-        )
+        raw.insert("record_index", ("dataset", "record", "project", "subject", "position"), rows)
         current = raw.scalar(
             "SELECT records FROM dataset_record_counts WHERE dataset = ?", (e.entity,)
         )
@@ -378,6 +374,21 @@ class RecordIndex(HandlerProjection):
 
 
 # --- prediction index -------------------------------------------------------------------------
+
+
+PREDICTION_COLUMNS = (
+    "id",
+    "position",
+    "seq",
+    "epoch",
+    "project",
+    "record",
+    "deployment",
+    "model",
+    "at",
+    "output",
+    "trace_id",
+)
 
 
 class PredictionIndex(HandlerProjection):
@@ -399,9 +410,9 @@ class PredictionIndex(HandlerProjection):
         position, project, deployment = e.position, e.project, e.entity
         base = position * PREDICTIONS_PER_EVENT
         before = int(raw.scalar("SELECT COALESCE(SUM(n), 0) FROM prediction_counts"))
-        raw.many(
-            "INSERT INTO prediction_index (id, position, seq, epoch, project, record, deployment, "
-            f"model, at, output, trace_id) VALUES ({placeholders(11)})",
+        raw.insert(
+            "prediction_index",
+            PREDICTION_COLUMNS,
             [
                 (
                     base + seq,

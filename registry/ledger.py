@@ -287,10 +287,20 @@ def _stored_by_id(
     return found
 
 
-EVENT_INSERT = (
-    "INSERT INTO events (position, event_id, type, schema_version, project, entity, actor, "
-    "occurred_at, recorded_at, body, personal_refs, trace_id, leaf_hash) "
-    f"VALUES ({placeholders(13)})"
+EVENT_COLUMNS = (
+    "position",
+    "event_id",
+    "type",
+    "schema_version",
+    "project",
+    "entity",
+    "actor",
+    "occurred_at",
+    "recorded_at",
+    "body",
+    "personal_refs",
+    "trace_id",
+    "leaf_hash",
 )
 
 
@@ -333,9 +343,10 @@ def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[Sto
         stored.append(
             StoredEvent(*envelope, body, tuple(e.personal_refs), e.trace_id, leaf, e.payload)
         )
-    raw.many(EVENT_INSERT, rows)
-    raw.many(
-        "INSERT INTO event_payloads (position, payload) VALUES (?, ?)",
+    raw.insert("events", EVENT_COLUMNS, rows)
+    raw.insert(
+        "event_payloads",
+        ("position", "payload"),
         [(s.position, s.payload) for s in stored if s.payload is not None],
     )
     return stored

@@ -26,23 +26,53 @@ T = TypeVar("T")
 
 #: How every script's embedded store is configured (the default of ``open_store``).
 STORE = "sqlite (WAL, synchronous=FULL)"
+#: How the PostgreSQL store of ``--store postgresql`` is configured.
+POSTGRES_STORE = (
+    "postgresql (a throwaway local server: fsync, synchronous_commit and full_page_writes on)"
+)
+
+#: The throwaway PostgreSQL server of ``--store postgresql``, once started.
+_postgres: Any = None
 
 
 # --- ledgers ---------------------------------------------------------------------------------
 
 
+def use_postgres() -> None:
+    """Make ``fresh`` create each ledger in a database of a throwaway PostgreSQL server,
+    durable as in production (started here, stopped at exit)."""
+    global _postgres
+    from tests.support.pgserver import PostgresServer
+
+    if _postgres is None:
+        _postgres = PostgresServer(durable=True).start()
+
+
 def fresh(work: Path, name: str) -> str:
-    """An empty directory ``work/name`` with its own master key: the URL of a new SQLite
-    ledger in it (``MLLEDGER_KEY_FILE`` now points there)."""
+    """An empty directory ``work/name`` with its own master key: the URL of a new ledger,
+    a SQLite file in it or (after ``use_postgres``) a new PostgreSQL database
+    (``MLLEDGER_KEY_FILE`` now points there)."""
     path = work / name
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     os.environ["MLLEDGER_KEY_FILE"] = str(path / "master.key")
+    if _postgres is not None:
+        url: str = _postgres.create_database()
+        (path / "url").write_text(url)
+        return url
     return f"sqlite:///{path}/ledger.db"
 
 
 def db_bytes(directory: Path) -> int:
-    """Bytes of the SQLite ledger in ``directory``: database, WAL and shared memory."""
+    """Bytes of the ledger made in ``directory``: the SQLite database, WAL and shared
+    memory, or the size of its PostgreSQL database."""
+    if _postgres is not None:
+        import psycopg
+
+        url = (directory / "url").read_text().replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(row[0]) if row else 0
     return sum(p.stat().st_size for p in directory.glob("ledger.db*"))
 
 
@@ -163,6 +193,8 @@ def machine(*, sqlite: bool = True) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+    if _postgres is not None:
+        return {**described, "store": POSTGRES_STORE}
     if sqlite:
         described["sqlite"] = sqlite3.sqlite_version
     return {**described, "store": STORE}

@@ -13,7 +13,8 @@ Writes one JSON document (``--out``) and prints it. Figures:
   (the peer's JSON) the ratios are reported.
 
 Not a test: numbers depend on the machine. Sizes can be scaled down with
-``--scale`` for a quick look.
+``--scale`` for a quick look. ``--store postgresql`` (``make bench-pg``) puts every
+ledger in a database of a throwaway PostgreSQL server with durability on.
 """
 
 from __future__ import annotations
@@ -289,14 +290,20 @@ def _ratios(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _targets(results: dict[str, Any]) -> dict[str, bool]:
+def _targets(results: dict[str, Any], store: str) -> dict[str, bool]:
+    """The targets the figures are held to: PostgreSQL's differ where a server's round
+    trips cost more (``log_predictions``, ``scored``, rebuild)."""
+    postgres = store == "postgresql"
+    predictions, scored, rebuild = (150_000, 5, 10_000) if postgres else (100_000, 2, 20_000)
     targets = {
         "append_events_per_s>=20000": results["append"]["events_per_s"] >= 20_000,
-        "predictions_per_s>=100000": results["predictions"]["predictions_per_s"] >= 100_000,
-        "scored_p99_ms<=2": results["scored"]["p99_ms"] <= 2,
+        f"predictions_per_s>={predictions}": results["predictions"]["predictions_per_s"]
+        >= predictions,
+        f"scored_p99_ms<={scored}": results["scored"]["p99_ms"] <= scored,
         "trained_on_p99_ms<=5": results["trained_on"]["p99_ms"] <= 5,
-        "rebuild_events_per_s>=20000": results["rebuild"]["events_per_s"] >= 20_000,
-        "rebuild_run_events_per_s>=20000": results["rebuild_run_events"]["events_per_s"] >= 20_000,
+        f"rebuild_events_per_s>={rebuild}": results["rebuild"]["events_per_s"] >= rebuild,
+        f"rebuild_run_events_per_s>={rebuild}": results["rebuild_run_events"]["events_per_s"]
+        >= rebuild,
     }
     if "ratios_vs_peer" in results:
         r = results["ratios_vs_peer"]
@@ -310,7 +317,16 @@ def main() -> None:
     parser = harness.arguments(__doc__, ".mlledger/bench.json", ".mlledger/bench")
     parser.add_argument("--runs", type=int, default=200, help="runs for the peer workload")
     parser.add_argument("--peer", help="JSON written by tests/bench/mlflow_peer.py")
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the store of every ledger: SQLite files, or databases of a throwaway "
+        "PostgreSQL server with durability on (make bench-pg)",
+    )
     args = parser.parse_args()
+    if args.store == "postgresql":
+        harness.use_postgres()
     results = harness.measure(
         args,
         lambda work: bench_append_predictions_scored_rebuild(work, args.scale),
@@ -323,7 +339,7 @@ def main() -> None:
         peer = json.loads(Path(args.peer).read_text())
         results["peer"] = peer
         results["ratios_vs_peer"] = _ratios(results["run_recording"], peer)
-    results["targets_met"] = _targets(results)
+    results["targets_met"] = _targets(results, args.store)
     harness.write_result(args.out, results)
 
 

@@ -181,6 +181,7 @@ class PostgresServer(ThrowawayServer):
         *,
         url: str | None = None,
         superuser: str = "postgres",
+        durable: bool = False,
     ) -> None:
         """Prepare (but do not start) a server.
 
@@ -188,7 +189,11 @@ class PostgresServer(ThrowawayServer):
             :func:`find_pg_bindir` when omitted.
         :param url: SQLAlchemy URL of an existing server to use instead.
         :param superuser: name of the database superuser created by ``initdb``.
+        :param durable: keep PostgreSQL's durability (``fsync``, ``synchronous_commit``,
+            ``full_page_writes`` on, as in production), for benchmarks; the tests
+            switch it off for speed.
         """
+        self.durable = durable
         self._external_url = url
         self._bindir = bindir
         self._superuser = superuser
@@ -422,9 +427,11 @@ class PostgresServer(ThrowawayServer):
                 f"port = {port}",
                 "listen_addresses = '127.0.0.1'",
                 f"unix_socket_directories = '{sockdir}'",
-                "fsync = off",
-                "synchronous_commit = off",
-                "full_page_writes = off",
+                *(
+                    ("fsync = on", "synchronous_commit = on", "full_page_writes = on")
+                    if self.durable
+                    else ("fsync = off", "synchronous_commit = off", "full_page_writes = off")
+                ),
                 "max_connections = 100",
                 "log_min_messages = warning",
                 "",
