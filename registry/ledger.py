@@ -25,6 +25,7 @@ from registry.ids import NodeId, dataset_id, kind_of, model_id
 from registry.projection import Projection, ProjectionRunner, projection_digest
 from registry.settings import Settings, given
 from registry.store import Store
+from registry.store.base import ENVELOPE_COLUMNS
 from registry.store.raw import Raw, placeholders
 from registry.timeutil import now
 from registry.tracing import current_trace_id, span
@@ -287,21 +288,7 @@ def _stored_by_id(
     return found
 
 
-EVENT_COLUMNS = (
-    "position",
-    "event_id",
-    "type",
-    "schema_version",
-    "project",
-    "entity",
-    "actor",
-    "occurred_at",
-    "recorded_at",
-    "body",
-    "personal_refs",
-    "trace_id",
-    "leaf_hash",
-)
+EVENT_COLUMNS = (*ENVELOPE_COLUMNS, "body", "personal_refs", "trace_id", "leaf_hash")
 
 
 def _store(raw: Raw, first: int, events: list[tuple[int, NewEvent]]) -> list[StoredEvent]:

@@ -512,8 +512,6 @@ def seal_main() -> None:
     process. It reads the ledger's settings from the first line of its input, then
     batches (``(deployment, batch id, journal lines)``, one pickled frame each) and
     answers each with what it made of it, in order; the end of its input ends it."""
-    from registry.sdk import connect
-
     source = sys.stdin.buffer
     opened = json.loads(source.readline())
     _end_with(opened["sender"])
@@ -521,16 +519,8 @@ def seal_main() -> None:
     # standard error, never among them.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    reg = connect(
-        opened["target"],
-        project=opened["project"],
-        actor=opened["actor"],
-        api_key=opened["api_key"],
-        create=False,
-    )
+    reg = _open(opened)
     _warm_up()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
     try:
         _write_frame(out, ("ready",))
         while True:
@@ -597,16 +587,32 @@ class Settings(TypedDict):
 
 def _warm_up() -> None:
     """Load what sending a batch loads (pyarrow, for the predictions' payload) before
-    the first batch waits for it: a third of a second, once."""
+    the first batch waits for it: a third of a second, once. Then, as a batch makes
+    hundreds of thousands of short-lived objects, have them collected in fewer, larger
+    passes, which skip what was loaded to start (frozen)."""
     from registry import payloads
 
     payloads.decode_predictions(payloads.encode_predictions(["r"], [0], ["0"], ["t"], None))
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
+
+
+def _open(settings: Any) -> Any:
+    """The ledger a sender or sealing process was told to open (``target``,
+    ``project``, ``actor``, ``api_key``), which must exist."""
+    from registry.sdk import connect
+
+    return connect(
+        settings["target"],
+        project=settings["project"],
+        actor=settings["actor"],
+        api_key=settings["api_key"],
+        create=False,
+    )
 
 
 def main() -> None:
     """``python -m registry.hooks.sender``: a logger's sender process."""
-    from registry.sdk import connect
-
     first = bytearray()
     while not first.endswith(b"\n"):  # byte by byte: what follows is read unbuffered
         byte = os.read(0, 1)
@@ -623,13 +629,7 @@ def main() -> None:
             out.write(line)
             out.flush()
 
-    reg = connect(
-        settings["target"],
-        project=settings["project"],
-        actor=settings["actor"],
-        api_key=settings["api_key"],
-        create=False,
-    )
+    reg = _open(settings)
     lane = Lane(Path(settings["lane"]), settings["lock_fd"], sync=settings["fsync"])
     sender = Sender(
         reg,
@@ -652,10 +652,6 @@ def main() -> None:
     if settings.get("seal_ahead", True) and isinstance(reg.backend, LocalBackend):
         sender.seal_with = settings
     _warm_up()
-    # A batch makes hundreds of thousands of short-lived objects: collected in fewer,
-    # larger passes, which skip what was loaded to start (frozen).
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
     sender.adopt()
     report({"kind": "ready"})
     try:
