@@ -111,6 +111,8 @@ class Ledger:
             positions = self._locked(conn, events, current, first_wins)
             if before_commit is not None:
                 before_commit(conn)
+        if positions:
+            self.store.grown(max(positions) + 1)
         return positions
 
     def append_locked(self, conn: Connection, events: Sequence[NewEvent]) -> list[int]:
@@ -162,6 +164,7 @@ class Ledger:
             current.set_attribute("mlledger.first_position", head + 1)
             current.set_attribute("mlledger.appended", len(fresh))
         checker = Checker(raw)
+        checker.prefetch([event for _, event in fresh])
         for index, event in fresh:
             checker.check(index, event)
         stored = _store(raw, head + 1, fresh)
@@ -264,6 +267,11 @@ def _content(event: NewEvent) -> tuple[object, ...]:
     )
 
 
+def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield list(items[start : start + CHUNK])
+
+
 def _stored_by_id(
     raw: Raw, events: Sequence[NewEvent]
 ) -> dict[tuple[str, str], tuple[int, tuple[object, ...]]]:
@@ -274,9 +282,7 @@ def _stored_by_id(
     for event in events:
         by_project.setdefault(event.project, []).append(event.event_id)
     for project, ids in by_project.items():
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), CHUNK):
-            chunk = unique[start : start + CHUNK]
+        for chunk in _chunks(list(dict.fromkeys(ids))):
             for row in raw.all(
                 "SELECT event_id, position, type, schema_version, entity, actor, body, "
                 "personal_refs FROM events WHERE project = ? AND event_id IN "
@@ -365,22 +371,65 @@ class Checker:
     served: dict[str, set[str]] = field(default_factory=dict)
     grants: dict[tuple[str, str], bool] = field(default_factory=dict)
     jobs: dict[str, str | None] = field(default_factory=dict)
+    #: Runs and versions looked up and found absent (``prefetch``).
+    absent: set[str] = field(default_factory=set)
+
+    def prefetch(self, events: Sequence[NewEvent]) -> None:
+        """Look up the runs and versions a batch names in one statement per table and
+        chunk, rather than one per event: the checks below then answer from memory.
+        Fields of the wrong type are left to the checks, which look them up alone."""
+        runs: set[str] = set()
+        versions: set[str] = set()
+        for e in events:
+            b = e.body
+            if e.type.startswith("run-"):
+                runs.add(e.entity)
+            elif e.type in _VERSION_EVENTS:
+                versions.add(e.entity)
+            for name in ("parent_run", "produced_by", "run"):
+                if isinstance(b.get(name), str):
+                    runs.add(b[name])
+            for name in ("inputs", "derived_from"):
+                named = b.get(name)
+                if isinstance(named, list):
+                    versions.update(v for v in named if isinstance(v, str))
+        for chunk in _chunks(sorted(runs - self.runs.keys())):
+            marks = placeholders(len(chunk))
+            rows = self.raw.all(
+                f"SELECT id, project, status FROM cat_runs WHERE id IN ({marks})", chunk
+            )
+            for node, project, status in rows:
+                self.runs[node] = (project, status)
+            self.absent.update(set(chunk) - {r[0] for r in rows})
+        for table, known in (("cat_datasets", self.datasets), ("cat_models", self.models)):
+            wanted = sorted(v for v in versions if kind_of(v) == table[4:-1])
+            for chunk in _chunks(wanted):
+                found = {
+                    r[0]
+                    for r in self.raw.all(
+                        f"SELECT id FROM {table} WHERE id IN ({placeholders(len(chunk))})", chunk
+                    )
+                }
+                known.update(found)
+                self.absent.update(set(chunk) - found)
 
     def dataset(self, node: str) -> bool:
-        return (
-            node in self.datasets
-            or self.raw.one("SELECT 1 FROM cat_datasets WHERE id = ?", (node,)) is not None
+        return node in self.datasets or (
+            node not in self.absent
+            and self.raw.one("SELECT 1 FROM cat_datasets WHERE id = ?", (node,)) is not None
         )
 
     def model(self, node: str) -> bool:
-        return (
-            node in self.models
-            or self.raw.one("SELECT 1 FROM cat_models WHERE id = ?", (node,)) is not None
+        return node in self.models or (
+            node not in self.absent
+            and self.raw.one("SELECT 1 FROM cat_models WHERE id = ?", (node,)) is not None
         )
 
     def run_status(self, node: str, project: str) -> str | None:
         """The status of run ``node`` if ``project`` started it, else None (unknown)."""
         if node not in self.runs:
+            if node in self.absent:
+                return None
             row = self.raw.one("SELECT project, status FROM cat_runs WHERE id = ?", (node,))
             if row is None:
                 return None
@@ -390,9 +439,9 @@ class Checker:
 
     def run_taken(self, node: str) -> bool:
         """Whether any project already started a run with this id."""
-        return (
-            node in self.runs
-            or self.raw.one("SELECT 1 FROM cat_runs WHERE id = ?", (node,)) is not None
+        return node in self.runs or (
+            node not in self.absent
+            and self.raw.one("SELECT 1 FROM cat_runs WHERE id = ?", (node,)) is not None
         )
 
     def job_status(self, run: str) -> str | None:
@@ -490,6 +539,12 @@ class _EventCheck:
                 f"name/version {b['name']}@{b['version']} are not valid or "
                 f"do not match entity {e.entity}",
             )
+
+
+#: Events whose entity is a dataset or model version (``Checker.prefetch``).
+_VERSION_EVENTS = frozenset(
+    {"dataset-version-registered", "model-version-registered", "dataset-records-added"}
+)
 
 
 def _version_registered(c: _EventCheck) -> None:

@@ -724,6 +724,76 @@ class TestLogContract:
         assert newest.event_id == added.event_id and newest.body["name"] == "after-reopen"
 
 
+    def test_a_batch_checks_the_runs_it_names_together(
+            self, ledger: Ledger, last_event: LastEvent) -> None:
+        """The references of a batch are looked up at once: runs of earlier appends,
+        runs started earlier in the batch, and an unknown run all answer as alone."""
+        earlier = new_run()
+        ledger.append([run_started(earlier)])
+        head = ledger.head()
+        runs = [new_run() for _ in range(600)]  # more than one lookup chunk
+        batch = [run_started(r, i=i) for i, r in enumerate(runs)]
+        batch += [make_event("run-completed", project=PROJECT, entity=r, actor=ACTOR,
+                             body={}, occurred_at=WHEN) for r in [earlier, *runs[:5]]]
+        positions = ledger.append(batch)
+        assert positions == list(range(head + 1, head + 1 + len(batch)))
+        newest = last_event()
+        assert (newest.type, newest.entity) == ("run-completed", runs[4])
+
+        unknown = new_run()
+        again = [run_started(new_run()),
+                 make_event("run-completed", project=PROJECT, entity=runs[5], actor=ACTOR,
+                            body={}, occurred_at=WHEN),
+                 make_event("run-completed", project=PROJECT, entity=unknown, actor=ACTOR,
+                            body={}, occurred_at=WHEN),
+                 run_started(runs[6])]
+        with pytest.raises(EventRejected) as raised:
+            ledger.append(again)
+        assert raised.value.index == 2 and unknown in str(raised.value)
+        assert ledger.head() == positions[-1]  # nothing of the batch was written
+        with pytest.raises(EventRejected, match="already started"):
+            ledger.append([run_started(runs[6])])
+        with pytest.raises(EventRejected, match="already ended"):
+            ledger.append([make_event("run-completed", project=PROJECT, entity=earlier,
+                                      actor=ACTOR, body={}, occurred_at=WHEN)])
+        assert ledger.head() == positions[-1]
+
+
+@pytest.mark.postgres
+def test_a_growing_postgresql_log_has_its_statistics_refreshed(
+        pg_server: Any, isolated_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each time the log doubles, the planner's statistics are refreshed in the
+    background: a log growing faster than autovacuum analyses it is planned from
+    what it holds, not from an empty database."""
+    import time
+
+    from registry.store import postgres
+
+    monkeypatch.setattr(postgres, "ANALYZE_FROM", 16)
+    url = pg_server.create_database()
+    ledger = open_ledger(url)
+    try:
+        def analysed() -> Any:
+            with ledger.store.read() as conn:
+                return conn.execute(text(
+                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'events'"
+                )).scalar()
+
+        ledger.append([dataset_event("first")])
+        assert analysed() is None  # the size a process first sees is its baseline
+        ledger.append([dataset_event(f"d{i}") for i in range(40)])
+        assert ledger.head() == 40
+        assert (last_event := ledger.read(40, 1)[0]).type == "dataset-version-registered"
+        assert last_event.body["name"] == "d39"
+        deadline = time.monotonic() + 60
+        while analysed() is None:
+            assert time.monotonic() < deadline, "the statistics were never refreshed"
+            time.sleep(0.2)
+    finally:
+        ledger.close()
+        pg_server.drop_database(url.rsplit("/", 1)[1])
+
+
 SAMPLE_CHARS = "aZ09 _-é€ﬁ\u2028\u0000\u001f\"\\/😀𝄞模"
 
 

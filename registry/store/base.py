@@ -57,6 +57,10 @@ class Store:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
+    def grown(self, size: int) -> None:
+        """The log now holds ``size`` events (called after each append's commit).
+        SQLite plans the ledger's statements from its indexes alone: nothing to do."""
+
     def dispose(self) -> None:
         self.engine.dispose()
 
