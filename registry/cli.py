@@ -255,7 +255,12 @@ def _serving_parsers(sub: Any) -> None:
     add_db(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="worker processes (default: one per core)",
+    )
     p.add_argument(
         "--access-log", action="store_true", help="also print uvicorn's per-request log lines"
     )

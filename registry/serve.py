@@ -24,12 +24,20 @@ def ensure_ledger(url: str) -> None:
               file=sys.stderr)  # fmt: skip
 
 
+def default_workers() -> int:
+    """One worker process per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux: no affinity to ask about
+        return os.cpu_count() or 1
+
+
 def serve(
     db: str | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = 1,
+    workers: int | None = None,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
@@ -39,6 +47,7 @@ def serve(
     URL or key fails here with a clear message; where it holds no ledger yet, one is
     created and that is said on stderr. uvicorn's own access log is off
     by default: every request is recorded in the access trail instead.
+    ``workers`` defaults to one per core (``default_workers``).
     """
     import uvicorn
 
@@ -50,6 +59,8 @@ def serve(
     ensure_ledger(url)
     # Workers are separate processes: they find the database through the environment.
     os.environ["MLLEDGER_DB"] = url
+    workers = workers or default_workers()
+    os.environ["MLLEDGER_SERVE_WORKERS"] = str(workers)
     uvicorn.run(
         "registry.api.app:create_app",
         factory=True,

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     #: recorded one by one each minute (ten times as many from all addresses together);
     #: beyond, a server answers 429 and records one summary per minute.
     auth_failures_per_minute: int = Field(default=30, ge=1)
+    #: ``MLLEDGER_SERVE_WORKERS``: the worker processes of this server (set by ``mlledger
+    #: serve`` for its workers): per-process limits are shared out among them.
+    serve_workers: int = Field(default=1, ge=1)
     #: ``MLLEDGER_GRAPH``: the Neo4j lineage graph (``bolt://HOST:PORT`` or
     #: ``neo4j://HOST:PORT``); unset, the lineage questions walk the embedded graph.
     graph: str | None = None

@@ -86,7 +86,8 @@ def create_app(
         api.include_router(router)
     app.include_router(api)
     # The last added runs first: the span covers the gate's refusals too.
-    failures = settings.auth_failures_per_minute
+    # Each worker process counts alone: its share keeps the server's totals.
+    failures = -(-settings.auth_failures_per_minute // settings.serve_workers)
     app.add_middleware(
         Gate,
         routers=[(api.prefix, router) for router in ROUTERS],

@@ -19,9 +19,17 @@ STARTUP_SECONDS = 60
 
 
 class ApiServer:
-    """``mlledger serve`` on a SQLite file (or ``db``) in ``directory``."""
+    """``mlledger serve`` on a SQLite file (or ``db``) in ``directory``, with one worker
+    process unless ``workers`` says otherwise (None: the command's default, one per
+    core): a test that kills the server kills the process that answers."""
 
-    def __init__(self, directory: Path, db: str | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        db: str | None = None,
+        env: dict[str, str] | None = None,
+        workers: int | None = 1,
+    ):
         self.directory = directory
         self.db = db or f"sqlite:///{directory}/ledger.db"
         self.key_file = directory / "master.key"
@@ -34,12 +42,15 @@ class ApiServer:
         self.env["MLLEDGER_SIGNING_KEY"] = str(directory / "signing.key")
         self.env.update(env or {})
         self.process: subprocess.Popen[bytes] | None = None
+        self.workers = workers
 
     def start(self) -> ApiServer:
         command = [
             sys.executable, "-m", "registry.cli", "serve",
             "--db", self.db, "--port", str(self.port),
         ]  # fmt: skip
+        if self.workers is not None:
+            command += ["--workers", str(self.workers)]
         self.directory.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -1,0 +1,93 @@
+"""``mlledger serve`` without ``--workers``: one worker process per core, sharing the
+database and the limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from registry import auth
+from registry.assembly import open_ledger
+from registry.serve import default_workers
+from registry.store import open_store
+from tests.support.apiserver import ApiServer
+
+P = "workers"
+PER_MINUTE = 4
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    directory = tmp_path_factory.mktemp("workers")
+    env = {"MLLEDGER_AUTH_FAILURES_PER_MINUTE": str(PER_MINUTE), "MLLEDGER_CHECKPOINT_EVERY": "0"}
+    yield from ApiServer(directory, env=env, workers=None).serving()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _workers(server: ApiServer) -> list[int]:
+    """The uvicorn worker processes under the server's supervisor (the processes that
+    run the app, not multiprocessing's helpers): those that opened the ledger's file."""
+    assert server.process is not None
+    ledger = Path(server.db.removeprefix("sqlite:///")).resolve()
+    workers = []
+    for child in _children(server.process.pid):
+        fds = Path(f"/proc/{child}/fd")
+        try:
+            if any(fd.resolve() == ledger for fd in fds.iterdir()):
+                workers.append(child)
+        except FileNotFoundError:  # a helper process that ended meanwhile
+            continue
+    return workers
+
+
+def _trail(server: ApiServer, since: int = 0) -> list[dict[str, Any]]:
+    store = open_store(server.db)
+    try:
+        return auth.read_trail(store, since=since, limit=100_000)
+    finally:
+        store.dispose()
+
+
+def test_serve_starts_one_worker_per_core_by_default(server: ApiServer) -> None:
+    admin = server.key(P, "admin")
+    with server.client(admin) as http:
+        # Enough requests that every worker has opened the ledger.
+        for i in range(40):
+            answer = http.post(
+                f"/projects/{P}/datasets",
+                json={"name": "rows", "version": str(i), "uri": f"file:///rows/{i}",
+                      "digest": "sha256:" + f"{i:064x}"},
+            )  # fmt: skip
+            assert answer.status_code == 201, answer.text
+    assert len(_workers(server)) == default_workers()
+    ledger = open_ledger(server.db)
+    try:
+        events = ledger.read()
+        assert [e.body["version"] for e in events] == [str(i) for i in range(40)]
+        assert {e.type for e in events} == {"dataset-version-registered"}
+        assert [e.position for e in events] == list(range(40))
+    finally:
+        ledger.close()
+
+
+def test_workers_share_the_failed_authentication_bound(server: ApiServer) -> None:
+    """Each worker records its share of ``MLLEDGER_AUTH_FAILURES_PER_MINUTE``: the
+    server as a whole records no more than the setting, however requests spread."""
+    since = len(_trail(server))
+    statuses = []
+    with httpx.Client(base_url=server.url + "/api/v1", timeout=30) as anonymous:
+        for _ in range(40):
+            statuses.append(anonymous.get(f"/projects/{P}/models/clf/top-version").status_code)
+    assert set(statuses) <= {401, 429} and statuses.count(429) >= 40 - PER_MINUTE
+    denied = [e for e in _trail(server, since) if e["outcome"] == "deny"]
+    assert 1 <= len(denied) <= PER_MINUTE
