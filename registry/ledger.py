@@ -26,7 +26,7 @@ from registry.projection import Projection, ProjectionRunner, projection_digest
 from registry.settings import Settings, given
 from registry.store import Store
 from registry.store.base import ENVELOPE_COLUMNS
-from registry.store.raw import Raw, placeholders
+from registry.store.raw import Raw
 from registry.timeutil import now
 from registry.tracing import current_trace_id, span
 from registry.vault import KeyRing, Pseudonymizer, Vault
@@ -285,9 +285,8 @@ def _stored_by_id(
         for chunk in _chunks(list(dict.fromkeys(ids))):
             for row in raw.all(
                 "SELECT event_id, position, type, schema_version, entity, actor, body, "
-                "personal_refs FROM events WHERE project = ? AND event_id IN "
-                f"({placeholders(len(chunk))})",
-                [project, *chunk],
+                f"personal_refs FROM events WHERE project = ? AND event_id {raw.among(chunk)}",
+                [project, *raw.among_params(chunk)],
             ):
                 event_id, position, *content = row
                 found[(project, event_id)] = (int(position), tuple(content))
@@ -394,9 +393,9 @@ class Checker:
                 if isinstance(named, list):
                     versions.update(v for v in named if isinstance(v, str))
         for chunk in _chunks(sorted(runs - self.runs.keys())):
-            marks = placeholders(len(chunk))
             rows = self.raw.all(
-                f"SELECT id, project, status FROM cat_runs WHERE id IN ({marks})", chunk
+                f"SELECT id, project, status FROM cat_runs WHERE id {self.raw.among(chunk)}",
+                self.raw.among_params(chunk),
             )
             for node, project, status in rows:
                 self.runs[node] = (project, status)
@@ -407,7 +406,8 @@ class Checker:
                 found = {
                     r[0]
                     for r in self.raw.all(
-                        f"SELECT id FROM {table} WHERE id IN ({placeholders(len(chunk))})", chunk
+                        f"SELECT id FROM {table} WHERE id {self.raw.among(chunk)}",
+                        self.raw.among_params(chunk),
                     )
                 }
                 known.update(found)

@@ -74,6 +74,15 @@ class Raw:
         sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders(len(columns))})"
         self._cursor.executemany(self._prepare(sql), rows)
 
+    def among(self, items: Sequence[Any]) -> str:
+        """The condition "is one of ``items``" after a column: ``= ANY(?)`` with one
+        array parameter on PostgreSQL (one statement text for every length, cheap to
+        plan and to send), ``IN (?, ...)`` on SQLite. Pass ``among_params(items)``."""
+        return "= ANY(?)" if self.postgres else f"IN ({placeholders(len(items))})"
+
+    def among_params(self, items: Sequence[Any]) -> list[Any]:
+        return [list(items)] if self.postgres else list(items)
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first row, or None."""
         return self.run(sql, params).fetchone()
