@@ -142,3 +142,16 @@ def test_sizes_accept_suffixes_and_refuse_nonsense() -> None:
         assert "'lots'" in str(error)
     else:
         raise AssertionError("'lots' was accepted as a size")
+
+
+def test_summary_reports_a_result_of_an_unexpected_shape(tmp_path: Path) -> None:
+    (tmp_path / "bench-growth.json").write_text(json.dumps({"points": [{"predictions": 10}]}))
+    (tmp_path / "bench-audit.json").write_text(json.dumps([1, 2]))
+
+    rows = table_rows(summary.markdown(summary.summary_rows(tmp_path)))
+
+    growth_row = rows[("bench-growth.json", "python -m tests.bench.growth")]
+    assert growth_row[0] == "unreadable: unexpected shape (KeyError: 'scored')"
+    assert rows[("bench-audit.json", "python -m tests.bench.audit")][0] == (
+        "unreadable: not a JSON object"
+    )

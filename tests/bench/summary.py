@@ -476,6 +476,17 @@ def rows_of(path: Path, source: Source) -> list[Row]:
         return [Row(source.command, f"unreadable: {error}", file=path.name)]
     if not isinstance(result, dict):
         return [Row(source.command, "unreadable: not a JSON object", file=path.name)]
+    try:
+        return result_rows(result, path, source)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        # A result of another shape (an older script's, a hand-edited one) is reported,
+        # not fatal: the other results still make their table.
+        shape = f"{type(error).__name__}: {error}"
+        return [Row(source.command, f"unreadable: unexpected shape ({shape})", file=path.name)]
+
+
+def result_rows(result: dict[str, Any], path: Path, source: Source) -> list[Row]:
+    """The rows of ``result``, read from ``path``."""
     verdicts = result.get("targets_met") or {}
     rows = [figure_row(result, figure, verdicts) for figure in source.figures]
     claimed = {target_key(verdicts, f.target) for f in source.figures if f.target}
