@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-long test-frameworks lint bench bench-pg clean kube
+.PHONY: demo test test-long test-frameworks lint bench bench-pg bench-summary bench-growth bench-growth-pg clean kube
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,12 +76,31 @@ bench: $(STAMP) $(PEER)/.installed kube
 	$(PY) -m tests.bench.autolog --out .mlledger/bench-autolog.json
 	$(PY) -m tests.bench.serving_hook --out .mlledger/bench-serving-hook.json
 	$(PY) -m tests.bench.graph --out .mlledger/bench-graph.json
+	$(PY) -m tests.bench.summary --out .mlledger/bench-summary.md
 
 # The same figures as tests/bench/run.py in make bench, on PostgreSQL: a throwaway
 # server (Debian's packages, as the tests use) with durability on.
 bench-pg: $(STAMP)
 	mkdir -p .mlledger
 	$(PY) -m tests.bench.run --store postgresql --out .mlledger/bench-pg.json
+	$(PY) -m tests.bench.summary --out .mlledger/bench-summary.md
+
+# One table of every result under .mlledger (those not run are listed as such).
+bench-summary: $(STAMP)
+	$(PY) -m tests.bench.summary --out .mlledger/bench-summary.md
+
+# Latency of scored as the ledger grows to 10k, 100k, 1M and 10M predictions, and its
+# chart (--sizes picks other sizes).
+bench-growth: $(STAMP)
+	mkdir -p .mlledger
+	$(PY) -m tests.bench.growth --out .mlledger/bench-growth.json --chart .mlledger/bench-growth.svg
+
+# The same on PostgreSQL (a throwaway durable server), and one chart of both stores
+# where the SQLite result is there.
+bench-growth-pg: $(STAMP)
+	mkdir -p .mlledger
+	$(PY) -m tests.bench.growth --store postgresql --out .mlledger/bench-growth-pg.json --work .mlledger/bench-growth-pg
+	$(PY) -m tests.bench.growth --chart .mlledger/bench-growth.svg --from $(wildcard .mlledger/bench-growth.json) .mlledger/bench-growth-pg.json
 
 clean:
 	rm -rf $(VENV) $(FRAMEWORKS) .mlledger .pytest_cache .ruff_cache .mypy_cache

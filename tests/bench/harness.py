@@ -16,6 +16,7 @@ import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -241,8 +242,13 @@ def measure(
 
 
 def write_result(out: str | Path, result: dict[str, Any]) -> None:
-    """Write ``result`` as indented JSON to ``out`` (creating its directory) and print it."""
-    text = json.dumps(result, indent=2)
+    """Write ``result`` as indented JSON to ``out`` (creating its directory) and print it,
+    with the load average (unless ``result`` has its own) and the time it was written
+    (``finished_at``, UTC), which ``tests/bench/summary.py`` reports beside each figure."""
+    stamped = dict(result)
+    stamped.setdefault("load_average", load_average())
+    stamped.setdefault("finished_at", datetime.now(UTC).isoformat(timespec="seconds"))
+    text = json.dumps(stamped, indent=2)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
