@@ -113,7 +113,7 @@ def lease_holder(store: Store) -> int | None:
                 "AND a.application_name LIKE 'mlledger checkpoints %'"
             )
         ).scalar()
-    return None if name is None else int(str(name).rsplit(" pid ", 1)[1])
+    return None if name is None else int(str(name).split(" pid ", 1)[1].split()[0])
 
 
 def checkpoints(store: Store) -> dict[str, list[tuple[int, int]]]:
@@ -143,10 +143,12 @@ def test_two_servers_share_one_log_and_the_survivor_signs_on(database: str, tmp_
         "MLLEDGER_CHECKPOINT_EVERY": "5",
         "MLLEDGER_CHECKPOINT_SECONDS": "1",
     }
-    servers = [ApiServer(tmp_path / "a", db=database, env=env).start()]
+    servers: list[ApiServer] = []
     store = open_store(database)
     try:
-        servers.append(ApiServer(tmp_path / "b", db=database, env=env).start())
+        # One after the other: the first makes the keys the second then finds.
+        for name in ("a", "b"):
+            servers.append(ApiServer(tmp_path / name, db=database, env=env).start())
         token = servers[0].key(P, "admin", name="multi")
         wait_for("a server to take the checkpoints lease", lambda: lease_holder(store) is not None)
         pids = {s.process.pid: s for s in servers if s.process is not None}

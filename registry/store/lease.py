@@ -25,8 +25,9 @@ from sqlalchemy.pool import NullPool
 
 
 def holder_label() -> str:
-    """Who this process is, as a lease's holder: ``<host> pid <pid>``."""
-    return f"{socket.gethostname()} pid {os.getpid()}"
+    """Who this process is, as a lease's holder: ``pid <pid> on <host>`` (the pid
+    first: PostgreSQL cuts an application name at 63 bytes)."""
+    return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
 class Lease:
