@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, text
 
-from audit import checkpoints
+from audit import checkpoints, merkle
 from audit.checkpoints import (
     Checkpointer,
     StoredCheckpoint,
@@ -169,6 +169,18 @@ def test_a_log_changed_while_a_checkpoint_is_computed_is_not_signed(
     assert refusal in str(out["error"]) and "refusing to sign" in str(out["error"])
     with sized.store.read() as conn:
         assert stored_checkpoints(conn, "events") == []
+
+
+def test_a_tree_behind_the_log_is_brought_up_before_the_checkpoint(
+    sized: Ledger, key: SigningKey
+) -> None:
+    # As in a database from before the stored tree: the log without its tree.
+    with bypass(sized.store) as conn:
+        conn.execute(text("DELETE FROM merkle_nodes"))
+        conn.execute(text("DELETE FROM projection_tracking WHERE name = 'merkle'"))
+    checkpoint, written = write_checkpoint(sized.store, key)
+    assert written and (checkpoint.seq, checkpoint.size) == (0, SIZE)
+    assert checkpoint.root == merkle.root_hash([e.leaf_hash for e in sized.read()])
 
 
 # --- the lease ------------------------------------------------------------------------------------
