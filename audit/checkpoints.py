@@ -346,6 +346,7 @@ def write_checkpoint(
     spec = tree_spec(tree)
     if spec == TRAIL:
         fold_trail(store)  # what the trail journal holds belongs under the checkpoint
+    lagging = False
     for _ in range(SIGN_ROUNDS):
         if spec == EVENTS:
             sync_tree(store)
@@ -353,20 +354,21 @@ def write_checkpoint(
             plan = _plan(conn, spec, key, min_growth)
         if isinstance(plan, StoredCheckpoint):
             return plan, False
+        lagging = plan is None
         if plan is None:
-            continue  # the events' tree lagged an append that did not grow it
+            continue  # an append the tree missed came in after sync_tree: once more
         with store.append_transaction() as conn:
             signed = _sign(conn, spec, key, plan)
         if signed is not None:
             return signed, True
-    # Another writer signed first in every round: its checkpoints are the newest.
     with store.read() as conn:
         latest = latest_checkpoint(conn, spec.name)
-    if latest is None:
+    if lagging or latest is None:
         raise IntegrityViolation(
-            f"no {spec.name} checkpoint was signed in {SIGN_ROUNDS} rounds, yet none is "
-            "stored: refusing to go on (run `mlledger audit verify`)"
+            f"the stored {spec.name} tree still lags the log after {SIGN_ROUNDS} rounds of "
+            "bringing it up: refusing to sign (run `mlledger audit verify`)"
         )
+    # Another writer signed first in every round: its checkpoint is the newest.
     return latest, False
 
 

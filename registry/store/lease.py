@@ -107,6 +107,15 @@ class AdvisoryLease(Lease):
         return None if row is None or not row[0] else str(row[0])
 
     def release(self) -> None:
+        if self._held and self._conn is not None:
+            # Said, not left to the session's end: a closed connection's backend may
+            # still hold the lock for a moment after the close returns.
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            except DBAPIError:
+                # The session is gone, and the lock with it.
+                self._conn.invalidate()
+                self._conn = None
         self._close()
         self._engine.dispose()
 
