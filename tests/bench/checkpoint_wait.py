@@ -1,10 +1,10 @@
 """How long an append waits while a checkpoint is computed, on the embedded SQLite
-default.
+default or (``--store postgresql``) a throwaway durable PostgreSQL server.
 
-A log of ``--events`` run events (default 200,000) with no checkpoint; then, per
-round, the first checkpoint of a fresh copy (``write_checkpoint``, which
-recomputes every leaf) started in a thread, and ``--delay`` seconds later one
-append of one event, timed. Reported: the append's wall-clock time while the
+Per round, a fresh log of ``--events`` run events (default 200,000) with no
+checkpoint; its first checkpoint (``write_checkpoint``, which recomputes every
+leaf) started in a thread, and ``--delay`` seconds later one append of one event,
+timed. Reported: the append's wall-clock time while the
 checkpoint runs, the same append's median with no checkpoint running, the
 checkpoint's own time and whether the append finished before it, with the load
 average.
@@ -15,7 +15,6 @@ Not a test: numbers depend on the machine. Runs against whatever ``audit`` and
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import threading
 import time
@@ -26,25 +25,25 @@ from audit.checkpoints import write_checkpoint
 from audit.note import SigningKey
 from registry.assembly import open_ledger
 from registry.sdk import connect
-from tests.bench.harness import append_run_events, arguments, load_average, run_events, write_result
+from tests.bench.harness import (
+    append_run_events,
+    arguments,
+    fresh,
+    load_average,
+    run_events,
+    use_postgres,
+    write_result,
+)
 
 IDLE_APPENDS = 20
 
 
-def build(work: Path, events: int) -> Path:
-    """A ledger of ``events`` run events in ``work/base``; return its directory."""
-    base = work / "base"
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    with connect(f"sqlite:///{base}/ledger.db", project="bench", actor="bench") as reg:
+def one_round(work: Path, events: int, delay: float) -> dict[str, Any]:
+    """One fresh log, its first checkpoint, and an append timed while it runs."""
+    url = fresh(work, "round")
+    with connect(url, project="bench", actor="bench") as reg:
         append_run_events(reg, events)
-    return base
-
-
-def one_round(base: Path, copy: Path, delay: float) -> dict[str, Any]:
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(base, copy)
-    ledger = open_ledger(f"sqlite:///{copy}/ledger.db")
+    ledger = open_ledger(url)
     try:
         idle = []
         for _ in range(IDLE_APPENDS):
@@ -81,13 +80,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--delay", type=float, default=0.3, help="seconds before the append")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
+    if args.store == "postgresql":
+        use_postgres()
     work = Path(args.work)
     events = int(args.events * args.scale)
-    base = build(work, events)
-    rounds = [one_round(base, work / "round", args.delay) for _ in range(args.rounds)]
-    result = {"events": events, "rounds": rounds, "load_average": load_average()}
-    write_result(args.out, result)
+    rounds = [one_round(work, events, args.delay) for _ in range(args.rounds)]
+    result = {"store": args.store, "events": events, "rounds": rounds}
+    write_result(args.out, {**result, "load_average": load_average()})
 
 
 if __name__ == "__main__":
