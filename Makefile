@@ -67,6 +67,7 @@ bench: $(STAMP) $(PEER)/.installed kube
 	$(PY) -m tests.bench.run --out .mlledger/bench.json --peer .mlledger/bench-mlflow.json
 	$(PY) -m tests.bench.http_api --out .mlledger/bench-http.json
 	$(PY) -m tests.bench.audit --out .mlledger/bench-audit.json
+	$(PY) -m tests.bench.checkpoint_wait --out .mlledger/bench-checkpoint-wait.json
 	$(PY) -m tests.bench.erasure --out .mlledger/bench-erasure.json
 	$(PY) -m tests.bench.export --out .mlledger/bench-export.json
 	$(PY) -m tests.bench.report --out .mlledger/bench-report.json

@@ -40,6 +40,7 @@ from registry.settings import (
     make_private_dirs,
 )
 from registry.store.base import Store
+from registry.store.lease import holder_label
 from registry.store.raw import Raw
 from registry.timeutil import now
 
@@ -311,6 +312,21 @@ def sync_tree(store: Store) -> int:
         return runner.catch_up(conn, Store.max_position(conn))
 
 
+#: Rounds ``write_checkpoint`` computes before it leaves signing to the other writer
+#: that kept signing first (each lost round means that writer signed a newer one).
+SIGN_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one snapshot checked: the tree at ``size`` has ``root``, extends
+    ``previous`` and its new leaves match their content."""
+
+    previous: StoredCheckpoint | None
+    size: int
+    root: bytes
+
+
 def write_checkpoint(
     store: Store, key: SigningKey, tree: str = "events", *, min_growth: int = 1
 ) -> tuple[StoredCheckpoint, bool]:
@@ -318,69 +334,145 @@ def write_checkpoint(
     fewer than ``min_growth`` leaves since the previous one. Returns the newest
     checkpoint and whether it was written now.
 
-    Runs under the append lock, so the size is the head of the log and two writers
-    (server workers, a cron job) never sign the same sequence number twice.
+    The checks (every new leaf recomputed, the root, the previous checkpoint and
+    the consistency proof) run in a read snapshot, without the append lock, so
+    appends go on meanwhile; the size signed is the log's as of that snapshot.
+    Only the signing runs under the lock, after confirming that the newest
+    checkpoint is still the one built on and the stored root at that size is
+    unchanged: two writers (server workers, a cron job) never sign the same
+    sequence number, and one that finds another signed first computes again from
+    that checkpoint (only the leaves added since).
     """
     spec = tree_spec(tree)
     if spec == TRAIL:
         fold_trail(store)  # what the trail journal holds belongs under the checkpoint
-    with store.append_transaction() as conn:
+    lagging = False
+    for _ in range(SIGN_ROUNDS):
         if spec == EVENTS:
-            runner = _tree_runner()
-            head = Store.max_position(conn)
-            tracked = runner.positions(conn)
-            if min(tracked.values()) < head:
-                runner.catch_up(conn, head, tracked)
-        size = leaf_count(conn, spec)
-        stored = StoredTree(conn, spec)
-        if stored.size() != size:
-            raise IntegrityViolation(
-                f"the stored {spec.name} tree holds {stored.size()} leaves but the log "
-                f"{size}: refusing to sign (run `mlledger audit verify`)"
-            )
-        previous = latest_checkpoint(conn, spec.name)
-        if previous is not None and size < previous.size:
-            raise IntegrityViolation(
-                f"the {spec.name} log holds {size} leaves, fewer than the {previous.size} of "
-                f"checkpoint #{previous.seq}: it was truncated; refusing to sign"
-            )
-        if previous is not None and size - previous.size < max(min_growth, 1):
-            return previous, False
-        root = stored.root(size)
-        if previous is None:
-            recomputed = _check_new_leaves(conn, spec, 0, size, CompactRange())
-        else:
-            _check_previous(previous, key, spec, stored, size, root)
-            base = merkle.frontier(previous.size)
-            hashes = stored.nodes(base)
-            recomputed = _check_new_leaves(
-                conn,
-                spec,
-                previous.size,
-                size,
-                CompactRange(previous.size, [hashes[k] for k in base]),
-            )
-        if recomputed != root:
-            raise IntegrityViolation(
-                f"the stored {spec.name} tree's root at size {size} differs from the root "
-                "recomputed from the leaves: refusing to sign (run `mlledger audit verify`)"
-            )
-        note = sign_checkpoint(key, Checkpoint(origin(key.name, spec.name), size, root))
-        checkpoint = StoredCheckpoint(
-            spec.name, 0 if previous is None else previous.seq + 1, size, root, note, now()
+            sync_tree(store)
+        with store.snapshot() as conn:
+            plan = _plan(conn, spec, key, min_growth)
+        if isinstance(plan, StoredCheckpoint):
+            return plan, False
+        lagging = plan is None
+        if plan is None:
+            continue  # an append the tree missed came in after sync_tree: once more
+        with store.append_transaction() as conn:
+            signed = _sign(conn, spec, key, plan)
+        if signed is not None:
+            return signed, True
+    with store.read() as conn:
+        latest = latest_checkpoint(conn, spec.name)
+    if lagging or latest is None:
+        raise IntegrityViolation(
+            f"the stored {spec.name} tree still lags the log after {SIGN_ROUNDS} rounds of "
+            "bringing it up: refusing to sign (run `mlledger audit verify`)"
         )
-        Raw(conn).run(
-            f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                checkpoint.tree,
-                checkpoint.seq,
-                checkpoint.size,
-                checkpoint.root,
-                checkpoint.note,
-                checkpoint.signed_at,
-            ),
+    # Another writer signed first in every round: its checkpoint is the newest.
+    return latest, False
+
+
+def _plan(
+    conn: Connection, spec: TreeSpec, key: SigningKey, min_growth: int
+) -> _Plan | StoredCheckpoint | None:
+    """Check, in one snapshot, what a checkpoint at the tree's current size would
+    sign. Returns the plan; the previous checkpoint when the tree grew by fewer than
+    ``min_growth`` leaves since; None when the events' stored tree lags the log (an
+    append that did not extend it: ``sync_tree`` brings it up, then try again)."""
+    size = leaf_count(conn, spec)
+    stored = StoredTree(conn, spec)
+    stored_size = stored.size()
+    if stored_size != size:
+        if spec == EVENTS and stored_size < size:
+            return None
+        raise IntegrityViolation(
+            f"the stored {spec.name} tree holds {stored_size} leaves but the log "
+            f"{size}: refusing to sign (run `mlledger audit verify`)"
         )
-    return checkpoint, True
+    previous = latest_checkpoint(conn, spec.name)
+    if previous is not None and size < previous.size:
+        raise _truncated(spec, size, previous)
+    if previous is not None and size - previous.size < max(min_growth, 1):
+        return previous
+    root = stored.root(size)
+    if previous is None:
+        recomputed = _check_new_leaves(conn, spec, 0, size, CompactRange())
+    else:
+        _check_previous(previous, key, spec, stored, size, root)
+        base = merkle.frontier(previous.size)
+        hashes = stored.nodes(base)
+        recomputed = _check_new_leaves(
+            conn,
+            spec,
+            previous.size,
+            size,
+            CompactRange(previous.size, [hashes[k] for k in base]),
+        )
+    if recomputed != root:
+        raise IntegrityViolation(
+            f"the stored {spec.name} tree's root at size {size} differs from the root "
+            "recomputed from the leaves: refusing to sign (run `mlledger audit verify`)"
+        )
+    return _Plan(previous, size, root)
+
+
+def _sign(
+    conn: Connection, spec: TreeSpec, key: SigningKey, plan: _Plan
+) -> StoredCheckpoint | None:
+    """Under the append lock: sign and insert the checkpoint ``plan`` checked, or
+    return None when another writer signed a checkpoint since (``plan`` no longer
+    extends the newest one)."""
+    latest = latest_checkpoint(conn, spec.name)
+    previous = plan.previous
+    if latest != previous:
+        if latest is not None and previous is not None and latest.seq == previous.seq:
+            raise IntegrityViolation(
+                f"the {spec.name} checkpoint #{latest.seq} changed while the next one was "
+                "computed: refusing to sign (run `mlledger audit verify`)"
+            )
+        if latest is None or (previous is not None and latest.seq < previous.seq):
+            raise IntegrityViolation(
+                f"the {spec.name} checkpoint #{previous.seq if previous else 0} disappeared "
+                "while the next one was computed: refusing to sign (run `mlledger audit verify`)"
+            )
+        return None
+    size = leaf_count(conn, spec)
+    if previous is not None and size < previous.size:
+        raise _truncated(spec, size, previous)
+    if size < plan.size:
+        raise IntegrityViolation(
+            f"the {spec.name} log holds {size} leaves, fewer than the {plan.size} checked "
+            "for the next checkpoint a moment ago: it was truncated; refusing to sign"
+        )
+    if StoredTree(conn, spec).root(plan.size) != plan.root:
+        raise IntegrityViolation(
+            f"the stored {spec.name} tree's root at size {plan.size} changed while the "
+            "checkpoint was computed: the log was rewritten; refusing to sign "
+            "(run `mlledger audit verify`)"
+        )
+    note = sign_checkpoint(key, Checkpoint(origin(key.name, spec.name), plan.size, plan.root))
+    checkpoint = StoredCheckpoint(
+        spec.name, 0 if previous is None else previous.seq + 1, plan.size, plan.root, note, now()
+    )
+    Raw(conn).run(
+        f"INSERT INTO checkpoints ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            checkpoint.tree,
+            checkpoint.seq,
+            checkpoint.size,
+            checkpoint.root,
+            checkpoint.note,
+            checkpoint.signed_at,
+        ),
+    )
+    return checkpoint
+
+
+def _truncated(spec: TreeSpec, size: int, previous: StoredCheckpoint) -> IntegrityViolation:
+    return IntegrityViolation(
+        f"the {spec.name} log holds {size} leaves, fewer than the {previous.size} of "
+        f"checkpoint #{previous.seq}: it was truncated; refusing to sign"
+    )
 
 
 def _check_previous(
@@ -430,8 +522,13 @@ class Checkpointer:
     """A server's background thread: checkpoints each tree once it has grown by
     ``every`` leaves, or by any leaf when ``seconds`` have passed since the last one.
 
-    Several server processes may each run one: ``write_checkpoint`` re-checks the
-    growth under the append lock, so they never sign twice for the same growth.
+    Several servers may share a database, each running one: only the holder of the
+    database's ``checkpoints`` lease signs (``Store.lease``: a PostgreSQL advisory
+    lock held on a connection of its own, or a file lock beside a SQLite file); the
+    others try to take the lease at every poll, and do when its holder dies. Should
+    two sign all the same (a lease handed over mid-checkpoint, a manual
+    ``mlledger audit checkpoint``), ``write_checkpoint`` still never signs one
+    sequence number twice.
     """
 
     def __init__(
@@ -446,6 +543,8 @@ class Checkpointer:
         self.every = every
         self.seconds = seconds
         self.poll = min(poll, seconds)
+        self.lease = store.lease("checkpoints")
+        self._leading = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlledger-checkpointer", daemon=True)
         self._last: dict[str, float] = {}
@@ -460,11 +559,33 @@ class Checkpointer:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(30)
+        self.lease.release()
+
+    def leads(self) -> bool:
+        """Whether this server holds the checkpoints lease now (taking it when free);
+        a change is logged, the holder named when it is another."""
+        import logging
+
+        log = logging.getLogger("mlledger.checkpoints")
+        leading = self.lease.acquire()
+        if leading and not self._leading:
+            log.info("this server (%s) holds the checkpoints lease: it signs them", holder_label())
+        elif not leading:
+            holder = self.lease.holder() or "another server"
+            if self._leading:
+                log.warning("the checkpoints lease was lost; %s holds it", holder)
+            else:
+                log.debug("not signing checkpoints: %s holds the lease", holder)
+        self._leading = leading
+        return leading
 
     def tick(self) -> list[StoredCheckpoint]:
-        """Write the checkpoints that are due now; return those written."""
+        """Write the checkpoints that are due now, when this server holds the lease;
+        return those written."""
         import time
 
+        if not self.leads():
+            return []
         with self.store.read() as conn:
             growth = {}
             for spec in (EVENTS, TRAIL):

@@ -20,10 +20,13 @@ from sqlalchemy import Connection, Engine, func, inspect, select, text
 
 from registry.canonical import loads
 from registry.events import StoredEvent
+from registry.store.lease import Lease
 from registry.store.raw import Raw
 from registry.store.schema import T
 
 SCHEMA_HEAD = "0007"
+#: The jobs one process at a time does for all that share a database.
+LEASE_JOBS = ("checkpoints",)
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -75,11 +78,26 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction (a consistent snapshot)."""
+        """A read transaction. On SQLite its statements share one snapshot; on
+        PostgreSQL (READ COMMITTED) each statement sees what was committed when it
+        began: use ``snapshot`` where statements must agree with each other."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see the log as of its first one,
+        whatever commits meanwhile (SQLite: a WAL read transaction; PostgreSQL:
+        REPEATABLE READ). Takes no lock: appends go on while it reads."""
+        with self.read() as conn:
+            yield conn
+
     def _lock(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def lease(self, job: str) -> Lease:
+        """The lease of ``job`` (one of ``LEASE_JOBS``) on this database: held by one
+        process at a time among all that open it (``registry.store.lease``)."""
         raise NotImplementedError
 
     # --- the log --------------------------------------------------------------------

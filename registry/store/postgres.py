@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from registry.store.base import Store
+from registry.store.base import LEASE_JOBS, Store
+from registry.store.lease import AdvisoryLease, Lease
 
 APPEND_LOCK = 0x6D6C6C64  # "mlld"
+#: The session-level advisory lock of each lease (never APPEND_LOCK's key).
+LEASE_LOCKS = {"checkpoints": 0x6D6C6C63}  # "mllc"
 #: The log size from which a growing log has its statistics refreshed (``grown``).
 ANALYZE_FROM = 4096
 
@@ -58,3 +63,17 @@ class PostgresStore(Store):
             log.warning("the planner's statistics could not be refreshed: %s", exc)
         finally:
             self._analysing.release()
+
+    def lease(self, job: str) -> Lease:
+        if job not in LEASE_JOBS:
+            raise ValueError(f"unknown lease {job!r}: expected one of {', '.join(LEASE_JOBS)}")
+        return AdvisoryLease(self.url, LEASE_LOCKS[job], job)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        # READ COMMITTED takes a new snapshot per statement; REPEATABLE READ keeps the
+        # first one (a read-only transaction there is never refused for serialisation).
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn

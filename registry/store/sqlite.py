@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, create_engine, event
 
 from registry.settings import make_private_dirs
-from registry.store.base import Store
+from registry.store.base import LEASE_JOBS, Store
+from registry.store.lease import FileLease, Lease, SoleLease
 
 BUSY_TIMEOUT_MS = 60_000
 CACHE_KIB = 131_072
@@ -76,6 +77,15 @@ class SQLiteStore(Store):
     def _lock(self, conn: Connection) -> None:
         # BEGIN IMMEDIATE already holds SQLite's single write lock.
         return None
+
+    def lease(self, job: str) -> Lease:
+        """``flock`` on ``<database>-<job>.lease``: the processes sharing a SQLite file
+        share its host."""
+        if job not in LEASE_JOBS:
+            raise ValueError(f"unknown lease {job!r}: expected one of {', '.join(LEASE_JOBS)}")
+        if not self.path or self.path == ":memory:":
+            return SoleLease()
+        return FileLease(Path(f"{self.path}-{job}.lease"))
 
 
 def durable(dbapi_conn: Any) -> None:
