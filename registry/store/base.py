@@ -23,7 +23,7 @@ from registry.events import StoredEvent
 from registry.store.raw import Raw
 from registry.store.schema import T
 
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 

@@ -395,6 +395,29 @@ class PredictionRow(SQLModel, table=True):
     trace_id: str | None = _str(64, null=True)
 
 
+class PredictionFilter(SQLModel, table=True):
+    """Bloom filter of the (project, record) keys one epoch of the prediction index
+    holds (``lineage.prediction_filters``): a lookup by record seeks only the epochs
+    whose filter may hold it."""
+
+    __tablename__ = "prediction_filters"
+    epoch: int = _col(Integer, key=True)
+    bits: bytes = _blob()
+
+
+class PredictionFilterState(SQLModel, table=True):
+    """One row (``id`` 1): the generation of the prediction filters, bumped whenever a
+    sealed epoch's filter is written again (a rebuild, the end of the backfill) so that
+    each process drops the filters it cached; and ``unfiltered``, how many of the first
+    epochs may still lack a filter (those indexed before there were filters). Not a
+    projection: it survives the rebuild that bumps it."""
+
+    __tablename__ = "prediction_filter_state"
+    id: int = _col(Integer, key=True)
+    generation: int = _big()
+    unfiltered: int = _int()
+
+
 class PredictionCount(SQLModel, table=True):
     __tablename__ = "prediction_counts"
     deployment: str = _str(300, key=True)
