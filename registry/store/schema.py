@@ -1,7 +1,7 @@
 """Table definitions (SQLModel). Alembic migrations in ``migrations/`` own the
 real schema; a test checks these definitions and the migrations agree.
 
-Five groups:
+Six groups:
 - the log (``events``, ``event_payloads``, ``redactions``): append-only, refused
   UPDATE and DELETE by triggers, save the redaction of an event by an erasure
   (recorded first in ``redactions``, which is itself append-only);
@@ -14,7 +14,9 @@ Five groups:
 - integrity (``checkpoints``): signed checkpoints of the two trees, append-only;
 - projections: everything else (the events' Merkle tree ``merkle_nodes``
   included), a deterministic function of the log, dropped and replayed by
-  ``mlledger rebuild``.
+  ``mlledger rebuild``;
+- the prediction filters' state (``prediction_filter_state``): the generation
+  processes cache the filters by, which a rebuild bumps rather than drops.
 """
 
 from __future__ import annotations
@@ -585,7 +587,8 @@ VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries", "erasure_req
 ACCESS_TABLES = ("api_keys", "access_trail", "trail_merkle_nodes", "trail_pending", "trail_folded")
 # Signed statements about the log, not a function of it: never dropped either.
 CHECKPOINT_TABLES = ("checkpoints",)
-# Projection tables with the columns that order their rows for a digest.
+# Projection tables with the columns that order their rows for a digest. Not
+# ``prediction_filters``: an erasure leaves it a superset of what a rebuild writes.
 PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "cat_datasets": ("id",),
     "cat_runs": ("id",),
