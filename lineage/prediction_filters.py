@@ -41,9 +41,15 @@ import weakref
 from array import array
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from registry.lazy import lazy_import
 from registry.store.raw import Raw
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_import("numpy")  # loaded with pyarrow by the write path; lookups need neither
 
 #: Filter bits per row of a full epoch (rounded up to a power of two words).
 BITS_PER_ROW = 10
@@ -99,22 +105,29 @@ def record_key(record: str) -> int:
     return int.from_bytes(raw[:8], "little")
 
 
+def _packed(records: Sequence[str]) -> bytes | None:
+    """The bytes of ``records`` one after another when all are 32 hex digits (the
+    pseudonyms the ledger writes), converted in one pass in C; else None."""
+    if not records or set(map(len, records)) != {32}:
+        return None
+    try:
+        raw = bytes.fromhex("".join(records))
+    except ValueError:
+        return None
+    # Every character a hex digit (whitespace, which fromhex skips, would shorten it).
+    return raw if len(raw) == 16 * len(records) else None
+
+
 def record_keys(records: Sequence[str]) -> Iterable[int]:
-    """``record_key`` of each record: in one pass in C when all are 32 hex digits (the
-    pseudonyms the ledger writes), else one by one."""
-    if records and set(map(len, records)) == {32}:
-        try:
-            raw = bytes.fromhex("".join(records))
-        except ValueError:
-            raw = b""
-        # Every character a hex digit (whitespace, which fromhex skips, would shorten it).
-        if len(raw) == 16 * len(records):
-            words = array("Q")
-            words.frombytes(raw)
-            if _BIG_ENDIAN:
-                words.byteswap()
-            return words[::2]
-    return [record_key(r) for r in records]
+    """``record_key`` of each record: in one pass in C when all are pseudonyms."""
+    raw = _packed(records)
+    if raw is None:
+        return [record_key(r) for r in records]
+    words = array("Q")
+    words.frombytes(raw)
+    if _BIG_ENDIAN:
+        words.byteswap()
+    return words[::2]
 
 
 def _words(blob: bytes | memoryview) -> array[int]:
@@ -123,13 +136,6 @@ def _words(blob: bytes | memoryview) -> array[int]:
     if _BIG_ENDIAN:
         words.byteswap()
     return words
-
-
-def _blob(words: array[int]) -> bytes:
-    if _BIG_ENDIAN:
-        words = array("Q", words)
-        words.byteswap()
-    return words.tobytes()
 
 
 def add(
@@ -143,26 +149,39 @@ def add(
     if row is None and not fresh:
         build(raw, epoch, size)
         return
-    words = array("Q", bytes(8 * size)) if row is None else _words(row[0])
+    words = np.zeros(size, "<u8") if row is None else np.frombuffer(bytearray(row[0]), "<u8")
     _set(words, project, records)
     if row is None:
-        raw.run("INSERT INTO prediction_filters (epoch, bits) VALUES (?, ?)", (epoch, _blob(words)))
+        raw.run(
+            "INSERT INTO prediction_filters (epoch, bits) VALUES (?, ?)", (epoch, words.tobytes())
+        )
     else:
-        raw.run("UPDATE prediction_filters SET bits = ? WHERE epoch = ?", (_blob(words), epoch))
+        raw.run("UPDATE prediction_filters SET bits = ? WHERE epoch = ?", (words.tobytes(), epoch))
 
 
-def _set(words: array[int], project: str, records: Sequence[str]) -> None:
-    """Set the bits of ``records``' keys in ``words`` (a power of two of them)."""
-    mix, patterns, last = project_mix(project), _patterns(), len(words) - 1
-    for key in record_keys(records):
-        key ^= mix
-        words[key & last] |= patterns[(key >> _PATTERN_SHIFT) & _PATTERN_MASK]
+def _set(words: np.ndarray[Any, Any], project: str, records: Sequence[str]) -> None:
+    """Set the bits of ``records``' keys in ``words`` (little-endian 64-bit, a power of
+    two of them), all at once: the write path pays a few tens of nanoseconds a row."""
+    raw = _packed(records)
+    if raw is None:
+        keys = np.fromiter(map(record_key, records), np.uint64, len(records))
+    else:
+        keys = np.frombuffer(raw, "<u8")[::2]
+    keys = keys ^ np.uint64(project_mix(project))
+    chosen = (keys & np.uint64(len(words) - 1)).astype(np.intp)
+    pattern = (keys >> np.uint64(_PATTERN_SHIFT)) & np.uint64(_PATTERN_MASK)
+    np.bitwise_or.at(words, chosen, _pattern_array()[pattern.astype(np.intp)])
+
+
+@cache
+def _pattern_array() -> np.ndarray[Any, Any]:
+    return np.array(_patterns(), np.uint64)
 
 
 def build(raw: Raw, epoch: int, size: int) -> None:
     """Write ``epoch``'s filter (``size`` words) afresh from every row the prediction
     index holds in it."""
-    words = array("Q", bytes(8 * size))
+    words = np.zeros(size, "<u8")
     by_project: dict[str, list[str]] = {}
     for project, record in raw.all(
         "SELECT project, record FROM prediction_index WHERE epoch = ?", (epoch,)
@@ -171,7 +190,7 @@ def build(raw: Raw, epoch: int, size: int) -> None:
     for project, records in by_project.items():
         _set(words, project, records)
     raw.run("DELETE FROM prediction_filters WHERE epoch = ?", (epoch,))
-    raw.run("INSERT INTO prediction_filters (epoch, bits) VALUES (?, ?)", (epoch, _blob(words)))
+    raw.run("INSERT INTO prediction_filters (epoch, bits) VALUES (?, ?)", (epoch, words.tobytes()))
 
 
 def backfill(raw: Raw, size: int) -> None:
