@@ -25,10 +25,12 @@ Layout: a *blocked* Bloom filter, one 64-bit word per key.
 
 Filters only ever gain bits while their epoch is the newest: an erasure leaves them as
 they were (a superset: an erased record costs a seek, never a wrong answer) and a
-rebuild writes them again from the redacted log. Sealed epochs never change but by a
-rebuild, which bumps ``prediction_filter_state.generation``: a process keeps every
-sealed epoch's filter (``FilterCache``) until it reads another generation, and always
-seeks the newest epoch, whose filter is still filling.
+rebuild writes them again from the redacted log. A sealed epoch's filter changes only
+when a rebuild writes it again, or when the last of the epochs indexed before there
+were filters gets one (``backfill``, one a batch of predictions); both bump
+``prediction_filter_state.generation``. A process keeps every sealed epoch's filter
+(``FilterCache``; an epoch without one stands in as all ones, "maybe") until it reads
+another generation, and always seeks the newest epoch, whose filter is still filling.
 """
 
 from __future__ import annotations
