@@ -353,3 +353,27 @@ def test_a_store_from_before_the_filters_answers_then_fills_them_in(
 def test_the_cache_of_a_store_without_predictions_seeks_nothing(ledger: Ledger) -> None:
     with ledger.store.read() as conn:
         assert FilterCache().epochs(Raw(conn), "test", ["00" * 16]) == []
+
+
+def test_an_erasure_on_a_store_from_before_the_filters_leaves_nothing(reg: Registry) -> None:
+    deployment, model = serving(reg)
+    log_batches(reg, deployment, model, 40)
+    held = [k for k, s in zip(KEYS, SUBJECTS, strict=True) if s == "person-7"]
+    expected = sum(len(scanned(reg.ledger, k)) for k in held)
+    assert expected > 0
+    with reg.ledger.store.append_transaction() as conn:
+        conn.execute(text("DROP TABLE prediction_filters"))
+        conn.execute(text("DROP TABLE prediction_filter_state"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+
+    upgraded = open_ledger(reg.ledger.store.url)
+    with closing(Registry(upgraded, project="test", actor="tester")) as fresh:
+        assert filters(upgraded) == {}
+        outcome = fresh.erase("person-7")
+        erased = upgraded.last_event()
+        assert erased is not None and erased.type == "subject-erased"
+        assert erased.position == outcome["erased_position"]
+        # Every epoch was sought (none had a filter): every prediction is gone.
+        assert erased.body["predictions"] == expected
+        assert all(scanned(upgraded, k) == [] for k in held)
+        assert all(fresh.scored(k)["times_scored"] == 0 for k in held)
