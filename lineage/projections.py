@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from lineage import prediction_filters
 from lineage.executions import Executions
 from registry.canonical import canonical_text, loads
 from registry.events import StoredEvent
@@ -395,10 +396,15 @@ class PredictionIndex(HandlerProjection):
     """Every prediction by record pseudonym, and counts per deployment and model version."""
 
     name = "prediction_index"
-    tables = ("prediction_index", "prediction_counts")
+    # prediction_filters: a Bloom filter per epoch (lineage.prediction_filters).
+    tables = ("prediction_index", "prediction_counts", "prediction_filters")
 
     def handlers(self) -> dict[str, Handler]:
         return {"predictions-logged": self._predictions}
+
+    def reset(self, conn: Connection) -> None:
+        super().reset(conn)
+        prediction_filters.reset(Raw(conn))
 
     def _predictions(self, batch: Batch, e: StoredEvent) -> None:
         b = e.body
@@ -441,6 +447,7 @@ class PredictionIndex(HandlerProjection):
                 if record is not None
             ],
         )
+        self._filter(raw, project, before, columns["record"], table.column("record").null_count)
         counts: dict[int, list[Any]] = {}
         for m, at in zip(columns["model"], columns["at"], strict=True):
             entry = counts.get(m)
@@ -471,6 +478,21 @@ class PredictionIndex(HandlerProjection):
                     "WHERE deployment = ? AND model = ?",
                     (row[0] + n, min(row[1], first), max(row[2], last), *key),
                 )
+
+    @staticmethod
+    def _filter(raw: Raw, project: str, before: int, records: list[Any], nulls: int) -> None:
+        """Add the batch's records to the filters of the epochs it fills (its rows are
+        ``before``, ``before + 1``, ... of the index), and write one missing filter."""
+        size = prediction_filters.filter_words(EPOCH_ROWS)
+        n = len(records)
+        for epoch in range(before // EPOCH_ROWS, (before + n - 1) // EPOCH_ROWS + 1):
+            start = max(0, epoch * EPOCH_ROWS - before)
+            chunk = records[start : min(n, (epoch + 1) * EPOCH_ROWS - before)]
+            if nulls:
+                chunk = [r for r in chunk if r is not None]
+            fresh = epoch * EPOCH_ROWS >= before
+            prediction_filters.add(raw, epoch, size, project, chunk, fresh=fresh)
+        prediction_filters.backfill(raw, size)
 
 
 # --- lineage graph (persisted edges) --------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from sqlalchemy import Connection, func, select
 
+from lineage import prediction_filters
 from lineage.answers import (
     AliasesAnswer,
     AliasSpan,
@@ -150,11 +151,10 @@ def _withheld(count: int) -> int | None:
     return count or None
 
 
-def _epochs(conn: Connection) -> list[int]:
-    """Every partition of the prediction index, so a lookup by record seeks each one."""
-    idx = T["prediction_index"]
-    last = conn.execute(select(func.max(idx.c.epoch))).scalar()
-    return list(range((last or 0) + 1))
+def _epochs(ledger: Ledger, conn: Connection, project: str, pseudonyms: list[str]) -> list[int]:
+    """The partitions of the prediction index a lookup of ``pseudonyms`` must seek: those
+    whose filter may hold one of them, and the newest (``lineage.prediction_filters``)."""
+    return prediction_filters.cache_of(ledger.store).epochs(Raw(conn), project, pseudonyms)
 
 
 def erased(conn: Connection, project: str, kind: str, reference: str) -> ErasureNote | None:
@@ -194,7 +194,9 @@ def scored(ledger: Ledger, project: str, record_key: str | int) -> ScoredAnswer:
                 idx.c.position,
             )
             .where(
-                idx.c.epoch.in_(_epochs(conn)), idx.c.project == project, idx.c.record == pseudonym
+                idx.c.epoch.in_(_epochs(ledger, conn, project, [pseudonym])),
+                idx.c.project == project,
+                idx.c.record == pseudonym,
             )
             .order_by(idx.c.at, idx.c.position, idx.c.seq)
         ).all()
@@ -521,7 +523,7 @@ def footprint(
             # Erased, and nothing of the subject since: say so, never a stale answer.
             empty: dict[str, list[Any]] = {part: [] for part in FOOTPRINT_LISTS}
             return FootprintAnswer.built(subject=who, **empty, vault_entries=0, erased=gone)
-        predictions = _subject_predictions(conn, project, sorted(records))
+        predictions = _subject_predictions(ledger, conn, project, sorted(records))
         datasets = sorted({d for ds in records.values() for d in ds})
         with reading(ledger, conn) as reader:
             held_nodes = reader.nodes(datasets)
@@ -575,11 +577,10 @@ def _vault_entries(conn: Connection, project: str, pseudonym: str) -> int:
 
 
 def _subject_predictions(
-    conn: Connection, project: str, pseudonyms: list[str]
+    ledger: Ledger, conn: Connection, project: str, pseudonyms: list[str]
 ) -> list[SubjectPrediction]:
     """Every prediction about the records ``pseudonyms``, by time, record and position."""
     idx = T["prediction_index"]
-    epochs = _epochs(conn)
     found: list[SubjectPrediction] = [
         {
             "record": record_id(project, r.record),
@@ -591,7 +592,9 @@ def _subject_predictions(
         for chunk in _chunks(pseudonyms)
         for r in conn.execute(
             select(idx.c.record, idx.c.deployment, idx.c.model, idx.c.at, idx.c.position).where(
-                idx.c.epoch.in_(epochs), idx.c.project == project, idx.c.record.in_(chunk)
+                idx.c.epoch.in_(_epochs(ledger, conn, project, chunk)),
+                idx.c.project == project,
+                idx.c.record.in_(chunk),
             )
         )
     ]

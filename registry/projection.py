@@ -42,6 +42,13 @@ class Projection:
         schema) inside the caller's transaction."""
         raise NotImplementedError
 
+    def reset(self, conn: Connection) -> None:
+        """Empty the projection's tables before a replay (inside the caller's
+        transaction); a projection keeping state about its tables outside them (a
+        generation its readers cache by) says so here too."""
+        for table in self.tables:
+            conn.execute(delete(T[table]))
+
 
 class ProjectionRunner:
     """Keeps every projection at the head of the log, exactly once."""
@@ -110,8 +117,7 @@ class ProjectionRunner:
     def reset(self, conn: Connection) -> None:
         """Empty every projection table and forget the tracking positions."""
         for projection in self.projections:
-            for table in projection.tables:
-                conn.execute(delete(T[table]))
+            projection.reset(conn)
         conn.execute(delete(T["projection_tracking"]))
 
     def rebuild(self, conn: Connection, head: int) -> int:

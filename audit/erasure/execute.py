@@ -243,7 +243,7 @@ def complete(ledger: Ledger, erasure: str) -> Outcome:
         plan = make_plan(ledger, conn, project, pseudonym)
         erased_pos = int(raw.scalar("SELECT MAX(position) FROM events")) + 1
         redacted = _redact(conn, plan, erased_pos)
-        _forget(raw, plan, erasure)
+        _forget(ledger, raw, plan, erasure)
         models = flags(plan.models, retain)
         actor = _requested_by(raw, requested_pos)
         event = _erased_event(plan, erasure, reference, requested_pos, actor, models, redacted)
@@ -374,22 +374,24 @@ def _redact(conn: Connection, plan: Plan, erased_pos: int) -> list[dict[str, Any
     return declared
 
 
-def _forget(raw: Raw, plan: Plan, erasure: str) -> None:
+def _forget(ledger: Ledger, raw: Raw, plan: Plan, erasure: str) -> None:
     """Delete the subject's vault entries, key and request row, and take their records
     and predictions out of the indexes, as a replay of the redacted log would."""
     project = plan.project
     raw.run("DELETE FROM vault_entries WHERE project = ? AND subject = ?", (project, plan.subject))
     raw.run("DELETE FROM subject_keys WHERE project = ? AND subject = ?", (project, plan.subject))
     raw.run("DELETE FROM erasure_requests WHERE erasure = ?", (erasure,))
-    all_epochs = epochs(raw)
     removed: dict[str, int] = {}
     for chunk in chunks(plan.records):
         marks = placeholders(len(chunk))
-        raw.run(
-            f"DELETE FROM prediction_index WHERE epoch IN ({placeholders(len(all_epochs))}) "
-            f"AND project = ? AND record IN ({marks})",
-            (*all_epochs, project, *chunk),
-        )
+        # The filters are a superset of the epochs holding the records: none is missed.
+        sought = epochs(ledger, raw, project, chunk)
+        if sought:
+            raw.run(
+                f"DELETE FROM prediction_index WHERE epoch IN ({placeholders(len(sought))}) "
+                f"AND project = ? AND record IN ({marks})",
+                (*sought, project, *chunk),
+            )
         for dataset, count in raw.all(
             f"SELECT dataset, COUNT(*) FROM record_index WHERE project = ? AND record IN "
             f"({marks}) GROUP BY dataset",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from lineage import prediction_filters
 from lineage.graph import graph_of
 from lineage.queries import _descendants
 from registry.errors import FieldError
@@ -91,10 +92,11 @@ def chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[start : start + CHUNK]
 
 
-def epochs(raw: Raw) -> list[int]:
-    """Every epoch of the prediction index (named so its index serves ``record IN``)."""
-    last = raw.scalar("SELECT MAX(epoch) FROM prediction_index")
-    return list(range(int(last or 0) + 1))
+def epochs(ledger: Ledger, raw: Raw, project: str, records: Sequence[str]) -> list[int]:
+    """The epochs of the prediction index that may hold ``records`` (named so its index
+    serves ``record IN``): those whose filter says "maybe", a superset of those that
+    do, and the newest; none when it is empty."""
+    return prediction_filters.cache_of(ledger.store).epochs(raw, project, records)
 
 
 def _subject_records(raw: Raw, project: str, subject: str) -> list[str]:
@@ -105,12 +107,13 @@ def _subject_records(raw: Raw, project: str, subject: str) -> list[str]:
     return sorted({r[0] for r in rows})
 
 
-def _holders(raw: Raw, project: str, records: list[str]) -> tuple[set[str], dict[int, int]]:
+def _holders(
+    ledger: Ledger, raw: Raw, project: str, records: list[str]
+) -> tuple[set[str], dict[int, int]]:
     """The dataset versions holding ``records``, and per prediction batch (position) the
     number of its predictions about them."""
     datasets: set[str] = set()
     predictions: dict[int, int] = {}
-    all_epochs = epochs(raw)
     for chunk in chunks(records):
         marks = placeholders(len(chunk))
         datasets.update(
@@ -121,11 +124,14 @@ def _holders(raw: Raw, project: str, records: list[str]) -> tuple[set[str], dict
                 (project, *chunk),
             )
         )
+        sought = epochs(ledger, raw, project, chunk)
+        if not sought:
+            continue
         for position, count in raw.all(
             f"SELECT position, COUNT(*) FROM prediction_index WHERE epoch IN "
-            f"({placeholders(len(all_epochs))}) AND project = ? AND record IN ({marks}) "
+            f"({placeholders(len(sought))}) AND project = ? AND record IN ({marks}) "
             "GROUP BY position",
-            (*all_epochs, project, *chunk),
+            (*sought, project, *chunk),
         ):
             predictions[int(position)] = predictions.get(int(position), 0) + int(count)
     return datasets, predictions
@@ -162,7 +168,7 @@ def make_plan(ledger: Ledger, conn: Connection, project: str, subject: str) -> P
     raw = Raw(conn)
     pseudo = ledger.pseudonymizer(project)
     records = _subject_records(raw, project, subject)
-    datasets, predictions = _holders(raw, project, records)
+    datasets, predictions = _holders(ledger, raw, project, records)
     by_kind = _downstream(ledger, conn, datasets)
     subject_events = raw.all(
         "SELECT position FROM events WHERE entity = ? ORDER BY position",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from audit.outdir import new_or_empty
-from lineage import queries
+from lineage import prediction_filters, queries
 from registry.errors import LedgerError
 from registry.ids import NodeId
 from registry.store.raw import Raw, placeholders
@@ -69,14 +69,18 @@ def _records(conn: Any, project: str, pseudonym: str) -> list[str]:
     ]
 
 
-def _predictions(conn: Any, project: str, records: list[str]) -> list[dict[str, Any]]:
+def _predictions(
+    ledger: Ledger, conn: Any, project: str, records: list[str]
+) -> list[dict[str, Any]]:
     raw = Raw(conn)
-    epochs = [r[0] for r in raw.all("SELECT DISTINCT epoch FROM prediction_index")]
+    filters = prediction_filters.cache_of(ledger.store)
     rows: list[dict[str, Any]] = []
-    if not epochs:
-        return rows
     for start in range(0, len(records), _CHUNK):
         chunk = records[start : start + _CHUNK]
+        # Only the epochs whose filter may hold one of the records.
+        epochs = filters.epochs(raw, project, chunk)
+        if not epochs:
+            return rows
         for record, deployment, model, at, output, position, seq in raw.all(
             "SELECT record, deployment, model, at, output, position, seq FROM prediction_index "
             f"WHERE epoch IN ({placeholders(len(epochs))}) AND project = ? "
@@ -136,7 +140,7 @@ def subject_report(ledger: Ledger, project: str, subject: str | int) -> dict[str
     with ledger.store.read() as conn:
         records = _records(conn, project, pseudonym)
         vault = ledger.vault.get(conn, project, pseudonym)
-        predictions = _predictions(conn, project, records)
+        predictions = _predictions(ledger, conn, project, records)
         datasets = _datasets(conn, [d["dataset"] for d in footprint["datasets"]])
         derived = _datasets(conn, [d["dataset"] for d in footprint["derived_datasets"]])
     memberships = {r["record"]: r["datasets"] for r in footprint["records"]}

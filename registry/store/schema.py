@@ -1,7 +1,7 @@
 """Table definitions (SQLModel). Alembic migrations in ``migrations/`` own the
 real schema; a test checks these definitions and the migrations agree.
 
-Five groups:
+Six groups:
 - the log (``events``, ``event_payloads``, ``redactions``): append-only, refused
   UPDATE and DELETE by triggers, save the redaction of an event by an erasure
   (recorded first in ``redactions``, which is itself append-only);
@@ -14,7 +14,9 @@ Five groups:
 - integrity (``checkpoints``): signed checkpoints of the two trees, append-only;
 - projections: everything else (the events' Merkle tree ``merkle_nodes``
   included), a deterministic function of the log, dropped and replayed by
-  ``mlledger rebuild``.
+  ``mlledger rebuild``;
+- the prediction filters' state (``prediction_filter_state``): the generation
+  processes cache the filters by, which a rebuild bumps rather than drops.
 """
 
 from __future__ import annotations
@@ -395,6 +397,29 @@ class PredictionRow(SQLModel, table=True):
     trace_id: str | None = _str(64, null=True)
 
 
+class PredictionFilter(SQLModel, table=True):
+    """Bloom filter of the (project, record) keys one epoch of the prediction index
+    holds (``lineage.prediction_filters``): a lookup by record seeks only the epochs
+    whose filter may hold it."""
+
+    __tablename__ = "prediction_filters"
+    epoch: int = _col(Integer, key=True)
+    bits: bytes = _blob()
+
+
+class PredictionFilterState(SQLModel, table=True):
+    """One row (``id`` 1): the generation of the prediction filters, bumped whenever a
+    sealed epoch's filter is written again (a rebuild, the end of the backfill) so that
+    each process drops the filters it cached; and ``unfiltered``, how many of the first
+    epochs may still lack a filter (those indexed before there were filters). Not a
+    projection: it survives the rebuild that bumps it."""
+
+    __tablename__ = "prediction_filter_state"
+    id: int = _col(Integer, key=True)
+    generation: int = _big()
+    unfiltered: int = _int()
+
+
 class PredictionCount(SQLModel, table=True):
     __tablename__ = "prediction_counts"
     deployment: str = _str(300, key=True)
@@ -562,7 +587,8 @@ VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries", "erasure_req
 ACCESS_TABLES = ("api_keys", "access_trail", "trail_merkle_nodes", "trail_pending", "trail_folded")
 # Signed statements about the log, not a function of it: never dropped either.
 CHECKPOINT_TABLES = ("checkpoints",)
-# Projection tables with the columns that order their rows for a digest.
+# Projection tables with the columns that order their rows for a digest. Not
+# ``prediction_filters``: an erasure leaves it a superset of what a rebuild writes.
 PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "cat_datasets": ("id",),
     "cat_runs": ("id",),
