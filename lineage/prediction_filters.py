@@ -23,12 +23,14 @@ Layout: a *blocked* Bloom filter, one 64-bit word per key.
 - A key has the same word in every epoch's filter, so a probe over every epoch reads
   one strided column of the cached filters: one slice in C, then one test per epoch.
 
-Filters only ever gain bits while their epoch is the newest: an erasure leaves them as
-they were (a superset: an erased record costs a seek, never a wrong answer) and a
-rebuild writes them again from the redacted log. A sealed epoch's filter changes only
-when a rebuild writes it again, or when the last of the epochs indexed before there
-were filters gets one (``backfill``, one a batch of predictions); both bump
-``prediction_filter_state.generation``. A process keeps every sealed epoch's filter
+Filters only gain bits while their epoch is the newest. An erasure writes the
+filters of the epochs it took rows from again from what they still hold
+(``rewrite``): a filter left as it was would still tell, to anyone holding the
+record key and the project's secret, which epochs held the erased record, and so
+roughly when it was scored. A rebuild writes them all again from the redacted log.
+A sealed epoch's filter changes only then, or when the last of the epochs indexed
+before there were filters gets one (``backfill``, one a batch of predictions); each
+bumps ``prediction_filter_state.generation``. A process keeps every sealed epoch's filter
 (``FilterCache``; an epoch without one stands in as all ones, "maybe") until it reads
 another generation, and always seeks the newest epoch, whose filter is still filling.
 """
@@ -215,9 +217,24 @@ def backfill(raw: Raw, size: int) -> None:
 def reset(raw: Raw) -> None:
     """Before the filters are written again from the log (a rebuild): none is missing
     any more, and every process must drop those it cached."""
+    _bump(raw, ", unfiltered = 0")
+
+
+def rewrite(raw: Raw, epochs: Iterable[int]) -> None:
+    """Write again, from the rows they hold now, the filters that ``epochs`` have, in
+    the caller's transaction, and bump the generation so that every process drops
+    what it cached: after an erasure took rows out, no filter may still tell which
+    epochs held an erased record (and so roughly when it was scored)."""
+    for epoch in sorted(set(epochs)):
+        row = raw.one("SELECT bits FROM prediction_filters WHERE epoch = ?", (epoch,))
+        if row is not None:
+            build(raw, epoch, len(row[0]) // 8)
+    _bump(raw)
+
+
+def _bump(raw: Raw, also: str = "") -> None:
     cursor = raw.run(
-        "UPDATE prediction_filter_state SET generation = generation + 1, unfiltered = 0 "
-        "WHERE id = 1"
+        f"UPDATE prediction_filter_state SET generation = generation + 1{also} WHERE id = 1"
     )
     if cursor.rowcount == 0:
         raw.run("INSERT INTO prediction_filter_state (id, generation, unfiltered) VALUES (1, 1, 0)")

@@ -26,6 +26,7 @@ from audit.erasure.purge import purge as purge_store
 from audit.leaves import Redaction, leaves, redactions
 from audit.proofs import make_bundle
 from audit.tree import EVENTS
+from lineage import prediction_filters
 from registry.canonical import canonical_text, leaf_hash
 from registry.errors import Conflict, IntegrityViolation, NotFound
 from registry.events import canonical_event, make_event
@@ -382,11 +383,20 @@ def _forget(ledger: Ledger, raw: Raw, plan: Plan, erasure: str) -> None:
     raw.run("DELETE FROM subject_keys WHERE project = ? AND subject = ?", (project, plan.subject))
     raw.run("DELETE FROM erasure_requests WHERE erasure = ?", (erasure,))
     removed: dict[str, int] = {}
+    emptied: set[int] = set()
     for chunk in chunks(plan.records):
         marks = placeholders(len(chunk))
         # The filters are a superset of the epochs holding the records: none is missed.
         sought = epochs(ledger, raw, project, chunk)
         if sought:
+            emptied.update(
+                int(row[0])
+                for row in raw.all(
+                    f"SELECT DISTINCT epoch FROM prediction_index WHERE epoch IN "
+                    f"({placeholders(len(sought))}) AND project = ? AND record IN ({marks})",
+                    (*sought, project, *chunk),
+                )
+            )
             raw.run(
                 f"DELETE FROM prediction_index WHERE epoch IN ({placeholders(len(sought))}) "
                 f"AND project = ? AND record IN ({marks})",
@@ -402,6 +412,8 @@ def _forget(ledger: Ledger, raw: Raw, plan: Plan, erasure: str) -> None:
             f"DELETE FROM record_index WHERE project = ? AND record IN ({marks})",
             (project, *chunk),
         )
+    if emptied:
+        prediction_filters.rewrite(raw, emptied)
     for dataset, count in sorted(removed.items()):
         raw.run(
             "UPDATE dataset_record_counts SET records = records - ? WHERE dataset = ?",

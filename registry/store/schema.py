@@ -588,7 +588,7 @@ ACCESS_TABLES = ("api_keys", "access_trail", "trail_merkle_nodes", "trail_pendin
 # Signed statements about the log, not a function of it: never dropped either.
 CHECKPOINT_TABLES = ("checkpoints",)
 # Projection tables with the columns that order their rows for a digest. Not
-# ``prediction_filters``: an erasure leaves it a superset of what a rebuild writes.
+# ``prediction_filters``: its bits depend on the epoch size the rows were written with.
 PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "cat_datasets": ("id",),
     "cat_runs": ("id",),
