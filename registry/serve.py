@@ -9,8 +9,6 @@ from registry.assembly import open_ledger
 from registry.errors import NoLedger
 from registry.settings import normalise_url, shown_url
 
-SWITCH_INTERVAL_S = 0.0005
-
 
 def ensure_ledger(url: str) -> None:
     """Open (and migrate) the ledger at ``url``, creating it when there is none: the
@@ -51,10 +49,6 @@ def serve(
     """
     import uvicorn
 
-    # Request threads mostly wait on the database and need the interpreter back for a
-    # few hundred microseconds at a time; at the default 5 ms switch interval they
-    # queue behind each other and tail latency grows tenfold under load.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     url = normalise_url(db)
     ensure_ledger(url)
     # Workers are separate processes: they find the database through the environment.

@@ -198,10 +198,69 @@ def test_one_process_at_a_time_holds_the_checkpoints_lease(ledger: Ledger) -> No
         mine.release()
         assert theirs.acquire()
         assert not mine.acquire()
+        theirs.release()
+        assert mine.holder() is None and theirs.holder() is None  # nobody holds it
     finally:
         mine.release()
         theirs.release()
         other.dispose()
+
+
+@pytest.mark.postgres
+def test_a_lease_is_of_its_own_database(pg_server: Any, isolated_env: Any) -> None:
+    """Two ledgers on one PostgreSQL server: each has its own lease and holder."""
+    urls = [pg_server.create_database(), pg_server.create_database()]
+    stores = [open_store(u) for u in urls]
+    first, second = (s.lease("checkpoints") for s in stores)
+    try:
+        assert first.acquire()
+        assert second.holder() is None  # the other database's lease is free ...
+        assert second.acquire()  # ... and taken by its own server
+        assert holder_label() in (first.holder() or "")
+    finally:
+        first.release()
+        second.release()
+        for store, url in zip(stores, urls, strict=True):
+            store.dispose()
+            pg_server.drop_database(url.rsplit("/", 1)[1])
+
+
+def test_a_file_lease_names_no_holder_once_its_holder_is_killed(tmp_path: Any) -> None:
+    """The lease file keeps the name of a holder killed with SIGKILL; the lock went
+    with the process, and ``holder`` says nobody holds it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from registry.store.lease import FileLease
+
+    path = tmp_path / "ledger.db-checkpoints.lease"
+    lease = FileLease(path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from registry.store.lease import FileLease;"
+         f"assert FileLease(Path({str(path)!r})).acquire(); print('held', flush=True); "
+         "time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert f"pid {holder.pid}" in (lease.holder() or "")
+        assert not lease.acquire()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(30)
+        assert f"pid {holder.pid}" in path.read_text()  # the name stays in the file
+        assert lease.holder() is None
+        assert lease.acquire()
+        assert lease.holder() == holder_label()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        lease.release()
 
 
 @pytest.mark.postgres

@@ -3,6 +3,7 @@ database and the limits."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,32 @@ P = "workers"
 PER_MINUTE = 4
 
 
+#: Imported by every Python process of the server (``sitecustomize``): each writes its
+#: switch interval to a file named by its pid, again and again while it runs.
+REPORTER = """
+import os, sys, threading, time
+def _report():
+    for _ in range(600):
+        with open(os.path.join({folder!r}, str(os.getpid())), "w") as f:
+            f.write(repr(sys.getswitchinterval()))
+        time.sleep(0.1)
+threading.Thread(target=_report, daemon=True).start()
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     directory = tmp_path_factory.mktemp("workers")
-    env = {"MLLEDGER_AUTH_FAILURES_PER_MINUTE": str(PER_MINUTE), "MLLEDGER_CHECKPOINT_EVERY": "0"}
+    site, reports = directory / "site", directory / "switch"
+    site.mkdir()
+    reports.mkdir()
+    (site / "sitecustomize.py").write_text(REPORTER.format(folder=str(reports)))
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        "MLLEDGER_AUTH_FAILURES_PER_MINUTE": str(PER_MINUTE),
+        "MLLEDGER_CHECKPOINT_EVERY": "0",
+        "PYTHONPATH": f"{site}:{root}",
+    }
     yield from ApiServer(directory, env=env, workers=None).serving()
 
 
@@ -69,7 +92,18 @@ def test_serve_starts_one_worker_per_core_by_default(server: ApiServer) -> None:
                       "digest": "sha256:" + f"{i:064x}"},
             )  # fmt: skip
             assert answer.status_code == 201, answer.text
-    assert len(_workers(server)) == default_workers()
+    workers = _workers(server)
+    assert len(workers) == default_workers()
+    # Each worker serves with the short switch interval (set where the app starts).
+    reports = server.directory / "switch"
+    deadline = time.monotonic() + 30  # each process rewrites its report every 0.1 s
+    seen: dict[int, float] = {}
+    while time.monotonic() < deadline:
+        seen = {w: float((reports / str(w)).read_text() or "nan") for w in workers}
+        if set(seen.values()) == {0.0005}:
+            break
+        time.sleep(0.2)
+    assert set(seen.values()) == {0.0005}, seen
     ledger = open_ledger(server.db)
     try:
         events = ledger.read()
@@ -81,8 +115,9 @@ def test_serve_starts_one_worker_per_core_by_default(server: ApiServer) -> None:
 
 
 def test_workers_share_the_failed_authentication_bound(server: ApiServer) -> None:
-    """Each worker records its share of ``MLLEDGER_AUTH_FAILURES_PER_MINUTE``: the
-    server as a whole records no more than the setting, however requests spread."""
+    """Each worker records its share of ``MLLEDGER_AUTH_FAILURES_PER_MINUTE`` (rounded
+    down): the server as a whole records no more than the setting, however requests
+    spread."""
     since = len(_trail(server))
     statuses = []
     with httpx.Client(base_url=server.url + "/api/v1", timeout=30) as anonymous:

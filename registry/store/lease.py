@@ -95,7 +95,10 @@ class AdvisoryLease(Lease):
                         "SELECT a.application_name FROM pg_locks l "
                         "JOIN pg_stat_activity a ON a.pid = l.pid "
                         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-                        "AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
+                        "AND l.classid::bigint = :hi AND l.objid::bigint = :lo "
+                        # Advisory locks are per database: another's holder is not ours.
+                        "AND l.database = (SELECT oid FROM pg_database "
+                        "WHERE datname = current_database())"
                     ),
                     {"hi": self.key >> 32, "lo": self.key & 0xFFFFFFFF},
                 )
@@ -166,11 +169,24 @@ class FileLease(Lease):
         return True
 
     def holder(self) -> str | None:
+        if self._fd is not None:
+            return holder_label()
         try:
-            named = self.path.read_text().strip()
+            fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return None
-        return named or None
+        try:
+            try:
+                # A shared lock granted: nobody holds the exclusive one, whatever the
+                # file still names (a holder killed leaves its name behind).
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                named = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+                return named or "another process"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         if self._fd is not None:
