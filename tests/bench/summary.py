@@ -338,6 +338,19 @@ SOURCES = (
             ),
         ),
     ),
+    Source(
+        "bench-checkpoint-wait.json",
+        "python -m tests.bench.checkpoint_wait",
+        (
+            Figure(
+                "an append during a log's first checkpoint, worst round",
+                "append_during_checkpoint_worst_s",
+                "s",
+            ),
+            Figure("an append with no checkpoint running, median", "append_idle_median_s", "s"),
+            Figure("the first checkpoint of the log, worst round", "checkpoint_worst_s", "s"),
+        ),
+    ),
     Source("bench-growth.json", "python -m tests.bench.growth"),
     Source(
         "bench-growth-pg.json",
