@@ -140,7 +140,8 @@ def verify(
     """Verify both trees of ``store``; signatures are checked when ``public_key`` is given.
 
     The leaves of a large tree are checked by ``workers`` processes (default: one per
-    CPU), each over ranges of it; 1 checks everything in this process. The findings,
+    CPU; this one and ``workers - 1`` started for it), each over ranges of it; 1 checks
+    everything in this process. The findings,
     and the report, are the same either way."""
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
@@ -239,7 +240,7 @@ def _verify_tree(
     walk.check_roots()  # a checkpoint of the empty tree
     if spec == EVENTS:
         walk.read_redactions(Raw(conn))
-    results = pool.walk(spec, leaf_count(conn, spec), walk.marks) if pool else None
+    results = pool.walk(conn, spec, leaf_count(conn, spec), walk.marks) if pool else None
     if results is not None:
         for result in results:
             walk.replay(result)
@@ -620,7 +621,7 @@ def _check_stored_tree(
 #: Below this many leaves a tree is walked in this process: starting workers costs more.
 PARALLEL_MIN_LEAVES = 65_536
 #: Ranges per worker, so that a worker held up (a busy core) leaves less to wait for.
-RANGES_PER_WORKER = 4
+RANGES_PER_WORKER = 8
 #: The smallest range a worker is given.
 MIN_RANGE = 1 << 14
 
@@ -707,26 +708,31 @@ def _open_worker(url: str) -> None:
 
 
 def _walk_range(tree: str, start: int, stop: int, sizes: frozenset[int]) -> RangeResult:
-    """In a worker: check the leaves ``[start, stop)`` of tree ``tree``, in a read
-    transaction of the worker's own connection."""
+    """In a worker: ``walk_range`` in a read transaction of the worker's own connection."""
     if _worker_store is None:
         raise RuntimeError("a verification worker was started without its store")
-    spec = TREES[tree]
     with _worker_store.read() as conn:
-        walk = _RangeWalk(
-            _RangeFindings(spec.name), spec, StoredTree(conn, spec), (start, stop), sizes
+        return walk_range(conn, TREES[tree], (start, stop), sizes)
+
+
+def walk_range(
+    conn: Connection, spec: TreeSpec, span: tuple[int, int], sizes: frozenset[int]
+) -> RangeResult:
+    """Check the leaves ``[start, stop)`` of tree ``spec``; note the range's subtrees at
+    each of ``sizes`` within it."""
+    start, stop = span
+    walk = _RangeWalk(_RangeFindings(spec.name), spec, StoredTree(conn, spec), span, sizes)
+    if spec == EVENTS:
+        # The declarations of the erasures in the range, and every redaction of an
+        # event in it (the latest payload digest wins, as over the whole log).
+        walk.read_redactions(
+            Raw(conn),
+            "WHERE (erased_pos >= ? AND erased_pos < ?) OR (position >= ? AND position < ?)",
+            (start, stop, start, stop),
         )
-        if spec == EVENTS:
-            # The declarations of the erasures in the range, and every redaction of an
-            # event in it (the latest payload digest wins, as over the whole log).
-            walk.read_redactions(
-                Raw(conn),
-                "WHERE (erased_pos >= ? AND erased_pos < ?) OR (position >= ? AND position < ?)",
-                (start, stop, start, stop),
-            )
-        for leaf in leaves(conn, spec, start, stop):
-            walk.step(leaf)
-        return walk.result()
+    for leaf in leaves(conn, spec, start, stop):
+        walk.step(leaf)
+    return walk.result()
 
 
 def ranges(count: int, workers: int) -> list[tuple[int, int]]:
@@ -741,31 +747,44 @@ def ranges(count: int, workers: int) -> list[tuple[int, int]]:
 
 
 class _Pool:
-    """Worker processes, each with its own connection to the store, that walk ranges of
-    a tree's leaves; started on first use. Started by 'forkserver' (or 'spawn'), never
-    by forking this process, whose engine, connections and threads are not theirs."""
+    """``workers - 1`` worker processes, each with its own connection to the store, and
+    this process: together they walk the ranges of a tree's leaves. The workers are
+    started on first use, by 'forkserver' (or 'spawn'), never by forking this
+    process, whose engine, connections and threads are not theirs."""
 
     def __init__(self, url: str, workers: int) -> None:
         self.url, self.workers = url, workers
         self._executor: ProcessPoolExecutor | None = None
         self.started = False  # whether any tree was large enough to start the workers
 
-    def walk(self, spec: TreeSpec, count: int, sizes: frozenset[int]) -> list[RangeResult] | None:
-        """The ranges' results in order; None when the tree is better walked in this
-        process: a small tree, or a range missing an index (a gap changes every
-        position after it, so only one pass in order says what it did)."""
+    def walk(
+        self, conn: Connection, spec: TreeSpec, count: int, sizes: frozenset[int]
+    ) -> list[RangeResult] | None:
+        """The ranges' results in order; None when the tree is better walked in one
+        pass: a small tree, or a range missing an index (a gap changes every position
+        after it, so only one pass in order says what it did).
+
+        The workers take the ranges from the first on; this process (on ``conn``) from
+        the last back, each one no worker has begun, so it works while they start."""
         if count < PARALLEL_MIN_LEAVES:
             return None
         executor = self._start()
+        cut = ranges(count, self.workers)
+        within = [frozenset(s for s in sizes if start < s <= stop) for start, stop in cut]
         futures = [
-            executor.submit(
-                _walk_range, spec.name, start, stop,
-                frozenset(s for s in sizes if start < s <= stop),
-            )
-            for start, stop in ranges(count, self.workers)
-        ]  # fmt: skip
+            executor.submit(_walk_range, spec.name, start, stop, marks)
+            for (start, stop), marks in zip(cut, within, strict=True)
+        ]
         try:
-            results = [future.result() for future in futures]
+            here: dict[int, RangeResult] = {}
+            for number in reversed(range(len(cut))):
+                if not futures[number].cancel():
+                    break  # a worker has it, and every range before it
+                here[number] = walk_range(conn, spec, cut[number], within[number])
+            results = [
+                here[number] if number in here else futures[number].result()
+                for number in range(len(cut))
+            ]
         finally:
             for future in futures:
                 future.cancel()
@@ -781,7 +800,10 @@ class _Pool:
             if context.get_start_method() == "forkserver":
                 context.set_forkserver_preload(["audit.verify"])
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_open_worker, initargs=(self.url,)
+                self.workers - 1,
+                mp_context=context,
+                initializer=_open_worker,
+                initargs=(self.url,),
             )
         return self._executor
 
