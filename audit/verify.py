@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any, Protocol
@@ -271,9 +272,14 @@ class _LeafWalk:
     worker (``_RangeWalk``): the same code, so both find the same things."""
 
     def __init__(
-        self, findings: _Findings, spec: TreeSpec, tree: StoredTree, start: int = 0
+        self,
+        findings: _Findings,
+        spec: TreeSpec,
+        tree: StoredTree,
+        span: tuple[int, int | None] = (0, None),
     ) -> None:
         self.findings, self.spec, self.tree = findings, spec, tree
+        start, self.stop = span
         # The leaves pushed: those folded into ``compact``, then the ``pending`` ones,
         # folded in blocks (``flush``) at each size in ``marks`` and each new chunk.
         self.compact = CompactRange()
@@ -321,7 +327,10 @@ class _LeafWalk:
         if index // CHUNK != self.block:
             self.flush()
             self.block = index // CHUNK
-            self.copies = self.tree.leaf_copies(self.block * CHUNK, (self.block + 1) * CHUNK)
+            stop = (self.block + 1) * CHUNK
+            self.copies = self.tree.leaf_copies(
+                max(self.block * CHUNK, index), stop if self.stop is None else min(stop, self.stop)
+            )
         if index != self.expected and not self.gap:
             self.gap = True
             self.findings.add(
@@ -621,7 +630,7 @@ def _check_stored_tree(
 #: Below this many leaves a tree is walked in this process: starting workers costs more.
 PARALLEL_MIN_LEAVES = 65_536
 #: Ranges per worker, so that a worker held up (a busy core) leaves less to wait for.
-RANGES_PER_WORKER = 8
+RANGES_PER_WORKER = 16
 #: The smallest range a worker is given.
 MIN_RANGE = 1 << 14
 
@@ -673,9 +682,9 @@ class _RangeWalk(_LeafWalk):
         span: tuple[int, int],
         sizes: frozenset[int],
     ) -> None:
-        super().__init__(findings, spec, tree, span[0])
+        super().__init__(findings, spec, tree, span)
         self.range_findings = findings
-        self.start, self.stop = span
+        self.start, self.end = span
         self.marks = frozenset(size - self.start for size in sizes)
 
     def reached(self) -> None:
@@ -686,8 +695,8 @@ class _RangeWalk(_LeafWalk):
         levels = [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
         return RangeResult(
             start=self.start,
-            stop=self.stop,
-            complete=not self.gap and self.expected == self.stop,
+            stop=self.end,
+            complete=not self.gap and self.expected == self.end,
             items=self.range_findings.items,
             more_findings=self.range_findings.more,
             subtrees=list(zip(levels, self.compact.hashes(), strict=True)),
@@ -756,6 +765,7 @@ class _Pool:
         self.url, self.workers = url, workers
         self._executor: ProcessPoolExecutor | None = None
         self.started = False  # whether any tree was large enough to start the workers
+        self.broken = False  # whether they failed to start (then every tree is walked here)
 
     def walk(
         self, conn: Connection, spec: TreeSpec, count: int, sizes: frozenset[int]
@@ -766,7 +776,7 @@ class _Pool:
 
         The workers take the ranges from the first on; this process (on ``conn``) from
         the last back, each one no worker has begun, so it works while they start."""
-        if count < PARALLEL_MIN_LEAVES:
+        if count < PARALLEL_MIN_LEAVES or self.broken:
             return None
         executor = self._start()
         cut = ranges(count, self.workers)
@@ -775,8 +785,8 @@ class _Pool:
             executor.submit(_walk_range, spec.name, start, stop, marks)
             for (start, stop), marks in zip(cut, within, strict=True)
         ]
+        here: dict[int, RangeResult] = {}
         try:
-            here: dict[int, RangeResult] = {}
             for number in reversed(range(len(cut))):
                 if not futures[number].cancel():
                     break  # a worker has it, and every range before it
@@ -785,6 +795,11 @@ class _Pool:
                 here[number] if number in here else futures[number].result()
                 for number in range(len(cut))
             ]
+        except BrokenProcessPool:
+            # The workers could not start: a script that verifies when it is run, not
+            # under `if __name__ == "__main__":`, runs again in each of them and fails.
+            self.broken, self.started = True, False
+            return None
         finally:
             for future in futures:
                 future.cancel()

@@ -12,8 +12,10 @@ are lowered so that a log this small is cut into ranges of 128 leaves.
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,7 @@ from registry.events import StoredEvent, make_event
 from registry.ledger import Ledger
 from registry.sdk import Registry
 from tests.support.events import bypass
+from tests.support.helpers import mlledger_process
 from tests.support.helpers import run_cli as run
 from tests.support.worlds import Scenario
 
@@ -253,3 +256,28 @@ def test_the_cli_takes_workers(
     assert code == 3 and json.loads(out)["workers"] == 1
     code, _, err = run(capsys, "audit", "verify", "--db", url, "--workers", "0")
     assert code == 2 and "workers must be 1 or more" in err
+
+
+UNGUARDED = """
+import json, sys
+import audit.verify as verify_module
+from registry.store import open_store
+
+verify_module.PARALLEL_MIN_LEAVES, verify_module.MIN_RANGE = 0, 128
+store = open_store(sys.argv[1], create=False)
+report = verify_module.verify(store, workers=2)
+print(json.dumps({"ok": report.ok, "workers": report.workers, "size": report.events.size}))
+"""
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_script_without_a_main_guard_still_verifies(
+    ledger: Ledger, log: tuple[SigningKey, int], tmp_path: Path
+) -> None:
+    # Each worker runs such a script again, and fails: the tree is walked in one process.
+    _, size = log
+    script = tmp_path / "check.py"
+    script.write_text(UNGUARDED)
+    done = mlledger_process(str(script), ledger.store.url, program=[sys.executable], timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"ok": True, "workers": 1, "size": size}
