@@ -323,7 +323,7 @@ class _LeafWalk:
 
     def step(self, leaf: Leaf) -> None:
         """Check one stored leaf and push it onto the recomputed tree."""
-        spec, index = self.spec, leaf.number
+        index, stored, computed, type_, body, redacted = leaf
         if index // CHUNK != self.block:
             self.flush()
             self.block = index // CHUNK
@@ -336,24 +336,23 @@ class _LeafWalk:
             self.findings.add(
                 "gap",
                 self.expected,
-                f"no {spec.leaves} row at {spec.index} {self.expected} (next: {index}): "
-                "rows were deleted or renumbered",
+                f"no {self.spec.leaves} row at {self.spec.index} {self.expected} "
+                f"(next: {index}): rows were deleted or renumbered",
             )
-        if leaf.type == "subject-erased":
+        if type_ == "subject-erased":
             self.erasures.append(index)
-            _check_declared(leaf.body, index, self.declared.pop(index, {}), self.findings)
-        computed = leaf.computed
+            _check_declared(body, index, self.declared.pop(index, {}), self.findings)
         # The usual leaf, in short: unredacted, read back, matching its stored hash and
         # the tree's copy; anything else goes the long way, which says what is wrong.
         if (
-            leaf.redacted is not None
+            redacted is not None
             or computed is None
-            or computed != leaf.stored
+            or computed != stored
             or self.copies.get(index) != computed
         ):
             computed = self._leaf_hash(leaf)
-        if leaf.body is not None and leaf.type in PAYLOAD_TYPES:
-            self._note_digest(index, leaf.body, leaf.redacted)
+        if body is not None and type_ in PAYLOAD_TYPES:
+            self._note_digest(index, body, redacted)
         self.pending.append(computed)
         self.expected = index + 1
         self.size += 1
