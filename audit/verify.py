@@ -1,7 +1,9 @@
 """``mlledger audit verify``: recompute both trees from storage and check every
 stored checkpoint and the chain of consistency between them.
 
-For each tree (``events``, ``access``), in one pass over the stored rows:
+For each tree (``events``, ``access``), in one pass over the stored rows (or, for
+a large tree, by aligned ranges of it in several processes whose results are
+taken in order, with the same findings: ``_Pool``):
 
 - indexes run 0, 1, 2, ... with no gap (a deleted or renumbered row shows here);
 - each leaf hash is recomputed from the row's content and compared with the
