@@ -8,16 +8,17 @@ edited, any row renumbered and any leaf hash rewritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
-from audit.merkle import node_hash
+from audit import merkle
 from audit.trail import TRAIL_FIELDS
 from audit.tree import EVENTS, TRAIL, TreeSpec
-from registry.canonical import EMPTY_ROOT, canonical_text, leaf_hash
+from registry.canonical import LEAF_PREFIX, NODE_PREFIX, canonical_text
 from registry.events import canonical_event
 from registry.store.raw import Raw
 
@@ -71,34 +72,58 @@ def redactions(conn: Connection, start: int = 0, stop: int | None = None) -> dic
 
 class CompactRange:
     """The perfect subtrees of a growing tree, largest first: O(log n) memory to
-    stream leaves and take the root at any size on the way."""
+    stream leaves and take the root at any size on the way.
+
+    Only the hashes are kept: the subtree levels are the binary digits of ``size``,
+    largest first, so a push merges one node per trailing 1-bit of the size."""
 
     def __init__(self, size: int = 0, hashes: list[bytes] | None = None):
-        from audit import merkle
-
-        nodes = merkle.frontier(size)
         hashes = hashes or []
-        if len(hashes) != len(nodes):
-            raise ValueError(f"a tree of {size} leaves has {len(nodes)} frontier hashes")
+        if len(hashes) != size.bit_count():
+            raise ValueError(f"a tree of {size} leaves has {size.bit_count()} frontier hashes")
         self.size = size
-        self._stack = [(level, h) for (level, _), h in zip(nodes, hashes, strict=True)]
+        self._hashes = list(hashes)
 
     def push(self, leaf: bytes) -> None:
-        stack = self._stack
-        level, value = 0, leaf
-        while stack and stack[-1][0] == level:
-            value = node_hash(stack.pop()[1], value)
-            level += 1
-        stack.append((level, value))
-        self.size += 1
+        self.push_subtree(0, leaf)
+
+    def push_subtree(self, level: int, value: bytes) -> None:
+        """Add the perfect subtree of ``2**level`` leaves whose hash is ``value``.
+
+        Requires ``size`` to be a multiple of ``2**level`` (the subtree starts on its
+        own boundary, as the ranges a verification splits the leaves into do)."""
+        if self.size & ((1 << level) - 1):
+            raise ValueError(
+                f"a subtree of {1 << level} leaves cannot follow {self.size} leaves: "
+                f"expected a multiple of {1 << level}"
+            )
+        hashes, sha = self._hashes, hashlib.sha256
+        carry = self.size >> level
+        while carry & 1:
+            value = sha(NODE_PREFIX + hashes.pop() + value).digest()
+            carry >>= 1
+        hashes.append(value)
+        self.size += 1 << level
+
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Push ``leaves`` in order: as whole perfect subtrees where they can be (their
+        hashes level by level, ``merkle.root_hash``), which costs less than one push each."""
+        done, count = 0, len(leaves)
+        while done < count:
+            size = self.size
+            length = 1 << ((count - done).bit_length() - 1)
+            if size:
+                length = min(length, size & -size)  # what may follow the smallest subtree
+            block = leaves[done : done + length]
+            self.push_subtree(length.bit_length() - 1, merkle.root_hash(block))
+            done += length
+
+    def hashes(self) -> list[bytes]:
+        """The frontier's hashes, largest subtree first (``merkle.frontier(size)``'s nodes)."""
+        return list(self._hashes)
 
     def root(self) -> bytes:
-        if not self._stack:
-            return EMPTY_ROOT
-        value = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
-            value = node_hash(left, value)
-        return value
+        return merkle.fold(self._hashes)
 
 
 def _event_entry(row: Sequence[Any]) -> bytes:
@@ -139,25 +164,29 @@ def leaves(
         sql += f" AND {spec.index} < ?"
     sql += f" ORDER BY {spec.index} LIMIT {CHUNK}"
     raw = Raw(conn)
+    sha = hashlib.sha256
+    # A million leaves go through here: tuple.__new__ skips the named tuple's
+    # constructor, a Python function, which costs more than the tuple itself.
+    make = tuple.__new__
     while True:
         rows = raw.all(sql, (start,) if stop is None else (start, stop))
         redacted = redactions(conn, start, int(rows[-1][0]) + 1) if events and rows else {}
         for row in rows:
+            number, stored = int(row[0]), bytes(row[-1])
             try:
-                computed: bytes | None = leaf_hash(entry(row))
+                computed: bytes | None = sha(LEAF_PREFIX + entry(row)).digest()
             except (TypeError, ValueError, AttributeError):
                 computed = None
             if not events:
-                yield Leaf(int(row[0]), bytes(row[-1]), computed)
+                yield make(Leaf, (number, stored, computed, None, None, None))
                 continue
-            stored = bytes(row[-1])
-            redaction = redacted.get(int(row[0]))
+            redaction = redacted.get(number) if redacted else None
             if redaction is None:
-                yield Leaf(int(row[0]), stored, computed, row[2], row[9])
+                yield make(Leaf, (number, stored, computed, row[2], row[9], None))
                 continue
             if computed == redaction.leaf:
                 computed = stored
-            yield Leaf(int(row[0]), stored, computed, row[2], row[9], redaction.erased_pos)
+            yield Leaf(number, stored, computed, row[2], row[9], redaction.erased_pos)
         if len(rows) < CHUNK:
             return
         start = int(rows[-1][0]) + 1

@@ -66,6 +66,15 @@ def _local_public_key(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        type=whole_number,
+        help="processes that recompute the leaves, each over ranges of the log (default: one "
+        "per CPU; 1: all in this process)",
+    )
+
+
 def _prove(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "position", type=whole_number, help="the event's position (or --trail: entry seq)"
@@ -226,14 +235,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     Recompute every leaf hash and both Merkle trees from what is stored, and check every
     checkpoint's signature and consistency; exit 3 naming the first position that is not as
-    signed."""
+    signed. A large log's leaves are recomputed by --workers processes at once."""
     from audit.checkpoints import sync_tree
     from audit.verify import verify
 
     with _store(args) as store:
         key = _verifier(args.public_key) if args.public_key else _local_verifier(store.url)
         sync_tree(store)
-        report = verify(store, key)
+        report = verify(store, key, workers=args.workers)
     print_json_or_text(args, report.as_dict(), report.summary())
     return 0 if report.ok else EXIT_INVALID
 
@@ -351,7 +360,7 @@ ACTIONS: tuple[Action, ...] = (
     ("public-key", cmd_public_key, (add_db, _key, _out)),
     ("checkpoint", cmd_checkpoint, (add_db, _key, add_json, _both_trees)),
     ("checkpoints", cmd_checkpoints, (add_db, add_json, _one_tree)),
-    ("verify", cmd_verify, (add_db, add_json, _local_public_key)),
+    ("verify", cmd_verify, (add_db, add_json, _local_public_key, _workers)),
     ("prove", cmd_prove, (add_db, _prove)),
     ("verify-proof", cmd_verify_proof, (_verify_proof, add_json)),
     ("verify-certificate", cmd_verify_certificate, (_verify_certificate, add_json)),
