@@ -12,15 +12,12 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from registry import auth
 from registry.api.gate import RESOURCE_MAX, FailureLimiter, trail_resource
 from registry.assembly import open_ledger
-from registry.store import open_store
 from tests.support.apiserver import ApiServer
 
 P = "gated"
@@ -39,16 +36,8 @@ def server(store_server: ApiServer) -> ApiServer:
     return store_server
 
 
-def _trail(server: ApiServer, since: int = 0) -> list[dict[str, Any]]:
-    store = open_store(server.db)
-    try:
-        return auth.read_trail(store, since=since, limit=100_000)
-    finally:
-        store.dispose()
-
-
 def _trail_head(server: ApiServer) -> int:
-    rows = _trail(server)
+    rows = server.trail()
     return rows[-1]["seq"] + 1 if rows else 0
 
 
@@ -115,7 +104,7 @@ def test_unparseable_json_without_a_key_is_401_and_recorded(server: ApiServer) -
         )
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
-    entries = _trail(server, since)
+    entries = server.trail(since)
     assert [(e["action"], e["status"], e["outcome"]) for e in entries][-1:] == [
         ("datasets.register", 401, "deny")
     ]
@@ -163,7 +152,7 @@ def test_control_characters_in_the_url_are_400_on_both_stores(server: ApiServer)
         assert "'name'" in got.json()["detail"]
         # The server still answers everyone else.
         assert http.get(f"/projects/{P}/models/clf/top-version").status_code == 200
-    resources = [e["resource"] for e in _trail(server, since)]
+    resources = [e["resource"] for e in server.trail(since)]
     assert all("\x00" not in r for r in resources)
 
 
@@ -176,7 +165,7 @@ def test_credentials_in_the_query_string_are_refused_and_never_kept(server: ApiS
             assert got.status_code == 400, got.text
             assert "Authorization: Bearer" in got.json()["detail"]
             assert token not in got.text
-    assert all(token not in str(e) for e in _trail(server, since))
+    assert all(token not in str(e) for e in server.trail(since))
     assert token not in (server.log.read_text(errors="replace"))
 
 
@@ -189,7 +178,7 @@ def test_trail_entries_are_bounded_and_normalised(server: ApiServer) -> None:
     with httpx.Client(base_url=server.url + "/api/v1", timeout=30) as http:
         got = http.get(f"/projects/{P}/datasets/{long_name}/versions/1")
         assert got.status_code == 401
-    [entry] = _trail(server, since)[-1:]
+    [entry] = server.trail(since)[-1:]
     assert len(entry["resource"]) <= RESOURCE_MAX
     assert "#sha256=" in entry["resource"]
 
@@ -203,7 +192,7 @@ def test_record_ids_never_reach_the_trail(server: ApiServer) -> None:
             f"/projects/{P}/questions/lineage", params={"node": f"record:{P}/{pseudonym}"}
         )
         assert got.status_code == 404
-    entries = _trail(server, since)
+    entries = server.trail(since)
     assert entries and all(pseudonym not in str(e) for e in entries)
     assert f"record:{P}/[redacted]" in entries[-1]["resource"]
 
@@ -236,7 +225,7 @@ def test_an_anonymous_flood_is_answered_429_and_costs_a_bounded_trail(server: Ap
             assert http.get(f"/projects/{P}/models/clf/top-version").status_code == 200
     assert set(statuses) <= {401, 429}
     assert statuses.count(429) >= 60 - PER_ADDRESS
-    denied = [e for e in _trail(server, since) if e["outcome"] == "deny"]
+    denied = [e for e in server.trail(since) if e["outcome"] == "deny"]
     assert len(denied) <= PER_ADDRESS
 
 

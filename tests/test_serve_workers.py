@@ -6,15 +6,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from registry import auth
 from registry.assembly import open_ledger
 from registry.serve import default_workers
-from registry.store import open_store
 from tests.support.apiserver import ApiServer
 
 P = "workers"
@@ -73,14 +70,6 @@ def _workers(server: ApiServer) -> list[int]:
     return workers
 
 
-def _trail(server: ApiServer, since: int = 0) -> list[dict[str, Any]]:
-    store = open_store(server.db)
-    try:
-        return auth.read_trail(store, since=since, limit=100_000)
-    finally:
-        store.dispose()
-
-
 def test_serve_starts_one_worker_per_core_by_default(server: ApiServer) -> None:
     admin = server.key(P, "admin")
     with server.client(admin) as http:
@@ -118,11 +107,11 @@ def test_workers_share_the_failed_authentication_bound(server: ApiServer) -> Non
     """Each worker records its share of ``MLLEDGER_AUTH_FAILURES_PER_MINUTE`` (rounded
     down): the server as a whole records no more than the setting, however requests
     spread."""
-    since = len(_trail(server))
+    since = len(server.trail())
     statuses = []
     with httpx.Client(base_url=server.url + "/api/v1", timeout=30) as anonymous:
         for _ in range(40):
             statuses.append(anonymous.get(f"/projects/{P}/models/clf/top-version").status_code)
     assert set(statuses) <= {401, 429} and statuses.count(429) >= 40 - PER_MINUTE
-    denied = [e for e in _trail(server, since) if e["outcome"] == "deny"]
+    denied = [e for e in server.trail(since) if e["outcome"] == "deny"]
     assert 1 <= len(denied) <= PER_MINUTE

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -94,6 +95,15 @@ class ApiServer:
         finally:
             store.dispose()
         return token
+
+    def trail(self, since: int = 0) -> list[dict[str, Any]]:
+        """The access trail's entries from sequence number ``since``, read directly
+        from the server's database."""
+        store = open_store(self.db)
+        try:
+            return auth.read_trail(store, since=since, limit=100_000)
+        finally:
+            store.dispose()
 
     def client(self, token: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
