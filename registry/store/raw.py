@@ -45,7 +45,10 @@ class Raw:
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Execute one statement for each parameter row. On PostgreSQL a plain
         ``INSERT INTO t (a, b) VALUES (?, ?)`` of several rows becomes one ``COPY``
-        (``insert``): the same rows and constraints at a fraction of the round trips."""
+        (``insert``): the same rows and constraints at a fraction of the round trips.
+        ``COPY`` does not cast as an ``INSERT`` does (a float is refused by an integer
+        column, a bool is stored as ``t`` in a text one): pass values of the
+        columns' own types."""
         rows = list(rows)
         if not rows:
             return
