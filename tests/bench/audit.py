@@ -494,13 +494,7 @@ def main() -> None:
         default="all",
         help="verify: build the large log and verify it, nothing else",
     )
-    parser.add_argument(
-        "--store",
-        choices=("sqlite", "postgresql"),
-        default="sqlite",
-        help="the store of every ledger: SQLite files, or databases of a throwaway "
-        "PostgreSQL server with durability on",
-    )
+    harness.store_option(parser)
     args = parser.parse_args()
     if args.store == "postgresql":
         harness.use_postgres()

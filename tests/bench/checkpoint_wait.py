@@ -31,6 +31,7 @@ from tests.bench.harness import (
     fresh,
     load_average,
     run_events,
+    store_option,
     use_postgres,
     write_result,
 )
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--delay", type=float, default=0.3, help="seconds before the append")
-    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    store_option(parser)
     args = parser.parse_args()
     if args.store == "postgresql":
         use_postgres()

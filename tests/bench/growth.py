@@ -281,12 +281,7 @@ def main() -> None:
     parser.add_argument(
         "--population", type=int, default=POPULATION, help="distinct keys predictions draw from"
     )
-    parser.add_argument(
-        "--store",
-        choices=("sqlite", "postgresql"),
-        default="sqlite",
-        help="a SQLite file, or a database of a throwaway PostgreSQL server with durability on",
-    )
+    harness.store_option(parser)
     parser.add_argument("--chart", help="write an SVG chart of p50 and p99 against size here")
     parser.add_argument(
         "--from",

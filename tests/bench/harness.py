@@ -49,6 +49,18 @@ def use_postgres() -> None:
         _postgres = PostgresServer(durable=True).start()
 
 
+def store_option(parser: argparse.ArgumentParser) -> None:
+    """``--store``: SQLite files (the default), or ``postgresql``: databases of a
+    throwaway PostgreSQL server with durability on (call ``use_postgres``)."""
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the store of every ledger: SQLite files, or databases of a throwaway "
+        "PostgreSQL server with durability on",
+    )
+
+
 def fresh(work: Path, name: str) -> str:
     """An empty directory ``work/name`` with its own master key: the URL of a new ledger,
     a SQLite file in it or (after ``use_postgres``) a new PostgreSQL database

@@ -29,7 +29,15 @@ import httpx
 
 from registry.sdk import connect
 from registry.serve import default_workers
-from tests.bench.harness import arguments, fresh, latency, machine, use_postgres, write_result
+from tests.bench.harness import (
+    arguments,
+    fresh,
+    latency,
+    machine,
+    store_option,
+    use_postgres,
+    write_result,
+)
 from tests.support.apiserver import ApiServer
 
 PROJECT = "bench"
@@ -262,7 +270,7 @@ def main() -> None:
         "--rates", default="", help="comma-separated open-loop rates to find the highest sustained"
     )
     parser.add_argument("--rate-seconds", type=float, default=20, help="seconds at each of --rates")
-    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    store_option(parser)
     args = parser.parse_args()
     if args.store == "postgresql":
         use_postgres()

@@ -317,13 +317,7 @@ def main() -> None:
     parser = harness.arguments(__doc__, ".mlledger/bench.json", ".mlledger/bench")
     parser.add_argument("--runs", type=int, default=200, help="runs for the peer workload")
     parser.add_argument("--peer", help="JSON written by tests/bench/mlflow_peer.py")
-    parser.add_argument(
-        "--store",
-        choices=("sqlite", "postgresql"),
-        default="sqlite",
-        help="the store of every ledger: SQLite files, or databases of a throwaway "
-        "PostgreSQL server with durability on (make bench-pg)",
-    )
+    harness.store_option(parser)
     args = parser.parse_args()
     if args.store == "postgresql":
         harness.use_postgres()

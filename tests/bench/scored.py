@@ -96,9 +96,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000, help="distinct record keys")
     parser.add_argument("--samples", type=int, default=1000, help="lookups timed, each kind")
     parser.add_argument("--reuse", action="store_true", help="time lookups on the kept ledger")
-    parser.add_argument(
-        "--store", choices=("sqlite", "postgresql"), default="sqlite", help="the store"
-    )
+    harness.store_option(parser)
     args = parser.parse_args()
     if args.store == "postgresql":
         if args.reuse:
