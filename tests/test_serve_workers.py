@@ -55,25 +55,29 @@ def _children(pid: int) -> list[int]:
 
 
 def _workers(server: ApiServer) -> list[int]:
-    """The uvicorn worker processes under the server's supervisor (the processes that
-    run the app, not multiprocessing's helpers): those that opened the ledger's file."""
+    """The uvicorn worker processes under the server's supervisor: the children started
+    by multiprocessing's ``spawn_main`` (not its resource tracker or other helpers).
+    Waits until there are as many as the default asks for, since workers start after
+    the supervisor answers."""
     assert server.process is not None
-    ledger = Path(server.db.removeprefix("sqlite:///")).resolve()
-    workers = []
-    for child in _children(server.process.pid):
-        fds = Path(f"/proc/{child}/fd")
-        try:
-            if any(fd.resolve() == ledger for fd in fds.iterdir()):
+    deadline = time.monotonic() + 30
+    while True:
+        workers = []
+        for child in _children(server.process.pid):
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except FileNotFoundError:  # a helper process that ended meanwhile
+                continue
+            if b"spawn_main" in command:
                 workers.append(child)
-        except FileNotFoundError:  # a helper process that ended meanwhile
-            continue
-    return workers
+        if len(workers) >= default_workers() or time.monotonic() > deadline:
+            return workers
+        time.sleep(0.1)
 
 
 def test_serve_starts_one_worker_per_core_by_default(server: ApiServer) -> None:
     admin = server.key(P, "admin")
     with server.client(admin) as http:
-        # Enough requests that every worker has opened the ledger.
         for i in range(40):
             answer = http.post(
                 f"/projects/{P}/datasets",
