@@ -157,6 +157,19 @@ def _epochs(ledger: Ledger, conn: Connection, project: str, pseudonyms: list[str
     return prediction_filters.cache_of(ledger.store).epochs(Raw(conn), project, pseudonyms)
 
 
+def warm(ledger: Ledger) -> None:
+    """Load what a process's first questions would otherwise load while their askers
+    wait: the embedded lineage graph (unless a Neo4j graph is attached: it is kept
+    up to date beside the API) and the prediction index's filters."""
+    from lineage.graph import graph_of
+    from lineage.neo4j import attached
+
+    with ledger.store.read() as conn:
+        if attached(ledger) is None:
+            graph_of(ledger).current(conn)
+        prediction_filters.cache_of(ledger.store).epochs(Raw(conn), "", [])
+
+
 def erased(conn: Connection, project: str, kind: str, reference: str) -> ErasureNote | None:
     """The latest erasure of a subject or record (by erasure reference), or None."""
     row = Raw(conn).one(

@@ -10,6 +10,7 @@ become RFC 9457 problem details (``registry.api.problems``). Every route but
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from audit.checkpoints import Checkpointer, load_signing_key
+from lineage import queries
 from lineage.neo4j import Follower, attached
 from registry import auth, tracing
 from registry.api import problems
@@ -132,6 +134,9 @@ def _lifespan(
         follower = Follower(app.state.ledger, graph) if graph is not None else None
         if follower is not None:
             follower.start()
+        # Before the first connection is accepted: loaded on a first question instead,
+        # the graph and filters of a large ledger keep the requests behind it waiting.
+        await asyncio.to_thread(queries.warm, app.state.ledger)
         try:
             yield
         finally:

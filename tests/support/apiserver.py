@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from registry import auth
+from registry.serve import default_workers
 from registry.store import open_store
 from tests.support.throwaway import free_port
 
@@ -53,6 +54,7 @@ class ApiServer:
         if self.workers is not None:
             command += ["--workers", str(self.workers)]
         self.directory.mkdir(parents=True, exist_ok=True)
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=self.env
@@ -62,11 +64,25 @@ class ApiServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited at start:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                if (
+                    httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200
+                    and self._started(offset) >= self._expected_workers()
+                ):
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not answer in {STARTUP_SECONDS}s:\n{self.log.read_text()}")
+
+    def _expected_workers(self) -> int:
+        configured = self.env.get("MLLEDGER_SERVE_WORKERS")
+        return self.workers or (int(configured) if configured else default_workers())
+
+    def _started(self, offset: int) -> int:
+        """How many worker processes have finished starting (their lifespan run) since
+        the log was ``offset`` bytes long: the first to answer may not be the last."""
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            return log.read().count(b"Application startup complete.")
 
     def serving(self) -> Iterator[ApiServer]:
         """Start the server, yield it and stop it: a fixture's body (``yield from``)."""
