@@ -117,6 +117,29 @@ RUN = (
     Figure("database size", "database_bytes", "bytes"),
 )
 
+HTTP = (
+    Figure("HTTP lineage, p99", "http_queries.lineage.p99_ms", "ms", "http_lineage_p99_ms"),
+    Figure("HTTP scored, p99", "http_queries.scored.p99_ms", "ms", "http_scored_p99_ms"),
+    Figure("HTTP query errors", "http_queries.errors", "", "http_queries_zero_errors"),
+    Figure(
+        "HTTP OpenLineage events",
+        "http_openlineage.events_per_s",
+        "events/s",
+        "http_openlineage_events_per_s",
+    ),
+    Figure(
+        "HTTP log_predictions",
+        "http_predictions.predictions_per_s",
+        "predictions/s",
+        "http_predictions_per_s",
+    ),
+    Figure(
+        "HTTP highest rate with p99 ≤ 50 ms (--rates)",
+        "http_sustained.highest_rate_per_s",
+        "requests/s",
+    ),
+)
+
 SOURCES = (
     Source(
         "bench-mlflow.json",
@@ -130,26 +153,12 @@ SOURCES = (
     ),
     Source("bench.json", "python -m tests.bench.run", RUN),
     Source("bench-pg.json", "python -m tests.bench.run --store postgresql", RUN, "postgresql"),
+    Source("bench-http.json", "python -m tests.bench.http_api", HTTP),
     Source(
-        "bench-http.json",
-        "python -m tests.bench.http_api",
-        (
-            Figure("HTTP lineage, p99", "http_queries.lineage.p99_ms", "ms", "http_lineage_p99_ms"),
-            Figure("HTTP scored, p99", "http_queries.scored.p99_ms", "ms", "http_scored_p99_ms"),
-            Figure("HTTP query errors", "http_queries.errors", "", "http_queries_zero_errors"),
-            Figure(
-                "HTTP OpenLineage events",
-                "http_openlineage.events_per_s",
-                "events/s",
-                "http_openlineage_events_per_s",
-            ),
-            Figure(
-                "HTTP log_predictions",
-                "http_predictions.predictions_per_s",
-                "predictions/s",
-                "http_predictions_per_s",
-            ),
-        ),
+        "bench-http-pg.json",
+        "python -m tests.bench.http_api --store postgresql",
+        HTTP,
+        "postgresql",
     ),
     Source(
         "bench-audit.json",
