@@ -339,18 +339,23 @@ class RecordIndex(HandlerProjection):
     def _records(self, batch: Batch, e: StoredEvent) -> None:
         raw = batch.raw
         records, subjects = e.body["records"], e.body["subjects"]
+        current = raw.scalar(
+            "SELECT records FROM dataset_record_counts WHERE dataset = ?", (e.entity,)
+        )
         existing: set[str] = set()
-        # A record listed twice for one version stays one membership row.
-        for start in range(0, len(records), CHUNK):
-            chunk = records[start : start + CHUNK]
-            existing.update(
-                r[0]
-                for r in raw.all(
-                    f"SELECT record FROM record_index WHERE dataset = ? AND record IN "
-                    f"({placeholders(len(chunk))})",
-                    (e.entity, *chunk),
+        # A version's first records have nothing to meet; later ones may repeat some.
+        if current is not None:
+            for start in range(0, len(records), CHUNK):
+                chunk = records[start : start + CHUNK]
+                existing.update(
+                    r[0]
+                    for r in raw.all(
+                        f"SELECT record FROM record_index WHERE dataset = ? AND record "
+                        f"{raw.among(chunk)}",
+                        (e.entity, *raw.among_params(chunk)),
+                    )
                 )
-            )
+        # A record listed twice for one version stays one membership row.
         rows = []
         for record, subject in zip(records, subjects, strict=True):
             if record not in existing:
@@ -359,9 +364,6 @@ class RecordIndex(HandlerProjection):
         if not rows:
             return
         raw.insert("record_index", ("dataset", "record", "project", "subject", "position"), rows)
-        current = raw.scalar(
-            "SELECT records FROM dataset_record_counts WHERE dataset = ?", (e.entity,)
-        )
         if current is None:
             raw.run(
                 "INSERT INTO dataset_record_counts (dataset, records) VALUES (?, ?)",

@@ -568,6 +568,25 @@ class TestLogContract:
 
     # projections -----------------------------------------------------------------------
 
+    def test_records_repeated_across_a_versions_events_count_once(
+            self, ledger: Ledger, reg: Registry, last_event: LastEvent) -> None:
+        """A version's records span several ``dataset-records-added`` events (10,000
+        each); one listed again, in its own event or a later one, stays one row."""
+        keys = [f"k{i}" for i in range(12_000)] + ["k5", "k11000", "k3"]
+        raw = reg.register_dataset("many", "1", uri="file:///many", digest="sha256:m",
+                                   records=keys)
+        assert raw.records == 12_000
+        events = [e for e in ledger.read() if e.type == "dataset-records-added"]
+        assert [len(e.body["records"]) for e in events] == [10_000, 2_003]
+        assert {e.entity for e in events} == {raw.id} and last_event().entity == raw.id
+        with ledger.store.read() as conn:
+            index, counts = T["record_index"], T["dataset_record_counts"]
+            rows = conn.execute(select(func.count()).select_from(index)
+                                .where(index.c.dataset == raw.id)).scalar()
+            counted = conn.execute(select(counts.c.records)
+                                   .where(counts.c.dataset == raw.id)).scalar()
+        assert rows == counted == 12_000
+
     def test_projections_track_the_head_after_every_append(
             self, ledger: Ledger, reg: Registry, last_event: LastEvent) -> None:
         assert projections_at(ledger)[0] == -1
