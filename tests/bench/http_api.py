@@ -34,6 +34,7 @@ from tests.bench.harness import (
     fresh,
     latency,
     machine,
+    settle,
     store_option,
     use_postgres,
     write_result,
@@ -224,6 +225,7 @@ def bench_http(
     db = fresh(work, "http")
     path = work / "http"
     world = populate(db, records=int(100_000 * scale), predictions=int(1_000_000 * scale))
+    settle(db)
     server = ApiServer(path, db=db, workers=workers)
     server.start()
     results: dict[str, Any] = {"workers": workers or default_workers()}
