@@ -84,7 +84,7 @@ bench: $(STAMP) $(PEER)/.installed kube
 bench-pg: $(STAMP)
 	mkdir -p .mlledger
 	$(PY) -m tests.bench.run --store postgresql --out .mlledger/bench-pg.json
-	$(PY) -m tests.bench.http_api --store postgresql --rates 200,300,400,500 --out .mlledger/bench-http-pg.json
+	$(PY) -m tests.bench.http_api --store postgresql --rates 200,250,300 --out .mlledger/bench-http-pg.json
 	$(PY) -m tests.bench.summary --out .mlledger/bench-summary.md
 
 # One table of every result under .mlledger (those not run are listed as such).

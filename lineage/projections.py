@@ -345,8 +345,10 @@ class RecordIndex(HandlerProjection):
         existing: set[str] = set()
         # A version's first records have nothing to meet; later ones may repeat some.
         if current is not None:
-            for start in range(0, len(records), CHUNK):
-                chunk = records[start : start + CHUNK]
+            # One array parameter on PostgreSQL takes an event's records at once.
+            step = len(records) if raw.postgres else CHUNK
+            for start in range(0, len(records), step):
+                chunk = records[start : start + step]
                 existing.update(
                     r[0]
                     for r in raw.all(

@@ -159,8 +159,9 @@ def _epochs(ledger: Ledger, conn: Connection, project: str, pseudonyms: list[str
 
 def warm(ledger: Ledger) -> None:
     """Load what a process's first questions would otherwise load while their askers
-    wait: the embedded lineage graph (unless a Neo4j graph is attached: it is kept
-    up to date beside the API) and the prediction index's filters."""
+    wait: the embedded lineage graph, which the questions walk unless a Neo4j graph
+    is attached (erasure plans and model reports still load it when they first need
+    it), and the prediction index's filters."""
     from lineage.graph import graph_of
     from lineage.neo4j import attached
 

@@ -134,10 +134,17 @@ def _lifespan(
         follower = Follower(app.state.ledger, graph) if graph is not None else None
         if follower is not None:
             follower.start()
-        # Before the first connection is accepted: loaded on a first question instead,
-        # the graph and filters of a large ledger keep the requests behind it waiting.
-        await asyncio.to_thread(queries.warm, app.state.ledger)
         try:
+            # Before the first connection is accepted: loaded on a first question
+            # instead, the graph and filters of a large ledger keep the requests behind
+            # it waiting. Only a saving: a failure leaves them to the first question.
+            try:
+                await asyncio.to_thread(queries.warm, app.state.ledger)
+            except Exception as exc:
+                logging.getLogger("mlledger.api").warning(
+                    "could not load the lineage graph and prediction filters ahead of "
+                    "the first question: %s", exc,
+                )  # fmt: skip
             yield
         finally:
             if follower is not None:

@@ -81,7 +81,8 @@ def settle(url: str) -> None:
     minutes, done now so that it does not share the machine with the figures measured
     next: autovacuum's ``VACUUM (ANALYZE)``, and a ``CHECKPOINT``, whose flush of the
     load's gigabyte of pages otherwise stalls every commit's WAL sync for up to
-    seconds. Nothing on SQLite."""
+    seconds. Nothing on SQLite. ``CHECKPOINT`` asks for a superuser (or the
+    ``pg_checkpoint`` role): the throwaway server's own user is one."""
     if not url.startswith("postgresql"):
         return
     import psycopg

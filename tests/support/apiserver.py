@@ -64,18 +64,19 @@ class ApiServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited at start:\n{self.log.read_text()}")
             try:
-                if (
-                    httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200
-                    and self._started(offset) >= self._expected_workers()
-                ):
-                    return self
+                answered = httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200
             except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not answer in {STARTUP_SECONDS}s:\n{self.log.read_text()}")
+                answered = False  # not listening yet
+            if answered and self._started(offset) >= self._expected_workers():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"server did not answer, or not all {self._expected_workers()} workers logged "
+            f"'Application startup complete.', in {STARTUP_SECONDS}s:\n{self.log.read_text()}"
+        )
 
     def _expected_workers(self) -> int:
-        configured = self.env.get("MLLEDGER_SERVE_WORKERS")
-        return self.workers or (int(configured) if configured else default_workers())
+        return self.workers or default_workers()  # as `mlledger serve` counts them
 
     def _started(self, offset: int) -> int:
         """How many worker processes have finished starting (their lifespan run) since
