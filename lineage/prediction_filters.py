@@ -256,22 +256,11 @@ class FilterCache:
 
     def epochs(self, raw: Raw, project: str, records: Iterable[str]) -> list[int]:
         """The epochs a lookup of ``records`` (pseudonyms of ``project``) must seek, in
-        order: those whose filter may hold one of them, and always the newest. Reads
-        the newest epoch and the generation in one query, in the caller's snapshot."""
-        row = raw.one(
-            "SELECT (SELECT MAX(epoch) FROM prediction_index), "
-            "(SELECT generation FROM prediction_filter_state)"
-        )
-        if row is None or row[0] is None:
+        order: those whose filter may hold one of them, and always the newest."""
+        current = self.refresh(raw)
+        if current is None:
             return []
-        last, generation = int(row[0]), row[1]
-        with self._lock:
-            if generation != self.generation:
-                self.generation, self.words, self.sealed = generation, 0, 0
-                self.bits = array("Q")
-            if self.sealed < last:
-                self._load(raw, last)
-            bits, words = self.bits, self.words
+        last, bits, words = current
         if not words:  # no sealed epoch has a filter: every one is sought
             return list(range(last + 1))
         mix, patterns, top = project_mix(project), _patterns(), words - 1
@@ -283,6 +272,26 @@ class FilterCache:
             maybe.update(e for e, word in enumerate(column) if word & pattern == pattern)
         maybe.discard(last)
         return [*sorted(e for e in maybe if e < last), last]
+
+    def refresh(self, raw: Raw) -> tuple[int, array[int], int] | None:
+        """Bring the cache up to the store (every sealed epoch's filter loaded, all
+        dropped when the generation changed): the newest epoch, the bits and the
+        words per epoch, or None while the index is empty. Reads the newest epoch
+        and the generation in one query, in the caller's snapshot."""
+        row = raw.one(
+            "SELECT (SELECT MAX(epoch) FROM prediction_index), "
+            "(SELECT generation FROM prediction_filter_state)"
+        )
+        if row is None or row[0] is None:
+            return None
+        last, generation = int(row[0]), row[1]
+        with self._lock:
+            if generation != self.generation:
+                self.generation, self.words, self.sealed = generation, 0, 0
+                self.bits = array("Q")
+            if self.sealed < last:
+                self._load(raw, last)
+            return last, self.bits, self.words
 
     def _load(self, raw: Raw, last: int) -> None:
         """Add the filters of epochs ``sealed .. last - 1`` (now sealed)."""

@@ -41,7 +41,8 @@ from lineage.answers import (
     TrainedOnAnswer,
     TrainingDataset,
 )
-from lineage.graph import MemoryReader, reading
+from lineage.graph import MemoryReader, graph_of, reading
+from lineage.neo4j import attached
 from lineage.walks import (
     Direction,
     GraphReader,
@@ -162,13 +163,10 @@ def warm(ledger: Ledger) -> None:
     wait: the embedded lineage graph, which the questions walk unless a Neo4j graph
     is attached (erasure plans and model reports still load it when they first need
     it), and the prediction index's filters."""
-    from lineage.graph import graph_of
-    from lineage.neo4j import attached
-
     with ledger.store.read() as conn:
         if attached(ledger) is None:
             graph_of(ledger).current(conn)
-        prediction_filters.cache_of(ledger.store).epochs(Raw(conn), "", [])
+        prediction_filters.cache_of(ledger.store).refresh(Raw(conn))
 
 
 def erased(conn: Connection, project: str, kind: str, reference: str) -> ErasureNote | None:

@@ -57,22 +57,17 @@ def _children(pid: int) -> list[int]:
 def _workers(server: ApiServer) -> list[int]:
     """The uvicorn worker processes under the server's supervisor: the children started
     by multiprocessing's ``spawn_main`` (not its resource tracker or other helpers).
-    Waits until there are as many as the default asks for, since workers start after
-    the supervisor answers."""
+    ``ApiServer`` returned once each had logged its start."""
     assert server.process is not None
-    deadline = time.monotonic() + 30
-    while True:
-        workers = []
-        for child in _children(server.process.pid):
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_bytes()
-            except FileNotFoundError:  # a helper process that ended meanwhile
-                continue
-            if b"spawn_main" in command:
-                workers.append(child)
-        if len(workers) >= default_workers() or time.monotonic() > deadline:
-            return workers
-        time.sleep(0.1)
+    workers = []
+    for child in _children(server.process.pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:  # a helper process that ended meanwhile
+            continue
+        if b"spawn_main" in command:
+            workers.append(child)
+    return workers
 
 
 def test_serve_starts_one_worker_per_core_by_default(server: ApiServer) -> None:

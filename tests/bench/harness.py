@@ -79,9 +79,9 @@ def fresh(work: Path, name: str) -> str:
 def settle(url: str) -> None:
     """After a bulk load into a PostgreSQL ledger, what the server would do within
     minutes, done now so that it does not share the machine with the figures measured
-    next: autovacuum's ``VACUUM (ANALYZE)``, and a ``CHECKPOINT``, whose flush of the
-    load's gigabyte of pages otherwise stalls every commit's WAL sync for up to
-    seconds. Nothing on SQLite. ``CHECKPOINT`` asks for a superuser (or the
+    next: autovacuum's ``VACUUM (ANALYZE)``, and a ``CHECKPOINT`` (the flush of the
+    load's pages, which otherwise competes with the commits measured for the disk).
+    Nothing on SQLite. ``CHECKPOINT`` asks for a superuser (or the
     ``pg_checkpoint`` role): the throwaway server's own user is one."""
     if not url.startswith("postgresql"):
         return
