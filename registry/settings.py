@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     signing_key: str | None = None
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 60.0
-    #: ``MLLEDGER_MAX_BODY_BYTES``: the largest request body a server reads (413 above).
+    #: ``MLLEDGER_MAX_BODY_BYTES``: the largest request body a server reads, decompressed
+    #: when it was sent compressed (413 above).
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     #: ``MLLEDGER_AUTH_FAILURES_PER_MINUTE``: failed authentications of one client address
     #: recorded one by one each minute (ten times as many from all addresses together);

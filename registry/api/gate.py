@@ -15,9 +15,15 @@ A pure ASGI middleware in front of the routes. In order, for each HTTP request:
    entry of their own, the rest are answered 429 and counted, and the window ends
    with one summary entry, so an anonymous flood costs bounded durable bytes and
    still shows in the trail.
-4. **The body limit** (``MLLEDGER_MAX_BODY_BYTES``, 16 MiB by default): a declared
+4. **Compressed bodies**: a ``POST``, ``PUT`` or ``PATCH`` body sent with
+   ``Content-Encoding: gzip`` (or ``x-gzip``) or ``deflate`` (zlib-wrapped or raw) is
+   decoded as it streams in, so the routes see plain JSON; any other coding gets 415
+   naming it, and a body that is not what its coding says gets 400.
+5. **The body limit** (``MLLEDGER_MAX_BODY_BYTES``, 16 MiB by default): a declared
    ``Content-Length`` above it gets 413 at once; a body that grows past it while
-   streaming gets 413 and is not parsed.
+   streaming gets 413 and is not parsed. A compressed body is counted as it
+   decompresses, and decompression stops one byte past the limit: a small body that
+   would inflate to gigabytes (a compression bomb) costs at most the limit in memory.
 
 Trail entries never hold a URL as sent: ``trail_resource`` normalises it
 (identifiers of records and subjects replaced, secrets dropped, control and
@@ -32,6 +38,7 @@ import logging
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +54,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import auth
 from registry.api.problems import KINDS, MEDIA_TYPE, PREFIX
+from registry.canonical import printable
 from registry.ids import check_name, redact_people
 from registry.timeutil import now
 from registry.tracing import current_trace_id
@@ -351,6 +359,13 @@ class Gate:
                 await _problem(send, scope, *answer)
                 return
             scope[PRINCIPAL] = answer
+        coding = None
+        if scope.get("method") in BODY_METHODS:
+            found = _coding(scope)
+            if isinstance(found, tuple):
+                await _problem(send, scope, *found)
+                return
+            coding = found
         length = _content_length(scope)
         if length is not None and length > self.body_limit:
             await _problem(send, scope, *self._too_large())
@@ -358,7 +373,15 @@ class Gate:
         if length is None and scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
-        await self._limited(scope, receive, send)
+        if coding is not None:
+            # The routes see the decoded body: without its coding and its length.
+            scope = dict(scope)
+            scope["headers"] = [
+                (name, value)
+                for name, value in scope.get("headers", ())
+                if name.lower() not in (b"content-encoding", b"content-length")
+            ]
+        await self._limited(scope, receive, send, coding)
 
     # --- routing ------------------------------------------------------------------------
 
@@ -430,15 +453,22 @@ class Gate:
 
     # --- the body ------------------------------------------------------------------------
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, coding: str | None = None
+    ) -> None:
         received = 0
         started = False
+        decoder = None if coding is None else _Decoder(coding, self.body_limit)
 
         async def counted() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                if decoder is not None:
+                    body = decoder.feed(body, final=not message.get("more_body", False))
+                    message = {**message, "body": body}
+                received += len(body)
                 if received > self.body_limit:
                     raise _TooLarge(self.body_limit)
             return message
@@ -455,6 +485,98 @@ class Gate:
             if started:
                 raise
             await _problem(send, scope, *self._too_large())
+        except _Undecodable as exc:
+            if started:
+                raise
+            await _problem(send, scope, "invalid-input", str(exc.detail), {})
+
+
+#: Methods whose routes read a request body (the only ones whose coding matters).
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: The content codings a request body may arrive in, and the names they go by.
+CODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
+
+
+def _coding(scope: Scope) -> str | tuple[str, str, dict[str, str]] | None:
+    """The coding to decode a request body from (None: as sent), or the 415 refusal of
+    a coding the gate does not decode."""
+    value = _headers(scope).get("content-encoding")
+    if value is None:
+        return None
+    codings = [c.strip().lower() for c in value.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return None
+    unknown = [c for c in codings if c not in CODINGS]
+    if unknown or len(codings) > 1:
+        named = repr(printable(unknown[0] if unknown else value)[:64])
+        return (
+            "unsupported-media-type",
+            f"Content-Encoding {named} is not decoded here: send the body as is, or "
+            "compressed once with gzip or deflate",
+            {"Accept-Encoding": "gzip, deflate"},
+        )
+    return CODINGS[codings[0]]
+
+
+class _Undecodable(HTTPException):
+    """A request body that is not what its ``Content-Encoding`` says: 400."""
+
+    def __init__(self, coding: str, why: str):
+        super().__init__(
+            400,
+            f"the request body is not valid {coding} data ({why}): expected the body "
+            f"compressed as its Content-Encoding says, or sent without one",
+        )
+
+
+class _Decoder:
+    """A body's coding undone as its chunks arrive, never making more than one byte past
+    ``limit`` (the caller then answers 413). gzip may hold several members one after
+    another (RFC 1952); deflate is the zlib format (RFC 1950) or, as some clients send
+    it, raw deflate (RFC 1951)."""
+
+    def __init__(self, coding: str, limit: int):
+        self.coding, self.limit = coding, limit
+        self.made = 0
+        self._stream: Any = None
+        self._held = b""  # the first byte of a deflate body, until its header is known
+
+    def feed(self, data: bytes, *, final: bool) -> bytes:
+        if self._held:
+            data, self._held = self._held + data, b""
+        out: list[bytes] = []
+        try:
+            while data:
+                if self._stream is None or self._stream.eof:
+                    if self._stream is not None and self.coding != "gzip":
+                        raise _Undecodable(self.coding, "bytes after the end of the stream")
+                    if self.coding == "deflate" and len(data) < 2 and not final:
+                        self._held = data
+                        break
+                    self._stream = zlib.decompressobj(self._wbits(data))
+                room = self.limit - self.made + 1
+                chunk = self._stream.decompress(data, room)
+                self.made += len(chunk)
+                if self.made > self.limit:
+                    raise _TooLarge(self.limit)
+                out.append(chunk)
+                # Not at its end, the stream took every byte (it stopped short of ``room``).
+                data = self._stream.unused_data if self._stream.eof else b""
+        except zlib.error as exc:
+            raise _Undecodable(self.coding, str(exc)) from None
+        if final and self.made == 0 and self._stream is None:
+            return b""  # an empty body stays empty
+        if final and (self._stream is None or not self._stream.eof):
+            raise _Undecodable(self.coding, "it ends before its compressed stream does")
+        return b"".join(out)
+
+    def _wbits(self, start: bytes) -> int:
+        if self.coding == "gzip":
+            return 16 + zlib.MAX_WBITS
+        header = int.from_bytes(start[:2], "big")
+        zlib_wrapped = len(start) >= 2 and start[0] & 0x0F == 8 and header % 31 == 0
+        return zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -217,6 +217,8 @@ def document_problems(spec: dict[str, Any]) -> dict[str, Any]:
                 slugs.extend(EVERY_GATED_OPERATION)
             if operation.get("parameters") or operation.get("requestBody"):
                 slugs.append("invalid-request")
+            if operation.get("requestBody"):
+                slugs.append("unsupported-media-type")  # a Content-Encoding not decoded
             for key in [k for k in answers if k.isdigit() and int(k) >= 400]:
                 slugs.extend(_slugs(answers.pop(key), shared))
             by_status: dict[int, set[str]] = {}
