@@ -29,12 +29,12 @@ _STATES = {"running": "RUNNING", "completed": "COMPLETED", "failed": "FAILED"}
 _EDGE_KINDS = ("input", "output", "serves")
 
 
-def _marquez_id(node_type: NodeType, key: tuple[str, str]) -> str:
+def marquez_id(node_type: NodeType, key: tuple[str, str]) -> str:
     return f"{'dataset' if node_type == 'DATASET' else 'job'}:{key[0]}:{key[1]}"
 
 
 @dataclass
-class _Node:
+class GroupNode:
     type: NodeType
     key: tuple[str, str]
     kind: str  # dataset, model, job, deployment
@@ -42,15 +42,15 @@ class _Node:
 
     @property
     def id(self) -> str:
-        return _marquez_id(self.type, self.key)
+        return marquez_id(self.type, self.key)
 
 
 @dataclass
-class _Project:
+class ProjectGraph:
     """A project's catalogue grouped into Marquez's nodes, and the edges between them."""
 
     project: str
-    nodes: dict[str, _Node] = field(default_factory=dict)
+    nodes: dict[str, GroupNode] = field(default_factory=dict)
     of: dict[str, str] = field(default_factory=dict)  # mlledger node id -> Marquez node id
     edges: set[tuple[str, str]] = field(default_factory=set)
     versions: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # id -> ns,name,v
@@ -59,10 +59,10 @@ class _Project:
     def _add(
         self, node_type: NodeType, key: tuple[str, str], kind: str, row: dict[str, Any], member: str
     ) -> None:
-        node_id = _marquez_id(node_type, key)
+        node_id = marquez_id(node_type, key)
         node = self.nodes.get(node_id)
         if node is None:
-            node = self.nodes[node_id] = _Node(node_type, key, kind)
+            node = self.nodes[node_id] = GroupNode(node_type, key, kind)
         node.rows.append(row)
         self.of[member] = node_id
 
@@ -72,7 +72,7 @@ class _Project:
         self.versions[row["id"]] = (*key, row["version"])
 
     @classmethod
-    def load(cls, conn: Any, project: str, graph: GraphReader) -> _Project:
+    def load(cls, conn: Any, project: str, graph: GraphReader) -> ProjectGraph:
         """The project's catalogue, read through ``conn``, with the edges of ``graph``."""
         raw = Raw(conn)
         world = cls(project)
@@ -154,17 +154,17 @@ class _Project:
             elif edge.kind == "output":
                 self.run_io.setdefault(member, {}).setdefault("out", []).append(dst)
 
-    def find(self, node_type: NodeType, rest: str) -> _Node | None:
+    def find(self, node_type: NodeType, rest: str) -> GroupNode | None:
         """The node ``<namespace>:<name>`` names, trying each ':' as the separator."""
         for i, char in enumerate(rest):
             if char == ":":
-                node = self.nodes.get(_marquez_id(node_type, (rest[:i], rest[i + 1 :])))
+                node = self.nodes.get(marquez_id(node_type, (rest[:i], rest[i + 1 :])))
                 if node is not None:
                     return node
         return None
 
 
-def _parse_marquez(node_id: str) -> tuple[NodeType, str]:
+def parse_marquez(node_id: str) -> tuple[NodeType, str]:
     expected = (
         "expected 'dataset:<namespace>:<name>' or 'job:<namespace>:<name>' "
         "(the namespace may itself contain ':')"
@@ -192,16 +192,16 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
     check_name(project, "project")
     if not isinstance(depth, int) or depth < 0:
         raise InvalidNodeId(f"depth {depth!r} is not valid: expected 0 or more")
-    node_type, rest = _parse_marquez(node_id)
+    node_type, rest = parse_marquez(node_id)
     with ledger.store.read() as conn, reading(ledger, conn) as reader:
-        world = _Project.load(conn, project, reader)
+        world = ProjectGraph.load(conn, project, reader)
     start = world.find(node_type, rest)
     if start is None:
         raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")
     return {"graph": _graph(world, _around(world, start.id, depth))}
 
 
-def _around(world: _Project, start: str, depth: int) -> set[str]:
+def _around(world: ProjectGraph, start: str, depth: int) -> set[str]:
     """The nodes within ``depth`` hops of ``start`` (either way), plus every dataset
     of a job among them."""
     neighbours: dict[str, set[str]] = {}
@@ -225,7 +225,7 @@ def _around(world: _Project, start: str, depth: int) -> set[str]:
     return included
 
 
-def _graph(world: _Project, included: set[str]) -> list[dict[str, Any]]:
+def _graph(world: ProjectGraph, included: set[str]) -> list[dict[str, Any]]:
     """Marquez's ``graph``: the ``included`` nodes sorted by id, with their edges."""
     incoming: dict[str, list[str]] = {}
     outgoing: dict[str, list[str]] = {}
@@ -241,9 +241,9 @@ def _graph(world: _Project, included: set[str]) -> list[dict[str, Any]]:
                 "id": node,
                 "type": item.type,
                 "data": (
-                    _dataset_data(item)
+                    dataset_data(item)
                     if item.type == "DATASET"
-                    else _job_data(world, item, ins, outs)
+                    else job_data(world, item, ins, outs)
                 ),
                 "inEdges": [{"origin": o, "destination": node} for o in ins if o in included],
                 "outEdges": [{"origin": node, "destination": d} for d in outs if d in included],
@@ -252,16 +252,16 @@ def _graph(world: _Project, included: set[str]) -> list[dict[str, Any]]:
     return graph
 
 
-def _ref(key: tuple[str, str]) -> dict[str, str]:
+def ref(key: tuple[str, str]) -> dict[str, str]:
     return {"namespace": key[0], "name": key[1]}
 
 
-def _dataset_data(node: _Node) -> dict[str, Any]:
+def dataset_data(node: GroupNode) -> dict[str, Any]:
     """A node's data shaped as Marquez's DatasetData (plus currentVersion and mlledger)."""
     first, latest = node.rows[0], node.rows[-1]
     written = [r["at"] for r in node.rows if r["produced_by"]]
     return {
-        "id": _ref(node.key),
+        "id": ref(node.key),
         "type": "DB_TABLE",
         "name": node.key[1],
         "physicalName": node.key[1],
@@ -291,7 +291,7 @@ def _duration_ms(start: str | None, end: str | None) -> int | None:
     return int(delta.total_seconds() * 1000)
 
 
-def _versions(world: _Project, nodes: Iterable[str]) -> list[dict[str, Any]]:
+def version_refs(world: ProjectGraph, nodes: Iterable[str]) -> list[dict[str, Any]]:
     out = []
     for node in sorted(set(nodes)):
         if node in world.versions:
@@ -305,7 +305,7 @@ def _versions(world: _Project, nodes: Iterable[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _run(
+def marquez_run(
     run_uuid: str,
     started: str,
     ended: str | None,
@@ -336,13 +336,17 @@ def _run(
     }
 
 
-def _latest_run(world: _Project, node: _Node) -> dict[str, Any]:
+def latest_run(world: ProjectGraph, node: GroupNode) -> dict[str, Any]:
     """The latest run of a job node, shaped as Marquez's Run."""
+    return run_data(world, node, node.rows[-1])
+
+
+def run_data(world: ProjectGraph, node: GroupNode, row: dict[str, Any]) -> dict[str, Any]:
+    """One run of a job node (``row``, one of its rows), shaped as Marquez's Run."""
     job = {"namespace": node.key[0], "name": node.key[1], "version": None}
-    row = node.rows[-1]
     if node.kind == "deployment":
         at = row["updated"]
-        return _run(
+        return marquez_run(
             naming.deployment_run(row["id"], row["position"]),
             at,
             at,
@@ -350,14 +354,14 @@ def _latest_run(world: _Project, node: _Node) -> dict[str, Any]:
             job,
             duration=0,
             args={},
-            inputs=_versions(world, [s["model"] for s in row["served"]]),
+            inputs=version_refs(world, [s["model"] for s in row["served"]]),
             outputs=[],
         )
     state = _STATES.get(row["status"], "OTHER")
     if state == "FAILED" and (row["error"] or "").startswith("openlineage.ABORT"):
         state = "ABORTED"
     io = world.run_io.get(row["id"], {})
-    return _run(
+    return marquez_run(
         naming.uuid_of(row["id"]),
         row["started"],
         row["ended"],
@@ -368,12 +372,14 @@ def _latest_run(world: _Project, node: _Node) -> dict[str, Any]:
             k: v if isinstance(v, str) else json.dumps(v, sort_keys=True)
             for k, v in row["params"].items()
         },
-        inputs=_versions(world, io.get("in", [])),
-        outputs=_versions(world, io.get("out", [])),
+        inputs=version_refs(world, io.get("in", [])),
+        outputs=version_refs(world, io.get("out", [])),
     )
 
 
-def _job_data(world: _Project, node: _Node, ins: list[str], outs: list[str]) -> dict[str, Any]:
+def job_data(
+    world: ProjectGraph, node: GroupNode, ins: list[str], outs: list[str]
+) -> dict[str, Any]:
     """A node's data shaped as Marquez's JobData (plus mlledger): ``ins`` and ``outs``
     are every dataset it ever read (or served) and wrote."""
     row = node.rows[-1]
@@ -388,7 +394,7 @@ def _job_data(world: _Project, node: _Node, ins: list[str], outs: list[str]) -> 
         if row["parent"] and row["parent"] in world.of:
             parent_name = world.nodes[world.of[row["parent"]]].key[1]
     return {
-        "id": _ref(node.key),
+        "id": ref(node.key),
         "type": "SERVICE" if node.kind == "deployment" else "BATCH",
         "name": node.key[1],
         "simpleName": node.key[1],
@@ -398,10 +404,10 @@ def _job_data(world: _Project, node: _Node, ins: list[str], outs: list[str]) -> 
         "createdAt": created,
         "updatedAt": updated,
         "namespace": node.key[0],
-        "inputs": [_ref(world.nodes[n].key) for n in ins],
-        "outputs": [_ref(world.nodes[n].key) for n in outs],
+        "inputs": [ref(world.nodes[n].key) for n in ins],
+        "outputs": [ref(world.nodes[n].key) for n in outs],
         "location": None,
         "description": None,
-        "latestRun": _latest_run(world, node),
+        "latestRun": latest_run(world, node),
         "mlledger": {"kind": node.kind, "runs": len(node.rows)},
     }

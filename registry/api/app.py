@@ -32,6 +32,7 @@ from registry.api.routers import (
     grants,
     jobs,
     keys,
+    marquez,
     openlineage,
     questions,
     reports,
@@ -56,6 +57,7 @@ ROUTERS = tuple(
         keys,
         grants,
         openlineage,
+        marquez,
     )
 )
 

@@ -343,6 +343,7 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope = _encoded_segments_kept(scope)
         requirement, path_params = self._match(scope)
         refusal = _url_refusal(scope)
         if refusal is not None:
@@ -577,6 +578,29 @@ class _Decoder:
         header = int.from_bytes(start[:2], "big")
         zlib_wrapped = len(start) >= 2 and start[0] & 0x0F == 8 and header % 31 == 0
         return zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS
+
+
+#: Paths whose segments may hold an encoded ``/`` (Marquez's namespaces and names, such
+#: as ``s3:%2F%2Fbucket``): routed on the segments as sent.
+MARQUEZ_PREFIXES = ("/api/v1/namespaces/",)
+
+
+def _encoded_segments_kept(scope: Scope) -> Scope:
+    """The scope of a request under ``MARQUEZ_PREFIXES`` with each path segment decoded
+    but for ``%`` and ``/`` (as ``%25`` and ``%2F``), so that a name holding ``/`` stays
+    one segment; the routes decode them (``unquote``). Other paths are left alone."""
+    path = str(scope.get("path", ""))
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes) or not path.startswith(MARQUEZ_PREFIXES):
+        return scope
+    sent = raw.decode("latin-1")
+    if unquote(sent, errors="replace") != path:
+        return scope  # not the path routed (a prefix was taken off): leave it be
+    segments = [
+        unquote(segment, errors="replace").replace("%", "%25").replace("/", "%2F")
+        for segment in sent.split("/")
+    ]
+    return {**scope, "path": "/".join(segments)}
 
 
 def _headers(scope: Scope) -> dict[str, str]:

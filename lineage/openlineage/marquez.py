@@ -1,0 +1,495 @@
+"""Marquez's read API over one project: namespaces, jobs, runs and their facets,
+datasets and their versions, search, and the feed of OpenLineage events received.
+
+Each answer has the shape Marquez's published OpenAPI document (v1) gives it, built
+from the read model of ``lineage.openlineage.readmodel``: the project's catalogue
+grouped into Marquez's nodes (datasets and jobs, in their OpenLineage namespaces;
+native dataset, model, run and deployment names in the project's namespace). What
+Marquez does not have is kept out of its members or added beside them (``mlledger``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from lineage.graph import reading
+from lineage.openlineage import naming
+from lineage.openlineage.readmodel import (
+    GroupNode,
+    ProjectGraph,
+    dataset_data,
+    job_data,
+    marquez_id,
+    run_data,
+)
+from registry.canonical import loads
+from registry.errors import FieldError, NotFound
+from registry.ids import check_name
+from registry.store.raw import Raw
+from registry.timeutil import to_timestamp
+
+if TYPE_CHECKING:
+    from registry.ledger import Ledger
+
+#: How many of a job's newest runs ``latestRuns`` lists (as Marquez does).
+LATEST_RUNS = 10
+#: The event types that keep an OpenLineage event as it was received.
+RECEIVED_TYPES = ("openlineage-run-event", "openlineage-dataset-event", "openlineage-job-event")
+
+
+def project_graph(ledger: Ledger, project: str) -> ProjectGraph:
+    """The read model of ``project``: its catalogue grouped into Marquez's nodes."""
+    check_name(project, "project")
+    with ledger.store.read() as conn, reading(ledger, conn) as reader:
+        return ProjectGraph.load(conn, project, reader)
+
+
+def _page(items: Sequence[Any], limit: int, offset: int) -> list[Any]:
+    return list(items[offset : offset + limit])
+
+
+def _neighbours(world: ProjectGraph, node: GroupNode) -> tuple[list[str], list[str]]:
+    """The nodes with an edge into ``node`` and those it has an edge to, sorted."""
+    ins = sorted(origin for origin, destination in world.edges if destination == node.id)
+    outs = sorted(destination for origin, destination in world.edges if origin == node.id)
+    return ins, outs
+
+
+# --- namespaces ---------------------------------------------------------------------------
+
+
+def _namespace_rows(world: ProjectGraph) -> dict[str, list[GroupNode]]:
+    found: dict[str, list[GroupNode]] = {}
+    for node in world.nodes.values():
+        found.setdefault(node.key[0], []).append(node)
+    return found
+
+
+def _namespace(name: str, nodes: list[GroupNode]) -> dict[str, Any]:
+    created = [_created(node) for node in nodes]
+    updated = [_updated(node) for node in nodes]
+    return {
+        "name": name,
+        "createdAt": min(created),
+        "updatedAt": max(updated),
+        # Marquez's owner of a namespace made by events.
+        "ownerName": "anonymous",
+        "description": None,
+        "isHidden": False,
+    }
+
+
+def _created(node: GroupNode) -> str:
+    first = node.rows[0]
+    return str(first.get("at") or first.get("started") or first.get("created"))
+
+
+def _updated(node: GroupNode) -> str:
+    times = [
+        r.get("at") or r.get("ended") or r.get("started") or r.get("updated") for r in node.rows
+    ]
+    return str(max(t for t in times if t))
+
+
+def namespaces(ledger: Ledger, project: str, *, limit: int, offset: int) -> dict[str, Any]:
+    """Every namespace with a dataset or job of the project, by name."""
+    world = project_graph(ledger, project)
+    found = _namespace_rows(world)
+    listed = [_namespace(name, found[name]) for name in sorted(found)]
+    return {"namespaces": _page(listed, limit, offset), "totalCount": len(listed)}
+
+
+def namespace(ledger: Ledger, project: str, name: str) -> dict[str, Any]:
+    world = project_graph(ledger, project)
+    nodes = _namespace_rows(world).get(name)
+    if nodes is None:
+        raise NotFound(f"no namespace {name!r} in project {project!r}")
+    return _namespace(name, nodes)
+
+
+# --- jobs and runs ------------------------------------------------------------------------
+
+
+def _job_node(world: ProjectGraph, namespace: str, name: str) -> GroupNode:
+    node = world.nodes.get(marquez_id("JOB", (namespace, name)))
+    if node is None:
+        raise NotFound(f"no job {name!r} in namespace {namespace!r}")
+    return node
+
+
+def _runs_newest_first(node: GroupNode) -> list[dict[str, Any]]:
+    return list(reversed(node.rows))
+
+
+def _job(world: ProjectGraph, node: GroupNode, facets: RunFacets) -> dict[str, Any]:
+    ins, outs = _neighbours(world, node)
+    data = job_data(world, node, ins, outs)
+    newest = _runs_newest_first(node)[:LATEST_RUNS]
+    data["latestRun"] = facets.fill(data["latestRun"], node.rows[-1]["id"])
+    data["latestRuns"] = [facets.fill(run_data(world, node, row), row["id"]) for row in newest]
+    data["facets"] = facets.job_facets(node.rows[-1]["id"]) if node.kind == "job" else {}
+    data["currentVersion"] = None
+    return data
+
+
+def jobs(
+    ledger: Ledger, project: str, namespace: str, *, limit: int, offset: int
+) -> dict[str, Any]:
+    """The jobs of ``namespace``, by name."""
+    world = project_graph(ledger, project)
+    nodes = sorted(
+        (n for n in world.nodes.values() if n.type == "JOB" and n.key[0] == namespace),
+        key=lambda n: n.key[1],
+    )
+    page = _page(nodes, limit, offset)
+    facets = RunFacets.read(ledger, project, _latest_runs(page))
+    return {"jobs": [_job(world, n, facets) for n in page], "totalCount": len(nodes)}
+
+
+def _latest_runs(nodes: Iterable[GroupNode]) -> list[str]:
+    return [
+        row["id"]
+        for node in nodes
+        if node.kind == "job"
+        for row in _runs_newest_first(node)[:LATEST_RUNS]
+    ]
+
+
+def job(ledger: Ledger, project: str, namespace: str, name: str) -> dict[str, Any]:
+    world = project_graph(ledger, project)
+    node = _job_node(world, namespace, name)
+    return _job(world, node, RunFacets.read(ledger, project, _latest_runs([node])))
+
+
+def job_runs(
+    ledger: Ledger, project: str, namespace: str, name: str, *, limit: int, offset: int
+) -> dict[str, Any]:
+    """The runs of a job, newest first."""
+    world = project_graph(ledger, project)
+    node = _job_node(world, namespace, name)
+    rows = _page(_runs_newest_first(node), limit, offset)
+    facets = RunFacets.read(ledger, project, [r["id"] for r in rows if node.kind == "job"])
+    return {
+        "runs": [facets.fill(run_data(world, node, row), row["id"]) for row in rows],
+        "totalCount": len(node.rows),
+    }
+
+
+def _find_run(world: ProjectGraph, run_uuid: str) -> tuple[GroupNode, dict[str, Any]]:
+    wanted = run_uuid.lower()
+    for node in world.nodes.values():
+        if node.type != "JOB":
+            continue
+        for row in node.rows:
+            if node.kind == "deployment":
+                if naming.deployment_run(row["id"], row["position"]) == wanted:
+                    return node, row
+            elif naming.uuid_of(row["id"]) == wanted:
+                return node, row
+    raise NotFound(f"no run {run_uuid!r} in this project")
+
+
+def run(ledger: Ledger, project: str, run_uuid: str) -> dict[str, Any]:
+    world = project_graph(ledger, project)
+    node, row = _find_run(world, run_uuid)
+    facets = RunFacets.read(ledger, project, [row["id"]] if node.kind == "job" else [])
+    return facets.fill(run_data(world, node, row), row["id"])
+
+
+def run_facets(
+    ledger: Ledger, project: str, run_uuid: str, kind: Literal["run", "job"]
+) -> dict[str, Any]:
+    """The run's (or its job's) facets, merged over the OpenLineage events of the run
+    in the order received (a later event's facet of the same name wins)."""
+    world = project_graph(ledger, project)
+    node, row = _find_run(world, run_uuid)
+    facets = RunFacets.read(ledger, project, [row["id"]] if node.kind == "job" else [])
+    merged = facets.run_facets(row["id"]) if kind == "run" else facets.job_facets(row["id"])
+    return {"runId": run_uuid.lower(), "facets": merged}
+
+
+class RunFacets:
+    """The facets the OpenLineage events of some runs carried, merged per run."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def read(cls, ledger: Ledger, project: str, runs: Sequence[str]) -> RunFacets:
+        found = cls()
+        if not runs:
+            return found
+        with ledger.store.read() as conn:
+            raw = Raw(conn)
+            for start in range(0, len(runs), 500):
+                chunk = list(runs[start : start + 500])
+                for entity, body in raw.all(
+                    "SELECT entity, body FROM events WHERE project = ? AND type = ? "
+                    f"AND entity {raw.among(chunk)} ORDER BY position",
+                    (project, "openlineage-run-event", *raw.among_params(chunk)),
+                ):
+                    event = loads(body)
+                    found.runs.setdefault(entity, {}).update(event.get("run_facets") or {})
+                    job_facets = (event.get("job") or {}).get("facets") or {}
+                    found.jobs.setdefault(entity, {}).update(job_facets)
+        return found
+
+    def run_facets(self, run: str) -> dict[str, Any]:
+        return dict(self.runs.get(run, {}))
+
+    def job_facets(self, run: str) -> dict[str, Any]:
+        return dict(self.jobs.get(run, {}))
+
+    def fill(self, answer: dict[str, Any], run: str) -> dict[str, Any]:
+        """``answer``, the Marquez Run of ``run``, with the facets its events carried."""
+        answer["facets"] = self.run_facets(run)
+        return answer
+
+
+# --- datasets and their versions ---------------------------------------------------------
+
+
+def _dataset_node(world: ProjectGraph, namespace: str, name: str) -> GroupNode:
+    node = world.nodes.get(marquez_id("DATASET", (namespace, name)))
+    if node is None:
+        raise NotFound(f"no dataset {name!r} in namespace {namespace!r}")
+    return node
+
+
+def _dataset(node: GroupNode) -> dict[str, Any]:
+    data = dataset_data(node)
+    data["facets"] = {}
+    data["deleted"] = False
+    return data
+
+
+def datasets(
+    ledger: Ledger, project: str, namespace: str, *, limit: int, offset: int
+) -> dict[str, Any]:
+    """The datasets of ``namespace``, by name (model versions as ``model/<name>``)."""
+    world = project_graph(ledger, project)
+    nodes = sorted(
+        (n for n in world.nodes.values() if n.type == "DATASET" and n.key[0] == namespace),
+        key=lambda n: n.key[1],
+    )
+    return {
+        "datasets": [_dataset(n) for n in _page(nodes, limit, offset)],
+        "totalCount": len(nodes),
+    }
+
+
+def dataset(ledger: Ledger, project: str, namespace: str, name: str) -> dict[str, Any]:
+    return _dataset(_dataset_node(project_graph(ledger, project), namespace, name))
+
+
+def _dataset_version(world: ProjectGraph, node: GroupNode, row: dict[str, Any]) -> dict[str, Any]:
+    namespace, name = node.key
+    created_by = None
+    producer = row.get("produced_by")
+    if producer and producer in world.of:
+        job_node = world.nodes[world.of[producer]]
+        runs = [r for r in job_node.rows if r["id"] == producer]
+        if runs and job_node.kind == "job":
+            created_by = run_data(world, job_node, runs[0])
+    return {
+        "id": {"namespace": namespace, "name": name, "version": row["version"]},
+        "type": "DB_TABLE",
+        "name": name,
+        "physicalName": name,
+        "createdAt": row["at"],
+        "version": row["version"],
+        "namespace": namespace,
+        "sourceName": namespace,
+        "fields": [
+            {"name": field, "type": kind, "tags": [], "description": None}
+            for field, kind in (row["schema"] or {}).items()
+        ],
+        "tags": [],
+        "lifecycleState": None,
+        "description": None,
+        "createdByRunUuid": None if created_by is None else created_by["id"],
+        "createdByRun": created_by,
+        "facets": {},
+        "mlledger": {"id": row["id"], "kind": node.kind},
+    }
+
+
+def dataset_versions(
+    ledger: Ledger, project: str, namespace: str, name: str, *, limit: int, offset: int
+) -> dict[str, Any]:
+    """The versions of a dataset, newest first."""
+    world = project_graph(ledger, project)
+    node = _dataset_node(world, namespace, name)
+    rows = _page(list(reversed(node.rows)), limit, offset)
+    return {
+        "versions": [_dataset_version(world, node, row) for row in rows],
+        "totalCount": len(node.rows),
+    }
+
+
+def dataset_version(
+    ledger: Ledger, project: str, namespace: str, name: str, version: str
+) -> dict[str, Any]:
+    world = project_graph(ledger, project)
+    node = _dataset_node(world, namespace, name)
+    for row in node.rows:
+        if row["version"] == version:
+            return _dataset_version(world, node, row)
+    raise NotFound(f"no version {version!r} of dataset {name!r} in namespace {namespace!r}")
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+def _pattern(q: str) -> re.Pattern[str]:
+    """Marquez's search pattern: anywhere in the name, case-insensitive, ``%`` any run
+    of characters, ``_`` any one character."""
+    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in q]
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+def _day(text: str | None, field: str) -> str | None:
+    if text is None:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").strftime("%Y-%m-%d")
+    except ValueError:
+        raise FieldError(field, f"{text!r} is not a date: expected YYYY-MM-DD") from None
+
+
+def search(
+    ledger: Ledger,
+    project: str,
+    q: str,
+    *,
+    filter: str | None = None,
+    sort: str = "name",
+    limit: int = 10,
+    namespace: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+) -> dict[str, Any]:
+    """Datasets and jobs whose name matches ``q``, as Marquez's ``/search`` answers."""
+    kinds = {"dataset": ("DATASET",), "job": ("JOB",), None: ("DATASET", "JOB")}
+    wanted = kinds.get(filter.lower() if filter else None)
+    if wanted is None:
+        raise FieldError("filter", f"filter {filter!r} is not one of: dataset, job")
+    if sort.lower() not in ("name", "updated_at", "update_at"):
+        raise FieldError("sort", f"sort {sort!r} is not one of: name, updated_at")
+    until, since = _day(before, "before"), _day(after, "after")
+    pattern = _pattern(q)
+    world = project_graph(ledger, project)
+    results = []
+    for node in world.nodes.values():
+        if node.type not in wanted or not pattern.search(node.key[1]):
+            continue
+        if namespace is not None and node.key[0] != namespace:
+            continue
+        updated = _updated(node)
+        if (until and updated[:10] >= until) or (since and updated[:10] <= since):
+            continue
+        results.append(
+            {
+                "type": node.type,
+                "name": node.key[1],
+                "updatedAt": updated,
+                "namespace": node.key[0],
+                "nodeId": node.id,
+            }
+        )
+    if sort.lower() == "name":
+        results.sort(key=lambda r: (r["name"], r["namespace"], r["type"]))
+    else:
+        results.sort(key=lambda r: (r["updatedAt"], r["nodeId"]), reverse=True)
+    results = results[:limit]
+    return {"totalCount": len(results), "results": results}
+
+
+# --- the feed of events received -----------------------------------------------------------
+
+
+def _instant(text: str) -> str:
+    """An event time in the canonical UTC form, which sorts as time does (as sent when
+    it is outside the ledger's range of times: such an event sorts by its text)."""
+    try:
+        return to_timestamp(text, "eventTime")
+    except FieldError:
+        return text
+
+
+def _as_received(type_: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The OpenLineage event a stored ``openlineage-*-event`` keeps, as received
+    (less what was redacted; numbers stringified stay strings)."""
+
+    def datasets(side: str, theirs: str, ours: str) -> list[dict[str, Any]]:
+        return [
+            {"namespace": d["namespace"], "name": d["name"], "facets": d["facets"], theirs: d[ours]}
+            for d in body.get(side, [])
+        ]
+
+    common = {"eventTime": body["event_time"], "producer": body["producer"]}
+    if type_ == "openlineage-dataset-event":
+        return {
+            **common,
+            "schemaURL": body["schema_url"],
+            "dataset": {
+                "namespace": body["namespace"],
+                "name": body["name"],
+                "facets": body["facets"],
+            },
+        }
+    document = {
+        **common,
+        "schemaURL": body["schema_url"],
+        "job": body["job"],
+        "inputs": datasets("inputs", "inputFacets", "input_facets"),
+        "outputs": datasets("outputs", "outputFacets", "output_facets"),
+    }
+    if type_ == "openlineage-run-event":
+        document = {
+            "eventType": body.get("event_type"),
+            **document,
+            "run": {"runId": naming.uuid_of(entity), "facets": body["run_facets"]},
+        }
+    return document
+
+
+def lineage_events(
+    ledger: Ledger,
+    project: str,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    sort_direction: str = "desc",
+    limit: int = 100,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """The OpenLineage events the project received, by ``eventTime`` (newest first
+    unless ``sort_direction`` is ``asc``), within ``after`` and ``before``."""
+    if sort_direction.lower() not in ("asc", "desc"):
+        raise FieldError("sortDirection", f"{sort_direction!r} is not one of: asc, desc")
+    until = to_timestamp(before, "before") if before else None
+    since = to_timestamp(after, "after") if after else None
+    check_name(project, "project")
+    found = []
+    with ledger.store.read() as conn:
+        raw = Raw(conn)
+        for position, type_, entity, body in raw.all(
+            "SELECT position, type, entity, body FROM events WHERE project = ? "
+            f"AND type {raw.among(RECEIVED_TYPES)} ORDER BY position",
+            (project, *raw.among_params(RECEIVED_TYPES)),
+        ):
+            event = loads(body)
+            moment = _instant(event["event_time"])
+            if (until and moment > until) or (since and moment < since):
+                continue
+            found.append((moment, position, _as_received(type_, entity, event)))
+    found.sort(key=lambda item: (item[0], item[1]), reverse=sort_direction.lower() == "desc")
+    return {
+        "events": [document for _, _, document in _page(found, limit, offset)],
+        "totalCount": len(found),
+    }

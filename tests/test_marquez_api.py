@@ -1,0 +1,340 @@
+"""Marquez's read API on a real server, on SQLite and PostgreSQL: events sent by the
+official openlineage-python client, then every route a Marquez reader calls,
+each answer checked against Marquez's published OpenAPI document
+(``tests/fixtures/marquez``) and against what was sent.
+
+Marquez's document leaves nullability out (OpenAPI 3.0 needs ``nullable: true``)
+while Marquez itself answers ``null`` for an absent description, end time or
+location: the check lets every typed member be null, as Marquez's own answers
+are. It also reads ``DatasetVersion.tags`` as the list of names Marquez answers
+(the document says a string) and ``FacetsResult.facets`` as the map of facets by
+name Marquez answers (the document says one facet), and does not check ``format: uuid`` (dataset
+versions here are the producer's or ``run-<hex>`` labels).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import (
+    InputDataset,
+    Job,
+    OutputDataset,
+    Run,
+    RunEvent,
+    RunState,
+)
+from openlineage.client.facet_v2 import (
+    documentation_dataset,
+    job_type_job,
+    parent_run,
+    schema_dataset,
+    sql_job,
+)
+from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
+
+from lineage import openlineage
+from registry.assembly import open_ledger
+from tests.support.apiserver import ApiServer
+
+P = "marquezlike"
+OTHER = "elsewhere"
+PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.0.0/integration/airflow"
+SOURCE = "postgres://db:5432"
+LAKE = "s3://lake"
+JOB = "nightly.load_orders"
+PARENT_RUN = "0190d3a4-0000-7000-8000-00000000beef"
+MARQUEZ = json.loads(
+    (Path(__file__).parent / "fixtures" / "marquez" / "openapi.json").read_text()
+)
+
+
+def _nullable(node: Any) -> Any:
+    """Marquez's schemas as its answers are: every typed member may be null."""
+    if isinstance(node, list):
+        return [_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable(v) for k, v in node.items() if k not in ("discriminator", "example")}
+    if "type" in out:
+        if out["type"] is None:
+            del out["type"]  # `type:` left empty in the document
+        elif isinstance(out["type"], str):
+            out["type"] = [out["type"], "null"]
+    return out
+
+
+def _schemas() -> dict[str, Any]:
+    document = copy.deepcopy(MARQUEZ)
+    version = document["components"]["schemas"]["DatasetVersion"]["properties"]
+    version["tags"] = {"type": "array", "items": {"type": "string"}}
+    result = document["components"]["schemas"]["FacetsResult"]["properties"]
+    result["facets"] = {"type": "object", "additionalProperties": result["facets"]}
+    return {"components": _nullable(document["components"])}
+
+
+SCHEMAS = _schemas()
+
+
+def conforms(answer: Any, schema: str) -> None:
+    """``answer`` is valid against Marquez's component ``schema``."""
+    jsonschema.Draft7Validator(
+        {**SCHEMAS, "$ref": f"#/components/schemas/{schema}"}
+    ).validate(answer)
+
+
+@pytest.fixture(scope="module")
+def server(store_server: ApiServer) -> ApiServer:
+    return store_server
+
+
+def _schema(*fields: tuple[str, str, str | None]) -> schema_dataset.SchemaDatasetFacet:
+    return schema_dataset.SchemaDatasetFacet(
+        fields=[
+            schema_dataset.SchemaDatasetFacetFields(name=n, type=t, description=d)
+            for n, t, d in fields
+        ]
+    )
+
+
+def _event(run_id: str, state: RunState, at: str) -> RunEvent:
+    return RunEvent(
+        eventType=state,
+        eventTime=at,
+        run=Run(
+            runId=run_id,
+            facets={
+                "parent": parent_run.ParentRunFacet(
+                    run=parent_run.Run(runId=PARENT_RUN),
+                    job=parent_run.Job(namespace="airflow", name="nightly"),
+                )
+            },
+        ),
+        job=Job(
+            namespace="airflow",
+            name=JOB,
+            facets={
+                "sql": sql_job.SQLJobFacet(query="INSERT INTO daily SELECT * FROM orders"),
+                "jobType": job_type_job.JobTypeJobFacet(
+                    processingType="BATCH", integration="AIRFLOW", jobType="TASK"
+                ),
+            },
+        ),
+        producer=PRODUCER,
+        inputs=[
+            InputDataset(
+                namespace=SOURCE,
+                name="shop.public.orders",
+                facets={
+                    # Table order, not alphabetical.
+                    "schema": _schema(
+                        ("id", "bigint", None),
+                        ("amount", "numeric", "in cents"),
+                        ("customer", "text", None),
+                    ),
+                    "documentation": documentation_dataset.DocumentationDatasetFacet(
+                        description="Every order placed."
+                    ),
+                },
+            )
+        ],
+        outputs=[
+            OutputDataset(
+                namespace=LAKE,
+                name="orders/daily",
+                facets={"schema": _schema(("day", "date", None), ("total", "numeric", None))},
+            )
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def sent(server: ApiServer) -> dict[str, Any]:
+    """Two runs of one job sent by the official client: one completed, one failed."""
+    key = ApiKeyTokenProvider({"apiKey": server.key(P, "writer")})
+    config = HttpConfig(url=server.url, auth=key)
+    client = OpenLineageClient(transport=HttpTransport(config))
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    ledger = open_ledger(server.db)
+    try:
+        head = ledger.head()
+        client.emit(_event(first, RunState.START, "2026-11-01T10:00:00.000Z"))
+        client.emit(_event(first, RunState.COMPLETE, "2026-11-01T10:05:00.000Z"))
+        client.emit(_event(second, RunState.START, "2026-11-02T10:00:00.000Z"))
+        client.emit(_event(second, RunState.FAIL, "2026-11-02T10:01:00.000Z"))
+        appended = ledger.read(head + 1)
+    finally:
+        ledger.close()
+    received = [e for e in appended if e.type == "openlineage-run-event"]
+    assert [e.body["event_type"] for e in received] == ["START", "COMPLETE", "START", "FAIL"]
+    assert {e.entity for e in received} == {f"run:{first}", f"run:{second}"}
+    return {"first": first, "second": second}
+
+
+@pytest.fixture(scope="module")
+def http(server: ApiServer) -> httpx.Client:
+    return server.client(server.key(P, "viewer"))
+
+
+def _ok(http: httpx.Client, path: str, **params: Any) -> Any:
+    answer = http.get(path, params=params)
+    assert answer.status_code == 200, (path, answer.text)
+    return answer.json()
+
+
+def test_namespaces_list_every_namespace_of_the_project(
+    http: httpx.Client, sent: dict[str, Any]
+) -> None:
+    listed = _ok(http, "/namespaces")
+    conforms(listed, "NamespaceList")
+    names = [n["name"] for n in listed["namespaces"]]
+    assert {"airflow", SOURCE, LAKE} <= set(names)
+    assert names == sorted(names)
+    one = _ok(http, "/namespaces/s3:%2F%2Flake")
+    conforms(one, "Namespace")
+    assert one["name"] == LAKE
+    assert one["createdAt"] <= one["updatedAt"]
+    assert http.get("/namespaces/nowhere").status_code == 404
+
+
+def test_jobs_and_their_runs(http: httpx.Client, sent: dict[str, Any]) -> None:
+    jobs = _ok(http, "/namespaces/airflow/jobs")
+    conforms(jobs, "JobList")
+    names = [j["name"] for j in jobs["jobs"]]
+    assert JOB in names and jobs["totalCount"] == len(names)
+    job = _ok(http, f"/namespaces/airflow/jobs/{JOB}")
+    conforms(job, "Job")
+    assert job["id"] == {"namespace": "airflow", "name": JOB}
+    assert job["latestRun"]["id"] == sent["second"]
+    assert job["latestRun"]["state"] == "FAILED"
+    assert [r["id"] for r in job["latestRuns"]] == [sent["second"], sent["first"]]
+    assert job["inputs"] == [{"namespace": SOURCE, "name": "shop.public.orders"}]
+    assert job["outputs"] == [{"namespace": LAKE, "name": "orders/daily"}]
+    assert job["facets"]["sql"]["query"] == "INSERT INTO daily SELECT * FROM orders"
+    assert job["facets"]["jobType"]["integration"] == "AIRFLOW"
+
+    runs = _ok(http, f"/namespaces/airflow/jobs/{JOB}/runs")
+    conforms(runs, "RunList")
+    assert [r["id"] for r in runs["runs"]] == [sent["second"], sent["first"]]
+    assert [r["state"] for r in runs["runs"]] == ["FAILED", "COMPLETED"]
+    assert runs["totalCount"] == 2
+    paged = _ok(http, f"/namespaces/airflow/jobs/{JOB}/runs", limit=1, offset=1)
+    assert [r["id"] for r in paged["runs"]] == [sent["first"]] and paged["totalCount"] == 2
+
+    run = _ok(http, f"/jobs/runs/{sent['first']}")
+    conforms(run, "Run")
+    assert run["state"] == "COMPLETED" and run["durationMs"] == 300_000
+    assert run["facets"]["parent"]["run"]["runId"] == PARENT_RUN
+    assert run["jobVersion"]["name"] == JOB
+    [written] = run["outputDatasetVersions"]
+    assert written["datasetVersionId"]["name"] == "orders/daily"
+
+    facets = _ok(http, f"/jobs/runs/{sent['first']}/facets", type="job")
+    conforms(facets, "FacetsResult")
+    assert facets["runId"] == sent["first"]
+    assert set(facets["facets"]) == {"sql", "jobType"}
+    assert "parent" in _ok(http, f"/jobs/runs/{sent['first']}/facets", type="run")["facets"]
+    assert http.get(f"/jobs/runs/{uuid.uuid4()}").status_code == 404
+    assert http.get("/jobs/runs/not-a-uuid").status_code == 422
+    assert http.get(f"/namespaces/airflow/jobs/{JOB}.nothing").status_code == 404
+
+
+def test_datasets_and_their_versions_with_encoded_names(
+    http: httpx.Client, sent: dict[str, Any]
+) -> None:
+    listed = _ok(http, "/namespaces/s3:%2F%2Flake/datasets")
+    conforms(listed, "DatasetList")
+    assert [d["name"] for d in listed["datasets"]] == ["orders/daily"]
+    assert listed["totalCount"] == 1
+    dataset = _ok(http, "/namespaces/s3:%2F%2Flake/datasets/orders%2Fdaily")
+    conforms(dataset, "Dataset")
+    assert dataset["id"] == {"namespace": LAKE, "name": "orders/daily"}
+    assert {f["name"] for f in dataset["fields"]} == {"day", "total"}
+
+    versions = _ok(http, "/namespaces/s3:%2F%2Flake/datasets/orders%2Fdaily/versions")
+    conforms(versions, "DatasetVersionList")
+    assert versions["totalCount"] == 2  # one a run
+    created_by = [v["createdByRun"]["id"] for v in versions["versions"]]
+    assert created_by == [sent["second"], sent["first"]]
+    newest = versions["versions"][0]
+    one = _ok(
+        http,
+        "/namespaces/s3:%2F%2Flake/datasets/orders%2Fdaily/versions/"
+        + newest["version"],
+    )
+    conforms(one, "DatasetVersion")
+    assert one["id"] == newest["id"]
+    source = _ok(http, "/namespaces/postgres:%2F%2Fdb:5432/datasets/shop.public.orders")
+    assert source["namespace"] == SOURCE
+    assert http.get("/namespaces/s3:%2F%2Flake/datasets/orders").status_code == 404
+    assert (
+        http.get("/namespaces/s3:%2F%2Flake/datasets/orders%2Fdaily/versions/none").status_code
+        == 404
+    )
+
+
+def test_search_by_part_of_a_name(http: httpx.Client, sent: dict[str, Any]) -> None:
+    found = _ok(http, "/search", q="ORDERS")
+    conforms(found, "SearchResultList")
+    ids = {r["nodeId"] for r in found["results"]}
+    assert {
+        f"dataset:{SOURCE}:shop.public.orders",
+        f"dataset:{LAKE}:orders/daily",
+        f"job:airflow:{JOB}",
+    } <= ids
+    assert found["totalCount"] == len(found["results"])
+    jobs = _ok(http, "/search", q="load%orders", filter="JOB")
+    assert [r["nodeId"] for r in jobs["results"]] == [f"job:airflow:{JOB}"]
+    assert _ok(http, "/search", q="orders/_aily", namespace=LAKE)["totalCount"] == 1
+    assert _ok(http, "/search", q="orders", limit=1)["totalCount"] == 1
+    refused = http.get("/search", params={"q": "x", "filter": "model"})
+    assert refused.status_code == 422 and "filter" in refused.text
+
+
+def test_the_feed_of_events_received(http: httpx.Client, sent: dict[str, Any]) -> None:
+    feed = _ok(http, "/events/lineage")
+    conforms(feed, "LineageEventList")
+    times = [e["eventTime"] for e in feed["events"]]
+    assert times == sorted(times, reverse=True) and feed["totalCount"] == len(times) >= 4
+    for event in feed["events"]:
+        openlineage.validate(event)
+    newest = feed["events"][0]
+    assert newest["eventType"] == "FAIL" and newest["run"]["runId"] == sent["second"]
+    assert newest["job"]["facets"]["sql"]["query"].startswith("INSERT")
+    oldest = _ok(http, "/events/lineage", sortDirection="asc", limit=1)["events"]
+    assert oldest[0]["eventTime"].startswith("2026-11-01T10:00")
+    window = _ok(
+        http,
+        "/events/lineage",
+        after="2026-11-02T00:00:00Z",
+        before="2026-11-02T23:59:59Z",
+    )
+    assert [e["eventType"] for e in window["events"]] == ["FAIL", "START"]
+
+
+def test_keys_roles_and_the_trail_apply(server: ApiServer, sent: dict[str, Any]) -> None:
+    # Another project's key sees its own project only: nothing of these events.
+    with server.client(server.key(OTHER, "viewer")) as other:
+        assert _ok(other, "/namespaces")["namespaces"] == []
+        assert other.get(f"/namespaces/airflow/jobs/{JOB}").status_code == 404
+        assert other.get(f"/jobs/runs/{sent['first']}").status_code == 404
+        assert _ok(other, "/search", q="orders")["results"] == []
+        assert _ok(other, "/events/lineage")["events"] == []
+    since = server.trail()[-1]["seq"] + 1
+    with server.client(None) as anonymous:
+        assert anonymous.get("/namespaces/airflow/jobs").status_code == 401
+    with server.client(server.key(P, "viewer")) as viewer:
+        assert viewer.get("/namespaces/s3:%2F%2Flake/datasets").status_code == 200
+    entries = server.trail(since)
+    assert [(e["action"], e["outcome"]) for e in entries if e["action"].startswith("marquez")] == [
+        ("marquez.jobs", "deny"),
+        ("marquez.datasets", "allow"),
+    ]
