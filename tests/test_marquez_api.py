@@ -273,7 +273,26 @@ def test_datasets_and_their_versions_with_encoded_names(
     conforms(one, "DatasetVersion")
     assert one["id"] == newest["id"]
     source = _ok(http, "/namespaces/postgres:%2F%2Fdb:5432/datasets/shop.public.orders")
+    conforms(source, "Dataset")
     assert source["namespace"] == SOURCE
+    # The facets sent: fields in the table's order with their descriptions, the
+    # documentation's description, and the facets themselves.
+    assert [(f["name"], f["type"], f["description"]) for f in source["fields"]] == [
+        ("id", "bigint", None),
+        ("amount", "numeric", "in cents"),
+        ("customer", "text", None),
+    ]
+    assert source["description"] == "Every order placed."
+    assert set(source["facets"]) == {"schema", "documentation"}
+    [version] = _ok(
+        http, "/namespaces/postgres:%2F%2Fdb:5432/datasets/shop.public.orders/versions"
+    )["versions"]
+    assert version["description"] == "Every order placed."
+    assert [f["name"] for f in version["fields"]] == ["id", "amount", "customer"]
+    graph = _ok(http, "/lineage", nodeId=f"dataset:{SOURCE}:shop.public.orders", depth=1)
+    [node] = [n for n in graph["graph"] if n["id"] == f"dataset:{SOURCE}:shop.public.orders"]
+    assert node["data"]["description"] == "Every order placed."
+    assert [f["name"] for f in node["data"]["fields"]] == ["id", "amount", "customer"]
     assert http.get("/namespaces/s3:%2F%2Flake/datasets/orders").status_code == 404
     assert (
         http.get("/namespaces/s3:%2F%2Flake/datasets/orders%2Fdaily/versions/none").status_code

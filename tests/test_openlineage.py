@@ -1008,9 +1008,15 @@ def _ingest_copy(ledger: Ledger) -> None:
 
 
 def _marquez_dataset(
-    namespace: str, name: str, fields: list[dict[str, Any]], modified: str | None, current: str
+    namespace: str,
+    name: str,
+    fields: list[dict[str, Any]],
+    modified: str | None,
+    current: str,
+    facets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The DatasetData Marquez answers for a dataset of the copy job, registered at its end."""
+    """The DatasetData Marquez answers for a dataset of the copy job, registered at its
+    end, with the dataset ``facets`` its events carried."""
     return {
         "id": {"namespace": namespace, "name": name},
         "type": "DB_TABLE",
@@ -1025,6 +1031,7 @@ def _marquez_dataset(
         "lastModifiedAt": modified,
         "description": None,
         "lastLifecycleState": None,
+        "facets": facets or {},
         "currentVersion": current,
         "mlledger": {"kind": "dataset", "versions": 1},
     }
@@ -1080,12 +1087,19 @@ def _expected_copy_graph() -> dict[str, Any]:
     orders = f"dataset:p/shop.orders-{h8(COPY_NS, 'shop.orders')}@unversioned"
     out = f"dataset:p/orders-{h8('s3://b', 'orders')}@{COPY_OUT_VERSION}"
     id_field = [{"name": "id", "type": "INT", "tags": [], "description": None}]
+    schema = {
+        "_producer": PRODUCER,
+        "_schemaURL": schema_dataset.SchemaDatasetFacet._get_schema(),
+        "fields": [{"name": "id", "type": "INT", "fields": []}],
+    }
     return {
         "graph": [
             {
                 "id": source,
                 "type": "DATASET",
-                "data": _marquez_dataset(COPY_NS, "shop.orders", id_field, None, orders),
+                "data": _marquez_dataset(
+                    COPY_NS, "shop.orders", id_field, None, orders, {"schema": schema}
+                ),
                 "inEdges": [],
                 "outEdges": [{"origin": source, "destination": job}],
             },

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import reading
 from lineage.openlineage import naming
+from lineage.openlineage.facets import dataset_facets, with_facets
 from lineage.openlineage.readmodel import (
     GroupNode,
     ProjectGraph,
@@ -260,9 +261,14 @@ def _dataset_node(world: ProjectGraph, namespace: str, name: str) -> GroupNode:
     return node
 
 
-def _dataset(node: GroupNode) -> dict[str, Any]:
-    data = dataset_data(node)
-    data["facets"] = {}
+def _facets(ledger: Ledger, project: str, versions: list[str]) -> dict[str, dict[str, Any]]:
+    with ledger.store.read() as conn:
+        return dataset_facets(Raw(conn), project, versions)
+
+
+def _dataset(node: GroupNode, facets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Marquez's Dataset: the facets, fields and description of its latest version."""
+    data = with_facets(dataset_data(node), facets.get(node.rows[-1]["id"], {}))
     data["deleted"] = False
     return data
 
@@ -276,17 +282,22 @@ def datasets(
         (n for n in world.nodes.values() if n.type == "DATASET" and n.key[0] == namespace),
         key=lambda n: n.key[1],
     )
-    return {
-        "datasets": [_dataset(n) for n in _page(nodes, limit, offset)],
-        "totalCount": len(nodes),
-    }
+    page = _page(nodes, limit, offset)
+    facets = _facets(ledger, project, [n.rows[-1]["id"] for n in page])
+    return {"datasets": [_dataset(n, facets) for n in page], "totalCount": len(nodes)}
 
 
 def dataset(ledger: Ledger, project: str, namespace: str, name: str) -> dict[str, Any]:
-    return _dataset(_dataset_node(project_graph(ledger, project), namespace, name))
+    node = _dataset_node(project_graph(ledger, project), namespace, name)
+    return _dataset(node, _facets(ledger, project, [node.rows[-1]["id"]]))
 
 
-def _dataset_version(world: ProjectGraph, node: GroupNode, row: dict[str, Any]) -> dict[str, Any]:
+def _dataset_version(
+    world: ProjectGraph,
+    node: GroupNode,
+    row: dict[str, Any],
+    facets: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     namespace, name = node.key
     created_by = None
     producer = row.get("produced_by")
@@ -295,7 +306,7 @@ def _dataset_version(world: ProjectGraph, node: GroupNode, row: dict[str, Any]) 
         runs = [r for r in job_node.rows if r["id"] == producer]
         if runs and job_node.kind == "job":
             created_by = run_data(world, job_node, runs[0])
-    return {
+    answer = {
         "id": {"namespace": namespace, "name": name, "version": row["version"]},
         "type": "DB_TABLE",
         "name": name,
@@ -316,6 +327,7 @@ def _dataset_version(world: ProjectGraph, node: GroupNode, row: dict[str, Any]) 
         "facets": {},
         "mlledger": {"id": row["id"], "kind": node.kind},
     }
+    return with_facets(answer, facets.get(row["id"], {}))
 
 
 def dataset_versions(
@@ -325,8 +337,9 @@ def dataset_versions(
     world = project_graph(ledger, project)
     node = _dataset_node(world, namespace, name)
     rows = _page(list(reversed(node.rows)), limit, offset)
+    facets = _facets(ledger, project, [row["id"] for row in rows])
     return {
-        "versions": [_dataset_version(world, node, row) for row in rows],
+        "versions": [_dataset_version(world, node, row, facets) for row in rows],
         "totalCount": len(node.rows),
     }
 
@@ -338,7 +351,7 @@ def dataset_version(
     node = _dataset_node(world, namespace, name)
     for row in node.rows:
         if row["version"] == version:
-            return _dataset_version(world, node, row)
+            return _dataset_version(world, node, row, _facets(ledger, project, [row["id"]]))
     raise NotFound(f"no version {version!r} of dataset {name!r} in namespace {namespace!r}")
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import reading
 from lineage.openlineage import naming
+from lineage.openlineage.facets import dataset_facets, with_facets
 from lineage.walks import GraphReader
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import check_name
@@ -195,10 +196,15 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
     node_type, rest = parse_marquez(node_id)
     with ledger.store.read() as conn, reading(ledger, conn) as reader:
         world = ProjectGraph.load(conn, project, reader)
-    start = world.find(node_type, rest)
-    if start is None:
-        raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")
-    return {"graph": _graph(world, _around(world, start.id, depth))}
+        start = world.find(node_type, rest)
+        if start is None:
+            raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")
+        included = _around(world, start.id, depth)
+        latest = [
+            world.nodes[n].rows[-1]["id"] for n in included if world.nodes[n].type == "DATASET"
+        ]
+        facets = dataset_facets(Raw(conn), project, latest)
+    return {"graph": _graph(world, included, facets)}
 
 
 def _around(world: ProjectGraph, start: str, depth: int) -> set[str]:
@@ -225,7 +231,9 @@ def _around(world: ProjectGraph, start: str, depth: int) -> set[str]:
     return included
 
 
-def _graph(world: ProjectGraph, included: set[str]) -> list[dict[str, Any]]:
+def _graph(
+    world: ProjectGraph, included: set[str], facets: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Marquez's ``graph``: the ``included`` nodes sorted by id, with their edges."""
     incoming: dict[str, list[str]] = {}
     outgoing: dict[str, list[str]] = {}
@@ -241,7 +249,7 @@ def _graph(world: ProjectGraph, included: set[str]) -> list[dict[str, Any]]:
                 "id": node,
                 "type": item.type,
                 "data": (
-                    dataset_data(item)
+                    with_facets(dataset_data(item), facets.get(item.rows[-1]["id"], {}))
                     if item.type == "DATASET"
                     else job_data(world, item, ins, outs)
                 ),
