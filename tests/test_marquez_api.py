@@ -6,7 +6,8 @@ each answer checked against Marquez's published OpenAPI document
 Marquez's document leaves nullability out (OpenAPI 3.0 needs ``nullable: true``)
 while Marquez itself answers ``null`` for an absent description, end time or
 location: the check lets every typed member be null, as Marquez's own answers
-are. It also reads ``DatasetVersion.tags`` as the list of names Marquez answers
+are. It also reads column lineage's DATASET_FIELD nodes as Marquez answers them
+(the document's NodeType leaves them out), ``DatasetVersion.tags`` as the list of names Marquez answers
 (the document says a string) and ``FacetsResult.facets`` as the map of facets by
 name Marquez answers (the document says one facet), and does not check ``format: uuid`` (dataset
 versions here are the producer's or ``run-<hex>`` labels).
@@ -33,6 +34,7 @@ from openlineage.client.event_v2 import (
     RunState,
 )
 from openlineage.client.facet_v2 import (
+    column_lineage_dataset,
     documentation_dataset,
     job_type_job,
     parent_run,
@@ -52,9 +54,7 @@ SOURCE = "postgres://db:5432"
 LAKE = "s3://lake"
 JOB = "nightly.load_orders"
 PARENT_RUN = "0190d3a4-0000-7000-8000-00000000beef"
-MARQUEZ = json.loads(
-    (Path(__file__).parent / "fixtures" / "marquez" / "openapi.json").read_text()
-)
+MARQUEZ = json.loads((Path(__file__).parent / "fixtures" / "marquez" / "openapi.json").read_text())
 
 
 def _nullable(node: Any) -> Any:
@@ -78,6 +78,48 @@ def _schemas() -> dict[str, Any]:
     version["tags"] = {"type": "array", "items": {"type": "string"}}
     result = document["components"]["schemas"]["FacetsResult"]["properties"]
     result["facets"] = {"type": "object", "additionalProperties": result["facets"]}
+    # Column lineage's nodes, which the document's NodeType and GraphNode leave out:
+    # DATASET_FIELD, with the data of Marquez's ColumnLineageNodeData.
+    schemas = document["components"]["schemas"]
+    schemas["NodeType"]["enum"].append("DATASET_FIELD")
+    field = {"type": "string"}
+    schemas["ColumnLineageGraph"] = {
+        "type": "object",
+        "required": ["graph"],
+        "properties": {
+            "graph": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/GraphNode"},
+                        {"properties": {"data": {"$ref": "#/components/schemas/FieldData"}}},
+                    ]
+                },
+            }
+        },
+    }
+    schemas["GraphNode"]["properties"]["data"] = {"type": "object"}
+    schemas["FieldData"] = {
+        "type": "object",
+        "required": ["namespace", "dataset", "field", "inputFields"],
+        "properties": {
+            "namespace": field,
+            "dataset": field,
+            "datasetVersion": field,
+            "field": field,
+            "fieldType": field,
+            "transformationDescription": field,
+            "transformationType": field,
+            "inputFields": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["namespace", "dataset", "field"],
+                    "properties": {k: field for k in ("namespace", "dataset", "field")},
+                },
+            },
+        },
+    }
     return {"components": _nullable(document["components"])}
 
 
@@ -86,9 +128,9 @@ SCHEMAS = _schemas()
 
 def conforms(answer: Any, schema: str) -> None:
     """``answer`` is valid against Marquez's component ``schema``."""
-    jsonschema.Draft7Validator(
-        {**SCHEMAS, "$ref": f"#/components/schemas/{schema}"}
-    ).validate(answer)
+    jsonschema.Draft7Validator({**SCHEMAS, "$ref": f"#/components/schemas/{schema}"}).validate(
+        answer
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +144,24 @@ def _schema(*fields: tuple[str, str, str | None]) -> schema_dataset.SchemaDatase
             schema_dataset.SchemaDatasetFacetFields(name=n, type=t, description=d)
             for n, t, d in fields
         ]
+    )
+
+
+def _columns(
+    namespace: str, name: str, made_of: dict[str, list[str]], how: str
+) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+    return column_lineage_dataset.ColumnLineageDatasetFacet(
+        fields={
+            out: column_lineage_dataset.Fields(
+                inputFields=[
+                    column_lineage_dataset.InputField(namespace=namespace, name=name, field=f)
+                    for f in inputs
+                ],
+                transformationDescription=how,
+                transformationType="AGGREGATION",
+            )
+            for out, inputs in made_of.items()
+        }
     )
 
 
@@ -150,7 +210,15 @@ def _event(run_id: str, state: RunState, at: str) -> RunEvent:
             OutputDataset(
                 namespace=LAKE,
                 name="orders/daily",
-                facets={"schema": _schema(("day", "date", None), ("total", "numeric", None))},
+                facets={
+                    "schema": _schema(("day", "date", None), ("total", "numeric", None)),
+                    "columnLineage": _columns(
+                        SOURCE,
+                        "shop.public.orders",
+                        {"total": ["amount"], "day": ["id"]},
+                        "SUM(amount) by day",
+                    ),
+                },
             )
         ],
     )
@@ -267,8 +335,7 @@ def test_datasets_and_their_versions_with_encoded_names(
     newest = versions["versions"][0]
     one = _ok(
         http,
-        "/namespaces/s3:%2F%2Flake/datasets/orders%2Fdaily/versions/"
-        + newest["version"],
+        "/namespaces/s3:%2F%2Flake/datasets/orders%2Fdaily/versions/" + newest["version"],
     )
     conforms(one, "DatasetVersion")
     assert one["id"] == newest["id"]
@@ -357,3 +424,76 @@ def test_keys_roles_and_the_trail_apply(server: ApiServer, sent: dict[str, Any])
         ("marquez.jobs", "deny"),
         ("marquez.datasets", "allow"),
     ]
+
+
+def test_column_lineage_upstream_and_downstream(
+    server: ApiServer, http: httpx.Client, sent: dict[str, Any]
+) -> None:
+    # A second job makes a weekly table from the daily one.
+    key = ApiKeyTokenProvider({"apiKey": server.key(P, "writer")})
+    client = OpenLineageClient(transport=HttpTransport(HttpConfig(url=server.url, auth=key)))
+    ledger = open_ledger(server.db)
+    try:
+        head = ledger.head()
+        client.emit(
+            RunEvent(
+                eventType=RunState.COMPLETE,
+                eventTime="2026-11-03T10:00:00.000Z",
+                run=Run(runId=str(uuid.uuid4())),
+                job=Job(namespace="airflow", name="weekly"),
+                producer=PRODUCER,
+                inputs=[InputDataset(namespace=LAKE, name="orders/daily")],
+                outputs=[
+                    OutputDataset(
+                        namespace=LAKE,
+                        name="orders/weekly",
+                        facets={
+                            "schema": _schema(("week_total", "numeric", None)),
+                            "columnLineage": _columns(
+                                LAKE, "orders/daily", {"week_total": ["total"]}, "SUM by week"
+                            ),
+                        },
+                    )
+                ],
+            )
+        )
+        assert "openlineage-run-event" in [e.type for e in ledger.read(head + 1)]
+    finally:
+        ledger.close()
+
+    weekly = f"datasetField:{LAKE}:orders/weekly:week_total"
+    daily = f"datasetField:{LAKE}:orders/daily:total"
+    amount = f"datasetField:{SOURCE}:shop.public.orders:amount"
+    graph = _ok(http, "/column-lineage", nodeId=f"dataset:{LAKE}:orders/weekly")
+    conforms(graph, "ColumnLineageGraph")
+    nodes = {n["id"]: n for n in graph["graph"]}
+    assert set(nodes) == {weekly, daily, amount}
+    assert all(n["type"] == "DATASET_FIELD" for n in nodes.values())
+    data = nodes[weekly]["data"]
+    assert (data["namespace"], data["dataset"], data["field"]) == (
+        LAKE,
+        "orders/weekly",
+        "week_total",
+    )
+    assert data["fieldType"] == "numeric"
+    assert [
+        (f["dataset"], f["field"], f["transformationDescription"]) for f in data["inputFields"]
+    ] == [("orders/daily", "total", "SUM by week")]
+    assert nodes[weekly]["inEdges"] == [{"origin": weekly, "destination": daily}]
+    assert nodes[daily]["outEdges"] == [{"origin": daily, "destination": weekly}]
+    assert nodes[daily]["data"]["inputFields"][0]["field"] == "amount"
+    # One edge deep: only the weekly column and what it was made of.
+    shallow = _ok(http, "/column-lineage", nodeId=weekly, depth=1)
+    assert {n["id"] for n in shallow["graph"]} == {weekly, daily}
+    # From the source column: nothing upstream; downstream when asked.
+    assert _ok(http, "/column-lineage", nodeId=amount)["graph"] == []
+    down = _ok(
+        http, "/column-lineage", nodeId=f"dataset:{LAKE}:orders/daily", withDownstream="true"
+    )
+    assert {weekly, daily, amount} <= {n["id"] for n in down["graph"]}
+    up_only = _ok(http, "/column-lineage", nodeId=f"dataset:{LAKE}:orders/daily")
+    assert weekly not in {n["id"] for n in up_only["graph"]}
+    # A job's columns are those of what it wrote.
+    by_job = _ok(http, "/column-lineage", nodeId="job:airflow:weekly", depth=1)
+    assert {n["id"] for n in by_job["graph"]} == {weekly, daily}
+    assert http.get("/column-lineage", params={"nodeId": "dataset:nowhere:x"}).status_code == 404

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import reading
 from lineage.openlineage import naming
-from lineage.openlineage.facets import dataset_facets, with_facets
+from lineage.openlineage.facets import dataset_facets, fields_of, with_facets
 from lineage.openlineage.readmodel import (
     GroupNode,
     ProjectGraph,
@@ -27,7 +28,7 @@ from lineage.openlineage.readmodel import (
     run_data,
 )
 from registry.canonical import loads
-from registry.errors import FieldError, NotFound
+from registry.errors import FieldError, InvalidNodeId, NotFound
 from registry.ids import check_name
 from registry.store.raw import Raw
 from registry.timeutil import to_timestamp
@@ -506,3 +507,193 @@ def lineage_events(
         "events": [document for _, _, document in _page(found, limit, offset)],
         "totalCount": len(found),
     }
+
+
+# --- column lineage -------------------------------------------------------------------------
+
+Field = tuple[str, str, str]  # namespace, dataset name, field name
+
+
+def _field_id(field: Field) -> str:
+    return f"datasetField:{field[0]}:{field[1]}:{field[2]}"
+
+
+@dataclass
+class _ColumnEdge:
+    """An output field made from an input field, as the latest event said."""
+
+    output: Field
+    input: Field
+    description: str | None
+    type: str | None
+
+
+def _transformation(
+    column: dict[str, Any], source: dict[str, Any]
+) -> tuple[str | None, str | None]:
+    """The (description, type) of how an output column was made: the column's own
+    (``transformationDescription``/``Type``), else the input field's first
+    ``transformations`` entry."""
+    description, kind = column.get("transformationDescription"), column.get("transformationType")
+    steps = source.get("transformations")
+    if description is None and kind is None and isinstance(steps, list) and steps:
+        first = steps[0] if isinstance(steps[0], dict) else {}
+        description, kind = first.get("description"), first.get("type")
+    return (
+        description if isinstance(description, str) else None,
+        kind if isinstance(kind, str) else None,
+    )
+
+
+def _column_edges(
+    world: ProjectGraph, facets: dict[str, dict[str, Any]]
+) -> tuple[dict[tuple[Field, Field], _ColumnEdge], dict[Field, str | None]]:
+    """Every column edge the project's events declared (the latest declaration of each
+    pair wins), and the type of each field the schema facets name."""
+    edges: dict[tuple[Field, Field], _ColumnEdge] = {}
+    types: dict[Field, str | None] = {}
+    for node in world.nodes.values():
+        if node.type != "DATASET":
+            continue
+        for row in node.rows:  # versions in log order: a later one's declaration wins
+            found = facets.get(row["id"], {})
+            for described in fields_of(found) or []:
+                types[(*node.key, described["name"])] = described["type"]
+            lineage = found.get("columnLineage")
+            columns = lineage.get("fields") if isinstance(lineage, dict) else None
+            if not isinstance(columns, dict):
+                continue
+            for name, column in columns.items():
+                sources = column.get("inputFields") if isinstance(column, dict) else None
+                for source in sources if isinstance(sources, list) else []:
+                    if not isinstance(source, dict):
+                        continue
+                    namespace, dataset, field = (
+                        source.get("namespace"),
+                        source.get("name"),
+                        source.get("field"),
+                    )
+                    if not (
+                        isinstance(namespace, str)
+                        and isinstance(dataset, str)
+                        and isinstance(field, str)
+                    ):
+                        continue
+                    output: Field = (node.key[0], node.key[1], name)
+                    used: Field = (namespace, dataset, field)
+                    edges[(output, used)] = _ColumnEdge(
+                        output, used, *_transformation(column, source)
+                    )
+    return edges, types
+
+
+def _start_fields(world: ProjectGraph, node_id: str, known: set[Field]) -> set[Field]:
+    """The fields ``node_id`` names: a dataset's, one field, or those of the datasets a
+    job wrote."""
+    prefix, _, rest = node_id.partition(":")
+    if prefix == "datasetField":
+        return {
+            (rest[:i], name, field)
+            for i, char in enumerate(rest)
+            if char == ":"
+            for name, _, field in [rest[i + 1 :].rpartition(":")]
+            if name and (rest[:i], name, field) in known
+        }
+    if prefix not in ("dataset", "job"):
+        raise InvalidNodeId(
+            f"node id {node_id!r} is not a Marquez node id: expected "
+            "'dataset:<namespace>:<name>', 'datasetField:<namespace>:<name>:<field>' or "
+            "'job:<namespace>:<name>'"
+        )
+    node = world.find("DATASET" if prefix == "dataset" else "JOB", rest)
+    if node is None:
+        return set()
+    if node.type == "DATASET":
+        datasets = {node.key}
+    else:
+        datasets = {world.nodes[d].key for o, d in world.edges if o == node.id}
+    return {field for field in known if (field[0], field[1]) in datasets}
+
+
+def column_lineage(
+    ledger: Ledger, project: str, node_id: str, depth: int = 20, with_downstream: bool = False
+) -> dict[str, Any]:
+    """The column lineage around a dataset, a dataset field or a job, as Marquez's
+    ``GET /api/v1/column-lineage`` answers it: the fields the start's fields were made
+    from, up to ``depth`` edges upstream (and downstream, ``with_downstream``)."""
+    world = project_graph(ledger, project)
+    with ledger.store.read() as conn:
+        facets = dataset_facets(Raw(conn), project)
+    edges, types = _column_edges(world, facets)
+    known = set(types) | {f for pair in edges for f in pair}
+    start = _start_fields(world, node_id, known)
+    if not start:
+        raise NotFound(f"no dataset, field or job {node_id!r} with column lineage in this project")
+    by_output: dict[Field, list[_ColumnEdge]] = {}
+    by_input: dict[Field, list[_ColumnEdge]] = {}
+    for edge in edges.values():
+        by_output.setdefault(edge.output, []).append(edge)
+        by_input.setdefault(edge.input, []).append(edge)
+    # Edges one hop at a time: upstream from what each edge was made of, downstream
+    # (when asked) to what each output went into.
+    taken: set[tuple[Field, Field]] = set()
+    frontier = [e for f in sorted(start) for e in by_output.get(f, [])]
+    for _ in range(depth):
+        fresh = [e for e in frontier if (e.output, e.input) not in taken]
+        if not fresh:
+            break
+        taken.update((e.output, e.input) for e in fresh)
+        frontier = [n for e in fresh for n in by_output.get(e.input, [])]
+        if with_downstream:
+            frontier += [n for e in fresh for n in by_input.get(e.output, [])]
+    return {"graph": _column_graph([edges[pair] for pair in sorted(taken)], types)}
+
+
+def _column_graph(
+    chosen: list[_ColumnEdge], types: dict[Field, str | None]
+) -> list[dict[str, Any]]:
+    """Marquez's graph of DATASET_FIELD nodes: an output field lists its input fields;
+    as Marquez answers, a node's ``inEdges`` go from it to its inputs and its
+    ``outEdges`` from it to what it went into."""
+    inputs: dict[Field, list[_ColumnEdge]] = {}
+    outputs: dict[Field, list[_ColumnEdge]] = {}
+    for edge in chosen:
+        inputs.setdefault(edge.output, []).append(edge)
+        outputs.setdefault(edge.input, []).append(edge)
+    graph = []
+    for field in sorted(set(inputs) | set(outputs)):
+        made_of = inputs.get(field, [])
+        data = {
+            "namespace": field[0],
+            "dataset": field[1],
+            "datasetVersion": None,
+            "field": field[2],
+            "fieldType": types.get(field),
+            "transformationDescription": made_of[0].description if made_of else None,
+            "transformationType": made_of[0].type if made_of else None,
+            "inputFields": [
+                {
+                    "namespace": e.input[0],
+                    "dataset": e.input[1],
+                    "datasetVersion": None,
+                    "field": e.input[2],
+                    "transformationDescription": e.description,
+                    "transformationType": e.type,
+                }
+                for e in made_of
+            ],
+        }
+        node = _field_id(field)
+        graph.append(
+            {
+                "id": node,
+                "type": "DATASET_FIELD",
+                "data": data,
+                "inEdges": [{"origin": node, "destination": _field_id(e.input)} for e in made_of],
+                "outEdges": [
+                    {"origin": node, "destination": _field_id(e.output)}
+                    for e in outputs.get(field, [])
+                ],
+            }
+        )
+    return graph

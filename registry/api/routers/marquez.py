@@ -189,6 +189,29 @@ def dataset_version(
     )
 
 
+@router.get("/column-lineage", responses=responses("invalid-node-id", "not-found"))
+def column_lineage(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow_own("read", "marquez.column_lineage")],
+    node_id: Annotated[
+        str,
+        Query(
+            alias="nodeId",
+            min_length=1,
+            max_length=3072,
+            description="dataset:<namespace>:<name>, datasetField:<namespace>:<name>:<field> "
+            "or job:<namespace>:<name>",
+            pattern=f"^(dataset|datasetField|job):{URL_TEXT_PATTERN[1:-2]}*:",
+        ),
+    ],
+    depth: Annotated[int, Query(ge=0, le=100)] = 20,
+    with_downstream: Annotated[bool, Query(alias="withDownstream")] = False,
+) -> dict[str, Any]:
+    """Marquez's column lineage graph: the fields the start's fields were made from
+    (``columnLineage`` facets), and with ``withDownstream`` what they went into."""
+    return marquez.column_lineage(ledger, who.project, node_id, depth, with_downstream)
+
+
 @router.get("/search", responses=responses())
 def search(
     ledger: LedgerDep,

@@ -159,7 +159,7 @@ def marquez_lineage(
             min_length=1,
             max_length=1000,
             description="dataset:<namespace>:<name> or job:<namespace>:<name>",
-            json_schema_extra={"pattern": f"^(dataset|job):{URL_TEXT_PATTERN[2:-2]}*:"},
+            json_schema_extra={"pattern": f"^(dataset|job):{URL_TEXT_PATTERN[1:-2]}*:"},
         ),
     ],
     depth: Annotated[int, Query(ge=0, le=100)] = 20,
