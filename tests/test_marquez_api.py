@@ -6,11 +6,11 @@ each answer checked against Marquez's published OpenAPI document
 Marquez's document leaves nullability out (OpenAPI 3.0 needs ``nullable: true``)
 while Marquez itself answers ``null`` for an absent description, end time or
 location: the check lets every typed member be null, as Marquez's own answers
-are. It also reads column lineage's DATASET_FIELD nodes as Marquez answers them
-(the document's NodeType leaves them out), ``DatasetVersion.tags`` as the list of names Marquez answers
-(the document says a string) and ``FacetsResult.facets`` as the map of facets by
-name Marquez answers (the document says one facet), and does not check ``format: uuid`` (dataset
-versions here are the producer's or ``run-<hex>`` labels).
+are. It also reads, as Marquez answers them, column lineage's DATASET_FIELD nodes
+(the document's NodeType leaves them out), ``DatasetVersion.tags`` as a list of
+names (the document says a string) and ``FacetsResult.facets`` as a map of
+facets by name (the document says one facet); and it does not check ``format:
+uuid`` (dataset versions here are the producer's or ``run-<hex>`` labels).
 """
 
 from __future__ import annotations
