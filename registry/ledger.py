@@ -1,8 +1,9 @@
 """The ledger: the one write path (``Ledger.append``) and reads of the log.
 
-An append is one transaction holding the append lock: it skips events whose
-``event_id`` is already in the log (idempotency), checks every new event
-against the projections and the events before it in the batch, assigns
+An append is one transaction holding the append lock (appends of one process that
+arrive meanwhile share it, each in a savepoint: ``registry.groupcommit``): it skips
+events whose ``event_id`` is already in the log (idempotency), checks every new
+event against the projections and the events before it in the batch, assigns
 gap-free positions, stores each event (stamped with the caller's trace id) with
 its RFC 6962 leaf hash, brings every projection up to date and records their
 tracking positions, then commits. Any failure rolls the whole batch back:
@@ -21,6 +22,7 @@ from sqlalchemy import Connection
 from registry.canonical import canonical_text, leaf_hash, loads
 from registry.errors import Conflict, EventRejected, LedgerError
 from registry.events import NewEvent, StoredEvent, canonical_event, normalised, validate_new
+from registry.groupcommit import GroupCommit
 from registry.ids import NodeId, dataset_id, kind_of, model_id
 from registry.projection import Projection, ProjectionRunner, projection_digest
 from registry.settings import Settings, given
@@ -65,6 +67,9 @@ class Ledger:
         #: Called after a rebuild: caches of the projections (the lineage graph) drop.
         self.rebuilt: list[Callable[[], None]] = []
         self._pseudonymizers: dict[str, Pseudonymizer] = {}
+        self._group = GroupCommit(
+            store, lambda conn, p: self._locked(conn, p.events, p.context, p.first_wins)
+        )
 
     def close(self) -> None:
         self.store.dispose()
@@ -107,6 +112,9 @@ class Ledger:
             return []
         if current.is_recording():
             current.set_attribute("mlledger.projects", sorted({e.project for e in events}))
+        if before_commit is None:
+            # Appends arriving meanwhile share the transaction and its commit.
+            return self._group.submit(events, first_wins, current)
         with self.store.append_transaction() as conn:
             positions = self._locked(conn, events, current, first_wins)
             if before_commit is not None:

@@ -325,8 +325,9 @@ def adopt_traceparent(value: str | None) -> bool:
 class TraceMiddleware:
     """Pure ASGI middleware: a SERVER span per HTTP request, child of the caller's trace.
 
-    The span is named ``<METHOD> <route template>`` (the path when no route is
-    known) and carries ``http.request.method``, ``http.route``, ``url.path``,
+    The span is named ``<METHOD> <route template>`` (the method alone when no route
+    took the request: its path, which may hold anything, is not kept) and carries
+    ``http.request.method``, ``http.route``, ``url.path``,
     ``url.scheme``, ``client.address`` and ``http.response.status_code``; a 5xx
     answer or an exception marks it as an error, with ``error.type``. When a
     route has path parameters, ``url.path`` is the route template: a parameter
@@ -391,11 +392,12 @@ class TraceMiddleware:
                 raise
             finally:
                 route = _route_template(scope)
-                current.update_name(f"{method} {path if route is None else route}")
                 if route is not None:
+                    # A path no route took stays out: it may hold anything, a record key
+                    # included; the span keeps the method's name.
+                    current.update_name(f"{method} {route}")
                     current.set_attribute("http.route", route)
-                url_path = route if route is not None and scope.get("path_params") else path
-                current.set_attribute("url.path", url_path)
+                    current.set_attribute("url.path", route if scope.get("path_params") else path)
                 if status:
                     current.set_attribute("http.response.status_code", status[0])
                     if status[0] >= 500 and not raised:

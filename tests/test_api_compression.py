@@ -13,6 +13,7 @@ import gzip
 import json
 import uuid
 import zlib
+from collections.abc import Iterator
 
 import pytest
 from openlineage.client import OpenLineageClient
@@ -214,3 +215,40 @@ def test_the_decoder_takes_a_body_split_anywhere() -> None:
             assert out == body, (coding, size)
     with pytest.raises(_Undecodable, match="bytes after the end"):
         _Decoder("deflate", 10_000).feed(zlib.compress(b"{}") + b"more", final=True)
+
+
+def test_a_stream_of_empty_compressed_members_is_cut_off_at_the_limit(server: ApiServer) -> None:
+    # Decompressing to nothing, it would never pass the limit decoded: what was sent does.
+    empty = gzip.compress(b"")
+
+    def members() -> Iterator[bytes]:
+        yield gzip.compress(_dataset("never"))
+        for _ in range(2 * LIMIT // len(empty)):
+            yield empty
+
+    head = _head(server)
+    with server.client(server.key(P, "writer")) as http:
+        answer = http.post(
+            f"/projects/{P}/datasets",
+            content=members(),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+    assert answer.status_code == 413, answer.text
+    assert _head(server) == head
+
+
+def test_codings_over_several_header_lines_are_one_list(server: ApiServer) -> None:
+    head = _head(server)
+    with server.client(server.key(P, "writer")) as http:
+        answer = http.post(
+            f"/projects/{P}/datasets",
+            content=gzip.compress(_dataset("never")),
+            headers=[
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "br"),
+                ("Content-Encoding", "gzip"),
+            ],
+        )
+    assert answer.status_code == 415, answer.text
+    assert "'br'" in answer.json()["detail"]
+    assert _head(server) == head

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -271,6 +272,8 @@ def test_namespaces_list_every_namespace_of_the_project(
     assert one["name"] == LAKE
     assert one["createdAt"] <= one["updatedAt"]
     assert http.get("/namespaces/nowhere").status_code == 404
+    not_utf8 = http.get("/namespaces/%C3%28/jobs")
+    assert not_utf8.status_code == 400 and "not UTF-8" in not_utf8.json()["detail"]
 
 
 def test_jobs_and_their_runs(http: httpx.Client, sent: dict[str, Any]) -> None:
@@ -381,6 +384,11 @@ def test_search_by_part_of_a_name(http: httpx.Client, sent: dict[str, Any]) -> N
     assert [r["nodeId"] for r in jobs["results"]] == [f"job:airflow:{JOB}"]
     assert _ok(http, "/search", q="orders/_aily", namespace=LAKE)["totalCount"] == 1
     assert _ok(http, "/search", q="orders", limit=1)["totalCount"] == 1
+    # Wildcards cannot make a search take long: matched piece by piece, never backtracking.
+    started = time.perf_counter()
+    assert _ok(http, "/search", q="%" * 500 + "!")["results"] == []
+    assert time.perf_counter() - started < 5
+    assert _ok(http, "/search", q="s%%h%p_b")["totalCount"] == 1  # shop.public.orders
     refused = http.get("/search", params={"q": "x", "filter": "model"})
     assert refused.status_code == 422 and "filter" in refused.text
 

@@ -25,6 +25,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 import registry
 from registry import tracing
@@ -412,7 +414,7 @@ def test_middleware_with_tracing_off_and_no_traceparent_passes_through() -> None
 def test_middleware_opens_a_server_span_under_the_remote_parent(
     spans: Spans, sdk: Registry
 ) -> None:
-    app = Recorder(append=sdk)
+    app = Starlette(routes=[Route("/datasets", Recorder(append=sdk))])
     request(app, "/datasets", {"traceparent": TRACEPARENT})
     (server,) = spans.named("GET /datasets")
     assert server.kind == SpanKind.SERVER and hex_trace(server) == TRACE
@@ -428,17 +430,15 @@ def test_middleware_opens_a_server_span_under_the_remote_parent(
 
 def test_middleware_marks_5xx_and_starts_a_trace_without_traceparent(spans: Spans) -> None:
     app = Recorder(status=503)
-    request(app, "/broken")
+    request(Starlette(routes=[Route("/broken", app)]), "/broken")
     (server,) = spans.named("GET /broken")
     assert server.parent is None and server.status.status_code == StatusCode.ERROR
     assert app.seen == [hex_trace(server)]
 
 
 def test_middleware_names_the_span_by_route_and_keeps_parameters_out(spans: Spans) -> None:
-    from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
 
     async def scored(request: Request) -> PlainTextResponse:
         return PlainTextResponse("scored")
@@ -458,7 +458,9 @@ def test_middleware_marks_an_exception(spans: Spans) -> None:
 
     with pytest.raises(RuntimeError):
         request(failing, "/failing")
-    (server,) = spans.named("GET /failing")
+    # No route took it: the span keeps the method alone, not the path.
+    (server,) = spans.named("GET")
+    assert "url.path" not in (server.attributes or {})
     assert server.status.status_code == StatusCode.ERROR
     assert (server.attributes or {})["error.type"] == "RuntimeError"
     assert [e.name for e in server.events] == ["exception"]
@@ -502,3 +504,34 @@ def test_the_api_makes_one_span_per_request_without_query_or_credentials(
     text = repr([(s.name, dict(s.attributes or {})) for s in spans.finished()])
     assert "url.query" not in text
     assert token not in text and pseudonym not in text
+
+
+def test_marquez_paths_and_paths_no_route_takes_keep_people_out_of_spans(
+    spans: Spans, tmp_path: Path
+) -> None:
+    """A Marquez route's span is named by its template, never the names in its path;
+    a path no route takes leaves no trace of itself in any span."""
+    from registry import auth
+    from registry.api.app import create_app
+    from registry.store import opened
+
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    with opened(db) as store:
+        _, token = auth.create_key(store, project="p", role="viewer", created_by="t")
+
+    async def send() -> list[int]:
+        app = create_app(db, checkpoints=False)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as client:
+                headers = {"Authorization": f"Bearer {token}"}
+                marquez = await client.get(
+                    f"/api/v1/namespaces/{SECRET_RECORD}%2Fx/jobs", headers=headers
+                )
+                nowhere = await client.get(f"/api/v1/nothing/{SECRET_RECORD}", headers=headers)
+                return [marquez.status_code, nowhere.status_code]
+
+    assert asyncio.run(send()) == [200, 404]
+    servers = [s for s in spans.finished() if s.kind == SpanKind.SERVER]
+    assert [s.name for s in servers] == ["GET /api/v1/namespaces/{namespace}/jobs", "GET"]
+    assert SECRET_RECORD not in repr([(s.name, dict(s.attributes or {})) for s in spans.finished()])

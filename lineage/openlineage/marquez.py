@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import reading
@@ -359,18 +359,34 @@ def dataset_version(
 # --- search --------------------------------------------------------------------------------
 
 
-def _pattern(q: str) -> re.Pattern[str]:
+class _Like:
     """Marquez's search pattern: anywhere in the name, case-insensitive, ``%`` any run
-    of characters, ``_`` any one character."""
-    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in q]
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    of characters, ``_`` any one character. Matched in linear passes: the pieces
+    between ``%`` found one after another, each at its first place (no pattern of
+    ``%`` can make it backtrack)."""
+
+    def __init__(self, q: str) -> None:
+        self.pieces = [
+            re.compile("".join("." if c == "_" else re.escape(c) for c in piece), re.I | re.S)
+            for piece in q.split("%")
+            if piece
+        ]
+
+    def search(self, name: str) -> bool:
+        at = 0
+        for piece in self.pieces:
+            found = piece.search(name, at)
+            if found is None:
+                return False
+            at = found.end()
+        return True
 
 
 def _day(text: str | None, field: str) -> str | None:
     if text is None:
         return None
     try:
-        return datetime.strptime(text, "%Y-%m-%d").strftime("%Y-%m-%d")
+        return date.fromisoformat(text).isoformat()
     except ValueError:
         raise FieldError(field, f"{text!r} is not a date: expected YYYY-MM-DD") from None
 
@@ -395,7 +411,7 @@ def search(
     if sort.lower() not in ("name", "updated_at", "update_at"):
         raise FieldError("sort", f"sort {sort!r} is not one of: name, updated_at")
     until, since = _day(before, "before"), _day(after, "after")
-    pattern = _pattern(q)
+    pattern = _Like(q)
     world = project_graph(ledger, project)
     results = []
     for node in world.nodes.values():

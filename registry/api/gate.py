@@ -42,7 +42,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
@@ -343,7 +343,7 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope = _encoded_segments_kept(scope)
+        _keep_encoded_segments(scope)
         requirement, path_params = self._match(scope)
         refusal = _url_refusal(scope)
         if refusal is not None:
@@ -457,16 +457,21 @@ class Gate:
     async def _limited(
         self, scope: Scope, receive: Receive, send: Send, coding: str | None = None
     ) -> None:
-        received = 0
+        received = sent = 0
         started = False
         decoder = None if coding is None else _Decoder(coding, self.body_limit)
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, sent
             message = await receive()
             if message["type"] == "http.request":
                 body = message.get("body", b"")
                 if decoder is not None:
+                    # The bytes as sent count too: a stream of empty compressed
+                    # blocks must not run on without end.
+                    sent += len(body)
+                    if sent > self.body_limit:
+                        raise _TooLarge(self.body_limit)
                     body = decoder.feed(body, final=not message.get("more_body", False))
                     message = {**message, "body": body}
                 received += len(body)
@@ -501,9 +506,13 @@ CODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
 def _coding(scope: Scope) -> str | tuple[str, str, dict[str, str]] | None:
     """The coding to decode a request body from (None: as sent), or the 415 refusal of
     a coding the gate does not decode."""
-    value = _headers(scope).get("content-encoding")
-    if value is None:
+    lines = [
+        v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"content-encoding"
+    ]
+    if not lines:
         return None
+    # Repeated lines are one list (RFC 9110 5.3).
+    value = ", ".join(lines)
     codings = [c.strip().lower() for c in value.split(",") if c.strip()]
     codings = [c for c in codings if c != "identity"]
     if not codings:
@@ -585,22 +594,27 @@ class _Decoder:
 MARQUEZ_PREFIXES = ("/api/v1/namespaces/",)
 
 
-def _encoded_segments_kept(scope: Scope) -> Scope:
-    """The scope of a request under ``MARQUEZ_PREFIXES`` with each path segment decoded
-    but for ``%`` and ``/`` (as ``%25`` and ``%2F``), so that a name holding ``/`` stays
-    one segment; the routes decode them (``unquote``). Other paths are left alone."""
+def _keep_encoded_segments(scope: Scope) -> None:
+    """For a request under ``MARQUEZ_PREFIXES``, rewrite the scope's path (in place: the
+    middleware around the gate reads the route it finds there) with each segment
+    decoded but for ``%`` and ``/`` (as ``%25`` and ``%2F``), so that a name holding
+    ``/`` stays one segment; the routes decode them (``unquote``). Other paths, and a
+    path that is not UTF-8 (refused by ``_url_refusal``), are left alone."""
     path = str(scope.get("path", ""))
     raw = scope.get("raw_path")
     if not isinstance(raw, bytes) or not path.startswith(MARQUEZ_PREFIXES):
-        return scope
+        return
     sent = raw.decode("latin-1")
-    if unquote(sent, errors="replace") != path:
-        return scope  # not the path routed (a prefix was taken off): leave it be
-    segments = [
-        unquote(segment, errors="replace").replace("%", "%25").replace("/", "%2F")
-        for segment in sent.split("/")
-    ]
-    return {**scope, "path": "/".join(segments)}
+    try:
+        if unquote(sent, errors="strict") != path:
+            return  # not the path routed (a prefix was taken off): leave it be
+        segments = [
+            unquote(segment, errors="strict").replace("%", "%25").replace("/", "%2F")
+            for segment in sent.split("/")
+        ]
+    except UnicodeDecodeError:
+        return
+    scope["path"] = "/".join(segments)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -644,6 +658,16 @@ def _may_have_body(scope: Scope) -> bool:
 def _url_refusal(scope: Scope) -> tuple[str, str, dict[str, str]] | None:
     """Why the URL itself is refused (control characters, credentials), or None."""
     path = str(scope.get("path", ""))
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        try:
+            unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return (
+                "invalid-input",
+                "the path is not UTF-8 once percent-decoded: expected UTF-8 text",
+                {},
+            )
     if _CONTROL.search(path):
         return (
             "invalid-input",

@@ -7,6 +7,7 @@ the database file's mode.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -60,19 +61,43 @@ class SQLiteStore(Store):
         super().__init__(url, engine)
         self.path = path
         self._writer = threading.Lock()
+        # The processes writing one file queue on a lock file beside it (``_queued``).
+        self._queue = None if not path or path == ":memory:" else Path(f"{path}-writer.lock")
+        self._queue_fd: int | None = None
 
     @contextmanager
     def append_transaction(self) -> Iterator[Connection]:
         """``BEGIN IMMEDIATE``: SQLite's one write lock, taken before any read.
 
-        Threads of one process queue on a lock of their own first: waiting on
-        SQLite's busy handler instead means sleeping in growing steps (up to 100 ms)
-        while the lock is long free.
+        Writers queue first, threads of one process on a lock of their own and
+        processes on ``flock`` of ``<database>-writer.lock``, each woken the moment
+        the writer before it is done: waiting on SQLite's busy handler instead means
+        sleeping in growing steps (up to 100 ms) while the lock is long free.
         """
-        with self._writer, self.engine.connect() as conn:
+        with self._writer, self._queued(), self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def _queued(self) -> Iterator[None]:
+        """Hold ``<database>-writer.lock`` (made 0600): one writing process at a time."""
+        if self._queue is None:
+            yield
+            return
+        if self._queue_fd is None:
+            self._queue_fd = os.open(self._queue, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+
+    def dispose(self) -> None:
+        super().dispose()
+        if self._queue_fd is not None:
+            os.close(self._queue_fd)
+            self._queue_fd = None
 
     def _lock(self, conn: Connection) -> None:
         # BEGIN IMMEDIATE already holds SQLite's single write lock.

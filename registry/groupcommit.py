@@ -1,0 +1,117 @@
+"""Group commit: the appends of one process that arrive while another is being written
+go into one transaction together, with one durable commit.
+
+Each append still stands or falls alone: it runs in a savepoint of the shared
+transaction, and one refused (a conflict, a rule) is rolled back to its savepoint
+without touching the others. The group commits once; only then does each caller
+get its positions (or its error), so no caller is told its events are in the log
+before they are durable, and a failed commit fails every append of the group.
+
+One thread leads at a time: it takes every append waiting (its own among them),
+writes them in the order they arrived, commits, wakes their callers, and hands the
+lead to the first append that arrived meanwhile. A lone writer leads its own group
+of one: it waits for nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from registry.store import Store
+
+#: The most appends one transaction takes (the rest wait for the next).
+MAX_GROUP = 64
+
+
+@dataclass
+class Pending:
+    """One append waiting for its group: what to write, and how it ended."""
+
+    events: list[Any]
+    first_wins: bool
+    context: Any = None  # what the caller hands ``write`` besides (its span)
+    wake: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # handed the lead of the next group
+    positions: list[int] | None = None
+    error: BaseException | None = None
+
+    def result(self) -> list[int]:
+        if self.error is not None:
+            raise self.error
+        assert self.positions is not None, "an append woken before its group ended"
+        return self.positions
+
+
+#: Writes one append inside the group's transaction: ``write(conn, pending)``.
+Write = Callable[[Connection, Pending], list[int]]
+
+
+class GroupCommit:
+    """The appends of one process to ``store``, written in groups by ``write``."""
+
+    def __init__(self, store: Store, write: Write, max_group: int = MAX_GROUP):
+        self.store, self.write, self.max_group = store, write, max_group
+        self._lock = threading.Lock()
+        self._waiting: list[Pending] = []
+        self._leading = False
+
+    def submit(self, events: list[Any], first_wins: bool, context: Any = None) -> list[int]:
+        """Append ``events`` in the next group; return their positions once durable."""
+        mine = Pending(events, first_wins, context)
+        with self._lock:
+            self._waiting.append(mine)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            mine.wake.wait()
+            if not mine.lead:
+                return mine.result()
+        with self._lock:
+            group = self._waiting[: self.max_group]
+            del self._waiting[: self.max_group]
+        try:
+            self._commit(group)
+        finally:
+            with self._lock:
+                if self._waiting:
+                    following = self._waiting[0]
+                    following.lead = True
+                    following.wake.set()
+                else:
+                    self._leading = False
+            for pending in group:
+                if pending is not mine:
+                    pending.wake.set()
+        return mine.result()
+
+    def _commit(self, group: list[Pending]) -> None:
+        """Write ``group`` in one transaction, each append in a savepoint; set each
+        one's positions or error once the transaction has ended."""
+        done: list[tuple[Pending, list[int]]] = []
+        try:
+            with self.store.append_transaction() as conn:
+                for pending in group:
+                    savepoint = conn.begin_nested()
+                    try:
+                        positions = self.write(conn, pending)
+                    except Exception as exc:  # this append alone is refused
+                        savepoint.rollback()
+                        pending.error = exc
+                    else:
+                        savepoint.commit()
+                        done.append((pending, positions))
+        except BaseException as exc:
+            for pending in group:
+                if pending.error is None:
+                    pending.error = exc
+            raise
+        for pending, positions in done:
+            pending.positions = positions
+        written = [p for _, positions in done for p in positions]
+        if written:
+            self.store.grown(max(written) + 1)
