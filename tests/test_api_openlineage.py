@@ -85,7 +85,8 @@ def test_the_official_client_records_a_job_between_its_datasets(
     assert server_ledger.head() == after
 
     viewer = api_server.client(api_server.key(P, "viewer"))
-    job = "job:airflow:daily_dag.load_orders"
+    # As in Marquez, a child job's name follows its parent's ("daily_dag").
+    job = "job:airflow:daily_dag.daily_dag.load_orders"
     graph = viewer.get("/lineage", params={"nodeId": job, "depth": 2}).json()["graph"]
     nodes = {n["id"]: n for n in graph}
     source = f"dataset:{SOURCE}:public.raw_orders"

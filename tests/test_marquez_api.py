@@ -54,6 +54,8 @@ PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.0.0/integration/ai
 SOURCE = "postgres://db:5432"
 LAKE = "s3://lake"
 JOB = "nightly.load_orders"
+#: Its Marquez name: a child job's name follows its parent's.
+FULL = f"nightly.{JOB}"
 PARENT_RUN = "0190d3a4-0000-7000-8000-00000000beef"
 MARQUEZ = json.loads((Path(__file__).parent / "fixtures" / "marquez" / "openapi.json").read_text())
 
@@ -280,10 +282,11 @@ def test_jobs_and_their_runs(http: httpx.Client, sent: dict[str, Any]) -> None:
     jobs = _ok(http, "/namespaces/airflow/jobs")
     conforms(jobs, "JobList")
     names = [j["name"] for j in jobs["jobs"]]
-    assert JOB in names and jobs["totalCount"] == len(names)
-    job = _ok(http, f"/namespaces/airflow/jobs/{JOB}")
+    assert {FULL, "nightly"} <= set(names) and jobs["totalCount"] == len(names)
+    job = _ok(http, f"/namespaces/airflow/jobs/{FULL}")
     conforms(job, "Job")
-    assert job["id"] == {"namespace": "airflow", "name": JOB}
+    assert job["id"] == {"namespace": "airflow", "name": FULL}
+    assert (job["simpleName"], job["parentJobName"]) == (JOB, "nightly")
     assert job["latestRun"]["id"] == sent["second"]
     assert job["latestRun"]["state"] == "FAILED"
     assert [r["id"] for r in job["latestRuns"]] == [sent["second"], sent["first"]]
@@ -292,19 +295,19 @@ def test_jobs_and_their_runs(http: httpx.Client, sent: dict[str, Any]) -> None:
     assert job["facets"]["sql"]["query"] == "INSERT INTO daily SELECT * FROM orders"
     assert job["facets"]["jobType"]["integration"] == "AIRFLOW"
 
-    runs = _ok(http, f"/namespaces/airflow/jobs/{JOB}/runs")
+    runs = _ok(http, f"/namespaces/airflow/jobs/{FULL}/runs")
     conforms(runs, "RunList")
     assert [r["id"] for r in runs["runs"]] == [sent["second"], sent["first"]]
     assert [r["state"] for r in runs["runs"]] == ["FAILED", "COMPLETED"]
     assert runs["totalCount"] == 2
-    paged = _ok(http, f"/namespaces/airflow/jobs/{JOB}/runs", limit=1, offset=1)
+    paged = _ok(http, f"/namespaces/airflow/jobs/{FULL}/runs", limit=1, offset=1)
     assert [r["id"] for r in paged["runs"]] == [sent["first"]] and paged["totalCount"] == 2
 
     run = _ok(http, f"/jobs/runs/{sent['first']}")
     conforms(run, "Run")
     assert run["state"] == "COMPLETED" and run["durationMs"] == 300_000
     assert run["facets"]["parent"]["run"]["runId"] == PARENT_RUN
-    assert run["jobVersion"]["name"] == JOB
+    assert run["jobVersion"]["name"] == FULL
     [written] = run["outputDatasetVersions"]
     assert written["datasetVersionId"]["name"] == "orders/daily"
 
@@ -315,7 +318,10 @@ def test_jobs_and_their_runs(http: httpx.Client, sent: dict[str, Any]) -> None:
     assert "parent" in _ok(http, f"/jobs/runs/{sent['first']}/facets", type="run")["facets"]
     assert http.get(f"/jobs/runs/{uuid.uuid4()}").status_code == 404
     assert http.get("/jobs/runs/not-a-uuid").status_code == 422
-    assert http.get(f"/namespaces/airflow/jobs/{JOB}.nothing").status_code == 404
+    assert http.get(f"/namespaces/airflow/jobs/{FULL}.nothing").status_code == 404
+    # The lineage graph names the job the same way, and finds it by its own name too.
+    graph = _ok(http, "/lineage", nodeId=f"job:airflow:{JOB}", depth=0)["graph"]
+    assert [n["id"] for n in graph if n["type"] == "JOB"] == [f"job:airflow:{FULL}"]
 
 
 def test_datasets_and_their_versions_with_encoded_names(
@@ -377,11 +383,11 @@ def test_search_by_part_of_a_name(http: httpx.Client, sent: dict[str, Any]) -> N
     assert {
         f"dataset:{SOURCE}:shop.public.orders",
         f"dataset:{LAKE}:orders/daily",
-        f"job:airflow:{JOB}",
+        f"job:airflow:{FULL}",
     } <= ids
     assert found["totalCount"] == len(found["results"])
     jobs = _ok(http, "/search", q="load%orders", filter="JOB")
-    assert [r["nodeId"] for r in jobs["results"]] == [f"job:airflow:{JOB}"]
+    assert [r["nodeId"] for r in jobs["results"]] == [f"job:airflow:{FULL}"]
     assert _ok(http, "/search", q="orders/_aily", namespace=LAKE)["totalCount"] == 1
     assert _ok(http, "/search", q="orders", limit=1)["totalCount"] == 1
     # Wildcards cannot make a search take long: matched piece by piece, never backtracking.
@@ -418,7 +424,7 @@ def test_keys_roles_and_the_trail_apply(server: ApiServer, sent: dict[str, Any])
     # Another project's key sees its own project only: nothing of these events.
     with server.client(server.key(OTHER, "viewer")) as other:
         assert _ok(other, "/namespaces")["namespaces"] == []
-        assert other.get(f"/namespaces/airflow/jobs/{JOB}").status_code == 404
+        assert other.get(f"/namespaces/airflow/jobs/{FULL}").status_code == 404
         assert other.get(f"/jobs/runs/{sent['first']}").status_code == 404
         assert _ok(other, "/search", q="orders")["results"] == []
         assert _ok(other, "/events/lineage")["events"] == []

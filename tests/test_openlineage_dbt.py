@@ -101,6 +101,22 @@ CAPTURED = {mode: _captured(mode) for mode in MODES}
 EVENTS = {mode: [json.loads(line) for _, line in lines] for mode, lines in CAPTURED.items()}
 
 
+PARENTS = {
+    mode: {
+        e["job"]["name"]: e["run"]["facets"]["parent"]["job"]["name"]
+        for e in events
+        if "parent" in e["run"].get("facets", {})
+    }
+    for mode, events in EVENTS.items()
+}
+
+
+def _marquez(mode: str, job: str) -> str:
+    """A job's Marquez name: a child job's follows its parent's (``<parent>.<child>``)."""
+    parent = PARENTS[mode].get(job)
+    return job if parent is None else f"{_marquez(mode, parent)}.{job}"
+
+
 def _datasets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [*doc.get("inputs", []), *doc.get("outputs", [])]
 
@@ -296,7 +312,7 @@ def test_jobs_are_the_events_with_their_runs(
     listed = _ok(http, f"/namespaces/{NAMESPACE}/jobs", limit=1000)
     conforms(listed, "JobList")
     names = [j["name"] for j in listed["jobs"]]
-    assert sorted(names) == sorted({e["job"]["name"] for e in EVENTS[mode]})
+    assert sorted(names) == sorted({_marquez(mode, e["job"]["name"]) for e in EVENTS[mode]})
     assert listed["totalCount"] == len(names)
     assert all(j["latestRun"]["state"] == "COMPLETED" for j in listed["jobs"])
 
@@ -308,9 +324,10 @@ def test_jobs_are_the_events_with_their_runs(
 
     # The mart's job: between the staging models and the mart, a child of `dbt run`.
     name = MODEL_JOBS[mode]["order_revenue"]
-    job = _ok(http, f"/namespaces/{NAMESPACE}/jobs/{quote(name, safe='')}")
+    job = _ok(http, f"/namespaces/{NAMESPACE}/jobs/{quote(_marquez(mode, name), safe='')}")
     conforms(job, "Job")
-    assert job["id"] == {"namespace": NAMESPACE, "name": name}
+    assert job["id"] == {"namespace": NAMESPACE, "name": f"{WRAPPER}.{name}"}
+    assert (job["simpleName"], job["parentJobName"]) == (name, WRAPPER)
     assert job["inputs"] == [{"namespace": WAREHOUSE, "name": n} for n in STAGING]
     assert job["outputs"] == [{"namespace": WAREHOUSE, "name": MART}]
     assert job["facets"]["jobType"]["integration"] == "DBT"
@@ -332,7 +349,8 @@ def test_jobs_are_the_events_with_their_runs(
     assert written["datasetVersionId"]["name"] == MART
     # The staging models' jobs: their seeds as inputs only where the mode reports them.
     for model, table, seed in zip(("stg_orders", "stg_products"), STAGING, SEEDS, strict=True):
-        staging = _ok(http, f"/namespaces/{NAMESPACE}/jobs/{quote(MODEL_JOBS[mode][model])}")
+        staging_job = _marquez(mode, MODEL_JOBS[mode][model])
+        staging = _ok(http, f"/namespaces/{NAMESPACE}/jobs/{quote(staging_job, safe='')}")
         assert staging["outputs"] == [{"namespace": WAREHOUSE, "name": table}]
         seeds = [{"namespace": WAREHOUSE, "name": seed}] if mode == "structured-logs" else []
         assert staging["inputs"] == seeds
@@ -364,15 +382,24 @@ def test_datasets_carry_the_documented_columns_in_order(
     mart = _ok(http, _path(WAREHOUSE, MART))
     assert mart["description"] == "Revenue per order, joining orders to products."
     assert {"schema", "documentation", "dataSource", "dataQualityAssertions"} <= set(mart["facets"])
-    # The tests' results, as the last event about the mart sent them.
-    quality = _latest_facet(mode, MART, "dataQualityAssertions")
-    assert mart["facets"]["dataQualityAssertions"]["assertions"] == quality["assertions"]
-    assert {a["name"] for a in quality["assertions"]} <= {
+    # Every test of the mart, accumulated over the events that ran them (with
+    # structured logs each test's event carries its own assertion only).
+    shown = mart["facets"]["dataQualityAssertions"]["assertions"]
+    assert sorted(a["name"] for a in shown) == [
         "not_null_order_revenue_order_id",
         "not_null_order_revenue_revenue",
         "unique_order_revenue_order_id",
-    }
-    assert all(a["success"] for a in quality["assertions"])
+    ]
+    assert all(a["success"] for a in shown)
+    sent_assertions = [
+        a
+        for e in EVENTS[mode]
+        for d in _datasets(e)
+        if d["name"] == MART
+        for facets in (d.get("facets", {}), d.get("inputFacets", {}))
+        for a in facets.get("dataQualityAssertions", {}).get("assertions", [])
+    ]
+    assert all(a in sent_assertions for a in shown)
 
     # One version, written by the mart's run, with the fields in the model's order.
     versions = _ok(http, f"{_path(WAREHOUSE, MART)}/versions")
@@ -419,7 +446,7 @@ def test_lineage_leads_from_the_seeds_through_staging_to_the_mart(
     graph = answer["graph"]
     nodes = {n["id"]: n for n in graph}
     edges = _edges(graph)
-    jobs = MODEL_JOBS[mode]
+    jobs = {model: _marquez(mode, name) for model, name in MODEL_JOBS[mode].items()}
     mart_job = _job(jobs["order_revenue"])
     assert nodes[_node(MART)]["type"] == "DATASET"
     assert nodes[mart_job]["type"] == "JOB"
@@ -430,7 +457,9 @@ def test_lineage_leads_from_the_seeds_through_staging_to_the_mart(
     upstream = _reachable(edges, _node(MART), up=True)
     assert {_node(t) for t in STAGING} <= upstream
     # The tests read the mart: they are downstream of it.
-    test_jobs = {_job(e["job"]["name"]) for e in EVENTS[mode] if _is_test_of_mart(e)}
+    test_jobs = {
+        _job(_marquez(mode, e["job"]["name"])) for e in EVENTS[mode] if _is_test_of_mart(e)
+    }
     assert test_jobs and test_jobs <= _reachable(edges, _node(MART), up=False)
     if mode == "artifacts":
         # dbt's artifacts name no seed as a model's input: the staging models start the graph.
@@ -487,10 +516,11 @@ def test_search_by_part_of_a_model_name(
 ) -> None:
     found = _ok(viewers[mode], "/search", q="revenue", limit=100)
     conforms(found, "SearchResultList")
-    expected = {_job(e["job"]["name"]) for e in EVENTS[mode] if "revenue" in e["job"]["name"]} | {
+    jobs = {_marquez(mode, e["job"]["name"]) for e in EVENTS[mode]}
+    expected = {_job(name) for name in jobs if "revenue" in name} | {
         _node(d["name"]) for e in EVENTS[mode] for d in _datasets(e) if "revenue" in d["name"]
     }
-    assert {_node(MART), _job(MODEL_JOBS[mode]["order_revenue"])} <= expected
+    assert {_node(MART), _job(_marquez(mode, MODEL_JOBS[mode]["order_revenue"]))} <= expected
     assert {r["nodeId"] for r in found["results"]} == expected
     assert found["totalCount"] == len(expected)
     # Datasets only: the staging model's table (and, with structured logs, its tests').

@@ -51,17 +51,38 @@ def dataset_facets(
         if type_ == "openlineage-dataset-event":
             named = [(entity, event.get("facets") or {})]
         else:
+            # A run's input and output facets (data-quality assertions on what a test
+            # read, output statistics) are facets of the version too.
             named = [
-                (d.get("dataset"), d.get("facets") or {})
-                for side in ("inputs", "outputs")
+                (d.get("dataset"), {**(d.get(extra) or {}), **(d.get("facets") or {})})
+                for side, extra in (("inputs", "input_facets"), ("outputs", "output_facets"))
                 for d in event.get(side) or []
             ]
         for version, facets in named:
             if version and (versions is None or version in versions):
-                merged.setdefault(version, {}).update(
-                    {k: v for k, v in facets.items() if isinstance(v, dict)}
-                )
+                _merge(merged.setdefault(version, {}), facets)
     return merged
+
+
+def _merge(into: dict[str, Any], facets: dict[str, Any]) -> None:
+    """Facets received later over those before, by name; a version's data-quality
+    assertions accumulate over the events that tested it (one per assertion and
+    column, the latest result of each)."""
+    for name, facet in facets.items():
+        if not isinstance(facet, dict):
+            continue
+        before = into.get(name)
+        if name == "dataQualityAssertions" and isinstance(before, dict):
+            kept = {_assertion_key(a): a for a in before.get("assertions") or []}
+            kept.update({_assertion_key(a): a for a in facet.get("assertions") or []})
+            facet = {**facet, "assertions": list(kept.values())}
+        into[name] = facet
+
+
+def _assertion_key(assertion: Any) -> str:
+    if not isinstance(assertion, dict):
+        return repr(assertion)
+    return repr((assertion.get("name"), assertion.get("assertion"), assertion.get("column")))
 
 
 def fields_of(facets: dict[str, Any]) -> list[dict[str, Any]] | None:

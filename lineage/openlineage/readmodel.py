@@ -56,6 +56,8 @@ class ProjectGraph:
     edges: set[tuple[str, str]] = field(default_factory=set)
     versions: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # id -> ns,name,v
     run_io: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # run -> in/out
+    # A child job's Marquez id by its own name (None when two children share it).
+    aliases: dict[str, str | None] = field(default_factory=dict)
 
     def _add(
         self, node_type: NodeType, key: tuple[str, str], kind: str, row: dict[str, Any], member: str
@@ -110,6 +112,10 @@ class ProjectGraph:
             self._version("model", naming.model_key(self.project, name), row)
 
     def _load_runs(self, raw: Raw) -> None:
+        """Runs grouped by job. As in Marquez, a run with a parent run belongs to the job
+        ``<parent's job>.<its job>`` (the parent's job named the same way, so a chain
+        of parents makes a dotted path), its own job name being the ``simpleName``."""
+        full: dict[str, str] = {}  # run -> the Marquez name of its job
         for node, job, tags, status, params, parent, started, ended, error in raw.all(
             "SELECT id, job, tags, status, params, parent_run, started_at, ended_at, error_type "
             "FROM cat_runs WHERE project = ? ORDER BY position",
@@ -124,9 +130,17 @@ class ProjectGraph:
                 "ended": ended,
                 "error": error,
             }
-            self._add(
-                "JOB", naming.run_key(self.project, job, naming.tags_of(tags)), "job", row, node
-            )
+            namespace, simple = naming.run_key(self.project, job, naming.tags_of(tags))
+            name = simple if parent not in full else f"{full[parent]}.{simple}"
+            full[node] = name
+            row["simple"] = simple
+            self._add("JOB", (namespace, name), "job", row, node)
+            if name != simple:
+                alias, target = (
+                    marquez_id("JOB", (namespace, simple)),
+                    marquez_id("JOB", (namespace, name)),
+                )
+                self.aliases[alias] = target if self.aliases.get(alias, target) == target else None
 
     def _load_deployments(self, raw: Raw) -> None:
         for node, name, served, created, updated, position in raw.all(
@@ -156,12 +170,17 @@ class ProjectGraph:
                 self.run_io.setdefault(member, {}).setdefault("out", []).append(dst)
 
     def find(self, node_type: NodeType, rest: str) -> GroupNode | None:
-        """The node ``<namespace>:<name>`` names, trying each ':' as the separator."""
-        for i, char in enumerate(rest):
-            if char == ":":
-                node = self.nodes.get(marquez_id(node_type, (rest[:i], rest[i + 1 :])))
-                if node is not None:
-                    return node
+        """The node ``<namespace>:<name>`` names, trying each ':' as the separator; a
+        child job by its own name too, when no other child shares it."""
+        ids = [
+            marquez_id(node_type, (rest[:i], rest[i + 1 :]))
+            for i, char in enumerate(rest)
+            if char == ":"
+        ]
+        for node_id in [*ids, *(self.aliases.get(i) for i in ids)]:
+            node = self.nodes.get(node_id) if node_id is not None else None
+            if node is not None:
+                return node
         return None
 
 
@@ -405,7 +424,7 @@ def job_data(
         "id": ref(node.key),
         "type": "SERVICE" if node.kind == "deployment" else "BATCH",
         "name": node.key[1],
-        "simpleName": node.key[1],
+        "simpleName": row.get("simple", node.key[1]),
         "parentJobName": parent_name,
         "parentJobUuid": None,
         "currentRunUuid": current,

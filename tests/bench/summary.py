@@ -140,6 +140,22 @@ HTTP = (
     ),
 )
 
+INGEST = (
+    Figure(
+        "OpenLineage ingestion, 8 clients",
+        "concurrent.events_per_s",
+        "events/s",
+        "concurrent_events_per_s",
+    ),
+    Figure(
+        "OpenLineage ingestion, 1 client",
+        "sequential.events_per_s",
+        "events/s",
+        "sequential_events_per_s",
+    ),
+    Figure("OpenLineage ingestion, p99 (8 clients)", "concurrent.p99_ms", "ms", "p99_ms"),
+)
+
 SOURCES = (
     Source(
         "bench-mlflow.json",
@@ -158,6 +174,13 @@ SOURCES = (
         "bench-http-pg.json",
         "python -m tests.bench.http_api --store postgresql",
         HTTP,
+        "postgresql",
+    ),
+    Source("bench-ingest.json", "python -m tests.bench.ingest", INGEST),
+    Source(
+        "bench-ingest-pg.json",
+        "python -m tests.bench.ingest --store postgresql",
+        INGEST,
         "postgresql",
     ),
     Source(
