@@ -1351,10 +1351,10 @@ def test_emit_keeps_openlineage_names_and_round_trips(ledger: Ledger, tmp_path: 
     start, complete = runs[1], runs[2]
     assert start["run"]["runId"] == RUN
     assert start["run"]["facets"]["parent"]["run"]["runId"] == PARENT
-    assert start["run"]["facets"]["parent"]["job"] == {
-        "namespace": "airflow-prod",
-        "name": "orders_etl",
-    }
+    # The parent facet as it was sent.
+    assert start["run"]["facets"]["parent"] == load("event_full.json")["run"]["facets"]["parent"]
+    parent_job = start["run"]["facets"]["parent"]["job"]
+    assert (parent_job["namespace"], parent_job["name"]) == ("airflow-prod", "orders_etl")
     assert [(i["namespace"], i["name"]) for i in complete["inputs"]] == [
         (PG, "shop.public.orders"),
         ("s3://lake", "ref/countries.csv"),
@@ -1377,6 +1377,51 @@ def test_emit_keeps_openlineage_names_and_round_trips(ledger: Ledger, tmp_path: 
         ]
     finally:
         copy_ledger.close()
+
+
+def test_emit_carries_every_facet_received(ledger: Ledger) -> None:
+    sent = load("event_full.json")
+    ingest(ledger, as_start(sent))
+    ingest(ledger, sent)
+    documents = list(ol.emit(ledger, "p"))
+    for doc in documents:
+        ol.validate(doc)
+    [complete] = [d for d in documents if d.get("eventType") == "COMPLETE"]
+    assert complete["job"]["facets"] == sent["job"]["facets"]
+    for name, facet in sent["run"]["facets"].items():
+        assert complete["run"]["facets"][name] == facet, name
+    assert "mlledger_run" in complete["run"]["facets"]
+    for side, extra in (("inputs", "inputFacets"), ("outputs", "outputFacets")):
+        emitted = {(d["namespace"], d["name"]): d for d in complete[side]}
+        for dataset in sent[side]:
+            out = emitted[(dataset["namespace"], dataset["name"])]
+            for name, facet in dataset.get("facets", {}).items():
+                assert out["facets"][name] == facet, (dataset["name"], name)
+            for name, facet in dataset.get(extra, {}).items():
+                assert out[extra][name] == facet, (dataset["name"], extra, name)
+            assert "mlledger_dataset" in out["facets"]
+
+
+def test_emit_leaves_out_facets_whose_personal_fields_were_redacted(ledger: Ledger) -> None:
+    run = "0190b4a4-8000-7000-8000-000000000003"
+    facets = {
+        "errorMessage": error_message_run.ErrorMessageRunFacet(
+            message="row for alice@example.com failed",
+            programmingLanguage="PYTHON",
+            producer=PRODUCER,
+        ),
+        "nominalTime": nominal_time_run.NominalTimeRunFacet(
+            nominalStartTime="2024-05-01T10:00:00Z", producer=PRODUCER
+        ),
+    }
+    ingest(ledger, run_event("FAIL", run, run_facets=facets))
+    documents = list(ol.emit(ledger, "p"))
+    for doc in documents:
+        ol.validate(doc)
+    [failed] = [d for d in documents if d.get("eventType") == "FAIL"]
+    assert "errorMessage" not in failed["run"]["facets"]
+    assert failed["run"]["facets"]["nominalTime"]["nominalStartTime"] == "2024-05-01T10:00:00Z"
+    assert "alice" not in json.dumps(documents)
 
 
 def test_emit_rejects_a_bad_since(ledger: Ledger) -> None:

@@ -1,5 +1,9 @@
 """Emission: the project's runs, models and deployments as OpenLineage events,
-with mlledger's own facets, read from the log a chunk at a time."""
+with mlledger's own facets, read from the log a chunk at a time.
+
+Runs and datasets that came in through OpenLineage go out with every facet received
+(``lineage.openlineage.facets``: merged over their events in the order received),
+beside ours; a facet of ours (``mlledger_*``) is always ours."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lineage.openlineage import naming
 from lineage.openlineage.constants import CHUNK, PRODUCER, event_url
+from lineage.openlineage.facets import RunFacets, dataset_facets
 from lineage.openlineage.validation import schema_url
 from registry.canonical import loads
 from registry.errors import FieldError
@@ -44,6 +49,21 @@ class _Emitter:
     producer: str
     runs: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     ends: dict[str, int | None] = field(default_factory=dict)
+    received_runs: dict[str, RunFacets] = field(default_factory=dict)
+    received_datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def received(self, run: str) -> RunFacets:
+        """The facets the OpenLineage events of ``run`` carried (none for our runs)."""
+        if run not in self.received_runs:
+            self.received_runs[run] = RunFacets.read(self.raw, self.project, [run])
+        return self.received_runs[run]
+
+    def received_dataset(self, node: str) -> dict[str, Any]:
+        """The dataset facets the OpenLineage events naming ``node`` carried."""
+        if node not in self.received_datasets:
+            found = dataset_facets(self.raw, self.project, [node], in_runs=False)
+            self.received_datasets[node] = found.get(node, {})
+        return self.received_datasets[node]
 
     def facet(self, key: str, /, **fields: Any) -> dict[str, Any]:
         return {"_producer": self.producer, "_schemaURL": schema_url(key), **fields}
@@ -72,9 +92,11 @@ class _Emitter:
             )
         return self.ends[run]
 
-    def job(self, row: dict[str, Any]) -> dict[str, Any]:
+    def job(self, row: dict[str, Any], run: str | None = None) -> dict[str, Any]:
+        """The job of a run (``row``), with the job facets ``run``'s events carried."""
         namespace, name = naming.run_key(row["project"], row["job"], row["tags"])
-        return {"namespace": namespace, "name": name, "facets": {}}
+        facets = self.received(run).job_facets(run) if run is not None else {}
+        return {"namespace": namespace, "name": name, "facets": facets}
 
     def run_facets(
         self, run: str, row: dict[str, Any], start: dict[str, Any] | None
@@ -107,10 +129,17 @@ class _Emitter:
                 run={"runId": naming.uuid_of(parent)},
                 job={"namespace": job["namespace"], "name": job["name"]},
             )
-        return facets
+        # The facets received stand over ours (a parent as sent may name the root run
+        # too), but for our own facets.
+        merged = {**facets, **self.received(run).run_facets(run, whole=True)}
+        merged.update({k: v for k, v in facets.items() if k.startswith("mlledger_")})
+        return merged
 
-    def dataset(self, node: str, *, output: bool = False) -> dict[str, Any] | None:
-        """An input or output dataset for a dataset or model version of the project."""
+    def dataset(
+        self, node: str, *, output: bool = False, run: str | None = None
+    ) -> dict[str, Any] | None:
+        """An input or output dataset for a dataset or model version of the project,
+        with the input or output facets ``run``'s events carried for it."""
         parsed = NodeId.parse(node)
         if parsed.project != self.project:
             return None  # another project's data stays out of this project's export
@@ -120,14 +149,17 @@ class _Emitter:
         if found is None:
             return None
         out, row_count = found
+        side = "outputs" if output else "inputs"
+        sent = self.received(run).io_facets(run, side, node) if run is not None else {}
         if output:
-            out["outputFacets"] = (
+            ours = (
                 {"outputStatistics": self.facet("outputStatistics", rowCount=row_count)}
                 if row_count is not None
                 else {}
             )
+            out["outputFacets"] = {**ours, **sent}
         else:
-            out["inputFacets"] = {}
+            out["inputFacets"] = sent
         return out
 
     def model(self, node: str, *, output: bool) -> dict[str, Any] | None:
@@ -183,6 +215,8 @@ class _Emitter:
                 "schema",
                 fields=[{"name": k, "type": v} for k, v in json.loads(schema).items()],
             )
+        # What OpenLineage events sent about it stands over what we made of it.
+        facets.update(self.received_dataset(node))
         facets["mlledger_dataset"] = self.facet(
             "mlledger_dataset",
             id=node,
@@ -196,8 +230,10 @@ class _Emitter:
         )
         return {"namespace": namespace, "name": ol_name, "facets": facets}, row_count
 
-    def datasets(self, nodes: Iterable[str], *, output: bool) -> list[dict[str, Any]]:
-        found = (self.dataset(n, output=output) for n in dict.fromkeys(nodes))
+    def datasets(
+        self, nodes: Iterable[str], *, output: bool, run: str | None = None
+    ) -> list[dict[str, Any]]:
+        found = (self.dataset(n, output=output, run=run) for n in dict.fromkeys(nodes))
         return [d for d in found if d is not None]
 
     def run_event(
@@ -247,10 +283,10 @@ class _Emitter:
                 "OTHER",
                 when,
                 naming.uuid_of(run),
-                self.job(row),
+                self.job(row, run),
                 self.run_facets(run, row, None),
                 [],
-                self.datasets([node], output=True),
+                self.datasets([node], output=True, run=run),
             )
         ]
 
@@ -278,7 +314,8 @@ class _Emitter:
         if row is None:
             return []
         facets = self.run_facets(run, row, body)
-        return [self.run_event("START", when, naming.uuid_of(run), self.job(row), facets, [], [])]
+        job = self.job(row, run)
+        return [self.run_event("START", when, naming.uuid_of(run), job, facets, [], [])]
 
     def ended(self, position: int, type: str, run: str, when: str) -> list[dict[str, Any]]:
         """The COMPLETE or FAIL RunEvent of a run's end at ``position``, with every
@@ -309,10 +346,10 @@ class _Emitter:
                 "COMPLETE" if type == "run-completed" else "FAIL",
                 when,
                 naming.uuid_of(run),
-                self.job(row),
+                self.job(row, run),
                 self.run_facets(run, row, None),
-                self.datasets(inputs, output=False),
-                self.datasets(outputs, output=True),
+                self.datasets(inputs, output=False, run=run),
+                self.datasets(outputs, output=True, run=run),
             )
         ]
 

@@ -28,10 +28,11 @@ def _like(text: str) -> str:
 
 
 def dataset_facets(
-    raw: Raw, project: str, versions: Collection[str] | None = None
+    raw: Raw, project: str, versions: Collection[str] | None = None, *, in_runs: bool = True
 ) -> dict[str, dict[str, Any]]:
     """Dataset version id -> the dataset facets its events carried (for ``versions``,
-    or every version named by an event when None)."""
+    or every version named by an event when None); with ``in_runs``, the input and
+    output facets of the runs that read or wrote it too."""
     sql = (
         "SELECT type, entity, body FROM events WHERE project = ? "
         f"AND type {raw.among(RECEIVED_TYPES)}"
@@ -54,7 +55,10 @@ def dataset_facets(
             # A run's input and output facets (data-quality assertions on what a test
             # read, output statistics) are facets of the version too.
             named = [
-                (d.get("dataset"), {**(d.get(extra) or {}), **(d.get("facets") or {})})
+                (
+                    d.get("dataset"),
+                    {**((d.get(extra) or {}) if in_runs else {}), **(d.get("facets") or {})},
+                )
                 for side, extra in (("inputs", "input_facets"), ("outputs", "output_facets"))
                 for d in event.get(side) or []
             ]
@@ -134,3 +138,55 @@ def with_facets(answer: dict[str, Any], facets: dict[str, Any]) -> dict[str, Any
         answer["description"] = description
     answer["facets"] = facets
     return answer
+
+
+class RunFacets:
+    """What the OpenLineage events of some runs carried, merged per run in the order
+    received (a later event's facet of the same name wins): run facets, job facets,
+    and the input and output facets of each version they read or wrote."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.io: dict[tuple[str, str, str], dict[str, Any]] = {}  # (run, side, version)
+        self.cut: dict[str, set[str]] = {}  # run -> run facets stored with fields redacted
+
+    @classmethod
+    def read(cls, raw: Raw, project: str, runs: Collection[str]) -> RunFacets:
+        found = cls()
+        wanted = sorted(runs)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for entity, body in raw.all(
+                "SELECT entity, body FROM events WHERE project = ? AND type = ? "
+                f"AND entity {raw.among(chunk)} ORDER BY position",
+                (project, "openlineage-run-event", *raw.among_params(chunk)),
+            ):
+                found.add(entity, loads(body))
+        return found
+
+    def add(self, run: str, event: dict[str, Any]) -> None:
+        _merge(self.runs.setdefault(run, {}), event.get("run_facets") or {})
+        for path in event.get("redacted") or []:
+            parts = str(path).split(".")
+            if len(parts) > 2 and parts[:2] == ["run", "facets"]:
+                self.cut.setdefault(run, set()).add(parts[2])
+        _merge(self.jobs.setdefault(run, {}), (event.get("job") or {}).get("facets") or {})
+        for side, extra in (("inputs", "input_facets"), ("outputs", "output_facets")):
+            for dataset in event.get(side) or []:
+                if dataset.get("dataset"):
+                    key = (run, side, dataset["dataset"])
+                    _merge(self.io.setdefault(key, {}), dataset.get(extra) or {})
+
+    def run_facets(self, run: str, *, whole: bool = False) -> dict[str, Any]:
+        """The run facets received; ``whole``: only those kept whole (a facet whose
+        personal fields were redacted on the way in no longer follows its schema)."""
+        cut = self.cut.get(run, set()) if whole else set()
+        return {k: v for k, v in self.runs.get(run, {}).items() if k not in cut}
+
+    def job_facets(self, run: str) -> dict[str, Any]:
+        return dict(self.jobs.get(run, {}))
+
+    def io_facets(self, run: str, side: str, version: str) -> dict[str, Any]:
+        """The input (``side`` "inputs") or output facets ``run`` sent for ``version``."""
+        return dict(self.io.get((run, side, version), {}))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import reading
 from lineage.openlineage import naming
-from lineage.openlineage.facets import dataset_facets, fields_of, with_facets
+from lineage.openlineage.facets import RunFacets, dataset_facets, fields_of, with_facets
 from lineage.openlineage.readmodel import (
     GroupNode,
     ProjectGraph,
@@ -126,12 +126,23 @@ def _runs_newest_first(node: GroupNode) -> list[dict[str, Any]]:
     return list(reversed(node.rows))
 
 
+def _run_facets(ledger: Ledger, project: str, runs: Sequence[str]) -> RunFacets:
+    with ledger.store.read() as conn:
+        return RunFacets.read(Raw(conn), project, runs)
+
+
+def _fill(answer: dict[str, Any], facets: RunFacets, run: str) -> dict[str, Any]:
+    """``answer``, the Marquez Run of ``run``, with the facets its events carried."""
+    answer["facets"] = facets.run_facets(run)
+    return answer
+
+
 def _job(world: ProjectGraph, node: GroupNode, facets: RunFacets) -> dict[str, Any]:
     ins, outs = _neighbours(world, node)
     data = job_data(world, node, ins, outs)
     newest = _runs_newest_first(node)[:LATEST_RUNS]
-    data["latestRun"] = facets.fill(data["latestRun"], node.rows[-1]["id"])
-    data["latestRuns"] = [facets.fill(run_data(world, node, row), row["id"]) for row in newest]
+    data["latestRun"] = _fill(data["latestRun"], facets, node.rows[-1]["id"])
+    data["latestRuns"] = [_fill(run_data(world, node, row), facets, row["id"]) for row in newest]
     data["facets"] = facets.job_facets(node.rows[-1]["id"]) if node.kind == "job" else {}
     data["currentVersion"] = None
     return data
@@ -147,7 +158,7 @@ def jobs(
         key=lambda n: n.key[1],
     )
     page = _page(nodes, limit, offset)
-    facets = RunFacets.read(ledger, project, _latest_runs(page))
+    facets = _run_facets(ledger, project, _latest_runs(page))
     return {"jobs": [_job(world, n, facets) for n in page], "totalCount": len(nodes)}
 
 
@@ -163,7 +174,7 @@ def _latest_runs(nodes: Iterable[GroupNode]) -> list[str]:
 def job(ledger: Ledger, project: str, namespace: str, name: str) -> dict[str, Any]:
     world = project_graph(ledger, project)
     node = _job_node(world, namespace, name)
-    return _job(world, node, RunFacets.read(ledger, project, _latest_runs([node])))
+    return _job(world, node, _run_facets(ledger, project, _latest_runs([node])))
 
 
 def job_runs(
@@ -173,9 +184,9 @@ def job_runs(
     world = project_graph(ledger, project)
     node = _job_node(world, namespace, name)
     rows = _page(_runs_newest_first(node), limit, offset)
-    facets = RunFacets.read(ledger, project, [r["id"] for r in rows if node.kind == "job"])
+    facets = _run_facets(ledger, project, [r["id"] for r in rows if node.kind == "job"])
     return {
-        "runs": [facets.fill(run_data(world, node, row), row["id"]) for row in rows],
+        "runs": [_fill(run_data(world, node, row), facets, row["id"]) for row in rows],
         "totalCount": len(node.rows),
     }
 
@@ -197,8 +208,8 @@ def _find_run(world: ProjectGraph, run_uuid: str) -> tuple[GroupNode, dict[str, 
 def run(ledger: Ledger, project: str, run_uuid: str) -> dict[str, Any]:
     world = project_graph(ledger, project)
     node, row = _find_run(world, run_uuid)
-    facets = RunFacets.read(ledger, project, [row["id"]] if node.kind == "job" else [])
-    return facets.fill(run_data(world, node, row), row["id"])
+    facets = _run_facets(ledger, project, [row["id"]] if node.kind == "job" else [])
+    return _fill(run_data(world, node, row), facets, row["id"])
 
 
 def run_facets(
@@ -208,48 +219,9 @@ def run_facets(
     in the order received (a later event's facet of the same name wins)."""
     world = project_graph(ledger, project)
     node, row = _find_run(world, run_uuid)
-    facets = RunFacets.read(ledger, project, [row["id"]] if node.kind == "job" else [])
+    facets = _run_facets(ledger, project, [row["id"]] if node.kind == "job" else [])
     merged = facets.run_facets(row["id"]) if kind == "run" else facets.job_facets(row["id"])
     return {"runId": run_uuid.lower(), "facets": merged}
-
-
-class RunFacets:
-    """The facets the OpenLineage events of some runs carried, merged per run."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, dict[str, Any]] = {}
-        self.jobs: dict[str, dict[str, Any]] = {}
-
-    @classmethod
-    def read(cls, ledger: Ledger, project: str, runs: Sequence[str]) -> RunFacets:
-        found = cls()
-        if not runs:
-            return found
-        with ledger.store.read() as conn:
-            raw = Raw(conn)
-            for start in range(0, len(runs), 500):
-                chunk = list(runs[start : start + 500])
-                for entity, body in raw.all(
-                    "SELECT entity, body FROM events WHERE project = ? AND type = ? "
-                    f"AND entity {raw.among(chunk)} ORDER BY position",
-                    (project, "openlineage-run-event", *raw.among_params(chunk)),
-                ):
-                    event = loads(body)
-                    found.runs.setdefault(entity, {}).update(event.get("run_facets") or {})
-                    job_facets = (event.get("job") or {}).get("facets") or {}
-                    found.jobs.setdefault(entity, {}).update(job_facets)
-        return found
-
-    def run_facets(self, run: str) -> dict[str, Any]:
-        return dict(self.runs.get(run, {}))
-
-    def job_facets(self, run: str) -> dict[str, Any]:
-        return dict(self.jobs.get(run, {}))
-
-    def fill(self, answer: dict[str, Any], run: str) -> dict[str, Any]:
-        """``answer``, the Marquez Run of ``run``, with the facets its events carried."""
-        answer["facets"] = self.run_facets(run)
-        return answer
 
 
 # --- datasets and their versions ---------------------------------------------------------
