@@ -295,6 +295,21 @@ def test_jobs_and_their_runs(http: httpx.Client, sent: dict[str, Any]) -> None:
     assert job["facets"]["sql"]["query"] == "INSERT INTO daily SELECT * FROM orders"
     assert job["facets"]["jobType"]["integration"] == "AIRFLOW"
 
+    # Both runs read and wrote the same datasets from the same code: one version.
+    versions = _ok(http, f"/namespaces/airflow/jobs/{FULL}/versions")
+    conforms(versions, "JobVersionList")
+    [version] = versions["versions"]
+    assert versions["totalCount"] == 1
+    assert version["id"] == {"namespace": "airflow", "name": FULL, "version": job["currentVersion"]}
+    assert version["latestRun"]["id"] == sent["second"]
+    assert version["inputs"] == job["inputs"] and version["outputs"] == job["outputs"]
+    assert version["facets"]["sql"]["query"].startswith("INSERT")
+    one = _ok(http, f"/namespaces/airflow/jobs/{FULL}/versions/{job['currentVersion']}")
+    conforms(one, "JobVersion")
+    assert one["version"] == job["currentVersion"]
+    missing = http.get(f"/namespaces/airflow/jobs/{FULL}/versions/{uuid.uuid4()}")
+    assert missing.status_code == 404
+
     runs = _ok(http, f"/namespaces/airflow/jobs/{FULL}/runs")
     conforms(runs, "RunList")
     assert [r["id"] for r in runs["runs"]] == [sent["second"], sent["first"]]
@@ -307,7 +322,11 @@ def test_jobs_and_their_runs(http: httpx.Client, sent: dict[str, Any]) -> None:
     conforms(run, "Run")
     assert run["state"] == "COMPLETED" and run["durationMs"] == 300_000
     assert run["facets"]["parent"]["run"]["runId"] == PARENT_RUN
-    assert run["jobVersion"]["name"] == FULL
+    assert run["jobVersion"] == {
+        "namespace": "airflow",
+        "name": FULL,
+        "version": job["currentVersion"],
+    }
     [written] = run["outputDatasetVersions"]
     assert written["datasetVersionId"]["name"] == "orders/daily"
 

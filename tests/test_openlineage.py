@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -1044,7 +1045,7 @@ def _marquez_version(namespace: str, name: str, version: str) -> dict[str, Any]:
     }
 
 
-def _copy_job_data() -> dict[str, Any]:
+def _copy_job_data(version: str) -> dict[str, Any]:
     """The JobData Marquez answers for the copy job, with its latest run."""
     return {
         "id": {"namespace": "etl", "name": "copy"},
@@ -1072,7 +1073,7 @@ def _copy_job_data() -> dict[str, Any]:
             "endedAt": COPY_END,
             "durationMs": 2000,
             "args": {},
-            "jobVersion": {"namespace": "etl", "name": "copy", "version": None},
+            "jobVersion": {"namespace": "etl", "name": "copy", "version": version},
             "inputDatasetVersions": [_marquez_version(COPY_NS, "shop.orders", "unversioned")],
             "outputDatasetVersions": [_marquez_version("s3://b", "orders", COPY_OUT_VERSION)],
             "facets": {},
@@ -1081,7 +1082,7 @@ def _copy_job_data() -> dict[str, Any]:
     }
 
 
-def _expected_copy_graph() -> dict[str, Any]:
+def _expected_copy_graph(version: str) -> dict[str, Any]:
     """The whole graph around the copy job: its two datasets and itself, sorted by id."""
     source, target, job = COPY_SOURCE, COPY_TARGET, COPY_JOB
     orders = f"dataset:p/shop.orders-{h8(COPY_NS, 'shop.orders')}@unversioned"
@@ -1113,7 +1114,7 @@ def _expected_copy_graph() -> dict[str, Any]:
             {
                 "id": job,
                 "type": "JOB",
-                "data": _copy_job_data(),
+                "data": _copy_job_data(version),
                 "inEdges": [{"origin": source, "destination": job}],
                 "outEdges": [{"origin": job, "destination": target}],
             },
@@ -1123,8 +1124,13 @@ def _expected_copy_graph() -> dict[str, Any]:
 
 def test_marquez_graph_shows_the_job_between_its_datasets(ledger: Ledger) -> None:
     _ingest_copy(ledger)
-    expected = _expected_copy_graph()
-    assert ol.marquez_graph(ledger, "p", COPY_JOB) == expected
+    answer = ol.marquez_graph(ledger, "p", COPY_JOB)
+    [job] = [n for n in answer["graph"] if n["type"] == "JOB"]
+    # The job's version: a UUID of the datasets it read and wrote and its code.
+    version = job["data"]["latestRun"]["jobVersion"]["version"]
+    assert str(uuid.UUID(version)) == version
+    expected = _expected_copy_graph(version)
+    assert answer == expected
     # Asked from either dataset (the namespace holds ':'), the graph is the same.
     assert ol.marquez_graph(ledger, "p", COPY_SOURCE) == expected
     assert ol.marquez_graph(ledger, "p", COPY_TARGET, depth=1) == expected

@@ -24,7 +24,9 @@ from lineage.openlineage.readmodel import (
     ProjectGraph,
     dataset_data,
     job_data,
+    job_version,
     marquez_id,
+    ref,
     run_data,
 )
 from registry.canonical import loads
@@ -144,7 +146,7 @@ def _job(world: ProjectGraph, node: GroupNode, facets: RunFacets) -> dict[str, A
     data["latestRun"] = _fill(data["latestRun"], facets, node.rows[-1]["id"])
     data["latestRuns"] = [_fill(run_data(world, node, row), facets, row["id"]) for row in newest]
     data["facets"] = facets.job_facets(node.rows[-1]["id"]) if node.kind == "job" else {}
-    data["currentVersion"] = None
+    data["currentVersion"] = job_version(world, node, node.rows[-1])
     return data
 
 
@@ -189,6 +191,81 @@ def job_runs(
         "runs": [_fill(run_data(world, node, row), facets, row["id"]) for row in rows],
         "totalCount": len(node.rows),
     }
+
+
+def _versions_of(world: ProjectGraph, node: GroupNode) -> dict[str, list[dict[str, Any]]]:
+    """A job's versions (newest first, by their latest run) with their runs, oldest
+    first."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in node.rows:
+        version = job_version(world, node, row)
+        if version is not None:
+            found.setdefault(version, []).append(row)
+    return dict(sorted(found.items(), key=lambda kv: node.rows.index(kv[1][-1]), reverse=True))
+
+
+def _job_version(
+    world: ProjectGraph,
+    node: GroupNode,
+    version: str,
+    rows: list[dict[str, Any]],
+    facets: RunFacets,
+) -> dict[str, Any]:
+    """Marquez's JobVersion: the datasets its runs read and wrote, its code's location,
+    its latest run and the job facets that run's events carried."""
+    latest = rows[-1]
+    io = world.run_io.get(latest["id"], {})
+    code = latest.get("code") or {}
+    location = code.get("url") or code.get("repo_url")
+    return {
+        "id": {"namespace": node.key[0], "name": node.key[1], "version": version},
+        "name": node.key[1],
+        "version": version,
+        "createdAt": rows[0]["started"],
+        "updatedAt": latest["ended"] or latest["started"],
+        "namespace": node.key[0],
+        "type": "BATCH",
+        "inputs": sorted(
+            (ref(world.nodes[world.of[v]].key) for v in io.get("in", []) if v in world.of),
+            key=lambda r: (r["namespace"], r["name"]),
+        ),
+        "outputs": sorted(
+            (ref(world.nodes[world.of[v]].key) for v in io.get("out", []) if v in world.of),
+            key=lambda r: (r["namespace"], r["name"]),
+        ),
+        "location": location if isinstance(location, str) else None,
+        "description": None,
+        "latestRun": _fill(run_data(world, node, latest), facets, latest["id"]),
+        "facets": facets.job_facets(latest["id"]),
+        "mlledger": {"runs": len(rows)},
+    }
+
+
+def job_versions(
+    ledger: Ledger, project: str, namespace: str, name: str, *, limit: int, offset: int
+) -> dict[str, Any]:
+    """The versions of a job, newest first (by their latest run)."""
+    world = project_graph(ledger, project)
+    node = _job_node(world, namespace, name)
+    versions = list(_versions_of(world, node).items())
+    page = _page(versions, limit, offset)
+    facets = _run_facets(ledger, project, [rows[-1]["id"] for _, rows in page])
+    return {
+        "versions": [_job_version(world, node, v, rows, facets) for v, rows in page],
+        "totalCount": len(versions),
+    }
+
+
+def job_version_of(
+    ledger: Ledger, project: str, namespace: str, name: str, version: str
+) -> dict[str, Any]:
+    world = project_graph(ledger, project)
+    node = _job_node(world, namespace, name)
+    rows = _versions_of(world, node).get(version.lower())
+    if rows is None:
+        raise NotFound(f"no version {version!r} of job {name!r} in namespace {namespace!r}")
+    facets = _run_facets(ledger, project, [rows[-1]["id"]])
+    return _job_version(world, node, version.lower(), rows, facets)
 
 
 def _find_run(world: ProjectGraph, run_uuid: str) -> tuple[GroupNode, dict[str, Any]]:

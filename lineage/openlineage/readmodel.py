@@ -5,6 +5,7 @@ Marquez's nodes (datasets and jobs) and the edges between them, and the answer
 from __future__ import annotations
 
 import json
+import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import reading
 from lineage.openlineage import naming
+from lineage.openlineage.constants import ID_NAMESPACE
 from lineage.openlineage.facets import dataset_facets, with_facets
 from lineage.walks import GraphReader
 from registry.errors import InvalidNodeId, NotFound
@@ -116,9 +118,9 @@ class ProjectGraph:
         ``<parent's job>.<its job>`` (the parent's job named the same way, so a chain
         of parents makes a dotted path), its own job name being the ``simpleName``."""
         full: dict[str, str] = {}  # run -> the Marquez name of its job
-        for node, job, tags, status, params, parent, started, ended, error in raw.all(
-            "SELECT id, job, tags, status, params, parent_run, started_at, ended_at, error_type "
-            "FROM cat_runs WHERE project = ? ORDER BY position",
+        for node, job, tags, status, params, parent, started, ended, error, code in raw.all(
+            "SELECT id, job, tags, status, params, parent_run, started_at, ended_at, error_type, "
+            "code FROM cat_runs WHERE project = ? ORDER BY position",
             (self.project,),
         ):
             row = {
@@ -129,6 +131,7 @@ class ProjectGraph:
                 "started": started,
                 "ended": ended,
                 "error": error,
+                "code": json.loads(code) if code else {},
             }
             namespace, simple = naming.run_key(self.project, job, naming.tags_of(tags))
             name = simple if parent not in full else f"{full[parent]}.{simple}"
@@ -368,9 +371,28 @@ def latest_run(world: ProjectGraph, node: GroupNode) -> dict[str, Any]:
     return run_data(world, node, node.rows[-1])
 
 
+def job_version(world: ProjectGraph, node: GroupNode, row: dict[str, Any]) -> str | None:
+    """The version of a job that a run (``row``) ran, as Marquez versions jobs: the
+    same for every run of the job reading and writing the same datasets from the same
+    code (its source location), a UUID 5 of them; None for a deployment."""
+    if node.kind != "job":
+        return None
+    io = world.run_io.get(row["id"], {})
+    sides = [
+        sorted({world.nodes[world.of[v]].key for v in io.get(side, []) if v in world.of})
+        for side in ("in", "out")
+    ]
+    made_of = json.dumps([list(node.key), sides, row.get("code") or {}], sort_keys=True)
+    return str(uuid.uuid5(ID_NAMESPACE, f"job-version\0{made_of}"))
+
+
 def run_data(world: ProjectGraph, node: GroupNode, row: dict[str, Any]) -> dict[str, Any]:
     """One run of a job node (``row``, one of its rows), shaped as Marquez's Run."""
-    job = {"namespace": node.key[0], "name": node.key[1], "version": None}
+    job = {
+        "namespace": node.key[0],
+        "name": node.key[1],
+        "version": job_version(world, node, row),
+    }
     if node.kind == "deployment":
         at = row["updated"]
         return marquez_run(

@@ -29,13 +29,8 @@ JobName = Annotated[str, Path(description="The job's name, percent-encoded.", **
 DatasetName = Annotated[str, Path(description="The dataset's name, percent-encoded.", **_NAME)]
 Limit = Annotated[int, Query(ge=0, le=10_000, description="How many to return.")]
 Offset = Annotated[int, Query(ge=0, le=2**31, description="How many to skip first.")]
-RunUuid = Annotated[
-    str,
-    Path(
-        description="The run's id (a UUID).",
-        pattern="^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-    ),
-]
+_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+RunUuid = Annotated[str, Path(description="The run's id (a UUID).", pattern=_UUID)]
 _NOT_FOUND = responses("not-found")
 
 
@@ -108,6 +103,34 @@ def job_runs(
     return marquez.job_runs(
         ledger, who.project, _segment(namespace), _segment(job), limit=limit, offset=offset
     )
+
+
+@router.get("/namespaces/{namespace}/jobs/{job}/versions", responses=_NOT_FOUND)
+def job_versions(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow_own("read", "marquez.jobs")],
+    namespace: Namespace,
+    job: JobName,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Marquez's JobVersionList: the job's versions (runs reading and writing the same
+    datasets from the same code), newest first, with ``totalCount``."""
+    return marquez.job_versions(
+        ledger, who.project, _segment(namespace), _segment(job), limit=limit, offset=offset
+    )
+
+
+@router.get("/namespaces/{namespace}/jobs/{job}/versions/{version}", responses=_NOT_FOUND)
+def job_version(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow_own("read", "marquez.jobs")],
+    namespace: Namespace,
+    job: JobName,
+    version: Annotated[str, Path(description="The job version (a UUID).", pattern=_UUID)],
+) -> dict[str, Any]:
+    """Marquez's JobVersion, with its latest run."""
+    return marquez.job_version_of(ledger, who.project, _segment(namespace), _segment(job), version)
 
 
 @router.get("/jobs/runs/{id}", responses=_NOT_FOUND)
