@@ -102,7 +102,8 @@ def resolve(text: str, kind: str, project: str) -> str:
 
 
 def resolve_model(ledger: Ledger, text: str, project: str) -> str:
-    """Like ``resolve`` for models, also accepting ``name@alias`` (e.g. ``clf@production``)."""
+    """Like ``resolve`` for models, also accepting ``name@alias`` (e.g. ``clf@production``)
+    and ``name@latest``, the newest version (unless a version or alias has that name)."""
     node = resolve(text, "model", project)
     with ledger.store.read() as conn:
         if _exists(conn, "cat_models", node):
@@ -117,6 +118,14 @@ def resolve_model(ledger: Ledger, text: str, project: str) -> str:
                 hist.c.valid_to.is_(None),
             )
         ).scalar()
+        if target is None and parsed.version == "latest":
+            models = T["cat_models"]
+            target = conn.execute(
+                select(models.c.id)
+                .where(models.c.project == parsed.project, models.c.name == parsed.name)
+                .order_by(models.c.position.desc())
+                .limit(1)
+            ).scalar()
     if target is None:
         raise NotFound(f"no model version or alias {text!r} in project {project!r}")
     return str(target)

@@ -82,14 +82,16 @@ QUESTION_COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "depth (1: read by the model's own training run; docs/concepts.md), record count "
         "and digest.",
         "model",
-        "NAME@VERSION, NAME@ALIAS or model:PROJECT/NAME@VERSION",
+        "NAME@VERSION, NAME@ALIAS, NAME@latest, model:PROJECT/NAME@VERSION or "
+        "dataset:PROJECT:model/NAME",
     ),
     "downstream": (
         "everything downstream of a dataset version",
         "The runs, derived dataset versions, model versions and deployments "
         "downstream of a dataset version, and the predictions those model versions made.",
         "dataset",
-        "NAME@VERSION or dataset:PROJECT/NAME@VERSION",
+        "NAME@VERSION, NAME@latest, dataset:PROJECT/NAME@VERSION or an OpenLineage "
+        "dataset:NAMESPACE:NAME (its newest version)",
     ),
     "lineage": (
         "the lineage subgraph around a node, optionally as of a time",
@@ -99,7 +101,9 @@ QUESTION_COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "answers only whether they were erased (ask `scored` or `footprint` instead).",
         "node",
         "a dataset, run, model or deployment id: dataset:PROJECT/NAME@VERSION, "
-        "run:UUID, model:PROJECT/NAME@VERSION or deployment:PROJECT/NAME",
+        "run:UUID, model:PROJECT/NAME@VERSION or deployment:PROJECT/NAME (a version may "
+        "be @latest); or an OpenLineage id: dataset:NAMESPACE:NAME (its newest version) "
+        "or job:NAMESPACE:NAME (its newest run)",
     ),
     "footprint": (
         "everything linked to a data subject",
@@ -115,7 +119,7 @@ QUESTION_COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Every configuration of a deployment: which model version it served, "
         "with what share of the traffic, from when to when.",
         "deployment",
-        "NAME or deployment:PROJECT/NAME",
+        "NAME, deployment:PROJECT/NAME or job:PROJECT:deployment/NAME",
     ),
     "aliases": (
         "where each alias of a model pointed, when, moved by whom",

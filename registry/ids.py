@@ -189,3 +189,11 @@ def label_of(node: str) -> str:
 def kind_of(node: str) -> str:
     """The kind prefix of a node id string, without a full parse."""
     return node.split(":", 1)[0]
+
+
+def openlineage_id(text: str) -> bool:
+    """Whether ``text`` is an OpenLineage node id as Marquez writes them
+    (``dataset:<namespace>:<name>``, ``job:<namespace>:<name>``): ours never hold a
+    second ``:``."""
+    kind, sep, rest = text.partition(":")
+    return bool(sep) and kind in ("dataset", "job") and ":" in rest

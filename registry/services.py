@@ -29,7 +29,7 @@ from lineage.answers import (
 )
 from registry.errors import NotFound
 from registry.grants import grants, readable_projects
-from registry.ids import NodeId
+from registry.ids import NodeId, openlineage_id
 from registry.ledger import Ledger
 from registry.store.raw import Raw
 
@@ -63,6 +63,59 @@ def own(ledger: Ledger, project: str, node: str) -> frozenset[str]:
     return visible
 
 
+def named(ledger: Ledger, project: str, text: str, kind: str | None = None) -> str:
+    """What an asker typed, with OpenLineage's node ids and ``@latest`` turned into ours.
+
+    ``dataset:<namespace>:<name>`` names that dataset's newest version in the project
+    (a model's, for ``model/<name>`` in the project's namespace); ``job:<namespace>:<name>``
+    the job's newest run (a deployment, for ``deployment/<name>``), as Marquez names
+    them (``GET /api/v1/lineage``). ``NAME@latest`` (a ``kind`` of dataset or model)
+    or an id ending so names the newest version of that name, unless a version is
+    called ``latest``. Anything else comes back as typed."""
+    if openlineage_id(text):
+        # Loaded only here: the OpenLineage package (its schemas) costs every command
+        # that does not need it start-up time.
+        from lineage.openlineage import marquez
+
+        node_kind, _, rest = text.partition(":")
+        world = marquez.project_graph(ledger, project)
+        node = world.find("DATASET" if node_kind == "dataset" else "JOB", rest)
+        if node is None:
+            raise NotFound(f"no {node_kind} {text!r} in project {project!r}")
+        return str(node.rows[-1]["id"])
+    if not text.endswith("@latest"):
+        return text
+    full = text if ":" in text else f"{kind}:{project}/{text}"
+    parsed = NodeId.parse(full)
+    tables = {"dataset": "cat_datasets", "model": "cat_models"}
+    if parsed.kind not in tables:
+        return text
+    with ledger.store.read() as conn:
+        raw = Raw(conn)
+        table = tables[parsed.kind]
+        if raw.one(f"SELECT 1 FROM {table} WHERE id = ?", (str(parsed),)) is not None:
+            return str(parsed)  # a version called "latest"
+        newest = raw.scalar(
+            f"SELECT id FROM {table} WHERE project = ? AND name = ? ORDER BY position DESC LIMIT 1",
+            (parsed.project, parsed.name),
+        )
+    if newest is None:
+        raise NotFound(f"no {parsed.kind} {parsed.name!r} in project {parsed.project!r}")
+    return str(newest)
+
+
+def _asked(
+    ledger: Ledger, project: str, text: str, kind: str | None = None
+) -> tuple[str, frozenset[str]]:
+    """The node ``text`` names (``named``) and the projects ``project`` may read, a node
+    of a project outside them refused first (NotFound): an OpenLineage id names a
+    node of the project's own."""
+    if openlineage_id(text):
+        return named(ledger, project, text, kind), readable(ledger, project)
+    visible = own(ledger, project, text)
+    return named(ledger, project, text, kind), visible
+
+
 def resolve_model(ledger: Ledger, project: str, model: str) -> str:
     """The model version id that ``name@version``, ``name@alias`` or an id names now."""
     own(ledger, project, model)
@@ -77,14 +130,14 @@ def scored(ledger: Ledger, project: str, *, record: str | int) -> ScoredAnswer:
 def trained_on(ledger: Ledger, project: str, *, model: str) -> TrainedOnAnswer:
     """Dataset versions that trained a model version (``name@version``, ``name@alias`` or
     an id), transitively."""
-    visible = own(ledger, project, model)
+    model, visible = _asked(ledger, project, model, "model")
     node = queries.resolve_model(ledger, model, project)
     return queries.trained_on(ledger, node, visible=visible)
 
 
 def downstream(ledger: Ledger, project: str, *, dataset: str) -> DownstreamAnswer:
     """Everything downstream of a dataset version (``name@version`` or an id)."""
-    visible = own(ledger, project, dataset)
+    dataset, visible = _asked(ledger, project, dataset, "dataset")
     node = queries.resolve(dataset, "dataset", project)
     return queries.downstream(ledger, node, visible=visible)
 
@@ -99,7 +152,7 @@ def lineage(
     as_of: Any = None,
 ) -> LineageAnswer:
     """The lineage subgraph around a node, optionally as it stood at ``as_of``."""
-    visible = own(ledger, project, node)
+    node, visible = _asked(ledger, project, node)
     return queries.lineage(
         ledger, node, direction=direction, depth=depth, when=as_of, visible=visible
     )
@@ -112,7 +165,7 @@ def footprint(ledger: Ledger, project: str, *, subject: str | int) -> FootprintA
 
 def history(ledger: Ledger, project: str, *, deployment: str) -> HistoryAnswer:
     """Which model versions a deployment (its name or id) served, from when to when."""
-    visible = own(ledger, project, deployment)
+    deployment, visible = _asked(ledger, project, deployment, "deployment")
     node = queries.resolve(deployment, "deployment", project)
     if NodeId.parse(node).project not in visible:
         raise NotFound(f"no deployment {node} in the ledger")

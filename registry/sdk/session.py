@@ -14,7 +14,7 @@ from registry import writes
 from registry.backend import Backend, LocalBackend
 from registry.errors import ConfigError, EventRejected
 from registry.events import NewEvent
-from registry.ids import check_name
+from registry.ids import check_name, openlineage_id
 from registry.intake import Item
 from registry.ledger import Ledger
 from registry.sdk.handles import Deployment
@@ -114,4 +114,6 @@ class Session:
         """The node id of a deployment handle, or of a deployment name or id."""
         if isinstance(deployment, Deployment):
             return deployment.id
+        if openlineage_id(deployment):
+            return deployment  # named as Marquez names it: the question resolves it
         return queries.resolve(deployment, "deployment", self.project)

@@ -41,14 +41,47 @@ def _node(pattern: str, description: str) -> Any:
     )
 
 
-NodeParam = Annotated[str, _node(NODE_ID_PATTERN, "Typed node id.")]
+#: OpenLineage's node ids (``registry.services.named``): ``dataset:<namespace>:<name>``
+#: and ``job:<namespace>:<name>``, the namespace itself perhaps holding ``:``.
+_TEXT = URL_TEXT_PATTERN[1:-2]
+_OPENLINEAGE = f"{_TEXT}*:{_TEXT}*"
+
+
+def _or(pattern: str, *kinds: str) -> str:
+    """``pattern`` (``^(...)$``) or an OpenLineage id of one of ``kinds``."""
+    return f"^({pattern[1:-1]}|({'|'.join(kinds)}):{_OPENLINEAGE})$"
+
+
+NodeParam = Annotated[
+    str,
+    _node(
+        _or(NODE_ID_PATTERN, "dataset", "job"),
+        "Typed node id, an id ending @latest, or an OpenLineage node id "
+        "(dataset:<namespace>:<name>, job:<namespace>:<name>).",
+    ),
+]
 ModelParam = Annotated[
-    str, _node(MODEL_REF_PATTERN, "Model version: name@version, name@alias or its id.")
+    str,
+    _node(
+        _or(MODEL_REF_PATTERN, "dataset"),
+        "Model version: name@version, name@alias, name@latest, its id, or "
+        "dataset:<namespace>:model/<name>.",
+    ),
 ]
 DatasetParam = Annotated[
-    str, _node(DATASET_REF_PATTERN, "Dataset version: name@version or its id.")
+    str,
+    _node(
+        _or(DATASET_REF_PATTERN, "dataset"),
+        "Dataset version: name@version, name@latest, its id, or dataset:<namespace>:<name>.",
+    ),
 ]
-DeploymentParam = Annotated[str, _node(DEPLOYMENT_REF_PATTERN, "Deployment: its name or its id.")]
+DeploymentParam = Annotated[
+    str,
+    _node(
+        _or(DEPLOYMENT_REF_PATTERN, "job"),
+        "Deployment: its name, its id, or job:<namespace>:deployment/<name>.",
+    ),
+]
 #: What a question about nodes can answer besides its result.
 NODE_PROBLEMS = responses("invalid-node-id", "not-found")
 
