@@ -505,8 +505,15 @@ def _as_received(type_: str, entity: str, body: dict[str, Any]) -> dict[str, Any
     (less what was redacted; numbers stringified stay strings)."""
 
     def datasets(side: str, theirs: str, ours: str) -> list[dict[str, Any]]:
+        # Input and output facets are kept as an object, empty when none came: an
+        # empty one is left out, as most producers send it.
         return [
-            {"namespace": d["namespace"], "name": d["name"], "facets": d["facets"], theirs: d[ours]}
+            {
+                "namespace": d["namespace"],
+                "name": d["name"],
+                "facets": d["facets"],
+                **({theirs: d[ours]} if d[ours] else {}),
+            }
             for d in body.get(side, [])
         ]
 
