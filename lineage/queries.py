@@ -118,7 +118,9 @@ def resolve_model(ledger: Ledger, text: str, project: str) -> str:
                 hist.c.valid_to.is_(None),
             )
         ).scalar()
-        if target is None and parsed.version == "latest":
+        # The newest version of the asking project's own model (another project's
+        # stays unknown: its name is not resolved here).
+        if target is None and parsed.version == "latest" and parsed.project == project:
             models = T["cat_models"]
             target = conn.execute(
                 select(models.c.id)

@@ -62,13 +62,17 @@ class GroupCommit:
 
     def submit(self, events: list[Any], first_wins: bool, context: Any = None) -> list[int]:
         """Append ``events`` in the next group; return their positions once durable."""
-        mine = Pending(events, first_wins, context)
+        mine = self.pending(events, first_wins, context)
         with self._lock:
             self._waiting.append(mine)
             lead = not self._leading
             self._leading = True
         if not lead:
-            mine.wake.wait()
+            try:
+                mine.wake.wait()
+            except BaseException:
+                self._abandon(mine)
+                raise
             if not mine.lead:
                 return mine.result()
         with self._lock:
@@ -78,16 +82,33 @@ class GroupCommit:
             self._commit(group)
         finally:
             with self._lock:
-                if self._waiting:
-                    following = self._waiting[0]
-                    following.lead = True
-                    following.wake.set()
-                else:
-                    self._leading = False
+                self._hand_on()
             for pending in group:
                 if pending is not mine:
                     pending.wake.set()
         return mine.result()
+
+    def pending(self, events: list[Any], first_wins: bool, context: Any) -> Pending:
+        """The waiting append ``submit`` makes of its arguments."""
+        return Pending(events, first_wins, context)
+
+    def _hand_on(self) -> None:
+        """Give the lead to the first append waiting, or end leading (under the lock)."""
+        if self._waiting:
+            following = self._waiting[0]
+            following.lead = True
+            following.wake.set()
+        else:
+            self._leading = False
+
+    def _abandon(self, mine: Pending) -> None:
+        """A caller stopped waiting (interrupted): its append leaves the queue unless a
+        group already took it, and a lead handed to it goes on to the next."""
+        with self._lock:
+            if mine in self._waiting:
+                self._waiting.remove(mine)
+                if mine.lead:
+                    self._hand_on()
 
     def _commit(self, group: list[Pending]) -> None:
         """Write ``group`` in one transaction, each append in a savepoint; set each
@@ -106,9 +127,19 @@ class GroupCommit:
                         savepoint.commit()
                         done.append((pending, positions))
         except BaseException as exc:
+            # The others did not stop: an interruption of the leader's thread is theirs
+            # as an error, not as an interruption.
+            shared = (
+                exc
+                if isinstance(exc, Exception)
+                else RuntimeError(
+                    f"the append group was interrupted ({type(exc).__name__}); "
+                    "nothing of it was written"
+                )
+            )
             for pending in group:
                 if pending.error is None:
-                    pending.error = exc
+                    pending.error = shared
             raise
         for pending, positions in done:
             pending.positions = positions

@@ -29,7 +29,7 @@ from lineage.answers import (
 )
 from registry.errors import NotFound
 from registry.grants import grants, readable_projects
-from registry.ids import NodeId, openlineage_id
+from registry.ids import NodeId, kind_of, openlineage_id
 from registry.ledger import Ledger
 from registry.store.raw import Raw
 
@@ -80,10 +80,12 @@ def named(ledger: Ledger, project: str, text: str, kind: str | None = None) -> s
         node_kind, _, rest = text.partition(":")
         world = marquez.project_graph(ledger, project)
         node = world.find("DATASET" if node_kind == "dataset" else "JOB", rest)
-        if node is None:
-            raise NotFound(f"no {node_kind} {text!r} in project {project!r}")
-        return str(node.rows[-1]["id"])
-    if not text.endswith("@latest"):
+        found = None if node is None else str(node.rows[-1]["id"])
+        if found is None or (kind is not None and kind_of(found) != kind):
+            # A question about a model names no dataset, one about a deployment no run.
+            raise NotFound(f"no {kind or node_kind} {text!r} in project {project!r}")
+        return found
+    if not text.endswith("@latest") or (":" not in text and kind is None):
         return text
     full = text if ":" in text else f"{kind}:{project}/{text}"
     parsed = NodeId.parse(full)
@@ -117,8 +119,9 @@ def _asked(
 
 
 def resolve_model(ledger: Ledger, project: str, model: str) -> str:
-    """The model version id that ``name@version``, ``name@alias`` or an id names now."""
-    own(ledger, project, model)
+    """The model version id that ``name@version``, ``name@alias``, ``name@latest``, an
+    id or ``dataset:<namespace>:model/<name>`` names now."""
+    model, _ = _asked(ledger, project, model, "model")
     return queries.resolve_model(ledger, model, project)
 
 

@@ -48,6 +48,7 @@ from openlineage.client.serde import Serde
 
 from lineage import openlineage as ol
 from lineage import queries
+from lineage.openlineage import marquez
 from registry.assembly import open_ledger
 from registry.errors import (
     Conflict,
@@ -1428,6 +1429,90 @@ def test_emit_leaves_out_facets_whose_personal_fields_were_redacted(ledger: Ledg
     assert "errorMessage" not in failed["run"]["facets"]
     assert failed["run"]["facets"]["nominalTime"]["nominalStartTime"] == "2024-05-01T10:00:00Z"
     assert "alice" not in json.dumps(documents)
+
+
+STATISTICS_URL = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet._get_schema()
+
+
+def test_emit_sends_big_numbers_as_sent_and_never_a_producers_facet_as_ours(
+    ledger: Ledger,
+) -> None:
+    run = "0190b4a4-8000-7000-8000-000000000004"
+    doc = run_event("COMPLETE", run, outputs=[OutputDataset(namespace="s3://b", name="big")])
+    output = doc["outputs"][0]
+    output["outputFacets"] = {
+        "outputStatistics": {
+            "_producer": PRODUCER,
+            "_schemaURL": STATISTICS_URL,
+            "rowCount": 3,
+            "size": 2**60,  # beyond what canonical JSON keeps as a number
+        },
+        "mlledger_model": {"_producer": PRODUCER, "_schemaURL": "urn:x#/$defs/X", "id": "forged"},
+    }
+    doc["job"]["facets"] = {
+        "mlledger_run": {"_producer": PRODUCER, "_schemaURL": "urn:x#/$defs/X", "id": "forged"}
+    }
+    ol.validate(doc)
+    stored = ingest(ledger, doc)
+    assert next(e for e in stored if e.type == "openlineage-run-event").body["stringified"] == [
+        "outputs.0.outputFacets.outputStatistics.size"
+    ]
+    documents = list(ol.emit(ledger, "p"))
+    for emitted in documents:
+        ol.validate(emitted)
+    [complete] = [d for d in documents if d.get("eventType") == "COMPLETE"]
+    sent = complete["outputs"][0]["outputFacets"]
+    assert sent["outputStatistics"]["size"] == 2**60
+    assert "mlledger_model" not in sent and "mlledger_run" not in complete["job"]["facets"]
+    assert complete["run"]["facets"]["mlledger_run"]["id"] == f"run:{run}"
+    feed = marquez.lineage_events(ledger, "p")["events"]
+    assert feed[0]["outputs"][0]["outputFacets"]["outputStatistics"]["size"] == 2**60
+
+
+def test_a_malformed_input_facet_breaks_no_answer(ledger: Ledger) -> None:
+    for n, assertions in enumerate(([{"assertion": "not_null", "success": True}], 5)):
+        doc = run_event(
+            "COMPLETE",
+            f"0190b4a4-8000-7000-8000-00000000001{n}",
+            inputs=[InputDataset(namespace="s3://b", name="checked")],
+        )
+        doc["inputs"][0]["inputFacets"] = {
+            "dataQualityAssertions": {
+                "_producer": PRODUCER,
+                "_schemaURL": "urn:x#/$defs/X",
+                "assertions": assertions,
+            }
+        }
+        ingest(ledger, doc)
+    [node] = [
+        n
+        for n in ol.marquez_graph(ledger, "p", "dataset:s3://b:checked")["graph"]
+        if n["type"] == "DATASET"
+    ]
+    assert node["data"]["facets"]["dataQualityAssertions"]["assertions"] == 5
+
+
+def test_a_deep_chain_of_parents_makes_no_name_past_the_limit(ledger: Ledger) -> None:
+    parent = None
+    runs = [f"0190b4a4-8100-7000-8000-{i:012x}" for i in range(60)]
+    for i, run in enumerate(runs):
+        facets = {}
+        if parent is not None:
+            facets["parent"] = parent_run.ParentRunFacet(
+                run=parent_run.Run(runId=parent),
+                job=parent_run.Job(namespace="deep", name=f"step_{i - 1:02d}_" + "x" * 30),
+            )
+        ingest(
+            ledger,
+            run_event(
+                "COMPLETE", run, job=("deep", f"step_{i:02d}_" + "x" * 30), run_facets=facets
+            ),
+        )
+        parent = run
+    names = [j["name"] for j in marquez.jobs(ledger, "p", "deep", limit=1000, offset=0)["jobs"]]
+    assert len(names) == 60
+    assert max(map(len, names)) <= 1024
+    assert any(name.count(".") > 10 for name in names)  # the chain is followed, up to the limit
 
 
 def test_emit_rejects_a_bad_since(ledger: Ledger) -> None:

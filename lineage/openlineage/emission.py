@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lineage.openlineage import naming
 from lineage.openlineage.constants import CHUNK, PRODUCER, event_url
-from lineage.openlineage.facets import RunFacets, dataset_facets
+from lineage.openlineage.facets import RunFacets, dataset_facets, restored
 from lineage.openlineage.validation import schema_url
 from registry.canonical import loads
 from registry.errors import FieldError
@@ -95,7 +95,7 @@ class _Emitter:
     def job(self, row: dict[str, Any], run: str | None = None) -> dict[str, Any]:
         """The job of a run (``row``), with the job facets ``run``'s events carried."""
         namespace, name = naming.run_key(row["project"], row["job"], row["tags"])
-        facets = self.received(run).job_facets(run) if run is not None else {}
+        facets = _theirs(self.received(run).job_facets(run)) if run is not None else {}
         return {"namespace": namespace, "name": name, "facets": facets}
 
     def run_facets(
@@ -131,9 +131,11 @@ class _Emitter:
             )
         # The facets received stand over ours (a parent as sent may name the root run
         # too), but for our own facets.
-        merged = {**facets, **self.received(run).run_facets(run, whole=True)}
-        merged.update({k: v for k, v in facets.items() if k.startswith("mlledger_")})
-        return merged
+        return {
+            **facets,
+            **_theirs(self.received(run).run_facets(run, whole=True)),
+            **{k: v for k, v in facets.items() if k.startswith(OURS)},
+        }
 
     def dataset(
         self, node: str, *, output: bool = False, run: str | None = None
@@ -150,7 +152,7 @@ class _Emitter:
             return None
         out, row_count = found
         side = "outputs" if output else "inputs"
-        sent = self.received(run).io_facets(run, side, node) if run is not None else {}
+        sent = _theirs(self.received(run).io_facets(run, side, node)) if run is not None else {}
         if output:
             ours = (
                 {"outputStatistics": self.facet("outputStatistics", rowCount=row_count)}
@@ -216,7 +218,7 @@ class _Emitter:
                 fields=[{"name": k, "type": v} for k, v in json.loads(schema).items()],
             )
         # What OpenLineage events sent about it stands over what we made of it.
-        facets.update(self.received_dataset(node))
+        facets.update(_theirs(self.received_dataset(node)))
         facets["mlledger_dataset"] = self.facet(
             "mlledger_dataset",
             id=node,
@@ -305,7 +307,7 @@ class _Emitter:
         if type in ("deployment-configured", "deployment-retired"):
             return [self.deployment(position, type, entity, when, body)]
         if type == "openlineage-job-event":
-            return [self.job_event(body)]
+            return [self.job_event(restored(body))]
         return []
 
     def started(self, run: str, when: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -406,6 +408,15 @@ class _Emitter:
             "inputs": _recorded(body["inputs"], "inputFacets", "input_facets"),
             "outputs": _recorded(body["outputs"], "outputFacets", "output_facets"),
         }
+
+
+#: The names of our own facets: one of these received from a producer is not sent on.
+OURS = "mlledger_"
+
+
+def _theirs(facets: dict[str, Any]) -> dict[str, Any]:
+    """Facets received, less any named as ours."""
+    return {k: v for k, v in facets.items() if not k.startswith(OURS)}
 
 
 def _recorded(datasets: list[dict[str, Any]], theirs: str, ours: str) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ parsed (their ids are matched in the stored text first).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from typing import Any
 
@@ -48,7 +49,7 @@ def dataset_facets(
             params += [*raw.among_params(wanted), *(f'%"dataset":"{_like(v)}"%' for v in wanted)]
     merged: dict[str, dict[str, Any]] = {}
     for type_, entity, body in raw.all(sql + " ORDER BY position", params):
-        event = loads(body)
+        event = restored(loads(body))
         if type_ == "openlineage-dataset-event":
             named = [(entity, event.get("facets") or {})]
         else:
@@ -57,7 +58,7 @@ def dataset_facets(
             named = [
                 (
                     d.get("dataset"),
-                    {**((d.get(extra) or {}) if in_runs else {}), **(d.get("facets") or {})},
+                    {**(_obj(d.get(extra)) if in_runs else {}), **_obj(d.get("facets"))},
                 )
                 for side, extra in (("inputs", "input_facets"), ("outputs", "output_facets"))
                 for d in event.get(side) or []
@@ -68,17 +69,30 @@ def dataset_facets(
     return merged
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _merge(into: dict[str, Any], facets: dict[str, Any]) -> None:
     """Facets received later over those before, by name; a version's data-quality
     assertions accumulate over the events that tested it (one per assertion and
     column, the latest result of each)."""
+    if not isinstance(facets, dict):
+        return
     for name, facet in facets.items():
         if not isinstance(facet, dict):
             continue
         before = into.get(name)
-        if name == "dataQualityAssertions" and isinstance(before, dict):
-            kept = {_assertion_key(a): a for a in before.get("assertions") or []}
-            kept.update({_assertion_key(a): a for a in facet.get("assertions") or []})
+        earlier, later = (
+            f.get("assertions") if isinstance(f, dict) else None for f in (before, facet)
+        )
+        if (
+            name == "dataQualityAssertions"
+            and isinstance(earlier, list)
+            and isinstance(later, list)
+        ):
+            kept = {_assertion_key(a): a for a in earlier}
+            kept.update({_assertion_key(a): a for a in later})
             facet = {**facet, "assertions": list(kept.values())}
         into[name] = facet
 
@@ -162,7 +176,7 @@ class RunFacets:
                 f"AND entity {raw.among(chunk)} ORDER BY position",
                 (project, "openlineage-run-event", *raw.among_params(chunk)),
             ):
-                found.add(entity, loads(body))
+                found.add(entity, restored(loads(body)))
         return found
 
     def add(self, run: str, event: dict[str, Any]) -> None:
@@ -190,3 +204,63 @@ class RunFacets:
     def io_facets(self, run: str, side: str, version: str) -> dict[str, Any]:
         """The input (``side`` "inputs") or output facets ``run`` sent for ``version``."""
         return dict(self.io.get((run, side, version), {}))
+
+
+#: Where a stored ``openlineage-*-event`` body keeps what a path of the event as sent
+#: names: (the path's first parts, the body's keys for them).
+_PLACES = (
+    (("run", "facets"), ("run_facets",)),
+    (("job", "facets"), ("job", "facets")),
+    (("dataset", "facets"), ("facets",)),
+)
+_DATASET_PLACES = {
+    "facets": "facets",
+    "inputFacets": "input_facets",
+    "outputFacets": "output_facets",
+}
+
+
+def restored(body: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``openlineage-*-event`` body with the integers it had to keep as text
+    (beyond ±(2^53-1), listed in ``stringified``) numbers again, as they were sent, so
+    facets sent on validate as they did; non-finite numbers stay text."""
+    paths = body.get("stringified") or []
+    if not paths:
+        return body
+    body = json.loads(json.dumps(body))  # a copy to change
+    for path in paths:
+        parts = str(path).split(".")
+        target: list[Any] | None = None
+        for head, keys in _PLACES:
+            if tuple(parts[: len(head)]) == head:
+                target, parts = [*keys], parts[len(head) :]
+                break
+        if target is None and len(parts) > 2 and parts[0] in ("inputs", "outputs"):
+            place = _DATASET_PLACES.get(parts[2])
+            if place is not None and parts[1].isdigit():
+                target, parts = [parts[0], int(parts[1]), place], parts[3:]
+        if target is not None and parts:
+            _restore(body, [*target, *parts])
+    return body
+
+
+def _restore(body: Any, steps: list[Any]) -> None:
+    """Turn the integer text at ``steps`` (keys, list indexes) back into a number."""
+    node = body
+    for step in steps[:-1]:
+        if isinstance(node, list) and str(step).isdigit() and int(step) < len(node):
+            node = node[int(step)]
+        elif isinstance(node, dict) and step in node:
+            node = node[step]
+        else:
+            return  # a key holding '.' (or changed since): left as text
+    last = steps[-1]
+    if isinstance(node, list) and str(last).isdigit() and int(last) < len(node):
+        key: Any = int(last)
+    elif isinstance(node, dict) and last in node:
+        key = last
+    else:
+        return
+    value = node[key]
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        node[key] = int(value)

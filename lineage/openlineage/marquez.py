@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import reading
 from lineage.openlineage import naming
-from lineage.openlineage.facets import RunFacets, dataset_facets, fields_of, with_facets
+from lineage.openlineage.facets import (
+    RunFacets,
+    dataset_facets,
+    fields_of,
+    restored,
+    with_facets,
+)
 from lineage.openlineage.readmodel import (
     GroupNode,
     ProjectGraph,
@@ -201,7 +207,8 @@ def _versions_of(world: ProjectGraph, node: GroupNode) -> dict[str, list[dict[st
         version = job_version(world, node, row)
         if version is not None:
             found.setdefault(version, []).append(row)
-    return dict(sorted(found.items(), key=lambda kv: node.rows.index(kv[1][-1]), reverse=True))
+    order = {id(row): i for i, row in enumerate(node.rows)}
+    return dict(sorted(found.items(), key=lambda kv: order[id(kv[1][-1])], reverse=True))
 
 
 def _job_version(
@@ -573,7 +580,7 @@ def lineage_events(
             moment = _instant(event["event_time"])
             if (until and moment > until) or (since and moment < since):
                 continue
-            found.append((moment, position, _as_received(type_, entity, event)))
+            found.append((moment, position, _as_received(type_, entity, restored(event))))
     found.sort(key=lambda item: (item[0], item[1]), reverse=sort_direction.lower() == "desc")
     return {
         "events": [document for _, _, document in _page(found, limit, offset)],

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from registry.ledger import Ledger
 
 NodeType = Literal["DATASET", "JOB"]
+#: The longest job name a chain of parents makes (the run's own name past it).
+JOB_NAME_MAX = 1024
 _STATES = {"running": "RUNNING", "completed": "COMPLETED", "failed": "FAILED"}
 # The lineage edges kinds that join Marquez nodes: dataset -> job (read, served), job ->
 # dataset (written).
@@ -134,7 +136,9 @@ class ProjectGraph:
                 "code": json.loads(code) if code else {},
             }
             namespace, simple = naming.run_key(self.project, job, naming.tags_of(tags))
-            name = simple if parent not in full else f"{full[parent]}.{simple}"
+            prefixed = simple if parent not in full else f"{full[parent]}.{simple}"
+            # A chain of parents deep enough to make a name past JOB_NAME_MAX stops there.
+            name = prefixed if len(prefixed) <= JOB_NAME_MAX else simple
             full[node] = name
             row["simple"] = simple
             self._add("JOB", (namespace, name), "job", row, node)

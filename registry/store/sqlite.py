@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,9 +72,9 @@ class SQLiteStore(Store):
         """``BEGIN IMMEDIATE``: SQLite's one write lock, taken before any read.
 
         Writers queue first, threads of one process on a lock of their own and
-        processes on ``flock`` of ``<database>-writer.lock``, each woken the moment
-        the writer before it is done: waiting on SQLite's busy handler instead means
-        sleeping in growing steps (up to 100 ms) while the lock is long free.
+        processes on ``flock`` of ``<database>-writer.lock``, asked again every few
+        milliseconds: waiting on SQLite's busy handler instead means sleeping in
+        growing steps (up to 100 ms) while the lock is long free.
         """
         with self._writer, self._queued(), self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -81,17 +83,29 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _queued(self) -> Iterator[None]:
-        """Hold ``<database>-writer.lock`` (made 0600): one writing process at a time."""
+        """Hold ``<database>-writer.lock`` (made 0600): one writing process at a time.
+        A writer holding it past the busy timeout (a process stuck mid-write) makes the
+        next fail with "database is locked", as SQLite's own lock would."""
         if self._queue is None:
             yield
             return
         if self._queue_fd is None:
             self._queue_fd = os.open(self._queue, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
+        fd, deadline, pause = self._queue_fd, time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
+                # Short steps (at most 5 ms): the lock is taken soon after it is free.
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
         try:
             yield
         finally:
-            fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def dispose(self) -> None:
         super().dispose()
