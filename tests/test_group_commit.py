@@ -195,3 +195,32 @@ def test_an_interrupted_leader_is_an_error_to_the_others(ledger: Ledger) -> None
         thread.join(10)
     assert sorted(type(e).__name__ for e in errors) == ["KeyboardInterrupt", "RuntimeError"]
     assert "interrupted" in str(next(e for e in errors if isinstance(e, RuntimeError)))
+
+
+def test_sqlite_writers_queue_on_a_private_lock_file_with_a_bound(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding the writer lock file (an open file description of its
+    own stands for one) makes a writer fail as SQLite's lock would, once the busy
+    timeout has passed; the file is its owner's alone."""
+    import fcntl
+    import os
+
+    from sqlalchemy.exc import OperationalError
+
+    from registry.store import sqlite
+
+    ledger.append([_event(1)])
+    lock = Path(f"{ledger.store.path}-writer.lock")
+    assert lock.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 200)
+    other = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(OperationalError, match="database is locked"):
+            ledger.append([_event(2)])
+    finally:
+        os.close(other)
+    assert [e.entity for e in ledger.read(0)] == [f"dataset:{P}/d1@1"]
+    ledger.append([_event(3)])  # released: writers go on
+    assert ledger.head() == 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.exc import OperationalError
 
 from registry.settings import make_private_dirs
 from registry.store.base import LEASE_JOBS, Store
@@ -98,7 +99,10 @@ class SQLiteStore(Store):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise sqlite3.OperationalError("database is locked") from None
+                    # As SQLAlchemy reports SQLite's own: callers handle it as the store's.
+                    raise OperationalError(
+                        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+                    ) from None
                 # Short steps (at most 5 ms): the lock is taken soon after it is free.
                 time.sleep(pause)
                 pause = min(pause * 2, 0.005)
