@@ -21,9 +21,10 @@ A pure ASGI middleware in front of the routes. In order, for each HTTP request:
    naming it, and a body that is not what its coding says gets 400.
 5. **The body limit** (``MLLEDGER_MAX_BODY_BYTES``, 16 MiB by default): a declared
    ``Content-Length`` above it gets 413 at once; a body that grows past it while
-   streaming gets 413 and is not parsed. A compressed body is counted as it
-   decompresses, and decompression stops one byte past the limit: a small body that
-   would inflate to gigabytes (a compression bomb) costs at most the limit in memory.
+   streaming gets 413 and is not parsed. A compressed body is counted twice, as sent
+   and as it decompresses, and decompression stops one byte past the limit: a small
+   body that would inflate to gigabytes (a compression bomb) costs at most about
+   twice the limit in memory (what was decoded so far and the piece being decoded).
 
 Trail entries never hold a URL as sent: ``trail_resource`` normalises it
 (identifiers of records and subjects replaced, secrets dropped, control and
