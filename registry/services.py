@@ -97,6 +97,12 @@ def named(ledger: Ledger, project: str, text: str, kind: str | None = None) -> s
         table = tables[parsed.kind]
         if raw.one(f"SELECT 1 FROM {table} WHERE id = ?", (str(parsed),)) is not None:
             return str(parsed)  # a version called "latest"
+        if parsed.kind == "model" and raw.one(
+            "SELECT 1 FROM alias_history WHERE project = ? AND name = ? AND alias = ? "
+            "AND valid_to IS NULL",
+            (parsed.project, parsed.name, "latest"),
+        ):
+            return str(parsed)  # an alias called "latest": the model's resolution takes it
         newest = raw.scalar(
             f"SELECT id FROM {table} WHERE project = ? AND name = ? ORDER BY position DESC LIMIT 1",
             (parsed.project, parsed.name),

@@ -94,6 +94,13 @@ def test_a_version_called_latest_is_itself(world: tuple[Registry, dict[str, Any]
     assert reg.lineage(f"dataset:{P}/orders@latest")["root"] == called.id != newer.id
 
 
+def test_an_alias_called_latest_is_itself(world: tuple[Registry, dict[str, Any]]) -> None:
+    reg, made = world
+    oldest = made["models"][0]
+    reg.set_alias(oldest, "latest")
+    assert reg.trained_on("clf@latest")["model"] == oldest.id
+
+
 def test_openlineage_ids_name_datasets_and_jobs(world: tuple[Registry, dict[str, Any]]) -> None:
     reg, made = world
     written = reg.lineage("dataset:s3://lake:orders/daily", depth=1)
