@@ -465,6 +465,7 @@ def test_column_lineage_upstream_and_downstream(
     # A second job makes a weekly table from the daily one.
     key = ApiKeyTokenProvider({"apiKey": server.key(P, "writer")})
     client = OpenLineageClient(transport=HttpTransport(HttpConfig(url=server.url, auth=key)))
+    weekly_run = str(uuid.uuid4())
     ledger = open_ledger(server.db)
     try:
         head = ledger.head()
@@ -472,7 +473,7 @@ def test_column_lineage_upstream_and_downstream(
             RunEvent(
                 eventType=RunState.COMPLETE,
                 eventTime="2026-11-03T10:00:00.000Z",
-                run=Run(runId=str(uuid.uuid4())),
+                run=Run(runId=weekly_run),
                 job=Job(namespace="airflow", name="weekly"),
                 producer=PRODUCER,
                 inputs=[InputDataset(namespace=LAKE, name="orders/daily")],
@@ -530,3 +531,19 @@ def test_column_lineage_upstream_and_downstream(
     by_job = _ok(http, "/column-lineage", nodeId="job:airflow:weekly", depth=1)
     assert {n["id"] for n in by_job["graph"]} == {weekly, daily}
     assert http.get("/column-lineage", params={"nodeId": "dataset:nowhere:x"}).status_code == 404
+
+    # The runs upstream of the weekly run: it, then the run that wrote what it read.
+    upstream = _ok(http, "/runlineage/upstream", runId=weekly_run)
+    conforms(upstream, "UpstreamRunLineage")
+    runs = upstream["runs"]
+    assert [r["run"]["id"] for r in runs] == [weekly_run, sent["second"]]
+    assert runs[0]["job"]["name"] == "weekly" and runs[0]["run"]["status"] == "COMPLETED"
+    [read] = runs[0]["inputs"]
+    assert (read["namespace"], read["name"]) == (LAKE, "orders/daily")
+    assert read["producedByRunId"] == sent["second"]
+    assert [(i["name"], i["producedByRunId"]) for i in runs[1]["inputs"]] == [
+        ("shop.public.orders", None)
+    ]
+    only = _ok(http, "/runlineage/upstream", runId=weekly_run, depth=0)["runs"]
+    assert [r["run"]["id"] for r in only] == [weekly_run]
+    assert http.get("/runlineage/upstream", params={"runId": str(uuid.uuid4())}).status_code == 404

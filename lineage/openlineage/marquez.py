@@ -289,6 +289,63 @@ def _find_run(world: ProjectGraph, run_uuid: str) -> tuple[GroupNode, dict[str, 
     raise NotFound(f"no run {run_uuid!r} in this project")
 
 
+def run_upstream(ledger: Ledger, project: str, run_uuid: str, depth: int = 20) -> dict[str, Any]:
+    """Marquez's UpstreamRunLineage: the run, then the runs that wrote what it read,
+    then theirs, up to ``depth`` levels, each once, nearest first; each with its job
+    (and version), its times and state, and the dataset versions it read."""
+    world = project_graph(ledger, project)
+    _, found = _find_run(world, run_uuid)
+    rows = {r["id"]: (n, r) for n in world.nodes.values() if n.kind == "job" for r in n.rows}
+    produced = {
+        r["id"]: r.get("produced_by")
+        for n in world.nodes.values()
+        if n.type == "DATASET"
+        for r in n.rows
+    }
+    runs: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    level = [found["id"]]  # a deployment's change has no upstream runs: none listed
+    for _ in range(depth + 1):
+        following: list[str] = []
+        for run_id in level:
+            if run_id in seen or run_id not in rows:
+                continue
+            seen.add(run_id)
+            node, row = rows[run_id]
+            inputs = []
+            for version in sorted(world.run_io.get(run_id, {}).get("in", [])):
+                if version not in world.versions:
+                    continue
+                namespace, name, label = world.versions[version]
+                producer = produced.get(version)
+                known = producer if producer in rows else None
+                inputs.append(
+                    {
+                        "namespace": namespace,
+                        "name": name,
+                        "version": label,
+                        "producedByRunId": None if known is None else naming.uuid_of(known),
+                    }
+                )
+                if known is not None:
+                    following.append(known)
+            data = run_data(world, node, row)
+            runs.append(
+                {
+                    "job": data["jobVersion"],
+                    "run": {
+                        "id": data["id"],
+                        "start": data["startedAt"],
+                        "end": data["endedAt"],
+                        "status": data["state"],
+                    },
+                    "inputs": inputs,
+                }
+            )
+        level = following
+    return {"runs": runs}
+
+
 def run(ledger: Ledger, project: str, run_uuid: str) -> dict[str, Any]:
     world = project_graph(ledger, project)
     node, row = _find_run(world, run_uuid)

@@ -133,6 +133,20 @@ def job_version(
     return marquez.job_version_of(ledger, who.project, _segment(namespace), _segment(job), version)
 
 
+@router.get("/runlineage/upstream", responses=_NOT_FOUND)
+def run_upstream(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow_own("read", "marquez.runs")],
+    run_id: Annotated[
+        str, Query(alias="runId", pattern=_UUID, description="The run's id (a UUID).")
+    ],
+    depth: Annotated[int, Query(ge=0, le=100)] = 20,
+) -> dict[str, Any]:
+    """Marquez's UpstreamRunLineage: the run, the runs that wrote what it read, and
+    theirs, to ``depth`` levels, nearest first."""
+    return marquez.run_upstream(ledger, who.project, run_id, depth)
+
+
 @router.get("/jobs/runs/{id}", responses=_NOT_FOUND)
 def run(
     ledger: LedgerDep,
