@@ -36,6 +36,7 @@ from openlineage.client.event_v2 import (
 )
 from openlineage.client.facet_v2 import (
     column_lineage_dataset,
+    datasource_dataset,
     documentation_dataset,
     job_type_job,
     parent_run,
@@ -205,6 +206,9 @@ def _event(run_id: str, state: RunState, at: str) -> RunEvent:
                     ),
                     "documentation": documentation_dataset.DocumentationDatasetFacet(
                         description="Every order placed."
+                    ),
+                    "dataSource": datasource_dataset.DatasourceDatasetFacet(
+                        name="warehouse", uri="postgres://db:5432/shop"
                     ),
                 },
             )
@@ -378,7 +382,16 @@ def test_datasets_and_their_versions_with_encoded_names(
         ("customer", "text", None),
     ]
     assert source["description"] == "Every order placed."
-    assert set(source["facets"]) == {"schema", "documentation"}
+    assert set(source["facets"]) == {"schema", "documentation", "dataSource"}
+    assert source["sourceName"] == "warehouse"
+    # The sources the datasets named.
+    listed = _ok(http, "/sources")
+    conforms(listed, "SourceList")
+    assert [(x["name"], x["connectionUrl"], x["type"]) for x in listed["sources"]] == [
+        ("warehouse", "postgres://db:5432/shop", "POSTGRES")
+    ]
+    assert _ok(http, "/sources/warehouse") == listed["sources"][0]
+    assert http.get("/sources/nowhere").status_code == 404
     [version] = _ok(
         http, "/namespaces/postgres:%2F%2Fdb:5432/datasets/shop.public.orders/versions"
     )["versions"]

@@ -150,6 +150,9 @@ def with_facets(answer: dict[str, Any], facets: dict[str, Any]) -> dict[str, Any
     description = description_of(facets)
     if description is not None:
         answer["description"] = description
+    source = facets.get("dataSource")
+    if isinstance(source, dict) and isinstance(source.get("name"), str) and source["name"]:
+        answer["sourceName"] = source["name"]
     answer["facets"] = facets
     return answer
 

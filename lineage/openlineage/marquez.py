@@ -469,6 +469,62 @@ def dataset_version(
     raise NotFound(f"no version {version!r} of dataset {name!r} in namespace {namespace!r}")
 
 
+# --- sources ---------------------------------------------------------------------------------
+
+
+def _sources(ledger: Ledger, project: str) -> dict[str, dict[str, Any]]:
+    """Marquez's Sources: each ``dataSource`` facet a dataset of the project came with,
+    by name (the latest ``uri`` sent for it), with the first and latest times of the
+    versions that named it."""
+    world = project_graph(ledger, project)
+    with ledger.store.read() as conn:
+        facets = dataset_facets(Raw(conn), project)
+    found: dict[str, dict[str, Any]] = {}
+    for node in world.nodes.values():
+        for row in node.rows:
+            source = facets.get(row["id"], {}).get("dataSource")
+            if not isinstance(source, dict):
+                continue
+            name, uri = source.get("name"), source.get("uri")
+            if not isinstance(name, str) or not name:
+                continue
+            uri = uri if isinstance(uri, str) else None
+            at = str(row.get("at") or "")
+            entry = found.setdefault(
+                name,
+                {
+                    "type": None,
+                    "name": name,
+                    "createdAt": at,
+                    "updatedAt": at,
+                    "connectionUrl": uri,
+                    "description": None,
+                },
+            )
+            entry["createdAt"], entry["updatedAt"] = (
+                min(entry["createdAt"], at),
+                max(entry["updatedAt"], at),
+            )
+            if uri:
+                entry["connectionUrl"] = uri
+                scheme = uri.split(":", 1)[0] if ":" in uri else ""
+                entry["type"] = scheme.upper() or None
+    return dict(sorted(found.items()))
+
+
+def sources(ledger: Ledger, project: str, *, limit: int, offset: int) -> dict[str, Any]:
+    """Every data source the project's datasets named, by name."""
+    listed = list(_sources(ledger, project).values())
+    return {"sources": _page(listed, limit, offset), "totalCount": len(listed)}
+
+
+def source(ledger: Ledger, project: str, name: str) -> dict[str, Any]:
+    found = _sources(ledger, project).get(name)
+    if found is None:
+        raise NotFound(f"no source {name!r} in project {project!r}")
+    return found
+
+
 # --- search --------------------------------------------------------------------------------
 
 

@@ -249,6 +249,28 @@ def column_lineage(
     return marquez.column_lineage(ledger, who.project, node_id, depth, with_downstream)
 
 
+@router.get("/sources", responses=responses())
+def sources(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow_own("read", "marquez.sources")],
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Marquez's SourceList: the data sources (``dataSource`` facets) the key's project's
+    datasets named, by name."""
+    return marquez.sources(ledger, who.project, limit=limit, offset=offset)
+
+
+@router.get("/sources/{source}", responses=_NOT_FOUND)
+def source(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow_own("read", "marquez.sources")],
+    source: Annotated[str, Path(description="The source's name, percent-encoded.", **_NAME)],
+) -> dict[str, Any]:
+    """Marquez's Source."""
+    return marquez.source(ledger, who.project, _segment(source))
+
+
 @router.get("/search", responses=responses())
 def search(
     ledger: LedgerDep,
