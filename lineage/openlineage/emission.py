@@ -41,6 +41,15 @@ _RUN_COLUMNS = ("project", "job", "status", *_JSON_COLUMNS, "tags", "parent_run"
 
 
 @dataclass
+class _Received:
+    """What an emission keeps across its chunks: every version's dataset facets
+    received, read in one pass over the project's OpenLineage events when first
+    needed, instead of a pass for each version named."""
+
+    datasets: dict[str, dict[str, Any]] | None = None
+
+
+@dataclass
 class _Emitter:
     """Builds the OpenLineage events of one chunk of the log, reading the catalogue."""
 
@@ -50,7 +59,7 @@ class _Emitter:
     runs: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     ends: dict[str, int | None] = field(default_factory=dict)
     received_runs: dict[str, RunFacets] = field(default_factory=dict)
-    received_datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shared: _Received = field(default_factory=lambda: _Received())
 
     def received(self, run: str) -> RunFacets:
         """The facets the OpenLineage events of ``run`` carried (none for our runs)."""
@@ -60,10 +69,9 @@ class _Emitter:
 
     def received_dataset(self, node: str) -> dict[str, Any]:
         """The dataset facets the OpenLineage events naming ``node`` carried."""
-        if node not in self.received_datasets:
-            found = dataset_facets(self.raw, self.project, [node], in_runs=False)
-            self.received_datasets[node] = found.get(node, {})
-        return self.received_datasets[node]
+        if self.shared.datasets is None:
+            self.shared.datasets = dataset_facets(self.raw, self.project, None, in_runs=False)
+        return self.shared.datasets.get(node, {})
 
     def facet(self, key: str, /, **fields: Any) -> dict[str, Any]:
         return {"_producer": self.producer, "_schemaURL": schema_url(key), **fields}
@@ -476,6 +484,7 @@ def emit(
             "since", f"since {since!r} is not valid: expected a log position, 0 or more"
         )
     cursor = since
+    shared = _Received()
     types = placeholders(len(EMITTED_TYPES))
     bounds, extra = _bounds(stop, recorded)
     while True:
@@ -487,7 +496,7 @@ def emit(
                 "ORDER BY position LIMIT ?",
                 (project, cursor, *EMITTED_TYPES, *extra, CHUNK),
             )
-            emitter = _Emitter(raw, project, producer)
+            emitter = _Emitter(raw, project, producer, shared=shared)
             documents = [
                 doc
                 for position, type, version, entity, when, body in rows
