@@ -89,15 +89,27 @@ def test_latest_names_the_newest_version(world: tuple[Registry, dict[str, Any]])
 
 def test_a_version_called_latest_is_itself(world: tuple[Registry, dict[str, Any]]) -> None:
     reg, _ = world
+    head = reg.ledger.head()
     called = reg.register_dataset("orders", "latest", uri="s3://d/x", digest="sha256:" + "3" * 64)
     newer = reg.register_dataset("orders", "3", uri="s3://d/3", digest="sha256:" + "4" * 64)
+    assert [(e.type, e.entity) for e in reg.ledger.read(head + 1)] == [
+        ("dataset-version-registered", called.id),
+        ("dataset-version-registered", newer.id),
+    ]
     assert reg.lineage(f"dataset:{P}/orders@latest")["root"] == called.id != newer.id
 
 
 def test_an_alias_called_latest_is_itself(world: tuple[Registry, dict[str, Any]]) -> None:
     reg, made = world
     oldest = made["models"][0]
+    head = reg.ledger.head()
     reg.set_alias(oldest, "latest")
+    [moved] = reg.ledger.read(head + 1)
+    assert (moved.type, moved.entity, moved.body["alias"]) == (
+        "model-alias-moved",
+        oldest.id,
+        "latest",
+    )
     assert reg.trained_on("clf@latest")["model"] == oldest.id
 
 

@@ -1483,7 +1483,8 @@ def test_a_malformed_input_facet_breaks_no_answer(ledger: Ledger) -> None:
                 "assertions": assertions,
             }
         }
-        ingest(ledger, doc)
+        appended = ingest(ledger, doc)
+        assert [e.type for e in appended][-2:] == ["openlineage-run-event", "run-completed"]
     [node] = [
         n
         for n in ol.marquez_graph(ledger, "p", "dataset:s3://b:checked")["graph"]
@@ -1502,12 +1503,13 @@ def test_a_deep_chain_of_parents_makes_no_name_past_the_limit(ledger: Ledger) ->
                 run=parent_run.Run(runId=parent),
                 job=parent_run.Job(namespace="deep", name=f"step_{i - 1:02d}_" + "x" * 30),
             )
-        ingest(
+        appended = ingest(
             ledger,
             run_event(
                 "COMPLETE", run, job=("deep", f"step_{i:02d}_" + "x" * 30), run_facets=facets
             ),
         )
+        assert ("run-started", f"run:{run}") in kinds(appended)
         parent = run
     names = [j["name"] for j in marquez.jobs(ledger, "p", "deep", limit=1000, offset=0)["jobs"]]
     assert len(names) == 60
