@@ -154,9 +154,13 @@ class _Failing:
 
 
 def test_a_failed_commit_fails_every_append_of_the_group(ledger: Ledger) -> None:
-    group = GroupCommit(_Failing(ledger.store), lambda conn, p: [0])  # type: ignore[arg-type]
+    group = GroupCommit(
+        _Failing(ledger.store),  # type: ignore[arg-type]
+        lambda conn, p: ledger._locked(conn, p.events, p.context, p.first_wins),
+    )
     with pytest.raises(OSError, match="disk full"):
         _submit(group, 1)
+    # The event was written inside the transaction, and rolled back with it.
     assert ledger.head() == -1
 
 

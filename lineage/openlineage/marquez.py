@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from lineage.graph import reading
 from lineage.openlineage import naming
 from lineage.openlineage.facets import (
+    RECEIVED_TYPES,
     RunFacets,
     dataset_facets,
     fields_of,
@@ -27,6 +28,7 @@ from lineage.openlineage.facets import (
 )
 from lineage.openlineage.readmodel import (
     GroupNode,
+    NodeType,
     ProjectGraph,
     dataset_data,
     job_data,
@@ -46,8 +48,6 @@ if TYPE_CHECKING:
 
 #: How many of a job's newest runs ``latestRuns`` lists (as Marquez does).
 LATEST_RUNS = 10
-#: The event types that keep an OpenLineage event as it was received.
-RECEIVED_TYPES = ("openlineage-run-event", "openlineage-dataset-event", "openlineage-job-event")
 
 
 def project_graph(ledger: Ledger, project: str) -> ProjectGraph:
@@ -61,11 +61,10 @@ def _page(items: Sequence[Any], limit: int, offset: int) -> list[Any]:
     return list(items[offset : offset + limit])
 
 
-def _neighbours(world: ProjectGraph, node: GroupNode) -> tuple[list[str], list[str]]:
-    """The nodes with an edge into ``node`` and those it has an edge to, sorted."""
-    ins = sorted(origin for origin, destination in world.edges if destination == node.id)
-    outs = sorted(destination for origin, destination in world.edges if origin == node.id)
-    return ins, outs
+def _in_namespace(world: ProjectGraph, node_type: NodeType, namespace: str) -> list[GroupNode]:
+    """The datasets or jobs of ``namespace``, by name."""
+    found = (n for n in world.nodes.values() if n.type == node_type and n.key[0] == namespace)
+    return sorted(found, key=lambda n: n.key[1])
 
 
 # --- namespaces ---------------------------------------------------------------------------
@@ -146,7 +145,7 @@ def _fill(answer: dict[str, Any], facets: RunFacets, run: str) -> dict[str, Any]
 
 
 def _job(world: ProjectGraph, node: GroupNode, facets: RunFacets) -> dict[str, Any]:
-    ins, outs = _neighbours(world, node)
+    ins, outs = world.neighbours(node.id)
     data = job_data(world, node, ins, outs)
     newest = _runs_newest_first(node)[:LATEST_RUNS]
     data["latestRun"] = _fill(data["latestRun"], facets, node.rows[-1]["id"])
@@ -161,10 +160,7 @@ def jobs(
 ) -> dict[str, Any]:
     """The jobs of ``namespace``, by name."""
     world = project_graph(ledger, project)
-    nodes = sorted(
-        (n for n in world.nodes.values() if n.type == "JOB" and n.key[0] == namespace),
-        key=lambda n: n.key[1],
-    )
+    nodes = _in_namespace(world, "JOB", namespace)
     page = _page(nodes, limit, offset)
     facets = _run_facets(ledger, project, _latest_runs(page))
     return {"jobs": [_job(world, n, facets) for n in page], "totalCount": len(nodes)}
@@ -392,10 +388,7 @@ def datasets(
 ) -> dict[str, Any]:
     """The datasets of ``namespace``, by name (model versions as ``model/<name>``)."""
     world = project_graph(ledger, project)
-    nodes = sorted(
-        (n for n in world.nodes.values() if n.type == "DATASET" and n.key[0] == namespace),
-        key=lambda n: n.key[1],
-    )
+    nodes = _in_namespace(world, "DATASET", namespace)
     page = _page(nodes, limit, offset)
     facets = _facets(ledger, project, [n.rows[-1]["id"] for n in page])
     return {"datasets": [_dataset(n, facets) for n in page], "totalCount": len(nodes)}

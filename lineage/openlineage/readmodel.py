@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from lineage.graph import reading
@@ -176,6 +177,21 @@ class ProjectGraph:
             elif edge.kind == "output":
                 self.run_io.setdefault(member, {}).setdefault("out", []).append(dst)
 
+    @cached_property
+    def _adjacent(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        incoming: dict[str, list[str]] = {}
+        outgoing: dict[str, list[str]] = {}
+        for origin, destination in sorted(self.edges):
+            incoming.setdefault(destination, []).append(origin)
+            outgoing.setdefault(origin, []).append(destination)
+        return incoming, outgoing
+
+    def neighbours(self, node_id: str) -> tuple[list[str], list[str]]:
+        """The nodes with an edge into ``node_id`` and those it has an edge to, each
+        sorted (the edges indexed once, when first asked, after ``load``)."""
+        incoming, outgoing = self._adjacent
+        return incoming.get(node_id, []), outgoing.get(node_id, [])
+
     def find(self, node_type: NodeType, rest: str) -> GroupNode | None:
         """The node ``<namespace>:<name>`` names, trying each ':' as the separator; a
         child job by its own name too, when no other child shares it."""
@@ -261,15 +277,10 @@ def _graph(
     world: ProjectGraph, included: set[str], facets: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Marquez's ``graph``: the ``included`` nodes sorted by id, with their edges."""
-    incoming: dict[str, list[str]] = {}
-    outgoing: dict[str, list[str]] = {}
-    for origin, destination in sorted(world.edges):
-        incoming.setdefault(destination, []).append(origin)
-        outgoing.setdefault(origin, []).append(destination)
     graph = []
     for node in sorted(included):
         item = world.nodes[node]
-        ins, outs = incoming.get(node, []), outgoing.get(node, [])
+        ins, outs = world.neighbours(node)
         graph.append(
             {
                 "id": node,
