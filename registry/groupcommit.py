@@ -111,38 +111,61 @@ class GroupCommit:
                     self._hand_on()
 
     def _commit(self, group: list[Pending]) -> None:
-        """Write ``group`` in one transaction, each append in a savepoint; set each
-        one's positions or error once the transaction has ended."""
+        """Write ``group`` in one transaction, each append in a savepoint (an append
+        alone needs none: the transaction is its own); set each one's positions or
+        error once the transaction has ended."""
         done: list[tuple[Pending, list[int]]] = []
+        alone = len(group) == 1
         try:
             with self.store.append_transaction() as conn:
                 for pending in group:
-                    savepoint = conn.begin_nested()
-                    try:
-                        positions = self.write(conn, pending)
-                    except Exception as exc:  # this append alone is refused
-                        savepoint.rollback()
-                        pending.error = exc
+                    if alone:
+                        done.append((pending, self.write(conn, pending)))
                     else:
-                        savepoint.commit()
-                        done.append((pending, positions))
+                        self._write_in_savepoint(conn, pending, done)
+        except Exception as exc:
+            if alone and not done:
+                # Its own write refused it; the transaction was rolled back.
+                group[0].error = exc
+                return
+            _fail(group, exc)
+            raise
         except BaseException as exc:
-            # The others did not stop: an interruption of the leader's thread is theirs
-            # as an error, not as an interruption.
-            shared = (
-                exc
-                if isinstance(exc, Exception)
-                else RuntimeError(
-                    f"the append group was interrupted ({type(exc).__name__}); "
-                    "nothing of it was written"
-                )
-            )
-            for pending in group:
-                if pending.error is None:
-                    pending.error = shared
+            _fail(group, exc)
             raise
         for pending, positions in done:
             pending.positions = positions
         written = [p for _, positions in done for p in positions]
         if written:
             self.store.grown(max(written) + 1)
+
+    def _write_in_savepoint(
+        self, conn: Connection, pending: Pending, done: list[tuple[Pending, list[int]]]
+    ) -> None:
+        # Plain statements: SQLAlchemy's savepoint objects compile theirs on every use.
+        conn.exec_driver_sql("SAVEPOINT mlledger_append")
+        try:
+            positions = self.write(conn, pending)
+        except Exception as exc:  # this append alone is refused
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT mlledger_append")
+            conn.exec_driver_sql("RELEASE SAVEPOINT mlledger_append")
+            pending.error = exc
+        else:
+            conn.exec_driver_sql("RELEASE SAVEPOINT mlledger_append")
+            done.append((pending, positions))
+
+
+def _fail(group: list[Pending], exc: BaseException) -> None:
+    """The group's transaction failed: every append of it not refused already fails
+    with it. The others did not stop: an interruption of the leader's thread is theirs
+    as an error, not as an interruption."""
+    shared = (
+        exc
+        if isinstance(exc, Exception)
+        else RuntimeError(
+            f"the append group was interrupted ({type(exc).__name__}); nothing of it was written"
+        )
+    )
+    for pending in group:
+        if pending.error is None:
+            pending.error = shared

@@ -48,7 +48,7 @@ from openlineage.client.serde import Serde
 
 from lineage import openlineage as ol
 from lineage import queries
-from lineage.openlineage import marquez
+from lineage.openlineage import marquez, validation
 from registry.assembly import open_ledger
 from registry.errors import (
     Conflict,
@@ -473,6 +473,82 @@ def test_validate_rejects_a_bad_field_naming_it(
     assert str(info.value).startswith("invalid OpenLineage RunEvent: ")
     assert message in str(info.value)
     assert info.value.field == message.split(": ", 1)[0]
+
+
+def _tricky() -> list[Any]:
+    """Documents at the edges of the schemas: the fixtures, each broken field above, and
+    values where two validators could disagree (formats, numbers, booleans, types)."""
+    docs: list[Any] = [load(path.name) for path in sorted(FIXTURES.glob("*.json"))]
+    for path in sorted((FIXTURES / "dbt").glob("*/*.jsonl")):
+        docs += [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+    changes = [
+        set_at("run.runId", "abc"),
+        set_at("run.runId", "0190B4A4-1F00-7000-8000-0123456789AB"),
+        set_at("run.runId", "0190b4a41f0070008000-0123456789abcd"),
+        set_at("eventTime", "2024-05-01T10:00:00"),
+        set_at("eventTime", "2024-02-30T10:00:00Z"),
+        set_at("eventTime", "2024-05-01t10:00:00.5+01:00"),
+        set_at("eventTime", "2024-05-01T25:00:00Z"),
+        set_at("producer", "not a uri"),
+        set_at("schemaURL", "relative/path"),
+        set_at("producer", KeyError),
+        set_at("eventType", "BEGIN"),
+        set_at("eventType", None),
+        set_at("inputs.1.namespace", 7),
+        set_at("inputs.1.namespace", True),
+        set_at("outputs.0.outputFacets.outputStatistics.rowCount", 1.0),
+        set_at("outputs.0.outputFacets.outputStatistics.rowCount", 1.5),
+        set_at("outputs.0.outputFacets.outputStatistics.rowCount", True),
+        set_at("outputs.0.outputFacets.outputStatistics.rowCount", 10**30),
+        set_at("outputs.0.outputFacets.outputStatistics.rowCount", float("nan")),
+        set_at("run.facets.parent.run.runId", "parent"),
+        set_at("job.facets.sql._producer", KeyError),
+        set_at("inputs.0.facets.version.datasetVersion", KeyError),
+        set_at("inputs", {}),
+        set_at("job.facets", []),
+    ]
+    for change in changes:
+        docs.append(_broken(change))
+    return docs
+
+
+def test_the_compiled_check_never_accepts_what_the_full_one_refuses() -> None:
+    """Events and the facets the ledger reads are accepted by the compiled validator
+    and judged by ``jsonschema`` when it does not accept them: the first must never
+    take a document the second refuses."""
+    compiled = validation.schemas()
+    checkers = [(compiled.events[kind], None) for kind in compiled.events]
+    for container in compiled.facets.values():
+        checkers += [(checker, key) for key, checker in container.items()]
+    accepted = refused = 0
+    for doc in _tricky():
+        facets = _all_facets(doc)
+        for checker, key in checkers:
+            instances = [doc] if key is None else [{key: f[key]} for f in facets if key in f]
+            for instance in instances:
+                try:
+                    fast = checker.fast.is_valid(instance)
+                except ValueError:
+                    fast = False
+                full = validation.best_match(checker.full.iter_errors(instance)) is None
+                assert not fast or full, (key, instance)
+                assert (checker.first_error(instance) is None) == full
+                accepted += fast
+                refused += not full
+    assert accepted > 20 and refused > 10  # both sides were exercised
+
+
+def _all_facets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every facet map of an event (run, job, dataset, inputs' and outputs')."""
+    holders = [doc.get(part) for part in ("run", "job", "dataset")]
+    for side in ("inputs", "outputs"):
+        if isinstance(doc.get(side), list):
+            holders += doc[side]
+    maps = []
+    for holder in holders:
+        if isinstance(holder, dict):
+            maps += [holder.get("facets"), holder.get("outputFacets")]
+    return [m for m in maps if isinstance(m, dict)]
 
 
 def test_validate_rejects_documents_of_no_kind() -> None:

@@ -43,10 +43,12 @@ from registry.ledger import Ledger
 from registry.settings import Settings
 
 API_VERSION = "1"
-#: The routers under ``/api/v1``, in the order they are mounted.
+#: The routers under ``/api/v1``, in the order they are mounted: a request is matched
+#: against each route in turn, so the routes producers call most come first.
 ROUTERS = tuple(
     module.router
     for module in (
+        openlineage,
         events,
         writes,
         questions,
@@ -56,7 +58,6 @@ ROUTERS = tuple(
         audit,
         keys,
         grants,
-        openlineage,
         marquez,
     )
 )

@@ -63,59 +63,24 @@ class SQLiteStore(Store):
 
         super().__init__(url, engine)
         self.path = path
-        self._writer = threading.Lock()
-        # The processes writing one file queue on a lock file beside it (``_queued``).
-        self._queue = None if not path or path == ":memory:" else Path(f"{path}-writer.lock")
-        self._queue_fd: int | None = None
+        # Its threads, and the processes writing the same file, queue to write.
+        self._queue = WriterQueue(path)
 
     @contextmanager
     def append_transaction(self) -> Iterator[Connection]:
         """``BEGIN IMMEDIATE``: SQLite's one write lock, taken before any read.
 
-        Writers queue first, threads of one process on a lock of their own and
-        processes on ``flock`` of ``<database>-writer.lock``, asked again every few
-        milliseconds: waiting on SQLite's busy handler instead means sleeping in
-        growing steps (up to 100 ms) while the lock is long free.
+        Writers queue first (``WriterQueue``): waiting on SQLite's busy handler instead
+        means sleeping in growing steps (up to 100 ms) while the lock is long free.
         """
-        with self._writer, self._queued(), self.engine.connect() as conn:
+        with self._queue.held(), self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
 
-    @contextmanager
-    def _queued(self) -> Iterator[None]:
-        """Hold ``<database>-writer.lock`` (made 0600): one writing process at a time.
-        A writer holding it past the busy timeout (a process stuck mid-write) makes the
-        next fail with "database is locked", as SQLite's own lock would."""
-        if self._queue is None:
-            yield
-            return
-        if self._queue_fd is None:
-            self._queue_fd = os.open(self._queue, os.O_RDWR | os.O_CREAT, 0o600)
-        fd, deadline, pause = self._queue_fd, time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.0005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    # As SQLAlchemy reports SQLite's own: callers handle it as the store's.
-                    raise OperationalError(
-                        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
-                    ) from None
-                # Short steps (at most 5 ms): the lock is taken soon after it is free.
-                time.sleep(pause)
-                pause = min(pause * 2, 0.005)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
     def dispose(self) -> None:
         super().dispose()
-        if self._queue_fd is not None:
-            os.close(self._queue_fd)
-            self._queue_fd = None
+        self._queue.close()
 
     def _lock(self, conn: Connection) -> None:
         # BEGIN IMMEDIATE already holds SQLite's single write lock.
@@ -129,6 +94,57 @@ class SQLiteStore(Store):
         if not self.path or self.path == ":memory:":
             return SoleLease()
         return FileLease(Path(f"{self.path}-{job}.lease"))
+
+
+class WriterQueue:
+    """One writer at a time for the SQLite file at ``path``: the threads of a process
+    queue on a lock of their own, then the processes on ``flock`` of
+    ``<path>-writer.lock`` (made 0600), asked again every fraction of a millisecond
+    while another process holds it. A writer holding it past the busy timeout (a
+    process stuck mid-write) makes the next fail with "database is locked", as SQLite's
+    own lock would. In-memory databases (no path) have no other process to wait for."""
+
+    def __init__(self, path: str | Path):
+        path = str(path)
+        self._file = None if not path or path == ":memory:" else Path(f"{path}-writer.lock")
+        self._fd: int | None = None
+        self._threads = threading.Lock()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._threads, self._between_processes():
+            yield
+
+    @contextmanager
+    def _between_processes(self) -> Iterator[None]:
+        if self._file is None:
+            yield
+            return
+        if self._fd is None:
+            self._fd = os.open(self._file, os.O_RDWR | os.O_CREAT, 0o600)
+        fd, deadline, pause = self._fd, time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.0001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    # As SQLAlchemy reports SQLite's own: callers handle it as the store's.
+                    raise OperationalError(
+                        "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+                    ) from None
+                # Short steps (at most 1 ms): the lock is taken soon after it is free.
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def durable(dbapi_conn: Any) -> None:

@@ -137,8 +137,7 @@ def ingest(
     who: Annotated[Principal, allow_own("write", "openlineage.ingest")],
 ) -> Positions:
     """Record an OpenLineage event in the key's project. Sending it again is harmless."""
-    openlineage.validate(event)
-    batch = openlineage.to_events(ledger, who.project, who.actor, event)
+    batch = openlineage.to_events(ledger, who.project, who.actor, event)  # checks it first
     # Its ids are derived from the document: the first event to claim a run start or end
     # stands, a later one claiming it (a retry, or a concurrent request) is skipped.
     return Positions(positions=ledger.append(batch, first_wins=True))
