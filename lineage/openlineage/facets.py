@@ -133,6 +133,64 @@ def fields_of(facets: dict[str, Any]) -> list[dict[str, Any]] | None:
     return out
 
 
+def tag_name(tag: Any) -> str | None:
+    """The Marquez tag name of one OpenLineage tag (``{"key", "value", "source"}``):
+    ``<key>:<value>``, as OpenLineage writes a tag in its clients' configuration, or the
+    key alone for a label (a value of ``true``, which OpenLineage's clients give a tag
+    written without one). None for an entry that is not a tag: no object, a key that is
+    not a non-blank string, a value that is neither a string nor a boolean."""
+    if not isinstance(tag, dict):
+        return None
+    key, value = tag.get("key"), tag.get("value")
+    if not isinstance(key, str) or not key.strip():
+        return None
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    if not isinstance(value, str):
+        return None
+    return key if value.strip().lower() in ("true", "") else f"{key}:{value}"
+
+
+def _tags(facet: Any) -> list[tuple[str, str | None]]:
+    """(name, field) of each tag of a ``tags`` facet, in the order sent: field is the
+    field of the dataset a tag applies to, None for the whole. A facet that is not an
+    object with a list of ``tags`` has none; an entry that is not a tag (``tag_name``),
+    or names a field by anything but a non-blank string, is left out."""
+    entries = facet.get("tags") if isinstance(facet, dict) else None
+    found: list[tuple[str, str | None]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        name = tag_name(entry)
+        if name is None:
+            continue
+        field = entry.get("field")
+        if field is None:
+            found.append((name, None))
+        elif isinstance(field, str) and field.strip():
+            found.append((name, field))
+    return found
+
+
+def tags_of(facets: dict[str, Any]) -> list[str]:
+    """The names of the tags a ``tags`` facet among ``facets`` gives its dataset, job or
+    run as a whole, sorted, each once."""
+    return sorted({name for name, field in _tags(facets.get("tags")) if field is None})
+
+
+def field_tags_of(facets: dict[str, Any]) -> dict[str, list[str]]:
+    """Field name -> the names of the tags a ``tags`` facet among ``facets`` gives that
+    field (its ``field``), sorted, each once."""
+    found: dict[str, set[str]] = {}
+    for name, field in _tags(facets.get("tags")):
+        if field is not None:
+            found.setdefault(field, set()).add(name)
+    return {field: sorted(names) for field, names in found.items()}
+
+
+def tag_names(facet: Any) -> set[str]:
+    """Every tag name a ``tags`` facet names, whether for the whole or for a field."""
+    return {name for name, _ in _tags(facet)}
+
+
 def description_of(facets: dict[str, Any]) -> str | None:
     """The documentation facet's description, if one was sent."""
     documentation = facets.get("documentation")
@@ -143,10 +201,15 @@ def description_of(facets: dict[str, Any]) -> str | None:
 
 def with_facets(answer: dict[str, Any], facets: dict[str, Any]) -> dict[str, Any]:
     """A Marquez Dataset or DatasetVersion (``answer``) with the facets its version's
-    events carried: the fields and description they give, and the facets themselves."""
+    events carried: the fields, tags and description they give, and the facets
+    themselves."""
     fields = fields_of(facets)
     if fields is not None:
         answer["fields"] = fields
+    answer["tags"] = tags_of(facets)
+    on_fields = field_tags_of(facets)
+    for field in answer.get("fields") or []:
+        field["tags"] = on_fields.get(field["name"], [])
     description = description_of(facets)
     if description is not None:
         answer["description"] = description

@@ -24,6 +24,8 @@ from lineage.openlineage.facets import (
     dataset_facets,
     fields_of,
     restored,
+    tag_names,
+    tags_of,
     with_facets,
 )
 from lineage.openlineage.readmodel import (
@@ -151,6 +153,7 @@ def _job(world: ProjectGraph, node: GroupNode, facets: RunFacets) -> dict[str, A
     data["latestRun"] = _fill(data["latestRun"], facets, node.rows[-1]["id"])
     data["latestRuns"] = [_fill(run_data(world, node, row), facets, row["id"]) for row in newest]
     data["facets"] = facets.job_facets(node.rows[-1]["id"]) if node.kind == "job" else {}
+    data["tags"] = tags_of(data["facets"])
     data["currentVersion"] = job_version(world, node, node.rows[-1])
     return data
 
@@ -405,6 +408,8 @@ def _dataset_version(
     row: dict[str, Any],
     facets: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
+    """Marquez's DatasetVersion: the version's own facets, fields and description; as in
+    Marquez, the tags of the dataset (its latest version's), its fields' of its own."""
     namespace, name = node.key
     created_by = None
     producer = row.get("produced_by")
@@ -434,7 +439,9 @@ def _dataset_version(
         "facets": {},
         "mlledger": {"id": row["id"], "kind": node.kind},
     }
-    return with_facets(answer, facets.get(row["id"], {}))
+    answer = with_facets(answer, facets.get(row["id"], {}))
+    answer["tags"] = tags_of(facets.get(node.rows[-1]["id"], {}))
+    return answer
 
 
 def dataset_versions(
@@ -444,7 +451,7 @@ def dataset_versions(
     world = project_graph(ledger, project)
     node = _dataset_node(world, namespace, name)
     rows = _page(list(reversed(node.rows)), limit, offset)
-    facets = _facets(ledger, project, [row["id"] for row in rows])
+    facets = _facets(ledger, project, [node.rows[-1]["id"], *(row["id"] for row in rows)])
     return {
         "versions": [_dataset_version(world, node, row, facets) for row in rows],
         "totalCount": len(node.rows),
@@ -458,7 +465,8 @@ def dataset_version(
     node = _dataset_node(world, namespace, name)
     for row in node.rows:
         if row["version"] == version:
-            return _dataset_version(world, node, row, _facets(ledger, project, [row["id"]]))
+            facets = _facets(ledger, project, [row["id"], node.rows[-1]["id"]])
+            return _dataset_version(world, node, row, facets)
     raise NotFound(f"no version {version!r} of dataset {name!r} in namespace {namespace!r}")
 
 
@@ -516,6 +524,46 @@ def source(ledger: Ledger, project: str, name: str) -> dict[str, Any]:
     if found is None:
         raise NotFound(f"no source {name!r} in project {project!r}")
     return found
+
+
+# --- tags ------------------------------------------------------------------------------------
+
+
+def _tag_facets(type_: str, event: dict[str, Any]) -> list[Any]:
+    """The ``tags`` facets a stored ``openlineage-*-event`` body carries: its run's, its
+    job's, its dataset's, and those of each dataset it read or wrote (their input and
+    output facets too, which a dataset's facets show)."""
+    job = event.get("job")
+    found: list[Any] = [
+        event.get("run_facets"),
+        job.get("facets") if isinstance(job, dict) else None,
+    ]
+    if type_ == "openlineage-dataset-event":
+        found.append(event.get("facets"))
+    for side, extra in (("inputs", "input_facets"), ("outputs", "output_facets")):
+        for dataset in event.get(side) or []:
+            if isinstance(dataset, dict):
+                found += [dataset.get("facets"), dataset.get(extra)]
+    return [f.get("tags") for f in found if isinstance(f, dict)]
+
+
+def tags(ledger: Ledger, project: str, *, limit: int, offset: int) -> dict[str, Any]:
+    """Marquez's TagList: every tag the project's OpenLineage events named (its ``tags``
+    run, job and dataset facets, a field's tags included), by name, with
+    ``totalCount``."""
+    check_name(project, "project")
+    names: set[str] = set()
+    with ledger.store.read() as conn:
+        raw = Raw(conn)
+        for type_, body in raw.all(
+            f"SELECT type, body FROM events WHERE project = ? AND type {raw.among(RECEIVED_TYPES)}"
+            " AND body LIKE ? ORDER BY position",
+            (project, *raw.among_params(RECEIVED_TYPES), '%"tags"%'),
+        ):
+            for facet in _tag_facets(type_, restored(loads(body))):
+                names |= tag_names(facet)
+    listed = [{"name": name, "description": None} for name in sorted(names)]
+    return {"tags": _page(listed, limit, offset), "totalCount": len(listed)}
 
 
 # --- search --------------------------------------------------------------------------------

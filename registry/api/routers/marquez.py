@@ -271,6 +271,18 @@ def source(
     return marquez.source(ledger, who.project, _segment(source))
 
 
+@router.get("/tags", responses=responses())
+def tags(
+    ledger: LedgerDep,
+    who: Annotated[Principal, allow_own("read", "marquez.tags")],
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Marquez's TagList: the tags the key's project's OpenLineage events named (``tags``
+    run, job and dataset facets), by name (``totalCount`` added)."""
+    return marquez.tags(ledger, who.project, limit=limit, offset=offset)
+
+
 @router.get("/search", responses=responses())
 def search(
     ledger: LedgerDep,
