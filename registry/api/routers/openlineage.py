@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import urljoin
 
+import orjson
 from fastapi import APIRouter, Body, Query, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from lineage import openlineage
 from lineage.answers import MarquezLineage
@@ -135,12 +136,19 @@ def ingest(
     ],
     ledger: LedgerDep,
     who: Annotated[Principal, allow_own("write", "openlineage.ingest")],
-) -> Positions:
+) -> Response:
     """Record an OpenLineage event in the key's project. Sending it again is harmless."""
     batch = openlineage.to_events(ledger, who.project, who.actor, event)  # checks it first
     # Its ids are derived from the document: the first event to claim a run start or end
     # stands, a later one claiming it (a retry, or a concurrent request) is skipped.
-    return Positions(positions=ledger.append(batch, first_wins=True))
+    positions = ledger.append(batch, first_wins=True)
+    # Producers send one request per event: the answer (a list of integers, ``Positions``)
+    # is written directly rather than checked against its model on every request.
+    return Response(
+        orjson.dumps({"positions": positions}),
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+    )
 
 
 @router.get(
