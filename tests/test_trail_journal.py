@@ -5,11 +5,14 @@ before anyone reads the trail."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
 from audit import trail
 from audit.trail import AccessEntry, TrailJournal, read_trail
@@ -166,5 +169,27 @@ def test_reading_the_trail_makes_no_journal_file(tmp_path: Path) -> None:
         writer.write([_entry(1)])
         assert reader.fold() == 1
         assert [r["resource"] for r in read_trail(store)] == ["/r/1"]
+    finally:
+        store.dispose()
+
+
+def test_a_failed_journal_write_is_the_stores_error_and_leaves_nothing(tmp_path: Path) -> None:
+    """A SQLite journal write the database refuses raises the store's error (as
+    SQLAlchemy reports it: what the gate answers 503 for), leaves none of its entries,
+    and the journal takes the next write."""
+    store = open_store(f"sqlite:///{tmp_path}/ledger.db")
+    try:
+        journal = TrailJournal(store)
+        journal.write([_entry(1)])
+        with closing(sqlite3.connect(f"{store.path}-trail")) as conn:
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON trail_pending "
+                "WHEN NEW.entry LIKE '%/r/2\"%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+            conn.commit()
+        with pytest.raises(SQLAlchemyError, match="refused"):
+            journal.write([_entry(3), _entry(2)])
+        journal.write([_entry(4)])
+        assert [r["resource"] for r in read_trail(store)] == ["/r/1", "/r/4"]
     finally:
         store.dispose()
