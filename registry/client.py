@@ -25,13 +25,15 @@ from registry.errors import (
     FieldError,
     Forbidden,
     InvalidInput,
+    InvalidNodeId,
     LedgerError,
     NotFound,
     Unauthenticated,
     error_for,
 )
-from registry.ids import NodeId
+from registry.ids import NodeId, kind_of, openlineage_id
 from registry.intake import Item
+from registry.services import EXPECTED
 from registry.tracing import inject
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -149,7 +151,27 @@ class HttpBackend:
         return dict(self._request("GET", f"/projects/{project}/jobs", params=params))
 
     def job(self, project: str, run: str) -> dict[str, Any]:
+        if openlineage_id(run):
+            run = self._newest_run(project, run)
         return dict(self._request("GET", f"/projects/{project}/jobs/{run}"))
+
+    def _newest_run(self, project: str, job: str) -> str:
+        """The run an OpenLineage ``job:<namespace>:<name>`` names (its newest in the
+        project), as the server resolves it: the root of its lineage, 0 hops deep (a
+        namespace may hold '/', which no path segment can)."""
+        root = str(
+            self._request(
+                "GET",
+                f"/projects/{project}/questions/lineage",
+                params={"node": job, "depth": 0},
+            )["root"]
+        )
+        if kind_of(root) != "run":
+            raise InvalidNodeId(
+                f"{job!r} names {kind_of(root)} {root} of project {project!r}: "
+                f"expected {EXPECTED['run']}"
+            )
+        return root
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
         return list(
