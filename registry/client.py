@@ -33,7 +33,7 @@ from registry.errors import (
 )
 from registry.ids import NodeId, kind_of, openlineage_id
 from registry.intake import Item
-from registry.services import EXPECTED
+from registry.services import EXPECTED, NAMES
 from registry.tracing import inject
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -168,7 +168,8 @@ class HttpBackend:
         )
         if kind_of(root) != "run":
             raise InvalidNodeId(
-                f"{job!r} names {kind_of(root)} {root} of project {project!r}: "
+                f"{job!r} names the {NAMES.get(kind_of(root), kind_of(root))} {root} of "
+                f"project {project!r}: "
                 f"expected {EXPECTED['run']}"
             )
         return root

@@ -72,6 +72,8 @@ EXPECTED = {
     "run": "a run (run:UUID, UUID or job:NAMESPACE:NAME, its newest run)",
     "deployment": "a deployment (NAME, deployment:PROJECT/NAME or job:NAMESPACE:deployment/NAME)",
 }
+#: What a node of each kind is, in an error.
+NAMES = {"dataset": "dataset version", "model": "model version"}
 #: The kinds of our nodes each kind of OpenLineage node id may name.
 _OPENLINEAGE_KINDS = {"dataset": ("dataset", "model"), "job": ("run", "deployment")}
 #: What an OpenLineage node of each kind names, in an error.
@@ -119,8 +121,8 @@ def named(ledger: Ledger, project: str, text: str, kind: str | None = None) -> s
             # the node is the asking project's own, so saying which it is tells nothing
             # of another project.
             raise InvalidNodeId(
-                f"{text!r} names {kind_of(found)} {found} of project {project!r}: "
-                f"expected {_expected(kind)}"
+                f"{text!r} names the {NAMES.get(kind_of(found), kind_of(found))} {found} of "
+                f"project {project!r}: expected {_expected(kind)}"
             )
         return found
     if not text.endswith("@latest") or (":" not in text and kind is None):
@@ -168,19 +170,6 @@ def resolve_model(ledger: Ledger, project: str, model: str) -> str:
     ``project`` may not read is not found, however named."""
     model, _ = _asked(ledger, project, model, "model")
     return queries.resolve_model(ledger, model, project)
-
-
-def resolve_dataset(ledger: Ledger, project: str, dataset: str) -> str:
-    """The dataset version id that ``name@version``, ``name@latest``, an id or
-    ``dataset:<namespace>:<name>`` names, known to the ledger; one of a project
-    ``project`` may not read is not found, however named."""
-    dataset, visible = _asked(ledger, project, dataset, "dataset")
-    node = queries.resolve(dataset, "dataset", project)
-    with ledger.store.read() as conn:
-        known = Raw(conn).one("SELECT 1 FROM cat_datasets WHERE id = ?", (node,)) is not None
-    if NodeId.parse(node).project not in visible or not known:
-        raise NotFound(f"no dataset version {node} in project {project!r}")
-    return node
 
 
 def resolve_run(ledger: Ledger, project: str, run: str) -> str:
