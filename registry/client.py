@@ -25,7 +25,6 @@ from registry.errors import (
     FieldError,
     Forbidden,
     InvalidInput,
-    InvalidNodeId,
     LedgerError,
     NotFound,
     Unauthenticated,
@@ -167,10 +166,9 @@ class HttpBackend:
             )["root"]
         )
         if kind_of(root) != "run":
-            raise InvalidNodeId(
-                f"{job!r} names the {NAMES.get(kind_of(root), kind_of(root))} {root} of "
-                f"project {project!r}: "
-                f"expected {EXPECTED['run']}"
+            raise NotFound(
+                f"no run {job!r} in project {project!r}: it names the "
+                f"{NAMES.get(kind_of(root), kind_of(root))} {root}; expected {EXPECTED['run']}"
             )
         return root
 

@@ -99,7 +99,8 @@ def named(ledger: Ledger, project: str, text: str, kind: str | None = None) -> s
 
     With ``kind``, an OpenLineage id that cannot name a node of that kind (a ``job:``
     id where a model version is asked for) is refused (InvalidNodeId) before anything
-    is looked up, and one naming a node of another kind of the project too."""
+    is looked up; one naming a node of another kind of the project is not found
+    (NotFound, saying what it names and what was expected)."""
     if openlineage_id(text):
         node_kind, _, rest = text.partition(":")
         if kind is not None and kind not in _OPENLINEAGE_KINDS[node_kind]:
@@ -120,9 +121,10 @@ def named(ledger: Ledger, project: str, text: str, kind: str | None = None) -> s
             # A question about a model names no dataset, one about a deployment no run:
             # the node is the asking project's own, so saying which it is tells nothing
             # of another project.
-            raise InvalidNodeId(
-                f"{text!r} names the {NAMES.get(kind_of(found), kind_of(found))} {found} of "
-                f"project {project!r}: expected {_expected(kind)}"
+            raise NotFound(
+                f"no {NAMES.get(kind, kind)} {text!r} in project {project!r}: it names the "
+                f"{NAMES.get(kind_of(found), kind_of(found))} {found}; expected "
+                f"{_expected(kind)}"
             )
         return found
     if not text.endswith("@latest") or (":" not in text and kind is None):
@@ -255,11 +257,15 @@ def history(ledger: Ledger, project: str, *, deployment: str) -> HistoryAnswer:
 def aliases(ledger: Ledger, project: str, *, name: str) -> AliasesAnswer:
     """Where each alias of the project's model ``name`` pointed, and who moved it; the
     model may be named as OpenLineage names it, ``dataset:<namespace>:model/<name>``."""
-    if openlineage_id(name):
-        name = NodeId.parse(named(ledger, project, name, "model")).name
-    elif ":" in name:
-        raise InvalidNodeId(
-            f"{name!r} is a node id: expected a model's name, or dataset:NAMESPACE:model/NAME"
+    if openlineage_id(name) and kind_of(name) == "dataset":
+        return queries.aliases(
+            ledger, project, NodeId.parse(named(ledger, project, name, "model")).name
+        )
+    if ":" in name:
+        # No model's name holds ':' (registry.ids): a node id of another kind, or a job's.
+        raise NotFound(
+            f"no model named {name!r} in project {project!r}: expected a model's name, "
+            "or its OpenLineage id dataset:NAMESPACE:model/NAME"
         )
     return queries.aliases(ledger, project, name)
 

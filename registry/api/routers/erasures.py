@@ -112,9 +112,7 @@ ErasureId = Annotated[
 
 @router.post(
     "/erasures",
-    **answering(
-        answers.OutcomeAnswer, "invalid-input", "invalid-node-id", "not-found", "event-rejected"
-    ),
+    **answering(answers.OutcomeAnswer, "invalid-input", "not-found", "event-rejected"),
 )
 def erase(
     request: ErasureCreate,
