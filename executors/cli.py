@@ -63,7 +63,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _run_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="the job's run id: run:UUID or UUID")
+    p.add_argument(
+        "run",
+        help="the job's run: run:UUID, UUID, or an OpenLineage job:NAMESPACE:NAME (its newest run)",
+    )
 
 
 def _submit_options(p: argparse.ArgumentParser) -> None:
@@ -266,8 +269,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     events."""
     with open_registry(args) as reg:
         dispatcher = dispatcher_of(args, reg)
-        run = _run(args.run)
-        reg.job(run)  # NotFound before asking the platform about an unknown run
+        run = _run(reg, args.run)  # NotFound before asking the platform about an unknown run
         _sync(dispatcher, run)
         job = reg.job(run)
     print_json_or_text(args, job, render_job(job, events=True))
@@ -293,8 +295,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     file, or the pod's log on Kubernetes)."""
     with open_registry(args) as reg:
         executor = executor_of(args)
-        run = _run(args.run)
-        reg.job(run)
+        run = _run(reg, args.run)
         for line in executor.logs(run, follow=args.follow):
             print(line, flush=args.follow)
     return 0
@@ -307,8 +308,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     run failed). A job that already ended is left as it is (exit status 1)."""
     with open_registry(args) as reg:
         dispatcher = dispatcher_of(args, reg)
-        run = _run(args.run)
-        reg.job(run)
+        run = _run(reg, args.run)
         cancelled = dispatcher.cancel(run, reason=args.reason)
         job = reg.job(run)
     text = f"cancelled {run}" if cancelled else f"{run} had already ended ({job['status']})"
@@ -359,10 +359,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(text: str) -> str:
-    from registry.writes import run_node
-
-    return run_node(text, "run")
+def _run(reg: Registry, text: str) -> str:
+    """The run ``text`` names (``run:UUID``, ``UUID`` or ``job:NAMESPACE:NAME``, that
+    job's newest run), once its job is known to the ledger (NotFound otherwise)."""
+    return str(reg.job(text)["run"])
 
 
 def _sync(dispatcher: Dispatcher, run: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, Unpack
 
-from lineage import queries
 from registry import erasures, intake, services, writes
 from registry.erasures import EraseOptions
 from registry.intake import Item
@@ -36,7 +35,8 @@ class Backend(Protocol):
         ...
 
     def resolve_model(self, project: str, text: str) -> str:
-        """A model version id from ``name@version``, ``name@alias`` or a full id."""
+        """A model version id from ``name@version``, ``name@alias``, ``name@latest``, a
+        full id or ``dataset:<namespace>:model/<name>`` (``services.resolve_model``)."""
         ...
 
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
@@ -117,7 +117,7 @@ class LocalBackend:
         return writes.top_model_version(self.ledger, project, name)
 
     def resolve_model(self, project: str, text: str) -> str:
-        return queries.resolve_model(self.ledger, text, project)
+        return services.resolve_model(self.ledger, project, text)
 
     def ask(self, project: str, question: str, **params: Any) -> dict[str, Any]:
         # The typed answer's JSON form: what HttpBackend receives for the same question.
@@ -136,6 +136,8 @@ class LocalBackend:
     def erase(
         self, project: str, subject: str | int, *, actor: str, **options: Unpack[EraseOptions]
     ) -> dict[str, Any]:
+        if options.get("retain"):
+            options["retain"] = services.retained(self.ledger, project, options["retain"])
         return erasures.erase(self.ledger, project, subject, actor=actor, **options)
 
     def resume_erasures(self, project: str, *, purge: bool = True) -> list[dict[str, Any]]:

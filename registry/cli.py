@@ -126,7 +126,7 @@ QUESTION_COMMANDS: dict[str, tuple[str, str, str, str]] = {
         "Each alias (stage) of a model, such as production or staging: the "
         "versions it pointed at, from when to when, and who moved it.",
         "model",
-        "the model's name",
+        "the model's name, or its OpenLineage id dataset:PROJECT:model/NAME",
     ),
 }
 
@@ -217,8 +217,9 @@ def _erase_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="MODEL",
-        help="keep this affected model version in service (NAME@VERSION, a model "
-        "id, or 'all'); needs --justification and --approver",
+        help="keep this affected model version in service (NAME@VERSION, NAME@ALIAS, "
+        "NAME@latest, model:PROJECT/NAME@VERSION, dataset:NAMESPACE:model/NAME, or 'all'); "
+        "needs --justification and --approver",
     )
     p.add_argument("--justification", help="why the retained model versions are kept")
     p.add_argument("--approver", help="who approved keeping them")
@@ -493,7 +494,7 @@ def _store(args: argparse.Namespace, *, create: bool = False) -> AbstractContext
     return opened(normalise_url(args.db, args.settings), create=create)
 
 
-def _retain(args: argparse.Namespace, project: str) -> list[dict[str, str]]:
+def _retain(args: argparse.Namespace) -> list[dict[str, str]]:
     if not args.retain:
         if args.justification or args.approver:
             raise FieldError("--retain", "--justification and --approver go with --retain MODEL")
@@ -503,9 +504,8 @@ def _retain(args: argparse.Namespace, project: str) -> list[dict[str, str]]:
             "--justification" if not args.justification else "--approver",
             "--retain needs --justification (why) and --approver (who approved keeping it)",
         )
-    from lineage.queries import resolve
-
-    models = ["*" if m in ("all", "*") else resolve(m, "model", project) for m in args.retain]
+    # Resolved where the erasure runs (registry.services.retained), on a server too.
+    models = ["*" if m in ("all", "*") else m for m in args.retain]
     return [
         {"model": m, "justification": args.justification, "approver": args.approver} for m in models
     ]
@@ -540,7 +540,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
             "--purge", "--purge goes alone: not with --no-purge, --dry-run or --certificate"
         )
     with open_registry(args) as reg:
-        retain = _retain(args, reg.project)
+        retain = _retain(args)
         if not args.dry_run:
             # Refused here, before anything is erased, rather than after the erasure
             # commits, when its checkpoint and certificate cannot be signed.

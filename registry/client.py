@@ -30,8 +30,9 @@ from registry.errors import (
     Unauthenticated,
     error_for,
 )
-from registry.ids import NodeId
+from registry.ids import NodeId, kind_of, openlineage_id
 from registry.intake import Item
+from registry.services import EXPECTED, NAMES
 from registry.tracing import inject
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -149,7 +150,27 @@ class HttpBackend:
         return dict(self._request("GET", f"/projects/{project}/jobs", params=params))
 
     def job(self, project: str, run: str) -> dict[str, Any]:
+        if openlineage_id(run):
+            run = self._newest_run(project, run)
         return dict(self._request("GET", f"/projects/{project}/jobs/{run}"))
+
+    def _newest_run(self, project: str, job: str) -> str:
+        """The run an OpenLineage ``job:<namespace>:<name>`` names (its newest in the
+        project), as the server resolves it: the root of its lineage, 0 hops deep (a
+        namespace may hold '/', which no path segment can)."""
+        root = str(
+            self._request(
+                "GET",
+                f"/projects/{project}/questions/lineage",
+                params={"node": job, "depth": 0},
+            )["root"]
+        )
+        if kind_of(root) != "run":
+            raise NotFound(
+                f"no run {job!r} in project {project!r}: it names the "
+                f"{NAMES.get(kind_of(root), kind_of(root))} {root}; expected {EXPECTED['run']}"
+            )
+        return root
 
     def subject_data(self, project: str, subject: str | int) -> list[dict[str, Any]]:
         return list(

@@ -11,7 +11,7 @@ question answers and fails alike in process and over HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lineage import jobqueries, queries
@@ -27,9 +27,9 @@ from lineage.answers import (
     Shape,
     TrainedOnAnswer,
 )
-from registry.errors import NotFound
+from registry.errors import InvalidNodeId, NotFound
 from registry.grants import grants, readable_projects
-from registry.ids import NodeId, kind_of, openlineage_id
+from registry.ids import KINDS, NodeId, kind_of, openlineage_id
 from registry.ledger import Ledger
 from registry.store.raw import Raw
 
@@ -63,6 +63,30 @@ def own(ledger: Ledger, project: str, node: str) -> frozenset[str]:
     return visible
 
 
+#: What a node of each kind is called in an error saying what was expected.
+EXPECTED = {
+    "dataset": "a dataset version (NAME@VERSION, NAME@latest, dataset:PROJECT/NAME@VERSION "
+    "or dataset:NAMESPACE:NAME)",
+    "model": "a model version (NAME@VERSION, NAME@ALIAS, NAME@latest, "
+    "model:PROJECT/NAME@VERSION or dataset:NAMESPACE:model/NAME)",
+    "run": "a run (run:UUID, UUID or job:NAMESPACE:NAME, its newest run)",
+    "deployment": "a deployment (NAME, deployment:PROJECT/NAME or job:NAMESPACE:deployment/NAME)",
+}
+#: What a node of each kind is, in an error.
+NAMES = {"dataset": "dataset version", "model": "model version"}
+#: The kinds of our nodes each kind of OpenLineage node id may name.
+_OPENLINEAGE_KINDS = {"dataset": ("dataset", "model"), "job": ("run", "deployment")}
+#: What an OpenLineage node of each kind names, in an error.
+_OPENLINEAGE_NAMES = {
+    "dataset": "a dataset's newest version (or a model's, for model/NAME)",
+    "job": "a job's newest run (or a deployment, for deployment/NAME)",
+}
+
+
+def _expected(kind: str) -> str:
+    return EXPECTED.get(kind, f"a {kind}")
+
+
 def named(ledger: Ledger, project: str, text: str, kind: str | None = None) -> str:
     """What an asker typed, with OpenLineage's node ids and ``@latest`` turned into ours.
 
@@ -71,19 +95,37 @@ def named(ledger: Ledger, project: str, text: str, kind: str | None = None) -> s
     the job's newest run (a deployment, for ``deployment/<name>``), as Marquez names
     them (``GET /api/v1/lineage``). ``NAME@latest`` (a ``kind`` of dataset or model)
     or an id ending so names the newest version of that name, unless a version is
-    called ``latest``. Anything else comes back as typed."""
+    called ``latest``. Anything else comes back as typed.
+
+    With ``kind``, an OpenLineage id that cannot name a node of that kind (a ``job:``
+    id where a model version is asked for) is refused (InvalidNodeId) before anything
+    is looked up; one naming a node of another kind of the project is not found
+    (NotFound, saying what it names and what was expected)."""
     if openlineage_id(text):
+        node_kind, _, rest = text.partition(":")
+        if kind is not None and kind not in _OPENLINEAGE_KINDS[node_kind]:
+            raise InvalidNodeId(
+                f"{text!r} is an OpenLineage {node_kind} id, naming "
+                f"{_OPENLINEAGE_NAMES[node_kind]}: expected {_expected(kind)}"
+            )
         # Loaded only here: the OpenLineage package (its schemas) costs every command
         # that does not need it start-up time.
         from lineage.openlineage import marquez
 
-        node_kind, _, rest = text.partition(":")
         world = marquez.project_graph(ledger, project)
         node = world.find("DATASET" if node_kind == "dataset" else "JOB", rest)
-        found = None if node is None else str(node.rows[-1]["id"])
-        if found is None or (kind is not None and kind_of(found) != kind):
-            # A question about a model names no dataset, one about a deployment no run.
+        if node is None:
             raise NotFound(f"no {kind or node_kind} {text!r} in project {project!r}")
+        found = str(node.rows[-1]["id"])
+        if kind is not None and kind_of(found) != kind:
+            # A question about a model names no dataset, one about a deployment no run:
+            # the node is the asking project's own, so saying which it is tells nothing
+            # of another project.
+            raise NotFound(
+                f"no {NAMES.get(kind, kind)} {text!r} in project {project!r}: it names the "
+                f"{NAMES.get(kind_of(found), kind_of(found))} {found}; expected "
+                f"{_expected(kind)}"
+            )
         return found
     if not text.endswith("@latest") or (":" not in text and kind is None):
         return text
@@ -126,9 +168,40 @@ def _asked(
 
 def resolve_model(ledger: Ledger, project: str, model: str) -> str:
     """The model version id that ``name@version``, ``name@alias``, ``name@latest``, an
-    id or ``dataset:<namespace>:model/<name>`` names now."""
+    id or ``dataset:<namespace>:model/<name>`` names now; a model version of a project
+    ``project`` may not read is not found, however named."""
     model, _ = _asked(ledger, project, model, "model")
     return queries.resolve_model(ledger, model, project)
+
+
+def resolve_run(ledger: Ledger, project: str, run: str) -> str:
+    """The run id that ``run:<uuid>``, ``<uuid>`` or ``job:<namespace>:<name>`` (the
+    job's newest run in the project) names; whether the run exists is the caller's to
+    ask (a run of another project answers as one that does not)."""
+    if openlineage_id(run):
+        return named(ledger, project, run, "run")
+    if kind_of(run) in KINDS and kind_of(run) != "run":
+        raise InvalidNodeId(f"{run!r} is a {kind_of(run)} id: expected {_expected('run')}")
+    try:
+        return queries.resolve(run, "run", project)
+    except InvalidNodeId:
+        raise InvalidNodeId(f"run {run!r}: expected {_expected('run')}") from None
+
+
+def retained(
+    ledger: Ledger, project: str, rules: Sequence[Mapping[str, str]]
+) -> list[dict[str, str]]:
+    """An erasure's ``retain`` rules, each model named some other way than by its id
+    (``name@version``, ``name@alias``, ``name@latest``, ``dataset:<namespace>:model/<name>``)
+    turned into the id of the version it names now; ``*`` and ids as given (the erasure
+    checks that each names a model version it affects)."""
+    done = []
+    for rule in rules:
+        model = rule["model"]
+        if model != "*" and (openlineage_id(model) or ":" not in model):
+            model = resolve_model(ledger, project, model)
+        done.append({**rule, "model": model})
+    return done
 
 
 def scored(ledger: Ledger, project: str, *, record: str | int) -> ScoredAnswer:
@@ -182,7 +255,18 @@ def history(ledger: Ledger, project: str, *, deployment: str) -> HistoryAnswer:
 
 
 def aliases(ledger: Ledger, project: str, *, name: str) -> AliasesAnswer:
-    """Where each alias of the project's model ``name`` pointed, and who moved it."""
+    """Where each alias of the project's model ``name`` pointed, and who moved it; the
+    model may be named as OpenLineage names it, ``dataset:<namespace>:model/<name>``."""
+    if openlineage_id(name) and kind_of(name) == "dataset":
+        return queries.aliases(
+            ledger, project, NodeId.parse(named(ledger, project, name, "model")).name
+        )
+    if ":" in name:
+        # No model's name holds ':' (registry.ids): a node id of another kind, or a job's.
+        raise NotFound(
+            f"no model named {name!r} in project {project!r}: expected a model's name, "
+            "or its OpenLineage id dataset:NAMESPACE:model/NAME"
+        )
     return queries.aliases(ledger, project, name)
 
 
@@ -194,10 +278,11 @@ def jobs(
 
 
 def job(ledger: Ledger, project: str, *, run: str) -> JobAnswer:
-    """The job executing run ``run`` (``run:<uuid>`` or ``<uuid>``), with its events;
-    a run of another project is not found, as one with no job."""
-    node = queries.resolve(run, "run", project)
-    return jobqueries.job(ledger, project, node)
+    """The job executing run ``run`` (``run:<uuid>``, ``<uuid>`` or an OpenLineage
+    ``job:<namespace>:<name>``), with its events;
+    a run of another project is not found, as one with no job. ``job:<namespace>:<name>``
+    names the job's newest run in the project."""
+    return jobqueries.job(ledger, project, resolve_run(ledger, project, run))
 
 
 #: Each question by the name the SDK and ``LocalBackend.ask`` give it.

@@ -1,7 +1,8 @@
 """``mlledger report ...`` and ``mlledger export ...``: what a compliance officer hands over.
 
 - ``report model MODEL --out DIR``: the model dossier (``audit.reports``), a
-  self-contained HTML page, a Markdown model card and proof bundles.
+  self-contained HTML page, a Markdown model card and proof bundles; MODEL as every
+  question takes a model version (``registry.services.resolve_model``).
 - ``report subject SUBJECT --out DIR``: the subject-access report (GDPR Art. 15).
   Over HTTP (``--db http://...``) it needs a data-protection officer's key.
 - ``export --format F --out DIR [--project P] [--since T] [--until T]``: Parquet,
@@ -47,7 +48,11 @@ def add_parsers(sub: Any) -> None:
     kinds = report.add_subparsers(dest="report_command", required=True, metavar="KIND")
 
     p = add_command(kinds, "model", _report_model)
-    p.add_argument("model", help="model version: name@version, name@alias or its id")
+    p.add_argument(
+        "model",
+        help="model version: NAME@VERSION, NAME@ALIAS, NAME@latest, model:PROJECT/NAME@VERSION "
+        "or its OpenLineage id dataset:PROJECT:model/NAME (the newest version)",
+    )
     p.add_argument("--out", required=True, help="a new or empty directory to write it to")
     add_db(p)
     p.add_argument("--project", help=PROJECT_HELP)
@@ -127,6 +132,7 @@ def _report_model(args: argparse.Namespace, reg: Registry) -> int:
     volume pictures, dossier.json and one proof bundle per key event under evidence/,
     against a checkpoint signed with the log's key."""
     from audit.reports import build_model_dossier
+    from registry import services
 
     ledger = getattr(reg.backend, "ledger", None)
     if ledger is None:
@@ -136,7 +142,9 @@ def _report_model(args: argparse.Namespace, reg: Registry) -> int:
             "models/{model})",
             field="--db",
         )
-    dossier = build_model_dossier(ledger, reg.project, args.model, _signing_key(args, ledger))
+    # Named as every question names a model version; another project's stays unknown.
+    node = services.resolve_model(ledger, reg.project, args.model)
+    dossier = build_model_dossier(ledger, reg.project, node, _signing_key(args, ledger))
     written = [str(p) for p in dossier.write(Path(args.out))]
     model = dossier.data["model"]["id"]
     text = (

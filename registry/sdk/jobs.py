@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from registry.ids import openlineage_id
 from registry.sdk.session import Session
 from registry.tracing import span
 from registry.writes import run_node
@@ -25,10 +26,13 @@ class Jobs(Session):
             return self.backend.jobs(self.project, status=status, limit=limit)
 
     def job(self, run: Run | str) -> dict[str, Any]:
-        """The job executing ``run`` (a run, ``run:<uuid>`` or ``<uuid>``): as submitted,
+        """The job executing ``run`` (a run, ``run:<uuid>``, ``<uuid>`` or an OpenLineage
+        ``job:<namespace>:<name>``, that job's newest run in the project): as submitted,
         where and how it ran, and its events in log order. NotFound when the run is not
         the project's or has no job."""
-        node = run_node(str(run))
+        text = str(run)
+        # Named as Marquez names it: the backend resolves it in the project.
+        node = text if openlineage_id(text) else run_node(text)
         self.flush()
         with span("sdk.job", **{"mlledger.project": self.project, "mlledger.run": node}):
             return self.backend.job(self.project, node)

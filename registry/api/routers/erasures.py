@@ -9,6 +9,7 @@ a ``write`` key.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -17,34 +18,59 @@ from pydantic_core import PydanticCustomError
 
 from audit.erasure import answers
 from registry import erasures as services
+from registry import services as questions
 from registry.api.deps import Asking, asking
 from registry.api.problems import answering
-from registry.api.schemas import MODEL_ID_PATTERN, UUID_PATTERN, Key, Long, Strict, Text
+from registry.api.schemas import (
+    MODEL_REF_PATTERN,
+    TEXT_PATTERN,
+    UUID_PATTERN,
+    Key,
+    Long,
+    Strict,
+    Text,
+)
 from registry.errors import InvalidNodeId
-from registry.ids import NodeId
+from registry.ids import NodeId, kind_of, openlineage_id
 
 router = APIRouter(prefix="/projects/{project}", tags=["erasure"])
 
 
+#: OpenLineage's dataset ids (``dataset:<namespace>:<name>``; the namespace may hold ':').
+_TEXT = TEXT_PATTERN[1:-2]
+_OPENLINEAGE = f"{_TEXT}*:{_TEXT}*"
+#: What a rule's ``model`` may be, in its errors.
+_RETAINED = (
+    "expected a model version (name@version, name@alias, name@latest, its id or "
+    "dataset:<namespace>:model/<name>) or '*' for every affected one"
+)
+
+
 def _retained(value: str) -> str:
-    """A model version id or ``*``, checked here: a dry run plans with it unchecked."""
-    if value == "*":
+    """A model version as the questions name one, or ``*``, its form checked here (the
+    version it names is resolved when the erasure runs, ``services.retained``)."""
+    if value == "*" or _REF.match(value):
         return value
+    kind = kind_of(value)
+    if openlineage_id(value):
+        if kind == "dataset":
+            return value
+        raise PydanticCustomError("node_id", f"{value!r} is an OpenLineage {kind} id: {_RETAINED}")
     try:
         kind = NodeId.parse(value).kind
-    except InvalidNodeId as exc:
-        raise PydanticCustomError("node_id", f"{exc}; or '*' for every affected one") from None
-    if kind != "model":
-        raise PydanticCustomError(
-            "node_id", f"{value!r} is a {kind} id: expected a model version id or '*'"
-        )
-    return value
+    except InvalidNodeId:
+        raise PydanticCustomError("node_id", f"model {value!r}: {_RETAINED}") from None
+    raise PydanticCustomError("node_id", f"{value!r} is a {kind} id: {_RETAINED}")
+
+
+_REF = re.compile(MODEL_REF_PATTERN)
 
 
 class RetainRule(Strict):
     model: Annotated[Long, AfterValidator(_retained)] = Field(
-        description="Model version id, or '*' for every affected one.",
-        json_schema_extra={"pattern": rf"^(\*|{MODEL_ID_PATTERN[1:-1]})$"},
+        description="Model version: name@version, name@alias, name@latest, its id or "
+        "dataset:<namespace>:model/<name>; or '*' for every affected one.",
+        json_schema_extra={"pattern": rf"^(\*|{MODEL_REF_PATTERN[1:-1]}|dataset:{_OPENLINEAGE})$"},
     )
     justification: Text = Field(min_length=1, max_length=2000, description="Why it is kept.")
     approver: Long = Field(min_length=1, description="Who approved keeping it.")
@@ -85,7 +111,8 @@ ErasureId = Annotated[
 
 
 @router.post(
-    "/erasures", **answering(answers.OutcomeAnswer, "invalid-input", "not-found", "event-rejected")
+    "/erasures",
+    **answering(answers.OutcomeAnswer, "invalid-input", "not-found", "event-rejected"),
 )
 def erase(
     request: ErasureCreate,
@@ -102,7 +129,9 @@ def erase(
         request.subject,
         actor=ask.actor,
         dry_run=request.dry_run,
-        retain=[rule.model_dump() for rule in request.retain],
+        retain=questions.retained(
+            ask.ledger, ask.project, [rule.model_dump() for rule in request.retain]
+        ),
         purge=request.purge,
         sign=request.sign,
     )

@@ -152,8 +152,8 @@ def aliases(
         str,
         Query(
             min_length=1,
-            max_length=128,
-            description="Model name.",
+            max_length=600,
+            description="Model name, or its OpenLineage id dataset:<namespace>:model/<name>.",
             json_schema_extra={"pattern": URL_TEXT_PATTERN},
         ),
     ],

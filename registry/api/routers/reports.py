@@ -17,6 +17,7 @@ from pydantic import Field
 
 from audit import checkpoints as cps
 from audit.reports import answers
+from registry import services
 from registry.api.deps import Asking, SettingsDep, asking
 from registry.api.problems import answering, responses
 from registry.api.schemas import NAME_PATTERN, Key, Strict
@@ -28,7 +29,7 @@ ModelRef = Annotated[
     Path(
         min_length=3,
         max_length=300,
-        description="The model version: name@version or name@alias.",
+        description="The model version: name@version, name@alias or name@latest.",
         json_schema_extra={"pattern": f"^{NAME_PATTERN[1:-1]}@{NAME_PATTERN[1:-1]}$"},
     ),
 ]
@@ -67,8 +68,10 @@ def model_dossier(
     its key events (a checkpoint is signed first when the latest does not cover them)."""
     from audit.reports import build_model_dossier
 
+    # Named as every question names a model version; another project's stays unknown.
+    node = services.resolve_model(ask.ledger, ask.project, model)
     key, _, _ = cps.load_signing_key(ask.ledger.store.url, settings.signing_key, create=True)
-    dossier = build_model_dossier(ask.ledger, ask.project, model, key)
+    dossier = build_model_dossier(ask.ledger, ask.project, node, key)
     if format == "markdown":
         return PlainTextResponse(dossier.markdown, media_type="text/markdown; charset=utf-8")
     if format == "json":
