@@ -8,14 +8,17 @@ PostgreSQL server.
 - ``concurrent``: ``--clients`` clients (default 8), each sending whole runs one
   event at a time.
 
-Each reports events per second and the latency of each request (median, p99).
-The clients share the machine's cores with the server. Targets: at least 1,000
+Each reports events per second, the latency of each request (median, p99), and the
+CPU time the server's processes and the clients spent per event. The clients share
+the machine's cores with the server. Targets: at least 1,000
 events/s from 8 clients and 250 from one, p99 at most 50 ms, on SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,32 @@ async def _send(
         return time.perf_counter() - started, samples, errors
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of process ``pid`` and of its children alive now
+    (a server's workers), from ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0.0
+    for each in (pid, *map(int, children)):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _measured(server: ApiServer, token: str, shares: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Send ``shares`` (one client each) and sum up, CPU time included."""
+    assert server.process is not None
+    before, mine = _cpu_seconds(server.process.pid), resource.getrusage(resource.RUSAGE_SELF)
+    seconds, samples, errors = asyncio.run(_send(server.url, token, shares))
+    after, now = _cpu_seconds(server.process.pid), resource.getrusage(resource.RUSAGE_SELF)
+    figure = _figure(seconds, samples, errors, len(shares))
+    events = max(1, len(samples))
+    figure["server_cpu_ms_per_event"] = round(1000 * (after - before) / events, 2)
+    clients = (now.ru_utime + now.ru_stime) - (mine.ru_utime + mine.ru_stime)
+    figure["clients_cpu_ms_per_event"] = round(1000 * clients / events, 2)
+    return figure
+
+
 def _shares(documents: list[dict[str, Any]], clients: int) -> list[list[dict[str, Any]]]:
     """Whole runs (START then COMPLETE) dealt round-robin to ``clients``."""
     shares: list[list[dict[str, Any]]] = [[] for _ in range(clients)]
@@ -97,11 +126,9 @@ def bench_ingest(
         warm = openlineage_events(4 * (workers or default_workers()))
         asyncio.run(_send(server.url, token, _shares(warm, len(warm) // 2)))
         one = openlineage_events(max(10, int(1_000 * scale)))
-        sequential = _figure(*asyncio.run(_send(server.url, token, [one])), 1)
+        sequential = _measured(server, token, [one])
         many = openlineage_events(max(10 * clients, int(5_000 * scale)))
-        concurrent = _figure(
-            *asyncio.run(_send(server.url, token, _shares(many, clients))), clients
-        )
+        concurrent = _measured(server, token, _shares(many, clients))
     finally:
         server.stop()
     return {

@@ -154,6 +154,11 @@ INGEST = (
         "sequential_events_per_s",
     ),
     Figure("OpenLineage ingestion, p99 (8 clients)", "concurrent.p99_ms", "ms", "p99_ms"),
+    Figure(
+        "OpenLineage ingestion, server CPU per event (8 clients)",
+        "concurrent.server_cpu_ms_per_event",
+        "ms",
+    ),
 )
 
 SOURCES = (
