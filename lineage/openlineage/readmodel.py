@@ -113,7 +113,7 @@ class ProjectGraph:
                 "version": version,
                 "at": at,
                 "produced_by": produced_by,
-                "schema": None if schema is None else json.loads(schema),
+                "schema": None if schema is None else naming.parsed(schema),
             }
             self._version("dataset", naming.dataset_key(project, name, naming.tags_of(tags)), row)
 
@@ -139,12 +139,12 @@ class ProjectGraph:
             row = {
                 "id": node,
                 "status": status,
-                "params": json.loads(params),
+                "params": naming.parsed(params),
                 "parent": parent,
                 "started": started,
                 "ended": ended,
                 "error": error,
-                "code": json.loads(code) if code else {},
+                "code": naming.parsed(code) if code else {},
             }
             namespace, simple = naming.run_key(self.project, job, naming.tags_of(tags))
             prefixed = simple if parent not in full else f"{full[parent]}.{simple}"
@@ -168,7 +168,7 @@ class ProjectGraph:
         ):
             row = {
                 "id": node,
-                "served": json.loads(served),
+                "served": naming.parsed(served),
                 "created": created,
                 "updated": updated,
                 "position": position,
