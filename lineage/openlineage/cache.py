@@ -4,11 +4,12 @@ OpenLineage events carried, and the order of those events by ``eventTime``.
 
 Each is valid for a position of the log. A request reads the log's head first (one
 indexed ``MAX``): when the head has not moved since, what was kept is served; when
-it has, the read model is loaded again (in the transaction the head was read in), and the facets and the feed read only the events appended since (the log is
-append-only; an erasure, which rewrites earlier events, records the position of its
-own event in ``redactions``, and makes them read everything again). Several worker
-processes each keep their own, each checked against the shared store's head on
-every request. A projection rebuild (``Ledger.rebuilt``) drops them.
+it has, the read model is loaded again (in the transaction the head was read in),
+and the facets and the feed read only the events appended since (the log is
+append-only; an erasure, which rewrites earlier events, records the position of
+its own event in ``redactions``, and makes them read everything again). Several
+worker processes each keep their own, each checked against the shared store's
+head on every request. A projection rebuild (``Ledger.rebuilt``) drops them.
 
 What is kept is never changed once handed out: an update makes new maps and lists,
 so a request still reading the old ones sees them whole.
