@@ -1,7 +1,8 @@
 """What Marquez's read routes keep between requests (``lineage.openlineage.cache``):
 reused while the log's head stands still, never stale after an append by another
 ledger object or another process on the same store, never one project's for
-another's, dropped by a rebuild. On SQLite and PostgreSQL.
+another's, dropped by a rebuild (on SQLite and PostgreSQL); a server's two workers
+each answering with what was just posted (SQLite).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from lineage import openlineage as ol
 from lineage.openlineage import marquez
 from registry.assembly import open_ledger
 from registry.ledger import Ledger
+from tests.support.apiserver import ApiServer
 
 P = "cached"
 OTHER = "elsewhere"
@@ -193,3 +197,58 @@ def test_dropped_by_a_rebuild(store_url: str, isolated_env: Path) -> None:
         ledger.rebuild(digest=False)
         assert marquez.project_graph(ledger, P) is not world
         assert marquez.job(ledger, P, "etl", "load") == before
+
+
+def test_every_worker_of_a_server_answers_with_what_was_just_posted(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    """Two worker processes, each keeping its own: a read right after a post, on a new
+    connection each time (so either worker may answer), lists what was posted."""
+    server = ApiServer(tmp_path / "server", workers=2)
+    with closing(_Serving(server)):
+        writer, viewer = server.key(P, "writer"), server.key(P, "viewer")
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        with (
+            httpx.Client(
+                base_url=server.url + "/api/v1",
+                headers={"Authorization": f"Bearer {writer}"},
+                limits=fresh,
+            ) as posting,
+            httpx.Client(
+                base_url=server.url + "/api/v1",
+                headers={"Authorization": f"Bearer {viewer}"},
+                limits=fresh,
+            ) as reading,
+        ):
+            expected: list[str] = []
+            for i in range(3):
+                for _ in range(4):  # both workers keep the project as it stands
+                    listed = reading.get("/namespaces/etl/jobs").json()
+                    assert _names(listed, "jobs") == expected
+                run, job = str(uuid.uuid4()), f"job_{i}"
+                with closing(open_ledger(server.db)) as ledger:
+                    head = ledger.head()
+                    for kind in ("START", "COMPLETE"):
+                        document = _event(run, kind, "2026-11-03T10:00:00Z", job, job, ["id"])
+                        assert posting.post("/lineage", json=document).status_code == 201
+                    appended = ledger.read(head + 1)
+                    assert [e.entity for e in appended if e.type == "openlineage-run-event"] == [
+                        f"run:{run}",
+                        f"run:{run}",
+                    ]
+                expected = sorted([*expected, job])
+                for _ in range(4):
+                    listed = reading.get("/namespaces/etl/jobs").json()
+                    assert _names(listed, "jobs") == expected
+                    answer = reading.get(f"/jobs/runs/{run}").json()
+                    assert answer["state"] == "COMPLETED"
+
+
+class _Serving:
+    """``server`` started, and stopped by ``close``."""
+
+    def __init__(self, server: ApiServer):
+        self.server = server.start()
+
+    def close(self) -> None:
+        self.server.stop()
