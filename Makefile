@@ -67,6 +67,7 @@ bench: $(STAMP) $(PEER)/.installed kube
 	$(PY) -m tests.bench.run --out .mlledger/bench.json --peer .mlledger/bench-mlflow.json
 	$(PY) -m tests.bench.http_api --rates 200,300,400,500 --out .mlledger/bench-http.json
 	$(PY) -m tests.bench.ingest --out .mlledger/bench-ingest.json
+	$(PY) -m tests.bench.marquez --out .mlledger/bench-marquez.json
 	$(PY) -m tests.bench.audit --out .mlledger/bench-audit.json
 	$(PY) -m tests.bench.checkpoint_wait --out .mlledger/bench-checkpoint-wait.json
 	$(PY) -m tests.bench.erasure --out .mlledger/bench-erasure.json
@@ -87,6 +88,7 @@ bench-pg: $(STAMP)
 	$(PY) -m tests.bench.run --store postgresql --out .mlledger/bench-pg.json
 	$(PY) -m tests.bench.http_api --store postgresql --rates 200,250,300 --out .mlledger/bench-http-pg.json
 	$(PY) -m tests.bench.ingest --store postgresql --out .mlledger/bench-ingest-pg.json
+	$(PY) -m tests.bench.marquez --store postgresql --out .mlledger/bench-marquez-pg.json
 	$(PY) -m tests.bench.summary --out .mlledger/bench-summary.md
 
 # One table of every result under .mlledger (those not run are listed as such).

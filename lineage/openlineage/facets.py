@@ -49,24 +49,37 @@ def dataset_facets(
             params += [*raw.among_params(wanted), *(f'%"dataset":"{_like(v)}"%' for v in wanted)]
     merged: dict[str, dict[str, Any]] = {}
     for type_, entity, body in raw.all(sql + " ORDER BY position", params):
-        event = restored(loads(body))
-        if type_ == "openlineage-dataset-event":
-            named = [(entity, event.get("facets") or {})]
-        else:
-            # A run's input and output facets (data-quality assertions on what a test
-            # read, output statistics) are facets of the version too.
-            named = [
-                (
-                    d.get("dataset"),
-                    {**(_obj(d.get(extra)) if in_runs else {}), **_obj(d.get("facets"))},
-                )
-                for side, extra in (("inputs", "input_facets"), ("outputs", "output_facets"))
-                for d in event.get(side) or []
-            ]
-        for version, facets in named:
-            if version and (versions is None or version in versions):
+        for version, facets in named_facets(type_, entity, restored(loads(body)), in_runs=in_runs):
+            if versions is None or version in versions:
                 _merge(merged.setdefault(version, {}), facets)
     return merged
+
+
+def named_facets(
+    type_: str, entity: str, event: dict[str, Any], *, in_runs: bool = True
+) -> list[tuple[str, dict[str, Any]]]:
+    """(dataset version id, facets) for each version a stored ``openlineage-*-event``
+    body (``restored``) names, in its order; with ``in_runs``, a run's input and output
+    facets of a version as its facets too."""
+    if type_ == "openlineage-dataset-event":
+        named = [(entity, event.get("facets") or {})]
+    else:
+        # A run's input and output facets (data-quality assertions on what a test
+        # read, output statistics) are facets of the version too.
+        named = [
+            (
+                d.get("dataset"),
+                {**(_obj(d.get(extra)) if in_runs else {}), **_obj(d.get("facets"))},
+            )
+            for side, extra in (("inputs", "input_facets"), ("outputs", "output_facets"))
+            for d in event.get(side) or []
+        ]
+    return [(version, facets) for version, facets in named if version]
+
+
+def merge_named(into: dict[str, Any], facets: dict[str, Any]) -> None:
+    """Merge ``facets`` received later over ``into`` (``dataset_facets``' rule)."""
+    _merge(into, facets)
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -237,12 +250,16 @@ class RunFacets:
         wanted = sorted(runs)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            for entity, body in raw.all(
-                "SELECT entity, body FROM events WHERE project = ? AND type = ? "
-                f"AND entity {raw.among(chunk)} ORDER BY position",
-                (project, "openlineage-run-event", *raw.among_params(chunk)),
+            # By the entity index alone (a few events per run): with the project and
+            # type in the condition too, a planner without statistics (SQLite's) takes
+            # the (project, type) index and reads every run event of the project.
+            for entity, project_of, type_, body in raw.all(
+                "SELECT entity, project, type, body FROM events "
+                f"WHERE entity {raw.among(chunk)} ORDER BY position",
+                raw.among_params(chunk),
             ):
-                found.add(entity, restored(loads(body)))
+                if project_of == project and type_ == "openlineage-run-event":
+                    found.add(entity, restored(loads(body)))
         return found
 
     def add(self, run: str, event: dict[str, Any]) -> None:

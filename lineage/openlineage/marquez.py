@@ -10,18 +10,18 @@ Marquez does not have is kept out of its members or added beside them (``mlledge
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
-from lineage.graph import reading
 from lineage.openlineage import naming
+from lineage.openlineage.cache import FeedEntry, cache_of, head
 from lineage.openlineage.facets import (
     RECEIVED_TYPES,
     RunFacets,
-    dataset_facets,
     fields_of,
     restored,
     tag_names,
@@ -53,20 +53,45 @@ LATEST_RUNS = 10
 
 
 def project_graph(ledger: Ledger, project: str) -> ProjectGraph:
-    """The read model of ``project``: its catalogue grouped into Marquez's nodes."""
-    check_name(project, "project")
-    with ledger.store.read() as conn, reading(ledger, conn) as reader:
-        return ProjectGraph.load(conn, project, reader)
+    """The read model of ``project``: its catalogue grouped into Marquez's nodes, as of
+    the log's head (kept while the head does not move: ``lineage.openlineage.cache``)."""
+    return _Snapshot(ledger, project).world
+
+
+class _Snapshot:
+    """What one question reads: the project's read model as of the log's head when
+    asked, and the dataset facets as of that head (or later)."""
+
+    def __init__(self, ledger: Ledger, project: str):
+        check_name(project, "project")
+        self.ledger, self.project = ledger, project
+        self.kept = cache_of(ledger, project)
+        with ledger.store.read() as conn:
+            self.head = head(conn)
+            self.world = self.kept.graph(ledger, conn, self.head)
+
+    def facets(self) -> Mapping[str, dict[str, Any]]:
+        """Dataset version id -> the facets its events carried (``dataset_facets``)."""
+        with self.ledger.store.read() as conn:
+            return self.kept.dataset_facets(conn, self.head)
 
 
 def _page(items: Sequence[Any], limit: int, offset: int) -> list[Any]:
     return list(items[offset : offset + limit])
 
 
+def _by_namespace(world: ProjectGraph) -> dict[tuple[NodeType, str], list[GroupNode]]:
+    found: dict[tuple[NodeType, str], list[GroupNode]] = {}
+    for node in world.nodes.values():
+        found.setdefault((node.type, node.key[0]), []).append(node)
+    for nodes in found.values():
+        nodes.sort(key=lambda n: n.key[1])
+    return found
+
+
 def _in_namespace(world: ProjectGraph, node_type: NodeType, namespace: str) -> list[GroupNode]:
     """The datasets or jobs of ``namespace``, by name."""
-    found = (n for n in world.nodes.values() if n.type == node_type and n.key[0] == namespace)
-    return sorted(found, key=lambda n: n.key[1])
+    return world.derived("by_namespace", _by_namespace).get((node_type, namespace), [])
 
 
 # --- namespaces ---------------------------------------------------------------------------
@@ -105,20 +130,25 @@ def _updated(node: GroupNode) -> str:
     return str(max(t for t in times if t))
 
 
+def _namespace_list(world: ProjectGraph) -> dict[str, dict[str, Any]]:
+    found = _namespace_rows(world)
+    return {name: _namespace(name, found[name]) for name in sorted(found)}
+
+
 def namespaces(ledger: Ledger, project: str, *, limit: int, offset: int) -> dict[str, Any]:
     """Every namespace with a dataset or job of the project, by name."""
     world = project_graph(ledger, project)
-    found = _namespace_rows(world)
-    listed = [_namespace(name, found[name]) for name in sorted(found)]
-    return {"namespaces": _page(listed, limit, offset), "totalCount": len(listed)}
+    listed = list(world.derived("namespaces", _namespace_list).values())
+    page = [dict(n) for n in _page(listed, limit, offset)]
+    return {"namespaces": page, "totalCount": len(listed)}
 
 
 def namespace(ledger: Ledger, project: str, name: str) -> dict[str, Any]:
     world = project_graph(ledger, project)
-    nodes = _namespace_rows(world).get(name)
-    if nodes is None:
+    found = world.derived("namespaces", _namespace_list).get(name)
+    if found is None:
         raise NotFound(f"no namespace {name!r} in project {project!r}")
-    return _namespace(name, nodes)
+    return dict(found)
 
 
 # --- jobs and runs ------------------------------------------------------------------------
@@ -274,18 +304,40 @@ def job_version_of(
     return _job_version(world, node, version.lower(), rows, facets)
 
 
-def _find_run(world: ProjectGraph, run_uuid: str) -> tuple[GroupNode, dict[str, Any]]:
-    wanted = run_uuid.lower()
+def _run_uuids(world: ProjectGraph) -> dict[str, tuple[GroupNode, dict[str, Any]]]:
+    """Each run's Marquez id -> its job and row (the first, where two share one)."""
+    found: dict[str, tuple[GroupNode, dict[str, Any]]] = {}
     for node in world.nodes.values():
         if node.type != "JOB":
             continue
         for row in node.rows:
             if node.kind == "deployment":
-                if naming.deployment_run(row["id"], row["position"]) == wanted:
-                    return node, row
-            elif naming.uuid_of(row["id"]) == wanted:
-                return node, row
-    raise NotFound(f"no run {run_uuid!r} in this project")
+                found.setdefault(naming.deployment_run(row["id"], row["position"]), (node, row))
+            else:
+                found.setdefault(naming.uuid_of(row["id"]), (node, row))
+    return found
+
+
+def _find_run(world: ProjectGraph, run_uuid: str) -> tuple[GroupNode, dict[str, Any]]:
+    found = world.derived("run_uuids", _run_uuids).get(run_uuid.lower())
+    if found is None:
+        raise NotFound(f"no run {run_uuid!r} in this project")
+    return found
+
+
+def _job_rows(world: ProjectGraph) -> dict[str, tuple[GroupNode, dict[str, Any]]]:
+    """Each run of a job (not a deployment's change) -> its job and row."""
+    return {r["id"]: (n, r) for n in world.nodes.values() if n.kind == "job" for r in n.rows}
+
+
+def _producers(world: ProjectGraph) -> dict[str, Any]:
+    """Each dataset version -> the run that wrote it (None: none known)."""
+    return {
+        r["id"]: r.get("produced_by")
+        for n in world.nodes.values()
+        if n.type == "DATASET"
+        for r in n.rows
+    }
 
 
 def run_upstream(ledger: Ledger, project: str, run_uuid: str, depth: int = 20) -> dict[str, Any]:
@@ -294,13 +346,8 @@ def run_upstream(ledger: Ledger, project: str, run_uuid: str, depth: int = 20) -
     (and version), its times and state, and the dataset versions it read."""
     world = project_graph(ledger, project)
     _, found = _find_run(world, run_uuid)
-    rows = {r["id"]: (n, r) for n in world.nodes.values() if n.kind == "job" for r in n.rows}
-    produced = {
-        r["id"]: r.get("produced_by")
-        for n in world.nodes.values()
-        if n.type == "DATASET"
-        for r in n.rows
-    }
+    rows = world.derived("job_rows", _job_rows)
+    produced = world.derived("producers", _producers)
     runs: list[dict[str, Any]] = []
     seen: set[str] = set()
     level = [found["id"]]  # a deployment's change has no upstream runs: none listed
@@ -374,12 +421,7 @@ def _dataset_node(world: ProjectGraph, namespace: str, name: str) -> GroupNode:
     return node
 
 
-def _facets(ledger: Ledger, project: str, versions: list[str]) -> dict[str, dict[str, Any]]:
-    with ledger.store.read() as conn:
-        return dataset_facets(Raw(conn), project, versions)
-
-
-def _dataset(node: GroupNode, facets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _dataset(node: GroupNode, facets: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """Marquez's Dataset: the facets, fields and description of its latest version."""
     data = with_facets(dataset_data(node), facets.get(node.rows[-1]["id"], {}))
     data["deleted"] = False
@@ -390,23 +432,24 @@ def datasets(
     ledger: Ledger, project: str, namespace: str, *, limit: int, offset: int
 ) -> dict[str, Any]:
     """The datasets of ``namespace``, by name (model versions as ``model/<name>``)."""
-    world = project_graph(ledger, project)
-    nodes = _in_namespace(world, "DATASET", namespace)
+    read = _Snapshot(ledger, project)
+    nodes = _in_namespace(read.world, "DATASET", namespace)
     page = _page(nodes, limit, offset)
-    facets = _facets(ledger, project, [n.rows[-1]["id"] for n in page])
+    facets = read.facets()
     return {"datasets": [_dataset(n, facets) for n in page], "totalCount": len(nodes)}
 
 
 def dataset(ledger: Ledger, project: str, namespace: str, name: str) -> dict[str, Any]:
-    node = _dataset_node(project_graph(ledger, project), namespace, name)
-    return _dataset(node, _facets(ledger, project, [node.rows[-1]["id"]]))
+    read = _Snapshot(ledger, project)
+    node = _dataset_node(read.world, namespace, name)
+    return _dataset(node, read.facets())
 
 
 def _dataset_version(
     world: ProjectGraph,
     node: GroupNode,
     row: dict[str, Any],
-    facets: dict[str, dict[str, Any]],
+    facets: Mapping[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """Marquez's DatasetVersion: the version's own facets, fields and description; as in
     Marquez, the tags of the dataset (its latest version's), its fields' of its own."""
@@ -448,10 +491,11 @@ def dataset_versions(
     ledger: Ledger, project: str, namespace: str, name: str, *, limit: int, offset: int
 ) -> dict[str, Any]:
     """The versions of a dataset, newest first."""
-    world = project_graph(ledger, project)
+    read = _Snapshot(ledger, project)
+    world = read.world
     node = _dataset_node(world, namespace, name)
     rows = _page(list(reversed(node.rows)), limit, offset)
-    facets = _facets(ledger, project, [node.rows[-1]["id"], *(row["id"] for row in rows)])
+    facets = read.facets()
     return {
         "versions": [_dataset_version(world, node, row, facets) for row in rows],
         "totalCount": len(node.rows),
@@ -461,12 +505,11 @@ def dataset_versions(
 def dataset_version(
     ledger: Ledger, project: str, namespace: str, name: str, version: str
 ) -> dict[str, Any]:
-    world = project_graph(ledger, project)
-    node = _dataset_node(world, namespace, name)
+    read = _Snapshot(ledger, project)
+    node = _dataset_node(read.world, namespace, name)
     for row in node.rows:
         if row["version"] == version:
-            facets = _facets(ledger, project, [row["id"], node.rows[-1]["id"]])
-            return _dataset_version(world, node, row, facets)
+            return _dataset_version(read.world, node, row, read.facets())
     raise NotFound(f"no version {version!r} of dataset {name!r} in namespace {namespace!r}")
 
 
@@ -477,9 +520,8 @@ def _sources(ledger: Ledger, project: str) -> dict[str, dict[str, Any]]:
     """Marquez's Sources: each ``dataSource`` facet a dataset of the project came with,
     by name (the latest ``uri`` sent for it), with the first and latest times of the
     versions that named it."""
-    world = project_graph(ledger, project)
-    with ledger.store.read() as conn:
-        facets = dataset_facets(Raw(conn), project)
+    read = _Snapshot(ledger, project)
+    world, facets = read.world, read.facets()
     found: dict[str, dict[str, Any]] = {}
     for node in world.nodes.values():
         for row in node.rows:
@@ -652,15 +694,6 @@ def search(
 # --- the feed of events received -----------------------------------------------------------
 
 
-def _instant(text: str) -> str:
-    """An event time in the canonical UTC form, which sorts as time does (as sent when
-    it is outside the ledger's range of times: such an event sorts by its text)."""
-    try:
-        return to_timestamp(text, "eventTime")
-    except FieldError:
-        return text
-
-
 def _as_received(type_: str, entity: str, body: dict[str, Any]) -> dict[str, Any]:
     """The OpenLineage event a stored ``openlineage-*-event`` keeps, as received
     (less what was redacted; numbers stringified stay strings)."""
@@ -722,24 +755,38 @@ def lineage_events(
     until = to_timestamp(before, "before") if before else None
     since = to_timestamp(after, "after") if after else None
     check_name(project, "project")
-    found = []
+    kept = cache_of(ledger, project)
     with ledger.store.read() as conn:
-        raw = Raw(conn)
-        for position, type_, entity, body in raw.all(
-            "SELECT position, type, entity, body FROM events WHERE project = ? "
-            f"AND type {raw.among(RECEIVED_TYPES)} ORDER BY position",
-            (project, *raw.among_params(RECEIVED_TYPES)),
-        ):
-            event = loads(body)
-            moment = _instant(event["event_time"])
-            if (until and moment > until) or (since and moment < since):
-                continue
-            found.append((moment, position, _as_received(type_, entity, restored(event))))
-    found.sort(key=lambda item: (item[0], item[1]), reverse=sort_direction.lower() == "desc")
+        entries = kept.feed(conn, head(conn))
+        # The feed is sorted by (eventTime, position): the window by bisection.
+        low = bisect.bisect_left(entries, since, key=_moment) if since else 0
+        high = bisect.bisect_right(entries, until, key=_moment) if until else len(entries)
+        if sort_direction.lower() == "desc":
+            chosen = entries[max(low, high - offset - limit) : max(low, high - offset)][::-1]
+        else:
+            chosen = entries[min(high, low + offset) : min(high, low + offset + limit)]
+        documents = _received(Raw(conn), [position for _, position in chosen])
     return {
-        "events": [document for _, _, document in _page(found, limit, offset)],
-        "totalCount": len(found),
+        "events": [documents[position] for _, position in chosen],
+        "totalCount": max(0, high - low),
     }
+
+
+def _moment(entry: FeedEntry) -> str:
+    return entry[0]
+
+
+def _received(raw: Raw, positions: list[int]) -> dict[int, dict[str, Any]]:
+    """The events at ``positions`` (received ones), as received."""
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(positions), 500):
+        chunk = positions[start : start + 500]
+        for position, type_, entity, body in raw.all(
+            f"SELECT position, type, entity, body FROM events WHERE position {raw.among(chunk)}",
+            raw.among_params(chunk),
+        ):
+            found[int(position)] = _as_received(type_, entity, restored(loads(body)))
+    return found
 
 
 # --- column lineage -------------------------------------------------------------------------
@@ -779,7 +826,7 @@ def _transformation(
 
 
 def _column_edges(
-    world: ProjectGraph, facets: dict[str, dict[str, Any]]
+    world: ProjectGraph, facets: Mapping[str, dict[str, Any]]
 ) -> tuple[dict[tuple[Field, Field], _ColumnEdge], dict[Field, str | None]]:
     """Every column edge the project's events declared (the latest declaration of each
     pair wins), and the type of each field the schema facets name."""
@@ -820,10 +867,45 @@ def _column_edges(
     return edges, types
 
 
-def _start_fields(world: ProjectGraph, node_id: str, known: set[Field]) -> set[Field]:
+@dataclass
+class _Columns:
+    """The project's column edges, indexed, for the facets they were read from."""
+
+    facets: Mapping[str, dict[str, Any]]
+    edges: dict[tuple[Field, Field], _ColumnEdge]
+    types: dict[Field, str | None]
+    known: set[Field]
+    by_dataset: dict[tuple[str, str], set[Field]]
+    by_output: dict[Field, list[_ColumnEdge]]
+    by_input: dict[Field, list[_ColumnEdge]]
+
+
+def _columns(world: ProjectGraph, facets: Mapping[str, dict[str, Any]]) -> _Columns:
+    """The column edges of ``world`` with ``facets``, worked out once for each facets
+    map the cache hands out."""
+    kept: list[_Columns | None] = world.derived("columns", lambda _: [None])
+    if kept[0] is not None and kept[0].facets is facets:
+        return kept[0]
+    edges, types = _column_edges(world, facets)
+    known = set(types) | {f for pair in edges for f in pair}
+    by_dataset: dict[tuple[str, str], set[Field]] = {}
+    for known_field in known:
+        by_dataset.setdefault((known_field[0], known_field[1]), set()).add(known_field)
+    by_output: dict[Field, list[_ColumnEdge]] = {}
+    by_input: dict[Field, list[_ColumnEdge]] = {}
+    for edge in edges.values():
+        by_output.setdefault(edge.output, []).append(edge)
+        by_input.setdefault(edge.input, []).append(edge)
+    columns = _Columns(facets, edges, types, known, by_dataset, by_output, by_input)
+    kept[0] = columns
+    return columns
+
+
+def _start_fields(world: ProjectGraph, node_id: str, columns: _Columns) -> set[Field]:
     """The fields ``node_id`` names: a dataset's, one field, or those of the datasets a
     job wrote."""
     prefix, _, rest = node_id.partition(":")
+    known = columns.known
     if prefix == "datasetField":
         return {
             (rest[:i], name, field)
@@ -844,8 +926,8 @@ def _start_fields(world: ProjectGraph, node_id: str, known: set[Field]) -> set[F
     if node.type == "DATASET":
         datasets = {node.key}
     else:
-        datasets = {world.nodes[d].key for o, d in world.edges if o == node.id}
-    return {field for field in known if (field[0], field[1]) in datasets}
+        datasets = {world.nodes[d].key for d in world.neighbours(node.id)[1]}
+    return {field for key in datasets for field in columns.by_dataset.get(key, ())}
 
 
 def column_lineage(
@@ -854,19 +936,18 @@ def column_lineage(
     """The column lineage around a dataset, a dataset field or a job, as Marquez's
     ``GET /api/v1/column-lineage`` answers it: the fields the start's fields were made
     from, up to ``depth`` edges upstream (and downstream, ``with_downstream``)."""
-    world = project_graph(ledger, project)
-    with ledger.store.read() as conn:
-        facets = dataset_facets(Raw(conn), project)
-    edges, types = _column_edges(world, facets)
-    known = set(types) | {f for pair in edges for f in pair}
-    start = _start_fields(world, node_id, known)
+    read = _Snapshot(ledger, project)
+    world = read.world
+    columns = _columns(world, read.facets())
+    edges, types, by_output, by_input = (
+        columns.edges,
+        columns.types,
+        columns.by_output,
+        columns.by_input,
+    )
+    start = _start_fields(world, node_id, columns)
     if not start:
         raise NotFound(f"no dataset, field or job {node_id!r} with column lineage in this project")
-    by_output: dict[Field, list[_ColumnEdge]] = {}
-    by_input: dict[Field, list[_ColumnEdge]] = {}
-    for edge in edges.values():
-        by_output.setdefault(edge.output, []).append(edge)
-        by_input.setdefault(edge.input, []).append(edge)
     # Edges one hop at a time: upstream from what each edge was made of, downstream
     # (when asked) to what each output went into.
     taken: set[tuple[Field, Field]] = set()

@@ -11,6 +11,9 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
+from typing import Any
+
+import orjson
 
 from lineage.openlineage.constants import ID_NAMESPACE, JOB_MAX, NAME_MAX, UNSAFE
 from registry.ids import NodeId
@@ -83,9 +86,19 @@ def event_id(*parts: str) -> str:
 # --- mlledger nodes as OpenLineage datasets and jobs -------------------------------------
 
 
+def parsed(text: str | bytes) -> Any:
+    """A JSON column of a catalogue row, parsed: by orjson (a few times as fast as the
+    standard library's parser, for the read model's tens of thousands of rows), or by
+    the standard library for what orjson refuses (integers beyond 64 bits, ``NaN``)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def tags_of(text: str | None) -> dict[str, str]:
     """A catalogue row's ``tags`` column as a dict (empty when NULL)."""
-    return {} if not text else dict(json.loads(text))
+    return {} if not text else dict(parsed(text))
 
 
 def _origin(tags: Mapping[str, str], name_tag: str) -> tuple[str, str] | None:

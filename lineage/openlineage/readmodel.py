@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from lineage.graph import reading
 from lineage.openlineage import naming
 from lineage.openlineage.constants import ID_NAMESPACE
-from lineage.openlineage.facets import dataset_facets, with_facets
+from lineage.openlineage.facets import with_facets
 from lineage.walks import GraphReader
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import check_name
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from registry.ledger import Ledger
 
 NodeType = Literal["DATASET", "JOB"]
+T = TypeVar("T")
 #: The longest job name a chain of parents makes (the run's own name past it).
 JOB_NAME_MAX = 1024
 _STATES = {"running": "RUNNING", "completed": "COMPLETED", "failed": "FAILED"}
@@ -63,6 +63,16 @@ class ProjectGraph:
     run_io: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # run -> in/out
     # A child job's Marquez id by its own name (None when two children share it).
     aliases: dict[str, str | None] = field(default_factory=dict)
+    # What the questions work out from the nodes and edges once (``derived``).
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def derived(self, name: str, make: Callable[[ProjectGraph], T]) -> T:
+        """``make(self)``, worked out on the first call by ``name`` and kept: the model
+        does not change once loaded (two threads asking at once may both work it out;
+        they get equal answers)."""
+        if name not in self._derived:
+            self._derived[name] = make(self)
+        return cast(T, self._derived[name])
 
     def _add(
         self, node_type: NodeType, key: tuple[str, str], kind: str, row: dict[str, Any], member: str
@@ -103,7 +113,7 @@ class ProjectGraph:
                 "version": version,
                 "at": at,
                 "produced_by": produced_by,
-                "schema": None if schema is None else json.loads(schema),
+                "schema": None if schema is None else naming.parsed(schema),
             }
             self._version("dataset", naming.dataset_key(project, name, naming.tags_of(tags)), row)
 
@@ -129,12 +139,12 @@ class ProjectGraph:
             row = {
                 "id": node,
                 "status": status,
-                "params": json.loads(params),
+                "params": naming.parsed(params),
                 "parent": parent,
                 "started": started,
                 "ended": ended,
                 "error": error,
-                "code": json.loads(code) if code else {},
+                "code": naming.parsed(code) if code else {},
             }
             namespace, simple = naming.run_key(self.project, job, naming.tags_of(tags))
             prefixed = simple if parent not in full else f"{full[parent]}.{simple}"
@@ -158,7 +168,7 @@ class ProjectGraph:
         ):
             row = {
                 "id": node,
-                "served": json.loads(served),
+                "served": naming.parsed(served),
                 "created": created,
                 "updated": updated,
                 "position": position,
@@ -232,30 +242,38 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
     job found brings all its datasets. Nodes are sorted by id, edges by origin
     then destination.
     """
+    # The cache reads this module: imported when first asked.
+    from lineage.openlineage.cache import cache_of, head
+
     check_name(project, "project")
     if not isinstance(depth, int) or depth < 0:
         raise InvalidNodeId(f"depth {depth!r} is not valid: expected 0 or more")
     node_type, rest = parse_marquez(node_id)
-    with ledger.store.read() as conn, reading(ledger, conn) as reader:
-        world = ProjectGraph.load(conn, project, reader)
+    kept = cache_of(ledger, project)
+    with ledger.store.read() as conn:
+        position = head(conn)
+        world = kept.graph(ledger, conn, position)
         start = world.find(node_type, rest)
         if start is None:
             raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")
         included = _around(world, start.id, depth)
-        latest = [
-            world.nodes[n].rows[-1]["id"] for n in included if world.nodes[n].type == "DATASET"
-        ]
-        facets = dataset_facets(Raw(conn), project, latest)
+        facets = kept.dataset_facets(conn, position)
     return {"graph": _graph(world, included, facets)}
+
+
+def _undirected(world: ProjectGraph) -> dict[str, set[str]]:
+    """Each node's neighbours, whichever way their edges go."""
+    neighbours: dict[str, set[str]] = {}
+    for origin, destination in world.edges:
+        neighbours.setdefault(origin, set()).add(destination)
+        neighbours.setdefault(destination, set()).add(origin)
+    return neighbours
 
 
 def _around(world: ProjectGraph, start: str, depth: int) -> set[str]:
     """The nodes within ``depth`` hops of ``start`` (either way), plus every dataset
     of a job among them."""
-    neighbours: dict[str, set[str]] = {}
-    for origin, destination in world.edges:
-        neighbours.setdefault(origin, set()).add(destination)
-        neighbours.setdefault(destination, set()).add(origin)
+    neighbours = world.derived("undirected", _undirected)
     seen = {start: 0}
     queue: deque[str] = deque([start])
     while queue:
@@ -274,7 +292,7 @@ def _around(world: ProjectGraph, start: str, depth: int) -> set[str]:
 
 
 def _graph(
-    world: ProjectGraph, included: set[str], facets: dict[str, dict[str, Any]]
+    world: ProjectGraph, included: set[str], facets: Mapping[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Marquez's ``graph``: the ``included`` nodes sorted by id, with their edges."""
     graph = []

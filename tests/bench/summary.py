@@ -161,6 +161,38 @@ INGEST = (
     ),
 )
 
+#: The Marquez routes ``tests/bench/marquez.py`` measures, by the key of each figure.
+MARQUEZ_ROUTES = (
+    ("namespaces", "namespaces"),
+    ("jobs", "jobs list"),
+    ("job", "job"),
+    ("job_runs", "job runs"),
+    ("job_versions", "job versions"),
+    ("datasets", "datasets list"),
+    ("dataset", "dataset"),
+    ("dataset_versions", "dataset versions"),
+    ("lineage", "lineage, depth 20"),
+    ("column_lineage", "column-lineage"),
+    ("search", "search"),
+    ("events_lineage", "events/lineage"),
+    ("run", "run"),
+    ("runlineage_upstream", "runlineage/upstream"),
+)
+
+MARQUEZ = (
+    *(
+        Figure(
+            f"Marquez {label}, p95 (10,000 jobs)",
+            f"routes.{key}.p95_ms",
+            "ms",
+            f"{key}_p95_ms",
+        )
+        for key, label in MARQUEZ_ROUTES
+    ),
+    Figure("Marquez first request after the load", "first_request_ms", "ms"),
+    Figure("Marquez dataset right after an append, median", "after_append_ms.p50_ms", "ms"),
+)
+
 SOURCES = (
     Source(
         "bench-mlflow.json",
@@ -186,6 +218,13 @@ SOURCES = (
         "bench-ingest-pg.json",
         "python -m tests.bench.ingest --store postgresql",
         INGEST,
+        "postgresql",
+    ),
+    Source("bench-marquez.json", "python -m tests.bench.marquez", MARQUEZ),
+    Source(
+        "bench-marquez-pg.json",
+        "python -m tests.bench.marquez --store postgresql",
+        MARQUEZ,
         "postgresql",
     ),
     Source(
