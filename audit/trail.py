@@ -204,7 +204,9 @@ class TrailJournal:
     """Durable staging of trail entries, written without the log's append lock."""
 
     def __init__(self, store: Store):
-        self.store = store
+        # Weakly: ``journal_of`` keeps a journal as long as its store lives, and a
+        # journal holding its store would keep both (and their files) open for good.
+        self.store: Store = weakref.proxy(store)
         self._fold_lock = threading.Lock()
         self._engine: Engine | None = None
         self.journal_id = "pending"

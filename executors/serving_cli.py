@@ -51,7 +51,8 @@ def _models(p: argparse.ArgumentParser, *, required: bool = True) -> None:
         default=[],
         required=required,
         metavar="MODEL=REPLICAS",
-        help="a model version (name@version or its id) and its replicas; repeat for several",
+        help="a model version (NAME@VERSION, NAME@ALIAS, NAME@latest, its id or "
+        "dataset:<namespace>:model/<name>) and its replicas; repeat for several",
     )
 
 
@@ -87,7 +88,11 @@ def _settle(p: argparse.ArgumentParser) -> None:
 
 def _scale_options(p: argparse.ArgumentParser) -> None:
     _name(p)
-    p.add_argument("model", help="the model version (name@version or its id)")
+    p.add_argument(
+        "model",
+        help="the model version (NAME@VERSION, NAME@ALIAS, NAME@latest, its id or "
+        "dataset:<namespace>:model/<name>)",
+    )
     p.add_argument("replicas", type=whole_number, help="its replicas")
     _settle(p)
 

@@ -27,7 +27,7 @@ from lineage.answers import (
     Shape,
     TrainedOnAnswer,
 )
-from registry.errors import InvalidNodeId, NotFound
+from registry.errors import FieldError, InvalidNodeId, NotFound
 from registry.grants import grants, readable_projects
 from registry.ids import KINDS, NodeId, kind_of, openlineage_id
 from registry.ledger import Ledger
@@ -196,10 +196,20 @@ def retained(
     turned into the id of the version it names now; ``*`` and ids as given (the erasure
     checks that each names a model version it affects)."""
     done = []
-    for rule in rules:
-        model = rule["model"]
+    resolved: dict[str, str] = {}  # each name resolved once, however often repeated
+    for index, rule in enumerate(rules):
+        model = rule.get("model") if isinstance(rule, Mapping) else None
+        if not isinstance(model, str):
+            raise FieldError(
+                f"retain.{index}.model",
+                f"retain rule #{index} names no model: expected 'model' to be '*', a "
+                "model version id, name@version, name@alias, name@latest or "
+                "dataset:<namespace>:model/<name>",
+            )
         if model != "*" and (openlineage_id(model) or ":" not in model):
-            model = resolve_model(ledger, project, model)
+            if model not in resolved:
+                resolved[model] = resolve_model(ledger, project, model)
+            model = resolved[model]
         done.append({**rule, "model": model})
     return done
 

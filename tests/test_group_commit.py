@@ -238,3 +238,34 @@ def test_sqlite_writers_queue_on_a_private_lock_file_with_a_bound(
     assert [e.entity for e in ledger.read(0)] == [f"dataset:{P}/d1@1"]
     ledger.append([_event(3)])  # released: writers go on
     assert ledger.head() == 1
+
+
+def test_closing_the_writer_queue_waits_for_the_append_holding_it(ledger: Ledger) -> None:
+    """A store disposed of (its writer queue closed) while an append holds the queue
+    waits for it: the append is answered with its positions, never with an error
+    after its commit."""
+    ledger.append([_event(0)])
+    head = ledger.head()
+    real = ledger._locked
+    inside, go = threading.Event(), threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> list[int]:
+        positions = real(*args, **kwargs)
+        inside.set()
+        assert go.wait(30)
+        return positions
+
+    ledger._group.write = lambda conn, p: slow(conn, p.events, p.context, p.first_wins)
+    answered: list[Any] = []
+    writer = threading.Thread(target=lambda: answered.append(ledger.append([_event(1)])))
+    writer.start()
+    assert inside.wait(30)
+    closer = threading.Thread(target=ledger.store._queue.close)  # type: ignore[attr-defined]
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive(), "the queue was closed under the append holding it"
+    go.set()
+    writer.join(30)
+    closer.join(30)
+    assert answered == [[head + 1]]
+    assert [e.entity for e in ledger.read(head + 1)] == [f"dataset:{P}/d1@1"]

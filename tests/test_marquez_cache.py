@@ -252,3 +252,38 @@ class _Serving:
 
     def close(self) -> None:
         self.server.stop()
+
+
+def _tagged(run: str, tag: str) -> dict[str, Any]:
+    """A COMPLETE of job ``tagged`` whose run carries the tag ``tag``."""
+    document = _event(run, "COMPLETE", "2026-11-02T10:00:00Z", "tagged", "out", ["a"])
+    document["run"]["facets"] = {
+        "tags": {
+            "_producer": PRODUCER,
+            "_schemaURL": "https://openlineage.io/spec/facets/1-0-0/TagsRunFacet.json",
+            "tags": [{"key": tag, "value": "true", "source": "USER"}],
+        }
+    }
+    return document
+
+
+def test_tags_are_read_in_batches_and_fresh_after_an_append(
+    store_url: str, isolated_env: Path, monkeypatch: Any
+) -> None:
+    """The tag list reads the events it has not read yet, a few at a time (memory stays
+    bounded however many there are), and names a tag appended by another ledger
+    object at once; another project's tags never show."""
+    monkeypatch.setattr("lineage.openlineage.cache.TAG_BATCH", 2)
+    with closing(open_ledger(store_url)) as reader, closing(open_ledger(store_url)) as writer:
+        _send(writer, P, *(_tagged(str(uuid.uuid4()), f"t{i}") for i in range(5)))
+        _send(writer, OTHER, _tagged(str(uuid.uuid4()), "secret"))
+
+        def names() -> list[str]:
+            return [t["name"] for t in marquez.tags(reader, P, limit=100, offset=0)["tags"]]
+
+        assert names() == ["t0", "t1", "t2", "t3", "t4"]
+        _send(writer, P, _tagged(str(uuid.uuid4()), "t5"))
+        assert names() == ["t0", "t1", "t2", "t3", "t4", "t5"]
+        assert [t["name"] for t in marquez.tags(reader, OTHER, limit=9, offset=0)["tags"]] == [
+            "secret"
+        ]

@@ -26,7 +26,7 @@ import pytest
 from lineage import openlineage as ol
 from registry import writes
 from registry.cli import main
-from registry.errors import InvalidNodeId, NotFound
+from registry.errors import FieldError, InvalidNodeId, NotFound
 from registry.ids import run_id
 from registry.ledger import Ledger
 from registry.sdk import Registry, connect
@@ -308,6 +308,11 @@ def _every_route_takes_them(server: ApiServer, made: dict[str, Any]) -> None:
             json={"subject": "ann", "retain": [{"model": "job:etl:copy", **rule}]},
         )
         assert wrong.status_code == 422 and "OpenLineage job id" in wrong.text, wrong.text
+        many = dpo.post(
+            f"/projects/{P}/erasures",
+            json={"subject": "ann", "dry_run": True, "retain": [{"model": "*", **rule}] * 1001},
+        )
+        assert many.status_code == 422 and "retain" in many.text, many.text
         done = dpo.post(
             f"/projects/{P}/erasures",
             json={"subject": "ann", "retain": [{"model": "risk@latest", **rule}], "purge": False},
@@ -441,6 +446,10 @@ def test_an_erasure_retains_models_so_named(world: tuple[Registry, dict[str, Any
     rule = {"justification": "legal hold", "approver": "dpo"}
     with pytest.raises(InvalidNodeId, match=r"OpenLineage job id.*expected a model version"):
         reg.erase("ann", retain=[{"model": "job:etl:copy", **rule}], dry_run=True)
+    for bad in ({**rule}, {"model": None, **rule}, {"model": 7, **rule}):
+        with pytest.raises(FieldError, match=r"retain rule #1 names no model") as info:
+            reg.erase("ann", retain=[{"model": "*", **rule}, bad], dry_run=True)
+        assert info.value.field == "retain.1.model"
     planned = reg.erase("ann", retain=[{"model": "risk@latest", **rule}], dry_run=True)
     assert planned["status"] == "planned"
     head = reg.ledger.head()

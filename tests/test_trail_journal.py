@@ -5,6 +5,8 @@ before anyone reads the trail."""
 
 from __future__ import annotations
 
+import gc
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -193,3 +195,26 @@ def test_a_failed_journal_write_is_the_stores_error_and_leaves_nothing(tmp_path:
         assert [r["resource"] for r in read_trail(store)] == ["/r/1", "/r/4"]
     finally:
         store.dispose()
+
+
+def test_a_disposed_store_leaves_no_journal_file_open(tmp_path: Path) -> None:
+    """Stores opened, written through their trail journal and disposed of, one after
+    another, leave no file open behind them (the journal, its database, its lock)."""
+
+    def open_files() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                found.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except FileNotFoundError:
+                continue  # the listing's own descriptor, closed meanwhile
+        return [f for f in found if f.startswith(str(tmp_path))]
+
+    for n in range(5):
+        store = open_store(f"sqlite:///{tmp_path}/ledger.db")
+        trail.journal_of(store).write([_entry(n)])
+        trail.fold_trail(store)
+        store.dispose()
+        del store
+        gc.collect()
+    assert open_files() == []

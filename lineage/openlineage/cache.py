@@ -21,7 +21,7 @@ import gc
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,18 @@ class _Feed:
     entries: list[FeedEntry] = field(default_factory=list)
 
 
+@dataclass
+class _Tags:
+    """The tag names the project's received events named, as of ``position``."""
+
+    position: int = -1
+    names: frozenset[str] = frozenset()
+
+
+#: Received events read at a time when looking for tags (memory stays bounded).
+TAG_BATCH = 500
+
+
 class ProjectCache:
     """What the Marquez routes reuse for one project of one ledger object."""
 
@@ -81,6 +93,7 @@ class ProjectCache:
         self._graph: tuple[int, ProjectGraph] | None = None
         self._facets = _Facets()
         self._feed = _Feed()
+        self._tags = _Tags()
 
     def graph(self, ledger: Ledger, conn: Connection, head: int) -> ProjectGraph:
         """The read model as of ``head`` (read on ``conn``) or later."""
@@ -144,6 +157,34 @@ class ProjectCache:
             entries.sort()  # the kept ones sorted already: a merge of the new ones
             self._feed = _Feed(head, entries)
             return entries
+
+    def tags(
+        self, conn: Connection, head: int, named: Callable[[str, dict[str, Any]], set[str]]
+    ) -> frozenset[str]:
+        """The tag names ``named(type, body)`` finds in the project's received events
+        (those whose body mentions ``"tags"``), as of ``head`` or later; the events
+        appended since the last answer are read, ``TAG_BATCH`` at a time."""
+        with self._lock:
+            kept = self._tags
+            if kept.position >= head:
+                return kept.names
+            raw = Raw(conn)
+            since = -1 if self._rewritten(raw, kept.position) else kept.position
+            names = set(kept.names) if since >= 0 else set()
+            while True:
+                rows = raw.all(
+                    f"SELECT position, type, body FROM events WHERE project = ? "
+                    f"AND type {raw.among(RECEIVED_TYPES)} AND position > ? AND position <= ? "
+                    f"AND body LIKE ? ORDER BY position LIMIT {TAG_BATCH}",
+                    (self.project, *raw.among_params(RECEIVED_TYPES), since, head, '%"tags"%'),
+                )
+                for position, type_, body in rows:
+                    names |= named(type_, restored(loads(body)))
+                    since = int(position)
+                if len(rows) < TAG_BATCH:
+                    break
+            self._tags = _Tags(head, frozenset(names))
+            return self._tags.names
 
 
 @contextmanager

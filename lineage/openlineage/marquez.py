@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from lineage.openlineage import naming
 from lineage.openlineage.cache import FeedEntry, cache_of, head
 from lineage.openlineage.facets import (
-    RECEIVED_TYPES,
     RunFacets,
     fields_of,
     restored,
@@ -589,21 +588,22 @@ def _tag_facets(type_: str, event: dict[str, Any]) -> list[Any]:
     return [f.get("tags") for f in found if isinstance(f, dict)]
 
 
+def _tag_names(type_: str, event: dict[str, Any]) -> set[str]:
+    """Every tag name a stored ``openlineage-*-event`` body's ``tags`` facets name."""
+    names: set[str] = set()
+    for facet in _tag_facets(type_, event):
+        names |= tag_names(facet)
+    return names
+
+
 def tags(ledger: Ledger, project: str, *, limit: int, offset: int) -> dict[str, Any]:
     """Marquez's TagList: every tag the project's OpenLineage events named (its ``tags``
     run, job and dataset facets, a field's tags included), by name, with
     ``totalCount``."""
     check_name(project, "project")
-    names: set[str] = set()
+    kept = cache_of(ledger, project)
     with ledger.store.read() as conn:
-        raw = Raw(conn)
-        for type_, body in raw.all(
-            f"SELECT type, body FROM events WHERE project = ? AND type {raw.among(RECEIVED_TYPES)}"
-            " AND body LIKE ? ORDER BY position",
-            (project, *raw.among_params(RECEIVED_TYPES), '%"tags"%'),
-        ):
-            for facet in _tag_facets(type_, restored(loads(body))):
-                names |= tag_names(facet)
+        names = kept.tags(conn, head(conn), _tag_names)
     listed = [{"name": name, "description": None} for name in sorted(names)]
     return {"tags": _page(listed, limit, offset), "totalCount": len(listed)}
 

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,6 +123,8 @@ class WriterQueue:
             return
         if self._fd is None:
             self._fd = os.open(self._file, os.O_RDWR | os.O_CREAT, 0o600)
+            # Closed with the queue when it is collected, if nobody closed it before.
+            self._closer = weakref.finalize(self, os.close, self._fd)
         fd, deadline, pause = self._fd, time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.0001
         while True:
             try:
@@ -142,9 +145,12 @@ class WriterQueue:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Close the lock file, once no thread of this process holds it (a writer in
+        its transaction finishes first: its release must not fail after its commit)."""
+        with self._threads:
+            if self._fd is not None:
+                self._closer()
+                self._fd = None
 
 
 def durable(dbapi_conn: Any) -> None:

@@ -81,7 +81,9 @@ class ErasureCreate(Strict):
     dry_run: bool = Field(default=False, description="Return the plan; change nothing.")
     retain: list[RetainRule] = Field(
         default_factory=list,
-        description="Affected model versions kept in service; the others: retrain-required.",
+        max_length=1000,
+        description="Affected model versions kept in service (at most 1,000 rules); the "
+        "others: retrain-required.",
     )
     purge: bool = Field(default=True, description="Purge deleted bytes physically now.")
     sign: bool = Field(default=True, description="Sign a checkpoint covering the erasure.")
