@@ -3,7 +3,7 @@
 The event is checked against the vendored OpenLineage 2-0-2 schema (formats
 ``uuid`` and ``date-time`` enforced), then each facet this ledger reads against
 its own facet schema. Every schema is compiled once, twice over: by ``jsonschema_rs``
-(compiled Rust, about twenty times as fast) to accept a valid event, and by
+(compiled Rust, 15 to 50 times as fast) to accept a valid event, and by
 ``jsonschema`` to say what is wrong with one that the first did not accept. The
 second decides: the first is asked only whether a document is valid, with the same
 format checks, and a document it refuses (or cannot read) goes to the second.
