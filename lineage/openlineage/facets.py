@@ -29,16 +29,25 @@ def _like(text: str) -> str:
 
 
 def dataset_facets(
-    raw: Raw, project: str, versions: Collection[str] | None = None, *, in_runs: bool = True
+    raw: Raw,
+    project: str,
+    versions: Collection[str] | None = None,
+    *,
+    in_runs: bool = True,
+    until: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Dataset version id -> the dataset facets its events carried (for ``versions``,
     or every version named by an event when None); with ``in_runs``, the input and
-    output facets of the runs that read or wrote it too."""
+    output facets of the runs that read or wrote it too; with ``until`` (a stored
+    timestamp), only the events that had occurred by then."""
     sql = (
         "SELECT type, entity, body FROM events WHERE project = ? "
         f"AND type {raw.among(RECEIVED_TYPES)}"
     )
     params: list[Any] = [project, *raw.among_params(RECEIVED_TYPES)]
+    if until is not None:
+        sql += " AND occurred_at <= ?"
+        params.append(until)
     if versions is not None:
         if not versions:
             return {}

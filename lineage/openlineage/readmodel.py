@@ -13,14 +13,15 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from lineage.graph import reading
 from lineage.openlineage import naming
 from lineage.openlineage.constants import ID_NAMESPACE
-from lineage.openlineage.facets import with_facets
+from lineage.openlineage.facets import dataset_facets, with_facets
 from lineage.walks import GraphReader
 from registry.errors import InvalidNodeId, NotFound
 from registry.ids import check_name
 from registry.store.raw import Raw
-from registry.timeutil import FORMAT, stored_form
+from registry.timeutil import FORMAT, stored_form, to_timestamp
 
 if TYPE_CHECKING:
     from registry.ledger import Ledger
@@ -33,6 +34,37 @@ _STATES = {"running": "RUNNING", "completed": "COMPLETED", "failed": "FAILED"}
 # The lineage edges kinds that join Marquez nodes: dataset -> job (read, served), job ->
 # dataset (written).
 _EDGE_KINDS = ("input", "output", "serves")
+
+
+def _by(column: str, when: str | None) -> str:
+    """The condition keeping rows of ``column`` at or before ``when`` (none: all)."""
+    return "" if when is None else f" AND {column} <= ?"
+
+
+def _at(when: str | None) -> tuple[str, ...]:
+    return () if when is None else (when,)
+
+
+def _deployment_then(raw: Raw, deployment: str, when: str, created: str) -> dict[str, Any]:
+    """A deployment as it stood at ``when``: the models it served then with their
+    traffic, and its last change by then (its time and log position)."""
+    served: list[dict[str, Any]] = []
+    changes: list[tuple[int, str]] = []
+    for model, traffic, start, end, opened, closed in raw.all(
+        "SELECT model, traffic, valid_from, valid_to, opened_pos, closed_pos "
+        "FROM deployment_history WHERE deployment = ? AND valid_from <= ? "
+        "ORDER BY opened_pos, model",
+        (deployment, when),
+    ):
+        changes.append((int(opened), start))
+        if end is None or end > when:
+            served.append({"model": model, "traffic": traffic})
+        elif closed is not None:
+            changes.append((int(closed), end))
+    if not changes:
+        return {"served": [], "updated": created}
+    position, at = max(changes)
+    return {"served": served, "updated": at, "position": position}
 
 
 def marquez_id(node_type: NodeType, key: tuple[str, str]) -> str:
@@ -90,23 +122,28 @@ class ProjectGraph:
         self.versions[row["id"]] = (*key, row["version"])
 
     @classmethod
-    def load(cls, conn: Any, project: str, graph: GraphReader) -> ProjectGraph:
-        """The project's catalogue, read through ``conn``, with the edges of ``graph``."""
+    def load(
+        cls, conn: Any, project: str, graph: GraphReader, when: str | None = None
+    ) -> ProjectGraph:
+        """The project's catalogue, read through ``conn``, with the edges of ``graph``;
+        with ``when`` (a stored timestamp), as it stood then: the versions registered,
+        the runs started and the deployments made by then, each run's state and each
+        deployment's models as they were, and the edges valid then."""
         raw = Raw(conn)
         world = cls(project)
-        world._load_datasets(raw)
-        world._load_models(raw)
-        world._load_runs(raw)
-        world._load_deployments(raw)
-        world._link(graph)
+        world._load_datasets(raw, when)
+        world._load_models(raw, when)
+        world._load_runs(raw, when)
+        world._load_deployments(raw, when)
+        world._link(graph, when)
         return world
 
-    def _load_datasets(self, raw: Raw) -> None:
+    def _load_datasets(self, raw: Raw, when: str | None) -> None:
         project = self.project
         for node, name, version, schema, tags, at, produced_by in raw.all(
             "SELECT id, name, version, schema, tags, registered_at, produced_by "
-            "FROM cat_datasets WHERE project = ? ORDER BY position",
-            (project,),
+            f"FROM cat_datasets WHERE project = ?{_by('registered_at', when)} ORDER BY position",
+            (project, *_at(when)),
         ):
             row = {
                 "id": node,
@@ -117,25 +154,28 @@ class ProjectGraph:
             }
             self._version("dataset", naming.dataset_key(project, name, naming.tags_of(tags)), row)
 
-    def _load_models(self, raw: Raw) -> None:
+    def _load_models(self, raw: Raw, when: str | None) -> None:
         for node, name, version, at, run in raw.all(
             "SELECT id, name, version, registered_at, run FROM cat_models "
-            "WHERE project = ? ORDER BY position",
-            (self.project,),
+            f"WHERE project = ?{_by('registered_at', when)} ORDER BY position",
+            (self.project, *_at(when)),
         ):
             row = {"id": node, "version": version, "at": at, "produced_by": run, "schema": None}
             self._version("model", naming.model_key(self.project, name), row)
 
-    def _load_runs(self, raw: Raw) -> None:
+    def _load_runs(self, raw: Raw, when: str | None) -> None:
         """Runs grouped by job. As in Marquez, a run with a parent run belongs to the job
         ``<parent's job>.<its job>`` (the parent's job named the same way, so a chain
         of parents makes a dotted path), its own job name being the ``simpleName``."""
         full: dict[str, str] = {}  # run -> the Marquez name of its job
         for node, job, tags, status, params, parent, started, ended, error, code in raw.all(
             "SELECT id, job, tags, status, params, parent_run, started_at, ended_at, error_type, "
-            "code FROM cat_runs WHERE project = ? ORDER BY position",
-            (self.project,),
+            "code FROM cat_runs WHERE project = ?"
+            f"{_by('COALESCE(started_at, ended_at)', when)} ORDER BY position",
+            (self.project, *_at(when)),
         ):
+            if when is not None and ended is not None and ended > when:
+                status, ended, error = "running", None, None  # it had not ended yet
             row = {
                 "id": node,
                 "status": status,
@@ -160,11 +200,11 @@ class ProjectGraph:
                 )
                 self.aliases[alias] = target if self.aliases.get(alias, target) == target else None
 
-    def _load_deployments(self, raw: Raw) -> None:
+    def _load_deployments(self, raw: Raw, when: str | None) -> None:
         for node, name, served, created, updated, position in raw.all(
             "SELECT id, name, served, created_at, updated_at, position FROM cat_deployments "
-            "WHERE project = ? ORDER BY created_at, id",
-            (self.project,),
+            f"WHERE project = ?{_by('created_at', when)} ORDER BY created_at, id",
+            (self.project, *_at(when)),
         ):
             row = {
                 "id": node,
@@ -173,11 +213,14 @@ class ProjectGraph:
                 "updated": updated,
                 "position": position,
             }
+            if when is not None:
+                row.update(_deployment_then(raw, node, when, created))
             self._add("JOB", naming.deployment_key(self.project, name), "deployment", row, node)
 
-    def _link(self, reader: GraphReader) -> None:
-        """The edges between the nodes, and each run's inputs and outputs."""
-        for edge in reader.edges(list(self.of), "out"):
+    def _link(self, reader: GraphReader, when: str | None = None) -> None:
+        """The edges between the nodes (valid at ``when``), and each run's inputs and
+        outputs."""
+        for edge in reader.edges(list(self.of), "out", when):
             member, dst = edge.src, edge.dst
             if edge.kind not in _EDGE_KINDS or dst not in self.of:
                 continue
@@ -230,7 +273,9 @@ def parse_marquez(node_id: str) -> tuple[NodeType, str]:
     return ("DATASET" if prefix == "dataset" else "JOB"), rest
 
 
-def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -> dict[str, Any]:
+def marquez_graph(
+    ledger: Ledger, project: str, node_id: str, depth: int = 20, as_of: str | None = None
+) -> dict[str, Any]:
     """The lineage around a dataset or job of ``project``, shaped as Marquez's
     ``GET /api/v1/lineage?nodeId=...&depth=...`` answers it.
 
@@ -240,7 +285,8 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
     ``deployment/<name>``). Edges go dataset -> job (read, or served) and job ->
     dataset (written). The walk follows edges both ways up to ``depth`` hops; a
     job found brings all its datasets. Nodes are sorted by id, edges by origin
-    then destination.
+    then destination. With ``as_of`` (a time), the graph as it stood then
+    (``ProjectGraph.load``), facets as the events by then gave them.
     """
     # The cache reads this module: imported when first asked.
     from lineage.openlineage.cache import cache_of, head
@@ -249,6 +295,8 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
     if not isinstance(depth, int) or depth < 0:
         raise InvalidNodeId(f"depth {depth!r} is not valid: expected 0 or more")
     node_type, rest = parse_marquez(node_id)
+    if as_of is not None:
+        return _graph_then(ledger, project, node_type, rest, node_id, depth, as_of)
     kept = cache_of(ledger, project)
     with ledger.store.read() as conn:
         position = head(conn)
@@ -258,6 +306,31 @@ def marquez_graph(ledger: Ledger, project: str, node_id: str, depth: int = 20) -
             raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r}")
         included = _around(world, start.id, depth)
         facets = kept.dataset_facets(conn, position)
+    return {"graph": _graph(world, included, facets)}
+
+
+def _graph_then(
+    ledger: Ledger,
+    project: str,
+    node_type: NodeType,
+    rest: str,
+    node_id: str,
+    depth: int,
+    as_of: str,
+) -> dict[str, Any]:
+    """``marquez_graph`` as of a past time: read afresh (what the routes keep is the
+    graph as of the log's head)."""
+    when = to_timestamp(as_of, "asOf")
+    with ledger.store.read() as conn, reading(ledger, conn) as reader:
+        world = ProjectGraph.load(conn, project, reader, when)
+        start = world.find(node_type, rest)
+        if start is None:
+            raise NotFound(f"no {node_type.lower()} {node_id!r} in project {project!r} at {when}")
+        included = _around(world, start.id, depth)
+        latest = [
+            world.nodes[n].rows[-1]["id"] for n in included if world.nodes[n].type == "DATASET"
+        ]
+        facets = dataset_facets(Raw(conn), project, latest, until=when)
     return {"graph": _graph(world, included, facets)}
 
 

@@ -19,7 +19,7 @@ from lineage import openlineage
 from lineage.answers import MarquezLineage
 from registry.api.deps import LedgerDep, Principal, allow, allow_own
 from registry.api.problems import responses
-from registry.api.schemas import TEXT_PATTERN, TIME_PATTERN, URL_TEXT_PATTERN, Positions
+from registry.api.schemas import TEXT_PATTERN, TIME_PATTERN, URL_TEXT_PATTERN, Positions, Time
 
 router = APIRouter(tags=["openlineage"])
 _COMPONENTS = "#/components/schemas/"
@@ -170,9 +170,18 @@ def marquez_lineage(
         ),
     ],
     depth: Annotated[int, Query(ge=0, le=100)] = 20,
+    as_of: Annotated[
+        Time | None,
+        Query(
+            alias="asOf",
+            description="The graph as it stood at this time (RFC 3339); not a Marquez "
+            "parameter: Marquez's readers leave it out.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """The lineage graph around a dataset or job, in the shape Marquez answers."""
-    return openlineage.marquez_graph(ledger, who.project, node_id, depth)
+    """The lineage graph around a dataset or job, in the shape Marquez answers; with
+    ``asOf``, as it stood at that time."""
+    return openlineage.marquez_graph(ledger, who.project, node_id, depth, as_of)
 
 
 @router.get(
