@@ -238,7 +238,7 @@ def column_lineage(
             max_length=3072,
             description="dataset:<namespace>:<name>, datasetField:<namespace>:<name>:<field> "
             "or job:<namespace>:<name>",
-            pattern=f"^(dataset|datasetField|job):{URL_TEXT_PATTERN[1:-2]}*:",
+            pattern=f"^(dataset|datasetField|job):{URL_TEXT_PATTERN[1:-2]}*:{URL_TEXT_PATTERN[1:-2]}*$",
         ),
     ],
     depth: Annotated[int, Query(ge=0, le=100)] = 20,

@@ -22,6 +22,8 @@ from registry.api.problems import responses
 from registry.api.schemas import TEXT_PATTERN, TIME_PATTERN, URL_TEXT_PATTERN, Positions, Time
 
 router = APIRouter(tags=["openlineage"])
+#: A character the gate lets through in a URL (no control character).
+_URL_TEXT = URL_TEXT_PATTERN[1:-2]
 _COMPONENTS = "#/components/schemas/"
 
 
@@ -166,7 +168,7 @@ def marquez_lineage(
             min_length=1,
             max_length=1000,
             description="dataset:<namespace>:<name> or job:<namespace>:<name>",
-            json_schema_extra={"pattern": f"^(dataset|job):{URL_TEXT_PATTERN[1:-2]}*:"},
+            json_schema_extra={"pattern": f"^(dataset|job):{_URL_TEXT}*:{_URL_TEXT}*$"},
         ),
     ],
     depth: Annotated[int, Query(ge=0, le=100)] = 20,
