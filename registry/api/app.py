@@ -38,6 +38,7 @@ from registry.api.routers import (
     reports,
     writes,
 )
+from registry.api.shortcut import IngestShortcut
 from registry.assembly import open_ledger
 from registry.ledger import Ledger
 from registry.settings import Settings
@@ -95,6 +96,8 @@ def create_app(
     # Each worker process counts alone: its share (rounded down, at least one) keeps
     # the server's totals within the setting while there are no more workers than it.
     failures = max(1, settings.auth_failures_per_minute // settings.serve_workers)
+    # Added first, so it runs after the gate: it sees only requests the gate admitted.
+    app.add_middleware(IngestShortcut)
     app.add_middleware(
         Gate,
         routers=[(api.prefix, router) for router in ROUTERS],
