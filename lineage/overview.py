@@ -26,6 +26,8 @@ PAGE_MAX = 100
 #: A search skips at most this many names: deeper pages are refused, not scanned.
 OFFSET_MAX = 10_000
 TEXT_MAX = 128
+#: The largest position a feed is asked after (as the API's routes bound theirs).
+POSITION_MAX = 2**62
 
 # Each catalogue kind: its table, the column holding the name, the node id column and
 # the column of its time. Fixed text: nothing here comes from a request.
@@ -66,8 +68,10 @@ def feed(ledger: Ledger, project: str, *, after: int = -1, limit: int = 20) -> E
     check_name(project, "project")
     if not 1 <= limit <= FEED_MAX:
         raise FieldError("limit", f"limit {limit} is out of range: expected 1 to {FEED_MAX}")
-    if after < -1:
-        raise FieldError("after", f"after {after} is out of range: expected a position, or -1")
+    if not -1 <= after <= POSITION_MAX:
+        raise FieldError(
+            "after", f"after {after} is out of range: expected a position (at most 2**62), or -1"
+        )
     with ledger.store.snapshot() as conn:
         raw = Raw(conn)
         rows = raw.all(

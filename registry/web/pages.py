@@ -438,11 +438,15 @@ def feed_rows(request: Request) -> Response:
     raw = request.query_params.get("after", "-1")
     try:
         after = int(raw)
-        feed = services.feed(_ledger(request), viewer.project, after=after, limit=FEED_SHOWN)
     except ValueError:
         return error_page(
-            request, 400, f"after {raw[:40]!r} is not a position: expected a whole number"
+            request,
+            400,
+            f"after {raw[:40]!r} is not a position: expected a whole number",
+            viewer=viewer,
         )
+    try:
+        feed = services.feed(_ledger(request), viewer.project, after=after, limit=FEED_SHOWN)
     except LedgerError as exc:
         return error_page(request, exc.status, str(exc), viewer=viewer)
     return render(request, "feed_rows.html", viewer=viewer, title="Events", feed=feed)
