@@ -528,27 +528,31 @@ def test_search_filters_by_type_and_pages(site: Site) -> None:
     site.sign_in("viewer")
     first = site.client.get("/search?q=many&type=dataset")
     assert "30 names holding" in first.text
-    names = re.findall(r"<td>(many-\d\d)</td>", first.text)
+    names = re.findall(r'<td data-label="Name">(many-\d\d)</td>', first.text)
     assert names == [f"many-{i:02d}" for i in range(25)]
     assert 'href="/search?q=many&amp;type=dataset&amp;page=2"' in first.text
     second = site.client.get("/search?q=many&type=dataset&page=2")
-    assert re.findall(r"<td>(many-\d\d)</td>", second.text) == [
+    assert re.findall(r'<td data-label="Name">(many-\d\d)</td>', second.text) == [
         f"many-{i:02d}" for i in range(25, 30)
     ]
     assert "page=1" in second.text and "Page 2 of 2" in second.text
     models = site.client.get("/search?q=cl&type=model")
-    assert re.findall(r"<td>([\w-]+)</td>\s*<td>(\w[\w ]*)</td>", models.text) == [
+    assert re.findall(
+        r'<td data-label="Name">([\w-]+)</td>\s*<td data-label="Type">(\w[\w ]*)</td>', models.text
+    ) == [
         ("clf", "Models"),
         ("clf-tuned", "Models"),
     ]
     both = site.client.get("/search?q=cl")
-    kinds = re.findall(r"<td>([\w-]+)</td>\s*<td>(\w[\w ]*)</td>", both.text)
+    kinds = re.findall(
+        r'<td data-label="Name">([\w-]+)</td>\s*<td data-label="Type">(\w[\w ]*)</td>', both.text
+    )
     assert ("clean", "Datasets") in kinds and ("clf", "Models") in kinds
-    assert site.client.get("/search?q=many&type=run").text.count("<td>many-") == 0
+    assert site.client.get("/search?q=many&type=run").text.count('data-label="Name">many-') == 0
     # Run names are their jobs'; deployments by name.
     runs = site.client.get("/search?q=train&type=run")
-    assert re.findall(r"<td>(train-\w)</td>", runs.text) == ["train-a", "train-b"]
-    assert "<td>api</td>" in site.client.get("/search?q=ap&type=deployment").text
+    assert re.findall(r'<td data-label="Name">(train-\w)</td>', runs.text) == ["train-a", "train-b"]
+    assert '<td data-label="Name">api</td>' in site.client.get("/search?q=ap&type=deployment").text
     answer = registry.services.search(site.ledger, "test", "many", kinds=("dataset",))
     assert answer.total == 30
 
@@ -614,7 +618,7 @@ def test_every_web_answer_carries_the_security_headers(site: Site) -> None:
     for answer in answers:
         assert answer.headers["content-security-policy"] == CSP, answer.url
         assert answer.headers["x-content-type-options"] == "nosniff"
-        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["referrer-policy"] == "same-origin"
         assert answer.headers["x-frame-options"] == "DENY"
         static = answer.url.path.startswith("/static/")
         assert answer.headers["cache-control"] == ("no-cache" if static else "no-store")

@@ -3,7 +3,9 @@
 - **Headers** (``WebHeaders``, an ASGI middleware): a strict Content-Security-Policy
   (scripts, styles, images and requests from this server only, no inline script or
   style, no framing, forms posting here only), ``X-Content-Type-Options: nosniff``,
-  ``Referrer-Policy: no-referrer``, and ``Cache-Control: no-store`` on everything but
+  ``Referrer-Policy: same-origin`` (the address of a page never leaves the site;
+  ``no-referrer`` would make browsers send ``Origin: null`` with this site's own
+  forms, which the origin check must refuse), and ``Cache-Control: no-store`` on everything but
   the static assets, on every response outside the API (``/api/``) and its
   documents, the gate's refusals and error pages included.
 - **Cookies**: the session cookie and the sign-in form's cookie are HttpOnly,
@@ -66,7 +68,7 @@ class WebHeaders:
                 headers += [
                     (b"content-security-policy", CSP.encode("ascii")),
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
+                    (b"referrer-policy", b"same-origin"),
                     (b"x-frame-options", b"DENY"),
                     (b"cross-origin-opener-policy", b"same-origin"),
                     (b"cache-control", b"no-cache" if static else b"no-store"),
