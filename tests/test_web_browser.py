@@ -95,7 +95,13 @@ class Watched:
             self.allowed.add(_STATUS_NOTE.format(status=status))
         response = self.page.goto(self.base + path, wait_until="load")
         assert response is not None and response.status == status, (path, response.status)
+        self.settle()
         return response
+
+    def settle(self) -> None:
+        """Wait until the page has fetched what it loads (its icon): leaving it sooner
+        aborts those requests, which would read as failures."""
+        self.page.wait_for_load_state("networkidle")
 
     def unexplained(self) -> list[str]:
         return [
@@ -139,6 +145,7 @@ def _sign_in(watch: Watched, served: Served, role: str, path: str = "/") -> None
     watch.page.get_by_label("API key").fill(served.keys[role])
     watch.page.get_by_role("button", name="Sign in").click()
     watch.page.wait_for_url(watch.base + path)
+    watch.settle()
 
 
 def _text(page: Any, selector: str) -> str:
@@ -254,6 +261,7 @@ def test_the_keyboard_alone_signs_in_and_reaches_every_page(
     page = watched.page
     watched.goto("/sign-in")
     # The key field has the focus on arrival: type, then Enter.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'key'")
     page.keyboard.type(served.keys["viewer"])
     page.keyboard.press("Enter")
     page.wait_for_url(watched.base + "/")

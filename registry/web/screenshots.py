@@ -153,9 +153,9 @@ def take(directory: Path) -> list[Path]:
 def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> list[Path]:
     saved = []
 
-    def shot(page: Any, name: str, *, full: bool = False) -> None:
+    def shot(page: Any, name: str) -> None:
         path = directory / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full)
+        page.screenshot(path=str(path))
         saved.append(path)
 
     wide = browser.new_context(viewport=WIDE)
@@ -180,9 +180,9 @@ def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> lis
     narrow = browser.new_context(viewport=NARROW, device_scale_factor=1)
     page = narrow.new_page()
     _sign_in(page, url, keys["admin"])
-    shot(page, "home-narrow", full=True)
+    shot(page, "home-narrow")
     page.goto(url + "/search?q=cancer")
-    shot(page, "search-narrow", full=True)
+    shot(page, "search-narrow")
     narrow.close()
     return saved
 
