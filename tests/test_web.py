@@ -22,7 +22,7 @@ from registry import auth, sessions
 from registry.api.app import create_app as create_api_app
 from registry.ledger import Ledger
 from registry.store import Store
-from registry.web import security
+from registry.web import pages, security
 from registry.web.app import create_app
 from registry.web.security import CSP, SESSION_COOKIE, SIGN_IN_COOKIE, local_path
 from tests.support.helpers import opened_ledger
@@ -670,3 +670,34 @@ def test_web_paths_are_told_from_the_apis() -> None:
     assert security.is_web_path("/static/feed.js") and security.is_web_path("/apis")
     for path in ("/api/v1/health", "/openapi.json", "/docs", "/redoc", "/api"):
         assert not security.is_web_path(path)
+
+
+UI_PAGE = Path(__file__).resolve().parents[1] / "docs" / "ui.md"
+
+
+def test_the_ui_page_lists_every_route_with_its_permission_and_action() -> None:
+    text = UI_PAGE.read_text(encoding="utf-8")
+    rows = {
+        (m.group(1), m.group(2)): (m.group(3), m.group(4))
+        for m in re.finditer(
+            r"^\| `([A-Z]+)` \| `([^`]+)` \| (\w+) \| ([^|]+?) \|", text, re.MULTILINE
+        )
+    }
+    routes = {
+        (method, route.path)
+        for route in pages.router.routes
+        for method in getattr(route, "methods", ())
+        if method != "HEAD"
+    }
+    assert set(pages.ACCESS) == routes
+    assert rows == {
+        where: (permission, "—" if action == "—" else f"`{action}`")
+        for where, (permission, action) in pages.ACCESS.items()
+    }
+
+
+def test_the_ui_pages_pictures_exist() -> None:
+    pictures = re.findall(r"!\[[^\]]*\]\((ui/[\w-]+\.png)\)", UI_PAGE.read_text("utf-8"))
+    assert len(pictures) == 7
+    for picture in pictures:
+        assert (UI_PAGE.parent / picture).stat().st_size > 10_000, picture

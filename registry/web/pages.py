@@ -42,6 +42,17 @@ NAVIGATION = (("Home", "/"), ("Search", "/search"))
 FEED_SHOWN = 20
 SEARCH_PAGE = 25
 _SIGN_IN_FORM_SECONDS = 3600
+#: Each route: the permission it needs and the action its trail entries record
+#: (docs/ui.md lists them; a test keeps the two equal). ``none``: open, nothing
+#: recorded; ``key``: takes an API key; ``session``: any signed-in session.
+ACCESS: dict[tuple[str, str], tuple[str, str]] = {
+    ("GET", "/sign-in"): ("none", "—"),
+    ("POST", "/sign-in"): ("key", "web.sign_in"),
+    ("POST", "/sign-out"): ("session", "web.sign_out"),
+    ("GET", "/"): ("read", "web.home"),
+    ("GET", "/feed"): ("audit", "web.feed"),
+    ("GET", "/search"): ("read", "web.search"),
+}
 
 templates = Environment(
     loader=PackageLoader("registry.web", "templates"),
@@ -142,11 +153,13 @@ def _summary_due(request: Request) -> None:
         request.app.state.trail.record(summary)
 
 
-def signed_in(request: Request, action: str, permission: str) -> Viewer | Response:
-    """The session of the request, allowed ``permission`` (recorded as ``action``), or
-    the answer to give instead: to the sign-in page without a cookie (nothing
-    recorded), the sign-in page saying why with a cookie that opens no session (a
-    failed authentication), the 403 page for a role without ``permission``."""
+def signed_in(request: Request, page: str) -> Viewer | Response:
+    """The session of the request, allowed the permission of ``GET page`` (recorded as
+    its action, ``ACCESS``), or the answer to give instead: to the sign-in page
+    without a cookie (nothing recorded), the sign-in page saying why with a cookie
+    that opens no session (a failed authentication), the 403 page for a role without
+    the permission."""
+    permission, action = ACCESS[("GET", page)]
     token = request.cookies.get(SESSION_COOKIE)
     if token is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -312,7 +325,7 @@ def _sign_in(request: Request, form: dict[str, str], next_path: str) -> Response
         else:
             reason = f"API key {key.key_id} was revoked at {key.revoked_at}"
         actor = key.key_id if key is not None else "anonymous"
-        if not _failed(request, actor=actor, action="web.sign_in", reason=reason):
+        if not _failed(request, actor=actor, action=ACCESS[("POST", "/sign-in")][1], reason=reason):
             return _too_many(request)
         return sign_in_page(request, status=401, message=reason, next_path=next_path)
     old = request.cookies.get(SESSION_COOKIE)
@@ -325,7 +338,7 @@ def _sign_in(request: Request, form: dict[str, str], next_path: str) -> Response
         request,
         actor=key.key_id,
         project=key.project,
-        action="web.sign_in",
+        action=ACCESS[("POST", "/sign-in")][1],
         status=200,
         reason=f"role {key.role} signed in",
         resource=trail_resource(request.url.path, ""),
@@ -374,7 +387,7 @@ def _sign_out(request: Request, form: dict[str, str]) -> Response:
             request,
             actor=viewer.key.key_id,
             project=viewer.project,
-            action="web.sign_out",
+            action=ACCESS[("POST", "/sign-out")][1],
             status=403,
             reason=reason,
         )
@@ -384,7 +397,7 @@ def _sign_out(request: Request, form: dict[str, str]) -> Response:
         request,
         actor=viewer.key.key_id,
         project=viewer.project,
-        action="web.sign_out",
+        action=ACCESS[("POST", "/sign-out")][1],
         status=200,
         reason=f"role {viewer.key.role} signed out",
     )
@@ -400,7 +413,7 @@ def _sign_out(request: Request, form: dict[str, str]) -> Response:
 def home(request: Request) -> Response:
     """The project's counts, the projects it may read, its newest events (a live
     feed) and the log's checkpoint: the last two for keys that may audit."""
-    viewer = signed_in(request, "web.home", "read")
+    viewer = signed_in(request, "/")
     if not isinstance(viewer, Viewer):
         return viewer
     ledger = _ledger(request)
@@ -432,7 +445,7 @@ def home(request: Request) -> Response:
 def feed_rows(request: Request) -> Response:
     """The project's events after ``?after=POSITION``, newest first, as rows of the
     home page's feed table (what its script adds)."""
-    viewer = signed_in(request, "web.feed", "audit")
+    viewer = signed_in(request, "/feed")
     if not isinstance(viewer, Viewer):
         return viewer
     raw = request.query_params.get("after", "-1")
@@ -468,7 +481,7 @@ KIND_NAMES = {
 def search(request: Request) -> Response:
     """Names of the project's datasets, models, runs, deployments and OpenLineage jobs
     holding ``?q=``, filtered by ``?type=`` (repeatable), ``?page=`` of them."""
-    viewer = signed_in(request, "web.search", "read")
+    viewer = signed_in(request, "/search")
     if not isinstance(viewer, Viewer):
         return viewer
     params = request.query_params
