@@ -93,7 +93,8 @@ _SET_HERE = frozenset(
 
 def over_tls(request: Request) -> bool:
     """Whether the request came over TLS (directly, or as a trusted proxy says:
-    uvicorn's ``--forwarded-allow-ips``)."""
+    ``X-Forwarded-Proto`` of a proxy uvicorn believes: on 127.0.0.1, or at an address
+    of ``FORWARDED_ALLOW_IPS``)."""
     return request.url.scheme == "https"
 
 
