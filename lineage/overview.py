@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 KINDS: tuple[SearchKind, ...] = get_args(SearchKind)
 #: The most events a feed lists, and the most names a page of search results.
 FEED_MAX = 200
+#: A feed reads the log back from its head this many positions at a time, and at most
+#: ``FEED_LOOKBACK`` positions in all: its cost does not grow with the log.
+FEED_WINDOW = 2_000
+FEED_LOOKBACK = 20_000
 PAGE_MAX = 100
 #: A search skips at most this many names: deeper pages are refused, not scanned.
 OFFSET_MAX = 10_000
@@ -64,7 +68,8 @@ def counts(ledger: Ledger, project: str) -> ProjectCounts:
 
 def feed(ledger: Ledger, project: str, *, after: int = -1, limit: int = 20) -> EventFeed:
     """``project``'s newest events (at most ``limit``, 1 to ``FEED_MAX``) at positions
-    after ``after``, newest first."""
+    after ``after``, newest first, among the log's newest ``FEED_LOOKBACK`` positions
+    (a project quiet for longer shows none)."""
     check_name(project, "project")
     if not 1 <= limit <= FEED_MAX:
         raise FieldError("limit", f"limit {limit} is out of range: expected 1 to {FEED_MAX}")
@@ -72,19 +77,35 @@ def feed(ledger: Ledger, project: str, *, after: int = -1, limit: int = 20) -> E
         raise FieldError(
             "after", f"after {after} is out of range: expected a position (at most 2**62), or -1"
         )
+    events: list[FeedEvent] = []
     with ledger.store.snapshot() as conn:
         raw = Raw(conn)
-        rows = raw.all(
-            "SELECT position, type, entity, actor, recorded_at FROM events "
-            "WHERE project = ? AND position > ? ORDER BY position DESC LIMIT ?",
-            [project, after, limit],
-        )
-        head = raw.scalar("SELECT MAX(position) FROM events")
-    events = [
-        FeedEvent(position=int(p), type=t, entity=e, actor=a, recorded_at=r)
-        for p, t, e, a, r in rows
-    ]
-    return EventFeed.built(project=project, events=events, head=-1 if head is None else int(head))
+        found = raw.scalar("SELECT MAX(position) FROM events")
+        head = -1 if found is None else int(found)
+        # Back from the head by ranges of positions (the primary key): the project's
+        # own index would have every event of the project sorted to find the newest.
+        top = head
+        floor = max(after, head - FEED_LOOKBACK)
+        while top > floor and len(events) < limit:
+            low = max(floor, top - FEED_WINDOW)
+            rows = raw.all(
+                "SELECT position, project, type, entity, actor, recorded_at FROM events "
+                "WHERE position > ? AND position <= ? ORDER BY position DESC",
+                [low, top],
+            )
+            for position, owner, kind, entity, actor, recorded in rows:
+                if owner == project and len(events) < limit:
+                    events.append(
+                        FeedEvent(
+                            position=int(position),
+                            type=kind,
+                            entity=entity,
+                            actor=actor,
+                            recorded_at=recorded,
+                        )
+                    )
+            top = low
+    return EventFeed.built(project=project, events=events, head=head)
 
 
 def search(

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import registry
+from lineage import overview
 from registry import auth, sessions
 from registry.api.app import create_app as create_api_app
 from registry.ledger import Ledger
@@ -701,3 +702,45 @@ def test_the_ui_pages_pictures_exist() -> None:
     assert len(pictures) == 7
     for picture in pictures:
         assert (UI_PAGE.parent / picture).stat().st_size > 10_000, picture
+
+
+@pytest.mark.parametrize(("window", "lookback"), [(3, 20_000), (1, 20_000), (2_000, 20_000)])
+def test_the_feed_reads_back_by_ranges_as_one_query_would(
+    site: Site, monkeypatch: pytest.MonkeyPatch, window: int, lookback: int
+) -> None:
+    with registry.connect(site.store.url, project="other", actor="tester") as reg:
+        for i in range(4):
+            _dataset(reg, f"between-{i}")
+    monkeypatch.setattr(overview, "FEED_WINDOW", window)
+    monkeypatch.setattr(overview, "FEED_LOOKBACK", lookback)
+    with site.store.read() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT position, type, entity, actor, recorded_at FROM events "
+            "WHERE project = 'test' ORDER BY position DESC"
+        ).all()
+    naive = [
+        {"position": p, "type": t, "entity": e, "actor": a, "recorded_at": r}
+        for p, t, e, a, r in rows
+    ]
+    for after in (-1, 0, 5, naive[0]["position"] - 1, naive[0]["position"]):
+        for limit in (1, 7, 20):
+            answer = registry.services.feed(site.ledger, "test", after=after, limit=limit)
+            expected = [e for e in naive if e["position"] > after][:limit]
+            assert answer.events == expected, (after, limit)
+    assert answer.head == site.ledger.head()
+
+
+def test_the_feed_looks_back_a_bounded_number_of_positions(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with registry.connect(site.store.url, project="other", actor="tester") as reg:
+        for i in range(6):
+            _dataset(reg, f"later-{i}")
+    head = site.ledger.head()
+    newest_test = registry.services.feed(site.ledger, "test", limit=1).events[0]["position"]
+    gap = head - newest_test
+    monkeypatch.setattr(overview, "FEED_LOOKBACK", gap)
+    assert registry.services.feed(site.ledger, "test").events == []
+    monkeypatch.setattr(overview, "FEED_LOOKBACK", gap + 1)
+    [event] = registry.services.feed(site.ledger, "test").events
+    assert event["position"] == newest_test

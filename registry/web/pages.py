@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from audit import checkpoints as cps
 from audit.answers import CheckpointAnswer
+from lineage import overview
 from registry import auth, services, sessions
 from registry.api.gate import FailureLimiter, trail_resource
 from registry.errors import LedgerError
@@ -437,6 +438,7 @@ def home(request: Request) -> Response:
         feed=feed,
         feed_after=max((e["position"] for e in feed.events), default=-1) if feed else -1,
         feed_interval_ms=int(settings.web_feed_seconds * 1000),
+        feed_lookback=overview.FEED_LOOKBACK,
         checkpoint=checkpoint,
     )
 
