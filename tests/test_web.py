@@ -744,3 +744,14 @@ def test_the_feed_looks_back_a_bounded_number_of_positions(
     monkeypatch.setattr(overview, "FEED_LOOKBACK", gap + 1)
     [event] = registry.services.feed(site.ledger, "test").events
     assert event["position"] == newest_test
+
+
+def test_the_home_of_a_project_without_events_says_so(site: Site) -> None:
+    _, token = _key(site.store, "fresh", "auditor")
+    site.keys["fresh"] = token
+    site.sign_in("fresh")
+    page = site.client.get("/")
+    assert page.status_code == 200
+    assert re.findall(r'<dd id="count-\w+">(\d+)</dd>', page.text) == ["0"] * 5
+    assert "No events yet." in page.text
+    assert "clf" not in page.text and "dataset:test/" not in page.text
