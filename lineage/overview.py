@@ -25,7 +25,7 @@ FEED_MAX = 200
 #: A feed reads the log back from its head this many positions at a time, and at most
 #: ``FEED_LOOKBACK`` positions in all: its cost does not grow with the log.
 FEED_WINDOW = 2_000
-FEED_LOOKBACK = 20_000
+FEED_LOOKBACK = 10_000
 PAGE_MAX = 100
 #: A search skips at most this many names: deeper pages are refused, not scanned.
 OFFSET_MAX = 10_000

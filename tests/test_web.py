@@ -704,7 +704,7 @@ def test_the_ui_pages_pictures_exist() -> None:
         assert (UI_PAGE.parent / picture).stat().st_size > 10_000, picture
 
 
-@pytest.mark.parametrize(("window", "lookback"), [(3, 20_000), (1, 20_000), (2_000, 20_000)])
+@pytest.mark.parametrize(("window", "lookback"), [(3, 10_000), (1, 10_000), (2_000, 10_000)])
 def test_the_feed_reads_back_by_ranges_as_one_query_would(
     site: Site, monkeypatch: pytest.MonkeyPatch, window: int, lookback: int
 ) -> None:
