@@ -547,7 +547,9 @@ class SearchAnswer(Shape):
     project: str
     text: str
     kinds: list[SearchKind]
-    total: int = Field(description="Names found in all, over every page.")
+    total: int = Field(
+        description="Names found over every page (at most 10,100 of each kind are read)."
+    )
     offset: int
     limit: int
     hits: list[SearchHit] = Field(description="By name, then kind.")

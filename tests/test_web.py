@@ -755,3 +755,15 @@ def test_the_home_of_a_project_without_events_says_so(site: Site) -> None:
     assert re.findall(r'<dd id="count-\w+">(\d+)</dd>', page.text) == ["0"] * 5
     assert "No events yet." in page.text
     assert "clf" not in page.text and "dataset:test/" not in page.text
+
+
+def test_the_overview_answers_hold_to_their_models(site: Site) -> None:
+    """Built without validation (``Shape.built``): each answer is valid as its model."""
+    answers = [
+        registry.services.counts(site.ledger, "test"),
+        registry.services.feed(site.ledger, "test", limit=5),
+        registry.services.search(site.ledger, "test", "c", limit=2, offset=1),
+    ]
+    for answer in answers:
+        again = type(answer).model_validate(answer.model_dump(mode="json"))
+        assert again.model_dump(mode="json") == answer.model_dump(mode="json")
