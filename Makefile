@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-long test-frameworks lint bench bench-pg bench-summary bench-growth bench-growth-pg clean kube
+.PHONY: demo test test-long test-frameworks lint bench bench-pg bench-summary bench-growth bench-growth-pg clean kube screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ $(FRAMEWORKS)/.installed: pyproject.toml
 
 test-frameworks: $(FRAMEWORKS)/.installed
 	MLLEDGER_FRAMEWORK_TESTS=1 $(FRAMEWORKS)/bin/python -m pytest tests/frameworks
+
+# The screenshots of docs/ui.md: a demo ledger served and photographed in Debian's chromium.
+screenshots: $(STAMP)
+	$(PY) -m registry.web.screenshots docs/ui
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

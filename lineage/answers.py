@@ -490,3 +490,66 @@ class JobAnswer(Shape):
     submitted_position: int = Field(description="Log position of job-submitted.")
     position: int = Field(description="Log position of the job's last event.")
     events: list[JobEvent] = Field(description="The job's events, in log order.")
+
+
+# --- the overview of a project (the web interface's home and search) ----------------------
+
+
+class ProjectCounts(Shape):
+    """How much a project's catalogue and log hold."""
+
+    project: str
+    datasets: int = Field(description="Dataset versions registered.")
+    runs: int = Field(description="Runs started.")
+    models: int = Field(description="Model versions registered.")
+    deployments: int = Field(description="Deployments, retired ones included.")
+    events: int = Field(description="Events of the project in the log.")
+    head: int = Field(description="Position of the log's newest event (any project), -1: none.")
+
+
+@with_config(ConfigDict(extra="forbid"))
+class FeedEvent(TypedDict):
+    """An event of the log as a feed lists it (no body, no payload)."""
+
+    position: int
+    type: str
+    entity: str
+    actor: str
+    recorded_at: str
+
+
+class EventFeed(Shape):
+    """A project's newest events, newest first."""
+
+    project: str
+    events: list[FeedEvent] = Field(description="Newest first.")
+    head: int = Field(description="Position of the log's newest event (any project), -1: none.")
+
+
+#: What a search may look for: our four kinds of node, and OpenLineage's jobs.
+SearchKind = Literal["dataset", "model", "run", "deployment", "job"]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SearchHit(TypedDict):
+    """A name found: its kind, the name, how many nodes bear it, and the newest."""
+
+    kind: SearchKind
+    name: str
+    count: int
+    newest: str
+    updated_at: str
+
+
+class SearchAnswer(Shape):
+    """Names of a project's nodes holding a text, one page of them."""
+
+    project: str
+    text: str
+    kinds: list[SearchKind]
+    total: int = Field(
+        description="Names found over every page (at most 10,100 of each kind are read)."
+    )
+    offset: int
+    limit: int
+    hits: list[SearchHit] = Field(description="By name, then kind.")

@@ -1,4 +1,4 @@
-"""``mlledger serve``: the HTTP API under uvicorn."""
+"""``mlledger serve``: the HTTP API and the web interface under uvicorn."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def serve(
     workers = workers or default_workers()
     os.environ["MLLEDGER_SERVE_WORKERS"] = str(workers)
     uvicorn.run(
-        "registry.api.app:create_app",
+        "registry.web.app:create_app",
         factory=True,
         host=host,
         port=port,

@@ -14,16 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lineage import jobqueries, queries
+from lineage import jobqueries, overview, queries
 from lineage.answers import (
     AliasesAnswer,
     DownstreamAnswer,
+    EventFeed,
     FootprintAnswer,
     HistoryAnswer,
     JobAnswer,
     JobsAnswer,
     LineageAnswer,
+    ProjectCounts,
     ScoredAnswer,
+    SearchAnswer,
     Shape,
     TrainedOnAnswer,
 )
@@ -293,6 +296,31 @@ def job(ledger: Ledger, project: str, *, run: str) -> JobAnswer:
     a run of another project is not found, as one with no job. ``job:<namespace>:<name>``
     names the job's newest run in the project."""
     return jobqueries.job(ledger, project, resolve_run(ledger, project, run))
+
+
+def counts(ledger: Ledger, project: str) -> ProjectCounts:
+    """How many dataset versions, runs, model versions, deployments and events the
+    project holds."""
+    return overview.counts(ledger, project)
+
+
+def feed(ledger: Ledger, project: str, *, after: int = -1, limit: int = 20) -> EventFeed:
+    """The project's newest events after position ``after``, newest first (no bodies)."""
+    return overview.feed(ledger, project, after=after, limit=limit)
+
+
+def search(
+    ledger: Ledger,
+    project: str,
+    text: str,
+    *,
+    kinds: tuple[str, ...] = overview.KINDS,
+    offset: int = 0,
+    limit: int = 25,
+) -> SearchAnswer:
+    """The project's datasets, models, runs, deployments and OpenLineage jobs whose name
+    holds ``text``, one page of names."""
+    return overview.search(ledger, project, text, kinds=kinds, offset=offset, limit=limit)
 
 
 #: Each question by the name the SDK and ``LocalBackend.ask`` give it.

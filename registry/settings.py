@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     #: ``MLLEDGER_SERVE_WORKERS``: the worker processes of this server (set by ``mlledger
     #: serve`` for its workers): per-process limits are shared out among them.
     serve_workers: int = Field(default=1, ge=1)
+    #: ``MLLEDGER_WEB_IDLE_SECONDS``: a web interface session unused this long ends.
+    web_idle_seconds: float = Field(default=8 * 3600, gt=0)
+    #: ``MLLEDGER_WEB_ABSOLUTE_SECONDS``: a web interface session ends this long after
+    #: sign-in, however used.
+    web_absolute_seconds: float = Field(default=24 * 3600, gt=0)
+    #: ``MLLEDGER_WEB_FEED_SECONDS``: how often the home page asks for new events.
+    web_feed_seconds: float = Field(default=10.0, ge=1)
     #: ``MLLEDGER_GRAPH``: the Neo4j lineage graph (``bolt://HOST:PORT`` or
     #: ``neo4j://HOST:PORT``); unset, the lineage questions walk the embedded graph.
     graph: str | None = None

@@ -96,13 +96,16 @@ def create_app(
     # Each worker process counts alone: its share (rounded down, at least one) keeps
     # the server's totals within the setting while there are no more workers than it.
     failures = max(1, settings.auth_failures_per_minute // settings.serve_workers)
+    # Kept in the state: the web interface's sign-in counts its failures in the same
+    # bounds (registry.web).
+    app.state.failures = FailureLimiter(per_address=failures, total=10 * failures)
     # Added first, so it runs after the gate: it sees only requests the gate admitted.
     app.add_middleware(IngestShortcut)
     app.add_middleware(
         Gate,
         routers=[(api.prefix, router) for router in ROUTERS],
         body_limit=settings.max_body_bytes,
-        limiter=FailureLimiter(per_address=failures, total=10 * failures),
+        limiter=app.state.failures,
     )
     app.add_middleware(tracing.TraceMiddleware)
     redact_access_log()

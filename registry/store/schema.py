@@ -8,7 +8,8 @@ Six groups:
 - the vault (``project_secrets``, ``subject_keys``, ``vault_entries``,
   ``erasure_requests``): keys, encrypted personal data and erasures under way,
   the only place rows may be deleted (erasure);
-- access (``api_keys``, ``access_trail``): who may ask what, and who asked what.
+- access (``api_keys``, ``access_trail``, ``web_sessions``): who may ask what, and
+  who asked what.
   Not derived from the log, so never dropped by a rebuild; the trail is
   append-only like the log, and has a Merkle tree of its own;
 - integrity (``checkpoints``): signed checkpoints of the two trees, append-only;
@@ -179,6 +180,23 @@ class ApiKeyRow(SQLModel, table=True):
     created_by: str = _str(300)
     revoked_at: str | None = _str(27, null=True)
     revoked_by: str | None = _str(300, null=True)
+
+
+class WebSessionRow(SQLModel, table=True):
+    """A signed-in session of the web interface: the SHA-256 of its token (never the
+    token), the key it acts for, and its idle and absolute limits (``registry.sessions``)."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (
+        Index("ix_web_sessions_key", "key_id"),
+        Index("ix_web_sessions_expires", "expires_at"),
+    )
+    token_hash: str = _str(64, key=True)
+    key_id: str = _str(16)
+    project: str = _str(128)
+    created_at: str = _str(27)
+    seen_at: str = _str(27)
+    expires_at: str = _str(27)
 
 
 class AccessTrailRow(SQLModel, table=True):
@@ -584,7 +602,14 @@ LOG_TABLES = ("events", "event_payloads")
 REDACTION_TABLES = ("redactions",)
 VAULT_TABLES = ("project_secrets", "subject_keys", "vault_entries", "erasure_requests")
 # Not projections: a rebuild must leave them alone.
-ACCESS_TABLES = ("api_keys", "access_trail", "trail_merkle_nodes", "trail_pending", "trail_folded")
+ACCESS_TABLES = (
+    "api_keys",
+    "access_trail",
+    "trail_merkle_nodes",
+    "trail_pending",
+    "trail_folded",
+    "web_sessions",
+)
 # Signed statements about the log, not a function of it: never dropped either.
 CHECKPOINT_TABLES = ("checkpoints",)
 # Projection tables with the columns that order their rows for a digest. Not

@@ -1,0 +1,77 @@
+"""The server's app: the HTTP API with the web interface beside it.
+
+``create_app`` builds the API's app (``registry.api.app.create_app``) and registers
+the web interface on it: its pages (``registry.web.pages``, left out of the OpenAPI
+document), its static assets under ``/static/``, its error pages for paths outside
+the API, and its security headers (``registry.web.security.WebHeaders``). The API
+answers as before under ``/api/v1``; ``mlledger serve`` serves this app.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from registry.api import app as api
+from registry.errors import LedgerError
+from registry.ledger import Ledger
+from registry.web import pages, security
+
+#: What the error pages say for the statuses the framework raises on its own.
+_MESSAGES = {
+    404: "There is no page at this address.",
+    405: "This page does not take that method.",
+}
+
+
+def create_app(
+    db: str | None = None, *, ledger: Ledger | None = None, checkpoints: bool | None = None
+) -> FastAPI:
+    """The API's app (``registry.api.app.create_app``, same arguments) with the web
+    interface registered on it."""
+    app = api.create_app(db, ledger=ledger, checkpoints=checkpoints)
+    install(app)
+    return app
+
+
+def install(app: FastAPI) -> None:
+    """Register the web interface on the API's ``app``."""
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIRECTORY), name="static")
+    http_handler = app.exception_handlers[StarletteHTTPException]
+    ledger_handler = app.exception_handlers[LedgerError]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not security.is_web_path(request.url.path):
+            return await _delegate(http_handler(request, exc))
+        message = _MESSAGES.get(exc.status_code, str(exc.detail))
+        return await run_in_threadpool(_error, request, exc.status_code, message)
+
+    async def ledger_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LedgerError)
+        if not security.is_web_path(request.url.path):
+            return await _delegate(ledger_handler(request, exc))
+        return await run_in_threadpool(_error, request, exc.status, str(exc))
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(LedgerError, ledger_error)
+    # Outermost: the headers go on the gate's refusals of web paths too.
+    app.add_middleware(security.WebHeaders)
+
+
+async def _delegate(answer: Response | Awaitable[Response]) -> Response:
+    """The answer of an API handler (the API's handlers are coroutines)."""
+    return await answer if inspect.isawaitable(answer) else answer
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    """An error page in the layout, with the navigation of a live session (nothing
+    recorded: a path no page answers is not a page view)."""
+    return pages.error_page(request, status, message, viewer=pages.viewer_of(request))

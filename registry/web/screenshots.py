@@ -1,0 +1,205 @@
+"""``python -m registry.web.screenshots [DIRECTORY]``: the pictures of ``docs/ui.md``.
+
+Records the ``mlledger demo`` scenario in a new ledger in a temporary directory,
+starts ``mlledger serve`` on it (127.0.0.1, a free port), creates an admin and a
+viewer key, signs in with Playwright in Debian's Chromium (``/usr/bin/chromium``) and
+saves PNGs of the main pages at 1280x800 and on a narrow window (390x844) into
+``DIRECTORY`` (default ``docs/ui``). Nothing outside the temporary directory and
+``DIRECTORY`` is written; the server and the browser are stopped when it ends.
+Needs the development dependencies (``pip install -e '.[dev]'``: Playwright).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: How the browser is started: headless, no network of its own beyond the server.
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WIDE = {"width": 1280, "height": 800}
+NARROW = {"width": 390, "height": 844}
+PROJECT = "demo"
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _environment(work: Path) -> dict[str, str]:
+    """The environment of the demo and the server: keys in ``work``, nothing of the
+    caller's ``MLLEDGER_*``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLLEDGER_")}
+    env["MLLEDGER_KEY_FILE"] = str(work / "master.key")
+    env["MLLEDGER_SIGNING_KEY"] = str(work / "signing.key")
+    return env
+
+
+@contextlib.contextmanager
+def _server(db: str, work: Path) -> Iterator[str]:
+    """``mlledger serve`` on ``db`` until the block ends; yields its URL."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (work / "server.log").open("wb")
+    command = [sys.executable, "-m", "registry.cli", "serve", "--db", db, "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=_environment(work)
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited: {(work / 'server.log').read_text()}")
+            try:
+                if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass  # not listening yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not answer in {STARTUP_SECONDS} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _ledger(work: Path) -> tuple[str, dict[str, str]]:
+    """A ledger holding the demo scenario, and an admin and a viewer key of it."""
+    from registry import auth
+    from registry.demo import run_demo
+    from registry.settings import Settings
+    from registry.store import open_store
+
+    db = f"sqlite:///{work}/ledger.db"
+    previous = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(_environment(work))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            run_demo(db, project=PROJECT, settings=Settings())
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+    store = open_store(db)
+    try:
+        keys = {
+            role: auth.create_key(store, project=PROJECT, role=role, created_by="screenshots")[1]
+            for role in ("admin", "viewer")
+        }
+    finally:
+        store.dispose()
+    return db, keys
+
+
+def _sign_in(page: Any, url: str, key: str) -> None:
+    page.goto(url + "/sign-in")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(url + "/")
+
+
+def take(directory: Path) -> list[Path]:
+    """Save the screenshots into ``directory``; return their paths."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise SystemExit("Debian's chromium is not installed: apt-get install chromium")
+    directory.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="mlledger-screenshots-") as temporary:
+        work = Path(temporary)
+        db, keys = _ledger(work)
+        with _server(db, work) as url, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+            try:
+                saved += _pages(browser, url, keys, directory)
+            finally:
+                browser.close()
+    return saved
+
+
+def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> list[Path]:
+    saved = []
+
+    def shot(page: Any, name: str) -> None:
+        path = directory / f"{name}.png"
+        page.screenshot(path=str(path))
+        saved.append(path)
+
+    wide = browser.new_context(viewport=WIDE)
+    page = wide.new_page()
+    page.goto(url + "/sign-in")
+    shot(page, "sign-in")
+    _sign_in(page, url, keys["admin"])
+    shot(page, "home")
+    page.goto(url + "/search?q=cancer")
+    shot(page, "search")
+    page.goto(url + "/search?q=screening&type=deployment&type=job")
+    shot(page, "search-filtered")
+    wide.close()
+
+    viewer = browser.new_context(viewport=WIDE)
+    page = viewer.new_page()
+    _sign_in(page, url, keys["viewer"])
+    page.goto(url + "/feed")
+    shot(page, "forbidden")
+    viewer.close()
+
+    narrow = browser.new_context(viewport=NARROW, device_scale_factor=1)
+    page = narrow.new_page()
+    _sign_in(page, url, keys["admin"])
+    shot(page, "home-narrow")
+    page.goto(url + "/search?q=cancer")
+    shot(page, "search-narrow")
+    narrow.close()
+    return saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m registry.web.screenshots",
+        description="Save screenshots of the web interface's main pages (docs/ui.md).",
+    )
+    parser.add_argument(
+        "directory", nargs="?", default="docs/ui", help="where the PNGs go (default docs/ui)"
+    )
+    args = parser.parse_args(argv)
+    for path in take(Path(args.directory)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
