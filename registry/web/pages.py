@@ -38,7 +38,7 @@ from registry.web.security import SESSION_COOKIE, SIGN_IN_COOKIE
 
 STATIC_DIRECTORY = Path(__file__).resolve().parent / "static"
 #: The navigation: every page of the interface a signed-in key may open from anywhere.
-NAVIGATION = (("Home", "/"), ("Search", "/search"))
+NAVIGATION = (("Home", "/"), ("Search", "/search"), ("Lineage", "/lineage"))
 #: Events the home page lists, and the most the feed adds at a time.
 FEED_SHOWN = 20
 SEARCH_PAGE = 25
@@ -53,6 +53,9 @@ ACCESS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/"): ("read", "web.home"),
     ("GET", "/feed"): ("audit", "web.feed"),
     ("GET", "/search"): ("read", "web.search"),
+    ("GET", "/lineage"): ("read", "web.lineage"),
+    ("GET", "/lineage/graph"): ("read", "web.lineage_graph"),
+    ("GET", "/lineage/expand"): ("read", "web.lineage_expand"),
 }
 
 templates = Environment(

@@ -1,0 +1,303 @@
+"""The lineage explorer: the lineage graph around a node, drawn in the browser.
+
+``GET /lineage`` is the page: a form (node, direction, depth, as of) that works
+without script, the graph drawn by ``static/explorer.js`` with the vendored
+cytoscape.js, and a bounded list of the nodes as links. ``GET /lineage/graph``
+answers the same graph as JSON for the script, ``GET /lineage/expand`` one node's
+neighbours. All three answer from the API's lineage question
+(``registry.services.lineage``, the typed ``LineageAnswer``) with the session's
+project and its grants, and record each call in the access trail (``web.lineage``,
+``web.lineage_graph``, ``web.lineage_expand``).
+
+Positions are computed here (``registry.web.layout``): deterministic, and cheap for
+the browser at thousands of nodes. The work is bounded: depth at most ``MAX_DEPTH``,
+at most ``MAX_NODES`` nodes drawn (the nearest; the cut is said).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
+
+from lineage.answers import LineageAnswer
+from registry import services
+from registry.errors import LedgerError
+from registry.web import layout as layouts
+from registry.web.pages import Viewer, render, signed_in
+
+#: The deepest walk the explorer asks for, and the most nodes it draws.
+MAX_DEPTH = 10
+MAX_NODES = 5000
+#: Nodes the page lists as links (the graph shows them all).
+LISTED = 200
+DEFAULT_DEPTH = 2
+_NODE_MAX = 600
+_TIME_MAX = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DIRECTIONS = ("both", "upstream", "downstream")
+
+router = APIRouter(include_in_schema=False)
+
+
+class BadQuery(Exception):
+    """A query parameter the explorer refuses (400), saying what was expected."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the explorer is asked: a node, a direction, a depth, a time (or now)."""
+
+    node: str
+    direction: Literal["upstream", "downstream", "both"]
+    depth: int
+    as_of: str | None
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        """The query string's fields of this question (with ``changes``)."""
+        fields: dict[str, Any] = {
+            "node": self.node,
+            "direction": self.direction,
+            "depth": self.depth,
+            "as_of": self.as_of or "",
+            **changes,
+        }
+        return {k: str(v) for k, v in fields.items() if v not in (None, "")}
+
+
+def parse(params: Any, *, node_required: bool = True) -> Question | None:
+    """The question of a query string (None: no node asked, where that is allowed).
+    Raises BadQuery for a node, direction, depth or time out of bounds."""
+    node = params.get("node", "").strip()
+    if not node:
+        if node_required:
+            raise BadQuery("no node was given: expected ?node= a node id such as dataset:p/d@1")
+        return None
+    if len(node) > _NODE_MAX or _CONTROL.search(node):
+        raise BadQuery(
+            f"the node id is longer than {_NODE_MAX} characters or holds control characters: "
+            "expected a node id such as dataset:p/d@1"
+        )
+    direction = params.get("direction", "both") or "both"
+    if direction not in DIRECTIONS:
+        raise BadQuery(
+            f"direction {direction[:40]!r} is not one: expected upstream, downstream or both"
+        )
+    raw_depth = params.get("depth", str(DEFAULT_DEPTH)) or str(DEFAULT_DEPTH)
+    try:
+        depth = int(raw_depth)
+        if not 0 <= depth <= MAX_DEPTH:
+            raise ValueError
+    except ValueError:
+        raise BadQuery(
+            f"depth {raw_depth[:40]!r} is not a depth: expected a whole number from 0 to "
+            f"{MAX_DEPTH}"
+        ) from None
+    return Question(
+        node,
+        cast(Literal["upstream", "downstream", "both"], direction),
+        depth,
+        as_of_time(params.get("as_of", "")),
+    )
+
+
+def as_of_time(raw: str) -> str | None:
+    """The time of ``?as_of=`` in RFC 3339 (None: now). The form's field sends a local
+    date-time without an offset (``2026-12-06T19:10``): it is read as UTC."""
+    text = raw.strip()
+    if not text:
+        return None
+    problem = BadQuery(
+        f"as of {text[:_TIME_MAX]!r} is not a time: expected a date and time such as "
+        "2026-12-06T19:10 (UTC) or an RFC 3339 time with its offset"
+    )
+    if len(text) > _TIME_MAX or _CONTROL.search(text):
+        raise problem
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
+    except ValueError:
+        raise problem from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise problem from None
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def answer_of(request: Request, viewer: Viewer, question: Question) -> LineageAnswer:
+    """The API's lineage answer to ``question`` for the session's project."""
+    return services.lineage(
+        request.app.state.ledger,
+        viewer.project,
+        node=question.node,
+        direction=question.direction,
+        depth=question.depth,
+        as_of=question.as_of,
+    )
+
+
+def graph(answer: LineageAnswer) -> dict[str, Any]:
+    """The explorer's JSON: the answer (its nearest ``MAX_NODES`` nodes, the edges among
+    them), ``cut`` (how many there were, when more) and the layout."""
+    data = answer.model_dump(mode="json")
+    nodes: list[dict[str, Any]] = data["nodes"]
+    cut = None
+    if len(nodes) > MAX_NODES:
+        # The answer lists its nodes nearest first: keep the nearest.
+        cut = {"total": len(nodes), "shown": MAX_NODES}
+        nodes = nodes[:MAX_NODES]
+        kept = {n["id"] for n in nodes}
+        data["nodes"] = nodes
+        data["edges"] = [e for e in data["edges"] if e["src"] in kept and e["dst"] in kept]
+    placed = layouts.layout(
+        answer.root,
+        {n["id"]: n["kind"] for n in nodes},
+        [(e["src"], e["dst"]) for e in data["edges"]],
+    )
+    return {
+        "answer": data,
+        "cut": cut,
+        "layout": {
+            "positions": {n: [x, y] for n, (x, y) in placed.positions.items()},
+            "columns": placed.columns,
+            "groups": [
+                {
+                    "id": g.id,
+                    "label": g.label,
+                    "kind": g.kind,
+                    "column": g.column,
+                    "members": list(g.members),
+                    "x": g.x,
+                    "y": g.y,
+                }
+                for g in placed.groups
+            ],
+        },
+    }
+
+
+def problem(status: int, detail: str) -> JSONResponse:
+    """A JSON problem (RFC 9457) for the script's calls."""
+    titles = {400: "The request was refused", 403: "Not allowed", 404: "Not found"}
+    return JSONResponse(
+        {
+            "type": "about:blank",
+            "title": titles.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+        },
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+# --- the page ---------------------------------------------------------------------------
+
+
+@router.get("/lineage")
+def explorer_page(request: Request) -> Response:
+    """The explorer on ``?node=`` (the form alone without one)."""
+    viewer = signed_in(request, "/lineage")
+    if not isinstance(viewer, Viewer):
+        return viewer
+    raw = {
+        "node": request.query_params.get("node", ""),
+        "direction": request.query_params.get("direction", "both"),
+        "depth": request.query_params.get("depth", str(DEFAULT_DEPTH)),
+        "as_of": request.query_params.get("as_of", ""),
+    }
+    try:
+        question = parse(request.query_params, node_required=False)
+    except BadQuery as exc:
+        return _page(request, viewer, raw, None, None, status=400, message=str(exc))
+    if question is None:
+        return _page(request, viewer, raw, None, None)
+    try:
+        answer = answer_of(request, viewer, question)
+    except LedgerError as exc:
+        return _page(request, viewer, raw, question, None, status=exc.status, message=str(exc))
+    return _page(request, viewer, raw, question, graph(answer))
+
+
+def _page(
+    request: Request,
+    viewer: Viewer,
+    raw: dict[str, str],
+    question: Question | None,
+    drawn: dict[str, Any] | None,
+    *,
+    status: int = 200,
+    message: str | None = None,
+) -> Response:
+    as_of_field = ""
+    if question is not None and question.as_of is not None:
+        as_of_field = question.as_of[:19]
+    elif status == 400:
+        as_of_field = raw["as_of"][:_TIME_MAX]
+    nodes = drawn["answer"]["nodes"] if drawn is not None else []
+    return render(
+        request,
+        "lineage.html",
+        status=status,
+        viewer=viewer,
+        title="Lineage",
+        raw=raw,
+        question=question,
+        drawn=drawn,
+        listed=nodes[:LISTED],
+        as_of_field=as_of_field,
+        directions=DIRECTIONS,
+        max_depth=MAX_DEPTH,
+        max_nodes=MAX_NODES,
+        message=message,
+    )
+
+
+# --- the script's calls -------------------------------------------------------------------
+
+
+@router.get("/lineage/graph")
+def graph_json(request: Request) -> Response:
+    """The graph of ``?node=&direction=&depth=&as_of=`` as JSON, laid out."""
+    viewer = signed_in(request, "/lineage/graph")
+    if not isinstance(viewer, Viewer):
+        return viewer
+    try:
+        question = parse(request.query_params)
+        assert question is not None
+        return JSONResponse(graph(answer_of(request, viewer, question)))
+    except BadQuery as exc:
+        return problem(400, str(exc))
+    except LedgerError as exc:
+        return problem(exc.status, str(exc))
+
+
+@router.get("/lineage/expand")
+def expand_json(request: Request) -> Response:
+    """The neighbours of ``?node=`` (one hop both ways) as of ``?as_of=``, as JSON: the
+    API's lineage answer at depth 1, at most ``MAX_NODES`` nodes."""
+    viewer = signed_in(request, "/lineage/expand")
+    if not isinstance(viewer, Viewer):
+        return viewer
+    try:
+        asked = parse(request.query_params)
+        assert asked is not None
+        question = Question(asked.node, "both", 1, asked.as_of)
+        data = answer_of(request, viewer, question).model_dump(mode="json")
+    except BadQuery as exc:
+        return problem(400, str(exc))
+    except LedgerError as exc:
+        return problem(exc.status, str(exc))
+    cut = None
+    if len(data["nodes"]) > MAX_NODES:
+        cut = {"total": len(data["nodes"]), "shown": MAX_NODES}
+        data["nodes"] = data["nodes"][:MAX_NODES]
+        kept = {n["id"] for n in data["nodes"]}
+        data["edges"] = [e for e in data["edges"] if e["src"] in kept and e["dst"] in kept]
+    return JSONResponse({"answer": data, "cut": cut})
