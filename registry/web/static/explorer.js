@@ -213,7 +213,6 @@
       layout: { name: "preset" },
       minZoom: 0.02,
       maxZoom: 4,
-      wheelSensitivity: 0.4,
       boxSelectionEnabled: false,
       autoungrabify: true,
       textureOnViewport: true,
