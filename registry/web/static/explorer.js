@@ -84,7 +84,7 @@
         continue;
       }
       drawn.add(key);
-      out.push({ group: "edges", data: { id: "e" + drawn.size, source: src, target: dst } });
+      out.push({ group: "edges", data: { id: "edge\u0000" + key, source: src, target: dst } });
     }
     return out;
   }
@@ -119,23 +119,32 @@
     return performance.now() - started;
   }
 
+  // Bring the drawing in line with the state, touching only what changed: removed
+  // elements go (a removed node takes its edges), missing ones are added. A full
+  // redraw of thousands of elements would cost a visible pause.
+  function update(removed) {
+    const pan = cy.pan();
+    const zoom = cy.zoom();
+    cy.batch(function () {
+      for (const id of removed) {
+        cy.getElementById(id).remove();
+      }
+      cy.add(elements().filter((e) => cy.getElementById(e.data.id).empty()));
+    });
+    cy.viewport({ zoom, pan });
+    container.dataset.drawnNodes = String(cy.nodes().length);
+  }
+
   function openGroup(id) {
     const group = state.groups.get(id);
     if (!group) {
       return;
     }
-    const pan = cy.pan();
-    const zoom = cy.zoom();
     state.groups.delete(id);
     for (const member of group.members) {
       state.groupOf.delete(member);
     }
-    cy.batch(function () {
-      cy.elements().remove();
-      cy.add(elements());
-    });
-    cy.viewport({ zoom, pan });
-    container.dataset.drawnNodes = String(cy.nodes().length);
+    update([id]);
     say("Opened " + group.label + ".");
   }
 
@@ -182,14 +191,7 @@
     for (const edge of data.answer.edges) {
       state.edges.set(edge.src + "\u0000" + edge.dst + "\u0000" + edge.kind, edge);
     }
-    const pan = cy.pan();
-    const zoom = cy.zoom();
-    cy.batch(function () {
-      cy.elements().remove();
-      cy.add(elements());
-    });
-    cy.viewport({ zoom, pan });
-    container.dataset.drawnNodes = String(cy.nodes().length);
+    update([]);
     say(added
       ? "Added " + added + " neighbour" + (added === 1 ? "" : "s") + " of " + id + "."
       : id + " has no neighbours beyond those shown.");
