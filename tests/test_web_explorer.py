@@ -325,3 +325,33 @@ def test_a_graph_over_the_cap_keeps_the_nearest_and_says_so(
     assert got["answer"]["nodes"] == api["nodes"][:3]
     kept = {n["id"] for n in api["nodes"][:3]}
     assert got["answer"]["edges"] == [e for e in api["edges"] if {e["src"], e["dst"]} <= kept]
+
+
+JUNK = [
+    "dataset:",
+    "job:",
+    "job::",
+    "dataset:a:b:c",
+    "run:not-a-uuid",
+    "run:",
+    "model:test/clf@",
+    "model:test/clf@latest",
+    "deployment:test/",
+    "subject:test/x",
+    "%",
+    "é" * 300,
+    "\u202e\ufeff",
+    ":",
+    "dataset:test/raw@1 ",
+    "🙂:🙂/🙂@🙂",
+]
+
+
+@pytest.mark.parametrize("node", JUNK)
+def test_no_input_gets_a_server_error(site: Site, node: str) -> None:
+    site.sign_in("viewer")
+    for extra in ({}, {"depth": "1.5"}, {"as_of": "2026-13-45T99:99"}, {"as_of": "0001-01-01"}):
+        query = {"node": node, **extra}
+        for path in ("/lineage", "/lineage/graph", "/lineage/expand"):
+            answer = site.client.get(path, params=query)
+            assert answer.status_code in (200, 400, 404), (path, query, answer.text)

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
@@ -289,7 +290,16 @@ def _page(
         raw=raw,
         question=question,
         drawn=drawn,
-        listed=nodes[:LISTED],
+        listed=[
+            (
+                n,
+                "/node?" + urlencode({"id": n["id"]}),
+                "/lineage?" + urlencode(question.query(node=n["id"])),
+            )
+            for n in nodes[:LISTED]
+        ]
+        if question is not None
+        else [],
         as_of_field=as_of_field,
         directions=DIRECTIONS,
         max_depth=MAX_DEPTH,
