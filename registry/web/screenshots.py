@@ -131,6 +131,13 @@ def _painted(page: Any) -> None:
     page.wait_for_selector("#graph[data-painted='1']", state="attached")
 
 
+def _to_graph(page: Any) -> None:
+    """Scroll the explorer's graph (its heading first) to the top of the window."""
+    page.evaluate(
+        "window.scrollBy(0, document.getElementById('graph-title').getBoundingClientRect().top - 8)"
+    )
+
+
 def _sign_in(page: Any, url: str, key: str) -> None:
     page.goto(url + "/sign-in")
     page.get_by_label("API key").fill(key)
@@ -178,6 +185,7 @@ def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> lis
     shot(page, "search-filtered")
     page.goto(url + EXPLORED)
     _painted(page)
+    _to_graph(page)
     shot(page, "explorer")
     wide.close()
 
@@ -196,10 +204,7 @@ def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> lis
     shot(page, "search-narrow")
     page.goto(url + EXPLORED)
     _painted(page)
-    page.locator("#graph-title").scroll_into_view_if_needed()
-    page.evaluate(
-        "window.scrollBy(0, document.getElementById('graph-title').getBoundingClientRect().top - 8)"
-    )
+    _to_graph(page)
     shot(page, "explorer-narrow")
     narrow.close()
     return saved
