@@ -348,6 +348,7 @@ def test_a_store_from_before_the_filters_answers_then_fills_them_in(
     count = epochs(reg.ledger)
     # Back to revision 0007: the same store without the filters' tables.
     with reg.ledger.store.append_transaction() as conn:
+        conn.execute(text("DROP TABLE web_sessions"))  # revision 0009
         conn.execute(text("DROP TABLE prediction_filters"))
         conn.execute(text("DROP TABLE prediction_filter_state"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
@@ -391,6 +392,7 @@ def test_an_erasure_on_a_store_from_before_the_filters_leaves_nothing(reg: Regis
     expected = sum(len(scanned(reg.ledger, k)) for k in held)
     assert expected > 0
     with reg.ledger.store.append_transaction() as conn:
+        conn.execute(text("DROP TABLE web_sessions"))  # revision 0009
         conn.execute(text("DROP TABLE prediction_filters"))
         conn.execute(text("DROP TABLE prediction_filter_state"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
