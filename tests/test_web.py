@@ -23,7 +23,7 @@ from registry import auth, sessions
 from registry.api.app import create_app as create_api_app
 from registry.ledger import Ledger
 from registry.store import Store
-from registry.web import pages, security
+from registry.web import explorer, pages, security
 from registry.web.app import create_app
 from registry.web.security import CSP, SESSION_COOKIE, SIGN_IN_COOKIE, local_path
 from tests.support.helpers import opened_ledger
@@ -686,7 +686,8 @@ def test_the_ui_page_lists_every_route_with_its_permission_and_action() -> None:
     }
     routes = {
         (method, route.path)
-        for route in pages.router.routes
+        for router in (pages.router, explorer.router)
+        for route in router.routes
         for method in getattr(route, "methods", ())
         if method != "HEAD"
     }
@@ -699,7 +700,7 @@ def test_the_ui_page_lists_every_route_with_its_permission_and_action() -> None:
 
 def test_the_ui_pages_pictures_exist() -> None:
     pictures = re.findall(r"!\[[^\]]*\]\((ui/[\w-]+\.png)\)", UI_PAGE.read_text("utf-8"))
-    assert len(pictures) == 10
+    assert len(pictures) == 12
     for picture in pictures:
         assert (UI_PAGE.parent / picture).stat().st_size > 10_000, picture
 

@@ -42,6 +42,7 @@ STATIC_DIRECTORY = Path(__file__).resolve().parent / "static"
 NAVIGATION: list[tuple[str, str, str]] = [
     ("Home", "/", "read"),
     ("Search", "/search", "read"),
+    ("Lineage", "/lineage", "read"),
 ]
 #: Events the home page lists, and the most the feed adds at a time.
 FEED_SHOWN = 20
@@ -57,6 +58,9 @@ ACCESS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/"): ("read", "web.home"),
     ("GET", "/feed"): ("audit", "web.feed"),
     ("GET", "/search"): ("read", "web.search"),
+    ("GET", "/lineage"): ("read", "web.lineage"),
+    ("GET", "/lineage/graph"): ("read", "web.lineage_graph"),
+    ("GET", "/lineage/expand"): ("read", "web.lineage_expand"),
 }
 
 templates = Environment(

@@ -3,9 +3,10 @@
 Records the ``mlledger demo`` scenario in a new ledger in a temporary directory,
 starts ``mlledger serve`` on it (127.0.0.1, a free port), creates an admin and a
 viewer key, signs in with Playwright in Debian's Chromium (``/usr/bin/chromium``) and
-saves PNGs of the main pages at 1280x800 and on a narrow window (390x844) into
-``DIRECTORY`` (default ``docs/ui``). Nothing outside the temporary directory and
-``DIRECTORY`` is written; the server and the browser are stopped when it ends.
+saves PNGs of the main pages (the lineage explorer among them) at 1280x800 and on a
+narrow window (390x844) into ``DIRECTORY`` (default ``docs/ui``). Nothing outside the
+temporary directory and ``DIRECTORY`` is written; the server and the browser are
+stopped when it ends.
 Needs the development dependencies (``pip install -e '.[dev]'``: Playwright).
 """
 
@@ -42,6 +43,8 @@ LAUNCH_ARGS = [
 WIDE = {"width": 1280, "height": 800}
 NARROW = {"width": 390, "height": 844}
 PROJECT = "demo"
+#: The explorer's picture: what the demo's deployment serves, four hops upstream.
+EXPLORED = "/lineage?node=deployment%3Ademo%2Fscreening-api&direction=upstream&depth=4"
 STARTUP_SECONDS = 60
 
 
@@ -124,6 +127,18 @@ def _ledger(work: Path) -> tuple[str, dict[str, str], dict[str, str]]:
     return db, keys, names_of(db, PROJECT)
 
 
+def _painted(page: Any) -> None:
+    """Wait until the lineage explorer has drawn its graph."""
+    page.wait_for_selector("#graph[data-painted='1']", state="attached")
+
+
+def _to_graph(page: Any) -> None:
+    """Scroll the explorer's graph (its heading first) to the top of the window."""
+    page.evaluate(
+        "window.scrollBy(0, document.getElementById('graph-title').getBoundingClientRect().top - 8)"
+    )
+
+
 def _sign_in(page: Any, url: str, key: str) -> None:
     page.goto(url + "/sign-in")
     page.get_by_label("API key").fill(key)
@@ -184,6 +199,10 @@ def _pages(
     page.get_by_role("button", name="Plan the erasure of this subject").click()
     page.wait_for_load_state("networkidle")
     shot(page, "erasure-plan")
+    page.goto(url + EXPLORED)
+    _painted(page)
+    _to_graph(page)
+    shot(page, "explorer")
     wide.close()
 
     viewer = browser.new_context(viewport=WIDE)
@@ -199,6 +218,10 @@ def _pages(
     shot(page, "home-narrow")
     page.goto(url + "/search?q=cancer")
     shot(page, "search-narrow")
+    page.goto(url + EXPLORED)
+    _painted(page)
+    _to_graph(page)
+    shot(page, "explorer-narrow")
     narrow.close()
     return saved
 
