@@ -21,7 +21,7 @@ from starlette.responses import Response
 from registry.api import app as api
 from registry.errors import LedgerError
 from registry.ledger import Ledger
-from registry.web import pages, security
+from registry.web import entities, pages, security
 
 #: What the error pages say for the statuses the framework raises on its own.
 _MESSAGES = {
@@ -43,6 +43,7 @@ def create_app(
 def install(app: FastAPI) -> None:
     """Register the web interface on the API's ``app``."""
     app.include_router(pages.router)
+    app.include_router(entities.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIRECTORY), name="static")
     http_handler = app.exception_handlers[StarletteHTTPException]
     ledger_handler = app.exception_handlers[LedgerError]
