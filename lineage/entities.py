@@ -196,12 +196,13 @@ def _since(days: int) -> str:
 
 
 def _volume(raw: Raw, column: str, node: str, total: int) -> Volume:
-    """Predictions per day of a model (``column`` model) or deployment, counted in SQL
-    over the last VOLUME_DAYS days."""
+    """Predictions per day of a model (``column`` model) or deployment over the last
+    VOLUME_DAYS days, from the per-day counts the prediction index keeps (at most one
+    row per deployment, model version and day: never the predictions themselves)."""
     since = _since(VOLUME_DAYS)
     rows = raw.all(
-        f"SELECT SUBSTR(at, 1, 10) AS day, COUNT(*) FROM prediction_index "
-        f"WHERE {column} = ? AND at >= ? GROUP BY SUBSTR(at, 1, 10) ORDER BY day",
+        f"SELECT day, SUM(n) FROM prediction_days WHERE {column} = ? AND day >= ? "
+        "GROUP BY day ORDER BY day",
         (node, since),
     )
     return Volume(

@@ -83,6 +83,7 @@ REFUSING_SQL = {
     ("sqlite", "0007"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
     ("sqlite", "0008"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
     ("sqlite", "0009"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
+    ("sqlite", "0010"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
     ("postgresql", "0001"): "9470cb36965de96137ea1bd11e79bac52497e1e97bbd1cc7c7119388785a3e8f",
     ("postgresql", "0002"): "78e1623f4a8c733b97bd930cdc288d1a1fac2da8030ead3e309372eab4adfccc",
     ("postgresql", "0003"): "50cc87be74654b0410fc7c1b16227aec4e18a09122544449c3d874ac3600e2d2",
@@ -92,6 +93,7 @@ REFUSING_SQL = {
     ("postgresql", "0007"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
     ("postgresql", "0008"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
     ("postgresql", "0009"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
+    ("postgresql", "0010"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
 }
 
 LastEvent = Callable[[], StoredEvent]

@@ -236,6 +236,11 @@ def test_short_names_redirect_to_the_canonical_id(site: World) -> None:
         f"/node?run={uuid}": site.tuning,
         f"/node?id={uuid}": None,  # a bare uuid is no node id
         "/node?deployment=api": _id(s.api),
+        # OpenLineage's ids, as search lists its jobs: a job's newest run, a dataset's
+        # newest version, a deployment.
+        "/node?id=job%3Atest%3Atrain-b": s.run2,
+        "/node?id=job%3Atest%3Adeployment%2Fapi": _id(s.api),
+        "/node?id=dataset%3Atest%3Araw": _id(s.raw),
     }
     for path, target in cases.items():
         answer = site.client.get(path, follow_redirects=False)

@@ -278,6 +278,7 @@ def _render(request: Request, viewer: Viewer, kind: str, answer: Any) -> Respons
                 ),
             )
             for s in answer.series
+            if len(s.points) >= 2  # one value is a row of the table, not a chart
         ]
         context["series_max"] = answers_of.SERIES_MAX
         context["points_max"] = answers_of.POINTS_MAX

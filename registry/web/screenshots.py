@@ -42,6 +42,8 @@ LAUNCH_ARGS = [
 WIDE = {"width": 1280, "height": 800}
 NARROW = {"width": 390, "height": 844}
 PROJECT = "demo"
+#: The pictures of whole pages (the others: the window, 1280x800 or 390x844).
+ENTITY_SHOTS = ("model", "run", "dataset", "deployment", "model-narrow")
 STARTUP_SECONDS = 60
 
 
@@ -155,7 +157,8 @@ def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> lis
 
     def shot(page: Any, name: str) -> None:
         path = directory / f"{name}.png"
-        page.screenshot(path=str(path))
+        # The entity pages whole: their charts and lists are below the first screen.
+        page.screenshot(path=str(path), full_page=name in ENTITY_SHOTS)
         saved.append(path)
 
     wide = browser.new_context(viewport=WIDE)
@@ -168,6 +171,7 @@ def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> lis
     shot(page, "search")
     page.goto(url + "/search?q=screening&type=deployment&type=job")
     shot(page, "search-filtered")
+    model = _entity_pages(page, url, shot)
     wide.close()
 
     viewer = browser.new_context(viewport=WIDE)
@@ -183,8 +187,31 @@ def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> lis
     shot(page, "home-narrow")
     page.goto(url + "/search?q=cancer")
     shot(page, "search-narrow")
+    page.goto(model)
+    shot(page, "model-narrow")
     narrow.close()
     return saved
+
+
+def _entity_pages(page: Any, url: str, shot: Any) -> str:
+    """The entity pages, each reached by following links from a search; the model
+    version page's URL."""
+    page.goto(url + "/search?q=cancer&type=model")
+    page.locator("#results a").first.click()
+    page.wait_for_url(url + "/node?id=model*")
+    model: str = page.url
+    shot(page, "model")
+    page.locator("#facts a").first.click()  # its training run
+    page.wait_for_url(url + "/node?id=run*")
+    shot(page, "run")
+    page.locator("#inputs a").first.click()
+    page.wait_for_url(url + "/node?id=dataset*")
+    shot(page, "dataset")
+    page.goto(model)
+    page.locator("#deployments a").first.click()
+    page.wait_for_url(url + "/node?id=deployment*")
+    shot(page, "deployment")
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:
