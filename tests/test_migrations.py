@@ -375,6 +375,45 @@ def test_0005_keeps_the_log_and_scopes_event_ids_by_project(store_url: str) -> N
         engine.dispose()
 
 
+def test_0010_counts_the_indexed_predictions_per_day(store_url: str) -> None:
+    """A ledger written at 0009 upgrades to 0010 with the predictions its index holds
+    counted per deployment, model version and day."""
+    assert alembic("-x", f"db={store_url}", "upgrade", "0009").returncode == 0
+    engine = create_engine(normalise_url(store_url))
+    rows = [
+        (1, "model:p/m@1", "2026-12-01T23:59:59.999999Z"),
+        (2, "model:p/m@1", "2026-12-01T00:00:00.000000Z"),
+        (3, "model:p/m@1", "2026-12-02T00:00:00.000000Z"),
+        (4, "model:p/m@2", "2026-12-02T10:00:00.000000Z"),
+    ]
+    with engine.begin() as conn:
+        for ident, model, at in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO prediction_index (id, position, seq, epoch, project, record, "
+                    "deployment, model, at, output) VALUES (:id, 7, :id, 0, 'p', :r, "
+                    "'deployment:p/api', :m, :at, '1')"
+                ),
+                {"id": ident, "r": f"{ident:032x}", "m": model, "at": at},
+            )
+    engine.dispose()
+    assert alembic("-x", f"db={store_url}", "upgrade", "head").returncode == 0
+    engine = create_engine(normalise_url(store_url))
+    try:
+        with engine.begin() as conn:
+            days = conn.execute(
+                text("SELECT model, day, n FROM prediction_days ORDER BY model, day")
+            ).all()
+            assert not differences(conn)
+    finally:
+        engine.dispose()
+    assert [tuple(d) for d in days] == [
+        ("model:p/m@1", "2026-12-01", 2),
+        ("model:p/m@1", "2026-12-02", 1),
+        ("model:p/m@2", "2026-12-02", 1),
+    ]
+
+
 def test_0003_builds_the_tree_of_the_trail_recorded_before_it(store_url: str) -> None:
     """A trail written at 0002 gets, at 0003, the stored tree the application's own
     rebuild makes of it: every perfect subtree, and the root of its leaf hashes."""
