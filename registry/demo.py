@@ -56,6 +56,14 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     path.write_text(buffer.getvalue())
 
 
+def names_of(db: str, project: str = "demo") -> dict[str, Any]:
+    """The names the demo's questions use (its example record, that record's patient,
+    the datasets, models and deployment), as the demo recorded them in ``db``."""
+    state = _workdir(db) / f"{project}.json"
+    names: dict[str, Any] = json.loads(state.read_text())
+    return names
+
+
 def _workdir(db: str) -> Path:
     url = normalise_url(db)
     base = (

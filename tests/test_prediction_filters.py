@@ -348,11 +348,10 @@ def test_a_store_from_before_the_filters_answers_then_fills_them_in(
     count = epochs(reg.ledger)
     # Back to revision 0007: the same store without the filters' tables.
     with reg.ledger.store.append_transaction() as conn:
+        conn.execute(text("DROP TABLE web_sessions"))  # revision 0009
+        conn.execute(text("DROP TABLE prediction_days"))  # revision 0010
         conn.execute(text("DROP TABLE prediction_filters"))
         conn.execute(text("DROP TABLE prediction_filter_state"))
-        # And the tables of the revisions after 0008, which the upgrade makes again.
-        conn.execute(text("DROP TABLE web_sessions"))
-        conn.execute(text("DROP TABLE prediction_days"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
 
     with closing(open_ledger(url)) as upgraded:
@@ -394,11 +393,10 @@ def test_an_erasure_on_a_store_from_before_the_filters_leaves_nothing(reg: Regis
     expected = sum(len(scanned(reg.ledger, k)) for k in held)
     assert expected > 0
     with reg.ledger.store.append_transaction() as conn:
+        conn.execute(text("DROP TABLE web_sessions"))  # revision 0009
+        conn.execute(text("DROP TABLE prediction_days"))  # revision 0010
         conn.execute(text("DROP TABLE prediction_filters"))
         conn.execute(text("DROP TABLE prediction_filter_state"))
-        # And the tables of the revisions after 0008, which the upgrade makes again.
-        conn.execute(text("DROP TABLE web_sessions"))
-        conn.execute(text("DROP TABLE prediction_days"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
 
     upgraded = open_ledger(reg.ledger.store.url)

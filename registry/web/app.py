@@ -21,7 +21,9 @@ from starlette.responses import Response
 from registry.api import app as api
 from registry.errors import LedgerError
 from registry.ledger import Ledger
-from registry.web import entities, pages, security
+
+# ``personal`` registers its pages on ``pages.router`` (their permissions in ``pages.ACCESS``).
+from registry.web import entities, pages, personal, security  # noqa: F401
 
 #: What the error pages say for the statuses the framework raises on its own.
 _MESSAGES = {

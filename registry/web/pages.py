@@ -37,8 +37,12 @@ from registry.web import security
 from registry.web.security import SESSION_COOKIE, SIGN_IN_COOKIE
 
 STATIC_DIRECTORY = Path(__file__).resolve().parent / "static"
-#: The navigation: every page of the interface a signed-in key may open from anywhere.
-NAVIGATION = (("Home", "/"), ("Search", "/search"))
+#: The navigation: every page of the interface a signed-in key may open from anywhere,
+#: with the permission it needs (a session sees the pages its role may open).
+NAVIGATION: list[tuple[str, str, str]] = [
+    ("Home", "/", "read"),
+    ("Search", "/search", "read"),
+]
 #: Events the home page lists, and the most the feed adds at a time.
 FEED_SHOWN = 20
 SEARCH_PAGE = 25
@@ -171,15 +175,20 @@ def _summary_due(request: Request) -> None:
         request.app.state.trail.record(summary)
 
 
-def signed_in(request: Request, page: str) -> Viewer | Response:
-    """The session of the request, allowed the permission of ``GET page`` (recorded as
-    its action, ``ACCESS``), or the answer to give instead: to the sign-in page
+def signed_in(
+    request: Request, page: str, *, method: str = "GET", form: dict[str, str] | None = None
+) -> Viewer | Response:
+    """The session of the request, allowed the permission of ``method page`` (recorded
+    as its action, ``ACCESS``), or the answer to give instead: to the sign-in page
     without a cookie (nothing recorded), the sign-in page saying why with a cookie
     that opens no session (a failed authentication), the 403 page for a role without
-    the permission."""
-    permission, action = ACCESS[("GET", page)]
+    the permission. A ``POST`` is allowed only with the session's CSRF token in its
+    ``form`` (a refusal recorded as the others are)."""
+    permission, action = ACCESS[(method, page)]
     token = request.cookies.get(SESSION_COOKIE)
     if token is None:
+        if method != "GET":
+            return RedirectResponse("/sign-in", status_code=303)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/sign-in?" + urlencode({"next": target}), status_code=303)
     checked = sessions.check(_ledger(request).store, token, _limits(request))
@@ -194,6 +203,14 @@ def signed_in(request: Request, page: str) -> Viewer | Response:
     decision = auth.decide(
         viewer.key, project=viewer.project, permission=permission, had_token=True
     )
+    if (
+        decision.allowed
+        and method != "GET"
+        and not sessions.csrf_matches(token, (form or {}).get("csrf"))
+    ):
+        decision = auth.Decision(
+            False, 403, "the form's CSRF token is missing or wrong: send it from this site's page"
+        )
     _summary_due(request)
     _record(
         request,
@@ -235,7 +252,9 @@ def render(
     page = templates.get_template(template).render(
         viewer=viewer,
         title=title,
-        navigation=NAVIGATION if viewer is not None else (),
+        navigation=[(label, href) for label, href, need in NAVIGATION if viewer.may(need)]
+        if viewer is not None
+        else [],
         path=request.url.path,
         **context,
     )

@@ -97,10 +97,11 @@ def _server(db: str, work: Path) -> Iterator[str]:
         log.close()
 
 
-def _ledger(work: Path) -> tuple[str, dict[str, str]]:
-    """A ledger holding the demo scenario, and an admin and a viewer key of it."""
+def _ledger(work: Path) -> tuple[str, dict[str, str], dict[str, str]]:
+    """A ledger holding the demo scenario, an admin and a viewer key of it, and the
+    names the demo's questions use (its example record and that record's patient)."""
     from registry import auth
-    from registry.demo import run_demo
+    from registry.demo import names_of, run_demo
     from registry.settings import Settings
     from registry.store import open_store
 
@@ -122,7 +123,7 @@ def _ledger(work: Path) -> tuple[str, dict[str, str]]:
         }
     finally:
         store.dispose()
-    return db, keys
+    return db, keys, names_of(db, PROJECT)
 
 
 def _sign_in(page: Any, url: str, key: str) -> None:
@@ -142,17 +143,19 @@ def take(directory: Path) -> list[Path]:
     saved: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="mlledger-screenshots-") as temporary:
         work = Path(temporary)
-        db, keys = _ledger(work)
+        db, keys, names = _ledger(work)
         with _server(db, work) as url, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
             try:
-                saved += _pages(browser, url, keys, directory)
+                saved += _pages(browser, url, keys, names, directory)
             finally:
                 browser.close()
     return saved
 
 
-def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> list[Path]:
+def _pages(
+    browser: Any, url: str, keys: dict[str, str], names: dict[str, str], directory: Path
+) -> list[Path]:
     saved = []
 
     def shot(page: Any, name: str) -> None:
@@ -171,6 +174,19 @@ def _pages(browser: Any, url: str, keys: dict[str, str], directory: Path) -> lis
     shot(page, "search")
     page.goto(url + "/search?q=screening&type=deployment&type=job")
     shot(page, "search-filtered")
+    page.goto(url + "/records")
+    page.get_by_label("Record key").fill(names["record"])
+    page.get_by_role("button", name="Look up").click()
+    page.wait_for_load_state("networkidle")
+    shot(page, "records")
+    page.goto(url + "/subjects")
+    page.get_by_label("Subject id").fill(names["subject"])
+    page.get_by_role("button", name="Show the footprint").click()
+    page.wait_for_load_state("networkidle")
+    shot(page, "subject")
+    page.get_by_role("button", name="Plan the erasure of this subject").click()
+    page.wait_for_load_state("networkidle")
+    shot(page, "erasure-plan")
     model = _entity_pages(page, url, shot)
     wide.close()
 

@@ -168,9 +168,12 @@ class NotAForm(Exception):
     """A body that is not ``application/x-www-form-urlencoded`` UTF-8."""
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(
+    request: Request, *, lists: frozenset[str] = frozenset(), max_fields: int = 20
+) -> dict[str, str]:
     """The fields of an ``application/x-www-form-urlencoded`` body (the first of each
-    name), read up to ``FORM_LIMIT`` bytes."""
+    name; every value of a name in ``lists``, one per line), read up to ``FORM_LIMIT``
+    bytes and ``max_fields`` fields."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise NotAForm(
@@ -183,10 +186,16 @@ async def read_form(request: Request) -> dict[str, str]:
             raise FormTooLarge(f"the form is larger than {FORM_LIMIT} bytes")
     try:
         text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=20)
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
-        raise NotAForm("the form is not UTF-8 form data: expected name=value pairs") from None
+        raise NotAForm(
+            f"the form is not UTF-8 form data of at most {max_fields} fields: expected "
+            "name=value pairs"
+        ) from None
     fields: dict[str, str] = {}
     for name, value in pairs:
-        fields.setdefault(name, value)
+        if name in lists and name in fields:
+            fields[name] += "\n" + value
+        else:
+            fields.setdefault(name, value)
     return fields
