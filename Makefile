@@ -84,6 +84,7 @@ bench: $(STAMP) $(PEER)/.installed kube
 	$(PY) -m tests.bench.serving_hook --out .mlledger/bench-serving-hook.json
 	$(PY) -m tests.bench.graph --out .mlledger/bench-graph.json
 	$(PY) -m tests.bench.explorer --out .mlledger/bench-explorer.json
+	$(PY) -m tests.bench.web --out .mlledger/bench-web.json
 	$(PY) -m tests.bench.summary --out .mlledger/bench-summary.md
 
 # The same figures as tests/bench/run.py and tests/bench/http_api.py in make bench, on

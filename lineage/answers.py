@@ -553,3 +553,178 @@ class SearchAnswer(Shape):
     offset: int
     limit: int
     hits: list[SearchHit] = Field(description="By name, then kind.")
+
+
+# --- entities (one node each: the web interface's pages and their API routes) -------------
+
+#: The most members an entity's list holds; the answer says how many there are in all.
+ENTITY_LIST_MAX = 200
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Neighbour(TypedDict):
+    """A node next to another in the lineage graph, through one kind of edge."""
+
+    id: str
+    kind: Literal["dataset", "run", "model", "deployment"]
+    label: str | None
+    edge: Annotated[str, Field(description="input, output, derived, serves or child.")]
+
+
+class Neighbours(Shape):
+    """Some of a node's neighbours on one side, and how many there are in all."""
+
+    total: int = Field(description="Neighbours of the projects the asker may read.")
+    nodes: list[Neighbour] = Field(description=f"At most {ENTITY_LIST_MAX}, oldest edge first.")
+    withheld: int = Field(description="Neighbours of projects the asker may not read.")
+
+
+@with_config(ConfigDict(extra="forbid"))
+class MetricPoint(TypedDict):
+    step: int | None
+    value: float
+    position: Annotated[int, Field(description="Log position of its run-metrics-logged event.")]
+
+
+class MetricSeries(Shape):
+    """Every value logged for one metric of a run, in log order (as far as read)."""
+
+    key: str
+    points: list[MetricPoint]
+    total: int = Field(description="Values of this metric among the events read.")
+
+
+class RunAnswer(Shape):
+    """One run: what it was, what it read and wrote, and its metrics over time."""
+
+    run: str
+    project: str
+    job: str
+    status: str = Field(description="running, completed or failed.")
+    started_by: str
+    started_at: str
+    ended_at: str | None
+    error_type: str | None
+    parent_run: str | None
+    params: dict[str, Any]
+    metrics: dict[str, Any] = Field(description="The latest value of each metric.")
+    code: dict[str, Any]
+    environment: dict[str, Any]
+    tags: dict[str, Any]
+    inputs: Neighbours
+    outputs: Neighbours
+    series: list[MetricSeries] = Field(description="At most 50 metrics, by name.")
+    metric_events: int = Field(description="The run's run-metrics-logged events in the log.")
+    metric_events_read: int = Field(description="How many of them the series were read from.")
+
+
+class DatasetVersionAnswer(Shape):
+    """One dataset version: its identity, where it lives, and its lineage neighbours."""
+
+    dataset: str
+    project: str
+    name: str
+    version: str
+    digest: str
+    uri: str
+    schema_: dict[str, Any] | None = Field(serialization_alias="schema", validation_alias="schema")
+    row_count: int | None
+    records: int = Field(description="Distinct records in the record index.")
+    tags: dict[str, Any]
+    registered_at: str
+    position: int
+    upstream: Neighbours = Field(description="What it was derived from or produced by.")
+    downstream: Neighbours = Field(description="What read it or was derived from it.")
+
+
+class AliasMove(Shape):
+    """An alias pointing at a model version, from when to when, and who moved it there."""
+
+    alias: str
+    moved_by: str
+    start: Start
+    end: End
+
+
+class ServedBy(Shape):
+    """A deployment serving a model version with a traffic share, from when to when."""
+
+    deployment: str
+    traffic: float = Field(description="Share of the traffic, in percent.")
+    endpoint: str
+    start: Start
+    end: End
+
+
+@with_config(ConfigDict(extra="forbid"))
+class DayCount(TypedDict):
+    day: Annotated[str, Field(description="YYYY-MM-DD (UTC).")]
+    count: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ModelFlag(TypedDict):
+    erasure: str
+    status: str
+    justification: str | None
+    approver: str | None
+    flagged_position: int
+    resolved_by: str | None
+    resolved_position: int | None
+
+
+class Volume(Shape):
+    """Predictions: in all, and per day over the last days (the newest day's last)."""
+
+    total: int = Field(description="Every prediction, however old.")
+    days: int = Field(description="How many days back the daily counts reach.")
+    since: str = Field(description="The first day counted (YYYY-MM-DD, UTC).")
+    daily: list[DayCount] = Field(description="Days with predictions only, oldest first.")
+
+
+class ModelVersionAnswer(Shape):
+    """One model version: identity, training data, aliases, deployments, predictions and
+    the flags erasures put on it."""
+
+    model: str
+    project: str
+    name: str
+    version: str
+    run: str | None
+    artifact_uri: str
+    artifact_digest: str
+    framework: str | None
+    tags: dict[str, Any]
+    registered_at: str
+    training: list[TrainingDataset] = Field(description="Dataset versions, transitively.")
+    training_withheld: int = Field(description="Training nodes of projects not readable.")
+    aliases: list[AliasMove] = Field(description="Every move of an alias to this version.")
+    deployments: list[ServedBy] = Field(description="Every interval a deployment served it.")
+    deployments_total: int
+    predictions: Volume
+    flags: list[ModelFlag] = Field(description="Remediation flags put on it by erasures.")
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ModelVolume(TypedDict):
+    model: str
+    count: int
+    first_at: str
+    last_at: str
+
+
+class DeploymentAnswer(Shape):
+    """One deployment: what it served when (traffic splits) and its prediction volume."""
+
+    deployment: str
+    project: str
+    name: str
+    status: str
+    endpoint: str
+    created_at: str
+    updated_at: str
+    intervals: list[ServingInterval] = Field(description="Newest first.")
+    intervals_total: int
+    served_now: list[ServingInterval] = Field(description="The open intervals.")
+    by_model: list[ModelVolume] = Field(description="Predictions per model version.")
+    predictions: Volume

@@ -397,11 +397,12 @@ PREDICTION_COLUMNS = (
 
 
 class PredictionIndex(HandlerProjection):
-    """Every prediction by record pseudonym, and counts per deployment and model version."""
+    """Every prediction by record pseudonym, and counts per deployment and model version
+    (in all, and per day)."""
 
     name = "prediction_index"
     # prediction_filters: a Bloom filter per epoch (lineage.prediction_filters).
-    tables = ("prediction_index", "prediction_counts", "prediction_filters")
+    tables = ("prediction_index", "prediction_counts", "prediction_days", "prediction_filters")
 
     def handlers(self) -> dict[str, Handler]:
         return {"predictions-logged": self._predictions}
@@ -452,6 +453,16 @@ class PredictionIndex(HandlerProjection):
             ],
         )
         self._filter(raw, project, before, columns["record"], table.column("record").null_count)
+        days: dict[tuple[str, str], int] = {}
+        for m, at in zip(columns["model"], columns["at"], strict=True):
+            day = (models[m], at[:10])
+            days[day] = days.get(day, 0) + 1
+        # Every row, as prediction_counts counts them (a redacted one too).
+        raw.many(
+            "INSERT INTO prediction_days (deployment, model, day, n) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (deployment, model, day) DO UPDATE SET n = prediction_days.n + excluded.n",
+            [(deployment, model, day, n) for (model, day), n in sorted(days.items())],
+        )
         counts: dict[int, list[Any]] = {}
         for m, at in zip(columns["model"], columns["at"], strict=True):
             entry = counts.get(m)

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lineage import jobqueries, overview, queries
+from lineage import entities, jobqueries, overview, queries
 from lineage.answers import (
     AliasesAnswer,
+    DatasetVersionAnswer,
+    DeploymentAnswer,
     DownstreamAnswer,
     EventFeed,
     FootprintAnswer,
@@ -24,7 +26,9 @@ from lineage.answers import (
     JobAnswer,
     JobsAnswer,
     LineageAnswer,
+    ModelVersionAnswer,
     ProjectCounts,
+    RunAnswer,
     ScoredAnswer,
     SearchAnswer,
     Shape,
@@ -321,6 +325,39 @@ def search(
     """The project's datasets, models, runs, deployments and OpenLineage jobs whose name
     holds ``text``, one page of names."""
     return overview.search(ledger, project, text, kinds=kinds, offset=offset, limit=limit)
+
+
+def run_details(ledger: Ledger, project: str, *, run: str) -> RunAnswer:
+    """A run (``run:<uuid>`` or ``<uuid>``) of the project: params, metrics and their
+    series, inputs, outputs, code, environment and status."""
+    node = resolve_run(ledger, project, run)
+    return entities.run(ledger, project, node, readable(ledger, project))
+
+
+def dataset_details(ledger: Ledger, project: str, *, dataset: str) -> DatasetVersionAnswer:
+    """A dataset version (``name@version``, ``name@latest`` or its id): digest, location,
+    schema, records, and what is upstream and downstream of it."""
+    dataset, visible = _asked(ledger, project, dataset, "dataset")
+    node = queries.resolve(dataset, "dataset", project)
+    return entities.dataset(ledger, project, node, visible)
+
+
+def model_details(ledger: Ledger, project: str, *, model: str) -> ModelVersionAnswer:
+    """A model version (``name@version``, ``name@alias``, ``name@latest`` or its id):
+    training data, alias moves, deployments, predictions per day and remediation flags."""
+    model, visible = _asked(ledger, project, model, "model")
+    node = queries.resolve_model(ledger, model, project)
+    trained = queries.trained_on(ledger, node, visible=visible)
+    training = (list(trained.datasets), trained.withheld or 0)
+    return entities.model(ledger, project, node, visible, training)
+
+
+def deployment_details(ledger: Ledger, project: str, *, deployment: str) -> DeploymentAnswer:
+    """A deployment (its name or id): its serving intervals with traffic splits, and its
+    prediction volume per model version and per day."""
+    deployment, visible = _asked(ledger, project, deployment, "deployment")
+    node = queries.resolve(deployment, "deployment", project)
+    return entities.deployment(ledger, project, node, visible)
 
 
 #: Each question by the name the SDK and ``LocalBackend.ask`` give it.

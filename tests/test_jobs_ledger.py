@@ -586,12 +586,13 @@ def test_the_jobs_routes(store_server: ApiServer) -> None:
 def _back_to_0005(url: str) -> None:
     """Make the database at ``url`` what revision 0005 left: no executions table, no
     tracking of it (its events were appended before it existed), no index of the
-    lineage nodes' positions (revision 0007), no prediction filters (0008) and no web
-    sessions (0009)."""
+    lineage nodes' positions (revision 0007), no prediction filters (0008), no web
+    sessions (0009) and no predictions per day (0010)."""
     engine = create_engine(normalise_url(url))
     try:
         with engine.begin() as conn:
             conn.execute(text("DROP TABLE web_sessions"))
+            conn.execute(text("DROP TABLE prediction_days"))
             conn.execute(text("DROP TABLE prediction_filters"))
             conn.execute(text("DROP TABLE prediction_filter_state"))
             conn.execute(text("DROP INDEX ix_lineage_nodes_position"))

@@ -83,6 +83,7 @@ REFUSING_SQL = {
     ("sqlite", "0007"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
     ("sqlite", "0008"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
     ("sqlite", "0009"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
+    ("sqlite", "0010"): "6e5542bff4f2595c38a1fa41b5f53f94113ac50a4a18ce98e85bb6281cf48d87",
     ("postgresql", "0001"): "9470cb36965de96137ea1bd11e79bac52497e1e97bbd1cc7c7119388785a3e8f",
     ("postgresql", "0002"): "78e1623f4a8c733b97bd930cdc288d1a1fac2da8030ead3e309372eab4adfccc",
     ("postgresql", "0003"): "50cc87be74654b0410fc7c1b16227aec4e18a09122544449c3d874ac3600e2d2",
@@ -92,6 +93,7 @@ REFUSING_SQL = {
     ("postgresql", "0007"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
     ("postgresql", "0008"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
     ("postgresql", "0009"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
+    ("postgresql", "0010"): "df19fec927efe0d35b294b413a1438a6873f4d621fc329172b7a38d616232063",
 }
 
 LastEvent = Callable[[], StoredEvent]
@@ -371,6 +373,45 @@ def test_0005_keeps_the_log_and_scopes_event_ids_by_project(store_url: str) -> N
             conn.execute(text("UPDATE events SET actor = 'mallory'"))
     finally:
         engine.dispose()
+
+
+def test_0010_counts_the_indexed_predictions_per_day(store_url: str) -> None:
+    """A ledger written at 0009 upgrades to 0010 with the predictions its index holds
+    counted per deployment, model version and day."""
+    assert alembic("-x", f"db={store_url}", "upgrade", "0009").returncode == 0
+    engine = create_engine(normalise_url(store_url))
+    rows = [
+        (1, "model:p/m@1", "2026-12-01T23:59:59.999999Z"),
+        (2, "model:p/m@1", "2026-12-01T00:00:00.000000Z"),
+        (3, "model:p/m@1", "2026-12-02T00:00:00.000000Z"),
+        (4, "model:p/m@2", "2026-12-02T10:00:00.000000Z"),
+    ]
+    with engine.begin() as conn:
+        for ident, model, at in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO prediction_index (id, position, seq, epoch, project, record, "
+                    "deployment, model, at, output) VALUES (:id, 7, :id, 0, 'p', :r, "
+                    "'deployment:p/api', :m, :at, '1')"
+                ),
+                {"id": ident, "r": f"{ident:032x}", "m": model, "at": at},
+            )
+    engine.dispose()
+    assert alembic("-x", f"db={store_url}", "upgrade", "head").returncode == 0
+    engine = create_engine(normalise_url(store_url))
+    try:
+        with engine.begin() as conn:
+            days = conn.execute(
+                text("SELECT model, day, n FROM prediction_days ORDER BY model, day")
+            ).all()
+            assert not differences(conn)
+    finally:
+        engine.dispose()
+    assert [tuple(d) for d in days] == [
+        ("model:p/m@1", "2026-12-01", 2),
+        ("model:p/m@1", "2026-12-02", 1),
+        ("model:p/m@2", "2026-12-02", 1),
+    ]
 
 
 def test_0003_builds_the_tree_of_the_trail_recorded_before_it(store_url: str) -> None:

@@ -349,6 +349,7 @@ def test_a_store_from_before_the_filters_answers_then_fills_them_in(
     # Back to revision 0007: the same store without the filters' tables.
     with reg.ledger.store.append_transaction() as conn:
         conn.execute(text("DROP TABLE web_sessions"))  # revision 0009
+        conn.execute(text("DROP TABLE prediction_days"))  # revision 0010
         conn.execute(text("DROP TABLE prediction_filters"))
         conn.execute(text("DROP TABLE prediction_filter_state"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
@@ -393,6 +394,7 @@ def test_an_erasure_on_a_store_from_before_the_filters_leaves_nothing(reg: Regis
     assert expected > 0
     with reg.ledger.store.append_transaction() as conn:
         conn.execute(text("DROP TABLE web_sessions"))  # revision 0009
+        conn.execute(text("DROP TABLE prediction_days"))  # revision 0010
         conn.execute(text("DROP TABLE prediction_filters"))
         conn.execute(text("DROP TABLE prediction_filter_state"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))

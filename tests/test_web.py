@@ -23,7 +23,7 @@ from registry import auth, sessions
 from registry.api.app import create_app as create_api_app
 from registry.ledger import Ledger
 from registry.store import Store
-from registry.web import explorer, pages, security
+from registry.web import entities, explorer, pages, security
 from registry.web.app import create_app
 from registry.web.security import CSP, SESSION_COOKIE, SIGN_IN_COOKIE, local_path
 from tests.support.helpers import opened_ledger
@@ -53,7 +53,12 @@ def test_a_session_keeps_only_its_tokens_hash(ledger: Ledger) -> None:
     assert stored and all(token not in str(value) for value in stored[0])
     checked = sessions.check(ledger.store, token, LIMITS)
     assert checked.session is not None and checked.session.key == key
-    assert sessions.check(ledger.store, token[:-1] + "A", LIMITS).session is None
+    assert (
+        sessions.check(
+            ledger.store, token[:-1] + ("B" if token[-1] == "A" else "A"), LIMITS
+        ).session
+        is None
+    )
 
 
 def test_a_session_ends_when_unused_for_the_idle_limit(ledger: Ledger) -> None:
@@ -522,6 +527,12 @@ def test_another_projects_data_is_never_shown(site: Site) -> None:
     assert "clf" not in found.text and "clean" not in found.text
 
 
+NAME_AND_TYPE = (
+    r'<td data-label="Name"><a href="[^"]+">([\w-]+)</a></td>\s*'
+    r'<td data-label="Type">(\w[\w ]*)</td>'
+)
+
+
 def test_search_filters_by_type_and_pages(site: Site) -> None:
     with registry.connect(site.store.url, project="test", actor="tester") as reg:
         for i in range(30):
@@ -529,31 +540,39 @@ def test_search_filters_by_type_and_pages(site: Site) -> None:
     site.sign_in("viewer")
     first = site.client.get("/search?q=many&type=dataset")
     assert "30 names holding" in first.text
-    names = re.findall(r'<td data-label="Name">(many-\d\d)</td>', first.text)
+    names = re.findall(r'<td data-label="Name"><a href="[^"]+">(many-\d\d)</a></td>', first.text)
     assert names == [f"many-{i:02d}" for i in range(25)]
     assert 'href="/search?q=many&amp;type=dataset&amp;page=2"' in first.text
     second = site.client.get("/search?q=many&type=dataset&page=2")
-    assert re.findall(r'<td data-label="Name">(many-\d\d)</td>', second.text) == [
-        f"many-{i:02d}" for i in range(25, 30)
-    ]
+    assert re.findall(
+        r'<td data-label="Name"><a href="[^"]+">(many-\d\d)</a></td>', second.text
+    ) == [f"many-{i:02d}" for i in range(25, 30)]
     assert "page=1" in second.text and "Page 2 of 2" in second.text
     models = site.client.get("/search?q=cl&type=model")
     assert re.findall(
-        r'<td data-label="Name">([\w-]+)</td>\s*<td data-label="Type">(\w[\w ]*)</td>', models.text
+        NAME_AND_TYPE,
+        models.text,
     ) == [
         ("clf", "Models"),
         ("clf-tuned", "Models"),
     ]
     both = site.client.get("/search?q=cl")
     kinds = re.findall(
-        r'<td data-label="Name">([\w-]+)</td>\s*<td data-label="Type">(\w[\w ]*)</td>', both.text
+        NAME_AND_TYPE,
+        both.text,
     )
     assert ("clean", "Datasets") in kinds and ("clf", "Models") in kinds
-    assert site.client.get("/search?q=many&type=run").text.count('data-label="Name">many-') == 0
+    assert site.client.get("/search?q=many&type=run").text.count('">many-') == 0
     # Run names are their jobs'; deployments by name.
     runs = site.client.get("/search?q=train&type=run")
-    assert re.findall(r'<td data-label="Name">(train-\w)</td>', runs.text) == ["train-a", "train-b"]
-    assert '<td data-label="Name">api</td>' in site.client.get("/search?q=ap&type=deployment").text
+    assert re.findall(r'<td data-label="Name"><a href="[^"]+">(train-\w)</a></td>', runs.text) == [
+        "train-a",
+        "train-b",
+    ]
+    assert (
+        '<td data-label="Name"><a href="/node?id=deployment%3Atest%2Fapi">api</a></td>'
+        in site.client.get("/search?q=ap&type=deployment").text
+    )
     answer = registry.services.search(site.ledger, "test", "many", kinds=("dataset",))
     assert answer.total == 30
 
@@ -686,7 +705,7 @@ def test_the_ui_page_lists_every_route_with_its_permission_and_action() -> None:
     }
     routes = {
         (method, route.path)
-        for router in (pages.router, explorer.router)
+        for router in (pages.router, explorer.router, entities.router)
         for route in router.routes
         for method in getattr(route, "methods", ())
         if method != "HEAD"
@@ -700,7 +719,7 @@ def test_the_ui_page_lists_every_route_with_its_permission_and_action() -> None:
 
 def test_the_ui_pages_pictures_exist() -> None:
     pictures = re.findall(r"!\[[^\]]*\]\((ui/[\w-]+\.png)\)", UI_PAGE.read_text("utf-8"))
-    assert len(pictures) == 12
+    assert len(pictures) == 17
     for picture in pictures:
         assert (UI_PAGE.parent / picture).stat().st_size > 10_000, picture
 

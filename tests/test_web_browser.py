@@ -25,6 +25,7 @@ import pytest
 import registry
 from registry import auth, services, sessions
 from registry.ledger import Ledger
+from registry.web.pages import node_href
 from registry.web.screenshots import CHROMIUM, LAUNCH_ARGS
 from registry.web.security import SESSION_COOKIE
 from tests.support.apiserver import ApiServer
@@ -296,3 +297,82 @@ def test_a_narrow_window_needs_no_sideways_scrolling(
         watched.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (path, width)
+
+
+# --- the entity pages ---------------------------------------------------------------
+
+
+def _hrefs(page: Any, selector: str) -> list[str]:
+    found: list[str] = page.locator(selector).evaluate_all(
+        "links => links.map(a => a.getAttribute('href'))"
+    )
+    return found
+
+
+def _follow(watch: Watched, selector: str, prefix: str) -> None:
+    watch.page.locator(selector).first.click()
+    watch.page.wait_for_url(watch.base + "/node?id=" + prefix + "*")
+    watch.settle()
+
+
+def test_from_search_through_every_entity_page(watched: Watched, served: Served) -> None:
+    before = len(served.server.trail())
+    _sign_in(watched, served, "viewer", "/search?q=clf&type=model")
+    page, ledger = watched.page, served.ledger
+    hits = services.search(ledger, "test", "clf", kinds=("model",)).hits
+    assert _hrefs(page, "#results a") == [node_href(h["newest"]) for h in hits]
+
+    _follow(watched, "#results a", "model%3A")
+    model = services.model_details(ledger, "test", model=hits[0]["newest"])
+    assert page.locator("h1").inner_text() == f"{model.name}@{model.version}"
+    assert _hrefs(page, "#training a") == [node_href(d["dataset"]) for d in model.training]
+    assert _hrefs(page, "#deployments a") == [node_href(d.deployment) for d in model.deployments]
+    assert page.locator("#volume").get_attribute("role") == "img"
+    model_url = page.url
+
+    assert model.run is not None
+    _follow(watched, "#facts a", "run%3A")
+    run = services.run_details(ledger, "test", run=model.run)
+    assert page.locator("h1").inner_text() == run.job
+    assert _hrefs(page, "#inputs a") == [node_href(n["id"]) for n in run.inputs.nodes]
+    assert _hrefs(page, "#outputs a") == [node_href(n["id"]) for n in run.outputs.nodes]
+
+    _follow(watched, "#inputs a", "dataset%3A")
+    data = services.dataset_details(ledger, "test", dataset=run.inputs.nodes[0]["id"])
+    assert page.locator("#records").inner_text() == str(data.records)
+    assert _hrefs(page, "#downstream a") == [node_href(n["id"]) for n in data.downstream.nodes]
+
+    watched.page.goto(model_url)
+    watched.settle()
+    _follow(watched, "#deployments a", "deployment%3A")
+    deployment = services.deployment_details(
+        ledger, "test", deployment=model.deployments[0].deployment
+    )
+    assert page.locator("#timeline tbody tr").count() == len(deployment.intervals)
+    assert page.locator("#total").inner_text() == str(deployment.predictions.total)
+    # The chart's numbers open from the keyboard alone.
+    summary = page.locator("#volume ~ details summary")
+    summary.focus()
+    page.keyboard.press("Enter")
+    assert page.locator("#volume ~ details").get_attribute("open") is not None
+
+    actions = [e["action"] for e in served.server.trail(before)]
+    assert actions == [
+        "web.sign_in",
+        "web.search",
+        "web.node",
+        "web.node",
+        "web.node",
+        "web.node",
+        "web.node",
+    ]
+
+
+def test_an_entity_page_fits_a_narrow_window(watched: Watched, served: Served) -> None:
+    watched.page.set_viewport_size({"width": 390, "height": 844})
+    model = services.resolve_model(served.ledger, "test", "clf@2")
+    _sign_in(watched, served, "viewer", node_href(model))
+    width = watched.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    watched.goto(node_href("model:test/clf@99"), status=404)
+    assert "There is no such node" in watched.page.locator("main").inner_text()

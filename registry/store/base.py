@@ -24,7 +24,7 @@ from registry.store.lease import Lease
 from registry.store.raw import Raw
 from registry.store.schema import T
 
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 #: The jobs one process at a time does for all that share a database.
 LEASE_JOBS = ("checkpoints",)
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"

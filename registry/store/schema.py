@@ -447,6 +447,17 @@ class PredictionCount(SQLModel, table=True):
     last_at: str = _str(27)
 
 
+class PredictionDay(SQLModel, table=True):
+    """Predictions per deployment, model version and day (UTC, from each row's ``at``):
+    what the entity pages chart, read without counting the prediction index."""
+
+    __tablename__ = "prediction_days"
+    deployment: str = _str(300, key=True)
+    model: str = _str(300, key=True)
+    day: str = _str(10, key=True)
+    n: int = _big()
+
+
 class LineageNode(SQLModel, table=True):
     __tablename__ = "lineage_nodes"
     __table_args__ = (Index("ix_lineage_nodes_position", "position"),)
@@ -626,6 +637,7 @@ PROJECTION_TABLES: dict[str, tuple[str, ...]] = {
     "dataset_record_counts": ("dataset",),
     "prediction_index": ("id",),
     "prediction_counts": ("deployment", "model"),
+    "prediction_days": ("deployment", "model", "day"),
     "lineage_nodes": ("id",),
     "lineage_edges": ("src", "dst", "kind", "opened_pos"),
     "merkle_nodes": ("level", "idx"),

@@ -23,7 +23,7 @@ from registry.errors import LedgerError
 from registry.ledger import Ledger
 
 # ``personal`` registers its pages on ``pages.router`` (their permissions in ``pages.ACCESS``).
-from registry.web import explorer, pages, personal, security  # noqa: F401
+from registry.web import entities, explorer, pages, personal, security  # noqa: F401
 
 #: What the error pages say for the statuses the framework raises on its own.
 _MESSAGES = {
@@ -46,6 +46,7 @@ def install(app: FastAPI) -> None:
     """Register the web interface on the API's ``app``."""
     app.include_router(pages.router)
     app.include_router(explorer.router)
+    app.include_router(entities.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIRECTORY), name="static")
     http_handler = app.exception_handlers[StarletteHTTPException]
     ledger_handler = app.exception_handlers[LedgerError]

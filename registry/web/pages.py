@@ -73,6 +73,23 @@ templates = Environment(
 
 router = APIRouter(include_in_schema=False)
 
+#: The kinds of node that have a page (``registry.web.entities``).
+PAGE_KINDS = ("dataset", "run", "model", "deployment")
+
+
+def node_href(node: str) -> str:
+    """The path of ``node``'s page: ``/node?id=`` and the id, URL-encoded."""
+    return "/node?" + urlencode({"id": node})
+
+
+def has_page(node: str) -> bool:
+    """Whether ``node`` is of a kind with a page (OpenLineage's jobs: their newest run)."""
+    kind, _, rest = node.partition(":")
+    return kind in PAGE_KINDS or (kind == "job" and ":" in rest)
+
+
+templates.globals.update(node_href=node_href, has_page=has_page)
+
 
 # --- who is signed in -----------------------------------------------------------------
 

@@ -45,6 +45,8 @@ NARROW = {"width": 390, "height": 844}
 PROJECT = "demo"
 #: The explorer's picture: what the demo's deployment serves, four hops upstream.
 EXPLORED = "/lineage?node=deployment%3Ademo%2Fscreening-api&direction=upstream&depth=4"
+#: The pictures of whole pages (the others: the window, 1280x800 or 390x844).
+ENTITY_SHOTS = ("model", "run", "dataset", "deployment", "model-narrow")
 STARTUP_SECONDS = 60
 
 
@@ -173,7 +175,8 @@ def _pages(
 
     def shot(page: Any, name: str) -> None:
         path = directory / f"{name}.png"
-        page.screenshot(path=str(path))
+        # The entity pages whole: their charts and lists are below the first screen.
+        page.screenshot(path=str(path), full_page=name in ENTITY_SHOTS)
         saved.append(path)
 
     wide = browser.new_context(viewport=WIDE)
@@ -203,6 +206,7 @@ def _pages(
     _painted(page)
     _to_graph(page)
     shot(page, "explorer")
+    model = _entity_pages(page, url, shot)
     wide.close()
 
     viewer = browser.new_context(viewport=WIDE)
@@ -222,8 +226,31 @@ def _pages(
     _painted(page)
     _to_graph(page)
     shot(page, "explorer-narrow")
+    page.goto(model)
+    shot(page, "model-narrow")
     narrow.close()
     return saved
+
+
+def _entity_pages(page: Any, url: str, shot: Any) -> str:
+    """The entity pages, each reached by following links from a search; the model
+    version page's URL."""
+    page.goto(url + "/search?q=cancer&type=model")
+    page.locator("#results a").first.click()
+    page.wait_for_url(url + "/node?id=model*")
+    model: str = page.url
+    shot(page, "model")
+    page.locator("#facts a").first.click()  # its training run
+    page.wait_for_url(url + "/node?id=run*")
+    shot(page, "run")
+    page.locator("#inputs a").first.click()
+    page.wait_for_url(url + "/node?id=dataset*")
+    shot(page, "dataset")
+    page.goto(model)
+    page.locator("#deployments a").first.click()
+    page.wait_for_url(url + "/node?id=deployment*")
+    shot(page, "deployment")
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:

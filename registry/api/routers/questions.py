@@ -21,12 +21,13 @@ from registry.api.schemas import (
     DatasetPublic,
     NamePath,
     RecordQuery,
+    RunPath,
     SubjectQuery,
     TextPath,
     Time,
 )
 from registry.errors import NotFound
-from registry.ids import dataset_id
+from registry.ids import dataset_id, deployment_id, model_id
 
 router = APIRouter(prefix="/projects/{project}", tags=["questions"])
 
@@ -216,3 +217,54 @@ def resolve_model(
 ) -> dict[str, str]:
     """The model version id that ``name@version``, ``name@alias`` or an id names now."""
     return {"id": services.resolve_model(ask.ledger, ask.who.project, model)}
+
+
+# --- one node each (the web interface's entity pages answer the same) -------------
+
+
+@router.get("/runs/{run}", response_model=answers.RunAnswer, responses=NODE_PROBLEMS)
+def run(run: RunPath, ask: Annotated[Asking, asking("read", "runs.read")]) -> Response:
+    """A run: status, params, metrics and their series, inputs, outputs, code and
+    environment (every list bounded, with its count)."""
+    return sent(services.run_details(ask.ledger, ask.who.project, run=run))
+
+
+@router.get(
+    "/datasets/{name}/versions/{version}/details",
+    response_model=answers.DatasetVersionAnswer,
+    responses=NODE_PROBLEMS,
+)
+def dataset_details(
+    name: NamePath,
+    version: NamePath,
+    ask: Annotated[Asking, asking("read", "datasets.read")],
+) -> Response:
+    """A dataset version: digest, location, schema, records, upstream and downstream."""
+    node = dataset_id(ask.who.project, name, version)
+    return sent(services.dataset_details(ask.ledger, ask.who.project, dataset=node))
+
+
+@router.get(
+    "/models/{name}/versions/{version}",
+    response_model=answers.ModelVersionAnswer,
+    responses=NODE_PROBLEMS,
+)
+def model_details(
+    name: NamePath,
+    version: NamePath,
+    ask: Annotated[Asking, asking("read", "models.read")],
+) -> Response:
+    """A model version: training data, alias moves, deployments, predictions per day
+    (the last 90 days) and the remediation flags erasures put on it."""
+    node = model_id(ask.who.project, name, version)
+    return sent(services.model_details(ask.ledger, ask.who.project, model=node))
+
+
+@router.get("/deployments/{name}", response_model=answers.DeploymentAnswer, responses=NODE_PROBLEMS)
+def deployment_details(
+    name: NamePath, ask: Annotated[Asking, asking("read", "deployments.read")]
+) -> Response:
+    """A deployment: what it served when, with traffic splits, and its prediction volume
+    per model version and per day (the last 90 days)."""
+    node = deployment_id(ask.who.project, name)
+    return sent(services.deployment_details(ask.ledger, ask.who.project, deployment=node))
