@@ -320,9 +320,11 @@ def test_from_search_through_every_entity_page(watched: Watched, served: Served)
     _sign_in(watched, served, "viewer", "/search?q=clf&type=model")
     page, ledger = watched.page, served.ledger
     hits = services.search(ledger, "test", "clf", kinds=("model",)).hits
-    assert _hrefs(page, "#results a") == [node_href(h["newest"]) for h in hits]
+    # Each row links its name to the node's page (and "explore" to the lineage explorer).
+    names = "#results td[data-label=Name] a"
+    assert _hrefs(page, names) == [node_href(h["newest"]) for h in hits]
 
-    _follow(watched, "#results a", "model%3A")
+    _follow(watched, names, "model%3A")
     model = services.model_details(ledger, "test", model=hits[0]["newest"])
     assert page.locator("h1").inner_text() == f"{model.name}@{model.version}"
     assert _hrefs(page, "#training a") == [node_href(d["dataset"]) for d in model.training]
