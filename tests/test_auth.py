@@ -486,7 +486,7 @@ def test_a_0001_store_upgrades_and_keeps_its_events(store_url: str) -> None:
             version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     finally:
         store.dispose()
-    assert version == SCHEMA_HEAD == "0009"
+    assert version == SCHEMA_HEAD == "0010"
 
 
 def test_rebuild_leaves_keys_and_the_trail_alone(ledger: Ledger) -> None:
