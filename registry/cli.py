@@ -1074,10 +1074,11 @@ def render_trail(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """serve the HTTP API (uvicorn)
+    """serve the HTTP API and the web interface (uvicorn)
 
-    Serve the HTTP API (docs/api.md) under uvicorn, signing checkpoints as the log grows;
-    requests need an API key (mlledger keys create)."""
+    Serve the HTTP API (docs/api.md) under /api/v1 and the web interface (docs/ui.md)
+    at /, under uvicorn, signing checkpoints as the log grows; requests need an API key
+    (mlledger keys create), which the web interface's sign-in page takes once."""
     from registry.serve import ensure_ledger, serve
     from registry.settings import normalise_url
 

@@ -160,11 +160,17 @@ def _purge(conn: Connection, moment: datetime, limits: Limits) -> None:
 
 
 def check(
-    store: Store, token: str | None, limits: Limits, *, at: datetime | None = None
+    store: Store,
+    token: str | None,
+    limits: Limits,
+    *,
+    at: datetime | None = None,
+    renew: bool = True,
 ) -> Checked:
     """The live session of ``token``, its key looked up now, ``seen_at`` renewed (at
-    most once per ``TOUCH_EVERY``); or why there is none. A session found expired, or
-    whose key was revoked, is deleted."""
+    most once per ``TOUCH_EVERY``; never with ``renew`` false: a page's own polling is
+    not use, or an open tab would keep its session for good); or why there is none. A
+    session found expired, or whose key was revoked, is deleted."""
     if not well_formed(token):
         return Checked(None, "malformed session token")
     assert token is not None
@@ -191,7 +197,7 @@ def check(
     if reason is not None:
         end(store, token)
         return Checked(None, reason, key.key_id)
-    if _parse(session.seen_at) + TOUCH_EVERY <= moment:
+    if renew and _parse(session.seen_at) + TOUCH_EVERY <= moment:
         seen = _stamp(moment)
         with _writing(store) as conn:
             Raw(conn).run(

@@ -787,3 +787,43 @@ def test_the_overview_answers_hold_to_their_models(site: Site) -> None:
     for answer in answers:
         again = type(answer).model_validate(answer.model_dump(mode="json"))
         assert again.model_dump(mode="json") == answer.model_dump(mode="json")
+
+
+def test_the_feeds_polling_does_not_keep_a_session_alive(site: Site) -> None:
+    site.sign_in("auditor")
+
+    def seen() -> str:
+        [row] = _rows(site.store)
+        return row.seen_at
+
+    # Last used two minutes ago: alive, and due a renewal when used.
+    recent = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with site.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE web_sessions SET seen_at = ?", (recent,))
+    before = site.seq()
+    assert site.client.get("/feed?after=0").status_code == 200
+    assert seen() == recent  # the poll is recorded, not counted as use
+    assert [e["action"] for e in site.trail(before)] == ["web.feed"]
+    assert site.client.get("/").status_code == 200
+    assert seen() > recent
+
+
+def test_an_ended_session_signs_in_again_to_the_page_it_asked_for(site: Site) -> None:
+    site.client.cookies.set(SESSION_COOKIE, "A" * 43)
+    answer = site.client.get("/search?q=abc&type=model")
+    assert answer.status_code == 401
+    assert 'name="next" value="/search?q=abc&amp;type=model"' in answer.text
+
+
+def test_the_sign_in_forms_of_several_tabs_all_work(site: Site) -> None:
+    first = site.client.get("/sign-in")
+    second = site.client.get("/sign-in")
+    assert form_token(first) == form_token(second)
+    answer = site.client.post(
+        "/sign-in",
+        data={"key": site.keys["viewer"], "csrf": form_token(first)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    [row] = _rows(site.store)
+    assert row.key.key_id == site.key_id("viewer")

@@ -458,3 +458,25 @@ def test_the_api_routes_refuse_what_they_should(site: World) -> None:
     assert site.api("/runs/not-a-run").status_code == 400
     assert site.api("/deployments/..bad").status_code == 400
     assert site.api("/models/clf/versions/" + "9" * 200).status_code in (400, 404)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1e17, 1e17], [-1e308, 1e308], [1.7976931348623157e308] * 2, [5e-324, 0.0]],
+    ids=["flat-and-huge", "the-whole-range", "the-largest-float", "the-smallest"],
+)
+def test_charts_of_any_metric_values_the_api_takes(site: World, values: list[float]) -> None:
+    with (
+        registry.connect(site.ledger.store.url, project="test", actor="tester") as reg,
+        reg.run("extremes") as run,
+    ):
+        for step, value in enumerate(values):
+            run.log_metrics({"m": value}, step=step)
+        extreme = run.id
+    appended = [e for e in site.ledger.read(0) if e.entity == extreme]
+    assert [e.body["metrics"][0]["value"] for e in appended if e.type == "run-metrics-logged"] == (
+        values
+    )
+    site.sign_in("viewer")
+    page = _page(site, extreme)
+    assert "<svg" in page and "inf" not in page.replace("info", "")

@@ -282,12 +282,13 @@ def test_bad_subject_forms_get_clear_errors_and_no_5xx(site: Site) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert many.status_code == 400 and "at most 20 fields" in many.text
-    huge = site.client.post(
-        "/subjects/erase",
-        content=b"subject=" + b"a" * 20_000,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert huge.status_code == 413
+    for path, size in (("/subjects", 9_000), ("/subjects/erase", 70_000)):
+        huge = site.client.post(
+            path,
+            content=b"subject=" + b"a" * size,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert huge.status_code == 413, path
     typed = site.client.post("/records", json={"record": RECORD})
     assert typed.status_code == 400 and "expected application/x-www-form-urlencoded" in typed.text
     assert _head(site) == head
@@ -317,3 +318,27 @@ def test_certificates_of_unknown_junk_and_other_projects_erasures_are_not_found(
         # A control character in the path is the gate's to refuse (400).
         assert answer.status_code == (400 if erasure == "%00" else 404), erasure
         assert "content-disposition" not in answer.headers
+
+
+def test_a_justification_of_two_thousand_characters_in_any_script_is_taken(site: Site) -> None:
+    site.sign_in("dpo")
+    page = site.client.get("/subjects")
+    plan = _post(site, "/subjects/plan", page, subject=SUBJECT)
+    dry = erasures.erase(site.ledger, "test", SUBJECT, actor="tests", dry_run=True)
+    reference = dry["subject"].rsplit("/", 1)[-1][:8]
+    kept = dry["plan"]["models"][0]
+    justification = "保持" * 1000  # 2,000 characters, 6,000 bytes, 18,000 percent-encoded
+    head = _head(site)
+    done = _post(
+        site,
+        "/subjects/erase",
+        plan,
+        subject=SUBJECT,
+        confirm=reference,
+        keep=kept,
+        justification=justification,
+        approver="法務",
+    )
+    assert done.status_code == 200, done.text[:500]
+    erased = next(e for e in site.ledger.read(head + 1) if e.type == "subject-erased")
+    assert {f["model"]: f for f in erased.body["models"]}[kept]["justification"] == justification

@@ -106,10 +106,29 @@ def _number(value: float) -> str:
 
 
 def _scale(low: float, high: float, size: float) -> tuple[float, float]:
-    """The span to draw (never empty) and units per value."""
-    if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
-        low, high = (low - 1, high + 1) if math.isfinite(low) else (0.0, 1.0)
-    return low, size / (high - low)
+    """Where the drawn span starts and units per value. The span is never empty (a
+    flat or all but flat series gets one around it, wide enough to exist at its
+    magnitude: 1e17 + 1 is 1e17) and never overflows (it is measured in halves:
+    1e308 - -1e308 does not fit a float); ``_offset`` places a value in it."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        low, high = 0.0, 1.0
+    if not high / 2 - low / 2 > 0:  # flat, or too narrow to measure (5e-324 - 0)
+        pad = max(1.0, abs(low) * 1e-9)
+        wider = (low - pad, high + pad)
+        if not all(math.isfinite(v) for v in wider):  # at the edge of the floats
+            wider = (low - 2 * pad, high) if low > 0 else (low, high + 2 * pad)
+        low, high = wider
+    return low, (size / 2) / (high / 2 - low / 2)
+
+
+def _offset(value: float, low: float, units: float) -> float:
+    """``value``'s distance from ``low`` on the chart (in halves: never overflows)."""
+    return (value / 2 - low / 2) * (2 * units)
+
+
+def _at(distance: float, low: float, units: float) -> float:
+    """The value ``distance`` from ``low`` on the chart (in halves, as ``_offset``)."""
+    return 2 * (low / 2 + distance / (2 * units))
 
 
 def line_chart(points: list[tuple[float, float]]) -> Chart:
@@ -120,14 +139,16 @@ def line_chart(points: list[tuple[float, float]]) -> Chart:
     x0, sx = _scale(min(xs), max(xs), plot_w)
     y0, sy = _scale(min(ys), max(ys), plot_h)
     placed = [
-        (round(LEFT + (x - x0) * sx, 1), round(TOP + plot_h - (y - y0) * sy, 1)) for x, y in points
+        (round(LEFT + _offset(x, x0, sx), 1), round(TOP + plot_h - _offset(y, y0, sy), 1))
+        for x, y in points
     ]
     y_ticks = [
-        Tick(round(TOP + plot_h - i * plot_h / 4, 1), _number(y0 + i * plot_h / 4 / sy))
+        Tick(round(TOP + plot_h - i * plot_h / 4, 1), _number(_at(i * plot_h / 4, y0, sy)))
         for i in range(5)
     ]
     x_ticks = [
-        Tick(round(LEFT + i * plot_w / 4, 1), _number(x0 + i * plot_w / 4 / sx)) for i in range(5)
+        Tick(round(LEFT + i * plot_w / 4, 1), _number(_at(i * plot_w / 4, x0, sx)))
+        for i in range(5)
     ]
     return Chart(
         WIDTH,

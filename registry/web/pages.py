@@ -180,7 +180,12 @@ def _summary_due(request: Request) -> None:
 
 
 def signed_in(
-    request: Request, page: str, *, method: str = "GET", form: dict[str, str] | None = None
+    request: Request,
+    page: str,
+    *,
+    method: str = "GET",
+    form: dict[str, str] | None = None,
+    renew: bool = True,
 ) -> Viewer | Response:
     """The session of the request, allowed the permission of ``method page`` (recorded
     as its action, ``ACCESS``), or the answer to give instead: to the sign-in page
@@ -195,12 +200,19 @@ def signed_in(
             return RedirectResponse("/sign-in", status_code=303)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/sign-in?" + urlencode({"next": target}), status_code=303)
-    checked = sessions.check(_ledger(request).store, token, _limits(request))
+    checked = sessions.check(_ledger(request).store, token, _limits(request), renew=renew)
     if checked.session is None:
         actor = checked.key_id or "anonymous"
         if not _failed(request, actor=actor, action=action, reason=checked.reason):
             return _too_many(request)
-        answer = sign_in_page(request, status=401, message=checked.reason)
+        # Signed in again, the browser goes on to the page it asked for.
+        asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        answer = sign_in_page(
+            request,
+            status=401,
+            message=checked.reason,
+            next_path=asked if method == "GET" else "/",
+        )
         security.clear_cookie(answer, request, SESSION_COOKIE)
         return answer
     viewer = Viewer(checked.session, token)
@@ -302,8 +314,11 @@ def _too_many(request: Request) -> HTMLResponse:
 def sign_in_page(
     request: Request, *, status: int = 200, message: str | None = None, next_path: str = "/"
 ) -> HTMLResponse:
-    """The sign-in form, with a fresh form token in its cookie and hidden field."""
-    form_token = security.new_form_token()
+    """The sign-in form, with its form token in its cookie and hidden field: the
+    browser's own, while it has one (the forms of several tabs then all work), else a
+    fresh one."""
+    held = request.cookies.get(SIGN_IN_COOKIE)
+    form_token = held if sessions.well_formed(held) and held else security.new_form_token()
     answer = render(
         request,
         "sign_in.html",
@@ -487,7 +502,8 @@ def home(request: Request) -> Response:
 def feed_rows(request: Request) -> Response:
     """The project's events after ``?after=POSITION``, newest first, as rows of the
     home page's feed table (what its script adds)."""
-    viewer = signed_in(request, "/feed")
+    # The home page's script asks every few seconds: that is not use of the session.
+    viewer = signed_in(request, "/feed", renew=False)
     if not isinstance(viewer, Viewer):
         return viewer
     raw = request.query_params.get("after", "-1")

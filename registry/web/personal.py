@@ -68,6 +68,9 @@ CONFIRM_CHARS = 8
 KEY_MAX = 1024
 #: Fields of the erasure form: the kept model versions come one checkbox each.
 ERASE_FIELDS = 250
+#: Bytes of the erasure form: a justification of 2,000 characters in any script (up
+#: to 4 bytes each, percent-encoded 3 times over) and the model versions' ids fit.
+ERASE_FORM_LIMIT = 64 * 1024
 
 
 async def _form(request: Request, **options: Any) -> dict[str, str] | Response:
@@ -291,7 +294,9 @@ def _plan_page(
 async def erase(request: Request) -> Response:
     """Erase the subject posted, once the first characters of its erasure reference were
     typed to confirm; the outcome, with its certificate to download."""
-    form = await _form(request, lists=frozenset({"keep"}), max_fields=ERASE_FIELDS)
+    form = await _form(
+        request, lists=frozenset({"keep"}), max_fields=ERASE_FIELDS, limit=ERASE_FORM_LIMIT
+    )
     if isinstance(form, Response):
         return form
     answer: Response = await run_in_threadpool(_erase, request, form)

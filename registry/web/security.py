@@ -169,10 +169,14 @@ class NotAForm(Exception):
 
 
 async def read_form(
-    request: Request, *, lists: frozenset[str] = frozenset(), max_fields: int = 20
+    request: Request,
+    *,
+    lists: frozenset[str] = frozenset(),
+    max_fields: int = 20,
+    limit: int = FORM_LIMIT,
 ) -> dict[str, str]:
     """The fields of an ``application/x-www-form-urlencoded`` body (the first of each
-    name; every value of a name in ``lists``, one per line), read up to ``FORM_LIMIT``
+    name; every value of a name in ``lists``, one per line), read up to ``limit``
     bytes and ``max_fields`` fields."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
@@ -182,8 +186,8 @@ async def read_form(
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > FORM_LIMIT:
-            raise FormTooLarge(f"the form is larger than {FORM_LIMIT} bytes")
+        if len(body) > limit:
+            raise FormTooLarge(f"the form is larger than {limit} bytes")
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=max_fields)

@@ -43,6 +43,9 @@
   }
 
   async function poll() {
+    if (document.hidden) {
+      return; // a tab out of sight asks nothing: the trail records every ask
+    }
     let answer;
     try {
       answer = await fetch("/feed?after=" + encodeURIComponent(String(after)), {
