@@ -332,6 +332,21 @@ def sign_in_page(
     return answer
 
 
+async def posted_form(request: Request, **options: Any) -> dict[str, str] | Response:
+    """The fields of a form posted from this site (``security.read_form`` with
+    ``options``), or the error page to answer: 403 for a form from another site, 413
+    for one too large, 400 for a body that is not a form."""
+    foreign = security.foreign_origin(request)
+    if foreign is not None:
+        return error_page(request, 403, foreign)
+    try:
+        return await security.read_form(request, **options)
+    except security.FormTooLarge as exc:
+        return error_page(request, 413, str(exc))
+    except security.NotAForm as exc:
+        return error_page(request, 400, str(exc))
+
+
 # --- sign-in and sign-out -------------------------------------------------------------
 
 
@@ -345,15 +360,9 @@ def sign_in_form(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     """Exchange an API key for a session: the key checked as the API checks it, a new
     session token in the cookie, the old session (if any) ended."""
-    foreign = security.foreign_origin(request)
-    if foreign is not None:
-        return error_page(request, 403, foreign)
-    try:
-        form = await security.read_form(request)
-    except security.FormTooLarge as exc:
-        return error_page(request, 413, str(exc))
-    except security.NotAForm as exc:
-        return error_page(request, 400, str(exc))
+    form = await posted_form(request)
+    if isinstance(form, Response):
+        return form
     next_path = security.local_path(form.get("next"))
     if not security.same_token(request.cookies.get(SIGN_IN_COOKIE), form.get("csrf")):
         return sign_in_page(
@@ -409,15 +418,9 @@ def _sign_in(request: Request, form: dict[str, str], next_path: str) -> Response
 async def sign_out(request: Request) -> Response:
     """End the session: its row deleted, its cookie cleared. Only from this site's own
     form (Origin and CSRF token checked)."""
-    foreign = security.foreign_origin(request)
-    if foreign is not None:
-        return error_page(request, 403, foreign)
-    try:
-        form = await security.read_form(request)
-    except security.FormTooLarge as exc:
-        return error_page(request, 413, str(exc))
-    except security.NotAForm as exc:
-        return error_page(request, 400, str(exc))
+    form = await posted_form(request)
+    if isinstance(form, Response):
+        return form
     answer: Response = await run_in_threadpool(_sign_out, request, form)
     return answer
 

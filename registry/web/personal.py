@@ -20,6 +20,7 @@ download.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -28,13 +29,13 @@ from starlette.responses import Response
 
 from registry import erasures, services
 from registry.errors import LedgerError
-from registry.web import security
 from registry.web.pages import (
     ACCESS,
     NAVIGATION,
     Viewer,
     _ledger,
     error_page,
+    posted_form,
     render,
     router,
     signed_in,
@@ -73,17 +74,16 @@ ERASE_FIELDS = 250
 ERASE_FORM_LIMIT = 64 * 1024
 
 
-async def _form(request: Request, **options: Any) -> dict[str, str] | Response:
-    """The fields of a form posted from this site, or the error page to answer."""
-    foreign = security.foreign_origin(request)
-    if foreign is not None:
-        return error_page(request, 403, foreign)
-    try:
-        return await security.read_form(request, **options)
-    except security.FormTooLarge as exc:
-        return error_page(request, 413, str(exc))
-    except security.NotAForm as exc:
-        return error_page(request, 400, str(exc))
+async def _answer_form(
+    request: Request, answer: Callable[[Request, dict[str, str]], Response], **options: Any
+) -> Response:
+    """``answer`` to the form posted (in a worker thread: it reads the store), or the
+    error page of a form refused before it is read (``pages.posted_form``)."""
+    form = await posted_form(request, **options)
+    if isinstance(form, Response):
+        return form
+    answered: Response = await run_in_threadpool(answer, request, form)
+    return answered
 
 
 def _key_field(form: dict[str, str], name: str) -> str | None:
@@ -133,11 +133,7 @@ def records_form(request: Request) -> Response:
 @router.post("/records")
 async def records_lookup(request: Request) -> Response:
     """Every time the record posted was scored: deployment, model version, time, output."""
-    form = await _form(request)
-    if isinstance(form, Response):
-        return form
-    answer: Response = await run_in_threadpool(_records_lookup, request, form)
-    return answer
+    return await _answer_form(request, _records_lookup)
 
 
 def _records_lookup(request: Request, form: dict[str, str]) -> Response:
@@ -174,11 +170,7 @@ def subjects_form(request: Request) -> Response:
 @router.post("/subjects")
 async def subject_footprint(request: Request) -> Response:
     """Everything linked to the data subject posted, and the way to plan its erasure."""
-    form = await _form(request)
-    if isinstance(form, Response):
-        return form
-    answer: Response = await run_in_threadpool(_footprint, request, form)
-    return answer
+    return await _answer_form(request, _footprint)
 
 
 def _subject(request: Request, viewer: Viewer, form: dict[str, str]) -> str | Response:
@@ -212,11 +204,7 @@ def _footprint(request: Request, form: dict[str, str]) -> Response:
 async def erasure_plan(request: Request) -> Response:
     """What erasing the subject posted would touch (a dry run: nothing changes), and the
     form that confirms it."""
-    form = await _form(request)
-    if isinstance(form, Response):
-        return form
-    answer: Response = await run_in_threadpool(_plan, request, form)
-    return answer
+    return await _answer_form(request, _plan)
 
 
 def _dry_run(request: Request, viewer: Viewer, subject: str) -> dict[str, Any]:
@@ -294,13 +282,9 @@ def _plan_page(
 async def erase(request: Request) -> Response:
     """Erase the subject posted, once the first characters of its erasure reference were
     typed to confirm; the outcome, with its certificate to download."""
-    form = await _form(
-        request, lists=frozenset({"keep"}), max_fields=ERASE_FIELDS, limit=ERASE_FORM_LIMIT
+    return await _answer_form(
+        request, _erase, lists=frozenset({"keep"}), max_fields=ERASE_FIELDS, limit=ERASE_FORM_LIMIT
     )
-    if isinstance(form, Response):
-        return form
-    answer: Response = await run_in_threadpool(_erase, request, form)
-    return answer
 
 
 def _erase(request: Request, form: dict[str, str]) -> Response:
