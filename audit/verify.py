@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
@@ -58,6 +59,11 @@ from registry.wording import counted
 CHUNK = 10_000
 PAYLOAD_CHUNK = 64
 MAX_FINDINGS = 100
+
+#: Told how far a verification is: the tree (``events``, ``access``), the leaves of it
+#: checked so far and the leaves it holds. It may raise to stop the verification (the
+#: exception then leaves ``verify``, with every worker process stopped).
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -138,14 +144,21 @@ class VerifyReport:
 
 
 def verify(
-    store: Store, public_key: VerifierKey | None = None, *, workers: int | None = None
+    store: Store,
+    public_key: VerifierKey | None = None,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Verify both trees of ``store``; signatures are checked when ``public_key`` is given.
 
     The leaves of a large tree are checked by ``workers`` processes (default: one per
     CPU; this one and ``workers - 1`` started for it), each over ranges of it; 1 checks
     everything in this process. The findings,
-    and the report, are the same either way."""
+    and the report, are the same either way.
+
+    ``progress``, when given, is told each tree's leaves checked: 0 at its start, then
+    every ``CHUNK`` leaves (every range a worker finishes), and all of them at its end."""
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise FieldError(
@@ -157,8 +170,8 @@ def verify(
     pool = _pool(store, workers)
     try:
         with store.read() as conn:
-            events = _verify_tree(conn, EVENTS, public_key, pool)
-            access = _verify_tree(conn, TRAIL, public_key, pool)
+            events = _verify_tree(conn, EVENTS, public_key, pool, progress)
+            access = _verify_tree(conn, TRAIL, public_key, pool, progress)
     finally:
         if pool is not None:
             pool.close()
@@ -235,7 +248,11 @@ def _read_checkpoints(
 
 
 def _verify_tree(
-    conn: Connection, spec: TreeSpec, key: VerifierKey | None, pool: _Pool | None
+    conn: Connection,
+    spec: TreeSpec,
+    key: VerifierKey | None,
+    pool: _Pool | None,
+    progress: Progress | None = None,
 ) -> TreeReport:
     report = TreeReport(spec.name)
     checkpoints = _read_checkpoints(conn, spec, key, report)
@@ -243,14 +260,24 @@ def _verify_tree(
     walk.check_roots()  # a checkpoint of the empty tree
     if spec == EVENTS:
         walk.read_redactions(Raw(conn))
-    results = pool.walk(conn, spec, leaf_count(conn, spec), walk.marks) if pool else None
+    count = leaf_count(conn, spec)
+
+    def told(done: int) -> None:
+        if progress is not None:
+            progress(spec.name, done, max(count, done))
+
+    told(0)
+    results = pool.walk(conn, spec, count, walk.marks, told) if pool else None
     if results is not None:
         for result in results:
             walk.replay(result)
     else:
-        for leaf in leaves(conn, spec):
+        for checked, leaf in enumerate(leaves(conn, spec), start=1):
             walk.step(leaf)
+            if checked % CHUNK == 0:
+                told(checked)
     walk.finish()
+    told(walk.size)
     if spec == EVENTS:
         _check_payloads(conn, walk.digests, report)
     _check_stored_tree(walk.tree, spec, checkpoints, walk.compact, report)
@@ -769,14 +796,21 @@ class _Pool:
         self.broken = False  # whether they failed to start (then every tree is walked here)
 
     def walk(
-        self, conn: Connection, spec: TreeSpec, count: int, sizes: frozenset[int]
+        self,
+        conn: Connection,
+        spec: TreeSpec,
+        count: int,
+        sizes: frozenset[int],
+        told: Callable[[int], None] | None = None,
     ) -> list[RangeResult] | None:
         """The ranges' results in order; None when the tree is better walked in one
         pass: a small tree, or a range missing an index (a gap changes every position
         after it, so only one pass in order says what it did).
 
         The workers take the ranges from the first on; this process (on ``conn``) from
-        the last back, each one no worker has begun, so it works while they start."""
+        the last back, each one no worker has begun, so it works while they start.
+        ``told`` is told the leaves of the ranges finished so far, after each range
+        this process walks or takes from a worker."""
         if count < PARALLEL_MIN_LEAVES or self.broken:
             return None
         executor = self._start()
@@ -787,15 +821,27 @@ class _Pool:
             for (start, stop), marks in zip(cut, within, strict=True)
         ]
         here: dict[int, RangeResult] = {}
+
+        def tell() -> None:
+            if told is not None:
+                told(
+                    sum(
+                        stop - start
+                        for number, (start, stop) in enumerate(cut)
+                        if number in here or futures[number].done()
+                    )
+                )
+
         try:
             for number in reversed(range(len(cut))):
                 if not futures[number].cancel():
                     break  # a worker has it, and every range before it
                 here[number] = walk_range(conn, spec, cut[number], within[number])
-            results = [
-                here[number] if number in here else futures[number].result()
-                for number in range(len(cut))
-            ]
+                tell()
+            results = []
+            for number in range(len(cut)):
+                results.append(here[number] if number in here else futures[number].result())
+                tell()
         except BrokenProcessPool:
             # The workers could not start: a script that verifies when it is run, not
             # under `if __name__ == "__main__":`, runs again in each of them and fails.

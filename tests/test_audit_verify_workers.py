@@ -131,6 +131,61 @@ def test_an_untouched_log_verifies_with_workers(
     assert parallel.as_dict()["workers"] == 2
 
 
+def _told(
+    ledger: Ledger, key: SigningKey, workers: int
+) -> tuple[VerifyReport, list[tuple[str, int, int]]]:
+    calls: list[tuple[str, int, int]] = []
+    report = verify(
+        ledger.store,
+        key.verifier(),
+        workers=workers,
+        progress=lambda tree, done, total: calls.append((tree, done, total)),
+    )
+    return report, calls
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_is_told_each_trees_leaves_checked_in_order(
+    ledger: Ledger, log: tuple[SigningKey, int], monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    key, size = log
+    monkeypatch.setattr(verify_module, "CHUNK", 100)  # every 100 leaves in one process
+    report, calls = _told(ledger, key, workers)
+    assert report.ok, report.summary()
+    events = [(done, total) for tree, done, total in calls if tree == "events"]
+    access = [(done, total) for tree, done, total in calls if tree == "access"]
+    assert [tree for tree, _, _ in calls] == ["events"] * len(events) + ["access"] * len(access)
+    assert events[0] == (0, size) and events[-1] == (size, size)
+    assert access[0] == (0, report.access.size) and access[-1][0] == report.access.size
+    dones = [done for done, _ in events]
+    assert dones == sorted(dones) and len(set(dones)) > 3  # it moved on between ends
+    assert {total for _, total in events} == {size}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_raising_stops_the_verification(
+    ledger: Ledger, log: tuple[SigningKey, int], monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    key, _ = log
+    monkeypatch.setattr(verify_module, "CHUNK", 100)
+
+    class Stop(Exception):
+        pass
+
+    seen: list[int] = []
+
+    def stop_halfway(tree: str, done: int, total: int) -> None:
+        seen.append(done)
+        if done >= total // 2 and done > 0:
+            raise Stop
+
+    with pytest.raises(Stop):
+        verify(ledger.store, key.verifier(), workers=workers, progress=stop_halfway)
+    assert seen[0] == 0 and seen[-1] < log[1]
+    again, _ = _told(ledger, key, workers)  # nothing left behind: it verifies again
+    assert again.ok
+
+
 def test_a_changed_event_in_a_middle_range(ledger: Ledger, log: tuple[SigningKey, int]) -> None:
     key, _ = log
     with bypass(ledger.store) as conn:
