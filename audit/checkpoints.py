@@ -90,6 +90,20 @@ def stored_checkpoints(conn: Connection, tree: str) -> list[StoredCheckpoint]:
     return [_row(r) for r in rows]
 
 
+def newest_checkpoints(
+    conn: Connection, tree: str, *, before: int | None = None, limit: int = 25
+) -> list[StoredCheckpoint]:
+    """At most ``limit`` checkpoints of ``tree``, newest first, those with ``seq`` below
+    ``before`` when it is given (a page of the list, read by its index)."""
+    sql = f"SELECT {_COLUMNS} FROM checkpoints WHERE tree = ?"
+    params: list[Any] = [tree_spec(tree).name]
+    if before is not None:
+        sql += " AND seq < ?"
+        params.append(before)
+    rows = Raw(conn).all(sql + " ORDER BY seq DESC LIMIT ?", [*params, limit])
+    return [_row(r) for r in rows]
+
+
 def latest_checkpoint(conn: Connection, tree: str) -> StoredCheckpoint | None:
     """The newest checkpoint of ``tree``, or None."""
     row = Raw(conn).one(

@@ -540,3 +540,52 @@ def read_trail(
         {**dict(zip(TRAIL_FIELDS, row[:-1], strict=True)), "leaf_hash": bytes(row[-1]).hex()}
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class TrailFilter:
+    """Which entries of a project's trail to list: by the key that asked (``actor``,
+    exactly), the action (``action``, its beginning: ``web.`` for every page view),
+    the ``outcome`` (``allow`` or ``deny``), the time (``at`` from ``since_at``, before
+    ``until_at``: ISO 8601 UTC text, compared as written), and for the next page, the
+    entries before trail ``seq`` ``before``."""
+
+    actor: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since_at: str | None = None
+    until_at: str | None = None
+    before: int | None = None
+
+
+def search_trail(
+    store: Store, project: str, where: TrailFilter, *, limit: int = 50
+) -> list[dict[str, Any]]:
+    """At most ``limit`` of ``project``'s trail entries that ``where`` selects, newest
+    first; each a dict of ``TRAIL_FIELDS``. What the journal holds is folded first."""
+    fold_trail(store)
+    sql = f"SELECT {_TRAIL_COLUMNS} FROM access_trail WHERE project = ?"
+    params: list[Any] = [project]
+    if where.before is not None:
+        sql += " AND seq < ?"
+        params.append(where.before)
+    if where.actor:
+        sql += " AND actor = ?"
+        params.append(where.actor)
+    if where.action:
+        sql += " AND substr(action, 1, ?) = ?"
+        params += [len(where.action), where.action]
+    if where.outcome:
+        sql += " AND outcome = ?"
+        params.append(where.outcome)
+    if where.since_at:
+        sql += " AND at >= ?"
+        params.append(where.since_at)
+    if where.until_at:
+        sql += " AND at < ?"
+        params.append(where.until_at)
+    sql += " ORDER BY seq DESC LIMIT ?"
+    params.append(limit)
+    with store.read() as conn:
+        rows = Raw(conn).all(sql, params)
+    return [dict(zip(TRAIL_FIELDS, row, strict=True)) for row in rows]

@@ -22,8 +22,9 @@ from registry.api import app as api
 from registry.errors import LedgerError
 from registry.ledger import Ledger
 
-# ``personal`` registers its pages on ``pages.router`` (their permissions in ``pages.ACCESS``).
-from registry.web import entities, explorer, pages, personal, security  # noqa: F401
+# ``personal`` and ``integrity`` register their pages on ``pages.router`` (their
+# permissions in ``pages.ACCESS``).
+from registry.web import entities, explorer, integrity, pages, personal, security  # noqa: F401
 
 #: What the error pages say for the statuses the framework raises on its own.
 _MESSAGES = {

@@ -265,7 +265,15 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """``template`` rendered in the layout (escaping every value)."""
-    page = templates.get_template(template).render(
+    page = page_html(request, template, viewer=viewer, title=title, **context)
+    return HTMLResponse(page, status_code=status)
+
+
+def page_html(
+    request: Request, template: str, *, viewer: Viewer | None, title: str, **context: Any
+) -> str:
+    """The text of ``template`` rendered in the layout (escaping every value)."""
+    return templates.get_template(template).render(
         viewer=viewer,
         title=title,
         navigation=[(label, href) for label, href, need in NAVIGATION if viewer.may(need)]
@@ -274,7 +282,6 @@ def render(
         path=request.url.path,
         **context,
     )
-    return HTMLResponse(page, status_code=status)
 
 
 def error_page(
@@ -286,8 +293,9 @@ def error_page(
         403: "Not allowed",
         404: "Not found",
         405: "Method not allowed",
+        409: "Not yet possible",
         413: "Too large",
-        429: "Too many attempts",
+        429: "Too many requests",
     }
     return render(
         request,
