@@ -144,7 +144,9 @@ def test_a_bad_query_gets_the_400_page(site: Site, query: str) -> None:
     site.sign_in("auditor")
     answer = site.client.get(f"/audit?{query}")
     assert answer.status_code == 400
-    assert "expected events or access" in answer.text or "a whole number of 0 or more" in answer.text
+    assert (
+        "expected events or access" in answer.text or "a whole number of 0 or more" in answer.text
+    )
 
 
 # --- who may -------------------------------------------------------------------------------
@@ -302,7 +304,9 @@ def test_verify_now_finds_a_changed_event(store_site: Site) -> None:
     site.sign_in("auditor")
     changed = site.ledger.head() - 2
     with bypass(site.store) as conn:
-        conn.execute(text("UPDATE events SET actor = 'mallory' WHERE position = :p"), {"p": changed})
+        conn.execute(
+            text("UPDATE events SET actor = 'mallory' WHERE position = :p"), {"p": changed}
+        )
     page = _verify(site)
     assert 'data-ok="false"' in page and "Not as signed" in page
     assert f'id="first-bad-position">{changed}<' in page
@@ -354,7 +358,9 @@ def test_the_trail_lists_the_projects_entries_newest_first_with_filters(
     auth.record_access(
         site.store,
         [
-            auth.AccessEntry("key-o", "other", "events.read", "/x", "127.0.0.1", "allow", 200, "ok"),
+            auth.AccessEntry(
+                "key-o", "other", "events.read", "/x", "127.0.0.1", "allow", 200, "ok"
+            ),
         ],
     )
     page = site.client.get("/audit/trail")
@@ -376,6 +382,17 @@ def test_the_trail_lists_the_projects_entries_newest_first_with_filters(
         e["action"].startswith("web.audit") for e in site.trail(0) if e["seq"] in _seqs(views.text)
     )
     assert 'value="web.audit"' in views.text  # the form keeps the filter
+
+    assert 'href="/audit/proof?tree=access' not in page.text  # no checkpoint covers them yet
+    _sign(site, "access")
+    covered = site.client.get("/audit/trail")
+    links = [
+        int(s)
+        for s in re.findall(r'href="/audit/proof\?tree=access&amp;index=(\d+)"', covered.text)
+    ]
+    assert links and set(links) <= set(_seqs(covered.text))
+    proof = site.client.get(f"/audit/proof?tree=access&index={links[0]}")
+    assert proof.status_code == 200 and proof.json()["index"] == links[0]
 
     today = expected[-1]["at"][:10]
     dated = site.client.get(f"/audit/trail?from={today}&to={today}")

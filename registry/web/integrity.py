@@ -328,9 +328,12 @@ def trail_page(request: Request) -> Response:
     except ValueError as exc:
         return render(
             request, "trail.html", status=400, viewer=viewer, title="Access trail",
-            fields=fields, entries=[], older=None, problem=str(exc), paged=False,
+            fields=fields, entries=[], older=None, problem=str(exc), paged=False, covered=0,
         )  # fmt: skip
-    found = search_trail(_ledger(request).store, viewer.project, where, limit=TRAIL_SHOWN + 1)
+    store = _ledger(request).store
+    found = search_trail(store, viewer.project, where, limit=TRAIL_SHOWN + 1)
+    with store.read() as conn:
+        signed = cps.latest_checkpoint(conn, TRAIL.name)
     older = found[TRAIL_SHOWN - 1]["seq"] if len(found) > TRAIL_SHOWN else None
     return render(
         request,
@@ -342,6 +345,7 @@ def trail_page(request: Request) -> Response:
         older=None if older is None else _older_link(fields, older),
         problem=None,
         paged=where.before is not None,
+        covered=0 if signed is None else signed.size,
     )
 
 
