@@ -8,14 +8,18 @@ appends an event."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
+from starlette.requests import Request
 
 import registry.web.integrity as integrity
 from audit import checkpoints as cps
@@ -337,6 +341,45 @@ def test_a_verification_whose_page_closed_stops_and_frees_the_lock(site: Site) -
     assert integrity._VERIFYING.acquire(blocking=False)
     integrity._verify_in_thread(site.store, Settings(), news, stop)
     assert news.get_nowait() == ("failed", "The verification was stopped: its page was closed.")
+    assert not integrity._VERIFYING.locked()
+
+
+def test_closing_the_verifications_page_stops_it(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("audit.verify.CHUNK", 1)  # a step after every entry
+    monkeypatch.setattr(integrity, "STEP_SECONDS", 0.0)
+    _grow(site, 100)
+    outcomes: list[str] = []
+    real = integrity.verify
+
+    def slowly(*args: Any, progress: Any, **options: Any) -> Any:
+        def step(tree: str, done: int, total: int) -> None:
+            time.sleep(0.01)  # 100 entries: a second at least, to be stopped in
+            progress(tree, done, total)
+
+        try:
+            report = real(*args, progress=step, **options)
+        except integrity._Stopped:
+            outcomes.append("stopped")
+            raise
+        outcomes.append("finished")
+        return report
+
+    monkeypatch.setattr(integrity, "verify", slowly)
+    request = Request({"type": "http", "app": site.client.app, "method": "POST", "headers": []})
+
+    async def close_after_the_first_step() -> None:
+        page = integrity._verification(request, "HEAD", "TAIL")
+        assert await anext(page) == "HEAD"
+        assert "0 of" in await anext(page)
+        await page.aclose()  # what the server does when the browser goes away
+
+    asyncio.run(close_after_the_first_step())
+    deadline = time.monotonic() + 30
+    while integrity._VERIFYING.locked() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outcomes == ["stopped"]
     assert not integrity._VERIFYING.locked()
 
 

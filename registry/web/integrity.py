@@ -288,15 +288,15 @@ def _verify_in_thread(
 ) -> None:
     """Run the verification, telling ``news`` its steps (at most every ``STEP_SECONDS``,
     and each tree's first and last) and its report or what stopped it."""
-    last = 0.0
+    last, told = 0.0, ("", -1)
 
     def progress(tree: str, done: int, total: int) -> None:
-        nonlocal last
+        nonlocal last, told
         if stop.is_set():
             raise _Stopped
         now = time.monotonic()
-        if done in (0, total) or now - last >= STEP_SECONDS:
-            last = now
+        if (tree, done) != told and (done in (0, total) or now - last >= STEP_SECONDS):
+            last, told = now, (tree, done)
             news.put(("step", (tree, done, total)))
 
     try:
