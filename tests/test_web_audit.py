@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from starlette.requests import Request
+from starlette.testclient import TestClient
 
 import registry.web.integrity as integrity
 from audit import checkpoints as cps
@@ -486,3 +487,32 @@ def test_the_last_day_of_the_calendar_is_a_valid_to(site: Site) -> None:
     site.sign_in("auditor")
     answer = site.client.get("/audit/trail?to=9999-12-31")
     assert answer.status_code == 200 and _seqs(answer.text)
+
+
+def test_an_unexpected_error_on_a_page_answers_the_500_page_with_its_headers(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.sign_in("auditor")
+
+    def broken(*args: Any, **options: Any) -> Any:
+        raise RuntimeError("a bug with a secret: rec-0")
+
+    monkeypatch.setattr(integrity, "search_trail", broken)
+    client = TestClient(
+        site.client.app, base_url="http://mlledger.test", raise_server_exceptions=False
+    )
+    client.cookies = site.client.cookies
+    answer = client.get("/audit/trail")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Server error" in answer.text and "rec-0" not in answer.text
+    assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+    assert answer.headers["cache-control"] == "no-store"
+    monkeypatch.setattr(auth, "read_trail", broken)  # the API's still answers a problem
+    api = client.get(
+        "/api/v1/projects/test/access-trail",
+        headers={"Authorization": f"Bearer {site.keys['auditor']}"},
+    )
+    assert api.status_code == 500
+    assert api.headers["content-type"] == "application/problem+json"
+    assert api.json()["detail"] == "unexpected RuntimeError; see the server log"

@@ -10,6 +10,7 @@ answers as before under ``/api/v1``; ``mlledger serve`` serves this app.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable
 
 from fastapi import FastAPI, Request
@@ -26,10 +27,13 @@ from registry.ledger import Ledger
 # permissions in ``pages.ACCESS``).
 from registry.web import entities, explorer, integrity, pages, personal, security  # noqa: F401
 
+log = logging.getLogger("mlledger.web")
+
 #: What the error pages say for the statuses the framework raises on its own.
 _MESSAGES = {
     404: "There is no page at this address.",
     405: "This page does not take that method.",
+    500: "Something went wrong on the server; what happened is in the server's log.",
 }
 
 
@@ -65,8 +69,23 @@ def install(app: FastAPI) -> None:
             return await _delegate(ledger_handler(request, exc))
         return await run_in_threadpool(_error, request, exc.status, str(exc))
 
+    unexpected_handler = app.exception_handlers[Exception]
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Answered outside the middleware (by Starlette's last resort), so the
+        # security headers are set here.
+        if not security.is_web_path(request.url.path):
+            return await _delegate(unexpected_handler(request, exc))
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        answer = pages.error_page(request, 500, _MESSAGES[500])
+        answer.headers.update(
+            {name.decode(): value.decode() for name, value in security.security_headers()}
+        )
+        return answer
+
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(LedgerError, ledger_error)
+    app.add_exception_handler(Exception, unexpected)
     # Outermost: the headers go on the gate's refusals of web paths too.
     app.add_middleware(security.WebHeaders)
 

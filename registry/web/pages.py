@@ -296,6 +296,7 @@ def error_page(
         409: "Not yet possible",
         413: "Too large",
         429: "Too many requests",
+        500: "Server error",
     }
     return render(
         request,

@@ -48,6 +48,18 @@ def is_web_path(path: str) -> bool:
     return not (path.startswith(API_PATHS) or path in ("/api", "/openapi.json"))
 
 
+def security_headers(static: bool = False) -> list[tuple[bytes, bytes]]:
+    """The headers every response of a web interface path carries."""
+    return [
+        (b"content-security-policy", CSP.encode("ascii")),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (b"x-frame-options", b"DENY"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"cache-control", b"no-cache" if static else b"no-store"),
+    ]
+
+
 class WebHeaders:
     """Adds the security headers to every response of a web interface path."""
 
@@ -65,14 +77,7 @@ class WebHeaders:
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() not in _SET_HERE
                 ]
-                headers += [
-                    (b"content-security-policy", CSP.encode("ascii")),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"cross-origin-opener-policy", b"same-origin"),
-                    (b"cache-control", b"no-cache" if static else b"no-store"),
-                ]
+                headers += security_headers(static)
                 message = {**message, "headers": headers}
             await send(message)
 

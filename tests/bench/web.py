@@ -9,6 +9,12 @@ client, one signed-in session, requests one after another: the time is the serve
 (page, queries, and the durable trail entry of each view), without a network between.
 Each page is asked ``--repeat`` times after two warm-up requests; the result gives the
 median and the 95th percentile per page, and whether each p95 is within 100 ms.
+
+The audit pages are measured on the same ledger with an access trail of 200,000
+entries of the project (one in a hundred denied, by 50 keys) and a checkpoint of each
+tree: the checkpoints page, a proof bundle, the trail's first page, and the trail
+filtered by a key id, by denials, and by a key and day no entry matches (the filter
+that reads the most).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from audit.checkpoints import load_signing_key, write_checkpoint
 from registry import auth
 from registry.sdk import connect
 from registry.web.app import create_app
@@ -39,6 +46,8 @@ from tests.bench.harness import (
 
 PROJECT = "bench"
 TARGET_MS = 100.0
+#: Access-trail entries of the project at scale 1.
+TRAIL = 200_000
 
 
 def populate(db: str, runs: int, predictions: int) -> dict[str, str]:
@@ -69,12 +78,32 @@ def populate(db: str, runs: int, predictions: int) -> dict[str, str]:
                 outputs=[0.5] * n, at=at,
             )  # fmt: skip
     settle(db)
+    trail = int(TRAIL * runs / 10_000)
+    with connect(db, project=PROJECT, actor="bench") as reg:
+        store = reg.ledger.store
+        for done in range(0, trail, 10_000):
+            auth.record_access(
+                store,
+                [
+                    auth.AccessEntry(
+                        f"key-{i % 50:02d}", PROJECT, "events.read", "/api/v1/events",
+                        "127.0.0.1", "deny" if i % 100 == 0 else "allow",
+                        403 if i % 100 == 0 else 200, "bench",
+                    )
+                    for i in range(done, min(done + 10_000, trail))
+                ],
+            )  # fmt: skip
+        key, _, _ = load_signing_key(store.url, create=True, store=store)
+        write_checkpoint(store, key, "events")
+        write_checkpoint(store, key, "access")
+        position = reg.ledger.head()  # the newest event, of the project
     return {
         "runs_appended": str(built["events"] // 4),
         "run": trained,
         "dataset": str(data.id),
         "model": str(model.id),
         "deployment": str(api.id),
+        "position": str(position),
     }
 
 
@@ -110,6 +139,12 @@ def bench_pages(work: Path, scale: float, repeat: int) -> dict[str, Any]:
         "dataset": node_href(nodes["dataset"]),
         "model": node_href(nodes["model"]),
         "deployment": node_href(nodes["deployment"]),
+        "audit": "/audit",
+        "proof": f"/audit/proof?tree=events&index={nodes['position']}",
+        "trail": "/audit/trail",
+        "trail_by_key": "/audit/trail?actor=key-07",
+        "trail_denied": "/audit/trail?outcome=deny",
+        "trail_no_match": "/audit/trail?actor=key-07&from=1999-01-01&to=1999-01-01",
     }
     figures: dict[str, Any] = {}
     with TestClient(create_app(db), base_url="http://mlledger.test") as client:
