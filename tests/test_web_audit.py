@@ -516,3 +516,18 @@ def test_an_unexpected_error_on_a_page_answers_the_500_page_with_its_headers(
     assert api.status_code == 500
     assert api.headers["content-type"] == "application/problem+json"
     assert api.json()["detail"] == "unexpected RuntimeError; see the server log"
+
+
+@pytest.mark.parametrize("query", ["actor=%00", "action=web.%01", "api_key=mll_x", "token=abc"])
+def test_a_refused_url_on_a_page_gets_the_400_page_and_writes_nothing(
+    site: Site, query: str
+) -> None:
+    site.sign_in("auditor")
+    before = site.seq()
+    answer = site.client.get(f"/audit/trail?{query}")
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "control character" in answer.text or "credential in the URL" in answer.text
+    assert "mll_x" not in answer.text and "abc" not in answer.text
+    assert site.seq() == before

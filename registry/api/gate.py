@@ -346,7 +346,7 @@ class Gate:
             return
         _keep_encoded_segments(scope)
         requirement, path_params = self._match(scope)
-        refusal = _url_refusal(scope)
+        refusal = url_refusal(scope)
         if refusal is not None:
             await _problem(send, scope, *refusal)
             return
@@ -600,7 +600,7 @@ def _keep_encoded_segments(scope: Scope) -> None:
     middleware around the gate reads the route it finds there) with each segment
     decoded but for ``%`` and ``/`` (as ``%25`` and ``%2F``), so that a name holding
     ``/`` stays one segment; the routes decode them (``unquote``). Other paths, and a
-    path that is not UTF-8 (refused by ``_url_refusal``), are left alone."""
+    path that is not UTF-8 (refused by ``url_refusal``), are left alone."""
     path = str(scope.get("path", ""))
     raw = scope.get("raw_path")
     if not isinstance(raw, bytes) or not path.startswith(MARQUEZ_PREFIXES):
@@ -656,7 +656,7 @@ def _may_have_body(scope: Scope) -> bool:
     return "transfer-encoding" in headers or (_content_length(scope) or 0) > 0
 
 
-def _url_refusal(scope: Scope) -> tuple[str, str, dict[str, str]] | None:
+def url_refusal(scope: Scope) -> tuple[str, str, dict[str, str]] | None:
     """Why the URL itself is refused (control characters, credentials), or None."""
     path = str(scope.get("path", ""))
     raw = scope.get("raw_path")

@@ -18,8 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from registry.api import app as api
+from registry.api import gate
 from registry.errors import LedgerError
 from registry.ledger import Ledger
 
@@ -86,8 +88,33 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(LedgerError, ledger_error)
     app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(_UrlRefusals)
     # Outermost: the headers go on the gate's refusals of web paths too.
     app.add_middleware(security.WebHeaders)
+
+
+#: The interface's JSON calls: the gate's problem document is their answer to a bad URL.
+_JSON_CALLS = frozenset({"/lineage/graph", "/lineage/expand"})
+
+
+class _UrlRefusals:
+    """The gate's refusals of a URL itself (a control character, a path that is not
+    UTF-8, a credential in the query), on a web path: the 400 page, rather than the
+    API's problem document. Nothing is recorded, as the gate records nothing for them."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] == "http" and security.is_web_path(path) and path not in _JSON_CALLS:
+            refusal = gate.url_refusal(scope)
+            if refusal is not None:
+                _, detail, _ = refusal
+                answer = await run_in_threadpool(pages.error_page, Request(scope), 400, detail)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _delegate(answer: Response | Awaitable[Response]) -> Response:
