@@ -559,33 +559,47 @@ class TrailFilter:
 
 
 def search_trail(
-    store: Store, project: str, where: TrailFilter, *, limit: int = 50
-) -> list[dict[str, Any]]:
+    store: Store, project: str, where: TrailFilter, *, limit: int = 50, window: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
     """At most ``limit`` of ``project``'s trail entries that ``where`` selects, newest
-    first; each a dict of ``TRAIL_FIELDS``. What the journal holds is folded first."""
+    first, each a dict of ``TRAIL_FIELDS``; and, with ``window``, where the search
+    stopped: it looks at the newest ``window`` entries of the project (before
+    ``where.before``) only, so a filter that matches little costs a bounded read; the
+    seq of the oldest entry it looked at when older ones were left (search on from
+    before it), else None. What the journal holds is folded first."""
     fold_trail(store)
-    sql = f"SELECT {_TRAIL_COLUMNS} FROM access_trail WHERE project = ?"
+    scope = "project = ?"
     params: list[Any] = [project]
     if where.before is not None:
-        sql += " AND seq < ?"
+        scope += " AND seq < ?"
         params.append(where.before)
-    if where.actor:
-        sql += " AND actor = ?"
-        params.append(where.actor)
-    if where.action:
-        sql += " AND substr(action, 1, ?) = ?"
-        params += [len(where.action), where.action]
-    if where.outcome:
-        sql += " AND outcome = ?"
-        params.append(where.outcome)
-    if where.since_at:
-        sql += " AND at >= ?"
-        params.append(where.since_at)
-    if where.until_at:
-        sql += " AND at < ?"
-        params.append(where.until_at)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    params.append(limit)
     with store.read() as conn:
-        rows = Raw(conn).all(sql, params)
-    return [dict(zip(TRAIL_FIELDS, row, strict=True)) for row in rows]
+        raw = Raw(conn)
+        floor = None
+        if window is not None:
+            found = raw.one(
+                f"SELECT seq FROM access_trail WHERE {scope} ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                [*params, window],
+            )
+            if found is not None:  # older entries than the window's are left
+                floor = int(found[0]) + 1
+                scope += " AND seq >= ?"
+                params.append(floor)
+        sql = f"SELECT {_TRAIL_COLUMNS} FROM access_trail WHERE {scope}"
+        if where.actor:
+            sql += " AND actor = ?"
+            params.append(where.actor)
+        if where.action:
+            sql += " AND substr(action, 1, ?) = ?"
+            params += [len(where.action), where.action]
+        if where.outcome:
+            sql += " AND outcome = ?"
+            params.append(where.outcome)
+        if where.since_at:
+            sql += " AND at >= ?"
+            params.append(where.since_at)
+        if where.until_at:
+            sql += " AND at < ?"
+            params.append(where.until_at)
+        rows = raw.all(sql + " ORDER BY seq DESC LIMIT ?", [*params, limit])
+    return [dict(zip(TRAIL_FIELDS, row, strict=True)) for row in rows], floor

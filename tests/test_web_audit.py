@@ -463,6 +463,39 @@ def test_the_trail_pages_back_with_its_filters_kept(
     assert _seqs(second.text) and max(_seqs(second.text)) < shown[-1]
 
 
+@pytest.mark.parametrize("window", [1, 4, 7])
+def test_each_trail_page_looks_through_a_window_and_the_next_goes_on(
+    site: Site, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    monkeypatch.setattr(integrity, "TRAIL_WINDOW", window)
+    monkeypatch.setattr(integrity, "TRAIL_SHOWN", 2)
+    site.sign_in("viewer")
+    for _ in range(3):
+        site.client.get("/audit")  # denied: rare among the entries
+    site.sign_in("auditor")
+    for _ in range(6):
+        site.client.get("/")
+    wanted = [e["seq"] for e in reversed(site.trail(0)) if e["project"] == "test"]
+    denied = [s for s in wanted if site.trail(s)[0]["outcome"] == "deny"]
+    assert len(denied) >= 3
+    seen: list[int] = []
+    link: str | None = "/audit/trail?outcome=deny"
+    pages = 0
+    while link is not None:
+        page = site.client.get(link)
+        assert page.status_code == 200
+        shown = _seqs(page.text)
+        assert len(shown) <= 2
+        seen += shown
+        found = re.search(r'href="(/audit/trail\?[^"]+)" rel="next"', page.text)
+        link = None if found is None else found.group(1).replace("&amp;", "&")
+        if link is not None and len(shown) < 2:
+            assert 'id="search-stopped"' in page.text  # it says why it stopped
+        pages += 1
+        assert pages < 100
+    assert seen == denied  # every denial, once, newest first
+
+
 @pytest.mark.parametrize(
     ("query", "says"),
     [

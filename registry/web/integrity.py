@@ -70,6 +70,9 @@ NAVIGATION.extend([("Audit", "/audit", "audit"), ("Access trail", "/audit/trail"
 #: Checkpoints a page lists, and trail entries.
 CHECKPOINTS_SHOWN = 25
 TRAIL_SHOWN = 50
+#: The most entries of the trail one page looks through for its filter's matches (so
+#: a filter that matches little costs a bounded read); the next page goes on from there.
+TRAIL_WINDOW = 100_000
 #: The most often a verification's page is sent a line of progress.
 STEP_SECONDS = 0.25
 #: How often the page's sender looks for the verification's news.
@@ -317,7 +320,8 @@ def _verify_in_thread(
 @router.get("/audit/trail")
 def trail_page(request: Request) -> Response:
     """The project's access trail, newest first, filtered by key, action, outcome and
-    dates; older entries a page at a time."""
+    dates; older entries a page at a time (each page looks through at most
+    ``TRAIL_WINDOW`` entries)."""
     viewer = signed_in(request, "/audit/trail")
     if not isinstance(viewer, Viewer):
         return viewer
@@ -329,12 +333,16 @@ def trail_page(request: Request) -> Response:
         return render(
             request, "trail.html", status=400, viewer=viewer, title="Access trail",
             fields=fields, entries=[], older=None, problem=str(exc), paged=False, covered=0,
+            stopped=None, window=TRAIL_WINDOW,
         )  # fmt: skip
     store = _ledger(request).store
-    found = search_trail(store, viewer.project, where, limit=TRAIL_SHOWN + 1)
+    found, floor = search_trail(
+        store, viewer.project, where, limit=TRAIL_SHOWN + 1, window=TRAIL_WINDOW
+    )
     with store.read() as conn:
         signed = cps.latest_checkpoint(conn, TRAIL.name)
-    older = found[TRAIL_SHOWN - 1]["seq"] if len(found) > TRAIL_SHOWN else None
+    # The next page: from the last entry shown, or from where this search stopped.
+    older = found[TRAIL_SHOWN - 1]["seq"] if len(found) > TRAIL_SHOWN else floor
     return render(
         request,
         "trail.html",
@@ -346,6 +354,8 @@ def trail_page(request: Request) -> Response:
         problem=None,
         paged=where.before is not None,
         covered=0 if signed is None else signed.size,
+        stopped=None if len(found) > TRAIL_SHOWN else floor,
+        window=TRAIL_WINDOW,
     )
 
 
