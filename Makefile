@@ -95,6 +95,7 @@ bench-pg: $(STAMP)
 	$(PY) -m tests.bench.http_api --store postgresql --rates 200,250,300 --out .mlledger/bench-http-pg.json
 	$(PY) -m tests.bench.ingest --store postgresql --out .mlledger/bench-ingest-pg.json
 	$(PY) -m tests.bench.marquez --store postgresql --out .mlledger/bench-marquez-pg.json
+	$(PY) -m tests.bench.web --store postgresql --out .mlledger/bench-web-pg.json
 	$(PY) -m tests.bench.summary --out .mlledger/bench-summary.md
 
 # One table of every result under .mlledger (those not run are listed as such).

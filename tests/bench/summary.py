@@ -193,6 +193,49 @@ MARQUEZ = (
     Figure("Marquez dataset right after an append, median", "after_append_ms.p50_ms", "ms"),
 )
 
+WEB_PAGES = (
+    ("home", "home"),
+    ("search", "search"),
+    ("run", "run page"),
+    ("dataset", "dataset version page"),
+    ("model", "model version page"),
+    ("deployment", "deployment page"),
+    ("audit", "audit page"),
+    ("proof", "proof bundle"),
+    ("trail", "access trail"),
+    ("trail_by_key", "access trail by key"),
+    ("trail_denied", "access trail, denied"),
+    ("trail_no_match", "access trail, no match"),
+)
+
+WEB = tuple(
+    Figure(
+        f"Web {label}, p95 (1M predictions)",
+        f"web_pages.pages.{key}.p95_ms",
+        "ms",
+        f"{key}_p95<=100ms",
+    )
+    for key, label in WEB_PAGES
+)
+
+EXPLORER = (
+    Figure(
+        "Explorer first paint, max (2,001 nodes)",
+        "browser.first_paint.max_ms",
+        "ms",
+        "first_paint<=1000ms",
+    ),
+    *(
+        Figure(
+            f"Explorer {label}, p95 (2,001 nodes)",
+            f"server.{key}.p95_ms",
+            "ms",
+            f"{key}_p95<=100ms",
+        )
+        for key, label in (("page", "page"), ("graph", "graph JSON"), ("expand_root", "expand"))
+    ),
+)
+
 SOURCES = (
     Source(
         "bench-mlflow.json",
@@ -227,6 +270,9 @@ SOURCES = (
         MARQUEZ,
         "postgresql",
     ),
+    Source("bench-web.json", "python -m tests.bench.web", WEB),
+    Source("bench-web-pg.json", "python -m tests.bench.web --store postgresql", WEB, "postgresql"),
+    Source("bench-explorer.json", "python -m tests.bench.explorer", EXPLORER),
     Source(
         "bench-audit.json",
         "python -m tests.bench.audit",
