@@ -250,8 +250,16 @@ def test_proofs_of_other_projects_missing_or_uncovered_entries_are_refused(site:
         ).scalar_one()
     foreign = site.client.get(f"/audit/proof?index={other}")
     assert foreign.status_code == 404 and "secret-other-data" not in foreign.text
-    absent = site.client.get("/audit/proof?index=99999999")
+    absent = site.client.get(f"/audit/proof?index={other}00000")
     assert absent.status_code == 404
+    said = re.compile(r'<h1 id="error-title">Not found</h1>\s*<p>([^<]*)<')
+
+    def message(page: Any) -> str:
+        found = said.search(page.text)
+        assert found is not None, page.text
+        return found.group(1).replace(str(other) + "00000", str(other))
+
+    assert message(foreign) == message(absent)  # the same answer, missing or another's
     _grow(site)
     uncovered = site.client.get(f"/audit/proof?index={site.ledger.head()}")
     assert uncovered.status_code == 409 and "not covered by a signed checkpoint" in uncovered.text
@@ -300,7 +308,7 @@ def test_verify_now_shows_its_progress_then_the_report(
         ("web.audit.verify", "/audit/verify", "allow"),
     ]
     assert site.ledger.head() == head
-    assert not integrity._VERIFYING.locked()
+    assert not integrity._busy(site.store)
 
 
 def test_verify_now_finds_a_changed_event(store_site: Site) -> None:
@@ -322,8 +330,12 @@ def test_a_second_verification_meanwhile_is_told_to_wait(site: Site) -> None:
     site.sign_in("admin")
     page = site.client.get("/audit")
     before = site.seq()
-    with integrity._VERIFYING:
+    turn = integrity._take_turn(site.store)  # as another server process would hold it
+    assert turn is not None
+    try:
         busy = site.client.post("/audit/verify", data={"csrf": form_token(page)})
+    finally:
+        integrity._end_turn(turn)
     assert busy.status_code == 429 and busy.headers["retry-after"] == "10"
     assert "already running" in busy.text
     assert _actions(site, before) == [("web.audit.verify", "/audit/verify", "allow")]
@@ -339,10 +351,26 @@ def test_a_verification_whose_page_closed_stops_and_frees_the_lock(site: Site) -
     news: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
     stop = threading.Event()
     stop.set()
-    assert integrity._VERIFYING.acquire(blocking=False)
-    integrity._verify_in_thread(site.store, Settings(), news, stop)
+    turn = integrity._take_turn(site.store)
+    assert turn is not None and integrity._busy(site.store)
+    integrity._verify_in_thread(site.store, Settings(), news, stop, turn)
     assert news.get_nowait() == ("failed", "The verification was stopped: its page was closed.")
-    assert not integrity._VERIFYING.locked()
+    assert not integrity._busy(site.store)
+
+
+def test_a_verification_that_fails_unexpectedly_says_so_and_frees_its_turn(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **options: Any) -> Any:
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(integrity, "verify", broken)
+    site.sign_in("auditor")
+    page = _verify(site)
+    assert 'id="verify-failed"' in page and "could not run to its end" in page
+    assert "the database went away" not in page
+    assert page.rstrip().endswith("</html>")
+    assert not integrity._busy(site.store)
 
 
 def test_closing_the_verifications_page_stops_it(
@@ -378,10 +406,10 @@ def test_closing_the_verifications_page_stops_it(
 
     asyncio.run(close_after_the_first_step())
     deadline = time.monotonic() + 30
-    while integrity._VERIFYING.locked() and time.monotonic() < deadline:
+    while integrity._busy(site.store) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert outcomes == ["stopped"]
-    assert not integrity._VERIFYING.locked()
+    assert not integrity._busy(site.store)
 
 
 # --- the access trail ----------------------------------------------------------------------
@@ -501,6 +529,9 @@ def test_each_trail_page_looks_through_a_window_and_the_next_goes_on(
     [
         ("outcome=maybe", "expected allow or deny"),
         ("from=yesterday", "is not a date: expected YYYY-MM-DD"),
+        ("from=20261206", "is not a date: expected YYYY-MM-DD"),
+        ("to=2026-W49-1", "is not a date: expected YYYY-MM-DD"),
+        ("to=2026-02-30", "is not a date: expected YYYY-MM-DD"),
         ("from=2026-02-03&to=2026-02-01", "expected from on or before to"),
         ("actor=" + "k" * 301, "expected at most 300"),
         ("action=" + "a" * 65, "expected at most 64"),

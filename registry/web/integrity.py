@@ -19,8 +19,12 @@ told to wait (429). A browser that goes away stops it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import logging
+import os
 import queue
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -39,8 +43,8 @@ from audit.proofs import make_bundle
 from audit.trail import TrailFilter, search_trail
 from audit.tree import EVENTS, TRAIL, leaf_count
 from audit.verify import VerifyReport, verify
-from registry.errors import LedgerError
-from registry.settings import Settings
+from registry.errors import LedgerError, NotFound
+from registry.settings import Settings, key_directory
 from registry.store import Store
 from registry.web.pages import (
     ACCESS,
@@ -82,8 +86,13 @@ _ACTOR_MAX, _ACTION_MAX = 300, 64
 _INDEX_MAX = 2**62
 #: The tree names as the pages say them.
 TREE_TITLES = {EVENTS.name: "event log", TRAIL.name: "access trail"}
-#: One verification at a time in this process: it reads every row of the store.
-_VERIFYING = threading.Lock()
+#: The file whose lock lets one verification at a time run among the server's
+#: processes on a host (in the ledger's key directory): it reads every row of the store.
+VERIFY_LOCK = "verify.lock"
+#: Processes that recompute a large log's entries: this one and one started for it.
+VERIFY_WORKERS = 2
+
+log = logging.getLogger("mlledger.web")
 
 
 # --- checkpoints ------------------------------------------------------------------------
@@ -194,6 +203,12 @@ def proof(request: Request) -> Response:
         return error_page(request, 400, str(exc), viewer=viewer)
     try:
         bundle = make_bundle(_ledger(request).store, index, tree, project=viewer.project)
+    except NotFound:
+        # One answer whether the entry is missing or another project's.
+        entry = "event at position" if tree == EVENTS.name else "access-trail entry"
+        return error_page(
+            request, 404, f"There is no {entry} {index} in this project.", viewer=viewer
+        )
     except LedgerError as exc:
         return error_page(request, exc.status, str(exc), viewer=viewer)
     return Response(
@@ -218,7 +233,8 @@ async def verify_now(request: Request) -> Response:
     viewer = await run_in_threadpool(signed_in, request, "/audit/verify", method="POST", form=form)
     if not isinstance(viewer, Viewer):
         return viewer
-    if _VERIFYING.locked():
+    store = _ledger(request).store
+    if await run_in_threadpool(_busy, store):
         answer = error_page(request, 429, _BUSY, viewer=viewer)
         answer.headers["Retry-After"] = "10"
         return answer
@@ -237,6 +253,41 @@ _BUSY = (
 )
 
 
+# --- one at a time ----------------------------------------------------------------------
+
+
+def _take_turn(store: Store) -> int | None:
+    """The right to verify ``store``'s log: an open file descriptor holding an exclusive
+    lock on ``VERIFY_LOCK`` in the ledger's key directory (every process of the server
+    on this host sees the same file), or None while another verification holds it."""
+    directory = key_directory(store.url)
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(directory / VERIFY_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _end_turn(descriptor: int) -> None:
+    fcntl.flock(descriptor, fcntl.LOCK_UN)
+    os.close(descriptor)
+
+
+def _busy(store: Store) -> bool:
+    """Whether a verification of ``store``'s log is running now."""
+    descriptor = _take_turn(store)
+    if descriptor is None:
+        return True
+    _end_turn(descriptor)
+    return False
+
+
+# --- the verification and its page -----------------------------------------------------
+
+
 class _Stopped(Exception):
     """The page of a verification was closed: the verification stops."""
 
@@ -244,24 +295,28 @@ class _Stopped(Exception):
 async def _verification(request: Request, head: str, tail: str) -> AsyncIterator[str]:
     """The page: its head, the verification's steps as they come, its report, its tail."""
     yield head
-    if not _VERIFYING.acquire(blocking=False):
+    store = _ledger(request).store
+    turn = await run_in_threadpool(_take_turn, store)
+    if turn is None:  # another one began since the request was taken
         yield _fragment("verify_busy.html", message=_BUSY)
         yield tail
         return
     news: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     stop = threading.Event()
-    store = _ledger(request).store
     settings: Settings = request.app.state.settings
     worker = threading.Thread(
         target=_verify_in_thread,
-        args=(store, settings, news, stop),
+        args=(store, settings, news, stop, turn),
         name="mlledger-web-verify",
         daemon=True,
     )
-    worker.start()  # it releases _VERIFYING when it ends
+    worker.start()  # it ends the turn when it ends
     try:
         while True:
             if news.empty():
+                if not worker.is_alive() and news.empty():
+                    yield _fragment("verify_failed.html", message=_BROKEN)
+                    break
                 await asyncio.sleep(_POLL_SECONDS)
                 continue
             kind, value = news.get()
@@ -279,6 +334,9 @@ async def _verification(request: Request, head: str, tail: str) -> AsyncIterator
         stop.set()  # the browser went away (or the page is done): the thread stops
 
 
+_BROKEN = "The verification could not run to its end: what happened is in the server's log."
+
+
 def _fragment(template: str, **context: Any) -> str:
     return templates.get_template(template).render(**context)
 
@@ -288,9 +346,10 @@ def _verify_in_thread(
     settings: Settings,
     news: queue.SimpleQueue[tuple[str, Any]],
     stop: threading.Event,
+    turn: int,
 ) -> None:
     """Run the verification, telling ``news`` its steps (at most every ``STEP_SECONDS``,
-    and each tree's first and last) and its report or what stopped it."""
+    and each tree's first and last) and its report or what stopped it; end ``turn``."""
     last, told = 0.0, ("", -1)
 
     def progress(tree: str, done: int, total: int) -> None:
@@ -304,14 +363,19 @@ def _verify_in_thread(
 
     try:
         sync_tree(store)
-        report: VerifyReport = verify(store, _public_key(store, settings), progress=progress)
+        report: VerifyReport = verify(
+            store, _public_key(store, settings), workers=VERIFY_WORKERS, progress=progress
+        )
         news.put(("report", report))
     except _Stopped:
         news.put(("failed", "The verification was stopped: its page was closed."))
     except LedgerError as exc:
         news.put(("failed", f"The verification could not run: {exc}"))
+    except Exception:
+        log.exception("the verification of the log failed")
+        news.put(("failed", _BROKEN))
     finally:
-        _VERIFYING.release()
+        _end_turn(turn)
 
 
 # --- the access trail -------------------------------------------------------------------
@@ -360,6 +424,8 @@ def trail_page(request: Request) -> Response:
 
 
 _TRAIL_FIELDS = ("actor", "action", "outcome", "from", "to")
+#: A day as the form's date fields send it (``date.fromisoformat`` takes other forms).
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _trail_filter(fields: dict[str, str], before: str | None) -> TrailFilter:
@@ -376,6 +442,8 @@ def _trail_filter(fields: dict[str, str], before: str | None) -> TrailFilter:
     for name in ("from", "to"):
         text = fields[name]
         try:
+            if text and not _DAY.fullmatch(text):
+                raise ValueError(text)
             days[name] = date.fromisoformat(text) if text else None
         except ValueError:
             raise ValueError(f"{name} {text[:40]!r} is not a date: expected YYYY-MM-DD") from None
