@@ -563,26 +563,30 @@ def search_trail(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """At most ``limit`` of ``project``'s trail entries that ``where`` selects, newest
     first, each a dict of ``TRAIL_FIELDS``; and, with ``window``, where the search
-    stopped: it looks at the newest ``window`` entries of the project (before
-    ``where.before``) only, so a filter that matches little costs a bounded read; the
-    seq of the oldest entry it looked at when older ones were left (search on from
-    before it), else None. What the journal holds is folded first."""
+    stopped: it looks at the ``window`` seqs below ``where.before`` (below the newest
+    entry's when it is None) only, so a filter that matches little costs a bounded
+    read; the lowest seq it looked at when the project has older entries (search on
+    from before it), else None. What the journal holds is folded first."""
     fold_trail(store)
-    scope = "project = ?"
-    params: list[Any] = [project]
-    if where.before is not None:
-        scope += " AND seq < ?"
-        params.append(where.before)
     with store.read() as conn:
         raw = Raw(conn)
+        scope = "project = ?"
+        params: list[Any] = [project]
+        top = where.before
+        if window is not None and top is None:
+            newest = raw.scalar("SELECT MAX(seq) FROM access_trail")
+            top = None if newest is None else int(newest) + 1
+        if top is not None:
+            scope += " AND seq < ?"
+            params.append(top)
         floor = None
-        if window is not None:
-            found = raw.one(
-                f"SELECT seq FROM access_trail WHERE {scope} ORDER BY seq DESC LIMIT 1 OFFSET ?",
-                [*params, window],
+        if window is not None and top is not None and top - window > 0:
+            older = raw.one(
+                "SELECT 1 FROM access_trail WHERE project = ? AND seq < ? LIMIT 1",
+                (project, top - window),
             )
-            if found is not None:  # older entries than the window's are left
-                floor = int(found[0]) + 1
+            if older is not None:
+                floor = top - window
                 scope += " AND seq >= ?"
                 params.append(floor)
         sql = f"SELECT {_TRAIL_COLUMNS} FROM access_trail WHERE {scope}"

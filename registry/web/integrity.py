@@ -12,8 +12,9 @@ both trees recomputed from storage, every checkpoint's signature checked with th
 server's key, the consistency between checkpoints). Its page is sent as the work goes:
 the head at once, a line of progress at most every ``STEP_SECONDS`` (the stylesheet
 shows the newest one only, so no script is needed), then the report. One
-verification runs at a time in each server process; a second one asked meanwhile is
-told to wait (429). A browser that goes away stops it.
+verification runs at a time among the server's processes on a host (``VERIFY_LOCK``);
+a second one asked meanwhile is told to wait (429). A browser that goes away stops it
+at its next step.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ NAVIGATION.extend([("Audit", "/audit", "audit"), ("Access trail", "/audit/trail"
 #: Checkpoints a page lists, and trail entries.
 CHECKPOINTS_SHOWN = 25
 TRAIL_SHOWN = 50
-#: The most entries of the trail one page looks through for its filter's matches (so
-#: a filter that matches little costs a bounded read); the next page goes on from there.
+#: The most seqs of the trail (every project's entries) one page looks through for its
+#: filter's matches, so a filter that matches little costs a bounded read; the next
+#: page goes on from there.
 TRAIL_WINDOW = 100_000
 #: The most often a verification's page is sent a line of progress.
 STEP_SECONDS = 0.25
