@@ -236,9 +236,8 @@ def test_short_names_redirect_to_the_canonical_id(site: World) -> None:
         f"/node?run={uuid}": site.tuning,
         f"/node?id={uuid}": None,  # a bare uuid is no node id
         "/node?deployment=api": _id(s.api),
-        # OpenLineage's ids, as search lists its jobs: a job's newest run, a dataset's
-        # newest version, a deployment.
-        "/node?id=job%3Atest%3Atrain-b": s.run2,
+        # OpenLineage's ids, as search lists its jobs: a deployment's job, a dataset's
+        # newest version (a job whose runs are runs has a page of its own).
         "/node?id=job%3Atest%3Adeployment%2Fapi": _id(s.api),
         "/node?id=dataset%3Atest%3Araw": _id(s.raw),
     }
@@ -251,6 +250,47 @@ def test_short_names_redirect_to_the_canonical_id(site: World) -> None:
         assert answer.headers["location"] == node_href(target), path
         assert site.client.get(answer.headers["location"]).status_code == 200
     assert node_href(_id(s.m2)) == "/node?id=model%3Atest%2Fclf%402"
+
+
+def test_a_jobs_page_lists_its_runs_as_the_marquez_api_answers(world: World) -> None:
+    world.sign_in("viewer")
+    s = world.scenario
+    with registry.connect(world.ledger.store.url, project="test", actor="tester") as reg:
+        with reg.run("train-b", inputs=[s.raw]) as again:
+            again.log_params({"lr": 0.5})
+        rerun = again.id
+    before = world.seq()
+    page = _page(world, "job:test:train-b")
+    api = world.client.get(
+        "/api/v1/namespaces/test/jobs/train-b/runs",
+        headers={"Authorization": f"Bearer {world.keys['viewer']}"},
+    ).json()
+    assert [f"run:{r['id']}" for r in api["runs"]] == [rerun, s.run2]
+    assert _hrefs(page, "runs") == [node_href(f"run:{r['id']}") for r in api["runs"]]
+    assert "<h1>train-b</h1>" in page and 'id="runs-title">Runs <span class="count">(2)' in page
+    datasets = _hrefs(page, "job-datasets")
+    assert node_href("dataset:test:raw") in datasets  # its latest run's input
+    for href in datasets:  # each one leads to a page
+        assert world.client.get(href).status_code == 200, href
+    first = world.trail(before)[0]
+    assert (first["action"], first["resource"], first["outcome"]) == (
+        "web.node",
+        "/node?id=job:test:train-b",
+        "allow",
+    )
+
+    run_page = _page(world, rerun)
+    assert f'href="{html.escape(node_href("job:test:train-b"))}" id="job-link"' in run_page
+
+
+def test_another_projects_or_an_unknown_job_has_no_page(site: World) -> None:
+    site.sign_in("viewer")
+    for node in ("job:other:secret-train", "job:test:never-ran", "job:test:"):
+        answer = site.client.get(node_href(node), follow_redirects=False)
+        assert answer.status_code == 404, node
+        assert "There is no such node in this project" in answer.text
+    other_run = site.client.get(node_href(site.other["run"]))
+    assert 'id="job-link"' not in other_run.text
 
 
 def test_nodes_a_key_may_not_read_answer_as_unknown_ones(site: World) -> None:

@@ -2,10 +2,12 @@
 
 A run, a dataset version, a model version or a deployment, rendered from the same typed
 answers as the API's read routes of those nodes (``registry.services.run_details`` and
-its siblings). The page dispatches on the kind of the id; what users type where the API
+its siblings); a job (``job:<namespace>:<name>``: an OpenLineage job, or the job of the
+project's runs) from Marquez's Job and its runs, as Marquez's read API answers them.
+The page dispatches on the kind of the id; what users type where the API
 takes it (``?model=clf@production``, ``?dataset=orders@latest``, ``?run=<uuid>``,
 ``?deployment=api``, an id ending ``@latest`` or naming a model's alias, an OpenLineage
-``dataset:<namespace>:<name>`` or ``job:<namespace>:<name>``) is answered with a
+``dataset:<namespace>:<name>`` or a deployment's ``job:``) is answered with a
 redirect to the canonical ``/node?id=``, built from the id the ledger resolved, never
 from what was typed. An unknown kind, a malformed id, a node that does not exist and a
 node of a project the session's key may not read all answer the same 404 page.
@@ -216,6 +218,10 @@ def _canonical(request: Request, viewer: Viewer, given: str, text: str) -> str:
         services.own(ledger, project, named)
         return queries.resolve(named, given, project)
     if openlineage_id(text):
+        if text.startswith("job:"):
+            job = _job(ledger, project, text)
+            if job is not None:
+                return job.node
         return services.named(ledger, project, text)
     node = NodeId.parse(text)
     if node.kind == "model":
@@ -228,10 +234,55 @@ def _canonical(request: Request, viewer: Viewer, given: str, text: str) -> str:
     raise NotFound(f"a {node.kind} node has no page")
 
 
+@dataclass(frozen=True)
+class Job:
+    """An OpenLineage job whose runs are runs (not a deployment's changes): its node id
+    as Marquez writes it, its namespace and name."""
+
+    node: str
+    namespace: str
+    name: str
+
+
+def _job(ledger: Any, project: str, text: str) -> Job | None:
+    """The job ``text`` (``job:<namespace>:<name>``) names in the project when its runs
+    are runs, with its id as the read model writes it; None for a deployment's job
+    (its page is the deployment's); NotFound when there is none."""
+    from lineage.openlineage import marquez  # its schemas cost start-up time elsewhere
+
+    found = marquez.project_graph(ledger, project).find("JOB", text.partition(":")[2])
+    if found is None:
+        raise NotFound(f"no job {text!r} in project {project!r}")
+    if found.rows[-1]["id"].partition(":")[0] != "run":
+        return None
+    namespace, name = found.key
+    return Job(f"job:{namespace}:{name}", namespace, name)
+
+
+def _job_details(request: Request, viewer: Viewer, node: str) -> dict[str, Any]:
+    """Marquez's Job of ``node`` and its newest runs (at most ``SHOWN``), as Marquez's
+    read API answers them."""
+    from lineage.openlineage import marquez
+
+    ledger, project = _ledger(request), viewer.project
+    job = _job(ledger, project, node)
+    if job is None:
+        raise NotFound(f"no job {node!r} with runs in project {project!r}")
+    runs = marquez.job_runs(ledger, project, job.namespace, job.name, limit=SHOWN, offset=0)
+    return {
+        "node": job.node,
+        "job": marquez.job(ledger, project, job.namespace, job.name),
+        "runs": runs["runs"],
+        "total": runs["totalCount"],
+    }
+
+
 def _details(request: Request, viewer: Viewer, node: str) -> Any:
     """The answer of the API's read route of ``node``."""
     ledger, project = _ledger(request), viewer.project
     kind = node.partition(":")[0]
+    if kind == "job":
+        return _job_details(request, viewer, node)
     if kind == "run":
         return services.run_details(ledger, project, run=node)
     if kind == "dataset":
@@ -301,10 +352,17 @@ def _render(request: Request, viewer: Viewer, kind: str, answer: Any) -> Respons
             for s in answer.series
             if len(s.points) >= 2  # one value is a row of the table, not a chart
         ]
+        if answer.project == viewer.project:  # a granted project's job is not this one's
+            from lineage.openlineage import naming
+
+            namespace, name = naming.run_key(answer.project, answer.job, answer.tags)
+            context["job_href"] = node_href(f"job:{namespace}:{name}")
         context["series_max"] = answers_of.SERIES_MAX
         context["points_max"] = answers_of.POINTS_MAX
     elif kind == "dataset":
         title = f"Dataset {answer.name}@{answer.version}"
+    elif kind == "job":
+        title = f"Job {answer['job']['name']}"
     elif kind == "model":
         title = f"Model {answer.name}@{answer.version}"
         context["chart"] = _volume_chart(answer.predictions)

@@ -83,7 +83,7 @@ def node_href(node: str) -> str:
 
 
 def has_page(node: str) -> bool:
-    """Whether ``node`` is of a kind with a page (OpenLineage's jobs: their newest run)."""
+    """Whether ``node`` is of a kind with a page (OpenLineage's jobs have one too)."""
     kind, _, rest = node.partition(":")
     return kind in PAGE_KINDS or (kind == "job" and ":" in rest)
 
