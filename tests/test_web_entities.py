@@ -21,6 +21,7 @@ from audit import checkpoints as cps
 from lineage import entities as entity_queries
 from registry import auth, services
 from registry.ledger import Ledger
+from registry.web import entities
 from registry.web.app import create_app
 from registry.web.entities import NO_NODE
 from registry.web.pages import node_href
@@ -516,3 +517,11 @@ def test_charts_of_any_metric_values_the_api_takes(site: World, values: list[flo
     site.sign_in("viewer")
     page = _page(site, extreme)
     assert "<svg" in page and "inf" not in page.replace("info", "")
+
+
+@pytest.mark.parametrize(
+    ("ms", "said"),
+    [(None, "—"), (0, "0.0 s"), (412, "0.4 s"), (185_000, "3 min 5 s"), (8_640_000, "2 h 24 min")],
+)
+def test_durations_read_as_a_person_says_them(ms: int | None, said: str) -> None:
+    assert entities.duration(ms) == said

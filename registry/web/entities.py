@@ -234,6 +234,23 @@ def _canonical(request: Request, viewer: Viewer, given: str, text: str) -> str:
     raise NotFound(f"a {node.kind} node has no page")
 
 
+def duration(milliseconds: int | float | None) -> str:
+    """A run's duration as a person reads it: ``2 h 24 min``, ``3 min 5 s``, ``0.4 s``."""
+    if milliseconds is None:
+        return "—"
+    seconds = milliseconds / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, second = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {second} s"
+    hours, minute = divmod(minutes, 60)
+    return f"{hours} h {minute} min"
+
+
+pages.templates.globals["duration"] = duration
+
+
 @dataclass(frozen=True)
 class Job:
     """An OpenLineage job whose runs are runs (not a deployment's changes): its node id

@@ -46,7 +46,7 @@ PROJECT = "demo"
 #: The explorer's picture: what the demo's deployment serves, four hops upstream.
 EXPLORED = "/lineage?node=deployment%3Ademo%2Fscreening-api&direction=upstream&depth=4"
 #: The pictures of whole pages (the others: the window, 1280x800 or 390x844).
-ENTITY_SHOTS = ("model", "run", "dataset", "deployment", "model-narrow")
+ENTITY_SHOTS = ("model", "run", "dataset", "deployment", "job", "model-narrow")
 STARTUP_SECONDS = 60
 
 
@@ -215,6 +215,8 @@ def _pages(
     shot(denied, "forbidden")
     viewer.close()
 
+    page.goto(url + "/node?id=job%3Ademo%3Atrain-logreg")
+    shot(page, "job")
     page.goto(url + "/audit")
     shot(page, "audit")
     page.get_by_role("button", name="Verify now").click()
