@@ -228,6 +228,49 @@ def test_the_keyboard_alone_reaches_the_form_and_the_nodes(
     _painted(watched)
 
 
+def test_the_keyboard_moves_between_the_graphs_nodes_and_opens_them(
+    watched: Watched, served: Served
+) -> None:
+    root = "dataset:test/raw@1"
+    page = _open(watched, served, "viewer", {"node": root, "direction": "downstream"})
+    watched.allowed.add(_STATUS_NOTE.format(status=404))  # only the address is asserted
+    page.locator("#zoom-fit").focus()
+    page.keyboard.press("Tab")  # from the graph's tools to the graph
+    assert page.evaluate("document.activeElement.id") == "graph"
+    assert page.locator("#graph").get_attribute("data-focused") == root
+    assert page.locator("#graph").get_attribute("role") == "application"
+
+    def at(node: str) -> tuple[float, float]:
+        spot = page.evaluate("id => window.mlledgerExplorer.cy.getElementById(id).position()", node)
+        return spot["x"], spot["y"]
+
+    page.keyboard.press("ArrowRight")
+    moved = page.locator("#graph").get_attribute("data-focused")
+    assert moved and moved != root and at(moved)[0] > at(root)[0]  # one column right
+    label = page.evaluate(
+        "id => window.mlledgerExplorer.cy.getElementById(id).data('label')", moved
+    )
+    assert label in page.locator("#graph-status").inner_text()
+    page.keyboard.press("ArrowLeft")
+    assert page.locator("#graph").get_attribute("data-focused") == root
+
+    page.keyboard.press("ArrowRight")
+    before = len(served.server.trail())
+    shown = len(_drawn(page)[0])
+    page.keyboard.press("e")  # its neighbours, as a right-click adds them
+    page.locator("#graph-status").filter(has_text=re.compile("Added|no neighbours")).wait_for()
+    neighbours = _expected(served, node=moved, direction="both", depth=1)[0]
+    assert len(_drawn(page)[0]) >= shown and neighbours <= _drawn(page)[0]
+    assert [e["action"] for e in served.server.trail(before)] == ["web.lineage_expand"]
+
+    zoom = page.evaluate("window.mlledgerExplorer.cy.zoom()")
+    page.keyboard.press("+")
+    assert page.evaluate("window.mlledgerExplorer.cy.zoom()") > zoom
+    page.keyboard.press("Enter")
+    page.wait_for_url(watched.base + "/node?id=" + quote(moved, safe=""))
+    watched.settle()
+
+
 def test_a_narrow_window_needs_no_sideways_scrolling(watched: Watched, served: Served) -> None:
     page = _open(watched, served, "viewer", {"node": "dataset:test/raw@1"})
     page.set_viewport_size({"width": 390, "height": 844})

@@ -103,6 +103,8 @@
       "border-width": 2, "border-color": "#1f4e79", "text-valign": "center",
       "text-margin-y": 0, "font-weight": "bold" } },
     { selector: "node[root = 1]", style: { "border-width": 4, "border-color": "#c25e00" } },
+    { selector: "node.focused", style: {
+      "overlay-color": "#ffbf47", "overlay-opacity": 0.55, "overlay-padding": 9 } },
     { selector: "edge", style: {
       "width": 1.2, "line-color": "#8c959f", "target-arrow-color": "#8c959f",
       "target-arrow-shape": "triangle", "curve-style": "straight", "arrow-scale": 0.8 } },
@@ -226,24 +228,120 @@
       container.dataset.painted = "1";
     });
     draw();
-    cy.on("tap", "node", function (event) {
-      const id = event.target.id();
-      if (state.groups.has(id)) {
-        openGroup(id);
-      } else {
-        window.location.assign("/node?id=" + encodeURIComponent(id));
-      }
-    });
+    cy.on("tap", "node", (event) => activate(event.target.id()));
     cy.on("cxttap taphold", "node", function (event) {
       const id = event.target.id();
       if (!state.groups.has(id)) {
         expand(id);
       }
     });
-    window.mlledgerExplorer = { cy, expand, openGroup };
+    window.mlledgerExplorer = { cy, expand, openGroup, focused: () => focused };
     if (tools) {
       tools.hidden = false;
     }
+    keyboard();
+  }
+
+  // A node's page, or a group opened in place.
+  function activate(id) {
+    if (state.groups.has(id)) {
+      const first = state.groups.get(id).members[0];
+      openGroup(id);
+      if (focused === id) {
+        focus(first);
+      }
+    } else {
+      window.location.assign("/node?id=" + encodeURIComponent(id));
+    }
+  }
+
+  // The keyboard: the graph takes the focus (Tab); the arrow keys move to the nearest
+  // node that way, Enter opens the node's page (or the group), E adds the node's
+  // neighbours, + and - zoom, 0 fits. The node with the focus is outlined, brought into
+  // view and named in the status line (read out by screen readers).
+  let focused = null;
+
+  function focus(id) {
+    if (focused !== null) {
+      cy.getElementById(focused).removeClass("focused");
+    }
+    const node = cy.getElementById(id);
+    focused = node.empty() ? null : id;
+    container.dataset.focused = focused || "";
+    if (focused === null) {
+      return;
+    }
+    node.addClass("focused");
+    const at = node.position();
+    const seen = cy.extent();
+    if (at.x < seen.x1 || at.x > seen.x2 || at.y < seen.y1 || at.y > seen.y2) {
+      cy.center(node);
+    }
+    const kind = node.data("kind");
+    say(kind === "group"
+      ? node.data("label") + ": Enter opens the group."
+      : kind + " " + node.data("label") + ": Enter opens its page, E adds its neighbours.");
+  }
+
+  function nearest(dx, dy) {
+    const from = cy.getElementById(focused).position();
+    let best = null;
+    let bestScore = Infinity;
+    cy.nodes().forEach(function (node) {
+      const at = node.position();
+      const along = (at.x - from.x) * dx + (at.y - from.y) * dy;
+      if (node.id() === focused || along <= 1) {
+        return;
+      }
+      const across = Math.abs((at.x - from.x) * dy) + Math.abs((at.y - from.y) * dx);
+      const score = along + 3 * across;
+      if (score < bestScore) {
+        bestScore = score;
+        best = node.id();
+      }
+    });
+    return best;
+  }
+
+  const MOVES = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+  function keyboard() {
+    container.tabIndex = 0;
+    container.setAttribute("role", "application");
+    container.setAttribute("aria-label", (container.getAttribute("aria-label") || "The lineage graph")
+      + ". Arrow keys move between nodes, Enter opens one, E adds its neighbours.");
+    container.addEventListener("focus", function () {
+      if (focused === null || cy.getElementById(focused).empty()) {
+        focus(cy.getElementById(state.root).empty() ? cy.nodes()[0]?.id() : state.root);
+      }
+    });
+    container.addEventListener("keydown", function (event) {
+      if (event.altKey || event.ctrlKey || event.metaKey || focused === null) {
+        return;
+      }
+      const move = MOVES[event.key];
+      if (move) {
+        const next = nearest(move[0], move[1]);
+        if (next !== null) {
+          focus(next);
+        }
+      } else if (event.key === "Enter") {
+        activate(focused);
+      } else if (event.key === "e" || event.key === "E") {
+        if (!state.groups.has(focused)) {
+          expand(focused);
+        }
+      } else if (event.key === "+" || event.key === "=") {
+        zoomBy(1.4);
+      } else if (event.key === "-") {
+        zoomBy(1 / 1.4);
+      } else if (event.key === "0") {
+        cy.fit(undefined, 30);
+      } else {
+        return;
+      }
+      event.preventDefault();
+    });
   }
 
   function zoomBy(factor) {
