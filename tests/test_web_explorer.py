@@ -519,3 +519,17 @@ def test_the_data_block_escapes_what_could_end_it() -> None:
     assert safe.isascii() or not any(c in safe.decode() for c in "<>&'\u2028\u2029")
     assert json.loads(safe) == {"label": text}
     assert explorer.html_safe(b'{"a":1}') == b'{"a":1}'
+
+
+def test_the_listed_links_are_the_questions_query_strings() -> None:
+    question = explorer.Question("dataset:p/a b&c@1", "upstream", 3, "2026-01-01T00:00:00Z")
+    nodes = [{"id": i} for i in ("dataset:p/é?=&+@1", "run:x", "model:p/m@2")]
+    for asked in (question, explorer.Question("dataset:p/d@1", "both", 0, None)):
+        assert explorer._listed(asked, nodes) == [
+            (
+                n,
+                "/node?" + urlencode({"id": n["id"]}),
+                "/lineage?" + urlencode(asked.query(node=n["id"])),
+            )
+            for n in nodes
+        ]

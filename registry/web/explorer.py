@@ -27,7 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
@@ -422,22 +422,26 @@ def _page(
         raw=raw,
         question=question,
         drawn=drawn,
-        listed=[
-            (
-                n,
-                "/node?" + urlencode({"id": n["id"]}),
-                "/lineage?" + urlencode(question.query(node=n["id"])),
-            )
-            for n in nodes[:LISTED]
-        ]
-        if question is not None
-        else [],
+        listed=_listed(question, nodes[:LISTED]) if question is not None else [],
         as_of_field=as_of_field,
         directions=DIRECTIONS,
         max_depth=MAX_DEPTH,
         max_nodes=MAX_NODES,
         message=message,
     )
+
+
+def _listed(question: Question, nodes: list[Any]) -> list[tuple[Any, str, str]]:
+    """Each node with its page's link and the link exploring from it (``question`` on
+    that node): each id quoted once, the rest of the query once for them all (as
+    ``urlencode`` writes them: the id first)."""
+    rest = urlencode({k: v for k, v in question.query().items() if k != "node"})
+    tail = "&" + rest if rest else ""
+    found = []
+    for n in nodes:
+        node = quote_plus(n["id"])
+        found.append((n, "/node?id=" + node, "/lineage?node=" + node + tail))
+    return found
 
 
 # --- the script's calls -------------------------------------------------------------------
