@@ -149,16 +149,20 @@ class MemoryReader:
 
     def nodes(self, ids: Collection[str], when: str | None = None) -> dict[str, Node]:
         found: dict[str, Node] = {}
+        # The node table itself, not the node view (the view's lookups cost more than the
+        # walk); a node's kind worked out from its id only when the table lacks it.
+        table = self.graph._node
         for node in ids:
-            if node in self.graph and self._node_ok(node, when):
-                data = self.graph.nodes[node]
-                found[node] = Node(
-                    node,
-                    data.get("kind", kind_of(node)),
-                    data.get("project", ""),
-                    data.get("label"),
-                    data.get("created_at", ""),
-                )
+            data = table.get(node)
+            if data is None or (when is not None and not data.get("created_at", "") <= when):
+                continue
+            found[node] = Node(
+                node,
+                data["kind"] if "kind" in data else kind_of(node),
+                data.get("project", ""),
+                data.get("label"),
+                data.get("created_at", ""),
+            )
         return found
 
     def edges(
