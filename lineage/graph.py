@@ -149,16 +149,20 @@ class MemoryReader:
 
     def nodes(self, ids: Collection[str], when: str | None = None) -> dict[str, Node]:
         found: dict[str, Node] = {}
+        # The node table itself, not the node view (the view's lookups cost more than the
+        # walk); a node's kind worked out from its id only when the table lacks it.
+        table = self.graph._node
         for node in ids:
-            if node in self.graph and self._node_ok(node, when):
-                data = self.graph.nodes[node]
-                found[node] = Node(
-                    node,
-                    data.get("kind", kind_of(node)),
-                    data.get("project", ""),
-                    data.get("label"),
-                    data.get("created_at", ""),
-                )
+            data = table.get(node)
+            if data is None or (when is not None and not data.get("created_at", "") <= when):
+                continue
+            found[node] = Node(
+                node,
+                data["kind"] if "kind" in data else kind_of(node),
+                data.get("project", ""),
+                data.get("label"),
+                data.get("created_at", ""),
+            )
         return found
 
     def edges(
@@ -168,20 +172,26 @@ class MemoryReader:
         when: str | None = None,
         kinds: frozenset[str] | None = None,
     ) -> list[Edge]:
-        present = [n for n in ids if n in self.graph and self._node_ok(n, when)]
-        pick = self.graph.in_edges if side == "in" else self.graph.out_edges
+        # Each node once, in the order asked; its edges straight from the adjacency, in
+        # the order networkx's edge views give them (``in_edges``, ``out_edges``): the
+        # views cost as much as the rest of a large walk.
+        present = dict.fromkeys(n for n in ids if n in self.graph and self._node_ok(n, when))
+        adjacency = self.graph._pred if side == "in" else self.graph._succ
         edges: list[Edge] = []
-        for src, dst, key, data in pick(present, keys=True, data=True):
-            end = data["valid_to"]
-            if kinds is not None and data["kind"] not in kinds:
-                continue
-            if when is not None and not (
-                data["valid_from"] <= when
-                and (end is None or when < end)
-                and self._node_ok(src if side == "in" else dst, when)
-            ):
-                continue
-            edges.append(Edge(src, dst, data["kind"], key[1], data["valid_from"], end))
+        for node in present:
+            for other, keyed in adjacency[node].items():
+                src, dst = (other, node) if side == "in" else (node, other)
+                for key, data in keyed.items():
+                    end = data["valid_to"]
+                    if kinds is not None and data["kind"] not in kinds:
+                        continue
+                    if when is not None and not (
+                        data["valid_from"] <= when
+                        and (end is None or when < end)
+                        and self._node_ok(other, when)
+                    ):
+                        continue
+                    edges.append(Edge(src, dst, data["kind"], key[1], data["valid_from"], end))
         return edges
 
     def prefetch(

@@ -3,6 +3,7 @@ the layout and its groups, expand, a past graph, other projects, the trail, bad 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from urllib.parse import quote, urlencode
 import pytest
 
 import registry
-from registry import grants
+from lineage.answers import ErasureNote, LineageAnswer
+from registry import grants, services
 from registry.web import explorer, layout
 from tests.test_web import Site, _site
 
@@ -358,3 +360,179 @@ def test_no_input_gets_a_server_error(site: Site, node: str) -> None:
         for path in ("/lineage", "/lineage/graph", "/lineage/expand"):
             answer = site.client.get(path, params=query)
             assert answer.status_code in (200, 400, 404), (path, query, answer.text)
+
+
+# --- kept drawings ---------------------------------------------------------------------
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[explorer.Question]:
+    """The questions the explorer asks the API from now on."""
+    asked: list[explorer.Question] = []
+    answer_of = explorer.answer_of
+
+    def counted(request: Any, viewer: Any, question: explorer.Question) -> Any:
+        asked.append(question)
+        return answer_of(request, viewer, question)
+
+    monkeypatch.setattr(explorer, "answer_of", counted)
+    return asked
+
+
+def test_a_drawing_is_sent_again_until_the_ledger_moves(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _counting(monkeypatch)
+    site.sign_in("viewer")
+    before = site.seq()
+    node = "dataset:test/raw@1"
+    first = site.client.get("/lineage/graph", params={"node": node, "depth": "1"})
+    page = site.client.get("/lineage", params={"node": node, "depth": "1"})
+    again = site.client.get("/lineage/graph", params={"node": node, "depth": "1"})
+    assert first.status_code == page.status_code == again.status_code == 200
+    assert again.content == first.content and len(asked) == 1
+    block = page.text.split('id="graph-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(block) == first.json()
+    # Another question, and the same one of the neighbours, are each asked.
+    site.client.get("/lineage/graph", params={"node": node, "depth": "2"})
+    site.client.get("/lineage/expand", params={"node": node})
+    site.client.get("/lineage/expand", params={"node": node})
+    assert len(asked) == 3
+    # Any append moves the head: the question is asked again, and answers what is new.
+    url = str(site.ledger.store.url)
+    with (
+        registry.connect(url, project="test", actor="tester") as reg,
+        reg.run("late-reader", inputs=[node]),
+    ):
+        pass
+    moved = _graph(site, node=node, depth=1)
+    assert len(asked) == 4
+    assert moved["answer"] == _api(site, "viewer", node=node, depth=1)
+    assert any(n["label"] == "late-reader" for n in moved["answer"]["nodes"])
+    # Each call is in the trail, kept drawing or not.
+    calls = [e["action"] for e in site.trail(before) if e["action"].startswith("web.")]
+    shown, listed, expanded = "web.lineage_graph", "web.lineage", "web.lineage_expand"
+    assert calls == [shown, listed, shown, shown, expanded, expanded, shown]
+
+
+def test_a_kept_drawing_is_never_sent_to_another_project(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _counting(monkeypatch)
+    secret, own = "dataset:other/secret-other-data@1", "dataset:test/raw@1"
+    site.sign_in("other")
+    assert _graph(site, node=secret)["answer"]["root"] == secret
+    site.sign_in("viewer")
+    for path in ("/lineage/graph", "/lineage/expand"):
+        answer = site.client.get(path, params={"node": secret})
+        assert answer.status_code == 404 and "answer" not in answer.json()
+    page = site.client.get("/lineage", params={"node": secret})
+    assert page.status_code == 404 and 'id="graph-data"' not in page.text
+    mine = _graph(site, node=own)
+    site.sign_in("other")
+    assert site.client.get("/lineage/graph", params={"node": own}).status_code == 404
+    # The same question of two projects is two questions.
+    assert [q.node for q in asked].count(own) == 2
+    assert mine["answer"]["root"] == own
+
+
+def test_a_revoked_grant_hides_the_granted_nodes_again(site: Site) -> None:
+    grants.grant(site.ledger, "other", "test", actor="tester", reason="shared data")
+    url = str(site.ledger.store.url)
+    with (
+        registry.connect(url, project="test", actor="tester") as reg,
+        reg.run("uses-other", inputs=["dataset:other/secret-other-data@1"]) as run,
+    ):
+        run.register_model("cross", artifact_uri="s3://m/x", artifact_digest="sha256:b1")
+    site.sign_in("viewer")
+    node, secret = "model:test/cross@1", "dataset:other/secret-other-data@1"
+    shown = _graph(site, node=node, direction="upstream", depth=2)
+    assert secret in shown["layout"]["positions"]
+    grants.revoke(site.ledger, "other", "test", actor="tester", reason="no longer")
+    hidden = _graph(site, node=node, direction="upstream", depth=2)
+    assert hidden["answer"] == _api(site, "viewer", node=node, direction="upstream", depth=2)
+    assert secret not in str(hidden) and hidden["answer"]["withheld"] == 1
+
+
+def test_kept_drawings_are_the_latest_used() -> None:
+    drawings = explorer.Drawings(kept=2)
+    drawn = [explorer.Drawn(_answer(f"dataset:p/d@{i}"), None, {}) for i in range(3)]
+    drawings.put(("graph", "p", 0), drawn[0])
+    drawings.put(("graph", "p", 1), drawn[1])
+    assert drawings.get(("graph", "p", 0)) is drawn[0]
+    drawings.put(("graph", "p", 2), drawn[2])
+    assert drawings.get(("graph", "p", 1)) is None
+    assert drawings.get(("graph", "p", 0)) is drawn[0]
+    assert drawings.get(("graph", "p", 2)) is drawn[2]
+    assert drawings.get(("graph", "q", 2)) is None
+    drawings.clear()
+    assert drawings.get(("graph", "p", 2)) is None
+
+
+def test_a_rebuild_forgets_the_kept_drawings(site: Site) -> None:
+    site.sign_in("viewer")
+    _graph(site, node="dataset:test/raw@1")
+    ledger = site.client.app.state.ledger  # type: ignore[attr-defined]
+    assert explorer.drawings_of(ledger)._found
+    ledger.rebuild(digest=False)
+    assert not explorer.drawings_of(ledger)._found
+
+
+# --- serialisation ------------------------------------------------------------------------
+
+
+def _answer(root: str, **values: Any) -> LineageAnswer:
+    fields: dict[str, Any] = {
+        "root": root,
+        "direction": "both",
+        "depth": 1,
+        "as_of": None,
+        "nodes": [],
+        "edges": [],
+    }
+    return LineageAnswer.built(**(fields | values))
+
+
+def test_the_answers_json_is_the_apis(site: Site) -> None:
+    grants.grant(site.ledger, "other", "test", actor="tester", reason="shared data")
+    for question in (
+        {"node": "dataset:test/raw@1", "depth": 3},
+        {"node": "deployment:test/api", "direction": "upstream", "depth": 4},
+        {"node": "model:test/clf@1", "as_of": "2099-01-01T00:00:00Z"},
+    ):
+        answer = services.lineage(site.ledger, "test", **question)
+        assert explorer.answer_json(answer) == answer.model_dump_json().encode("utf-8")
+    erased = ErasureNote.built(
+        erasure="e-1", position=7, requested_position=5, erased_at="2026-01-01T00:00:00Z"
+    )
+    node = {"id": "dataset:p/é@1", "kind": "dataset", "label": "é@1", "created_at": "t"}
+    edge = {"src": "a", "dst": "b", "kind": "input", "valid_from": "t", "valid_to": None}
+    for answer in (
+        _answer("dataset:p/d@1"),
+        _answer("dataset:p/d@1", withheld=3, as_of="2026-01-01T00:00:00.000000Z"),
+        _answer("record:p/r", erased=erased),
+        _answer("dataset:p/é@1", nodes=[node | {"distance": 0}], edges=[edge], withheld=None),
+    ):
+        assert explorer.answer_json(answer) == answer.model_dump_json().encode("utf-8")
+
+
+def test_the_data_block_escapes_what_could_end_it() -> None:
+    text = "</script><!-- & ' \u2028 \u2029 é 🙂"
+    data = json.dumps({"label": text}, ensure_ascii=False).encode("utf-8")
+    safe = explorer.html_safe(data)
+    assert safe.isascii() or not any(c in safe.decode() for c in "<>&'\u2028\u2029")
+    assert json.loads(safe) == {"label": text}
+    assert explorer.html_safe(b'{"a":1}') == b'{"a":1}'
+
+
+def test_the_listed_links_are_the_questions_query_strings() -> None:
+    question = explorer.Question("dataset:p/a b&c@1", "upstream", 3, "2026-01-01T00:00:00Z")
+    nodes = [{"id": i} for i in ("dataset:p/é?=&+@1", "run:x", "model:p/m@2")]
+    for asked in (question, explorer.Question("dataset:p/d@1", "both", 0, None)):
+        assert explorer._listed(asked, nodes) == [
+            (
+                n,
+                "/node?" + urlencode({"id": n["id"]}),
+                "/lineage?" + urlencode(asked.query(node=n["id"])),
+            )
+            for n in nodes
+        ]

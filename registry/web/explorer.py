@@ -11,16 +11,23 @@ project and its grants, and record each call in the access trail (``web.lineage`
 
 Positions are computed here (``registry.web.layout``): deterministic, and cheap for
 the browser at thousands of nodes. The work is bounded: depth at most ``MAX_DEPTH``,
-at most ``MAX_NODES`` nodes drawn (the nearest; the cut is said).
+at most ``MAX_NODES`` nodes drawn (the nearest; the cut is said). Each process keeps
+its few latest drawings (``Drawings``), by the session's project, the question and the
+ledger's head: asked again before anything is appended, a graph is sent as it was
+serialised, without walking, laying out or serialising it again.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any, Literal, cast
+from urllib.parse import quote_plus, urlencode
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
@@ -33,11 +40,16 @@ from registry.errors import LedgerError
 from registry.web import layout as layouts
 from registry.web.pages import Viewer, render, signed_in
 
+if TYPE_CHECKING:
+    from registry.ledger import Ledger
+
 #: The deepest walk the explorer asks for, and the most nodes it draws.
 MAX_DEPTH = 10
 MAX_NODES = 5000
 #: Nodes the page lists as links (the graph shows them all).
 LISTED = 200
+#: Drawings each process keeps (``Drawings``); one of 2,000 nodes holds about 4 MB.
+KEPT = 8
 DEFAULT_DEPTH = 2
 _NODE_MAX = 600
 _TIME_MAX = 64
@@ -148,7 +160,8 @@ def answer_of(request: Request, viewer: Viewer, question: Question) -> LineageAn
 @dataclass(frozen=True)
 class Drawn:
     """What the explorer draws: the answer (cut to its nearest ``MAX_NODES`` nodes),
-    ``cut`` (how many there were, when more) and the layout."""
+    ``cut`` (how many there were, when more) and the layout. Serialised once, when
+    first sent (a drawing is kept and sent again: ``Drawings``)."""
 
     answer: LineageAnswer
     cut: dict[str, int] | None
@@ -158,10 +171,14 @@ class Drawn:
         """The explorer's JSON: ``answer`` exactly as the API sends it, ``cut``,
         ``layout``. Serialised by pydantic's encoder: at thousands of nodes the
         standard library's took as long as the question."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> bytes:
         return b"".join(
             (
                 b'{"answer":',
-                self.answer.model_dump_json().encode("utf-8"),
+                answer_json(self.answer),
                 b',"cut":',
                 to_json(self.cut),
                 b',"layout":',
@@ -170,17 +187,132 @@ class Drawn:
             )
         )
 
+    def expand_json(self) -> bytes:
+        """The JSON of ``/lineage/expand``: ``answer`` and ``cut``, not laid out."""
+        return self._expand_json
+
+    @functools.cached_property
+    def _expand_json(self) -> bytes:
+        return b'{"answer":' + answer_json(self.answer) + b',"cut":' + to_json(self.cut) + b"}"
+
     def data_block(self) -> Markup:
-        """``json()`` safe inside an HTML ``<script type="application/json">`` block:
-        ``<``, ``>``, ``&`` and ``'`` (only ever inside JSON strings) as escapes, so no
-        name can close the block."""
-        text = self.json().decode("utf-8")
-        for char, escape in _HTML_SAFE:
-            text = text.replace(char, escape)
-        return Markup(text)
+        """``json()`` safe inside an HTML ``<script type="application/json">`` block."""
+        return self._data_block
+
+    @functools.cached_property
+    def _data_block(self) -> Markup:
+        return Markup(html_safe(self.json()).decode("utf-8"))
 
 
-_HTML_SAFE = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027"))
+def answer_json(answer: LineageAnswer) -> bytes:
+    """``answer.model_dump_json()``, the API's bytes, serialised from the plain values the
+    answer holds: pydantic's serializer of the model first builds the whole answer again
+    as Python dictionaries (thousands, for a large graph), and only then writes them.
+    An erasure note (a model of its own) goes the model's way."""
+    held = vars(answer)
+    if held.get("erased") is not None:
+        return answer.model_dump_json().encode("utf-8")
+    return to_json(
+        {
+            name: held[name]
+            for name in LineageAnswer.model_fields
+            if not (name in LineageAnswer.OMITTED_WHEN_NONE and held.get(name) is None)
+        }
+    )
+
+
+#: What may not appear raw in a ``<script>`` block's JSON, with its JSON escape: each
+#: appears only inside JSON strings (as UTF-8 for U+2028 and U+2029, whose bytes are
+#: those characters' alone), where the escape reads back as the same string.
+_HTML_SAFE = (
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    (b"&", b"\\u0026"),
+    (b"'", b"\\u0027"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+
+
+def html_safe(data: bytes) -> bytes:
+    """JSON ``data`` safe inside an HTML ``<script type="application/json">`` block:
+    ``<``, ``>``, ``&``, ``'``, U+2028 and U+2029 as JSON escapes, so no name can close
+    the block; the same JSON once parsed. Requires ``data`` to be JSON in UTF-8."""
+    for char, escape in _HTML_SAFE:
+        if char in data:
+            data = data.replace(char, escape)
+    return data
+
+
+class Drawings:
+    """The latest drawings of one ledger in this process (at most ``KEPT``), each under
+    the project that asked, everything in its question and the ledger's head when it
+    was asked: any append moves the head, so a drawing is sent again only while the
+    ledger holds what it was drawn from, and only to the project that asked it."""
+
+    def __init__(self, kept: int = KEPT):
+        self.kept = kept
+        self._found: OrderedDict[tuple[Any, ...], Drawn] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Drawn | None:
+        """The drawing kept under ``key``, or None."""
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None:
+                self._found.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], drawn: Drawn) -> None:
+        """Keep ``drawn`` under ``key``, forgetting the least recently used past ``kept``."""
+        with self._lock:
+            self._found[key] = drawn
+            self._found.move_to_end(key)
+            while len(self._found) > self.kept:
+                self._found.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every drawing (the ledger's projections were rebuilt)."""
+        with self._lock:
+            self._found.clear()
+
+
+_DRAWINGS: weakref.WeakKeyDictionary[Ledger, Drawings] = weakref.WeakKeyDictionary()
+_DRAWINGS_LOCK = threading.Lock()
+
+
+def drawings_of(ledger: Ledger) -> Drawings:
+    """The drawings kept for ``ledger`` (made on first use, cleared by its rebuild)."""
+    with _DRAWINGS_LOCK:
+        found = _DRAWINGS.get(ledger)
+        if found is None:
+            found = _DRAWINGS[ledger] = Drawings()
+            ledger.rebuilt.append(found.clear)
+        return found
+
+
+def drawn_of(request: Request, viewer: Viewer, question: Question, call: str) -> Drawn:
+    """The drawing of ``question`` for the session's project (``call``: ``graph``, or
+    ``expand`` for one node's neighbours, not laid out): the one kept when the ledger's
+    head has not moved since it was drawn, else drawn now and kept. Raises LedgerError
+    as the API's question does."""
+    ledger: Ledger = request.app.state.ledger
+    head = ledger.head()
+    # The head is read before the question is answered: an append in between leaves a
+    # newer drawing under an older head, which no later request (reading a head at least
+    # as new) asks for.
+    key = (call, viewer.project, question, MAX_NODES, head)
+    drawings = drawings_of(ledger)
+    found = drawings.get(key)
+    if found is None:
+        answer = answer_of(request, viewer, question)
+        if call == "expand":
+            cut_answer, cut = nearest(answer)
+            found = Drawn(cut_answer, cut, {})
+        else:
+            found = graph(answer)
+        drawings.put(key, found)
+    return found
 
 
 def nearest(answer: LineageAnswer) -> tuple[LineageAnswer, dict[str, int] | None]:
@@ -259,10 +391,10 @@ def explorer_page(request: Request) -> Response:
     if question is None:
         return _page(request, viewer, raw, None, None)
     try:
-        answer = answer_of(request, viewer, question)
+        drawn = drawn_of(request, viewer, question, "graph")
     except LedgerError as exc:
         return _page(request, viewer, raw, question, None, status=exc.status, message=str(exc))
-    return _page(request, viewer, raw, question, graph(answer))
+    return _page(request, viewer, raw, question, drawn)
 
 
 def _page(
@@ -290,22 +422,26 @@ def _page(
         raw=raw,
         question=question,
         drawn=drawn,
-        listed=[
-            (
-                n,
-                "/node?" + urlencode({"id": n["id"]}),
-                "/lineage?" + urlencode(question.query(node=n["id"])),
-            )
-            for n in nodes[:LISTED]
-        ]
-        if question is not None
-        else [],
+        listed=_listed(question, nodes[:LISTED]) if question is not None else [],
         as_of_field=as_of_field,
         directions=DIRECTIONS,
         max_depth=MAX_DEPTH,
         max_nodes=MAX_NODES,
         message=message,
     )
+
+
+def _listed(question: Question, nodes: list[Any]) -> list[tuple[Any, str, str]]:
+    """Each node with its page's link and the link exploring from it (``question`` on
+    that node): each id quoted once, the rest of the query once for them all (as
+    ``urlencode`` writes them: the id first)."""
+    rest = urlencode({k: v for k, v in question.query().items() if k != "node"})
+    tail = "&" + rest if rest else ""
+    found = []
+    for n in nodes:
+        node = quote_plus(n["id"])
+        found.append((n, "/node?id=" + node, "/lineage?node=" + node + tail))
+    return found
 
 
 # --- the script's calls -------------------------------------------------------------------
@@ -320,7 +456,7 @@ def graph_json(request: Request) -> Response:
     try:
         question = parse(request.query_params)
         assert question is not None
-        drawn = graph(answer_of(request, viewer, question))
+        drawn = drawn_of(request, viewer, question, "graph")
         return Response(drawn.json(), media_type="application/json")
     except BadQuery as exc:
         return problem(400, str(exc))
@@ -339,10 +475,9 @@ def expand_json(request: Request) -> Response:
         asked = parse(request.query_params)
         assert asked is not None
         question = Question(asked.node, "both", 1, asked.as_of)
-        answer, cut = nearest(answer_of(request, viewer, question))
+        drawn = drawn_of(request, viewer, question, "expand")
     except BadQuery as exc:
         return problem(400, str(exc))
     except LedgerError as exc:
         return problem(exc.status, str(exc))
-    body = b'{"answer":' + answer.model_dump_json().encode("utf-8") + b',"cut":' + to_json(cut)
-    return Response(body + b"}", media_type="application/json")
+    return Response(drawn.expand_json(), media_type="application/json")
