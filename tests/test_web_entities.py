@@ -284,6 +284,26 @@ def test_a_jobs_page_lists_its_runs_as_the_marquez_api_answers(world: World) -> 
     assert f'href="{html.escape(node_href("job:test:train-b"))}" id="job-link"' in run_page
 
 
+def test_a_nested_runs_long_job_name_has_its_page(site: World) -> None:
+    with registry.connect(site.ledger.store.url, project="test", actor="tester") as reg:
+        with reg.run("p" * 300, inputs=[site.scenario.raw]) as parent:
+            pass
+        with reg.run("c" * 300, inputs=[site.scenario.raw], parent=parent) as child:
+            pass
+    site.sign_in("viewer")
+    run_page = _page(site, child.id)
+    link = re.search(r'href="([^"]+)" id="job-link"', run_page)
+    assert link is not None
+    # The run names its own job; Marquez's name of a child's job holds its parent's.
+    moved = site.client.get(html.unescape(link.group(1)), follow_redirects=False)
+    assert moved.status_code == 303
+    assert moved.headers["location"] == node_href("job:test:" + "p" * 300 + "." + "c" * 300)
+    job = site.client.get(moved.headers["location"])
+    assert job.status_code == 200, job.text
+    assert _hrefs(job.text, "runs") == [node_href(child.id)]
+    assert "Explore its lineage" not in job.text  # past the explorer's 600 characters
+
+
 def test_another_projects_or_an_unknown_job_has_no_page(site: World) -> None:
     site.sign_in("viewer")
     for node in ("job:other:secret-train", "job:test:never-ran", "job:test:"):

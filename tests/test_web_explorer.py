@@ -536,3 +536,28 @@ def test_the_listed_links_are_the_questions_query_strings() -> None:
             )
             for n in nodes
         ]
+
+
+def test_an_unexpected_error_in_a_json_call_answers_a_problem(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    site.sign_in("viewer")
+
+    def broken(*args: Any, **options: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(explorer, "answer_of", broken)
+    client = TestClient(
+        site.client.app, base_url="http://mlledger.test", raise_server_exceptions=False
+    )
+    client.cookies = site.client.cookies
+    query = {"node": "dataset:test/raw@1", "as_of": "2030-01-01T00:00:00Z"}
+    for path in ("/lineage/graph", "/lineage/expand"):
+        got = client.get(path, params=query)
+        assert got.status_code == 500, path
+        assert got.headers["content-type"] == "application/problem+json"
+        assert "a bug" not in got.text
+    page = client.get("/lineage", params=query)
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")

@@ -158,8 +158,9 @@ def _lifespan(
             # What start-up loaded (modules, the lineage graph) lives as long as the
             # app: kept out of the collector's full passes, which would otherwise walk
             # it every few large requests (150 ms and more at a large ledger); given
-            # back to the collector when the app stops.
-            gc.collect()
+            # back to the collector when the app stops. (No collection first: a full
+            # pass costs every app's start, tests' included, more than the start-up
+            # garbage it would free.)
             gc.freeze()
             yield
         finally:

@@ -76,7 +76,7 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Answered outside the middleware (by Starlette's last resort), so the
         # security headers are set here.
-        if not security.is_web_path(request.url.path):
+        if not security.is_web_path(request.url.path) or request.url.path in _JSON_CALLS:
             return await _delegate(unexpected_handler(request, exc))
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         answer = pages.error_page(request, 500, _MESSAGES[500])

@@ -50,8 +50,11 @@ pages.ACCESS.update(ACCESS)
 
 #: The short forms a user may type, by the kind of node they name.
 SHORT = ("dataset", "model", "run", "deployment")
-#: The longest id or name taken (the API's node parameters take 600 characters).
+#: The longest id or name taken (the API's node parameters take 600 characters); a
+#: job's id may be longer: its namespace and a chain of parents' names (Marquez's read
+#: API takes names of 3,072 characters).
 ID_MAX = 600
+JOB_ID_MAX = 4 + 3072 + 1 + 3072
 #: What the 404 page says: the same whether the node does not exist or is another
 #: project's, so that it confirms nothing.
 NO_NODE = "There is no such node in this project (or this key may not read it)."
@@ -335,7 +338,8 @@ def node_page(request: Request) -> Response:
     if isinstance(asked, HTMLResponse):
         return asked
     given, text = asked
-    if not text or len(text) > ID_MAX:
+    longest = JOB_ID_MAX if given == "id" and text.startswith("job:") else ID_MAX
+    if not text or len(text) > longest:
         return pages.error_page(request, 404, NO_NODE, viewer=viewer)
     try:
         node = _canonical(request, viewer, given, text)
@@ -380,6 +384,7 @@ def _render(request: Request, viewer: Viewer, kind: str, answer: Any) -> Respons
         title = f"Dataset {answer.name}@{answer.version}"
     elif kind == "job":
         title = f"Job {answer['job']['name']}"
+        context["explorable"] = len(answer["node"]) <= ID_MAX  # the explorer's bound
     elif kind == "model":
         title = f"Model {answer.name}@{answer.version}"
         context["chart"] = _volume_chart(answer.predictions)
