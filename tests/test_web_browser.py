@@ -251,6 +251,7 @@ def test_sign_out_removes_the_cookie_and_the_old_one_is_refused(
     old = next(c for c in context.cookies() if c["name"] == SESSION_COOKIE)
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(watched.base + "/sign-in")
+    watched.settle()  # its icon loaded before the next navigation
     assert [c for c in context.cookies() if c["name"] == SESSION_COOKIE] == []
     assert sessions.live(served.ledger.store, key_id=served.key_id("writer")) == []
     context.add_cookies([old])
